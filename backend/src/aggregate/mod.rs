@@ -1,0 +1,123 @@
+//! Stage 7, aggregate: records → the numbers people read. `SummaryBuilder` folds records one at a
+//! time (no record is kept) into per-Service, per-endpoint counts and the Service Map's edges;
+//! its JSON is the `analyze --format summary` contract of DESIGN.md.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use podtap_shared::{MapBuilder, Record};
+use serde::Serialize;
+
+use crate::resolve::ClusterState;
+
+/// `--format summary` output.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub services: Vec<ServiceSummary>,
+    pub edges: Vec<EdgeSummary>,
+    pub dns: DnsSummary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceSummary {
+    /// `ns/name`.
+    pub service: String,
+    pub endpoints: Vec<EndpointSummary>,
+}
+
+/// What one backend of a Service served. Probes are counted apart, never in `requests`.
+#[derive(Debug, Serialize)]
+pub struct EndpointSummary {
+    pub pod: Option<String>,
+    pub ip: IpAddr,
+    pub requests: u64,
+    pub connections: u64,
+    pub probe_requests: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EdgeSummary {
+    pub source: String,
+    pub target: String,
+    pub requests: u64,
+    pub connections: u64,
+    pub errors: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DnsSummary {
+    pub queries: u64,
+}
+
+#[derive(Default)]
+struct Served {
+    requests: u64,
+    probe_requests: u64,
+    conns: HashSet<u64>,
+}
+
+/// Folds records into a `Summary`.
+#[derive(Default)]
+pub struct SummaryBuilder {
+    map: MapBuilder,
+    served: HashMap<IpAddr, Served>,
+}
+
+impl SummaryBuilder {
+    pub fn add(&mut self, r: &Record) {
+        self.map.add(r);
+        let s = self.served.entry(r.dst.ip).or_default();
+        if r.probe {
+            s.probe_requests += 1;
+        } else {
+            s.requests += 1;
+            s.conns.insert(r.conn);
+        }
+    }
+
+    pub fn build(&self, cluster: &ClusterState) -> Summary {
+        let services = cluster
+            .service_backends()
+            .map(|(service, backends)| ServiceSummary {
+                service: service.to_string(),
+                endpoints: backends
+                    .iter()
+                    .map(|b| {
+                        let s = self.served.get(&b.ip);
+                        EndpointSummary {
+                            pod: b.pod.clone(),
+                            ip: b.ip,
+                            requests: s.map_or(0, |s| s.requests),
+                            connections: s.map_or(0, |s| s.conns.len() as u64),
+                            probe_requests: s.map_or(0, |s| s.probe_requests),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let edges = self
+            .map
+            .build()
+            .edges
+            .into_iter()
+            .map(|e| EdgeSummary {
+                source: e.source,
+                target: e.target,
+                requests: e.requests,
+                connections: e.connections,
+                errors: e.errors,
+                p50_ms: e.p50_ms,
+                p95_ms: e.p95_ms,
+                p99_ms: e.p99_ms,
+            })
+            .collect();
+        Summary {
+            services,
+            edges,
+            dns: DnsSummary::default(),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Command-line flags (clap, raw) and their validation into a `Config` the rest of podtap trusts:
+//! two steps, so a bad combination is refused in one clear sentence before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// podtap — which pod really answered, over which connection, through which Service.
+#[derive(Debug, Parser)]
+#[command(name = "podtap", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Args {
+    /// The subcommand to run; none means `serve` with its defaults (the built-in demo).
+    pub fn into_command(self) -> Command {
+        self.command
+            .unwrap_or_else(|| match Args::parse_from(["podtap", "serve"]).command {
+                Some(c) => c,
+                None => unreachable!("`serve` was given"),
+            })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI and API. With no source it replays the built-in demo in a loop.
+    Serve(ServeArgs),
+    /// Analyse capture files (pcap, pcapng) and print what was found.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PODTAP_LISTEN")]
+    pub listen: SocketAddr,
+    /// Capture files to replay (pcap or pcapng), in order.
+    #[arg(long = "pcap", value_name = "FILE", num_args = 1..)]
+    pub pcap: Vec<PathBuf>,
+    /// Cluster state: `kubectl get pods,services,endpointslices,nodes -A -o json` output.
+    #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]
+    pub cluster: Vec<PathBuf>,
+    /// Replay the files over and over (timestamps shifted to now each time).
+    #[arg(long = "loop")]
+    pub looped: bool,
+    /// Replay at the speed the packets were captured, not as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Directory with the built browser app (index.html, …); default: the workspace's dist/.
+    #[arg(long, env = "PODTAP_ASSETS")]
+    pub assets: Option<PathBuf>,
+    /// Bearer token required by the API and stream (also accepted as ?token=).
+    #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Records kept in memory for the API, the map and new browsers.
+    #[arg(long, default_value_t = 50_000)]
+    pub retention: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Cluster state files, as for `serve`.
+    #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]
+    pub cluster: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Output of `analyze`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per exchange, for people.
+    Table,
+    /// One JSON record per line.
+    Jsonl,
+    /// Per-Service and per-edge counts as one JSON document.
+    Summary,
+}
+
+/// Where `serve` gets its traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The capture shipped inside the binary, looped in real time.
+    Demo,
+    Files {
+        files: Vec<PathBuf>,
+        looped: bool,
+        realtime: bool,
+    },
+}
+
+/// A validated `serve` configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub source: Source,
+    pub cluster: Vec<PathBuf>,
+    pub assets: Option<PathBuf>,
+    pub token: Option<String>,
+    pub retention: usize,
+}
+
+/// Why flags were refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Listening beyond loopback without a token would publish cluster traffic to the network.
+    #[error(
+        "refusing to listen on {0} without --token: podtap shows cluster traffic; bind to 127.0.0.1 or set a token"
+    )]
+    OpenWithoutToken(SocketAddr),
+    /// --loop/--realtime only make sense with files.
+    #[error(
+        "--loop and --realtime apply to --pcap files; the built-in demo always loops in real time"
+    )]
+    PacingWithoutFiles,
+    /// An empty token would accept anyone.
+    #[error("--token must not be empty")]
+    EmptyToken,
+    #[error("--retention must be at least 1")]
+    ZeroRetention,
+}
+
+impl ServeArgs {
+    pub fn validate(self) -> Result<ServeConfig, ConfigError> {
+        if self.token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyToken);
+        }
+        if !self.listen.ip().is_loopback() && self.token.is_none() {
+            return Err(ConfigError::OpenWithoutToken(self.listen));
+        }
+        if self.pcap.is_empty() && (self.looped || self.realtime) {
+            return Err(ConfigError::PacingWithoutFiles);
+        }
+        if self.retention == 0 {
+            return Err(ConfigError::ZeroRetention);
+        }
+        let source = if self.pcap.is_empty() {
+            Source::Demo
+        } else {
+            Source::Files {
+                files: self.pcap,
+                looped: self.looped,
+                realtime: self.realtime,
+            }
+        };
+        Ok(ServeConfig {
+            listen: self.listen,
+            source,
+            cluster: self.cluster,
+            assets: self.assets,
+            token: self.token,
+            retention: self.retention,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let all: Vec<&str> = ["podtap", "serve"].iter().chain(args).copied().collect();
+        match Args::try_parse_from(all).unwrap().command {
+            Some(Command::Serve(s)) => s.validate(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_arguments_means_the_demo_on_loopback() {
+        let c = serve(&[]).unwrap();
+        assert_eq!(c.source, Source::Demo);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn refuses_an_open_listener_without_token() {
+        assert_eq!(
+            serve(&["--listen", "0.0.0.0:80"]).unwrap_err(),
+            ConfigError::OpenWithoutToken("0.0.0.0:80".parse().unwrap())
+        );
+        assert!(serve(&["--listen", "0.0.0.0:80", "--token", "t"]).is_ok());
+        assert_eq!(
+            serve(&["--token", ""]).unwrap_err(),
+            ConfigError::EmptyToken
+        );
+    }
+
+    #[test]
+    fn pacing_flags_need_files() {
+        assert_eq!(
+            serve(&["--loop"]).unwrap_err(),
+            ConfigError::PacingWithoutFiles
+        );
+        let c = serve(&["--pcap", "a.pcap", "b.pcapng", "--loop"]).unwrap();
+        assert_eq!(
+            c.source,
+            Source::Files {
+                files: vec!["a.pcap".into(), "b.pcapng".into()],
+                looped: true,
+                realtime: false
+            }
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Stage 6, correlate: a dissected exchange + cluster state → a `Record` with named endpoints, the
+//! path it took and whether it was a kubelet probe. Pure: no IO, no clock.
+//!
+//! Today each observation is its own record (`observations: 1`); merging the same request seen on
+//! the client's and the server's interface (before and after DNAT) belongs here next.
+
+use podtap_shared::{Detail, Record, Via, ViaKind};
+
+use crate::dissect::Exchange;
+use crate::resolve::ClusterState;
+
+/// The User-Agent prefix every kubelet HTTP probe sends.
+const PROBE_AGENT: &str = "kube-probe/";
+
+/// Turns one exchange into a record.
+pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
+    let probe = ex
+        .http
+        .headers
+        .get("user-agent")
+        .is_some_and(|ua| ua.starts_with(PROBE_AGENT));
+    let src = cluster.resolve(ex.client.ip(), ex.client.port());
+    let dst = cluster.resolve(ex.server.ip(), ex.server.port());
+    let mut via = cluster.via(ex.server.ip(), ex.server.port());
+    if probe && via.kind == ViaKind::Unknown {
+        via = Via {
+            kind: ViaKind::Direct,
+            service: None,
+        }; // kubelet probes the pod IP itself
+    }
+    Record {
+        id,
+        ts: ex.ts_us,
+        conn: ex.conn.id,
+        src,
+        dst,
+        via,
+        probe,
+        observations: 1,
+        interface: interface.map(str::to_string),
+        latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
+        request_size: ex.request_size,
+        response_size: ex.response_size,
+        detail: Detail::Http(ex.http),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reassemble::{ConnInfo, Dir};
+    use podtap_shared::{EndpointKind, HttpExchange};
+
+    fn exchange(ua: &str) -> Exchange {
+        let mut http = HttpExchange {
+            method: "GET".into(),
+            path: "/health".into(),
+            status: Some(200),
+            ..Default::default()
+        };
+        http.headers.insert("user-agent".into(), ua.into());
+        Exchange {
+            conn: ConnInfo {
+                id: 3,
+                interface: 0,
+                a: "10.0.0.1:1".parse().unwrap(),
+                b: "10.0.0.2:2".parse().unwrap(),
+                opener: Some(Dir::AtoB),
+            },
+            client: "10.0.0.1:1".parse().unwrap(),
+            server: "10.0.0.2:2".parse().unwrap(),
+            ts_us: 1000,
+            response_ts_us: Some(1750),
+            request_size: 10,
+            response_size: 20,
+            http,
+        }
+    }
+
+    #[test]
+    fn probes_are_flagged_and_direct() {
+        let r = record(
+            exchange("kube-probe/1.31"),
+            9,
+            Some("veth1"),
+            &ClusterState::default(),
+        );
+        assert!(r.probe);
+        assert_eq!(r.via.kind, ViaKind::Direct);
+        assert_eq!(
+            (r.id, r.conn, r.latency_us, r.interface.as_deref()),
+            (9, 3, Some(750), Some("veth1"))
+        );
+        assert_eq!(r.src.kind, EndpointKind::Unknown);
+        let r = record(exchange("curl/8"), 9, None, &ClusterState::default());
+        assert!(!r.probe);
+        assert_eq!(r.via.kind, ViaKind::Unknown);
+    }
+}

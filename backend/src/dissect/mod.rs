@@ -1,0 +1,39 @@
+//! Stage 4, dissect: ordered byte streams → application exchanges. One file per protocol, each a
+//! `ConnHandler` chosen by content. Secrets are redacted here, on the node, before anything leaves.
+
+use std::net::SocketAddr;
+
+use podtap_shared::HttpExchange;
+
+use crate::reassemble::ConnInfo;
+
+pub mod http1;
+pub mod redact;
+
+/// A request/response pair found on one connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exchange {
+    pub conn: ConnInfo,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// The request's first byte.
+    pub ts_us: u64,
+    /// The response's first byte, when there was a response.
+    pub response_ts_us: Option<u64>,
+    pub request_size: u64,
+    pub response_size: u64,
+    pub http: HttpExchange,
+}
+
+/// What dissectors hand downstream: exchanges, and notes of what could not be understood (counted
+/// by the engine so a user sees how sure the numbers are).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Dissected {
+    Exchange(Exchange),
+    /// A response with no request waiting for it.
+    UnmatchedResponse,
+    /// Bytes that did not parse; the parser skipped to the next message start.
+    Resync,
+    /// A direction whose first bytes are not this protocol.
+    NotThisProtocol,
+}

@@ -1,0 +1,152 @@
+//! The engine: drives frames through decode → reassemble → dissect → correlate and counts
+//! everything it could not use. Synchronous and IO-free, so files, live capture and the demo
+//! replay all share it; the caller decides where frames come from and where records go.
+
+use std::sync::Arc;
+
+use podtap_shared::Record;
+use serde::Serialize;
+
+use crate::capture::file::Frames;
+use crate::capture::{CaptureError, CaptureFile, Frame};
+use crate::correlate;
+use crate::decode::{DecodeError, Decoded, decode};
+use crate::dissect::Dissected;
+use crate::dissect::http1::Http1;
+use crate::reassemble::{Limits, Reassembler, ReassemblyStats};
+use crate::resolve::ClusterState;
+
+/// How often (in capture time) idle connections are swept.
+const SWEEP_EVERY_US: u64 = 10_000_000;
+
+/// What the engine saw, including everything it could not use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub truncated_frames: u64,
+    pub malformed_frames: u64,
+    pub unsupported_link_frames: u64,
+    pub udp_frames: u64,
+    pub other_frames: u64,
+    pub http_exchanges: u64,
+    pub unmatched_responses: u64,
+    pub resyncs: u64,
+    pub non_http_streams: u64,
+    pub tcp: ReassemblyStats,
+}
+
+/// One engine per capture (or per live node): its connection ids and record ids are unique.
+pub struct Engine {
+    cluster: Arc<ClusterState>,
+    tcp: Reassembler<Http1>,
+    interfaces: Vec<Option<String>>,
+    next_id: u64,
+    last_sweep_us: u64,
+    scratch: Vec<Dissected>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cluster: Arc<ClusterState>) -> Self {
+        Self {
+            cluster,
+            tcp: Reassembler::new(Limits::default()),
+            interfaces: Vec::new(),
+            next_id: 1,
+            last_sweep_us: 0,
+            scratch: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            tcp: self.tcp.stats,
+            ..self.stats
+        }
+    }
+
+    /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
+    pub fn sync_interfaces(&mut self, frames: &Frames<'_>) {
+        let declared = frames.interfaces();
+        if declared.len() != self.interfaces.len() {
+            self.interfaces = declared.iter().map(|i| i.name.clone()).collect();
+        }
+    }
+
+    /// Feeds one frame; finished records are appended to `out`.
+    pub fn on_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<Record>) {
+        self.stats.frames += 1;
+        self.stats.bytes += frame.data.len() as u64;
+        match decode(frame) {
+            Ok(Decoded::Tcp(seg)) => self.tcp.on_segment(&seg, &mut self.scratch),
+            Ok(Decoded::Udp) => self.stats.udp_frames += 1,
+            Ok(Decoded::Other) => self.stats.other_frames += 1,
+            Err(DecodeError::Truncated) => self.stats.truncated_frames += 1,
+            Err(DecodeError::Malformed) => self.stats.malformed_frames += 1,
+            Err(DecodeError::UnsupportedLink(_)) => self.stats.unsupported_link_frames += 1,
+        }
+        if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
+            self.last_sweep_us = frame.ts_us;
+            self.tcp.sweep(frame.ts_us, &mut self.scratch);
+        }
+        self.drain(out);
+    }
+
+    /// End of input: closes every connection and emits what is still pending.
+    pub fn finish(&mut self, out: &mut Vec<Record>) {
+        self.tcp.finish(&mut self.scratch);
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut Vec<Record>) {
+        for d in self.scratch.drain(..) {
+            match d {
+                Dissected::Exchange(ex) => {
+                    self.stats.http_exchanges += 1;
+                    let iface = self
+                        .interfaces
+                        .get(ex.conn.interface as usize)
+                        .and_then(|n| n.as_deref());
+                    out.push(correlate::record(ex, self.next_id, iface, &self.cluster));
+                    self.next_id += 1;
+                }
+                Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
+                Dissected::Resync => self.stats.resyncs += 1,
+                Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
+            }
+        }
+    }
+
+    /// Runs a whole capture file through the engine, calling `sink` with each batch of records.
+    /// Frames before any damage are all used; the damage itself is returned after `finish`.
+    pub fn run_file(
+        &mut self,
+        file: &CaptureFile,
+        mut sink: impl FnMut(&mut Vec<Record>),
+    ) -> Result<(), CaptureError> {
+        let mut out = Vec::new();
+        let mut frames = file.frames();
+        let mut result = Ok(());
+        while let Some(frame) = frames.next() {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            self.sync_interfaces(&frames);
+            self.on_frame(&frame, &mut out);
+            if !out.is_empty() {
+                sink(&mut out);
+                out.clear();
+            }
+        }
+        self.finish(&mut out);
+        sink(&mut out);
+        result
+    }
+}

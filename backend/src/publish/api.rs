@@ -1,0 +1,95 @@
+//! The REST API: `/healthz`, `/api/v1/records?limit=`, `/api/v1/map`. Errors are JSON with one
+//! sentence and never carry internals.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use podtap_shared::{Record, ServiceMap};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+
+/// Largest `limit` accepted by `/api/v1/records`.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// API errors as the client sees them.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong token.
+    #[error("a valid token is required: send Authorization: Bearer TOKEN or ?token=TOKEN")]
+    Unauthorized,
+    /// A query parameter is out of range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such API route.
+    #[error("no such API endpoint")]
+    NotFound,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub source: String,
+    pub records: u64,
+}
+
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        source: state.hub.source().to_string(),
+        records: state.hub.total(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RecordsQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RecordsPage {
+    /// Oldest first; the newest `limit` retained records.
+    pub records: Vec<Record>,
+    /// Records seen since start.
+    pub total: u64,
+}
+
+pub async fn records(
+    State(state): State<AppState>,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Json<RecordsPage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok(Json(RecordsPage {
+        records: state.hub.recent(limit),
+        total: state.hub.total(),
+    }))
+}
+
+pub async fn map(State(state): State<AppState>) -> Json<ServiceMap> {
+    Json(state.hub.map())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}

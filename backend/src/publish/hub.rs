@@ -1,0 +1,188 @@
+//! The hub: the records retained in memory (bounded), the Service Map over them, and the fan-out
+//! to browsers. Producers call `publish` from any thread; a slow browser never slows them — its
+//! channel drops the oldest messages and the client is told how many it missed.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use podtap_shared::{MapBuilder, Record, ServerMessage, ServiceMap};
+use tokio::sync::broadcast;
+
+/// Messages queued per browser before it is declared lagging.
+const CLIENT_QUEUE: usize = 1024;
+
+struct State {
+    records: VecDeque<Record>,
+    map: ServiceMap,
+    map_dirty: bool,
+    total: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<str>>,
+    source: String,
+    retention: usize,
+}
+
+/// Cheap to clone; all clones share one hub.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// `source` describes where traffic comes from (shown to browsers); `retention` bounds memory.
+    pub fn new(source: impl Into<String>, retention: usize) -> Self {
+        let (tx, _) = broadcast::channel(CLIENT_QUEUE);
+        let state = State {
+            records: VecDeque::new(),
+            map: ServiceMap::default(),
+            map_dirty: false,
+            total: 0,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                tx,
+                source: source.into(),
+                retention: retention.max(1),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// Adds records (oldest first) and streams them to every browser.
+    pub fn publish(&self, records: &[Record]) {
+        if records.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        for r in records {
+            if state.records.len() == self.inner.retention {
+                state.records.pop_front();
+            }
+            state.records.push_back(r.clone());
+        }
+        state.total += records.len() as u64;
+        state.map_dirty = true;
+        // Sent under the lock so a subscriber's snapshot and its stream never overlap or miss.
+        let _ = self.inner.tx.send(to_json(&ServerMessage::Records {
+            records: records.to_vec(),
+        }));
+    }
+
+    /// Records seen since start (including those no longer retained).
+    pub fn total(&self) -> u64 {
+        self.lock().total
+    }
+
+    /// The newest `limit` records, oldest first.
+    pub fn recent(&self, limit: usize) -> Vec<Record> {
+        let state = self.lock();
+        let skip = state.records.len().saturating_sub(limit);
+        state.records.iter().skip(skip).cloned().collect()
+    }
+
+    /// The map over the retained records.
+    pub fn map(&self) -> ServiceMap {
+        let mut state = self.lock();
+        refresh(&mut state);
+        state.map.clone()
+    }
+
+    /// Rebuilds the map if records arrived and streams it; called on a timer.
+    pub fn tick(&self) {
+        let mut state = self.lock();
+        if state.map_dirty {
+            refresh(&mut state);
+            let _ = self.inner.tx.send(to_json(&ServerMessage::Map {
+                map: state.map.clone(),
+            }));
+        }
+    }
+
+    /// A new browser: its snapshot (the newest `limit` records and the map) and its stream.
+    pub fn subscribe(&self, limit: usize) -> (ServerMessage, broadcast::Receiver<Arc<str>>) {
+        let mut state = self.lock();
+        refresh(&mut state);
+        let skip = state.records.len().saturating_sub(limit);
+        let records = state.records.iter().skip(skip).cloned().collect();
+        (
+            ServerMessage::Snapshot {
+                records,
+                map: state.map.clone(),
+            },
+            self.inner.tx.subscribe(),
+        )
+    }
+}
+
+fn refresh(state: &mut State) {
+    if state.map_dirty {
+        let mut b = MapBuilder::new();
+        state.records.iter().for_each(|r| b.add(r));
+        state.map = b.build();
+        state.map_dirty = false;
+    }
+}
+
+/// Serialises a message once for every receiver.
+pub fn to_json(msg: &ServerMessage) -> Arc<str> {
+    serde_json::to_string(msg)
+        .expect("wire types always serialise")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: u64) -> Record {
+        Record {
+            id,
+            ..Record::test()
+        }
+    }
+
+    #[test]
+    fn retention_bounds_memory_but_totals_count_everything() {
+        let hub = Hub::new("test", 3);
+        hub.publish(&(1..=5).map(rec).collect::<Vec<_>>());
+        assert_eq!(hub.total(), 5);
+        assert_eq!(
+            hub.recent(10).iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(hub.recent(1)[0].id, 5);
+        assert_eq!(hub.map().edges[0].requests, 3);
+    }
+
+    #[test]
+    fn a_subscriber_gets_a_snapshot_then_only_newer_records() {
+        let hub = Hub::new("test", 100);
+        hub.publish(&[rec(1)]);
+        let (snapshot, mut rx) = hub.subscribe(50);
+        let ServerMessage::Snapshot { records, map } = snapshot else {
+            panic!("not a snapshot")
+        };
+        assert_eq!(records.len(), 1);
+        assert_eq!(map.edges.len(), 1);
+        hub.publish(&[rec(2)]);
+        let next: ServerMessage = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
+        assert_eq!(
+            next,
+            ServerMessage::Records {
+                records: vec![rec(2)]
+            }
+        );
+    }
+}

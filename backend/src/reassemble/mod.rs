@@ -1,0 +1,372 @@
+//! Stage 3, reassemble: TCP segments → ordered byte streams per connection and direction, handed
+//! to a per-connection `ConnHandler` (a dissector). Handles retransmissions and overlaps (trimmed),
+//! out-of-order segments (held, bounded), missing data (a counted gap the handler is told of),
+//! FIN/RST, port reuse, idle timeouts and connections already open when capture began.
+//! Knows nothing of application protocols.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::decode::Segment;
+
+/// Which way bytes flow, relative to the connection's canonical `a` → `b` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    AtoB = 0,
+    BtoA = 1,
+}
+
+/// What a handler knows of its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Unique for the lifetime of the reassembler; the `conn` of every record on this connection.
+    pub id: u64,
+    pub interface: u32,
+    /// The lower of the two socket addresses.
+    pub a: SocketAddr,
+    pub b: SocketAddr,
+    /// The side that sent the first SYN, when the handshake was seen.
+    pub opener: Option<Dir>,
+}
+
+impl ConnInfo {
+    /// Source and destination of bytes flowing in `dir`.
+    pub fn endpoints(&self, dir: Dir) -> (SocketAddr, SocketAddr) {
+        match dir {
+            Dir::AtoB => (self.a, self.b),
+            Dir::BtoA => (self.b, self.a),
+        }
+    }
+}
+
+/// A per-connection consumer of ordered bytes: one instance per TCP connection.
+pub trait ConnHandler {
+    type Output;
+    fn new(info: &ConnInfo) -> Self;
+    /// In-order bytes of one direction; `ts_us` is the time of the segment that carried them.
+    fn on_data(
+        &mut self,
+        info: &ConnInfo,
+        dir: Dir,
+        ts_us: u64,
+        data: &[u8],
+        out: &mut Vec<Self::Output>,
+    );
+    /// `len` bytes of `dir` are missing (never captured); the next `on_data` follows the hole.
+    fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64);
+    /// The connection ended (FIN both ways, RST, idle, or end of input).
+    fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Self::Output>);
+}
+
+/// Bounds and timeouts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Out-of-order bytes held per direction before giving up on the hole.
+    pub pending_per_direction: usize,
+    /// Connections tracked at once; new ones beyond this are counted and ignored.
+    pub max_connections: usize,
+    /// A connection with no packet for this long (capture time) is closed.
+    pub idle_timeout_us: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            pending_per_direction: 256 * 1024,
+            max_connections: 262_144,
+            idle_timeout_us: 300_000_000,
+        }
+    }
+}
+
+/// Counters; nothing is lost silently.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReassemblyStats {
+    pub segments: u64,
+    pub connections: u64,
+    pub out_of_order_segments: u64,
+    pub retransmitted_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub connections_over_limit: u64,
+    pub idle_closed: u64,
+}
+
+#[derive(Default)]
+struct Stream {
+    next: Option<u32>,
+    /// Out-of-order segments: (seq, bytes, ts).
+    pending: Vec<(u32, Vec<u8>, u64)>,
+    pending_bytes: usize,
+    fin: bool,
+}
+
+struct Conn<H> {
+    info: ConnInfo,
+    streams: [Stream; 2],
+    last_ts: u64,
+    rst: bool,
+    handler: H,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    interface: u32,
+    a: SocketAddr,
+    b: SocketAddr,
+}
+
+/// All connections of one capture, keyed by interface and address pair.
+pub struct Reassembler<H: ConnHandler> {
+    conns: HashMap<Key, Conn<H>>,
+    limits: Limits,
+    next_id: u64,
+    pub stats: ReassemblyStats,
+}
+
+impl<H: ConnHandler> Reassembler<H> {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            conns: HashMap::new(),
+            limits,
+            next_id: 1,
+            stats: ReassemblyStats::default(),
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Feeds one segment.
+    pub fn on_segment(&mut self, seg: &Segment<'_>, out: &mut Vec<H::Output>) {
+        self.stats.segments += 1;
+        let (key, dir) = if (seg.src.ip(), seg.src.port()) <= (seg.dst.ip(), seg.dst.port()) {
+            (
+                Key {
+                    interface: seg.interface,
+                    a: seg.src,
+                    b: seg.dst,
+                },
+                Dir::AtoB,
+            )
+        } else {
+            (
+                Key {
+                    interface: seg.interface,
+                    a: seg.dst,
+                    b: seg.src,
+                },
+                Dir::BtoA,
+            )
+        };
+        let opening = seg.flags.syn && !seg.flags.ack;
+        // A fresh SYN on a finished address pair is a new connection (port reuse).
+        if opening {
+            if let Some(old) = self.conns.get(&key) {
+                if old.rst
+                    || (old.streams[0].fin && old.streams[1].fin)
+                    || old.streams[dir as usize]
+                        .next
+                        .is_some_and(|n| n != seg.seq.wrapping_add(1))
+                {
+                    let mut old = self.conns.remove(&key).expect("present");
+                    old.handler.on_close(&old.info, seg.ts_us, out);
+                }
+            }
+        }
+        if !self.conns.contains_key(&key) {
+            if seg.flags.rst || (seg.payload.is_empty() && !seg.flags.syn) {
+                return; // the tail of a connection we never saw: nothing to reassemble
+            }
+            if self.conns.len() >= self.limits.max_connections {
+                self.stats.connections_over_limit += 1;
+                return;
+            }
+            let info = ConnInfo {
+                id: self.next_id,
+                interface: seg.interface,
+                a: key.a,
+                b: key.b,
+                opener: opening.then_some(dir),
+            };
+            self.next_id += 1;
+            self.stats.connections += 1;
+            let handler = H::new(&info);
+            self.conns.insert(
+                key,
+                Conn {
+                    info,
+                    streams: Default::default(),
+                    last_ts: seg.ts_us,
+                    rst: false,
+                    handler,
+                },
+            );
+        }
+        let conn = self.conns.get_mut(&key).expect("inserted above");
+        conn.last_ts = seg.ts_us;
+        let limits = self.limits;
+        let stats = &mut self.stats;
+        let stream = &mut conn.streams[dir as usize];
+        if seg.flags.syn {
+            stream.next = Some(seg.seq.wrapping_add(1));
+        } else if stream.next.is_none() {
+            stream.next = Some(seg.seq); // joined mid-stream
+        }
+        if !seg.payload.is_empty() {
+            let seq = if seg.flags.syn {
+                seg.seq.wrapping_add(1)
+            } else {
+                seg.seq
+            };
+            accept(conn, dir, seq, seg.payload, seg.ts_us, limits, stats, out);
+        }
+        let conn = self.conns.get_mut(&key).expect("still there");
+        if seg.flags.fin {
+            conn.streams[dir as usize].fin = true;
+        }
+        if seg.flags.rst {
+            conn.rst = true;
+        }
+        if conn.rst || (conn.streams[0].fin && conn.streams[1].fin) {
+            let mut conn = self.conns.remove(&key).expect("present");
+            flush(&mut conn, &mut self.stats, out);
+            conn.handler.on_close(&conn.info, seg.ts_us, out);
+        }
+    }
+
+    /// Closes connections idle for longer than the timeout, measured in capture time.
+    pub fn sweep(&mut self, now_us: u64, out: &mut Vec<H::Output>) {
+        let timeout = self.limits.idle_timeout_us;
+        let idle: Vec<Key> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in idle {
+            let mut conn = self.conns.remove(&key).expect("listed");
+            self.stats.idle_closed += 1;
+            flush(&mut conn, &mut self.stats, out);
+            conn.handler.on_close(&conn.info, now_us, out);
+        }
+    }
+
+    /// End of input: flushes and closes every connection, oldest first.
+    pub fn finish(&mut self, out: &mut Vec<H::Output>) {
+        let mut conns: Vec<Conn<H>> = self.conns.drain().map(|(_, c)| c).collect();
+        conns.sort_by_key(|c| c.info.id);
+        for mut conn in conns {
+            flush(&mut conn, &mut self.stats, out);
+            let ts = conn.last_ts;
+            conn.handler.on_close(&conn.info, ts, out);
+        }
+    }
+}
+
+/// Takes one data segment: delivers it when it is next, trims what was already delivered, holds
+/// it when it is early. A hole that holds more than the bound is given up as a gap.
+#[allow(clippy::too_many_arguments)]
+fn accept<H: ConnHandler>(
+    conn: &mut Conn<H>,
+    dir: Dir,
+    seq: u32,
+    payload: &[u8],
+    ts: u64,
+    limits: Limits,
+    stats: &mut ReassemblyStats,
+    out: &mut Vec<H::Output>,
+) {
+    let stream = &mut conn.streams[dir as usize];
+    let next = stream.next.expect("set before data");
+    let ahead = seq.wrapping_sub(next) as i32;
+    if ahead > 0 {
+        stats.out_of_order_segments += 1;
+        stream.pending_bytes += payload.len();
+        stream.pending.push((seq, payload.to_vec(), ts));
+        if stream.pending_bytes > limits.pending_per_direction {
+            skip_to_earliest(conn, dir, stats);
+            drain(conn, dir, stats, out);
+        }
+        return;
+    }
+    let already = (-ahead) as usize;
+    if already >= payload.len() {
+        stats.retransmitted_bytes += payload.len() as u64;
+        return;
+    }
+    stats.retransmitted_bytes += already as u64;
+    let fresh = &payload[already..];
+    stream.next = Some(next.wrapping_add(fresh.len() as u32));
+    conn.handler.on_data(&conn.info, dir, ts, fresh, out);
+    drain(conn, dir, stats, out);
+}
+
+/// Delivers held segments that have become next.
+fn drain<H: ConnHandler>(
+    conn: &mut Conn<H>,
+    dir: Dir,
+    stats: &mut ReassemblyStats,
+    out: &mut Vec<H::Output>,
+) {
+    loop {
+        let stream = &mut conn.streams[dir as usize];
+        let next = stream.next.expect("set before data");
+        let Some(i) = stream
+            .pending
+            .iter()
+            .position(|(seq, _, _)| seq.wrapping_sub(next) as i32 <= 0)
+        else {
+            return;
+        };
+        let (seq, bytes, ts) = stream.pending.swap_remove(i);
+        stream.pending_bytes -= bytes.len();
+        let already = next.wrapping_sub(seq) as usize;
+        if already >= bytes.len() {
+            stats.retransmitted_bytes += bytes.len() as u64;
+            continue;
+        }
+        stats.retransmitted_bytes += already as u64;
+        stream.next = Some(next.wrapping_add((bytes.len() - already) as u32));
+        conn.handler
+            .on_data(&conn.info, dir, ts, &bytes[already..], out);
+    }
+}
+
+/// Gives up on the hole before the earliest held segment: tells the handler, moves past it.
+fn skip_to_earliest<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut ReassemblyStats) {
+    let stream = &mut conn.streams[dir as usize];
+    let next = stream.next.expect("set before data");
+    let Some(earliest) = stream
+        .pending
+        .iter()
+        .map(|(s, _, _)| *s)
+        .min_by_key(|s| s.wrapping_sub(next))
+    else {
+        return;
+    };
+    let hole = u64::from(earliest.wrapping_sub(next));
+    stream.next = Some(earliest);
+    stats.gaps += 1;
+    stats.gap_bytes += hole;
+    conn.handler.on_gap(&conn.info, dir, hole);
+}
+
+/// At close: whatever is still held is delivered after its gaps.
+fn flush<H: ConnHandler>(
+    conn: &mut Conn<H>,
+    stats: &mut ReassemblyStats,
+    out: &mut Vec<H::Output>,
+) {
+    for dir in [Dir::AtoB, Dir::BtoA] {
+        while !conn.streams[dir as usize].pending.is_empty() {
+            skip_to_earliest(conn, dir, stats);
+            drain(conn, dir, stats, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! Reassembly tests: a recording handler shows exactly what a dissector would be given.
+
+use super::*;
+use crate::decode::TcpFlags;
+
+#[derive(Debug, PartialEq)]
+enum Ev {
+    Data(Dir, Vec<u8>),
+    Close(u64),
+}
+
+struct Recorder;
+
+impl ConnHandler for Recorder {
+    type Output = Ev;
+    fn new(_: &ConnInfo) -> Self {
+        Recorder
+    }
+    fn on_data(&mut self, _: &ConnInfo, dir: Dir, _: u64, data: &[u8], out: &mut Vec<Ev>) {
+        out.push(Ev::Data(dir, data.to_vec()));
+    }
+    fn on_gap(&mut self, _: &ConnInfo, _: Dir, _: u64) {}
+    fn on_close(&mut self, info: &ConnInfo, _: u64, out: &mut Vec<Ev>) {
+        out.push(Ev::Close(info.id));
+    }
+}
+
+const C: &str = "10.0.0.1:40000";
+const S: &str = "10.0.0.2:80";
+
+fn seg<'a>(from: &str, to: &str, seq: u32, flags: TcpFlags, payload: &'a [u8]) -> Segment<'a> {
+    Segment {
+        ts_us: 1,
+        interface: 0,
+        src: from.parse().unwrap(),
+        dst: to.parse().unwrap(),
+        seq,
+        flags,
+        payload,
+    }
+}
+
+const SYN: TcpFlags = TcpFlags {
+    syn: true,
+    ack: false,
+    fin: false,
+    rst: false,
+};
+const SYNACK: TcpFlags = TcpFlags {
+    syn: true,
+    ack: true,
+    fin: false,
+    rst: false,
+};
+const ACK: TcpFlags = TcpFlags {
+    syn: false,
+    ack: true,
+    fin: false,
+    rst: false,
+};
+const FIN: TcpFlags = TcpFlags {
+    syn: false,
+    ack: true,
+    fin: true,
+    rst: false,
+};
+
+/// Bytes handed over in direction AtoB (client → server), concatenated.
+fn client_bytes(evs: &[Ev]) -> Vec<u8> {
+    evs.iter()
+        .filter_map(|e| {
+            if let Ev::Data(Dir::AtoB, d) = e {
+                Some(d.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
+fn run(segments: &[Segment<'_>]) -> (Vec<Ev>, ReassemblyStats) {
+    let mut r = Reassembler::<Recorder>::new(Limits::default());
+    let mut out = Vec::new();
+    for s in segments {
+        r.on_segment(s, &mut out);
+    }
+    r.finish(&mut out);
+    (out, r.stats)
+}
+
+#[test]
+fn in_order_handshake_data_and_close() {
+    let (evs, stats) = run(&[
+        seg(C, S, 100, SYN, b""),
+        seg(S, C, 500, SYNACK, b""),
+        seg(C, S, 101, ACK, b"hello "),
+        seg(C, S, 107, ACK, b"world"),
+        seg(S, C, 501, ACK, b"ok"),
+        seg(C, S, 112, FIN, b""),
+        seg(S, C, 503, FIN, b""),
+    ]);
+    assert_eq!(client_bytes(&evs), b"hello world");
+    assert_eq!(evs.last(), Some(&Ev::Close(1)));
+    assert_eq!(evs.iter().filter(|e| matches!(e, Ev::Close(_))).count(), 1);
+    assert_eq!(stats.connections, 1);
+}
+
+#[test]
+fn retransmissions_overlaps_and_reordering_give_the_stream_once() {
+    let (evs, stats) = run(&[
+        seg(C, S, 100, SYN, b""),
+        seg(C, S, 107, ACK, b"world"), // early
+        seg(C, S, 101, ACK, b"hello "),
+        seg(C, S, 101, ACK, b"hello "), // retransmitted
+        seg(C, S, 104, ACK, b"lo wor"), // overlaps both
+        seg(C, S, 112, ACK, b"!"),
+    ]);
+    assert_eq!(client_bytes(&evs), b"hello world!");
+    assert_eq!(stats.out_of_order_segments, 1);
+    assert_eq!(stats.retransmitted_bytes, 6 + 6);
+}
+
+#[test]
+fn a_hole_that_never_fills_becomes_a_gap_at_close() {
+    let (evs, stats) = run(&[
+        seg(C, S, 100, SYN, b""),
+        seg(C, S, 101, ACK, b"abc"),
+        seg(C, S, 110, ACK, b"xyz"),
+    ]);
+    assert_eq!(client_bytes(&evs), b"abcxyz");
+    assert_eq!((stats.gaps, stats.gap_bytes), (1, 6));
+}
+
+#[test]
+fn joining_mid_stream_and_sequence_wraparound() {
+    let (evs, _) = run(&[
+        seg(C, S, u32::MAX - 1, ACK, b"ab"),
+        seg(C, S, 0, ACK, b"cd"),
+    ]);
+    assert_eq!(client_bytes(&evs), b"abcd");
+}
+
+#[test]
+fn a_new_syn_after_close_is_a_new_connection() {
+    let (evs, stats) = run(&[
+        seg(C, S, 100, SYN, b""),
+        seg(C, S, 101, ACK, b"one"),
+        seg(C, S, 104, FIN, b""),
+        seg(S, C, 9, FIN, b""),
+        seg(C, S, 7000, SYN, b""),
+        seg(C, S, 7001, ACK, b"two"),
+    ]);
+    assert_eq!(stats.connections, 2);
+    assert_eq!(evs.iter().filter(|e| matches!(e, Ev::Close(_))).count(), 2);
+    assert_eq!(client_bytes(&evs), b"onetwo");
+}
+
+#[test]
+fn the_connection_bound_is_counted_not_exceeded() {
+    let mut r = Reassembler::<Recorder>::new(Limits {
+        max_connections: 1,
+        ..Limits::default()
+    });
+    let mut out = Vec::new();
+    r.on_segment(&seg(C, S, 1, SYN, b""), &mut out);
+    r.on_segment(&seg("10.0.0.3:1", S, 1, SYN, b""), &mut out);
+    assert_eq!(r.open_connections(), 1);
+    assert_eq!(r.stats.connections_over_limit, 1);
+}
+
+#[test]
+fn idle_connections_are_swept() {
+    let mut r = Reassembler::<Recorder>::new(Limits {
+        idle_timeout_us: 10,
+        ..Limits::default()
+    });
+    let mut out = Vec::new();
+    r.on_segment(&seg(C, S, 1, SYN, b""), &mut out);
+    r.sweep(100, &mut out);
+    assert_eq!(out, vec![Ev::Close(1)]);
+    assert_eq!(r.stats.idle_closed, 1);
+}

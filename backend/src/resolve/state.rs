@@ -1,0 +1,373 @@
+//! `ClusterState`: the address book built from Kubernetes objects, and `resolve`, which turns an
+//! address into an `Endpoint`. Lookups are hash-map hits on the hot path; building is not.
+//! (Time-versioned history for IP reuse arrives with the kube-rs reflectors.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use podtap_shared::{Endpoint, EndpointKind, Via, ViaKind};
+
+#[derive(Clone, Debug)]
+struct PodInfo {
+    name: String,
+    namespace: String,
+    workload: Option<String>,
+    node: Option<String>,
+}
+
+/// A Service as a request path: `ns/name` and how it was addressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl ServiceRef {
+    fn qualified(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One address behind a Service (an EndpointSlice endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub ip: IpAddr,
+    /// `ns/name` of the pod, when the slice names it.
+    pub pod: Option<String>,
+}
+
+/// Everything known about the cluster's addresses.
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    pods: HashMap<IpAddr, PodInfo>,
+    /// ClusterIP (and externalIPs) + port → Service.
+    service_ports: HashMap<(IpAddr, u16), ServiceRef>,
+    node_ports: HashMap<u16, ServiceRef>,
+    nodes: HashMap<IpAddr, String>,
+    pod_cidrs: Vec<IpNet>,
+    /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
+    backends: BTreeMap<String, Vec<Backend>>,
+    /// Objects of kinds this module does not use.
+    pub skipped_objects: usize,
+    /// How many objects were read; zero means no cluster state at all.
+    pub objects: usize,
+}
+
+impl ClusterState {
+    /// True when no cluster objects were loaded (names cannot be known).
+    pub fn is_empty(&self) -> bool {
+        self.objects == 0
+    }
+
+    pub(super) fn add_pod(&mut self, pod: &Pod) {
+        self.objects += 1;
+        let meta = &pod.metadata;
+        let (Some(name), Some(status)) = (&meta.name, &pod.status) else {
+            return;
+        };
+        let spec = pod.spec.as_ref();
+        if spec.and_then(|s| s.host_network).unwrap_or(false) {
+            return; // shares the node's address: the node entry names it
+        }
+        let info = PodInfo {
+            name: name.clone(),
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            workload: workload_of(pod),
+            node: spec.and_then(|s| s.node_name.clone()),
+        };
+        let ips = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.as_str())
+            .chain(status.pod_ip.as_deref());
+        for ip in ips.filter_map(|ip| ip.parse().ok()) {
+            self.pods.insert(ip, info.clone());
+        }
+    }
+
+    pub(super) fn add_service(&mut self, svc: &Service) {
+        self.objects += 1;
+        let (Some(name), Some(spec)) = (&svc.metadata.name, &svc.spec) else {
+            return;
+        };
+        let r = ServiceRef {
+            name: name.clone(),
+            namespace: svc
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        };
+        let ips: Vec<IpAddr> = spec
+            .cluster_ips
+            .iter()
+            .flatten()
+            .chain(spec.cluster_ip.iter())
+            .chain(spec.external_ips.iter().flatten())
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        for port in spec.ports.iter().flatten() {
+            let Ok(p) = u16::try_from(port.port) else {
+                continue;
+            };
+            for ip in &ips {
+                self.service_ports.insert((*ip, p), r.clone());
+            }
+            if let Some(np) = port.node_port.and_then(|n| u16::try_from(n).ok()) {
+                self.node_ports.insert(np, r.clone());
+            }
+        }
+    }
+
+    pub(super) fn add_node(&mut self, node: &Node) {
+        self.objects += 1;
+        let Some(name) = &node.metadata.name else {
+            return;
+        };
+        for addr in node
+            .status
+            .iter()
+            .flat_map(|s| s.addresses.iter().flatten())
+        {
+            if let Ok(ip) = addr.address.parse() {
+                self.nodes.insert(ip, name.clone());
+            }
+        }
+        // The first address of a node's pod CIDR is its bridge (cni0): traffic from the node
+        // itself (kubelet probes, SNAT of NodePort traffic) carries it.
+        let cidrs = node
+            .spec
+            .iter()
+            .flat_map(|s| s.pod_cidrs.iter().flatten().chain(s.pod_cidr.iter()));
+        for cidr in cidrs.filter_map(|c| c.parse::<IpNet>().ok()) {
+            if let Some(gw) = cidr.hosts().next() {
+                self.nodes.insert(gw, name.clone());
+            }
+            if !self.pod_cidrs.contains(&cidr) {
+                self.pod_cidrs.push(cidr);
+            }
+        }
+    }
+
+    pub(super) fn add_endpoint_slice(&mut self, slice: &EndpointSlice) {
+        self.objects += 1;
+        let labels = slice.metadata.labels.as_ref();
+        let Some(service) = labels.and_then(|l| l.get("kubernetes.io/service-name")) else {
+            return;
+        };
+        let ns = slice
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let list = self.backends.entry(format!("{ns}/{service}")).or_default();
+        for ep in &slice.endpoints {
+            let pod = ep
+                .target_ref
+                .as_ref()
+                .filter(|t| t.kind.as_deref() == Some("Pod"))
+                .and_then(|t| {
+                    let name = t.name.as_ref()?;
+                    Some(format!("{}/{name}", t.namespace.as_deref().unwrap_or(&ns)))
+                });
+            for ip in ep.addresses.iter().filter_map(|a| a.parse().ok()) {
+                let b = Backend {
+                    ip,
+                    pod: pod.clone(),
+                };
+                if !list.contains(&b) {
+                    list.push(b);
+                }
+            }
+        }
+    }
+
+    /// Every Service with EndpointSlices, `ns/name` → backends, sorted by name.
+    pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
+        self.backends
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// What `ip:port` is.
+    pub fn resolve(&self, ip: IpAddr, port: u16) -> Endpoint {
+        let mut ep = Endpoint::unknown(ip, port);
+        if let Some(pod) = self.pods.get(&ip) {
+            ep.kind = EndpointKind::Pod;
+            ep.name = Some(pod.name.clone());
+            ep.namespace = Some(pod.namespace.clone());
+            ep.workload = pod.workload.clone();
+            ep.node = pod.node.clone();
+        } else if let Some(svc) = self.service(ip, port) {
+            ep.kind = EndpointKind::Service;
+            ep.name = Some(svc.name.clone());
+            ep.namespace = Some(svc.namespace.clone());
+            ep.node = self.nodes.get(&ip).cloned();
+        } else if let Some(node) = self.nodes.get(&ip) {
+            ep.kind = EndpointKind::Node;
+            ep.name = Some(node.clone());
+            ep.node = Some(node.clone());
+        } else if !self.is_empty() && !self.pod_cidrs.iter().any(|c| c.contains(&ip)) {
+            ep.kind = EndpointKind::External;
+        }
+        ep
+    }
+
+    /// The Service addressed as `ip:port`: a ClusterIP/externalIP port, or a node's NodePort.
+    fn service(&self, ip: IpAddr, port: u16) -> Option<&ServiceRef> {
+        self.service_ports.get(&(ip, port)).or_else(|| {
+            self.nodes
+                .contains_key(&ip)
+                .then(|| self.node_ports.get(&port))
+                .flatten()
+        })
+    }
+
+    /// How a request to `ip:port` was addressed, as far as this one address tells.
+    pub fn via(&self, ip: IpAddr, port: u16) -> Via {
+        if let Some(svc) = self.service_ports.get(&(ip, port)) {
+            Via {
+                kind: ViaKind::ClusterIp,
+                service: Some(svc.qualified()),
+            }
+        } else if let Some(svc) = self
+            .nodes
+            .contains_key(&ip)
+            .then(|| self.node_ports.get(&port))
+            .flatten()
+        {
+            Via {
+                kind: ViaKind::NodePort,
+                service: Some(svc.qualified()),
+            }
+        } else {
+            Via::UNKNOWN
+        }
+    }
+}
+
+/// The controlling workload: a ReplicaSet that carries the pod-template-hash is a Deployment's.
+fn workload_of(pod: &Pod) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet" {
+        let hash = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"));
+        if let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
+            return Some(format!("Deployment/{deployment}"));
+        }
+    }
+    Some(format!("{}/{}", owner.kind, owner.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_list;
+    use super::*;
+
+    const LIST: &str = r#"{"apiVersion":"v1","kind":"List","items":[
+      {"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-7d4b9c8f6-x2k9p","namespace":"default",
+        "labels":{"pod-template-hash":"7d4b9c8f6"},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7d4b9c8f6","uid":"u","controller":true}]},
+       "spec":{"nodeName":"n1","containers":[{"name":"web"}]},"status":{"podIP":"10.244.0.11"}},
+      {"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},
+       "spec":{"type":"NodePort","clusterIP":"10.96.12.34","ports":[{"port":80,"targetPort":3000,"nodePort":30007}]}},
+      {"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},"spec":{"podCIDR":"10.244.0.0/24"},
+       "status":{"addresses":[{"type":"InternalIP","address":"192.168.49.2"}]}},
+      {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}]}"#;
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        parse_list("test", LIST.as_bytes(), &mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn pods_services_nodes_and_the_outside() {
+        let s = state();
+        let pod = s.resolve("10.244.0.11".parse().unwrap(), 3000);
+        assert_eq!(
+            (pod.kind, pod.map_id()),
+            (EndpointKind::Pod, "pod:default/web-7d4b9c8f6-x2k9p".into())
+        );
+        assert_eq!(pod.workload.as_deref(), Some("Deployment/web"));
+        assert_eq!(
+            s.resolve("10.96.12.34".parse().unwrap(), 80).map_id(),
+            "service:default/web"
+        );
+        assert_eq!(
+            s.resolve("192.168.49.2".parse().unwrap(), 30007).map_id(),
+            "service:default/web"
+        );
+        assert_eq!(
+            s.resolve("192.168.49.2".parse().unwrap(), 22).map_id(),
+            "node:n1"
+        );
+        assert_eq!(
+            s.resolve("10.244.0.1".parse().unwrap(), 5000).map_id(),
+            "node:n1"
+        );
+        assert_eq!(
+            s.resolve("192.168.49.100".parse().unwrap(), 5000).kind,
+            EndpointKind::External
+        );
+        assert_eq!(
+            s.resolve("10.244.0.99".parse().unwrap(), 1).kind,
+            EndpointKind::Unknown
+        );
+        assert_eq!(s.skipped_objects, 1);
+    }
+
+    #[test]
+    fn via_says_how_the_service_was_addressed() {
+        let s = state();
+        assert_eq!(
+            s.via("10.96.12.34".parse().unwrap(), 80),
+            Via {
+                kind: ViaKind::ClusterIp,
+                service: Some("default/web".into())
+            }
+        );
+        assert_eq!(
+            s.via("192.168.49.2".parse().unwrap(), 30007).kind,
+            ViaKind::NodePort
+        );
+        assert_eq!(s.via("10.244.0.11".parse().unwrap(), 3000), Via::UNKNOWN);
+    }
+
+    #[test]
+    fn without_cluster_state_nothing_is_called_external() {
+        let s = ClusterState::default();
+        assert_eq!(
+            s.resolve("8.8.8.8".parse().unwrap(), 53).kind,
+            EndpointKind::Unknown
+        );
+    }
+
+    #[test]
+    fn a_broken_item_is_named_in_the_error() {
+        let bad = r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"nope"}}]}"#;
+        let err = parse_list("f.json", bad.as_bytes(), &mut ClusterState::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cluster file f.json: item 0 (Pod p) is not a valid Pod"),
+            "{err}"
+        );
+        let err = parse_list("g.json", b"not json", &mut ClusterState::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not JSON"), "{err}");
+    }
+}

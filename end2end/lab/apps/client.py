@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The lab's traffic: an HTTP client that resolves names through the pod's resolv.conf and either
+reuses one keep-alive connection for a burst or opens a new connection per request (as curl in a
+loop does). Each request is logged as one JSON line on the client side.
+
+usage: client.py LOG HOST PORT MODE COUNT PAUSE_S [NAME]   (MODE: keepalive | per-request)
+"""
+import http.client
+import json
+import sys
+import time
+
+LOG = open(sys.argv[1], "a", buffering=1)
+HOST, PORT, MODE, COUNT, PAUSE = sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+NAME = sys.argv[7] if len(sys.argv) > 7 else "client"
+HEADERS = {"User-Agent": "curl/8.5.0", "Accept": "*/*", "Authorization": "Bearer lab-secret-token"}
+
+
+def request(conn, i):
+    """Mostly GET /users, every 5th a user by id (every 10th a missing one), every 7th a POST."""
+    if i % 7 == 6:
+        body = json.dumps({"name": f"new-{i}"})
+        conn.request("POST", "/users", body=body,
+                     headers={**HEADERS, "Content-Type": "application/json"})
+        path, method = "/users", "POST"
+    else:
+        path = f"/users/{i % 10}" if i % 5 == 4 else "/users"
+        conn.request("GET", path, headers=HEADERS)
+        method = "GET"
+    resp = conn.getresponse()
+    resp.read()
+    LOG.write(json.dumps({"ts": time.time(), "client": NAME, "mode": MODE, "method": method,
+                          "path": path, "status": resp.status,
+                          "local_port": conn.sock.getsockname()[1]}) + "\n")
+
+
+def main():
+    if MODE == "keepalive":
+        conn = http.client.HTTPConnection(HOST, PORT, timeout=5)
+        for i in range(COUNT):
+            request(conn, i)
+            time.sleep(PAUSE)
+        conn.close()
+    else:
+        for i in range(COUNT):
+            conn = http.client.HTTPConnection(HOST, PORT, timeout=5)
+            request(conn, i)
+            conn.close()
+            time.sleep(PAUSE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+//! podtap's wire types: what the engine produces, what the HTTP API and the WebSocket stream carry,
+//! and what the browser app draws. Compiled for the server and for wasm32, so it does no IO and
+//! depends on nothing platform-specific.
+//!
+//! These are our own serde structs, never Kubernetes API types: the API can change shape without
+//! changing what a browser that is already open understands.
+
+pub mod map;
+pub mod record;
+pub mod stream;
+
+pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
+pub use record::{Detail, Endpoint, EndpointKind, HttpExchange, Record, Via, ViaKind};
+pub use stream::ServerMessage;

@@ -1,0 +1,174 @@
+//! The Service Map: nodes (pods, services, nodes, external peers) and edges with request,
+//! connection, error and byte counts and latency percentiles. `MapBuilder` folds records into it;
+//! it is exact (connections are counted as distinct ids, not estimated).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EndpointKind, Record};
+
+/// A box on the map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapNode {
+    /// `pod:ns/name`, `service:ns/name`, `node:name`, `external:IP` or `ip:IP`.
+    pub id: String,
+    pub kind: EndpointKind,
+    pub label: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub workload: Option<String>,
+}
+
+/// An arrow on the map: traffic from `source` to `target`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapEdge {
+    pub source: String,
+    pub target: String,
+    pub requests: u64,
+    pub connections: u64,
+    pub errors: u64,
+    pub probe_requests: u64,
+    pub bytes: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// The whole map, nodes and edges sorted by id for stable output.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceMap {
+    pub nodes: Vec<MapNode>,
+    pub edges: Vec<MapEdge>,
+}
+
+#[derive(Default)]
+struct EdgeAcc {
+    requests: u64,
+    errors: u64,
+    probe_requests: u64,
+    bytes: u64,
+    conns: HashSet<u64>,
+    latencies_us: Vec<u64>,
+}
+
+/// Folds records into a map. Latencies are kept exactly (one `u64` per request) so percentiles
+/// are exact; retention bounds how many records reach a builder.
+#[derive(Default)]
+pub struct MapBuilder {
+    nodes: BTreeMap<String, MapNode>,
+    edges: BTreeMap<(String, String), EdgeAcc>,
+}
+
+impl MapBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one record on the edge from its source to its destination.
+    pub fn add(&mut self, r: &Record) {
+        let source = self.node(&r.src);
+        let target = self.node(&r.dst);
+        let e = self.edges.entry((source, target)).or_default();
+        e.requests += 1;
+        e.errors += u64::from(r.is_error());
+        e.probe_requests += u64::from(r.probe);
+        e.bytes += r.request_size + r.response_size;
+        e.conns.insert(r.conn);
+        if let Some(l) = r.latency_us {
+            e.latencies_us.push(l);
+        }
+    }
+
+    fn node(&mut self, ep: &crate::Endpoint) -> String {
+        let id = ep.map_id();
+        self.nodes.entry(id.clone()).or_insert_with(|| MapNode {
+            id: id.clone(),
+            kind: ep.kind,
+            label: ep.label(),
+            namespace: ep.namespace.clone(),
+            workload: ep.workload.clone(),
+        });
+        id
+    }
+
+    /// The map as it stands.
+    pub fn build(&self) -> ServiceMap {
+        let edges = self
+            .edges
+            .iter()
+            .map(|((source, target), e)| {
+                let mut lat = e.latencies_us.clone();
+                lat.sort_unstable();
+                MapEdge {
+                    source: source.clone(),
+                    target: target.clone(),
+                    requests: e.requests,
+                    connections: e.conns.len() as u64,
+                    errors: e.errors,
+                    probe_requests: e.probe_requests,
+                    bytes: e.bytes,
+                    p50_ms: percentile_ms(&lat, 50.0),
+                    p95_ms: percentile_ms(&lat, 95.0),
+                    p99_ms: percentile_ms(&lat, 99.0),
+                }
+            })
+            .collect();
+        ServiceMap {
+            nodes: self.nodes.values().cloned().collect(),
+            edges,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted microsecond values, in milliseconds.
+fn percentile_ms(sorted_us: &[u64], p: f64) -> Option<f64> {
+    if sorted_us.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted_us[rank - 1] as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Detail, Record};
+
+    fn rec(conn: u64, status: Option<u16>, latency_us: u64) -> Record {
+        let mut r = Record::test();
+        r.conn = conn;
+        r.latency_us = Some(latency_us);
+        let Detail::Http(h) = &mut r.detail;
+        h.status = status;
+        r
+    }
+
+    #[test]
+    fn counts_requests_distinct_connections_and_errors() {
+        let mut b = MapBuilder::new();
+        b.add(&rec(1, Some(200), 1000));
+        b.add(&rec(1, Some(503), 2000));
+        b.add(&rec(2, None, 3000));
+        let map = b.build();
+        assert_eq!(map.nodes.len(), 2);
+        let e = &map.edges[0];
+        assert_eq!(
+            (e.source.as_str(), e.target.as_str()),
+            ("ip:10.0.0.1", "ip:10.0.0.2")
+        );
+        assert_eq!((e.requests, e.connections, e.errors), (3, 2, 2));
+        assert_eq!(e.p50_ms, Some(2.0));
+        assert_eq!(e.p99_ms, Some(3.0));
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 50.0), Some(50.0));
+        assert_eq!(percentile_ms(&v, 95.0), Some(95.0));
+        assert_eq!(percentile_ms(&v, 99.0), Some(99.0));
+        assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+}

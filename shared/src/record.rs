@@ -1,0 +1,232 @@
+//! `Record`: one logical exchange (an HTTP request and its response, …) between two endpoints, and
+//! the endpoint and path types it is made of. Field names are a contract (DESIGN.md, `jsonl`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What an address turned out to be in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    Pod,
+    Service,
+    Node,
+    External,
+    Unknown,
+}
+
+/// One side of an exchange: an address, and what the cluster state says it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub kind: EndpointKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The controlling workload, e.g. `Deployment/web`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl Endpoint {
+    /// An address nothing is known about yet.
+    pub fn unknown(ip: IpAddr, port: u16) -> Self {
+        Self {
+            ip,
+            port,
+            kind: EndpointKind::Unknown,
+            name: None,
+            namespace: None,
+            workload: None,
+            node: None,
+        }
+    }
+
+    /// `ns/name` when the endpoint is named.
+    pub fn qualified_name(&self) -> Option<String> {
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
+            (None, Some(name)) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    /// The Service Map node this endpoint belongs to: `pod:ns/name`, `service:ns/name`,
+    /// `node:name`, `external:IP`, or `ip:IP` while the address is unresolved.
+    pub fn map_id(&self) -> String {
+        match (self.kind, self.qualified_name()) {
+            (EndpointKind::Pod, Some(n)) => format!("pod:{n}"),
+            (EndpointKind::Service, Some(n)) => format!("service:{n}"),
+            (EndpointKind::Node, Some(n)) => format!("node:{n}"),
+            (EndpointKind::External, _) => format!("external:{}", self.ip),
+            _ => format!("ip:{}", self.ip),
+        }
+    }
+
+    /// A short human label: the name when known, else the address.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.ip.to_string())
+    }
+}
+
+/// How a request reached the pod that served it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ViaKind {
+    #[serde(rename = "clusterIP")]
+    ClusterIp,
+    #[serde(rename = "nodePort")]
+    NodePort,
+    #[serde(rename = "loadBalancer")]
+    LoadBalancer,
+    #[serde(rename = "direct")]
+    Direct,
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+/// The path a request took: through which kind of Service address, and which Service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Via {
+    pub kind: ViaKind,
+    /// `ns/name` of the Service, when the request went through one.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+impl Via {
+    pub const UNKNOWN: Via = Via {
+        kind: ViaKind::Unknown,
+        service: None,
+    };
+}
+
+/// An HTTP/1.x request and, when it was seen, its response.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpExchange {
+    pub method: String,
+    pub path: String,
+    /// `None` when no response was seen (capture ended, connection reset, …).
+    pub status: Option<u16>,
+    /// Selected request headers, lower-cased names; secrets are replaced by `[redacted]` on the node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The protocol part of a record; `kind` in JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Detail {
+    Http(HttpExchange),
+}
+
+/// One logical exchange between two endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: u64,
+    /// Microseconds since the Unix epoch at the request's first byte.
+    pub ts: u64,
+    /// Identifies the TCP connection: equal for every request carried by one connection.
+    pub conn: u64,
+    pub src: Endpoint,
+    /// The endpoint that answered (after #4: the pod that served it).
+    pub dst: Endpoint,
+    pub via: Via,
+    /// A kubelet health probe (kept apart from real traffic everywhere).
+    pub probe: bool,
+    /// How many capture interfaces saw this exchange.
+    pub observations: u32,
+    /// The capture interface, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Request's first byte to response's first byte; `None` without a response.
+    pub latency_us: Option<u64>,
+    pub request_size: u64,
+    pub response_size: u64,
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+impl Record {
+    /// The HTTP part, when this is an HTTP exchange.
+    pub fn http(&self) -> Option<&HttpExchange> {
+        match &self.detail {
+            Detail::Http(h) => Some(h),
+        }
+    }
+
+    /// A failed exchange: 5xx, or a request that never got an answer.
+    pub fn is_error(&self) -> bool {
+        match &self.detail {
+            Detail::Http(h) => h.status.is_none_or(|s| s >= 500),
+        }
+    }
+
+    /// A plain record for tests: `GET /` from 10.0.0.1:40000 to 10.0.0.2:80, answered 200.
+    pub fn test() -> Self {
+        Record {
+            id: 1,
+            ts: 1_700_000_000_000_000,
+            conn: 1,
+            src: Endpoint::unknown([10, 0, 0, 1].into(), 40000),
+            dst: Endpoint::unknown([10, 0, 0, 2].into(), 80),
+            via: Via::UNKNOWN,
+            probe: false,
+            observations: 1,
+            interface: None,
+            latency_us: Some(1500),
+            request_size: 78,
+            response_size: 120,
+            detail: Detail::Http(HttpExchange {
+                method: "GET".into(),
+                path: "/".into(),
+                status: Some(200),
+                headers: BTreeMap::new(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_fields_sit_at_the_top_level_of_the_json() {
+        let json = serde_json::to_value(Record::test()).unwrap();
+        assert_eq!(json["kind"], "http");
+        assert_eq!(json["method"], "GET");
+        assert_eq!(json["status"], 200);
+        assert_eq!(json["via"]["kind"], "unknown");
+        assert_eq!(json["src"]["ip"], "10.0.0.1");
+        assert_eq!(json["src"]["kind"], "unknown");
+    }
+
+    #[test]
+    fn a_record_survives_a_round_trip() {
+        let mut r = Record::test();
+        r.via = Via {
+            kind: ViaKind::ClusterIp,
+            service: Some("default/web".into()),
+        };
+        let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn map_ids_follow_the_ui_contract() {
+        let mut e = Endpoint::unknown([10, 1, 2, 3].into(), 80);
+        assert_eq!(e.map_id(), "ip:10.1.2.3");
+        e.kind = EndpointKind::External;
+        assert_eq!(e.map_id(), "external:10.1.2.3");
+        e.kind = EndpointKind::Pod;
+        e.name = Some("web-1".into());
+        e.namespace = Some("default".into());
+        assert_eq!(e.map_id(), "pod:default/web-1");
+    }
+}
