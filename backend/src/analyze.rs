@@ -75,35 +75,18 @@ fn table_header() -> String {
 
 fn table_row(r: &Record) -> String {
     let secs = r.ts / 1_000_000;
-    let time = format!(
-        "{:02}:{:02}:{:02}.{:06}",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60,
-        r.ts % 1_000_000
-    );
-    let who = |e: &podtap_shared::Endpoint| {
-        format!(
-            "{}:{}",
-            e.qualified_name().unwrap_or_else(|| e.ip.to_string()),
-            e.port
-        )
-    };
+    let time = format!("{:02}:{:02}:{:02}.{:06}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, r.ts % 1_000_000);
+    let who =
+        |e: &podtap_shared::Endpoint| format!("{}:{}", e.qualified_name().unwrap_or_else(|| e.ip.to_string()), e.port);
     let via = match &r.via.service {
         Some(s) => format!("{:?} {s}", r.via.kind),
         None => format!("{:?}", r.via.kind),
     };
     let (method, path, status) = match r.http() {
-        Some(h) => (
-            h.method.as_str(),
-            h.path.as_str(),
-            h.status.map_or("-".into(), |s| s.to_string()),
-        ),
+        Some(h) => (h.method.as_str(), h.path.as_str(), h.status.map_or("-".into(), |s| s.to_string())),
         None => ("", "", "-".into()),
     };
-    let latency = r
-        .latency_us
-        .map_or("-".into(), |l| format!("{:.1}ms", l as f64 / 1000.0));
+    let latency = r.latency_us.map_or("-".into(), |l| format!("{:.1}ms", l as f64 / 1000.0));
     let probe = if r.probe { " (probe)" } else { "" };
     format!(
         "{time:<15} {:<34} {:<40} {via:<26} {method:<6} {:<30} {status:>6} {latency:>9} {:>5}{probe}",

@@ -17,11 +17,10 @@ pub struct Args {
 impl Args {
     /// The subcommand to run; none means `serve` with its defaults (the built-in demo).
     pub fn into_command(self) -> Command {
-        self.command
-            .unwrap_or_else(|| match Args::parse_from(["podtap", "serve"]).command {
-                Some(c) => c,
-                None => unreachable!("`serve` was given"),
-            })
+        self.command.unwrap_or_else(|| match Args::parse_from(["podtap", "serve"]).command {
+            Some(c) => c,
+            None => unreachable!("`serve` was given"),
+        })
     }
 }
 
@@ -116,9 +115,7 @@ pub enum ConfigError {
     )]
     OpenWithoutToken(SocketAddr),
     /// --loop/--realtime only make sense with files.
-    #[error(
-        "--loop and --realtime apply to --pcap files; the built-in demo always loops in real time"
-    )]
+    #[error("--loop and --realtime apply to --pcap files; the built-in demo always loops in real time")]
     PacingWithoutFiles,
     /// An empty token would accept anyone.
     #[error("--token must not be empty")]
@@ -144,11 +141,7 @@ impl ServeArgs {
         let source = if self.pcap.is_empty() {
             Source::Demo
         } else {
-            Source::Files {
-                files: self.pcap,
-                looped: self.looped,
-                realtime: self.realtime,
-            }
+            Source::Files { files: self.pcap, looped: self.looped, realtime: self.realtime }
         };
         Ok(ServeConfig {
             listen: self.listen,
@@ -187,26 +180,16 @@ mod tests {
             ConfigError::OpenWithoutToken("0.0.0.0:80".parse().unwrap())
         );
         assert!(serve(&["--listen", "0.0.0.0:80", "--token", "t"]).is_ok());
-        assert_eq!(
-            serve(&["--token", ""]).unwrap_err(),
-            ConfigError::EmptyToken
-        );
+        assert_eq!(serve(&["--token", ""]).unwrap_err(), ConfigError::EmptyToken);
     }
 
     #[test]
     fn pacing_flags_need_files() {
-        assert_eq!(
-            serve(&["--loop"]).unwrap_err(),
-            ConfigError::PacingWithoutFiles
-        );
+        assert_eq!(serve(&["--loop"]).unwrap_err(), ConfigError::PacingWithoutFiles);
         let c = serve(&["--pcap", "a.pcap", "b.pcapng", "--loop"]).unwrap();
         assert_eq!(
             c.source,
-            Source::Files {
-                files: vec!["a.pcap".into(), "b.pcapng".into()],
-                looped: true,
-                realtime: false
-            }
+            Source::Files { files: vec!["a.pcap".into(), "b.pcapng".into()], looped: true, realtime: false }
         );
     }
 }

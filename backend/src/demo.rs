@@ -14,15 +14,13 @@ pub const GROUND_TRUTH: &[u8] = include_bytes!("../demo/ground-truth.json");
 
 /// The demo capture, ready to read.
 pub fn capture() -> CaptureFile {
-    CaptureFile::from_bytes("built-in demo", CAPTURE.to_vec())
-        .expect("the shipped demo is a pcapng file")
+    CaptureFile::from_bytes("built-in demo", CAPTURE.to_vec()).expect("the shipped demo is a pcapng file")
 }
 
 /// The demo cluster state.
 pub fn cluster() -> ClusterState {
     let mut state = ClusterState::default();
-    parse_list("built-in demo cluster", CLUSTER, &mut state)
-        .expect("the shipped demo cluster parses");
+    parse_list("built-in demo cluster", CLUSTER, &mut state).expect("the shipped demo cluster parses");
     state
 }
 

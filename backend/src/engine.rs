@@ -62,10 +62,7 @@ impl Engine {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        EngineStats {
-            tcp: self.tcp.stats,
-            ..self.stats
-        }
+        EngineStats { tcp: self.tcp.stats, ..self.stats }
     }
 
     /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
@@ -106,10 +103,7 @@ impl Engine {
             match d {
                 Dissected::Exchange(ex) => {
                     self.stats.http_exchanges += 1;
-                    let iface = self
-                        .interfaces
-                        .get(ex.conn.interface as usize)
-                        .and_then(|n| n.as_deref());
+                    let iface = self.interfaces.get(ex.conn.interface as usize).and_then(|n| n.as_deref());
                     out.push(correlate::record(ex, self.next_id, iface, &self.cluster));
                     self.next_id += 1;
                 }
@@ -122,11 +116,7 @@ impl Engine {
 
     /// Runs a whole capture file through the engine, calling `sink` with each batch of records.
     /// Frames before any damage are all used; the damage itself is returned after `finish`.
-    pub fn run_file(
-        &mut self,
-        file: &CaptureFile,
-        mut sink: impl FnMut(&mut Vec<Record>),
-    ) -> Result<(), CaptureError> {
+    pub fn run_file(&mut self, file: &CaptureFile, mut sink: impl FnMut(&mut Vec<Record>)) -> Result<(), CaptureError> {
         let mut out = Vec::new();
         let mut frames = file.frames();
         let mut result = Ok(());

@@ -16,10 +16,7 @@ use podtap::{analyze, demo};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PODTAP_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PODTAP_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -46,11 +43,7 @@ fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
     for e in &errors {
         eprintln!("podtap: {e}");
     }
-    Ok(if errors.is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    })
+    Ok(if errors.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
 fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -65,45 +58,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Source::Demo => (
             vec![demo::capture()],
             demo::cluster(),
-            Pacing {
-                realtime: true,
-                looped: true,
-            },
+            Pacing { realtime: true, looped: true },
             "built-in demo".to_string(),
         ),
-        Source::Files {
-            files,
-            looped,
-            realtime,
-        } => {
-            let captures = files
-                .iter()
-                .map(|f| CaptureFile::open(f))
-                .collect::<Result<Vec<_>, _>>()?;
-            let names = files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            (
-                captures,
-                ClusterState::default(),
-                Pacing {
-                    realtime: *realtime,
-                    looped: *looped,
-                },
-                names,
-            )
+        Source::Files { files, looped, realtime } => {
+            let captures = files.iter().map(|f| CaptureFile::open(f)).collect::<Result<Vec<_>, _>>()?;
+            let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            (captures, ClusterState::default(), Pacing { realtime: *realtime, looped: *looped }, names)
         }
     };
-    let cluster = if config.cluster.is_empty() {
-        cluster
-    } else {
-        load_files(&config.cluster)?
-    };
+    let cluster = if config.cluster.is_empty() { cluster } else { load_files(&config.cluster)? };
     let assets = match Assets::find(config.assets.as_deref()) {
-        Some(dir) => Assets::load(&dir)
-            .with_context(|| format!("cannot load the browser app from {}", dir.display()))?,
+        Some(dir) => {
+            Assets::load(&dir).with_context(|| format!("cannot load the browser app from {}", dir.display()))?
+        }
         None => {
             tracing::warn!("browser app not built (run `cargo xtask build`); serving the API only");
             Assets::not_built()
@@ -112,14 +80,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let hub = Hub::new(source, config.retention);
     let feeder = hub.clone();
     let cluster = Arc::new(cluster);
-    std::thread::Builder::new()
-        .name("replay".into())
-        .spawn(move || {
-            for e in replay::run(&captures, cluster, &feeder, pacing) {
-                tracing::error!("{e}");
-            }
-            tracing::info!("replay finished: {} records", feeder.total());
-        })?;
+    std::thread::Builder::new().name("replay".into()).spawn(move || {
+        for e in replay::run(&captures, cluster, &feeder, pacing) {
+            tracing::error!("{e}");
+        }
+        tracing::info!("replay finished: {} records", feeder.total());
+    })?;
     let ticker = hub.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -128,11 +94,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             ticker.tick();
         }
     });
-    let state = AppState {
-        hub,
-        assets: Arc::new(assets),
-        token: config.token.map(Into::into),
-    };
+    let state = AppState { hub, assets: Arc::new(assets), token: config.token.map(Into::into) };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

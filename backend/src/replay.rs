@@ -26,19 +26,12 @@ pub struct Pacing {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Replays `captures` into `hub`. Returns the damage of any file (after using what preceded it);
 /// a looped replay never returns.
-pub fn run(
-    captures: &[CaptureFile],
-    cluster: Arc<ClusterState>,
-    hub: &Hub,
-    pacing: Pacing,
-) -> Vec<String> {
+pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, pacing: Pacing) -> Vec<String> {
     let mut engine = Engine::new(cluster);
     let mut errors = Vec::new();
     let mut batch: Vec<Record> = Vec::new();
@@ -69,10 +62,7 @@ pub fn run(
                         flush(hub, &mut batch, &mut last_flush);
                         std::thread::sleep(due - now);
                     }
-                    Frame {
-                        ts_us: start_us + offset,
-                        ..frame
-                    }
+                    Frame { ts_us: start_us + offset, ..frame }
                 } else {
                     frame
                 };

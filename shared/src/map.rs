@@ -115,10 +115,7 @@ impl MapBuilder {
                 }
             })
             .collect();
-        ServiceMap {
-            nodes: self.nodes.values().cloned().collect(),
-            edges,
-        }
+        ServiceMap { nodes: self.nodes.values().cloned().collect(), edges }
     }
 }
 
@@ -154,10 +151,7 @@ mod tests {
         let map = b.build();
         assert_eq!(map.nodes.len(), 2);
         let e = &map.edges[0];
-        assert_eq!(
-            (e.source.as_str(), e.target.as_str()),
-            ("ip:10.0.0.1", "ip:10.0.0.2")
-        );
+        assert_eq!((e.source.as_str(), e.target.as_str()), ("ip:10.0.0.1", "ip:10.0.0.2"));
         assert_eq!((e.requests, e.connections, e.errors), (3, 2, 2));
         assert_eq!(e.p50_ms, Some(2.0));
         assert_eq!(e.p99_ms, Some(3.0));

@@ -37,15 +37,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// An address nothing is known about yet.
     pub fn unknown(ip: IpAddr, port: u16) -> Self {
-        Self {
-            ip,
-            port,
-            kind: EndpointKind::Unknown,
-            name: None,
-            namespace: None,
-            workload: None,
-            node: None,
-        }
+        Self { ip, port, kind: EndpointKind::Unknown, name: None, namespace: None, workload: None, node: None }
     }
 
     /// `ns/name` when the endpoint is named.
@@ -100,10 +92,7 @@ pub struct Via {
 }
 
 impl Via {
-    pub const UNKNOWN: Via = Via {
-        kind: ViaKind::Unknown,
-        service: None,
-    };
+    pub const UNKNOWN: Via = Via { kind: ViaKind::Unknown, service: None };
 }
 
 /// An HTTP/1.x request and, when it was seen, its response.
@@ -210,10 +199,7 @@ mod tests {
     #[test]
     fn a_record_survives_a_round_trip() {
         let mut r = Record::test();
-        r.via = Via {
-            kind: ViaKind::ClusterIp,
-            service: Some("default/web".into()),
-        };
+        r.via = Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) };
         let back: Record = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
     }

@@ -13,10 +13,7 @@ pub enum ServerMessage {
     /// Sent once on connect: who is talking, and what it is reading.
     Hello { version: String, source: String },
     /// The recent records (oldest first) and the map so far.
-    Snapshot {
-        records: Vec<Record>,
-        map: ServiceMap,
-    },
+    Snapshot { records: Vec<Record>, map: ServiceMap },
     /// New records since the last batch, oldest first.
     Records { records: Vec<Record> },
     /// The whole map, re-sent when it changed.

@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo xtask`: the few commands people run. Each installs what it needs first (wasm target,
+//! Debian and npm packages), idempotently, so a fresh machine needs nothing by hand.
+//!
+//! - `build [--dev]`   the browser app into `dist/` (cargo for wasm32 + wasm-bindgen as a library)
+//! - `run [ARGS…]`     build everything, then `podtap serve ARGS…` (no ARGS: the built-in demo)
+//! - `test`            every test: fmt, clippy, unit and integration, the lab, the browser
+//! - `demo`            regenerate the built-in demo capture with the lab (root)
+//! - `setup`           only install what the tests need
+
+mod build;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    match cmd {
+        "build" => build::frontend(rest.iter().any(|a| a == "--dev")).map(|_| ()),
+        "run" => run(rest),
+        "test" => test::all(),
+        "demo" => test::regenerate_demo(),
+        "setup" => setup::for_tests(),
+        _ => {
+            eprintln!("usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | setup");
+            Ok(())
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    build::frontend(false)?;
+    cargo(&["build", "-p", "podtap"])?;
+    let exe = root().join("target/debug/podtap");
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve").args(args).env("PODTAP_ASSETS", root().join("dist"));
+    status(&mut cmd)
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+/// Runs a command to completion; a failure names the command.
+pub fn status(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let st = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    if !st.success() {
+        bail!("{shown} failed ({st})");
+    }
+    Ok(())
+}
+
+/// `cargo ARGS` in the workspace root, with the same toolchain as this xtask.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    status(Command::new(cargo).args(args).current_dir(root()))
+}
+
+/// Prints a step header, so a long log shows where time went.
+pub fn step(name: &str) {
+    eprintln!("\n=== xtask: {name}");
+}

@@ -114,10 +114,6 @@ impl SummaryBuilder {
                 p99_ms: e.p99_ms,
             })
             .collect();
-        Summary {
-            services,
-            edges,
-            dns: DnsSummary::default(),
-        }
+        Summary { services, edges, dns: DnsSummary::default() }
     }
 }

@@ -27,11 +27,7 @@ pub enum CaptureError {
     NotACapture { path: String, magic: String },
     /// The file is damaged from this offset on; everything before it was read.
     #[error("{path}: damaged at byte {offset}: {reason}; packets before it were read")]
-    Damaged {
-        path: String,
-        offset: usize,
-        reason: String,
-    },
+    Damaged { path: String, offset: usize, reason: String },
 }
 
 /// How the bytes of a frame begin.
@@ -97,41 +93,24 @@ impl CaptureFile {
     /// Reads a file and checks that it is a capture.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let display = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| CaptureError::Io {
-            path: display.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| CaptureError::Io { path: display.clone(), source })?;
         Self::from_bytes(display, bytes)
     }
 
     /// Wraps bytes already in memory (the built-in demo, tests); `name` appears in errors.
     pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Result<Self, CaptureError> {
         let path = name.into();
-        let magic = bytes
-            .get(..4)
-            .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        let magic = bytes.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         let format = match magic {
             Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => Format::Pcap,
             Some(0x0a0d_0d0a) => Format::PcapNg,
             _ => {
-                let shown = bytes
-                    .iter()
-                    .take(4)
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>();
-                let magic = if shown.is_empty() {
-                    "nothing: the file is empty".into()
-                } else {
-                    format!("0x{shown}")
-                };
+                let shown = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>();
+                let magic = if shown.is_empty() { "nothing: the file is empty".into() } else { format!("0x{shown}") };
                 return Err(CaptureError::NotACapture { path, magic });
             }
         };
-        Ok(Self {
-            path,
-            bytes,
-            format,
-        })
+        Ok(Self { path, bytes, format })
     }
 
     /// The file's name as given.
@@ -141,12 +120,7 @@ impl CaptureFile {
 
     /// Iterates over the frames. After an `Err` the iterator ends.
     pub fn frames(&self) -> Frames<'_> {
-        Frames {
-            file: self,
-            pos: 0,
-            state: State::Start,
-            interfaces: Vec::new(),
-        }
+        Frames { file: self, pos: 0, state: State::Start, interfaces: Vec::new() }
     }
 }
 
@@ -173,11 +147,7 @@ impl<'a> Frames<'a> {
 
     fn damaged(&mut self, reason: impl ToString) -> Option<Result<Frame<'a>, CaptureError>> {
         self.state = State::Done;
-        Some(Err(CaptureError::Damaged {
-            path: self.file.path.clone(),
-            offset: self.pos,
-            reason: reason.to_string(),
-        }))
+        Some(Err(CaptureError::Damaged { path: self.file.path.clone(), offset: self.pos, reason: reason.to_string() }))
     }
 
     fn start(&mut self) -> Result<(), PcapError> {
@@ -190,11 +160,7 @@ impl<'a> Frames<'a> {
                     TsResolution::MicroSecond => 1_000_000,
                     TsResolution::NanoSecond => 1_000_000_000,
                 };
-                let iface = Interface {
-                    name: None,
-                    link: header.datalink.into(),
-                    units_per_sec,
-                };
+                let iface = Interface { name: None, link: header.datalink.into(), units_per_sec };
                 self.interfaces.push(iface.clone());
                 self.pos = bytes.len() - rest.len();
                 self.state = State::Pcap(parser, iface);
@@ -233,17 +199,9 @@ impl<'a> Iterator for Frames<'a> {
                     match parser.next_raw_packet(rest) {
                         Ok((rest, p)) => {
                             self.pos = bytes.len() - rest.len();
-                            let ts_us = u64::from(p.ts_sec) * 1_000_000
-                                + u64::from(p.ts_frac) * 1_000_000 / units;
-                            let Cow::Borrowed(data) = p.data else {
-                                unreachable!("pcap-file borrows from the slice")
-                            };
-                            return Some(Ok(Frame {
-                                ts_us,
-                                interface: 0,
-                                link,
-                                data,
-                            }));
+                            let ts_us = u64::from(p.ts_sec) * 1_000_000 + u64::from(p.ts_frac) * 1_000_000 / units;
+                            let Cow::Borrowed(data) = p.data else { unreachable!("pcap-file borrows from the slice") };
+                            return Some(Ok(Frame { ts_us, interface: 0, link, data }));
                         }
                         Err(e) => return self.damaged(e),
                     }
@@ -253,30 +211,19 @@ impl<'a> Iterator for Frames<'a> {
                         self.pos = bytes.len() - rest.len();
                         match block {
                             Block::SectionHeader(_) => self.interfaces.clear(),
-                            Block::InterfaceDescription(idb) => {
-                                self.interfaces.push(interface_of(&idb))
-                            }
+                            Block::InterfaceDescription(idb) => self.interfaces.push(interface_of(&idb)),
                             Block::EnhancedPacket(epb) => {
-                                let Some(iface) = self.interfaces.get(epb.interface_id as usize)
-                                else {
-                                    return self.damaged(format!(
-                                        "packet on undeclared interface {}",
-                                        epb.interface_id
-                                    ));
+                                let Some(iface) = self.interfaces.get(epb.interface_id as usize) else {
+                                    return self
+                                        .damaged(format!("packet on undeclared interface {}", epb.interface_id));
                                 };
                                 // pcap-file reads the raw timestamp as nanoseconds whatever if_tsresol says.
                                 let raw = epb.timestamp.as_nanos();
-                                let ts_us =
-                                    (raw * 1_000_000 / u128::from(iface.units_per_sec)) as u64;
+                                let ts_us = (raw * 1_000_000 / u128::from(iface.units_per_sec)) as u64;
                                 let Cow::Borrowed(data) = epb.data else {
                                     unreachable!("pcap-file borrows from the slice")
                                 };
-                                return Some(Ok(Frame {
-                                    ts_us,
-                                    interface: epb.interface_id,
-                                    link: iface.link,
-                                    data,
-                                }));
+                                return Some(Ok(Frame { ts_us, interface: epb.interface_id, link: iface.link, data }));
                             }
                             Block::SimplePacket(spb) => {
                                 let Some(iface) = self.interfaces.first() else {
@@ -285,12 +232,7 @@ impl<'a> Iterator for Frames<'a> {
                                 let Cow::Borrowed(data) = spb.data else {
                                     unreachable!("pcap-file borrows from the slice")
                                 };
-                                return Some(Ok(Frame {
-                                    ts_us: 0,
-                                    interface: 0,
-                                    link: iface.link,
-                                    data,
-                                }));
+                                return Some(Ok(Frame { ts_us: 0, interface: 0, link: iface.link, data }));
                             }
                             _ => {}
                         }
@@ -302,24 +244,15 @@ impl<'a> Iterator for Frames<'a> {
     }
 }
 
-fn interface_of(
-    idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock,
-) -> Interface {
-    let mut iface = Interface {
-        name: None,
-        link: idb.linktype.into(),
-        units_per_sec: 1_000_000,
-    };
+fn interface_of(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock) -> Interface {
+    let mut iface = Interface { name: None, link: idb.linktype.into(), units_per_sec: 1_000_000 };
     for opt in &idb.options {
         match opt {
             InterfaceDescriptionOption::IfName(n) => iface.name = Some(n.to_string()),
             // RFC pcapng §4.2: high bit set = power of 2, else power of 10.
             InterfaceDescriptionOption::IfTsResol(r) => {
-                iface.units_per_sec = if r & 0x80 != 0 {
-                    1u64 << (r & 0x7f).min(63)
-                } else {
-                    10u64.pow(u32::from(*r).min(19))
-                };
+                iface.units_per_sec =
+                    if r & 0x80 != 0 { 1u64 << (r & 0x7f).min(63) } else { 10u64.pow(u32::from(*r).min(19)) };
             }
             _ => {}
         }
@@ -375,15 +308,9 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_its_magic() {
-        let err = CaptureFile::from_bytes("x", b"GET / HTTP/1.1".to_vec())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = CaptureFile::from_bytes("x", b"GET / HTTP/1.1".to_vec()).err().unwrap().to_string();
         assert_eq!(err, "x: not a pcap or pcapng file (starts with 0x47455420)");
-        let err = CaptureFile::from_bytes("e", vec![])
-            .err()
-            .unwrap()
-            .to_string();
+        let err = CaptureFile::from_bytes("e", vec![]).err().unwrap().to_string();
         assert!(err.contains("empty"), "{err}");
     }
 }

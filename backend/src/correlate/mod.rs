@@ -14,19 +14,12 @@ const PROBE_AGENT: &str = "kube-probe/";
 
 /// Turns one exchange into a record.
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
-    let probe = ex
-        .http
-        .headers
-        .get("user-agent")
-        .is_some_and(|ua| ua.starts_with(PROBE_AGENT));
+    let probe = ex.http.headers.get("user-agent").is_some_and(|ua| ua.starts_with(PROBE_AGENT));
     let src = cluster.resolve(ex.client.ip(), ex.client.port());
     let dst = cluster.resolve(ex.server.ip(), ex.server.port());
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     if probe && via.kind == ViaKind::Unknown {
-        via = Via {
-            kind: ViaKind::Direct,
-            service: None,
-        }; // kubelet probes the pod IP itself
+        via = Via { kind: ViaKind::Direct, service: None }; // kubelet probes the pod IP itself
     }
     Record {
         id,
@@ -52,12 +45,8 @@ mod tests {
     use podtap_shared::{EndpointKind, HttpExchange};
 
     fn exchange(ua: &str) -> Exchange {
-        let mut http = HttpExchange {
-            method: "GET".into(),
-            path: "/health".into(),
-            status: Some(200),
-            ..Default::default()
-        };
+        let mut http =
+            HttpExchange { method: "GET".into(), path: "/health".into(), status: Some(200), ..Default::default() };
         http.headers.insert("user-agent".into(), ua.into());
         Exchange {
             conn: ConnInfo {
@@ -79,18 +68,10 @@ mod tests {
 
     #[test]
     fn probes_are_flagged_and_direct() {
-        let r = record(
-            exchange("kube-probe/1.31"),
-            9,
-            Some("veth1"),
-            &ClusterState::default(),
-        );
+        let r = record(exchange("kube-probe/1.31"), 9, Some("veth1"), &ClusterState::default());
         assert!(r.probe);
         assert_eq!(r.via.kind, ViaKind::Direct);
-        assert_eq!(
-            (r.id, r.conn, r.latency_us, r.interface.as_deref()),
-            (9, 3, Some(750), Some("veth1"))
-        );
+        assert_eq!((r.id, r.conn, r.latency_us, r.interface.as_deref()), (9, 3, Some(750), Some("veth1")));
         assert_eq!(r.src.kind, EndpointKind::Unknown);
         let r = record(exchange("curl/8"), 9, None, &ClusterState::default());
         assert!(!r.probe);

@@ -57,27 +57,19 @@ pub enum DecodeError {
 pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
     let data = frame.data;
     let sliced = match frame.link {
-        LinkType::Ethernet => {
-            LaxSlicedPacket::from_ethernet(data).map_err(|_| DecodeError::Truncated)?
-        }
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| DecodeError::Truncated)?,
         LinkType::RawIp => LaxSlicedPacket::from_ip(data).map_err(|_| DecodeError::Malformed)?,
         // Linux cooked v1: protocol (an EtherType) at bytes 14..16, payload from 16.
         LinkType::LinuxSll => {
             let proto = data.get(14..16).ok_or(DecodeError::Truncated)?;
-            LaxSlicedPacket::from_ether_type(
-                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
-                &data[16..],
-            )
+            LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([proto[0], proto[1]])), &data[16..])
         }
         // Linux cooked v2: protocol at bytes 0..2, payload from 20.
         LinkType::LinuxSll2 => {
             if data.len() < 20 {
                 return Err(DecodeError::Truncated);
             }
-            LaxSlicedPacket::from_ether_type(
-                EtherType(u16::from_be_bytes([data[0], data[1]])),
-                &data[20..],
-            )
+            LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([data[0], data[1]])), &data[20..])
         }
         LinkType::Other(n) => return Err(DecodeError::UnsupportedLink(n)),
     };
@@ -105,12 +97,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
             src: SocketAddr::new(src_ip, tcp.source_port()),
             dst: SocketAddr::new(dst_ip, tcp.destination_port()),
             seq: tcp.sequence_number(),
-            flags: TcpFlags {
-                syn: tcp.syn(),
-                ack: tcp.ack(),
-                fin: tcp.fin(),
-                rst: tcp.rst(),
-            },
+            flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
             payload: tcp.payload(),
         })),
         Some(TransportSlice::Udp(_)) => Ok(Decoded::Udp),
@@ -138,20 +125,13 @@ mod tests {
     }
 
     fn frame(link: LinkType, data: &[u8]) -> Frame<'_> {
-        Frame {
-            ts_us: 42,
-            interface: 3,
-            link,
-            data,
-        }
+        Frame { ts_us: 42, interface: 3, link, data }
     }
 
     #[test]
     fn ethernet_ipv4_tcp_becomes_a_borrowed_segment() {
         let bytes = tcp_frame(b"GET / HTTP/1.1\r\n\r\n");
-        let Decoded::Tcp(s) = decode(&frame(LinkType::Ethernet, &bytes)).unwrap() else {
-            panic!("not tcp")
-        };
+        let Decoded::Tcp(s) = decode(&frame(LinkType::Ethernet, &bytes)).unwrap() else { panic!("not tcp") };
         assert_eq!(s.src, "10.0.0.1:40000".parse().unwrap());
         assert_eq!(s.dst, "10.0.0.2:80".parse().unwrap());
         assert_eq!((s.seq, s.interface, s.ts_us), (7, 3, 42));
@@ -169,14 +149,8 @@ mod tests {
         let mut sll2 = vec![0x08, 0x00];
         sll2.extend([0u8; 18]);
         sll2.extend_from_slice(ip);
-        for (link, bytes) in [
-            (LinkType::LinuxSll, &sll[..]),
-            (LinkType::LinuxSll2, &sll2[..]),
-            (LinkType::RawIp, ip),
-        ] {
-            let Decoded::Tcp(s) = decode(&frame(link, bytes)).unwrap() else {
-                panic!("{link:?} not tcp")
-            };
+        for (link, bytes) in [(LinkType::LinuxSll, &sll[..]), (LinkType::LinuxSll2, &sll2[..]), (LinkType::RawIp, ip)] {
+            let Decoded::Tcp(s) = decode(&frame(link, bytes)).unwrap() else { panic!("{link:?} not tcp") };
             assert_eq!(s.payload, b"x", "{link:?}");
         }
     }
@@ -185,26 +159,15 @@ mod tests {
     fn a_packet_that_lies_about_its_length_keeps_what_is_there() {
         let mut bytes = tcp_frame(b"0123456789");
         bytes.truncate(bytes.len() - 4); // IP total length now claims 4 bytes more than captured
-        let Decoded::Tcp(s) = decode(&frame(LinkType::Ethernet, &bytes)).unwrap() else {
-            panic!("not tcp")
-        };
+        let Decoded::Tcp(s) = decode(&frame(LinkType::Ethernet, &bytes)).unwrap() else { panic!("not tcp") };
         assert_eq!(s.payload, b"012345");
     }
 
     #[test]
     fn short_and_foreign_frames_are_errors_not_panics() {
-        assert_eq!(
-            decode(&frame(LinkType::Ethernet, &[0; 5])).unwrap_err(),
-            DecodeError::Truncated
-        );
-        assert_eq!(
-            decode(&frame(LinkType::LinuxSll2, &[0; 5])).unwrap_err(),
-            DecodeError::Truncated
-        );
-        assert_eq!(
-            decode(&frame(LinkType::Other(147), &[0; 5])).unwrap_err(),
-            DecodeError::UnsupportedLink(147)
-        );
+        assert_eq!(decode(&frame(LinkType::Ethernet, &[0; 5])).unwrap_err(), DecodeError::Truncated);
+        assert_eq!(decode(&frame(LinkType::LinuxSll2, &[0; 5])).unwrap_err(), DecodeError::Truncated);
+        assert_eq!(decode(&frame(LinkType::Other(147), &[0; 5])).unwrap_err(), DecodeError::UnsupportedLink(147));
         let mut bad = tcp_frame(b"");
         bad[14 + 20 + 12] = 0x10; // TCP data offset 1 (< 5 words)
         assert!(decode(&frame(LinkType::Ethernet, &bad)).is_err());

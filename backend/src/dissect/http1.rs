@@ -15,17 +15,8 @@ use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 /// Longest header section accepted before the stream is declared out of sync.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 96;
-const METHODS: &[&[u8]] = &[
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"HEAD ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-];
+const METHODS: &[&[u8]] =
+    &[b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -66,13 +57,7 @@ struct Half {
 
 impl Half {
     fn new() -> Self {
-        Self {
-            role: None,
-            state: State::Unknown,
-            buf: Vec::new(),
-            msg_ts: 0,
-            msg_size: 0,
-        }
+        Self { role: None, state: State::Unknown, buf: Vec::new(), msg_ts: 0, msg_size: 0 }
     }
 }
 
@@ -100,22 +85,10 @@ impl ConnHandler for Http1 {
     type Output = Dissected;
 
     fn new(_: &ConnInfo) -> Self {
-        Self {
-            halves: [Half::new(), Half::new()],
-            requests: VecDeque::new(),
-            response: None,
-            request_dir: None,
-        }
+        Self { halves: [Half::new(), Half::new()], requests: VecDeque::new(), response: None, request_dir: None }
     }
 
-    fn on_data(
-        &mut self,
-        info: &ConnInfo,
-        dir: Dir,
-        ts_us: u64,
-        data: &[u8],
-        out: &mut Vec<Dissected>,
-    ) {
+    fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
         let i = dir as usize;
         if self.halves[i].state == State::Off {
             return;
@@ -156,25 +129,13 @@ impl ConnHandler for Http1 {
             // Headers seen, body cut short: still an answer.
             if let (Some(d), Some(req)) = (resp_dir, self.requests.pop_front()) {
                 let size = self.halves[d as usize].msg_size;
-                out.push(Dissected::Exchange(exchange(
-                    info,
-                    d,
-                    req,
-                    Some(resp),
-                    size,
-                )));
+                out.push(Dissected::Exchange(exchange(info, d, req, Some(resp), size)));
             }
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
         for req in self.requests.drain(..) {
             let _ = ts_us;
-            out.push(Dissected::Exchange(exchange(
-                info,
-                other(req_dir),
-                req,
-                None,
-                0,
-            )));
+            out.push(Dissected::Exchange(exchange(info, other(req_dir), req, None, 0)));
         }
     }
 }
@@ -211,14 +172,7 @@ fn exchange(
 
 impl Http1 {
     /// Parses as much of `input` as forms whole messages or body bytes; returns bytes used.
-    fn consume(
-        &mut self,
-        info: &ConnInfo,
-        dir: Dir,
-        ts_us: u64,
-        input: &[u8],
-        out: &mut Vec<Dissected>,
-    ) -> usize {
+    fn consume(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, input: &[u8], out: &mut Vec<Dissected>) -> usize {
         let i = dir as usize;
         let mut pos = 0;
         while pos < input.len() {
@@ -231,8 +185,7 @@ impl Http1 {
                     } else if METHODS.iter().any(|m| rest.starts_with(m)) {
                         Role::Requests
                     } else if rest.len() < 8
-                        && (b"HTTP/".starts_with(rest)
-                            || METHODS.iter().any(|m| m.starts_with(rest)))
+                        && (b"HTTP/".starts_with(rest) || METHODS.iter().any(|m| m.starts_with(rest)))
                     {
                         return pos; // too few bytes to tell yet
                     } else {
@@ -305,11 +258,7 @@ impl Http1 {
                     status: None,
                     headers: kept,
                 };
-                self.requests.push_back(PendingRequest {
-                    ts_us,
-                    size: n as u64,
-                    http,
-                });
+                self.requests.push_back(PendingRequest { ts_us, size: n as u64, http });
                 let body = framing.request_body();
                 self.start_body(info, dir, ts_us, n, body, out);
                 Some(n)
@@ -324,32 +273,18 @@ impl Http1 {
                 let status = resp.code.unwrap_or(0);
                 let mut framing = Framing::default();
                 for h in resp.headers.iter() {
-                    framing.note(
-                        &h.name.to_ascii_lowercase(),
-                        &String::from_utf8_lossy(h.value),
-                    );
+                    framing.note(&h.name.to_ascii_lowercase(), &String::from_utf8_lossy(h.value));
                 }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
                 }
-                let head_request = self
-                    .requests
-                    .front()
-                    .is_some_and(|r| r.http.method == "HEAD");
+                let head_request = self.requests.front().is_some_and(|r| r.http.method == "HEAD");
                 self.response = Some(PendingResponse { ts_us, status });
                 if status == 101 {
                     self.halves[i].msg_size = n as u64;
                     self.finish_response(info, dir, out);
-                    self.halves = [
-                        Half {
-                            state: State::Off,
-                            ..Half::new()
-                        },
-                        Half {
-                            state: State::Off,
-                            ..Half::new()
-                        },
-                    ];
+                    self.halves =
+                        [Half { state: State::Off, ..Half::new() }, Half { state: State::Off, ..Half::new() }];
                     return Some(n);
                 }
                 let body = if head_request || status == 204 || status == 304 {
@@ -382,14 +317,7 @@ impl Http1 {
     }
 
     /// Consumes body bytes; returns how many.
-    fn body(
-        &mut self,
-        info: &ConnInfo,
-        dir: Dir,
-        body: Body,
-        input: &[u8],
-        out: &mut Vec<Dissected>,
-    ) -> usize {
+    fn body(&mut self, info: &ConnInfo, dir: Dir, body: Body, input: &[u8], out: &mut Vec<Dissected>) -> usize {
         let i = dir as usize;
         let (used, next) = match body {
             Body::Fixed(left) | Body::ChunkData(left) => {
@@ -483,11 +411,7 @@ impl Framing {
     }
 
     fn request_body(&self) -> Body {
-        if self.chunked {
-            Body::ChunkSize
-        } else {
-            Body::Fixed(self.length.unwrap_or(0))
-        }
+        if self.chunked { Body::ChunkSize } else { Body::Fixed(self.length.unwrap_or(0)) }
     }
 
     fn response_body(&self) -> Body {
@@ -509,12 +433,7 @@ fn find_message_start(input: &[u8], role: Option<Role>) -> Option<usize> {
     if starts_here(input) {
         return Some(0);
     }
-    input
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i + 1)
-        .find(|&i| starts_here(&input[i..]))
+    input.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).find(|&i| starts_here(&input[i..]))
 }
 
 #[cfg(test)]

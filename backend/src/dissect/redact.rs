@@ -2,27 +2,12 @@
 //! is dropped; a secret keeps its name (so users see it was sent) and loses its value.
 
 /// Headers kept as they are.
-const KEPT: &[&str] = &[
-    "host",
-    "user-agent",
-    "content-type",
-    "accept",
-    "x-request-id",
-    "x-forwarded-for",
-    "traceparent",
-    "grpc-timeout",
-];
+const KEPT: &[&str] =
+    &["host", "user-agent", "content-type", "accept", "x-request-id", "x-forwarded-for", "traceparent", "grpc-timeout"];
 
 /// Headers whose values never leave the node.
-const SECRET: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "x-auth-token",
-    "x-csrf-token",
-];
+const SECRET: &[&str] =
+    &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "x-csrf-token"];
 
 /// The replacement for a secret value.
 pub const REDACTED: &str = "[redacted]";

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use podtap_shared::{Record, ServiceMap};
+use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -34,11 +34,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
         };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
 }
 
@@ -50,16 +46,24 @@ pub struct Health {
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        source: state.hub.source().to_string(),
-        records: state.hub.total(),
-    })
+    Json(Health { status: "ok", source: state.hub.source().to_string(), records: state.hub.total() })
 }
 
 #[derive(Deserialize)]
 pub struct RecordsQuery {
     limit: Option<usize>,
+    #[serde(default)]
+    filter: String,
+}
+
+#[derive(Deserialize)]
+pub struct MapQuery {
+    #[serde(default)]
+    filter: String,
+}
+
+fn parse_filter(text: &str) -> Result<Filter, ApiError> {
+    Filter::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,18 +80,14 @@ pub async fn records(
 ) -> Result<Json<RecordsPage>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    Ok(Json(RecordsPage {
-        records: state.hub.recent(limit),
-        total: state.hub.total(),
-    }))
+    let filter = parse_filter(&q.filter)?;
+    Ok(Json(RecordsPage { records: state.hub.recent(limit, &filter), total: state.hub.total() }))
 }
 
-pub async fn map(State(state): State<AppState>) -> Json<ServiceMap> {
-    Json(state.hub.map())
+pub async fn map(State(state): State<AppState>, Query(q): Query<MapQuery>) -> Result<Json<ServiceMap>, ApiError> {
+    Ok(Json(state.hub.map(&parse_filter(&q.filter)?)))
 }
 
 pub async fn not_found() -> ApiError {

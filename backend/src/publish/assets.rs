@@ -43,11 +43,7 @@ impl Assets {
                     stack.push(path);
                     continue;
                 }
-                let rel = path
-                    .strip_prefix(dir)
-                    .expect("below dir")
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = path.strip_prefix(dir).expect("below dir").to_string_lossy().replace('\\', "/");
                 let bytes = Bytes::from(std::fs::read(&path)?);
                 files.insert(format!("/{rel}"), asset(&rel, bytes));
             }
@@ -64,10 +60,7 @@ impl Assets {
     /// A stand-in that explains how to build the app.
     pub fn not_built() -> Self {
         let mut files = HashMap::new();
-        files.insert(
-            "/index.html".into(),
-            asset("index.html", Bytes::from_static(NOT_BUILT.as_bytes())),
-        );
+        files.insert("/index.html".into(), asset("index.html", Bytes::from_static(NOT_BUILT.as_bytes())));
         Self { files }
     }
 
@@ -77,18 +70,14 @@ impl Assets {
         if let Some(p) = explicit {
             return Some(p.to_path_buf());
         }
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf));
+        let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
         let mut candidates = vec![PathBuf::from("dist")];
         if let Some(d) = exe_dir {
             candidates.push(d.join("dist"));
             candidates.push(d.join("../../dist")); // target/{debug,release}/podtap
         }
         candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist"));
-        candidates
-            .into_iter()
-            .find(|c| c.join("index.html").is_file())
+        candidates.into_iter().find(|c| c.join("index.html").is_file())
     }
 }
 
@@ -109,54 +98,25 @@ fn asset(rel: &str, bytes: Bytes) -> Asset {
         _ => "application/octet-stream",
     };
     // xtask names built files `name-<16 hex>.ext`: such a name never changes content.
-    let stem = rel
-        .rsplit('/')
-        .next()
-        .unwrap_or(rel)
-        .split('.')
-        .next()
-        .unwrap_or("");
-    let immutable = stem
-        .rsplit_once('-')
-        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-    Asset {
-        bytes,
-        mime,
-        etag: format!("\"{:016x}\"", h.finish()),
-        immutable,
-    }
+    let stem = rel.rsplit('/').next().unwrap_or(rel).split('.').next().unwrap_or("");
+    let immutable =
+        stem.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    Asset { bytes, mime, etag: format!("\"{:016x}\"", h.finish()), immutable }
 }
 
 /// Fallback handler: a file, or index.html for client-side routes.
 pub async fn serve(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
-    let has_extension = path
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains('.'));
-    let key = if path == "/" || !has_extension {
-        "/index.html"
-    } else {
-        path
-    };
+    let has_extension = path.rsplit('/').next().is_some_and(|last| last.contains('.'));
+    let key = if path == "/" || !has_extension { "/index.html" } else { path };
     let Some(a) = state.assets.files.get(key) else {
         return plain(StatusCode::NOT_FOUND, "no such file\n");
     };
-    let cache = if a.immutable {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == a.etag.as_bytes())
-    {
+    let cache = if a.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == a.etag.as_bytes()) {
         return (
             StatusCode::NOT_MODIFIED,
-            [
-                (header::ETAG, a.etag.clone()),
-                (header::CACHE_CONTROL, cache.to_string()),
-            ],
+            [(header::ETAG, a.etag.clone()), (header::CACHE_CONTROL, cache.to_string())],
         )
             .into_response();
     }

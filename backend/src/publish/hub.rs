@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use podtap_shared::{MapBuilder, Record, ServerMessage, ServiceMap};
+use podtap_shared::{Filter, MapBuilder, Record, ServerMessage, ServiceMap};
 use tokio::sync::broadcast;
 
 /// Messages queued per browser before it is declared lagging.
@@ -35,19 +35,9 @@ impl Hub {
     /// `source` describes where traffic comes from (shown to browsers); `retention` bounds memory.
     pub fn new(source: impl Into<String>, retention: usize) -> Self {
         let (tx, _) = broadcast::channel(CLIENT_QUEUE);
-        let state = State {
-            records: VecDeque::new(),
-            map: ServiceMap::default(),
-            map_dirty: false,
-            total: 0,
-        };
+        let state = State { records: VecDeque::new(), map: ServiceMap::default(), map_dirty: false, total: 0 };
         Self {
-            inner: Arc::new(Inner {
-                state: Mutex::new(state),
-                tx,
-                source: source.into(),
-                retention: retention.max(1),
-            }),
+            inner: Arc::new(Inner { state: Mutex::new(state), tx, source: source.into(), retention: retention.max(1) }),
         }
     }
 
@@ -75,9 +65,7 @@ impl Hub {
         state.total += records.len() as u64;
         state.map_dirty = true;
         // Sent under the lock so a subscriber's snapshot and its stream never overlap or miss.
-        let _ = self.inner.tx.send(to_json(&ServerMessage::Records {
-            records: records.to_vec(),
-        }));
+        let _ = self.inner.tx.send(to_json(&ServerMessage::Records { records: records.to_vec() }));
     }
 
     /// Records seen since start (including those no longer retained).
@@ -85,18 +73,25 @@ impl Hub {
         self.lock().total
     }
 
-    /// The newest `limit` records, oldest first.
-    pub fn recent(&self, limit: usize) -> Vec<Record> {
+    /// The newest `limit` records that pass `filter`, oldest first.
+    pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Record> {
         let state = self.lock();
-        let skip = state.records.len().saturating_sub(limit);
-        state.records.iter().skip(skip).cloned().collect()
+        let mut newest: Vec<Record> =
+            state.records.iter().rev().filter(|r| filter.matches(r)).take(limit).cloned().collect();
+        newest.reverse();
+        newest
     }
 
-    /// The map over the retained records.
-    pub fn map(&self) -> ServiceMap {
+    /// The map over the retained records that pass `filter`.
+    pub fn map(&self, filter: &Filter) -> ServiceMap {
         let mut state = self.lock();
-        refresh(&mut state);
-        state.map.clone()
+        if filter.is_empty() {
+            refresh(&mut state);
+            return state.map.clone();
+        }
+        let mut b = MapBuilder::new();
+        state.records.iter().filter(|r| filter.matches(r)).for_each(|r| b.add(r));
+        b.build()
     }
 
     /// Rebuilds the map if records arrived and streams it; called on a timer.
@@ -104,9 +99,7 @@ impl Hub {
         let mut state = self.lock();
         if state.map_dirty {
             refresh(&mut state);
-            let _ = self.inner.tx.send(to_json(&ServerMessage::Map {
-                map: state.map.clone(),
-            }));
+            let _ = self.inner.tx.send(to_json(&ServerMessage::Map { map: state.map.clone() }));
         }
     }
 
@@ -116,13 +109,7 @@ impl Hub {
         refresh(&mut state);
         let skip = state.records.len().saturating_sub(limit);
         let records = state.records.iter().skip(skip).cloned().collect();
-        (
-            ServerMessage::Snapshot {
-                records,
-                map: state.map.clone(),
-            },
-            self.inner.tx.subscribe(),
-        )
+        (ServerMessage::Snapshot { records, map: state.map.clone() }, self.inner.tx.subscribe())
     }
 }
 
@@ -137,9 +124,7 @@ fn refresh(state: &mut State) {
 
 /// Serialises a message once for every receiver.
 pub fn to_json(msg: &ServerMessage) -> Arc<str> {
-    serde_json::to_string(msg)
-        .expect("wire types always serialise")
-        .into()
+    serde_json::to_string(msg).expect("wire types always serialise").into()
 }
 
 #[cfg(test)]
@@ -147,10 +132,7 @@ mod tests {
     use super::*;
 
     fn rec(id: u64) -> Record {
-        Record {
-            id,
-            ..Record::test()
-        }
+        Record { id, ..Record::test() }
     }
 
     #[test]
@@ -158,12 +140,13 @@ mod tests {
         let hub = Hub::new("test", 3);
         hub.publish(&(1..=5).map(rec).collect::<Vec<_>>());
         assert_eq!(hub.total(), 5);
-        assert_eq!(
-            hub.recent(10).iter().map(|r| r.id).collect::<Vec<_>>(),
-            vec![3, 4, 5]
-        );
-        assert_eq!(hub.recent(1)[0].id, 5);
-        assert_eq!(hub.map().edges[0].requests, 3);
+        let all = Filter::default();
+        assert_eq!(hub.recent(10, &all).iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(hub.recent(1, &all)[0].id, 5);
+        assert_eq!(hub.map(&all).edges[0].requests, 3);
+        let none = Filter::parse("status:5xx").unwrap();
+        assert!(hub.recent(10, &none).is_empty());
+        assert!(hub.map(&none).edges.is_empty());
     }
 
     #[test]
@@ -171,18 +154,11 @@ mod tests {
         let hub = Hub::new("test", 100);
         hub.publish(&[rec(1)]);
         let (snapshot, mut rx) = hub.subscribe(50);
-        let ServerMessage::Snapshot { records, map } = snapshot else {
-            panic!("not a snapshot")
-        };
+        let ServerMessage::Snapshot { records, map } = snapshot else { panic!("not a snapshot") };
         assert_eq!(records.len(), 1);
         assert_eq!(map.edges.len(), 1);
         hub.publish(&[rec(2)]);
         let next: ServerMessage = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
-        assert_eq!(
-            next,
-            ServerMessage::Records {
-                records: vec![rec(2)]
-            }
-        );
+        assert_eq!(next, ServerMessage::Records { records: vec![rec(2)] });
     }
 }

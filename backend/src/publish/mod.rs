@@ -49,17 +49,9 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     let Some(token) = &state.token else {
         return next.run(req).await;
     };
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let query = req
-        .uri()
-        .query()
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("token="));
+    let bearer =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let query = req.uri().query().into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("token="));
     if bearer == Some(token) || query == Some(token) {
         next.run(req).await
     } else {
@@ -69,10 +61,5 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
 
 /// A plain-text status for anything that is not JSON-shaped.
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }

@@ -20,9 +20,7 @@ pub const SNAPSHOT_RECORDS: usize = 500;
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     ws.on_upgrade(move |socket: WebSocket| async move {
         let (tx, rx) = socket.split();
-        let tx = tx.with(|text: Arc<str>| async move {
-            Ok::<_, axum::Error>(Message::Text(text.as_ref().into()))
-        });
+        let tx = tx.with(|text: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(text.as_ref().into())) });
         let rx = rx.map(|m| m.map(|_| ()));
         pump(Box::pin(tx), rx, state.hub).await;
     })
@@ -34,10 +32,7 @@ where
     S: Sink<Arc<str>> + Unpin,
     R: Stream<Item = Result<(), E>>,
 {
-    let hello = ServerMessage::Hello {
-        version: env!("CARGO_PKG_VERSION").into(),
-        source: hub.source().into(),
-    };
+    let hello = ServerMessage::Hello { version: env!("CARGO_PKG_VERSION").into(), source: hub.source().into() };
     let (snapshot, mut rx) = hub.subscribe(SNAPSHOT_RECORDS);
     if sink.send(to_json(&hello)).await.is_err() || sink.send(to_json(&snapshot)).await.is_err() {
         return;

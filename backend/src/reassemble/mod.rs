@@ -44,14 +44,7 @@ pub trait ConnHandler {
     type Output;
     fn new(info: &ConnInfo) -> Self;
     /// In-order bytes of one direction; `ts_us` is the time of the segment that carried them.
-    fn on_data(
-        &mut self,
-        info: &ConnInfo,
-        dir: Dir,
-        ts_us: u64,
-        data: &[u8],
-        out: &mut Vec<Self::Output>,
-    );
+    fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Self::Output>);
     /// `len` bytes of `dir` are missing (never captured); the next `on_data` follows the hole.
     fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64);
     /// The connection ended (FIN both ways, RST, idle, or end of input).
@@ -71,11 +64,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            pending_per_direction: 256 * 1024,
-            max_connections: 262_144,
-            idle_timeout_us: 300_000_000,
-        }
+        Self { pending_per_direction: 256 * 1024, max_connections: 262_144, idle_timeout_us: 300_000_000 }
     }
 }
 
@@ -126,12 +115,7 @@ pub struct Reassembler<H: ConnHandler> {
 
 impl<H: ConnHandler> Reassembler<H> {
     pub fn new(limits: Limits) -> Self {
-        Self {
-            conns: HashMap::new(),
-            limits,
-            next_id: 1,
-            stats: ReassemblyStats::default(),
-        }
+        Self { conns: HashMap::new(), limits, next_id: 1, stats: ReassemblyStats::default() }
     }
 
     /// Connections currently tracked.
@@ -143,23 +127,9 @@ impl<H: ConnHandler> Reassembler<H> {
     pub fn on_segment(&mut self, seg: &Segment<'_>, out: &mut Vec<H::Output>) {
         self.stats.segments += 1;
         let (key, dir) = if (seg.src.ip(), seg.src.port()) <= (seg.dst.ip(), seg.dst.port()) {
-            (
-                Key {
-                    interface: seg.interface,
-                    a: seg.src,
-                    b: seg.dst,
-                },
-                Dir::AtoB,
-            )
+            (Key { interface: seg.interface, a: seg.src, b: seg.dst }, Dir::AtoB)
         } else {
-            (
-                Key {
-                    interface: seg.interface,
-                    a: seg.dst,
-                    b: seg.src,
-                },
-                Dir::BtoA,
-            )
+            (Key { interface: seg.interface, a: seg.dst, b: seg.src }, Dir::BtoA)
         };
         let opening = seg.flags.syn && !seg.flags.ack;
         // A fresh SYN on a finished address pair is a new connection (port reuse).
@@ -167,9 +137,7 @@ impl<H: ConnHandler> Reassembler<H> {
             if let Some(old) = self.conns.get(&key) {
                 if old.rst
                     || (old.streams[0].fin && old.streams[1].fin)
-                    || old.streams[dir as usize]
-                        .next
-                        .is_some_and(|n| n != seg.seq.wrapping_add(1))
+                    || old.streams[dir as usize].next.is_some_and(|n| n != seg.seq.wrapping_add(1))
                 {
                     let mut old = self.conns.remove(&key).expect("present");
                     old.handler.on_close(&old.info, seg.ts_us, out);
@@ -194,16 +162,7 @@ impl<H: ConnHandler> Reassembler<H> {
             self.next_id += 1;
             self.stats.connections += 1;
             let handler = H::new(&info);
-            self.conns.insert(
-                key,
-                Conn {
-                    info,
-                    streams: Default::default(),
-                    last_ts: seg.ts_us,
-                    rst: false,
-                    handler,
-                },
-            );
+            self.conns.insert(key, Conn { info, streams: Default::default(), last_ts: seg.ts_us, rst: false, handler });
         }
         let conn = self.conns.get_mut(&key).expect("inserted above");
         conn.last_ts = seg.ts_us;
@@ -216,11 +175,7 @@ impl<H: ConnHandler> Reassembler<H> {
             stream.next = Some(seg.seq); // joined mid-stream
         }
         if !seg.payload.is_empty() {
-            let seq = if seg.flags.syn {
-                seg.seq.wrapping_add(1)
-            } else {
-                seg.seq
-            };
+            let seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
             accept(conn, dir, seq, seg.payload, seg.ts_us, limits, stats, out);
         }
         let conn = self.conns.get_mut(&key).expect("still there");
@@ -240,12 +195,8 @@ impl<H: ConnHandler> Reassembler<H> {
     /// Closes connections idle for longer than the timeout, measured in capture time.
     pub fn sweep(&mut self, now_us: u64, out: &mut Vec<H::Output>) {
         let timeout = self.limits.idle_timeout_us;
-        let idle: Vec<Key> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout)
-            .map(|(k, _)| *k)
-            .collect();
+        let idle: Vec<Key> =
+            self.conns.iter().filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout).map(|(k, _)| *k).collect();
         for key in idle {
             let mut conn = self.conns.remove(&key).expect("listed");
             self.stats.idle_closed += 1;
@@ -305,20 +256,11 @@ fn accept<H: ConnHandler>(
 }
 
 /// Delivers held segments that have become next.
-fn drain<H: ConnHandler>(
-    conn: &mut Conn<H>,
-    dir: Dir,
-    stats: &mut ReassemblyStats,
-    out: &mut Vec<H::Output>,
-) {
+fn drain<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut ReassemblyStats, out: &mut Vec<H::Output>) {
     loop {
         let stream = &mut conn.streams[dir as usize];
         let next = stream.next.expect("set before data");
-        let Some(i) = stream
-            .pending
-            .iter()
-            .position(|(seq, _, _)| seq.wrapping_sub(next) as i32 <= 0)
-        else {
+        let Some(i) = stream.pending.iter().position(|(seq, _, _)| seq.wrapping_sub(next) as i32 <= 0) else {
             return;
         };
         let (seq, bytes, ts) = stream.pending.swap_remove(i);
@@ -330,8 +272,7 @@ fn drain<H: ConnHandler>(
         }
         stats.retransmitted_bytes += already as u64;
         stream.next = Some(next.wrapping_add((bytes.len() - already) as u32));
-        conn.handler
-            .on_data(&conn.info, dir, ts, &bytes[already..], out);
+        conn.handler.on_data(&conn.info, dir, ts, &bytes[already..], out);
     }
 }
 
@@ -339,12 +280,7 @@ fn drain<H: ConnHandler>(
 fn skip_to_earliest<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut ReassemblyStats) {
     let stream = &mut conn.streams[dir as usize];
     let next = stream.next.expect("set before data");
-    let Some(earliest) = stream
-        .pending
-        .iter()
-        .map(|(s, _, _)| *s)
-        .min_by_key(|s| s.wrapping_sub(next))
-    else {
+    let Some(earliest) = stream.pending.iter().map(|(s, _, _)| *s).min_by_key(|s| s.wrapping_sub(next)) else {
         return;
     };
     let hole = u64::from(earliest.wrapping_sub(next));
@@ -355,11 +291,7 @@ fn skip_to_earliest<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut Re
 }
 
 /// At close: whatever is still held is delivered after its gaps.
-fn flush<H: ConnHandler>(
-    conn: &mut Conn<H>,
-    stats: &mut ReassemblyStats,
-    out: &mut Vec<H::Output>,
-) {
+fn flush<H: ConnHandler>(conn: &mut Conn<H>, stats: &mut ReassemblyStats, out: &mut Vec<H::Output>) {
     for dir in [Dir::AtoB, Dir::BtoA] {
         while !conn.streams[dir as usize].pending.is_empty() {
             skip_to_earliest(conn, dir, stats);

@@ -29,54 +29,17 @@ const C: &str = "10.0.0.1:40000";
 const S: &str = "10.0.0.2:80";
 
 fn seg<'a>(from: &str, to: &str, seq: u32, flags: TcpFlags, payload: &'a [u8]) -> Segment<'a> {
-    Segment {
-        ts_us: 1,
-        interface: 0,
-        src: from.parse().unwrap(),
-        dst: to.parse().unwrap(),
-        seq,
-        flags,
-        payload,
-    }
+    Segment { ts_us: 1, interface: 0, src: from.parse().unwrap(), dst: to.parse().unwrap(), seq, flags, payload }
 }
 
-const SYN: TcpFlags = TcpFlags {
-    syn: true,
-    ack: false,
-    fin: false,
-    rst: false,
-};
-const SYNACK: TcpFlags = TcpFlags {
-    syn: true,
-    ack: true,
-    fin: false,
-    rst: false,
-};
-const ACK: TcpFlags = TcpFlags {
-    syn: false,
-    ack: true,
-    fin: false,
-    rst: false,
-};
-const FIN: TcpFlags = TcpFlags {
-    syn: false,
-    ack: true,
-    fin: true,
-    rst: false,
-};
+const SYN: TcpFlags = TcpFlags { syn: true, ack: false, fin: false, rst: false };
+const SYNACK: TcpFlags = TcpFlags { syn: true, ack: true, fin: false, rst: false };
+const ACK: TcpFlags = TcpFlags { syn: false, ack: true, fin: false, rst: false };
+const FIN: TcpFlags = TcpFlags { syn: false, ack: true, fin: true, rst: false };
 
 /// Bytes handed over in direction AtoB (client → server), concatenated.
 fn client_bytes(evs: &[Ev]) -> Vec<u8> {
-    evs.iter()
-        .filter_map(|e| {
-            if let Ev::Data(Dir::AtoB, d) = e {
-                Some(d.clone())
-            } else {
-                None
-            }
-        })
-        .flatten()
-        .collect()
+    evs.iter().filter_map(|e| if let Ev::Data(Dir::AtoB, d) = e { Some(d.clone()) } else { None }).flatten().collect()
 }
 
 fn run(segments: &[Segment<'_>]) -> (Vec<Ev>, ReassemblyStats) {
@@ -123,21 +86,14 @@ fn retransmissions_overlaps_and_reordering_give_the_stream_once() {
 
 #[test]
 fn a_hole_that_never_fills_becomes_a_gap_at_close() {
-    let (evs, stats) = run(&[
-        seg(C, S, 100, SYN, b""),
-        seg(C, S, 101, ACK, b"abc"),
-        seg(C, S, 110, ACK, b"xyz"),
-    ]);
+    let (evs, stats) = run(&[seg(C, S, 100, SYN, b""), seg(C, S, 101, ACK, b"abc"), seg(C, S, 110, ACK, b"xyz")]);
     assert_eq!(client_bytes(&evs), b"abcxyz");
     assert_eq!((stats.gaps, stats.gap_bytes), (1, 6));
 }
 
 #[test]
 fn joining_mid_stream_and_sequence_wraparound() {
-    let (evs, _) = run(&[
-        seg(C, S, u32::MAX - 1, ACK, b"ab"),
-        seg(C, S, 0, ACK, b"cd"),
-    ]);
+    let (evs, _) = run(&[seg(C, S, u32::MAX - 1, ACK, b"ab"), seg(C, S, 0, ACK, b"cd")]);
     assert_eq!(client_bytes(&evs), b"abcd");
 }
 
@@ -158,10 +114,7 @@ fn a_new_syn_after_close_is_a_new_connection() {
 
 #[test]
 fn the_connection_bound_is_counted_not_exceeded() {
-    let mut r = Reassembler::<Recorder>::new(Limits {
-        max_connections: 1,
-        ..Limits::default()
-    });
+    let mut r = Reassembler::<Recorder>::new(Limits { max_connections: 1, ..Limits::default() });
     let mut out = Vec::new();
     r.on_segment(&seg(C, S, 1, SYN, b""), &mut out);
     r.on_segment(&seg("10.0.0.3:1", S, 1, SYN, b""), &mut out);
@@ -171,10 +124,7 @@ fn the_connection_bound_is_counted_not_exceeded() {
 
 #[test]
 fn idle_connections_are_swept() {
-    let mut r = Reassembler::<Recorder>::new(Limits {
-        idle_timeout_us: 10,
-        ..Limits::default()
-    });
+    let mut r = Reassembler::<Recorder>::new(Limits { idle_timeout_us: 10, ..Limits::default() });
     let mut out = Vec::new();
     r.on_segment(&seg(C, S, 1, SYN, b""), &mut out);
     r.sweep(100, &mut out);

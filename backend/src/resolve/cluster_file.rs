@@ -21,9 +21,7 @@ pub enum ClusterFileError {
         source: std::io::Error,
     },
     /// The file is not JSON.
-    #[error(
-        "cluster file {path} is not JSON ({source}); expected the output of `kubectl get … -A -o json`"
-    )]
+    #[error("cluster file {path} is not JSON ({source}); expected the output of `kubectl get … -A -o json`")]
     NotJson {
         path: String,
         #[source]
@@ -47,56 +45,36 @@ pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<ClusterState, ClusterFil
     for path in paths {
         let path = path.as_ref();
         let display = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| ClusterFileError::Io {
-            path: display.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| ClusterFileError::Io { path: display.clone(), source })?;
         parse_list(&display, &bytes, &mut state)?;
     }
     Ok(state)
 }
 
 /// Adds the objects of one List (or single object) to `state`.
-pub fn parse_list(
-    name: &str,
-    bytes: &[u8],
-    state: &mut ClusterState,
-) -> Result<(), ClusterFileError> {
+pub fn parse_list(name: &str, bytes: &[u8], state: &mut ClusterState) -> Result<(), ClusterFileError> {
     let root: Value =
-        serde_json::from_slice(bytes).map_err(|source| ClusterFileError::NotJson {
-            path: name.into(),
-            source,
-        })?;
+        serde_json::from_slice(bytes).map_err(|source| ClusterFileError::NotJson { path: name.into(), source })?;
     let items = match root.get("items") {
         Some(Value::Array(items)) => items.clone(),
         _ => vec![root],
     };
     for (index, item) in items.into_iter().enumerate() {
-        let kind = item
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
         let bad = |source| ClusterFileError::BadItem {
             path: name.into(),
             index,
-            name: item
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .into(),
+            name: item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").into(),
             kind: kind.clone(),
             source,
         };
         match kind.as_str() {
             "Pod" => state.add_pod(&serde_json::from_value::<Pod>(item.clone()).map_err(bad)?),
-            "Service" => {
-                state.add_service(&serde_json::from_value::<Service>(item.clone()).map_err(bad)?)
-            }
+            "Service" => state.add_service(&serde_json::from_value::<Service>(item.clone()).map_err(bad)?),
             "Node" => state.add_node(&serde_json::from_value::<Node>(item.clone()).map_err(bad)?),
-            "EndpointSlice" => state.add_endpoint_slice(
-                &serde_json::from_value::<EndpointSlice>(item.clone()).map_err(bad)?,
-            ),
+            "EndpointSlice" => {
+                state.add_endpoint_slice(&serde_json::from_value::<EndpointSlice>(item.clone()).map_err(bad)?)
+            }
             _ => state.skipped_objects += 1,
         }
     }

@@ -78,12 +78,7 @@ impl ClusterState {
             workload: workload_of(pod),
             node: spec.and_then(|s| s.node_name.clone()),
         };
-        let ips = status
-            .pod_ips
-            .iter()
-            .flatten()
-            .map(|p| p.ip.as_str())
-            .chain(status.pod_ip.as_deref());
+        let ips = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
         for ip in ips.filter_map(|ip| ip.parse().ok()) {
             self.pods.insert(ip, info.clone());
         }
@@ -96,11 +91,7 @@ impl ClusterState {
         };
         let r = ServiceRef {
             name: name.clone(),
-            namespace: svc
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
         };
         let ips: Vec<IpAddr> = spec
             .cluster_ips
@@ -128,21 +119,14 @@ impl ClusterState {
         let Some(name) = &node.metadata.name else {
             return;
         };
-        for addr in node
-            .status
-            .iter()
-            .flat_map(|s| s.addresses.iter().flatten())
-        {
+        for addr in node.status.iter().flat_map(|s| s.addresses.iter().flatten()) {
             if let Ok(ip) = addr.address.parse() {
                 self.nodes.insert(ip, name.clone());
             }
         }
         // The first address of a node's pod CIDR is its bridge (cni0): traffic from the node
         // itself (kubelet probes, SNAT of NodePort traffic) carries it.
-        let cidrs = node
-            .spec
-            .iter()
-            .flat_map(|s| s.pod_cidrs.iter().flatten().chain(s.pod_cidr.iter()));
+        let cidrs = node.spec.iter().flat_map(|s| s.pod_cidrs.iter().flatten().chain(s.pod_cidr.iter()));
         for cidr in cidrs.filter_map(|c| c.parse::<IpNet>().ok()) {
             if let Some(gw) = cidr.hosts().next() {
                 self.nodes.insert(gw, name.clone());
@@ -159,26 +143,15 @@ impl ClusterState {
         let Some(service) = labels.and_then(|l| l.get("kubernetes.io/service-name")) else {
             return;
         };
-        let ns = slice
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let ns = slice.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let list = self.backends.entry(format!("{ns}/{service}")).or_default();
         for ep in &slice.endpoints {
-            let pod = ep
-                .target_ref
-                .as_ref()
-                .filter(|t| t.kind.as_deref() == Some("Pod"))
-                .and_then(|t| {
-                    let name = t.name.as_ref()?;
-                    Some(format!("{}/{name}", t.namespace.as_deref().unwrap_or(&ns)))
-                });
+            let pod = ep.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| {
+                let name = t.name.as_ref()?;
+                Some(format!("{}/{name}", t.namespace.as_deref().unwrap_or(&ns)))
+            });
             for ip in ep.addresses.iter().filter_map(|a| a.parse().ok()) {
-                let b = Backend {
-                    ip,
-                    pod: pod.clone(),
-                };
+                let b = Backend { ip, pod: pod.clone() };
                 if !list.contains(&b) {
                     list.push(b);
                 }
@@ -188,9 +161,7 @@ impl ClusterState {
 
     /// Every Service with EndpointSlices, `ns/name` → backends, sorted by name.
     pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
-        self.backends
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
+        self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
     /// What `ip:port` is.
@@ -219,31 +190,17 @@ impl ClusterState {
 
     /// The Service addressed as `ip:port`: a ClusterIP/externalIP port, or a node's NodePort.
     fn service(&self, ip: IpAddr, port: u16) -> Option<&ServiceRef> {
-        self.service_ports.get(&(ip, port)).or_else(|| {
-            self.nodes
-                .contains_key(&ip)
-                .then(|| self.node_ports.get(&port))
-                .flatten()
-        })
+        self.service_ports
+            .get(&(ip, port))
+            .or_else(|| self.nodes.contains_key(&ip).then(|| self.node_ports.get(&port)).flatten())
     }
 
     /// How a request to `ip:port` was addressed, as far as this one address tells.
     pub fn via(&self, ip: IpAddr, port: u16) -> Via {
         if let Some(svc) = self.service_ports.get(&(ip, port)) {
-            Via {
-                kind: ViaKind::ClusterIp,
-                service: Some(svc.qualified()),
-            }
-        } else if let Some(svc) = self
-            .nodes
-            .contains_key(&ip)
-            .then(|| self.node_ports.get(&port))
-            .flatten()
-        {
-            Via {
-                kind: ViaKind::NodePort,
-                service: Some(svc.qualified()),
-            }
+            Via { kind: ViaKind::ClusterIp, service: Some(svc.qualified()) }
+        } else if let Some(svc) = self.nodes.contains_key(&ip).then(|| self.node_ports.get(&port)).flatten() {
+            Via { kind: ViaKind::NodePort, service: Some(svc.qualified()) }
         } else {
             Via::UNKNOWN
         }
@@ -252,18 +209,9 @@ impl ClusterState {
 
 /// The controlling workload: a ReplicaSet that carries the pod-template-hash is a Deployment's.
 fn workload_of(pod: &Pod) -> Option<String> {
-    let owner = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|o| o.controller == Some(true))?;
+    let owner = pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
     if owner.kind == "ReplicaSet" {
-        let hash = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("pod-template-hash"));
+        let hash = pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
         if let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
             return Some(format!("Deployment/{deployment}"));
         }
@@ -297,35 +245,14 @@ mod tests {
     fn pods_services_nodes_and_the_outside() {
         let s = state();
         let pod = s.resolve("10.244.0.11".parse().unwrap(), 3000);
-        assert_eq!(
-            (pod.kind, pod.map_id()),
-            (EndpointKind::Pod, "pod:default/web-7d4b9c8f6-x2k9p".into())
-        );
+        assert_eq!((pod.kind, pod.map_id()), (EndpointKind::Pod, "pod:default/web-7d4b9c8f6-x2k9p".into()));
         assert_eq!(pod.workload.as_deref(), Some("Deployment/web"));
-        assert_eq!(
-            s.resolve("10.96.12.34".parse().unwrap(), 80).map_id(),
-            "service:default/web"
-        );
-        assert_eq!(
-            s.resolve("192.168.49.2".parse().unwrap(), 30007).map_id(),
-            "service:default/web"
-        );
-        assert_eq!(
-            s.resolve("192.168.49.2".parse().unwrap(), 22).map_id(),
-            "node:n1"
-        );
-        assert_eq!(
-            s.resolve("10.244.0.1".parse().unwrap(), 5000).map_id(),
-            "node:n1"
-        );
-        assert_eq!(
-            s.resolve("192.168.49.100".parse().unwrap(), 5000).kind,
-            EndpointKind::External
-        );
-        assert_eq!(
-            s.resolve("10.244.0.99".parse().unwrap(), 1).kind,
-            EndpointKind::Unknown
-        );
+        assert_eq!(s.resolve("10.96.12.34".parse().unwrap(), 80).map_id(), "service:default/web");
+        assert_eq!(s.resolve("192.168.49.2".parse().unwrap(), 30007).map_id(), "service:default/web");
+        assert_eq!(s.resolve("192.168.49.2".parse().unwrap(), 22).map_id(), "node:n1");
+        assert_eq!(s.resolve("10.244.0.1".parse().unwrap(), 5000).map_id(), "node:n1");
+        assert_eq!(s.resolve("192.168.49.100".parse().unwrap(), 5000).kind, EndpointKind::External);
+        assert_eq!(s.resolve("10.244.0.99".parse().unwrap(), 1).kind, EndpointKind::Unknown);
         assert_eq!(s.skipped_objects, 1);
     }
 
@@ -334,40 +261,24 @@ mod tests {
         let s = state();
         assert_eq!(
             s.via("10.96.12.34".parse().unwrap(), 80),
-            Via {
-                kind: ViaKind::ClusterIp,
-                service: Some("default/web".into())
-            }
+            Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) }
         );
-        assert_eq!(
-            s.via("192.168.49.2".parse().unwrap(), 30007).kind,
-            ViaKind::NodePort
-        );
+        assert_eq!(s.via("192.168.49.2".parse().unwrap(), 30007).kind, ViaKind::NodePort);
         assert_eq!(s.via("10.244.0.11".parse().unwrap(), 3000), Via::UNKNOWN);
     }
 
     #[test]
     fn without_cluster_state_nothing_is_called_external() {
         let s = ClusterState::default();
-        assert_eq!(
-            s.resolve("8.8.8.8".parse().unwrap(), 53).kind,
-            EndpointKind::Unknown
-        );
+        assert_eq!(s.resolve("8.8.8.8".parse().unwrap(), 53).kind, EndpointKind::Unknown);
     }
 
     #[test]
     fn a_broken_item_is_named_in_the_error() {
         let bad = r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"nope"}}]}"#;
-        let err = parse_list("f.json", bad.as_bytes(), &mut ClusterState::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("cluster file f.json: item 0 (Pod p) is not a valid Pod"),
-            "{err}"
-        );
-        let err = parse_list("g.json", b"not json", &mut ClusterState::default())
-            .unwrap_err()
-            .to_string();
+        let err = parse_list("f.json", bad.as_bytes(), &mut ClusterState::default()).unwrap_err().to_string();
+        assert!(err.starts_with("cluster file f.json: item 0 (Pod p) is not a valid Pod"), "{err}");
+        let err = parse_list("g.json", b"not json", &mut ClusterState::default()).unwrap_err().to_string();
         assert!(err.contains("is not JSON"), "{err}");
     }
 }

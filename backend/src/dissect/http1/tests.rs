@@ -26,15 +26,7 @@ fn run(chunks: &[(Dir, u64, &[u8])]) -> Vec<Dissected> {
 }
 
 fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-    out.iter()
-        .filter_map(|d| {
-            if let Dissected::Exchange(e) = d {
-                Some(e)
-            } else {
-                None
-            }
-        })
-        .collect()
+    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
 }
 
 const C: Dir = Dir::AtoB;
@@ -48,15 +40,9 @@ fn one_request_one_response_with_latency_sizes_and_redaction() {
     let ex = exchanges(&out);
     assert_eq!(ex.len(), 1);
     let e = ex[0];
-    assert_eq!(
-        (e.http.method.as_str(), e.http.path.as_str(), e.http.status),
-        ("GET", "/users", Some(200))
-    );
+    assert_eq!((e.http.method.as_str(), e.http.path.as_str(), e.http.status), ("GET", "/users", Some(200)));
     assert_eq!((e.ts_us, e.response_ts_us), (100, Some(350)));
-    assert_eq!(
-        (e.request_size, e.response_size),
-        (req.len() as u64, resp.len() as u64)
-    );
+    assert_eq!((e.request_size, e.response_size), (req.len() as u64, resp.len() as u64));
     assert_eq!(e.client, "10.0.0.1:40000".parse().unwrap());
     assert_eq!(e.server, "10.0.0.2:80".parse().unwrap());
     assert_eq!(e.http.headers["authorization"], "[redacted]");
@@ -74,18 +60,9 @@ fn keep_alive_and_pipelining_pair_in_order_across_split_segments() {
         (S, 4, b"gth: 0\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n!"),
     ]);
     let ex = exchanges(&out);
-    let got: Vec<_> = ex
-        .iter()
-        .map(|e| (e.http.path.as_str(), e.http.status))
-        .collect();
-    assert_eq!(
-        got,
-        vec![("/a", Some(200)), ("/b", Some(404)), ("/c", Some(201))]
-    );
-    assert_eq!(
-        ex[2].request_size,
-        b"POST /c HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz".len() as u64
-    );
+    let got: Vec<_> = ex.iter().map(|e| (e.http.path.as_str(), e.http.status)).collect();
+    assert_eq!(got, vec![("/a", Some(200)), ("/b", Some(404)), ("/c", Some(201))]);
+    assert_eq!(ex[2].request_size, b"POST /c HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz".len() as u64);
     assert!(ex.iter().all(|e| e.conn.id == 7));
 }
 
@@ -99,24 +76,19 @@ fn chunked_response_with_trailers_and_a_100_continue() {
         (C, 5, b"GET /next HTTP/1.1\r\n\r\n"),
         (S, 6, b"HTTP/1.1 204 No Content\r\n\r\n"),
     ]);
-    let got: Vec<_> = exchanges(&out)
-        .iter()
-        .map(|e| (e.http.path.clone(), e.http.status, e.response_ts_us))
-        .collect();
-    assert_eq!(
-        got,
-        vec![
-            ("/up".into(), Some(200), Some(4)),
-            ("/next".into(), Some(204), Some(6))
-        ]
-    );
+    let got: Vec<_> = exchanges(&out).iter().map(|e| (e.http.path.clone(), e.http.status, e.response_ts_us)).collect();
+    assert_eq!(got, vec![("/up".into(), Some(200), Some(4)), ("/next".into(), Some(204), Some(6))]);
 }
 
 #[test]
 fn head_and_304_have_no_body_even_with_a_content_length() {
     let out = run(&[
         (C, 1, b"HEAD /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n"),
-        (S, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"),
+        (
+            S,
+            2,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n",
+        ),
     ]);
     let got: Vec<_> = exchanges(&out).iter().map(|e| e.http.status).collect();
     assert_eq!(got, vec![Some(200), Some(304)]);
@@ -124,43 +96,22 @@ fn head_and_304_have_no_body_even_with_a_content_length() {
 
 #[test]
 fn a_response_without_length_ends_at_close_and_an_unanswered_request_has_no_status() {
-    let out = run(&[
-        (C, 1, b"GET /a HTTP/1.0\r\n\r\n"),
-        (S, 2, b"HTTP/1.0 200 OK\r\n\r\nbody until close"),
-    ]);
+    let out = run(&[(C, 1, b"GET /a HTTP/1.0\r\n\r\n"), (S, 2, b"HTTP/1.0 200 OK\r\n\r\nbody until close")]);
     let ex = exchanges(&out);
     assert_eq!(
         (ex[0].http.status, ex[0].response_size),
-        (
-            Some(200),
-            b"HTTP/1.0 200 OK\r\n\r\nbody until close".len() as u64
-        )
+        (Some(200), b"HTTP/1.0 200 OK\r\n\r\nbody until close".len() as u64)
     );
     let out = run(&[(C, 1, b"GET /lost HTTP/1.1\r\n\r\n")]);
     let ex = exchanges(&out);
-    assert_eq!(
-        (
-            ex[0].http.path.as_str(),
-            ex[0].http.status,
-            ex[0].response_ts_us
-        ),
-        ("/lost", None, None)
-    );
+    assert_eq!((ex[0].http.path.as_str(), ex[0].http.status, ex[0].response_ts_us), ("/lost", None, None));
 }
 
 #[test]
 fn websocket_upgrade_ends_http_parsing() {
     let out = run(&[
-        (
-            C,
-            1,
-            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-        ),
-        (
-            S,
-            2,
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
-        ),
+        (C, 1, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+        (S, 2, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"),
         (C, 3, b"\x81\x85garbage-frames"),
     ]);
     let ex = exchanges(&out);
@@ -188,21 +139,9 @@ fn after_a_gap_parsing_resumes_at_the_next_request() {
     let info = info();
     let mut h = Http1::new(&info);
     let mut out = Vec::new();
-    h.on_data(
-        &info,
-        C,
-        1,
-        b"GET /one HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234",
-        &mut out,
-    );
+    h.on_data(&info, C, 1, b"GET /one HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234", &mut out);
     h.on_gap(&info, C, 5);
-    h.on_data(
-        &info,
-        C,
-        2,
-        b"ly lost tail\r\nGET /two HTTP/1.1\r\n\r\n",
-        &mut out,
-    );
+    h.on_data(&info, C, 2, b"ly lost tail\r\nGET /two HTTP/1.1\r\n\r\n", &mut out);
     h.on_data(
         &info,
         S,
@@ -211,10 +150,7 @@ fn after_a_gap_parsing_resumes_at_the_next_request() {
         &mut out,
     );
     h.on_close(&info, 4, &mut out);
-    let paths: Vec<_> = exchanges(&out)
-        .iter()
-        .map(|e| e.http.path.clone())
-        .collect();
+    let paths: Vec<_> = exchanges(&out).iter().map(|e| e.http.path.clone()).collect();
     assert_eq!(paths, vec!["/one", "/two"]);
     assert!(out.contains(&Dissected::Resync));
 }
@@ -229,13 +165,7 @@ fn hostile_input_never_panics() {
         &[b'G'; 70_000],
     ];
     for n in nasty {
-        let _ = run(&[
-            (C, 1, n),
-            (
-                S,
-                2,
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
-            ),
-        ]);
+        let _ =
+            run(&[(C, 1, n), (S, 2, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n")]);
     }
 }

@@ -1,0 +1,91 @@
+// The built-in demo in a real browser: the map and live rows appear, the filter narrows them and
+// travels in the URL, and the numbers on the map equal what the lab's servers logged.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { launchBrowser, PodtapPage, startPodtap } from './podtap.page.mjs';
+
+const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+let browser;
+before(async () => { browser = await launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+test('the demo shows a live Service Map and request rows', async () => {
+  const server = await startPodtap();
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    const ids = await ui.until('the demo map', async () => {
+      const ids = await ui.mapNodeIds();
+      return ids.includes('service:default/web') && ids.includes('pod:default/web-7d4b9c8f6-x2k9p') ? ids : null;
+    });
+    assert.ok(ids.includes('pod:default/curl-client'), ids.join(' '));
+    await ui.until('request rows', async () => (await ui.rowCount()) > 0);
+    const first = await ui.rowCount();
+    await ui.until('more rows arriving live', async () => (await ui.rowCount()) > first);
+    assert.match(await ui.page.getByTestId('status').textContent(), /live/);
+    await ui.until('the map to have drawn edges with counts', async () => (await ui.edges()).some((e) => e.requests > 0));
+    await ui.page.screenshot({ path: ARTIFACTS + 'demo.png', fullPage: true });
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    server.stop();
+  }
+});
+
+test('the filter narrows rows and map, and a shared link restores it', async () => {
+  const server = await startPodtap();
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    await ui.until('rows', async () => (await ui.rowCount()) > 5);
+    await ui.filter.fill('probe:true');
+    await ui.until('only probe rows', async () => {
+      const rows = await ui.rowTexts();
+      return rows.length > 0 && rows.every((t) => t.includes('/health') && t.includes('probe'));
+    });
+    await ui.until('a map of probes only', async () => {
+      const edges = await ui.edges();
+      return edges.length > 0 && edges.every((e) => e.source === 'node:lab-node' && e.target.startsWith('pod:default/web-'));
+    });
+    assert.match(ui.page.url(), /filter=probe%3Atrue/);
+    await ui.page.reload();
+    await ui.until('the filter restored from the URL', async () => (await ui.filter.inputValue()) === 'probe:true');
+    await ui.until('probe rows again', async () => {
+      const rows = await ui.rowTexts();
+      return rows.length > 0 && rows.every((t) => t.includes('probe'));
+    });
+    await ui.filter.fill('colour:red');
+    await ui.until('an error for an unknown key', async () => /unknown filter key/.test(await ui.page.getByTestId('filter-error').textContent()));
+  } finally {
+    server.stop();
+  }
+});
+
+test("the map's counts equal the lab servers' logs", async () => {
+  const lab = process.env.PODTAP_LAB_DIR && existsSync(process.env.PODTAP_LAB_DIR + '/capture.pcapng')
+    ? process.env.PODTAP_LAB_DIR : new URL('../../backend/demo', import.meta.url).pathname;
+  const truth = JSON.parse(readFileSync(lab + '/ground-truth.json'));
+  const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--cluster', lab + '/cluster.json']);
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    const expectedInto = (pod) => truth.pods[pod].requests;
+    const edges = await ui.until('all records on the map', async () => {
+      const edges = await ui.edges();
+      const into = (id) => edges.filter((e) => e.target === id).reduce((n, e) => n + e.requests, 0);
+      const ok = Object.keys(truth.pods).every((p) => into('pod:' + p) === expectedInto(p));
+      return ok ? edges : null;
+    });
+    const edge = (s, t) => edges.find((e) => e.source === s && e.target === t);
+    assert.equal(edge('pod:default/curl-client', 'service:default/web').requests, truth.clients.client.requests);
+    assert.equal(edge('external:192.168.49.100', 'service:default/web').requests, truth.clients.ext.requests);
+    for (const [pod, t] of Object.entries(truth.pods)) {
+      const conns = edges.filter((e) => e.target === 'pod:' + pod).reduce((n, e) => n + e.connections, 0);
+      assert.equal(conns, t.connections, `connections into ${pod}`);
+    }
+  } finally {
+    server.stop();
+  }
+});

@@ -1,0 +1,84 @@
+// Page object and process helpers for podtap's browser tests: start `podtap serve` on a free
+// loopback port, launch Debian's Chromium through playwright-core, and read the UI through the
+// DOM hooks DESIGN.md promises (map-node, map-edge, timeline-row, filter-input).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.PODTAP_BIN ?? new URL('../../target/debug/podtap', import.meta.url).pathname;
+const ASSETS = process.env.PODTAP_ASSETS ?? new URL('../../dist', import.meta.url).pathname;
+
+/** Starts `podtap serve ARGS` on 127.0.0.1:0; resolves once it logs its address. */
+export function startPodtap(args = []) {
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--assets', ASSETS, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PODTAP_LOG: 'info' },
+  });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`podtap did not start in 20 s:\n${log}`)), 20_000);
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = log.match(/podtap serving (http:\/\/[0-9.:]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], stop: () => proc.kill('SIGTERM'), log: () => log });
+      }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`podtap exited (${code}):\n${log}`)); });
+  });
+}
+
+/** Debian's Chromium, headless, with a fresh profile and no background networking. */
+export async function launchBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'podtap-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  return { context, close: async () => { await context.close(); rmSync(profile, { recursive: true, force: true }); } };
+}
+
+export class PodtapPage {
+  constructor(page) { this.page = page; this.errors = []; page.on('pageerror', (e) => this.errors.push(String(e))); }
+
+  async open(url, query = '') {
+    await this.page.goto(url + '/' + query);
+    await this.page.waitForSelector('[data-testid="status"]');
+  }
+
+  get filter() { return this.page.getByTestId('filter-input'); }
+
+  async mapNodeIds() {
+    return this.page.$$eval('[data-testid="map-node"]', (els) => els.map((e) => e.dataset.id).sort());
+  }
+
+  /** Every edge as {source, target, requests, connections}. */
+  async edges() {
+    return this.page.$$eval('[data-testid="map-edge"]', (els) => els.map((e) => ({
+      source: e.dataset.source, target: e.dataset.target,
+      requests: Number(e.dataset.requests), connections: Number(e.dataset.connections),
+    })));
+  }
+
+  async rowCount() { return this.page.locator('[data-testid="timeline-row"]').count(); }
+
+  async rowTexts() { return this.page.$$eval('[data-testid="timeline-row"]', (els) => els.map((e) => e.textContent)); }
+
+  /** Waits until `check()` returns something truthy (polling), or fails with `what`. */
+  async until(what, check, timeout = 20_000) {
+    const deadline = Date.now() + timeout;
+    let last;
+    while (Date.now() < deadline) {
+      last = await check();
+      if (last) return last;
+      await this.page.waitForTimeout(200);
+    }
+    throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+  }
+}

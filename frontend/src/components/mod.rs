@@ -1,0 +1,4 @@
+//! Small reusable pieces of the page.
+
+pub mod filter_box;
+pub mod status_pill;

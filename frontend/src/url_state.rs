@@ -1,0 +1,31 @@
+//! What a shared link carries: the filter lives in the page URL (`?filter=…`), so a link shows
+//! exactly what its sender saw. Also where the API token comes from when one is required.
+
+use wasm_bindgen::JsValue;
+
+fn search_params() -> Option<web_sys::UrlSearchParams> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()
+}
+
+/// A query parameter of the page URL.
+pub fn param(name: &str) -> Option<String> {
+    search_params()?.get(name)
+}
+
+/// Writes the filter into the URL without a reload or a new history entry.
+pub fn set_filter_param(filter: &str) {
+    let Some(window) = web_sys::window() else { return };
+    let Some(params) = search_params() else { return };
+    if filter.is_empty() {
+        params.delete("filter");
+    } else {
+        params.set("filter", filter);
+    }
+    let query = String::from(params.to_string());
+    let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+    let url = if query.is_empty() { path } else { format!("{path}?{query}") };
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+}

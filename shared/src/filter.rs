@@ -1,0 +1,204 @@
+//! The filter language, shared by the browser (live filtering, shareable in the URL) and the API
+//! (`?filter=`). Terms separated by spaces must all hold; `-term` negates one.
+//!
+//! - `key:value` compares one field: `ns:` (either side's namespace), `pod:`, `svc:` (the Service
+//!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
+//!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
+//!   `iface:`.
+//! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
+//!   address, the method or the path.
+
+use crate::{Endpoint, EndpointKind, Record};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Field {
+    Namespace,
+    Pod,
+    Service,
+    Path,
+    Method,
+    Status,
+    Via,
+    Probe,
+    Interface,
+    Text,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Term {
+    field: Field,
+    value: String,
+    negated: bool,
+}
+
+/// A parsed filter; the empty filter matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    terms: Vec<Term>,
+}
+
+/// A term the filter language does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterError(pub String);
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+impl Filter {
+    /// Parses a filter; an unknown `key:` is an error naming it.
+    pub fn parse(text: &str) -> Result<Self, FilterError> {
+        let mut terms = Vec::new();
+        for word in text.split_whitespace() {
+            let (negated, word) = match word.strip_prefix('-') {
+                Some(rest) if !rest.is_empty() => (true, rest),
+                _ => (false, word),
+            };
+            let (field, value) = match word.split_once(':') {
+                // An address with a port (10.0.0.1:80) or an IPv6 address is text, not a key.
+                Some((key, value)) if key.chars().all(|c| c.is_ascii_alphabetic()) && !key.is_empty() => {
+                    let field = match key.to_ascii_lowercase().as_str() {
+                        "ns" | "namespace" => Field::Namespace,
+                        "pod" => Field::Pod,
+                        "svc" | "service" => Field::Service,
+                        "path" => Field::Path,
+                        "method" => Field::Method,
+                        "status" => Field::Status,
+                        "via" => Field::Via,
+                        "probe" => Field::Probe,
+                        "iface" | "interface" => Field::Interface,
+                        other => {
+                            return Err(FilterError(format!(
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface)"
+                            )));
+                        }
+                    };
+                    (field, value)
+                }
+                _ => (Field::Text, word),
+            };
+            terms.push(Term { field, value: value.to_ascii_lowercase(), negated });
+        }
+        Ok(Self { terms })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether a record passes every term.
+    pub fn matches(&self, r: &Record) -> bool {
+        self.terms.iter().all(|t| t.holds(r) != t.negated)
+    }
+}
+
+fn eq(a: Option<&str>, b: &str) -> bool {
+    a.is_some_and(|a| a.eq_ignore_ascii_case(b))
+}
+
+fn contains(hay: &str, needle: &str) -> bool {
+    hay.to_ascii_lowercase().contains(needle)
+}
+
+fn endpoint_text(e: &Endpoint, needle: &str) -> bool {
+    e.name.as_deref().is_some_and(|n| contains(n, needle))
+        || e.namespace.as_deref().is_some_and(|n| contains(n, needle))
+        || contains(&e.ip.to_string(), needle)
+        || contains(&format!("{}:{}", e.ip, e.port), needle)
+}
+
+impl Term {
+    fn holds(&self, r: &Record) -> bool {
+        let v = self.value.as_str();
+        let http = r.http();
+        let sides = [&r.src, &r.dst];
+        match self.field {
+            Field::Namespace => sides.iter().any(|e| eq(e.namespace.as_deref(), v)),
+            Field::Pod => {
+                sides.iter().any(|e| e.kind == EndpointKind::Pod && e.name.as_deref().is_some_and(|n| contains(n, v)))
+            }
+            Field::Service => {
+                let via = r.via.service.as_deref().is_some_and(|s| contains(s, v));
+                via || sides
+                    .iter()
+                    .any(|e| e.kind == EndpointKind::Service && e.name.as_deref().is_some_and(|n| contains(n, v)))
+            }
+            Field::Path => http.is_some_and(|h| h.path.to_ascii_lowercase().starts_with(v)),
+            Field::Method => http.is_some_and(|h| h.method.eq_ignore_ascii_case(v)),
+            Field::Status => http.and_then(|h| h.status).is_some_and(|s| status_matches(s, v)),
+            Field::Via => {
+                let kind = via_name(r);
+                kind.eq_ignore_ascii_case(v)
+            }
+            Field::Probe => (v == "true" || v == "yes" || v == "1") == r.probe,
+            Field::Interface => eq(r.interface.as_deref(), v),
+            Field::Text => {
+                sides.iter().any(|e| endpoint_text(e, v))
+                    || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
+            }
+        }
+    }
+}
+
+/// `404` matches 404 only; `4xx` matches 400–499.
+fn status_matches(status: u16, v: &str) -> bool {
+    match v.as_bytes() {
+        [c, b'x', b'x'] if c.is_ascii_digit() => status / 100 == u16::from(c - b'0'),
+        _ => v.parse() == Ok(status),
+    }
+}
+
+fn via_name(r: &Record) -> &'static str {
+    use crate::ViaKind::*;
+    match r.via.kind {
+        ClusterIp => "clusterip",
+        NodePort => "nodeport",
+        LoadBalancer => "loadbalancer",
+        Direct => "direct",
+        Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Via, ViaKind};
+
+    fn rec() -> Record {
+        let mut r = Record::test();
+        r.dst.kind = EndpointKind::Pod;
+        r.dst.name = Some("web-7d4b9c8f6-x2k9p".into());
+        r.dst.namespace = Some("default".into());
+        r.via = Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) };
+        r.interface = Some("veth1".into());
+        r
+    }
+
+    fn m(f: &str) -> bool {
+        Filter::parse(f).unwrap().matches(&rec())
+    }
+
+    #[test]
+    fn fields_text_and_negation() {
+        assert!(m(""));
+        assert!(m(
+            "ns:default pod:x2k9p svc:web via:clusterIP method:get status:200 status:2xx path:/ probe:false iface:veth1"
+        ));
+        assert!(!m("status:5xx"));
+        assert!(!m("-ns:default"));
+        assert!(m("-probe:true"));
+        assert!(m("X2K9P"));
+        assert!(m("10.0.0.1:40000"));
+        assert!(!m("nginx"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Filter::parse("colour:red").unwrap_err().to_string();
+        assert!(err.starts_with("unknown filter key `colour:`"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
+//! test; dumpcap, iproute2 and iptables for the lab) and npm packages (playwright-core). Each is
+//! checked first, so running it again costs a few milliseconds.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::{build, root, status, step};
+
+/// (command that must exist, Debian package that provides it)
+const DEBIAN: &[(&str, &str)] = &[
+    ("chromium", "chromium"),
+    ("dumpcap", "tshark"),
+    ("tshark", "tshark"),
+    ("tcpdump", "tcpdump"),
+    ("iptables-restore", "iptables"),
+    ("ip", "iproute2"),
+    ("python3", "python3"),
+];
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Everything `cargo xtask test` uses.
+pub fn for_tests() -> Result<()> {
+    build::ensure_wasm_target()?;
+    let mut missing: Vec<&str> = DEBIAN.iter().filter(|(cmd, _)| !have(cmd)).map(|(_, pkg)| *pkg).collect();
+    missing.dedup();
+    if !missing.is_empty() {
+        if !have("apt-get") {
+            bail!("missing {} and no apt-get to install them with", missing.join(", "));
+        }
+        step(&format!("apt-get install {}", missing.join(" ")));
+        status(Command::new("apt-get").args(["update", "-qq"]))?;
+        status(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    let e2e = root().join("end2end");
+    if !e2e.join("node_modules/playwright-core/package.json").is_file() {
+        step("npm ci (end2end: playwright-core)");
+        status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask test`: every test, in the order that fails fastest. The lab and the browser test
+//! run real processes: the lab needs root (network namespaces), the browser test Chromium.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{build, cargo, root, setup, status, step};
+
+pub fn all() -> Result<()> {
+    let started = Instant::now();
+    setup::for_tests()?;
+    step("cargo fmt --check");
+    cargo(&["fmt", "--all", "--", "--check"]).context("run `cargo fmt --all`")?;
+    step("cargo clippy --workspace --all-targets -- -D warnings");
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    step("cargo test --workspace");
+    cargo(&["test", "--workspace"])?;
+    build::frontend(false)?;
+    lab()?;
+    browser()?;
+    eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs the lab into `out` (root only).
+fn run_lab(out: &Path) -> Result<()> {
+    if !is_root() {
+        bail!("the lab needs root (network namespaces and iptables): run `sudo cargo xtask test`");
+    }
+    status(Command::new("bash").arg(root().join("end2end/lab/lab.sh")).arg(out))
+}
+
+/// A fresh lab run on the real kernel, then podtap's counts against the servers' logs.
+fn lab() -> Result<()> {
+    step("lab: real packets from network namespaces, kube-proxy iptables rules");
+    let out = root().join("target/lab-run");
+    run_lab(&out)?;
+    step("lab: podtap against the servers' ground truth");
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    status(
+        Command::new(cargo_bin)
+            .args(["test", "-p", "podtap", "--test", "lab", "--", "--ignored"])
+            .env("PODTAP_LAB_DIR", &out)
+            .current_dir(root()),
+    )
+}
+
+/// Playwright (playwright-core) driving Debian's Chromium against `podtap serve`.
+fn browser() -> Result<()> {
+    step("browser: Playwright + Chromium against podtap serve");
+    cargo(&["build", "-p", "podtap"])?;
+    status(
+        Command::new("node")
+            .args(["--test", "--test-reporter=spec", "tests/"])
+            .env("PODTAP_BIN", root().join("target/debug/podtap"))
+            .env("PODTAP_ASSETS", root().join("dist"))
+            .env("PODTAP_LAB_DIR", root().join("target/lab-run"))
+            .current_dir(root().join("end2end")),
+    )
+}
+
+/// Regenerates the built-in demo from a fresh lab run.
+pub fn regenerate_demo() -> Result<()> {
+    let out = root().join("target/lab-demo");
+    run_lab(&out)?;
+    let demo = root().join("backend/demo");
+    for f in ["capture.pcapng", "cluster.json", "ground-truth.json"] {
+        std::fs::copy(out.join(f), demo.join(f)).with_context(|| format!("copying {f}"))?;
+    }
+    eprintln!("xtask: backend/demo updated; rebuild podtap to embed it");
+    Ok(())
+}
