@@ -1,0 +1,110 @@
+//! The `podtap` binary as users and scripts meet it: the `analyze` output contracts of DESIGN.md,
+//! and one clear sentence (never a panic) for bad input, with everything readable still reported.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn podtap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podtap")).args(args).env("PODTAP_LOG", "warn").output().expect("podtap runs")
+}
+
+fn demo(name: &str) -> String {
+    common::demo_dir().join(name).display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn jsonl_has_every_contract_field_on_every_line() {
+    let out = podtap(&["analyze", &demo("capture.pcapng"), "--cluster", &demo("cluster.json"), "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 220);
+    for r in &lines {
+        for key in ["kind", "ts", "conn", "src", "dst", "via", "probe", "observations", "method", "path", "status", "latency_us"] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+        for side in ["src", "dst"] {
+            for key in ["ip", "port", "kind"] {
+                assert!(r[side].get(key).is_some(), "missing {side}.{key} in {r}");
+            }
+        }
+        assert!(r["via"].get("kind").is_some() && r["via"].get("service").is_some());
+        assert_eq!(r["kind"], "http");
+        assert_eq!(r["observations"], 1);
+    }
+    let named = lines.iter().filter(|r| r["dst"]["kind"] == "pod").all(|r| r["dst"]["name"].is_string() && r["dst"]["namespace"].is_string());
+    assert!(named);
+    assert!(!lines.iter().any(|r| r.to_string().contains("lab-secret-token")), "Authorization is redacted");
+    assert!(lines.iter().any(|r| r["headers"]["authorization"] == "[redacted]"));
+}
+
+#[test]
+fn summary_matches_its_snapshot() {
+    let out = podtap(&["analyze", &demo("capture.pcapng"), "--cluster", &demo("cluster.json"), "--format", "summary"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    insta::assert_json_snapshot!("demo_summary", summary);
+    assert!(stderr(&out).contains("220 HTTP exchanges"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_table_is_for_people() {
+    let out = podtap(&["analyze", &demo("capture.pcapng"), "--cluster", &demo("cluster.json")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("TIME"));
+    assert!(text.lines().any(|l| l.contains("GET") && l.contains("/health") && l.ends_with("(probe)")));
+    assert_eq!(text.lines().count(), 221);
+}
+
+#[test]
+fn a_garbage_file_is_one_clear_sentence() {
+    let dir = std::env::temp_dir().join(format!("podtap-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.pcap");
+    std::fs::write(&garbage, b"<html>not a capture</html>").unwrap();
+    let out = podtap(&["analyze", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("garbage.pcap: not a pcap or pcapng file (starts with 0x3c68746d)"), "{err}");
+    assert!(!err.contains("panicked"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_truncated_capture_reports_everything_before_the_cut() {
+    let dir = std::env::temp_dir().join(format!("podtap-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let whole = std::fs::read(demo("capture.pcapng")).unwrap();
+    let cut = dir.join("cut.pcapng");
+    std::fs::write(&cut, &whole[..whole.len() / 2 + 3]).unwrap();
+    let out = podtap(&["analyze", cut.to_str().unwrap(), "--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let found = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(found > 80 && found < 220, "about half the exchanges, got {found}");
+    let err = stderr(&out);
+    assert!(err.contains("cut.pcapng: damaged at byte") && err.contains("packets before it were read"), "{err}");
+    assert!(!err.contains("panicked"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn missing_files_and_bad_cluster_files_are_named() {
+    let out = podtap(&["analyze", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read /nonexistent/x.pcap"), "{}", stderr(&out));
+    let out = podtap(&["analyze", &demo("capture.pcapng"), "--cluster", &demo("capture.pcapng")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not JSON"), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_refuses_an_open_listener_without_a_token() {
+    let out = podtap(&["serve", "--listen", "0.0.0.0:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("refusing to listen on 0.0.0.0:1 without --token"), "{}", stderr(&out));
+}

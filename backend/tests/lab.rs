@@ -1,0 +1,100 @@
+//! podtap against the lab's ground truth: for every interface, the exchanges found equal what the
+//! servers (and clients) logged, with the right endpoints, paths, statuses, connections and via.
+//! One check, two inputs: the lab run shipped as the demo (always), and a fresh lab run on the
+//! real kernel (`cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR).
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use podtap::aggregate::SummaryBuilder;
+use podtap_shared::{EndpointKind, Record, ViaKind};
+use serde_json::Value;
+
+fn counts<'a>(items: impl Iterator<Item = String> + 'a) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i).or_insert(0) += 1;
+    }
+    m
+}
+
+fn as_counts(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object().expect("object").iter().map(|(k, n)| (k.clone(), n.as_u64().expect("count"))).collect()
+}
+
+fn on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
+    records.iter().filter(|r| r.interface.as_deref() == Some(iface)).collect()
+}
+
+fn check_against_truth(dir: &Path) {
+    let truth = common::ground_truth(dir);
+    let (records, stats) = common::analyze(dir);
+    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
+    assert!(records.iter().all(|r| r.http().is_some_and(|h| h.status.is_some())), "every request answered");
+
+    // The server pods' own veths: exactly what each server logged.
+    let mut expected_total = 0;
+    for (pod, t) in truth["pods"].as_object().unwrap() {
+        let seen = on(&records, t["interface"].as_str().unwrap());
+        let n = t["requests"].as_u64().unwrap();
+        expected_total += n;
+        assert_eq!(seen.len() as u64, n, "requests on {pod}'s veth");
+        assert!(seen.iter().all(|r| r.dst.qualified_name().as_deref() == Some(pod.as_str())), "dst is {pod}");
+        let conns: HashSet<u64> = seen.iter().map(|r| r.conn).collect();
+        assert_eq!(conns.len() as u64, t["connections"].as_u64().unwrap(), "connections to {pod}");
+        assert_eq!(seen.iter().filter(|r| r.probe).count() as u64, t["probe_requests"].as_u64().unwrap(), "probes to {pod}");
+        assert!(seen.iter().filter(|r| r.probe).all(|r| r.via.kind == ViaKind::Direct && r.src.kind == EndpointKind::Node));
+        assert_eq!(counts(seen.iter().map(|r| r.http().unwrap().path.clone())), as_counts(&t["by_path"]), "paths on {pod}");
+        let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
+        assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
+        assert_eq!(counts(seen.iter().map(|r| r.src.ip.to_string())), as_counts(&t["by_peer"]), "peers of {pod}");
+    }
+
+    // The client pod's veth: every request it made, addressed to the ClusterIP.
+    let client = &truth["clients"]["client"];
+    let seen = on(&records, truth["client_interface"].as_str().unwrap());
+    assert_eq!(seen.len() as u64, client["requests"].as_u64().unwrap(), "client requests");
+    assert!(seen.iter().all(|r| r.via.kind == ViaKind::ClusterIp && r.via.service.as_deref() == Some("default/web")));
+    assert!(seen.iter().all(|r| r.src.qualified_name().as_deref() == Some("default/curl-client")));
+    let conns: HashSet<u64> = seen.iter().map(|r| r.conn).collect();
+    let per_request = client["by_mode"]["per-request"].as_u64().unwrap();
+    assert_eq!(conns.len() as u64, 1 + per_request, "one keep-alive connection plus one per request");
+    let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
+    assert_eq!(statuses, as_counts(&client["by_status"]));
+    expected_total += seen.len() as u64;
+
+    // The node's external interface: the NodePort requests, from the real external address.
+    let ext = &truth["clients"]["ext"];
+    let seen = on(&records, truth["node_interface"].as_str().unwrap());
+    assert_eq!(seen.len() as u64, ext["requests"].as_u64().unwrap(), "NodePort requests");
+    assert!(seen.iter().all(|r| r.via.kind == ViaKind::NodePort && r.src.kind == EndpointKind::External));
+    assert!(seen.iter().all(|r| r.src.ip.to_string() == "192.168.49.100" && r.dst.map_id() == "service:default/web"));
+    expected_total += seen.len() as u64;
+
+    assert_eq!(records.len() as u64, expected_total, "nothing found that nobody logged");
+
+    // Per-Service balance (summary): requests + probes per endpoint equal the server logs.
+    let mut summary = SummaryBuilder::default();
+    records.iter().for_each(|r| summary.add(r));
+    let summary = summary.build(&common::cluster(dir));
+    let web = summary.services.iter().find(|s| s.service == "default/web").expect("default/web in summary");
+    for e in &web.endpoints {
+        let t = &truth["pods"][e.pod.as_deref().unwrap()];
+        assert_eq!(e.requests + e.probe_requests, t["requests"].as_u64().unwrap());
+        assert_eq!(e.probe_requests, t["probe_requests"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn the_shipped_lab_capture_matches_its_ground_truth() {
+    check_against_truth(&common::demo_dir());
+}
+
+#[test]
+#[ignore = "needs a fresh lab run: `cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR"]
+fn a_fresh_lab_run_matches_its_ground_truth() {
+    let dir = std::env::var("PODTAP_LAB_DIR").expect("PODTAP_LAB_DIR names a lab output directory");
+    check_against_truth(Path::new(&dir));
+}

@@ -1,0 +1,208 @@
+//! The HTTP server: REST answers through `app().oneshot(…)`, the browser app's files with their
+//! MIME types and cache headers, the token gate, and `WS /api/v1/stream` over a real socket with
+//! tokio-tungstenite (hello, snapshot, live records, map updates, lag, a broken client).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use podtap::publish::{app, AppState, Assets, Hub};
+use podtap_shared::{Record, ServerMessage};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+
+fn rec(id: u64) -> Record {
+    Record { id, conn: id % 3, ..Record::test() }
+}
+
+fn state(hub: Hub, token: Option<&str>) -> AppState {
+    AppState { hub, assets: Arc::new(Assets::not_built()), token: token.map(Into::into) }
+}
+
+async fn get(state: AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut req = Request::get(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app(state).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    (parts.status, parts.headers, to_bytes(body, 10 << 20).await.unwrap().to_vec())
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).expect("JSON body")
+}
+
+#[tokio::test]
+async fn health_records_and_map() {
+    let hub = Hub::new("unit test", 100);
+    hub.publish(&(1..=5).map(rec).collect::<Vec<_>>());
+    let (status, _, body) = get(state(hub.clone(), None), "/healthz", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body), serde_json::json!({"status": "ok", "source": "unit test", "records": 5}));
+
+    let (_, _, body) = get(state(hub.clone(), None), "/api/v1/records?limit=2", &[]).await;
+    let page = json(&body);
+    assert_eq!(page["total"], 5);
+    let ids: Vec<u64> = page["records"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![4, 5]);
+
+    let (_, _, body) = get(state(hub.clone(), None), "/api/v1/map", &[]).await;
+    let map = json(&body);
+    assert_eq!(map["edges"][0]["requests"], 5);
+    assert_eq!(map["edges"][0]["connections"], 3);
+
+    let (_, _, body) = get(state(hub.clone(), None), "/api/v1/map?filter=status%3A5xx", &[]).await;
+    assert_eq!(json(&body)["edges"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn bad_requests_get_one_sentence_of_json() {
+    let hub = Hub::new("t", 10);
+    for (uri, status, says) in [
+        ("/api/v1/records?limit=0", StatusCode::BAD_REQUEST, "limit must be between 1 and 10000"),
+        ("/api/v1/records?limit=x", StatusCode::BAD_REQUEST, ""),
+        ("/api/v1/map?filter=colour%3Ared", StatusCode::BAD_REQUEST, "unknown filter key `colour:`"),
+        ("/api/v1/nope", StatusCode::NOT_FOUND, "no such API endpoint"),
+    ] {
+        let (got, _, body) = get(state(hub.clone(), None), uri, &[]).await;
+        assert_eq!(got, status, "{uri}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains(says), "{uri}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_guards_the_api_but_not_health_or_the_app() {
+    let hub = Hub::new("t", 10);
+    let s = || state(hub.clone(), Some("s3cret"));
+    assert_eq!(get(s(), "/api/v1/map", &[]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(s(), "/api/v1/map", &[("authorization", "Bearer wrong")]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(s(), "/api/v1/map", &[("authorization", "Bearer s3cret")]).await.0, StatusCode::OK);
+    assert_eq!(get(s(), "/api/v1/records?token=s3cret", &[]).await.0, StatusCode::OK);
+    assert_eq!(get(s(), "/api/v1/stream", &[]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(s(), "/healthz", &[]).await.0, StatusCode::OK);
+    assert_eq!(get(s(), "/", &[]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn app_files_have_types_caching_compression_and_a_route_fallback() {
+    let dir = std::env::temp_dir().join(format!("podtap-assets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>podtap</title>").unwrap();
+    let wasm: Vec<u8> = b"\0asm\x01\0\0\0".iter().copied().chain(std::iter::repeat_n(0u8, 4096)).collect();
+    std::fs::write(dir.join("podtap-0123456789abcdef.wasm"), &wasm).unwrap();
+    std::fs::write(dir.join("podtap-0123456789abcdef.js"), "export default function init() {}").unwrap();
+    let assets = Arc::new(Assets::load(&dir).unwrap());
+    let s = || AppState { hub: Hub::new("t", 1), assets: assets.clone(), token: None };
+
+    let (status, h, body) = get(s(), "/podtap-0123456789abcdef.wasm", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "application/wasm");
+    assert_eq!(h[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(body, wasm);
+    let (_, h, body) = get(s(), "/podtap-0123456789abcdef.wasm", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+    assert!(body.len() < wasm.len() / 10);
+    let (_, h, _) = get(s(), "/podtap-0123456789abcdef.js", &[]).await;
+    assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+
+    for route in ["/", "/services/default/web", "/map?filter=x"] {
+        let (status, h, body) = get(s(), route, &[]).await;
+        assert_eq!((status, h[header::CACHE_CONTROL].to_str().unwrap()), (StatusCode::OK, "no-cache"), "{route}");
+        assert!(String::from_utf8(body).unwrap().contains("<title>podtap</title>"), "{route}");
+    }
+    let (_, h, _) = get(s(), "/", &[]).await;
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(get(s(), "/", &[("if-none-match", &etag)]).await.0, StatusCode::NOT_MODIFIED);
+    assert_eq!(get(s(), "/missing-file.js", &[]).await.0, StatusCode::NOT_FOUND);
+    std::fs::remove_dir_all(&dir).ok();
+
+    let (_, _, body) = get(state(Hub::new("t", 1), None), "/anything", &[]).await;
+    assert!(String::from_utf8(body).unwrap().contains("cargo xtask build"));
+}
+
+async fn serve(state: AppState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    addr
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_message(ws: &mut Ws) -> ServerMessage {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message in time").unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("a ServerMessage");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_stream_sends_hello_snapshot_then_live_records_and_maps() {
+    let hub = Hub::new("stream test", 100);
+    hub.publish(&[rec(1), rec(2)]);
+    let addr = serve(state(hub.clone(), None)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Hello { source, .. } if source == "stream test"));
+    let ServerMessage::Snapshot { records, map } = next_message(&mut ws).await else { panic!("snapshot expected") };
+    assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(map.edges[0].requests, 2);
+
+    hub.publish(&[rec(3)]);
+    assert_eq!(next_message(&mut ws).await, ServerMessage::Records { records: vec![rec(3)] });
+    hub.tick();
+    let ServerMessage::Map { map } = next_message(&mut ws).await else { panic!("map expected") };
+    assert_eq!(map.edges[0].requests, 3);
+
+    // Whatever the browser sends is ignored; the stream goes on.
+    ws.send(Message::Binary(vec![0xde, 0xad].into())).await.unwrap();
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    hub.publish(&[rec(4)]);
+    assert_eq!(next_message(&mut ws).await, ServerMessage::Records { records: vec![rec(4)] });
+}
+
+#[tokio::test]
+async fn a_slow_browser_is_told_what_it_missed_and_never_blocks_the_hub() {
+    let hub = Hub::new("lag test", 10);
+    let addr = serve(state(hub.clone(), None)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+    next_message(&mut ws).await; // hello
+    next_message(&mut ws).await; // snapshot
+    // Far more batches than a client queue holds, while this client reads nothing.
+    for i in 0..20_000 {
+        hub.publish(&[rec(i)]);
+    }
+    let mut lagged = 0;
+    for _ in 0..3000 {
+        if let ServerMessage::Lagged { skipped } = next_message(&mut ws).await {
+            lagged += skipped;
+            break;
+        }
+    }
+    assert!(lagged > 0, "the client was told it lagged");
+}
+
+#[tokio::test]
+async fn a_broken_websocket_client_does_not_hurt_others() {
+    let hub = Hub::new("broken test", 10);
+    let addr = serve(state(hub.clone(), None)).await;
+    let (mut bad, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+    next_message(&mut bad).await;
+    // Bytes that are not a WebSocket frame (an unmasked frame with a reserved opcode).
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = bad.get_mut() {
+        tcp.write_all(&[0x8b, 0x7f, 0xff, 0xff, 0xff]).await.unwrap();
+    }
+    let (mut good, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+    next_message(&mut good).await;
+    next_message(&mut good).await;
+    hub.publish(&[rec(9)]);
+    assert_eq!(next_message(&mut good).await, ServerMessage::Records { records: vec![rec(9)] });
+}
