@@ -25,7 +25,20 @@ fn jsonl_has_every_contract_field_on_every_line() {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     assert_eq!(lines.len(), 220);
     for r in &lines {
-        for key in ["kind", "ts", "conn", "src", "dst", "via", "probe", "observations", "method", "path", "status", "latency_us"] {
+        for key in [
+            "kind",
+            "ts",
+            "conn",
+            "src",
+            "dst",
+            "via",
+            "probe",
+            "observations",
+            "method",
+            "path",
+            "status",
+            "latency_us",
+        ] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
         }
         for side in ["src", "dst"] {
@@ -37,7 +50,10 @@ fn jsonl_has_every_contract_field_on_every_line() {
         assert_eq!(r["kind"], "http");
         assert_eq!(r["observations"], 1);
     }
-    let named = lines.iter().filter(|r| r["dst"]["kind"] == "pod").all(|r| r["dst"]["name"].is_string() && r["dst"]["namespace"].is_string());
+    let named = lines
+        .iter()
+        .filter(|r| r["dst"]["kind"] == "pod")
+        .all(|r| r["dst"]["name"].is_string() && r["dst"]["namespace"].is_string());
     assert!(named);
     assert!(!lines.iter().any(|r| r.to_string().contains("lab-secret-token")), "Authorization is redacted");
     assert!(lines.iter().any(|r| r["headers"]["authorization"] == "[redacted]"));

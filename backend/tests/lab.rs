@@ -44,9 +44,19 @@ fn check_against_truth(dir: &Path) {
         assert!(seen.iter().all(|r| r.dst.qualified_name().as_deref() == Some(pod.as_str())), "dst is {pod}");
         let conns: HashSet<u64> = seen.iter().map(|r| r.conn).collect();
         assert_eq!(conns.len() as u64, t["connections"].as_u64().unwrap(), "connections to {pod}");
-        assert_eq!(seen.iter().filter(|r| r.probe).count() as u64, t["probe_requests"].as_u64().unwrap(), "probes to {pod}");
-        assert!(seen.iter().filter(|r| r.probe).all(|r| r.via.kind == ViaKind::Direct && r.src.kind == EndpointKind::Node));
-        assert_eq!(counts(seen.iter().map(|r| r.http().unwrap().path.clone())), as_counts(&t["by_path"]), "paths on {pod}");
+        assert_eq!(
+            seen.iter().filter(|r| r.probe).count() as u64,
+            t["probe_requests"].as_u64().unwrap(),
+            "probes to {pod}"
+        );
+        assert!(
+            seen.iter().filter(|r| r.probe).all(|r| r.via.kind == ViaKind::Direct && r.src.kind == EndpointKind::Node)
+        );
+        assert_eq!(
+            counts(seen.iter().map(|r| r.http().unwrap().path.clone())),
+            as_counts(&t["by_path"]),
+            "paths on {pod}"
+        );
         let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
         assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
         assert_eq!(counts(seen.iter().map(|r| r.src.ip.to_string())), as_counts(&t["by_peer"]), "peers of {pod}");

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
-use axum::http::{header, Request, StatusCode};
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
-use podtap::publish::{app, AppState, Assets, Hub};
+use podtap::publish::{AppState, Assets, Hub, app};
 use podtap_shared::{Record, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -137,7 +137,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 async fn next_message(ws: &mut Ws) -> ServerMessage {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message in time").unwrap().unwrap();
+        let msg =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a message in time").unwrap().unwrap();
         if let Message::Text(t) = msg {
             return serde_json::from_str(&t).expect("a ServerMessage");
         }

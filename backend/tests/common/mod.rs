@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use podtap::capture::CaptureFile;
 use podtap::engine::{Engine, EngineStats};
-use podtap::resolve::{load_files, ClusterState};
+use podtap::resolve::{ClusterState, load_files};
 use podtap_shared::Record;
 
 /// The lab run shipped as the built-in demo: `capture.pcapng`, `cluster.json`, `ground-truth.json`.
