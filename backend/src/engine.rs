@@ -104,7 +104,7 @@ impl Engine {
                 Dissected::Exchange(ex) => {
                     self.stats.http_exchanges += 1;
                     let iface = self.interfaces.get(ex.conn.interface as usize).and_then(|n| n.as_deref());
-                    out.push(correlate::record(ex, self.next_id, iface, &self.cluster));
+                    out.push(correlate::record(*ex, self.next_id, iface, &self.cluster));
                     self.next_id += 1;
                 }
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,

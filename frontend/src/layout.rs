@@ -63,11 +63,12 @@ pub fn layout(map: &ServiceMap) -> Layout {
         let mut changed = false;
         for e in &map.edges {
             let s = col.get(e.source.as_str()).copied().unwrap_or(0);
-            if let Some(t) = col.get_mut(e.target.as_str()) {
-                if *t < s + 1 && e.source != e.target {
-                    *t = s + 1;
-                    changed = true;
-                }
+            if let Some(t) = col.get_mut(e.target.as_str())
+                && *t < s + 1
+                && e.source != e.target
+            {
+                *t = s + 1;
+                changed = true;
             }
         }
         if !changed {

@@ -181,10 +181,10 @@ impl<'a> Iterator for Frames<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let bytes: &'a [u8] = &self.file.bytes;
         loop {
-            if matches!(self.state, State::Start) {
-                if let Err(e) = self.start() {
-                    return self.damaged(e);
-                }
+            if matches!(self.state, State::Start)
+                && let Err(e) = self.start()
+            {
+                return self.damaged(e);
             }
             let rest = &bytes[self.pos..];
             match &mut self.state {
@@ -267,9 +267,7 @@ mod tests {
     /// A classic pcap header (µs, Ethernet) and one 4-byte packet at t = 1.5 s.
     fn tiny_pcap() -> Vec<u8> {
         let mut b = Vec::new();
-        for v in [0xa1b2_c3d4u32] {
-            b.extend(v.to_le_bytes());
-        }
+        b.extend(0xa1b2_c3d4u32.to_le_bytes());
         b.extend(2u16.to_le_bytes());
         b.extend(4u16.to_le_bytes());
         b.extend([0u8; 8]);

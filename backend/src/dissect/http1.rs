@@ -120,22 +120,22 @@ impl ConnHandler for Http1 {
     fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Dissected>) {
         // A response delimited by the close is complete now.
         let resp_dir = self.request_dir.map(other);
-        if let Some(d) = resp_dir {
-            if self.halves[d as usize].state == State::Body(Body::UntilClose) {
-                self.finish_response(info, d, out);
-            }
+        if let Some(d) = resp_dir
+            && self.halves[d as usize].state == State::Body(Body::UntilClose)
+        {
+            self.finish_response(info, d, out);
         }
         if let Some(resp) = self.response.take() {
             // Headers seen, body cut short: still an answer.
             if let (Some(d), Some(req)) = (resp_dir, self.requests.pop_front()) {
                 let size = self.halves[d as usize].msg_size;
-                out.push(Dissected::Exchange(exchange(info, d, req, Some(resp), size)));
+                out.push(Dissected::Exchange(Box::new(exchange(info, d, req, Some(resp), size))));
             }
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
         for req in self.requests.drain(..) {
             let _ = ts_us;
-            out.push(Dissected::Exchange(exchange(info, other(req_dir), req, None, 0)));
+            out.push(Dissected::Exchange(Box::new(exchange(info, other(req_dir), req, None, 0))));
         }
     }
 }
@@ -388,7 +388,7 @@ impl Http1 {
         self.halves[dir as usize].state = State::Head;
         let resp = self.response.take();
         match self.requests.pop_front() {
-            Some(req) => out.push(Dissected::Exchange(exchange(info, dir, req, resp, size))),
+            Some(req) => out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, resp, size)))),
             None => out.push(Dissected::UnmatchedResponse),
         }
     }

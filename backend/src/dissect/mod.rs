@@ -29,7 +29,7 @@ pub struct Exchange {
 /// by the engine so a user sees how sure the numbers are).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Dissected {
-    Exchange(Exchange),
+    Exchange(Box<Exchange>),
     /// A response with no request waiting for it.
     UnmatchedResponse,
     /// Bytes that did not parse; the parser skipped to the next message start.

@@ -133,16 +133,14 @@ impl<H: ConnHandler> Reassembler<H> {
         };
         let opening = seg.flags.syn && !seg.flags.ack;
         // A fresh SYN on a finished address pair is a new connection (port reuse).
-        if opening {
-            if let Some(old) = self.conns.get(&key) {
-                if old.rst
-                    || (old.streams[0].fin && old.streams[1].fin)
-                    || old.streams[dir as usize].next.is_some_and(|n| n != seg.seq.wrapping_add(1))
-                {
-                    let mut old = self.conns.remove(&key).expect("present");
-                    old.handler.on_close(&old.info, seg.ts_us, out);
-                }
-            }
+        if opening
+            && let Some(old) = self.conns.get(&key)
+            && (old.rst
+                || (old.streams[0].fin && old.streams[1].fin)
+                || old.streams[dir as usize].next.is_some_and(|n| n != seg.seq.wrapping_add(1)))
+        {
+            let mut old = self.conns.remove(&key).expect("present");
+            old.handler.on_close(&old.info, seg.ts_us, out);
         }
         if !self.conns.contains_key(&key) {
             if seg.flags.rst || (seg.payload.is_empty() && !seg.flags.syn) {
