@@ -9,8 +9,8 @@ use podtap_shared::{EndpointKind, MapNode, ServiceMap};
 
 pub const NODE_W: f64 = 230.0;
 pub const NODE_H: f64 = 46.0;
-const COL_GAP: f64 = 120.0;
-const ROW_GAP: f64 = 22.0;
+const COL_GAP: f64 = 190.0;
+const ROW_GAP: f64 = 28.0;
 const MARGIN: f64 = 16.0;
 
 /// A node's box.
@@ -93,20 +93,51 @@ pub fn layout(map: &ServiceMap) -> Layout {
     }
     let width = MARGIN * 2.0 + columns.len().max(1) as f64 * (NODE_W + COL_GAP) - COL_GAP;
     let at: BTreeMap<&str, (f64, f64)> = nodes.iter().map(|b| (b.node.id.as_str(), (b.x, b.y))).collect();
-    let edges = map
-        .edges
+    let placed: Vec<_> =
+        map.edges.iter().filter(|e| at.contains_key(e.source.as_str()) && at.contains_key(e.target.as_str())).collect();
+    // Each box spreads its departures (right side) and arrivals (left side) over its height,
+    // ordered by where the other end sits, so curves neither cross at the box nor share a point.
+    let mut outgoing: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut incoming: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in placed.iter().enumerate() {
+        outgoing.entry(e.source.as_str()).or_default().push(i);
+        incoming.entry(e.target.as_str()).or_default().push(i);
+    }
+    let mut start_y = vec![0.0; placed.len()];
+    let mut end_y = vec![0.0; placed.len()];
+    for (node, list) in &mut outgoing {
+        list.sort_by(|a, b| at[placed[*a].target.as_str()].1.total_cmp(&at[placed[*b].target.as_str()].1));
+        spread(at[node].1, list, &mut start_y);
+    }
+    for (node, list) in &mut incoming {
+        list.sort_by(|a, b| at[placed[*a].source.as_str()].1.total_cmp(&at[placed[*b].source.as_str()].1));
+        spread(at[node].1, list, &mut end_y);
+    }
+    let mut taken: Vec<(f64, f64, f64)> = Vec::new(); // label centres and half-widths
+    let edges = placed
         .iter()
-        .filter_map(|e| {
-            let (sx, sy) = *at.get(e.source.as_str())?;
-            let (tx, ty) = *at.get(e.target.as_str())?;
-            let (x1, y1) = (sx + NODE_W, sy + NODE_H / 2.0);
-            let (x2, y2) = (tx, ty + NODE_H / 2.0);
+        .enumerate()
+        .map(|(i, e)| {
+            let (x1, y1) = (at[e.source.as_str()].0 + NODE_W, start_y[i]);
+            let (x2, y2) = (at[e.target.as_str()].0, end_y[i]);
             let bend = ((x2 - x1).abs() / 2.0).max(40.0);
-            let (c1, c2) = ((x1 + bend, y1), (x2 - bend, y2));
+            // A call back to an earlier column (a cycle) arcs below instead of running over the
+            // forward curve.
+            let (c1, c2) = if x2 > x1 {
+                ((x1 + bend, y1), (x2 - bend, y2))
+            } else {
+                ((x1 + 60.0, y1 + 90.0), (x2 - 60.0, y2 + 90.0))
+            };
             let d = format!("M{x1:.1},{y1:.1} C{:.1},{:.1} {:.1},{:.1} {x2:.1},{y2:.1}", c1.0, c1.1, c2.0, c2.1);
-            // The label sits on the curve near its target, where curves into one box fan apart.
-            let (label_x, label_y) = bezier((x1, y1), c1, c2, (x2, y2), 0.7);
-            Some(EdgeCurve {
+            // The first spot along the curve whose label does not cover another label.
+            let half_w = label_text(e.requests, e.connections).len() as f64 * 3.3;
+            let free = |(x, y): (f64, f64)| {
+                taken.iter().all(|(tx, ty, tw)| (x - tx).abs() > half_w + tw || (y - ty).abs() > 13.0)
+            };
+            let spots = [0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85].map(|t| bezier((x1, y1), c1, c2, (x2, y2), t));
+            let (label_x, label_y) = spots.into_iter().find(|p| free(*p)).unwrap_or(spots[0]);
+            taken.push((label_x, label_y, half_w));
+            EdgeCurve {
                 source: e.source.clone(),
                 target: e.target.clone(),
                 requests: e.requests,
@@ -117,10 +148,25 @@ pub fn layout(map: &ServiceMap) -> Layout {
                 label_x,
                 label_y: label_y - 5.0,
                 stroke_width: 1.5 + (e.requests.max(1) as f64).log2() * 0.6,
-            })
+            }
         })
         .collect();
-    Layout { width, height: height.max(NODE_H + 2.0 * MARGIN), nodes, edges }
+    let has_back_edges = placed.iter().any(|e| at[e.target.as_str()].0 <= at[e.source.as_str()].0);
+    let arc_room = if has_back_edges { 70.0 } else { 0.0 };
+    Layout { width, height: height.max(NODE_H + 2.0 * MARGIN) + arc_room, nodes, edges }
+}
+
+/// What an edge's label says.
+pub fn label_text(requests: u64, connections: u64) -> String {
+    format!("{requests} req · {connections} conn")
+}
+
+/// Spreads the edges `list` (in order) over the height of a box whose top is at `top`.
+fn spread(top: f64, list: &[usize], ys: &mut [f64]) {
+    let step = (NODE_H - 12.0) / list.len() as f64;
+    for (k, &i) in list.iter().enumerate() {
+        ys[i] = top + 6.0 + step * (k as f64 + 0.5);
+    }
 }
 
 /// The point at `t` on a cubic Bézier curve.
@@ -175,6 +221,16 @@ mod tests {
         assert!(x("pod:a/client") < x("service:a/web"));
         assert!(x("service:a/web") < x("pod:a/web"));
         assert_eq!(l.edges.len(), 4);
+        // Labels of crossing curves do not sit on each other.
+        for (i, a) in l.edges.iter().enumerate() {
+            for b in &l.edges[i + 1..] {
+                assert!((a.label_x - b.label_x).abs() > 40.0 || (a.label_y - b.label_y).abs() > 13.0, "{a:?} {b:?}");
+            }
+        }
+        // Two curves leave pod:a/web's column-mates at different heights: no shared end points.
+        let ends: std::collections::BTreeSet<String> =
+            l.edges.iter().map(|e| e.d.rsplit(' ').next().unwrap().to_string()).collect();
+        assert_eq!(ends.len(), 4);
         assert!(l.width > 3.0 * NODE_W);
     }
 

@@ -50,6 +50,9 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
         .input_path(&wasm)
         .web(true)?
         .keep_debug(dev)
+        // Function names (the `name` section) are 45% of a release build and only help a debugger.
+        .remove_name_section(!dev)
+        .remove_producers_section(!dev)
         .out_name("podtap")
         .generate(&staging)
         .context("wasm-bindgen failed")?;

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use podtap_shared::{EndpointKind, ServiceMap};
 
-use crate::layout::{EdgeCurve, NODE_H, NODE_W, NodeBox, layout};
+use crate::layout::{EdgeCurve, NODE_H, NODE_W, NodeBox, label_text, layout};
 
 fn kind_class(k: EndpointKind) -> &'static str {
     match k {
@@ -110,7 +110,7 @@ fn Edge(
             <title>{title}</title>
             <path d=edge.d.clone() stroke-width=edge.stroke_width marker-end="url(#arrow)"></path>
             <text x=edge.label_x y=edge.label_y text-anchor="middle" class="count">
-                {format!("{} req · {} conn", edge.requests, edge.connections)}
+                {label_text(edge.requests, edge.connections)}
             </text>
         </g>
     }
