@@ -68,7 +68,7 @@ pub fn run(
 
 fn table_header() -> String {
     format!(
-        "{:<15} {:<34} {:<40} {:<26} {:<6} {:<30} {:>6} {:>9} {:>5}",
+        "{:<15} {:<34} {:<40} {:<26} {:<6} {:<44} {:>8} {:>9} {:>5}",
         "TIME", "SOURCE", "DESTINATION", "VIA", "METHOD", "PATH", "STATUS", "LATENCY", "CONN"
     )
 }
@@ -82,14 +82,17 @@ fn table_row(r: &Record) -> String {
         Some(s) => format!("{:?} {s}", r.via.kind),
         None => format!("{:?}", r.via.kind),
     };
-    let (method, path, status) = match r.http() {
-        Some(h) => (h.method.as_str(), h.path.as_str(), h.status.map_or("-".into(), |s| s.to_string())),
-        None => ("", "", "-".into()),
+    let (method, path, status) = match (r.http(), r.dns()) {
+        (Some(h), _) => (h.method.clone(), h.path.clone(), h.status.map_or("-".into(), |s| s.to_string())),
+        (None, Some(d)) => {
+            ("DNS".into(), format!("{} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "-".into()))
+        }
+        (None, None) => (String::new(), String::new(), "-".into()),
     };
     let latency = r.latency_us.map_or("-".into(), |l| format!("{:.1}ms", l as f64 / 1000.0));
     let probe = if r.probe { " (probe)" } else { "" };
     format!(
-        "{time:<15} {:<34} {:<40} {via:<26} {method:<6} {:<30} {status:>6} {latency:>9} {:>5}{probe}",
+        "{time:<15} {:<34} {:<40} {via:<26} {method:<6} {:<44} {status:>8} {latency:>9} {:>5}{probe}",
         who(&r.src),
         who(&r.dst),
         path,
@@ -100,16 +103,20 @@ fn table_row(r: &Record) -> String {
 /// One line for stderr: what was read and what could not be used.
 pub fn stats_line(s: &EngineStats) -> String {
     let skipped = s.truncated_frames + s.malformed_frames + s.unsupported_link_frames;
+    let unmatched = s.unmatched_responses + s.dns.unmatched_responses;
     format!(
-        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges; skipped {} undecodable frames; {} reassembly gaps ({} bytes), {} resyncs, {} unmatched responses",
+        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries; \
+         skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
+         {} resyncs, {unmatched} unmatched responses, {} DNS queries unanswered",
         s.frames,
         s.bytes,
         s.tcp.connections,
         s.http_exchanges,
-        skipped,
+        s.dns.queries,
+        s.dns.malformed,
         s.tcp.gaps,
         s.tcp.gap_bytes,
         s.resyncs,
-        s.unmatched_responses
+        s.dns.timed_out
     )
 }

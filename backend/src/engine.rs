@@ -11,8 +11,9 @@ use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
 use crate::correlate;
 use crate::decode::{DecodeError, Decoded, decode};
-use crate::dissect::Dissected;
+use crate::dissect::dns::{self, DnsStats, DnsTracker};
 use crate::dissect::http1::Http1;
+use crate::dissect::{Dissected, Exchange};
 use crate::reassemble::{Limits, Reassembler, ReassemblyStats};
 use crate::resolve::ClusterState;
 
@@ -34,12 +35,15 @@ pub struct EngineStats {
     pub resyncs: u64,
     pub non_http_streams: u64,
     pub tcp: ReassemblyStats,
+    pub dns: DnsStats,
 }
 
 /// One engine per capture (or per live node): its connection ids and record ids are unique.
 pub struct Engine {
     cluster: Arc<ClusterState>,
     tcp: Reassembler<Http1>,
+    dns: DnsTracker,
+    dns_out: Vec<Exchange>,
     interfaces: Vec<Option<String>>,
     next_id: u64,
     last_sweep_us: u64,
@@ -52,6 +56,8 @@ impl Engine {
         Self {
             cluster,
             tcp: Reassembler::new(Limits::default()),
+            dns: DnsTracker::default(),
+            dns_out: Vec::new(),
             interfaces: Vec::new(),
             next_id: 1,
             last_sweep_us: 0,
@@ -62,7 +68,7 @@ impl Engine {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        EngineStats { tcp: self.tcp.stats, ..self.stats }
+        EngineStats { tcp: self.tcp.stats, dns: self.dns.stats, ..self.stats }
     }
 
     /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
@@ -79,7 +85,11 @@ impl Engine {
         self.stats.bytes += frame.data.len() as u64;
         match decode(frame) {
             Ok(Decoded::Tcp(seg)) => self.tcp.on_segment(&seg, &mut self.scratch),
-            Ok(Decoded::Udp) => self.stats.udp_frames += 1,
+            Ok(Decoded::Udp(d)) if dns::on_dns_port(&d) => {
+                let tcp = &mut self.tcp;
+                self.dns.on_datagram(&d, &mut || tcp.allocate_id(), &mut self.dns_out);
+            }
+            Ok(Decoded::Udp(_)) => self.stats.udp_frames += 1,
             Ok(Decoded::Other) => self.stats.other_frames += 1,
             Err(DecodeError::Truncated) => self.stats.truncated_frames += 1,
             Err(DecodeError::Malformed) => self.stats.malformed_frames += 1,
@@ -88,6 +98,7 @@ impl Engine {
         if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.last_sweep_us = frame.ts_us;
             self.tcp.sweep(frame.ts_us, &mut self.scratch);
+            self.dns.sweep(frame.ts_us, &mut self.dns_out);
         }
         self.drain(out);
     }
@@ -95,15 +106,17 @@ impl Engine {
     /// End of input: closes every connection and emits what is still pending.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.tcp.finish(&mut self.scratch);
+        self.dns.finish(&mut self.dns_out);
         self.drain(out);
     }
 
     fn drain(&mut self, out: &mut Vec<Record>) {
-        for d in self.scratch.drain(..) {
+        let dns = self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex)));
+        for d in self.scratch.drain(..).chain(dns) {
             match d {
                 Dissected::Exchange(ex) => {
-                    self.stats.http_exchanges += 1;
-                    let iface = self.interfaces.get(ex.conn.interface as usize).and_then(|n| n.as_deref());
+                    self.stats.http_exchanges += u64::from(ex.http().is_some());
+                    let iface = self.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
                     out.push(correlate::record(*ex, self.next_id, iface, &self.cluster));
                     self.next_id += 1;
                 }

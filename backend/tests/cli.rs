@@ -23,8 +23,15 @@ fn jsonl_has_every_contract_field_on_every_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert_eq!(lines.len(), 220);
-    for r in &lines {
+    let http: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "http").collect();
+    let dns: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "dns").collect();
+    assert_eq!((http.len(), dns.len(), lines.len()), (220, 324, 544));
+    for r in &dns {
+        for key in ["ts", "conn", "src", "dst", "via", "query", "qtype", "rcode", "latency_us"] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+    }
+    for r in &http {
         for key in [
             "kind",
             "ts",
@@ -47,7 +54,6 @@ fn jsonl_has_every_contract_field_on_every_line() {
             }
         }
         assert!(r["via"].get("kind").is_some() && r["via"].get("service").is_some());
-        assert_eq!(r["kind"], "http");
         assert_eq!(r["observations"], 1);
     }
     let named = lines
@@ -65,7 +71,7 @@ fn summary_matches_its_snapshot() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     insta::assert_json_snapshot!("demo_summary", summary);
-    assert!(stderr(&out).contains("220 HTTP exchanges"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("220 HTTP exchanges, 324 DNS queries"), "{}", stderr(&out));
 }
 
 #[test]
@@ -74,7 +80,10 @@ fn the_table_is_for_people() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("TIME"));
     assert!(text.lines().any(|l| l.contains("GET") && l.contains("/health") && l.ends_with("(probe)")));
-    assert_eq!(text.lines().count(), 221);
+    assert!(text.lines().any(|l| l.contains("DNS")
+        && l.contains("AAAA web.default.default.svc.cluster.local")
+        && l.contains("NXDOMAIN")));
+    assert_eq!(text.lines().count(), 545);
 }
 
 #[test]
@@ -101,7 +110,7 @@ fn a_truncated_capture_reports_everything_before_the_cut() {
     let out = podtap(&["analyze", cut.to_str().unwrap(), "--format", "jsonl"]);
     assert_eq!(out.status.code(), Some(1));
     let found = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!(found > 80 && found < 220, "about half the exchanges, got {found}");
+    assert!(found > 100 && found < 544, "the exchanges before the cut, got {found}");
     let err = stderr(&out);
     assert!(err.contains("cut.pcapng: damaged at byte") && err.contains("packets before it were read"), "{err}");
     assert!(!err.contains("panicked"));

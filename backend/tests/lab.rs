@@ -24,15 +24,23 @@ fn as_counts(v: &Value) -> BTreeMap<String, u64> {
     v.as_object().expect("object").iter().map(|(k, n)| (k.clone(), n.as_u64().expect("count"))).collect()
 }
 
+/// The HTTP records seen on one interface.
 fn on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
-    records.iter().filter(|r| r.interface.as_deref() == Some(iface)).collect()
+    records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.http().is_some()).collect()
+}
+
+/// The DNS records seen on one interface.
+fn dns_on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
+    records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.dns().is_some()).collect()
 }
 
 fn check_against_truth(dir: &Path) {
     let truth = common::ground_truth(dir);
     let (records, stats) = common::analyze(dir);
     assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
-    assert!(records.iter().all(|r| r.http().is_some_and(|h| h.status.is_some())), "every request answered");
+    assert_eq!((stats.dns.malformed, stats.dns.unmatched_responses, stats.dns.timed_out), (0, 0, 0), "{stats:?}");
+    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
+    assert!(http.iter().all(|r| r.http().is_some_and(|h| h.status.is_some())), "every request answered");
 
     // The server pods' own veths: exactly what each server logged.
     let mut expected_total = 0;
@@ -83,7 +91,28 @@ fn check_against_truth(dir: &Path) {
     assert!(seen.iter().all(|r| r.src.ip.to_string() == "192.168.49.100" && r.dst.map_id() == "service:default/web"));
     expected_total += seen.len() as u64;
 
-    assert_eq!(records.len() as u64, expected_total, "nothing found that nobody logged");
+    assert_eq!(http.len() as u64, expected_total, "no HTTP exchange found that nobody logged");
+
+    // DNS: every query the server logged, seen on the client's veth (to the kube-dns ClusterIP)
+    // and on the CoreDNS pod's veth (to the pod), each with its type and answer code.
+    let dns = &truth["dns"];
+    let client_side = dns_on(&records, truth["client_interface"].as_str().unwrap());
+    let server_side = dns_on(&records, truth["dns_interface"].as_str().unwrap());
+    for (side, seen) in [("client", &client_side), ("server", &server_side)] {
+        assert_eq!(seen.len() as u64, dns["queries"].as_u64().unwrap(), "DNS queries on the {side} side");
+        assert_eq!(counts(seen.iter().map(|r| r.dns().unwrap().qtype.clone())), as_counts(&dns["by_qtype"]), "{side}");
+        let rcodes = counts(seen.iter().map(|r| r.dns().unwrap().rcode.clone().unwrap_or_default()));
+        assert_eq!(rcodes, as_counts(&dns["by_rcode"]), "{side}");
+    }
+    assert!(
+        client_side
+            .iter()
+            .all(|r| r.dst.map_id() == "service:kube-system/kube-dns" && r.via.kind == ViaKind::ClusterIp)
+    );
+    assert!(server_side.iter().all(|r| r.dst.workload.as_deref() == Some("Deployment/coredns")));
+    let web = client_side.iter().filter(|r| r.dns().unwrap().query == "web.default.svc.cluster.local");
+    assert!(web.filter(|r| r.dns().unwrap().qtype == "A").all(|r| r.dns().unwrap().answers == ["10.96.12.34"]));
+    assert_eq!(records.len(), http.len() + client_side.len() + server_side.len(), "nothing else found");
 
     // Per-Service balance (summary): requests + probes per endpoint equal the server logs.
     let mut summary = SummaryBuilder::default();

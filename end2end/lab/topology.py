@@ -22,7 +22,7 @@ PODS = [
      "netns": "ptl-web2", "veth": "veth8b2e47d0", "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6"},
      "owner": ("ReplicaSet", WEB_RS), "port": 3000, "probe": "/health"},
     {"key": "DNS", "name": f"{DNS_RS}-7xkpl", "namespace": "kube-system", "ip": "10.244.0.10",
-     "netns": "ptl-dns", "veth": "vethc41d9e07", "labels": {"k8s-app": "kube-dns"},
+     "netns": "ptl-dns", "veth": "vethc41d9e07", "labels": {"k8s-app": "kube-dns", "pod-template-hash": "5d78c9869d"},
      "owner": ("ReplicaSet", DNS_RS), "port": 53, "probe": None},
     {"key": "CLIENT", "name": "curl-client", "namespace": "default", "ip": "10.244.0.20",
      "netns": "ptl-client", "veth": "veth2a7f6b13", "labels": {"run": "curl-client"},

@@ -53,6 +53,7 @@ truth = {
     "clients": clients,
     "client_interface": next(p["veth"] for p in topology.PODS if p["key"] == "CLIENT"),
     "node_interface": "eth0",
+    "dns_interface": next(p["veth"] for p in topology.PODS if p["key"] == "DNS"),
     "dns": {"queries": len(dns), "by_rcode": count(dns, "rcode"), "by_qtype": count(dns, "qtype")},
 }
 with open(os.path.join(out, "ground-truth.json"), "w") as f:

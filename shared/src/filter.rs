@@ -4,7 +4,7 @@
 //! - `key:value` compares one field: `ns:` (either side's namespace), `pod:`, `svc:` (the Service
 //!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
 //!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
-//!   `iface:`.
+//!   `iface:`, `kind:` (`http`, `dns`).
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
 //!   address, the method or the path.
 
@@ -21,6 +21,7 @@ enum Field {
     Via,
     Probe,
     Interface,
+    Kind,
     Text,
 }
 
@@ -71,9 +72,10 @@ impl Filter {
                         "via" => Field::Via,
                         "probe" => Field::Probe,
                         "iface" | "interface" => Field::Interface,
+                        "kind" => Field::Kind,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind)"
                             )));
                         }
                     };
@@ -136,9 +138,16 @@ impl Term {
             }
             Field::Probe => (v == "true" || v == "yes" || v == "1") == r.probe,
             Field::Interface => eq(r.interface.as_deref(), v),
+            Field::Kind => match &r.detail {
+                crate::Detail::Http(_) => v == "http",
+                crate::Detail::Dns(_) => v == "dns",
+            },
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
+                    || r.dns().is_some_and(|d| {
+                        contains(&d.query, v) || d.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v))
+                    })
             }
         }
     }
@@ -194,6 +203,7 @@ mod tests {
         assert!(m("X2K9P"));
         assert!(m("10.0.0.1:40000"));
         assert!(!m("nginx"));
+        assert!(m("kind:http") && !m("kind:dns"));
     }
 
     #[test]

@@ -137,7 +137,7 @@ mod tests {
         let mut r = Record::test();
         r.conn = conn;
         r.latency_us = Some(latency_us);
-        let Detail::Http(h) = &mut r.detail;
+        let Detail::Http(h) = &mut r.detail else { unreachable!("Record::test is HTTP") };
         h.status = status;
         r
     }

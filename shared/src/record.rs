@@ -107,11 +107,26 @@ pub struct HttpExchange {
     pub headers: BTreeMap<String, String>,
 }
 
+/// A DNS query and, when it was seen, its response (RFC 1035 §4.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsExchange {
+    /// The queried name, without the trailing dot.
+    pub query: String,
+    /// `A`, `AAAA`, `SRV`, … (or `TYPE123`).
+    pub qtype: String,
+    /// `NOERROR`, `NXDOMAIN`, `SERVFAIL`, …; `None` when no response was seen.
+    pub rcode: Option<String>,
+    /// Addresses and names in the answer section.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<String>,
+}
+
 /// The protocol part of a record; `kind` in JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Detail {
     Http(HttpExchange),
+    Dns(DnsExchange),
 }
 
 /// One logical exchange between two endpoints.
@@ -146,13 +161,24 @@ impl Record {
     pub fn http(&self) -> Option<&HttpExchange> {
         match &self.detail {
             Detail::Http(h) => Some(h),
+            _ => None,
         }
     }
 
-    /// A failed exchange: 5xx, or a request that never got an answer.
+    /// The DNS part, when this is a DNS exchange.
+    pub fn dns(&self) -> Option<&DnsExchange> {
+        match &self.detail {
+            Detail::Dns(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A failed exchange: HTTP 5xx, a DNS server failure or refusal, or no answer at all. (A DNS
+    /// NXDOMAIN is an answer: search-list expansion produces them by design.)
     pub fn is_error(&self) -> bool {
         match &self.detail {
             Detail::Http(h) => h.status.is_none_or(|s| s >= 500),
+            Detail::Dns(d) => d.rcode.as_deref().is_none_or(|r| r == "SERVFAIL" || r == "REFUSED"),
         }
     }
 
@@ -194,6 +220,26 @@ mod tests {
         assert_eq!(json["via"]["kind"], "unknown");
         assert_eq!(json["src"]["ip"], "10.0.0.1");
         assert_eq!(json["src"]["kind"], "unknown");
+    }
+
+    #[test]
+    fn dns_fields_sit_at_the_top_level_too() {
+        let mut r = Record::test();
+        r.detail = Detail::Dns(DnsExchange {
+            query: "web.default.svc.cluster.local".into(),
+            qtype: "A".into(),
+            rcode: Some("NOERROR".into()),
+            answers: vec!["10.96.12.34".into()],
+        });
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (json["kind"].as_str(), json["query"].as_str(), json["qtype"].as_str()),
+            (Some("dns"), Some("web.default.svc.cluster.local"), Some("A"))
+        );
+        assert_eq!(json["rcode"], "NOERROR");
+        assert!(!r.is_error());
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

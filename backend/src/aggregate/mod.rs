@@ -2,7 +2,7 @@
 //! time (no record is kept) into per-Service, per-endpoint counts and the Service Map's edges;
 //! its JSON is the `analyze --format summary` contract of DESIGN.md.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use podtap_shared::{MapBuilder, Record};
@@ -47,9 +47,14 @@ pub struct EdgeSummary {
     pub p99_ms: Option<f64>,
 }
 
+/// DNS exchanges (each interface that saw one counts it: merging observations comes later).
 #[derive(Debug, Default, Serialize)]
 pub struct DnsSummary {
     pub queries: u64,
+    /// Queries that got no response.
+    pub unanswered: u64,
+    /// `NOERROR`, `NXDOMAIN`, … → count.
+    pub by_rcode: BTreeMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -64,11 +69,20 @@ struct Served {
 pub struct SummaryBuilder {
     map: MapBuilder,
     served: HashMap<IpAddr, Served>,
+    dns: DnsSummary,
 }
 
 impl SummaryBuilder {
     pub fn add(&mut self, r: &Record) {
         self.map.add(r);
+        if let Some(d) = r.dns() {
+            self.dns.queries += 1;
+            match &d.rcode {
+                Some(code) => *self.dns.by_rcode.entry(code.clone()).or_default() += 1,
+                None => self.dns.unanswered += 1,
+            }
+            return; // Service balance counts HTTP requests
+        }
         let s = self.served.entry(r.dst.ip).or_default();
         if r.probe {
             s.probe_requests += 1;
@@ -114,6 +128,11 @@ impl SummaryBuilder {
                 p99_ms: e.p99_ms,
             })
             .collect();
-        Summary { services, edges, dns: DnsSummary::default() }
+        let dns = DnsSummary {
+            queries: self.dns.queries,
+            unanswered: self.dns.unanswered,
+            by_rcode: self.dns.by_rcode.clone(),
+        };
+        Summary { services, edges, dns }
     }
 }

@@ -4,7 +4,7 @@
 //! Today each observation is its own record (`observations: 1`); merging the same request seen on
 //! the client's and the server's interface (before and after DNAT) belongs here next.
 
-use podtap_shared::{Detail, Record, Via, ViaKind};
+use podtap_shared::{Record, Via, ViaKind};
 
 use crate::dissect::Exchange;
 use crate::resolve::ClusterState;
@@ -14,7 +14,7 @@ const PROBE_AGENT: &str = "kube-probe/";
 
 /// Turns one exchange into a record.
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
-    let probe = ex.http.headers.get("user-agent").is_some_and(|ua| ua.starts_with(PROBE_AGENT));
+    let probe = ex.http().and_then(|h| h.headers.get("user-agent")).is_some_and(|ua| ua.starts_with(PROBE_AGENT));
     let src = cluster.resolve(ex.client.ip(), ex.client.port());
     let dst = cluster.resolve(ex.server.ip(), ex.server.port());
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
@@ -24,7 +24,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
     Record {
         id,
         ts: ex.ts_us,
-        conn: ex.conn.id,
+        conn: ex.conn,
         src,
         dst,
         via,
@@ -34,35 +34,29 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
         request_size: ex.request_size,
         response_size: ex.response_size,
-        detail: Detail::Http(ex.http),
+        detail: ex.detail,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reassemble::{ConnInfo, Dir};
-    use podtap_shared::{EndpointKind, HttpExchange};
+    use podtap_shared::{Detail, EndpointKind, HttpExchange};
 
     fn exchange(ua: &str) -> Exchange {
         let mut http =
             HttpExchange { method: "GET".into(), path: "/health".into(), status: Some(200), ..Default::default() };
         http.headers.insert("user-agent".into(), ua.into());
         Exchange {
-            conn: ConnInfo {
-                id: 3,
-                interface: 0,
-                a: "10.0.0.1:1".parse().unwrap(),
-                b: "10.0.0.2:2".parse().unwrap(),
-                opener: Some(Dir::AtoB),
-            },
+            conn: 3,
+            interface: 0,
             client: "10.0.0.1:1".parse().unwrap(),
             server: "10.0.0.2:2".parse().unwrap(),
             ts_us: 1000,
             response_ts_us: Some(1750),
             request_size: 10,
             response_size: 20,
-            http,
+            detail: Detail::Http(http),
         }
     }
 

@@ -29,12 +29,21 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
 }
 
+/// A UDP datagram, borrowed from its frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    pub ts_us: u64,
+    pub interface: u32,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload: &'a [u8],
+}
+
 /// What a frame turned out to be.
 #[derive(Debug)]
 pub enum Decoded<'a> {
     Tcp(Segment<'a>),
-    /// UDP: counted; DNS dissection comes with the engine issue.
-    Udp,
+    Udp(Datagram<'a>),
     /// ARP, ICMP, IP fragments and the like: counted and skipped.
     Other,
 }
@@ -100,7 +109,13 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
             flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
             payload: tcp.payload(),
         })),
-        Some(TransportSlice::Udp(_)) => Ok(Decoded::Udp),
+        Some(TransportSlice::Udp(udp)) => Ok(Decoded::Udp(Datagram {
+            ts_us: frame.ts_us,
+            interface: frame.interface,
+            src: SocketAddr::new(src_ip, udp.source_port()),
+            dst: SocketAddr::new(dst_ip, udp.destination_port()),
+            payload: udp.payload(),
+        })),
         Some(_) => Ok(Decoded::Other),
         // An IP packet that claims TCP but whose header did not parse.
         None if sliced.stop_err.is_some() => Err(DecodeError::Malformed),

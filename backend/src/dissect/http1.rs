@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use podtap_shared::HttpExchange;
+use podtap_shared::{Detail, HttpExchange};
 
 use super::{Dissected, Exchange, redact};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
@@ -159,14 +159,15 @@ fn exchange(
     let mut http = req.http;
     http.status = resp.as_ref().map(|r| r.status);
     Exchange {
-        conn: *info,
+        conn: info.id,
+        interface: info.interface,
         client,
         server,
         ts_us: req.ts_us,
         response_ts_us: resp.map(|r| r.ts_us),
         request_size: req.size,
         response_size,
-        http,
+        detail: Detail::Http(http),
     }
 }
 

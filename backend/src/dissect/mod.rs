@@ -3,17 +3,19 @@
 
 use std::net::SocketAddr;
 
-use podtap_shared::HttpExchange;
+use podtap_shared::{Detail, HttpExchange};
 
-use crate::reassemble::ConnInfo;
-
+pub mod dns;
 pub mod http1;
 pub mod redact;
 
-/// A request/response pair found on one connection.
+/// A request and its response (when seen), of any protocol.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exchange {
-    pub conn: ConnInfo,
+    /// The connection (TCP) or flow (UDP) id.
+    pub conn: u64,
+    /// Index of the capture interface.
+    pub interface: u32,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// The request's first byte.
@@ -22,7 +24,17 @@ pub struct Exchange {
     pub response_ts_us: Option<u64>,
     pub request_size: u64,
     pub response_size: u64,
-    pub http: HttpExchange,
+    pub detail: Detail,
+}
+
+impl Exchange {
+    /// The HTTP part, when this is an HTTP exchange.
+    pub fn http(&self) -> Option<&HttpExchange> {
+        match &self.detail {
+            Detail::Http(h) => Some(h),
+            _ => None,
+        }
+    }
 }
 
 /// What dissectors hand downstream: exchanges, and notes of what could not be understood (counted

@@ -118,6 +118,12 @@ impl<H: ConnHandler> Reassembler<H> {
         Self { conns: HashMap::new(), limits, next_id: 1, stats: ReassemblyStats::default() }
     }
 
+    /// A fresh connection id from the same sequence, for flows of other transports (UDP).
+    pub fn allocate_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     /// Connections currently tracked.
     pub fn open_connections(&self) -> usize {
         self.conns.len()

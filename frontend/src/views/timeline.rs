@@ -3,7 +3,7 @@
 //! DOM hook: `timeline-row` with `data-id`.
 
 use leptos::prelude::*;
-use podtap_shared::{Endpoint, Filter, Record, ViaKind};
+use podtap_shared::{Detail, Endpoint, Filter, Record, ViaKind};
 
 /// Rows in the DOM at once.
 const SHOWN: usize = 200;
@@ -68,17 +68,30 @@ fn Row(
     /// The record shown.
     record: Record,
 ) -> impl IntoView {
-    let (method, path, status) = match record.http() {
-        Some(h) => (h.method.clone(), h.path.clone(), h.status),
-        None => (String::new(), String::new(), None),
+    let (request, status, status_class) = match &record.detail {
+        Detail::Http(h) => {
+            let class = match h.status {
+                Some(s) if s >= 500 => "status s5",
+                Some(s) if s >= 400 => "status s4",
+                Some(_) => "status ok",
+                None => "status none",
+            };
+            (format!("{} {}", h.method, h.path), h.status.map_or("—".to_string(), |s| s.to_string()), class)
+        }
+        Detail::Dns(d) => {
+            let class = match d.rcode.as_deref() {
+                Some("NOERROR") => "status ok",
+                Some("NXDOMAIN") => "status s4",
+                _ => "status s5",
+            };
+            (format!("DNS {} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "no answer".into()), class)
+        }
     };
-    let status_class = match status {
-        Some(s) if s >= 500 => "status s5",
-        Some(s) if s >= 400 => "status s4",
-        Some(_) => "status ok",
-        None => "status none",
+    let latency = match record.latency_us {
+        Some(l) if l < 1000 => format!("{:.2} ms", l as f64 / 1000.0),
+        Some(l) => format!("{:.1} ms", l as f64 / 1000.0),
+        None => "—".into(),
     };
-    let latency = record.latency_us.map(|l| format!("{:.1} ms", l as f64 / 1000.0)).unwrap_or_else(|| "—".into());
     let row_class = if record.probe { "probe" } else { "" };
     view! {
         <tr data-testid="timeline-row" data-id=record.id.to_string() class=row_class>
@@ -87,10 +100,10 @@ fn Row(
             <td>{who(&record.dst)}</td>
             <td>{via(&record)}</td>
             <td class="mono">
-                {format!("{method} {path}")}
+                {request}
                 {record.probe.then(|| view! { <span class="tag">"probe"</span> })}
             </td>
-            <td class=status_class>{status.map_or("—".to_string(), |s| s.to_string())}</td>
+            <td class=status_class>{status}</td>
             <td class="num">{latency}</td>
             <td class="num mono">{record.conn}</td>
         </tr>
