@@ -2,7 +2,11 @@
 //! connection, error and byte counts and latency percentiles. `MapBuilder` folds records into it;
 //! it is exact (connections are counted as distinct ids, not estimated).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,20 +49,44 @@ pub struct ServiceMap {
 
 #[derive(Default)]
 struct EdgeAcc {
+    source: String,
+    target: String,
     requests: u64,
     errors: u64,
     probe_requests: u64,
     bytes: u64,
-    conns: HashSet<u64>,
+    conns: FxHashSet<u64>,
     latencies_us: Vec<u64>,
 }
 
+/// Who an endpoint is, as far as the map is concerned: compared on every cache hit, so an
+/// address that changes hands (a new pod on an old IP) never inherits the old box.
+#[derive(Clone, PartialEq, Eq)]
+struct Identity {
+    kind: EndpointKind,
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+impl Identity {
+    fn of(e: &crate::Endpoint) -> Self {
+        Self { kind: e.kind, name: e.name.clone(), namespace: e.namespace.clone() }
+    }
+
+    fn is(&self, e: &crate::Endpoint) -> bool {
+        self.kind == e.kind && self.name == e.name && self.namespace == e.namespace
+    }
+}
+
 /// Folds records into a map. Latencies are kept exactly (one `u64` per request) so percentiles
-/// are exact; retention bounds how many records reach a builder.
+/// are exact; retention bounds how many records reach a builder. The edge of an address pair is
+/// found once and then reused (formatting node ids per record was the costliest part).
 #[derive(Default)]
 pub struct MapBuilder {
     nodes: BTreeMap<String, MapNode>,
-    edges: BTreeMap<(String, String), EdgeAcc>,
+    edge_index: BTreeMap<(String, String), usize>,
+    edges: Vec<EdgeAcc>,
+    by_address: FxHashMap<(IpAddr, IpAddr, u16), (Identity, Identity, usize)>,
 }
 
 impl MapBuilder {
@@ -68,9 +96,16 @@ impl MapBuilder {
 
     /// Counts one record on the edge from its source to its destination.
     pub fn add(&mut self, r: &Record) {
-        let source = self.node(&r.src);
-        let target = self.node(&r.dst);
-        let e = self.edges.entry((source, target)).or_default();
+        let key = (r.src.ip, r.dst.ip, r.dst.port);
+        let edge = match self.by_address.get(&key) {
+            Some((s, d, i)) if s.is(&r.src) && d.is(&r.dst) => *i,
+            _ => {
+                let i = self.edge_of(r);
+                self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), i));
+                i
+            }
+        };
+        let e = &mut self.edges[edge];
         e.requests += 1;
         e.errors += u64::from(r.is_error());
         e.probe_requests += u64::from(r.probe);
@@ -79,6 +114,17 @@ impl MapBuilder {
         if let Some(l) = r.latency_us {
             e.latencies_us.push(l);
         }
+    }
+
+    fn edge_of(&mut self, r: &Record) -> usize {
+        let source = self.node(&r.src);
+        let target = self.node(&r.dst);
+        let next = self.edges.len();
+        let i = *self.edge_index.entry((source.clone(), target.clone())).or_insert(next);
+        if i == next {
+            self.edges.push(EdgeAcc { source, target, ..EdgeAcc::default() });
+        }
+        i
     }
 
     fn node(&mut self, ep: &crate::Endpoint) -> String {
@@ -93,17 +139,18 @@ impl MapBuilder {
         id
     }
 
-    /// The map as it stands.
+    /// The map as it stands, edges sorted by source and target.
     pub fn build(&self) -> ServiceMap {
         let edges = self
-            .edges
-            .iter()
-            .map(|((source, target), e)| {
+            .edge_index
+            .values()
+            .map(|&i| {
+                let e = &self.edges[i];
                 let mut lat = e.latencies_us.clone();
                 lat.sort_unstable();
                 MapEdge {
-                    source: source.clone(),
-                    target: target.clone(),
+                    source: e.source.clone(),
+                    target: e.target.clone(),
                     requests: e.requests,
                     connections: e.conns.len() as u64,
                     errors: e.errors,
@@ -131,7 +178,7 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Detail, Record};
+    use crate::{Detail, EndpointKind, Record};
 
     fn rec(conn: u64, status: Option<u16>, latency_us: u64) -> Record {
         let mut r = Record::test();
@@ -155,6 +202,22 @@ mod tests {
         assert_eq!((e.requests, e.connections, e.errors), (3, 2, 2));
         assert_eq!(e.p50_ms, Some(2.0));
         assert_eq!(e.p99_ms, Some(3.0));
+    }
+
+    #[test]
+    fn an_address_that_changes_hands_gets_its_own_box() {
+        let mut b = MapBuilder::new();
+        let mut old = rec(1, Some(200), 1);
+        old.dst.kind = EndpointKind::Pod;
+        old.dst.name = Some("old".into());
+        let mut new = old.clone();
+        new.dst.name = Some("new".into());
+        b.add(&old);
+        b.add(&new);
+        b.add(&old);
+        let map = b.build();
+        let counts: Vec<_> = map.edges.iter().map(|e| (e.target.as_str(), e.requests)).collect();
+        assert_eq!(counts, vec![("pod:new", 1), ("pod:old", 2)]);
     }
 
     #[test]

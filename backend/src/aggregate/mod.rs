@@ -2,7 +2,9 @@
 //! time (no record is kept) into per-Service, per-endpoint counts and the Service Map's edges;
 //! its JSON is the `analyze --format summary` contract of DESIGN.md.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 
 use podtap_shared::{MapBuilder, Record};
@@ -61,14 +63,14 @@ pub struct DnsSummary {
 struct Served {
     requests: u64,
     probe_requests: u64,
-    conns: HashSet<u64>,
+    conns: FxHashSet<u64>,
 }
 
 /// Folds records into a `Summary`.
 #[derive(Default)]
 pub struct SummaryBuilder {
     map: MapBuilder,
-    served: HashMap<IpAddr, Served>,
+    served: FxHashMap<IpAddr, Served>,
     dns: DnsSummary,
 }
 

@@ -76,10 +76,26 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
-/// A whole capture file in memory.
+/// The bytes of a capture: mapped from a file, or owned (the demo, tests).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A whole capture file, mapped into memory: frames borrow it, nothing is copied.
 pub struct CaptureFile {
     path: String,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     format: Format,
 }
 
@@ -90,16 +106,30 @@ enum Format {
 }
 
 impl CaptureFile {
-    /// Reads a file and checks that it is a capture.
+    /// Maps a file and checks that it is a capture.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let display = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| CaptureError::Io { path: display.clone(), source })?;
-        Self::from_bytes(display, bytes)
+        let io = |source| CaptureError::Io { path: display.clone(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() == 0 {
+            return Self::from_bytes(display, Vec::new());
+        }
+        // SAFETY: the map is read-only and private to this process. If another process truncates
+        // the file while it is mapped, reading the lost pages raises SIGBUS; capture files are not
+        // rewritten in place by the tools that make them, and copying a multi-gigabyte file into
+        // memory to rule this out would cost more than the risk (tcpdump and tshark map too).
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Self::checked(display, Bytes::Mapped(map))
     }
 
     /// Wraps bytes already in memory (the built-in demo, tests); `name` appears in errors.
     pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Result<Self, CaptureError> {
-        let path = name.into();
+        Self::checked(name.into(), Bytes::Owned(bytes))
+    }
+
+    fn checked(path: String, bytes: Bytes) -> Result<Self, CaptureError> {
         let magic = bytes.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         let format = match magic {
             Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => Format::Pcap,

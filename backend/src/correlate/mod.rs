@@ -15,7 +15,7 @@ const PROBE_AGENT: &str = "kube-probe/";
 /// Turns one exchange into a record.
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
     let probe = ex.http().and_then(|h| h.headers.get("user-agent")).is_some_and(|ua| ua.starts_with(PROBE_AGENT));
-    let src = cluster.resolve(ex.client.ip(), ex.client.port());
+    let src = cluster.resolve_source(ex.client.ip(), ex.client.port());
     let dst = cluster.resolve(ex.server.ip(), ex.server.port());
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     if probe && via.kind == ViaKind::Unknown {

@@ -3,7 +3,7 @@
 //! (port 53 or 5353 *and* it parses as one), pairs, and times out queries nobody answered.
 //! A retransmitted query keeps its first timestamp, so latency counts the client's real wait.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use podtap_shared::{Detail, DnsExchange};
@@ -122,9 +122,9 @@ struct Pending {
 /// Pairs DNS queries and responses seen on every interface.
 #[derive(Default)]
 pub struct DnsTracker {
-    pending: HashMap<Key, Pending>,
+    pending: FxHashMap<Key, Pending>,
     /// (interface, client, server) → flow id and last use: the `conn` of DNS records.
-    flows: HashMap<(u32, SocketAddr, SocketAddr), (u64, u64)>,
+    flows: FxHashMap<(u32, SocketAddr, SocketAddr), (u64, u64)>,
     pub stats: DnsStats,
 }
 

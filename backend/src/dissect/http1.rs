@@ -246,11 +246,15 @@ impl Http1 {
                 let mut kept = BTreeMap::new();
                 let mut framing = Framing::default();
                 for h in req.headers.iter() {
-                    let name = h.name.to_ascii_lowercase();
-                    let value = String::from_utf8_lossy(h.value);
-                    framing.note(&name, &value);
-                    if let Some(v) = redact::filter(&name, &value) {
-                        kept.insert(name, v.to_string());
+                    framing.note(h.name, h.value);
+                    match redact::classify(h.name) {
+                        Some(redact::Keep::Value(name)) => {
+                            kept.insert(name.to_string(), String::from_utf8_lossy(h.value).into_owned());
+                        }
+                        Some(redact::Keep::Redacted(name)) => {
+                            kept.insert(name.to_string(), redact::REDACTED.to_string());
+                        }
+                        None => {}
                     }
                 }
                 let http = HttpExchange {
@@ -274,7 +278,7 @@ impl Http1 {
                 let status = resp.code.unwrap_or(0);
                 let mut framing = Framing::default();
                 for h in resp.headers.iter() {
-                    framing.note(&h.name.to_ascii_lowercase(), &String::from_utf8_lossy(h.value));
+                    framing.note(h.name, h.value);
                 }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
@@ -403,11 +407,11 @@ struct Framing {
 }
 
 impl Framing {
-    fn note(&mut self, name: &str, value: &str) {
-        match name {
-            "transfer-encoding" => self.chunked |= value.to_ascii_lowercase().contains("chunked"),
-            "content-length" => self.length = value.trim().parse().ok(),
-            _ => {}
+    fn note(&mut self, name: &str, value: &[u8]) {
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            self.chunked |= value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            self.length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
         }
     }
 

@@ -12,15 +12,19 @@ const SECRET: &[&str] =
 /// The replacement for a secret value.
 pub const REDACTED: &str = "[redacted]";
 
-/// What to do with a header value: `None` drops the header.
-pub fn filter<'v>(name_lower: &str, value: &'v str) -> Option<&'v str> {
-    if SECRET.contains(&name_lower) {
-        Some(REDACTED)
-    } else if KEPT.contains(&name_lower) {
-        Some(value)
-    } else {
-        None
-    }
+/// What leaves the node for one header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Name and value.
+    Value(&'static str),
+    /// The name, with `[redacted]` for the value.
+    Redacted(&'static str),
+}
+
+/// Classifies a header by name (any case); `None` drops it. Allocates nothing.
+pub fn classify(name: &str) -> Option<Keep> {
+    let find = |list: &[&'static str]| list.iter().copied().find(|k| k.eq_ignore_ascii_case(name));
+    find(SECRET).map(Keep::Redacted).or_else(|| find(KEPT).map(Keep::Value))
 }
 
 #[cfg(test)]
@@ -29,9 +33,9 @@ mod tests {
 
     #[test]
     fn secrets_keep_their_name_but_not_their_value() {
-        assert_eq!(filter("authorization", "Bearer abc"), Some(REDACTED));
-        assert_eq!(filter("cookie", "session=1"), Some(REDACTED));
-        assert_eq!(filter("user-agent", "curl/8"), Some("curl/8"));
-        assert_eq!(filter("x-internal", "v"), None);
+        assert_eq!(classify("Authorization"), Some(Keep::Redacted("authorization")));
+        assert_eq!(classify("COOKIE"), Some(Keep::Redacted("cookie")));
+        assert_eq!(classify("User-Agent"), Some(Keep::Value("user-agent")));
+        assert_eq!(classify("x-internal"), None);
     }
 }

@@ -4,7 +4,7 @@
 //! FIN/RST, port reuse, idle timeouts and connections already open when capture began.
 //! Knows nothing of application protocols.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 
 use crate::decode::Segment;
@@ -107,7 +107,7 @@ struct Key {
 
 /// All connections of one capture, keyed by interface and address pair.
 pub struct Reassembler<H: ConnHandler> {
-    conns: HashMap<Key, Conn<H>>,
+    conns: FxHashMap<Key, Conn<H>>,
     limits: Limits,
     next_id: u64,
     pub stats: ReassemblyStats,
@@ -115,7 +115,7 @@ pub struct Reassembler<H: ConnHandler> {
 
 impl<H: ConnHandler> Reassembler<H> {
     pub fn new(limits: Limits) -> Self {
-        Self { conns: HashMap::new(), limits, next_id: 1, stats: ReassemblyStats::default() }
+        Self { conns: FxHashMap::default(), limits, next_id: 1, stats: ReassemblyStats::default() }
     }
 
     /// A fresh connection id from the same sequence, for flows of other transports (UDP).

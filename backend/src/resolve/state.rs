@@ -2,7 +2,9 @@
 //! address into an `Endpoint`. Lookups are hash-map hits on the hot path; building is not.
 //! (Time-versioned history for IP reuse arrives with the kube-rs reflectors.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -42,11 +44,11 @@ pub struct Backend {
 /// Everything known about the cluster's addresses.
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    pods: HashMap<IpAddr, PodInfo>,
+    pods: FxHashMap<IpAddr, PodInfo>,
     /// ClusterIP (and externalIPs) + port → Service.
-    service_ports: HashMap<(IpAddr, u16), ServiceRef>,
-    node_ports: HashMap<u16, ServiceRef>,
-    nodes: HashMap<IpAddr, String>,
+    service_ports: FxHashMap<(IpAddr, u16), ServiceRef>,
+    node_ports: FxHashMap<u16, ServiceRef>,
+    nodes: FxHashMap<IpAddr, String>,
     pod_cidrs: Vec<IpNet>,
     /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
     backends: BTreeMap<String, Vec<Backend>>,
@@ -164,16 +166,27 @@ impl ClusterState {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
-    /// What `ip:port` is.
+    /// What `ip:port` is, as the destination of a request.
     pub fn resolve(&self, ip: IpAddr, port: u16) -> Endpoint {
+        self.lookup(ip, port, true)
+    }
+
+    /// What `ip` is, as the source of a request: never a Service (requests do not come from a
+    /// Service address, and an ephemeral port that equals a NodePort means nothing).
+    pub fn resolve_source(&self, ip: IpAddr, port: u16) -> Endpoint {
+        self.lookup(ip, port, false)
+    }
+
+    fn lookup(&self, ip: IpAddr, port: u16, as_destination: bool) -> Endpoint {
         let mut ep = Endpoint::unknown(ip, port);
+        let service = if as_destination { self.service(ip, port) } else { None };
         if let Some(pod) = self.pods.get(&ip) {
             ep.kind = EndpointKind::Pod;
             ep.name = Some(pod.name.clone());
             ep.namespace = Some(pod.namespace.clone());
             ep.workload = pod.workload.clone();
             ep.node = pod.node.clone();
-        } else if let Some(svc) = self.service(ip, port) {
+        } else if let Some(svc) = service {
             ep.kind = EndpointKind::Service;
             ep.name = Some(svc.name.clone());
             ep.namespace = Some(svc.namespace.clone());
@@ -250,6 +263,7 @@ mod tests {
         assert_eq!(s.resolve("10.96.12.34".parse().unwrap(), 80).map_id(), "service:default/web");
         assert_eq!(s.resolve("192.168.49.2".parse().unwrap(), 30007).map_id(), "service:default/web");
         assert_eq!(s.resolve("192.168.49.2".parse().unwrap(), 22).map_id(), "node:n1");
+        assert_eq!(s.resolve_source("192.168.49.2".parse().unwrap(), 30007).map_id(), "node:n1");
         assert_eq!(s.resolve("10.244.0.1".parse().unwrap(), 5000).map_id(), "node:n1");
         assert_eq!(s.resolve("192.168.49.100".parse().unwrap(), 5000).kind, EndpointKind::External);
         assert_eq!(s.resolve("10.244.0.99".parse().unwrap(), 1).kind, EndpointKind::Unknown);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A large capture for podtap's benchmark: nginx as the two `web` replicas, wrk in the client pod
+# through the ClusterIP — first keep-alive connections, then a new connection per request
+# (`Connection: close`) — captured on the client's and both servers' veths. nginx's access logs are
+# the ground truth (requests per pod).
+#
+# usage: sudo end2end/lab/bench-capture.sh OUTDIR [SECONDS_PER_PHASE [CONNECTIONS]]   (default 20, 4)
+# Everything is torn down on exit, success or failure.
+set -euo pipefail
+
+OUT=${1:?usage: bench-capture.sh OUTDIR [SECONDS_PER_PHASE]}
+SECS=${2:-20}
+CONNS=${3:-4}
+source "$(dirname "$0")/node.sh"
+lab_require nginx wrk tcpdump mergecap
+mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)
+rm -f "$OUT"/logs/* "$OUT/capture.pcapng"
+lab_claim
+lab_up
+
+nginx_conf() {  # pod name, log file
+  cat <<CONF
+daemon off;
+worker_processes 1;
+pid /dev/null;
+error_log stderr;
+events { worker_connections 4096; }
+http {
+  access_log $2;
+  keepalive_requests 100000000;
+  server {
+    listen $WEB_SVC_TARGET;
+    location / { default_type text/plain; return 200 "hello from $1\n"; }
+  }
+}
+CONF
+}
+nginx_conf "$WEB1_NAME" "$OUT/logs/nginx-1.log" > "$OUT/logs/nginx-1.conf"
+nginx_conf "$WEB2_NAME" "$OUT/logs/nginx-2.log" > "$OUT/logs/nginx-2.conf"
+nsx "$WEB1_NS" nginx -e stderr -c "$OUT/logs/nginx-1.conf" 2>"$OUT/logs/nginx-1.err" &
+nsx "$WEB2_NS" nginx -e stderr -c "$OUT/logs/nginx-2.conf" 2>"$OUT/logs/nginx-2.err" &
+lab_wait_port "$NODE_NS" "$WEB1_IP" "$WEB_SVC_TARGET"
+lab_wait_port "$NODE_NS" "$WEB2_IP" "$WEB_SVC_TARGET"
+truncate -s 0 "$OUT"/logs/nginx-*.log
+
+# One tcpdump per interface (leaner than one multi-interface dumpcap at this rate on 2 cores),
+# merged into one pcapng afterwards.
+PIDS=()
+for i in "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH"; do
+  ip netns exec "$NODE_NS" tcpdump -i "$i" -B 131072 -s 0 -w "$OUT/logs/$i.pcap" 2>"$OUT/logs/$i.tcpdump.err" &
+  PIDS+=($!)
+done
+sleep 2
+URL="http://$WEB_SVC_IP:$WEB_SVC_PORT/"
+nsx "$CLIENT_NS" wrk -t 1 -c "$CONNS" -d "${SECS}s" "$URL" > "$OUT/logs/wrk-keepalive.txt"
+nsx "$CLIENT_NS" wrk -t 1 -c "$CONNS" -d "${SECS}s" -H "Connection: close" "$URL" > "$OUT/logs/wrk-per-request.txt"
+sleep 1
+kill -INT "${PIDS[@]}"
+wait "${PIDS[@]}" || true
+cat "$OUT"/logs/*.tcpdump.err | grep -E "dropped by kernel" || true
+mergecap -w "$OUT/capture.pcapng" "$OUT"/logs/veth*.pcap
+rm -f "$OUT"/logs/veth*.pcap
+
+python3 "$LAB/topology.py" list > "$OUT/cluster.json"
+python3 - "$OUT" "$WEB1_NAME" "$WEB2_NAME" <<'PY'
+import json, sys
+out, pods = sys.argv[1], sys.argv[2:]
+truth = {f"default/{p}": sum(1 for _ in open(f"{out}/logs/nginx-{i}.log")) for i, p in enumerate(pods, 1)}
+json.dump({"requests_per_pod": truth}, open(f"{out}/ground-truth.json", "w"), indent=1)
+print("bench-capture:", truth)
+PY
+echo "bench-capture: $(du -h "$OUT/capture.pcapng" | cut -f1) in $OUT"

@@ -1,0 +1,126 @@
+# podtap lab library (sourced, not run): builds one Kubernetes-like node from network namespaces on
+# the real kernel and tears it down again. Used by lab.sh (the ground-truth scenario) and
+# bench-capture.sh (nginx + wrk load for the benchmark).
+#
+#   ptl-ext (external client 192.168.49.100) ──eth0── ptl-node (the node: cni0 bridge 10.244.0.1/24,
+#   eth0 192.168.49.2, kube-proxy-style iptables) ──veth── ptl-web1, ptl-web2, ptl-dns, ptl-client
+#
+# Creates only namespaces named ptl-* and /etc/netns/ptl-*; the root namespace gets no address or
+# link. The caller's EXIT trap runs lab_down, success or failure.
+
+LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+eval "$(python3 "$LAB/topology.py" env)"
+ALL_NS="$POD_NETNS $EXT_NS $NODE_NS"
+
+lab_require() {  # tools...
+  [[ $EUID -eq 0 ]] || { echo "lab: needs root (network namespaces, iptables)" >&2; exit 1; }
+  local tool
+  for tool in ip iptables-restore dumpcap python3 "$@"; do
+    command -v "$tool" >/dev/null || { echo "lab: missing $tool (cargo xtask setup installs it)" >&2; exit 1; }
+  done
+}
+
+lab_down() {
+  local ns
+  for ns in $ALL_NS; do
+    if ip netns list | grep -qw "$ns"; then
+      ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  rm -rf /etc/netns/ptl-client
+}
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# Takes the lab lock, arranges teardown on exit, removes leftovers of a run killed hard.
+lab_claim() {
+  exec 9>/run/podtap-lab.lock
+  flock -n 9 || { echo "lab: another lab run is active" >&2; exit 1; }
+  trap lab_down EXIT
+  trap 'exit 130' INT TERM
+  lab_down
+}
+
+lab_add_pod() {  # netns ip veth
+  local ns=$1 ip=$2 veth=$3
+  ip netns add "$ns"
+  ip -n "$NODE_NS" link add "$veth" type veth peer name eth0 netns "$ns"
+  ip -n "$NODE_NS" link set "$veth" master cni0 up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default via "$BRIDGE_IP"
+}
+
+lab_up() {
+  # The node.
+  ip netns add "$NODE_NS"
+  ip -n "$NODE_NS" link set lo up
+  ip -n "$NODE_NS" link add cni0 type bridge
+  ip -n "$NODE_NS" addr add "$BRIDGE_IP/24" dev cni0
+  ip -n "$NODE_NS" link set cni0 up
+  nsx "$NODE_NS" sysctl -qw net.ipv4.ip_forward=1
+  # Pod-to-pod replies cross the bridge without routing; kube-proxy needs them to pass conntrack so
+  # the ClusterIP reply is un-DNATed (the br_netfilter setting every kubeadm node has).
+  nsx "$NODE_NS" sysctl -qw net.bridge.bridge-nf-call-iptables=1
+
+  # Pods: one namespace each, eth0 inside, vethXXXX on cni0 in the node.
+  lab_add_pod "$WEB1_NS" "$WEB1_IP" "$WEB1_VETH"
+  lab_add_pod "$WEB2_NS" "$WEB2_IP" "$WEB2_VETH"
+  lab_add_pod "$DNS_NS" "$DNS_IP" "$DNS_VETH"
+  lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
+
+  # The outside world: one external host on the node's eth0.
+  ip netns add "$EXT_NS"
+  ip -n "$NODE_NS" link add eth0 type veth peer name eth0 netns "$EXT_NS"
+  ip -n "$NODE_NS" addr add "$NODE_IP/24" dev eth0
+  ip -n "$NODE_NS" link set eth0 up
+  ip -n "$EXT_NS" link set lo up
+  ip -n "$EXT_NS" addr add "$EXT_IP/24" dev eth0
+  ip -n "$EXT_NS" link set eth0 up
+
+  # kube-proxy (iptables mode).
+  nsx "$NODE_NS" iptables-restore < <(sed \
+    -e "s/@WEB_SVC_IP@/$WEB_SVC_IP/g; s/@WEB_SVC_PORT@/$WEB_SVC_PORT/g; s/@WEB_NODEPORT@/$WEB_SVC_NODEPORT/g" \
+    -e "s/@WEB1_IP@/$WEB1_IP/g; s/@WEB2_IP@/$WEB2_IP/g; s/@WEB_TARGET@/$WEB_SVC_TARGET/g" \
+    -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g; s/@DNS_IP@/$DNS_IP/g" "$LAB/kube-proxy.rules")
+
+  # Kubernetes-style resolv.conf for the client pod (ip netns exec bind-mounts it over /etc/resolv.conf).
+  mkdir -p /etc/netns/ptl-client
+  printf 'search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver %s\noptions ndots:5\n' \
+    "$DNS_SVC_IP" > /etc/netns/ptl-client/resolv.conf
+}
+
+lab_wait_port() {  # ns ip port: until something listens, at most 10 s
+  local i
+  for i in $(seq 100); do
+    nsx "$1" python3 -c "import socket; socket.create_connection(('$2', $3), 0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "lab: nothing listens on $2:$3" >&2
+  return 1
+}
+
+# Starts dumpcap in the node on the given interfaces into FILE (one pcapng, interface names kept);
+# returns once it captures. Sets LAB_DUMPCAP to its pid.
+lab_capture_start() {  # file errfile iface...
+  local file=$1 err=$2 args=() i
+  shift 2
+  for i in "$@"; do args+=(-i "$i"); done
+  # Called directly (not through nsx) so $! is dumpcap itself and SIGINT reaches it.
+  ip netns exec "$NODE_NS" dumpcap -q "${args[@]}" -w "$file" 2>"$err" &
+  LAB_DUMPCAP=$!
+  for _ in $(seq 100); do
+    grep -q "Capturing on" "$err" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q "Capturing on" "$err" || { cat "$err" >&2; exit 1; }
+  sleep 0.5
+}
+
+lab_capture_stop() {
+  sleep 1
+  kill -INT "$LAB_DUMPCAP"
+  wait "$LAB_DUMPCAP" || true
+}
