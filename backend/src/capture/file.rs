@@ -1,16 +1,13 @@
-//! Capture files: pcap (µs and ns) and pcapng (several interfaces with names, any `if_tsresol`),
-//! read from one in-memory buffer without copying packets: every `Frame` borrows the buffer.
+//! Capture files: pcap (µs and ns, either byte order) and pcapng (several interfaces with names,
+//! any `if_tsresol`, either byte order), mapped into memory and read without copying packets:
+//! every `Frame` borrows the mapping.
 //!
 //! A file that ends mid-packet or has a broken block yields every packet before the damage and
 //! then one `CaptureError` naming the byte offset; garbage at the start is refused at `open`.
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use pcap_file::pcap::PcapParser;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgParser};
-use pcap_file::{DataLink, PcapError, TsResolution};
+use super::pcapng::{self, Step, Walker};
 
 /// Problems reading a capture file.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +41,15 @@ pub enum LinkType {
     Other(u32),
 }
 
-impl From<DataLink> for LinkType {
-    fn from(d: DataLink) -> Self {
-        match d {
-            DataLink::ETHERNET => LinkType::Ethernet,
-            DataLink::LINUX_SLL => LinkType::LinuxSll,
-            DataLink::LINUX_SLL2 => LinkType::LinuxSll2,
-            DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LinkType::RawIp,
-            other => LinkType::Other(u32::from(other)),
+impl LinkType {
+    /// From a LINKTYPE_ value (the low 16 bits; the rest carries FCS information).
+    pub fn from_code(code: u32) -> Self {
+        match code & 0xffff {
+            1 => LinkType::Ethernet,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            12 | 14 | 101 | 228 | 229 => LinkType::RawIp,
+            other => LinkType::Other(other),
         }
     }
 }
@@ -65,7 +63,24 @@ pub struct Interface {
     units_per_sec: u64,
 }
 
-/// One captured frame, borrowed from the file's buffer.
+impl Interface {
+    pub fn new(name: Option<String>, link: LinkType, units_per_sec: u64) -> Self {
+        Self { name, link, units_per_sec: units_per_sec.max(1) }
+    }
+
+    pub fn set_units_per_sec(&mut self, units: u64) {
+        self.units_per_sec = units.max(1);
+    }
+
+    fn micros(&self, raw: u64) -> u64 {
+        match self.units_per_sec {
+            1_000_000 => raw,
+            u => (u128::from(raw) * 1_000_000 / u128::from(u)) as u64,
+        }
+    }
+}
+
+/// One captured frame, borrowed from the file's bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
     /// Microseconds since the Unix epoch.
@@ -92,17 +107,21 @@ impl std::ops::Deref for Bytes {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Format {
+    /// Classic pcap: big-endian?, nanosecond timestamps?
+    Pcap {
+        big: bool,
+        nanos: bool,
+    },
+    PcapNg,
+}
+
 /// A whole capture file, mapped into memory: frames borrow it, nothing is copied.
 pub struct CaptureFile {
     path: String,
     bytes: Bytes,
     format: Format,
-}
-
-#[derive(Clone, Copy)]
-enum Format {
-    Pcap,
-    PcapNg,
 }
 
 impl CaptureFile {
@@ -132,8 +151,11 @@ impl CaptureFile {
     fn checked(path: String, bytes: Bytes) -> Result<Self, CaptureError> {
         let magic = bytes.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         let format = match magic {
-            Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => Format::Pcap,
-            Some(0x0a0d_0d0a) => Format::PcapNg,
+            Some(0xa1b2_c3d4) => Format::Pcap { big: false, nanos: false },
+            Some(0xd4c3_b2a1) => Format::Pcap { big: true, nanos: false },
+            Some(0xa1b2_3c4d) => Format::Pcap { big: false, nanos: true },
+            Some(0x4d3c_b2a1) => Format::Pcap { big: true, nanos: true },
+            Some(pcapng::SHB) => Format::PcapNg,
             _ => {
                 let shown = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>();
                 let magic = if shown.is_empty() { "nothing: the file is empty".into() } else { format!("0x{shown}") };
@@ -150,58 +172,65 @@ impl CaptureFile {
 
     /// Iterates over the frames. After an `Err` the iterator ends.
     pub fn frames(&self) -> Frames<'_> {
-        Frames { file: self, pos: 0, state: State::Start, interfaces: Vec::new() }
+        Frames { file: self, pos: 0, done: false, walker: Walker::new(), pcap: None }
     }
-}
-
-enum State {
-    Start,
-    Pcap(PcapParser, Interface),
-    PcapNg(Box<PcapNgParser>),
-    Done,
 }
 
 /// Iterator over a capture's frames; `interfaces()` grows as pcapng interface blocks are read.
 pub struct Frames<'a> {
     file: &'a CaptureFile,
     pos: usize,
-    state: State,
-    interfaces: Vec<Interface>,
+    done: bool,
+    walker: Walker,
+    /// Classic pcap: the one interface, once the file header is read.
+    pcap: Option<Interface>,
 }
 
 impl<'a> Frames<'a> {
     /// The interfaces described so far.
     pub fn interfaces(&self) -> &[Interface] {
-        &self.interfaces
+        match &self.pcap {
+            Some(i) => std::slice::from_ref(i),
+            None => &self.walker.interfaces,
+        }
     }
 
     fn damaged(&mut self, reason: impl ToString) -> Option<Result<Frame<'a>, CaptureError>> {
-        self.state = State::Done;
+        self.done = true;
         Some(Err(CaptureError::Damaged { path: self.file.path.clone(), offset: self.pos, reason: reason.to_string() }))
     }
 
-    fn start(&mut self) -> Result<(), PcapError> {
-        let bytes = &self.file.bytes[..];
-        match self.file.format {
-            Format::Pcap => {
-                let (rest, parser) = PcapParser::new(bytes)?;
-                let header = parser.header();
-                let units_per_sec = match header.ts_resolution {
-                    TsResolution::MicroSecond => 1_000_000,
-                    TsResolution::NanoSecond => 1_000_000_000,
-                };
-                let iface = Interface { name: None, link: header.datalink.into(), units_per_sec };
-                self.interfaces.push(iface.clone());
-                self.pos = bytes.len() - rest.len();
-                self.state = State::Pcap(parser, iface);
-            }
-            Format::PcapNg => {
-                let (rest, parser) = PcapNgParser::new(bytes)?;
-                self.pos = bytes.len() - rest.len();
-                self.state = State::PcapNg(Box::new(parser));
-            }
+    /// Classic pcap (the libpcap file format): a 24-byte header, then 16-byte record headers.
+    fn next_pcap(&mut self, big: bool, nanos: bool) -> Option<Result<Frame<'a>, CaptureError>> {
+        let bytes: &'a [u8] = &self.file.bytes;
+        let u32_at = |at: usize| {
+            bytes.get(at..at + 4).map(|x| {
+                let x = [x[0], x[1], x[2], x[3]];
+                if big { u32::from_be_bytes(x) } else { u32::from_le_bytes(x) }
+            })
+        };
+        if self.pcap.is_none() {
+            let Some(link) = u32_at(20) else { return self.damaged("file header cut short") };
+            let units = if nanos { 1_000_000_000 } else { 1_000_000 };
+            self.pcap = Some(Interface::new(None, LinkType::from_code(link), units));
+            self.pos = 24;
         }
-        Ok(())
+        if self.pos == bytes.len() {
+            self.done = true;
+            return None;
+        }
+        let (Some(sec), Some(frac), Some(caplen)) = (u32_at(self.pos), u32_at(self.pos + 4), u32_at(self.pos + 8))
+        else {
+            return self.damaged("packet header cut short");
+        };
+        let start = self.pos + 16;
+        let Some(data) = bytes.get(start..start + caplen as usize) else {
+            return self.damaged(format!("packet of {caplen} bytes, {} left", bytes.len().saturating_sub(start)));
+        };
+        self.pos = start + caplen as usize;
+        let iface = self.pcap.as_ref().expect("set above");
+        let ts_us = u64::from(sec) * 1_000_000 + iface.micros(u64::from(frac));
+        Some(Ok(Frame { ts_us, interface: 0, link: iface.link, data }))
     }
 }
 
@@ -209,85 +238,33 @@ impl<'a> Iterator for Frames<'a> {
     type Item = Result<Frame<'a>, CaptureError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
         let bytes: &'a [u8] = &self.file.bytes;
-        loop {
-            if matches!(self.state, State::Start)
-                && let Err(e) = self.start()
-            {
-                return self.damaged(e);
-            }
-            let rest = &bytes[self.pos..];
-            match &mut self.state {
-                State::Start => unreachable!("started above"),
-                State::Done => return None,
-                _ if rest.is_empty() => {
-                    self.state = State::Done;
+        match self.file.format {
+            Format::Pcap { big, nanos } => self.next_pcap(big, nanos),
+            Format::PcapNg => loop {
+                if self.pos == bytes.len() {
+                    self.done = true;
                     return None;
                 }
-                State::Pcap(parser, iface) => {
-                    let (link, units) = (iface.link, iface.units_per_sec);
-                    match parser.next_raw_packet(rest) {
-                        Ok((rest, p)) => {
-                            self.pos = bytes.len() - rest.len();
-                            let ts_us = u64::from(p.ts_sec) * 1_000_000 + u64::from(p.ts_frac) * 1_000_000 / units;
-                            let Cow::Borrowed(data) = p.data else { unreachable!("pcap-file borrows from the slice") };
-                            return Some(Ok(Frame { ts_us, interface: 0, link, data }));
+                match self.walker.next(&bytes[self.pos..]) {
+                    Ok((step, len)) => {
+                        self.pos += len;
+                        if let Step::Packet { interface, ts_raw, data } = step {
+                            let Some(iface) = self.walker.interfaces.get(interface as usize) else {
+                                self.pos -= len;
+                                return self.damaged(format!("packet on undeclared interface {interface}"));
+                            };
+                            return Some(Ok(Frame { ts_us: iface.micros(ts_raw), interface, link: iface.link, data }));
                         }
-                        Err(e) => return self.damaged(e),
                     }
+                    Err(reason) => return self.damaged(reason),
                 }
-                State::PcapNg(parser) => match parser.next_block(rest) {
-                    Ok((rest, block)) => {
-                        self.pos = bytes.len() - rest.len();
-                        match block {
-                            Block::SectionHeader(_) => self.interfaces.clear(),
-                            Block::InterfaceDescription(idb) => self.interfaces.push(interface_of(&idb)),
-                            Block::EnhancedPacket(epb) => {
-                                let Some(iface) = self.interfaces.get(epb.interface_id as usize) else {
-                                    return self
-                                        .damaged(format!("packet on undeclared interface {}", epb.interface_id));
-                                };
-                                // pcap-file reads the raw timestamp as nanoseconds whatever if_tsresol says.
-                                let raw = epb.timestamp.as_nanos();
-                                let ts_us = (raw * 1_000_000 / u128::from(iface.units_per_sec)) as u64;
-                                let Cow::Borrowed(data) = epb.data else {
-                                    unreachable!("pcap-file borrows from the slice")
-                                };
-                                return Some(Ok(Frame { ts_us, interface: epb.interface_id, link: iface.link, data }));
-                            }
-                            Block::SimplePacket(spb) => {
-                                let Some(iface) = self.interfaces.first() else {
-                                    return self.damaged("simple packet before any interface");
-                                };
-                                let Cow::Borrowed(data) = spb.data else {
-                                    unreachable!("pcap-file borrows from the slice")
-                                };
-                                return Some(Ok(Frame { ts_us: 0, interface: 0, link: iface.link, data }));
-                            }
-                            _ => {}
-                        }
-                    }
-                    Err(e) => return self.damaged(e),
-                },
-            }
+            },
         }
     }
-}
-
-fn interface_of(idb: &pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock) -> Interface {
-    let mut iface = Interface { name: None, link: idb.linktype.into(), units_per_sec: 1_000_000 };
-    for opt in &idb.options {
-        match opt {
-            InterfaceDescriptionOption::IfName(n) => iface.name = Some(n.to_string()),
-            // RFC pcapng §4.2: high bit set = power of 2, else power of 10.
-            InterfaceDescriptionOption::IfTsResol(r) => {
-                iface.units_per_sec =
-                    if r & 0x80 != 0 { 1u64 << (r & 0x7f).min(63) } else { 10u64.pow(u32::from(*r).min(19)) };
-            }
-            _ => {}
-        }
-    }
-    iface
 }
 
 #[cfg(test)]
@@ -332,6 +309,78 @@ mod tests {
         assert!(results[0].is_ok());
         let err = results[1].as_ref().unwrap_err().to_string();
         assert!(err.starts_with("cut.pcap: damaged at byte 44"), "{err}");
+    }
+
+    /// One pcapng block in the given byte order: type, length, body (padded), length.
+    fn block(big: bool, kind: u32, body: &[u8]) -> Vec<u8> {
+        let u32b = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut padded = body.to_vec();
+        padded.resize(body.len().div_ceil(4) * 4, 0);
+        let len = 12 + padded.len() as u32;
+        let mut b = Vec::new();
+        b.extend(u32b(kind));
+        b.extend(u32b(len));
+        b.extend(padded);
+        b.extend(u32b(len));
+        b
+    }
+
+    /// Section header, one Ethernet interface named `veth1` with nanosecond timestamps, and one
+    /// enhanced packet of 3 bytes at t = 2.000000123 s.
+    fn tiny_pcapng(big: bool) -> Vec<u8> {
+        let u16b = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u32b = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut shb = u32b(0x1a2b_3c4d).to_vec();
+        shb.extend(u16b(1));
+        shb.extend(u16b(0));
+        shb.extend([0xff; 8]);
+        let mut idb = u16b(1).to_vec();
+        idb.extend(u16b(0));
+        idb.extend(u32b(65535));
+        for (code, value) in [(2u16, &b"veth1"[..]), (9, &[9u8][..])] {
+            idb.extend(u16b(code));
+            idb.extend(u16b(value.len() as u16));
+            idb.extend(value);
+            idb.resize(idb.len().div_ceil(4) * 4, 0);
+        }
+        idb.extend([0; 4]); // opt_endofopt
+        let ts: u64 = 2_000_000_123;
+        let mut epb = u32b(0).to_vec();
+        epb.extend(u32b((ts >> 32) as u32));
+        epb.extend(u32b(ts as u32));
+        epb.extend(u32b(3));
+        epb.extend(u32b(3));
+        epb.extend([7, 8, 9]);
+        [block(big, 0x0a0d_0d0a, &shb), block(big, 1, &idb), block(big, 6, &epb)].concat()
+    }
+
+    #[test]
+    fn reads_pcapng_in_either_byte_order_with_names_and_nanoseconds() {
+        for big in [false, true] {
+            let file = CaptureFile::from_bytes("t.pcapng", tiny_pcapng(big)).unwrap();
+            let mut frames = file.frames();
+            let f = frames.next().unwrap().unwrap();
+            assert_eq!(
+                (f.ts_us, f.interface, f.link, f.data),
+                (2_000_000, 0, LinkType::Ethernet, &[7u8, 8, 9][..]),
+                "big={big}"
+            );
+            assert_eq!(frames.interfaces()[0].name.as_deref(), Some("veth1"));
+            assert!(frames.next().is_none());
+        }
+    }
+
+    #[test]
+    fn damaged_pcapng_names_the_offset() {
+        let whole = tiny_pcapng(false);
+        let file = CaptureFile::from_bytes("cut.pcapng", whole[..whole.len() - 6].to_vec()).unwrap();
+        let err = file.frames().find_map(Result::err).unwrap().to_string();
+        assert!(err.starts_with("cut.pcapng: damaged at byte 72: block of type 0x6 needs 36 bytes, 30 left"), "{err}");
+        let mut liar = whole.clone();
+        let n = liar.len();
+        liar[n - 4] = 0xff; // trailing length differs from the leading one
+        let file = CaptureFile::from_bytes("liar.pcapng", liar).unwrap();
+        assert!(file.frames().find_map(Result::err).unwrap().to_string().contains("trailing length differs"));
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! capture joins here later. Owns the `Frame` type handed to decode; knows nothing of protocols.
 
 pub mod file;
+mod pcapng;
 
 pub use file::{CaptureError, CaptureFile, Frame, Interface, LinkType};
