@@ -67,7 +67,7 @@ impl Walker {
         let o = self.order;
         let kind = o.u32(rest, 0).expect("read above");
         let len = o.u32(rest, 4).ok_or("block header cut short")? as usize;
-        if len < 12 || len % 4 != 0 {
+        if len < 12 || !len.is_multiple_of(4) {
             return Err(format!("block of type {kind:#x} claims length {len}"));
         }
         let block =
