@@ -5,6 +5,8 @@
 //! - `run [ARGS…]`     build everything, then `podtap serve ARGS…` (no ARGS: the built-in demo)
 //! - `test`            every test: fmt, clippy, unit and integration, the lab, the browser
 //! - `demo`            regenerate the built-in demo capture with the lab (root)
+//! - `bench [SECONDS]`  make a large capture with the lab (nginx + wrk) and time podtap against
+//!   tcpdump and tshark on it (root; see BENCHMARKS.md)
 //! - `setup`           only install what the tests need
 
 mod build;
@@ -34,9 +36,12 @@ fn dispatch() -> Result<()> {
         "run" => run(rest),
         "test" => test::all(),
         "demo" => test::regenerate_demo(),
+        "bench" => test::bench(rest.first().map(String::as_str).unwrap_or("18")),
         "setup" => setup::for_tests(),
         _ => {
-            eprintln!("usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | setup");
+            eprintln!(
+                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | setup"
+            );
             Ok(())
         }
     }

@@ -19,6 +19,9 @@ const DEBIAN: &[(&str, &str)] = &[
     ("python3", "python3"),
 ];
 
+/// What the benchmark adds: a web server and a load generator.
+const BENCH: &[(&str, &str)] = &[("nginx", "nginx-light"), ("wrk", "wrk"), ("mergecap", "tshark")];
+
 fn have(cmd: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
 }
@@ -26,7 +29,24 @@ fn have(cmd: &str) -> bool {
 /// Everything `cargo xtask test` uses.
 pub fn for_tests() -> Result<()> {
     build::ensure_wasm_target()?;
-    let mut missing: Vec<&str> = DEBIAN.iter().filter(|(cmd, _)| !have(cmd)).map(|(_, pkg)| *pkg).collect();
+    debian(DEBIAN)?;
+    let e2e = root().join("end2end");
+    if !e2e.join("node_modules/playwright-core/package.json").is_file() {
+        step("npm ci (end2end: playwright-core)");
+        status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
+    }
+    Ok(())
+}
+
+/// Everything `cargo xtask bench` uses.
+pub fn for_bench() -> Result<()> {
+    debian(DEBIAN)?;
+    debian(BENCH)
+}
+
+/// Installs the Debian packages whose commands are missing.
+fn debian(wanted: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = wanted.iter().filter(|(cmd, _)| !have(cmd)).map(|(_, pkg)| *pkg).collect();
     missing.dedup();
     if !missing.is_empty() {
         if !have("apt-get") {
@@ -40,11 +60,6 @@ pub fn for_tests() -> Result<()> {
                 .args(&missing)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
-    }
-    let e2e = root().join("end2end");
-    if !e2e.join("node_modules/playwright-core/package.json").is_file() {
-        step("npm ci (end2end: playwright-core)");
-        status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
     }
     Ok(())
 }

@@ -77,3 +77,25 @@ pub fn regenerate_demo() -> Result<()> {
     eprintln!("xtask: backend/demo updated; rebuild podtap to embed it");
     Ok(())
 }
+
+/// The file benchmark: a large lab capture (nginx + wrk through the ClusterIP, `secs` per phase),
+/// then bench.py's interleaved timings of podtap, tcpdump and tshark on it.
+pub fn bench(secs: &str) -> Result<()> {
+    setup::for_bench()?;
+    if !is_root() {
+        bail!("the benchmark capture needs root (network namespaces): run `sudo cargo xtask bench`");
+    }
+    let out = root().join("target/bench");
+    step(&format!("bench: capture ({secs} s keep-alive + {secs} s new connection per request)"));
+    status(Command::new("bash").arg(root().join("end2end/lab/bench-capture.sh")).arg(&out).arg(secs))?;
+    step("bench: cargo build --release -p podtap");
+    cargo(&["build", "--release", "-p", "podtap"])?;
+    step("bench: podtap vs tcpdump vs tshark");
+    status(
+        Command::new("python3")
+            .arg(root().join("end2end/bench/bench.py"))
+            .arg(&out)
+            .arg(root().join("target/release/podtap"))
+            .args(["--runs", "5"]),
+    )
+}

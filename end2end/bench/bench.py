@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""podtap's file benchmark: times `podtap analyze` against `tcpdump -r FILE -w /dev/null` (a plain
+read) and `tshark -Y http.request` (full dissection) on the same capture, with interleaved runs,
+medians, ratios and peak RSS, and checks podtap's and tshark's request counts against the servers'
+logs (ground-truth.json from bench-capture.sh).
+
+usage: bench.py CAPTURE_DIR PODTAP_BINARY [--runs N] [--tshark-runs N]
+Prints a Markdown report to stdout.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+
+def run(cmd, stdout=subprocess.DEVNULL):
+    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout text or None)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read() if stdout == subprocess.PIPE else None
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024, out.decode() if out is not None else None
+
+
+def count_lines(cmd, keep=lambda line: True):
+    """Counts the output lines of cmd that pass keep, reading as a stream."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    n = sum(1 for line in proc.stdout if keep(line))
+    proc.wait()
+    return n
+
+
+def count_answered_http(cmd):
+    return count_lines(cmd, lambda line: b'"kind":"http"' in line and b'"status":null' not in line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("podtap")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tshark-runs", type=int, default=1)
+    a = ap.parse_args()
+    cap, cluster = f"{a.dir}/capture.pcapng", f"{a.dir}/cluster.json"
+    truth = json.load(open(f"{a.dir}/ground-truth.json"))["requests_per_pod"]
+    tools = {
+        "tcpdump -r FILE -w /dev/null": ["tcpdump", "-r", cap, "-w", "/dev/null"],
+        "podtap analyze --format summary": [a.podtap, "analyze", cap, "--cluster", cluster, "--format", "summary"],
+    }
+    times = {name: [] for name in tools}
+    rss = {name: 0.0 for name in tools}
+    summary = None
+    run(tools["tcpdump -r FILE -w /dev/null"])  # warm the page cache for everyone
+    for _ in range(a.runs):  # interleaved, so drift in the machine hits every tool alike
+        for name, cmd in tools.items():
+            wall, peak, out = run(cmd, subprocess.PIPE if "podtap" in name else subprocess.DEVNULL)
+            times[name].append(wall)
+            rss[name] = max(rss[name], peak)
+            if out:
+                summary = json.loads(out)
+    # Counted after the timed runs and streamed: a parent holding gigabytes would inflate every
+    # later child's peak RSS (a forked child starts with the parent's pages).
+    podtap_count = count_answered_http([a.podtap, "analyze", cap, "--format", "jsonl"])
+    tshark = ["tshark", "-r", cap, "-Y", "http.request", "-T", "fields", "-e", "frame.number"]
+    tshark_times, tshark_rss = [], 0.0
+    for _ in range(a.tshark_runs):
+        wall, peak, _ = run(tshark)
+        tshark_times.append(wall)
+        tshark_rss = max(tshark_rss, peak)
+    tshark_count = count_lines(tshark)
+
+    size_mb = os.path.getsize(cap) / 1e6
+    base = statistics.median(times["tcpdump -r FILE -w /dev/null"])
+    print(f"Capture: {size_mb:.0f} MB, {cap}\n")
+    print("| tool | median wall time | vs tcpdump | MB/s | peak RSS |")
+    print("|---|---|---|---|---|")
+    for name in tools:
+        m = statistics.median(times[name])
+        print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {rss[name]:.0f} MiB |")
+    m = statistics.median(tshark_times)
+    print(f"| `tshark -Y http.request` | {m:.1f} s | {m / base:.0f}× | {size_mb / m:.1f} | {tshark_rss:.0f} MiB |")
+    print(f"\nRuns: {a.runs} interleaved (tshark: {a.tshark_runs}). "
+          "podtap's peak RSS includes the capture's mapped pages (file-backed, reclaimable).\n")
+    web = next(s for s in summary["services"] if s["service"] == "default/web")
+    print("| pod | nginx access log | podtap requests | podtap connections |")
+    print("|---|---|---|---|")
+    exact = True
+    for e in web["endpoints"]:
+        logged = truth.get(e["pod"], 0)
+        exact &= logged == e["requests"]
+        print(f"| {e['pod']} | {logged} | {e['requests']} | {e['connections']} |")
+    observations = 2 * sum(truth.values())  # each request crosses the client's and a server's veth
+    print(f"\nThe servers logged {sum(truth.values())} requests; each crosses the client's and a server's veth: "
+          f"{observations} observations.")
+    print(f"podtap: {podtap_count} answered HTTP exchanges; tshark: {tshark_count} requests.")
+    print(f"podtap exact: {'yes' if exact and podtap_count == observations else 'NO'}; "
+          f"tshark exact: {'yes' if tshark_count == observations else 'no, ' + str(observations - tshark_count) + ' short'}")
+
+
+if __name__ == "__main__":
+    main()
