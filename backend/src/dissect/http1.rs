@@ -218,7 +218,12 @@ impl Http1 {
                         pos += 1;
                     }
                 },
-                State::Body(body) => pos += self.body(info, dir, body, rest, out),
+                // Every body state consumes at least one byte of non-empty input unless it needs
+                // more (a chunk-size line or CRLF split across segments): then wait for them.
+                State::Body(body) => match self.body(info, dir, body, rest, out) {
+                    0 => return pos,
+                    n => pos += n,
+                },
             }
         }
         pos
@@ -321,7 +326,7 @@ impl Http1 {
         }
     }
 
-    /// Consumes body bytes; returns how many.
+    /// Consumes body bytes; returns how many, 0 when more input is needed first.
     fn body(&mut self, info: &ConnInfo, dir: Dir, body: Body, input: &[u8], out: &mut Vec<Dissected>) -> usize {
         let i = dir as usize;
         let (used, next) = match body {

@@ -87,6 +87,20 @@ fn chunked_response_with_trailers_and_a_100_continue() {
 }
 
 #[test]
+fn chunk_lines_split_across_segments_wait_for_the_rest() {
+    // Found by the segmentation property: a split inside "4\r\n" or the chunk's CRLF used to spin.
+    let out = run(&[
+        (C, 1, b"GET /c HTTP/1.1\r\n\r\n"),
+        (S, 2, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r"),
+        (S, 3, b"\nwiki\r"),
+        (S, 4, b"\n0\r\n"),
+        (S, 5, b"\r\n"),
+    ]);
+    let ex = exchanges(&out);
+    assert_eq!((ex.len(), ex[0].http().unwrap().status, ex[0].response_size), (1, Some(200), 61));
+}
+
+#[test]
 fn head_and_304_have_no_body_even_with_a_content_length() {
     let out = run(&[
         (C, 1, b"HEAD /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n"),
@@ -176,5 +190,77 @@ fn hostile_input_never_panics() {
     for n in nasty {
         let _ =
             run(&[(C, 1, n), (S, 2, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n")]);
+    }
+}
+
+mod properties {
+    //! However a conversation is split into segments, the same exchanges come out.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One request/response pair: path number, request body size, response body size, chunked.
+    type Pair = (u8, usize, usize, bool);
+
+    fn conversation(pairs: &[Pair]) -> (Vec<u8>, Vec<u8>) {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        for (i, (path, req_body, resp_body, chunked)) in pairs.iter().enumerate() {
+            up.extend(format!("POST /p{path} HTTP/1.1\r\nHost: h\r\nContent-Length: {req_body}\r\n\r\n").as_bytes());
+            up.extend(std::iter::repeat_n(b'q', *req_body));
+            let status = 200 + (i % 3) as u16;
+            if *chunked {
+                down.extend(format!("HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+                for part in [resp_body / 2, resp_body - resp_body / 2] {
+                    if part > 0 {
+                        down.extend(format!("{part:x}\r\n").as_bytes());
+                        down.extend(std::iter::repeat_n(b'r', part));
+                        down.extend(b"\r\n");
+                    }
+                }
+                down.extend(b"0\r\n\r\n");
+            } else {
+                down.extend(format!("HTTP/1.1 {status} X\r\nContent-Length: {resp_body}\r\n\r\n").as_bytes());
+                down.extend(std::iter::repeat_n(b'r', *resp_body));
+            }
+        }
+        (up, down)
+    }
+
+    fn split(data: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+        cuts.retain(|c| *c > 0 && *c < data.len());
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut bounds = vec![0];
+        bounds.extend(cuts);
+        bounds.push(data.len());
+        bounds.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn any_segmentation_gives_the_same_exchanges(
+            pairs in proptest::collection::vec((0u8..20, 0usize..300, 0usize..300, any::<bool>()), 1..12),
+            up_cuts in proptest::collection::vec(0usize..8000, 0..60),
+            down_cuts in proptest::collection::vec(0usize..8000, 0..60),
+        ) {
+            let (up, down) = conversation(&pairs);
+            let info = info();
+            let mut h = Http1::new(&info);
+            let mut out = Vec::new();
+            // All requests first (pipelining), then all responses, in arbitrary pieces.
+            for (i, piece) in split(&up, up_cuts).into_iter().enumerate() {
+                h.on_data(&info, C, i as u64, piece, &mut out);
+            }
+            for (i, piece) in split(&down, down_cuts).into_iter().enumerate() {
+                h.on_data(&info, S, 1000 + i as u64, piece, &mut out);
+            }
+            h.on_close(&info, 9999, &mut out);
+            let got: Vec<(String, Option<u16>)> =
+                exchanges(&out).iter().map(|e| (e.http().unwrap().path.clone(), e.http().unwrap().status)).collect();
+            let want: Vec<(String, Option<u16>)> =
+                pairs.iter().enumerate().map(|(i, p)| (format!("/p{}", p.0), Some(200 + (i % 3) as u16))).collect();
+            prop_assert_eq!(got, want);
+            prop_assert!(!out.contains(&Dissected::Resync));
+        }
     }
 }
