@@ -139,6 +139,9 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// A segment to send: client-to-server?, sequence number, bytes.
+    type Send = (bool, u32, Vec<u8>);
+
     /// (start, end) cuts of `len` bytes at the given cut points.
     fn pieces(len: usize, mut cuts: Vec<usize>) -> Vec<(usize, usize)> {
         cuts.retain(|c| *c > 0 && *c < len);
@@ -163,7 +166,7 @@ mod properties {
             order in proptest::collection::vec(any::<u32>(), 200),
             dupes in proptest::collection::vec(any::<bool>(), 200),
         ) {
-            let mut segs: Vec<(bool, u32, Vec<u8>)> = Vec::new();
+            let mut segs: Vec<Send> = Vec::new();
             for (is_up, data, cuts, isn) in [(true, &up, up_cuts, isn_up), (false, &down, down_cuts, isn_down)] {
                 for (i, (a, b)) in pieces(data.len(), cuts).into_iter().enumerate() {
                     let seq = isn.wrapping_add(1).wrapping_add(a as u32);
@@ -176,7 +179,7 @@ mod properties {
                 }
             }
             // Shuffle deterministically from the generated order keys.
-            let mut keyed: Vec<(u32, (bool, u32, Vec<u8>))> =
+            let mut keyed: Vec<(u32, Send)> =
                 segs.into_iter().enumerate().map(|(i, s)| (order[i % order.len()].wrapping_mul(i as u32 + 1), s)).collect();
             keyed.sort_by_key(|(k, _)| *k);
 
