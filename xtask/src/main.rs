@@ -7,6 +7,7 @@
 //! - `demo`            regenerate the built-in demo capture with the lab (root)
 //! - `bench [SECONDS]`  make a large capture with the lab (nginx + wrk) and time podtap against
 //!   tcpdump and tshark on it (root; see BENCHMARKS.md)
+//! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
 //! - `setup`           only install what the tests need
 
 mod build;
@@ -38,9 +39,10 @@ fn dispatch() -> Result<()> {
         "demo" => test::regenerate_demo(),
         "bench" => test::bench(rest.first().map(String::as_str).unwrap_or("18")),
         "setup" => setup::for_tests(),
+        "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60")),
         _ => {
             eprintln!(
-                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | setup"
+                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | fuzz [SECONDS] | setup"
             );
             Ok(())
         }

@@ -99,3 +99,31 @@ pub fn bench(secs: &str) -> Result<()> {
             .args(["--runs", "5"]),
     )
 }
+
+/// The fuzz targets under `fuzz/` (file reader, HTTP/1, DNS, reassembly), `secs` each. Needs the
+/// nightly toolchain (sanitizer coverage); installs cargo-fuzz when missing.
+pub fn fuzz(secs: &str) -> Result<()> {
+    let toolchains = Command::new("rustup").args(["toolchain", "list"]).output().context("rustup is needed")?;
+    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
+        bail!("fuzzing needs the nightly toolchain, which this machine does not have");
+    }
+    if Command::new("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
+        step("cargo install cargo-fuzz --locked");
+        status(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = root().join("fuzz");
+    let seeds = dir.join("corpus/capture_file");
+    std::fs::create_dir_all(&seeds)?;
+    std::fs::copy(root().join("backend/demo/capture.pcapng"), seeds.join("demo.pcapng"))?;
+    for target in ["capture_file", "http1", "dns", "reassembly"] {
+        step(&format!("fuzz {target} for {secs} s"));
+        status(
+            Command::new("cargo")
+                .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+                .arg(format!("-max_total_time={secs}"))
+                .arg("-rss_limit_mb=4096")
+                .current_dir(&dir),
+        )?;
+    }
+    Ok(())
+}
