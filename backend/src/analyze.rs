@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use podtap_shared::Record;
+use podtap_shared::{Detail, Record};
 
 use crate::aggregate::SummaryBuilder;
 use crate::capture::CaptureFile;
@@ -82,12 +82,16 @@ fn table_row(r: &Record) -> String {
         Some(s) => format!("{:?} {s}", r.via.kind),
         None => format!("{:?}", r.via.kind),
     };
-    let (method, path, status) = match (r.http(), r.dns()) {
-        (Some(h), _) => (h.method.clone(), h.path.clone(), h.status.map_or("-".into(), |s| s.to_string())),
-        (None, Some(d)) => {
+    let (method, path, status) = match &r.detail {
+        Detail::Http(h) => (h.method.clone(), h.path.clone(), h.status.map_or("-".into(), |s| s.to_string())),
+        Detail::Dns(d) => {
             ("DNS".into(), format!("{} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "-".into()))
         }
-        (None, None) => (String::new(), String::new(), "-".into()),
+        Detail::Tls(t) => (
+            "TLS".into(),
+            format!("{} {}", t.sni.as_deref().unwrap_or("(no SNI)"), t.alpn.join(",")),
+            t.version.clone().unwrap_or_else(|| "-".into()),
+        ),
     };
     let latency = r.latency_us.map_or("-".into(), |l| format!("{:.1}ms", l as f64 / 1000.0));
     let probe = if r.probe { " (probe)" } else { "" };
@@ -105,7 +109,7 @@ pub fn stats_line(s: &EngineStats) -> String {
     let skipped = s.truncated_frames + s.malformed_frames + s.unsupported_link_frames;
     let unmatched = s.unmatched_responses + s.dns.unmatched_responses;
     format!(
-        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries; \
+        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries, {} TLS handshakes; \
          skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
          {} resyncs, {unmatched} unmatched responses, {} DNS queries unanswered",
         s.frames,
@@ -113,6 +117,7 @@ pub fn stats_line(s: &EngineStats) -> String {
         s.tcp.connections,
         s.http_exchanges,
         s.dns.queries,
+        s.tls_handshakes,
         s.dns.malformed,
         s.tcp.gaps,
         s.tcp.gap_bytes,

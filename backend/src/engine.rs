@@ -11,8 +11,8 @@ use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
 use crate::correlate;
 use crate::decode::{DecodeError, Decoded, decode};
+use crate::dissect::any::AnyProtocol;
 use crate::dissect::dns::{self, DnsStats, DnsTracker};
-use crate::dissect::http1::Http1;
 use crate::dissect::{Dissected, Exchange};
 use crate::reassemble::{Limits, Reassembler, ReassemblyStats};
 use crate::resolve::ClusterState;
@@ -31,6 +31,7 @@ pub struct EngineStats {
     pub udp_frames: u64,
     pub other_frames: u64,
     pub http_exchanges: u64,
+    pub tls_handshakes: u64,
     pub unmatched_responses: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
@@ -41,7 +42,7 @@ pub struct EngineStats {
 /// One engine per capture (or per live node): its connection ids and record ids are unique.
 pub struct Engine {
     cluster: Arc<ClusterState>,
-    tcp: Reassembler<Http1>,
+    tcp: Reassembler<AnyProtocol>,
     dns: DnsTracker,
     dns_out: Vec<Exchange>,
     interfaces: Vec<Option<String>>,
@@ -116,6 +117,7 @@ impl Engine {
             match d {
                 Dissected::Exchange(ex) => {
                     self.stats.http_exchanges += u64::from(ex.http().is_some());
+                    self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
                     let iface = self.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
                     out.push(correlate::record(*ex, self.next_id, iface, &self.cluster));
                     self.next_id += 1;

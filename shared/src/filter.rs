@@ -4,7 +4,7 @@
 //! - `key:value` compares one field: `ns:` (either side's namespace), `pod:`, `svc:` (the Service
 //!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
 //!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
-//!   `iface:`, `kind:` (`http`, `dns`).
+//!   `iface:`, `kind:` (`http`, `dns`, `tls`).
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
 //!   address, the method or the path.
 
@@ -141,6 +141,7 @@ impl Term {
             Field::Kind => match &r.detail {
                 crate::Detail::Http(_) => v == "http",
                 crate::Detail::Dns(_) => v == "dns",
+                crate::Detail::Tls(_) => v == "tls",
             },
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
@@ -148,6 +149,7 @@ impl Term {
                     || r.dns().is_some_and(|d| {
                         contains(&d.query, v) || d.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v))
                     })
+                    || matches!(&r.detail, crate::Detail::Tls(t) if t.sni.as_deref().is_some_and(|s| contains(s, v)))
             }
         }
     }

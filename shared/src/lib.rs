@@ -12,5 +12,5 @@ pub mod stream;
 
 pub use filter::{Filter, FilterError};
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
-pub use record::{Detail, DnsExchange, Endpoint, EndpointKind, HttpExchange, Record, Via, ViaKind};
+pub use record::{Detail, DnsExchange, Endpoint, EndpointKind, HttpExchange, Record, TlsExchange, Via, ViaKind};
 pub use stream::ServerMessage;

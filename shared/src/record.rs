@@ -121,12 +121,25 @@ pub struct DnsExchange {
     pub answers: Vec<String>,
 }
 
+/// A TLS handshake as seen in the clear (ClientHello and ServerHello; nothing is decrypted).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsExchange {
+    /// Server Name Indication from the ClientHello.
+    pub sni: Option<String>,
+    /// ALPN protocols: the server's choice when it answered, else what the client offered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// Negotiated version (`TLS1.3`, …); `None` when no ServerHello was seen.
+    pub version: Option<String>,
+}
+
 /// The protocol part of a record; `kind` in JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Detail {
     Http(HttpExchange),
     Dns(DnsExchange),
+    Tls(TlsExchange),
 }
 
 /// One logical exchange between two endpoints.
@@ -173,12 +186,14 @@ impl Record {
         }
     }
 
-    /// A failed exchange: HTTP 5xx, a DNS server failure or refusal, or no answer at all. (A DNS
+    /// A failed exchange: HTTP 5xx, a DNS server failure or refusal, a TLS handshake without a
+    /// ServerHello, or no answer at all. (A DNS
     /// NXDOMAIN is an answer: search-list expansion produces them by design.)
     pub fn is_error(&self) -> bool {
         match &self.detail {
             Detail::Http(h) => h.status.is_none_or(|s| s >= 500),
             Detail::Dns(d) => d.rcode.as_deref().is_none_or(|r| r == "SERVFAIL" || r == "REFUSED"),
+            Detail::Tls(t) => t.version.is_none(),
         }
     }
 

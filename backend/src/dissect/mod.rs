@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use podtap_shared::{Detail, HttpExchange};
 
+pub mod any;
 pub mod dns;
 pub mod http1;
 pub mod redact;
+pub mod tls;
 
 /// A request and its response (when seen), of any protocol.
 #[derive(Clone, Debug, PartialEq)]

@@ -86,6 +86,12 @@ fn Row(
             };
             (format!("DNS {} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "no answer".into()), class)
         }
+        Detail::Tls(t) => {
+            let class = if t.version.is_some() { "status ok" } else { "status s5" };
+            let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
+            let request = format!("TLS {}{offer}", t.sni.as_deref().unwrap_or("(no SNI)"));
+            (request, t.version.clone().unwrap_or_else(|| "no ServerHello".into()), class)
+        }
     };
     let latency = match record.latency_us {
         Some(l) if l < 1000 => format!("{:.2} ms", l as f64 / 1000.0),

@@ -1,0 +1,101 @@
+//! TLS hello tests on hand-built bytes (RFC 8446 §4.1.2, §4.1.3, §4.2; RFC 6066 §3; RFC 7301 §3.1).
+
+use super::*;
+
+fn u16b(v: usize) -> [u8; 2] {
+    (v as u16).to_be_bytes()
+}
+
+fn ext(kind: u16, body: &[u8]) -> Vec<u8> {
+    [&kind.to_be_bytes()[..], &u16b(body.len()), body].concat()
+}
+
+/// A handshake message of `kind` wrapped in one TLS 1.0-versioned record, as clients send it.
+fn record(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = body.len();
+    let hs = [&[kind, (len >> 16) as u8, (len >> 8) as u8, len as u8][..], body].concat();
+    [&[0x16, 0x03, 0x01][..], &u16b(hs.len()), &hs].concat()
+}
+
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = [&[0u8][..], &u16b(sni.len()), sni.as_bytes()].concat();
+    let sni_ext = ext(0, &[&u16b(name.len())[..], &name].concat());
+    let protos = [&[2u8][..], b"h2", &[8], b"http/1.1"].concat();
+    let alpn_ext = ext(16, &[&u16b(protos.len())[..], &protos].concat());
+    let versions_ext = ext(43, &[4, 0x03, 0x04, 0x03, 0x03]);
+    let exts = [sni_ext, alpn_ext, versions_ext].concat();
+    let body =
+        [&[0x03, 0x03][..], &[7u8; 32], &[0], &u16b(2), &[0x13, 0x01], &[1, 0], &u16b(exts.len()), &exts].concat();
+    record(1, &body)
+}
+
+fn server_hello() -> Vec<u8> {
+    let protos = [&[2u8][..], b"h2"].concat();
+    let exts = [ext(43, &[0x03, 0x04]), ext(16, &[&u16b(protos.len())[..], &protos].concat())].concat();
+    let body = [&[0x03, 0x03][..], &[9u8; 32], &[0], &[0x13, 0x01], &[0], &u16b(exts.len()), &exts].concat();
+    record(2, &body)
+}
+
+fn info() -> ConnInfo {
+    ConnInfo {
+        id: 4,
+        interface: 0,
+        a: "10.0.0.1:40000".parse().unwrap(),
+        b: "10.0.0.2:443".parse().unwrap(),
+        opener: Some(Dir::AtoB),
+    }
+}
+
+fn tls_of(out: &[Dissected]) -> Vec<(&Exchange, &TlsExchange)> {
+    out.iter()
+        .filter_map(|d| match d {
+            Dissected::Exchange(e) => match &e.detail {
+                Detail::Tls(t) => Some((e.as_ref(), t)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn client_and_server_hello_give_sni_alpn_and_the_real_version() {
+    let info = info();
+    let mut t = Tls::new(&info);
+    let mut out = Vec::new();
+    let ch = client_hello("web.default.svc.cluster.local");
+    assert!(looks_like_tls(&ch));
+    t.on_data(&info, Dir::AtoB, 100, &ch[..20], &mut out); // split across segments
+    t.on_data(&info, Dir::AtoB, 101, &ch[20..], &mut out);
+    t.on_data(&info, Dir::BtoA, 900, &server_hello(), &mut out);
+    t.on_data(&info, Dir::AtoB, 950, b"\x17\x03\x03\x00\x05encrypted", &mut out);
+    t.on_close(&info, 999, &mut out);
+    let found = tls_of(&out);
+    assert_eq!(found.len(), 1);
+    let (e, tls) = found[0];
+    assert_eq!(tls.sni.as_deref(), Some("web.default.svc.cluster.local"));
+    assert_eq!((tls.alpn.clone(), tls.version.as_deref()), (vec!["h2".to_string()], Some("TLS1.3")));
+    assert_eq!((e.ts_us, e.response_ts_us, e.client.port(), e.server.port()), (100, Some(900), 40000, 443));
+}
+
+#[test]
+fn a_hello_nobody_answered_is_reported_at_close_with_the_offer() {
+    let info = info();
+    let mut t = Tls::new(&info);
+    let mut out = Vec::new();
+    t.on_data(&info, Dir::AtoB, 1, &client_hello("api"), &mut out);
+    t.on_close(&info, 2, &mut out);
+    let (_, tls) = tls_of(&out)[0];
+    assert_eq!((tls.version.as_deref(), tls.alpn.len()), (None, 2));
+}
+
+#[test]
+fn garbage_after_a_handshake_byte_is_not_a_panic() {
+    let info = info();
+    let mut t = Tls::new(&info);
+    let mut out = Vec::new();
+    t.on_data(&info, Dir::AtoB, 1, b"\x16\x03\x01\x00\x04\xff\xff\xff\xff", &mut out);
+    t.on_data(&info, Dir::AtoB, 2, &[0x16; 20_000], &mut out);
+    t.on_close(&info, 3, &mut out);
+    assert!(tls_of(&out).is_empty());
+}
