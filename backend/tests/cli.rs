@@ -25,7 +25,7 @@ fn jsonl_has_every_contract_field_on_every_line() {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let http: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "http").collect();
     let dns: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "dns").collect();
-    assert_eq!((http.len(), dns.len(), lines.len()), (220, 324, 544));
+    assert_eq!((http.len(), dns.len(), lines.len()), (244, 336, 580));
     for r in &dns {
         for key in ["ts", "conn", "src", "dst", "via", "query", "qtype", "rcode", "latency_us"] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
@@ -71,7 +71,7 @@ fn summary_matches_its_snapshot() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     insta::assert_json_snapshot!("demo_summary", summary);
-    assert!(stderr(&out).contains("220 HTTP exchanges, 324 DNS queries"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("244 HTTP exchanges, 336 DNS queries"), "{}", stderr(&out));
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn the_table_is_for_people() {
     assert!(text.lines().any(|l| l.contains("DNS")
         && l.contains("AAAA web.default.default.svc.cluster.local")
         && l.contains("NXDOMAIN")));
-    assert_eq!(text.lines().count(), 545);
+    assert_eq!(text.lines().count(), 581);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn a_truncated_capture_reports_everything_before_the_cut() {
     let out = podtap(&["analyze", cut.to_str().unwrap(), "--format", "jsonl"]);
     assert_eq!(out.status.code(), Some(1));
     let found = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!(found > 100 && found < 544, "the exchanges before the cut, got {found}");
+    assert!(found > 100 && found < 580, "the exchanges before the cut, got {found}");
     let err = stderr(&out);
     assert!(err.contains("cut.pcapng: damaged at byte") && err.contains("packets before it were read"), "{err}");
     assert!(!err.contains("panicked"));

@@ -77,10 +77,10 @@ fn check_against_truth(dir: &Path) {
     assert!(seen.iter().all(|r| r.via.kind == ViaKind::ClusterIp && r.via.service.as_deref() == Some("default/web")));
     assert!(seen.iter().all(|r| r.src.qualified_name().as_deref() == Some("default/curl-client")));
     let conns: HashSet<u64> = seen.iter().map(|r| r.conn).collect();
-    let per_request = client["by_mode"]["per-request"].as_u64().unwrap();
-    assert_eq!(conns.len() as u64, 1 + per_request, "one keep-alive connection plus one per request");
+    assert_eq!(conns.len() as u64, client["connections"].as_u64().unwrap(), "keep-alive + per-request + pipelined");
     let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
     assert_eq!(statuses, as_counts(&client["by_status"]));
+    assert_eq!(counts(seen.iter().map(|r| r.http().unwrap().path.clone())), as_counts(&client["by_path"]), "client paths");
     expected_total += seen.len() as u64;
 
     // The node's external interface: the NodePort requests, from the real external address.

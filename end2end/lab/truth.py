@@ -45,7 +45,8 @@ clients = {}
 for name in ("client", "ext"):
     rows = read(f"{name}-*.log")
     clients[name] = {"requests": len(rows), "by_mode": count(rows, "mode"),
-                     "by_status": count(rows, "status")}
+                     "by_status": count(rows, "status"), "by_path": count(rows, "path"),
+                     "connections": len({(r["mode"], r["local_port"]) for r in rows})}
 
 dns = read("dns.log")
 truth = {

@@ -115,7 +115,7 @@ pub fn fuzz(secs: &str) -> Result<()> {
     let seeds = dir.join("corpus/capture_file");
     std::fs::create_dir_all(&seeds)?;
     std::fs::copy(root().join("backend/demo/capture.pcapng"), seeds.join("demo.pcapng"))?;
-    for target in ["capture_file", "http1", "dns", "reassembly"] {
+    for target in ["capture_file", "http1", "tls", "dns", "reassembly"] {
         step(&format!("fuzz {target} for {secs} s"));
         status(
             Command::new("cargo")

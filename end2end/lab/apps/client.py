@@ -3,10 +3,14 @@
 reuses one keep-alive connection for a burst or opens a new connection per request (as curl in a
 loop does). Each request is logged as one JSON line on the client side.
 
-usage: client.py LOG HOST PORT MODE COUNT PAUSE_S [NAME]   (MODE: keepalive | per-request)
+usage: client.py LOG HOST PORT MODE COUNT PAUSE_S [NAME]   (MODE: keepalive | per-request | pipeline)
+
+pipeline: batches of 4 requests written at once on a new connection before any response is read
+(HTTP/1.1 pipelining, RFC 9112 section 9.3.2), the responses then read in order.
 """
 import http.client
 import json
+import socket
 import sys
 import time
 
@@ -34,7 +38,45 @@ def request(conn, i):
                           "local_port": conn.sock.getsockname()[1]}) + "\n")
 
 
+class SharedReader:
+    """One buffered reader for several responses on a socket; HTTPResponse must not close it."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.file = sock.makefile("rb")
+
+    def makefile(self, *args, **kwargs):
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def close(self):
+        pass
+
+
+def pipeline():
+    paths = ["/users", "/chunked", "/users/2", "/chunked"]
+    for start in range(0, COUNT, len(paths)):
+        batch = paths[: min(len(paths), COUNT - start)]
+        sock = socket.create_connection((HOST, PORT), timeout=5)
+        wire = b"".join(f"GET {p} HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: curl/8.5.0\r\n\r\n".encode() for p in batch)
+        sock.sendall(wire)
+        reader = SharedReader(sock)
+        for path in batch:
+            resp = http.client.HTTPResponse(reader, method="GET")
+            resp.begin()
+            resp.read()
+            LOG.write(json.dumps({"ts": time.time(), "client": NAME, "mode": MODE, "method": "GET", "path": path,
+                                  "status": resp.status, "local_port": sock.getsockname()[1]}) + "\n")
+        sock.close()
+        time.sleep(PAUSE)
+
+
 def main():
+    if MODE == "pipeline":
+        pipeline()
+        return
     if MODE == "keepalive":
         conn = http.client.HTTPConnection(HOST, PORT, timeout=5)
         for i in range(COUNT):

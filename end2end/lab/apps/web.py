@@ -46,8 +46,28 @@ class Handler(BaseHTTPRequestHandler):
             "user_agent": self.headers.get("User-Agent", ""),
         }) + "\n")
 
+    def _chunked(self, parts):
+        """A 200 with Transfer-Encoding: chunked (RFC 9112 section 7.1), one chunk per part."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for part in parts:
+            data = part.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()  # one write per chunk: chunks cross segment boundaries
+        self.wfile.write(b"0\r\n\r\n")
+        LOG.write(json.dumps({
+            "ts": time.time(), "pod": POD, "conn": self.conn_id,
+            "peer_ip": self.client_address[0], "peer_port": self.client_address[1],
+            "method": self.command, "path": self.path, "status": 200,
+            "user_agent": self.headers.get("User-Agent", ""),
+        }) + "\n")
+
     def do_GET(self):
-        if self.path == "/health":
+        if self.path == "/chunked":
+            self._chunked([f"user-{i} " * 40 for i in range(1, 4)])
+        elif self.path == "/health":
             self._reply(200, "ok", "text/plain")
         elif self.path == "/users":
             self._reply(200, json.dumps(USERS))
