@@ -80,7 +80,11 @@ fn check_against_truth(dir: &Path) {
     assert_eq!(conns.len() as u64, client["connections"].as_u64().unwrap(), "keep-alive + per-request + pipelined");
     let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
     assert_eq!(statuses, as_counts(&client["by_status"]));
-    assert_eq!(counts(seen.iter().map(|r| r.http().unwrap().path.clone())), as_counts(&client["by_path"]), "client paths");
+    assert_eq!(
+        counts(seen.iter().map(|r| r.http().unwrap().path.clone())),
+        as_counts(&client["by_path"]),
+        "client paths"
+    );
     expected_total += seen.len() as u64;
 
     // The node's external interface: the NodePort requests, from the real external address.
