@@ -100,7 +100,7 @@ pub fn bench(secs: &str) -> Result<()> {
     )
 }
 
-/// The fuzz targets under `fuzz/` (file reader, HTTP/1, DNS, reassembly), `secs` each. Needs the
+/// The fuzz targets under `fuzz/` (file reader, HTTP/1 and TLS, DNS, reassembly), `secs` each. Needs the
 /// nightly toolchain (sanitizer coverage); installs cargo-fuzz when missing.
 pub fn fuzz(secs: &str) -> Result<()> {
     let toolchains = Command::new("rustup").args(["toolchain", "list"]).output().context("rustup is needed")?;
@@ -115,7 +115,7 @@ pub fn fuzz(secs: &str) -> Result<()> {
     let seeds = dir.join("corpus/capture_file");
     std::fs::create_dir_all(&seeds)?;
     std::fs::copy(root().join("backend/demo/capture.pcapng"), seeds.join("demo.pcapng"))?;
-    for target in ["capture_file", "http1", "tls", "dns", "reassembly"] {
+    for target in ["capture_file", "tcp_dissectors", "dns", "reassembly"] {
         step(&format!("fuzz {target} for {secs} s"));
         status(
             Command::new("cargo")
