@@ -13,7 +13,13 @@ fuzz_target!(|data: &[u8]| {
     let split = (*split as usize * rest.len()) / 256;
     let piece = (*piece as usize).max(1);
     let (up, down) = rest.split_at(split);
-    let info = ConnInfo { id: 1, interface: 0, a: "10.0.0.1:1".parse().unwrap(), b: "10.0.0.2:443".parse().unwrap(), opener: Some(Dir::AtoB) };
+    let info = ConnInfo {
+        id: 1,
+        interface: 0,
+        a: "10.0.0.1:1".parse().unwrap(),
+        b: "10.0.0.2:443".parse().unwrap(),
+        opener: Some(Dir::AtoB),
+    };
     let mut h = AnyProtocol::new(&info);
     let mut out = Vec::new();
     if tls & 1 == 1 {
