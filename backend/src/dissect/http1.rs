@@ -117,7 +117,7 @@ impl ConnHandler for Http1 {
         }
     }
 
-    fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Dissected>) {
+    fn on_close(&mut self, info: &ConnInfo, _ts_us: u64, out: &mut Vec<Dissected>) {
         // A response delimited by the close is complete now.
         let resp_dir = self.request_dir.map(other);
         if let Some(d) = resp_dir
@@ -134,7 +134,6 @@ impl ConnHandler for Http1 {
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
         for req in self.requests.drain(..) {
-            let _ = ts_us;
             out.push(Dissected::Exchange(Box::new(exchange(info, other(req_dir), req, None, 0))));
         }
     }
