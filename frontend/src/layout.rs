@@ -134,8 +134,11 @@ pub fn layout(map: &ServiceMap) -> Layout {
             let free = |(x, y): (f64, f64)| {
                 taken.iter().all(|(tx, ty, tw)| (x - tx).abs() > half_w + tw || (y - ty).abs() > 13.0)
             };
-            let spots = [0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85].map(|t| bezier((x1, y1), c1, c2, (x2, y2), t));
-            let (label_x, label_y) = spots.into_iter().find(|p| free(*p)).unwrap_or(spots[0]);
+            let along = [0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85].map(|t| bezier((x1, y1), c1, c2, (x2, y2), t));
+            // On the curve first; then just above or below it.
+            let mut spots =
+                [0.0, -14.0, 14.0].into_iter().flat_map(|dy| along.into_iter().map(move |(x, y)| (x, y + dy)));
+            let (label_x, label_y) = spots.find(|p| free(*p)).unwrap_or(along[0]);
             taken.push((label_x, label_y, half_w));
             EdgeCurve {
                 source: e.source.clone(),
