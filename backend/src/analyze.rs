@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use podtap_shared::{Detail, Record};
+use podtap_shared::Record;
 
 use crate::aggregate::SummaryBuilder;
 use crate::capture::CaptureFile;
@@ -82,17 +82,9 @@ fn table_row(r: &Record) -> String {
         Some(s) => format!("{:?} {s}", r.via.kind),
         None => format!("{:?}", r.via.kind),
     };
-    let (method, path, status) = match &r.detail {
-        Detail::Http(h) => (h.method.clone(), h.path.clone(), h.status.map_or("-".into(), |s| s.to_string())),
-        Detail::Dns(d) => {
-            ("DNS".into(), format!("{} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "-".into()))
-        }
-        Detail::Tls(t) => (
-            "TLS".into(),
-            format!("{} {}", t.sni.as_deref().unwrap_or("(no SNI)"), t.alpn.join(",")),
-            t.version.clone().unwrap_or_else(|| "-".into()),
-        ),
-    };
+    let request = r.detail.request_line();
+    let (method, path) = request.split_once(' ').unwrap_or((request.as_str(), ""));
+    let status = r.detail.outcome().unwrap_or_else(|| "-".into());
     let latency = r.latency_us.map_or("-".into(), |l| format!("{:.1}ms", l as f64 / 1000.0));
     let probe = if r.probe { " (probe)" } else { "" };
     format!(

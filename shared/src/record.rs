@@ -142,6 +142,31 @@ pub enum Detail {
     Tls(TlsExchange),
 }
 
+impl Detail {
+    /// What was asked, in one line: `GET /users`, `DNS A web.default.svc.cluster.local`,
+    /// `TLS web.example (h2, http/1.1)`.
+    pub fn request_line(&self) -> String {
+        match self {
+            Detail::Http(h) => format!("{} {}", h.method, h.path),
+            Detail::Dns(d) => format!("DNS {} {}", d.qtype, d.query),
+            Detail::Tls(t) => {
+                let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
+                format!("TLS {}{offer}", t.sni.as_deref().unwrap_or("(no SNI)"))
+            }
+        }
+    }
+
+    /// What came back: the HTTP status, the DNS rcode, the negotiated TLS version; `None` when
+    /// nothing came back.
+    pub fn outcome(&self) -> Option<String> {
+        match self {
+            Detail::Http(h) => h.status.map(|s| s.to_string()),
+            Detail::Dns(d) => d.rcode.clone(),
+            Detail::Tls(t) => t.version.clone(),
+        }
+    }
+}
+
 /// One logical exchange between two endpoints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -255,6 +280,20 @@ mod tests {
         assert!(!r.is_error());
         let back: Record = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn request_lines_and_outcomes_per_protocol() {
+        let r = Record::test();
+        assert_eq!((r.detail.request_line(), r.detail.outcome()), ("GET /".into(), Some("200".into())));
+        let dns = Detail::Dns(DnsExchange { query: "web".into(), qtype: "AAAA".into(), rcode: None, answers: vec![] });
+        assert_eq!((dns.request_line(), dns.outcome()), ("DNS AAAA web".into(), None));
+        let tls = Detail::Tls(TlsExchange {
+            sni: Some("api".into()),
+            alpn: vec!["h2".into()],
+            version: Some("TLS1.3".into()),
+        });
+        assert_eq!((tls.request_line(), tls.outcome()), ("TLS api (h2)".into(), Some("TLS1.3".into())));
     }
 
     #[test]

@@ -68,31 +68,23 @@ fn Row(
     /// The record shown.
     record: Record,
 ) -> impl IntoView {
-    let (request, status, status_class) = match &record.detail {
-        Detail::Http(h) => {
-            let class = match h.status {
-                Some(s) if s >= 500 => "status s5",
-                Some(s) if s >= 400 => "status s4",
-                Some(_) => "status ok",
-                None => "status none",
-            };
-            (format!("{} {}", h.method, h.path), h.status.map_or("—".to_string(), |s| s.to_string()), class)
-        }
-        Detail::Dns(d) => {
-            let class = match d.rcode.as_deref() {
-                Some("NOERROR") => "status ok",
-                Some("NXDOMAIN") => "status s4",
-                _ => "status s5",
-            };
-            (format!("DNS {} {}", d.qtype, d.query), d.rcode.clone().unwrap_or_else(|| "no answer".into()), class)
-        }
-        Detail::Tls(t) => {
-            let class = if t.version.is_some() { "status ok" } else { "status s5" };
-            let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
-            let request = format!("TLS {}{offer}", t.sni.as_deref().unwrap_or("(no SNI)"));
-            (request, t.version.clone().unwrap_or_else(|| "no ServerHello".into()), class)
-        }
+    // Colour and the words for "nothing came back" are this view's; the text is shared.
+    let (status_class, missing) = match &record.detail {
+        Detail::Http(h) => match h.status {
+            Some(s) if s >= 500 => ("status s5", "—"),
+            Some(s) if s >= 400 => ("status s4", "—"),
+            Some(_) => ("status ok", "—"),
+            None => ("status none", "—"),
+        },
+        Detail::Dns(d) => match d.rcode.as_deref() {
+            Some("NOERROR") => ("status ok", "no answer"),
+            Some("NXDOMAIN") => ("status s4", "no answer"),
+            _ => ("status s5", "no answer"),
+        },
+        Detail::Tls(t) => (if t.version.is_some() { "status ok" } else { "status s5" }, "no ServerHello"),
     };
+    let request = record.detail.request_line();
+    let status = record.detail.outcome().unwrap_or_else(|| missing.to_string());
     let latency = match record.latency_us {
         Some(l) if l < 1000 => format!("{:.2} ms", l as f64 / 1000.0),
         Some(l) => format!("{:.1} ms", l as f64 / 1000.0),
