@@ -89,9 +89,7 @@ impl Hub {
             refresh(&mut state);
             return state.map.clone();
         }
-        let mut b = MapBuilder::new();
-        state.records.iter().filter(|r| filter.matches(r)).for_each(|r| b.add(r));
-        b.build()
+        map_of(state.records.iter().filter(|r| filter.matches(r)))
     }
 
     /// Rebuilds the map if records arrived and streams it; called on a timer.
@@ -115,11 +113,16 @@ impl Hub {
 
 fn refresh(state: &mut State) {
     if state.map_dirty {
-        let mut b = MapBuilder::new();
-        state.records.iter().for_each(|r| b.add(r));
-        state.map = b.build();
+        state.map = map_of(state.records.iter());
         state.map_dirty = false;
     }
+}
+
+/// The Service Map of some records.
+fn map_of<'a>(records: impl Iterator<Item = &'a Record>) -> ServiceMap {
+    let mut b = MapBuilder::new();
+    records.for_each(|r| b.add(r));
+    b.build()
 }
 
 /// Serialises a message once for every receiver.
