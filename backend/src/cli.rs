@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::capture::live::{POD_PATTERNS, RingSize, Selection};
+
 /// podtap — which pod really answered, over which connection, through which Service.
 #[derive(Debug, Parser)]
 #[command(name = "podtap", version, about)]
@@ -30,6 +32,58 @@ pub enum Command {
     Serve(ServeArgs),
     /// Analyse capture files (pcap, pcapng) and print what was found.
     Analyze(AnalyzeArgs),
+    /// Capture live on this node's interfaces into a pcapng file (until Ctrl-C or --duration).
+    Capture(CaptureArgs),
+}
+
+/// Live capture: which interfaces, and how much kernel memory per interface.
+#[derive(Debug, Default, clap::Args)]
+pub struct LiveArgs {
+    /// Capture live on this interface; a glob ('veth*') follows matching interfaces as they come
+    /// and go. Repeatable.
+    #[arg(long = "interface", short = 'i', value_name = "NAME")]
+    pub interface: Vec<String>,
+    /// Capture live on every pod interface of the node (veth*, cali*, lxc*, eni*, gke*, azv*),
+    /// following pods as they come and go.
+    #[arg(long)]
+    pub pod_interfaces: bool,
+    /// Leave out interfaces whose name matches this glob. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Kernel ring buffer per interface, in MiB (1 to 1024).
+    #[arg(long, default_value_t = LiveArgs::default_ring_mb(), value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub ring_mb: u32,
+}
+
+impl LiveArgs {
+    /// The interfaces to capture on, or `None` when no live capture was asked for.
+    pub fn selection(&self) -> Option<Selection> {
+        let mut include = self.interface.clone();
+        if self.pod_interfaces {
+            include.extend(POD_PATTERNS.iter().map(|p| p.to_string()));
+        }
+        (!include.is_empty()).then(|| Selection { include, exclude: self.exclude.clone() })
+    }
+
+    fn default_ring_mb() -> u32 {
+        4
+    }
+
+    pub fn ring(&self) -> RingSize {
+        RingSize { block_size: 1 << 20, blocks: self.ring_mb, ..RingSize::default() }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// The pcapng file to write ('-' for standard output).
+    #[arg(long, short = 'w', value_name = "FILE")]
+    pub write: PathBuf,
+    /// Stop after this many seconds (default: at Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +94,8 @@ pub struct ServeArgs {
     /// Capture files to replay (pcap or pcapng), in order.
     #[arg(long = "pcap", value_name = "FILE", num_args = 1..)]
     pub pcap: Vec<PathBuf>,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Cluster state: `kubectl get pods,services,endpointslices,nodes -A -o json` output.
     #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]
     pub cluster: Vec<PathBuf>,
@@ -93,6 +149,11 @@ pub enum Source {
         looped: bool,
         realtime: bool,
     },
+    /// Live capture on this node.
+    Live {
+        selection: Selection,
+        ring: RingSize,
+    },
 }
 
 /// A validated `serve` configuration.
@@ -122,6 +183,12 @@ pub enum ConfigError {
     EmptyToken,
     #[error("--retention must be at least 1")]
     ZeroRetention,
+    /// Files and live capture at once would interleave two unrelated timelines.
+    #[error("choose one source: --pcap files or live capture (--interface/--pod-interfaces), not both")]
+    TwoSources,
+    /// --exclude or --ring-mb without anything to capture.
+    #[error("--exclude and --ring-mb apply to live capture: add --interface or --pod-interfaces")]
+    LiveOptionsWithoutCapture,
 }
 
 impl ServeArgs {
@@ -138,10 +205,15 @@ impl ServeArgs {
         if self.retention == 0 {
             return Err(ConfigError::ZeroRetention);
         }
-        let source = if self.pcap.is_empty() {
-            Source::Demo
-        } else {
-            Source::Files { files: self.pcap, looped: self.looped, realtime: self.realtime }
+        let live = self.live.selection();
+        if live.is_none() && (!self.live.exclude.is_empty() || self.live.ring_mb != LiveArgs::default_ring_mb()) {
+            return Err(ConfigError::LiveOptionsWithoutCapture);
+        }
+        let source = match (live, self.pcap.is_empty()) {
+            (Some(_), false) => return Err(ConfigError::TwoSources),
+            (Some(selection), true) => Source::Live { selection, ring: self.live.ring() },
+            (None, true) => Source::Demo,
+            (None, false) => Source::Files { files: self.pcap, looped: self.looped, realtime: self.realtime },
         };
         Ok(ServeConfig {
             listen: self.listen,
@@ -191,5 +263,22 @@ mod tests {
             c.source,
             Source::Files { files: vec!["a.pcap".into(), "b.pcapng".into()], looped: true, realtime: false }
         );
+    }
+
+    #[test]
+    fn live_capture_selects_pod_interfaces_plus_named_ones_minus_excludes() {
+        let c = serve(&["--pod-interfaces", "-i", "eth0", "--exclude", "lxc_health", "--ring-mb", "16"]).unwrap();
+        let Source::Live { selection, ring } = c.source else { panic!("{:?}", c.source) };
+        assert!(selection.matches("veth9f3c") && selection.matches("eth0") && selection.matches("lxc12"));
+        assert!(!selection.matches("lxc_health") && !selection.matches("cni0"));
+        assert_eq!((ring.blocks, ring.block_size), (16, 1 << 20));
+    }
+
+    #[test]
+    fn live_capture_and_files_do_not_mix_and_live_options_need_live_capture() {
+        assert_eq!(serve(&["--pcap", "a.pcap", "-i", "eth0"]).unwrap_err(), ConfigError::TwoSources);
+        assert_eq!(serve(&["--exclude", "veth1"]).unwrap_err(), ConfigError::LiveOptionsWithoutCapture);
+        assert_eq!(serve(&["--ring-mb", "8"]).unwrap_err(), ConfigError::LiveOptionsWithoutCapture);
+        assert!(Args::try_parse_from(["podtap", "serve", "-i", "eth0", "--ring-mb", "0"]).is_err());
     }
 }

@@ -80,6 +80,26 @@ impl Engine {
         }
     }
 
+    /// Names interface `index` (`Frame::interface`) for the records seen on it.
+    pub fn name_interface(&mut self, index: u32, name: Option<String>) {
+        let index = index as usize;
+        if self.interfaces.len() <= index {
+            self.interfaces.resize(index + 1, None);
+        }
+        self.interfaces[index] = name;
+    }
+
+    /// For live sources: closes idle connections by the wall clock when no packet has arrived to
+    /// move capture time forward, so a quiet node still emits its last exchanges.
+    pub fn idle(&mut self, now_us: u64, out: &mut Vec<Record>) {
+        if now_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
+            self.last_sweep_us = now_us;
+            self.tcp.sweep(now_us, &mut self.scratch);
+            self.dns.sweep(now_us, &mut self.dns_out);
+            self.drain(out);
+        }
+    }
+
     /// Feeds one frame; finished records are appended to `out`.
     pub fn on_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<Record>) {
         self.stats.frames += 1;

@@ -12,7 +12,7 @@ pub mod decode;
 pub mod demo;
 pub mod dissect;
 pub mod engine;
+pub mod feed;
 pub mod publish;
 pub mod reassemble;
-pub mod replay;
 pub mod resolve;

@@ -3,14 +3,16 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use podtap::capture::CaptureFile;
-use podtap::cli::{AnalyzeArgs, Args, Command, ServeArgs, ServeConfig, Source};
+use podtap::capture::live::LiveCapture;
+use podtap::cli::{AnalyzeArgs, Args, CaptureArgs, Command, ServeArgs, ServeConfig, Source};
+use podtap::feed::replay::{self, Pacing};
 use podtap::publish::{AppState, Assets, Hub, app};
-use podtap::replay::{self, Pacing};
 use podtap::resolve::{ClusterState, load_files};
 use podtap::{analyze, demo};
 
@@ -24,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let result = match args.into_command() {
         Command::Analyze(a) => run_analyze(a),
         Command::Serve(s) => run_serve(s),
+        Command::Capture(c) => run_capture(c),
     };
     match result {
         Ok(code) => code,
@@ -46,6 +49,58 @@ fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(if errors.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }
 
+/// Resolves at Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn run_capture(c: CaptureArgs) -> anyhow::Result<std::process::ExitCode> {
+    let Some(selection) = c.live.selection() else {
+        anyhow::bail!("nothing to capture on: give --interface NAME or --pod-interfaces");
+    };
+    let live = LiveCapture::open(selection, c.live.ring())?;
+    let out: Box<dyn std::io::Write + Send> = if c.write.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        let file = std::fs::File::create(&c.write).with_context(|| format!("cannot create {}", c.write.display()))?;
+        Box::new(file)
+    };
+    let out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let capture = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || podtap::feed::live::record(live, out, &flag))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match c.duration {
+            Some(secs) => tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))) => {}
+                () = shutdown_signal() => {}
+            },
+            None => shutdown_signal().await,
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let stats = capture.join().map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
+    for i in &stats.interfaces {
+        eprintln!("{}: {} packets, {} dropped by the kernel", i.name, i.stats.packets, i.stats.drops);
+    }
+    eprintln!("captured {} packets on {} interfaces, {} dropped", stats.packets, stats.interfaces.len(), stats.drops);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let config = s.validate()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -54,20 +109,12 @@ fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let (captures, cluster, pacing, source) = match &config.source {
-        Source::Demo => (
-            vec![demo::capture()],
-            demo::cluster(),
-            Pacing { realtime: true, looped: true },
-            "built-in demo".to_string(),
-        ),
-        Source::Files { files, looped, realtime } => {
-            let captures = files.iter().map(|f| CaptureFile::open(f)).collect::<Result<Vec<_>, _>>()?;
-            let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
-            (captures, ClusterState::default(), Pacing { realtime: *realtime, looped: *looped }, names)
-        }
+    let cluster = if config.cluster.is_empty() {
+        if config.source == Source::Demo { demo::cluster() } else { ClusterState::default() }
+    } else {
+        load_files(&config.cluster)?
     };
-    let cluster = if config.cluster.is_empty() { cluster } else { load_files(&config.cluster)? };
+    let cluster = Arc::new(cluster);
     let assets = match Assets::find(config.assets.as_deref()) {
         Some(dir) => {
             Assets::load(&dir).with_context(|| format!("cannot load the browser app from {}", dir.display()))?
@@ -77,15 +124,32 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             Assets::not_built()
         }
     };
-    let hub = Hub::new(source, config.retention);
-    let feeder = hub.clone();
-    let cluster = Arc::new(cluster);
-    std::thread::Builder::new().name("replay".into()).spawn(move || {
-        for e in replay::run(&captures, cluster, &feeder, pacing) {
-            tracing::error!("{e}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let hub = match config.source.clone() {
+        Source::Demo => replay_into(
+            vec![demo::capture()],
+            "built-in demo".into(),
+            &config,
+            cluster,
+            Pacing { realtime: true, looped: true },
+        )?,
+        Source::Files { files, looped, realtime } => {
+            let captures = files.iter().map(|f| CaptureFile::open(f)).collect::<Result<Vec<_>, _>>()?;
+            let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            replay_into(captures, names, &config, cluster, Pacing { realtime, looped })?
         }
-        tracing::info!("replay finished: {} records", feeder.total());
-    })?;
+        Source::Live { selection, ring } => {
+            let live = LiveCapture::open(selection.clone(), ring)?;
+            let hub = Hub::new(format!("live capture on {selection}"), config.retention);
+            let (feeder, flag) = (hub.clone(), stop.clone());
+            std::thread::Builder::new().name("capture".into()).spawn(move || {
+                if let Err(e) = podtap::feed::live::run(live, cluster, &feeder, &flag) {
+                    tracing::error!("live capture stopped: {e}");
+                }
+            })?;
+            hub
+        }
+    };
     let ticker = hub.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -99,10 +163,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!("podtap serving http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    stop.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Starts replaying `captures` on their own thread; returns the hub they feed.
+fn replay_into(
+    captures: Vec<CaptureFile>,
+    source: String,
+    config: &ServeConfig,
+    cluster: Arc<ClusterState>,
+    pacing: Pacing,
+) -> anyhow::Result<Hub> {
+    let hub = Hub::new(source, config.retention);
+    let feeder = hub.clone();
+    std::thread::Builder::new().name("replay".into()).spawn(move || {
+        for e in replay::run(&captures, cluster, &feeder, pacing) {
+            tracing::error!("{e}");
+        }
+        tracing::info!("replay finished: {} records", feeder.total());
+    })?;
+    Ok(hub)
 }

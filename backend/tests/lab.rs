@@ -1,7 +1,8 @@
 //! podtap against the lab's ground truth: for every interface, the exchanges found equal what the
 //! servers (and clients) logged, with the right endpoints, paths, statuses, connections and via.
-//! One check, two inputs: the lab run shipped as the demo (always), and a fresh lab run on the
-//! real kernel (`cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR).
+//! One check, several inputs: the lab run shipped as the demo (always), and a fresh lab run on the
+//! real kernel (`cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR) as dumpcap wrote
+//! it, as `podtap capture` wrote it live, and as `podtap serve` captured it live and answers it.
 
 mod common;
 
@@ -34,18 +35,23 @@ fn dns_on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
     records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.dns().is_some()).collect()
 }
 
-fn check_against_truth(dir: &Path) {
-    let truth = common::ground_truth(dir);
-    let (records, stats) = common::analyze(dir);
+/// A capture of the lab: clean counters, then every record against the truth.
+fn check_capture(dir: &Path, name: &str) {
+    let (records, stats) = common::analyze_file(dir, name);
     assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
     assert_eq!((stats.dns.malformed, stats.dns.unmatched_responses, stats.dns.timed_out), (0, 0, 0), "{stats:?}");
+    check_against_truth(dir, &records);
+}
+
+fn check_against_truth(dir: &Path, records: &[Record]) {
+    let truth = common::ground_truth(dir);
     let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
     assert!(http.iter().all(|r| r.http().is_some_and(|h| h.status.is_some())), "every request answered");
 
     // The server pods' own veths: exactly what each server logged.
     let mut expected_total = 0;
     for (pod, t) in truth["pods"].as_object().unwrap() {
-        let seen = on(&records, t["interface"].as_str().unwrap());
+        let seen = on(records, t["interface"].as_str().unwrap());
         let n = t["requests"].as_u64().unwrap();
         expected_total += n;
         assert_eq!(seen.len() as u64, n, "requests on {pod}'s veth");
@@ -72,7 +78,7 @@ fn check_against_truth(dir: &Path) {
 
     // The client pod's veth: every request it made, addressed to the ClusterIP.
     let client = &truth["clients"]["client"];
-    let seen = on(&records, truth["client_interface"].as_str().unwrap());
+    let seen = on(records, truth["client_interface"].as_str().unwrap());
     assert_eq!(seen.len() as u64, client["requests"].as_u64().unwrap(), "client requests");
     assert!(seen.iter().all(|r| r.via.kind == ViaKind::ClusterIp && r.via.service.as_deref() == Some("default/web")));
     assert!(seen.iter().all(|r| r.src.qualified_name().as_deref() == Some("default/curl-client")));
@@ -89,7 +95,7 @@ fn check_against_truth(dir: &Path) {
 
     // The node's external interface: the NodePort requests, from the real external address.
     let ext = &truth["clients"]["ext"];
-    let seen = on(&records, truth["node_interface"].as_str().unwrap());
+    let seen = on(records, truth["node_interface"].as_str().unwrap());
     assert_eq!(seen.len() as u64, ext["requests"].as_u64().unwrap(), "NodePort requests");
     assert!(seen.iter().all(|r| r.via.kind == ViaKind::NodePort && r.src.kind == EndpointKind::External));
     assert!(seen.iter().all(|r| r.src.ip.to_string() == "192.168.49.100" && r.dst.map_id() == "service:default/web"));
@@ -100,8 +106,8 @@ fn check_against_truth(dir: &Path) {
     // DNS: every query the server logged, seen on the client's veth (to the kube-dns ClusterIP)
     // and on the CoreDNS pod's veth (to the pod), each with its type and answer code.
     let dns = &truth["dns"];
-    let client_side = dns_on(&records, truth["client_interface"].as_str().unwrap());
-    let server_side = dns_on(&records, truth["dns_interface"].as_str().unwrap());
+    let client_side = dns_on(records, truth["client_interface"].as_str().unwrap());
+    let server_side = dns_on(records, truth["dns_interface"].as_str().unwrap());
     for (side, seen) in [("client", &client_side), ("server", &server_side)] {
         assert_eq!(seen.len() as u64, dns["queries"].as_u64().unwrap(), "DNS queries on the {side} side");
         assert_eq!(counts(seen.iter().map(|r| r.dns().unwrap().qtype.clone())), as_counts(&dns["by_qtype"]), "{side}");
@@ -132,12 +138,45 @@ fn check_against_truth(dir: &Path) {
 
 #[test]
 fn the_shipped_lab_capture_matches_its_ground_truth() {
-    check_against_truth(&common::demo_dir());
+    check_capture(&common::demo_dir(), "capture.pcapng");
 }
 
 #[test]
 #[ignore = "needs a fresh lab run: `cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR"]
 fn a_fresh_lab_run_matches_its_ground_truth() {
     let dir = std::env::var("PODTAP_LAB_DIR").expect("PODTAP_LAB_DIR names a lab output directory");
-    check_against_truth(Path::new(&dir));
+    check_capture(Path::new(&dir), "capture.pcapng");
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("JSON")
+}
+
+#[test]
+#[ignore = "needs a fresh lab run with PODTAP set: `cargo xtask test` does both"]
+fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
+    let dir = std::env::var("PODTAP_LAB_DIR").expect("PODTAP_LAB_DIR names a lab output directory");
+    let dir = Path::new(&dir);
+    // `podtap capture --pod-interfaces -i eth0`, started before the client pod existed.
+    check_capture(dir, "live.pcapng");
+    let err = std::fs::read_to_string(dir.join("logs/podtap-capture.err")).expect("podtap capture's stderr");
+    let last = err.lines().last().expect("a final line");
+    assert!(last.starts_with("captured ") && last.ends_with(" on 5 interfaces, 0 dropped"), "{last}");
+
+    // `podtap serve --pod-interfaces -i eth0`: the records its API holds, and its kernel counters.
+    let page = json(&dir.join("serve-records.json"));
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).expect("records");
+    assert_eq!(page["total"].as_u64(), Some(records.len() as u64), "nothing fell out of retention");
+    check_against_truth(dir, &records);
+    let health = json(&dir.join("serve-health.json"));
+    let capture = &health["capture"];
+    assert_eq!(capture["drops"], 0, "{capture}");
+    let interfaces = capture["interfaces"].as_array().expect("interfaces");
+    let client = truth_str(dir, "client_interface");
+    assert!(interfaces.iter().any(|i| i["name"] == client.as_str() && i["open"] == false), "{capture}");
+    assert_eq!(interfaces.iter().filter(|i| i["open"] == true).count(), 4, "{capture}");
+}
+
+fn truth_str(dir: &Path, key: &str) -> String {
+    common::ground_truth(dir)[key].as_str().expect("string").to_string()
 }

@@ -100,6 +100,14 @@ def main():
     print(f"podtap: {podtap_count} answered HTTP exchanges; tshark: {tshark_count} requests.")
     print(f"podtap exact: {'yes' if exact and podtap_count == observations else 'NO'}; "
           f"tshark exact: {'yes' if tshark_count == observations else 'no, ' + str(observations - tshark_count) + ' short'}")
+    live = f"{a.dir}/live-health.json"
+    if os.path.exists(live):
+        h = json.load(open(live))
+        c = h["capture"]
+        print(f"\nLive, during the same load: `podtap serve --pod-interfaces` (beside the three tcpdumps) took "
+              f"{c['packets']} packets from the kernel, {c['drops']} dropped "
+              f"({100 * c['drops'] / max(c['packets'], 1):.3f}%), and made {h['records']} records "
+              f"({observations} observations logged).")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
 # (`Connection: close`) — captured on the client's and both servers' veths. nginx's access logs are
 # the ground truth (requests per pod).
 #
-# usage: sudo end2end/lab/bench-capture.sh OUTDIR [SECONDS_PER_PHASE [CONNECTIONS]]   (default 20, 4)
+# With PODTAP=path/to/podtap, `podtap serve --pod-interfaces` dissects the same load live beside
+# tcpdump; its /healthz (kernel packets and drops, records) is saved as live-health.json.
+#
+# usage: sudo [PODTAP=…] end2end/lab/bench-capture.sh OUTDIR [SECONDS_PER_PHASE [CONNECTIONS]]   (default 20, 4)
 # Everything is torn down on exit, success or failure.
 set -euo pipefail
 
@@ -15,9 +18,10 @@ source "$(dirname "$0")/node.sh"
 lab_require nginx wrk tcpdump mergecap
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/logs/* "$OUT/capture.pcapng"
+rm -f "$OUT"/logs/* "$OUT/capture.pcapng" "$OUT/live-health.json"
 lab_claim
 lab_up
+python3 "$LAB/topology.py" list > "$OUT/cluster.json"
 
 nginx_conf() {  # pod name, log file
   cat <<CONF
@@ -51,6 +55,11 @@ for i in "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH"; do
   ip netns exec "$NODE_NS" tcpdump -i "$i" -B 131072 -s 0 -w "$OUT/logs/$i.pcap" 2>"$OUT/logs/$i.tcpdump.err" &
   PIDS+=($!)
 done
+if [[ -n "${PODTAP:-}" ]]; then
+  lab_podtap_start "$OUT/logs/podtap-serve.err" serve --pod-interfaces --cluster "$OUT/cluster.json" \
+    --listen 127.0.0.1:18081 --retention 10000
+  lab_podtap_following "$CLIENT_VETH" "$OUT/logs/podtap-serve.err"
+fi
 sleep 2
 URL="http://$WEB_SVC_IP:$WEB_SVC_PORT/"
 nsx "$CLIENT_NS" wrk -t 1 -c "$CONNS" -d "${SECS}s" "$URL" > "$OUT/logs/wrk-keepalive.txt"
@@ -59,10 +68,15 @@ sleep 1
 kill -INT "${PIDS[@]}"
 wait "${PIDS[@]}" || true
 cat "$OUT"/logs/*.tcpdump.err | grep -E "dropped by kernel" || true
+if [[ -n "${PODTAP:-}" ]]; then
+  nsx "$NODE_NS" python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:18081/healthz').read().decode())" \
+    > "$OUT/live-health.json"
+  lab_podtap_stop
+  echo "bench-capture: podtap live: $(cat "$OUT/live-health.json")"
+fi
 mergecap -w "$OUT/capture.pcapng" "$OUT"/logs/veth*.pcap
 rm -f "$OUT"/logs/veth*.pcap
 
-python3 "$LAB/topology.py" list > "$OUT/cluster.json"
 python3 - "$OUT" "$WEB1_NAME" "$WEB2_NAME" <<'PY'
 import json, sys
 out, pods = sys.argv[1], sys.argv[2:]

@@ -6,7 +6,12 @@
 # dumpcap into one pcapng. Writes capture.pcapng, logs/ (the servers' own logs), ground-truth.json
 # and cluster.json to OUTDIR.
 #
-# usage: sudo end2end/lab/lab.sh OUTDIR [--scale N]
+# With PODTAP=path/to/podtap, podtap captures live as well, started before the client pod exists
+# so it must follow a new pod interface (and the pod's removal at the end): `podtap capture`
+# writes live.pcapng, and `podtap serve --pod-interfaces` keeps records whose API answers are
+# saved as serve-records.json and serve-health.json.
+#
+# usage: sudo [PODTAP=target/release/podtap] end2end/lab/lab.sh OUTDIR [--scale N]
 # Everything is torn down on exit, success or failure.
 set -euo pipefail
 
@@ -17,9 +22,12 @@ source "$(dirname "$0")/node.sh"
 lab_require
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/logs/*.log "$OUT/capture.pcapng"
+rm -f "$OUT"/logs/*.log "$OUT"/*.pcapng "$OUT"/serve-*.json
 lab_claim
-lab_up
+trap 'lab_podtap_kill; lab_down' EXIT
+lab_podtap_kill() { local p; for p in ${LAB_PODTAP:-}; do kill -9 "$p" 2>/dev/null || true; done; }
+lab_up --later-client
+python3 "$LAB/topology.py" list > "$OUT/cluster.json"
 
 # --- workloads ------------------------------------------------------------------------------------
 APPS="$LAB/apps"
@@ -30,6 +38,19 @@ nsx "$DNS_NS" python3 "$APPS/dns.py" "$DNS_IP" "$OUT/logs/dns.log" \
 lab_wait_port "$NODE_NS" "$WEB1_IP" "$WEB_SVC_TARGET"
 lab_wait_port "$NODE_NS" "$WEB2_IP" "$WEB_SVC_TARGET"
 truncate -s 0 "$OUT"/logs/web-*.log  # the readiness checks above are not part of the scenario (servers append)
+
+LIVE_ERRS=()
+if [[ -n "${PODTAP:-}" ]]; then
+  SERVE_PORT=18080
+  lab_podtap_start "$OUT/logs/podtap-capture.err" capture --pod-interfaces -i eth0 -w "$OUT/live.pcapng"
+  lab_podtap_start "$OUT/logs/podtap-serve.err" serve --pod-interfaces -i eth0 --cluster "$OUT/cluster.json" \
+    --listen "127.0.0.1:$SERVE_PORT" --retention 100000
+  LIVE_ERRS=("$OUT/logs/podtap-capture.err" "$OUT/logs/podtap-serve.err")
+  lab_podtap_following eth0 "${LIVE_ERRS[@]}"
+fi
+# The client pod appears now: live capture must pick up its interface before it says anything.
+lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
+[[ -n "${PODTAP:-}" ]] && lab_podtap_following "$CLIENT_VETH" "${LIVE_ERRS[@]}"
 
 lab_capture_start "$OUT/capture.pcapng" "$OUT/logs/dumpcap.err" "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH" "$DNS_VETH" eth0
 
@@ -47,6 +68,21 @@ nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-pipeline.log" web "
 wait "$EXT" "$PROBES"
 lab_capture_stop
 
-python3 "$LAB/topology.py" list > "$OUT/cluster.json"
+if [[ -n "${PODTAP:-}" ]]; then
+  # The client pod goes away: its interface must be let go.
+  ip netns pids "$CLIENT_NS" | xargs -r kill -9
+  ip netns del "$CLIENT_NS"
+  for err in "${LIVE_ERRS[@]}"; do
+    for _ in $(seq 30); do grep -q "stopped capturing on $CLIENT_VETH" "$err" && break; sleep 0.1; done
+    grep -q "stopped capturing on $CLIENT_VETH" "$err" || { echo "lab: podtap kept $CLIENT_VETH" >&2; exit 1; }
+  done
+  sleep 1  # serve: the engine's batch reaches the hub within 100 ms
+  api() { nsx "$NODE_NS" python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$SERVE_PORT$1"; }
+  api "/api/v1/records?limit=10000" > "$OUT/serve-records.json"
+  api "/healthz" > "$OUT/serve-health.json"
+  lab_podtap_stop
+  tail -n 1 "$OUT/logs/podtap-capture.err"
+fi
+
 (cd "$LAB" && python3 truth.py "$OUT")
 echo "lab: capture $(du -h "$OUT/capture.pcapng" | cut -f1) in $OUT"

@@ -53,7 +53,7 @@ lab_add_pod() {  # netns ip veth
   ip -n "$ns" route add default via "$BRIDGE_IP"
 }
 
-lab_up() {
+lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_add_pod) later
   # The node.
   ip netns add "$NODE_NS"
   ip -n "$NODE_NS" link set lo up
@@ -69,7 +69,7 @@ lab_up() {
   lab_add_pod "$WEB1_NS" "$WEB1_IP" "$WEB1_VETH"
   lab_add_pod "$WEB2_NS" "$WEB2_IP" "$WEB2_VETH"
   lab_add_pod "$DNS_NS" "$DNS_IP" "$DNS_VETH"
-  lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
+  [[ "${1:-}" == "--later-client" ]] || lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 
   # The outside world: one external host on the node's eth0.
   ip netns add "$EXT_NS"
@@ -117,6 +117,36 @@ lab_capture_start() {  # file errfile iface...
   done
   grep -q "Capturing on" "$err" || { cat "$err" >&2; exit 1; }
   sleep 0.5
+}
+
+# Starts a podtap command in the node, stderr to ERRFILE; sets LAB_PODTAP to its pid.
+lab_podtap_start() {  # errfile podtap-args...
+  local err=$1
+  shift
+  ip netns exec "$NODE_NS" "$PODTAP" "$@" 2>"$err" &
+  LAB_PODTAP+=" $!"
+}
+
+# Waits until every podtap started reports (in ERRFILE) capturing on IFACE.
+lab_podtap_following() {  # iface errfile...
+  local iface=$1 err
+  shift
+  for err in "$@"; do
+    for _ in $(seq 50); do
+      grep -q "capturing on $iface " "$err" 2>/dev/null && break
+      sleep 0.1
+    done
+    grep -q "capturing on $iface " "$err" || { echo "lab: podtap did not follow $iface" >&2; cat "$err" >&2; exit 1; }
+  done
+}
+
+lab_podtap_stop() {
+  local pid
+  for pid in $LAB_PODTAP; do
+    kill -TERM "$pid"
+    wait "$pid" || { echo "lab: podtap (pid $pid) failed" >&2; exit 1; }
+  done
+  LAB_PODTAP=""
 }
 
 lab_capture_stop() {

@@ -29,12 +29,18 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Runs the lab into `out` (root only).
+/// Runs the lab into `out` (root only), with podtap's live capture beside dumpcap's.
 fn run_lab(out: &Path) -> Result<()> {
     if !is_root() {
         bail!("the lab needs root (network namespaces and iptables): run `sudo cargo xtask test`");
     }
-    status(Command::new("bash").arg(root().join("end2end/lab/lab.sh")).arg(out))
+    cargo(&["build", "-p", "podtap"])?;
+    status(
+        Command::new("bash")
+            .arg(root().join("end2end/lab/lab.sh"))
+            .arg(out)
+            .env("PODTAP", root().join("target/debug/podtap")),
+    )
 }
 
 /// A fresh lab run on the real kernel, then podtap's counts against the servers' logs.
@@ -86,10 +92,16 @@ pub fn bench(secs: &str) -> Result<()> {
         bail!("the benchmark capture needs root (network namespaces): run `sudo cargo xtask bench`");
     }
     let out = root().join("target/bench");
-    step(&format!("bench: capture ({secs} s keep-alive + {secs} s new connection per request)"));
-    status(Command::new("bash").arg(root().join("end2end/lab/bench-capture.sh")).arg(&out).arg(secs))?;
     step("bench: cargo build --release -p podtap");
     cargo(&["build", "--release", "-p", "podtap"])?;
+    step(&format!("bench: capture ({secs} s keep-alive + {secs} s new connection per request), podtap live beside"));
+    status(
+        Command::new("bash")
+            .arg(root().join("end2end/lab/bench-capture.sh"))
+            .arg(&out)
+            .arg(secs)
+            .env("PODTAP", root().join("target/release/podtap")),
+    )?;
     step("bench: podtap vs tcpdump vs tshark");
     status(
         Command::new("python3")

@@ -1,7 +1,9 @@
-//! Stage 1, capture: where frames come from. Today capture files (pcap, pcapng); live AF_PACKET
-//! capture joins here later. Owns the `Frame` type handed to decode; knows nothing of protocols.
+//! Stage 1, capture: where frames come from. Capture files (pcap, pcapng) and live AF_PACKET rings
+//! on a node's interfaces. Owns the `Frame` type handed to decode; knows nothing of protocols.
 
 pub mod file;
+pub mod live;
 mod pcapng;
+pub mod write;
 
 pub use file::{CaptureError, CaptureFile, Frame, Interface, LinkType};

@@ -9,6 +9,7 @@ use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::capture::live::LiveStats;
 
 /// Largest `limit` accepted by `/api/v1/records`.
 pub const MAX_LIMIT: usize = 10_000;
@@ -43,10 +44,14 @@ pub struct Health {
     pub status: &'static str,
     pub source: String,
     pub records: u64,
+    /// Live capture only: kernel counters per interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<LiveStats>,
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", source: state.hub.source().to_string(), records: state.hub.total() })
+    let hub = &state.hub;
+    Json(Health { status: "ok", source: hub.source().to_string(), records: hub.total(), capture: hub.capture() })
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use podtap_shared::{Filter, MapBuilder, Record, ServerMessage, ServiceMap};
 use tokio::sync::broadcast;
 
+use crate::capture::live::LiveStats;
+
 /// Messages queued per browser before it is declared lagging.
 const CLIENT_QUEUE: usize = 1024;
 
@@ -16,6 +18,7 @@ struct State {
     map: ServiceMap,
     map_dirty: bool,
     total: u64,
+    capture: Option<LiveStats>,
 }
 
 struct Inner {
@@ -35,7 +38,8 @@ impl Hub {
     /// `source` describes where traffic comes from (shown to browsers); `retention` bounds memory.
     pub fn new(source: impl Into<String>, retention: usize) -> Self {
         let (tx, _) = broadcast::channel(CLIENT_QUEUE);
-        let state = State { records: VecDeque::new(), map: ServiceMap::default(), map_dirty: false, total: 0 };
+        let state =
+            State { records: VecDeque::new(), map: ServiceMap::default(), map_dirty: false, total: 0, capture: None };
         Self {
             inner: Arc::new(Inner { state: Mutex::new(state), tx, source: source.into(), retention: retention.max(1) }),
         }
@@ -66,6 +70,15 @@ impl Hub {
         state.map_dirty = true;
         // Sent under the lock so a subscriber's snapshot and its stream never overlap or miss.
         let _ = self.inner.tx.send(to_json(&ServerMessage::Records { records: records.to_vec() }));
+    }
+
+    /// The live capture's kernel counters (packets, drops per interface), for `/healthz`.
+    pub fn set_capture(&self, stats: LiveStats) {
+        self.lock().capture = Some(stats);
+    }
+
+    pub fn capture(&self) -> Option<LiveStats> {
+        self.lock().capture.clone()
     }
 
     /// Records seen since start (including those no longer retained).

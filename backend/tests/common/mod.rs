@@ -22,7 +22,12 @@ pub fn cluster(dir: &Path) -> Arc<ClusterState> {
 
 /// Every record of a lab capture, in the order the engine produced them, and its counters.
 pub fn analyze(dir: &Path) -> (Vec<Record>, EngineStats) {
-    let file = CaptureFile::open(&dir.join("capture.pcapng")).expect("lab capture opens");
+    analyze_file(dir, "capture.pcapng")
+}
+
+/// The same for another capture file of a lab directory.
+pub fn analyze_file(dir: &Path, name: &str) -> (Vec<Record>, EngineStats) {
+    let file = CaptureFile::open(&dir.join(name)).expect("lab capture opens");
     let mut engine = Engine::new(cluster(dir));
     let mut records = Vec::new();
     engine.run_file(&file, |batch| records.append(batch)).expect("lab capture is whole");

@@ -1,20 +1,14 @@
-//! Sources that feed the hub from capture files: once as fast as possible, or paced at capture
-//! speed, or looped with timestamps shifted to now (the built-in demo). Runs on its own thread:
-//! reading and dissecting never wait for the server or a browser.
+//! Replays capture files into the hub: once as fast as possible, or paced at capture speed, or
+//! looped with timestamps shifted to now (the built-in demo).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use podtap_shared::Record;
-
+use super::Batch;
 use crate::capture::{CaptureFile, Frame};
 use crate::engine::Engine;
 use crate::publish::Hub;
 use crate::resolve::ClusterState;
-
-/// How records are batched toward the hub.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
-const FLUSH_AT: usize = 512;
 
 /// How to replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +19,7 @@ pub struct Pacing {
     pub looped: bool,
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
@@ -34,8 +28,7 @@ fn now_us() -> u64 {
 pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, pacing: Pacing) -> Vec<String> {
     let mut engine = Engine::new(cluster);
     let mut errors = Vec::new();
-    let mut batch: Vec<Record> = Vec::new();
-    let mut last_flush = Instant::now();
+    let mut batch = Batch::new(hub);
     loop {
         for file in captures {
             let start_wall = Instant::now();
@@ -59,7 +52,7 @@ pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, paci
                     let due = start_wall + Duration::from_micros(offset);
                     let now = Instant::now();
                     if due > now {
-                        flush(hub, &mut batch, &mut last_flush);
+                        batch.flush();
                         std::thread::sleep(due - now);
                     }
                     Frame { ts_us: start_us + offset, ..frame }
@@ -67,22 +60,14 @@ pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, paci
                     frame
                 };
                 engine.sync_interfaces(&frames);
-                engine.on_frame(&frame, &mut batch);
-                if batch.len() >= FLUSH_AT || last_flush.elapsed() >= FLUSH_EVERY {
-                    flush(hub, &mut batch, &mut last_flush);
-                }
+                engine.on_frame(&frame, &mut batch.records);
+                batch.maybe_flush();
             }
         }
         if !pacing.looped {
-            engine.finish(&mut batch);
-            flush(hub, &mut batch, &mut last_flush);
+            engine.finish(&mut batch.records);
+            batch.flush();
             return errors;
         }
     }
-}
-
-fn flush(hub: &Hub, batch: &mut Vec<Record>, last: &mut Instant) {
-    hub.publish(batch);
-    batch.clear();
-    *last = Instant::now();
 }
