@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
 use crate::correlate;
-use crate::decode::{DecodeError, Decoded, decode};
+use crate::decode::defrag::{Defragmenter, FragmentStats};
+use crate::decode::{DecodeError, Decoded, decode, transport};
 use crate::dissect::any::AnyProtocol;
 use crate::dissect::dns::{self, DnsStats, DnsTracker};
 use crate::dissect::{Dissected, Exchange};
@@ -35,8 +36,10 @@ pub struct EngineStats {
     pub unmatched_responses: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
+    pub dns_over_tcp: u64,
     pub tcp: ReassemblyStats,
     pub dns: DnsStats,
+    pub ip_fragments: FragmentStats,
 }
 
 /// One engine per capture (or per live node): its connection ids and record ids are unique.
@@ -45,6 +48,7 @@ pub struct Engine {
     tcp: Reassembler<AnyProtocol>,
     dns: DnsTracker,
     dns_out: Vec<Exchange>,
+    defrag: Defragmenter,
     interfaces: Vec<Option<String>>,
     next_id: u64,
     last_sweep_us: u64,
@@ -59,6 +63,7 @@ impl Engine {
             tcp: Reassembler::new(Limits::default()),
             dns: DnsTracker::default(),
             dns_out: Vec::new(),
+            defrag: Defragmenter::default(),
             interfaces: Vec::new(),
             next_id: 1,
             last_sweep_us: 0,
@@ -69,7 +74,7 @@ impl Engine {
 
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
-        EngineStats { tcp: self.tcp.stats, dns: self.dns.stats, ..self.stats }
+        EngineStats { tcp: self.tcp.stats, dns: self.dns.stats, ip_fragments: self.defrag.stats, ..self.stats }
     }
 
     /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
@@ -93,9 +98,7 @@ impl Engine {
     /// move capture time forward, so a quiet node still emits its last exchanges.
     pub fn idle(&mut self, now_us: u64, out: &mut Vec<Record>) {
         if now_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
-            self.last_sweep_us = now_us;
-            self.tcp.sweep(now_us, &mut self.scratch);
-            self.dns.sweep(now_us, &mut self.dns_out);
+            self.sweep(now_us);
             self.drain(out);
         }
     }
@@ -105,23 +108,43 @@ impl Engine {
         self.stats.frames += 1;
         self.stats.bytes += frame.data.len() as u64;
         match decode(frame) {
+            Ok(Decoded::Fragment(l3)) => {
+                if let Some(whole) = self.defrag.add(l3, frame.interface, frame.ts_us) {
+                    let p = &whole.packet;
+                    let decoded = transport(frame, whole.src, whole.dst, p.ip_number, &p.payload);
+                    self.on_decoded(decoded);
+                    self.defrag.recycle(whole);
+                }
+            }
+            decoded => self.on_decoded(decoded),
+        }
+        if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
+            self.sweep(frame.ts_us);
+        }
+        self.drain(out);
+    }
+
+    fn on_decoded(&mut self, decoded: Result<Decoded<'_>, DecodeError>) {
+        match decoded {
             Ok(Decoded::Tcp(seg)) => self.tcp.on_segment(&seg, &mut self.scratch),
             Ok(Decoded::Udp(d)) if dns::on_dns_port(&d) => {
                 let tcp = &mut self.tcp;
                 self.dns.on_datagram(&d, &mut || tcp.allocate_id(), &mut self.dns_out);
             }
             Ok(Decoded::Udp(_)) => self.stats.udp_frames += 1,
-            Ok(Decoded::Other) => self.stats.other_frames += 1,
+            // A fragment inside a reassembled packet cannot happen; count it with the rest.
+            Ok(Decoded::Other | Decoded::Fragment(_)) => self.stats.other_frames += 1,
             Err(DecodeError::Truncated) => self.stats.truncated_frames += 1,
             Err(DecodeError::Malformed) => self.stats.malformed_frames += 1,
             Err(DecodeError::UnsupportedLink(_)) => self.stats.unsupported_link_frames += 1,
         }
-        if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
-            self.last_sweep_us = frame.ts_us;
-            self.tcp.sweep(frame.ts_us, &mut self.scratch);
-            self.dns.sweep(frame.ts_us, &mut self.dns_out);
-        }
-        self.drain(out);
+    }
+
+    fn sweep(&mut self, now_us: u64) {
+        self.last_sweep_us = now_us;
+        self.tcp.sweep(now_us, &mut self.scratch);
+        self.dns.sweep(now_us, &mut self.dns_out);
+        self.defrag.sweep(now_us);
     }
 
     /// End of input: closes every connection and emits what is still pending.
@@ -132,6 +155,9 @@ impl Engine {
     }
 
     fn drain(&mut self, out: &mut Vec<Record>) {
+        for d in &self.scratch {
+            self.stats.dns_over_tcp += u64::from(matches!(d, Dissected::Exchange(ex) if ex.dns().is_some()));
+        }
         let dns = self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex)));
         for d in self.scratch.drain(..).chain(dns) {
             match d {

@@ -40,6 +40,13 @@ fn check_capture(dir: &Path, name: &str) {
     let (records, stats) = common::analyze_file(dir, name);
     assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
     assert_eq!((stats.dns.malformed, stats.dns.unmatched_responses, stats.dns.timed_out), (0, 0, 0), "{stats:?}");
+    // DNS over TCP and fragmented UDP answers, each seen on the client's and the DNS pod's veth.
+    let dns = &common::ground_truth(dir)["dns"];
+    let tcp = dns["by_transport"].get("tcp").and_then(Value::as_u64).unwrap_or(0);
+    assert_eq!(stats.dns_over_tcp, 2 * tcp, "DNS over TCP");
+    let fragmented = dns["fragmented_responses"].as_u64().unwrap_or(0);
+    assert_eq!(stats.ip_fragments.reassembled, 2 * fragmented, "{:?}", stats.ip_fragments);
+    assert_eq!(stats.ip_fragments.invalid, 0);
     check_against_truth(dir, &records);
 }
 

@@ -2,7 +2,7 @@
 # podtap's ground-truth lab: the scenario of DESIGN.md on one namespace-built node (see node.sh) —
 # a keep-alive burst, a new-connection-per-request burst and pipelined batches (with chunked
 # responses) through the ClusterIP, NodePort calls
-# from outside, kubelet probes, cluster DNS — captured on every pod veth and the node's eth0 with
+# from outside, kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP answer) — captured on every pod veth and the node's eth0 with
 # dumpcap into one pcapng. Writes capture.pcapng, logs/ (the servers' own logs), ground-truth.json
 # and cluster.json to OUTDIR.
 #
@@ -65,6 +65,7 @@ EXT=$!
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-keepalive.log" web "$WEB_SVC_PORT" keepalive "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-per-request.log" web.default "$WEB_SVC_PORT" per-request "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-pipeline.log" web "$WEB_SVC_PORT" pipeline $((12 * SCALE)) 0.3
+nsx "$CLIENT_NS" python3 "$APPS/dnsq.py" "$DNS_SVC_IP"
 wait "$EXT" "$PROBES"
 lab_capture_stop
 

@@ -60,8 +60,11 @@ def meta(name, namespace=None, labels=None, owner=None, uid=None):
 
 def pod(p):
     container = {"name": p["name"].split("-")[0], "image": "lab/app:1"}
-    if p["port"]:
-        container["ports"] = [{"containerPort": p["port"], "protocol": "UDP" if p["port"] == 53 else "TCP"}]
+    if p["port"] == 53:
+        container["ports"] = [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                              {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}]
+    elif p["port"]:
+        container["ports"] = [{"containerPort": p["port"], "protocol": "TCP"}]
     if p["probe"]:
         http_get = {"path": p["probe"], "port": p["port"], "scheme": "HTTP"}
         container["livenessProbe"] = {"httpGet": http_get, "periodSeconds": 2}
@@ -73,14 +76,21 @@ def pod(p):
                        "podIPs": [{"ip": p["ip"]}], "startTime": CREATED}}
 
 
+def port_names(s):
+    """(name, protocol) of a Service's ports: kube-dns serves DNS over UDP and TCP, like CoreDNS."""
+    return [("dns", "UDP"), ("dns-tcp", "TCP")] if s["port"] == 53 else [("http", s["protocol"])]
+
+
 def service(s):
-    port = {"name": "dns" if s["port"] == 53 else "http", "port": s["port"],
-            "targetPort": s["target_port"], "protocol": s["protocol"]}
-    if s["node_port"]:
-        port["nodePort"] = s["node_port"]
+    ports = []
+    for name, protocol in port_names(s):
+        port = {"name": name, "port": s["port"], "targetPort": s["target_port"], "protocol": protocol}
+        if s["node_port"]:
+            port["nodePort"] = s["node_port"]
+        ports.append(port)
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta(s["name"], s["namespace"]),
             "spec": {"type": s["type"], "clusterIP": s["cluster_ip"], "clusterIPs": [s["cluster_ip"]],
-                     "ports": [port], "selector": s["selector"]}}
+                     "ports": ports, "selector": s["selector"]}}
 
 
 def endpoint_slice(s):
@@ -93,8 +103,8 @@ def endpoint_slice(s):
                            "nodeName": NODE["name"],
                            "targetRef": {"kind": "Pod", "name": p["name"], "namespace": p["namespace"]}}
                           for p in backends],
-            "ports": [{"name": "dns" if s["port"] == 53 else "http", "port": s["target_port"],
-                       "protocol": s["protocol"]}]}
+            "ports": [{"name": name, "port": s["target_port"], "protocol": protocol}
+                      for name, protocol in port_names(s)]}
 
 
 def node():

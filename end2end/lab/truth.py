@@ -55,7 +55,10 @@ truth = {
     "client_interface": next(p["veth"] for p in topology.PODS if p["key"] == "CLIENT"),
     "node_interface": "eth0",
     "dns_interface": next(p["veth"] for p in topology.PODS if p["key"] == "DNS"),
-    "dns": {"queries": len(dns), "by_rcode": count(dns, "rcode"), "by_qtype": count(dns, "qtype")},
+    "dns": {"queries": len(dns), "by_rcode": count(dns, "rcode"), "by_qtype": count(dns, "qtype"),
+            "by_transport": count(dns, "transport"),
+            # UDP answers bigger than one 1500-byte MTU packet: each crosses two veths as fragments.
+            "fragmented_responses": sum(r["transport"] == "udp" and r["response_bytes"] > 1472 for r in dns)},
 }
 with open(os.path.join(out, "ground-truth.json"), "w") as f:
     json.dump(truth, f, indent=1, sort_keys=True)

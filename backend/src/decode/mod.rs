@@ -2,11 +2,13 @@
 //! Uses etherparse's lax per-layer slices: no allocation, no copy, and a packet that lies about its
 //! lengths is decoded as far as it is true. Owns no state; knows nothing of connections.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
 
 use crate::capture::{Frame, LinkType};
+
+pub mod defrag;
 
 /// TCP flags the reassembler needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,7 +46,10 @@ pub struct Datagram<'a> {
 pub enum Decoded<'a> {
     Tcp(Segment<'a>),
     Udp(Datagram<'a>),
-    /// ARP, ICMP, IP fragments and the like: counted and skipped.
+    /// A fragment of an IP packet (its IP header and bytes): the engine puts fragments back
+    /// together and decodes the whole with `transport`.
+    Fragment(&'a [u8]),
+    /// ARP, ICMP and the like: counted and skipped.
     Other,
 }
 
@@ -108,12 +113,22 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
     let (ip, _) = LaxIpSlice::from_slice(l3).map_err(|_| DecodeError::Malformed)?;
     let payload = ip.payload();
     if payload.fragmented {
-        return Ok(Decoded::Other);
+        return Ok(Decoded::Fragment(l3));
     }
-    let (src_ip, dst_ip) = (ip.source_addr(), ip.destination_addr());
-    match payload.ip_number {
+    transport(frame, ip.source_addr(), ip.destination_addr(), payload.ip_number, payload.payload)
+}
+
+/// Decodes a transport header and payload (from a frame, or from fragments put back together).
+pub fn transport<'a>(
+    frame: &Frame<'_>,
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    ip_number: IpNumber,
+    payload: &'a [u8],
+) -> Result<Decoded<'a>, DecodeError> {
+    match ip_number {
         IpNumber::TCP => {
-            let tcp = TcpSlice::from_slice(payload.payload).map_err(|_| DecodeError::Malformed)?;
+            let tcp = TcpSlice::from_slice(payload).map_err(|_| DecodeError::Malformed)?;
             Ok(Decoded::Tcp(Segment {
                 ts_us: frame.ts_us,
                 interface: frame.interface,
@@ -125,7 +140,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
             }))
         }
         IpNumber::UDP => {
-            let udp = UdpSlice::from_slice_lax(payload.payload).map_err(|_| DecodeError::Malformed)?;
+            let udp = UdpSlice::from_slice_lax(payload).map_err(|_| DecodeError::Malformed)?;
             Ok(Decoded::Udp(Datagram {
                 ts_us: frame.ts_us,
                 interface: frame.interface,

@@ -213,4 +213,4 @@ fn exchange(key: Key, flow: u64, ts: u64, resp_ts: Option<u64>, req: u64, resp: 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
-use podtap_shared::{Detail, HttpExchange};
+use podtap_shared::{Detail, DnsExchange, HttpExchange};
 
 pub mod any;
 pub mod dns;
+pub mod dns_tcp;
 pub mod http1;
 pub mod redact;
 pub mod tls;
@@ -30,6 +31,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// The DNS part, when this is a DNS exchange.
+    pub fn dns(&self) -> Option<&DnsExchange> {
+        match &self.detail {
+            Detail::Dns(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The HTTP part, when this is an HTTP exchange.
     pub fn http(&self) -> Option<&HttpExchange> {
         match &self.detail {

@@ -4,7 +4,7 @@ use super::*;
 
 /// Header (id, flags, 1 question, `an` answers, 0, 0) + question `web.default.svc.cluster.local`
 /// of type `qtype`, class IN.
-fn message(id: u16, flags: u16, qtype: u16, answers: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn message(id: u16, flags: u16, qtype: u16, answers: &[&[u8]]) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend(id.to_be_bytes());
     m.extend(flags.to_be_bytes());
@@ -25,9 +25,9 @@ fn message(id: u16, flags: u16, qtype: u16, answers: &[&[u8]]) -> Vec<u8> {
 }
 
 /// An A record for the question's name (compression pointer to offset 12), TTL 5, 10.96.12.34.
-const A_ANSWER: &[u8] = &[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, 12, 34];
-const QUERY: u16 = 0x0100; // RD
-const RESPONSE: u16 = 0x8580; // QR AA RD RA, NOERROR
+pub(crate) const A_ANSWER: &[u8] = &[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, 12, 34];
+pub(crate) const QUERY: u16 = 0x0100; // RD
+pub(crate) const RESPONSE: u16 = 0x8580; // QR AA RD RA, NOERROR
 const NXDOMAIN: u16 = 0x8583;
 
 #[test]
