@@ -10,7 +10,7 @@ use podtap_shared::Record;
 
 use crate::aggregate::SummaryBuilder;
 use crate::capture::CaptureFile;
-use crate::cli::Format;
+use crate::cli::{Format, Progress};
 use crate::engine::{Engine, EngineStats};
 use crate::resolve::ClusterState;
 
@@ -19,6 +19,7 @@ pub fn run(
     files: &[PathBuf],
     cluster: Arc<ClusterState>,
     format: Format,
+    progress: Progress,
     out: &mut dyn Write,
 ) -> std::io::Result<(EngineStats, Vec<String>)> {
     let mut engine = Engine::new(cluster.clone());
@@ -36,23 +37,29 @@ pub fn run(
                 continue;
             }
         };
-        let result = engine.run_file(&file, |records| {
-            for r in records.iter() {
-                let written = match format {
-                    Format::Jsonl => serde_json::to_writer(&mut *out, r)
-                        .map_err(std::io::Error::from)
-                        .and_then(|_| out.write_all(b"\n")),
-                    Format::Table => writeln!(out, "{}", table_row(r)),
-                    Format::Summary => {
-                        summary.add(r);
-                        Ok(())
+        let mut bar = ProgressBar::new(progress, &file);
+        let result = engine.run_file_with_progress(
+            &file,
+            |records| {
+                for r in records.iter() {
+                    let written = match format {
+                        Format::Jsonl => serde_json::to_writer(&mut *out, r)
+                            .map_err(std::io::Error::from)
+                            .and_then(|_| out.write_all(b"\n")),
+                        Format::Table => writeln!(out, "{}", table_row(r)),
+                        Format::Summary => {
+                            summary.add(r);
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = written {
+                        io_result = Err(e);
                     }
-                };
-                if let Err(e) = written {
-                    io_result = Err(e);
                 }
-            }
-        });
+            },
+            |done| bar.update(done),
+        );
+        bar.finish();
         if let Err(e) = result {
             errors.push(e.to_string());
         }
@@ -64,6 +71,69 @@ pub fn run(
     }
     out.flush()?;
     Ok((engine.stats(), errors))
+}
+
+/// Files smaller than this finish too fast for a bar to help.
+const PROGRESS_MIN_BYTES: usize = 16 << 20;
+
+/// Progress through one file on stderr: a bar on a terminal, else (with `--progress always`) one
+/// plain line a second, which reads well in CI logs.
+enum ProgressBar {
+    Off,
+    Bar(indicatif::ProgressBar),
+    Lines { name: String, total: usize, started: std::time::Instant, last: std::time::Instant },
+}
+
+impl ProgressBar {
+    fn new(mode: Progress, file: &CaptureFile) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        match mode {
+            Progress::Never => ProgressBar::Off,
+            Progress::Auto if !terminal || file.len() < PROGRESS_MIN_BYTES => ProgressBar::Off,
+            _ if terminal => {
+                let bar = indicatif::ProgressBar::new(file.len() as u64);
+                let style = indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_message(file.name().to_string());
+                ProgressBar::Bar(bar)
+            }
+            _ => {
+                let now = std::time::Instant::now();
+                ProgressBar::Lines { name: file.name().to_string(), total: file.len(), started: now, last: now }
+            }
+        }
+    }
+
+    fn update(&mut self, done: usize) {
+        match self {
+            ProgressBar::Off => {}
+            ProgressBar::Bar(bar) => bar.set_position(done as u64),
+            ProgressBar::Lines { name, total, started, last } => {
+                if last.elapsed() >= std::time::Duration::from_secs(1) || done == *total {
+                    *last = std::time::Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(1e-6);
+                    eprintln!(
+                        "podtap: {name}: {:.0}% ({} of {} MB, {:.0} MB/s)",
+                        100.0 * done as f64 / (*total).max(1) as f64,
+                        done / 1_000_000,
+                        *total / 1_000_000,
+                        done as f64 / 1e6 / secs
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let ProgressBar::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn table_header() -> String {

@@ -126,6 +126,18 @@ pub struct AnalyzeArgs {
     pub cluster: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// A progress bar on stderr: `auto` shows it for files of 16 MiB or more when stderr is a
+    /// terminal.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// When `analyze` draws a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    Auto,
+    Always,
+    Never,
 }
 
 /// Output of `analyze`.

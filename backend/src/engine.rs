@@ -177,7 +177,19 @@ impl Engine {
 
     /// Runs a whole capture file through the engine, calling `sink` with each batch of records.
     /// Frames before any damage are all used; the damage itself is returned after `finish`.
-    pub fn run_file(&mut self, file: &CaptureFile, mut sink: impl FnMut(&mut Vec<Record>)) -> Result<(), CaptureError> {
+    pub fn run_file(&mut self, file: &CaptureFile, sink: impl FnMut(&mut Vec<Record>)) -> Result<(), CaptureError> {
+        self.run_file_with_progress(file, sink, |_| {})
+    }
+
+    /// `run_file`, telling `progress` how many bytes of the file are done every so often.
+    pub fn run_file_with_progress(
+        &mut self,
+        file: &CaptureFile,
+        mut sink: impl FnMut(&mut Vec<Record>),
+        mut progress: impl FnMut(usize),
+    ) -> Result<(), CaptureError> {
+        const PROGRESS_EVERY: u32 = 1 << 14;
+        let mut until_progress = PROGRESS_EVERY;
         let mut out = Vec::new();
         let mut frames = file.frames();
         let mut result = Ok(());
@@ -195,7 +207,13 @@ impl Engine {
                 sink(&mut out);
                 out.clear();
             }
+            until_progress -= 1;
+            if until_progress == 0 {
+                until_progress = PROGRESS_EVERY;
+                progress(frames.offset());
+            }
         }
+        progress(frames.offset());
         self.finish(&mut out);
         sink(&mut out);
         result

@@ -133,3 +133,29 @@ fn serve_refuses_an_open_listener_without_a_token() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("refusing to listen on 0.0.0.0:1 without --token"), "{}", stderr(&out));
 }
+
+#[test]
+fn progress_is_plain_lines_when_forced_off_a_terminal_and_absent_by_default() {
+    let capture = demo("capture.pcapng");
+    let forced = podtap(&["analyze", &capture, "--format", "summary", "--progress", "always"]);
+    assert!(forced.status.success());
+    let err = stderr(&forced);
+    assert!(err.lines().any(|l| l.starts_with("podtap: ") && l.contains("capture.pcapng: 100% (")), "{err}");
+    let quiet = podtap(&["analyze", &capture, "--format", "summary"]);
+    assert!(!stderr(&quiet).contains("100%"), "no bar when stderr is not a terminal");
+    assert_eq!(forced.stdout, quiet.stdout, "progress never touches the output");
+}
+
+#[test]
+fn capture_needs_something_to_capture_and_names_a_missing_interface() {
+    let out = podtap(&["capture", "-w", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing to capture on: give --interface NAME or --pod-interfaces"),
+        "{}",
+        stderr(&out)
+    );
+    let out = podtap(&["capture", "-i", "podtap-none0", "-w", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no interface named podtap-none0"), "{}", stderr(&out));
+}

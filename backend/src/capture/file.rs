@@ -166,6 +166,15 @@ impl CaptureFile {
     }
 
     /// The file's name as given.
+    /// Size of the capture in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     pub fn name(&self) -> &str {
         &self.path
     }
@@ -187,6 +196,11 @@ pub struct Frames<'a> {
 }
 
 impl<'a> Frames<'a> {
+    /// Bytes of the file read so far (for progress).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
     /// The interfaces described so far.
     pub fn interfaces(&self) -> &[Interface] {
         match &self.pcap {
