@@ -171,15 +171,18 @@ pub fn stats_line(s: &EngineStats) -> String {
     let skipped = s.truncated_frames + s.malformed_frames + s.unsupported_link_frames;
     let unmatched = s.unmatched_responses + s.dns.unmatched_responses;
     format!(
-        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries, {} TLS handshakes; \
-         skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
+        "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries ({} over TCP), \
+         {} TLS handshakes, {} gRPC calls, {} packets put together from IP fragments; skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
          {} resyncs, {unmatched} unmatched responses, {} DNS queries unanswered",
         s.frames,
         s.bytes,
         s.tcp.connections,
         s.http_exchanges,
-        s.dns.queries,
+        s.dns.queries + s.dns_over_tcp,
+        s.dns_over_tcp,
         s.tls_handshakes,
+        s.grpc_calls,
+        s.ip_fragments.reassembled,
         s.dns.malformed,
         s.tcp.gaps,
         s.tcp.gap_bytes,

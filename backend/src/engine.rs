@@ -33,6 +33,7 @@ pub struct EngineStats {
     pub other_frames: u64,
     pub http_exchanges: u64,
     pub tls_handshakes: u64,
+    pub grpc_calls: u64,
     pub unmatched_responses: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
@@ -164,6 +165,7 @@ impl Engine {
                 Dissected::Exchange(ex) => {
                     self.stats.http_exchanges += u64::from(ex.http().is_some());
                     self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
+                    self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
                     let iface = self.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
                     out.push(correlate::record(*ex, self.next_id, iface, &self.cluster));
                     self.next_id += 1;

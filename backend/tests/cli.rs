@@ -25,7 +25,15 @@ fn jsonl_has_every_contract_field_on_every_line() {
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let http: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "http").collect();
     let dns: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "dns").collect();
-    assert_eq!((http.len(), dns.len(), lines.len()), (244, 336, 580));
+    let grpc: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "grpc").collect();
+    assert_eq!((http.len(), dns.len(), grpc.len(), lines.len()), (244, 344, 68, 656));
+    for r in &grpc {
+        for key in
+            ["ts", "conn", "src", "dst", "via", "path", "grpc_service", "grpc_method", "grpc_status", "latency_us"]
+        {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+    }
     for r in &dns {
         for key in ["ts", "conn", "src", "dst", "via", "query", "qtype", "rcode", "latency_us"] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
@@ -71,7 +79,11 @@ fn summary_matches_its_snapshot() {
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     insta::assert_json_snapshot!("demo_summary", summary);
-    assert!(stderr(&out).contains("244 HTTP exchanges, 336 DNS queries"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("244 HTTP exchanges, 344 DNS queries (6 over TCP), 0 TLS handshakes, 68 gRPC calls"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -83,7 +95,8 @@ fn the_table_is_for_people() {
     assert!(text.lines().any(|l| l.contains("DNS")
         && l.contains("AAAA web.default.default.svc.cluster.local")
         && l.contains("NXDOMAIN")));
-    assert_eq!(text.lines().count(), 581);
+    assert!(text.lines().any(|l| l.contains(" gRPC ") && l.contains(" demo.Greeter/Fail ") && l.contains("NOT_FOUND")));
+    assert_eq!(text.lines().count(), 657);
 }
 
 #[test]

@@ -129,7 +129,32 @@ fn check_against_truth(dir: &Path, records: &[Record]) {
     assert!(server_side.iter().all(|r| r.dst.workload.as_deref() == Some("Deployment/coredns")));
     let web = client_side.iter().filter(|r| r.dns().unwrap().query == "web.default.svc.cluster.local");
     assert!(web.filter(|r| r.dns().unwrap().qtype == "A").all(|r| r.dns().unwrap().answers == ["10.96.12.34"]));
-    assert_eq!(records.len(), http.len() + client_side.len() + server_side.len(), "nothing else found");
+    // gRPC over h2c: every call the server logged, on its veth (to the pod) and on the client's
+    // (to the greeter ClusterIP), with method and grpc-status; one HTTP/2 connection per channel.
+    let grpc = &truth["grpc"];
+    let grpc_on = |iface: &str| -> Vec<&Record> {
+        records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.grpc().is_some()).collect()
+    };
+    let pod_side = grpc_on(grpc["interface"].as_str().unwrap());
+    let client_grpc = grpc_on(truth["client_interface"].as_str().unwrap());
+    for (side, seen) in [("server", &pod_side), ("client", &client_grpc)] {
+        assert_eq!(seen.len() as u64, grpc["calls"].as_u64().unwrap(), "gRPC calls on the {side} side");
+        let methods = counts(seen.iter().map(|r| r.grpc().unwrap().grpc_method.clone()));
+        assert_eq!(methods, as_counts(&grpc["by_method"]), "{side}");
+        let codes = counts(seen.iter().map(|r| r.grpc().unwrap().grpc_status.expect("trailers seen").to_string()));
+        assert_eq!(codes, as_counts(&grpc["by_code"]), "{side}");
+        let conns: HashSet<u64> = seen.iter().map(|r| r.conn).collect();
+        assert_eq!(conns.len() as u64, grpc["connections"].as_u64().unwrap(), "{side}");
+        assert!(seen.iter().all(|r| r.grpc().unwrap().grpc_service == "demo.Greeter" && r.latency_us.is_some()));
+    }
+    assert!(pod_side.iter().all(|r| r.dst.qualified_name().as_deref() == grpc["pod"].as_str()));
+    assert!(
+        client_grpc
+            .iter()
+            .all(|r| r.via.kind == ViaKind::ClusterIp && r.via.service.as_deref() == Some("default/greeter"))
+    );
+    let grpc_total = pod_side.len() + client_grpc.len();
+    assert_eq!(records.len(), http.len() + client_side.len() + server_side.len() + grpc_total, "nothing else found");
 
     // Per-Service balance (summary): requests + probes per endpoint equal the server logs.
     let mut summary = SummaryBuilder::default();
@@ -168,7 +193,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     check_capture(dir, "live.pcapng");
     let err = std::fs::read_to_string(dir.join("logs/podtap-capture.err")).expect("podtap capture's stderr");
     let last = err.lines().last().expect("a final line");
-    assert!(last.starts_with("captured ") && last.ends_with(" on 5 interfaces, 0 dropped"), "{last}");
+    assert!(last.starts_with("captured ") && last.ends_with(" on 6 interfaces, 0 dropped"), "{last}");
 
     // `podtap serve --pod-interfaces -i eth0`: the records its API holds, and its kernel counters.
     let page = json(&dir.join("serve-records.json"));
@@ -181,7 +206,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     let interfaces = capture["interfaces"].as_array().expect("interfaces");
     let client = truth_str(dir, "client_interface");
     assert!(interfaces.iter().any(|i| i["name"] == client.as_str() && i["open"] == false), "{capture}");
-    assert_eq!(interfaces.iter().filter(|i| i["open"] == true).count(), 4, "{capture}");
+    assert_eq!(interfaces.iter().filter(|i| i["open"] == true).count(), 5, "{capture}");
 }
 
 fn truth_str(dir: &Path, key: &str) -> String {

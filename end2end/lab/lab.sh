@@ -2,7 +2,8 @@
 # podtap's ground-truth lab: the scenario of DESIGN.md on one namespace-built node (see node.sh) —
 # a keep-alive burst, a new-connection-per-request burst and pipelined batches (with chunked
 # responses) through the ClusterIP, NodePort calls
-# from outside, kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP answer) — captured on every pod veth and the node's eth0 with
+# from outside, kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP answer), gRPC over h2c
+# through a ClusterIP — captured on every pod veth and the node's eth0 with
 # dumpcap into one pcapng. Writes capture.pcapng, logs/ (the servers' own logs), ground-truth.json
 # and cluster.json to OUTDIR.
 #
@@ -35,8 +36,10 @@ nsx "$WEB1_NS" python3 "$APPS/web.py" "$WEB1_NAME" "$WEB_SVC_TARGET" "$OUT/logs/
 nsx "$WEB2_NS" python3 "$APPS/web.py" "$WEB2_NAME" "$WEB_SVC_TARGET" "$OUT/logs/web-2.log" &
 nsx "$DNS_NS" python3 "$APPS/dns.py" "$DNS_IP" "$OUT/logs/dns.log" \
   "web.default.svc.cluster.local=$WEB_SVC_IP" "kube-dns.kube-system.svc.cluster.local=$DNS_SVC_IP" &
+nsx "$GRPC_NS" "$SYS_PY" "$APPS/grpc_server.py" "$GRPC_IP" "$GRPC_SVC_PORT" "$OUT/logs/grpc.log" &
 lab_wait_port "$NODE_NS" "$WEB1_IP" "$WEB_SVC_TARGET"
 lab_wait_port "$NODE_NS" "$WEB2_IP" "$WEB_SVC_TARGET"
+lab_wait_port "$NODE_NS" "$GRPC_IP" "$GRPC_SVC_PORT"
 truncate -s 0 "$OUT"/logs/web-*.log  # the readiness checks above are not part of the scenario (servers append)
 
 LIVE_ERRS=()
@@ -52,7 +55,8 @@ fi
 lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 [[ -n "${PODTAP:-}" ]] && lab_podtap_following "$CLIENT_VETH" "${LIVE_ERRS[@]}"
 
-lab_capture_start "$OUT/capture.pcapng" "$OUT/logs/dumpcap.err" "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH" "$DNS_VETH" eth0
+lab_capture_start "$OUT/capture.pcapng" "$OUT/logs/dumpcap.err" "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH" "$DNS_VETH" \
+  "$GRPC_VETH" eth0
 
 # --- the scenario ---------------------------------------------------------------------------------
 N=$((40 * SCALE))
@@ -66,6 +70,7 @@ nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-keepalive.log" web 
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-per-request.log" web.default "$WEB_SVC_PORT" per-request "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-pipeline.log" web "$WEB_SVC_PORT" pipeline $((12 * SCALE)) 0.3
 nsx "$CLIENT_NS" python3 "$APPS/dnsq.py" "$DNS_SVC_IP"
+nsx "$CLIENT_NS" "$SYS_PY" "$APPS/grpc_client.py" "$GRPC_SVC_IP:$GRPC_SVC_PORT" $((15 * SCALE)) $((4 * SCALE))
 wait "$EXT" "$PROBES"
 lab_capture_stop
 

@@ -3,7 +3,7 @@
 # bench-capture.sh (nginx + wrk load for the benchmark).
 #
 #   ptl-ext (external client 192.168.49.100) ──eth0── ptl-node (the node: cni0 bridge 10.244.0.1/24,
-#   eth0 192.168.49.2, kube-proxy-style iptables) ──veth── ptl-web1, ptl-web2, ptl-dns, ptl-client
+#   eth0 192.168.49.2, kube-proxy-style iptables) ──veth── ptl-web1, ptl-web2, ptl-dns, ptl-grpc, ptl-client
 #
 # Creates only namespaces named ptl-* and /etc/netns/ptl-*; the root namespace gets no address or
 # link. The caller's EXIT trap runs lab_down, success or failure.
@@ -12,12 +12,16 @@ LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 eval "$(python3 "$LAB/topology.py" env)"
 ALL_NS="$POD_NETNS $EXT_NS $NODE_NS"
 
+# Debian's Python, which has python3-grpcio (a pyenv or venv python3 on PATH may not).
+SYS_PY=/usr/bin/python3
+
 lab_require() {  # tools...
   [[ $EUID -eq 0 ]] || { echo "lab: needs root (network namespaces, iptables)" >&2; exit 1; }
   local tool
   for tool in ip iptables-restore dumpcap python3 "$@"; do
     command -v "$tool" >/dev/null || { echo "lab: missing $tool (cargo xtask setup installs it)" >&2; exit 1; }
   done
+  "$SYS_PY" -c "import grpc" 2>/dev/null || { echo "lab: missing python3-grpcio (cargo xtask setup installs it)" >&2; exit 1; }
 }
 
 lab_down() {
@@ -69,6 +73,7 @@ lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_
   lab_add_pod "$WEB1_NS" "$WEB1_IP" "$WEB1_VETH"
   lab_add_pod "$WEB2_NS" "$WEB2_IP" "$WEB2_VETH"
   lab_add_pod "$DNS_NS" "$DNS_IP" "$DNS_VETH"
+  lab_add_pod "$GRPC_NS" "$GRPC_IP" "$GRPC_VETH"
   [[ "${1:-}" == "--later-client" ]] || lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 
   # The outside world: one external host on the node's eth0.
@@ -84,7 +89,9 @@ lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_
   nsx "$NODE_NS" iptables-restore < <(sed \
     -e "s/@WEB_SVC_IP@/$WEB_SVC_IP/g; s/@WEB_SVC_PORT@/$WEB_SVC_PORT/g; s/@WEB_NODEPORT@/$WEB_SVC_NODEPORT/g" \
     -e "s/@WEB1_IP@/$WEB1_IP/g; s/@WEB2_IP@/$WEB2_IP/g; s/@WEB_TARGET@/$WEB_SVC_TARGET/g" \
-    -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g; s/@DNS_IP@/$DNS_IP/g" "$LAB/kube-proxy.rules")
+    -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g; s/@DNS_IP@/$DNS_IP/g" \
+    -e "s/@GRPC_SVC_IP@/$GRPC_SVC_IP/g; s/@GRPC_SVC_PORT@/$GRPC_SVC_PORT/g; s/@GRPC_IP@/$GRPC_IP/g" \
+    "$LAB/kube-proxy.rules")
 
   # Kubernetes-style resolv.conf for the client pod (ip netns exec bind-mounts it over /etc/resolv.conf).
   mkdir -p /etc/netns/ptl-client

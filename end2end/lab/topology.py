@@ -14,6 +14,7 @@ NODE = {"name": "lab-node", "ns": "ptl-node", "ip": "192.168.49.2", "pod_cidr": 
 EXTERNAL = {"ns": "ptl-ext", "ip": "192.168.49.100"}
 WEB_RS = "web-7d4b9c8f6"
 DNS_RS = "coredns-5d78c9869d"
+GRPC_RS = "greeter-6c8f9d7b5"
 PODS = [
     {"key": "WEB1", "name": f"{WEB_RS}-x2k9p", "namespace": "default", "ip": "10.244.0.11",
      "netns": "ptl-web1", "veth": "veth5f3a91c2", "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6"},
@@ -24,6 +25,9 @@ PODS = [
     {"key": "DNS", "name": f"{DNS_RS}-7xkpl", "namespace": "kube-system", "ip": "10.244.0.10",
      "netns": "ptl-dns", "veth": "vethc41d9e07", "labels": {"k8s-app": "kube-dns", "pod-template-hash": "5d78c9869d"},
      "owner": ("ReplicaSet", DNS_RS), "port": 53, "probe": None},
+    {"key": "GRPC", "name": f"{GRPC_RS}-m4t2w", "namespace": "default", "ip": "10.244.0.13",
+     "netns": "ptl-grpc", "veth": "veth9d04e1a7", "labels": {"app": "greeter", "pod-template-hash": "6c8f9d7b5"},
+     "owner": ("ReplicaSet", GRPC_RS), "port": 50051, "probe": None},
     {"key": "CLIENT", "name": "curl-client", "namespace": "default", "ip": "10.244.0.20",
      "netns": "ptl-client", "veth": "veth2a7f6b13", "labels": {"run": "curl-client"},
      "owner": None, "port": None, "probe": None},
@@ -35,6 +39,9 @@ SERVICES = [
     {"key": "DNS_SVC", "name": "kube-dns", "namespace": "kube-system", "type": "ClusterIP",
      "cluster_ip": "10.96.0.10", "port": 53, "target_port": 53, "node_port": None,
      "protocol": "UDP", "selector": {"k8s-app": "kube-dns"}},
+    {"key": "GRPC_SVC", "name": "greeter", "namespace": "default", "type": "ClusterIP",
+     "cluster_ip": "10.96.20.20", "port": 50051, "target_port": 50051, "node_port": None,
+     "protocol": "TCP", "selector": {"app": "greeter"}},
 ]
 CREATED = "2026-11-26T08:00:00Z"
 
@@ -78,7 +85,9 @@ def pod(p):
 
 def port_names(s):
     """(name, protocol) of a Service's ports: kube-dns serves DNS over UDP and TCP, like CoreDNS."""
-    return [("dns", "UDP"), ("dns-tcp", "TCP")] if s["port"] == 53 else [("http", s["protocol"])]
+    if s["port"] == 53:
+        return [("dns", "UDP"), ("dns-tcp", "TCP")]
+    return [("grpc" if s["port"] == 50051 else "http", s["protocol"])]
 
 
 def service(s):

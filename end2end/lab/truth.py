@@ -49,12 +49,18 @@ for name in ("client", "ext"):
                      "connections": len({(r["mode"], r["local_port"]) for r in rows})}
 
 dns = read("dns.log")
+grpc_calls = read("grpc.log")
+grpc_pod = next(p for p in topology.PODS if p["key"] == "GRPC")
 truth = {
     "pods": pods,
     "clients": clients,
     "client_interface": next(p["veth"] for p in topology.PODS if p["key"] == "CLIENT"),
     "node_interface": "eth0",
     "dns_interface": next(p["veth"] for p in topology.PODS if p["key"] == "DNS"),
+    "grpc": {"pod": f"{grpc_pod['namespace']}/{grpc_pod['name']}", "interface": grpc_pod["veth"],
+             "calls": len(grpc_calls), "by_method": count(grpc_calls, "method"),
+             "by_code": count(grpc_calls, "code"),
+             "connections": len({(r["peer_ip"], r["peer_port"]) for r in grpc_calls})},
     "dns": {"queries": len(dns), "by_rcode": count(dns, "rcode"), "by_qtype": count(dns, "qtype"),
             "by_transport": count(dns, "transport"),
             # UDP answers bigger than one 1500-byte MTU packet: each crosses two veths as fragments.

@@ -129,9 +129,12 @@ impl Term {
                     .iter()
                     .any(|e| e.kind == EndpointKind::Service && e.name.as_deref().is_some_and(|n| contains(n, v)))
             }
-            Field::Path => http.is_some_and(|h| h.path.to_ascii_lowercase().starts_with(v)),
-            Field::Method => http.is_some_and(|h| h.method.eq_ignore_ascii_case(v)),
-            Field::Status => http.and_then(|h| h.status).is_some_and(|s| status_matches(s, v)),
+            Field::Path => r.http_path_status().is_some_and(|(p, _)| p.to_ascii_lowercase().starts_with(v)),
+            Field::Method => {
+                http.is_some_and(|h| h.method.eq_ignore_ascii_case(v))
+                    || r.grpc().is_some_and(|g| g.grpc_method.eq_ignore_ascii_case(v))
+            }
+            Field::Status => r.http_path_status().and_then(|(_, s)| s).is_some_and(|s| status_matches(s, v)),
             Field::Via => {
                 let kind = via_name(r);
                 kind.eq_ignore_ascii_case(v)
@@ -140,12 +143,14 @@ impl Term {
             Field::Interface => eq(r.interface.as_deref(), v),
             Field::Kind => match &r.detail {
                 crate::Detail::Http(_) => v == "http",
+                crate::Detail::Grpc(_) => v == "grpc",
                 crate::Detail::Dns(_) => v == "dns",
                 crate::Detail::Tls(_) => v == "tls",
             },
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
+                    || r.grpc().is_some_and(|g| contains(&g.path, v))
                     || r.dns().is_some_and(|d| {
                         contains(&d.query, v) || d.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v))
                     })

@@ -12,5 +12,8 @@ pub mod stream;
 
 pub use filter::{Filter, FilterError};
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
-pub use record::{Detail, DnsExchange, Endpoint, EndpointKind, HttpExchange, Record, TlsExchange, Via, ViaKind};
+pub use record::{
+    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Record, TlsExchange, Via, ViaKind,
+    grpc_status_name,
+};
 pub use stream::ServerMessage;

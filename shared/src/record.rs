@@ -105,6 +105,52 @@ pub struct HttpExchange {
     /// Selected request headers, lower-cased names; secrets are replaced by `[redacted]` on the node.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// `HTTP/2` for requests carried by HTTP/2 streams; absent for HTTP/1.x.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A gRPC call (HTTP/2 with `content-type: application/grpc…`): which RPC, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcExchange {
+    /// The HTTP/2 `:path`, `/package.Service/Method`.
+    pub path: String,
+    /// `package.Service`.
+    pub grpc_service: String,
+    pub grpc_method: String,
+    /// The HTTP `:status` of the response (200 for every call a gRPC server handled).
+    pub status: Option<u16>,
+    /// `grpc-status` from the trailers (0 = OK); `None` when the call did not finish.
+    pub grpc_status: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_message: Option<String>,
+    /// Selected request headers, as for HTTP; secrets redacted on the node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The canonical name of a gRPC status code (grpc/doc/statuscodes.md).
+pub fn grpc_status_name(code: u32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES.get(code as usize).copied().unwrap_or("UNKNOWN_CODE")
 }
 
 /// A DNS query and, when it was seen, its response (RFC 1035 §4.1).
@@ -138,6 +184,7 @@ pub struct TlsExchange {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Detail {
     Http(HttpExchange),
+    Grpc(GrpcExchange),
     Dns(DnsExchange),
     Tls(TlsExchange),
 }
@@ -148,6 +195,7 @@ impl Detail {
     pub fn request_line(&self) -> String {
         match self {
             Detail::Http(h) => format!("{} {}", h.method, h.path),
+            Detail::Grpc(g) => format!("gRPC {}/{}", g.grpc_service, g.grpc_method),
             Detail::Dns(d) => format!("DNS {} {}", d.qtype, d.query),
             Detail::Tls(t) => {
                 let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
@@ -161,6 +209,11 @@ impl Detail {
     pub fn outcome(&self) -> Option<String> {
         match self {
             Detail::Http(h) => h.status.map(|s| s.to_string()),
+            Detail::Grpc(g) => match (g.grpc_status, g.status) {
+                (Some(code), _) => Some(grpc_status_name(code).to_string()),
+                (None, Some(status)) => Some(status.to_string()),
+                (None, None) => None,
+            },
             Detail::Dns(d) => d.rcode.clone(),
             Detail::Tls(t) => t.version.clone(),
         }
@@ -211,12 +264,30 @@ impl Record {
         }
     }
 
-    /// A failed exchange: HTTP 5xx, a DNS server failure or refusal, a TLS handshake without a
-    /// ServerHello, or no answer at all. (A DNS
-    /// NXDOMAIN is an answer: search-list expansion produces them by design.)
+    /// The gRPC part, when this is a gRPC call.
+    pub fn grpc(&self) -> Option<&GrpcExchange> {
+        match &self.detail {
+            Detail::Grpc(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The HTTP path and status of HTTP and gRPC exchanges.
+    pub fn http_path_status(&self) -> Option<(&str, Option<u16>)> {
+        match &self.detail {
+            Detail::Http(h) => Some((&h.path, h.status)),
+            Detail::Grpc(g) => Some((&g.path, g.status)),
+            _ => None,
+        }
+    }
+
+    /// A failed exchange: HTTP 5xx, a gRPC call that ended with a status other than OK, a DNS
+    /// server failure or refusal, a TLS handshake without a ServerHello, or no answer at all. (A
+    /// DNS NXDOMAIN is an answer: search-list expansion produces them by design.)
     pub fn is_error(&self) -> bool {
         match &self.detail {
             Detail::Http(h) => h.status.is_none_or(|s| s >= 500),
+            Detail::Grpc(g) => g.grpc_status.is_none_or(|c| c != 0),
             Detail::Dns(d) => d.rcode.as_deref().is_none_or(|r| r == "SERVFAIL" || r == "REFUSED"),
             Detail::Tls(t) => t.version.is_none(),
         }
@@ -242,6 +313,7 @@ impl Record {
                 path: "/".into(),
                 status: Some(200),
                 headers: BTreeMap::new(),
+                version: None,
             }),
         }
     }

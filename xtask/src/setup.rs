@@ -1,5 +1,5 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
-//! test; dumpcap, iproute2 and iptables for the lab) and npm packages (playwright-core). Each is
+//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab) and npm packages (playwright-core). Each is
 //! checked first, so running it again costs a few milliseconds.
 
 use std::process::Command;
@@ -8,7 +8,8 @@ use anyhow::{Result, bail};
 
 use crate::{build, root, status, step};
 
-/// (command that must exist, Debian package that provides it)
+/// (command that must exist — or, with arguments, a check that must pass — and the Debian package
+/// that provides it)
 const DEBIAN: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("dumpcap", "tshark"),
@@ -17,13 +18,16 @@ const DEBIAN: &[(&str, &str)] = &[
     ("iptables-restore", "iptables"),
     ("ip", "iproute2"),
     ("python3", "python3"),
+    // The lab's gRPC pods run on Debian's Python, whatever python3 comes first on PATH.
+    ("/usr/bin/python3 -c 'import grpc'", "python3-grpcio"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.
 const BENCH: &[(&str, &str)] = &[("nginx", "nginx-light"), ("wrk", "wrk"), ("mergecap", "tshark")];
 
 fn have(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
+    let check = if cmd.contains(' ') { format!("{cmd} 2>/dev/null") } else { format!("command -v {cmd}") };
+    Command::new("sh").args(["-c", &check]).output().is_ok_and(|o| o.status.success())
 }
 
 /// Everything `cargo xtask test` uses.

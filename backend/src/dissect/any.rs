@@ -1,12 +1,13 @@
 //! The per-connection dissector the reassembler drives: it waits for a connection's first bytes
 //! and hands the connection to the protocol they belong to — TLS if they open a handshake record,
-//! DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
+//! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP). Content first, the port only for DNS,
 //! whose first segment may be too short to tell.
 
 use super::Dissected;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
+use super::http2::{Http2, PREFACE};
 use super::tls::{Tls, looks_like_tls};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
@@ -14,8 +15,24 @@ use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 pub enum AnyProtocol {
     Undecided,
     Http1(Box<Http1>),
+    Http2(Box<Http2>),
     Tls(Box<Tls>),
     Dns(Box<DnsTcp>),
+}
+
+/// An HTTP/2 SETTINGS frame (not an ACK) on stream 0 with whole 6-byte settings: what an HTTP/2
+/// server sends first. Nine bytes this specific do not begin any text protocol.
+fn looks_like_server_settings(data: &[u8]) -> bool {
+    let [l0, l1, l2, kind, flags, s0, s1, s2, s3, ..] = *data else { return false };
+    let len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+    kind == 4 && flags == 0 && [s0, s1, s2, s3] == [0; 4] && len % 6 == 0 && len <= 6 * 16
+}
+
+fn other(dir: Dir) -> Dir {
+    match dir {
+        Dir::AtoB => Dir::BtoA,
+        Dir::BtoA => Dir::AtoB,
+    }
 }
 
 fn on_dns_port(info: &ConnInfo) -> bool {
@@ -33,6 +50,11 @@ impl ConnHandler for AnyProtocol {
         if let AnyProtocol::Undecided = self {
             *self = if looks_like_tls(data) {
                 AnyProtocol::Tls(Box::new(Tls::new(info)))
+            } else if data.len() >= 3 && PREFACE.starts_with(&data[..data.len().min(PREFACE.len())]) {
+                AnyProtocol::Http2(Box::new(Http2::new(dir)))
+            } else if looks_like_server_settings(data) {
+                // h2c servers (grpc-core among them) may send SETTINGS before the client's preface.
+                AnyProtocol::Http2(Box::new(Http2::new(info.opener.unwrap_or(other(dir)))))
             } else if on_dns_port(info) || looks_like_dns_tcp(data) {
                 AnyProtocol::Dns(Box::default())
             } else {
@@ -40,7 +62,16 @@ impl ConnHandler for AnyProtocol {
             };
         }
         match self {
-            AnyProtocol::Http1(h) => h.on_data(info, dir, ts_us, data, out),
+            AnyProtocol::Http1(h) => {
+                h.on_data(info, dir, ts_us, data, out);
+                if let Some((request, rest)) = h.take_h2c() {
+                    // The server's side switched; the client sends its preface next.
+                    let mut h2 = Http2::upgraded(other(dir), request);
+                    h2.on_data(info, dir, ts_us, &rest, out);
+                    *self = AnyProtocol::Http2(Box::new(h2));
+                }
+            }
+            AnyProtocol::Http2(h) => h.on_data(info, dir, ts_us, data, out),
             AnyProtocol::Tls(t) => t.on_data(info, dir, ts_us, data, out),
             AnyProtocol::Dns(d) => d.on_data(info, dir, ts_us, data, out),
             AnyProtocol::Undecided => unreachable!("decided above"),
@@ -51,6 +82,7 @@ impl ConnHandler for AnyProtocol {
         match self {
             AnyProtocol::Http1(h) => h.on_gap(info, dir, len),
             AnyProtocol::Tls(t) => t.on_gap(info, dir, len),
+            AnyProtocol::Http2(h) => h.on_gap(info, dir, len),
             AnyProtocol::Dns(d) => d.on_gap(info, dir, len),
             AnyProtocol::Undecided => {}
         }
@@ -60,6 +92,7 @@ impl ConnHandler for AnyProtocol {
         match self {
             AnyProtocol::Http1(h) => h.on_close(info, ts_us, out),
             AnyProtocol::Tls(t) => t.on_close(info, ts_us, out),
+            AnyProtocol::Http2(h) => h.on_close(info, ts_us, out),
             AnyProtocol::Dns(d) => d.on_close(info, ts_us, out),
             AnyProtocol::Undecided => {}
         }

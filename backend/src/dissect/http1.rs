@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use podtap_shared::{Detail, HttpExchange};
 
+use super::http2::Upgraded;
 use super::{Dissected, Exchange, redact};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
@@ -79,13 +80,29 @@ pub struct Http1 {
     response: Option<PendingResponse>,
     /// The direction carrying requests, once known.
     request_dir: Option<Dir>,
+    /// Set by `101 Switching Protocols` to h2c: the upgrade request (answered on HTTP/2 stream 1)
+    /// and the server's bytes after the 101, which are already HTTP/2.
+    h2c: Option<(Upgraded, Vec<u8>)>,
+}
+
+impl Http1 {
+    /// The connection switched to HTTP/2 (`Upgrade: h2c`): what HTTP/2 takes over.
+    pub fn take_h2c(&mut self) -> Option<(Upgraded, Vec<u8>)> {
+        self.h2c.take()
+    }
 }
 
 impl ConnHandler for Http1 {
     type Output = Dissected;
 
     fn new(_: &ConnInfo) -> Self {
-        Self { halves: [Half::new(), Half::new()], requests: VecDeque::new(), response: None, request_dir: None }
+        Self {
+            halves: [Half::new(), Half::new()],
+            requests: VecDeque::new(),
+            response: None,
+            request_dir: None,
+            h2c: None,
+        }
     }
 
     fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
@@ -97,6 +114,8 @@ impl ConnHandler for Http1 {
             let used = self.consume(info, dir, ts_us, data, out);
             if self.halves[i].state != State::Off {
                 self.halves[i].buf.extend_from_slice(&data[used..]);
+            } else if let Some((_, rest)) = &mut self.h2c {
+                rest.extend_from_slice(&data[used..]);
             }
         } else {
             let mut buf = std::mem::take(&mut self.halves[i].buf);
@@ -105,6 +124,8 @@ impl ConnHandler for Http1 {
             buf.drain(..used);
             if self.halves[i].state != State::Off {
                 self.halves[i].buf = buf;
+            } else if let Some((_, rest)) = &mut self.h2c {
+                rest.extend_from_slice(&buf);
             }
         }
     }
@@ -178,7 +199,8 @@ impl Http1 {
         while pos < input.len() {
             let rest = &input[pos..];
             match self.halves[i].state {
-                State::Off => return input.len(),
+                // Where it stopped: after an upgrade the rest belongs to the next protocol.
+                State::Off => return pos,
                 State::Unknown => {
                     let role = if rest.starts_with(b"HTTP/") {
                         Role::Responses
@@ -251,21 +273,14 @@ impl Http1 {
                 let mut framing = Framing::default();
                 for h in req.headers.iter() {
                     framing.note(h.name, h.value);
-                    match redact::classify(h.name) {
-                        Some(redact::Keep::Value(name)) => {
-                            kept.insert(name.to_string(), String::from_utf8_lossy(h.value).into_owned());
-                        }
-                        Some(redact::Keep::Redacted(name)) => {
-                            kept.insert(name.to_string(), redact::REDACTED.to_string());
-                        }
-                        None => {}
-                    }
+                    redact::keep(&mut kept, h.name, h.value);
                 }
                 let http = HttpExchange {
                     method: req.method.unwrap_or("").to_string(),
                     path: req.path.unwrap_or("").to_string(),
                     status: None,
                     headers: kept,
+                    version: None,
                 };
                 self.requests.push_back(PendingRequest { ts_us, size: n as u64, http });
                 let body = framing.request_body();
@@ -281,14 +296,28 @@ impl Http1 {
                 };
                 let status = resp.code.unwrap_or(0);
                 let mut framing = Framing::default();
+                let mut to_h2c = false;
                 for h in resp.headers.iter() {
                     framing.note(h.name, h.value);
+                    to_h2c |= h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"h2c");
                 }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
                 }
                 let head_request = self.requests.front().is_some_and(|r| r.http.method == "HEAD");
                 self.response = Some(PendingResponse { ts_us, status });
+                if status == 101
+                    && to_h2c
+                    && let Some(req) = self.requests.pop_front()
+                {
+                    // Answered on HTTP/2 stream 1 (RFC 7540 §3.2): HTTP/2 reports it.
+                    self.response = None;
+                    let upgraded = Upgraded { ts_us: req.ts_us, size: req.size, http: req.http };
+                    self.h2c = Some((upgraded, Vec::new()));
+                    self.halves =
+                        [Half { state: State::Off, ..Half::new() }, Half { state: State::Off, ..Half::new() }];
+                    return Some(n);
+                }
                 if status == 101 {
                     self.halves[i].msg_size = n as u64;
                     self.finish_response(info, dir, out);

@@ -9,6 +9,7 @@ pub mod any;
 pub mod dns;
 pub mod dns_tcp;
 pub mod http1;
+pub mod http2;
 pub mod redact;
 pub mod tls;
 

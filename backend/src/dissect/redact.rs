@@ -27,6 +27,19 @@ pub fn classify(name: &str) -> Option<Keep> {
     find(SECRET).map(Keep::Redacted).or_else(|| find(KEPT).map(Keep::Value))
 }
 
+/// Adds one header to what leaves the node, if it is kept at all: its value, or `[redacted]`.
+pub fn keep(kept: &mut std::collections::BTreeMap<String, String>, name: &str, value: &[u8]) {
+    match classify(name) {
+        Some(Keep::Value(name)) => {
+            kept.insert(name.to_string(), String::from_utf8_lossy(value).into_owned());
+        }
+        Some(Keep::Redacted(name)) => {
+            kept.insert(name.to_string(), REDACTED.to_string());
+        }
+        None => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

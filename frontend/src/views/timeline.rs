@@ -76,6 +76,12 @@ fn Row(
             Some(_) => ("status ok", "—"),
             None => ("status none", "—"),
         },
+        Detail::Grpc(g) => match (g.grpc_status, g.status) {
+            (Some(0), _) => ("status ok", "—"),
+            (Some(_), _) => ("status s5", "—"),
+            (None, Some(_)) => ("status s4", "no trailers"),
+            (None, None) => ("status none", "—"),
+        },
         Detail::Dns(d) => match d.rcode.as_deref() {
             Some("NOERROR") => ("status ok", "no answer"),
             Some("NXDOMAIN") => ("status s4", "no answer"),
