@@ -1,7 +1,8 @@
-//! Any bytes as one TCP connection's two directions, through the protocol dispatcher, so both
-//! HTTP/1 and TLS (and the choice between them) are exercised. Control bytes: the first picks
-//! where the client's bytes end, the second the piece size, the third whether the client opens
-//! with a TLS handshake record header (so most inputs also reach the TLS parser).
+//! Any bytes as one TCP connection's two directions, through the protocol dispatcher, so HTTP/1,
+//! HTTP/2 (with HPACK), DNS over TCP and TLS (and the choice between them) are exercised. Control
+//! bytes: the first picks where the client's bytes end, the second the piece size, the third how
+//! the connection opens — plain, a TLS record header, the HTTP/2 preface, or on port 53 — so most
+//! inputs reach each parser.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,7 +10,7 @@ use podtap::dissect::any::AnyProtocol;
 use podtap::reassemble::{ConnHandler, ConnInfo, Dir};
 
 fuzz_target!(|data: &[u8]| {
-    let [split, piece, tls, rest @ ..] = data else { return };
+    let [split, piece, mode, rest @ ..] = data else { return };
     let split = (*split as usize * rest.len()) / 256;
     let piece = (*piece as usize).max(1);
     let (up, down) = rest.split_at(split);
@@ -17,13 +18,15 @@ fuzz_target!(|data: &[u8]| {
         id: 1,
         interface: 0,
         a: "10.0.0.1:1".parse().unwrap(),
-        b: "10.0.0.2:443".parse().unwrap(),
+        b: if mode % 4 == 3 { "10.0.0.2:53" } else { "10.0.0.2:443" }.parse().unwrap(),
         opener: Some(Dir::AtoB),
     };
     let mut h = AnyProtocol::new(&info);
     let mut out = Vec::new();
-    if tls & 1 == 1 {
-        h.on_data(&info, Dir::AtoB, 0, &[0x16, 0x03, 0x01], &mut out);
+    match mode % 4 {
+        1 => h.on_data(&info, Dir::AtoB, 0, &[0x16, 0x03, 0x01], &mut out),
+        2 => h.on_data(&info, Dir::AtoB, 0, podtap::dissect::http2::PREFACE, &mut out),
+        _ => {}
     }
     let (mut u, mut d) = (up.chunks(piece), down.chunks(piece));
     loop {
