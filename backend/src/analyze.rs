@@ -14,15 +14,27 @@ use crate::cli::{Format, Progress};
 use crate::engine::{Engine, EngineStats};
 use crate::resolve::ClusterState;
 
+/// How `analyze` runs, beyond what it reads and writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub progress: Progress,
+    /// One record per observation rather than per request.
+    pub per_interface: bool,
+}
+
 /// Runs the analysis; returns the engine's counters and the per-file errors (as sentences).
 pub fn run(
     files: &[PathBuf],
     cluster: Arc<ClusterState>,
     format: Format,
-    progress: Progress,
+    options: Options,
     out: &mut dyn Write,
 ) -> std::io::Result<(EngineStats, Vec<String>)> {
     let mut engine = Engine::new(cluster.clone());
+    if options.per_interface {
+        engine = engine.per_interface();
+    }
+    let progress = options.progress;
     let mut summary = SummaryBuilder::default();
     let mut errors = Vec::new();
     let mut io_result = Ok(());

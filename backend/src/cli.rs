@@ -126,6 +126,10 @@ pub struct AnalyzeArgs {
     pub cluster: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// One record per interface that saw a request, instead of one per request (observations
+    /// before and after kube-proxy's DNAT/SNAT are then not merged).
+    #[arg(long)]
+    pub per_interface: bool,
     /// A progress bar on stderr: `auto` shows it for files of 16 MiB or more when stderr is a
     /// terminal.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]

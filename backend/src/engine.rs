@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
 use crate::correlate;
+use crate::correlate::merge::Merger;
 use crate::decode::defrag::{Defragmenter, FragmentStats};
 use crate::decode::{DecodeError, Decoded, decode, transport};
 use crate::dissect::any::AnyProtocol;
@@ -54,6 +55,8 @@ pub struct Engine {
     next_id: u64,
     last_sweep_us: u64,
     scratch: Vec<Dissected>,
+    /// One record per request (`None`: one per observation).
+    merger: Option<Merger>,
     stats: EngineStats,
 }
 
@@ -69,8 +72,16 @@ impl Engine {
             next_id: 1,
             last_sweep_us: 0,
             scratch: Vec::new(),
+            merger: Some(Merger::default()),
             stats: EngineStats::default(),
         }
+    }
+
+    /// One record per observation: every interface that saw a request reports it on its own
+    /// (`analyze --per-interface`, and tests of single interfaces).
+    pub fn per_interface(mut self) -> Self {
+        self.merger = None;
+        self
     }
 
     /// Counters so far.
@@ -100,8 +111,8 @@ impl Engine {
     pub fn idle(&mut self, now_us: u64, out: &mut Vec<Record>) {
         if now_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.sweep(now_us);
-            self.drain(out);
         }
+        self.drain(now_us, out);
     }
 
     /// Feeds one frame; finished records are appended to `out`.
@@ -122,7 +133,7 @@ impl Engine {
         if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.sweep(frame.ts_us);
         }
-        self.drain(out);
+        self.drain(frame.ts_us, out);
     }
 
     fn on_decoded(&mut self, decoded: Result<Decoded<'_>, DecodeError>) {
@@ -152,10 +163,15 @@ impl Engine {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.tcp.finish(&mut self.scratch);
         self.dns.finish(&mut self.dns_out);
-        self.drain(out);
+        self.drain(u64::MAX, out);
+        if let Some(m) = &mut self.merger {
+            m.flush_all(out);
+        }
     }
 
-    fn drain(&mut self, out: &mut Vec<Record>) {
+    /// Turns finished exchanges into records; with merging, they wait (capture time `now_us`)
+    /// for the other observations of their request.
+    fn drain(&mut self, now_us: u64, out: &mut Vec<Record>) {
         for d in &self.scratch {
             self.stats.dns_over_tcp += u64::from(matches!(d, Dissected::Exchange(ex) if ex.dns().is_some()));
         }
@@ -167,13 +183,20 @@ impl Engine {
                     self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
                     self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
                     let iface = self.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
-                    out.push(correlate::record(*ex, self.next_id, iface, &self.cluster));
+                    let record = correlate::record(*ex, self.next_id, iface, &self.cluster);
                     self.next_id += 1;
+                    match &mut self.merger {
+                        Some(m) => m.push(record, now_us, &self.cluster),
+                        None => out.push(record),
+                    }
                 }
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
             }
+        }
+        if let Some(m) = &mut self.merger {
+            m.flush_due(now_us, out);
         }
     }
 

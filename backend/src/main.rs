@@ -41,7 +41,13 @@ fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
     let cluster = Arc::new(load_files(&a.cluster)?);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let (stats, errors) = analyze::run(&a.files, cluster, a.format, a.progress, &mut out)?;
+    let (stats, errors) = analyze::run(
+        &a.files,
+        cluster,
+        a.format,
+        analyze::Options { progress: a.progress, per_interface: a.per_interface },
+        &mut out,
+    )?;
     eprintln!("{}", analyze::stats_line(&stats));
     for e in &errors {
         eprintln!("podtap: {e}");

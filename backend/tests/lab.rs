@@ -1,5 +1,7 @@
 //! podtap against the lab's ground truth: for every interface, the exchanges found equal what the
-//! servers (and clients) logged, with the right endpoints, paths, statuses, connections and via.
+//! servers (and clients) logged, with the right endpoints, paths, statuses, connections and via;
+//! and, merged, every request appears once with the pod that served it, the real client and the
+//! path it took.
 //! One check, several inputs: the lab run shipped as the demo (always), and a fresh lab run on the
 //! real kernel (`cargo xtask test` runs the lab as root and sets PODTAP_LAB_DIR) as dumpcap wrote
 //! it, as `podtap capture` wrote it live, and as `podtap serve` captured it live and answers it.
@@ -9,6 +11,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use common::Records;
 use podtap::aggregate::SummaryBuilder;
 use podtap_shared::{EndpointKind, Record, ViaKind};
 use serde_json::Value;
@@ -35,9 +38,10 @@ fn dns_on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
     records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.dns().is_some()).collect()
 }
 
-/// A capture of the lab: clean counters, then every record against the truth.
+/// A capture of the lab: clean counters, then the records of every interface against the truth,
+/// then one record per request against the truth.
 fn check_capture(dir: &Path, name: &str) {
-    let (records, stats) = common::analyze_file(dir, name);
+    let (records, stats) = common::analyze_file(dir, name, Records::PerInterface);
     assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
     assert_eq!((stats.dns.malformed, stats.dns.unmatched_responses, stats.dns.timed_out), (0, 0, 0), "{stats:?}");
     // DNS over TCP and fragmented UDP answers, each seen on the client's and the DNS pod's veth.
@@ -47,10 +51,98 @@ fn check_capture(dir: &Path, name: &str) {
     let fragmented = dns["fragmented_responses"].as_u64().unwrap_or(0);
     assert_eq!(stats.ip_fragments.reassembled, 2 * fragmented, "{:?}", stats.ip_fragments);
     assert_eq!(stats.ip_fragments.invalid, 0);
-    check_against_truth(dir, &records);
+    check_each_interface(dir, &records);
+    let (merged, _) = common::analyze_file(dir, name, Records::PerRequest);
+    check_each_request_once(dir, &merged);
 }
 
-fn check_against_truth(dir: &Path, records: &[Record]) {
+/// One record per request: what each pod served, each request once, with the real client and
+/// the path it took.
+fn check_each_request_once(dir: &Path, records: &[Record]) {
+    let truth = common::ground_truth(dir);
+    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
+    let mut served = 0;
+    for (pod, t) in truth["pods"].as_object().unwrap() {
+        let mine: Vec<&Record> =
+            http.iter().copied().filter(|r| r.dst.qualified_name().as_deref() == Some(pod.as_str())).collect();
+        served += mine.len();
+        assert_eq!(mine.len() as u64, t["requests"].as_u64().unwrap(), "requests served by {pod}");
+        let conns: HashSet<u64> = mine.iter().filter(|r| !r.probe).map(|r| r.conn).collect();
+        let probe_conns: HashSet<u64> = mine.iter().filter(|r| r.probe).map(|r| r.conn).collect();
+        assert_eq!(
+            (conns.len() + probe_conns.len()) as u64,
+            t["connections"].as_u64().unwrap(),
+            "connections to {pod}"
+        );
+        let probes: Vec<&&Record> = mine.iter().filter(|r| r.probe).collect();
+        assert_eq!(probes.len() as u64, t["probe_requests"].as_u64().unwrap(), "probes to {pod}");
+        assert!(
+            probes
+                .iter()
+                .all(|r| r.via.kind == ViaKind::Direct && r.observations == 1 && r.src.kind == EndpointKind::Node)
+        );
+        assert_eq!(
+            counts(mine.iter().map(|r| r.http().unwrap().path.clone())),
+            as_counts(&t["by_path"]),
+            "paths on {pod}"
+        );
+        let statuses = counts(mine.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
+        assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
+    }
+    assert_eq!(served, http.len(), "every HTTP request was served by a lab pod");
+    let via = |kind: ViaKind| http.iter().filter(move |r| r.via.kind == kind && !r.probe);
+    // The client pod's requests: through the ClusterIP, seen before and after DNAT.
+    let client = &truth["clients"]["client"];
+    assert_eq!(via(ViaKind::ClusterIp).count() as u64, client["requests"].as_u64().unwrap(), "via clusterIP");
+    assert!(via(ViaKind::ClusterIp).all(|r| r.via.service.as_deref() == Some("default/web")
+        && r.src.qualified_name().as_deref() == Some("default/curl-client")
+        && r.observations == 2));
+    let conns: HashSet<u64> = via(ViaKind::ClusterIp).map(|r| r.conn).collect();
+    assert_eq!(conns.len() as u64, client["connections"].as_u64().unwrap(), "the client's connections");
+    // NodePort: the outside client's own address, not kube-proxy's SNAT address.
+    let ext = &truth["clients"]["ext"];
+    assert_eq!(via(ViaKind::NodePort).count() as u64, ext["requests"].as_u64().unwrap(), "via nodePort");
+    assert!(via(ViaKind::NodePort).all(|r| r.src.ip.to_string() == "192.168.49.100"
+        && r.src.kind == EndpointKind::External
+        && r.via.service.as_deref() == Some("default/web")
+        && r.observations == 2));
+    assert!(http.iter().all(|r| r.probe || r.src.kind != EndpointKind::Node), "no SNAT address as a client");
+
+    // DNS: each query once, to the kube-dns Service, answered by the CoreDNS pod.
+    let dns: Vec<&Record> = records.iter().filter(|r| r.dns().is_some()).collect();
+    assert_eq!(dns.len() as u64, truth["dns"]["queries"].as_u64().unwrap(), "DNS queries");
+    assert!(dns.iter().all(|r| r.via.kind == ViaKind::ClusterIp
+        && r.via.service.as_deref() == Some("kube-system/kube-dns")
+        && r.dst.workload.as_deref() == Some("Deployment/coredns")
+        && r.observations == 2));
+    let rcodes = counts(dns.iter().map(|r| r.dns().unwrap().rcode.clone().unwrap_or_default()));
+    assert_eq!(rcodes, as_counts(&truth["dns"]["by_rcode"]));
+
+    // gRPC: each call once, through the greeter ClusterIP to its pod.
+    let grpc = &truth["grpc"];
+    let calls: Vec<&Record> = records.iter().filter(|r| r.grpc().is_some()).collect();
+    assert_eq!(calls.len() as u64, grpc["calls"].as_u64().unwrap(), "gRPC calls");
+    assert!(calls.iter().all(|r| r.via.service.as_deref() == Some("default/greeter")
+        && r.dst.qualified_name().as_deref() == grpc["pod"].as_str()
+        && r.observations == 2));
+    let conns: HashSet<u64> = calls.iter().map(|r| r.conn).collect();
+    assert_eq!(conns.len() as u64, grpc["connections"].as_u64().unwrap());
+    assert_eq!(records.len(), http.len() + dns.len() + calls.len(), "nothing else found");
+
+    // Per-Service balance (summary): requests + probes per endpoint equal the server logs.
+    let mut summary = SummaryBuilder::default();
+    records.iter().for_each(|r| summary.add(r));
+    let summary = summary.build(&common::cluster(dir));
+    let web = summary.services.iter().find(|s| s.service == "default/web").expect("default/web in summary");
+    for e in &web.endpoints {
+        let t = &truth["pods"][e.pod.as_deref().unwrap()];
+        assert_eq!(e.requests + e.probe_requests, t["requests"].as_u64().unwrap());
+        assert_eq!(e.probe_requests, t["probe_requests"].as_u64().unwrap());
+    }
+}
+
+/// One record per observation: what each interface saw.
+fn check_each_interface(dir: &Path, records: &[Record]) {
     let truth = common::ground_truth(dir);
     let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
     assert!(http.iter().all(|r| r.http().is_some_and(|h| h.status.is_some())), "every request answered");
@@ -155,17 +247,6 @@ fn check_against_truth(dir: &Path, records: &[Record]) {
     );
     let grpc_total = pod_side.len() + client_grpc.len();
     assert_eq!(records.len(), http.len() + client_side.len() + server_side.len() + grpc_total, "nothing else found");
-
-    // Per-Service balance (summary): requests + probes per endpoint equal the server logs.
-    let mut summary = SummaryBuilder::default();
-    records.iter().for_each(|r| summary.add(r));
-    let summary = summary.build(&common::cluster(dir));
-    let web = summary.services.iter().find(|s| s.service == "default/web").expect("default/web in summary");
-    for e in &web.endpoints {
-        let t = &truth["pods"][e.pod.as_deref().unwrap()];
-        assert_eq!(e.requests + e.probe_requests, t["requests"].as_u64().unwrap());
-        assert_eq!(e.probe_requests, t["probe_requests"].as_u64().unwrap());
-    }
 }
 
 #[test]
@@ -199,7 +280,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     let page = json(&dir.join("serve-records.json"));
     let records: Vec<Record> = serde_json::from_value(page["records"].clone()).expect("records");
     assert_eq!(page["total"].as_u64(), Some(records.len() as u64), "nothing fell out of retention");
-    check_against_truth(dir, &records);
+    check_each_request_once(dir, &records);
     let health = json(&dir.join("serve-health.json"));
     let capture = &health["capture"];
     assert_eq!(capture["drops"], 0, "{capture}");

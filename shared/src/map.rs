@@ -86,7 +86,16 @@ pub struct MapBuilder {
     nodes: BTreeMap<String, MapNode>,
     edge_index: BTreeMap<(String, String), usize>,
     edges: Vec<EdgeAcc>,
-    by_address: FxHashMap<(IpAddr, IpAddr, u16), (Identity, Identity, usize)>,
+    /// (source, destination, port, Service it went through) → the edges it counts on.
+    by_address: FxHashMap<(IpAddr, IpAddr, u16, Option<String>), (Identity, Identity, Path)>,
+}
+
+/// The edges one request is counted on: source → destination, or, through a Service, source →
+/// Service and Service → the pod that served it.
+#[derive(Clone, Copy)]
+enum Path {
+    Direct(usize),
+    Through(usize, usize),
 }
 
 impl MapBuilder {
@@ -94,17 +103,30 @@ impl MapBuilder {
         Self::default()
     }
 
-    /// Counts one record on the edge from its source to its destination.
+    /// Counts one record on the edge from its source to its destination — or, when it went
+    /// through a Service to a pod, on the edges source → Service and Service → pod, so the map
+    /// shows both who asked the Service and which pod really answered.
     pub fn add(&mut self, r: &Record) {
-        let key = (r.src.ip, r.dst.ip, r.dst.port);
-        let edge = match self.by_address.get(&key) {
-            Some((s, d, i)) if s.is(&r.src) && d.is(&r.dst) => *i,
+        let service = r.via.service.clone().filter(|_| r.dst.kind == EndpointKind::Pod);
+        let key = (r.src.ip, r.dst.ip, r.dst.port, service);
+        let path = match self.by_address.get(&key) {
+            Some((s, d, p)) if s.is(&r.src) && d.is(&r.dst) => *p,
             _ => {
-                let i = self.edge_of(r);
-                self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), i));
-                i
+                let p = self.path_of(r, key.3.as_deref());
+                self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), p));
+                p
             }
         };
+        match path {
+            Path::Direct(e) => self.count(e, r),
+            Path::Through(a, b) => {
+                self.count(a, r);
+                self.count(b, r);
+            }
+        }
+    }
+
+    fn count(&mut self, edge: usize, r: &Record) {
         let e = &mut self.edges[edge];
         e.requests += 1;
         e.errors += u64::from(r.is_error());
@@ -116,9 +138,27 @@ impl MapBuilder {
         }
     }
 
-    fn edge_of(&mut self, r: &Record) -> usize {
+    fn path_of(&mut self, r: &Record, service: Option<&str>) -> Path {
         let source = self.node(&r.src);
         let target = self.node(&r.dst);
+        match service {
+            None => Path::Direct(self.edge(source, target)),
+            Some(qualified) => {
+                let (namespace, name) = qualified.split_once('/').unwrap_or(("", qualified));
+                let id = format!("service:{qualified}");
+                self.nodes.entry(id.clone()).or_insert_with(|| MapNode {
+                    id: id.clone(),
+                    kind: EndpointKind::Service,
+                    label: name.to_string(),
+                    namespace: Some(namespace.to_string()).filter(|n| !n.is_empty()),
+                    workload: None,
+                });
+                Path::Through(self.edge(source, id.clone()), self.edge(id, target))
+            }
+        }
+    }
+
+    fn edge(&mut self, source: String, target: String) -> usize {
         let next = self.edges.len();
         let i = *self.edge_index.entry((source.clone(), target.clone())).or_insert(next);
         if i == next {
@@ -227,5 +267,35 @@ mod tests {
         assert_eq!(percentile_ms(&v, 95.0), Some(95.0));
         assert_eq!(percentile_ms(&v, 99.0), Some(99.0));
         assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+
+    #[test]
+    fn a_request_through_a_service_counts_on_the_way_in_and_on_the_way_to_its_pod() {
+        let mut b = MapBuilder::new();
+        for (conn, pod) in [(1, "web-1"), (1, "web-1"), (2, "web-2")] {
+            let mut r = rec(conn, Some(200), 1000);
+            r.src.kind = EndpointKind::Pod;
+            r.src.name = Some("client".into());
+            r.src.namespace = Some("default".into());
+            r.dst.kind = EndpointKind::Pod;
+            r.dst.name = Some(pod.into());
+            r.dst.namespace = Some("default".into());
+            r.dst.ip = if pod == "web-1" { [10, 0, 0, 11].into() } else { [10, 0, 0, 12].into() };
+            r.via = crate::Via { kind: crate::ViaKind::ClusterIp, service: Some("default/web".into()) };
+            b.add(&r);
+        }
+        let map = b.build();
+        let edge = |s: &str, t: &str| {
+            map.edges.iter().find(|e| e.source == s && e.target == t).map(|e| (e.requests, e.connections))
+        };
+        assert_eq!(edge("pod:default/client", "service:default/web"), Some((3, 2)));
+        assert_eq!(edge("service:default/web", "pod:default/web-1"), Some((2, 1)));
+        assert_eq!(edge("service:default/web", "pod:default/web-2"), Some((1, 1)));
+        assert_eq!(map.edges.len(), 3);
+        let svc = map.nodes.iter().find(|n| n.id == "service:default/web").unwrap();
+        assert_eq!(
+            (svc.kind, svc.label.as_str(), svc.namespace.as_deref()),
+            (EndpointKind::Service, "web", Some("default"))
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Stage 6, correlate: a dissected exchange + cluster state → a `Record` with named endpoints, the
 //! path it took and whether it was a kubelet probe. Pure: no IO, no clock.
-//!
-//! Today each observation is its own record (`observations: 1`); merging the same request seen on
-//! the client's and the server's interface (before and after DNAT) belongs here next.
+//! `merge` then makes one record of the observations of one request on several interfaces.
+
+pub mod merge;
 
 use podtap_shared::{Record, Via, ViaKind};
 

@@ -166,6 +166,11 @@ impl ClusterState {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
+    /// Whether `ip` is an endpoint of Service `ns/name`.
+    pub fn is_backend(&self, service: &str, ip: IpAddr) -> bool {
+        self.backends.get(service).is_some_and(|b| b.iter().any(|b| b.ip == ip))
+    }
+
     /// What `ip:port` is, as the destination of a request.
     pub fn resolve(&self, ip: IpAddr, port: u16) -> Endpoint {
         self.lookup(ip, port, true)

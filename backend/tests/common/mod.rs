@@ -20,15 +20,26 @@ pub fn cluster(dir: &Path) -> Arc<ClusterState> {
     Arc::new(load_files(&[dir.join("cluster.json")]).expect("lab cluster.json loads"))
 }
 
-/// Every record of a lab capture, in the order the engine produced them, and its counters.
+/// Every record of a lab capture (one per request), in the order the engine produced them, and
+/// its counters.
 pub fn analyze(dir: &Path) -> (Vec<Record>, EngineStats) {
-    analyze_file(dir, "capture.pcapng")
+    analyze_file(dir, "capture.pcapng", Records::PerRequest)
 }
 
-/// The same for another capture file of a lab directory.
-pub fn analyze_file(dir: &Path, name: &str) -> (Vec<Record>, EngineStats) {
+/// How records are made: one per request (observations merged) or one per observation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    PerRequest,
+    PerInterface,
+}
+
+/// The same for any capture file of a lab directory.
+pub fn analyze_file(dir: &Path, name: &str, how: Records) -> (Vec<Record>, EngineStats) {
     let file = CaptureFile::open(&dir.join(name)).expect("lab capture opens");
     let mut engine = Engine::new(cluster(dir));
+    if how == Records::PerInterface {
+        engine = engine.per_interface();
+    }
     let mut records = Vec::new();
     engine.run_file(&file, |batch| records.append(batch)).expect("lab capture is whole");
     (records, engine.stats())

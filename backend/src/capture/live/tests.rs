@@ -61,7 +61,7 @@ fn an_http_exchange_on_loopback_becomes_one_record_named_after_the_interface() {
     drop(client);
     serving.join().unwrap();
 
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
+    let mut engine = Engine::new(Arc::new(ClusterState::default())).per_interface();
     live.follow_changes().unwrap();
     engine.name_interface(0, Some("lo".into()));
     let mut records = Vec::new();

@@ -1,0 +1,251 @@
+//! One record per request: the observations of one request on several interfaces of a node are
+//! merged, so `dst` is the pod that served it, `src` the real client and `via` the way it went.
+//!
+//! The matching rule. Two observations are the same request when they were produced within
+//! `WINDOW_US` of each other (capture time), on different interfaces, ask the same thing (method
+//! and path; gRPC path; DNS query and type; TLS SNI), and
+//! 1. come from the same client socket (ip:port): a ClusterIP request before and after kube-proxy's
+//!    DNAT (only the destination changes), a pod-to-pod request on both pods' veths, a DNS query to
+//!    the kube-dns ClusterIP and at the CoreDNS pod; or
+//! 2. one went to a NodePort (or LoadBalancer) Service from outside, and the other reached a
+//!    backend pod of that Service from a node address (kube-proxy's SNAT) — preferring the one
+//!    whose source port was kept, as MASQUERADE does when it can.
+//!
+//! Limits: identical requests (same path) from different outside clients through one NodePort
+//! within the window may be paired crosswise when SNAT changed their ports; an observation whose
+//! partner was not captured stays a record of its own (`observations: 1`). Probes never merge
+//! with NodePort traffic.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use podtap_shared::{Detail, EndpointKind, Record, Via, ViaKind};
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::resolve::ClusterState;
+
+/// How long (capture time) an observation waits for the others of its request.
+pub const WINDOW_US: u64 = 1_000_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    /// Same client socket: (ip, port, what was asked).
+    Socket(std::net::IpAddr, u16, u64),
+    /// Through a NodePort from outside, or from a node address to a pod: what was asked.
+    Snat(u64),
+}
+
+struct Group {
+    records: Vec<Record>,
+    keys: Vec<Key>,
+}
+
+/// Merges observations; records come out once their window has passed.
+#[derive(Default)]
+pub struct Merger {
+    groups: FxHashMap<u64, Group>,
+    /// (arrival, group id), oldest first.
+    order: VecDeque<(u64, u64)>,
+    index: FxHashMap<Key, Vec<u64>>,
+    next_group: u64,
+}
+
+/// What was asked, as a hash: equal for every observation of one request.
+fn identity(r: &Record) -> u64 {
+    let mut h = FxHasher::default();
+    std::mem::discriminant(&r.detail).hash(&mut h);
+    match &r.detail {
+        Detail::Http(x) => (&x.method, &x.path).hash(&mut h),
+        Detail::Grpc(x) => x.path.hash(&mut h),
+        Detail::Dns(x) => (&x.query, &x.qtype).hash(&mut h),
+        Detail::Tls(x) => x.sni.hash(&mut h),
+    }
+    h.finish()
+}
+
+fn through_node_port(r: &Record) -> bool {
+    matches!(r.via.kind, ViaKind::NodePort | ViaKind::LoadBalancer)
+}
+
+/// A request that reached a pod from a node address: kube-proxy's SNAT side (probes excepted).
+fn from_node_to_pod(r: &Record) -> bool {
+    !r.probe && r.src.kind == EndpointKind::Node && r.dst.kind == EndpointKind::Pod
+}
+
+/// The keys under which an observation is found by its partners.
+fn keys_of(r: &Record) -> Vec<Key> {
+    let what = identity(r);
+    let mut keys = vec![Key::Socket(r.src.ip, r.src.port, what)];
+    if through_node_port(r) || from_node_to_pod(r) {
+        keys.push(Key::Snat(what));
+    }
+    keys
+}
+
+impl Merger {
+    /// Takes one observation that became a record at `now_us` (capture time).
+    pub fn push(&mut self, record: Record, now_us: u64, cluster: &ClusterState) {
+        let (id, evicted) = match self.partner(&record, cluster) {
+            Some((id, evict)) => {
+                // A back that took this front's place with another source port: this one kept
+                // the port, so it is the front's own; the other starts over.
+                let evicted = evict.map(|i| self.groups.get_mut(&id).expect("group exists").records.remove(i));
+                (id, evicted)
+            }
+            None => {
+                let id = self.next_group;
+                self.next_group += 1;
+                self.groups.insert(id, Group { records: Vec::new(), keys: Vec::new() });
+                self.order.push_back((now_us, id));
+                (id, None)
+            }
+        };
+        self.groups.get_mut(&id).expect("group exists").records.push(record);
+        self.reindex(id);
+        if let Some(other) = evicted {
+            self.push(other, now_us, cluster);
+        }
+    }
+
+    /// Makes the index list group `id` under exactly the keys of its records.
+    fn reindex(&mut self, id: u64) {
+        let group = self.groups.get_mut(&id).expect("group exists");
+        for key in group.keys.drain(..) {
+            if let Some(ids) = self.index.get_mut(&key) {
+                ids.retain(|g| *g != id);
+                if ids.is_empty() {
+                    self.index.remove(&key);
+                }
+            }
+        }
+        let mut keys: Vec<Key> = group.records.iter().flat_map(keys_of).collect();
+        keys.dedup();
+        for key in &keys {
+            let ids = self.index.entry(*key).or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        group.keys = keys;
+    }
+
+    /// The pending group this observation belongs to, if any, and which of its records to send
+    /// back out (a SNAT back that a better-matching one replaces).
+    fn partner(&self, r: &Record, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
+        let what = identity(r);
+        let elsewhere = |g: &Group| g.records.iter().all(|o| o.interface != r.interface);
+        let candidates = |key: Key| self.index.get(&key).into_iter().flatten().copied();
+        if let Some(id) = candidates(Key::Socket(r.src.ip, r.src.port, what)).find(|id| elsewhere(&self.groups[id])) {
+            return Some((id, None));
+        }
+        // The other side of kube-proxy's SNAT: a front whose Service this pod backs, or a back
+        // served by a pod of this front's Service. MASQUERADE keeps the source port when it can,
+        // so a partner with the same port wins, even over one that arrived first.
+        let (is_front, is_back) = (through_node_port(r), from_node_to_pod(r));
+        if !(is_front || is_back) {
+            return None;
+        }
+        let counterpart = |o: &Record| {
+            let (front, back) = if is_front { (r, o) } else { (o, r) };
+            through_node_port(front)
+                && from_node_to_pod(back)
+                && front.via.service.as_deref().is_some_and(|s| cluster.is_backend(s, back.dst.ip))
+        };
+        let mine = |o: &Record| if is_front { through_node_port(o) } else { from_node_to_pod(o) };
+        let mut fallback = None;
+        for id in candidates(Key::Snat(what)) {
+            let g = &self.groups[&id];
+            if !elsewhere(g) || !g.records.iter().any(counterpart) {
+                continue;
+            }
+            let taken = g.records.iter().position(|o| mine(o));
+            let same_port = g.records.iter().any(|o| counterpart(o) && o.src.port == r.src.port);
+            match taken {
+                None if same_port => return Some((id, None)),
+                Some(i) if same_port && g.records[i].src.port != r.src.port => return Some((id, Some(i))),
+                None if fallback.is_none() => fallback = Some((id, None)),
+                _ => {}
+            }
+        }
+        fallback
+    }
+
+    /// Emits, oldest first, every request whose window has passed by `now_us`.
+    pub fn flush_due(&mut self, now_us: u64, out: &mut Vec<Record>) {
+        while let Some(&(arrival, id)) = self.order.front() {
+            if now_us.saturating_sub(arrival) <= WINDOW_US {
+                break;
+            }
+            self.order.pop_front();
+            self.emit(id, out);
+        }
+    }
+
+    /// End of input: emits everything still waiting.
+    pub fn flush_all(&mut self, out: &mut Vec<Record>) {
+        while let Some((_, id)) = self.order.pop_front() {
+            self.emit(id, out);
+        }
+    }
+
+    fn emit(&mut self, id: u64, out: &mut Vec<Record>) {
+        let Some(group) = self.groups.remove(&id) else { return };
+        for key in &group.keys {
+            if let Some(ids) = self.index.get_mut(key) {
+                ids.retain(|g| *g != id);
+                if ids.is_empty() {
+                    self.index.remove(key);
+                }
+            }
+        }
+        out.push(combine(group.records));
+    }
+
+    /// Observations waiting for their window to pass.
+    pub fn pending(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+/// One record from the observations of one request.
+fn combine(mut records: Vec<Record>) -> Record {
+    if records.len() == 1 {
+        return records.pop().expect("one record");
+    }
+    let observations = records.len() as u32;
+    // The observation addressed to a Service (before DNAT) knows the client and the path taken;
+    // the one addressed to a pod knows who served it.
+    let front = records.iter().position(|r| r.dst.kind == EndpointKind::Service);
+    let back = records.iter().position(|r| r.dst.kind == EndpointKind::Pod);
+    let same_dst = records.windows(2).all(|w| w[0].dst.ip == w[1].dst.ip && w[0].dst.port == w[1].dst.port);
+    let served = back.or(front).unwrap_or(0);
+    let mut merged = records[served].clone();
+    merged.observations = observations;
+    merged.id = records.iter().map(|r| r.id).min().expect("records");
+    merged.probe = records.iter().any(|r| r.probe);
+    match front {
+        Some(f) => {
+            let front = &records[f];
+            merged.src = front.src.clone();
+            merged.via = front.via.clone();
+            merged.conn = front.conn;
+            merged.ts = front.ts;
+            merged.latency_us = front.latency_us;
+        }
+        None => {
+            // Seen on both pods' interfaces with one destination: nothing rewrote it.
+            if same_dst && merged.via.kind == ViaKind::Unknown {
+                merged.via = Via { kind: ViaKind::Direct, service: None };
+            }
+            let first = records.iter().min_by_key(|r| r.conn).expect("records");
+            merged.conn = first.conn;
+            merged.ts = records.iter().map(|r| r.ts).min().expect("records");
+            // The client's side waits longest: its latency is the one users feel.
+            merged.latency_us = records.iter().filter_map(|r| r.latency_us).max();
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests;

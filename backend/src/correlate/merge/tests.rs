@@ -1,0 +1,113 @@
+//! Merging against the lab's cluster (backend/demo/cluster.json): web (ClusterIP 10.96.12.34:80,
+//! NodePort 30007) backed by 10.244.0.11 and .12, the node at 192.168.49.2 (bridge 10.244.0.1),
+//! curl-client at 10.244.0.20.
+
+use std::net::SocketAddr;
+
+use podtap_shared::{EndpointKind, HttpExchange, ViaKind};
+
+use super::*;
+use crate::correlate::record;
+use crate::dissect::Exchange;
+use crate::resolve::load_files;
+
+fn cluster() -> ClusterState {
+    load_files(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json")]).unwrap()
+}
+
+/// An observation of `GET path` from `client` to `server` on `iface`, answered after `latency`.
+fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str, ua: &str, latency: u64) -> Record {
+    let mut http = HttpExchange { method: "GET".into(), path: path.into(), status: Some(200), ..Default::default() };
+    http.headers.insert("user-agent".into(), ua.into());
+    let ex = Exchange {
+        conn,
+        interface: 0,
+        client: client.parse::<SocketAddr>().unwrap(),
+        server: server.parse::<SocketAddr>().unwrap(),
+        ts_us: 1_000_000,
+        response_ts_us: Some(1_000_000 + latency),
+        request_size: 50,
+        response_size: 70,
+        detail: Detail::Http(http),
+    };
+    record(ex, id, Some(iface), &cluster())
+}
+
+fn merge(records: Vec<Record>) -> Vec<Record> {
+    let c = cluster();
+    let mut m = Merger::default();
+    for r in records {
+        m.push(r, 5_000_000, &c);
+    }
+    let mut out = Vec::new();
+    m.flush_all(&mut out);
+    out
+}
+
+#[test]
+fn a_cluster_ip_request_before_and_after_dnat_is_one_record() {
+    let client_side = seen(1, 10, "veth-client", "10.244.0.20:40000", "10.96.12.34:80", "/users", "curl/8", 900);
+    let server_side = seen(2, 11, "veth-web1", "10.244.0.20:40000", "10.244.0.11:3000", "/users", "curl/8", 400);
+    let out = merge(vec![server_side, client_side]);
+    assert_eq!(out.len(), 1);
+    let r = &out[0];
+    assert_eq!(r.observations, 2);
+    assert_eq!(r.src.qualified_name().as_deref(), Some("default/curl-client"));
+    assert_eq!(r.dst.qualified_name().as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::ClusterIp, Some("default/web")));
+    assert_eq!((r.conn, r.latency_us, r.id), (10, Some(900), 1), "the client's connection and wait");
+    assert_eq!(r.interface.as_deref(), Some("veth-web1"), "where the pod answered");
+}
+
+#[test]
+fn a_node_port_request_keeps_the_outside_client_through_snat() {
+    let outside = seen(1, 20, "eth0", "192.168.49.100:51000", "192.168.49.2:30007", "/users", "curl/8", 800);
+    // Another request to the same path whose SNAT port differs, and this one's port kept.
+    let other = seen(2, 21, "veth-web2", "10.244.0.1:33333", "10.244.0.12:3000", "/users", "curl/8", 300);
+    let inside = seen(3, 22, "veth-web1", "10.244.0.1:51000", "10.244.0.11:3000", "/users", "curl/8", 300);
+    let out = merge(vec![outside, other, inside]);
+    assert_eq!(out.len(), 2);
+    let r = out.iter().find(|r| r.observations == 2).expect("merged");
+    assert_eq!((r.src.kind, r.src.ip.to_string()), (EndpointKind::External, "192.168.49.100".to_string()));
+    assert_eq!(r.dst.qualified_name().as_deref(), Some("default/web-7d4b9c8f6-x2k9p"), "the one that kept the port");
+    assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::NodePort, Some("default/web")));
+    let alone = out.iter().find(|r| r.observations == 1).unwrap();
+    assert_eq!(alone.src.kind, EndpointKind::Node);
+}
+
+#[test]
+fn a_pod_to_pod_request_seen_on_both_veths_is_direct() {
+    let a = seen(1, 30, "veth-client", "10.244.0.20:40001", "10.244.0.11:3000", "/x", "curl/8", 500);
+    let b = seen(2, 31, "veth-web1", "10.244.0.20:40001", "10.244.0.11:3000", "/x", "curl/8", 200);
+    let out = merge(vec![a, b]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].via.kind, out[0].observations, out[0].conn, out[0].latency_us),
+        (ViaKind::Direct, 2, 30, Some(500))
+    );
+}
+
+#[test]
+fn repeats_on_one_interface_probes_and_late_partners_stay_apart() {
+    let c = cluster();
+    let mut m = Merger::default();
+    let mut out = Vec::new();
+    // Two identical requests on one keep-alive connection: one interface, so two requests.
+    m.push(seen(1, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
+    m.push(seen(2, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
+    // A kubelet probe from the node's bridge address never pairs with NodePort traffic.
+    m.push(seen(3, 41, "eth0", "192.168.49.100:5000", "192.168.49.2:30007", "/health", "curl/8", 1), 0, &c);
+    m.push(seen(4, 42, "veth-web1", "10.244.0.1:5000", "10.244.0.11:3000", "/health", "kube-probe/1.31", 1), 0, &c);
+    m.flush_due(WINDOW_US, &mut out);
+    assert!(out.is_empty(), "nothing leaves before its window has passed");
+    // The partner of the first /a arrives after the window: too late to be the same request.
+    m.flush_due(WINDOW_US + 1, &mut out);
+    assert_eq!(out.len(), 4);
+    m.push(seen(5, 43, "veth-web1", "10.244.0.20:40002", "10.244.0.11:3000", "/a", "curl/8", 1), WINDOW_US + 2, &c);
+    m.flush_all(&mut out);
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|r| r.observations == 1));
+    assert_eq!(m.pending(), 0);
+    let probe = out.iter().find(|r| r.probe).unwrap();
+    assert_eq!(probe.via.kind, ViaKind::Direct);
+}
