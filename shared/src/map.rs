@@ -86,9 +86,11 @@ pub struct MapBuilder {
     nodes: BTreeMap<String, MapNode>,
     edge_index: BTreeMap<(String, String), usize>,
     edges: Vec<EdgeAcc>,
-    /// (source, destination, port, Service it went through) → the edges it counts on.
-    by_address: FxHashMap<(IpAddr, IpAddr, u16, Option<String>), (Identity, Identity, Path)>,
+    by_address: FxHashMap<AddressKey, (Identity, Identity, Path)>,
 }
+
+/// (source, destination, port, the Service it went through): what a record's edges depend on.
+type AddressKey = (IpAddr, IpAddr, u16, Option<String>);
 
 /// The edges one request is counted on: source → destination, or, through a Service, source →
 /// Service and Service → the pod that served it.
