@@ -158,7 +158,7 @@ impl Merger {
             if !elsewhere(g) || !g.records.iter().any(counterpart) {
                 continue;
             }
-            let taken = g.records.iter().position(|o| mine(o));
+            let taken = g.records.iter().position(&mine);
             let same_port = g.records.iter().any(|o| counterpart(o) && o.src.port == r.src.port);
             match taken {
                 None if same_port => return Some((id, None)),
