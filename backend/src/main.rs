@@ -121,6 +121,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         load_files(&config.cluster)?
     };
     let cluster = Arc::new(cluster);
+    let cluster_for_hub = cluster.clone();
     let assets = match Assets::find(config.assets.as_deref()) {
         Some(dir) => {
             Assets::load(&dir).with_context(|| format!("cannot load the browser app from {}", dir.display()))?
@@ -156,6 +157,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             hub
         }
     };
+    hub.set_cluster(cluster_for_hub);
     let ticker = hub.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));

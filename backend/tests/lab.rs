@@ -281,6 +281,19 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     let records: Vec<Record> = serde_json::from_value(page["records"].clone()).expect("records");
     assert_eq!(page["total"].as_u64(), Some(records.len() as u64), "nothing fell out of retention");
     check_each_request_once(dir, &records);
+    // Its balance API: per pod, requests plus probes equal what each server logged.
+    let balance = json(&dir.join("serve-balance.json"));
+    let truth = common::ground_truth(dir);
+    for e in balance["endpoints"].as_array().expect("endpoints") {
+        let t = &truth["pods"][e["pod"].as_str().expect("pod named")];
+        let served = e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap();
+        assert_eq!(served, t["requests"].as_u64().unwrap(), "{e}");
+        assert_eq!(
+            e["connections"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap(),
+            t["connections"].as_u64().unwrap(),
+            "{e}"
+        );
+    }
     let health = json(&dir.join("serve-health.json"));
     let capture = &health["capture"];
     assert_eq!(capture["drops"], 0, "{capture}");

@@ -2,6 +2,8 @@
 //! MIME types and cache headers, the token gate, and `WS /api/v1/stream` over a real socket with
 //! tokio-tungstenite (hello, snapshot, live records, map updates, lag, a broken client).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,37 @@ async fn get(state: AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCod
 
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).expect("JSON body")
+}
+
+#[tokio::test]
+async fn balance_per_service_equals_what_the_lab_servers_logged() {
+    let dir = common::demo_dir();
+    let truth = common::ground_truth(&dir);
+    let (records, _) = common::analyze(&dir);
+    let hub = Hub::new("lab", 100_000);
+    hub.set_cluster(common::cluster(&dir));
+    hub.publish(&records);
+    let (status, _, body) = get(state(hub.clone(), None), "/api/v1/services/default/web/balance", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let web = json(&body);
+    assert_eq!(web["service"], "default/web");
+    let endpoints = web["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2);
+    for e in endpoints {
+        let t = &truth["pods"][e["pod"].as_str().unwrap()];
+        let served = e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap();
+        assert_eq!(served, t["requests"].as_u64().unwrap(), "{e}");
+        assert_eq!(e["probe_requests"], t["probe_requests"]);
+    }
+    let total: u64 = endpoints.iter().map(|e| e["requests"].as_u64().unwrap()).sum();
+    assert_eq!(web["requests"].as_u64(), Some(total));
+    let shares: f64 = endpoints.iter().map(|e| e["share_of_requests"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 0.002, "{shares}");
+    assert!(web["skew"].is_number() && web.get("cause").is_some());
+
+    let (status, _, body) = get(state(hub, None), "/api/v1/services/default/nope/balance", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json(&body)["error"], "no Service default/nope in the cluster state or the traffic");
 }
 
 #[tokio::test]

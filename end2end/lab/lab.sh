@@ -10,7 +10,7 @@
 # With PODTAP=path/to/podtap, podtap captures live as well, started before the client pod exists
 # so it must follow a new pod interface (and the pod's removal at the end): `podtap capture`
 # writes live.pcapng, and `podtap serve --pod-interfaces` keeps records whose API answers are
-# saved as serve-records.json and serve-health.json.
+# saved as serve-records.json, serve-health.json and serve-balance.json.
 #
 # usage: sudo [PODTAP=target/release/podtap] end2end/lab/lab.sh OUTDIR [--scale N]
 # Everything is torn down on exit, success or failure.
@@ -86,6 +86,7 @@ if [[ -n "${PODTAP:-}" ]]; then
   api() { nsx "$NODE_NS" python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$SERVE_PORT$1"; }
   api "/api/v1/records?limit=10000" > "$OUT/serve-records.json"
   api "/healthz" > "$OUT/serve-health.json"
+  api "/api/v1/services/default/web/balance" > "$OUT/serve-balance.json"
   lab_podtap_stop
   tail -n 1 "$OUT/logs/podtap-capture.err"
 fi

@@ -4,37 +4,22 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
-use std::net::IpAddr;
-
 use podtap_shared::{MapBuilder, Record};
 use serde::Serialize;
 
 use crate::resolve::ClusterState;
 
+pub mod balance;
+
+use balance::{Balance, BalanceBuilder};
+
 /// `--format summary` output.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    pub services: Vec<ServiceSummary>,
+    /// Replica balance of every Service.
+    pub services: Vec<Balance>,
     pub edges: Vec<EdgeSummary>,
     pub dns: DnsSummary,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceSummary {
-    /// `ns/name`.
-    pub service: String,
-    pub endpoints: Vec<EndpointSummary>,
-}
-
-/// What one backend of a Service served. Probes are counted apart, never in `requests`.
-#[derive(Debug, Serialize)]
-pub struct EndpointSummary {
-    pub pod: Option<String>,
-    pub ip: IpAddr,
-    pub requests: u64,
-    pub connections: u64,
-    pub probe_requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,7 +34,7 @@ pub struct EdgeSummary {
     pub p99_ms: Option<f64>,
 }
 
-/// DNS exchanges (each interface that saw one counts it: merging observations comes later).
+/// DNS exchanges, each query once.
 #[derive(Debug, Default, Serialize)]
 pub struct DnsSummary {
     pub queries: u64,
@@ -59,18 +44,11 @@ pub struct DnsSummary {
     pub by_rcode: BTreeMap<String, u64>,
 }
 
-#[derive(Default)]
-struct Served {
-    requests: u64,
-    probe_requests: u64,
-    conns: FxHashSet<u64>,
-}
-
 /// Folds records into a `Summary`.
 #[derive(Default)]
 pub struct SummaryBuilder {
     map: MapBuilder,
-    served: FxHashMap<IpAddr, Served>,
+    balance: BalanceBuilder,
     dns: DnsSummary,
 }
 
@@ -83,37 +61,12 @@ impl SummaryBuilder {
                 Some(code) => *self.dns.by_rcode.entry(code.clone()).or_default() += 1,
                 None => self.dns.unanswered += 1,
             }
-            return; // Service balance counts HTTP requests
         }
-        let s = self.served.entry(r.dst.ip).or_default();
-        if r.probe {
-            s.probe_requests += 1;
-        } else {
-            s.requests += 1;
-            s.conns.insert(r.conn);
-        }
+        self.balance.add(r);
     }
 
     pub fn build(&self, cluster: &ClusterState) -> Summary {
-        let services = cluster
-            .service_backends()
-            .map(|(service, backends)| ServiceSummary {
-                service: service.to_string(),
-                endpoints: backends
-                    .iter()
-                    .map(|b| {
-                        let s = self.served.get(&b.ip);
-                        EndpointSummary {
-                            pod: b.pod.clone(),
-                            ip: b.ip,
-                            requests: s.map_or(0, |s| s.requests),
-                            connections: s.map_or(0, |s| s.conns.len() as u64),
-                            probe_requests: s.map_or(0, |s| s.probe_requests),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
+        let services = self.balance.build(cluster);
         let edges = self
             .map
             .build()

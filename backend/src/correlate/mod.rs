@@ -4,7 +4,7 @@
 
 pub mod merge;
 
-use podtap_shared::{Record, Via, ViaKind};
+use podtap_shared::{EndpointKind, Record, Via, ViaKind};
 
 use crate::dissect::Exchange;
 use crate::resolve::ClusterState;
@@ -14,8 +14,13 @@ const PROBE_AGENT: &str = "kube-probe/";
 
 /// Turns one exchange into a record.
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
-    let probe = ex.http().and_then(|h| h.headers.get("user-agent")).is_some_and(|ua| ua.starts_with(PROBE_AGENT));
     let src = cluster.resolve_source(ex.client.ip(), ex.client.port());
+    // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
+    // for exactly the port and path of one of the pod's httpGet probes.
+    let probe = ex.http().is_some_and(|h| {
+        h.headers.get("user-agent").is_some_and(|ua| ua.starts_with(PROBE_AGENT))
+            || (src.kind == EndpointKind::Node && cluster.is_probe(ex.server.ip(), ex.server.port(), &h.path))
+    });
     let dst = cluster.resolve(ex.server.ip(), ex.server.port());
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     if probe && via.kind == ViaKind::Unknown {
@@ -70,5 +75,25 @@ mod tests {
         let r = record(exchange("curl/8"), 9, None, &ClusterState::default());
         assert!(!r.probe);
         assert_eq!(r.via.kind, ViaKind::Unknown);
+    }
+
+    #[test]
+    fn a_probe_with_its_own_user_agent_is_known_by_the_pod_spec() {
+        // The lab's web pods probe /health on 3000; the node's bridge address is 10.244.0.1.
+        let cluster =
+            crate::resolve::load_files(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json")])
+                .unwrap();
+        let at = |client: &str, path: &str| {
+            let mut ex = exchange("healthcheck/1.0");
+            ex.client = client.parse().unwrap();
+            ex.server = "10.244.0.11:3000".parse().unwrap();
+            let Detail::Http(h) = &mut ex.detail else { unreachable!() };
+            h.path = path.into();
+            record(ex, 1, None, &cluster)
+        };
+        let r = at("10.244.0.1:50000", "/health");
+        assert!(r.probe && r.via.kind == ViaKind::Direct);
+        assert!(!at("10.244.0.20:50000", "/health").probe, "a pod asking /health is no probe");
+        assert!(!at("10.244.0.1:50000", "/users").probe, "the node asking another path is no probe");
     }
 }

@@ -1,4 +1,5 @@
-//! The REST API: `/healthz`, `/api/v1/records?limit=`, `/api/v1/map`. Errors are JSON with one
+//! The REST API: `/healthz`, `/api/v1/records?limit=`, `/api/v1/map`,
+//! `/api/v1/services/{ns}/{name}/balance`. Errors are JSON with one
 //! sentence and never carry internals.
 
 use axum::Json;
@@ -9,6 +10,7 @@ use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 
 /// Largest `limit` accepted by `/api/v1/records`.
@@ -26,6 +28,9 @@ pub enum ApiError {
     /// No such API route.
     #[error("no such API endpoint")]
     NotFound,
+    /// A Service neither the cluster state nor the traffic knows.
+    #[error("no Service {0} in the cluster state or the traffic")]
+    NoSuchService(String),
 }
 
 impl IntoResponse for ApiError {
@@ -33,7 +38,7 @@ impl IntoResponse for ApiError {
         let status = match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuchService(_) => StatusCode::NOT_FOUND,
         };
         (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
@@ -52,6 +57,16 @@ pub struct Health {
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let hub = &state.hub;
     Json(Health { status: "ok", source: hub.source().to_string(), records: hub.total(), capture: hub.capture() })
+}
+
+/// `GET /api/v1/services/{ns}/{name}/balance`: how the Service's requests and connections spread
+/// over its pods, with the skew and its cause.
+pub async fn balance(
+    State(state): State<AppState>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+) -> Result<Json<Balance>, ApiError> {
+    let service = format!("{namespace}/{name}");
+    state.hub.balance(&service).map(Json).ok_or(ApiError::NoSuchService(service))
 }
 
 #[derive(Deserialize)]

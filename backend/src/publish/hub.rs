@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use podtap_shared::{Filter, MapBuilder, Record, ServerMessage, ServiceMap};
 use tokio::sync::broadcast;
 
+use crate::aggregate::balance::{Balance, BalanceBuilder};
 use crate::capture::live::LiveStats;
+use crate::resolve::ClusterState;
 
 /// Messages queued per browser before it is declared lagging.
 const CLIENT_QUEUE: usize = 1024;
@@ -23,6 +25,8 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Names and Service backends, for the balance API (replaced as the cluster changes).
+    cluster: std::sync::RwLock<Arc<ClusterState>>,
     tx: broadcast::Sender<Arc<str>>,
     source: String,
     retention: usize,
@@ -41,7 +45,13 @@ impl Hub {
         let state =
             State { records: VecDeque::new(), map: ServiceMap::default(), map_dirty: false, total: 0, capture: None };
         Self {
-            inner: Arc::new(Inner { state: Mutex::new(state), tx, source: source.into(), retention: retention.max(1) }),
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                cluster: std::sync::RwLock::new(Arc::new(ClusterState::default())),
+                tx,
+                source: source.into(),
+                retention: retention.max(1),
+            }),
         }
     }
 
@@ -70,6 +80,24 @@ impl Hub {
         state.map_dirty = true;
         // Sent under the lock so a subscriber's snapshot and its stream never overlap or miss.
         let _ = self.inner.tx.send(to_json(&ServerMessage::Records { records: records.to_vec() }));
+    }
+
+    /// The cluster state records are named with; the balance API lists a Service's backends from it.
+    pub fn set_cluster(&self, cluster: Arc<ClusterState>) {
+        *self.inner.cluster.write().unwrap_or_else(|e| e.into_inner()) = cluster;
+    }
+
+    pub fn cluster(&self) -> Arc<ClusterState> {
+        self.inner.cluster.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replica balance of Service `ns/name` over the retained records; `None` for a Service
+    /// nobody knows.
+    pub fn balance(&self, service: &str) -> Option<Balance> {
+        let cluster = self.cluster();
+        let mut b = BalanceBuilder::default();
+        self.lock().records.iter().for_each(|r| b.add(r));
+        b.balance(service, &cluster)
     }
 
     /// The live capture's kernel counters (packets, drops per interface), for `/healthz`.

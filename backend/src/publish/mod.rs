@@ -32,6 +32,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/records", get(api::records))
         .route("/map", get(api::map))
+        .route("/services/{namespace}/{name}/balance", get(api::balance))
         .route("/stream", get(stream::upgrade))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .fallback(api::not_found);

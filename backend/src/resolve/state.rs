@@ -18,6 +18,8 @@ struct PodInfo {
     namespace: String,
     workload: Option<String>,
     node: Option<String>,
+    /// (port, path) of the pod's HTTP liveness, readiness and startup probes.
+    probes: Vec<(u16, String)>,
 }
 
 /// A Service as a request path: `ns/name` and how it was addressed.
@@ -79,6 +81,7 @@ impl ClusterState {
             namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
             workload: workload_of(pod),
             node: spec.and_then(|s| s.node_name.clone()),
+            probes: spec.map(http_probes).unwrap_or_default(),
         };
         let ips = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
         for ip in ips.filter_map(|ip| ip.parse().ok()) {
@@ -166,6 +169,13 @@ impl ClusterState {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
+    /// Whether a request to `ip:port` for `path` is what one of the pod's HTTP probes asks for
+    /// (the query string aside).
+    pub fn is_probe(&self, ip: IpAddr, port: u16, path: &str) -> bool {
+        let path = path.split('?').next().unwrap_or(path);
+        self.pods.get(&ip).is_some_and(|p| p.probes.iter().any(|(p_port, p_path)| *p_port == port && p_path == path))
+    }
+
     /// Whether `ip` is an endpoint of Service `ns/name`.
     pub fn is_backend(&self, service: &str, ip: IpAddr) -> bool {
         self.backends.get(service).is_some_and(|b| b.iter().any(|b| b.ip == ip))
@@ -225,6 +235,34 @@ impl ClusterState {
     }
 }
 
+/// The HTTP probes of a pod's containers: `httpGet` port (a number, or a container port's name)
+/// and path (`/` when unset).
+fn http_probes(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(u16, String)> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let mut out = Vec::new();
+    for c in &spec.containers {
+        for probe in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe].into_iter().flatten() {
+            let Some(get) = &probe.http_get else { continue };
+            let port = match &get.port {
+                IntOrString::Int(n) => u16::try_from(*n).ok(),
+                IntOrString::String(name) => c
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))
+                    .and_then(|p| u16::try_from(p.container_port).ok()),
+            };
+            if let Some(port) = port {
+                let path = get.path.clone().unwrap_or_else(|| "/".into());
+                if !out.contains(&(port, path.clone())) {
+                    out.push((port, path));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The controlling workload: a ReplicaSet that carries the pod-template-hash is a Deployment's.
 fn workload_of(pod: &Pod) -> Option<String> {
     let owner = pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
@@ -273,6 +311,25 @@ mod tests {
         assert_eq!(s.resolve("192.168.49.100".parse().unwrap(), 5000).kind, EndpointKind::External);
         assert_eq!(s.resolve("10.244.0.99".parse().unwrap(), 1).kind, EndpointKind::Unknown);
         assert_eq!(s.skipped_objects, 1);
+    }
+
+    #[test]
+    fn http_probes_come_from_the_pod_spec_with_named_ports() {
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"api-1","namespace":"shop"},
+           "spec":{"containers":[{"name":"api","ports":[{"name":"http","containerPort":8080}],
+             "livenessProbe":{"httpGet":{"path":"/livez","port":"http","scheme":"HTTP"}},
+             "readinessProbe":{"httpGet":{"path":"/readyz","port":9090}},
+             "startupProbe":{"tcpSocket":{"port":8080}}}]},
+           "status":{"podIP":"10.244.1.5"}}]}"#;
+        let mut s = ClusterState::default();
+        parse_list("test", list.as_bytes(), &mut s).unwrap();
+        let ip = "10.244.1.5".parse().unwrap();
+        assert!(s.is_probe(ip, 8080, "/livez"));
+        assert!(s.is_probe(ip, 9090, "/readyz?verbose"));
+        assert!(!s.is_probe(ip, 8080, "/readyz"), "the readiness probe is on 9090");
+        assert!(!s.is_probe(ip, 8080, "/"), "a tcpSocket probe has no path");
+        assert!(!s.is_probe("10.244.1.6".parse().unwrap(), 8080, "/livez"));
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! Replica balance per Service: how the requests that went through a Service spread over the pods
+//! that served them, next to how the *connections* spread — kube-proxy picks a backend per
+//! connection, so the two differ whenever clients keep connections open — with probes apart, a
+//! skew score and the cause in one sentence.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use podtap_shared::{EndpointKind, Record};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+
+use crate::resolve::ClusterState;
+
+/// Below this skew a Service counts as balanced and no cause is given.
+const BALANCED: f64 = 0.2;
+/// A single connection carrying at least this share of a Service's requests is the cause.
+const DOMINANT_CONNECTION: f64 = 0.25;
+
+/// `GET /api/v1/services/{ns}/{name}/balance`, and each `services[]` entry of the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Balance {
+    /// `ns/name`.
+    pub service: String,
+    pub requests: u64,
+    pub connections: u64,
+    pub probe_requests: u64,
+    /// 0 when requests are spread evenly over the endpoints, 1 when one endpoint got them all.
+    pub skew: f64,
+    /// Why the spread is uneven, in one sentence; `None` when it is not.
+    pub cause: Option<String>,
+    pub endpoints: Vec<EndpointBalance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointBalance {
+    /// `ns/name` of the pod.
+    pub pod: Option<String>,
+    pub ip: IpAddr,
+    pub requests: u64,
+    pub connections: u64,
+    pub requests_per_connection: Option<f64>,
+    pub share_of_requests: f64,
+    pub share_of_connections: f64,
+    /// kubelet probes of this pod: never part of `requests` or the shares.
+    pub probe_requests: u64,
+}
+
+#[derive(Default)]
+struct EndpointAcc {
+    pod: Option<String>,
+    requests: u64,
+    conns: FxHashSet<u64>,
+}
+
+struct ConnAcc {
+    requests: u64,
+    client: String,
+    endpoint: IpAddr,
+}
+
+#[derive(Default)]
+struct ServiceAcc {
+    endpoints: FxHashMap<IpAddr, EndpointAcc>,
+    conns: FxHashMap<u64, ConnAcc>,
+}
+
+/// Folds records into per-Service balance.
+#[derive(Default)]
+pub struct BalanceBuilder {
+    services: BTreeMap<String, ServiceAcc>,
+    probes: FxHashMap<IpAddr, u64>,
+}
+
+impl BalanceBuilder {
+    pub fn add(&mut self, r: &Record) {
+        if r.probe {
+            *self.probes.entry(r.dst.ip).or_default() += 1;
+            return;
+        }
+        let (Some(service), EndpointKind::Pod) = (&r.via.service, r.dst.kind) else { return };
+        let acc = self.services.entry(service.clone()).or_default();
+        let e = acc.endpoints.entry(r.dst.ip).or_default();
+        e.pod = e.pod.take().or_else(|| r.dst.qualified_name());
+        e.requests += 1;
+        e.conns.insert(r.conn);
+        let c = acc.conns.entry(r.conn).or_insert_with(|| ConnAcc {
+            requests: 0,
+            client: r.src.qualified_name().unwrap_or_else(|| r.src.ip.to_string()),
+            endpoint: r.dst.ip,
+        });
+        c.requests += 1;
+    }
+
+    /// Every Service the cluster lists with endpoints, and every Service traffic went through.
+    pub fn build(&self, cluster: &ClusterState) -> Vec<Balance> {
+        let mut names: Vec<&str> = cluster.service_backends().map(|(s, _)| s).collect();
+        names.extend(self.services.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().filter_map(|s| self.balance(s, cluster)).collect()
+    }
+
+    /// One Service; `None` when the cluster does not list it and no traffic went through it.
+    pub fn balance(&self, service: &str, cluster: &ClusterState) -> Option<Balance> {
+        let backends = cluster.service_backends().find(|(s, _)| *s == service).map(|(_, b)| b);
+        let acc = self.services.get(service);
+        if backends.is_none() && acc.is_none() {
+            return None;
+        }
+        // Endpoints: the Service's backends (even idle ones), then any other pod that served it
+        // (a pod gone from the EndpointSlice since).
+        let mut rows: Vec<(IpAddr, Option<String>)> =
+            backends.into_iter().flatten().map(|b| (b.ip, b.pod.clone())).collect();
+        if let Some(acc) = acc {
+            let mut extra: Vec<_> =
+                acc.endpoints.iter().filter(|(ip, _)| !rows.iter().any(|(r, _)| r == *ip)).collect();
+            extra.sort_by_key(|(ip, _)| **ip);
+            rows.extend(extra.into_iter().map(|(ip, e)| (*ip, e.pod.clone())));
+        }
+        let requests: u64 = acc.map_or(0, |a| a.endpoints.values().map(|e| e.requests).sum());
+        let connections = acc.map_or(0, |a| a.conns.len() as u64);
+        let share = |n: u64, of: u64| if of == 0 { 0.0 } else { round3(n as f64 / of as f64) };
+        let endpoints: Vec<EndpointBalance> = rows
+            .into_iter()
+            .map(|(ip, pod)| {
+                let e = acc.and_then(|a| a.endpoints.get(&ip));
+                let (r, c) = e.map_or((0, 0), |e| (e.requests, e.conns.len() as u64));
+                EndpointBalance {
+                    pod: pod.or_else(|| e.and_then(|e| e.pod.clone())),
+                    ip,
+                    requests: r,
+                    connections: c,
+                    requests_per_connection: (c > 0).then(|| round3(r as f64 / c as f64)),
+                    share_of_requests: share(r, requests),
+                    share_of_connections: share(c, connections),
+                    probe_requests: self.probes.get(&ip).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        let skew = skew(&endpoints);
+        let cause = if skew < BALANCED { None } else { acc.and_then(|a| cause(a, &endpoints, requests, connections)) };
+        Some(Balance {
+            service: service.to_string(),
+            requests,
+            connections,
+            probe_requests: endpoints.iter().map(|e| e.probe_requests).sum(),
+            skew,
+            cause,
+            endpoints,
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// How far the busiest endpoint is from a fair share: (max share − 1/n) / (1 − 1/n).
+fn skew(endpoints: &[EndpointBalance]) -> f64 {
+    let n = endpoints.len() as f64;
+    let total: u64 = endpoints.iter().map(|e| e.requests).sum();
+    if n < 2.0 || total == 0 {
+        return 0.0;
+    }
+    let max = endpoints.iter().map(|e| e.requests).max().unwrap_or(0) as f64 / total as f64;
+    round3(((max - 1.0 / n) / (1.0 - 1.0 / n)).max(0.0))
+}
+
+/// `web-7d4b9c8f6-x2k9p` of `default/web-7d4b9c8f6-x2k9p`.
+fn short(pod: &Option<String>, ip: IpAddr) -> String {
+    pod.as_deref().map_or_else(|| ip.to_string(), |p| p.rsplit('/').next().unwrap_or(p).to_string())
+}
+
+fn cause(acc: &ServiceAcc, endpoints: &[EndpointBalance], requests: u64, connections: u64) -> Option<String> {
+    let busiest = endpoints.iter().max_by_key(|e| (e.requests, std::cmp::Reverse(e.ip)))?;
+    let name = |ip: IpAddr| endpoints.iter().find(|e| e.ip == ip).map(|e| short(&e.pod, e.ip));
+    let top = acc.conns.values().max_by_key(|c| (c.requests, std::cmp::Reverse(c.endpoint)))?;
+    if top.requests > 1 && top.requests as f64 >= DOMINANT_CONNECTION * requests as f64 {
+        return Some(format!(
+            "1 keep-alive connection from {} carried {} of {} requests to {}",
+            top.client,
+            top.requests,
+            requests,
+            name(top.endpoint)?
+        ));
+    }
+    let pod = short(&busiest.pod, busiest.ip);
+    if (busiest.share_of_connections - busiest.share_of_requests).abs() < 0.15 {
+        Some(format!(
+            "{pod} got {} of {connections} connections: kube-proxy picks a backend per connection, at random, \
+             so a few connections spread unevenly",
+            busiest.connections
+        ))
+    } else {
+        let average = requests as f64 / connections.max(1) as f64;
+        Some(format!(
+            "{pod} answered {} of {requests} requests over {} of {connections} connections: its connections \
+             carry {:.1} requests each, against {average:.1} on average",
+            busiest.requests,
+            busiest.connections,
+            busiest.requests_per_connection.unwrap_or(0.0)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

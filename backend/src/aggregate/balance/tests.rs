@@ -1,0 +1,85 @@
+//! Balance against the lab's cluster (backend/demo/cluster.json): default/web is backed by
+//! web-7d4b9c8f6-x2k9p (10.244.0.11) and web-7d4b9c8f6-q8m3z (10.244.0.12).
+
+use podtap_shared::{Endpoint, Via, ViaKind};
+
+use super::*;
+use crate::resolve::load_files;
+
+fn cluster() -> ClusterState {
+    load_files(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json")]).unwrap()
+}
+
+const X2K9P: [u8; 4] = [10, 244, 0, 11];
+const Q8M3Z: [u8; 4] = [10, 244, 0, 12];
+
+fn request(cluster: &ClusterState, conn: u64, pod: [u8; 4]) -> Record {
+    let mut r = Record::test();
+    r.conn = conn;
+    r.src = cluster.resolve_source([10, 244, 0, 20].into(), 40000);
+    r.dst = cluster.resolve(pod.into(), 3000);
+    r.via = Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) };
+    r
+}
+
+fn probe(cluster: &ClusterState, pod: [u8; 4]) -> Record {
+    let mut r = request(cluster, 999, pod);
+    r.probe = true;
+    r.via = Via { kind: ViaKind::Direct, service: None };
+    r.src = Endpoint::unknown([10, 244, 0, 1].into(), 50000);
+    r
+}
+
+#[test]
+fn one_keep_alive_connection_is_named_as_the_cause() {
+    let c = cluster();
+    let mut b = BalanceBuilder::default();
+    (0..50).for_each(|_| b.add(&request(&c, 1, X2K9P)));
+    (0..65).for_each(|i| b.add(&request(&c, 100 + i, if i % 2 == 0 { X2K9P } else { Q8M3Z })));
+    (0..3).for_each(|_| b.add(&probe(&c, X2K9P)));
+    b.add(&probe(&c, Q8M3Z));
+    let web = b.balance("default/web", &c).unwrap();
+    assert_eq!((web.requests, web.connections, web.probe_requests), (115, 66, 4));
+    let x = &web.endpoints[0];
+    assert_eq!(x.pod.as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    assert_eq!((x.requests, x.connections, x.probe_requests), (83, 34, 3));
+    assert_eq!((x.share_of_requests, x.share_of_connections, x.requests_per_connection), (0.722, 0.515, Some(2.441)));
+    assert_eq!(web.skew, 0.443);
+    assert_eq!(
+        web.cause.as_deref(),
+        Some("1 keep-alive connection from default/curl-client carried 50 of 115 requests to web-7d4b9c8f6-x2k9p")
+    );
+}
+
+#[test]
+fn even_spreads_have_no_cause_and_few_connections_blame_kube_proxys_dice() {
+    let c = cluster();
+    let mut even = BalanceBuilder::default();
+    (0..40).for_each(|i| even.add(&request(&c, i, if i % 2 == 0 { X2K9P } else { Q8M3Z })));
+    let web = even.balance("default/web", &c).unwrap();
+    assert_eq!((web.skew, web.cause), (0.0, None));
+
+    let mut dice = BalanceBuilder::default();
+    (0..8).for_each(|i| dice.add(&request(&c, i, if i < 7 { X2K9P } else { Q8M3Z })));
+    let web = dice.balance("default/web", &c).unwrap();
+    assert_eq!(web.skew, 0.75);
+    assert_eq!(
+        web.cause.as_deref(),
+        Some(
+            "web-7d4b9c8f6-x2k9p got 7 of 8 connections: kube-proxy picks a backend per connection, at random, \
+             so a few connections spread unevenly"
+        )
+    );
+}
+
+#[test]
+fn idle_backends_are_listed_and_unknown_services_are_none() {
+    let c = cluster();
+    let b = BalanceBuilder::default();
+    let web = b.balance("default/web", &c).unwrap();
+    assert_eq!(web.endpoints.len(), 2);
+    assert!(web.endpoints.iter().all(|e| e.requests == 0 && e.share_of_requests == 0.0));
+    assert!(b.balance("default/nope", &c).is_none());
+    let all: Vec<String> = b.build(&c).into_iter().map(|s| s.service).collect();
+    assert_eq!(all, ["default/greeter", "default/web", "kube-system/kube-dns"]);
+}
