@@ -96,9 +96,14 @@ pub struct ServeArgs {
     pub pcap: Vec<PathBuf>,
     #[command(flatten)]
     pub live: LiveArgs,
-    /// Cluster state: `kubectl get pods,services,endpointslices,nodes -A -o json` output.
+    /// Cluster state: `kubectl get pods,services,endpointslices,nodes -A -o json` output. Without
+    /// it, names come from the API server when a kubeconfig (KUBECONFIG, ~/.kube/config) or the
+    /// in-cluster service account is there.
     #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]
     pub cluster: Vec<PathBuf>,
+    /// The kubeconfig context to watch the cluster through (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Replay the files over and over (timestamps shifted to now each time).
     #[arg(long = "loop")]
     pub looped: bool,
@@ -178,6 +183,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub source: Source,
     pub cluster: Vec<PathBuf>,
+    pub context: Option<String>,
     pub assets: Option<PathBuf>,
     pub token: Option<String>,
     pub retention: usize,
@@ -235,6 +241,7 @@ impl ServeArgs {
             listen: self.listen,
             source,
             cluster: self.cluster,
+            context: self.context,
             assets: self.assets,
             token: self.token,
             retention: self.retention,

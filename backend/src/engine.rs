@@ -84,6 +84,11 @@ impl Engine {
         self
     }
 
+    /// Names records with a newer cluster state from now on.
+    pub fn set_cluster(&mut self, cluster: Arc<ClusterState>) {
+        self.cluster = cluster;
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         EngineStats { tcp: self.tcp.stats, dns: self.dns.stats, ip_fragments: self.defrag.stats, ..self.stats }

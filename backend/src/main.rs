@@ -12,8 +12,9 @@ use podtap::capture::CaptureFile;
 use podtap::capture::live::LiveCapture;
 use podtap::cli::{AnalyzeArgs, Args, CaptureArgs, Command, ServeArgs, ServeConfig, Source};
 use podtap::feed::replay::{self, Pacing};
+use podtap::feed::{self, ClusterFeed};
 use podtap::publish::{AppState, Assets, Hub, app};
-use podtap::resolve::{ClusterState, load_files};
+use podtap::resolve::{ClusterState, load_files, watch};
 use podtap::{analyze, demo};
 
 fn main() -> std::process::ExitCode {
@@ -115,13 +116,6 @@ fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let cluster = if config.cluster.is_empty() {
-        if config.source == Source::Demo { demo::cluster() } else { ClusterState::default() }
-    } else {
-        load_files(&config.cluster)?
-    };
-    let cluster = Arc::new(cluster);
-    let cluster_for_hub = cluster.clone();
     let assets = match Assets::find(config.assets.as_deref()) {
         Some(dir) => {
             Assets::load(&dir).with_context(|| format!("cannot load the browser app from {}", dir.display()))?
@@ -131,33 +125,30 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             Assets::not_built()
         }
     };
+    let source = match &config.source {
+        Source::Demo => "built-in demo".to_string(),
+        Source::Files { files, .. } => files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        Source::Live { selection, .. } => format!("live capture on {selection}"),
+    };
+    let hub = Hub::new(source, config.retention);
+    let cluster = cluster_feed(&config, &hub).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let hub = match config.source.clone() {
-        Source::Demo => replay_into(
-            vec![demo::capture()],
-            "built-in demo".into(),
-            &config,
-            cluster,
-            Pacing { realtime: true, looped: true },
-        )?,
+    match config.source.clone() {
+        Source::Demo => replay_into(vec![demo::capture()], &hub, cluster, Pacing { realtime: true, looped: true })?,
         Source::Files { files, looped, realtime } => {
             let captures = files.iter().map(|f| CaptureFile::open(f)).collect::<Result<Vec<_>, _>>()?;
-            let names = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
-            replay_into(captures, names, &config, cluster, Pacing { realtime, looped })?
+            replay_into(captures, &hub, cluster, Pacing { realtime, looped })?
         }
         Source::Live { selection, ring } => {
-            let live = LiveCapture::open(selection.clone(), ring)?;
-            let hub = Hub::new(format!("live capture on {selection}"), config.retention);
+            let live = LiveCapture::open(selection, ring)?;
             let (feeder, flag) = (hub.clone(), stop.clone());
             std::thread::Builder::new().name("capture".into()).spawn(move || {
                 if let Err(e) = podtap::feed::live::run(live, cluster, &feeder, &flag) {
                     tracing::error!("live capture stopped: {e}");
                 }
             })?;
-            hub
         }
-    };
-    hub.set_cluster(cluster_for_hub);
+    }
     let ticker = hub.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -176,15 +167,57 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts replaying `captures` on their own thread; returns the hub they feed.
-fn replay_into(
-    captures: Vec<CaptureFile>,
-    source: String,
-    config: &ServeConfig,
-    cluster: Arc<ClusterState>,
-    pacing: Pacing,
-) -> anyhow::Result<Hub> {
-    let hub = Hub::new(source, config.retention);
+/// How long `serve` waits for the API server before it starts without names.
+const API_READY_WAIT: Duration = Duration::from_secs(30);
+
+/// Where names come from: `--cluster` files, the demo's List, the API server (a kubeconfig or
+/// in-cluster config is present, or `--context` asks for one), or nowhere.
+async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<ClusterFeed> {
+    let fixed = |state: ClusterState, source: &str| {
+        let state = Arc::new(state);
+        hub.set_cluster(state.clone());
+        hub.set_cluster_status(source, true);
+        feed::fixed(state)
+    };
+    if !config.cluster.is_empty() {
+        return Ok(fixed(load_files(&config.cluster)?, "files"));
+    }
+    if config.source == Source::Demo {
+        return Ok(fixed(demo::cluster(), "demo"));
+    }
+    let asked = config.context.is_some() || std::env::var_os("KUBECONFIG").is_some();
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let home_config = std::env::var_os("HOME").is_some_and(|h| std::path::Path::new(&h).join(".kube/config").is_file());
+    if !(asked || in_cluster || home_config) {
+        return Ok(fixed(ClusterState::default(), "none"));
+    }
+    let client = match watch::client(config.context.as_deref()).await {
+        Ok(c) => c,
+        Err(e) if asked => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!("{e}; showing addresses without names");
+            return Ok(fixed(ClusterState::default(), "none"));
+        }
+    };
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(ClusterState::default()));
+    hub.set_cluster_status("api", false);
+    let h = hub.clone();
+    watch::start(client, move |state| {
+        h.set_cluster(state.clone());
+        h.set_cluster_status("api", true);
+        let _ = tx.send(state);
+    });
+    // Traffic named before the first full list would stay unnamed: wait for it, within reason.
+    let mut first = rx.clone();
+    tracing::info!("waiting for the API server's first lists of pods, Services, EndpointSlices and nodes");
+    if tokio::time::timeout(API_READY_WAIT, first.changed()).await.is_err() {
+        tracing::warn!("no cluster state from the API server after {API_READY_WAIT:?}; starting without names");
+    }
+    Ok(rx)
+}
+
+/// Starts replaying `captures` into `hub` on their own thread.
+fn replay_into(captures: Vec<CaptureFile>, hub: &Hub, cluster: ClusterFeed, pacing: Pacing) -> anyhow::Result<()> {
     let feeder = hub.clone();
     std::thread::Builder::new().name("replay".into()).spawn(move || {
         for e in replay::run(&captures, cluster, &feeder, pacing) {
@@ -192,5 +225,5 @@ fn replay_into(
         }
         tracing::info!("replay finished: {} records", feeder.total());
     })?;
-    Ok(hub)
+    Ok(())
 }

@@ -76,7 +76,11 @@ async fn health_records_and_map() {
     hub.publish(&(1..=5).map(rec).collect::<Vec<_>>());
     let (status, _, body) = get(state(hub.clone(), None), "/healthz", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(json(&body), serde_json::json!({"status": "ok", "source": "unit test", "records": 5}));
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"status": "ok", "source": "unit test", "records": 5,
+            "cluster": {"source": "none", "ready": true, "objects": 0}})
+    );
 
     let (_, _, body) = get(state(hub.clone(), None), "/api/v1/records?limit=2", &[]).await;
     let page = json(&body);

@@ -3,17 +3,15 @@
 //! name each new interface as it is opened, and publish the kernel's counters.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Batch;
 use super::replay::now_us;
+use super::{Batch, ClusterFeed, follow_cluster};
 use crate::capture::live::{LiveCapture, LiveError, LiveStats};
 use crate::capture::write::PcapngWriter;
 use crate::engine::Engine;
 use crate::publish::Hub;
-use crate::resolve::ClusterState;
 
 /// The longest a poll sleeps, so `stop` is noticed quickly.
 const POLL: Duration = Duration::from_millis(100);
@@ -52,8 +50,8 @@ impl DropWatch {
 }
 
 /// Captures into the engine and publishes records and capture counters to `hub` until `stop`.
-pub fn run(mut live: LiveCapture, cluster: Arc<ClusterState>, hub: &Hub, stop: &AtomicBool) -> Result<(), LiveError> {
-    let mut engine = Engine::new(cluster);
+pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &AtomicBool) -> Result<(), LiveError> {
+    let mut engine = Engine::new(cluster.borrow_and_update().clone());
     let mut batch = Batch::new(hub);
     let mut named = 0;
     let mut watch = DropWatch::new();
@@ -63,6 +61,7 @@ pub fn run(mut live: LiveCapture, cluster: Arc<ClusterState>, hub: &Hub, stop: &
             engine.name_interface(index as u32, Some(iface.name.clone()));
             named = index + 1;
         }
+        follow_cluster(&mut engine, &mut cluster);
         live.poll(POLL, |f| engine.on_frame(&f.frame, &mut batch.records))?;
         engine.idle(now_us(), &mut batch.records);
         batch.maybe_flush();

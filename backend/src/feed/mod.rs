@@ -5,11 +5,33 @@
 pub mod live;
 pub mod replay;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podtap_shared::Record;
+use tokio::sync::watch;
 
+use crate::engine::Engine;
 use crate::publish::Hub;
+use crate::resolve::ClusterState;
+
+/// The cluster state as it changes (the API server's reflectors), or as it was loaded (files).
+pub type ClusterFeed = watch::Receiver<Arc<ClusterState>>;
+
+/// A feed of one state that never changes.
+pub fn fixed(cluster: Arc<ClusterState>) -> ClusterFeed {
+    let (tx, rx) = watch::channel(cluster);
+    // Dropping the sender leaves the value readable and `has_changed` an error, read as "no".
+    drop(tx);
+    rx
+}
+
+/// Gives the engine the newest cluster state when it changed (one atomic load when it did not).
+fn follow_cluster(engine: &mut Engine, feed: &mut ClusterFeed) {
+    if feed.has_changed().unwrap_or(false) {
+        engine.set_cluster(feed.borrow_and_update().clone());
+    }
+}
 
 /// How records are batched toward the hub.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);

@@ -1,14 +1,12 @@
 //! Replays capture files into the hub: once as fast as possible, or paced at capture speed, or
 //! looped with timestamps shifted to now (the built-in demo).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::Batch;
+use super::{Batch, ClusterFeed, follow_cluster};
 use crate::capture::{CaptureFile, Frame};
 use crate::engine::Engine;
 use crate::publish::Hub;
-use crate::resolve::ClusterState;
 
 /// How to replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +23,8 @@ pub(crate) fn now_us() -> u64 {
 
 /// Replays `captures` into `hub`. Returns the damage of any file (after using what preceded it);
 /// a looped replay never returns.
-pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, pacing: Pacing) -> Vec<String> {
-    let mut engine = Engine::new(cluster);
+pub fn run(captures: &[CaptureFile], mut cluster: ClusterFeed, hub: &Hub, pacing: Pacing) -> Vec<String> {
+    let mut engine = Engine::new(cluster.borrow_and_update().clone());
     let mut errors = Vec::new();
     let mut batch = Batch::new(hub);
     loop {
@@ -59,6 +57,7 @@ pub fn run(captures: &[CaptureFile], cluster: Arc<ClusterState>, hub: &Hub, paci
                 } else {
                     frame
                 };
+                follow_cluster(&mut engine, &mut cluster);
                 engine.sync_interfaces(&frames);
                 engine.on_frame(&frame, &mut batch.records);
                 batch.maybe_flush();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
+use crate::publish::hub::ClusterStatus;
 
 /// Largest `limit` accepted by `/api/v1/records`.
 pub const MAX_LIMIT: usize = 10_000;
@@ -52,11 +53,20 @@ pub struct Health {
     /// Live capture only: kernel counters per interface.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<LiveStats>,
+    /// Where names come from and whether they are loaded.
+    pub cluster: ClusterStatus,
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let hub = &state.hub;
-    Json(Health { status: "ok", source: hub.source().to_string(), records: hub.total(), capture: hub.capture() })
+    let cluster = hub.cluster_status();
+    Json(Health {
+        status: if cluster.ready { "ok" } else { "starting" },
+        source: hub.source().to_string(),
+        records: hub.total(),
+        capture: hub.capture(),
+        cluster,
+    })
 }
 
 /// `GET /api/v1/services/{ns}/{name}/balance`: how the Service's requests and connections spread

@@ -27,9 +27,19 @@ struct Inner {
     state: Mutex<State>,
     /// Names and Service backends, for the balance API (replaced as the cluster changes).
     cluster: std::sync::RwLock<Arc<ClusterState>>,
+    cluster_status: Mutex<ClusterStatus>,
     tx: broadcast::Sender<Arc<str>>,
     source: String,
     retention: usize,
+}
+
+/// The cluster state's source and readiness, for `/healthz`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStatus {
+    pub source: String,
+    pub ready: bool,
+    /// Objects in the current state (pods, Services, EndpointSlices, nodes).
+    pub objects: usize,
 }
 
 /// Cheap to clone; all clones share one hub.
@@ -48,6 +58,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 cluster: std::sync::RwLock::new(Arc::new(ClusterState::default())),
+                cluster_status: Mutex::new(ClusterStatus { source: "none".into(), ready: true, objects: 0 }),
                 tx,
                 source: source.into(),
                 retention: retention.max(1),
@@ -85,6 +96,17 @@ impl Hub {
     /// The cluster state records are named with; the balance API lists a Service's backends from it.
     pub fn set_cluster(&self, cluster: Arc<ClusterState>) {
         *self.inner.cluster.write().unwrap_or_else(|e| e.into_inner()) = cluster;
+    }
+
+    /// Where names come from (`files`, `demo`, `api`, `none`) and whether they are loaded yet.
+    pub fn set_cluster_status(&self, source: &str, ready: bool) {
+        let objects = self.cluster().objects;
+        *self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()) =
+            ClusterStatus { source: source.into(), ready, objects };
+    }
+
+    pub fn cluster_status(&self) -> ClusterStatus {
+        self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn cluster(&self) -> Arc<ClusterState> {

@@ -1,10 +1,11 @@
 //! Stage 5, resolve: addresses → what they are in the cluster (pod, Service, node, external).
-//! Cluster state comes from `kubectl get … -o json` Lists today (`--cluster FILE`); kube-rs
-//! reflectors feed the same `ClusterState` later. Parsing uses the official k8s-openapi types;
+//! Cluster state comes from `kubectl get … -o json` Lists (`--cluster FILE`) or from the API
+//! server through kube-rs reflectors (`watch`); both build the same `ClusterState`. Parsing uses the official k8s-openapi types;
 //! nothing of them leaks past this module: callers get our own `Endpoint`.
 
 mod cluster_file;
 mod state;
+pub mod watch;
 
 pub use cluster_file::{ClusterFileError, load_files, parse_list};
 pub use state::{Backend, ClusterState, ServiceRef};

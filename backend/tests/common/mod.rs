@@ -2,6 +2,8 @@
 //! through the engine the way `podtap analyze` does.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod fake_api;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

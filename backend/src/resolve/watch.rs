@@ -1,0 +1,118 @@
+//! Cluster state from the API server: one kube-rs reflector per kind (Pods, Services,
+//! EndpointSlices, Nodes), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
+//! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
+//! objects arrive. Whenever a store changes, a new `ClusterState` is built from all four stores
+//! (at most every `REBUILD_EVERY`) and handed to `on_change`; readiness turns true once every
+//! store has had its first list.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::config::KubeConfigOptions;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use super::ClusterState;
+
+/// The shortest time between two rebuilds: a burst of events makes one new state.
+const REBUILD_EVERY: Duration = Duration::from_millis(250);
+
+/// Why the API server could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot read the Kubernetes config: {0}")]
+    Config(String),
+    #[error("cannot make a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// A client from the kubeconfig (`KUBECONFIG`, several paths merged, or ~/.kube/config; `context`
+/// picks one) or, inside a pod, the in-cluster service account.
+pub async fn client(context: Option<&str>) -> Result<Client, WatchError> {
+    let config = match context {
+        Some(c) => {
+            let options = KubeConfigOptions { context: Some(c.to_string()), ..KubeConfigOptions::default() };
+            Config::from_kubeconfig(&options).await.map_err(|e| WatchError::Config(e.to_string()))?
+        }
+        None => Config::infer().await.map_err(|e| WatchError::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(WatchError::Client)
+}
+
+/// Whether every reflector has listed its kind once.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the reflectors on the current tokio runtime; `on_change` gets every new state.
+pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static) -> Readiness {
+    let changed = Arc::new(Notify::new());
+    let pods = reflect::<Pod>(&client, &changed);
+    let services = reflect::<Service>(&client, &changed);
+    let slices = reflect::<EndpointSlice>(&client, &changed);
+    let nodes = reflect::<Node>(&client, &changed);
+    let ready = Readiness::default();
+    let flag = ready.clone();
+    tokio::spawn(async move {
+        for ready in [pods.wait_until_ready().await, services.wait_until_ready().await] {
+            if ready.is_err() {
+                return;
+            }
+        }
+        let _ = slices.wait_until_ready().await;
+        let _ = nodes.wait_until_ready().await;
+        loop {
+            let mut state = ClusterState::default();
+            pods.state().iter().for_each(|p| state.add_pod(p));
+            services.state().iter().for_each(|s| state.add_service(s));
+            slices.state().iter().for_each(|s| state.add_endpoint_slice(s));
+            nodes.state().iter().for_each(|n| state.add_node(n));
+            on_change(Arc::new(state));
+            if !flag.is_ready() {
+                flag.0.store(true, Ordering::Relaxed);
+                tracing::info!("cluster state from the API server: ready");
+            }
+            tokio::time::sleep(REBUILD_EVERY).await;
+            changed.notified().await;
+        }
+    });
+    ready
+}
+
+/// One kind's reflector, driven on its own task; every event wakes the rebuild.
+fn reflect<K>(client: &Client, changed: &Arc<Notify>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    let changed = changed.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                // The backoff retries; say what went wrong once per failure.
+                Err(e) => tracing::warn!("watching {}: {e}", K::plural(&())),
+            }
+        }
+    });
+    reader
+}

@@ -1,0 +1,151 @@
+//! Cluster state from an API server: kube-rs reflectors against the fake API server (real HTTP,
+//! list + watch), through pod churn with an IP taken over by a new pod, bookmarks, dropped watch
+//! connections and a `410 Gone` that forces a relist; then `podtap serve --pcap` with KUBECONFIG
+//! pointing at the fake server names every pod and serves exact balance numbers.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::fake_api::{self, FakeApi, PODS};
+use podtap::resolve::ClusterState;
+use podtap::resolve::watch;
+use serde_json::{Value, json};
+
+/// The newest state the reflectors built.
+type Latest = Arc<Mutex<Option<Arc<ClusterState>>>>;
+
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn name_of(latest: &Latest, ip: &str) -> Option<String> {
+    let state = latest.lock().unwrap().clone()?;
+    state.resolve(ip.parse().unwrap(), 3000).qualified_name()
+}
+
+fn pod(name: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"},
+                     "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+        "spec": {"nodeName": "lab-node", "containers": [{"name": "web", "image": "lab/app:1"}]},
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
+    let api = FakeApi::start(fake_api::lab_objects(&common::demo_dir())).await;
+    let config = kube::Config::new(format!("http://{}", api.addr).parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let latest: Latest = Arc::default();
+    let sink = latest.clone();
+    let ready = watch::start(client, move |s| *sink.lock().unwrap() = Some(s));
+    until("the first full state", || ready.is_ready()).await;
+    assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    let objects = latest.lock().unwrap().clone().unwrap().objects;
+    assert_eq!(objects, fake_api::lab_objects(&common::demo_dir()).len());
+
+    // Churn: the pod goes, a new one gets its IP. The old name must not stick to the address.
+    let old = fake_api::lab_objects(&common::demo_dir())
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == "web-7d4b9c8f6-x2k9p")
+        .unwrap();
+    api.delete(old);
+    until("the deleted pod to be gone", || name_of(&latest, "10.244.0.11").is_none()).await;
+    api.add(pod("web-7d4b9c8f6-n3w0p", "10.244.0.11"));
+    until("the new owner of 10.244.0.11", || {
+        name_of(&latest, "10.244.0.11").as_deref() == Some("default/web-7d4b9c8f6-n3w0p")
+    })
+    .await;
+
+    // Bookmarks move the version and change nothing; a dropped watch resumes where it was.
+    api.bookmark();
+    api.drop_watches();
+    api.add(pod("web-7d4b9c8f6-after", "10.244.0.31"));
+    until("a pod added after the watch dropped", || name_of(&latest, "10.244.0.31").is_some()).await;
+    assert_eq!(api.lists(PODS), 1, "a dropped watch resumes without a new list");
+
+    // Compaction: resuming from the old version gets 410 Gone, and the reflector lists again.
+    api.compact();
+    api.add(pod("web-7d4b9c8f6-relist", "10.244.0.32"));
+    until("a relist after 410 Gone", || api.lists(PODS) >= 2).await;
+    until("the pod only a relist shows", || name_of(&latest, "10.244.0.32").is_some()).await;
+    assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-n3w0p"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
+    let dir = common::demo_dir();
+    let truth = common::ground_truth(&dir);
+    let api = FakeApi::start(fake_api::lab_objects(&dir)).await;
+    let tmp = std::env::temp_dir().join(format!("podtap-kubeconfig-{}", std::process::id()));
+    fake_api::kubeconfig(&api, &tmp);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+        .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
+        .env("KUBECONFIG", &tmp)
+        .env("PODTAP_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<Value> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        use std::io::{Read, Write};
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
+    };
+    let mut seen = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let health = get("/healthz");
+        let balance = get("/api/v1/services/default/web/balance");
+        if let (Some(h), Some(b)) = (health, balance)
+            && h["cluster"]["ready"] == true
+            && b["requests"].as_u64() == Some(112)
+        {
+            seen = Some((h, b, get("/api/v1/map").unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&tmp);
+    let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
+    assert_eq!(health["cluster"]["source"], "api");
+    for e in balance["endpoints"].as_array().unwrap() {
+        let t = &truth["pods"][e["pod"].as_str().unwrap()];
+        assert_eq!(
+            e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap(),
+            t["requests"].as_u64().unwrap()
+        );
+    }
+    let pods: Vec<&str> = map["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["id"].as_str())
+        .filter(|id| id.starts_with("pod:"))
+        .collect();
+    for expected in [
+        "pod:default/curl-client",
+        "pod:default/web-7d4b9c8f6-x2k9p",
+        "pod:default/web-7d4b9c8f6-q8m3z",
+        "pod:kube-system/coredns-5d78c9869d-7xkpl",
+        "pod:default/greeter-6c8f9d7b5-m4t2w",
+    ] {
+        assert!(pods.contains(&expected), "{expected} on the map: {pods:?}");
+    }
+    assert!(
+        !map["nodes"].as_array().unwrap().iter().any(|n| n["id"].as_str().unwrap().starts_with("ip:")),
+        "every address named"
+    );
+}

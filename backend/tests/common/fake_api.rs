@@ -1,0 +1,213 @@
+//! A fake Kubernetes API server for tests, talking real HTTP: list and watch (with
+//! resourceVersion, bookmarks, `410 Gone` for versions it no longer has, and dropped watch
+//! connections) for Pods, Services, EndpointSlices and Nodes. Objects are k8s-openapi types,
+//! serialised as the real server would. No kube-apiserver can run here; this is the stand-in.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Collection paths, as kube-rs asks for them with `Api::all`.
+pub const PODS: &str = "/api/v1/pods";
+pub const SERVICES: &str = "/api/v1/services";
+pub const NODES: &str = "/api/v1/nodes";
+pub const SLICES: &str = "/apis/discovery.k8s.io/v1/endpointslices";
+
+fn path_of(kind: &str) -> &'static str {
+    match kind {
+        "Pod" => PODS,
+        "Service" => SERVICES,
+        "Node" => NODES,
+        "EndpointSlice" => SLICES,
+        other => panic!("the fake API serves no {other}"),
+    }
+}
+
+#[derive(Default)]
+struct Store {
+    rv: u64,
+    /// path → name/namespace key → object.
+    objects: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    /// Every change: (resourceVersion, path, event type, object).
+    log: Vec<(u64, &'static str, &'static str, Value)>,
+    /// Watches from a version below this are told `410 Gone`.
+    oldest: u64,
+    lists: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Clone)]
+pub struct FakeApi {
+    store: Arc<Mutex<Store>>,
+    /// Live events (path, JSON line); a `None` path ends every open watch.
+    tx: broadcast::Sender<(Option<&'static str>, String)>,
+    pub addr: SocketAddr,
+}
+
+fn key(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        obj["metadata"]["namespace"].as_str().unwrap_or(""),
+        obj["metadata"]["name"].as_str().unwrap_or("")
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct WatchQuery {
+    watch: Option<bool>,
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+}
+
+impl FakeApi {
+    /// Serves `objects` (any of the four kinds, with apiVersion and kind) on 127.0.0.1.
+    pub async fn start(objects: impl IntoIterator<Item = Value>) -> FakeApi {
+        let (tx, _) = broadcast::channel(4096);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = FakeApi { store: Arc::default(), tx, addr: listener.local_addr().unwrap() };
+        for o in objects {
+            api.apply("ADDED", o);
+        }
+        let app = [PODS, SERVICES, NODES, SLICES].into_iter().fold(Router::new(), |r, path| {
+            r.route(path, axum::routing::get(move |s: State<FakeApi>, q: Query<WatchQuery>| serve(s, q, path)))
+        });
+        tokio::spawn(axum::serve(listener, app.with_state(api.clone())).into_future());
+        api
+    }
+
+    fn apply(&self, kind: &'static str, mut obj: Value) {
+        let path = path_of(obj["kind"].as_str().expect("objects carry their kind"));
+        let mut s = self.store.lock().unwrap();
+        s.rv += 1;
+        let rv = s.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if kind == "DELETED" {
+            s.objects.entry(path).or_default().remove(&key(&obj));
+        } else {
+            s.objects.entry(path).or_default().insert(key(&obj), obj.clone());
+        }
+        s.log.push((rv, path, kind, obj.clone()));
+        let line = json!({"type": kind, "object": obj}).to_string();
+        let _ = self.tx.send((Some(path), line));
+    }
+
+    pub fn add(&self, obj: Value) {
+        self.apply("ADDED", obj);
+    }
+
+    pub fn delete(&self, obj: Value) {
+        self.apply("DELETED", obj);
+    }
+
+    /// A bookmark on every open watch: the version moves on, nothing changes.
+    pub fn bookmark(&self) {
+        let rv = self.store.lock().unwrap().rv;
+        for (path, kind) in [(PODS, "Pod"), (SERVICES, "Service"), (NODES, "Node"), (SLICES, "EndpointSlice")] {
+            let api = if path == SLICES { "discovery.k8s.io/v1" } else { "v1" };
+            let line = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api,
+                "metadata": {"resourceVersion": rv.to_string()}}});
+            let _ = self.tx.send((Some(path), line.to_string()));
+        }
+    }
+
+    /// Closes every open watch connection, as a restarting API server or a load balancer does.
+    pub fn drop_watches(&self) {
+        let _ = self.tx.send((None, String::new()));
+    }
+
+    /// Forgets the change log (compaction): a watch resuming from an older version gets `410 Gone`
+    /// and must list again. Open watches are dropped.
+    pub fn compact(&self) {
+        let mut s = self.store.lock().unwrap();
+        s.oldest = s.rv + 1;
+        s.log.clear();
+        drop(s);
+        self.drop_watches();
+    }
+
+    /// How many times `path` was listed.
+    pub fn lists(&self, path: &str) -> usize {
+        self.store.lock().unwrap().lists.get(path).copied().unwrap_or(0)
+    }
+}
+
+async fn serve(State(api): State<FakeApi>, Query(q): Query<WatchQuery>, path: &'static str) -> Response {
+    let from: u64 = q.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (kind, version) = match path {
+        PODS => ("Pod", "v1"),
+        SERVICES => ("Service", "v1"),
+        NODES => ("Node", "v1"),
+        _ => ("EndpointSlice", "discovery.k8s.io/v1"),
+    };
+    if q.watch != Some(true) {
+        let mut s = api.store.lock().unwrap();
+        *s.lists.entry(path).or_default() += 1;
+        let items: Vec<Value> = s.objects.get(path).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let list = json!({"apiVersion": version, "kind": format!("{kind}List"),
+            "metadata": {"resourceVersion": s.rv.to_string()}, "items": items});
+        return axum::Json(list).into_response();
+    }
+    let rx = api.tx.subscribe();
+    let s = api.store.lock().unwrap();
+    let mut first: Vec<String> = Vec::new();
+    let expired = from != 0 && from < s.oldest;
+    if expired {
+        first.push(
+            json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "code": 410, "reason": "Expired", "message": format!("too old resource version: {from}")}})
+            .to_string(),
+        );
+    } else {
+        first.extend(
+            s.log
+                .iter()
+                .filter(|(rv, p, _, _)| *rv > from && *p == path)
+                .map(|(_, _, t, o)| json!({"type": t, "object": o}).to_string()),
+        );
+    }
+    drop(s);
+    let backlog = futures_util::stream::iter(first.into_iter().map(|l| Ok::<_, std::io::Error>(l + "\n")));
+    let live = tokio_stream_of(rx, path);
+    let body = if expired { Body::from_stream(backlog) } else { Body::from_stream(backlog.chain(live)) };
+    Response::builder().header("content-type", "application/json").body(body).unwrap()
+}
+
+/// The live events of one collection until the watches are dropped.
+fn tokio_stream_of(
+    rx: broadcast::Receiver<(Option<&'static str>, String)>,
+    path: &'static str,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok((Some(p), line)) if p == path => return Some((Ok(line + "\n"), rx)),
+                Ok((Some(_), _)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok((None, _)) | Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// The objects of a lab List (`backend/demo/cluster.json`).
+pub fn lab_objects(dir: &std::path::Path) -> Vec<Value> {
+    let list: Value = serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+/// A kubeconfig that points at the fake server.
+pub fn kubeconfig(api: &FakeApi, path: &std::path::Path) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\n\
+         users:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n\
+         current-context: fake\n",
+        api.addr
+    );
+    std::fs::write(path, text).unwrap();
+}
