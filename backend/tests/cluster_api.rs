@@ -24,6 +24,10 @@ async fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
 fn name_of(latest: &Latest, ip: &str) -> Option<String> {
     let state = latest.lock().unwrap().clone()?;
     state.resolve(ip.parse().unwrap(), 3000).qualified_name()

@@ -14,14 +14,17 @@ const PROBE_AGENT: &str = "kube-probe/";
 
 /// Turns one exchange into a record.
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
-    let src = cluster.resolve_source(ex.client.ip(), ex.client.port());
+    // Named as they were when the request was made: an IP a new pod took over later keeps the
+    // old owner's name for traffic from before.
+    let src = cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us);
     // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
     // for exactly the port and path of one of the pod's httpGet probes.
     let probe = ex.http().is_some_and(|h| {
         h.headers.get("user-agent").is_some_and(|ua| ua.starts_with(PROBE_AGENT))
-            || (src.kind == EndpointKind::Node && cluster.is_probe(ex.server.ip(), ex.server.port(), &h.path))
+            || (src.kind == EndpointKind::Node
+                && cluster.is_probe(ex.server.ip(), ex.server.port(), &h.path, Some(ex.ts_us)))
     });
-    let dst = cluster.resolve(ex.server.ip(), ex.server.port());
+    let dst = cluster.resolve_at(ex.server.ip(), ex.server.port(), ex.ts_us);
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     if probe && via.kind == ViaKind::Unknown {
         via = Via { kind: ViaKind::Direct, service: None }; // kubelet probes the pod IP itself
@@ -48,6 +51,9 @@ mod tests {
     use super::*;
     use podtap_shared::{Detail, EndpointKind, HttpExchange};
 
+    /// 2027-01-15: after the lab pods were created.
+    const LAB_TIME: u64 = 1_800_000_000_000_000;
+
     fn exchange(ua: &str) -> Exchange {
         let mut http =
             HttpExchange { method: "GET".into(), path: "/health".into(), status: Some(200), ..Default::default() };
@@ -57,8 +63,8 @@ mod tests {
             interface: 0,
             client: "10.0.0.1:1".parse().unwrap(),
             server: "10.0.0.2:2".parse().unwrap(),
-            ts_us: 1000,
-            response_ts_us: Some(1750),
+            ts_us: LAB_TIME,
+            response_ts_us: Some(LAB_TIME + 750),
             request_size: 10,
             response_size: 20,
             detail: Detail::Http(http),

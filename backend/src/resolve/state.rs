@@ -20,6 +20,37 @@ struct PodInfo {
     node: Option<String>,
     /// (port, path) of the pod's HTTP liveness, readiness and startup probes.
     probes: Vec<(u16, String)>,
+    /// When the pod held its IP, in µs since the epoch: from its creation until it finished, was
+    /// deleted, or left the API server's store (`None`: still holds it).
+    from_us: u64,
+    until_us: Option<u64>,
+}
+
+/// Slack around a pod's lifetime: timestamps have one-second resolution and an IP is assigned
+/// a moment after the pod object is created.
+const OWNER_SLACK_US: u64 = 5_000_000;
+
+fn micros(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> u64 {
+    u64::try_from(t.0.as_microsecond()).unwrap_or(0)
+}
+
+/// When a pod stopped holding its IP, as far as the object says: finished (Succeeded or Failed:
+/// its containers' last exit), or deleted (after its grace period).
+fn ended_at(pod: &Pod) -> Option<u64> {
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        let finished = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(micros))
+            .max();
+        // No exit time recorded: it held the IP no later than its creation says.
+        return finished.or_else(|| pod.metadata.creation_timestamp.as_ref().map(micros)).or(Some(0));
+    }
+    let deleted = pod.metadata.deletion_timestamp.as_ref().map(micros)?;
+    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
+    Some(deleted + grace * 1_000_000)
 }
 
 /// A Service as a request path: `ns/name` and how it was addressed.
@@ -46,7 +77,9 @@ pub struct Backend {
 /// Everything known about the cluster's addresses.
 #[derive(Debug, Default)]
 pub struct ClusterState {
-    pods: FxHashMap<IpAddr, PodInfo>,
+    /// Every pod that held each IP (oldest first): an IP reused by a new pod keeps its old owner
+    /// for traffic from before.
+    pods: FxHashMap<IpAddr, Vec<PodInfo>>,
     /// ClusterIP (and externalIPs) + port → Service.
     service_ports: FxHashMap<(IpAddr, u16), ServiceRef>,
     node_ports: FxHashMap<u16, ServiceRef>,
@@ -68,6 +101,16 @@ impl ClusterState {
 
     pub(super) fn add_pod(&mut self, pod: &Pod) {
         self.objects += 1;
+        self.add_pod_until(pod, None);
+    }
+
+    /// A pod no longer in the API server's store, gone at `removed_us`: kept so traffic from
+    /// before still gets its name.
+    pub(super) fn add_departed_pod(&mut self, pod: &Pod, removed_us: u64) {
+        self.add_pod_until(pod, Some(removed_us));
+    }
+
+    fn add_pod_until(&mut self, pod: &Pod, removed_us: Option<u64>) {
         let meta = &pod.metadata;
         let (Some(name), Some(status)) = (&meta.name, &pod.status) else {
             return;
@@ -82,10 +125,37 @@ impl ClusterState {
             workload: workload_of(pod),
             node: spec.and_then(|s| s.node_name.clone()),
             probes: spec.map(http_probes).unwrap_or_default(),
+            from_us: meta.creation_timestamp.as_ref().map_or(0, micros),
+            until_us: match (ended_at(pod), removed_us) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         };
-        let ips = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).chain(status.pod_ip.as_deref());
-        for ip in ips.filter_map(|ip| ip.parse().ok()) {
-            self.pods.insert(ip, info.clone());
+        let mut ips: Vec<IpAddr> = status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.as_str())
+            .chain(status.pod_ip.as_deref())
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        ips.dedup();
+        for ip in ips {
+            let owners = self.pods.entry(ip).or_default();
+            owners.push(info.clone());
+            owners.sort_by_key(|o| o.from_us);
+        }
+    }
+
+    /// The pod that held `ip` at `at` (µs since the epoch), or now when `at` is `None`: never a
+    /// pod whose life did not include that moment.
+    fn owner(&self, ip: IpAddr, at: Option<u64>) -> Option<&PodInfo> {
+        let owners = self.pods.get(&ip)?;
+        match at {
+            None => owners.iter().rev().find(|o| o.until_us.is_none()),
+            Some(t) => owners.iter().rev().find(|o| {
+                o.from_us.saturating_sub(OWNER_SLACK_US) <= t && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
+            }),
         }
     }
 
@@ -171,9 +241,9 @@ impl ClusterState {
 
     /// Whether a request to `ip:port` for `path` is what one of the pod's HTTP probes asks for
     /// (the query string aside).
-    pub fn is_probe(&self, ip: IpAddr, port: u16, path: &str) -> bool {
+    pub fn is_probe(&self, ip: IpAddr, port: u16, path: &str, at: Option<u64>) -> bool {
         let path = path.split('?').next().unwrap_or(path);
-        self.pods.get(&ip).is_some_and(|p| p.probes.iter().any(|(p_port, p_path)| *p_port == port && p_path == path))
+        self.owner(ip, at).is_some_and(|p| p.probes.iter().any(|(p_port, p_path)| *p_port == port && p_path == path))
     }
 
     /// Whether `ip` is an endpoint of Service `ns/name`.
@@ -181,21 +251,31 @@ impl ClusterState {
         self.backends.get(service).is_some_and(|b| b.iter().any(|b| b.ip == ip))
     }
 
-    /// What `ip:port` is, as the destination of a request.
+    /// What `ip:port` is now, as the destination of a request.
     pub fn resolve(&self, ip: IpAddr, port: u16) -> Endpoint {
-        self.lookup(ip, port, true)
+        self.lookup(ip, port, true, None)
+    }
+
+    /// What `ip:port` was at `at_us` (µs since the epoch), as the destination of a request.
+    pub fn resolve_at(&self, ip: IpAddr, port: u16, at_us: u64) -> Endpoint {
+        self.lookup(ip, port, true, Some(at_us))
+    }
+
+    /// What `ip` was at `at_us`, as the source of a request (see `resolve_source`).
+    pub fn resolve_source_at(&self, ip: IpAddr, port: u16, at_us: u64) -> Endpoint {
+        self.lookup(ip, port, false, Some(at_us))
     }
 
     /// What `ip` is, as the source of a request: never a Service (requests do not come from a
     /// Service address, and an ephemeral port that equals a NodePort means nothing).
     pub fn resolve_source(&self, ip: IpAddr, port: u16) -> Endpoint {
-        self.lookup(ip, port, false)
+        self.lookup(ip, port, false, None)
     }
 
-    fn lookup(&self, ip: IpAddr, port: u16, as_destination: bool) -> Endpoint {
+    fn lookup(&self, ip: IpAddr, port: u16, as_destination: bool, at: Option<u64>) -> Endpoint {
         let mut ep = Endpoint::unknown(ip, port);
         let service = if as_destination { self.service(ip, port) } else { None };
-        if let Some(pod) = self.pods.get(&ip) {
+        if let Some(pod) = self.owner(ip, at) {
             ep.kind = EndpointKind::Pod;
             ep.name = Some(pod.name.clone());
             ep.namespace = Some(pod.namespace.clone());
@@ -325,11 +405,38 @@ mod tests {
         let mut s = ClusterState::default();
         parse_list("test", list.as_bytes(), &mut s).unwrap();
         let ip = "10.244.1.5".parse().unwrap();
-        assert!(s.is_probe(ip, 8080, "/livez"));
-        assert!(s.is_probe(ip, 9090, "/readyz?verbose"));
-        assert!(!s.is_probe(ip, 8080, "/readyz"), "the readiness probe is on 9090");
-        assert!(!s.is_probe(ip, 8080, "/"), "a tcpSocket probe has no path");
-        assert!(!s.is_probe("10.244.1.6".parse().unwrap(), 8080, "/livez"));
+        assert!(s.is_probe(ip, 8080, "/livez", None));
+        assert!(s.is_probe(ip, 9090, "/readyz?verbose", None));
+        assert!(!s.is_probe(ip, 8080, "/readyz", None), "the readiness probe is on 9090");
+        assert!(!s.is_probe(ip, 8080, "/", None), "a tcpSocket probe has no path");
+        assert!(!s.is_probe("10.244.1.6".parse().unwrap(), 8080, "/livez", None));
+    }
+
+    #[test]
+    fn an_ip_taken_over_by_a_new_pod_keeps_the_old_name_for_traffic_from_before() {
+        // A Job's pod that finished at 10:00:30 still lists its IP; the new pod got it at 10:05.
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"migrate-x1","namespace":"shop",
+             "creationTimestamp":"2026-11-27T10:00:00Z"},
+           "spec":{"containers":[{"name":"m"}]},
+           "status":{"phase":"Succeeded","podIP":"10.244.1.9",
+             "containerStatuses":[{"name":"m","image":"i","imageID":"","ready":false,"restartCount":0,
+               "state":{"terminated":{"exitCode":0,"finishedAt":"2026-11-27T10:00:30Z"}}}]}},
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"api-7","namespace":"shop",
+             "creationTimestamp":"2026-11-27T10:05:00Z"},
+           "spec":{"containers":[{"name":"api"}]},"status":{"phase":"Running","podIP":"10.244.1.9"}}]}"#;
+        let mut s = ClusterState::default();
+        parse_list("test", list.as_bytes(), &mut s).unwrap();
+        let ip = "10.244.1.9".parse().unwrap();
+        let at = |hh_mm_ss: &str| {
+            let t: k8s_openapi::jiff::Timestamp = format!("2026-11-27T{hh_mm_ss}Z").parse().unwrap();
+            s.resolve_at(ip, 80, t.as_microsecond() as u64).qualified_name()
+        };
+        assert_eq!(at("10:00:10").as_deref(), Some("shop/migrate-x1"));
+        assert_eq!(at("10:02:00"), None, "between owners the address is nobody's");
+        assert_eq!(at("10:06:00").as_deref(), Some("shop/api-7"));
+        assert_eq!(s.resolve(ip, 80).qualified_name().as_deref(), Some("shop/api-7"), "now: the running pod");
+        assert_eq!(at("09:00:00"), None, "before either pod existed");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! EndpointSlices, Nodes), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
 //! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
 //! objects arrive. Whenever a store changes, a new `ClusterState` is built from all four stores
-//! (at most every `REBUILD_EVERY`) and handed to `on_change`; readiness turns true once every
-//! store has had its first list.
+//! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when they left,
+//! and handed to `on_change`; readiness turns true once every store has had its first list.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use kube::config::KubeConfigOptions;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, Resource, ResourceExt};
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
@@ -24,6 +25,37 @@ use super::ClusterState;
 
 /// The shortest time between two rebuilds: a burst of events makes one new state.
 const REBUILD_EVERY: Duration = Duration::from_millis(250);
+/// How long a pod that left keeps its name for traffic from before it left.
+const HISTORY: Duration = Duration::from_secs(3600);
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Pods that left the store, and when: so an IP a new pod takes over keeps the old owner's name
+/// for traffic captured before (the failure of tools that only know the present).
+#[derive(Default)]
+struct History {
+    known: FxHashMap<String, Arc<Pod>>,
+    departed: Vec<(Arc<Pod>, u64)>,
+}
+
+impl History {
+    fn note(&mut self, current: &[Arc<Pod>], now: u64) {
+        let id = |p: &Pod| {
+            p.metadata.uid.clone().unwrap_or_else(|| format!("{:?}/{:?}", p.metadata.namespace, p.metadata.name))
+        };
+        let now_known: FxHashMap<String, Arc<Pod>> = current.iter().map(|p| (id(p), p.clone())).collect();
+        for (uid, pod) in self.known.drain() {
+            if !now_known.contains_key(&uid) {
+                self.departed.push((pod, now));
+            }
+        }
+        self.known = now_known;
+        let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
+        self.departed.retain(|(_, gone)| *gone >= horizon);
+    }
+}
 
 /// Why the API server could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +106,13 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
         }
         let _ = slices.wait_until_ready().await;
         let _ = nodes.wait_until_ready().await;
+        let mut history = History::default();
         loop {
             let mut state = ClusterState::default();
-            pods.state().iter().for_each(|p| state.add_pod(p));
+            let current = pods.state();
+            history.note(&current, now_us());
+            current.iter().for_each(|p| state.add_pod(p));
+            history.departed.iter().for_each(|(p, gone)| state.add_departed_pod(p, *gone));
             services.state().iter().for_each(|s| state.add_service(s));
             slices.state().iter().for_each(|s| state.add_endpoint_slice(s));
             nodes.state().iter().for_each(|n| state.add_node(n));
