@@ -59,13 +59,23 @@ async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
         .into_iter()
         .find(|o| o["metadata"]["name"] == "web-7d4b9c8f6-x2k9p")
         .unwrap();
+    let before_delete = now_us();
     api.delete(old);
     until("the deleted pod to be gone", || name_of(&latest, "10.244.0.11").is_none()).await;
-    api.add(pod("web-7d4b9c8f6-n3w0p", "10.244.0.11"));
+    let mut new_pod = pod("web-7d4b9c8f6-n3w0p", "10.244.0.11");
+    new_pod["metadata"]["creationTimestamp"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+    api.add(new_pod);
     until("the new owner of 10.244.0.11", || {
         name_of(&latest, "10.244.0.11").as_deref() == Some("default/web-7d4b9c8f6-n3w0p")
     })
     .await;
+    // Both owners resolve right: traffic from before the deletion keeps the old name.
+    let state = latest.lock().unwrap().clone().unwrap();
+    let ip = "10.244.0.11".parse().unwrap();
+    let old_name = state.resolve_at(ip, 3000, before_delete).qualified_name();
+    assert_eq!(old_name.as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    let new_name = state.resolve_at(ip, 3000, now_us() + 10_000_000).qualified_name();
+    assert_eq!(new_name.as_deref(), Some("default/web-7d4b9c8f6-n3w0p"));
 
     // Bookmarks move the version and change nothing; a dropped watch resumes where it was.
     api.bookmark();

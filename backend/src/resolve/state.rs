@@ -153,9 +153,18 @@ impl ClusterState {
         let owners = self.pods.get(&ip)?;
         match at {
             None => owners.iter().rev().find(|o| o.until_us.is_none()),
-            Some(t) => owners.iter().rev().find(|o| {
-                o.from_us.saturating_sub(OWNER_SLACK_US) <= t && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
-            }),
+            // An IP is released only when its pod is gone, so an owner whose life ended after
+            // `t` held it then, whatever a newer pod's (second-resolution) creation time says.
+            Some(t) => owners
+                .iter()
+                .filter(|o| o.from_us <= t && o.until_us.is_none_or(|u| t < u))
+                .min_by_key(|o| o.until_us.unwrap_or(u64::MAX))
+                .or_else(|| {
+                    owners.iter().rev().find(|o| {
+                        o.from_us.saturating_sub(OWNER_SLACK_US) <= t
+                            && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
+                    })
+                }),
         }
     }
 
