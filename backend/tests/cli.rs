@@ -26,9 +26,13 @@ fn jsonl_has_every_contract_field_on_every_line() {
     let http: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "http").collect();
     let dns: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "dns").collect();
     let grpc: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "grpc").collect();
-    // One record per request (the lab's servers logged 132 HTTP requests, 172 DNS queries and 34
-    // gRPC calls); `--per-interface` gives one per observation.
-    assert_eq!((http.len(), dns.len(), grpc.len(), lines.len()), (132, 172, 34, 338));
+    // One record per request (what the lab's servers logged: HTTP requests, DNS queries and gRPC
+    // calls); `--per-interface` gives one per observation.
+    let truth = common::ground_truth(&common::demo_dir());
+    let served: u64 = truth["pods"].as_object().unwrap().values().map(|p| p["requests"].as_u64().unwrap()).sum();
+    let expected = (served as usize, truth["dns"]["queries"].as_u64().unwrap() as usize, 34);
+    assert_eq!((http.len(), dns.len(), grpc.len()), expected);
+    assert_eq!(lines.len(), 442);
     for r in &grpc {
         for key in
             ["ts", "conn", "src", "dst", "via", "path", "grpc_service", "grpc_method", "grpc_status", "latency_us"]
@@ -82,12 +86,12 @@ fn per_interface_gives_one_record_per_observation() {
     let merged = podtap(&args);
     let per_interface = podtap(&[&args[..], &["--per-interface"]].concat());
     let count = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().count();
-    assert_eq!((count(&merged), count(&per_interface)), (338, 656));
+    assert_eq!((count(&merged), count(&per_interface)), (442, 834));
     let sum: u64 = String::from_utf8_lossy(&merged.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["observations"].as_u64().unwrap())
         .sum();
-    assert_eq!(sum, 656, "every observation is in exactly one record");
+    assert_eq!(sum, 834, "every observation is in exactly one record");
 }
 
 #[test]
@@ -97,7 +101,7 @@ fn summary_matches_its_snapshot() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     insta::assert_json_snapshot!("demo_summary", summary);
     assert!(
-        stderr(&out).contains("244 HTTP exchanges, 344 DNS queries (6 over TCP), 0 TLS handshakes, 68 gRPC calls"),
+        stderr(&out).contains("418 HTTP exchanges, 348 DNS queries (6 over TCP), 0 TLS handshakes, 68 gRPC calls"),
         "{}",
         stderr(&out)
     );
@@ -113,7 +117,7 @@ fn the_table_is_for_people() {
         && l.contains("AAAA web.default.default.svc.cluster.local")
         && l.contains("NXDOMAIN")));
     assert!(text.lines().any(|l| l.contains(" gRPC ") && l.contains(" demo.Greeter/Fail ") && l.contains("NOT_FOUND")));
-    assert_eq!(text.lines().count(), 339);
+    assert_eq!(text.lines().count(), 443);
 }
 
 #[test]

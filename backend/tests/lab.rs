@@ -91,13 +91,27 @@ fn check_each_request_once(dir: &Path, records: &[Record]) {
     }
     assert_eq!(served, http.len(), "every HTTP request was served by a lab pod");
     let via = |kind: ViaKind| http.iter().filter(move |r| r.via.kind == kind && !r.probe);
+    let through =
+        |service: &'static str| via(ViaKind::ClusterIp).filter(move |r| r.via.service.as_deref() == Some(service));
     // The client pod's requests: through the ClusterIP, seen before and after DNAT.
     let client = &truth["clients"]["client"];
-    assert_eq!(via(ViaKind::ClusterIp).count() as u64, client["requests"].as_u64().unwrap(), "via clusterIP");
-    assert!(via(ViaKind::ClusterIp).all(|r| r.via.service.as_deref() == Some("default/web")
-        && r.src.qualified_name().as_deref() == Some("default/curl-client")
+    assert_eq!(through("default/web").count() as u64, client["requests"].as_u64().unwrap(), "via clusterIP");
+    assert!(
+        through("default/web")
+            .all(|r| r.src.qualified_name().as_deref() == Some("default/curl-client") && r.observations == 2)
+    );
+    // web's calls to the api Service of namespace shop: from the web pods, answered by api pods.
+    let upstream = &truth["upstream"];
+    assert_eq!(through("shop/api").count() as u64, upstream["calls"].as_u64().unwrap(), "web → shop/api");
+    assert!(through("shop/api").all(|r| r.src.workload.as_deref() == Some("Deployment/web")
+        && r.dst.workload.as_deref() == Some("Deployment/api")
         && r.observations == 2));
-    let conns: HashSet<u64> = via(ViaKind::ClusterIp).map(|r| r.conn).collect();
+    assert_eq!(
+        via(ViaKind::ClusterIp).count(),
+        through("default/web").count() + through("shop/api").count(),
+        "no other Service"
+    );
+    let conns: HashSet<u64> = through("default/web").map(|r| r.conn).collect();
     assert_eq!(conns.len() as u64, client["connections"].as_u64().unwrap(), "the client's connections");
     // NodePort: the outside client's own address, not kube-proxy's SNAT address.
     let ext = &truth["clients"]["ext"];
@@ -150,7 +164,10 @@ fn check_each_interface(dir: &Path, records: &[Record]) {
     // The server pods' own veths: exactly what each server logged.
     let mut expected_total = 0;
     for (pod, t) in truth["pods"].as_object().unwrap() {
-        let seen = on(records, t["interface"].as_str().unwrap());
+        // What the pod served (its veth also carries the calls it makes itself).
+        let ip = t["ip"].as_str().unwrap();
+        let seen: Vec<&Record> =
+            on(records, t["interface"].as_str().unwrap()).into_iter().filter(|r| r.dst.ip.to_string() == ip).collect();
         let n = t["requests"].as_u64().unwrap();
         expected_total += n;
         assert_eq!(seen.len() as u64, n, "requests on {pod}'s veth");
@@ -199,6 +216,19 @@ fn check_each_interface(dir: &Path, records: &[Record]) {
     assert!(seen.iter().all(|r| r.via.kind == ViaKind::NodePort && r.src.kind == EndpointKind::External));
     assert!(seen.iter().all(|r| r.src.ip.to_string() == "192.168.49.100" && r.dst.map_id() == "service:default/web"));
     expected_total += seen.len() as u64;
+
+    // web's calls to shop/api, on web's own veths, addressed to the api ClusterIP.
+    let upstream = &truth["upstream"];
+    let calls: Vec<&Record> = upstream["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| on(records, i.as_str().unwrap()))
+        .filter(|r| r.dst.kind == EndpointKind::Service)
+        .collect();
+    assert_eq!(calls.len() as u64, upstream["calls"].as_u64().unwrap(), "web's calls on its veths");
+    assert!(calls.iter().all(|r| r.via.service.as_deref() == Some("shop/api")));
+    expected_total += calls.len() as u64;
 
     assert_eq!(http.len() as u64, expected_total, "no HTTP exchange found that nobody logged");
 
@@ -274,7 +304,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     check_capture(dir, "live.pcapng");
     let err = std::fs::read_to_string(dir.join("logs/podtap-capture.err")).expect("podtap capture's stderr");
     let last = err.lines().last().expect("a final line");
-    assert!(last.starts_with("captured ") && last.ends_with(" on 6 interfaces, 0 dropped"), "{last}");
+    assert!(last.starts_with("captured ") && last.ends_with(" on 9 interfaces, 0 dropped"), "{last}");
 
     // `podtap serve --pod-interfaces -i eth0`: the records its API holds, and its kernel counters.
     let page = json(&dir.join("serve-records.json"));
@@ -300,7 +330,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     let interfaces = capture["interfaces"].as_array().expect("interfaces");
     let client = truth_str(dir, "client_interface");
     assert!(interfaces.iter().any(|i| i["name"] == client.as_str() && i["open"] == false), "{capture}");
-    assert_eq!(interfaces.iter().filter(|i| i["open"] == true).count(), 5, "{capture}");
+    assert_eq!(interfaces.iter().filter(|i| i["open"] == true).count(), 8, "{capture}");
 }
 
 fn truth_str(dir: &Path, key: &str) -> String {

@@ -2,8 +2,9 @@
 # podtap's ground-truth lab: the scenario of DESIGN.md on one namespace-built node (see node.sh) —
 # a keep-alive burst, a new-connection-per-request burst and pipelined batches (with chunked
 # responses) through the ClusterIP, NodePort calls
-# from outside, kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP answer), gRPC over h2c
-# through a ClusterIP — captured on every pod veth and the node's eth0 with
+# from outside, orders that web passes on to the 3-replica `api` Service of namespace shop through
+# its ClusterIP (some 404, some 500), kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP
+# answer), gRPC over h2c through a ClusterIP — captured on every pod veth and the node's eth0 with
 # dumpcap into one pcapng. Writes capture.pcapng, logs/ (the servers' own logs), ground-truth.json
 # and cluster.json to OUTDIR.
 #
@@ -32,15 +33,21 @@ python3 "$LAB/topology.py" list > "$OUT/cluster.json"
 
 # --- workloads ------------------------------------------------------------------------------------
 APPS="$LAB/apps"
-nsx "$WEB1_NS" python3 "$APPS/web.py" "$WEB1_NAME" "$WEB_SVC_TARGET" "$OUT/logs/web-1.log" &
-nsx "$WEB2_NS" python3 "$APPS/web.py" "$WEB2_NAME" "$WEB_SVC_TARGET" "$OUT/logs/web-2.log" &
+UPSTREAM="$API_SVC_IP:$API_SVC_PORT"
+nsx "$WEB1_NS" python3 "$APPS/web.py" "$WEB1_NAME" "$WEB_SVC_TARGET" "$OUT/logs/web-1.log" "$UPSTREAM" &
+nsx "$WEB2_NS" python3 "$APPS/web.py" "$WEB2_NAME" "$WEB_SVC_TARGET" "$OUT/logs/web-2.log" "$UPSTREAM" &
+for n in 1 2 3; do
+  ns=API${n}_NS name=API${n}_NAME
+  nsx "${!ns}" python3 "$APPS/web.py" "${!name}" "$API_SVC_PORT" "$OUT/logs/api-$n.log" &
+done
 nsx "$DNS_NS" python3 "$APPS/dns.py" "$DNS_IP" "$OUT/logs/dns.log" \
   "web.default.svc.cluster.local=$WEB_SVC_IP" "kube-dns.kube-system.svc.cluster.local=$DNS_SVC_IP" &
 nsx "$GRPC_NS" "$SYS_PY" "$APPS/grpc_server.py" "$GRPC_IP" "$GRPC_SVC_PORT" "$OUT/logs/grpc.log" &
 lab_wait_port "$NODE_NS" "$WEB1_IP" "$WEB_SVC_TARGET"
 lab_wait_port "$NODE_NS" "$WEB2_IP" "$WEB_SVC_TARGET"
 lab_wait_port "$NODE_NS" "$GRPC_IP" "$GRPC_SVC_PORT"
-truncate -s 0 "$OUT"/logs/web-*.log  # the readiness checks above are not part of the scenario (servers append)
+for ip in "$API1_IP" "$API2_IP" "$API3_IP"; do lab_wait_port "$NODE_NS" "$ip" "$API_SVC_PORT"; done
+truncate -s 0 "$OUT"/logs/web-*.log "$OUT"/logs/api-*.log  # the readiness checks above are not part of the scenario (servers append)
 
 LIVE_ERRS=()
 if [[ -n "${PODTAP:-}" ]]; then
@@ -56,12 +63,13 @@ lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 [[ -n "${PODTAP:-}" ]] && lab_podtap_following "$CLIENT_VETH" "${LIVE_ERRS[@]}"
 
 lab_capture_start "$OUT/capture.pcapng" "$OUT/logs/dumpcap.err" "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH" "$DNS_VETH" \
-  "$GRPC_VETH" eth0
+  "$GRPC_VETH" "$API1_VETH" "$API2_VETH" "$API3_VETH" eth0
 
 # --- the scenario ---------------------------------------------------------------------------------
 N=$((40 * SCALE))
 PAUSE=$(python3 -c "print(0.2 / $SCALE)")
-nsx "$NODE_NS" python3 "$APPS/probe.py" 2 10 /health "$WEB1_IP:$WEB_SVC_TARGET" "$WEB2_IP:$WEB_SVC_TARGET" &
+nsx "$NODE_NS" python3 "$APPS/probe.py" 2 10 /health "$WEB1_IP:$WEB_SVC_TARGET" "$WEB2_IP:$WEB_SVC_TARGET" \
+  "$API1_IP:$API_SVC_PORT" "$API2_IP:$API_SVC_PORT" "$API3_IP:$API_SVC_PORT" &
 PROBES=$!
 nsx "$EXT_NS" python3 "$APPS/client.py" "$OUT/logs/ext-nodeport.log" "$NODE_IP" "$WEB_SVC_NODEPORT" \
   per-request $((20 * SCALE)) "$(python3 -c "print(0.5 / $SCALE)")" external &
@@ -69,6 +77,7 @@ EXT=$!
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-keepalive.log" web "$WEB_SVC_PORT" keepalive "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-per-request.log" web.default "$WEB_SVC_PORT" per-request "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-pipeline.log" web "$WEB_SVC_PORT" pipeline $((12 * SCALE)) 0.3
+nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-orders.log" web "$WEB_SVC_PORT" orders $((36 * SCALE)) "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/dnsq.py" "$DNS_SVC_IP"
 nsx "$CLIENT_NS" "$SYS_PY" "$APPS/grpc_client.py" "$GRPC_SVC_IP:$GRPC_SVC_PORT" $((15 * SCALE)) $((4 * SCALE))
 wait "$EXT" "$PROBES"

@@ -3,7 +3,8 @@
 # bench-capture.sh (nginx + wrk load for the benchmark).
 #
 #   ptl-ext (external client 192.168.49.100) ──eth0── ptl-node (the node: cni0 bridge 10.244.0.1/24,
-#   eth0 192.168.49.2, kube-proxy-style iptables) ──veth── ptl-web1, ptl-web2, ptl-dns, ptl-grpc, ptl-client
+#   eth0 192.168.49.2, kube-proxy-style iptables) ──veth── ptl-web1, ptl-web2, ptl-dns, ptl-grpc,
+#   ptl-api1..3 (namespace shop), ptl-client
 #
 # Creates only namespaces named ptl-* and /etc/netns/ptl-*; the root namespace gets no address or
 # link. The caller's EXIT trap runs lab_down, success or failure.
@@ -74,6 +75,9 @@ lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_
   lab_add_pod "$WEB2_NS" "$WEB2_IP" "$WEB2_VETH"
   lab_add_pod "$DNS_NS" "$DNS_IP" "$DNS_VETH"
   lab_add_pod "$GRPC_NS" "$GRPC_IP" "$GRPC_VETH"
+  lab_add_pod "$API1_NS" "$API1_IP" "$API1_VETH"
+  lab_add_pod "$API2_NS" "$API2_IP" "$API2_VETH"
+  lab_add_pod "$API3_NS" "$API3_IP" "$API3_VETH"
   [[ "${1:-}" == "--later-client" ]] || lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 
   # The outside world: one external host on the node's eth0.
@@ -91,6 +95,8 @@ lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_
     -e "s/@WEB1_IP@/$WEB1_IP/g; s/@WEB2_IP@/$WEB2_IP/g; s/@WEB_TARGET@/$WEB_SVC_TARGET/g" \
     -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g; s/@DNS_IP@/$DNS_IP/g" \
     -e "s/@GRPC_SVC_IP@/$GRPC_SVC_IP/g; s/@GRPC_SVC_PORT@/$GRPC_SVC_PORT/g; s/@GRPC_IP@/$GRPC_IP/g" \
+    -e "s/@API_SVC_IP@/$API_SVC_IP/g; s/@API_SVC_PORT@/$API_SVC_PORT/g" \
+    -e "s/@API1_IP@/$API1_IP/g; s/@API2_IP@/$API2_IP/g; s/@API3_IP@/$API3_IP/g" \
     "$LAB/kube-proxy.rules")
 
   # Kubernetes-style resolv.conf for the client pod (ip netns exec bind-mounts it over /etc/resolv.conf).

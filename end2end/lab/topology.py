@@ -15,6 +15,7 @@ EXTERNAL = {"ns": "ptl-ext", "ip": "192.168.49.100"}
 WEB_RS = "web-7d4b9c8f6"
 DNS_RS = "coredns-5d78c9869d"
 GRPC_RS = "greeter-6c8f9d7b5"
+API_RS = "api-6b7c9d5f4"
 PODS = [
     {"key": "WEB1", "name": f"{WEB_RS}-x2k9p", "namespace": "default", "ip": "10.244.0.11",
      "netns": "ptl-web1", "veth": "veth5f3a91c2", "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6"},
@@ -28,6 +29,15 @@ PODS = [
     {"key": "GRPC", "name": f"{GRPC_RS}-m4t2w", "namespace": "default", "ip": "10.244.0.13",
      "netns": "ptl-grpc", "veth": "veth9d04e1a7", "labels": {"app": "greeter", "pod-template-hash": "6c8f9d7b5"},
      "owner": ("ReplicaSet", GRPC_RS), "port": 50051, "probe": None},
+    {"key": "API1", "name": f"{API_RS}-k7m2p", "namespace": "shop", "ip": "10.244.0.14",
+     "netns": "ptl-api1", "veth": "vethd1e2f3a4", "labels": {"app": "api", "pod-template-hash": "6b7c9d5f4"},
+     "owner": ("ReplicaSet", API_RS), "port": 8080, "probe": "/health"},
+    {"key": "API2", "name": f"{API_RS}-r4t8w", "namespace": "shop", "ip": "10.244.0.15",
+     "netns": "ptl-api2", "veth": "veth6c7d8e9f", "labels": {"app": "api", "pod-template-hash": "6b7c9d5f4"},
+     "owner": ("ReplicaSet", API_RS), "port": 8080, "probe": "/health"},
+    {"key": "API3", "name": f"{API_RS}-z9x3q", "namespace": "shop", "ip": "10.244.0.16",
+     "netns": "ptl-api3", "veth": "veth0a1b2c3d", "labels": {"app": "api", "pod-template-hash": "6b7c9d5f4"},
+     "owner": ("ReplicaSet", API_RS), "port": 8080, "probe": "/health"},
     {"key": "CLIENT", "name": "curl-client", "namespace": "default", "ip": "10.244.0.20",
      "netns": "ptl-client", "veth": "veth2a7f6b13", "labels": {"run": "curl-client"},
      "owner": None, "port": None, "probe": None},
@@ -39,11 +49,15 @@ SERVICES = [
     {"key": "DNS_SVC", "name": "kube-dns", "namespace": "kube-system", "type": "ClusterIP",
      "cluster_ip": "10.96.0.10", "port": 53, "target_port": 53, "node_port": None,
      "protocol": "UDP", "selector": {"k8s-app": "kube-dns"}},
+    {"key": "API_SVC", "name": "api", "namespace": "shop", "type": "ClusterIP",
+     "cluster_ip": "10.96.30.30", "port": 8080, "target_port": 8080, "node_port": None,
+     "protocol": "TCP", "selector": {"app": "api"}},
     {"key": "GRPC_SVC", "name": "greeter", "namespace": "default", "type": "ClusterIP",
      "cluster_ip": "10.96.20.20", "port": 50051, "target_port": 50051, "node_port": None,
      "protocol": "TCP", "selector": {"app": "greeter"}},
 ]
-CREATED = "2026-11-26T08:00:00Z"
+# Long before any lab run: records are named as of their time, and these pods must exist then.
+CREATED = "2025-01-01T00:00:00Z"
 
 
 def uid_of(name):

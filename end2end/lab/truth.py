@@ -27,11 +27,11 @@ def count(rows, key):
     return dict(collections.Counter(str(r[key]) for r in rows))
 
 
-served = read("web-*.log")
+served = read("web-*.log") + read("api-*.log")
 pods = {}
 for p in topology.PODS:
     mine = [r for r in served if r["pod"] == p["name"]]
-    if p["port"] != 3000:
+    if p["port"] not in (3000, 8080):
         continue
     pods[f"{p['namespace']}/{p['name']}"] = {
         "ip": p["ip"], "interface": p["veth"], "requests": len(mine),
@@ -54,6 +54,10 @@ grpc_pod = next(p for p in topology.PODS if p["key"] == "GRPC")
 truth = {
     "pods": pods,
     "clients": clients,
+    # Calls web's pods made to the api Service (each answered by one api pod).
+    "upstream": {"service": "shop/api", "calls": sum(1 for r in served if r["pod"].startswith("api-")
+                                                      and not r["user_agent"].startswith("kube-probe/")),
+                 "interfaces": [p["veth"] for p in topology.PODS if p["key"] in ("WEB1", "WEB2")]},
     "client_interface": next(p["veth"] for p in topology.PODS if p["key"] == "CLIENT"),
     "node_interface": "eth0",
     "dns_interface": next(p["veth"] for p in topology.PODS if p["key"] == "DNS"),

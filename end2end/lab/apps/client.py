@@ -3,7 +3,11 @@
 reuses one keep-alive connection for a burst or opens a new connection per request (as curl in a
 loop does). Each request is logged as one JSON line on the client side.
 
-usage: client.py LOG HOST PORT MODE COUNT PAUSE_S [NAME]   (MODE: keepalive | per-request | pipeline)
+usage: client.py LOG HOST PORT MODE COUNT PAUSE_S [NAME]   (MODE: keepalive | per-request | pipeline | orders)
+
+orders: one keep-alive connection asking GET /orders/ID, which web passes on to the api Service
+(every 6th order is missing: 404; every 9th fails: 500; every 4th asks for a new upstream
+connection).
 
 pipeline: batches of 4 requests written at once on a new connection before any response is read
 (HTTP/1.1 pipelining, RFC 9112 section 9.3.2), the responses then read in order.
@@ -20,9 +24,18 @@ NAME = sys.argv[7] if len(sys.argv) > 7 else "client"
 HEADERS = {"User-Agent": "curl/8.5.0", "Accept": "*/*", "Authorization": "Bearer lab-secret-token"}
 
 
+def order_path(i):
+    order = "missing" if i % 6 == 5 else "boom" if i % 9 == 8 else str(i)
+    return f"/orders/{order}" + ("-fresh" if i % 4 == 3 else "")
+
+
 def request(conn, i):
-    """Mostly GET /users, every 5th a user by id (every 10th a missing one), every 7th a POST."""
-    if i % 7 == 6:
+    """Mostly GET /users, every 5th a user by id (every 10th a missing one), every 7th a POST;
+    in orders mode, GET /orders/…."""
+    if MODE == "orders":
+        path, method = order_path(i), "GET"
+        conn.request("GET", path, headers=HEADERS)
+    elif i % 7 == 6:
         body = json.dumps({"name": f"new-{i}"})
         conn.request("POST", "/users", body=body,
                      headers={**HEADERS, "Content-Type": "application/json"})
@@ -77,7 +90,7 @@ def main():
     if MODE == "pipeline":
         pipeline()
         return
-    if MODE == "keepalive":
+    if MODE in ("keepalive", "orders"):
         conn = http.client.HTTPConnection(HOST, PORT, timeout=5)
         for i in range(COUNT):
             request(conn, i)

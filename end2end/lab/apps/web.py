@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""The lab's HTTP/1.1 app (one replica of `web`): keep-alive, JSON bodies, /health for probes.
+"""The lab's HTTP/1.1 app (a replica of `web`, or of `api` in namespace shop): keep-alive, JSON
+bodies, /health for probes. /orders/ID is answered by `api` (404 for `missing`, 500 for `boom`);
+`web`, given an UPSTREAM (api's ClusterIP:port), passes it on there: over one keep-alive connection
+per web pod, or a new connection when the ID ends in `-fresh` — so kube-proxy, which picks a
+backend per connection, spreads the calls unevenly, as it does in real clusters.
 
 Every request is logged as one JSON line (the ground truth podtap is checked against): which pod,
 which server-side connection, the peer address as the pod saw it, method, path, status, user agent.
+
+usage: web.py POD PORT LOG [UPSTREAM]
 """
+import http.client
 import json
 import sys
 import threading
@@ -16,6 +23,29 @@ LOG = open(sys.argv[3], "a", buffering=1)
 _conn_lock = threading.Lock()
 _conn_seq = 0
 USERS = [{"id": i, "name": f"user-{i}"} for i in range(1, 6)]
+UPSTREAM = sys.argv[4] if len(sys.argv) > 4 else None
+_upstream_lock = threading.Lock()
+_upstream = None
+
+
+def call_upstream(path):
+    """GET path on UPSTREAM: (status, body). One shared keep-alive connection unless `-fresh`."""
+    global _upstream
+    host, port = UPSTREAM.rsplit(":", 1)
+    headers = {"User-Agent": "web/1.0", "Accept": "application/json"}
+    if path.endswith("-fresh"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        conn.request("GET", path, headers={**headers, "Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        return resp.status, body
+    with _upstream_lock:
+        if _upstream is None:
+            _upstream = http.client.HTTPConnection(host, int(port), timeout=5)
+        _upstream.request("GET", path, headers=headers)
+        resp = _upstream.getresponse()
+        return resp.status, resp.read()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -71,6 +101,17 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, "ok", "text/plain")
         elif self.path == "/users":
             self._reply(200, json.dumps(USERS))
+        elif self.path.startswith("/orders/") and UPSTREAM:
+            status, body = call_upstream(self.path)
+            self._reply(status, body.decode())
+        elif self.path.startswith("/orders/"):
+            order = self.path[len("/orders/"):].removesuffix("-fresh")
+            if order == "missing":
+                self._reply(404, json.dumps({"error": "no such order"}))
+            elif order == "boom":
+                self._reply(500, json.dumps({"error": "database unavailable"}))
+            else:
+                self._reply(200, json.dumps({"id": order, "pod": POD}))
         elif self.path.startswith("/users/"):
             tail = self.path[len("/users/"):]
             user = next((u for u in USERS if str(u["id"]) == tail), None)

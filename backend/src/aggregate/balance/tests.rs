@@ -81,5 +81,5 @@ fn idle_backends_are_listed_and_unknown_services_are_none() {
     assert!(web.endpoints.iter().all(|e| e.requests == 0 && e.share_of_requests == 0.0));
     assert!(b.balance("default/nope", &c).is_none());
     let all: Vec<String> = b.build(&c).into_iter().map(|s| s.service).collect();
-    assert_eq!(all, ["default/greeter", "default/web", "kube-system/kube-dns"]);
+    assert_eq!(all, ["default/greeter", "default/web", "kube-system/kube-dns", "shop/api"]);
 }
