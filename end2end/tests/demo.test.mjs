@@ -47,7 +47,9 @@ test('the filter narrows rows and map, and a shared link restores it', async () 
     });
     await ui.until('a map of probes only', async () => {
       const edges = await ui.edges();
-      return edges.length > 0 && edges.every((e) => e.source === 'node:lab-node' && e.target.startsWith('pod:default/web-'));
+      // kubelet probes the web and api pods straight from the node.
+      return edges.length > 0 && edges.every((e) => e.source === 'node:lab-node'
+        && (e.target.startsWith('pod:default/web-') || e.target.startsWith('pod:shop/api-')));
     });
     assert.match(ui.page.url(), /filter=probe%3Atrue/);
     await ui.page.reload();
@@ -85,6 +87,42 @@ test("the map's counts equal the lab servers' logs", async () => {
       const conns = edges.filter((e) => e.target === 'pod:' + pod).reduce((n, e) => n + e.connections, 0);
       assert.equal(conns, t.connections, `connections into ${pod}`);
     }
+  } finally {
+    server.stop();
+  }
+});
+
+test('replica balance shows each pod of a Service against the logs, and the cause of the skew', async () => {
+  const lab = process.env.PODTAP_LAB_DIR && existsSync(process.env.PODTAP_LAB_DIR + '/capture.pcapng')
+    ? process.env.PODTAP_LAB_DIR : new URL('../../backend/demo', import.meta.url).pathname;
+  const truth = JSON.parse(readFileSync(lab + '/ground-truth.json'));
+  const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--cluster', lab + '/cluster.json']);
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    // A shared link picks the Service: web's pods call shop/api over one keep-alive connection each.
+    await ui.open(server.url, '?service=shop/api');
+    const apiPods = Object.keys(truth.pods).filter((p) => p.startsWith('shop/'));
+    const { rows, cause } = await ui.until('balance rows for shop/api that match the logs', async () => {
+      const b = await ui.balance();
+      const ok = b.rows.length === apiPods.length
+        && b.rows.every((r) => truth.pods[r.pod] && r.requests + r.probes === truth.pods[r.pod].requests);
+      return ok ? b : null;
+    });
+    assert.deepEqual(rows.map((r) => r.pod).sort(), apiPods.sort());
+    for (const r of rows) assert.equal(r.probes, truth.pods[r.pod].probe_requests, `probes of ${r.pod}`);
+    const calls = rows.reduce((n, r) => n + r.requests, 0);
+    assert.equal(calls, truth.upstream.calls);
+    // The sentence is the server's: a skew names its cause (here, usually one web pod's
+    // keep-alive connection), an even spread says so.
+    const api = await (await ui.page.request.get(server.url + '/api/v1/services/shop/api/balance')).json();
+    assert.equal(cause, api.cause ?? 'Requests are spread evenly.');
+    if (api.skew >= 0.2) assert.match(cause, /^(1 keep-alive connection from |api-)/);
+    // Picking another Service in the page changes the rows and the link.
+    await ui.page.getByTestId('balance-service').selectOption('default/web');
+    await ui.until('the web pods', async () => (await ui.balance()).rows.every((r) => r.pod.startsWith('default/web-')));
+    assert.match(ui.page.url(), /service=default%2Fweb/);
+    await ui.page.screenshot({ path: new URL('../artifacts/balance.png', import.meta.url).pathname, fullPage: true });
+    assert.deepEqual(ui.errors, []);
   } finally {
     server.stop();
   }

@@ -1,6 +1,6 @@
 // Page object and process helpers for podtap's browser tests: start `podtap serve` on a free
 // loopback port, launch Debian's Chromium through playwright-core, and read the UI through the
-// DOM hooks DESIGN.md promises (map-node, map-edge, timeline-row, filter-input).
+// DOM hooks DESIGN.md promises (map-node, map-edge, timeline-row, balance-row, filter-input).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,6 +64,16 @@ export class PodtapPage {
       source: e.dataset.source, target: e.dataset.target,
       requests: Number(e.dataset.requests), connections: Number(e.dataset.connections),
     })));
+  }
+
+  /** The balance rows as {pod, requests, connections, probes}, and the cause sentence. */
+  async balance() {
+    const rows = await this.page.$$eval('[data-testid="balance-row"]', (els) => els.map((e) => ({
+      pod: e.dataset.pod, requests: Number(e.dataset.requests),
+      connections: Number(e.dataset.connections), probes: Number(e.dataset.probes),
+    })));
+    const cause = await this.page.getByTestId('balance-cause').textContent().catch(() => '');
+    return { rows, cause };
   }
 
   async rowCount() { return this.page.locator('[data-testid="timeline-row"]').count(); }

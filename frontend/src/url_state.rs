@@ -1,5 +1,5 @@
-//! What a shared link carries: the filter lives in the page URL (`?filter=…`), so a link shows
-//! exactly what its sender saw. Also where the API token comes from when one is required.
+//! What a shared link carries: the filter and the Service whose balance is shown live in the page
+//! URL (`?filter=…&service=ns/name`), so a link shows exactly what its sender saw. Also where the API token comes from when one is required.
 
 use wasm_bindgen::JsValue;
 
@@ -15,12 +15,18 @@ pub fn param(name: &str) -> Option<String> {
 
 /// Writes the filter into the URL without a reload or a new history entry.
 pub fn set_filter_param(filter: &str) {
+    set_param("filter", filter);
+}
+
+/// Writes `name=value` into the URL (removes it when empty) without a reload or a new history
+/// entry: the filter, the Service whose balance is shown.
+pub fn set_param(name: &str, value: &str) {
     let Some(window) = web_sys::window() else { return };
     let Some(params) = search_params() else { return };
-    if filter.is_empty() {
-        params.delete("filter");
+    if value.is_empty() {
+        params.delete(name);
     } else {
-        params.set("filter", filter);
+        params.set(name, value);
     }
     let query = String::from(params.to_string());
     let path = window.location().pathname().unwrap_or_else(|_| "/".into());

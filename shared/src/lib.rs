@@ -5,11 +5,13 @@
 //! These are our own serde structs, never Kubernetes API types: the API can change shape without
 //! changing what a browser that is already open understands.
 
+pub mod balance;
 pub mod filter;
 pub mod map;
 pub mod record;
 pub mod stream;
 
+pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
 pub use record::{

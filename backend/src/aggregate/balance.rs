@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub use podtap_shared::{Balance, EndpointBalance};
 use podtap_shared::{EndpointKind, Record};
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
 
 use crate::resolve::ClusterState;
 
@@ -16,35 +16,6 @@ use crate::resolve::ClusterState;
 const BALANCED: f64 = 0.2;
 /// A single connection carrying at least this share of a Service's requests is the cause.
 const DOMINANT_CONNECTION: f64 = 0.25;
-
-/// `GET /api/v1/services/{ns}/{name}/balance`, and each `services[]` entry of the summary.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Balance {
-    /// `ns/name`.
-    pub service: String,
-    pub requests: u64,
-    pub connections: u64,
-    pub probe_requests: u64,
-    /// 0 when requests are spread evenly over the endpoints, 1 when one endpoint got them all.
-    pub skew: f64,
-    /// Why the spread is uneven, in one sentence; `None` when it is not.
-    pub cause: Option<String>,
-    pub endpoints: Vec<EndpointBalance>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EndpointBalance {
-    /// `ns/name` of the pod.
-    pub pod: Option<String>,
-    pub ip: IpAddr,
-    pub requests: u64,
-    pub connections: u64,
-    pub requests_per_connection: Option<f64>,
-    pub share_of_requests: f64,
-    pub share_of_connections: f64,
-    /// kubelet probes of this pod: never part of `requests` or the shares.
-    pub probe_requests: u64,
-}
 
 #[derive(Default)]
 struct EndpointAcc {

@@ -1,5 +1,5 @@
 //! The page: header with connection status, the filter (kept in the URL so links share exactly
-//! this view), the Service Map and the live request list.
+//! this view), the Service Map, the replica balance of a Service and the live request list.
 
 use leptos::prelude::*;
 use podtap_shared::{Filter, ServiceMap};
@@ -9,6 +9,7 @@ use crate::components::filter_box::FilterBox;
 use crate::components::status_pill::StatusPill;
 use crate::live::{Live, connect};
 use crate::url_state;
+use crate::views::balance::BalanceView;
 use crate::views::map::MapView;
 use crate::views::timeline::Timeline;
 
@@ -57,6 +58,10 @@ pub fn App() -> impl IntoView {
                 <h2>"Service Map"</h2>
                 <p class="hint">{move || map_error.get()}</p>
                 <MapView map=map/>
+            </section>
+            <section class="panel">
+                <h2>"Replica balance"</h2>
+                <BalanceView map=live.map.into()/>
             </section>
             <section class="panel">
                 <h2>"Requests"</h2>

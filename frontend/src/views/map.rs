@@ -48,7 +48,7 @@ pub fn MapView(
                 viewBox=move || laid.with(|l| format!("0 0 {} {}", l.width, l.height))
             >
                 <defs>
-                    <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                    <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse">
                         <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead"></path>
                     </marker>
                 </defs>
