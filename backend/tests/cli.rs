@@ -158,7 +158,7 @@ fn missing_files_and_bad_cluster_files_are_named() {
     assert!(stderr(&out).contains("cannot read /nonexistent/x.pcap"), "{}", stderr(&out));
     let out = podtap(&["analyze", &demo("capture.pcapng"), "--cluster", &demo("capture.pcapng")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is not JSON"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is neither JSON nor YAML"), "{}", stderr(&out));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The lab cluster in one place: lab.sh reads its addresses and names from `topology.py env`, and
-`topology.py list` writes the `kubectl get pods,services,endpointslices,nodes -A -o json`-style List
+`topology.py list` writes the `kubectl get pods,services,endpointslices,nodes,replicasets -A -o json`-style List
 that describes it, so the two can never disagree.
 
 All addresses live only inside the network namespaces lab.sh creates (ptl-*).
@@ -137,8 +137,19 @@ def node():
                                      {"type": "Hostname", "address": NODE["name"]}]}}
 
 
+def replica_set(name, namespace):
+    """The ReplicaSet of a Deployment: its owner names the pods' workload."""
+    deployment = name.rsplit("-", 1)[0]
+    m = meta(name, namespace, owner=("Deployment", deployment))
+    m["ownerReferences"][0]["apiVersion"] = "apps/v1"
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": m,
+            "spec": {"selector": {"matchLabels": {}}}}
+
+
 def cluster_list():
     items = [pod(p) for p in PODS] + [service(s) for s in SERVICES]
+    owners = sorted({(p["owner"][1], p["namespace"]) for p in PODS if p["owner"] and p["owner"][0] == "ReplicaSet"})
+    items += [replica_set(name, ns) for name, ns in owners]
     items += [endpoint_slice(s) for s in SERVICES] + [node()]
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 

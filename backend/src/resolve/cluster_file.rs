@@ -6,6 +6,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use super::ClusterState;
@@ -27,6 +28,11 @@ pub enum ClusterFileError {
         #[source]
         source: serde_json::Error,
     },
+    /// The file is neither JSON nor YAML objects.
+    #[error(
+        "cluster file {path} is neither JSON nor YAML ({message}); expected the output of `kubectl get … -A -o json` or `-o yaml`"
+    )]
+    NotYaml { path: String, message: String },
     /// An item does not match the Kubernetes schema of its kind.
     #[error("cluster file {path}: item {index} ({kind} {name}) is not a valid {kind}: {source}")]
     BadItem {
@@ -53,12 +59,32 @@ pub fn load_files(paths: &[impl AsRef<Path>]) -> Result<ClusterState, ClusterFil
 
 /// Adds the objects of one List (or single object) to `state`.
 pub fn parse_list(name: &str, bytes: &[u8], state: &mut ClusterState) -> Result<(), ClusterFileError> {
-    let root: Value =
-        serde_json::from_slice(bytes).map_err(|source| ClusterFileError::NotJson { path: name.into(), source })?;
-    let items = match root.get("items") {
-        Some(Value::Array(items)) => items.clone(),
-        _ => vec![root],
+    // `-o json` starts with a brace; anything else is read as YAML (`-o yaml`, one or more
+    // documents separated by `---`).
+    let json = bytes.iter().find(|b| !b.is_ascii_whitespace()).is_none_or(|b| *b == b'{' || *b == b'[');
+    let roots: Vec<Value> = if json {
+        vec![serde_json::from_slice(bytes).map_err(|source| ClusterFileError::NotJson { path: name.into(), source })?]
+    } else {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ClusterFileError::NotYaml { path: name.into(), message: "not text".into() })?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+            .map_err(|e| ClusterFileError::NotYaml { path: name.into(), message: e.to_string() })?;
+        if let Some(odd) = docs.iter().find(|d| !d.is_object()) {
+            let message = format!(
+                "a document is {}, not a List or an object",
+                if odd.is_string() { "text" } else { "a scalar or a sequence" }
+            );
+            return Err(ClusterFileError::NotYaml { path: name.into(), message });
+        }
+        docs
     };
+    let items: Vec<Value> = roots
+        .into_iter()
+        .flat_map(|root| match root.get("items") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => vec![root],
+        })
+        .collect();
     for (index, item) in items.into_iter().enumerate() {
         let kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
         let bad = |source| ClusterFileError::BadItem {
@@ -75,8 +101,13 @@ pub fn parse_list(name: &str, bytes: &[u8], state: &mut ClusterState) -> Result<
             "EndpointSlice" => {
                 state.add_endpoint_slice(&serde_json::from_value::<EndpointSlice>(item.clone()).map_err(bad)?)
             }
+            "ReplicaSet" | "Job" => {
+                let meta = item.get("metadata").cloned().unwrap_or_default();
+                state.add_controller(&kind, &serde_json::from_value::<ObjectMeta>(meta).map_err(bad)?)
+            }
             _ => state.skipped_objects += 1,
         }
     }
+    state.resolve_workloads();
     Ok(())
 }

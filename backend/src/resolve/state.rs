@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use podtap_shared::{Endpoint, EndpointKind, Via, ViaKind};
 
 #[derive(Clone, Debug)]
@@ -20,6 +21,9 @@ struct PodInfo {
     node: Option<String>,
     /// (port, path) of the pod's HTTP liveness, readiness and startup probes.
     probes: Vec<(u16, String)>,
+    /// The pod's controller (kind, name), to name its workload one level up once the controllers
+    /// are known (`resolve_workloads`).
+    owner: Option<(String, String)>,
     /// When the pod held its IP, in µs since the epoch: from its creation until it finished, was
     /// deleted, or left the API server's store (`None`: still holds it).
     from_us: u64,
@@ -80,8 +84,11 @@ pub struct ClusterState {
     /// Every pod that held each IP (oldest first): an IP reused by a new pod keeps its old owner
     /// for traffic from before.
     pods: FxHashMap<IpAddr, Vec<PodInfo>>,
-    /// ClusterIP (and externalIPs) + port → Service.
-    service_ports: FxHashMap<(IpAddr, u16), ServiceRef>,
+    /// ClusterIP, externalIPs and load-balancer ingress IPs + port → Service, and which of them.
+    service_ports: FxHashMap<(IpAddr, u16), (ServiceRef, ViaKind)>,
+    /// (namespace, kind, name) of a ReplicaSet or Job → its own controller (kind, name): a
+    /// Deployment, a CronJob.
+    controllers: FxHashMap<(String, String, String), (String, String)>,
     node_ports: FxHashMap<u16, ServiceRef>,
     nodes: FxHashMap<IpAddr, String>,
     pod_cidrs: Vec<IpNet>,
@@ -123,6 +130,13 @@ impl ClusterState {
             name: name.clone(),
             namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
             workload: workload_of(pod),
+            owner: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| (o.kind.clone(), o.name.clone())),
             node: spec.and_then(|s| s.node_name.clone()),
             probes: spec.map(http_probes).unwrap_or_default(),
             from_us: meta.creation_timestamp.as_ref().map_or(0, micros),
@@ -177,23 +191,54 @@ impl ClusterState {
             name: name.clone(),
             namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
         };
-        let ips: Vec<IpAddr> = spec
-            .cluster_ips
-            .iter()
-            .flatten()
-            .chain(spec.cluster_ip.iter())
-            .chain(spec.external_ips.iter().flatten())
-            .filter_map(|ip| ip.parse().ok())
-            .collect();
+        let parse = |ips: &mut dyn Iterator<Item = &String>, via: ViaKind| -> Vec<(IpAddr, ViaKind)> {
+            ips.filter_map(|ip| ip.parse().ok()).map(|ip| (ip, via)).collect()
+        };
+        let mut ips = parse(&mut spec.cluster_ips.iter().flatten().chain(spec.cluster_ip.iter()), ViaKind::ClusterIp);
+        // externalIPs and a load balancer's ingress both bring traffic in from outside.
+        ips.extend(parse(&mut spec.external_ips.iter().flatten(), ViaKind::LoadBalancer));
+        let ingress =
+            svc.status.iter().filter_map(|s| s.load_balancer.as_ref()).flat_map(|l| l.ingress.iter().flatten());
+        ips.extend(parse(&mut ingress.filter_map(|i| i.ip.as_ref()), ViaKind::LoadBalancer));
         for port in spec.ports.iter().flatten() {
             let Ok(p) = u16::try_from(port.port) else {
                 continue;
             };
-            for ip in &ips {
-                self.service_ports.insert((*ip, p), r.clone());
+            for (ip, via) in &ips {
+                self.service_ports.entry((*ip, p)).or_insert_with(|| (r.clone(), *via));
             }
             if let Some(np) = port.node_port.and_then(|n| u16::try_from(n).ok()) {
                 self.node_ports.insert(np, r.clone());
+            }
+        }
+    }
+
+    /// A ReplicaSet or Job (metadata is enough): remembers its controller, so pods it owns are
+    /// named by the Deployment or CronJob above it.
+    pub(super) fn add_controller(&mut self, kind: &str, meta: &ObjectMeta) {
+        self.objects += 1;
+        let (Some(name), Some(owner)) =
+            (&meta.name, meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)))
+        else {
+            return;
+        };
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        self.controllers.insert((namespace, kind.to_string(), name.clone()), (owner.kind.clone(), owner.name.clone()));
+    }
+
+    /// Names every pod's workload by its controller's controller where that is known (a
+    /// Deployment through its ReplicaSet, a CronJob through its Job); call once all objects are in.
+    pub(super) fn resolve_workloads(&mut self) {
+        if self.controllers.is_empty() {
+            return;
+        }
+        for owners in self.pods.values_mut() {
+            for pod in owners.iter_mut() {
+                let Some((kind, name)) = &pod.owner else { continue };
+                let key = (pod.namespace.clone(), kind.clone(), name.clone());
+                if let Some((top_kind, top_name)) = self.controllers.get(&key) {
+                    pod.workload = Some(format!("{top_kind}/{top_name}"));
+                }
             }
         }
     }
@@ -309,13 +354,14 @@ impl ClusterState {
     fn service(&self, ip: IpAddr, port: u16) -> Option<&ServiceRef> {
         self.service_ports
             .get(&(ip, port))
+            .map(|(s, _)| s)
             .or_else(|| self.nodes.contains_key(&ip).then(|| self.node_ports.get(&port)).flatten())
     }
 
     /// How a request to `ip:port` was addressed, as far as this one address tells.
     pub fn via(&self, ip: IpAddr, port: u16) -> Via {
-        if let Some(svc) = self.service_ports.get(&(ip, port)) {
-            Via { kind: ViaKind::ClusterIp, service: Some(svc.qualified()) }
+        if let Some((svc, kind)) = self.service_ports.get(&(ip, port)) {
+            Via { kind: *kind, service: Some(svc.qualified()) }
         } else if let Some(svc) = self.nodes.contains_key(&ip).then(|| self.node_ports.get(&port)).flatten() {
             Via { kind: ViaKind::NodePort, service: Some(svc.qualified()) }
         } else {
@@ -352,7 +398,9 @@ fn http_probes(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(u16, String)>
     out
 }
 
-/// The controlling workload: a ReplicaSet that carries the pod-template-hash is a Deployment's.
+/// The controlling workload as the pod alone tells: a ReplicaSet that carries the
+/// pod-template-hash is a Deployment's (`resolve_workloads` knows better when ReplicaSets and Jobs
+/// were loaded).
 fn workload_of(pod: &Pod) -> Option<String> {
     let owner = pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
     if owner.kind == "ReplicaSet" {
@@ -449,6 +497,35 @@ mod tests {
     }
 
     #[test]
+    fn workloads_come_from_the_controllers_controller_and_load_balancers_from_ingress() {
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"nightly-29012345-abcde","namespace":"ops",
+             "ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"nightly-29012345","uid":"j","controller":true}]},
+           "spec":{"containers":[{"name":"c"}]},"status":{"phase":"Running","podIP":"10.244.2.7"}},
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"front-x","namespace":"ops",
+             "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"front-legacy","uid":"r","controller":true}]},
+           "spec":{"containers":[{"name":"c"}]},"status":{"phase":"Running","podIP":"10.244.2.8"}},
+          {"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"nightly-29012345","namespace":"ops",
+             "ownerReferences":[{"apiVersion":"batch/v1","kind":"CronJob","name":"nightly","uid":"c","controller":true}]}},
+          {"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"front-legacy","namespace":"ops",
+             "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"front","uid":"d","controller":true}]}},
+          {"apiVersion":"v1","kind":"Service","metadata":{"name":"front","namespace":"ops"},
+           "spec":{"type":"LoadBalancer","clusterIP":"10.96.40.40","externalIPs":["198.51.100.7"],
+                   "ports":[{"port":443,"targetPort":8443}]},
+           "status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.10"}]}}}]}"#;
+        let mut s = ClusterState::default();
+        parse_list("test", list.as_bytes(), &mut s).unwrap();
+        let workload = |ip: &str| s.resolve(ip.parse().unwrap(), 80).workload;
+        assert_eq!(workload("10.244.2.7").as_deref(), Some("CronJob/nightly"));
+        assert_eq!(workload("10.244.2.8").as_deref(), Some("Deployment/front"), "no pod-template-hash needed");
+        let via = |ip: &str| s.via(ip.parse().unwrap(), 443);
+        assert_eq!(via("10.96.40.40").kind, ViaKind::ClusterIp);
+        assert_eq!(via("203.0.113.10"), Via { kind: ViaKind::LoadBalancer, service: Some("ops/front".into()) });
+        assert_eq!(via("198.51.100.7").kind, ViaKind::LoadBalancer);
+        assert_eq!(s.resolve("203.0.113.10".parse().unwrap(), 443).map_id(), "service:ops/front");
+    }
+
+    #[test]
     fn via_says_how_the_service_was_addressed() {
         let s = state();
         assert_eq!(
@@ -466,11 +543,36 @@ mod tests {
     }
 
     #[test]
+    fn yaml_lists_in_several_documents_read_like_json() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json");
+        let json = std::fs::read(&path).unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let items = list["items"].as_array().unwrap();
+        let (first, rest) = items.split_at(items.len() / 2);
+        let doc = |items: &[serde_json::Value]| {
+            serde_saphyr::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+        };
+        let yaml = format!("{}---\n{}", doc(first), doc(rest));
+        let (mut from_json, mut from_yaml) = (ClusterState::default(), ClusterState::default());
+        parse_list("c.json", &json, &mut from_json).unwrap();
+        parse_list("c.yaml", yaml.as_bytes(), &mut from_yaml).unwrap();
+        assert_eq!(from_yaml.objects, from_json.objects);
+        for ip in ["10.244.0.11", "10.244.0.20", "10.96.12.34", "10.244.0.14", "192.168.49.2"] {
+            let ip = ip.parse().unwrap();
+            assert_eq!(from_yaml.resolve(ip, 80), from_json.resolve(ip, 80));
+        }
+        let err = parse_list("bad.yaml", b"items: [unclosed", &mut ClusterState::default()).unwrap_err();
+        assert!(err.to_string().starts_with("cluster file bad.yaml is neither JSON nor YAML"), "{err}");
+    }
+
+    #[test]
     fn a_broken_item_is_named_in_the_error() {
         let bad = r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"nope"}}]}"#;
         let err = parse_list("f.json", bad.as_bytes(), &mut ClusterState::default()).unwrap_err().to_string();
         assert!(err.starts_with("cluster file f.json: item 0 (Pod p) is not a valid Pod"), "{err}");
-        let err = parse_list("g.json", b"not json", &mut ClusterState::default()).unwrap_err().to_string();
+        let err = parse_list("g.json", b"{not json", &mut ClusterState::default()).unwrap_err().to_string();
         assert!(err.contains("is not JSON"), "{err}");
+        let err = parse_list("h.txt", b"not json", &mut ClusterState::default()).unwrap_err().to_string();
+        assert!(err.contains("is neither JSON nor YAML (a document is text, not a List or an object)"), "{err}");
     }
 }

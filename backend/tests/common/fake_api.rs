@@ -1,6 +1,6 @@
 //! A fake Kubernetes API server for tests, talking real HTTP: list and watch (with
 //! resourceVersion, bookmarks, `410 Gone` for versions it no longer has, and dropped watch
-//! connections) for Pods, Services, EndpointSlices and Nodes. Objects are k8s-openapi types,
+//! connections) for Pods, Services, EndpointSlices, Nodes, ReplicaSets and Jobs. Objects are k8s-openapi types,
 //! serialised as the real server would. No kube-apiserver can run here; this is the stand-in.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,9 @@ pub const PODS: &str = "/api/v1/pods";
 pub const SERVICES: &str = "/api/v1/services";
 pub const NODES: &str = "/api/v1/nodes";
 pub const SLICES: &str = "/apis/discovery.k8s.io/v1/endpointslices";
+pub const REPLICA_SETS: &str = "/apis/apps/v1/replicasets";
+pub const JOBS: &str = "/apis/batch/v1/jobs";
+const ALL: [&str; 6] = [PODS, SERVICES, NODES, SLICES, REPLICA_SETS, JOBS];
 
 fn path_of(kind: &str) -> &'static str {
     match kind {
@@ -27,7 +30,21 @@ fn path_of(kind: &str) -> &'static str {
         "Service" => SERVICES,
         "Node" => NODES,
         "EndpointSlice" => SLICES,
+        "ReplicaSet" => REPLICA_SETS,
+        "Job" => JOBS,
         other => panic!("the fake API serves no {other}"),
+    }
+}
+
+/// The kind and apiVersion served at `path`.
+fn kind_of(path: &str) -> (&'static str, &'static str) {
+    match path {
+        PODS => ("Pod", "v1"),
+        SERVICES => ("Service", "v1"),
+        NODES => ("Node", "v1"),
+        SLICES => ("EndpointSlice", "discovery.k8s.io/v1"),
+        REPLICA_SETS => ("ReplicaSet", "apps/v1"),
+        _ => ("Job", "batch/v1"),
     }
 }
 
@@ -75,7 +92,7 @@ impl FakeApi {
         for o in objects {
             api.apply("ADDED", o);
         }
-        let app = [PODS, SERVICES, NODES, SLICES].into_iter().fold(Router::new(), |r, path| {
+        let app = ALL.into_iter().fold(Router::new(), |r, path| {
             r.route(path, axum::routing::get(move |s: State<FakeApi>, q: Query<WatchQuery>| serve(s, q, path)))
         });
         tokio::spawn(axum::serve(listener, app.with_state(api.clone())).into_future());
@@ -109,8 +126,8 @@ impl FakeApi {
     /// A bookmark on every open watch: the version moves on, nothing changes.
     pub fn bookmark(&self) {
         let rv = self.store.lock().unwrap().rv;
-        for (path, kind) in [(PODS, "Pod"), (SERVICES, "Service"), (NODES, "Node"), (SLICES, "EndpointSlice")] {
-            let api = if path == SLICES { "discovery.k8s.io/v1" } else { "v1" };
+        for path in ALL {
+            let (kind, api) = kind_of(path);
             let line = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api,
                 "metadata": {"resourceVersion": rv.to_string()}}});
             let _ = self.tx.send((Some(path), line.to_string()));
@@ -140,12 +157,7 @@ impl FakeApi {
 
 async fn serve(State(api): State<FakeApi>, Query(q): Query<WatchQuery>, path: &'static str) -> Response {
     let from: u64 = q.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let (kind, version) = match path {
-        PODS => ("Pod", "v1"),
-        SERVICES => ("Service", "v1"),
-        NODES => ("Node", "v1"),
-        _ => ("EndpointSlice", "discovery.k8s.io/v1"),
-    };
+    let (kind, version) = kind_of(path);
     if q.watch != Some(true) {
         let mut s = api.store.lock().unwrap();
         *s.lists.entry(path).or_default() += 1;
