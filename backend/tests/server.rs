@@ -40,6 +40,19 @@ fn json(body: &[u8]) -> serde_json::Value {
 }
 
 #[tokio::test]
+async fn health_is_503_until_the_cluster_state_is_ready() {
+    let hub = Hub::new("live", 10);
+    hub.set_cluster_status("api", false);
+    let (status, _, body) = get(state(hub.clone(), None), "/healthz", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json(&body)["status"], "starting");
+    assert_eq!(json(&body)["cluster"]["ready"], false);
+    hub.set_cluster_status("api", true);
+    let (status, _, body) = get(state(hub, None), "/healthz", &[]).await;
+    assert_eq!((status, json(&body)["status"].clone()), (StatusCode::OK, serde_json::json!("ok")));
+}
+
+#[tokio::test]
 async fn balance_per_service_equals_what_the_lab_servers_logged() {
     let dir = common::demo_dir();
     let truth = common::ground_truth(&dir);

@@ -57,16 +57,22 @@ pub struct Health {
     pub cluster: ClusterStatus,
 }
 
-pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+/// 200 when serving with names loaded; 503 while the API server's first lists are still coming
+/// (a readiness probe then keeps the pod out of its Service), with the same JSON either way.
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let hub = &state.hub;
     let cluster = hub.cluster_status();
-    Json(Health {
-        status: if cluster.ready { "ok" } else { "starting" },
-        source: hub.source().to_string(),
-        records: hub.total(),
-        capture: hub.capture(),
-        cluster,
-    })
+    let code = if cluster.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        code,
+        Json(Health {
+            status: if cluster.ready { "ok" } else { "starting" },
+            source: hub.source().to_string(),
+            records: hub.total(),
+            capture: hub.capture(),
+            cluster,
+        }),
+    )
 }
 
 /// `GET /api/v1/services/{ns}/{name}/balance`: how the Service's requests and connections spread
