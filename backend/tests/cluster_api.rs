@@ -1,7 +1,8 @@
 //! Cluster state from an API server: kube-rs reflectors against the fake API server (real HTTP,
 //! list + watch), through pod churn with an IP taken over by a new pod, bookmarks, dropped watch
-//! connections and a `410 Gone` that forces a relist; then `podtap serve --pcap` with KUBECONFIG
-//! pointing at the fake server names every pod and serves exact balance numbers.
+//! connections and a `410 Gone` that forces a relist; then `podtap serve --pcap --context fake`
+//! with a two-file KUBECONFIG pointing at the fake server names every pod and serves exact
+//! balance numbers.
 
 mod common;
 
@@ -97,14 +98,26 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     let dir = common::demo_dir();
     let truth = common::ground_truth(&dir);
     let api = FakeApi::start(fake_api::lab_objects(&dir)).await;
+    // KUBECONFIG with two files, as kubectl merges them: the first one's current context points
+    // at nothing; `--context fake` picks the fake server from the second.
     let tmp = std::env::temp_dir().join(format!("podtap-kubeconfig-{}", std::process::id()));
+    let other = std::env::temp_dir().join(format!("podtap-kubeconfig-other-{}", std::process::id()));
     fake_api::kubeconfig(&api, &tmp);
+    std::fs::write(
+        &other,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: elsewhere\n  cluster:\n    server: http://127.0.0.1:9\n\
+         users:\n- name: nobody\n  user: {}\ncontexts:\n- name: elsewhere\n  context:\n    cluster: elsewhere\n\
+             user: nobody\ncurrent-context: elsewhere\n",
+    )
+    .unwrap();
+    let kubeconfig = std::env::join_paths([&other, &tmp]).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
-        .env("KUBECONFIG", &tmp)
+        .args(["--context", "fake"])
+        .env("KUBECONFIG", &kubeconfig)
         .env("PODTAP_LOG", "warn")
         .spawn()
         .unwrap();
@@ -141,6 +154,7 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&other);
     let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
     assert_eq!(health["cluster"]["source"], "api");
     for e in balance["endpoints"].as_array().unwrap() {
