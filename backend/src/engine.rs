@@ -187,11 +187,12 @@ impl Engine {
                     self.stats.http_exchanges += u64::from(ex.http().is_some());
                     self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
                     self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
-                    let iface = self.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
+                    let index = ex.interface;
+                    let iface = self.interfaces.get(index as usize).and_then(|n| n.as_deref());
                     let record = correlate::record(*ex, self.next_id, iface, &self.cluster);
                     self.next_id += 1;
                     match &mut self.merger {
-                        Some(m) => m.push(record, now_us, &self.cluster),
+                        Some(m) => m.push(record, index, now_us, &self.cluster),
                         None => out.push(record),
                     }
                 }

@@ -65,7 +65,8 @@ def main():
                 summary = json.loads(out)
     # Counted after the timed runs and streamed: a parent holding gigabytes would inflate every
     # later child's peak RSS (a forked child starts with the parent's pages).
-    podtap_count = count_answered_http([a.podtap, "analyze", cap, "--format", "jsonl"])
+    # One record per observation here: each request counts once per veth it crossed, as tshark sees it.
+    podtap_count = count_answered_http([a.podtap, "analyze", cap, "--per-interface", "--format", "jsonl"])
     tshark = ["tshark", "-r", cap, "-Y", "http.request", "-T", "fields", "-e", "frame.number"]
     tshark_times, tshark_rss = [], 0.0
     for _ in range(a.tshark_runs):

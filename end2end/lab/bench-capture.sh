@@ -74,7 +74,9 @@ if [[ -n "${PODTAP:-}" ]]; then
   lab_podtap_stop
   echo "bench-capture: podtap live: $(cat "$OUT/live-health.json")"
 fi
-mergecap -w "$OUT/capture.pcapng" "$OUT"/logs/veth*.pcap
+# -I none: one interface per input file (identical unnamed pcap interfaces would be merged into one,
+# and the same request seen on two veths would look like two requests on one).
+mergecap -I none -w "$OUT/capture.pcapng" "$OUT"/logs/veth*.pcap
 rm -f "$OUT"/logs/veth*.pcap
 
 python3 - "$OUT" "$WEB1_NAME" "$WEB2_NAME" <<'PY'

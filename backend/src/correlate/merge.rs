@@ -35,10 +35,26 @@ enum Key {
     Snat(u64),
 }
 
-struct Group {
-    records: Vec<Record>,
-    keys: Vec<Key>,
+/// One observation: the record and the capture interface (index) that saw it.
+struct Seen {
+    interface: u32,
+    record: Record,
 }
+
+struct Group {
+    seen: Vec<Seen>,
+    /// Where the index lists this group: (key, interface).
+    listed: Vec<(Key, u32)>,
+}
+
+impl Group {
+    fn on(&self, interface: u32) -> bool {
+        self.seen.iter().any(|s| s.interface == interface)
+    }
+}
+
+/// How far down a queue a SNAT lookup looks for a partner that kept the source port.
+const SNAT_SCAN: usize = 64;
 
 /// Merges observations; records come out once their window has passed.
 #[derive(Default)]
@@ -46,7 +62,10 @@ pub struct Merger {
     groups: FxHashMap<u64, Group>,
     /// (arrival, group id), oldest first.
     order: VecDeque<(u64, u64)>,
-    index: FxHashMap<Key, Vec<u64>>,
+    /// Open groups (still waiting for an observation) by key and by an interface that saw them,
+    /// oldest first: a partner is found at the front of another interface's queue, so a busy
+    /// socket, or a capture of one interface only, never makes a lookup long.
+    index: FxHashMap<Key, Vec<(u32, VecDeque<u64>)>>,
     next_group: u64,
 }
 
@@ -83,60 +102,87 @@ fn keys_of(r: &Record) -> Vec<Key> {
 }
 
 impl Merger {
-    /// Takes one observation that became a record at `now_us` (capture time).
-    pub fn push(&mut self, record: Record, now_us: u64, cluster: &ClusterState) {
-        let (id, evicted) = match self.partner(&record, cluster) {
+    /// Takes one observation, seen on capture interface `interface`, that became a record at
+    /// `now_us` (capture time).
+    pub fn push(&mut self, record: Record, interface: u32, now_us: u64, cluster: &ClusterState) {
+        let (id, evicted) = match self.partner(&record, interface, cluster) {
             Some((id, evict)) => {
                 // A back that took this front's place with another source port: this one kept
                 // the port, so it is the front's own; the other starts over.
-                let evicted = evict.map(|i| self.groups.get_mut(&id).expect("group exists").records.remove(i));
+                let evicted = evict.map(|i| self.groups.get_mut(&id).expect("group exists").seen.remove(i));
                 (id, evicted)
             }
             None => {
                 let id = self.next_group;
                 self.next_group += 1;
-                self.groups.insert(id, Group { records: Vec::new(), keys: Vec::new() });
+                self.groups.insert(id, Group { seen: Vec::new(), listed: Vec::new() });
                 self.order.push_back((now_us, id));
                 (id, None)
             }
         };
-        self.groups.get_mut(&id).expect("group exists").records.push(record);
+        self.groups.get_mut(&id).expect("group exists").seen.push(Seen { interface, record });
         self.reindex(id);
         if let Some(other) = evicted {
-            self.push(other, now_us, cluster);
+            self.push(other.record, other.interface, now_us, cluster);
         }
     }
 
-    /// Makes the index list group `id` under exactly the keys of its records.
-    fn reindex(&mut self, id: u64) {
-        let group = self.groups.get_mut(&id).expect("group exists");
-        for key in group.keys.drain(..) {
-            if let Some(ids) = self.index.get_mut(&key) {
-                ids.retain(|g| *g != id);
-                if ids.is_empty() {
-                    self.index.remove(&key);
+    fn unlist(&mut self, id: u64, listed: &[(Key, u32)]) {
+        for (key, interface) in listed {
+            let Some(queues) = self.index.get_mut(key) else { continue };
+            if let Some((_, q)) = queues.iter_mut().find(|(i, _)| i == interface) {
+                if q.front() == Some(&id) {
+                    q.pop_front();
+                } else {
+                    q.retain(|g| *g != id);
                 }
             }
-        }
-        let mut keys: Vec<Key> = group.records.iter().flat_map(keys_of).collect();
-        keys.dedup();
-        for key in &keys {
-            let ids = self.index.entry(*key).or_default();
-            if !ids.contains(&id) {
-                ids.push(id);
+            queues.retain(|(_, q)| !q.is_empty());
+            if queues.is_empty() {
+                self.index.remove(key);
             }
         }
-        group.keys = keys;
     }
 
-    /// The pending group this observation belongs to, if any, and which of its records to send
-    /// back out (a SNAT back that a better-matching one replaces).
-    fn partner(&self, r: &Record, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
+    /// Lists group `id` under the keys and interfaces of its observations — or nowhere once it
+    /// is complete.
+    fn reindex(&mut self, id: u64) {
+        let group = self.groups.get_mut(&id).expect("group exists");
+        let old = std::mem::take(&mut group.listed);
+        let records: Vec<&Record> = group.seen.iter().map(|s| &s.record).collect();
+        let mut listed: Vec<(Key, u32)> = if is_complete(&records) {
+            Vec::new()
+        } else {
+            group.seen.iter().flat_map(|s| keys_of(&s.record).into_iter().map(move |k| (k, s.interface))).collect()
+        };
+        listed.dedup();
+        self.unlist(id, &old);
+        for (key, interface) in &listed {
+            let queues = self.index.entry(*key).or_default();
+            match queues.iter_mut().find(|(i, _)| i == interface) {
+                Some((_, q)) => {
+                    // Ids grow with time: keep the queue oldest first.
+                    let at = q.iter().rposition(|g| *g < id).map_or(0, |p| p + 1);
+                    q.insert(at, id);
+                }
+                None => queues.push((*interface, VecDeque::from([id]))),
+            }
+        }
+        self.groups.get_mut(&id).expect("group exists").listed = listed;
+    }
+
+    /// The pending group this observation belongs to, if any, and which of its observations to
+    /// send back out (a SNAT back that a better-matching one replaces).
+    fn partner(&self, r: &Record, interface: u32, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
         let what = identity(r);
-        let elsewhere = |g: &Group| g.records.iter().all(|o| o.interface != r.interface);
-        let candidates = |key: Key| self.index.get(&key).into_iter().flatten().copied();
-        if let Some(id) = candidates(Key::Socket(r.src.ip, r.src.port, what)).find(|id| elsewhere(&self.groups[id])) {
-            return Some((id, None));
+        // The oldest open group of `key` seen on another interface and not on this one.
+        let queues =
+            |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != interface).map(|(_, q)| q);
+        let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
+            .filter_map(|q| q.iter().copied().find(|id| !self.groups[id].on(interface)))
+            .min();
+        if socket.is_some() {
+            return socket.map(|id| (id, None));
         }
         // The other side of kube-proxy's SNAT: a front whose Service this pod backs, or a back
         // served by a pod of this front's Service. MASQUERADE keeps the source port when it can,
@@ -152,17 +198,21 @@ impl Merger {
                 && front.via.service.as_deref().is_some_and(|s| cluster.is_backend(s, back.dst.ip))
         };
         let mine = |o: &Record| if is_front { through_node_port(o) } else { from_node_to_pod(o) };
+        let mut candidates: Vec<u64> =
+            queues(Key::Snat(what)).flat_map(|q| q.iter().take(SNAT_SCAN).copied()).collect();
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut fallback = None;
-        for id in candidates(Key::Snat(what)) {
+        for id in candidates {
             let g = &self.groups[&id];
-            if !elsewhere(g) || !g.records.iter().any(counterpart) {
+            if g.on(interface) || !g.seen.iter().any(|s| counterpart(&s.record)) {
                 continue;
             }
-            let taken = g.records.iter().position(&mine);
-            let same_port = g.records.iter().any(|o| counterpart(o) && o.src.port == r.src.port);
+            let taken = g.seen.iter().position(|s| mine(&s.record));
+            let same_port = g.seen.iter().any(|s| counterpart(&s.record) && s.record.src.port == r.src.port);
             match taken {
                 None if same_port => return Some((id, None)),
-                Some(i) if same_port && g.records[i].src.port != r.src.port => return Some((id, Some(i))),
+                Some(i) if same_port && g.seen[i].record.src.port != r.src.port => return Some((id, Some(i))),
                 None if fallback.is_none() => fallback = Some((id, None)),
                 _ => {}
             }
@@ -190,20 +240,30 @@ impl Merger {
 
     fn emit(&mut self, id: u64, out: &mut Vec<Record>) {
         let Some(group) = self.groups.remove(&id) else { return };
-        for key in &group.keys {
-            if let Some(ids) = self.index.get_mut(key) {
-                ids.retain(|g| *g != id);
-                if ids.is_empty() {
-                    self.index.remove(key);
-                }
-            }
-        }
-        out.push(combine(group.records));
+        self.unlist(id, &group.listed);
+        out.push(combine(group.seen.into_iter().map(|s| s.record).collect()));
     }
 
     /// Observations waiting for their window to pass.
     pub fn pending(&self) -> usize {
         self.groups.len()
+    }
+}
+
+/// Whether a request has all the observations it will get: the one addressed to the Service and
+/// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
+/// may still come), or two with one destination (pod to pod). A bridge capture's third copy is
+/// then a record of its own.
+fn is_complete(records: &[&Record]) -> bool {
+    if records.len() < 2 {
+        return false;
+    }
+    let front = records.iter().find(|r| r.dst.kind == EndpointKind::Service);
+    let backs = || records.iter().filter(|r| r.dst.kind == EndpointKind::Pod);
+    match front {
+        Some(f) if through_node_port(f) => backs().any(|b| b.src.port == f.src.port),
+        Some(_) => backs().next().is_some(),
+        None => records.windows(2).all(|w| w[0].dst.ip == w[1].dst.ip && w[0].dst.port == w[1].dst.port),
     }
 }
 

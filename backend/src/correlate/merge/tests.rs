@@ -34,11 +34,22 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
     record(ex, id, Some(iface), &cluster())
 }
 
+/// The capture interface index of an observation (names stand in for indexes in these tests).
+fn index(r: &Record) -> u32 {
+    let name = r.interface.as_deref().unwrap_or("");
+    name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
+fn push(m: &mut Merger, r: Record, now: u64, c: &ClusterState) {
+    let i = index(&r);
+    m.push(r, i, now, c);
+}
+
 fn merge(records: Vec<Record>) -> Vec<Record> {
     let c = cluster();
     let mut m = Merger::default();
     for r in records {
-        m.push(r, 5_000_000, &c);
+        push(&mut m, r, 5_000_000, &c);
     }
     let mut out = Vec::new();
     m.flush_all(&mut out);
@@ -94,21 +105,48 @@ fn repeats_on_one_interface_probes_and_late_partners_stay_apart() {
     let mut m = Merger::default();
     let mut out = Vec::new();
     // Two identical requests on one keep-alive connection: one interface, so two requests.
-    m.push(seen(1, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
-    m.push(seen(2, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
+    push(&mut m, seen(1, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
+    push(&mut m, seen(2, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
     // A kubelet probe from the node's bridge address never pairs with NodePort traffic.
-    m.push(seen(3, 41, "eth0", "192.168.49.100:5000", "192.168.49.2:30007", "/health", "curl/8", 1), 0, &c);
-    m.push(seen(4, 42, "veth-web1", "10.244.0.1:5000", "10.244.0.11:3000", "/health", "kube-probe/1.31", 1), 0, &c);
+    push(&mut m, seen(3, 41, "eth0", "192.168.49.100:5000", "192.168.49.2:30007", "/health", "curl/8", 1), 0, &c);
+    push(
+        &mut m,
+        seen(4, 42, "veth-web1", "10.244.0.1:5000", "10.244.0.11:3000", "/health", "kube-probe/1.31", 1),
+        0,
+        &c,
+    );
     m.flush_due(WINDOW_US, &mut out);
     assert!(out.is_empty(), "nothing leaves before its window has passed");
     // The partner of the first /a arrives after the window: too late to be the same request.
     m.flush_due(WINDOW_US + 1, &mut out);
     assert_eq!(out.len(), 4);
-    m.push(seen(5, 43, "veth-web1", "10.244.0.20:40002", "10.244.0.11:3000", "/a", "curl/8", 1), WINDOW_US + 2, &c);
+    push(
+        &mut m,
+        seen(5, 43, "veth-web1", "10.244.0.20:40002", "10.244.0.11:3000", "/a", "curl/8", 1),
+        WINDOW_US + 2,
+        &c,
+    );
     m.flush_all(&mut out);
     assert_eq!(out.len(), 5);
     assert!(out.iter().all(|r| r.observations == 1));
     assert_eq!(m.pending(), 0);
     let probe = out.iter().find(|r| r.probe).unwrap();
     assert_eq!(probe.via.kind, ViaKind::Direct);
+}
+
+#[test]
+fn interfaces_are_told_apart_by_index_even_without_names() {
+    // Merged pcap files (mergecap of per-interface tcpdumps) carry no interface names.
+    let c = cluster();
+    let mut m = Merger::default();
+    let mut a = seen(1, 50, "x", "10.244.0.20:40100", "10.96.12.34:80", "/n", "curl/8", 9);
+    let mut b = seen(2, 51, "x", "10.244.0.20:40100", "10.244.0.12:3000", "/n", "curl/8", 4);
+    a.interface = None;
+    b.interface = None;
+    m.push(a, 0, 0, &c);
+    m.push(b, 1, 0, &c);
+    let mut out = Vec::new();
+    m.flush_all(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].observations, out[0].via.kind), (2, ViaKind::ClusterIp));
 }
