@@ -38,6 +38,14 @@ fn dns_on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
     records.iter().filter(|r| r.interface.as_deref() == Some(iface) && r.dns().is_some()).collect()
 }
 
+/// What a pod served, by path and by status, against its server's log.
+fn check_paths_and_statuses(served: &[&Record], t: &Value, pod: &str) {
+    let paths = counts(served.iter().map(|r| r.http().unwrap().path.clone()));
+    assert_eq!(paths, as_counts(&t["by_path"]), "paths on {pod}");
+    let statuses = counts(served.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
+    assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
+}
+
 /// A capture of the lab: clean counters, then the records of every interface against the truth,
 /// then one record per request against the truth.
 fn check_capture(dir: &Path, name: &str) {
@@ -81,13 +89,7 @@ fn check_each_request_once(dir: &Path, records: &[Record]) {
                 .iter()
                 .all(|r| r.via.kind == ViaKind::Direct && r.observations == 1 && r.src.kind == EndpointKind::Node)
         );
-        assert_eq!(
-            counts(mine.iter().map(|r| r.http().unwrap().path.clone())),
-            as_counts(&t["by_path"]),
-            "paths on {pod}"
-        );
-        let statuses = counts(mine.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
-        assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
+        check_paths_and_statuses(&mine, t, pod);
     }
     assert_eq!(served, http.len(), "every HTTP request was served by a lab pod");
     let via = |kind: ViaKind| http.iter().filter(move |r| r.via.kind == kind && !r.probe);
@@ -182,13 +184,7 @@ fn check_each_interface(dir: &Path, records: &[Record]) {
         assert!(
             seen.iter().filter(|r| r.probe).all(|r| r.via.kind == ViaKind::Direct && r.src.kind == EndpointKind::Node)
         );
-        assert_eq!(
-            counts(seen.iter().map(|r| r.http().unwrap().path.clone())),
-            as_counts(&t["by_path"]),
-            "paths on {pod}"
-        );
-        let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
-        assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
+        check_paths_and_statuses(&seen, t, pod);
         assert_eq!(counts(seen.iter().map(|r| r.src.ip.to_string())), as_counts(&t["by_peer"]), "peers of {pod}");
     }
 

@@ -65,11 +65,17 @@ test('the filter narrows rows and map, and a shared link restores it', async () 
   }
 });
 
-test("the map's counts equal the lab servers' logs", async () => {
+/** The fresh lab run when there is one, else the shipped demo: its truth, and podtap replaying it. */
+async function replayLab() {
   const lab = process.env.PODTAP_LAB_DIR && existsSync(process.env.PODTAP_LAB_DIR + '/capture.pcapng')
     ? process.env.PODTAP_LAB_DIR : new URL('../../backend/demo', import.meta.url).pathname;
   const truth = JSON.parse(readFileSync(lab + '/ground-truth.json'));
   const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--cluster', lab + '/cluster.json']);
+  return { truth, server };
+}
+
+test("the map's counts equal the lab servers' logs", async () => {
+  const { truth, server } = await replayLab();
   try {
     const ui = new PodtapPage(await browser.context.newPage());
     await ui.open(server.url);
@@ -93,10 +99,7 @@ test("the map's counts equal the lab servers' logs", async () => {
 });
 
 test('replica balance shows each pod of a Service against the logs, and the cause of the skew', async () => {
-  const lab = process.env.PODTAP_LAB_DIR && existsSync(process.env.PODTAP_LAB_DIR + '/capture.pcapng')
-    ? process.env.PODTAP_LAB_DIR : new URL('../../backend/demo', import.meta.url).pathname;
-  const truth = JSON.parse(readFileSync(lab + '/ground-truth.json'));
-  const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--cluster', lab + '/cluster.json']);
+  const { truth, server } = await replayLab();
   try {
     const ui = new PodtapPage(await browser.context.newPage());
     // A shared link picks the Service: web's pods call shop/api over one keep-alive connection each.

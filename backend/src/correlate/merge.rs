@@ -21,6 +21,7 @@ use std::hash::{Hash, Hasher};
 
 use podtap_shared::{Detail, EndpointKind, Record, Via, ViaKind};
 use rustc_hash::{FxHashMap, FxHasher};
+use smallvec::SmallVec;
 
 use crate::resolve::ClusterState;
 
@@ -38,13 +39,16 @@ enum Key {
 /// One observation: the record and the capture interface (index) that saw it.
 struct Seen {
     interface: u32,
+    /// What was asked (`identity`), computed once.
+    what: u64,
     record: Record,
 }
 
+/// Most requests are seen twice and listed under one or two keys: no heap allocation for those.
 struct Group {
-    seen: Vec<Seen>,
+    seen: SmallVec<[Seen; 2]>,
     /// Where the index lists this group: (key, interface).
-    listed: Vec<(Key, u32)>,
+    listed: SmallVec<[(Key, u32); 4]>,
 }
 
 impl Group {
@@ -52,6 +56,9 @@ impl Group {
         self.seen.iter().any(|s| s.interface == interface)
     }
 }
+
+/// Open group ids of one key, oldest first, for each interface that saw them.
+type Queues = SmallVec<[(u32, SmallVec<[u64; 2]>); 2]>;
 
 /// How far down a queue a SNAT lookup looks for a partner that kept the source port.
 const SNAT_SCAN: usize = 64;
@@ -65,7 +72,7 @@ pub struct Merger {
     /// Open groups (still waiting for an observation) by key and by an interface that saw them,
     /// oldest first: a partner is found at the front of another interface's queue, so a busy
     /// socket, or a capture of one interface only, never makes a lookup long.
-    index: FxHashMap<Key, Vec<(u32, VecDeque<u64>)>>,
+    index: FxHashMap<Key, Queues>,
     next_group: u64,
 }
 
@@ -92,20 +99,21 @@ fn from_node_to_pod(r: &Record) -> bool {
 }
 
 /// The keys under which an observation is found by its partners.
-fn keys_of(r: &Record) -> Vec<Key> {
-    let what = identity(r);
-    let mut keys = vec![Key::Socket(r.src.ip, r.src.port, what)];
-    if through_node_port(r) || from_node_to_pod(r) {
-        keys.push(Key::Snat(what));
-    }
-    keys
+fn keys_of(r: &Record, what: u64) -> impl Iterator<Item = Key> {
+    let snat = (through_node_port(r) || from_node_to_pod(r)).then_some(Key::Snat(what));
+    std::iter::once(Key::Socket(r.src.ip, r.src.port, what)).chain(snat)
 }
 
 impl Merger {
     /// Takes one observation, seen on capture interface `interface`, that became a record at
     /// `now_us` (capture time).
     pub fn push(&mut self, record: Record, interface: u32, now_us: u64, cluster: &ClusterState) {
-        let (id, evicted) = match self.partner(&record, interface, cluster) {
+        let what = identity(&record);
+        self.push_seen(Seen { interface, what, record }, now_us, cluster);
+    }
+
+    fn push_seen(&mut self, seen: Seen, now_us: u64, cluster: &ClusterState) {
+        let (id, evicted) = match self.partner(&seen, cluster) {
             Some((id, evict)) => {
                 // A back that took this front's place with another source port: this one kept
                 // the port, so it is the front's own; the other starts over.
@@ -115,27 +123,26 @@ impl Merger {
             None => {
                 let id = self.next_group;
                 self.next_group += 1;
-                self.groups.insert(id, Group { seen: Vec::new(), listed: Vec::new() });
+                self.groups.insert(id, Group { seen: SmallVec::new(), listed: SmallVec::new() });
                 self.order.push_back((now_us, id));
                 (id, None)
             }
         };
-        self.groups.get_mut(&id).expect("group exists").seen.push(Seen { interface, record });
+        self.groups.get_mut(&id).expect("group exists").seen.push(seen);
         self.reindex(id);
         if let Some(other) = evicted {
-            self.push(other.record, other.interface, now_us, cluster);
+            self.push_seen(other, now_us, cluster);
         }
     }
 
     fn unlist(&mut self, id: u64, listed: &[(Key, u32)]) {
+        if listed.is_empty() {
+            return;
+        }
         for (key, interface) in listed {
             let Some(queues) = self.index.get_mut(key) else { continue };
             if let Some((_, q)) = queues.iter_mut().find(|(i, _)| i == interface) {
-                if q.front() == Some(&id) {
-                    q.pop_front();
-                } else {
-                    q.retain(|g| *g != id);
-                }
+                q.retain(|g| *g != id);
             }
             queues.retain(|(_, q)| !q.is_empty());
             if queues.is_empty() {
@@ -149,11 +156,10 @@ impl Merger {
     fn reindex(&mut self, id: u64) {
         let group = self.groups.get_mut(&id).expect("group exists");
         let old = std::mem::take(&mut group.listed);
-        let records: Vec<&Record> = group.seen.iter().map(|s| &s.record).collect();
-        let mut listed: Vec<(Key, u32)> = if is_complete(&records) {
-            Vec::new()
+        let mut listed: SmallVec<[(Key, u32); 4]> = if is_complete(&group.seen) {
+            SmallVec::new()
         } else {
-            group.seen.iter().flat_map(|s| keys_of(&s.record).into_iter().map(move |k| (k, s.interface))).collect()
+            group.seen.iter().flat_map(|s| keys_of(&s.record, s.what).map(move |k| (k, s.interface))).collect()
         };
         listed.dedup();
         self.unlist(id, &old);
@@ -165,7 +171,7 @@ impl Merger {
                     let at = q.iter().rposition(|g| *g < id).map_or(0, |p| p + 1);
                     q.insert(at, id);
                 }
-                None => queues.push((*interface, VecDeque::from([id]))),
+                None => queues.push((*interface, SmallVec::from_slice(&[id]))),
             }
         }
         self.groups.get_mut(&id).expect("group exists").listed = listed;
@@ -173,8 +179,8 @@ impl Merger {
 
     /// The pending group this observation belongs to, if any, and which of its observations to
     /// send back out (a SNAT back that a better-matching one replaces).
-    fn partner(&self, r: &Record, interface: u32, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
-        let what = identity(r);
+    fn partner(&self, seen: &Seen, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
+        let (r, interface, what) = (&seen.record, seen.interface, seen.what);
         // The oldest open group of `key` seen on another interface and not on this one.
         let queues =
             |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != interface).map(|(_, q)| q);
@@ -254,54 +260,59 @@ impl Merger {
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
 /// may still come), or two with one destination (pod to pod). A bridge capture's third copy is
 /// then a record of its own.
-fn is_complete(records: &[&Record]) -> bool {
-    if records.len() < 2 {
+fn is_complete(seen: &[Seen]) -> bool {
+    if seen.len() < 2 {
         return false;
     }
-    let front = records.iter().find(|r| r.dst.kind == EndpointKind::Service);
-    let backs = || records.iter().filter(|r| r.dst.kind == EndpointKind::Pod);
+    let records = || seen.iter().map(|s| &s.record);
+    let front = records().find(|r| r.dst.kind == EndpointKind::Service);
+    let mut backs = records().filter(|r| r.dst.kind == EndpointKind::Pod);
     match front {
-        Some(f) if through_node_port(f) => backs().any(|b| b.src.port == f.src.port),
-        Some(_) => backs().next().is_some(),
-        None => records.windows(2).all(|w| w[0].dst.ip == w[1].dst.ip && w[0].dst.port == w[1].dst.port),
+        Some(f) if through_node_port(f) => backs.any(|b| b.src.port == f.src.port),
+        Some(_) => backs.next().is_some(),
+        None => seen
+            .windows(2)
+            .all(|w| w[0].record.dst.ip == w[1].record.dst.ip && w[0].record.dst.port == w[1].record.dst.port),
     }
 }
 
-/// One record from the observations of one request.
+/// One record from the observations of one request (moved, not copied: no string is cloned).
 fn combine(mut records: Vec<Record>) -> Record {
     if records.len() == 1 {
         return records.pop().expect("one record");
     }
     let observations = records.len() as u32;
+    let id = records.iter().map(|r| r.id).min().expect("records");
+    let probe = records.iter().any(|r| r.probe);
     // The observation addressed to a Service (before DNAT) knows the client and the path taken;
     // the one addressed to a pod knows who served it.
     let front = records.iter().position(|r| r.dst.kind == EndpointKind::Service);
     let back = records.iter().position(|r| r.dst.kind == EndpointKind::Pod);
     let same_dst = records.windows(2).all(|w| w[0].dst.ip == w[1].dst.ip && w[0].dst.port == w[1].dst.port);
-    let served = back.or(front).unwrap_or(0);
-    let mut merged = records[served].clone();
+    let ts = records.iter().map(|r| r.ts).min().expect("records");
+    let first_conn = records.iter().map(|r| r.conn).min().expect("records");
+    // The client's side waits longest: its latency is the one users feel.
+    let longest = records.iter().filter_map(|r| r.latency_us).max();
+    let from_front = front.map(|f| {
+        let r = &mut records[f];
+        let blank = podtap_shared::Endpoint::unknown(r.src.ip, r.src.port);
+        let src = std::mem::replace(&mut r.src, blank);
+        (src, std::mem::replace(&mut r.via, Via::UNKNOWN), r.conn, r.ts, r.latency_us)
+    });
+    let mut merged = records.swap_remove(back.or(front).unwrap_or(0));
     merged.observations = observations;
-    merged.id = records.iter().map(|r| r.id).min().expect("records");
-    merged.probe = records.iter().any(|r| r.probe);
-    match front {
-        Some(f) => {
-            let front = &records[f];
-            merged.src = front.src.clone();
-            merged.via = front.via.clone();
-            merged.conn = front.conn;
-            merged.ts = front.ts;
-            merged.latency_us = front.latency_us;
+    merged.id = id;
+    merged.probe = probe;
+    match from_front {
+        Some((src, via, conn, ts, latency)) => {
+            (merged.src, merged.via, merged.conn, merged.ts, merged.latency_us) = (src, via, conn, ts, latency);
         }
         None => {
             // Seen on both pods' interfaces with one destination: nothing rewrote it.
             if same_dst && merged.via.kind == ViaKind::Unknown {
                 merged.via = Via { kind: ViaKind::Direct, service: None };
             }
-            let first = records.iter().min_by_key(|r| r.conn).expect("records");
-            merged.conn = first.conn;
-            merged.ts = records.iter().map(|r| r.ts).min().expect("records");
-            // The client's side waits longest: its latency is the one users feel.
-            merged.latency_us = records.iter().filter_map(|r| r.latency_us).max();
+            (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest);
         }
     }
     merged

@@ -120,15 +120,8 @@ fn exchange(info: &ConnInfo, q: Query, response: Option<(u64, u64)>, dns: DnsExc
 mod tests {
     use super::*;
     use crate::dissect::dns::tests::{A_ANSWER, QUERY, RESPONSE, message};
-
     fn info() -> ConnInfo {
-        ConnInfo {
-            id: 9,
-            interface: 2,
-            a: "10.0.0.5:41000".parse().unwrap(),
-            b: "10.96.0.10:53".parse().unwrap(),
-            opener: Some(Dir::AtoB),
-        }
+        ConnInfo::test(9, 2, "10.0.0.5:41000", "10.96.0.10:53")
     }
 
     /// A length-prefixed query (`answer` false) or response with one A record, of type `qtype`.

@@ -30,6 +30,18 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// A connection for dissector tests: `a` opened it to `b`, on capture interface `interface`.
+    #[cfg(test)]
+    pub fn test(id: u64, interface: u32, a: &str, b: &str) -> Self {
+        ConnInfo {
+            id,
+            interface,
+            a: a.parse().expect("socket address"),
+            b: b.parse().expect("socket address"),
+            opener: Some(Dir::AtoB),
+        }
+    }
+
     /// Source and destination of bytes flowing in `dir`.
     pub fn endpoints(&self, dir: Dir) -> (SocketAddr, SocketAddr) {
         match dir {

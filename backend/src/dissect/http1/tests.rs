@@ -2,15 +2,8 @@
 //! the reassembler feeds it.
 
 use super::*;
-
 fn info() -> ConnInfo {
-    ConnInfo {
-        id: 7,
-        interface: 0,
-        a: "10.0.0.1:40000".parse().unwrap(),
-        b: "10.0.0.2:80".parse().unwrap(),
-        opener: Some(Dir::AtoB),
-    }
+    ConnInfo::test(7, 0, "10.0.0.1:40000", "10.0.0.2:80")
 }
 
 /// Feeds (direction, time, bytes) chunks, closes, and returns what came out.

@@ -4,15 +4,8 @@
 use loona_hpack::Encoder;
 
 use super::*;
-
 fn info() -> ConnInfo {
-    ConnInfo {
-        id: 4,
-        interface: 1,
-        a: "10.244.0.5:50000".parse().unwrap(),
-        b: "10.244.0.9:50051".parse().unwrap(),
-        opener: Some(Dir::AtoB),
-    }
+    ConnInfo::test(4, 1, "10.244.0.5:50000", "10.244.0.9:50051")
 }
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {

@@ -35,15 +35,8 @@ fn server_hello() -> Vec<u8> {
     let body = [&[0x03, 0x03][..], &[9u8; 32], &[0], &[0x13, 0x01], &[0], &u16b(exts.len()), &exts].concat();
     record(2, &body)
 }
-
 fn info() -> ConnInfo {
-    ConnInfo {
-        id: 4,
-        interface: 0,
-        a: "10.0.0.1:40000".parse().unwrap(),
-        b: "10.0.0.2:443".parse().unwrap(),
-        opener: Some(Dir::AtoB),
-    }
+    ConnInfo::test(4, 0, "10.0.0.1:40000", "10.0.0.2:443")
 }
 
 fn tls_of(out: &[Dissected]) -> Vec<(&Exchange, &TlsExchange)> {
