@@ -54,6 +54,10 @@ pub struct Engine {
     interfaces: Vec<Option<String>>,
     next_id: u64,
     last_sweep_us: u64,
+    /// Capture time of the newest frame of each interface: live rings are drained one after
+    /// another, so one interface's frames can run ahead of another's. An interface declared but
+    /// not heard from yet starts at the first frame of any.
+    clock: Vec<Option<u64>>,
     scratch: Vec<Dissected>,
     /// One record per request (`None`: one per observation).
     merger: Option<Merger>,
@@ -71,6 +75,7 @@ impl Engine {
             interfaces: Vec::new(),
             next_id: 1,
             last_sweep_us: 0,
+            clock: Vec::new(),
             scratch: Vec::new(),
             merger: Some(Merger::default()),
             stats: EngineStats::default(),
@@ -99,11 +104,15 @@ impl Engine {
         let declared = frames.interfaces();
         if declared.len() != self.interfaces.len() {
             self.interfaces = declared.iter().map(|i| i.name.clone()).collect();
+            if let Some(last) = declared.len().checked_sub(1) {
+                self.declare(last as u32);
+            }
         }
     }
 
     /// Names interface `index` (`Frame::interface`) for the records seen on it.
     pub fn name_interface(&mut self, index: u32, name: Option<String>) {
+        self.declare(index);
         let index = index as usize;
         if self.interfaces.len() <= index {
             self.interfaces.resize(index + 1, None);
@@ -117,7 +126,26 @@ impl Engine {
         if now_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.sweep(now_us);
         }
-        self.drain(now_us, out);
+        // Called once every ring is drained: nothing older than now is still on its way.
+        self.drain(now_us, now_us, out);
+    }
+
+    /// How far capture time has got on every active interface: the oldest of the newest frames
+    /// of the interfaces heard from in the last few seconds. Observations are merged up to it, so
+    /// a partner still waiting in another interface's ring is not left behind.
+    fn watermark(&self) -> u64 {
+        const ACTIVE_US: u64 = 5_000_000;
+        let latest = self.clock.iter().flatten().copied().max().unwrap_or(0);
+        self.clock.iter().flatten().copied().filter(|t| *t + ACTIVE_US >= latest).min().unwrap_or(latest)
+    }
+
+    /// Makes room for interface `index` on the clock (declared, not heard from yet).
+    fn declare(&mut self, index: u32) {
+        let i = index as usize;
+        if self.clock.len() <= i {
+            let start = self.clock.iter().flatten().copied().max();
+            self.clock.resize(i + 1, start);
+        }
     }
 
     /// Feeds one frame; finished records are appended to `out`.
@@ -138,7 +166,14 @@ impl Engine {
         if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.sweep(frame.ts_us);
         }
-        self.drain(frame.ts_us, out);
+        self.declare(frame.interface);
+        for t in self.clock.iter_mut().filter(|t| t.is_none()) {
+            *t = Some(frame.ts_us);
+        }
+        let tick = &mut self.clock[frame.interface as usize];
+        *tick = Some(tick.unwrap_or(0).max(frame.ts_us));
+        let watermark = self.watermark();
+        self.drain(frame.ts_us, watermark, out);
     }
 
     fn on_decoded(&mut self, decoded: Result<Decoded<'_>, DecodeError>) {
@@ -168,15 +203,16 @@ impl Engine {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.tcp.finish(&mut self.scratch);
         self.dns.finish(&mut self.dns_out);
-        self.drain(u64::MAX, out);
+        self.drain(u64::MAX, u64::MAX, out);
         if let Some(m) = &mut self.merger {
             m.flush_all(out);
         }
     }
 
-    /// Turns finished exchanges into records; with merging, they wait (capture time `now_us`)
-    /// for the other observations of their request.
-    fn drain(&mut self, now_us: u64, out: &mut Vec<Record>) {
+    /// Turns finished exchanges into records; with merging, they wait (from capture time `now_us`)
+    /// for the other observations of their request until every interface is past them
+    /// (`watermark`).
+    fn drain(&mut self, now_us: u64, watermark: u64, out: &mut Vec<Record>) {
         for d in &self.scratch {
             self.stats.dns_over_tcp += u64::from(matches!(d, Dissected::Exchange(ex) if ex.dns().is_some()));
         }
@@ -202,7 +238,7 @@ impl Engine {
             }
         }
         if let Some(m) = &mut self.merger {
-            m.flush_due(now_us, out);
+            m.flush_due(watermark, out);
         }
     }
 

@@ -56,7 +56,7 @@ for i in "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH"; do
   PIDS+=($!)
 done
 if [[ -n "${PODTAP:-}" ]]; then
-  lab_podtap_start "$OUT/logs/podtap-serve.err" serve --pod-interfaces --cluster "$OUT/cluster.json" \
+  lab_podtap_start "$OUT/logs/podtap-serve.err" serve --pod-interfaces --cluster "$OUT/cluster.json" ${PODTAP_ARGS:-} \
     --listen 127.0.0.1:18081 --retention 10000
   lab_podtap_following "$CLIENT_VETH" "$OUT/logs/podtap-serve.err"
 fi

@@ -184,8 +184,11 @@ impl Merger {
         // The oldest open group of `key` seen on another interface and not on this one.
         let queues =
             |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != interface).map(|(_, q)| q);
+        // Asked within the window of each other: repeats of one request on a keep-alive
+        // connection never pair across the gap left by an observation that was not captured.
+        let near = |g: &Group| g.seen[0].record.ts.abs_diff(r.ts) <= WINDOW_US;
         let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
-            .filter_map(|q| q.iter().copied().find(|id| !self.groups[id].on(interface)))
+            .filter_map(|q| q.iter().copied().find(|id| !self.groups[id].on(interface) && near(&self.groups[id])))
             .min();
         if socket.is_some() {
             return socket.map(|id| (id, None));
@@ -211,7 +214,7 @@ impl Merger {
         let mut fallback = None;
         for id in candidates {
             let g = &self.groups[&id];
-            if g.on(interface) || !g.seen.iter().any(|s| counterpart(&s.record)) {
+            if g.on(interface) || !near(g) || !g.seen.iter().any(|s| counterpart(&s.record)) {
                 continue;
             }
             let taken = g.seen.iter().position(|s| mine(&s.record));
