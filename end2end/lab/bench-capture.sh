@@ -5,7 +5,8 @@
 # the ground truth (requests per pod).
 #
 # With PODTAP=path/to/podtap, `podtap serve --pod-interfaces` dissects the same load live beside
-# tcpdump; its /healthz (kernel packets and drops, records) is saved as live-health.json.
+# tcpdump (PODTAP_ARGS adds flags, e.g. "--ring-mb 32"); its /healthz (kernel packets and drops,
+# records) is saved as live-health.json.
 #
 # usage: sudo [PODTAP=…] end2end/lab/bench-capture.sh OUTDIR [SECONDS_PER_PHASE [CONNECTIONS]]   (default 20, 4)
 # Everything is torn down on exit, success or failure.
