@@ -78,6 +78,10 @@ async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
     let new_name = state.resolve_at(ip, 3000, now_us() + 10_000_000).qualified_name();
     assert_eq!(new_name.as_deref(), Some("default/web-7d4b9c8f6-n3w0p"));
 
+    // Namespaces are watched too (metadata only).
+    api.add(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+    until("the namespace", || latest.lock().unwrap().as_ref().is_some_and(|s| s.namespaces.contains("shop"))).await;
+
     // Bookmarks move the version and change nothing; a dropped watch resumes where it was.
     api.bookmark();
     api.drop_watches();

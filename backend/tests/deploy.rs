@@ -24,6 +24,7 @@ fn the_cluster_role_allows_what_the_reflectors_watch_and_nothing_more() {
         ("", "pods"),
         ("", "services"),
         ("", "nodes"),
+        ("", "namespaces"),
         ("discovery.k8s.io", "endpointslices"),
         ("apps", "replicasets"),
         ("batch", "jobs"),

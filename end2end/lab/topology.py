@@ -150,6 +150,8 @@ def cluster_list():
     items = [pod(p) for p in PODS] + [service(s) for s in SERVICES]
     owners = sorted({(p["owner"][1], p["namespace"]) for p in PODS if p["owner"] and p["owner"][0] == "ReplicaSet"})
     items += [replica_set(name, ns) for name, ns in owners]
+    items += [{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns)}
+              for ns in sorted({p["namespace"] for p in PODS} | {s["namespace"] for s in SERVICES})]
     items += [endpoint_slice(s) for s in SERVICES] + [node()]
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
 

@@ -38,8 +38,9 @@ struct Inner {
 pub struct ClusterStatus {
     pub source: String,
     pub ready: bool,
-    /// Objects in the current state (pods, Services, EndpointSlices, nodes).
+    /// Objects in the current state (pods, Services, EndpointSlices, nodes, …).
     pub objects: usize,
+    pub namespaces: usize,
 }
 
 /// Cheap to clone; all clones share one hub.
@@ -58,7 +59,12 @@ impl Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 cluster: std::sync::RwLock::new(Arc::new(ClusterState::default())),
-                cluster_status: Mutex::new(ClusterStatus { source: "none".into(), ready: true, objects: 0 }),
+                cluster_status: Mutex::new(ClusterStatus {
+                    source: "none".into(),
+                    ready: true,
+                    objects: 0,
+                    namespaces: 0,
+                }),
                 tx,
                 source: source.into(),
                 retention: retention.max(1),
@@ -100,9 +106,13 @@ impl Hub {
 
     /// Where names come from (`files`, `demo`, `api`, `none`) and whether they are loaded yet.
     pub fn set_cluster_status(&self, source: &str, ready: bool) {
-        let objects = self.cluster().objects;
-        *self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()) =
-            ClusterStatus { source: source.into(), ready, objects };
+        let cluster = self.cluster();
+        *self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()) = ClusterStatus {
+            source: source.into(),
+            ready,
+            objects: cluster.objects,
+            namespaces: cluster.namespaces.len(),
+        };
     }
 
     pub fn cluster_status(&self) -> ClusterStatus {

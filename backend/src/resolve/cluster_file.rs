@@ -101,6 +101,10 @@ pub fn parse_list(name: &str, bytes: &[u8], state: &mut ClusterState) -> Result<
             "EndpointSlice" => {
                 state.add_endpoint_slice(&serde_json::from_value::<EndpointSlice>(item.clone()).map_err(bad)?)
             }
+            "Namespace" => {
+                let meta = item.get("metadata").cloned().unwrap_or_default();
+                state.add_namespace(&serde_json::from_value::<ObjectMeta>(meta).map_err(bad)?)
+            }
             "ReplicaSet" | "Job" => {
                 let meta = item.get("metadata").cloned().unwrap_or_default();
                 state.add_controller(&kind, &serde_json::from_value::<ObjectMeta>(meta).map_err(bad)?)

@@ -96,6 +96,8 @@ pub struct ClusterState {
     backends: BTreeMap<String, Vec<Backend>>,
     /// Objects of kinds this module does not use.
     pub skipped_objects: usize,
+    /// Namespaces the cluster has (from Namespace objects).
+    pub namespaces: std::collections::BTreeSet<String>,
     /// How many objects were read; zero means no cluster state at all.
     pub objects: usize,
 }
@@ -210,6 +212,14 @@ impl ClusterState {
             if let Some(np) = port.node_port.and_then(|n| u16::try_from(n).ok()) {
                 self.node_ports.insert(np, r.clone());
             }
+        }
+    }
+
+    /// A Namespace (metadata is enough).
+    pub(super) fn add_namespace(&mut self, meta: &ObjectMeta) {
+        self.objects += 1;
+        if let Some(name) = &meta.name {
+            self.namespaces.insert(name.clone());
         }
     }
 

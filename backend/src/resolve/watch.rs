@@ -1,5 +1,6 @@
 //! Cluster state from the API server: one kube-rs reflector per kind (Pods, Services,
-//! EndpointSlices, Nodes; ReplicaSets and Jobs as metadata only, for workload names), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
+//! EndpointSlices, Nodes; ReplicaSets and Jobs as metadata only, for workload names; Namespaces as
+//! metadata), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
 //! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
 //! objects arrive. Whenever a store changes, a new `ClusterState` is built from all four stores
 //! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when they left,
@@ -13,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::KubeConfigOptions;
 use kube::core::PartialObjectMeta;
@@ -102,6 +103,7 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
     // Only their owners matter: `Api<PartialObjectMeta<_>>` asks for metadata alone.
     let replica_sets = reflect::<PartialObjectMeta<ReplicaSet>>(&client, &changed);
     let jobs = reflect::<PartialObjectMeta<Job>>(&client, &changed);
+    let namespaces = reflect::<PartialObjectMeta<Namespace>>(&client, &changed);
     let ready = Readiness::default();
     let flag = ready.clone();
     tokio::spawn(async move {
@@ -114,6 +116,7 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
         let _ = nodes.wait_until_ready().await;
         let _ = replica_sets.wait_until_ready().await;
         let _ = jobs.wait_until_ready().await;
+        let _ = namespaces.wait_until_ready().await;
         let mut history = History::default();
         loop {
             let mut state = ClusterState::default();
@@ -126,6 +129,7 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
             nodes.state().iter().for_each(|n| state.add_node(n));
             replica_sets.state().iter().for_each(|r| state.add_controller("ReplicaSet", &r.metadata));
             jobs.state().iter().for_each(|j| state.add_controller("Job", &j.metadata));
+            namespaces.state().iter().for_each(|n| state.add_namespace(&n.metadata));
             state.resolve_workloads();
             on_change(Arc::new(state));
             if !flag.is_ready() {

@@ -1,7 +1,8 @@
 //! A fake Kubernetes API server for tests, talking real HTTP: list and watch (with
 //! resourceVersion, bookmarks, `410 Gone` for versions it no longer has, and dropped watch
-//! connections) for Pods, Services, EndpointSlices, Nodes, ReplicaSets and Jobs. Objects are k8s-openapi types,
-//! serialised as the real server would. No kube-apiserver can run here; this is the stand-in.
+//! connections) for Pods, Services, EndpointSlices, Nodes, ReplicaSets, Jobs and Namespaces.
+//! Objects go through the k8s-openapi types and are serialised as the real server would. No
+//! kube-apiserver can run here; this is the stand-in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,7 +23,8 @@ pub const NODES: &str = "/api/v1/nodes";
 pub const SLICES: &str = "/apis/discovery.k8s.io/v1/endpointslices";
 pub const REPLICA_SETS: &str = "/apis/apps/v1/replicasets";
 pub const JOBS: &str = "/apis/batch/v1/jobs";
-const ALL: [&str; 6] = [PODS, SERVICES, NODES, SLICES, REPLICA_SETS, JOBS];
+pub const NAMESPACES: &str = "/api/v1/namespaces";
+const ALL: [&str; 7] = [PODS, SERVICES, NODES, SLICES, REPLICA_SETS, JOBS, NAMESPACES];
 
 fn path_of(kind: &str) -> &'static str {
     match kind {
@@ -32,7 +34,29 @@ fn path_of(kind: &str) -> &'static str {
         "EndpointSlice" => SLICES,
         "ReplicaSet" => REPLICA_SETS,
         "Job" => JOBS,
+        "Namespace" => NAMESPACES,
         other => panic!("the fake API serves no {other}"),
+    }
+}
+
+/// The object as the official types make it: parsed into its k8s-openapi struct (a field of the
+/// wrong shape fails the test here) and serialised back, as the real server would send it.
+fn typed(obj: Value) -> Value {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(obj: Value) -> Value {
+        serde_json::to_value(serde_json::from_value::<T>(obj).expect("a valid object")).unwrap()
+    }
+    match obj["kind"].as_str().unwrap_or("") {
+        "Pod" => round::<Pod>(obj),
+        "Service" => round::<Service>(obj),
+        "Node" => round::<Node>(obj),
+        "EndpointSlice" => round::<EndpointSlice>(obj),
+        "ReplicaSet" => round::<ReplicaSet>(obj),
+        "Job" => round::<Job>(obj),
+        _ => round::<Namespace>(obj),
     }
 }
 
@@ -44,7 +68,8 @@ fn kind_of(path: &str) -> (&'static str, &'static str) {
         NODES => ("Node", "v1"),
         SLICES => ("EndpointSlice", "discovery.k8s.io/v1"),
         REPLICA_SETS => ("ReplicaSet", "apps/v1"),
-        _ => ("Job", "batch/v1"),
+        JOBS => ("Job", "batch/v1"),
+        _ => ("Namespace", "v1"),
     }
 }
 
@@ -99,8 +124,9 @@ impl FakeApi {
         api
     }
 
-    fn apply(&self, kind: &'static str, mut obj: Value) {
+    fn apply(&self, kind: &'static str, obj: Value) {
         let path = path_of(obj["kind"].as_str().expect("objects carry their kind"));
+        let mut obj = typed(obj);
         let mut s = self.store.lock().unwrap();
         s.rv += 1;
         let rv = s.rv;
