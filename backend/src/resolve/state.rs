@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use podtap_shared::{Endpoint, EndpointKind, Via, ViaKind};
 
 #[derive(Clone, Debug)]
@@ -128,17 +128,12 @@ impl ClusterState {
         if spec.and_then(|s| s.host_network).unwrap_or(false) {
             return; // shares the node's address: the node entry names it
         }
+        let controller = controller_of(meta);
         let info = PodInfo {
             name: name.clone(),
             namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            workload: workload_of(pod),
-            owner: pod
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|o| o.controller == Some(true))
-                .map(|o| (o.kind.clone(), o.name.clone())),
+            workload: controller.map(|c| workload_of(pod, c)),
+            owner: controller.map(|o| (o.kind.clone(), o.name.clone())),
             node: spec.and_then(|s| s.node_name.clone()),
             probes: spec.map(http_probes).unwrap_or_default(),
             from_us: meta.creation_timestamp.as_ref().map_or(0, micros),
@@ -227,9 +222,7 @@ impl ClusterState {
     /// named by the Deployment or CronJob above it.
     pub(super) fn add_controller(&mut self, kind: &str, meta: &ObjectMeta) {
         self.objects += 1;
-        let (Some(name), Some(owner)) =
-            (&meta.name, meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)))
-        else {
+        let (Some(name), Some(owner)) = (&meta.name, controller_of(meta)) else {
             return;
         };
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
@@ -408,18 +401,22 @@ fn http_probes(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(u16, String)>
     out
 }
 
-/// The controlling workload as the pod alone tells: a ReplicaSet that carries the
-/// pod-template-hash is a Deployment's (`resolve_workloads` knows better when ReplicaSets and Jobs
-/// were loaded).
-fn workload_of(pod: &Pod) -> Option<String> {
-    let owner = pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
+/// The owner reference that controls an object (its ReplicaSet, Job, Deployment, …).
+fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references.iter().flatten().find(|o| o.controller == Some(true))
+}
+
+/// The controlling workload as the pod alone tells, from its controller `owner`: a ReplicaSet
+/// that carries the pod-template-hash is a Deployment's (`resolve_workloads` knows better when
+/// ReplicaSets and Jobs were loaded).
+fn workload_of(pod: &Pod, owner: &OwnerReference) -> String {
     if owner.kind == "ReplicaSet" {
         let hash = pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
         if let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
-            return Some(format!("Deployment/{deployment}"));
+            return format!("Deployment/{deployment}");
         }
     }
-    Some(format!("{}/{}", owner.kind, owner.name))
+    format!("{}/{}", owner.kind, owner.name)
 }
 
 #[cfg(test)]
