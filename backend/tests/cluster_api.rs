@@ -49,8 +49,8 @@ async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
     let client = kube::Client::try_from(config).unwrap();
     let latest: Latest = Arc::default();
     let sink = latest.clone();
-    let ready = watch::start(client, move |s| *sink.lock().unwrap() = Some(s));
-    until("the first full state", || ready.is_ready()).await;
+    watch::start(client, move |s| *sink.lock().unwrap() = Some(s));
+    until("the first full state", || latest.lock().unwrap().is_some()).await;
     assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
     let objects = latest.lock().unwrap().clone().unwrap().objects;
     assert_eq!(objects, fake_api::lab_objects(&common::demo_dir()).len());

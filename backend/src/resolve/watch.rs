@@ -8,7 +8,6 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -83,18 +82,9 @@ pub async fn client(context: Option<&str>) -> Result<Client, WatchError> {
     Client::try_from(config).map_err(WatchError::Client)
 }
 
-/// Whether every reflector has listed its kind once.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Starts the reflectors on the current tokio runtime; `on_change` gets every new state.
-pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static) -> Readiness {
+/// Starts the reflectors on the current tokio runtime; `on_change` gets every new state, the
+/// first once every reflector has listed its kind (so its first call means "ready").
+pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static) {
     let changed = Arc::new(Notify::new());
     let pods = reflect::<Pod>(&client, &changed);
     let services = reflect::<Service>(&client, &changed);
@@ -104,8 +94,6 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
     let replica_sets = reflect::<PartialObjectMeta<ReplicaSet>>(&client, &changed);
     let jobs = reflect::<PartialObjectMeta<Job>>(&client, &changed);
     let namespaces = reflect::<PartialObjectMeta<Namespace>>(&client, &changed);
-    let ready = Readiness::default();
-    let flag = ready.clone();
     tokio::spawn(async move {
         for ready in [pods.wait_until_ready().await, services.wait_until_ready().await] {
             if ready.is_err() {
@@ -117,6 +105,7 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
         let _ = replica_sets.wait_until_ready().await;
         let _ = jobs.wait_until_ready().await;
         let _ = namespaces.wait_until_ready().await;
+        tracing::info!("cluster state from the API server: ready");
         let mut history = History::default();
         loop {
             let mut state = ClusterState::default();
@@ -132,15 +121,10 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
             namespaces.state().iter().for_each(|n| state.add_namespace(&n.metadata));
             state.resolve_workloads();
             on_change(Arc::new(state));
-            if !flag.is_ready() {
-                flag.0.store(true, Ordering::Relaxed);
-                tracing::info!("cluster state from the API server: ready");
-            }
             tokio::time::sleep(REBUILD_EVERY).await;
             changed.notified().await;
         }
     });
-    ready
 }
 
 /// One kind's reflector, driven on its own task; every event wakes the rebuild.
