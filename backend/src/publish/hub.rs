@@ -27,7 +27,8 @@ struct Inner {
     state: Mutex<State>,
     /// Names and Service backends, for the balance API (replaced as the cluster changes).
     cluster: std::sync::RwLock<Arc<ClusterState>>,
-    cluster_status: Mutex<ClusterStatus>,
+    /// Where names come from and whether they are loaded (the counts are read off `cluster`).
+    cluster_source: Mutex<(String, bool)>,
     tx: broadcast::Sender<Arc<str>>,
     source: String,
     retention: usize,
@@ -59,12 +60,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 cluster: std::sync::RwLock::new(Arc::new(ClusterState::default())),
-                cluster_status: Mutex::new(ClusterStatus {
-                    source: "none".into(),
-                    ready: true,
-                    objects: 0,
-                    namespaces: 0,
-                }),
+                cluster_source: Mutex::new(("none".into(), true)),
                 tx,
                 source: source.into(),
                 retention: retention.max(1),
@@ -106,17 +102,13 @@ impl Hub {
 
     /// Where names come from (`files`, `demo`, `api`, `none`) and whether they are loaded yet.
     pub fn set_cluster_status(&self, source: &str, ready: bool) {
-        let cluster = self.cluster();
-        *self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()) = ClusterStatus {
-            source: source.into(),
-            ready,
-            objects: cluster.objects,
-            namespaces: cluster.namespaces.len(),
-        };
+        *self.inner.cluster_source.lock().unwrap_or_else(|e| e.into_inner()) = (source.into(), ready);
     }
 
     pub fn cluster_status(&self) -> ClusterStatus {
-        self.inner.cluster_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let (source, ready) = self.inner.cluster_source.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cluster = self.cluster();
+        ClusterStatus { source, ready, objects: cluster.objects, namespaces: cluster.namespaces.len() }
     }
 
     pub fn cluster(&self) -> Arc<ClusterState> {
