@@ -44,6 +44,45 @@ pub struct EngineStats {
     pub ip_fragments: FragmentStats,
 }
 
+/// Capture time of the newest frame of each interface: live rings are drained one after another,
+/// so one interface's frames can run ahead of another's. An interface declared before any frame
+/// starts at the first frame of any; one declared later, at the newest time seen so far.
+#[derive(Default)]
+struct Clock {
+    newest: Vec<Option<u64>>,
+    started: bool,
+}
+
+impl Clock {
+    /// Makes room for interface `index` (declared, not heard from yet).
+    fn declare(&mut self, index: u32) {
+        let i = index as usize;
+        if self.newest.len() <= i {
+            let start = self.newest.iter().flatten().copied().max();
+            self.newest.resize(i + 1, start);
+        }
+    }
+
+    fn tick(&mut self, index: u32, ts_us: u64) {
+        self.declare(index);
+        if !self.started {
+            self.started = true;
+            self.newest.iter_mut().for_each(|t| *t = Some(t.unwrap_or(ts_us)));
+        }
+        let t = &mut self.newest[index as usize];
+        *t = Some(t.unwrap_or(0).max(ts_us));
+    }
+
+    /// How far capture time has got on every active interface: the oldest of the newest frames
+    /// of the interfaces heard from in the last few seconds. Observations are merged up to it, so
+    /// a partner still waiting in another interface's ring is not left behind.
+    fn watermark(&self) -> u64 {
+        const ACTIVE_US: u64 = 5_000_000;
+        let latest = self.newest.iter().flatten().copied().max().unwrap_or(0);
+        self.newest.iter().flatten().copied().filter(|t| *t + ACTIVE_US >= latest).min().unwrap_or(latest)
+    }
+}
+
 /// One engine per capture (or per live node): its connection ids and record ids are unique.
 pub struct Engine {
     cluster: Arc<ClusterState>,
@@ -54,10 +93,7 @@ pub struct Engine {
     interfaces: Vec<Option<String>>,
     next_id: u64,
     last_sweep_us: u64,
-    /// Capture time of the newest frame of each interface: live rings are drained one after
-    /// another, so one interface's frames can run ahead of another's. An interface declared but
-    /// not heard from yet starts at the first frame of any.
-    clock: Vec<Option<u64>>,
+    clock: Clock,
     scratch: Vec<Dissected>,
     /// One record per request (`None`: one per observation).
     merger: Option<Merger>,
@@ -75,7 +111,7 @@ impl Engine {
             interfaces: Vec::new(),
             next_id: 1,
             last_sweep_us: 0,
-            clock: Vec::new(),
+            clock: Clock::default(),
             scratch: Vec::new(),
             merger: Some(Merger::default()),
             stats: EngineStats::default(),
@@ -105,14 +141,14 @@ impl Engine {
         if declared.len() != self.interfaces.len() {
             self.interfaces = declared.iter().map(|i| i.name.clone()).collect();
             if let Some(last) = declared.len().checked_sub(1) {
-                self.declare(last as u32);
+                self.clock.declare(last as u32);
             }
         }
     }
 
     /// Names interface `index` (`Frame::interface`) for the records seen on it.
     pub fn name_interface(&mut self, index: u32, name: Option<String>) {
-        self.declare(index);
+        self.clock.declare(index);
         let index = index as usize;
         if self.interfaces.len() <= index {
             self.interfaces.resize(index + 1, None);
@@ -127,25 +163,7 @@ impl Engine {
             self.sweep(now_us);
         }
         // Called once every ring is drained: nothing older than now is still on its way.
-        self.drain(now_us, now_us, out);
-    }
-
-    /// How far capture time has got on every active interface: the oldest of the newest frames
-    /// of the interfaces heard from in the last few seconds. Observations are merged up to it, so
-    /// a partner still waiting in another interface's ring is not left behind.
-    fn watermark(&self) -> u64 {
-        const ACTIVE_US: u64 = 5_000_000;
-        let latest = self.clock.iter().flatten().copied().max().unwrap_or(0);
-        self.clock.iter().flatten().copied().filter(|t| *t + ACTIVE_US >= latest).min().unwrap_or(latest)
-    }
-
-    /// Makes room for interface `index` on the clock (declared, not heard from yet).
-    fn declare(&mut self, index: u32) {
-        let i = index as usize;
-        if self.clock.len() <= i {
-            let start = self.clock.iter().flatten().copied().max();
-            self.clock.resize(i + 1, start);
-        }
+        self.drain(now_us, Some(now_us), out);
     }
 
     /// Feeds one frame; finished records are appended to `out`.
@@ -166,14 +184,8 @@ impl Engine {
         if frame.ts_us.saturating_sub(self.last_sweep_us) > SWEEP_EVERY_US {
             self.sweep(frame.ts_us);
         }
-        self.declare(frame.interface);
-        for t in self.clock.iter_mut().filter(|t| t.is_none()) {
-            *t = Some(frame.ts_us);
-        }
-        let tick = &mut self.clock[frame.interface as usize];
-        *tick = Some(tick.unwrap_or(0).max(frame.ts_us));
-        let watermark = self.watermark();
-        self.drain(frame.ts_us, watermark, out);
+        self.clock.tick(frame.interface, frame.ts_us);
+        self.drain(frame.ts_us, None, out);
     }
 
     fn on_decoded(&mut self, decoded: Result<Decoded<'_>, DecodeError>) {
@@ -203,7 +215,7 @@ impl Engine {
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         self.tcp.finish(&mut self.scratch);
         self.dns.finish(&mut self.dns_out);
-        self.drain(u64::MAX, u64::MAX, out);
+        self.drain(u64::MAX, Some(u64::MAX), out);
         if let Some(m) = &mut self.merger {
             m.flush_all(out);
         }
@@ -211,8 +223,8 @@ impl Engine {
 
     /// Turns finished exchanges into records; with merging, they wait (from capture time `now_us`)
     /// for the other observations of their request until every interface is past them
-    /// (`watermark`).
-    fn drain(&mut self, now_us: u64, watermark: u64, out: &mut Vec<Record>) {
+    /// (`watermark`; `None`: the clock's).
+    fn drain(&mut self, now_us: u64, watermark: Option<u64>, out: &mut Vec<Record>) {
         for d in &self.scratch {
             self.stats.dns_over_tcp += u64::from(matches!(d, Dissected::Exchange(ex) if ex.dns().is_some()));
         }
@@ -237,8 +249,10 @@ impl Engine {
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
             }
         }
-        if let Some(m) = &mut self.merger {
-            m.flush_due(watermark, out);
+        if let Some(m) = &mut self.merger
+            && m.pending() > 0
+        {
+            m.flush_due(watermark.unwrap_or_else(|| self.clock.watermark()), out);
         }
     }
 
