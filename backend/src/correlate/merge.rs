@@ -136,9 +136,6 @@ impl Merger {
     }
 
     fn unlist(&mut self, id: u64, listed: &[(Key, u32)]) {
-        if listed.is_empty() {
-            return;
-        }
         for (key, interface) in listed {
             let Some(queues) = self.index.get_mut(key) else { continue };
             if let Some((_, q)) = queues.iter_mut().find(|(i, _)| i == interface) {
@@ -273,14 +270,18 @@ fn is_complete(seen: &[Seen]) -> bool {
     match front {
         Some(f) if through_node_port(f) => backs.any(|b| b.src.port == f.src.port),
         Some(_) => backs.next().is_some(),
-        None => seen
-            .windows(2)
-            .all(|w| w[0].record.dst.ip == w[1].record.dst.ip && w[0].record.dst.port == w[1].record.dst.port),
+        None => one_destination(records()),
     }
 }
 
+/// Whether every observation went to the same address and port (nothing rewrote it).
+fn one_destination<'a>(mut records: impl Iterator<Item = &'a Record>) -> bool {
+    let Some(first) = records.next() else { return true };
+    records.all(|r| r.dst.ip == first.dst.ip && r.dst.port == first.dst.port)
+}
+
 /// One record from the observations of one request (moved, not copied: no string is cloned).
-fn combine(mut records: Vec<Record>) -> Record {
+fn combine(mut records: SmallVec<[Record; 2]>) -> Record {
     if records.len() == 1 {
         return records.pop().expect("one record");
     }
@@ -291,7 +292,7 @@ fn combine(mut records: Vec<Record>) -> Record {
     // the one addressed to a pod knows who served it.
     let front = records.iter().position(|r| r.dst.kind == EndpointKind::Service);
     let back = records.iter().position(|r| r.dst.kind == EndpointKind::Pod);
-    let same_dst = records.windows(2).all(|w| w[0].dst.ip == w[1].dst.ip && w[0].dst.port == w[1].dst.port);
+    let same_dst = one_destination(records.iter());
     let ts = records.iter().map(|r| r.ts).min().expect("records");
     let first_conn = records.iter().map(|r| r.conn).min().expect("records");
     // The client's side waits longest: its latency is the one users feel.
