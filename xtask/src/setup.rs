@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::{build, root, status, step};
 
@@ -32,12 +32,29 @@ fn have(cmd: &str) -> bool {
 
 /// Everything `cargo xtask test` uses.
 pub fn for_tests() -> Result<()> {
+    check_disk()?;
     build::ensure_wasm_target()?;
     debian(DEBIAN)?;
     let e2e = root().join("end2end");
     if !e2e.join("node_modules/playwright-core/package.json").is_file() {
         step("npm ci (end2end: playwright-core)");
         status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
+    }
+    Ok(())
+}
+
+/// A clean build of everything the tests use takes about 4 GB under `target/`. Says so up front rather
+/// than letting rustc fail half-way with "No space left on device".
+fn check_disk() -> Result<()> {
+    const NEEDED_GB: u64 = 6;
+    let out = Command::new("df").args(["-Pk"]).arg(root()).output().context("running df")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(free_kb) = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok()) else {
+        return Ok(()); // df's output is not what we expect: let the build find out.
+    };
+    let free_gb = free_kb / (1024 * 1024);
+    if free_gb < NEEDED_GB {
+        bail!("only {free_gb} GB free under {}: the tests need about {NEEDED_GB} GB to build", root().display());
     }
     Ok(())
 }
