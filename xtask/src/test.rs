@@ -29,12 +29,18 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// `target/debug/podtap` as `cargo test --workspace` builds it. `cargo build -p podtap` would select
+/// other dependency features and rebuild a hundred crates (a minute, a gigabyte) for the same binary.
+fn build_podtap() -> Result<()> {
+    cargo(&["test", "--workspace", "--no-run"])
+}
+
 /// Runs the lab into `out` (root only), with podtap's live capture beside dumpcap's.
 fn run_lab(out: &Path) -> Result<()> {
     if !is_root() {
         bail!("the lab needs root (network namespaces and iptables): run `sudo cargo xtask test`");
     }
-    cargo(&["build", "-p", "podtap"])?;
+    build_podtap()?;
     status(
         Command::new("bash")
             .arg(root().join("end2end/lab/lab.sh"))
@@ -52,7 +58,7 @@ fn lab() -> Result<()> {
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     status(
         Command::new(cargo_bin)
-            .args(["test", "-p", "podtap", "--test", "lab", "--", "--ignored"])
+            .args(["test", "--workspace", "--test", "lab", "--", "--ignored"])
             .env("PODTAP_LAB_DIR", &out)
             .current_dir(root()),
     )
@@ -61,7 +67,7 @@ fn lab() -> Result<()> {
 /// Playwright (playwright-core) driving Debian's Chromium against `podtap serve`.
 fn browser() -> Result<()> {
     step("browser: Playwright + Chromium against podtap serve");
-    cargo(&["build", "-p", "podtap"])?;
+    build_podtap()?;
     status(
         Command::new("node")
             .args(["--test", "--test-reporter=spec", "tests/"])
