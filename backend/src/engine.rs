@@ -240,7 +240,7 @@ impl Engine {
                     let record = correlate::record(*ex, self.next_id, iface, &self.cluster);
                     self.next_id += 1;
                     match &mut self.merger {
-                        Some(m) => m.push(record, index, now_us, &self.cluster),
+                        Some(m) => m.push(record, index, now_us, &self.cluster, out),
                         None => out.push(record),
                     }
                 }

@@ -40,18 +40,18 @@ fn index(r: &Record) -> u32 {
     name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
 }
 
-fn push(m: &mut Merger, r: Record, now: u64, c: &ClusterState) {
+fn push(m: &mut Merger, r: Record, now: u64, c: &ClusterState, out: &mut Vec<Record>) {
     let i = index(&r);
-    m.push(r, i, now, c);
+    m.push(r, i, now, c, out);
 }
 
 fn merge(records: Vec<Record>) -> Vec<Record> {
     let c = cluster();
     let mut m = Merger::default();
-    for r in records {
-        push(&mut m, r, 5_000_000, &c);
-    }
     let mut out = Vec::new();
+    for r in records {
+        push(&mut m, r, 5_000_000, &c, &mut out);
+    }
     m.flush_all(&mut out);
     out
 }
@@ -105,15 +105,22 @@ fn repeats_on_one_interface_probes_and_late_partners_stay_apart() {
     let mut m = Merger::default();
     let mut out = Vec::new();
     // Two identical requests on one keep-alive connection: one interface, so two requests.
-    push(&mut m, seen(1, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
-    push(&mut m, seen(2, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c);
+    push(&mut m, seen(1, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c, &mut out);
+    push(&mut m, seen(2, 40, "veth-client", "10.244.0.20:40002", "10.96.12.34:80", "/a", "curl/8", 1), 0, &c, &mut out);
     // A kubelet probe from the node's bridge address never pairs with NodePort traffic.
-    push(&mut m, seen(3, 41, "eth0", "192.168.49.100:5000", "192.168.49.2:30007", "/health", "curl/8", 1), 0, &c);
+    push(
+        &mut m,
+        seen(3, 41, "eth0", "192.168.49.100:5000", "192.168.49.2:30007", "/health", "curl/8", 1),
+        0,
+        &c,
+        &mut out,
+    );
     push(
         &mut m,
         seen(4, 42, "veth-web1", "10.244.0.1:5000", "10.244.0.11:3000", "/health", "kube-probe/1.31", 1),
         0,
         &c,
+        &mut out,
     );
     m.flush_due(WINDOW_US, &mut out);
     assert!(out.is_empty(), "nothing leaves before its window has passed");
@@ -125,6 +132,7 @@ fn repeats_on_one_interface_probes_and_late_partners_stay_apart() {
         seen(5, 43, "veth-web1", "10.244.0.20:40002", "10.244.0.11:3000", "/a", "curl/8", 1),
         WINDOW_US + 2,
         &c,
+        &mut out,
     );
     m.flush_all(&mut out);
     assert_eq!(out.len(), 5);
@@ -143,9 +151,11 @@ fn interfaces_are_told_apart_by_index_even_without_names() {
     let mut b = seen(2, 51, "x", "10.244.0.20:40100", "10.244.0.12:3000", "/n", "curl/8", 4);
     a.interface = None;
     b.interface = None;
-    m.push(a, 0, 0, &c);
-    m.push(b, 1, 0, &c);
     let mut out = Vec::new();
+    m.push(a, 0, 0, &c, &mut out);
+    m.push(b, 1, 0, &c, &mut out);
+    assert_eq!(out.len(), 1, "a complete request leaves at once, without waiting for its window");
+    assert_eq!(m.pending(), 0);
     m.flush_all(&mut out);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].observations, out[0].via.kind), (2, ViaKind::ClusterIp));
