@@ -6,6 +6,7 @@
 //! request stream if it starts with a method token, a response stream if it starts with `HTTP/`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::MaybeUninit;
 
 use podtap_shared::{Detail, HttpExchange};
 
@@ -260,11 +261,13 @@ impl Http1 {
         out: &mut Vec<Dissected>,
     ) -> Option<usize> {
         let i = dir as usize;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // Left uninitialised: filling 96 empty headers before every parse was 3 KB of writes per
+        // message head, a tenth of this dissector's time.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         match self.halves[i].role.expect("role set before head") {
             Role::Requests => {
-                let mut req = httparse::Request::new(&mut headers);
-                let n = match req.parse(input) {
+                let mut req = httparse::Request::new(&mut []);
+                let n = match req.parse_with_uninit_headers(input, &mut headers) {
                     Ok(httparse::Status::Complete(n)) => n,
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     _ => return None,
@@ -288,8 +291,12 @@ impl Http1 {
                 Some(n)
             }
             Role::Responses => {
-                let mut resp = httparse::Response::new(&mut headers);
-                let n = match resp.parse(input) {
+                let mut resp = httparse::Response::new(&mut []);
+                let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut resp,
+                    input,
+                    &mut headers,
+                ) {
                     Ok(httparse::Status::Complete(n)) => n,
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     _ => return None,

@@ -4,8 +4,10 @@
 //! FIN/RST, port reuse, idle timeouts and connections already open when capture began.
 //! Knows nothing of application protocols.
 
-use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
+
+use rustc_hash::FxHashMap;
 
 use crate::decode::Segment;
 
@@ -160,30 +162,31 @@ impl<H: ConnHandler> Reassembler<H> {
             let mut old = self.conns.remove(&key).expect("present");
             old.handler.on_close(&old.info, seg.ts_us, out);
         }
-        if !self.conns.contains_key(&key) {
-            if seg.flags.rst || (seg.payload.is_empty() && !seg.flags.syn) {
-                return; // the tail of a connection we never saw: nothing to reassemble
+        let full = self.conns.len() >= self.limits.max_connections;
+        let conn = match self.conns.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(slot) => {
+                if seg.flags.rst || (seg.payload.is_empty() && !seg.flags.syn) {
+                    return; // the tail of a connection we never saw: nothing to reassemble
+                }
+                if full {
+                    self.stats.connections_over_limit += 1;
+                    return;
+                }
+                let info = ConnInfo {
+                    id: self.next_id,
+                    interface: seg.interface,
+                    a: key.a,
+                    b: key.b,
+                    opener: opening.then_some(dir),
+                };
+                self.next_id += 1;
+                self.stats.connections += 1;
+                let handler = H::new(&info);
+                slot.insert(Conn { info, streams: Default::default(), last_ts: seg.ts_us, rst: false, handler })
             }
-            if self.conns.len() >= self.limits.max_connections {
-                self.stats.connections_over_limit += 1;
-                return;
-            }
-            let info = ConnInfo {
-                id: self.next_id,
-                interface: seg.interface,
-                a: key.a,
-                b: key.b,
-                opener: opening.then_some(dir),
-            };
-            self.next_id += 1;
-            self.stats.connections += 1;
-            let handler = H::new(&info);
-            self.conns.insert(key, Conn { info, streams: Default::default(), last_ts: seg.ts_us, rst: false, handler });
-        }
-        let conn = self.conns.get_mut(&key).expect("inserted above");
+        };
         conn.last_ts = seg.ts_us;
-        let limits = self.limits;
-        let stats = &mut self.stats;
         let stream = &mut conn.streams[dir as usize];
         if seg.flags.syn {
             stream.next = Some(seg.seq.wrapping_add(1));
@@ -192,9 +195,8 @@ impl<H: ConnHandler> Reassembler<H> {
         }
         if !seg.payload.is_empty() {
             let seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-            accept(conn, dir, seq, seg.payload, seg.ts_us, limits, stats, out);
+            accept(conn, dir, seq, seg.payload, seg.ts_us, self.limits, &mut self.stats, out);
         }
-        let conn = self.conns.get_mut(&key).expect("still there");
         if seg.flags.fin {
             conn.streams[dir as usize].fin = true;
         }
