@@ -15,7 +15,7 @@ pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
 pub use record::{
-    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Record, TlsExchange, Via, ViaKind,
+    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TlsExchange, Via, ViaKind,
     grpc_status_name,
 };
 pub use stream::ServerMessage;

@@ -64,8 +64,8 @@ struct EdgeAcc {
 #[derive(Clone, PartialEq, Eq)]
 struct Identity {
     kind: EndpointKind,
-    name: Option<String>,
-    namespace: Option<String>,
+    name: Option<crate::Name>,
+    namespace: Option<crate::Name>,
 }
 
 impl Identity {
@@ -90,7 +90,7 @@ pub struct MapBuilder {
 }
 
 /// (source, destination, port, the Service it went through): what a record's edges depend on.
-type AddressKey = (IpAddr, IpAddr, u16, Option<String>);
+type AddressKey = (IpAddr, IpAddr, u16, Option<crate::Name>);
 
 /// The edges one request is counted on: source → destination, or, through a Service, source →
 /// Service and Service → the pod that served it.
@@ -175,8 +175,8 @@ impl MapBuilder {
             id: id.clone(),
             kind: ep.kind,
             label: ep.label(),
-            namespace: ep.namespace.clone(),
-            workload: ep.workload.clone(),
+            namespace: ep.namespace.as_deref().map(str::to_string),
+            workload: ep.workload.as_deref().map(str::to_string),
         });
         id
     }

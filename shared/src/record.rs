@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,10 @@ pub enum EndpointKind {
     Unknown,
 }
 
+/// A name from the cluster state (pod, namespace, workload, node, Service). Shared, not copied:
+/// every record of a busy pod names it, and cloning a `Name` is a reference count.
+pub type Name = Arc<str>;
+
 /// One side of an exchange: an address, and what the cluster state says it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -24,14 +29,14 @@ pub struct Endpoint {
     pub port: u16,
     pub kind: EndpointKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Name>,
     /// The controlling workload, e.g. `Deployment/web`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload: Option<String>,
+    pub workload: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<Name>,
 }
 
 impl Endpoint {
@@ -44,7 +49,7 @@ impl Endpoint {
     pub fn qualified_name(&self) -> Option<String> {
         match (&self.namespace, &self.name) {
             (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
-            (None, Some(name)) => Some(name.clone()),
+            (None, Some(name)) => Some(name.to_string()),
             _ => None,
         }
     }
@@ -63,7 +68,7 @@ impl Endpoint {
 
     /// A short human label: the name when known, else the address.
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.ip.to_string())
+        self.name.as_deref().map_or_else(|| self.ip.to_string(), str::to_string)
     }
 }
 
@@ -88,7 +93,7 @@ pub struct Via {
     pub kind: ViaKind,
     /// `ns/name` of the Service, when the request went through one.
     #[serde(default)]
-    pub service: Option<String>,
+    pub service: Option<Name>,
 }
 
 impl Via {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use podtap_shared::{Balance, EndpointBalance};
-use podtap_shared::{EndpointKind, Record};
+use podtap_shared::{EndpointKind, Name, Record};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::resolve::ClusterState;
@@ -39,7 +39,7 @@ struct ServiceAcc {
 /// Folds records into per-Service balance.
 #[derive(Default)]
 pub struct BalanceBuilder {
-    services: BTreeMap<String, ServiceAcc>,
+    services: BTreeMap<Name, ServiceAcc>,
     probes: FxHashMap<IpAddr, u64>,
 }
 
@@ -66,7 +66,7 @@ impl BalanceBuilder {
     /// Every Service the cluster lists with endpoints, and every Service traffic went through.
     pub fn build(&self, cluster: &ClusterState) -> Vec<Balance> {
         let mut names: Vec<&str> = cluster.service_backends().map(|(s, _)| s).collect();
-        names.extend(self.services.keys().map(String::as_str));
+        names.extend(self.services.keys().map(|k| &**k));
         names.sort_unstable();
         names.dedup();
         names.into_iter().filter_map(|s| self.balance(s, cluster)).collect()

@@ -11,14 +11,14 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use podtap_shared::{Endpoint, EndpointKind, Via, ViaKind};
+use podtap_shared::{Endpoint, EndpointKind, Name, Via, ViaKind};
 
 #[derive(Clone, Debug)]
 struct PodInfo {
-    name: String,
-    namespace: String,
-    workload: Option<String>,
-    node: Option<String>,
+    name: Name,
+    namespace: Name,
+    workload: Option<Name>,
+    node: Option<Name>,
     /// (port, path) of the pod's HTTP liveness, readiness and startup probes.
     probes: Vec<(u16, String)>,
     /// The pod's controller (kind, name), to name its workload one level up once the controllers
@@ -60,14 +60,10 @@ fn ended_at(pod: &Pod) -> Option<u64> {
 /// A Service as a request path: `ns/name` and how it was addressed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRef {
-    pub name: String,
-    pub namespace: String,
-}
-
-impl ServiceRef {
-    fn qualified(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
+    pub name: Name,
+    pub namespace: Name,
+    /// `ns/name`, made once: every request through the Service carries it in `via`.
+    pub qualified: Name,
 }
 
 /// One address behind a Service (an EndpointSlice endpoint).
@@ -90,7 +86,7 @@ pub struct ClusterState {
     /// Deployment, a CronJob.
     controllers: FxHashMap<(String, String, String), (String, String)>,
     node_ports: FxHashMap<u16, ServiceRef>,
-    nodes: FxHashMap<IpAddr, String>,
+    nodes: FxHashMap<IpAddr, Name>,
     pod_cidrs: Vec<IpNet>,
     /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
     backends: BTreeMap<String, Vec<Backend>>,
@@ -130,11 +126,11 @@ impl ClusterState {
         }
         let controller = controller_of(meta);
         let info = PodInfo {
-            name: name.clone(),
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            workload: controller.map(|c| workload_of(pod, c)),
+            name: name.as_str().into(),
+            namespace: meta.namespace.as_deref().unwrap_or("default").into(),
+            workload: controller.map(|c| workload_of(pod, c).into()),
             owner: controller.map(|o| (o.kind.clone(), o.name.clone())),
-            node: spec.and_then(|s| s.node_name.clone()),
+            node: spec.and_then(|s| s.node_name.as_deref()).map(Name::from),
             probes: spec.map(http_probes).unwrap_or_default(),
             from_us: meta.creation_timestamp.as_ref().map_or(0, micros),
             until_us: match (ended_at(pod), removed_us) {
@@ -184,9 +180,11 @@ impl ClusterState {
         let (Some(name), Some(spec)) = (&svc.metadata.name, &svc.spec) else {
             return;
         };
+        let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
         let r = ServiceRef {
-            name: name.clone(),
-            namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: name.as_str().into(),
+            namespace: namespace.into(),
+            qualified: format!("{namespace}/{name}").into(),
         };
         let parse = |ips: &mut dyn Iterator<Item = &String>, via: ViaKind| -> Vec<(IpAddr, ViaKind)> {
             ips.filter_map(|ip| ip.parse().ok()).map(|ip| (ip, via)).collect()
@@ -238,9 +236,9 @@ impl ClusterState {
         for owners in self.pods.values_mut() {
             for pod in owners.iter_mut() {
                 let Some((kind, name)) = &pod.owner else { continue };
-                let key = (pod.namespace.clone(), kind.clone(), name.clone());
+                let key = (pod.namespace.to_string(), kind.clone(), name.clone());
                 if let Some((top_kind, top_name)) = self.controllers.get(&key) {
-                    pod.workload = Some(format!("{top_kind}/{top_name}"));
+                    pod.workload = Some(format!("{top_kind}/{top_name}").into());
                 }
             }
         }
@@ -248,7 +246,7 @@ impl ClusterState {
 
     pub(super) fn add_node(&mut self, node: &Node) {
         self.objects += 1;
-        let Some(name) = &node.metadata.name else {
+        let Some(name) = node.metadata.name.as_deref().map(Name::from) else {
             return;
         };
         for addr in node.status.iter().flat_map(|s| s.addresses.iter().flatten()) {
@@ -364,9 +362,9 @@ impl ClusterState {
     /// How a request to `ip:port` was addressed, as far as this one address tells.
     pub fn via(&self, ip: IpAddr, port: u16) -> Via {
         if let Some((svc, kind)) = self.service_ports.get(&(ip, port)) {
-            Via { kind: *kind, service: Some(svc.qualified()) }
+            Via { kind: *kind, service: Some(svc.qualified.clone()) }
         } else if let Some(svc) = self.nodes.contains_key(&ip).then(|| self.node_ports.get(&port)).flatten() {
-            Via { kind: ViaKind::NodePort, service: Some(svc.qualified()) }
+            Via { kind: ViaKind::NodePort, service: Some(svc.qualified.clone()) }
         } else {
             Via::UNKNOWN
         }
