@@ -15,6 +15,10 @@ use podtap::dissect::http1::Http1;
 use podtap::engine::Engine;
 use podtap::reassemble::{Limits, Reassembler};
 
+/// The allocator the `podtap` binary uses, so these figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REQUEST: &[u8] = b"GET /users HTTP/1.1\r\nHost: web\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n\r\nhello from web-7d4b9c8f6-x2k9p\n\n";
 
