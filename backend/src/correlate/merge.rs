@@ -71,7 +71,7 @@ type Queues = SmallVec<[(u32, SmallVec<[u64; 2]>); 2]>;
 /// How far down a queue a SNAT lookup looks for a partner that kept the source port.
 const SNAT_SCAN: usize = 64;
 
-/// Merges observations; records come out once their window has passed.
+/// Merges observations; a record comes out once its request is complete or its window has passed.
 #[derive(Default)]
 pub struct Merger {
     /// Every waiting group, oldest first: ids are handed out in arrival order, so group `id` is
