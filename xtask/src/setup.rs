@@ -43,7 +43,7 @@ pub fn for_tests() -> Result<()> {
     Ok(())
 }
 
-/// A clean build of everything the tests use takes about 3 GB under `target/`. Says so up front rather
+/// A clean build of everything the tests use takes about 2.5 GB under `target/`. Says so up front rather
 /// than letting rustc fail half-way with "No space left on device".
 fn check_disk() -> Result<()> {
     const NEEDED_GB: u64 = 6;
