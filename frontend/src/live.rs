@@ -26,7 +26,7 @@ pub enum Status {
 pub struct Live {
     pub status: RwSignal<Status>,
     pub source: RwSignal<String>,
-    /// Oldest first, at most `KEEP_RECORDS`.
+    /// In time order (`ts`, then id), oldest first, at most `KEEP_RECORDS`.
     pub records: RwSignal<Vec<Record>>,
     pub map: RwSignal<ServiceMap>,
     /// Records the server could not send this browser because it fell behind.
@@ -52,18 +52,31 @@ impl Live {
         match msg {
             ServerMessage::Hello { source, .. } => self.source.set(source),
             ServerMessage::Snapshot { records, map } => {
-                self.records.set(records);
+                self.records.set(in_time_order(Vec::new(), records));
                 self.map.set(map);
             }
             ServerMessage::Records { records } => self.records.update(|all| {
-                all.extend(records);
-                let excess = all.len().saturating_sub(KEEP_RECORDS);
-                all.drain(..excess);
+                *all = in_time_order(std::mem::take(all), records);
             }),
             ServerMessage::Map { map } => self.map.set(map),
             ServerMessage::Lagged { skipped } => self.skipped.update(|s| *s += skipped),
         }
     }
+}
+
+/// Adds `new` to `all` (already in time order) by request time, keeping the newest
+/// `KEEP_RECORDS`. Records arrive in the order their requests finished — a merged request as soon
+/// as both of its sides are in, a lone observation (a probe) after its merge window — so a list
+/// kept in arrival order would show a probe a second below newer requests.
+fn in_time_order(mut all: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
+    for r in new {
+        // Almost always at or near the end: the search is short and so is the shift.
+        let at = all.partition_point(|o| (o.ts, o.id) <= (r.ts, r.id));
+        all.insert(at, r);
+    }
+    let excess = all.len().saturating_sub(KEEP_RECORDS);
+    all.drain(..excess);
+    all
 }
 
 impl Default for Live {
@@ -114,4 +127,27 @@ fn retry(live: Live, attempt: u32) {
     let secs = (1u32 << attempt.min(4)).min(10);
     live.status.set(Status::Retrying(secs));
     set_timeout(move || connect(live, attempt), Duration::from_secs(u64::from(secs)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: u64, ts: u64) -> Record {
+        Record { id, ts, ..Record::test() }
+    }
+
+    #[test]
+    fn records_are_kept_in_request_time_order_whatever_order_they_arrive_in() {
+        // A merged request (id 2) arrives before a probe from a second earlier (id 1).
+        let all = in_time_order(Vec::new(), vec![at(2, 2_000_000), at(3, 2_500_000)]);
+        let all = in_time_order(all, vec![at(1, 1_000_000), at(4, 2_400_000)]);
+        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 4, 3]);
+        // The oldest by time leave first when the list is full.
+        let many: Vec<Record> = (0..KEEP_RECORDS as u64 + 5).map(|i| at(10 + i, 3_000_000 + i)).collect();
+        let all = in_time_order(all, many);
+        assert_eq!(all.len(), KEEP_RECORDS);
+        assert_eq!(all[0].id, 15);
+        assert!(all.windows(2).all(|w| (w[0].ts, w[0].id) <= (w[1].ts, w[1].id)));
+    }
 }

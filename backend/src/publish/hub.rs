@@ -138,12 +138,13 @@ impl Hub {
         self.lock().total
     }
 
-    /// The newest `limit` records that pass `filter`, oldest first.
+    /// The newest `limit` records that pass `filter` (by arrival), in request-time order. A merged
+    /// request arrives as soon as both of its sides are in, a lone observation a window later.
     pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Record> {
         let state = self.lock();
         let mut newest: Vec<Record> =
             state.records.iter().rev().filter(|r| filter.matches(r)).take(limit).cloned().collect();
-        newest.reverse();
+        newest.sort_by_key(|r| (r.ts, r.id));
         newest
     }
 
@@ -215,6 +216,17 @@ mod tests {
         let none = Filter::parse("status:5xx").unwrap();
         assert!(hub.recent(10, &none).is_empty());
         assert!(hub.map(&none).edges.is_empty());
+    }
+
+    #[test]
+    fn recent_records_are_in_request_time_order() {
+        // A probe (a lone observation, id 1) arrives a window after a merged request made later.
+        let hub = Hub::new("test", 10);
+        let at = |id, ts| Record { id, ts, ..Record::test() };
+        hub.publish(&[at(2, 2_000_000), at(1, 1_000_000), at(3, 3_000_000)]);
+        let ids: Vec<u64> = hub.recent(10, &Filter::default()).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!(hub.recent(2, &Filter::default()).iter().map(|r| r.id).collect::<Vec<_>>(), [1, 3]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The live request list, newest first: who called whom, through what, with what result. Rows are
+//! The live request list, newest request first: who called whom, through what, with what result. Rows are
 //! keyed by record id so a new record adds one row; at most `SHOWN` rows are in the DOM.
 //! DOM hook: `timeline-row` with `data-id`.
 
