@@ -1,5 +1,6 @@
 //! What a shared link carries: the filter and the Service whose balance is shown live in the page
-//! URL (`?filter=…&service=ns/name`), so a link shows exactly what its sender saw. Also where the API token comes from when one is required.
+//! URL (`?filter=…&service=ns/name`), so a link shows exactly what its sender saw. Also where the
+//! API token comes from when one is required.
 
 use wasm_bindgen::JsValue;
 
@@ -11,11 +12,6 @@ fn search_params() -> Option<web_sys::UrlSearchParams> {
 /// A query parameter of the page URL.
 pub fn param(name: &str) -> Option<String> {
     search_params()?.get(name)
-}
-
-/// Writes the filter into the URL without a reload or a new history entry.
-pub fn set_filter_param(filter: &str) {
-    set_param("filter", filter);
 }
 
 /// Writes `name=value` into the URL (removes it when empty) without a reload or a new history

@@ -20,7 +20,7 @@ pub fn App() -> impl IntoView {
     connect(live, 0);
 
     let filter_text = RwSignal::new(url_state::param("filter").unwrap_or_default());
-    Effect::new(move |_| url_state::set_filter_param(&filter_text.get()));
+    Effect::new(move |_| url_state::set_param("filter", &filter_text.get()));
     let parsed = Memo::new(move |_| Filter::parse(&filter_text.get()));
     let filter = Signal::derive(move || parsed.get().unwrap_or_default());
     let error = Signal::derive(move || parsed.get().err().map(|e| e.to_string()));
