@@ -26,7 +26,7 @@ pub enum Status {
 pub struct Live {
     pub status: RwSignal<Status>,
     pub source: RwSignal<String>,
-    /// In time order (`ts`, then id), oldest first, at most `KEEP_RECORDS`.
+    /// In `Record::time_order`, oldest first, at most `KEEP_RECORDS`.
     pub records: RwSignal<Vec<Record>>,
     pub map: RwSignal<ServiceMap>,
     /// Records the server could not send this browser because it fell behind.
@@ -64,14 +64,12 @@ impl Live {
     }
 }
 
-/// Adds `new` to `all` (already in time order) by request time, keeping the newest
-/// `KEEP_RECORDS`. Records arrive in the order their requests finished — a merged request as soon
-/// as both of its sides are in, a lone observation (a probe) after its merge window — so a list
-/// kept in arrival order would show a probe a second below newer requests.
+/// Adds `new` to `all` (already in `Record::time_order`) by request time, keeping the newest
+/// `KEEP_RECORDS`: in arrival order a probe would stand a second below newer requests.
 fn in_time_order(mut all: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
     for r in new {
         // Almost always at or near the end: the search is short and so is the shift.
-        let at = all.partition_point(|o| (o.ts, o.id) <= (r.ts, r.id));
+        let at = all.partition_point(|o| o.time_order() <= r.time_order());
         all.insert(at, r);
     }
     let excess = all.len().saturating_sub(KEEP_RECORDS);
@@ -148,6 +146,6 @@ mod tests {
         let all = in_time_order(all, many);
         assert_eq!(all.len(), KEEP_RECORDS);
         assert_eq!(all[0].id, 15);
-        assert!(all.windows(2).all(|w| (w[0].ts, w[0].id) <= (w[1].ts, w[1].id)));
+        assert!(all.windows(2).all(|w| w[0].time_order() <= w[1].time_order()));
     }
 }

@@ -298,6 +298,13 @@ impl Record {
         }
     }
 
+    /// Where a record stands in a list of requests: by request time, then id. Records come out in
+    /// the order their requests finished (a merged request as soon as both sides are in, a lone
+    /// observation a merge window later), so lists sort by this instead.
+    pub fn time_order(&self) -> (u64, u64) {
+        (self.ts, self.id)
+    }
+
     /// A plain record for tests: `GET /` from 10.0.0.1:40000 to 10.0.0.2:80, answered 200.
     pub fn test() -> Self {
         Record {

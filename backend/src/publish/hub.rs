@@ -138,13 +138,12 @@ impl Hub {
         self.lock().total
     }
 
-    /// The newest `limit` records that pass `filter` (by arrival), in request-time order. A merged
-    /// request arrives as soon as both of its sides are in, a lone observation a window later.
+    /// The newest `limit` records that pass `filter` (by arrival), in `Record::time_order`.
     pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Record> {
         let state = self.lock();
         let mut newest: Vec<Record> =
             state.records.iter().rev().filter(|r| filter.matches(r)).take(limit).cloned().collect();
-        newest.sort_by_key(|r| (r.ts, r.id));
+        newest.sort_by_key(Record::time_order);
         newest
     }
 
