@@ -185,7 +185,8 @@ pub fn stats_line(s: &EngineStats) -> String {
     format!(
         "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries ({} over TCP), \
          {} TLS handshakes, {} gRPC calls, {} packets put together from IP fragments; skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
-         {} resyncs, {unmatched} unmatched responses, {} DNS queries unanswered",
+         {} resyncs, {unmatched} unmatched responses, {} responses whose requests were not captured, \
+         {} DNS queries unanswered; {} copies of packets seen on more than one interface counted once",
         s.frames,
         s.bytes,
         s.tcp.connections,
@@ -199,6 +200,8 @@ pub fn stats_line(s: &EngineStats) -> String {
         s.tcp.gaps,
         s.tcp.gap_bytes,
         s.resyncs,
-        s.dns.timed_out
+        s.one_way_responses,
+        s.dns.timed_out,
+        s.tcp.copies + s.dns.copies,
     )
 }

@@ -36,6 +36,8 @@ pub struct EngineStats {
     pub tls_handshakes: u64,
     pub grpc_calls: u64,
     pub unmatched_responses: u64,
+    /// Responses on connections whose request direction was never captured.
+    pub one_way_responses: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
     pub dns_over_tcp: u64,
@@ -240,11 +242,12 @@ impl Engine {
                     let record = correlate::record(*ex, self.next_id, iface, &self.cluster);
                     self.next_id += 1;
                     match &mut self.merger {
-                        Some(m) => m.push(record, index, now_us, &self.cluster, out),
+                        Some(m) => m.push(record, now_us, &self.cluster, out),
                         None => out.push(record),
                     }
                 }
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
+                Dissected::OneWay => self.stats.one_way_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
             }

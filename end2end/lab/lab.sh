@@ -5,7 +5,8 @@
 # from outside, orders that web passes on to the 3-replica `api` Service of namespace shop through
 # its ClusterIP (some 404, some 500), kubelet probes, cluster DNS (UDP, TCP, and a fragmented UDP
 # answer), gRPC over h2c through a ClusterIP — captured on every pod veth and the node's eth0 with
-# dumpcap into one pcapng. Writes capture.pcapng, logs/ (the servers' own logs), ground-truth.json
+# dumpcap into one pcapng, and with `tcpdump -i any` (cooked v1 and v2) beside it. Writes
+# capture.pcapng, capture-classic.pcap (mergecap -F pcap), any-linux_sll{,2}.pcap, logs/ (the servers' own logs), ground-truth.json
 # and cluster.json to OUTDIR.
 #
 # With PODTAP=path/to/podtap, podtap captures live as well, started before the client pod exists
@@ -21,10 +22,10 @@ OUT=${1:?usage: lab.sh OUTDIR [--scale N]}
 SCALE=1
 [[ "${2:-}" == "--scale" ]] && SCALE=${3:?--scale needs a number}
 source "$(dirname "$0")/node.sh"
-lab_require
+lab_require tcpdump mergecap
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/logs/*.log "$OUT"/*.pcapng "$OUT"/serve-*.json
+rm -f "$OUT"/logs/*.log "$OUT"/*.pcapng "$OUT"/*.pcap "$OUT"/serve-*.json
 lab_claim
 trap 'lab_podtap_kill; lab_down' EXIT
 lab_podtap_kill() { local p; for p in ${LAB_PODTAP:-}; do kill -9 "$p" 2>/dev/null || true; done; }
@@ -62,6 +63,7 @@ fi
 lab_add_pod "$CLIENT_NS" "$CLIENT_IP" "$CLIENT_VETH"
 [[ -n "${PODTAP:-}" ]] && lab_podtap_following "$CLIENT_VETH" "${LIVE_ERRS[@]}"
 
+lab_any_start "$OUT"
 lab_capture_start "$OUT/capture.pcapng" "$OUT/logs/dumpcap.err" "$CLIENT_VETH" "$WEB1_VETH" "$WEB2_VETH" "$DNS_VETH" \
   "$GRPC_VETH" "$API1_VETH" "$API2_VETH" "$API3_VETH" eth0
 
@@ -100,5 +102,8 @@ if [[ -n "${PODTAP:-}" ]]; then
   tail -n 1 "$OUT/logs/podtap-capture.err"
 fi
 
+# The same run as one classic pcap: per-interface captures merged the way people merge them.
+mergecap -F pcap -w "$OUT/capture-classic.pcap" "$OUT/capture.pcapng"
+grep -h "packets dropped by kernel" "$OUT"/logs/tcpdump-*.err | grep -v "^0 " && { echo "lab: tcpdump dropped packets" >&2; exit 1; }
 (cd "$LAB" && python3 truth.py "$OUT")
 echo "lab: capture $(du -h "$OUT/capture.pcapng" | cut -f1) in $OUT"

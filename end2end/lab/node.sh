@@ -162,8 +162,24 @@ lab_podtap_stop() {
   LAB_PODTAP=""
 }
 
+# `tcpdump -i any` in the node, as users run it: Linux cooked v1 and v2 (no interface names; v1
+# not even an index). Every routed packet is seen twice there (the veth and cni0).
+lab_any_start() {  # outdir
+  local out=$1 link
+  LAB_TCPDUMP=""
+  for link in LINUX_SLL LINUX_SLL2; do
+    ip netns exec "$NODE_NS" tcpdump -i any -y "$link" -n -s 0 -B 16384 -U \
+      -w "$out/any-${link,,}.pcap" 2>"$out/logs/tcpdump-${link,,}.err" &
+    LAB_TCPDUMP+=" $!"
+  done
+  for link in linux_sll linux_sll2; do
+    for _ in $(seq 100); do grep -q "listening on" "$out/logs/tcpdump-$link.err" 2>/dev/null && break; sleep 0.1; done
+    grep -q "listening on" "$out/logs/tcpdump-$link.err" || { cat "$out/logs/tcpdump-$link.err" >&2; exit 1; }
+  done
+}
+
 lab_capture_stop() {
   sleep 1
-  kill -INT "$LAB_DUMPCAP"
-  wait "$LAB_DUMPCAP" || true
+  kill -INT "$LAB_DUMPCAP" ${LAB_TCPDUMP:-}
+  wait "$LAB_DUMPCAP" ${LAB_TCPDUMP:-} || true
 }

@@ -23,7 +23,7 @@ const DEBIAN: &[(&str, &str)] = &[
 ];
 
 /// What the benchmark adds: a web server and a load generator.
-const BENCH: &[(&str, &str)] = &[("nginx", "nginx-light"), ("wrk", "wrk"), ("mergecap", "tshark")];
+const BENCH: &[(&str, &str)] = &[("nginx", "nginx-light"), ("wrk", "wrk")];
 
 fn have(cmd: &str) -> bool {
     let check = if cmd.contains(' ') { format!("{cmd} 2>/dev/null") } else { format!("command -v {cmd}") };

@@ -1,9 +1,14 @@
-//! One record per request: the observations of one request on several interfaces of a node are
-//! merged, so `dst` is the pod that served it, `src` the real client and `via` the way it went.
+//! One record per request: the observations of one request before and after kube-proxy rewrote
+//! it are merged, so `dst` is the pod that served it, `src` the real client and `via` the way it
+//! went. (Copies of one packet on several interfaces, unrewritten, are already one connection:
+//! see `reassemble`.)
 //!
-//! The matching rule. Two observations are the same request when they were produced within
-//! `WINDOW_US` of each other (capture time), on different interfaces, ask the same thing (method
-//! and path; gRPC path; DNS query and type; TLS SNI), and
+//! The matching rule, from the packets alone — no interface name or index is needed, so a
+//! classic pcap, `tcpdump -i any` and a pcapng with names all give the same records. Two
+//! observations are the same request when they were produced within `WINDOW_US` of each other
+//! (capture time), were sent to different addresses (a rewrite happened between them: the one
+//! thing two requests on one connection never differ in), ask the same thing (method and path;
+//! gRPC path; DNS query and type; TLS SNI), and
 //! 1. come from the same client socket (ip:port): a ClusterIP request before and after kube-proxy's
 //!    DNAT (only the destination changes), a pod-to-pod request on both pods' veths, a DNS query to
 //!    the kube-dns ClusterIP and at the CoreDNS pod; or
@@ -40,11 +45,12 @@ enum Key {
     Snat(u64),
 }
 
-/// One observation: the record and the capture interface (index) that saw it. The record is
-/// boxed: a group waits about a second among tens of thousands, and a ~450-byte record inline
-/// made every group ~1.2 KB to copy in and out.
+/// One observation: the record and where it was sent (`leg`). The record is boxed: a group waits
+/// about a second among tens of thousands, and a ~450-byte record inline made every group ~1.2 KB
+/// to copy in and out.
 struct Seen {
-    interface: u32,
+    /// The destination socket, hashed: observations of one request differ in it.
+    leg: u64,
     /// What was asked (`identity`), computed once.
     what: u64,
     record: Box<Record>,
@@ -55,18 +61,18 @@ struct Group {
     /// When the first observation came (capture time): the window runs from here.
     arrival: u64,
     seen: SmallVec<[Seen; 2]>,
-    /// Where the index lists this group: (key, interface).
-    listed: SmallVec<[(Key, u32); 4]>,
+    /// Where the index lists this group: (key, leg).
+    listed: SmallVec<[(Key, u64); 4]>,
 }
 
 impl Group {
-    fn on(&self, interface: u32) -> bool {
-        self.seen.iter().any(|s| s.interface == interface)
+    fn on(&self, leg: u64) -> bool {
+        self.seen.iter().any(|s| s.leg == leg)
     }
 }
 
-/// Open group ids of one key, oldest first, for each interface that saw them.
-type Queues = SmallVec<[(u32, SmallVec<[u64; 2]>); 2]>;
+/// Open group ids of one key, oldest first, for each leg (destination) that saw them.
+type Queues = SmallVec<[(u64, SmallVec<[u64; 2]>); 2]>;
 
 /// How far down a queue a SNAT lookup looks for a partner that kept the source port.
 const SNAT_SCAN: usize = 64;
@@ -80,9 +86,9 @@ pub struct Merger {
     groups: VecDeque<Group>,
     /// The id of the group at the front.
     first: u64,
-    /// Open groups (still waiting for an observation) by key and by an interface that saw them,
-    /// oldest first: a partner is found at the front of another interface's queue, so a busy
-    /// socket, or a capture of one interface only, never makes a lookup long.
+    /// Open groups (still waiting for an observation) by key and by the leg that saw them,
+    /// oldest first: a partner is found at the front of another leg's queue, so a busy socket
+    /// never makes a lookup long.
     index: FxHashMap<Key, Queues>,
 }
 
@@ -108,6 +114,13 @@ fn from_node_to_pod(r: &Record) -> bool {
     !r.probe && r.src.kind == EndpointKind::Node && r.dst.kind == EndpointKind::Pod
 }
 
+/// Where an observation was sent, hashed.
+fn leg_of(r: &Record) -> u64 {
+    let mut h = FxHasher::default();
+    (r.dst.ip, r.dst.port).hash(&mut h);
+    h.finish()
+}
+
 /// The keys under which an observation is found by its partners.
 fn keys_of(r: &Record, what: u64) -> impl Iterator<Item = Key> {
     let snat = (through_node_port(r) || from_node_to_pod(r)).then_some(Key::Snat(what));
@@ -115,12 +128,12 @@ fn keys_of(r: &Record, what: u64) -> impl Iterator<Item = Key> {
 }
 
 impl Merger {
-    /// Takes one observation, seen on capture interface `interface`, that became a record at
-    /// `now_us` (capture time). A request that has all the observations it will get leaves at
-    /// once, into `out`; the others wait for their window to pass (`flush_due`).
-    pub fn push(&mut self, record: Record, interface: u32, now_us: u64, cluster: &ClusterState, out: &mut Vec<Record>) {
-        let what = identity(&record);
-        self.push_seen(Seen { interface, what, record: Box::new(record) }, now_us, cluster, out);
+    /// Takes one observation that became a record at `now_us` (capture time). A request that has
+    /// all the observations it will get leaves at once, into `out`; the others wait for their
+    /// window to pass (`flush_due`).
+    pub fn push(&mut self, record: Record, now_us: u64, cluster: &ClusterState, out: &mut Vec<Record>) {
+        let (what, leg) = (identity(&record), leg_of(&record));
+        self.push_seen(Seen { leg, what, record: Box::new(record) }, now_us, cluster, out);
         // Complete groups left their place empty: drop the empty places at the front.
         while self.groups.front().is_some_and(|g| g.seen.is_empty()) {
             self.groups.pop_front();
@@ -152,10 +165,10 @@ impl Merger {
         }
     }
 
-    fn unlist(&mut self, id: u64, listed: &[(Key, u32)]) {
-        for (key, interface) in listed {
+    fn unlist(&mut self, id: u64, listed: &[(Key, u64)]) {
+        for (key, leg) in listed {
             let Some(queues) = self.index.get_mut(key) else { continue };
-            if let Some((_, q)) = queues.iter_mut().find(|(i, _)| i == interface) {
+            if let Some((_, q)) = queues.iter_mut().find(|(i, _)| i == leg) {
                 q.retain(|g| *g != id);
             }
             queues.retain(|(_, q)| !q.is_empty());
@@ -165,28 +178,28 @@ impl Merger {
         }
     }
 
-    /// Lists group `id` under the keys and interfaces of its observations — or nowhere once it
-    /// is complete, which it returns.
+    /// Lists group `id` under the keys and legs of its observations — or nowhere once it is
+    /// complete, which it returns.
     fn reindex(&mut self, id: u64) -> bool {
         let group = self.group_mut(id);
         let old = std::mem::take(&mut group.listed);
         let complete = is_complete(&group.seen);
-        let mut listed: SmallVec<[(Key, u32); 4]> = if complete {
+        let mut listed: SmallVec<[(Key, u64); 4]> = if complete {
             SmallVec::new()
         } else {
-            group.seen.iter().flat_map(|s| keys_of(&s.record, s.what).map(move |k| (k, s.interface))).collect()
+            group.seen.iter().flat_map(|s| keys_of(&s.record, s.what).map(move |k| (k, s.leg))).collect()
         };
         listed.dedup();
         self.unlist(id, &old);
-        for (key, interface) in &listed {
+        for (key, leg) in &listed {
             let queues = self.index.entry(*key).or_default();
-            match queues.iter_mut().find(|(i, _)| i == interface) {
+            match queues.iter_mut().find(|(i, _)| i == leg) {
                 Some((_, q)) => {
                     // Ids grow with time: keep the queue oldest first.
                     let at = q.iter().rposition(|g| *g < id).map_or(0, |p| p + 1);
                     q.insert(at, id);
                 }
-                None => queues.push((*interface, SmallVec::from_slice(&[id]))),
+                None => queues.push((*leg, SmallVec::from_slice(&[id]))),
             }
         }
         self.group_mut(id).listed = listed;
@@ -196,15 +209,15 @@ impl Merger {
     /// The pending group this observation belongs to, if any, and which of its observations to
     /// send back out (a SNAT back that a better-matching one replaces).
     fn partner(&self, seen: &Seen, cluster: &ClusterState) -> Option<(u64, Option<usize>)> {
-        let (r, interface, what) = (&*seen.record, seen.interface, seen.what);
-        // The oldest open group of `key` seen on another interface and not on this one.
+        let (r, leg, what) = (&*seen.record, seen.leg, seen.what);
+        // The oldest open group of `key` sent elsewhere and not to where this one was.
         let queues =
-            |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != interface).map(|(_, q)| q);
+            |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != leg).map(|(_, q)| q);
         // Asked within the window of each other: repeats of one request on a keep-alive
         // connection never pair across the gap left by an observation that was not captured.
         let near = |g: &Group| g.seen[0].record.ts.abs_diff(r.ts) <= WINDOW_US;
         let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
-            .filter_map(|q| q.iter().copied().find(|id| !self.group(*id).on(interface) && near(self.group(*id))))
+            .filter_map(|q| q.iter().copied().find(|id| !self.group(*id).on(leg) && near(self.group(*id))))
             .min();
         if socket.is_some() {
             return socket.map(|id| (id, None));
@@ -230,7 +243,7 @@ impl Merger {
         let mut fallback = None;
         for id in candidates {
             let g = self.group(id);
-            if g.on(interface) || !near(g) || !g.seen.iter().any(|s| counterpart(&s.record)) {
+            if g.on(leg) || !near(g) || !g.seen.iter().any(|s| counterpart(&s.record)) {
                 continue;
             }
             let taken = g.seen.iter().position(|s| mine(&s.record));
@@ -285,8 +298,7 @@ impl Merger {
 
 /// Whether a request has all the observations it will get: the one addressed to the Service and
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
-/// may still come), or two with one destination (pod to pod). A bridge capture's third copy is
-/// then a record of its own.
+/// may still come).
 fn is_complete(seen: &[Seen]) -> bool {
     if seen.len() < 2 {
         return false;
@@ -297,14 +309,8 @@ fn is_complete(seen: &[Seen]) -> bool {
     match front {
         Some(f) if through_node_port(f) => backs.any(|b| b.src.port == f.src.port),
         Some(_) => backs.next().is_some(),
-        None => one_destination(records()),
+        None => false,
     }
-}
-
-/// Whether every observation went to the same address and port (nothing rewrote it).
-fn one_destination<'a>(mut records: impl Iterator<Item = &'a Record>) -> bool {
-    let Some(first) = records.next() else { return true };
-    records.all(|r| r.dst.ip == first.dst.ip && r.dst.port == first.dst.port)
 }
 
 /// One record from the observations of one request (moved, not copied: no string is cloned).
@@ -312,14 +318,13 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     if records.len() == 1 {
         return *records.pop().expect("one record");
     }
-    let observations = records.len() as u32;
+    let observations = records.iter().map(|r| r.observations).sum();
     let id = records.iter().map(|r| r.id).min().expect("records");
     let probe = records.iter().any(|r| r.probe);
     // The observation addressed to a Service (before DNAT) knows the client and the path taken;
     // the one addressed to a pod knows who served it.
     let front = records.iter().position(|r| r.dst.kind == EndpointKind::Service);
     let back = records.iter().position(|r| r.dst.kind == EndpointKind::Pod);
-    let same_dst = one_destination(records.iter().map(|r| &**r));
     let ts = records.iter().map(|r| r.ts).min().expect("records");
     let first_conn = records.iter().map(|r| r.conn).min().expect("records");
     // The client's side waits longest: its latency is the one users feel.
@@ -338,13 +343,7 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
         Some((src, via, conn, ts, latency)) => {
             (merged.src, merged.via, merged.conn, merged.ts, merged.latency_us) = (src, via, conn, ts, latency);
         }
-        None => {
-            // Seen on both pods' interfaces with one destination: nothing rewrote it.
-            if same_dst && merged.via.kind == ViaKind::Unknown {
-                merged.via = Via { kind: ViaKind::Direct, service: None };
-            }
-            (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest);
-        }
+        None => (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest),
     }
     merged
 }

@@ -26,8 +26,10 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
     });
     let dst = cluster.resolve_at(ex.server.ip(), ex.server.port(), ex.ts_us);
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
-    if probe && via.kind == ViaKind::Unknown {
-        via = Via { kind: ViaKind::Direct, service: None }; // kubelet probes the pod IP itself
+    // Kubelet probes the pod IP itself; a connection seen unrewritten on several interfaces (both
+    // pods' veths) was addressed to the pod.
+    if via.kind == ViaKind::Unknown && (probe || (ex.points > 1 && dst.kind == EndpointKind::Pod)) {
+        via = Via { kind: ViaKind::Direct, service: None };
     }
     Record {
         id,
@@ -37,7 +39,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         dst,
         via,
         probe,
-        observations: 1,
+        observations: u32::from(ex.points.max(1)),
         interface: interface.map(str::to_string),
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
         request_size: ex.request_size,
@@ -61,6 +63,7 @@ mod tests {
         Exchange {
             conn: 3,
             interface: 0,
+            points: 1,
             client: "10.0.0.1:1".parse().unwrap(),
             server: "10.0.0.2:2".parse().unwrap(),
             ts_us: LAB_TIME,

@@ -106,6 +106,7 @@ fn exchange(info: &ConnInfo, q: Query, response: Option<(u64, u64)>, dns: DnsExc
     Dissected::Exchange(Box::new(Exchange {
         conn: info.id,
         interface: info.interface,
+        points: info.points,
         client,
         server,
         ts_us: q.ts_us,

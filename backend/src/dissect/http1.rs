@@ -182,6 +182,7 @@ fn exchange(
     Exchange {
         conn: info.id,
         interface: info.interface,
+        points: info.points,
         client,
         server,
         ts_us: req.ts_us,
@@ -434,6 +435,7 @@ impl Http1 {
         let resp = self.response.take();
         match self.requests.pop_front() {
             Some(req) => out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, resp, size)))),
+            None if self.halves[other(dir) as usize].role.is_none() => out.push(Dissected::OneWay),
             None => out.push(Dissected::UnmatchedResponse),
         }
     }

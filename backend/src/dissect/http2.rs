@@ -395,6 +395,7 @@ impl Http2 {
         out.push(Dissected::Exchange(Box::new(Exchange {
             conn: info.id,
             interface: info.interface,
+            points: info.points,
             client,
             server,
             ts_us: s.req_ts,

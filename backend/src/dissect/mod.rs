@@ -18,8 +18,10 @@ pub mod tls;
 pub struct Exchange {
     /// The connection (TCP) or flow (UDP) id.
     pub conn: u64,
-    /// Index of the capture interface.
+    /// Index of the capture interface that saw it first.
     pub interface: u32,
+    /// How many capture interfaces carried copies of it (unrewritten: same addresses).
+    pub points: u8,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// The request's first byte.
@@ -56,6 +58,10 @@ pub enum Dissected {
     Exchange(Box<Exchange>),
     /// A response with no request waiting for it.
     UnmatchedResponse,
+    /// A response on a connection whose request direction was never seen at all: the capture
+    /// joined after the request, or saw a half-rewritten copy (a bridge between kube-proxy's
+    /// SNAT and DNAT reversal) that only ever carries answers.
+    OneWay,
     /// Bytes that did not parse; the parser skipped to the next message start.
     Resync,
     /// A direction whose first bytes are not this protocol.

@@ -83,6 +83,7 @@ impl Tls {
         Exchange {
             conn: info.id,
             interface: info.interface,
+            points: info.points,
             client,
             server: srv,
             ts_us: hello.ts_us,

@@ -3,11 +3,19 @@
 //! out-of-order segments (held, bounded), missing data (a counted gap the handler is told of),
 //! FIN/RST, port reuse, idle timeouts and connections already open when capture began.
 //! Knows nothing of application protocols.
+//!
+//! A connection is its address pair, wherever it was seen: copies of one packet on several
+//! interfaces (a bridge and its port, both pods' veths of an unrewritten pod-to-pod request, the
+//! interfaces `tcpdump -i any` lists) are one connection whose bytes count once, whether or not
+//! the capture says which interface each copy came from. Copies that arrive after their
+//! connection closed (live rings are drained one after another) are recognised by the sequence
+//! numbers the connection used and dropped, counted.
 
 use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::decode::Segment;
 
@@ -23,7 +31,10 @@ pub enum Dir {
 pub struct ConnInfo {
     /// Unique for the lifetime of the reassembler; the `conn` of every record on this connection.
     pub id: u64,
+    /// The capture interface that saw the connection first.
     pub interface: u32,
+    /// How many capture interfaces have carried its packets so far (copies of one packet).
+    pub points: u8,
     /// The lower of the two socket addresses.
     pub a: SocketAddr,
     pub b: SocketAddr,
@@ -38,6 +49,7 @@ impl ConnInfo {
         ConnInfo {
             id,
             interface,
+            points: 1,
             a: a.parse().expect("socket address"),
             b: b.parse().expect("socket address"),
             opener: Some(Dir::AtoB),
@@ -93,10 +105,16 @@ pub struct ReassemblyStats {
     pub gap_bytes: u64,
     pub connections_over_limit: u64,
     pub idle_closed: u64,
+    /// Segments that were copies of ones already seen on another interface.
+    pub copies: u64,
 }
 
 #[derive(Default)]
 struct Stream {
+    /// The sequence number the stream started at (its SYN's, or the first seen when joined).
+    start: Option<u32>,
+    /// Whether `start` is a SYN's.
+    syn: bool,
     next: Option<u32>,
     /// Out-of-order segments: (seq, bytes, ts).
     pending: Vec<(u32, Vec<u8>, u64)>,
@@ -109,19 +127,51 @@ struct Conn<H> {
     streams: [Stream; 2],
     last_ts: u64,
     rst: bool,
+    /// The interfaces that carried it (up to a few; `info.points` counts them).
+    seen_on: SmallVec<[u32; 2]>,
     handler: H,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    interface: u32,
     a: SocketAddr,
     b: SocketAddr,
 }
 
-/// All connections of one capture, keyed by interface and address pair.
+impl<H> Conn<H> {
+    /// Whether `seq` is the SYN this direction already started with.
+    fn is_syn(&self, dir: Dir, seq: u32) -> bool {
+        let s = &self.streams[dir as usize];
+        s.syn && s.start == Some(seq)
+    }
+}
+
+/// What is remembered of a connection after it closed, to know its late copies: per direction,
+/// the sequence range it used.
+#[derive(Clone, Copy)]
+struct Closed {
+    ranges: [Option<(u32, u32)>; 2],
+    at_us: u64,
+}
+
+impl Closed {
+    /// How long (capture time) a closed connection's late copies are recognised.
+    const KEEP_US: u64 = 10_000_000;
+
+    /// Whether this segment only repeats bytes (or the SYN) the closed connection had.
+    fn covers(&self, dir: Dir, seq: u32, len: usize) -> bool {
+        let Some((start, end)) = self.ranges[dir as usize] else { return false };
+        let from = seq.wrapping_sub(start) as i32;
+        let to = end.wrapping_sub(seq.wrapping_add(len as u32)) as i32;
+        from >= 0 && to >= 0
+    }
+}
+
+/// All connections of one capture, keyed by address pair.
 pub struct Reassembler<H: ConnHandler> {
     conns: FxHashMap<Key, Conn<H>>,
+    /// Recently closed connections, for their late copies.
+    closed: FxHashMap<Key, Closed>,
     limits: Limits,
     next_id: u64,
     pub stats: ReassemblyStats,
@@ -129,7 +179,13 @@ pub struct Reassembler<H: ConnHandler> {
 
 impl<H: ConnHandler> Reassembler<H> {
     pub fn new(limits: Limits) -> Self {
-        Self { conns: FxHashMap::default(), limits, next_id: 1, stats: ReassemblyStats::default() }
+        Self {
+            conns: FxHashMap::default(),
+            closed: FxHashMap::default(),
+            limits,
+            next_id: 1,
+            stats: ReassemblyStats::default(),
+        }
     }
 
     /// A fresh connection id from the same sequence, for flows of other transports (UDP).
@@ -147,20 +203,22 @@ impl<H: ConnHandler> Reassembler<H> {
     pub fn on_segment(&mut self, seg: &Segment<'_>, out: &mut Vec<H::Output>) {
         self.stats.segments += 1;
         let (key, dir) = if (seg.src.ip(), seg.src.port()) <= (seg.dst.ip(), seg.dst.port()) {
-            (Key { interface: seg.interface, a: seg.src, b: seg.dst }, Dir::AtoB)
+            (Key { a: seg.src, b: seg.dst }, Dir::AtoB)
         } else {
-            (Key { interface: seg.interface, a: seg.dst, b: seg.src }, Dir::BtoA)
+            (Key { a: seg.dst, b: seg.src }, Dir::BtoA)
         };
         let opening = seg.flags.syn && !seg.flags.ack;
-        // A fresh SYN on a finished address pair is a new connection (port reuse).
+        // A fresh SYN on a finished address pair is a new connection (port reuse); the same SYN
+        // again is a retransmission or a copy from another interface.
         if opening
             && let Some(old) = self.conns.get(&key)
+            && !old.is_syn(dir, seg.seq)
             && (old.rst
                 || (old.streams[0].fin && old.streams[1].fin)
                 || old.streams[dir as usize].next.is_some_and(|n| n != seg.seq.wrapping_add(1)))
         {
-            let mut old = self.conns.remove(&key).expect("present");
-            old.handler.on_close(&old.info, seg.ts_us, out);
+            let old = self.conns.remove(&key).expect("present");
+            self.close(key, old, seg.ts_us, out);
         }
         let full = self.conns.len() >= self.limits.max_connections;
         let conn = match self.conns.entry(key) {
@@ -169,6 +227,14 @@ impl<H: ConnHandler> Reassembler<H> {
                 if seg.flags.rst || (seg.payload.is_empty() && !seg.flags.syn) {
                     return; // the tail of a connection we never saw: nothing to reassemble
                 }
+                if let Some(closed) = self.closed.get(&key) {
+                    let len = seg.payload.len() + usize::from(seg.flags.syn);
+                    if seg.ts_us.saturating_sub(closed.at_us) <= Closed::KEEP_US && closed.covers(dir, seg.seq, len) {
+                        self.stats.copies += 1;
+                        return; // a late copy of a connection that has closed
+                    }
+                    self.closed.remove(&key);
+                }
                 if full {
                     self.stats.connections_over_limit += 1;
                     return;
@@ -176,6 +242,7 @@ impl<H: ConnHandler> Reassembler<H> {
                 let info = ConnInfo {
                     id: self.next_id,
                     interface: seg.interface,
+                    points: 1,
                     a: key.a,
                     b: key.b,
                     opener: opening.then_some(dir),
@@ -183,19 +250,34 @@ impl<H: ConnHandler> Reassembler<H> {
                 self.next_id += 1;
                 self.stats.connections += 1;
                 let handler = H::new(&info);
-                slot.insert(Conn { info, streams: Default::default(), last_ts: seg.ts_us, rst: false, handler })
+                let seen_on = SmallVec::from_slice(&[seg.interface]);
+                slot.insert(Conn {
+                    info,
+                    streams: Default::default(),
+                    last_ts: seg.ts_us,
+                    rst: false,
+                    seen_on,
+                    handler,
+                })
             }
         };
         conn.last_ts = seg.ts_us;
+        if !conn.seen_on.contains(&seg.interface) && conn.seen_on.len() < 8 {
+            conn.seen_on.push(seg.interface);
+            conn.info.points = conn.seen_on.len() as u8;
+        }
+        let copy = seg.interface != conn.info.interface;
         let stream = &mut conn.streams[dir as usize];
         if seg.flags.syn {
-            stream.next = Some(seg.seq.wrapping_add(1));
+            if !(stream.syn && stream.start == Some(seg.seq)) {
+                (stream.start, stream.syn, stream.next) = (Some(seg.seq), true, Some(seg.seq.wrapping_add(1)));
+            }
         } else if stream.next.is_none() {
-            stream.next = Some(seg.seq); // joined mid-stream
+            (stream.start, stream.next) = (Some(seg.seq), Some(seg.seq)); // joined mid-stream
         }
         if !seg.payload.is_empty() {
             let seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-            accept(conn, dir, seq, seg.payload, seg.ts_us, self.limits, &mut self.stats, out);
+            accept(conn, dir, seq, seg.payload, seg.ts_us, copy, self.limits, &mut self.stats, out);
         }
         if seg.flags.fin {
             conn.streams[dir as usize].fin = true;
@@ -206,8 +288,17 @@ impl<H: ConnHandler> Reassembler<H> {
         if conn.rst || (conn.streams[0].fin && conn.streams[1].fin) {
             let mut conn = self.conns.remove(&key).expect("present");
             flush(&mut conn, &mut self.stats, out);
-            conn.handler.on_close(&conn.info, seg.ts_us, out);
+            self.close(key, conn, seg.ts_us, out);
         }
+    }
+
+    /// Tells the handler its connection ended and remembers the sequence ranges it used, so its
+    /// copies still on their way from another interface are known for what they are.
+    fn close(&mut self, key: Key, mut conn: Conn<H>, ts_us: u64, out: &mut Vec<H::Output>) {
+        conn.handler.on_close(&conn.info, ts_us, out);
+        let range = |s: &Stream| s.start.zip(s.next).map(|(a, b)| (a, b.wrapping_add(u32::from(s.fin))));
+        let ranges = [range(&conn.streams[0]), range(&conn.streams[1])];
+        self.closed.insert(key, Closed { ranges, at_us: ts_us });
     }
 
     /// Closes connections idle for longer than the timeout, measured in capture time.
@@ -219,14 +310,16 @@ impl<H: ConnHandler> Reassembler<H> {
             let mut conn = self.conns.remove(&key).expect("listed");
             self.stats.idle_closed += 1;
             flush(&mut conn, &mut self.stats, out);
-            conn.handler.on_close(&conn.info, now_us, out);
+            self.close(key, conn, now_us, out);
         }
+        self.closed.retain(|_, c| now_us.saturating_sub(c.at_us) <= Closed::KEEP_US);
     }
 
     /// End of input: flushes and closes every connection, oldest first.
     pub fn finish(&mut self, out: &mut Vec<H::Output>) {
         let mut conns: Vec<Conn<H>> = self.conns.drain().map(|(_, c)| c).collect();
         conns.sort_by_key(|c| c.info.id);
+        self.closed.clear();
         for mut conn in conns {
             flush(&mut conn, &mut self.stats, out);
             let ts = conn.last_ts;
@@ -244,6 +337,7 @@ fn accept<H: ConnHandler>(
     seq: u32,
     payload: &[u8],
     ts: u64,
+    copy: bool,
     limits: Limits,
     stats: &mut ReassemblyStats,
     out: &mut Vec<H::Output>,
@@ -263,7 +357,10 @@ fn accept<H: ConnHandler>(
     }
     let already = (-ahead) as usize;
     if already >= payload.len() {
-        stats.retransmitted_bytes += payload.len() as u64;
+        match copy {
+            true => stats.copies += 1,
+            false => stats.retransmitted_bytes += payload.len() as u64,
+        }
         return;
     }
     stats.retransmitted_bytes += already as u64;

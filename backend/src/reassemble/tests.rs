@@ -201,3 +201,65 @@ mod properties {
         }
     }
 }
+
+/// The segments of one whole connection, as one interface saw them.
+fn whole_connection(interface: u32) -> Vec<Segment<'static>> {
+    let on = |s: Segment<'static>| Segment { interface, ..s };
+    vec![
+        on(seg(C, S, 100, SYN, b"")),
+        on(seg(S, C, 500, SYNACK, b"")),
+        on(seg(C, S, 101, ACK, b"GET / HTTP/1.1\r\n\r\n")),
+        on(seg(S, C, 501, FIN, b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")),
+        on(seg(C, S, 119, FIN, b"")),
+    ]
+}
+
+#[test]
+fn copies_on_another_interface_are_one_connection_interleaved_or_late() {
+    // A pod-to-pod connection on both pods' veths (or a veth and its bridge): interleaved, as a
+    // file has them, and each interface's copies in turn, as live rings are drained.
+    let (a, b) = (whole_connection(1), whole_connection(2));
+    let interleaved: Vec<Segment> = a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]).collect();
+    let in_turn: Vec<Segment> = a.iter().chain(&b).copied().collect();
+    for segments in [interleaved, in_turn] {
+        let (evs, stats) = run(&segments);
+        assert_eq!(client_bytes(&evs), b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(evs.iter().filter(|e| matches!(e, Ev::Close(_))).count(), 1, "{evs:?}");
+        assert_eq!((stats.connections, stats.retransmitted_bytes), (1, 0));
+        assert!(stats.copies >= 2, "{stats:?}");
+    }
+}
+
+#[test]
+fn a_new_connection_on_the_same_ports_after_close_is_not_a_copy() {
+    let mut segments = whole_connection(1);
+    // The port reused: another SYN, another initial sequence number.
+    segments.push(seg(C, S, 90_000, SYN, b""));
+    segments.push(seg(C, S, 90_001, ACK, b"again"));
+    let (evs, stats) = run(&segments);
+    assert_eq!(stats.connections, 2);
+    assert_eq!(client_bytes(&evs), b"GET / HTTP/1.1\r\n\r\nagain");
+}
+
+#[test]
+fn the_interfaces_that_carried_a_connection_are_counted() {
+    struct Points;
+    impl ConnHandler for Points {
+        type Output = u8;
+        fn new(_: &ConnInfo) -> Self {
+            Points
+        }
+        fn on_data(&mut self, info: &ConnInfo, _: Dir, _: u64, _: &[u8], out: &mut Vec<u8>) {
+            out.push(info.points);
+        }
+        fn on_gap(&mut self, _: &ConnInfo, _: Dir, _: u64) {}
+        fn on_close(&mut self, _: &ConnInfo, _: u64, _: &mut Vec<u8>) {}
+    }
+    let mut r = Reassembler::<Points>::new(Limits::default());
+    let mut out = Vec::new();
+    let (a, b) = (whole_connection(1), whole_connection(2));
+    for s in a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]) {
+        r.on_segment(&s, &mut out);
+    }
+    assert_eq!(out, [2, 2]);
+}

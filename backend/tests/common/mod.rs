@@ -51,3 +51,71 @@ pub fn analyze_file(dir: &Path, name: &str, how: Records) -> (Vec<Record>, Engin
 pub fn ground_truth(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("ground-truth.json")).expect("ground-truth.json")).expect("JSON")
 }
+
+/// A capture format people bring, made from a lab pcapng (Ethernet frames on named interfaces).
+#[derive(Clone, Copy, Debug)]
+pub enum Reframe {
+    /// Classic pcap, every interface merged into one (`mergecap -F pcap`).
+    ClassicPcap,
+    /// Classic pcap of Linux cooked v1 frames (`tcpdump -i any -y LINUX_SLL`): no interface at all.
+    CookedV1,
+    /// Linux cooked v2 (`tcpdump -i any`), with an interface index per frame but no names.
+    CookedV2,
+}
+
+/// The lab capture `name` rewritten as `how`: the same frames, in the same order, with the
+/// interface names (and, cooked, the Ethernet header) gone.
+pub fn reframe(dir: &Path, name: &str, how: Reframe) -> CaptureFile {
+    let file = CaptureFile::open(&dir.join(name)).expect("lab capture opens");
+    let link: u32 = match how {
+        Reframe::ClassicPcap => 1,
+        Reframe::CookedV1 => 113,
+        Reframe::CookedV2 => 276,
+    };
+    let mut out = Vec::new();
+    out.extend(0xa1b2_c3d4u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    out.extend([0u8; 8]);
+    out.extend(262_144u32.to_le_bytes());
+    out.extend(link.to_le_bytes());
+    for frame in file.frames() {
+        let f = frame.expect("whole");
+        let data = match how {
+            Reframe::ClassicPcap => f.data.to_vec(),
+            Reframe::CookedV1 => {
+                // packet type (host), ARPHRD_ETHER, address length 6, the source MAC (8 bytes), protocol.
+                let mut sll = vec![0, 0, 0, 1, 0, 6];
+                sll.extend(&f.data[6..12]);
+                sll.extend([0, 0]);
+                sll.extend(&f.data[12..]);
+                sll
+            }
+            Reframe::CookedV2 => {
+                // protocol, reserved, interface index, ARPHRD_ETHER, packet type, address length, address.
+                let mut sll = f.data[12..14].to_vec();
+                sll.extend([0, 0]);
+                sll.extend((f.interface + 2).to_be_bytes());
+                sll.extend([0, 1, 0, 6]);
+                sll.extend(&f.data[6..12]);
+                sll.extend([0, 0]);
+                sll.extend(&f.data[14..]);
+                sll
+            }
+        };
+        out.extend(((f.ts_us / 1_000_000) as u32).to_le_bytes());
+        out.extend(((f.ts_us % 1_000_000) as u32).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend(data);
+    }
+    CaptureFile::from_bytes(format!("{name} as {how:?}"), out).expect("a classic pcap")
+}
+
+/// Records of a capture already open.
+pub fn analyze_capture(dir: &Path, file: &CaptureFile) -> (Vec<Record>, EngineStats) {
+    let mut engine = Engine::new(cluster(dir));
+    let mut records = Vec::new();
+    engine.run_file(file, |batch| records.append(batch)).expect("capture is whole");
+    (records, engine.stats())
+}

@@ -46,8 +46,67 @@ fn parses_a_query_and_its_answer() {
 fn garbage_and_truncated_messages_are_errors() {
     assert!(parse(b"GET / HTTP/1.1\r\n\r\n").is_err());
     let whole = message(1, RESPONSE, 1, &[A_ANSWER]);
-    assert!(parse(&whole[..whole.len() - 3]).is_err());
+    let q = message(1, QUERY, 1, &[]);
+    assert!(parse(&q[..q.len() - 3]).is_err(), "the question cut short");
     assert!(parse(&[]).is_err());
+    // An answer cut short still tells what was asked and how it went.
+    let cut = parse(&whole[..whole.len() - 3]).unwrap();
+    assert_eq!((cut.id, cut.rcode, cut.question.unwrap().1.as_str(), cut.answers.len()), (1, "NOERROR", "A", 0));
+}
+
+#[test]
+fn types_and_records_the_crate_does_not_know_keep_their_question_and_rcode() {
+    // QTYPEs 30 (NXT), 44 (SSHFP), 99 (SPF), 249 (TKEY), 256 (URI), 65534 (private): numeric.
+    for (qtype, name) in
+        [(30, "TYPE30"), (44, "TYPE44"), (99, "TYPE99"), (249, "TYPE249"), (256, "TYPE256"), (65534, "TYPE65534")]
+    {
+        let q = parse(&message(3, QUERY, qtype, &[])).unwrap();
+        assert_eq!(q.question.unwrap().1, name);
+        let r = parse(&message(3, RESPONSE, qtype, &[])).unwrap();
+        assert_eq!((r.response, r.rcode), (true, "NOERROR"));
+    }
+    // A NOERROR answer with an RRSIG (type 46) whose RDATA is garbage, and a TSIG (250) record.
+    let rrsig: &[u8] = &[0xc0, 0x0c, 0, 46, 0, 1, 0, 0, 0, 5, 0, 3, 1, 2, 3];
+    let tsig: &[u8] = &[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 2, 0xff, 0xff];
+    let r = parse(&message(4, RESPONSE, 1, &[A_ANSWER, rrsig, tsig])).unwrap();
+    assert_eq!((r.rcode, r.question.unwrap().0.as_str()), ("NOERROR", "web.default.svc.cluster.local"));
+    // RCODEs past the classic six are named, not OTHER.
+    assert_eq!(parse(&message(5, 0x8589, 1, &[])).unwrap().rcode, "NOTAUTH");
+}
+
+#[test]
+fn a_retry_at_the_timeout_is_paired_with_the_answer_that_came() {
+    let mut t = DnsTracker::default();
+    let mut ids = || 1;
+    let mut out = Vec::new();
+    let q = message(6, QUERY, 1, &[]);
+    t.on_datagram(&dgram(0, CLIENT, SERVER, &q), &mut ids, &mut out);
+    t.on_datagram(&dgram(QUERY_TIMEOUT_US, CLIENT, SERVER, &q), &mut ids, &mut out); // the resolver's retry
+    t.sweep(QUERY_TIMEOUT_US + 1_000, &mut out);
+    let answer = message(6, RESPONSE, 1, &[A_ANSWER]);
+    t.on_datagram(&dgram(QUERY_TIMEOUT_US + 2_000, SERVER, CLIENT, &answer), &mut ids, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].ts_us, out[0].response_ts_us), (0, Some(QUERY_TIMEOUT_US + 2_000)));
+    assert_eq!((t.stats.retransmitted_queries, t.stats.timed_out, t.stats.unmatched_responses), (1, 0, 0));
+}
+
+#[test]
+fn copies_on_other_interfaces_are_one_query_and_one_answer() {
+    // `tcpdump -i any`: the veth and the bridge each carry the query and the answer; a live
+    // capture may read one interface's copies a second after the other's.
+    let mut t = DnsTracker::default();
+    let mut ids = || 1;
+    let mut out = Vec::new();
+    let (q, a) = (message(8, QUERY, 1, &[]), message(8, RESPONSE, 1, &[A_ANSWER]));
+    let on = |iface, ts, from, to, p| Datagram { interface: iface, ..dgram(ts, from, to, p) };
+    t.on_datagram(&on(1, 100, CLIENT, SERVER, &q), &mut ids, &mut out);
+    t.on_datagram(&on(4, 110, CLIENT, SERVER, &q), &mut ids, &mut out);
+    t.on_datagram(&on(1, 900, SERVER, CLIENT, &a), &mut ids, &mut out);
+    t.on_datagram(&on(4, 1_000_900, SERVER, CLIENT, &a), &mut ids, &mut out);
+    t.on_datagram(&on(4, 1_000_950, CLIENT, SERVER, &q), &mut ids, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].points, out[0].interface), (2, 1));
+    assert_eq!((t.stats.queries, t.stats.copies, t.stats.unmatched_responses), (1, 3, 0));
 }
 
 fn dgram<'a>(ts: u64, from: &str, to: &str, payload: &'a [u8]) -> Datagram<'a> {
