@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// Records kept in memory for the API, the map and new browsers.
     #[arg(long, default_value_t = 50_000)]
     pub retention: usize,
+    /// Origins (`https://portal.example`) whose pages may embed podtap and open its stream, besides
+    /// podtap's own.
+    #[arg(long = "embed-origin", value_name = "ORIGIN", num_args = 1..)]
+    pub embed_origins: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +191,7 @@ pub struct ServeConfig {
     pub assets: Option<PathBuf>,
     pub token: Option<String>,
     pub retention: usize,
+    pub embed_origins: Vec<String>,
 }
 
 /// Why flags were refused.
@@ -208,6 +213,9 @@ pub enum ConfigError {
     /// Files and live capture at once would interleave two unrelated timelines.
     #[error("choose one source: --pcap files or live capture (--interface/--pod-interfaces), not both")]
     TwoSources,
+    /// An embed origin must be a scheme and a host, nothing more.
+    #[error("--embed-origin {0}: give an origin like https://portal.example or http://localhost:3000")]
+    BadOrigin(String),
     /// --exclude or --ring-mb without anything to capture.
     #[error("--exclude and --ring-mb apply to live capture: add --interface or --pod-interfaces")]
     LiveOptionsWithoutCapture,
@@ -227,6 +235,9 @@ impl ServeArgs {
         if self.retention == 0 {
             return Err(ConfigError::ZeroRetention);
         }
+        if let Some(bad) = self.embed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(ConfigError::BadOrigin(bad.clone()));
+        }
         let live = self.live.selection();
         if live.is_none() && (!self.live.exclude.is_empty() || self.live.ring_mb != LiveArgs::default_ring_mb()) {
             return Err(ConfigError::LiveOptionsWithoutCapture);
@@ -245,8 +256,16 @@ impl ServeArgs {
             assets: self.assets,
             token: self.token,
             retention: self.retention,
+            embed_origins: self.embed_origins,
         })
     }
+}
+
+/// `http://host[:port]` or `https://…`, with no path, query or credentials.
+fn is_origin(o: &str) -> bool {
+    let Some(rest) = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")) else { return false };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
 #[cfg(test)]
@@ -276,6 +295,9 @@ mod tests {
         );
         assert!(serve(&["--listen", "0.0.0.0:80", "--token", "t"]).is_ok());
         assert_eq!(serve(&["--token", ""]).unwrap_err(), ConfigError::EmptyToken);
+        assert!(serve(&["--embed-origin", "https://portal.example"]).is_ok());
+        assert!(matches!(serve(&["--embed-origin", "portal.example"]), Err(ConfigError::BadOrigin(_))));
+        assert!(matches!(serve(&["--embed-origin", "https://a.example/x"]), Err(ConfigError::BadOrigin(_))));
     }
 
     #[test]

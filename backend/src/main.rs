@@ -13,7 +13,7 @@ use podtap::capture::live::LiveCapture;
 use podtap::cli::{AnalyzeArgs, Args, CaptureArgs, Command, ServeArgs, ServeConfig, Source};
 use podtap::feed::replay::{self, Pacing};
 use podtap::feed::{self, ClusterFeed};
-use podtap::publish::{AppState, Assets, Hub, app};
+use podtap::publish::{AppState, Assets, Guard, Hub, app};
 use podtap::resolve::{ClusterState, load_files, watch};
 use podtap::{analyze, demo};
 
@@ -162,7 +162,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             ticker.tick();
         }
     });
-    let state = AppState { hub, assets: Arc::new(assets), token: config.token.map(Into::into) };
+    let guard = Guard::new(config.listen, config.embed_origins.clone());
+    let state = AppState { hub, assets: Arc::new(assets), token: config.token.map(Into::into), guard };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
-use podtap::publish::{AppState, Assets, Hub, app};
+use podtap::publish::{AppState, Assets, Guard, Hub, app};
 use podtap_shared::{Record, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +22,8 @@ fn rec(id: u64) -> Record {
 }
 
 fn state(hub: Hub, token: Option<&str>) -> AppState {
-    AppState { hub, assets: Arc::new(Assets::not_built()), token: token.map(Into::into) }
+    let guard = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
+    AppState { hub, assets: Arc::new(Assets::not_built()), token: token.map(Into::into), guard }
 }
 
 async fn get(state: AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -148,7 +149,7 @@ async fn app_files_have_types_caching_compression_and_a_route_fallback() {
     std::fs::write(dir.join("podtap-0123456789abcdef.wasm"), &wasm).unwrap();
     std::fs::write(dir.join("podtap-0123456789abcdef.js"), "export default function init() {}").unwrap();
     let assets = Arc::new(Assets::load(&dir).unwrap());
-    let s = || AppState { hub: Hub::new("t", 1), assets: assets.clone(), token: None };
+    let s = || AppState { hub: Hub::new("t", 1), assets: assets.clone(), token: None, guard: Guard::default() };
 
     let (status, h, body) = get(s(), "/podtap-0123456789abcdef.wasm", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -258,4 +259,96 @@ async fn a_broken_websocket_client_does_not_hurt_others() {
     next_message(&mut good).await;
     hub.publish(&[rec(9)]);
     assert_eq!(next_message(&mut good).await, ServerMessage::Records { records: vec![rec(9)] });
+}
+
+/// A WebSocket handshake to the stream with these extra headers: the HTTP status it got.
+async fn ws_status(addr: SocketAddr, headers: &[(&str, &str)]) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/api/v1/stream").into_client_request().unwrap();
+    for (k, v) in headers {
+        let name = axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        req.headers_mut().insert(name, v.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("handshake failed otherwise: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn only_podtaps_own_page_and_embed_origins_may_open_the_stream() {
+    let addr = serve(state(Hub::new("origin test", 10), None)).await;
+    let own = format!("http://{addr}");
+    assert_eq!(ws_status(addr, &[("origin", &own)]).await, 101, "the app's own origin");
+    assert_eq!(ws_status(addr, &[]).await, 101, "a client that is no browser sends no Origin");
+    assert_eq!(ws_status(addr, &[("origin", "http://evil.example")]).await, 403);
+    assert_eq!(ws_status(addr, &[("origin", "null")]).await, 403, "a sandboxed or file: page");
+    let other_port = format!("http://127.0.0.1:{}", addr.port() + 1);
+    assert_eq!(ws_status(addr, &[("origin", &other_port)]).await, 403, "another local app");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let embed_addr = listener.local_addr().unwrap();
+    let mut s = state(Hub::new("embed", 10), None);
+    s.guard = Guard::new(embed_addr, vec!["https://portal.example".into()]);
+    tokio::spawn(async move { axum::serve(listener, app(s)).await.unwrap() });
+    assert_eq!(ws_status(embed_addr, &[("origin", "https://portal.example")]).await, 101);
+    assert_eq!(ws_status(embed_addr, &[("origin", "https://evil.example")]).await, 403);
+}
+
+#[tokio::test]
+async fn on_loopback_a_foreign_host_name_is_refused_as_dns_rebinding() {
+    let hub = Hub::new("host test", 10);
+    for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"] {
+        let (status, _, _) = get(state(hub.clone(), None), "/api/v1/map", &[("host", host)]).await;
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
+    let (status, _, body) = get(state(hub.clone(), None), "/api/v1/map", &[("host", "evil.example:8080")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8(body).unwrap().contains("DNS-rebinding"));
+    let (status, _, _) = get(state(hub.clone(), None), "/", &[("host", "evil.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the page too");
+    // Listening beyond loopback (a token is then required), any name reaches it.
+    let mut open = state(hub, Some("t"));
+    open.guard = Guard::new("0.0.0.0:8080".parse().unwrap(), vec![]);
+    let (status, _, _) = get(open, "/api/v1/map", &[("host", "podtap.internal"), ("authorization", "Bearer t")]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    for uri in ["/", "/healthz", "/api/v1/map", "/api/v1/nope"] {
+        let (_, h, _) = get(state(Hub::new("t", 1), None), uri, &[]).await;
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"), "{uri}: {csp}");
+    }
+}
+
+#[tokio::test]
+async fn the_csp_allows_exactly_the_apps_inline_boot_script() {
+    let dir = std::env::temp_dir().join(format!("podtap-csp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let boot = "\nimport init from \"/podtap-0123456789abcdef.js\";\ninit();\n";
+    std::fs::write(dir.join("index.html"), format!("<!doctype html><script type=\"module\">{boot}</script>")).unwrap();
+    let assets = Assets::load(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(boot.as_bytes()));
+    let csp = assets.csp.to_str().unwrap();
+    assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'") && !csp.contains("'unsafe-eval'"), "{csp}");
+}
+
+#[tokio::test]
+async fn a_token_is_checked_whole() {
+    let hub = Hub::new("t", 1);
+    for bad in ["Bearer s3cre", "Bearer s3cretX", "Bearer S3cret", "s3cret"] {
+        let (status, _, _) = get(state(hub.clone(), Some("s3cret")), "/api/v1/map", &[("authorization", bad)]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    let (status, _, _) = get(state(hub, Some("s3cret")), "/api/v1/map", &[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -31,21 +31,27 @@ export function startPodtap(args = []) {
   });
 }
 
-/** Debian's Chromium, headless, with a fresh profile and no background networking. */
-export async function launchBrowser() {
+/** Debian's Chromium, headless, with a fresh profile and no background networking (and `extra` flags). */
+export async function launchBrowser(extra = []) {
   const profile = mkdtempSync(join(tmpdir(), 'podtap-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1400, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extra],
   });
   return { context, close: async () => { await context.close(); rmSync(profile, { recursive: true, force: true }); } };
 }
 
 export class PodtapPage {
-  constructor(page) { this.page = page; this.errors = []; page.on('pageerror', (e) => this.errors.push(String(e))); }
+  constructor(page) {
+    this.page = page;
+    this.errors = [];
+    page.on('pageerror', (e) => this.errors.push(String(e)));
+    // A Content-Security-Policy that blocks part of the app shows as a console error.
+    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) this.errors.push(m.text()); });
+  }
 
   async open(url, query = '') {
     await this.page.goto(url + '/' + query);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, plain};
@@ -29,6 +29,34 @@ struct Asset {
 /// The app's files by URL path.
 pub struct Assets {
     files: HashMap<String, Asset>,
+    /// The Content-Security-Policy of every response: the app's own files, its inline boot
+    /// script by hash, WebAssembly, and no framing.
+    pub csp: HeaderValue,
+}
+
+/// The policy for an app whose `index.html` is `index`: scripts from this origin and the inline
+/// boot scripts it holds (by SHA-256), WebAssembly compiled from them, styles from this origin
+/// (and the inline widths the bars set), connections to this origin (the WebSocket included).
+fn policy(index: &[u8]) -> HeaderValue {
+    use base64::Engine;
+    use sha2::Digest;
+    let text = String::from_utf8_lossy(index);
+    let mut hashes = String::new();
+    for part in text.split("<script").skip(1) {
+        let Some((attrs, rest)) = part.split_once('>') else { continue };
+        if attrs.contains("src=") {
+            continue;
+        }
+        let body = rest.split("</script>").next().unwrap_or("");
+        let digest = sha2::Sha256::digest(body.as_bytes());
+        hashes.push_str(&format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
+    }
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; object-src 'none'; \
+         frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&csp).expect("a policy is visible ASCII")
 }
 
 impl Assets {
@@ -54,14 +82,15 @@ impl Assets {
                 format!("{} has no index.html", dir.display()),
             ));
         }
-        Ok(Self { files })
+        let csp = policy(&files["/index.html"].bytes);
+        Ok(Self { files, csp })
     }
 
     /// A stand-in that explains how to build the app.
     pub fn not_built() -> Self {
         let mut files = HashMap::new();
         files.insert("/index.html".into(), asset("index.html", Bytes::from_static(NOT_BUILT.as_bytes())));
-        Self { files }
+        Self { files, csp: policy(NOT_BUILT.as_bytes()) }
     }
 
     /// The first directory that holds a built app: `explicit`, else `dist/` in the working

@@ -13,10 +13,12 @@ use tower_http::compression::CompressionLayer;
 
 pub mod api;
 pub mod assets;
+pub mod guard;
 pub mod hub;
 pub mod stream;
 
 pub use assets::Assets;
+pub use guard::Guard;
 pub use hub::Hub;
 
 /// What every handler can reach.
@@ -25,6 +27,7 @@ pub struct AppState {
     pub hub: Hub,
     pub assets: Arc<Assets>,
     pub token: Option<Arc<str>>,
+    pub guard: Guard,
 }
 
 /// The podtap router: `/healthz`, `/api/v1/…`, `WS /api/v1/stream`, and the app for every other path.
@@ -40,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .nest("/api/v1", api)
         .fallback(assets::serve)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .with_state(state)
         .layer(CompressionLayer::new())
 }
@@ -53,7 +57,8 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     let bearer =
         req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let query = req.uri().query().into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("token="));
-    if bearer == Some(token) || query == Some(token) {
+    let presented = [bearer, query].into_iter().flatten();
+    if presented.into_iter().any(|p| guard::same_secret(p, token)) {
         next.run(req).await
     } else {
         api::ApiError::Unauthorized.into_response()

@@ -1,0 +1,139 @@
+//! What every request passes before a handler sees it, and what every response carries: the
+//! DNS-rebinding check (bound to loopback, podtap answers only requests addressed to a loopback
+//! name), the same-origin check on WebSocket upgrades (any web page may open a WebSocket to
+//! localhost; only podtap's own page and allowed embed origins may read the stream), the token
+//! compared in constant time, and the security headers (`nosniff`, `no-referrer`, a CSP).
+//! Owns no state beyond its configuration; knows nothing of the data it protects.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+
+use super::{AppState, plain};
+
+/// Who may talk to this server.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// Bound to loopback: refuse requests addressed to any other host name (DNS rebinding).
+    loopback_only: bool,
+    /// Origins besides podtap's own that may open the stream (`scheme://host[:port]`).
+    embed_origins: Arc<[String]>,
+}
+
+impl Guard {
+    /// The guard for a server listening on `listen`, with extra allowed embed origins.
+    pub fn new(listen: SocketAddr, embed_origins: Vec<String>) -> Self {
+        let embed_origins = embed_origins.into_iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
+        Self { loopback_only: listen.ip().is_loopback(), embed_origins }
+    }
+
+    /// Whether a `Host` header names this server when it listens on loopback only.
+    fn host_allowed(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true }; // not a browser: HTTP/1.0 or a raw client
+        if !self.loopback_only {
+            return true;
+        }
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host
+                .rsplit_once(':')
+                .map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }),
+        };
+        name.eq_ignore_ascii_case("localhost")
+            || name.to_ascii_lowercase().ends_with(".localhost")
+            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Whether a browser page of `origin` may open the stream of a server reached as `host`.
+    fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let own = host.is_some_and(|h| {
+            let h = h.to_ascii_lowercase();
+            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(h.as_str())
+        });
+        own || self.embed_origins.iter().any(|o| *o == origin)
+    }
+}
+
+/// Compares a presented secret with the expected one in time independent of where they differ.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The middleware: checks, then the handler, then the headers every response carries.
+pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = header_str(headers, header::HOST);
+    if !state.guard.host_allowed(host) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "podtap listens on loopback and answers only requests addressed to localhost or a loopback address \
+             (a page reached under another name may be a DNS-rebinding attack)\n",
+        );
+    }
+    let upgrade = header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if upgrade
+        && let Some(origin) = header_str(headers, header::ORIGIN)
+        && !state.guard.origin_allowed(origin, host)
+    {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "podtap's stream is open only to podtap's own page and the origins given with --embed-origin\n",
+        );
+    }
+    let mut resp = next.run(req).await;
+    secure_headers(resp.headers_mut(), &state.assets.csp);
+    resp
+}
+
+/// `nosniff`, `no-referrer` and the content security policy, on every response.
+fn secure_headers(h: &mut HeaderMap, csp: &HeaderValue) {
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_loopback_only_loopback_names_are_served() {
+        let g = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
+        for ok in ["localhost:8080", "127.0.0.1:8080", "127.0.0.2", "[::1]:8080", "LOCALHOST", "app.localhost:1"] {
+            assert!(g.host_allowed(Some(ok)), "{ok}");
+        }
+        for bad in ["evil.example:8080", "evil.example", "10.0.0.1:8080", "localhost.evil.example", "[2001:db8::1]:80"]
+        {
+            assert!(!g.host_allowed(Some(bad)), "{bad}");
+        }
+        let open = Guard::new("0.0.0.0:8080".parse().unwrap(), vec![]);
+        assert!(open.host_allowed(Some("podtap.internal:8080")), "with a token, any name");
+    }
+
+    #[test]
+    fn only_the_own_origin_and_embed_origins_open_the_stream() {
+        let g = Guard::new("127.0.0.1:8080".parse().unwrap(), vec!["https://portal.example/".into()]);
+        assert!(g.origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(g.origin_allowed("https://portal.example", Some("127.0.0.1:8080")));
+        assert!(!g.origin_allowed("http://evil.example", Some("127.0.0.1:8080")));
+        assert!(!g.origin_allowed("http://localhost:8080", Some("127.0.0.1:8080")), "another origin, same machine");
+        assert!(!g.origin_allowed("http://127.0.0.1:8080.evil.example", Some("127.0.0.1:8080")));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("s3creT", "s3cret"));
+    }
+}
