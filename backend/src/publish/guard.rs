@@ -56,7 +56,7 @@ impl Guard {
             let h = h.to_ascii_lowercase();
             origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(h.as_str())
         });
-        own || self.embed_origins.iter().any(|o| *o == origin)
+        own || self.embed_origins.contains(&origin)
     }
 }
 
@@ -65,7 +65,7 @@ pub fn same_secret(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
