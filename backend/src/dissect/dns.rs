@@ -301,6 +301,8 @@ impl DnsTracker {
     pub fn finish(&mut self, out: &mut Vec<Exchange>) {
         let all: Vec<Key> = self.pending.keys().copied().collect();
         self.expire(all, out);
+        self.answered.clear();
+        self.flows.clear();
     }
 
     fn expire(&mut self, mut keys: Vec<Key>, out: &mut Vec<Exchange>) {

@@ -1,5 +1,6 @@
-//! Replays capture files into the hub: once as fast as possible, or paced at capture speed, or
-//! looped with timestamps shifted to now (the built-in demo).
+//! Replays capture files into the hub: once as fast as possible (on the capture's own time axis),
+//! or paced at capture speed, or looped (the built-in demo) — paced or looped, timestamps move to
+//! now.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,20 +18,39 @@ pub struct Pacing {
     pub looped: bool,
 }
 
-pub(crate) fn now_us() -> u64 {
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Replays `captures` into `hub`. Returns the damage of any file (after using what preceded it);
 /// a looped replay never returns.
-pub fn run(captures: &[CaptureFile], mut cluster: ClusterFeed, hub: &Hub, pacing: Pacing) -> Vec<String> {
+pub fn run(captures: &[CaptureFile], cluster: ClusterFeed, hub: &Hub, pacing: Pacing) -> Vec<String> {
+    run_passes(captures, cluster, hub, pacing, if pacing.looped { None } else { Some(1) })
+}
+
+/// Replays `captures` `passes` times (`None`: forever). Looped, every pass is a capture of its
+/// own: its timestamps move to now (or just after the previous pass, when replaying faster than
+/// real time), and it starts with no connection, query or request left over from the last one,
+/// so every pass gives the same records — probes and all — with ids that keep counting.
+pub fn run_passes(
+    captures: &[CaptureFile],
+    mut cluster: ClusterFeed,
+    hub: &Hub,
+    pacing: Pacing,
+    passes: Option<usize>,
+) -> Vec<String> {
     let mut engine = Engine::new(cluster.borrow_and_update().clone());
     let mut errors = Vec::new();
     let mut batch = Batch::new(hub);
-    loop {
+    let shift = pacing.realtime || pacing.looped;
+    let mut pass_end_us = 0u64;
+    let mut pass = 0;
+    while passes.is_none_or(|n| pass < n) {
+        pass += 1;
         for file in captures {
             let start_wall = Instant::now();
-            let start_us = now_us();
+            let start_us = now_us().max(pass_end_us + 1_000_000);
             let mut first_ts: Option<u64> = None;
             let mut frames = file.frames();
             while let Some(frame) = frames.next() {
@@ -44,29 +64,27 @@ pub fn run(captures: &[CaptureFile], mut cluster: ClusterFeed, hub: &Hub, pacing
                         break;
                     }
                 };
-                let frame = if pacing.realtime {
-                    let first = *first_ts.get_or_insert(frame.ts_us);
-                    let offset = frame.ts_us.saturating_sub(first);
+                let first = *first_ts.get_or_insert(frame.ts_us);
+                let offset = frame.ts_us.saturating_sub(first);
+                if pacing.realtime {
                     let due = start_wall + Duration::from_micros(offset);
                     let now = Instant::now();
                     if due > now {
                         batch.flush();
                         std::thread::sleep(due - now);
                     }
-                    Frame { ts_us: start_us + offset, ..frame }
-                } else {
-                    frame
-                };
+                }
+                let frame = if shift { Frame { ts_us: start_us + offset, ..frame } } else { frame };
+                pass_end_us = pass_end_us.max(frame.ts_us);
                 follow_cluster(&mut engine, &mut cluster);
                 engine.sync_interfaces(&frames);
                 engine.on_frame(&frame, &mut batch.records);
                 batch.maybe_flush();
             }
         }
-        if !pacing.looped {
-            engine.finish(&mut batch.records);
-            batch.flush();
-            return errors;
-        }
+        // Each pass ends as a capture ends: what is open is closed, what waits is sent.
+        engine.finish(&mut batch.records);
+        batch.flush();
     }
+    errors
 }
