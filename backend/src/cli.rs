@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// The kubeconfig context to watch the cluster through (default: the current one).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Namespaces to watch one by one when a kind may not be listed cluster-wide (a Role rather
+    /// than a ClusterRole); default: the kubeconfig context's namespace.
+    #[arg(long = "namespace", short = 'n', value_name = "NS", num_args = 1..)]
+    pub namespaces: Vec<String>,
     /// Replay the files over and over (timestamps shifted to now each time).
     #[arg(long = "loop")]
     pub looped: bool,
@@ -188,6 +192,7 @@ pub struct ServeConfig {
     pub source: Source,
     pub cluster: Vec<PathBuf>,
     pub context: Option<String>,
+    pub namespaces: Vec<String>,
     pub assets: Option<PathBuf>,
     pub token: Option<String>,
     pub retention: usize,
@@ -253,6 +258,7 @@ impl ServeArgs {
             source,
             cluster: self.cluster,
             context: self.context,
+            namespaces: self.namespaces,
             assets: self.assets,
             token: self.token,
             retention: self.retention,

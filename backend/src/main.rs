@@ -208,11 +208,13 @@ async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<Cluster
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(ClusterState::default()));
     hub.set_cluster_status("api", false);
     let h = hub.clone();
-    watch::start(client, move |state| {
+    let scope = watch::Scope { namespaces: config.namespaces.clone() };
+    let access = watch::start(client, scope, move |state| {
         h.set_cluster(state.clone());
         h.set_cluster_status("api", true);
         let _ = tx.send(state);
     });
+    hub.set_cluster_access(access);
     // Traffic named before the first full list would stay unnamed: wait for it, within reason.
     let mut first = rx.clone();
     tracing::info!("waiting for the API server's first lists of pods, Services, EndpointSlices and nodes");

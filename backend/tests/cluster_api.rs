@@ -49,7 +49,7 @@ async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
     let client = kube::Client::try_from(config).unwrap();
     let latest: Latest = Arc::default();
     let sink = latest.clone();
-    watch::start(client, move |s| *sink.lock().unwrap() = Some(s));
+    watch::start(client, watch::Scope::default(), move |s| *sink.lock().unwrap() = Some(s));
     until("the first full state", || latest.lock().unwrap().is_some()).await;
     assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
     let objects = latest.lock().unwrap().clone().unwrap().objects;
@@ -128,7 +128,7 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     let get = |path: &str| -> Option<Value> {
         let mut s = std::net::TcpStream::connect(addr).ok()?;
         use std::io::{Read, Write};
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
@@ -188,4 +188,126 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
         !map["nodes"].as_array().unwrap().iter().any(|n| n["id"].as_str().unwrap().starts_with("ip:")),
         "every address named"
     );
+}
+
+/// Reflectors against `api`, as `serve` starts them: the newest state and what could be listed.
+async fn watch_fake(api: &FakeApi, namespaces: &[&str]) -> (Latest, Arc<podtap::resolve::access::Access>) {
+    let config = kube::Config::new(format!("http://{}", api.addr).parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let latest: Latest = Arc::default();
+    let sink = latest.clone();
+    let scope = watch::Scope { namespaces: namespaces.iter().map(|n| n.to_string()).collect() };
+    let access = watch::start(client, scope, move |s| *sink.lock().unwrap() = Some(s));
+    until("a first state despite what is refused", || latest.lock().unwrap().is_some()).await;
+    (latest, access)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_user_may_not_list_costs_only_its_own_names() {
+    let api = FakeApi::start(fake_api::lab_objects(&common::demo_dir())).await;
+    api.forbid(fake_api::JOBS, &[]);
+    let (latest, access) = watch_fake(&api, &["default"]).await;
+    // Everything else is named at once: pods, and their Deployments through ReplicaSets.
+    assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    let state = latest.lock().unwrap().clone().unwrap();
+    let web = state.resolve("10.244.0.11".parse().unwrap(), 3000);
+    assert_eq!(web.workload.as_deref(), Some("Deployment/web"));
+    let missing = access.missing();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!((missing[0].kind.as_str(), missing[0].reason.as_str()), ("jobs", "forbidden (403)"));
+    assert!(missing[0].effect.contains("Jobs"), "{}", missing[0].effect);
+    // Retried with backoff, not every second: a handful of lists in a few seconds.
+    let before = api.lists(fake_api::JOBS);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let retries = api.lists(fake_api::JOBS) - before;
+    assert!(retries <= 3, "{retries} lists of jobs in 3 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_server_does_not_serve_is_reported_and_the_rest_named() {
+    let api = FakeApi::start(fake_api::lab_objects(&common::demo_dir())).await;
+    api.remove_api(fake_api::JOBS);
+    api.remove_api(fake_api::NAMESPACES);
+    let (latest, access) = watch_fake(&api, &[]).await;
+    assert_eq!(name_of(&latest, "10.244.0.20").as_deref(), Some("default/curl-client"));
+    let reasons: Vec<(String, String)> = access.missing().into_iter().map(|m| (m.kind, m.reason)).collect();
+    let not_served = "not served by this API server (404)".to_string();
+    assert_eq!(reasons, [("jobs".into(), not_served.clone()), ("namespaces".into(), not_served)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_scoped_user_gets_names_in_its_namespaces() {
+    let api = FakeApi::start(fake_api::lab_objects(&common::demo_dir())).await;
+    // A Role in default and shop, no ClusterRole: every namespaced kind is refused cluster-wide,
+    // and nodes and namespaces (cluster-scoped) everywhere.
+    for path in [fake_api::PODS, fake_api::SERVICES, fake_api::SLICES, fake_api::REPLICA_SETS, fake_api::JOBS] {
+        api.forbid(path, &["default", "shop"]);
+    }
+    api.forbid(fake_api::NODES, &[]);
+    api.forbid(fake_api::NAMESPACES, &[]);
+    let (latest, access) = watch_fake(&api, &["default", "shop"]).await;
+    until("pods of both namespaces", || {
+        name_of(&latest, "10.244.0.11").is_some() && name_of(&latest, "10.244.0.14").is_some()
+    })
+    .await;
+    assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
+    let api_pod = name_of(&latest, "10.244.0.14").unwrap();
+    assert!(api_pod.starts_with("shop/api-"), "{api_pod}");
+    // kube-system was not granted: CoreDNS stays an address.
+    let coredns_ip = fake_api::lab_objects(&common::demo_dir())
+        .into_iter()
+        .find(|o| o["kind"] == "Pod" && o["metadata"]["namespace"] == "kube-system")
+        .map(|o| o["status"]["podIP"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(name_of(&latest, &coredns_ip), None);
+    let missing = access.missing();
+    let pods = missing.iter().find(|m| m.kind == "pods").unwrap();
+    assert_eq!(pods.reason, "forbidden cluster-wide; listed only in namespaces default, shop");
+    assert!(missing.iter().any(|m| m.kind == "nodes" && m.reason == "forbidden (403)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
+    let dir = common::demo_dir();
+    let api = FakeApi::start(fake_api::lab_objects(&dir)).await;
+    api.forbid(fake_api::JOBS, &[]);
+    let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-rbac-{}", std::process::id()));
+    fake_api::kubeconfig(&api, &kubeconfig);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+        .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("PODTAP_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<(u16, Value)> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        use std::io::{Read, Write};
+        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let code = text.split(' ').nth(1)?.parse().ok()?;
+        Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
+    };
+    let start = Instant::now();
+    let mut health = None;
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some((200, h)) = get("/healthz") {
+            health = Some(h);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // time for a few retries of jobs
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&kubeconfig);
+    let health = health.expect("serve started and is ready under partial RBAC");
+    assert_eq!(health["cluster"]["missing"][0]["kind"], "jobs", "{health}");
+    assert_eq!(health["cluster"]["missing"][0]["reason"], "forbidden (403)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(log.matches("cannot list jobs").count(), 1, "logged once, not at every retry:\n{log}");
 }

@@ -93,7 +93,7 @@ async fn health_records_and_map() {
     assert_eq!(
         json(&body),
         serde_json::json!({"status": "ok", "source": "unit test", "records": 5,
-            "cluster": {"source": "none", "ready": true, "objects": 0, "namespaces": 0}})
+            "cluster": {"source": "none", "ready": true, "objects": 0, "namespaces": 0, "missing": []}})
     );
 
     let (_, _, body) = get(state(hub.clone(), None), "/api/v1/records?limit=2", &[]).await;
@@ -204,6 +204,8 @@ async fn the_stream_sends_hello_snapshot_then_live_records_and_maps() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
 
     assert!(matches!(next_message(&mut ws).await, ServerMessage::Hello { source, .. } if source == "stream test"));
+    let ServerMessage::Cluster { ready, missing, .. } = next_message(&mut ws).await else { panic!("cluster expected") };
+    assert!(ready && missing.is_empty());
     let ServerMessage::Snapshot { records, map } = next_message(&mut ws).await else { panic!("snapshot expected") };
     assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(map.edges[0].requests, 2);
@@ -211,7 +213,12 @@ async fn the_stream_sends_hello_snapshot_then_live_records_and_maps() {
     hub.publish(&[rec(3)]);
     assert_eq!(next_message(&mut ws).await, ServerMessage::Records { records: vec![rec(3)] });
     hub.tick();
-    let ServerMessage::Map { map } = next_message(&mut ws).await else { panic!("map expected") };
+    // The first tick also streams the cluster status (it was never streamed before).
+    let mut next = next_message(&mut ws).await;
+    if matches!(next, ServerMessage::Cluster { .. }) {
+        next = next_message(&mut ws).await;
+    }
+    let ServerMessage::Map { map } = next else { panic!("map expected") };
     assert_eq!(map.edges[0].requests, 3);
 
     // Whatever the browser sends is ignored; the stream goes on.
@@ -227,6 +234,7 @@ async fn a_slow_browser_is_told_what_it_missed_and_never_blocks_the_hub() {
     let addr = serve(state(hub.clone(), None)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
     next_message(&mut ws).await; // hello
+    next_message(&mut ws).await; // cluster
     next_message(&mut ws).await; // snapshot
     // Far more batches than a client queue holds, while this client reads nothing.
     for i in 0..20_000 {
@@ -255,8 +263,9 @@ async fn a_broken_websocket_client_does_not_hurt_others() {
         tcp.write_all(&[0x8b, 0x7f, 0xff, 0xff, 0xff]).await.unwrap();
     }
     let (mut good, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
-    next_message(&mut good).await;
-    next_message(&mut good).await;
+    for _ in 0..3 {
+        next_message(&mut good).await; // hello, cluster, snapshot
+    }
     hub.publish(&[rec(9)]);
     assert_eq!(next_message(&mut good).await, ServerMessage::Records { records: vec![rec(9)] });
 }

@@ -2,7 +2,10 @@
 // travels in the URL, and the numbers on the map equal what the lab's servers logged.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFakeApi } from './fake-api.mjs';
 import { launchBrowser, PodtapPage, startPodtap } from './podtap.page.mjs';
 
 const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
@@ -128,5 +131,26 @@ test('replica balance shows each pod of a Service against the logs, and the caus
     assert.deepEqual(ui.errors, []);
   } finally {
     server.stop();
+  }
+});
+
+test('under partial RBAC the page names what it could not list and what that costs', async () => {
+  const lab = new URL('../../backend/demo', import.meta.url).pathname;
+  const kubeconfig = join(tmpdir(), `podtap-e2e-kubeconfig-${process.pid}`);
+  const api = await startFakeApi(lab + '/cluster.json', ['jobs'], kubeconfig);
+  const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--loop'], { KUBECONFIG: kubeconfig });
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    const pill = ui.page.getByTestId('cluster-missing');
+    await ui.until('the missing-kinds pill', async () => (await pill.count()) > 0);
+    assert.equal(await pill.textContent(), 'names incomplete: jobs');
+    assert.match(await pill.getAttribute('title'), /^jobs: forbidden \(403\) — no workload names for Jobs/);
+    // Everything else is named: the web pods are on the map by name.
+    await ui.until('named pods on the map', async () => (await ui.mapNodeIds()).includes('pod:default/web-7d4b9c8f6-x2k9p'));
+  } finally {
+    server.stop();
+    api.stop();
+    rmSync(kubeconfig, { force: true });
   }
 });

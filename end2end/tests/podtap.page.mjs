@@ -10,11 +10,11 @@ import { chromium } from 'playwright-core';
 const BIN = process.env.PODTAP_BIN ?? new URL('../../target/debug/podtap', import.meta.url).pathname;
 const ASSETS = process.env.PODTAP_ASSETS ?? new URL('../../dist', import.meta.url).pathname;
 
-/** Starts `podtap serve ARGS` on 127.0.0.1:0; resolves once it logs its address. */
-export function startPodtap(args = []) {
+/** Starts `podtap serve ARGS` on 127.0.0.1:0 (with `env` added); resolves once it logs its address. */
+export function startPodtap(args = [], env = {}) {
   const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--assets', ASSETS, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, PODTAP_LOG: 'info' },
+    env: { ...process.env, PODTAP_LOG: 'info', ...env },
   });
   let log = '';
   return new Promise((resolve, reject) => {

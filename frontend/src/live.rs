@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use podtap_shared::{Record, ServerMessage, ServiceMap};
+use podtap_shared::{MissingKind, Record, ServerMessage, ServiceMap};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -33,6 +33,8 @@ pub struct Live {
     pub skipped: RwSignal<u64>,
     /// Messages that could not be read (a newer server, a broken frame).
     pub bad_messages: RwSignal<u64>,
+    /// Kubernetes kinds the server could not list, and what each costs.
+    pub missing: RwSignal<Vec<MissingKind>>,
 }
 
 impl Live {
@@ -44,6 +46,7 @@ impl Live {
             map: RwSignal::new(ServiceMap::default()),
             skipped: RwSignal::new(0),
             bad_messages: RwSignal::new(0),
+            missing: RwSignal::new(Vec::new()),
         }
     }
 
@@ -60,6 +63,7 @@ impl Live {
             }),
             ServerMessage::Map { map } => self.map.set(map),
             ServerMessage::Lagged { skipped } => self.skipped.update(|s| *s += skipped),
+            ServerMessage::Cluster { missing, .. } => self.missing.set(missing),
         }
     }
 }

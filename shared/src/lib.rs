@@ -7,12 +7,14 @@
 
 pub mod balance;
 pub mod filter;
+pub mod health;
 pub mod map;
 pub mod record;
 pub mod stream;
 
 pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
+pub use health::MissingKind;
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TlsExchange, Via, ViaKind,

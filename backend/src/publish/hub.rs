@@ -5,12 +5,13 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use podtap_shared::{Filter, MapBuilder, Record, ServerMessage, ServiceMap};
+use podtap_shared::{Filter, MapBuilder, MissingKind, Record, ServerMessage, ServiceMap};
 use tokio::sync::broadcast;
 
 use crate::aggregate::balance::{Balance, BalanceBuilder};
 use crate::capture::live::LiveStats;
 use crate::resolve::ClusterState;
+use crate::resolve::access::Access;
 
 /// Messages queued per browser before it is declared lagging.
 const CLIENT_QUEUE: usize = 1024;
@@ -29,6 +30,10 @@ struct Inner {
     cluster: std::sync::RwLock<Arc<ClusterState>>,
     /// Where names come from and whether they are loaded (the counts are read off `cluster`).
     cluster_source: Mutex<(String, bool)>,
+    /// What the API server let podtap list, when names come from it.
+    access: Mutex<Option<Arc<Access>>>,
+    /// The last `cluster` message streamed, to stream it again only when it changes.
+    cluster_sent: Mutex<Option<ServerMessage>>,
     tx: broadcast::Sender<Arc<str>>,
     source: String,
     retention: usize,
@@ -42,6 +47,8 @@ pub struct ClusterStatus {
     /// Objects in the current state (pods, Services, EndpointSlices, nodes, …).
     pub objects: usize,
     pub namespaces: usize,
+    /// Kinds the API server did not let podtap list everywhere, and what that costs.
+    pub missing: Vec<MissingKind>,
 }
 
 /// Cheap to clone; all clones share one hub.
@@ -61,6 +68,8 @@ impl Hub {
                 state: Mutex::new(state),
                 cluster: std::sync::RwLock::new(Arc::new(ClusterState::default())),
                 cluster_source: Mutex::new(("none".into(), true)),
+                access: Mutex::new(None),
+                cluster_sent: Mutex::new(None),
                 tx,
                 source: source.into(),
                 retention: retention.max(1),
@@ -108,7 +117,20 @@ impl Hub {
     pub fn cluster_status(&self) -> ClusterStatus {
         let (source, ready) = self.inner.cluster_source.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let cluster = self.cluster();
-        ClusterStatus { source, ready, objects: cluster.objects, namespaces: cluster.namespaces.len() }
+        let missing =
+            self.inner.access.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or_else(Vec::new, |a| a.missing());
+        ClusterStatus { source, ready, objects: cluster.objects, namespaces: cluster.namespaces.len(), missing }
+    }
+
+    /// The API server's answers per kind, once the reflectors run.
+    pub fn set_cluster_access(&self, access: Arc<Access>) {
+        *self.inner.access.lock().unwrap_or_else(|e| e.into_inner()) = Some(access);
+    }
+
+    /// The `cluster` message a browser is sent: source, readiness, what is missing.
+    pub fn cluster_message(&self) -> ServerMessage {
+        let s = self.cluster_status();
+        ServerMessage::Cluster { source: s.source, ready: s.ready, missing: s.missing }
     }
 
     pub fn cluster(&self) -> Arc<ClusterState> {
@@ -157,8 +179,16 @@ impl Hub {
         map_of(state.records.iter().filter(|r| filter.matches(r)))
     }
 
-    /// Rebuilds the map if records arrived and streams it; called on a timer.
+    /// Rebuilds the map if records arrived and streams it, and the cluster status when it
+    /// changed; called on a timer.
     pub fn tick(&self) {
+        let cluster = self.cluster_message();
+        let mut sent = self.inner.cluster_sent.lock().unwrap_or_else(|e| e.into_inner());
+        if sent.as_ref() != Some(&cluster) {
+            let _ = self.inner.tx.send(to_json(&cluster));
+            *sent = Some(cluster);
+        }
+        drop(sent);
         let mut state = self.lock();
         if state.map_dirty {
             refresh(&mut state);

@@ -1,4 +1,5 @@
-//! `WS /api/v1/stream`: hello, snapshot, then records and map updates as they happen. The pump is
+//! `WS /api/v1/stream`: hello, cluster status, snapshot, then records, map and cluster updates as
+//! they happen. The pump is
 //! generic over `Sink`/`Stream` so tests can drive it with channels; the axum handler only adapts
 //! a WebSocket to it. Anything the browser sends is ignored (a broken frame just ends the session).
 
@@ -34,7 +35,11 @@ where
 {
     let hello = ServerMessage::Hello { version: env!("CARGO_PKG_VERSION").into(), source: hub.source().into() };
     let (snapshot, mut rx) = hub.subscribe(SNAPSHOT_RECORDS);
-    if sink.send(to_json(&hello)).await.is_err() || sink.send(to_json(&snapshot)).await.is_err() {
+    let cluster = hub.cluster_message();
+    if sink.send(to_json(&hello)).await.is_err()
+        || sink.send(to_json(&cluster)).await.is_err()
+        || sink.send(to_json(&snapshot)).await.is_err()
+    {
         return;
     }
     let mut incoming = std::pin::pin!(incoming);

@@ -3,6 +3,7 @@
 //! server through kube-rs reflectors (`watch`); both build the same `ClusterState`. Parsing uses the official k8s-openapi types;
 //! nothing of them leaks past this module: callers get our own `Endpoint`.
 
+pub mod access;
 mod cluster_file;
 mod state;
 pub mod watch;

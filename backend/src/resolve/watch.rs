@@ -2,9 +2,14 @@
 //! EndpointSlices, Nodes; ReplicaSets and Jobs as metadata only, for workload names; Namespaces as
 //! metadata), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
 //! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
-//! objects arrive. Whenever a store changes, a new `ClusterState` is built from all four stores
+//! objects arrive. Whenever a store changes, a new `ClusterState` is built from all the stores
 //! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when they left,
-//! and handed to `on_change`; readiness turns true once every store has had its first list.
+//! and handed to `on_change`; the first once every watch has listed or been refused.
+//!
+//! Partial permissions are normal: a kind the user may not list cluster-wide (403) is watched
+//! in each namespace of `Scope` instead (a Role's namespaces; by default the kubeconfig
+//! context's), a kind refused there too, or not served at all (404), keeps retrying with
+//! backoff while the rest is named; `access` says what is missing and what that costs.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use super::ClusterState;
+use super::access::{Access, Refusal};
 
 /// The shortest time between two rebuilds: a burst of events makes one new state.
 const REBUILD_EVERY: Duration = Duration::from_millis(250);
@@ -82,30 +88,47 @@ pub async fn client(context: Option<&str>) -> Result<Client, WatchError> {
     Client::try_from(config).map_err(WatchError::Client)
 }
 
+/// Where to look when a kind may not be listed cluster-wide: the namespaces a Role may allow.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Namespaces to watch one by one when a cluster-wide list is forbidden (empty: the
+    /// kubeconfig context's namespace).
+    pub namespaces: Vec<String>,
+}
+
 /// Starts the reflectors on the current tokio runtime; `on_change` gets every new state, the
-/// first once every reflector has listed its kind (so its first call means "ready").
-pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static) {
-    let changed = Arc::new(Notify::new());
-    let pods = reflect::<Pod>(&client, &changed);
-    let services = reflect::<Service>(&client, &changed);
-    let slices = reflect::<EndpointSlice>(&client, &changed);
-    let nodes = reflect::<Node>(&client, &changed);
+/// first once every watch has an answer — listed, or refused (403, 404, an error) and retrying
+/// with backoff — so a user who may not list one kind still gets names for the rest. What could
+/// not be listed is in the returned `Access`.
+pub fn start(
+    client: Client,
+    scope: Scope,
+    on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static,
+) -> Arc<Access> {
+    let namespaces =
+        if scope.namespaces.is_empty() { vec![client.default_namespace().to_string()] } else { scope.namespaces };
+    let w = Watches { client, access: Arc::default(), changed: Arc::new(Notify::new()), namespaces };
+    let pods = w.reflect::<Pod>(Some(Api::namespaced));
+    let services = w.reflect::<Service>(Some(Api::namespaced));
+    let slices = w.reflect::<EndpointSlice>(Some(Api::namespaced));
+    let nodes = w.reflect::<Node>(None);
     // Only their owners matter: `Api<PartialObjectMeta<_>>` asks for metadata alone.
-    let replica_sets = reflect::<PartialObjectMeta<ReplicaSet>>(&client, &changed);
-    let jobs = reflect::<PartialObjectMeta<Job>>(&client, &changed);
-    let namespaces = reflect::<PartialObjectMeta<Namespace>>(&client, &changed);
+    let replica_sets = w.reflect::<PartialObjectMeta<ReplicaSet>>(Some(Api::namespaced));
+    let jobs = w.reflect::<PartialObjectMeta<Job>>(Some(Api::namespaced));
+    let namespaces = w.reflect::<PartialObjectMeta<Namespace>>(None);
+    let Watches { access, changed, .. } = w;
+    let status = access.clone();
     tokio::spawn(async move {
-        for ready in [pods.wait_until_ready().await, services.wait_until_ready().await] {
-            if ready.is_err() {
-                return;
+        while !access.settled() {
+            changed.notified().await;
+        }
+        match access.missing().as_slice() {
+            [] => tracing::info!("cluster state from the API server: ready"),
+            missing => {
+                let kinds: Vec<&str> = missing.iter().map(|m| m.kind.as_str()).collect();
+                tracing::warn!("cluster state from the API server: ready without all of {}", kinds.join(", "));
             }
         }
-        let _ = slices.wait_until_ready().await;
-        let _ = nodes.wait_until_ready().await;
-        let _ = replica_sets.wait_until_ready().await;
-        let _ = jobs.wait_until_ready().await;
-        let _ = namespaces.wait_until_ready().await;
-        tracing::info!("cluster state from the API server: ready");
         let mut history = History::default();
         loop {
             let mut state = ClusterState::default();
@@ -125,29 +148,102 @@ pub fn start(client: Client, on_change: impl Fn(Arc<ClusterState>) + Send + Sync
             changed.notified().await;
         }
     });
+    status
 }
 
-/// One kind's reflector, driven on its own task; every event wakes the rebuild.
-fn reflect<K>(client: &Client, changed: &Arc<Notify>) -> Store<K>
+/// What every reflector shares.
+struct Watches {
+    client: Client,
+    access: Arc<Access>,
+    /// Woken by every event: the rebuild waits on it.
+    changed: Arc<Notify>,
+    /// Where a namespaced kind is watched when it may not be listed cluster-wide.
+    namespaces: Vec<String>,
+}
+
+/// The stores of one kind: one cluster-wide, or one per namespace a Role allows.
+struct Stores<K: Resource<DynamicType = ()> + 'static>(Arc<std::sync::Mutex<Vec<Store<K>>>>);
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
+    fn state(&self) -> Vec<Arc<K>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().flat_map(|s| s.state()).collect()
+    }
+}
+
+impl Watches {
+    /// One kind's reflector on its own task. A namespaced kind (`in_namespace` makes its `Api`
+    /// for one namespace) forbidden cluster-wide is watched again in each namespace of
+    /// `namespaces`, each with its own store.
+    fn reflect<K>(&self, in_namespace: Option<fn(Client, &str) -> Api<K>>) -> Stores<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let stores = Stores(Arc::default());
+        let kind: &'static str = Box::leak(K::plural(&()).into_owned().into_boxed_str());
+        self.access.expect(kind, None);
+        let (client, access, changed) = (self.client.clone(), self.access.clone(), self.changed.clone());
+        let narrow_to = if in_namespace.is_some() { self.namespaces.clone() } else { Vec::new() };
+        let all = stores.0.clone();
+        tokio::spawn(async move {
+            let forbidden =
+                watch_into(Api::<K>::all(client.clone()), kind, None, &all, &access, &changed, !narrow_to.is_empty())
+                    .await;
+            if !forbidden {
+                return;
+            }
+            access.narrowed(kind, &narrow_to);
+            changed.notify_one();
+            tracing::info!("{kind}: not allowed cluster-wide; watching namespaces {} instead", narrow_to.join(", "));
+            for ns in narrow_to {
+                let api = in_namespace.expect("namespaced kinds only")(client.clone(), &ns);
+                let (all, access, changed) = (all.clone(), access.clone(), changed.clone());
+                tokio::spawn(async move { watch_into(api, kind, Some(&ns), &all, &access, &changed, false).await });
+            }
+        });
+        stores
+    }
+}
+
+/// Lists and watches `api` into a new store added to `stores`, reporting to `access`, for as long
+/// as the reflector runs. With `stop_if_forbidden`, returns `true` at a 403 before the first list
+/// (the caller watches namespace by namespace instead).
+async fn watch_into<K>(
+    api: Api<K>,
+    kind: &'static str,
+    scope: Option<&str>,
+    stores: &Arc<std::sync::Mutex<Vec<Store<K>>>>,
+    access: &Access,
+    changed: &Notify,
+    stop_if_forbidden: bool,
+) -> bool
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let api: Api<K> = Api::all(client.clone());
+    stores.lock().unwrap_or_else(|e| e.into_inner()).push(reader);
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer);
-    let changed = changed.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => changed.notify_one(),
-                // The backoff retries; say what went wrong once per failure.
-                Err(e) => tracing::warn!("watching {}: {e}", K::plural(&())),
+    let mut stream = std::pin::pin!(stream);
+    let mut listed = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                listed = true;
+                access.listed(kind, scope);
+                changed.notify_one();
+            }
+            Ok(_) => changed.notify_one(),
+            Err(e) => {
+                let why = Refusal::of(&e);
+                if stop_if_forbidden && !listed && why == Refusal::Forbidden {
+                    return true;
+                }
+                access.refused(kind, scope, why);
+                changed.notify_one();
             }
         }
-    });
-    reader
+    }
+    false
 }

@@ -1,8 +1,11 @@
 //! A fake Kubernetes API server for tests, talking real HTTP: list and watch (with
 //! resourceVersion, bookmarks, `410 Gone` for versions it no longer has, and dropped watch
-//! connections) for Pods, Services, EndpointSlices, Nodes, ReplicaSets, Jobs and Namespaces.
-//! Objects go through the k8s-openapi types and are serialised as the real server would. No
-//! kube-apiserver can run here; this is the stand-in.
+//! connections) for Pods, Services, EndpointSlices, Nodes, ReplicaSets, Jobs and Namespaces,
+//! cluster-wide and per namespace (`/api/v1/namespaces/{ns}/pods`, …). RBAC as a real server
+//! answers it: a collection can be forbidden (`403` with a Status), allowed only in some
+//! namespaces (a Role, not a ClusterRole), or not served at all (`404`, an API group the server
+//! does not have). Objects go through the k8s-openapi types and are serialised as the real
+//! server would. No kube-apiserver can run here; this is the stand-in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -83,6 +86,10 @@ struct Store {
     /// Watches from a version below this are told `410 Gone`.
     oldest: u64,
     lists: BTreeMap<&'static str, usize>,
+    /// Collections refused cluster-wide, with the namespaces where a Role still allows them.
+    forbidden: BTreeMap<&'static str, Vec<String>>,
+    /// Collections this server does not serve at all.
+    missing: Vec<&'static str>,
 }
 
 #[derive(Clone)]
@@ -99,6 +106,20 @@ fn key(obj: &Value) -> String {
         obj["metadata"]["namespace"].as_str().unwrap_or(""),
         obj["metadata"]["name"].as_str().unwrap_or("")
     )
+}
+
+/// The path of a namespaced collection: `/api/v1/namespaces/{ns}/pods` for `/api/v1/pods`.
+fn in_namespace(path: &str, ns: &str) -> String {
+    let (prefix, plural) = path.rsplit_once('/').expect("a collection path");
+    format!("{prefix}/namespaces/{ns}/{plural}")
+}
+
+/// A Status as the API server sends it with an error code.
+fn status(code: u16, reason: &str, message: String) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    let code = axum::http::StatusCode::from_u16(code).unwrap();
+    (code, axum::Json(body)).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -118,7 +139,20 @@ impl FakeApi {
             api.apply("ADDED", o);
         }
         let app = ALL.into_iter().fold(Router::new(), |r, path| {
-            r.route(path, axum::routing::get(move |s: State<FakeApi>, q: Query<WatchQuery>| serve(s, q, path)))
+            let r = r.route(
+                path,
+                axum::routing::get(move |s: State<FakeApi>, q: Query<WatchQuery>| serve(s, q, path, None)),
+            );
+            if matches!(path, NODES | NAMESPACES) {
+                return r; // cluster-scoped kinds
+            }
+            let namespaced = in_namespace(path, "{ns}");
+            r.route(
+                &namespaced,
+                axum::routing::get(move |s: State<FakeApi>, q: Query<WatchQuery>, ns: axum::extract::Path<String>| {
+                    serve(s, q, path, Some(ns.0))
+                }),
+            )
         });
         tokio::spawn(axum::serve(listener, app.with_state(api.clone())).into_future());
         api
@@ -175,19 +209,52 @@ impl FakeApi {
         self.drop_watches();
     }
 
+    /// Refuses `path` cluster-wide (403), allowing it only in `namespaces` (none: nowhere).
+    pub fn forbid(&self, path: &'static str, namespaces: &[&str]) {
+        let allowed = namespaces.iter().map(|n| n.to_string()).collect();
+        self.store.lock().unwrap().forbidden.insert(path, allowed);
+    }
+
+    /// Serves `path` no more (404), as a server without that API group.
+    pub fn remove_api(&self, path: &'static str) {
+        self.store.lock().unwrap().missing.push(path);
+    }
+
     /// How many times `path` was listed.
     pub fn lists(&self, path: &str) -> usize {
         self.store.lock().unwrap().lists.get(path).copied().unwrap_or(0)
     }
 }
 
-async fn serve(State(api): State<FakeApi>, Query(q): Query<WatchQuery>, path: &'static str) -> Response {
+async fn serve(
+    State(api): State<FakeApi>,
+    Query(q): Query<WatchQuery>,
+    path: &'static str,
+    ns: Option<String>,
+) -> Response {
     let from: u64 = q.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
     let (kind, version) = kind_of(path);
+    {
+        let mut s = api.store.lock().unwrap();
+        if s.missing.contains(&path) {
+            return status(404, "NotFound", "the server could not find the requested resource".into());
+        }
+        if let Some(allowed) = s.forbidden.get(path)
+            && !ns.as_ref().is_some_and(|n| allowed.contains(n))
+        {
+            *s.lists.entry(path).or_default() += usize::from(q.watch != Some(true));
+            let plural = path.rsplit('/').next().unwrap();
+            let scope = ns.as_ref().map_or("at the cluster scope".to_string(), |n| format!("in the namespace \"{n}\""));
+            let message = format!("{plural} is forbidden: User \"tester\" cannot list resource \"{plural}\" {scope}");
+            return status(403, "Forbidden", message);
+        }
+    }
+    let mine = |o: &Value| ns.as_ref().is_none_or(|n| o["metadata"]["namespace"].as_str() == Some(n.as_str()));
     if q.watch != Some(true) {
         let mut s = api.store.lock().unwrap();
         *s.lists.entry(path).or_default() += 1;
-        let items: Vec<Value> = s.objects.get(path).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let items: Vec<Value> =
+            s.objects.get(path).map(|m| m.values().filter(|o| mine(o)).cloned().collect()).unwrap_or_default();
         let list = json!({"apiVersion": version, "kind": format!("{kind}List"),
             "metadata": {"resourceVersion": s.rv.to_string()}, "items": items});
         return axum::Json(list).into_response();
@@ -206,13 +273,13 @@ async fn serve(State(api): State<FakeApi>, Query(q): Query<WatchQuery>, path: &'
         first.extend(
             s.log
                 .iter()
-                .filter(|(rv, p, _, _)| *rv > from && *p == path)
+                .filter(|(rv, p, _, o)| *rv > from && *p == path && mine(o))
                 .map(|(_, _, t, o)| json!({"type": t, "object": o}).to_string()),
         );
     }
     drop(s);
     let backlog = futures_util::stream::iter(first.into_iter().map(|l| Ok::<_, std::io::Error>(l + "\n")));
-    let live = tokio_stream_of(rx, path);
+    let live = tokio_stream_of(rx, path, ns);
     let body = if expired { Body::from_stream(backlog) } else { Body::from_stream(backlog.chain(live)) };
     Response::builder().header("content-type", "application/json").body(body).unwrap()
 }
@@ -221,13 +288,23 @@ async fn serve(State(api): State<FakeApi>, Query(q): Query<WatchQuery>, path: &'
 fn tokio_stream_of(
     rx: broadcast::Receiver<(Option<&'static str>, String)>,
     path: &'static str,
+    ns: Option<String>,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
-    futures_util::stream::unfold(rx, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok((Some(p), line)) if p == path => return Some((Ok(line + "\n"), rx)),
-                Ok((Some(_), _)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Ok((None, _)) | Err(broadcast::error::RecvError::Closed) => return None,
+    futures_util::stream::unfold(rx, move |mut rx| {
+        let ns = ns.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok((Some(p), line)) if p == path => {
+                        let event: Value = serde_json::from_str(&line).unwrap();
+                        let theirs = event["object"]["metadata"]["namespace"].as_str();
+                        if ns.is_none() || event["type"] == "BOOKMARK" || theirs == ns.as_deref() {
+                            return Some((Ok(line + "\n"), rx));
+                        }
+                    }
+                    Ok((Some(_), _)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Ok((None, _)) | Err(broadcast::error::RecvError::Closed) => return None,
+                }
             }
         }
     })

@@ -1,4 +1,5 @@
-//! Connection status, and the counts that say how complete the picture is.
+//! Connection status, and what says how complete the picture is: records this browser missed,
+//! unreadable messages, Kubernetes kinds the server could not list.
 
 use leptos::prelude::*;
 
@@ -26,8 +27,24 @@ pub fn StatusPill(
                 {move || format!("{} records not shown", live.skipped.get())}
             </span>
         </Show>
+        <Show when=move || { !live.missing.get().is_empty() }>
+            <span class="pill warn" data-testid="cluster-missing" title=move || missing_detail(&live)>
+                {move || missing_summary(&live)}
+            </span>
+        </Show>
         <Show when=move || { live.bad_messages.get() > 0 }>
             <span class="pill warn">{move || format!("{} unreadable messages", live.bad_messages.get())}</span>
         </Show>
     }
+}
+
+/// "names incomplete: jobs, nodes".
+fn missing_summary(live: &Live) -> String {
+    let kinds: Vec<String> = live.missing.get().into_iter().map(|m| m.kind).collect();
+    format!("names incomplete: {}", kinds.join(", "))
+}
+
+/// One line per kind: why, and what it costs.
+fn missing_detail(live: &Live) -> String {
+    live.missing.get().iter().map(|m| format!("{}: {} — {}", m.kind, m.reason, m.effect)).collect::<Vec<_>>().join("\n")
 }
