@@ -186,6 +186,7 @@ pub fn stats_line(s: &EngineStats) -> String {
         "podtap: {} frames ({} bytes), {} TCP connections, {} HTTP exchanges, {} DNS queries ({} over TCP), \
          {} TLS handshakes, {} gRPC calls, {} packets put together from IP fragments; skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
          {} resyncs, {unmatched} unmatched responses, {} responses whose requests were not captured, \
+         {} responses paired without certainty after lost bytes, {} malformed requests reported (flagged), \
          {} DNS queries unanswered; {} copies of packets seen on more than one interface counted once",
         s.frames,
         s.bytes,
@@ -201,6 +202,8 @@ pub fn stats_line(s: &EngineStats) -> String {
         s.tcp.gap_bytes,
         s.resyncs,
         s.one_way_responses,
+        s.uncertain_pairings,
+        s.malformed_requests,
         s.dns.timed_out,
         s.tcp.copies + s.dns.copies,
     )

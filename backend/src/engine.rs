@@ -38,6 +38,10 @@ pub struct EngineStats {
     pub unmatched_responses: u64,
     /// Responses on connections whose request direction was never captured.
     pub one_way_responses: u64,
+    /// HTTP/1 requests with a head httparse refused, read leniently and flagged.
+    pub malformed_requests: u64,
+    /// HTTP/1 responses paired with their request after lost bytes without proof.
+    pub uncertain_pairings: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
     pub dns_over_tcp: u64,
@@ -235,6 +239,10 @@ impl Engine {
             match d {
                 Dissected::Exchange(ex) => {
                     self.stats.http_exchanges += u64::from(ex.http().is_some());
+                    if let Some(h) = ex.http() {
+                        self.stats.malformed_requests += u64::from(h.malformed.is_some());
+                        self.stats.uncertain_pairings += u64::from(h.paired.is_some());
+                    }
                     self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
                     self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
                     let index = ex.interface;

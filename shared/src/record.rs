@@ -113,6 +113,14 @@ pub struct HttpExchange {
     /// `HTTP/2` for requests carried by HTTP/2 streams; absent for HTTP/1.x.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Why the request's head was not well-formed, when a server might still have taken it
+    /// (an odd character in a header name, a doubled space, a NUL): reported, not dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<String>,
+    /// `uncertain` when bytes were lost on the connection and nothing proves this response
+    /// answers this request (a pipelining client); absent when the pairing is sure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<String>,
 }
 
 /// A gRPC call (HTTP/2 with `content-type: application/grpc…`): which RPC, and how it ended.
@@ -325,7 +333,7 @@ impl Record {
                 path: "/".into(),
                 status: Some(200),
                 headers: BTreeMap::new(),
-                version: None,
+                ..HttpExchange::default()
             }),
         }
     }

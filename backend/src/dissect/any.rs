@@ -2,7 +2,8 @@
 //! and hands the connection to the protocol they belong to — TLS if they open a handshake record,
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP). Content first, the port only for DNS,
-//! whose first segment may be too short to tell.
+//! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
+//! its own first bytes once the proxy answered.
 
 use super::Dissected;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
@@ -69,6 +70,16 @@ impl ConnHandler for AnyProtocol {
                     let mut h2 = Http2::upgraded(other(dir), request);
                     h2.on_data(info, dir, ts_us, &rest, out);
                     *self = AnyProtocol::Http2(Box::new(h2));
+                } else if let Some(mut tunnel) = h.take_tunnel() {
+                    // CONNECT answered: what follows is another protocol (TLS, usually), decided
+                    // afresh from its first bytes — the client's, which may have come already.
+                    *self = AnyProtocol::Undecided;
+                    for d in [other(dir), dir] {
+                        let bytes = std::mem::take(&mut tunnel[d as usize]);
+                        if !bytes.is_empty() {
+                            self.on_data(info, d, ts_us, &bytes, out);
+                        }
+                    }
                 }
             }
             AnyProtocol::Http2(h) => h.on_data(info, dir, ts_us, data, out),

@@ -390,6 +390,7 @@ impl Http2 {
                 status: s.status,
                 headers: s.headers,
                 version: Some("HTTP/2".into()),
+                ..HttpExchange::default()
             })
         };
         out.push(Dissected::Exchange(Box::new(Exchange {

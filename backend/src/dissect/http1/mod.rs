@@ -2,10 +2,16 @@
 //! keep-alive and pipelining included. Message framing per RFC 9112 §6.3: HEAD, 1xx, 204 and 304
 //! responses have no body; `Transfer-Encoding: chunked` wins over `Content-Length`; a response
 //! with neither runs until the connection closes. `101 Switching Protocols` ends HTTP parsing of
-//! the connection. Bodies are counted, never buffered. Detection is by content: a direction is a
-//! request stream if it starts with a method token, a response stream if it starts with `HTTP/`.
+//! the connection; a 2xx to `CONNECT` hands the tunnel's bytes on (`take_tunnel`). Bodies are
+//! counted, never buffered. Detection is by content: a direction is a request stream if it starts
+//! with a request line (any method token, `head`), a response stream if it starts with `HTTP/1.`.
+//!
+//! After lost bytes each direction resynchronises at its next message start, and `pairing`
+//! decides which request a response answers; a connection joined mid-stream (every live capture
+//! has some) is read from its first whole message, and a 1-byte TCP keep-alive before it is
+//! skipped. Heads httparse refuses are read leniently and flagged `malformed`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 
 use podtap_shared::{Detail, HttpExchange};
@@ -14,11 +20,15 @@ use super::http2::Upgraded;
 use super::{Dissected, Exchange, redact};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
+mod head;
+mod pairing;
+
+use head::Start;
+use pairing::{Answer, Pairing, PendingRequest};
+
 /// Longest header section accepted before the stream is declared out of sync.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 96;
-const METHODS: &[&[u8]] =
-    &[b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE "];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -63,22 +73,23 @@ impl Half {
     }
 }
 
-struct PendingRequest {
-    ts_us: u64,
-    size: u64,
-    http: HttpExchange,
-}
-
 struct PendingResponse {
     ts_us: u64,
     status: u16,
+    /// The request it answers (decided at its head), and whether that is certain.
+    request: Option<(PendingRequest, bool)>,
 }
 
 /// Per-connection HTTP/1.x state.
 pub struct Http1 {
     halves: [Half; 2],
-    requests: VecDeque<PendingRequest>,
+    requests: Pairing,
     response: Option<PendingResponse>,
+    /// Set by a 2xx answer to `CONNECT`: the bytes after it in each direction belong to the
+    /// tunnel (TLS, usually).
+    tunnel: Option<[Vec<u8>; 2]>,
+    /// The connection's start was not seen: garbage before the first message is expected.
+    joined: bool,
     /// The direction carrying requests, once known.
     request_dir: Option<Dir>,
     /// Set by `101 Switching Protocols` to h2c: the upgrade request (answered on HTTP/2 stream 1)
@@ -91,16 +102,24 @@ impl Http1 {
     pub fn take_h2c(&mut self) -> Option<(Upgraded, Vec<u8>)> {
         self.h2c.take()
     }
+
+    /// A `CONNECT` was answered: the tunnel's first bytes, per direction (`Dir` as index).
+    pub fn take_tunnel(&mut self) -> Option<[Vec<u8>; 2]> {
+        self.tunnel.take()
+    }
 }
 
 impl ConnHandler for Http1 {
     type Output = Dissected;
 
-    fn new(_: &ConnInfo) -> Self {
+    fn new(info: &ConnInfo) -> Self {
+        let joined = info.opener.is_none();
         Self {
             halves: [Half::new(), Half::new()],
-            requests: VecDeque::new(),
+            requests: Pairing::new(joined),
             response: None,
+            tunnel: None,
+            joined,
             request_dir: None,
             h2c: None,
         }
@@ -113,30 +132,25 @@ impl ConnHandler for Http1 {
         }
         if self.halves[i].buf.is_empty() {
             let used = self.consume(info, dir, ts_us, data, out);
-            if self.halves[i].state != State::Off {
-                self.halves[i].buf.extend_from_slice(&data[used..]);
-            } else if let Some((_, rest)) = &mut self.h2c {
-                rest.extend_from_slice(&data[used..]);
-            }
+            self.keep(dir, &data[used..]);
         } else {
             let mut buf = std::mem::take(&mut self.halves[i].buf);
             buf.extend_from_slice(data);
             let used = self.consume(info, dir, ts_us, &buf, out);
-            buf.drain(..used);
-            if self.halves[i].state != State::Off {
-                self.halves[i].buf = buf;
-            } else if let Some((_, rest)) = &mut self.h2c {
-                rest.extend_from_slice(&buf);
-            }
+            self.keep(dir, &buf[used..]);
         }
     }
 
     fn on_gap(&mut self, _: &ConnInfo, dir: Dir, _len: u64) {
+        self.requests.disturb();
         let half = &mut self.halves[dir as usize];
-        if half.state != State::Off && half.state != State::Unknown {
-            half.buf.clear();
-            half.state = State::Resync;
+        if half.state == State::Off {
+            return;
         }
+        // A response whose head was seen keeps its status (it is finished when the next one is
+        // found, or at close); only its body was lost.
+        half.buf.clear();
+        half.state = State::Resync;
     }
 
     fn on_close(&mut self, info: &ConnInfo, _ts_us: u64, out: &mut Vec<Dissected>) {
@@ -147,18 +161,22 @@ impl ConnHandler for Http1 {
         {
             self.finish_response(info, d, out);
         }
-        if let Some(resp) = self.response.take() {
+        if let Some(d) = resp_dir
+            && self.response.is_some()
+        {
             // Headers seen, body cut short: still an answer.
-            if let (Some(d), Some(req)) = (resp_dir, self.requests.pop_front()) {
-                let size = self.halves[d as usize].msg_size;
-                out.push(Dissected::Exchange(Box::new(exchange(info, d, req, Some(resp), size))));
-            }
+            self.finish_response(info, d, out);
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
-        for req in self.requests.drain(..) {
+        for req in self.requests.drain() {
             out.push(Dissected::Exchange(Box::new(exchange(info, other(req_dir), req, None, 0))));
         }
     }
+}
+
+/// Bytes of a leniently read head as text (what is not UTF-8 reads as empty).
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
 }
 
 fn other(dir: Dir) -> Dir {
@@ -195,6 +213,20 @@ fn exchange(
 
 impl Http1 {
     /// Parses as much of `input` as forms whole messages or body bytes; returns bytes used.
+    /// Keeps what `consume` left of a direction: for more bytes to complete it, or, once parsing
+    /// stopped, for whatever takes the connection over (HTTP/2 after h2c, a CONNECT tunnel).
+    fn keep(&mut self, dir: Dir, rest: &[u8]) {
+        let i = dir as usize;
+        if self.halves[i].state != State::Off {
+            self.halves[i].buf = rest.to_vec();
+        } else if let Some((_, after)) = &mut self.h2c {
+            after.extend_from_slice(rest);
+        } else if let Some(tunnel) = &mut self.tunnel {
+            tunnel[i].extend_from_slice(rest);
+        }
+    }
+
+    /// Parses as much of `input` as forms whole messages or body bytes; returns bytes used.
     fn consume(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, input: &[u8], out: &mut Vec<Dissected>) -> usize {
         let i = dir as usize;
         let mut pos = 0;
@@ -204,40 +236,62 @@ impl Http1 {
                 // Where it stopped: after an upgrade the rest belongs to the next protocol.
                 State::Off => return pos,
                 State::Unknown => {
-                    let role = if rest.starts_with(b"HTTP/") {
-                        Role::Responses
-                    } else if METHODS.iter().any(|m| rest.starts_with(m)) {
-                        Role::Requests
-                    } else if rest.len() < 8
-                        && (b"HTTP/".starts_with(rest) || METHODS.iter().any(|m| m.starts_with(rest)))
-                    {
-                        return pos; // too few bytes to tell yet
-                    } else {
-                        self.halves[i].state = State::Off;
-                        out.push(Dissected::NotThisProtocol);
-                        return input.len();
+                    let role = match (head::request_start(rest), head::response_start(rest)) {
+                        (Start::Yes, _) => Role::Requests,
+                        (_, Start::Yes) => Role::Responses,
+                        (Start::More, _) | (_, Start::More) if rest.len() > 1 || !self.joined => return pos,
+                        // Joined mid-stream: a TCP keep-alive's byte, or the middle of a message.
+                        _ if self.joined && rest.len() == 1 => return input.len(),
+                        _ if self.joined => {
+                            self.halves[i].state = State::Resync;
+                            continue;
+                        }
+                        _ => {
+                            self.halves[i].state = State::Off;
+                            out.push(Dissected::NotThisProtocol);
+                            return input.len();
+                        }
                     };
-                    self.halves[i].role = Some(role);
-                    if role == Role::Requests {
-                        self.request_dir = Some(dir);
-                    } else if self.request_dir.is_none() {
-                        self.request_dir = Some(other(dir));
-                    }
+                    self.set_role(dir, role);
                     self.halves[i].state = State::Head;
                 }
-                State::Resync => match find_message_start(rest, self.halves[i].role) {
-                    Some(skip) => {
-                        pos += skip;
-                        self.halves[i].state = State::Head;
-                        out.push(Dissected::Resync);
+                State::Resync => {
+                    let requests = match self.halves[i].role {
+                        Some(role) => Some(role == Role::Requests),
+                        None => self.request_dir.map(|d| d == dir),
+                    };
+                    let found = match requests {
+                        Some(r) => head::find_start(rest, r).map(|at| (at, r)),
+                        None => {
+                            let (q, p) = (head::find_start(rest, true), head::find_start(rest, false));
+                            match (q, p) {
+                                (Some(a), Some(b)) => Some(if a <= b { (a, true) } else { (b, false) }),
+                                (Some(a), None) => Some((a, true)),
+                                (None, Some(b)) => Some((b, false)),
+                                (None, None) => None,
+                            }
+                        }
+                    };
+                    let Some((skip, requests)) = found else {
+                        return input.len().saturating_sub(64).max(pos); // keep a tail that may hold a start
+                    };
+                    if self.halves[i].role.is_none() {
+                        self.set_role(dir, if requests { Role::Requests } else { Role::Responses });
                     }
-                    None => return input.len().saturating_sub(8).max(pos), // keep a tail that may hold a start
-                },
+                    // A response whose body was lost ends where the next one begins.
+                    if !requests && self.response.is_some() {
+                        self.finish_response(info, dir, out);
+                    }
+                    pos += skip;
+                    self.halves[i].state = State::Head;
+                    out.push(Dissected::Resync);
+                }
                 State::Head => match self.parse_head(info, dir, ts_us, rest, out) {
                     Some(0) => return pos,
                     Some(n) => pos += n,
                     None => {
                         self.halves[i].state = State::Resync;
+                        self.requests.disturb();
                         pos += 1;
                     }
                 },
@@ -250,6 +304,15 @@ impl Http1 {
             }
         }
         pos
+    }
+
+    fn set_role(&mut self, dir: Dir, role: Role) {
+        self.halves[dir as usize].role = Some(role);
+        if role == Role::Requests {
+            self.request_dir = Some(dir);
+        } else if self.request_dir.is_none() {
+            self.request_dir = Some(other(dir));
+        }
     }
 
     /// Parses one header section. `Some(0)`: need more bytes; `None`: not HTTP here.
@@ -268,72 +331,114 @@ impl Http1 {
         match self.halves[i].role.expect("role set before head") {
             Role::Requests => {
                 let mut req = httparse::Request::new(&mut []);
-                let n = match req.parse_with_uninit_headers(input, &mut headers) {
-                    Ok(httparse::Status::Complete(n)) => n,
+                let (n, method, path, fields, malformed) = match req.parse_with_uninit_headers(input, &mut headers) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let fields: Vec<(&str, &[u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
+                        (n, req.method.unwrap_or(""), req.path.unwrap_or(""), fields, None)
+                    }
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
-                    _ => return None,
+                    Ok(httparse::Status::Partial) => return None,
+                    Err(e) => {
+                        let l = match head::lenient(input, true) {
+                            Some(l) => l,
+                            None if input.len() < MAX_HEAD && !input.windows(4).any(|w| w == b"\r\n\r\n") => {
+                                return Some(0);
+                            }
+                            None => return None,
+                        };
+                        let fields: Vec<(&str, &[u8])> = l.headers.iter().map(|(k, v)| (text(k), *v)).collect();
+                        (l.len, text(l.first), text(l.second), fields, Some(e.to_string()))
+                    }
                 };
                 let mut kept = BTreeMap::new();
                 let mut framing = Framing::default();
-                for h in req.headers.iter() {
-                    framing.note(h.name, h.value);
-                    redact::keep(&mut kept, h.name, h.value);
+                for (name, value) in &fields {
+                    framing.note(name, value);
+                    redact::keep(&mut kept, name, value);
                 }
                 let http = HttpExchange {
-                    method: req.method.unwrap_or("").to_string(),
-                    path: req.path.unwrap_or("").to_string(),
-                    status: None,
+                    method: method.to_string(),
+                    path: path.to_string(),
                     headers: kept,
-                    version: None,
+                    malformed,
+                    ..HttpExchange::default()
                 };
-                self.requests.push_back(PendingRequest { ts_us, size: n as u64, http });
+                self.requests.push(PendingRequest { ts_us, size: n as u64, http });
                 let body = framing.request_body();
                 self.start_body(info, dir, ts_us, n, body, out);
                 Some(n)
             }
             Role::Responses => {
                 let mut resp = httparse::Response::new(&mut []);
-                let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
                     &mut resp,
                     input,
                     &mut headers,
-                ) {
-                    Ok(httparse::Status::Complete(n)) => n,
+                );
+                let (n, status, fields) = match parsed {
+                    Ok(httparse::Status::Complete(n)) => {
+                        (n, resp.code.unwrap_or(0), resp.headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>())
+                    }
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
-                    _ => return None,
+                    Ok(httparse::Status::Partial) => return None,
+                    Err(_) => {
+                        let l = match head::lenient(input, false) {
+                            Some(l) => l,
+                            None if input.len() < MAX_HEAD && !input.windows(4).any(|w| w == b"\r\n\r\n") => {
+                                return Some(0);
+                            }
+                            None => return None,
+                        };
+                        let status = std::str::from_utf8(l.second).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+                        (l.len, status, l.headers.iter().map(|(k, v)| (text(k), *v)).collect())
+                    }
                 };
-                let status = resp.code.unwrap_or(0);
                 let mut framing = Framing::default();
                 let mut to_h2c = false;
-                for h in resp.headers.iter() {
-                    framing.note(h.name, h.value);
-                    to_h2c |= h.name.eq_ignore_ascii_case("upgrade") && h.value.eq_ignore_ascii_case(b"h2c");
+                for (name, value) in &fields {
+                    framing.note(name, value);
+                    to_h2c |= name.eq_ignore_ascii_case("upgrade") && value.eq_ignore_ascii_case(b"h2c");
                 }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
                 }
-                let head_request = self.requests.front().is_some_and(|r| r.http.method == "HEAD");
-                self.response = Some(PendingResponse { ts_us, status });
-                if status == 101
-                    && to_h2c
-                    && let Some(req) = self.requests.pop_front()
-                {
-                    // Answered on HTTP/2 stream 1 (RFC 7540 §3.2): HTTP/2 reports it.
-                    self.response = None;
-                    let upgraded = Upgraded { ts_us: req.ts_us, size: req.size, http: req.http };
-                    self.h2c = Some((upgraded, Vec::new()));
-                    self.halves =
-                        [Half { state: State::Off, ..Half::new() }, Half { state: State::Off, ..Half::new() }];
+                if self.response.is_some() {
+                    self.finish_response(info, dir, out); // one whose body was lost
+                }
+                let mut unanswered = Vec::new();
+                let request = match self.requests.answer(ts_us, &mut unanswered) {
+                    Answer::Request(r, sure) => Some((r, sure)),
+                    Answer::Nothing => None,
+                };
+                for req in unanswered {
+                    out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, None, 0))));
+                }
+                let method = request.as_ref().map(|(r, _)| r.http.method.clone()).unwrap_or_default();
+                self.response = Some(PendingResponse { ts_us, status, request });
+                if status == 101 && to_h2c {
+                    if let Some(PendingResponse { request: Some((req, _)), .. }) = self.response.take() {
+                        // Answered on HTTP/2 stream 1 (RFC 7540 §3.2): HTTP/2 reports it.
+                        let upgraded = Upgraded { ts_us: req.ts_us, size: req.size, http: req.http };
+                        self.h2c = Some((upgraded, Vec::new()));
+                    }
+                    self.stop_parsing();
                     return Some(n);
                 }
-                if status == 101 {
+                let tunnel = method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status);
+                if status == 101 || tunnel {
                     self.halves[i].msg_size = n as u64;
                     self.finish_response(info, dir, out);
-                    self.halves =
-                        [Half { state: State::Off, ..Half::new() }, Half { state: State::Off, ..Half::new() }];
+                    // The client may have sent the tunnel's first bytes already, after CONNECT.
+                    let req_side = std::mem::take(&mut self.halves[other(dir) as usize].buf);
+                    self.stop_parsing();
+                    if tunnel {
+                        let mut t = [Vec::new(), Vec::new()];
+                        t[other(dir) as usize] = req_side;
+                        self.tunnel = Some(t);
+                    }
                     return Some(n);
                 }
-                let body = if head_request || status == 204 || status == 304 {
+                let body = if method == "HEAD" || status == 204 || status == 304 {
                     Body::Fixed(0)
                 } else {
                     framing.response_body()
@@ -342,6 +447,11 @@ impl Http1 {
                 Some(n)
             }
         }
+    }
+
+    /// Upgraded or tunnelled: HTTP/1 is over on this connection.
+    fn stop_parsing(&mut self) {
+        self.halves = [Half { state: State::Off, ..Half::new() }, Half { state: State::Off, ..Half::new() }];
     }
 
     fn start_body(
@@ -421,8 +531,9 @@ impl Http1 {
         half.state = State::Head;
         match half.role {
             Some(Role::Requests) => {
-                if let Some(req) = self.requests.back_mut() {
-                    req.size = half.msg_size;
+                let size = half.msg_size;
+                if let Some(req) = self.requests.newest_mut() {
+                    req.size = size;
                 }
             }
             _ => self.finish_response(info, dir, out),
@@ -431,13 +542,22 @@ impl Http1 {
 
     fn finish_response(&mut self, info: &ConnInfo, dir: Dir, out: &mut Vec<Dissected>) {
         let size = self.halves[dir as usize].msg_size;
-        self.halves[dir as usize].state = State::Head;
-        let resp = self.response.take();
-        match self.requests.pop_front() {
-            Some(req) => out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, resp, size)))),
+        if self.halves[dir as usize].state != State::Off && self.halves[dir as usize].state != State::Resync {
+            self.halves[dir as usize].state = State::Head;
+        }
+        let Some(resp) = self.response.take() else { return };
+        match resp.request {
+            Some((mut req, sure)) => {
+                if !sure {
+                    req.http.paired = Some("uncertain".into());
+                }
+                let resp = PendingResponse { request: None, ..resp };
+                out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, Some(resp), size))));
+            }
             None if self.halves[other(dir) as usize].role.is_none() => out.push(Dissected::OneWay),
             None => out.push(Dissected::UnmatchedResponse),
         }
+        self.requests.response_done();
     }
 }
 
@@ -468,19 +588,6 @@ impl Framing {
             (false, None) => Body::UntilClose,
         }
     }
-}
-
-/// Where the next message starts after lost bytes: a line that begins like a request (or a
-/// response), at the start of `input` or after a newline.
-fn find_message_start(input: &[u8], role: Option<Role>) -> Option<usize> {
-    let starts_here = |at: &[u8]| match role {
-        Some(Role::Responses) => at.starts_with(b"HTTP/1."),
-        _ => METHODS.iter().any(|m| at.starts_with(m)),
-    };
-    if starts_here(input) {
-        return Some(0);
-    }
-    input.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1).find(|&i| starts_here(&input[i..]))
 }
 
 #[cfg(test)]
