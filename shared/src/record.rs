@@ -190,6 +190,10 @@ pub struct TlsExchange {
     pub alpn: Vec<String>,
     /// Negotiated version (`TLS1.3`, …); `None` when no ServerHello was seen.
     pub version: Option<String>,
+    /// The fatal alert (`handshake_failure`, `protocol_version`, …) the server sent instead of its
+    /// hello: the handshake failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
 }
 
 /// The protocol part of a record; `kind` in JSON.
@@ -228,7 +232,7 @@ impl Detail {
                 (None, None) => None,
             },
             Detail::Dns(d) => d.rcode.clone(),
-            Detail::Tls(t) => t.version.clone(),
+            Detail::Tls(t) => t.version.clone().or_else(|| t.alert.clone()),
         }
     }
 }
@@ -384,6 +388,7 @@ mod tests {
             sni: Some("api".into()),
             alpn: vec!["h2".into()],
             version: Some("TLS1.3".into()),
+            alert: None,
         });
         assert_eq!((tls.request_line(), tls.outcome()), ("TLS api (h2)".into(), Some("TLS1.3".into())));
     }

@@ -109,3 +109,29 @@ impl ConnHandler for AnyProtocol {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podtap_shared::Detail;
+
+    #[test]
+    fn tls_inside_an_http_connect_tunnel_is_seen_as_tls() {
+        let info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:3128");
+        let mut p = AnyProtocol::new(&info);
+        let mut out = Vec::new();
+        let hello = crate::dissect::tls::tests::client_hello("api.example");
+        let connect =
+            [&b"CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n\r\n"[..], &hello[..20]].concat();
+        p.on_data(&info, Dir::AtoB, 1, &connect, &mut out);
+        p.on_data(&info, Dir::BtoA, 2, b"HTTP/1.1 200 Connection Established\r\n\r\n", &mut out);
+        p.on_data(&info, Dir::AtoB, 3, &hello[20..], &mut out);
+        p.on_data(&info, Dir::BtoA, 4, &crate::dissect::tls::tests::server_hello(), &mut out);
+        p.on_close(&info, 5, &mut out);
+        let details: Vec<&Detail> =
+            out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(&e.detail) } else { None }).collect();
+        assert!(matches!(details[0], Detail::Http(h) if h.method == "CONNECT" && h.status == Some(200)));
+        assert!(matches!(details[1], Detail::Tls(t) if t.sni.as_deref() == Some("api.example") && t.version.is_some()));
+        assert_eq!(details.len(), 2);
+    }
+}

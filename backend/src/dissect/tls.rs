@@ -1,12 +1,15 @@
 //! TLS handshakes in the clear (RFC 8446 §4.1.2–4.1.3, RFC 5246 §7.4.1): the ClientHello's SNI and
 //! ALPN offer, the ServerHello's chosen ALPN and negotiated version (from `supported_versions` for
-//! TLS 1.3). One exchange per connection, from ClientHello to ServerHello; after that the bytes are
-//! encrypted and ignored. Records are parsed by tls-parser; nothing is decrypted.
+//! TLS 1.3). One exchange per connection, from ClientHello to ServerHello (a HelloRetryRequest and
+//! the second ClientHello it asks for are the same handshake; a fatal alert instead of a hello
+//! ends it, failed); after that the bytes are encrypted and ignored. Every record of a segment is
+//! read — hellos share segments with ChangeCipherSpec, alerts and 0-RTT data — and records that
+//! do not parse in the clear are skipped by their length. tls-parser parses; nothing is decrypted.
 
 use podtap_shared::{Detail, TlsExchange};
 use tls_parser::{
-    TlsExtension, TlsMessage, TlsMessageHandshake, TlsVersion, parse_tls_extensions, parse_tls_plaintext,
-    parse_tls_server_hello_extensions,
+    TlsExtension, TlsMessage, TlsMessageHandshake, TlsRecordHeader, TlsVersion, parse_tls_extensions,
+    parse_tls_record_header, parse_tls_record_with_header, parse_tls_server_hello_extensions,
 };
 
 use super::{Dissected, Exchange};
@@ -26,7 +29,16 @@ struct Hello {
     size: u64,
     sni: Option<String>,
     alpn: Vec<String>,
+    /// The fatal alert the server answered with instead of its hello.
+    alert: Option<String>,
 }
+
+/// RFC 8446 §4.1.3: the `random` of a ServerHello that is a HelloRetryRequest (SHA-256 of
+/// "HelloRetryRequest").
+const HELLO_RETRY_REQUEST: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
+    0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
 
 /// Per-connection TLS state.
 pub struct Tls {
@@ -46,6 +58,38 @@ fn version_name(v: TlsVersion) -> String {
         0x0304 => "TLS1.3".into(),
         n => format!("0x{n:04x}"),
     }
+}
+
+/// RFC 8446 §6 alert descriptions, as the RFC spells them.
+fn alert_name(code: u8) -> String {
+    let name = match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        n => return format!("alert_{n}"),
+    };
+    name.to_string()
 }
 
 /// tls-parser's extension-list parsers (the ClientHello and the ServerHello grammar).
@@ -72,6 +116,56 @@ fn extensions<'a>(ext: Option<&'a [u8]>, parse: ExtensionParser<'a>) -> (Option<
 }
 
 impl Tls {
+    /// One whole record of `dir`. Records that do not parse (encrypted handshake, 0-RTT or
+    /// application data) are skipped, not taken for the end of TLS.
+    #[allow(clippy::too_many_arguments)]
+    fn on_record(
+        &mut self,
+        info: &ConnInfo,
+        dir: Dir,
+        ts_us: u64,
+        header: &TlsRecordHeader,
+        body: &[u8],
+        size: u64,
+        out: &mut Vec<Dissected>,
+    ) {
+        let Ok((_, messages)) = parse_tls_record_with_header(body, header) else { return };
+        for msg in &messages {
+            match msg {
+                TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) if self.client.is_none() => {
+                    let (sni, alpn, _) = extensions(ch.ext, parse_tls_extensions);
+                    self.client = Some(Hello { dir, ts_us, size, sni, alpn, alert: None });
+                }
+                // A HelloRetryRequest (RFC 8446 §4.1.4) is a ServerHello with a fixed random: the
+                // client says hello again and the handshake goes on. Still one handshake.
+                TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) if sh.random == HELLO_RETRY_REQUEST => {}
+                TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
+                    let (_, alpn, versions) = extensions(sh.ext, parse_tls_server_hello_extensions);
+                    // TLS 1.3 keeps 1.2 in the legacy field and says 1.3 in supported_versions.
+                    let version = version_name(versions.first().copied().unwrap_or(sh.version));
+                    match self.client.take() {
+                        Some(hello) => {
+                            let ex = self.exchange(info, &hello, Some((ts_us, size, alpn, version)));
+                            out.push(Dissected::Exchange(Box::new(ex)));
+                        }
+                        None => out.push(Dissected::UnmatchedResponse),
+                    }
+                    self.done = true;
+                }
+                // A fatal alert from the server before its hello: the handshake failed.
+                TlsMessage::Alert(a) if a.severity.0 == 2 => {
+                    if let Some(hello) = self.client.as_mut().filter(|h| h.dir != dir) {
+                        hello.alert = Some(alert_name(a.code.0));
+                        let hello = self.client.take().expect("present");
+                        out.push(Dissected::Exchange(Box::new(self.exchange(info, &hello, None))));
+                        self.done = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn exchange(&self, info: &ConnInfo, hello: &Hello, server: Option<(u64, u64, Vec<String>, String)>) -> Exchange {
         let (client, srv) = info.endpoints(hello.dir);
         let (response_ts_us, response_size, alpn, version) = match server {
@@ -90,7 +184,7 @@ impl Tls {
             response_ts_us,
             request_size: hello.size,
             response_size,
-            detail: Detail::Tls(TlsExchange { sni: hello.sni.clone(), alpn, version }),
+            detail: Detail::Tls(TlsExchange { sni: hello.sni.clone(), alpn, version, alert: hello.alert.clone() }),
         }
     }
 }
@@ -110,45 +204,39 @@ impl ConnHandler for Tls {
         if buf.is_empty() {
             self.first_ts[dir as usize] = ts_us;
         }
-        let ts_us = self.first_ts[dir as usize];
         buf.extend_from_slice(data);
-        let record = match parse_tls_plaintext(&buf) {
-            Ok((_, record)) => record,
-            Err(tls_parser::nom::Err::Incomplete(_)) if buf.len() < MAX_RECORD => {
-                self.bufs[dir as usize] = buf; // a record split across segments: wait for the rest
-                return;
-            }
-            Err(_) => {
-                self.done = true;
-                out.push(Dissected::Resync);
-                return;
-            }
-        };
-        let size = buf.len() as u64;
-        for msg in &record.msg {
-            match msg {
-                TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) if self.client.is_none() => {
-                    let (sni, alpn, _) = extensions(ch.ext, parse_tls_extensions);
-                    self.client = Some(Hello { dir, ts_us, size, sni, alpn });
-                }
-                TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
-                    let (_, alpn, versions) = extensions(sh.ext, parse_tls_server_hello_extensions);
-                    // TLS 1.3 keeps 1.2 in the legacy field and says 1.3 in supported_versions.
-                    let version = version_name(versions.first().copied().unwrap_or(sh.version));
-                    if let Some(hello) = self.client.take() {
-                        out.push(Dissected::Exchange(Box::new(self.exchange(
-                            info,
-                            &hello,
-                            Some((ts_us, size, alpn, version)),
-                        ))));
-                    } else {
-                        out.push(Dissected::UnmatchedResponse);
-                    }
+        // Every record of the chunk: a hello may follow a ChangeCipherSpec, an alert, or come
+        // before 0-RTT data, all in one segment.
+        let mut pos = 0;
+        while !self.done && pos < buf.len() {
+            let rest = &buf[pos..];
+            let header = match parse_tls_record_header(rest) {
+                Ok((_, h)) if (20..=24).contains(&u8::from(h.record_type)) && h.version.0 >> 8 == 3 => h,
+                Err(tls_parser::nom::Err::Incomplete(_)) => break,
+                _ => {
+                    // Not a TLS record here: the stream is not (or no longer) TLS we can read.
                     self.done = true;
+                    out.push(Dissected::Resync);
+                    return;
                 }
-                _ => {}
+            };
+            let whole = 5 + usize::from(header.len);
+            if rest.len() < whole {
+                break; // a record split across segments: wait for the rest
             }
+            let record = &rest[..whole];
+            let ts = self.first_ts[dir as usize];
+            self.on_record(info, dir, ts, &header, &record[5..], whole as u64, out);
+            pos += whole;
+            self.first_ts[dir as usize] = ts_us;
         }
+        buf.drain(..pos);
+        if buf.len() >= MAX_RECORD {
+            self.done = true;
+            out.push(Dissected::Resync);
+            return;
+        }
+        self.bufs[dir as usize] = buf;
     }
 
     fn on_gap(&mut self, _: &ConnInfo, dir: Dir, _len: u64) {
@@ -163,4 +251,4 @@ impl ConnHandler for Tls {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -17,7 +17,7 @@ fn record(kind: u8, body: &[u8]) -> Vec<u8> {
     [&[0x16, 0x03, 0x01][..], &u16b(hs.len()), &hs].concat()
 }
 
-fn client_hello(sni: &str) -> Vec<u8> {
+pub(crate) fn client_hello(sni: &str) -> Vec<u8> {
     let name = [&[0u8][..], &u16b(sni.len()), sni.as_bytes()].concat();
     let sni_ext = ext(0, &[&u16b(name.len())[..], &name].concat());
     let protos = [&[2u8][..], b"h2", &[8], b"http/1.1"].concat();
@@ -29,7 +29,7 @@ fn client_hello(sni: &str) -> Vec<u8> {
     record(1, &body)
 }
 
-fn server_hello() -> Vec<u8> {
+pub(crate) fn server_hello() -> Vec<u8> {
     let protos = [&[2u8][..], b"h2"].concat();
     let exts = [ext(43, &[0x03, 0x04]), ext(16, &[&u16b(protos.len())[..], &protos].concat())].concat();
     let body = [&[0x03, 0x03][..], &[9u8; 32], &[0], &[0x13, 0x01], &[0], &u16b(exts.len()), &exts].concat();
@@ -91,4 +91,61 @@ fn garbage_after_a_handshake_byte_is_not_a_panic() {
     t.on_data(&info, Dir::AtoB, 2, &[0x16; 20_000], &mut out);
     t.on_close(&info, 3, &mut out);
     assert!(tls_of(&out).is_empty());
+}
+
+/// A record of another content type (20 ChangeCipherSpec, 21 alert, 23 application data).
+fn plain(kind: u8, body: &[u8]) -> Vec<u8> {
+    [&[kind, 0x03, 0x03][..], &u16b(body.len()), body].concat()
+}
+
+fn hello_retry_request() -> Vec<u8> {
+    let exts = [ext(43, &[0x03, 0x04]), ext(51, &[0x00, 0x1d])].concat();
+    let body = [&[0x03, 0x03][..], &HELLO_RETRY_REQUEST, &[0], &[0x13, 0x01], &[0], &u16b(exts.len()), &exts].concat();
+    record(2, &body)
+}
+
+fn handshake(chunks: &[(Dir, u64, Vec<u8>)]) -> Vec<Dissected> {
+    let info = info();
+    let mut t = Tls::new(&info);
+    let mut out = Vec::new();
+    for (dir, ts, bytes) in chunks {
+        t.on_data(&info, *dir, *ts, bytes, &mut out);
+    }
+    t.on_close(&info, 999, &mut out);
+    out
+}
+
+#[test]
+fn every_record_of_a_segment_is_read_alerts_and_0rtt_included() {
+    // The client's hello with 0-RTT data behind it in one segment; the server's hello behind a
+    // warning alert and a ChangeCipherSpec, then encrypted records, in one segment.
+    let early = [client_hello("api"), plain(23, b"early data, encrypted")].concat();
+    let answer = [plain(21, &[1, 0]), plain(20, &[1]), server_hello(), plain(23, &[0xaa; 40])].concat();
+    let out = handshake(&[(Dir::AtoB, 1, early), (Dir::BtoA, 2, answer)]);
+    let found = tls_of(&out);
+    assert_eq!(found.len(), 1, "{out:?}");
+    assert_eq!((found[0].1.version.as_deref(), found[0].1.alert.as_deref()), (Some("TLS1.3"), None));
+    assert!(!out.contains(&Dissected::Resync));
+}
+
+#[test]
+fn a_hello_retry_request_and_the_second_hello_are_one_handshake() {
+    let out = handshake(&[
+        (Dir::AtoB, 1, client_hello("api")),
+        (Dir::BtoA, 2, [hello_retry_request(), plain(20, &[1])].concat()),
+        (Dir::AtoB, 3, [plain(20, &[1]), client_hello("api")].concat()),
+        (Dir::BtoA, 4, server_hello()),
+    ]);
+    let found = tls_of(&out);
+    assert_eq!(found.len(), 1, "{out:?}");
+    let (e, tls) = found[0];
+    assert_eq!((e.ts_us, e.response_ts_us, tls.version.as_deref()), (1, Some(4), Some("TLS1.3")));
+}
+
+#[test]
+fn a_fatal_alert_instead_of_the_servers_hello_is_a_failed_handshake() {
+    let out = handshake(&[(Dir::AtoB, 1, client_hello("old")), (Dir::BtoA, 2, plain(21, &[2, 70]))]);
+    let found = tls_of(&out);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].1.version.as_deref(), found[0].1.alert.as_deref()), (None, Some("protocol_version")));
 }
