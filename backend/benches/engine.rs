@@ -72,7 +72,16 @@ fn bench_reassembly_and_http(c: &mut Criterion) {
             for (up, seq, data, flags) in &segs {
                 let (src, dst) = if *up { (client, server) } else { (server, client) };
                 r.on_segment(
-                    &Segment { ts_us: 1, interface: 0, src, dst, seq: *seq, flags: *flags, payload: data },
+                    &Segment {
+                        ts_us: 1,
+                        interface: 0,
+                        src,
+                        dst,
+                        seq: *seq,
+                        flags: *flags,
+                        payload: data,
+                        tunnel: None,
+                    },
                     &mut out,
                 );
             }

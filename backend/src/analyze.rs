@@ -178,6 +178,22 @@ fn table_row(r: &Record) -> String {
     )
 }
 
+/// One line per link type podtap cannot decode, with how many frames it skipped: said plainly,
+/// so a capture that gives nothing does not look like one with no traffic.
+pub fn unsupported_lines(s: &EngineStats) -> Vec<String> {
+    let mut lines: Vec<String> = s
+        .unsupported_links
+        .seen()
+        .map(|(code, n)| {
+            format!("podtap: {n} frames of {} skipped: not supported", crate::capture::file::link_type_name(code))
+        })
+        .collect();
+    if s.unsupported_links.others > 0 {
+        lines.push(format!("podtap: {} frames of other unsupported link types skipped", s.unsupported_links.others));
+    }
+    lines
+}
+
 /// One line for stderr: what was read and what could not be used.
 pub fn stats_line(s: &EngineStats) -> String {
     let skipped = s.truncated_frames + s.malformed_frames + s.unsupported_link_frames;

@@ -30,6 +30,7 @@ pub struct EngineStats {
     pub truncated_frames: u64,
     pub malformed_frames: u64,
     pub unsupported_link_frames: u64,
+    pub unsupported_links: UnsupportedLinks,
     pub udp_frames: u64,
     pub other_frames: u64,
     pub http_exchanges: u64,
@@ -48,6 +49,27 @@ pub struct EngineStats {
     pub tcp: ReassemblyStats,
     pub dns: DnsStats,
     pub ip_fragments: FragmentStats,
+}
+
+/// Frames skipped per link type podtap does not decode: a few codes, the rest summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UnsupportedLinks {
+    pub by_code: [(u32, u64); 4],
+    pub others: u64,
+}
+
+impl UnsupportedLinks {
+    fn count(&mut self, code: u32) {
+        match self.by_code.iter_mut().find(|(c, n)| *c == code || *n == 0) {
+            Some(slot) => *slot = (code, slot.1 + 1),
+            None => self.others += 1,
+        }
+    }
+
+    /// (code, frames) for every link type seen.
+    pub fn seen(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.by_code.iter().copied().filter(|(_, n)| *n > 0)
+    }
 }
 
 /// Capture time of the newest frame of each interface: live rings are drained one after another,
@@ -206,7 +228,10 @@ impl Engine {
             Ok(Decoded::Other | Decoded::Fragment(_)) => self.stats.other_frames += 1,
             Err(DecodeError::Truncated) => self.stats.truncated_frames += 1,
             Err(DecodeError::Malformed) => self.stats.malformed_frames += 1,
-            Err(DecodeError::UnsupportedLink(_)) => self.stats.unsupported_link_frames += 1,
+            Err(DecodeError::UnsupportedLink(code)) => {
+                self.stats.unsupported_link_frames += 1;
+                self.stats.unsupported_links.count(code);
+            }
         }
     }
 

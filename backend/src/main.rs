@@ -54,6 +54,9 @@ fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
         analyze::Options { progress: a.progress, per_interface: a.per_interface },
         &mut out,
     )?;
+    for line in analyze::unsupported_lines(&stats) {
+        eprintln!("{line}");
+    }
     eprintln!("{}", analyze::stats_line(&stats));
     for e in &errors {
         eprintln!("podtap: {e}");

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         src: "10.0.0.1:5000".parse().unwrap(),
         dst: "10.0.0.2:53".parse().unwrap(),
         payload: data,
+        tunnel: None,
     };
     let r = Datagram { ts_us: 2, src: q.dst, dst: q.src, ..q };
     t.on_datagram(&q, &mut ids, &mut out);

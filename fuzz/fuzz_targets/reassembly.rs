@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let (src, dst) = if ctl & 16 != 0 { (b, a) } else { (a, b) };
         let seq = u32::from_be_bytes([0, 0, *off_hi, *off_lo]).wrapping_add(u32::from(*ctl) << 24);
         ts += 1_000_000 * u64::from(ctl & 32 != 0) * 400; // sometimes long enough to go idle
-        r.on_segment(&Segment { ts_us: ts, interface: 0, src, dst, seq, flags, payload }, &mut out);
+        r.on_segment(&Segment { ts_us: ts, interface: 0, src, dst, seq, flags, payload, tunnel: None }, &mut out);
         r.sweep(ts, &mut out);
         rest = next;
     }

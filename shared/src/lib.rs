@@ -17,7 +17,7 @@ pub use filter::{Filter, FilterError};
 pub use health::MissingKind;
 pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
 pub use record::{
-    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TlsExchange, Via, ViaKind,
-    grpc_status_name,
+    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TlsExchange, Tunnel,
+    TunnelKind, Via, ViaKind, grpc_status_name,
 };
 pub use stream::ServerMessage;

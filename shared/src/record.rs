@@ -196,6 +196,31 @@ pub struct TlsExchange {
     pub alert: Option<String>,
 }
 
+/// How a request was carried when it was seen inside a tunnel on a node's uplink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    /// VXLAN (RFC 7348): Flannel, Calico VXLAN.
+    Vxlan,
+    /// Geneve (RFC 8926): Cilium, OVN.
+    Geneve,
+    /// IP in IP, either version in either (RFC 2003, RFC 4213): Calico IPIP, 6in4.
+    Ipip,
+    /// GRE (RFC 2784, RFC 2890).
+    Gre,
+}
+
+/// The tunnel a request was seen in: its kind, the outer (node) addresses, the VXLAN or Geneve
+/// network identifier, or the GRE key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    pub outer_src: IpAddr,
+    pub outer_dst: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+}
+
 /// The protocol part of a record; `kind` in JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -256,6 +281,13 @@ pub struct Record {
     /// The capture interface, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// The tunnel it was seen in, when a copy was captured encapsulated (a node's uplink).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Tunnel>,
+    /// The load balancer or ingress that carried it, when a PROXY protocol header named the real
+    /// client (who is then `src`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Endpoint>,
     /// Request's first byte to response's first byte; `None` without a response.
     pub latency_us: Option<u64>,
     pub request_size: u64,
@@ -329,6 +361,8 @@ impl Record {
             probe: false,
             observations: 1,
             interface: None,
+            tunnel: None,
+            proxy: None,
             latency_us: Some(1500),
             request_size: 78,
             response_size: 120,

@@ -37,6 +37,10 @@ pub enum LinkType {
     LinuxSll2,
     /// Bare IPv4 or IPv6.
     RawIp,
+    /// BSD loopback, the address family in host byte order (macOS and BSD `lo0`).
+    Null,
+    /// OpenBSD loopback, the address family in network byte order.
+    Loop,
     /// Anything else; decode counts and skips such frames.
     Other(u32),
 }
@@ -45,6 +49,8 @@ impl LinkType {
     /// From a LINKTYPE_ value (the low 16 bits; the rest carries FCS information).
     pub fn from_code(code: u32) -> Self {
         match code & 0xffff {
+            0 => LinkType::Null,
+            108 => LinkType::Loop,
             1 => LinkType::Ethernet,
             113 => LinkType::LinuxSll,
             276 => LinkType::LinuxSll2,
@@ -52,6 +58,39 @@ impl LinkType {
             other => LinkType::Other(other),
         }
     }
+}
+
+/// What a LINKTYPE_ value is called (tcpdump's names), for the line that says frames of it were
+/// skipped.
+pub fn link_type_name(code: u32) -> String {
+    let name = match code {
+        6 => "IEEE 802.5 Token Ring",
+        9 => "PPP",
+        10 => "FDDI",
+        50 => "PPP in HDLC",
+        104 => "Cisco HDLC",
+        105 => "IEEE 802.11",
+        119 => "Prism",
+        127 => "IEEE 802.11 radiotap",
+        143 => "DOCSIS",
+        147..=162 => "user-defined (DLT_USER)",
+        163 => "AVS 802.11",
+        187 => "Bluetooth HCI",
+        189 | 220 => "USB (Linux)",
+        192 => "PPI",
+        195 => "IEEE 802.15.4",
+        201 => "Bluetooth HCI H4",
+        215 => "IEEE 802.15.4 (no FCS)",
+        239 => "NFLOG",
+        249 => "USB (USBPcap)",
+        252 => "upper-layer protocol (wireshark exported PDU)",
+        258 => "PKTAP (macOS)",
+        263 => "Bluetooth LE",
+        266 => "NetANALYZER",
+        270 => "Linux vsock",
+        _ => return format!("link type {code}"),
+    };
+    format!("link type {code} ({name})")
 }
 
 /// A capture interface: its name when the file records one (pcapng `if_name`).

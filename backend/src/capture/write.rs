@@ -27,6 +27,8 @@ fn link_code(link: LinkType) -> u16 {
         LinkType::LinuxSll => 113,
         LinkType::LinuxSll2 => 276,
         LinkType::RawIp => 101,
+        LinkType::Null => 0,
+        LinkType::Loop => 108,
         LinkType::Other(code) => code as u16,
     }
 }

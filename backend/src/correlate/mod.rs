@@ -16,7 +16,11 @@ const PROBE_AGENT: &str = "kube-probe/";
 pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
     // Named as they were when the request was made: an IP a new pod took over later keeps the
     // old owner's name for traffic from before.
-    let src = cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us);
+    // Behind a PROXY protocol header the real client is the one it names; the peer that sent it
+    // (a load balancer, an ingress) is kept as `proxy`.
+    let client = ex.proxied.unwrap_or(ex.client);
+    let src = cluster.resolve_source_at(client.ip(), client.port(), ex.ts_us);
+    let proxy = ex.proxied.map(|_| cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us));
     // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
     // for exactly the port and path of one of the pod's httpGet probes.
     let probe = ex.http().is_some_and(|h| {
@@ -41,6 +45,8 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         probe,
         observations: u32::from(ex.points.max(1)),
         interface: interface.map(str::to_string),
+        tunnel: ex.tunnel,
+        proxy,
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
         request_size: ex.request_size,
         response_size: ex.response_size,
@@ -64,6 +70,8 @@ mod tests {
             conn: 3,
             interface: 0,
             points: 1,
+            tunnel: None,
+            proxied: None,
             client: "10.0.0.1:1".parse().unwrap(),
             server: "10.0.0.2:2".parse().unwrap(),
             ts_us: LAB_TIME,

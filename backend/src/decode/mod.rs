@@ -1,14 +1,22 @@
 //! Stage 2, decode: a captured frame → a borrowed TCP `Segment` (or a note of what else it was).
 //! Uses etherparse's lax per-layer slices: no allocation, no copy, and a packet that lies about its
-//! lengths is decoded as far as it is true. Owns no state; knows nothing of connections.
+//! lengths is decoded as far as it is true. Link layers: Ethernet (with VLAN tags), Linux cooked
+//! v1 and v2, raw IP, BSD loopback (NULL and LOOP). Tunnels on a node's uplink are opened —
+//! VXLAN, Geneve, IP in IP either way, GRE (`tunnel`) — and the packet inside is decoded, saying
+//! which tunnel it was in. Owns no state; knows nothing of connections.
 
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
+use podtap_shared::{Tunnel, TunnelKind};
 
 use crate::capture::{Frame, LinkType};
 
 pub mod defrag;
+pub mod tunnel;
+
+/// Tunnels inside tunnels opened at most this deep.
+const MAX_DEPTH: u8 = 4;
 
 /// TCP flags the reassembler needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +37,8 @@ pub struct Segment<'a> {
     pub seq: u32,
     pub flags: TcpFlags,
     pub payload: &'a [u8],
+    /// The tunnel it was carried in, when it was captured encapsulated.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// A UDP datagram, borrowed from its frame.
@@ -39,6 +49,8 @@ pub struct Datagram<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub payload: &'a [u8],
+    /// The tunnel it was carried in, when it was captured encapsulated.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// What a frame turned out to be.
@@ -74,11 +86,18 @@ const VLAN: u16 = 0x8100;
 const QINQ: u16 = 0x88a8;
 
 /// The network-layer EtherType and bytes of a frame, past the link header and up to two VLAN tags.
-fn link_payload<'a>(frame: &Frame<'a>) -> Result<(u16, &'a [u8]), DecodeError> {
-    let data = frame.data;
+fn link_payload(link: LinkType, data: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
     let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]));
-    let (mut ether_type, mut rest) = match frame.link {
+    let (mut ether_type, mut rest) = match link {
         LinkType::Ethernet => (be16(data, 12).ok_or(DecodeError::Truncated)?, &data[14..]),
+        // BSD loopback: a 4-byte address family (host order for NULL, network order for LOOP;
+        // AF_INET6 differs between systems), so the IP version says which.
+        LinkType::Null | LinkType::Loop => match data.get(4).map(|b| b >> 4) {
+            Some(4) => (IPV4, &data[4..]),
+            Some(6) => (IPV6, &data[4..]),
+            Some(_) => return Err(DecodeError::Malformed),
+            None => return Err(DecodeError::Truncated),
+        },
         // Linux cooked v1: protocol (an EtherType) at bytes 14..16, payload from 16.
         LinkType::LinuxSll => (be16(data, 14).ok_or(DecodeError::Truncated)?, &data[16..]),
         // Linux cooked v2: protocol at bytes 0..2, payload from 20.
@@ -105,7 +124,18 @@ fn link_payload<'a>(frame: &Frame<'a>) -> Result<(u16, &'a [u8]), DecodeError> {
 /// Decodes one frame. Works on etherparse's per-layer slices rather than its composite
 /// `LaxSlicedPacket`, whose by-value moves cost ~8% of a whole analysis.
 pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
-    let (ether_type, l3) = link_payload(frame)?;
+    let (ether_type, l3) = link_payload(frame.link, frame.data)?;
+    network(frame, ether_type, l3, None, 0)
+}
+
+/// Decodes an IP packet (EtherType `ether_type`), inside `tunnel` when it was encapsulated.
+fn network<'a>(
+    frame: &Frame<'_>,
+    ether_type: u16,
+    l3: &'a [u8],
+    tunnel: Option<Tunnel>,
+    depth: u8,
+) -> Result<Decoded<'a>, DecodeError> {
     if ether_type != IPV4 && ether_type != IPV6 {
         return Ok(Decoded::Other);
     }
@@ -115,7 +145,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
     if payload.fragmented {
         return Ok(Decoded::Fragment(l3));
     }
-    transport(frame, ip.source_addr(), ip.destination_addr(), payload.ip_number, payload.payload)
+    inner(frame, ip.source_addr(), ip.destination_addr(), payload.ip_number, payload.payload, tunnel, depth)
 }
 
 /// Decodes a transport header and payload (from a frame, or from fragments put back together).
@@ -126,7 +156,30 @@ pub fn transport<'a>(
     ip_number: IpNumber,
     payload: &'a [u8],
 ) -> Result<Decoded<'a>, DecodeError> {
+    inner(frame, src_ip, dst_ip, ip_number, payload, None, 0)
+}
+
+/// The transport layer, or the packet inside a tunnel this layer opens.
+fn inner<'a>(
+    frame: &Frame<'_>,
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    ip_number: IpNumber,
+    payload: &'a [u8],
+    tunnel: Option<Tunnel>,
+    depth: u8,
+) -> Result<Decoded<'a>, DecodeError> {
+    let opened = |kind, vni| Some(Tunnel { kind, outer_src: src_ip, outer_dst: dst_ip, vni });
+    let deeper = depth < MAX_DEPTH;
     match ip_number {
+        IpNumber::IPV4 | IpNumber::IPV6 if deeper => {
+            let ether_type = if ip_number == IpNumber::IPV4 { IPV4 } else { IPV6 };
+            network(frame, ether_type, payload, opened(TunnelKind::Ipip, None), depth + 1)
+        }
+        IpNumber::GRE if deeper => match tunnel::gre(payload) {
+            Some(t) => open(frame, t, opened(t.kind, t.vni), depth),
+            None => Ok(Decoded::Other),
+        },
         IpNumber::TCP => {
             let tcp = TcpSlice::from_slice(payload).map_err(|_| DecodeError::Malformed)?;
             Ok(Decoded::Tcp(Segment {
@@ -137,20 +190,44 @@ pub fn transport<'a>(
                 seq: tcp.sequence_number(),
                 flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
                 payload: tcp.payload(),
+                tunnel,
             }))
         }
         IpNumber::UDP => {
             let udp = UdpSlice::from_slice_lax(payload).map_err(|_| DecodeError::Malformed)?;
+            let encapsulated = match tunnel::udp_tunnel(udp.destination_port()).filter(|_| deeper) {
+                Some(TunnelKind::Vxlan) => tunnel::vxlan(udp.payload()),
+                Some(_) => tunnel::geneve(udp.payload()),
+                None => None,
+            };
+            if let Some(t) = encapsulated {
+                return open(frame, t, opened(t.kind, t.vni), depth);
+            }
             Ok(Decoded::Udp(Datagram {
                 ts_us: frame.ts_us,
                 interface: frame.interface,
                 src: SocketAddr::new(src_ip, udp.source_port()),
                 dst: SocketAddr::new(dst_ip, udp.destination_port()),
                 payload: udp.payload(),
+                tunnel,
             }))
         }
         _ => Ok(Decoded::Other),
     }
+}
+
+/// Decodes what a tunnel carries: an Ethernet frame or an IP packet.
+fn open<'a>(
+    frame: &Frame<'_>,
+    t: tunnel::Inner<'a>,
+    tunnel: Option<Tunnel>,
+    depth: u8,
+) -> Result<Decoded<'a>, DecodeError> {
+    let (ether_type, l3) = match t.ether_type {
+        tunnel::ETHERNET => link_payload(LinkType::Ethernet, t.bytes)?,
+        other => (other, t.bytes),
+    };
+    network(frame, ether_type, l3, tunnel, depth + 1)
 }
 
 #[cfg(test)]

@@ -3,22 +3,36 @@
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP). Content first, the port only for DNS,
 //! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
-//! its own first bytes once the proxy answered.
+//! its own first bytes once the proxy answered. A PROXY protocol header (v1 or v2) before the
+//! first bytes is taken off and the client it names becomes the exchanges' client.
 
-use super::Dissected;
+use std::net::SocketAddr;
+
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
 use super::tls::{Tls, looks_like_tls};
+use super::{Dissected, proxy};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
 /// One connection's protocol, once known.
-pub enum AnyProtocol {
+enum Proto {
     Undecided,
     Http1(Box<Http1>),
     Http2(Box<Http2>),
     Tls(Box<Tls>),
     Dns(Box<DnsTcp>),
+}
+
+/// One connection: its protocol, and the real client a PROXY protocol header named.
+pub struct AnyProtocol {
+    proto: Proto,
+    /// The client named by a PROXY header before the first bytes (the TCP peer is the proxy).
+    proxied: Option<SocketAddr>,
+    /// The start of a PROXY header split across segments.
+    head: Vec<u8>,
+    /// Whether the first bytes were looked at for a PROXY header.
+    looked: bool,
 }
 
 /// An HTTP/2 SETTINGS frame (not an ACK) on stream 0 with whole 6-byte settings: what an HTTP/2
@@ -40,72 +54,136 @@ fn on_dns_port(info: &ConnInfo) -> bool {
     [info.a.port(), info.b.port()].contains(&53)
 }
 
+impl AnyProtocol {
+    /// Takes a PROXY protocol header off the connection's first bytes (the opener's, or the
+    /// first seen): what is left for the protocol, or `None` while the header is incomplete.
+    fn strip_proxy<'d>(
+        &mut self,
+        info: &ConnInfo,
+        dir: Dir,
+        data: &'d [u8],
+        joined: &'d mut Vec<u8>,
+    ) -> Option<&'d [u8]> {
+        if self.looked || info.opener.is_some_and(|o| o != dir) {
+            return Some(data);
+        }
+        let bytes: &[u8] = if self.head.is_empty() {
+            data
+        } else {
+            *joined = std::mem::take(&mut self.head);
+            joined.extend_from_slice(data);
+            joined
+        };
+        match proxy::parse(bytes) {
+            proxy::Header::More if bytes.len() < 4096 => {
+                self.head = bytes.to_vec();
+                None
+            }
+            proxy::Header::Proxy { len, source } => {
+                self.looked = true;
+                self.proxied = source;
+                Some(&bytes[len..])
+            }
+            _ => {
+                self.looked = true;
+                Some(bytes)
+            }
+        }
+    }
+}
+
 impl ConnHandler for AnyProtocol {
     type Output = Dissected;
 
     fn new(_: &ConnInfo) -> Self {
-        AnyProtocol::Undecided
+        AnyProtocol { proto: Proto::Undecided, proxied: None, head: Vec::new(), looked: false }
     }
 
     fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
-        if let AnyProtocol::Undecided = self {
-            *self = if looks_like_tls(data) {
-                AnyProtocol::Tls(Box::new(Tls::new(info)))
+        let mut joined = Vec::new();
+        let Some(data) = self.strip_proxy(info, dir, data, &mut joined) else { return };
+        if data.is_empty() {
+            return;
+        }
+        let first = out.len();
+        self.dispatch(info, dir, ts_us, data, out);
+        self.name_client(&mut out[first..]);
+    }
+
+    fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64) {
+        match &mut self.proto {
+            Proto::Http1(h) => h.on_gap(info, dir, len),
+            Proto::Tls(t) => t.on_gap(info, dir, len),
+            Proto::Http2(h) => h.on_gap(info, dir, len),
+            Proto::Dns(d) => d.on_gap(info, dir, len),
+            Proto::Undecided => {}
+        }
+    }
+
+    fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Dissected>) {
+        let first = out.len();
+        match &mut self.proto {
+            Proto::Http1(h) => h.on_close(info, ts_us, out),
+            Proto::Tls(t) => t.on_close(info, ts_us, out),
+            Proto::Http2(h) => h.on_close(info, ts_us, out),
+            Proto::Dns(d) => d.on_close(info, ts_us, out),
+            Proto::Undecided => {}
+        }
+        self.name_client(&mut out[first..]);
+    }
+}
+
+impl AnyProtocol {
+    /// The real client a PROXY header named, on every exchange of the connection.
+    fn name_client(&self, new: &mut [Dissected]) {
+        if let Some(client) = self.proxied {
+            for d in new {
+                if let Dissected::Exchange(ex) = d {
+                    ex.proxied = Some(client);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
+        if let Proto::Undecided = self.proto {
+            self.proto = if looks_like_tls(data) {
+                Proto::Tls(Box::new(Tls::new(info)))
             } else if data.len() >= 3 && PREFACE.starts_with(&data[..data.len().min(PREFACE.len())]) {
-                AnyProtocol::Http2(Box::new(Http2::new(dir)))
+                Proto::Http2(Box::new(Http2::new(dir)))
             } else if looks_like_server_settings(data) {
                 // h2c servers (grpc-core among them) may send SETTINGS before the client's preface.
-                AnyProtocol::Http2(Box::new(Http2::new(info.opener.unwrap_or(other(dir)))))
+                Proto::Http2(Box::new(Http2::new(info.opener.unwrap_or(other(dir)))))
             } else if on_dns_port(info) || looks_like_dns_tcp(data) {
-                AnyProtocol::Dns(Box::default())
+                Proto::Dns(Box::default())
             } else {
-                AnyProtocol::Http1(Box::new(Http1::new(info)))
+                Proto::Http1(Box::new(Http1::new(info)))
             };
         }
-        match self {
-            AnyProtocol::Http1(h) => {
+        match &mut self.proto {
+            Proto::Http1(h) => {
                 h.on_data(info, dir, ts_us, data, out);
                 if let Some((request, rest)) = h.take_h2c() {
                     // The server's side switched; the client sends its preface next.
                     let mut h2 = Http2::upgraded(other(dir), request);
                     h2.on_data(info, dir, ts_us, &rest, out);
-                    *self = AnyProtocol::Http2(Box::new(h2));
+                    self.proto = Proto::Http2(Box::new(h2));
                 } else if let Some(mut tunnel) = h.take_tunnel() {
                     // CONNECT answered: what follows is another protocol (TLS, usually), decided
                     // afresh from its first bytes — the client's, which may have come already.
-                    *self = AnyProtocol::Undecided;
+                    self.proto = Proto::Undecided;
                     for d in [other(dir), dir] {
                         let bytes = std::mem::take(&mut tunnel[d as usize]);
                         if !bytes.is_empty() {
-                            self.on_data(info, d, ts_us, &bytes, out);
+                            self.dispatch(info, d, ts_us, &bytes, out);
                         }
                     }
                 }
             }
-            AnyProtocol::Http2(h) => h.on_data(info, dir, ts_us, data, out),
-            AnyProtocol::Tls(t) => t.on_data(info, dir, ts_us, data, out),
-            AnyProtocol::Dns(d) => d.on_data(info, dir, ts_us, data, out),
-            AnyProtocol::Undecided => unreachable!("decided above"),
-        }
-    }
-
-    fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64) {
-        match self {
-            AnyProtocol::Http1(h) => h.on_gap(info, dir, len),
-            AnyProtocol::Tls(t) => t.on_gap(info, dir, len),
-            AnyProtocol::Http2(h) => h.on_gap(info, dir, len),
-            AnyProtocol::Dns(d) => d.on_gap(info, dir, len),
-            AnyProtocol::Undecided => {}
-        }
-    }
-
-    fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Dissected>) {
-        match self {
-            AnyProtocol::Http1(h) => h.on_close(info, ts_us, out),
-            AnyProtocol::Tls(t) => t.on_close(info, ts_us, out),
-            AnyProtocol::Http2(h) => h.on_close(info, ts_us, out),
-            AnyProtocol::Dns(d) => d.on_close(info, ts_us, out),
-            AnyProtocol::Undecided => {}
+            Proto::Http2(h) => h.on_data(info, dir, ts_us, data, out),
+            Proto::Tls(t) => t.on_data(info, dir, ts_us, data, out),
+            Proto::Dns(d) => d.on_data(info, dir, ts_us, data, out),
+            Proto::Undecided => unreachable!("decided above"),
         }
     }
 }
@@ -133,5 +211,63 @@ mod tests {
         assert!(matches!(details[0], Detail::Http(h) if h.method == "CONNECT" && h.status == Some(200)));
         assert!(matches!(details[1], Detail::Tls(t) if t.sni.as_deref() == Some("api.example") && t.version.is_some()));
         assert_eq!(details.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use podtap_shared::Detail;
+
+    fn exchanges(out: &[Dissected]) -> Vec<&crate::dissect::Exchange> {
+        out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e.as_ref()) } else { None }).collect()
+    }
+
+    fn run(chunks: &[(Dir, &[u8])]) -> Vec<Dissected> {
+        let info = ConnInfo::test(1, 0, "10.0.0.5:40000", "10.0.0.2:80");
+        let mut p = AnyProtocol::new(&info);
+        let mut out = Vec::new();
+        for (i, (dir, bytes)) in chunks.iter().enumerate() {
+            p.on_data(&info, *dir, i as u64, bytes, &mut out);
+        }
+        p.on_close(&info, 99, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_proxy_v1_header_before_http_names_the_real_client() {
+        // Split inside the header: it is put together first.
+        let out = run(&[
+            (Dir::AtoB, b"PROXY TCP4 203.0.113.7 10.0."),
+            (Dir::AtoB, b"0.2 56324 80\r\nGET /real HTTP/1.1\r\n\r\n"),
+            (Dir::BtoA, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        let ex = exchanges(&out);
+        assert_eq!(ex.len(), 1);
+        assert_eq!(ex[0].proxied, Some("203.0.113.7:56324".parse().unwrap()));
+        assert_eq!(ex[0].client, "10.0.0.5:40000".parse().unwrap(), "the TCP peer: the load balancer");
+        assert!(matches!(&ex[0].detail, Detail::Http(h) if h.path == "/real" && h.status == Some(200)));
+    }
+
+    #[test]
+    fn a_proxy_v2_header_before_tls_and_before_http2() {
+        let header = proxy::tests::v2_header("198.51.100.9:41000".parse().unwrap(), "10.0.0.2:443".parse().unwrap());
+        let hello = crate::dissect::tls::tests::client_hello("shop.example");
+        let out = run(&[
+            (Dir::AtoB, &[header.clone(), hello].concat()),
+            (Dir::BtoA, &crate::dissect::tls::tests::server_hello()),
+        ]);
+        let ex = exchanges(&out);
+        assert!(matches!(&ex[0].detail, Detail::Tls(t) if t.sni.as_deref() == Some("shop.example")));
+        assert_eq!(ex[0].proxied, Some("198.51.100.9:41000".parse().unwrap()));
+
+        let h2 = crate::dissect::http2::tests::get_request_conversation();
+        let mut chunks: Vec<(Dir, Vec<u8>)> = vec![(Dir::AtoB, [header.clone(), h2[0].1.clone()].concat())];
+        chunks.extend(h2.into_iter().skip(1));
+        let borrowed: Vec<(Dir, &[u8])> = chunks.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+        let out = run(&borrowed);
+        let ex = exchanges(&out);
+        assert!(!ex.is_empty(), "{out:?}");
+        assert!(ex.iter().all(|e| e.proxied == Some("198.51.100.9:41000".parse().unwrap())));
     }
 }

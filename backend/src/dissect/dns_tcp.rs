@@ -107,6 +107,8 @@ fn exchange(info: &ConnInfo, q: Query, response: Option<(u64, u64)>, dns: DnsExc
         conn: info.id,
         interface: info.interface,
         points: info.points,
+        tunnel: info.tunnel,
+        proxied: None,
         client,
         server,
         ts_us: q.ts_us,

@@ -397,6 +397,8 @@ impl Http2 {
             conn: info.id,
             interface: info.interface,
             points: info.points,
+            tunnel: info.tunnel,
+            proxied: None,
             client,
             server,
             ts_us: s.req_ts,
@@ -479,4 +481,4 @@ impl Fields {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

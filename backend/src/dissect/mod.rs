@@ -3,13 +3,14 @@
 
 use std::net::SocketAddr;
 
-use podtap_shared::{Detail, DnsExchange, HttpExchange};
+use podtap_shared::{Detail, DnsExchange, HttpExchange, Tunnel};
 
 pub mod any;
 pub mod dns;
 pub mod dns_tcp;
 pub mod http1;
 pub mod http2;
+pub mod proxy;
 pub mod redact;
 pub mod tls;
 
@@ -22,6 +23,11 @@ pub struct Exchange {
     pub interface: u32,
     /// How many capture interfaces carried copies of it (unrewritten: same addresses).
     pub points: u8,
+    /// The tunnel a copy of it was captured in.
+    pub tunnel: Option<Tunnel>,
+    /// The real client, when a PROXY protocol header before the request named one (`client` is
+    /// then the load balancer that sent it).
+    pub proxied: Option<SocketAddr>,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// The request's first byte.

@@ -178,6 +178,8 @@ impl Tls {
             conn: info.id,
             interface: info.interface,
             points: info.points,
+            tunnel: info.tunnel,
+            proxied: None,
             client,
             server: srv,
             ts_us: hello.ts_us,

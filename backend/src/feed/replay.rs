@@ -85,6 +85,11 @@ pub fn run_passes(
         // Each pass ends as a capture ends: what is open is closed, what waits is sent.
         engine.finish(&mut batch.records);
         batch.flush();
+        if pass == 1 {
+            for line in crate::analyze::unsupported_lines(&engine.stats()) {
+                tracing::warn!("{}", line.trim_start_matches("podtap: "));
+            }
+        }
     }
     errors
 }

@@ -35,6 +35,8 @@ pub struct ConnInfo {
     pub interface: u32,
     /// How many capture interfaces have carried its packets so far (copies of one packet).
     pub points: u8,
+    /// The tunnel its packets were seen in, when a copy was captured encapsulated.
+    pub tunnel: Option<podtap_shared::Tunnel>,
     /// The lower of the two socket addresses.
     pub a: SocketAddr,
     pub b: SocketAddr,
@@ -50,6 +52,7 @@ impl ConnInfo {
             id,
             interface,
             points: 1,
+            tunnel: None,
             a: a.parse().expect("socket address"),
             b: b.parse().expect("socket address"),
             opener: Some(Dir::AtoB),
@@ -243,6 +246,7 @@ impl<H: ConnHandler> Reassembler<H> {
                     id: self.next_id,
                     interface: seg.interface,
                     points: 1,
+                    tunnel: seg.tunnel,
                     a: key.a,
                     b: key.b,
                     opener: opening.then_some(dir),
@@ -265,6 +269,9 @@ impl<H: ConnHandler> Reassembler<H> {
         if !conn.seen_on.contains(&seg.interface) && conn.seen_on.len() < 8 {
             conn.seen_on.push(seg.interface);
             conn.info.points = conn.seen_on.len() as u8;
+        }
+        if conn.info.tunnel.is_none() {
+            conn.info.tunnel = seg.tunnel;
         }
         let copy = seg.interface != conn.info.interface;
         let stream = &mut conn.streams[dir as usize];

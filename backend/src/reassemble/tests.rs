@@ -29,7 +29,16 @@ const C: &str = "10.0.0.1:40000";
 const S: &str = "10.0.0.2:80";
 
 fn seg<'a>(from: &str, to: &str, seq: u32, flags: TcpFlags, payload: &'a [u8]) -> Segment<'a> {
-    Segment { ts_us: 1, interface: 0, src: from.parse().unwrap(), dst: to.parse().unwrap(), seq, flags, payload }
+    Segment {
+        ts_us: 1,
+        interface: 0,
+        src: from.parse().unwrap(),
+        dst: to.parse().unwrap(),
+        seq,
+        flags,
+        payload,
+        tunnel: None,
+    }
 }
 
 const SYN: TcpFlags = TcpFlags { syn: true, ack: false, fin: false, rst: false };

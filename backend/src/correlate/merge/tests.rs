@@ -24,6 +24,8 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
         conn,
         interface: 0,
         points: 1,
+        tunnel: None,
+        proxied: None,
         client: client.parse::<SocketAddr>().unwrap(),
         server: server.parse::<SocketAddr>().unwrap(),
         ts_us: 1_800_000_000_000_000, // 2027-01-15: after the lab pods were created

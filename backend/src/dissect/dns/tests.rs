@@ -110,7 +110,7 @@ fn copies_on_other_interfaces_are_one_query_and_one_answer() {
 }
 
 fn dgram<'a>(ts: u64, from: &str, to: &str, payload: &'a [u8]) -> Datagram<'a> {
-    Datagram { ts_us: ts, interface: 2, src: from.parse().unwrap(), dst: to.parse().unwrap(), payload }
+    Datagram { ts_us: ts, interface: 2, src: from.parse().unwrap(), dst: to.parse().unwrap(), payload, tunnel: None }
 }
 
 const CLIENT: &str = "10.244.0.20:47664";

@@ -201,6 +201,8 @@ fn exchange(
         conn: info.id,
         interface: info.interface,
         points: info.points,
+        tunnel: info.tunnel,
+        proxied: None,
         client,
         server,
         ts_us: req.ts_us,

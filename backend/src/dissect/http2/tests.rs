@@ -234,3 +234,15 @@ fn a_server_that_speaks_first_is_recognised_by_its_settings() {
     assert_eq!(exchanges(&out).len(), 1, "{out:?}");
     assert_eq!(exchanges(&out)[0].client, "10.244.0.5:50000".parse().unwrap());
 }
+
+/// One plain HTTP/2 GET and its 200, as (direction, bytes) chunks: client first.
+pub(crate) fn get_request_conversation() -> Vec<(Dir, Vec<u8>)> {
+    let (mut client, mut server) = (Encoder::new(), Encoder::new());
+    let mut c = PREFACE.to_vec();
+    c.extend(frame(SETTINGS, 0, 0, &[]));
+    let fields = [(":method", "GET"), (":scheme", "http"), (":path", "/h2"), (":authority", "web")];
+    c.extend(headers(&mut client, 1, END_STREAM, &fields));
+    let mut s = frame(SETTINGS, 0, 0, &[]);
+    s.extend(headers(&mut server, 1, END_STREAM, &[(":status", "200")]));
+    vec![(Dir::AtoB, c), (Dir::BtoA, s)]
+}
