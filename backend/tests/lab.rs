@@ -393,3 +393,29 @@ fn merging_survives_interfaces_delivered_seconds_apart() {
     assert_eq!(records.len(), in_order.len(), "one record per request, as in capture order");
     assert!(records.iter().filter(|r| !r.probe).all(|r| r.observations == 2));
 }
+
+#[test]
+#[ignore = "needs a fresh lab run: `cargo xtask test` runs end2end/lab/vxlan.sh as root and sets PODTAP_LAB_DIR"]
+fn requests_between_nodes_over_vxlan_are_read_inside_the_tunnel() {
+    // Two namespace-built nodes joined by a kernel VXLAN device; the underlay captured on node A.
+    let dir = std::env::var("PODTAP_LAB_DIR").expect("PODTAP_LAB_DIR names a lab output directory");
+    let dir = Path::new(&dir);
+    let truth = json(&dir.join("vxlan-truth.json"));
+    let file = podtap::capture::CaptureFile::open(&dir.join("vxlan.pcap")).expect("the underlay capture");
+    let mut engine = podtap::engine::Engine::new(std::sync::Arc::new(podtap::resolve::ClusterState::default()));
+    let mut records = Vec::new();
+    engine.run_file(&file, |b| records.append(b)).unwrap();
+    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
+    assert_eq!(http.len() as u64, truth["requests"].as_u64().unwrap(), "every request the server logged");
+    let conns: HashSet<u64> = http.iter().map(|r| r.conn).collect();
+    assert_eq!(conns.len() as u64, truth["connections"].as_u64().unwrap());
+    let statuses = counts(http.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
+    assert_eq!(statuses, as_counts(&truth["by_status"]));
+    for r in &http {
+        let t = r.tunnel.expect("seen inside the tunnel");
+        assert_eq!((t.kind, t.vni), (podtap_shared::TunnelKind::Vxlan, Some(42)));
+        let outer = [t.outer_src.to_string(), t.outer_dst.to_string()];
+        assert!(outer.contains(&"192.168.60.1".to_string()) && outer.contains(&"192.168.60.2".to_string()));
+        assert_eq!(format!("{}:{}", r.dst.ip, r.dst.port), truth["server"].as_str().unwrap());
+    }
+}

@@ -46,7 +46,9 @@ fn run_lab(out: &Path) -> Result<()> {
             .arg(root().join("end2end/lab/lab.sh"))
             .arg(out)
             .env("PODTAP", root().join("target/debug/podtap")),
-    )
+    )?;
+    // Two nodes joined by VXLAN, the underlay captured: requests read inside the tunnel.
+    status(Command::new("bash").arg(root().join("end2end/lab/vxlan.sh")).arg(out))
 }
 
 /// A fresh lab run on the real kernel, then podtap's counts against the servers' logs.
