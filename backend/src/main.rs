@@ -124,11 +124,13 @@ fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let assets = match Assets::find(config.assets.as_deref()) {
-        Some(dir) => {
+    let embedded = if config.assets.is_none() { Assets::embedded() } else { None };
+    let assets = match (embedded, Assets::find(config.assets.as_deref())) {
+        (Some(app), _) => app,
+        (None, Some(dir)) => {
             Assets::load(&dir).with_context(|| format!("cannot load the browser app from {}", dir.display()))?
         }
-        None => {
+        (None, None) => {
             tracing::warn!("browser app not built (run `cargo xtask build`); serving the API only");
             Assets::not_built()
         }

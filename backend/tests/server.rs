@@ -93,7 +93,8 @@ async fn health_records_and_map() {
     assert_eq!(
         json(&body),
         serde_json::json!({"status": "ok", "source": "unit test", "records": 5,
-            "cluster": {"source": "none", "ready": true, "objects": 0, "namespaces": 0, "missing": []}})
+            "cluster": {"source": "none", "ready": true, "objects": 0, "namespaces": 0, "missing": []},
+            "app": "not built"})
     );
 
     let (_, _, body) = get(state(hub.clone(), None), "/api/v1/records?limit=2", &[]).await;

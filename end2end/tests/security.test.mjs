@@ -67,3 +67,40 @@ test("podtap's own page runs under its Content-Security-Policy", async () => {
   await ui.until('live rows under the policy', async () => (await ui.rowCount()) > 0);
   assert.deepEqual(ui.errors, []);
 });
+
+test('the binary carries its app: with no --assets and no dist/ around, the page works', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const cwd = mkdtempSync(join(tmpdir(), 'podtap-embedded-'));
+  const env = { ...process.env };
+  delete env.PODTAP_ASSETS;
+  const server = await startBare(cwd, env);
+  try {
+    const health = await (await fetch(server.url + '/healthz')).json();
+    assert.equal(health.app, 'embedded');
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    await ui.until('live rows from the embedded app', async () => (await ui.rowCount()) > 0);
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    server.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+/** `podtap serve` with no --assets, run from `cwd`. */
+async function startBare(cwd, env) {
+  const { spawn } = await import('node:child_process');
+  const bin = process.env.PODTAP_BIN ?? new URL('../../target/debug/podtap', import.meta.url).pathname;
+  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], { cwd, env: { ...env, PODTAP_LOG: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`podtap did not start:\n${log}`)), 20_000);
+    proc.stderr.on('data', (c) => {
+      log += c;
+      const m = log.match(/podtap serving (http:\/\/[0-9.:]+)/);
+      if (m) { clearTimeout(timer); resolve({ url: m[1], stop: () => proc.kill('SIGTERM') }); }
+    });
+  });
+}

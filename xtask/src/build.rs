@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::{cargo, root, status, step};
+use crate::{cargo, root, status, step, target_dir};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -42,9 +42,9 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
     let started = Instant::now();
     cargo(&["build", "-p", "podtap-frontend", "--target", TARGET, "--profile", profile])?;
     let dir = if dev { "debug" } else { "wasm-release" };
-    let wasm = root().join("target").join(TARGET).join(dir).join("podtap_frontend.wasm");
+    let wasm = target_dir().join(TARGET).join(dir).join("podtap_frontend.wasm");
 
-    let staging = root().join("target/xtask-bindgen");
+    let staging = target_dir().join("xtask-bindgen");
     let _ = std::fs::remove_dir_all(&staging);
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&wasm)

@@ -52,10 +52,19 @@ fn dispatch() -> Result<()> {
 fn run(args: &[String]) -> Result<()> {
     build::frontend(false)?;
     cargo(&["build", "-p", "podtap"])?;
-    let exe = root().join("target/debug/podtap");
+    let exe = target_dir().join("debug/podtap");
     let mut cmd = Command::new(exe);
     cmd.arg("serve").args(args).env("PODTAP_ASSETS", root().join("dist"));
     status(&mut cmd)
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` (relative to the workspace when relative), else
+/// `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
 }
 
 /// The workspace root.

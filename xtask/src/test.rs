@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{build, cargo, root, setup, status, step};
+use crate::{build, cargo, root, setup, status, step, target_dir};
 
 pub fn all() -> Result<()> {
     let started = Instant::now();
@@ -45,7 +45,7 @@ fn run_lab(out: &Path) -> Result<()> {
         Command::new("bash")
             .arg(root().join("end2end/lab/lab.sh"))
             .arg(out)
-            .env("PODTAP", root().join("target/debug/podtap")),
+            .env("PODTAP", target_dir().join("debug/podtap")),
     )?;
     // Two nodes joined by VXLAN, the underlay captured: requests read inside the tunnel.
     status(Command::new("bash").arg(root().join("end2end/lab/vxlan.sh")).arg(out))
@@ -54,7 +54,7 @@ fn run_lab(out: &Path) -> Result<()> {
 /// A fresh lab run on the real kernel, then podtap's counts against the servers' logs.
 fn lab() -> Result<()> {
     step("lab: real packets from network namespaces, kube-proxy iptables rules");
-    let out = root().join("target/lab-run");
+    let out = target_dir().join("lab-run");
     run_lab(&out)?;
     step("lab: podtap against the servers' ground truth");
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -73,16 +73,16 @@ fn browser() -> Result<()> {
     status(
         Command::new("node")
             .args(["--test", "--test-reporter=spec", "tests/"])
-            .env("PODTAP_BIN", root().join("target/debug/podtap"))
+            .env("PODTAP_BIN", target_dir().join("debug/podtap"))
             .env("PODTAP_ASSETS", root().join("dist"))
-            .env("PODTAP_LAB_DIR", root().join("target/lab-run"))
+            .env("PODTAP_LAB_DIR", target_dir().join("lab-run"))
             .current_dir(root().join("end2end")),
     )
 }
 
 /// Regenerates the built-in demo from a fresh lab run.
 pub fn regenerate_demo() -> Result<()> {
-    let out = root().join("target/lab-demo");
+    let out = target_dir().join("lab-demo");
     run_lab(&out)?;
     let demo = root().join("backend/demo");
     for f in ["capture.pcapng", "cluster.json", "ground-truth.json"] {
@@ -99,7 +99,7 @@ pub fn bench(secs: &str) -> Result<()> {
     if !is_root() {
         bail!("the benchmark capture needs root (network namespaces): run `sudo cargo xtask bench`");
     }
-    let out = root().join("target/bench");
+    let out = target_dir().join("bench");
     step("bench: cargo build --release -p podtap");
     cargo(&["build", "--release", "-p", "podtap"])?;
     step(&format!("bench: capture ({secs} s keep-alive + {secs} s new connection per request), podtap live beside"));
@@ -108,14 +108,14 @@ pub fn bench(secs: &str) -> Result<()> {
             .arg(root().join("end2end/lab/bench-capture.sh"))
             .arg(&out)
             .arg(secs)
-            .env("PODTAP", root().join("target/release/podtap")),
+            .env("PODTAP", target_dir().join("release/podtap")),
     )?;
     step("bench: podtap vs tcpdump vs tshark");
     status(
         Command::new("python3")
             .arg(root().join("end2end/bench/bench.py"))
             .arg(&out)
-            .arg(root().join("target/release/podtap"))
+            .arg(target_dir().join("release/podtap"))
             .args(["--runs", "5"]),
     )
 }

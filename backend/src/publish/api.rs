@@ -55,6 +55,8 @@ pub struct Health {
     pub capture: Option<LiveStats>,
     /// Where names come from and whether they are loaded.
     pub cluster: ClusterStatus,
+    /// Where the browser app is served from: `embedded`, a directory, or `not built`.
+    pub app: String,
 }
 
 /// 200 when serving with names loaded; 503 while the API server's first lists are still coming
@@ -71,6 +73,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             records: hub.total(),
             capture: hub.capture(),
             cluster,
+            app: state.assets.origin.clone(),
         }),
     )
 }
