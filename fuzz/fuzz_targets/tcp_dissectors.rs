@@ -17,6 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let info = ConnInfo {
         id: 1,
         interface: 0,
+        points: 1,
+        tunnel: None,
         a: "10.0.0.1:1".parse().unwrap(),
         b: if mode % 4 == 3 { "10.0.0.2:53" } else { "10.0.0.2:443" }.parse().unwrap(),
         opener: Some(Dir::AtoB),

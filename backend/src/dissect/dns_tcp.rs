@@ -9,7 +9,7 @@ use podtap_shared::{Detail, DnsExchange};
 
 use super::dns::{Message, parse};
 use super::{Dissected, Exchange};
-use crate::reassemble::{ConnInfo, Dir};
+use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
 /// Queries in flight per connection beyond which new ones are not tracked.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -38,8 +38,14 @@ pub fn looks_like_dns_tcp(data: &[u8]) -> bool {
     len >= 12 && data.len() >= 2 + len && parse(&data[2..2 + len]).is_ok_and(|m| m.question.is_some())
 }
 
-impl DnsTcp {
-    pub fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
+impl ConnHandler for DnsTcp {
+    type Output = Dissected;
+
+    fn new(_: &ConnInfo) -> Self {
+        Self::default()
+    }
+
+    fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
         let d = dir as usize;
         if self.lost[d] {
             return;
@@ -66,6 +72,24 @@ impl DnsTcp {
         self.buf[d].drain(..at);
     }
 
+    fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {
+        self.lost[dir as usize] = true;
+        self.buf[dir as usize] = Vec::new();
+    }
+
+    /// Queries still unanswered when the connection ends are reported without a response.
+    fn on_close(&mut self, info: &ConnInfo, _ts_us: u64, out: &mut Vec<Dissected>) {
+        let mut left: Vec<Query> = self.pending.drain().map(|(_, q)| q).collect();
+        left.sort_by_key(|q| q.ts_us);
+        for mut q in left {
+            let (query, qtype) = (std::mem::take(&mut q.query), std::mem::take(&mut q.qtype));
+            let dns = DnsExchange { query, qtype, rcode: None, answers: Vec::new() };
+            out.push(exchange(info, q, None, dns));
+        }
+    }
+}
+
+impl DnsTcp {
     fn on_message(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, size: u64, msg: Message, out: &mut Vec<Dissected>) {
         if !msg.response {
             if self.pending.len() < MAX_IN_FLIGHT {
@@ -81,22 +105,6 @@ impl DnsTcp {
                 out.push(exchange(info, q, Some((ts_us, size)), dns));
             }
             None => out.push(Dissected::UnmatchedResponse),
-        }
-    }
-
-    pub fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {
-        self.lost[dir as usize] = true;
-        self.buf[dir as usize] = Vec::new();
-    }
-
-    /// Queries still unanswered when the connection ends are reported without a response.
-    pub fn on_close(&mut self, info: &ConnInfo, _ts_us: u64, out: &mut Vec<Dissected>) {
-        let mut left: Vec<Query> = self.pending.drain().map(|(_, q)| q).collect();
-        left.sort_by_key(|q| q.ts_us);
-        for mut q in left {
-            let (query, qtype) = (std::mem::take(&mut q.query), std::mem::take(&mut q.qtype));
-            let dns = DnsExchange { query, qtype, rcode: None, answers: Vec::new() };
-            out.push(exchange(info, q, None, dns));
         }
     }
 }
