@@ -39,7 +39,7 @@ fn dispatch() -> Result<()> {
         "demo" => test::regenerate_demo(),
         "bench" => test::bench(rest.first().map(String::as_str).unwrap_or("18")),
         "setup" => setup::for_tests(),
-        "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60")),
+        "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
         _ => {
             eprintln!(
                 "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | fuzz [SECONDS] | setup"

@@ -21,6 +21,7 @@ pub fn all() -> Result<()> {
     build::frontend(false)?;
     lab()?;
     browser()?;
+    fuzz_briefly()?;
     eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -120,11 +121,36 @@ pub fn bench(secs: &str) -> Result<()> {
     )
 }
 
-/// The fuzz targets under `fuzz/` (file reader, HTTP/1 and TLS, DNS, reassembly), `secs` each. Needs the
-/// nightly toolchain (sanitizer coverage); installs cargo-fuzz when missing.
-pub fn fuzz(secs: &str) -> Result<()> {
+/// Every cargo-fuzz target under `fuzz/`: a parser each (file readers, link types and tunnels,
+/// defragmentation, HTTP/1, HTTP/2 + HPACK + gRPC, DNS over UDP and TCP, TLS, PROXY protocol),
+/// reassembly, the protocol dispatcher and the merger.
+const FUZZ_TARGETS: &[&str] = &[
+    "capture_file",
+    "decode",
+    "defrag",
+    "reassembly",
+    "tcp_dissectors",
+    "http1",
+    "http2",
+    "tls",
+    "dns",
+    "dns_tcp",
+    "proxy",
+    "merger",
+];
+
+/// Whether rustup has a nightly toolchain (sanitizer coverage needs one).
+fn have_nightly() -> Result<bool> {
     let toolchains = Command::new("rustup").args(["toolchain", "list"]).output().context("rustup is needed")?;
-    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
+    Ok(String::from_utf8_lossy(&toolchains.stdout).contains("nightly"))
+}
+
+/// Runs every fuzz target for `secs` seconds, optimised (`-O`) or as a quicker-to-build dev
+/// build (`--dev`, with debug assertions). Needs the nightly toolchain; installs cargo-fuzz when
+/// missing. A crash fails the run and leaves its input under `fuzz/artifacts/TARGET/`.
+pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
+    let profile = if optimised { "-O" } else { "--dev" };
+    if !have_nightly()? {
         bail!("fuzzing needs the nightly toolchain, which this machine does not have");
     }
     if Command::new("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
@@ -135,15 +161,29 @@ pub fn fuzz(secs: &str) -> Result<()> {
     let seeds = dir.join("corpus/capture_file");
     std::fs::create_dir_all(&seeds)?;
     std::fs::copy(root().join("backend/demo/capture.pcapng"), seeds.join("demo.pcapng"))?;
-    for target in ["capture_file", "tcp_dissectors", "dns", "reassembly"] {
+    step(&format!("cargo +nightly fuzz build {profile}"));
+    status(Command::new("cargo").args(["+nightly", "fuzz", "build", profile]).current_dir(&dir))?;
+    for target in FUZZ_TARGETS {
         step(&format!("fuzz {target} for {secs} s"));
         status(
             Command::new("cargo")
-                .args(["+nightly", "fuzz", "run", "-O", target, "--"])
+                .args(["+nightly", "fuzz", "run", profile, target, "--"])
                 .arg(format!("-max_total_time={secs}"))
                 .arg("-rss_limit_mb=4096")
                 .current_dir(&dir),
         )?;
     }
     Ok(())
+}
+
+/// The test command's fuzzing: every target briefly when a nightly toolchain is there, else a
+/// line that says it was skipped. (`cargo xtask fuzz SECONDS` runs them for longer.)
+fn fuzz_briefly() -> Result<()> {
+    if !have_nightly()? {
+        step("fuzz: skipped — no nightly toolchain (cargo-fuzz needs one); `rustup toolchain add nightly` enables it");
+        return Ok(());
+    }
+    // A dev build: a clean one takes half the time of an optimised one, and a few seconds per
+    // target are a smoke test, not a search.
+    fuzz("4", false)
 }
