@@ -4,7 +4,7 @@ read) and `tshark -Y http.request` (full dissection) on the same capture, with i
 medians, ratios and peak RSS, and checks podtap's and tshark's request counts against the servers'
 logs (ground-truth.json from bench-capture.sh).
 
-usage: bench.py CAPTURE_DIR PODTAP_BINARY [--runs N] [--tshark-runs N]
+usage: bench.py CAPTURE_DIR PODTAP_BINARY [--runs N] [--tshark-runs N]   (--tshark-runs 0: no tshark)
 Prints a Markdown report to stdout.
 """
 import argparse
@@ -75,7 +75,7 @@ def main():
         wall, peak, _ = run(tshark)
         tshark_times.append(wall)
         tshark_rss = max(tshark_rss, peak)
-    tshark_count = count_lines(tshark)
+    tshark_count = count_lines(tshark) if a.tshark_runs else None  # --tshark-runs 0: not run
 
     size_mb = os.path.getsize(cap) / 1e6
     base = statistics.median(times["tcpdump -r FILE -w /dev/null"])
@@ -85,8 +85,9 @@ def main():
     for name in tools:
         m = statistics.median(times[name])
         print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {rss[name]:.0f} MiB |")
-    m = statistics.median(tshark_times)
-    print(f"| `tshark -Y http.request` | {m:.1f} s | {m / base:.0f}× | {size_mb / m:.1f} | {tshark_rss:.0f} MiB |")
+    if tshark_times:
+        m = statistics.median(tshark_times)
+        print(f"| `tshark -Y http.request` | {m:.1f} s | {m / base:.0f}× | {size_mb / m:.1f} | {tshark_rss:.0f} MiB |")
     print(f"\nRuns: {a.runs} interleaved (tshark: {a.tshark_runs}). "
           "podtap's peak RSS includes the capture's mapped pages (file-backed, reclaimable).\n")
     web = next(s for s in summary["services"] if s["service"] == "default/web")
@@ -100,9 +101,10 @@ def main():
     observations = 2 * sum(truth.values())  # each request crosses the client's and a server's veth
     print(f"\nThe servers logged {sum(truth.values())} requests; each crosses the client's and a server's veth: "
           f"{observations} observations.")
-    print(f"podtap: {podtap_count} answered HTTP exchanges; tshark: {tshark_count} requests.")
-    print(f"podtap exact: {'yes' if exact and podtap_count == observations else 'NO'}; "
-          f"tshark exact: {'yes' if tshark_count == observations else 'no, ' + str(observations - tshark_count) + ' short'}")
+    print(f"podtap: {podtap_count} answered HTTP exchanges; tshark: {tshark_count if tshark_count is not None else 'not run'}.")
+    tshark_exact = ("not run" if tshark_count is None else "yes" if tshark_count == observations
+                    else f"no, {observations - tshark_count} short")
+    print(f"podtap exact: {'yes' if exact and podtap_count == observations else 'NO'}; tshark exact: {tshark_exact}")
     live = f"{a.dir}/live-health.json"
     if os.path.exists(live):
         h = json.load(open(live))

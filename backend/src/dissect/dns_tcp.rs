@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use podtap_shared::{Detail, DnsExchange};
 
 use super::dns::{Message, parse};
-use super::{Dissected, Exchange};
+use super::{Dissected, Exchange, Timing};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
 /// Queries in flight per connection beyond which new ones are not tracked.
@@ -111,20 +111,13 @@ impl DnsTcp {
 
 fn exchange(info: &ConnInfo, q: Query, response: Option<(u64, u64)>, dns: DnsExchange) -> Dissected {
     let (client, server) = info.endpoints(q.dir);
-    Dissected::Exchange(Box::new(Exchange {
-        conn: info.id,
-        interface: info.interface,
-        points: info.points,
-        tunnel: info.tunnel,
-        proxied: None,
-        client,
-        server,
+    let timing = Timing {
         ts_us: q.ts_us,
         response_ts_us: response.map(|r| r.0),
         request_size: q.size,
         response_size: response.map_or(0, |r| r.1),
-        detail: Detail::Dns(dns),
-    }))
+    };
+    Dissected::Exchange(Box::new(Exchange::on(info, (client, server), timing, Detail::Dns(dns))))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use podtap_shared::{Detail, GrpcExchange, HttpExchange};
 
 use super::redact;
-use super::{Dissected, Exchange};
+use super::{Dissected, Exchange, Timing};
 use crate::reassemble::{ConnInfo, Dir};
 
 /// The client connection preface (RFC 9113 §3.4).
@@ -393,20 +393,9 @@ impl Http2 {
                 ..HttpExchange::default()
             })
         };
-        out.push(Dissected::Exchange(Box::new(Exchange {
-            conn: info.id,
-            interface: info.interface,
-            points: info.points,
-            tunnel: info.tunnel,
-            proxied: None,
-            client,
-            server,
-            ts_us: s.req_ts,
-            response_ts_us: s.resp_ts,
-            request_size: s.req_size,
-            response_size: s.resp_size,
-            detail,
-        })));
+        let timing =
+            Timing { ts_us: s.req_ts, response_ts_us: s.resp_ts, request_size: s.req_size, response_size: s.resp_size };
+        out.push(Dissected::Exchange(Box::new(Exchange::on(info, (client, server), timing, detail))));
     }
 
     pub fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::reassemble::ConnInfo;
+
 use podtap_shared::{Detail, DnsExchange, HttpExchange, Tunnel};
 
 pub mod any;
@@ -39,7 +41,35 @@ pub struct Exchange {
     pub detail: Detail,
 }
 
+/// When a request and its response began, and how many bytes each took.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub ts_us: u64,
+    pub response_ts_us: Option<u64>,
+    pub request_size: u64,
+    pub response_size: u64,
+}
+
 impl Exchange {
+    /// An exchange between `client` and `server` on the TCP connection `info`: its id, where it
+    /// was seen and how (interfaces, tunnel) come from the connection.
+    pub fn on(info: &ConnInfo, (client, server): (SocketAddr, SocketAddr), t: Timing, detail: Detail) -> Self {
+        Exchange {
+            conn: info.id,
+            interface: info.interface,
+            points: info.points,
+            tunnel: info.tunnel,
+            proxied: None,
+            client,
+            server,
+            ts_us: t.ts_us,
+            response_ts_us: t.response_ts_us,
+            request_size: t.request_size,
+            response_size: t.response_size,
+            detail,
+        }
+    }
+
     /// The DNS part, when this is a DNS exchange.
     pub fn dns(&self) -> Option<&DnsExchange> {
         match &self.detail {

@@ -12,7 +12,7 @@ use tls_parser::{
     parse_tls_record_header, parse_tls_record_with_header, parse_tls_server_hello_extensions,
 };
 
-use super::{Dissected, Exchange};
+use super::{Dissected, Exchange, Timing};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
 /// Bytes held per direction while waiting for a whole handshake record (2^14 + header).
@@ -174,20 +174,9 @@ impl Tls {
             }
             None => (None, 0, hello.alpn.clone(), None),
         };
-        Exchange {
-            conn: info.id,
-            interface: info.interface,
-            points: info.points,
-            tunnel: info.tunnel,
-            proxied: None,
-            client,
-            server: srv,
-            ts_us: hello.ts_us,
-            response_ts_us,
-            request_size: hello.size,
-            response_size,
-            detail: Detail::Tls(TlsExchange { sni: hello.sni.clone(), alpn, version, alert: hello.alert.clone() }),
-        }
+        let timing = Timing { ts_us: hello.ts_us, response_ts_us, request_size: hello.size, response_size };
+        let tls = TlsExchange { sni: hello.sni.clone(), alpn, version, alert: hello.alert.clone() };
+        Exchange::on(info, (client, srv), timing, Detail::Tls(tls))
     }
 }
 

@@ -17,7 +17,7 @@ use std::mem::MaybeUninit;
 use podtap_shared::{Detail, HttpExchange};
 
 use super::http2::Upgraded;
-use super::{Dissected, Exchange, redact};
+use super::{Dissected, Exchange, Timing, redact};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 
 mod head;
@@ -174,6 +174,16 @@ impl ConnHandler for Http1 {
     }
 }
 
+/// A head httparse refused, read leniently: `Some(Some(_))`, or `Some(None)` while it may still
+/// be incomplete, or `None` when it is not HTTP at all.
+fn lenient_or_wait(input: &[u8], requests: bool) -> Option<Option<head::Lenient<'_>>> {
+    match head::lenient(input, requests) {
+        Some(l) => Some(Some(l)),
+        None if input.len() < MAX_HEAD && !input.windows(4).any(|w| w == b"\r\n\r\n") => Some(None),
+        None => None,
+    }
+}
+
 /// Bytes of a leniently read head as text (what is not UTF-8 reads as empty).
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
@@ -197,20 +207,9 @@ fn exchange(
     let (server, client) = info.endpoints(resp_dir);
     let mut http = req.http;
     http.status = resp.as_ref().map(|r| r.status);
-    Exchange {
-        conn: info.id,
-        interface: info.interface,
-        points: info.points,
-        tunnel: info.tunnel,
-        proxied: None,
-        client,
-        server,
-        ts_us: req.ts_us,
-        response_ts_us: resp.map(|r| r.ts_us),
-        request_size: req.size,
-        response_size,
-        detail: Detail::Http(http),
-    }
+    let timing =
+        Timing { ts_us: req.ts_us, response_ts_us: resp.map(|r| r.ts_us), request_size: req.size, response_size };
+    Exchange::on(info, (client, server), timing, Detail::Http(http))
 }
 
 impl Http1 {
@@ -341,13 +340,7 @@ impl Http1 {
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     Ok(httparse::Status::Partial) => return None,
                     Err(e) => {
-                        let l = match head::lenient(input, true) {
-                            Some(l) => l,
-                            None if input.len() < MAX_HEAD && !input.windows(4).any(|w| w == b"\r\n\r\n") => {
-                                return Some(0);
-                            }
-                            None => return None,
-                        };
+                        let Some(l) = lenient_or_wait(input, true)? else { return Some(0) };
                         let fields: Vec<(&str, &[u8])> = l.headers.iter().map(|(k, v)| (text(k), *v)).collect();
                         (l.len, text(l.first), text(l.second), fields, Some(e.to_string()))
                     }
@@ -384,13 +377,7 @@ impl Http1 {
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     Ok(httparse::Status::Partial) => return None,
                     Err(_) => {
-                        let l = match head::lenient(input, false) {
-                            Some(l) => l,
-                            None if input.len() < MAX_HEAD && !input.windows(4).any(|w| w == b"\r\n\r\n") => {
-                                return Some(0);
-                            }
-                            None => return None,
-                        };
+                        let Some(l) = lenient_or_wait(input, false)? else { return Some(0) };
                         let status = std::str::from_utf8(l.second).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
                         (l.len, status, l.headers.iter().map(|(k, v)| (text(k), *v)).collect())
                     }
