@@ -203,7 +203,8 @@ pub fn stats_line(s: &EngineStats) -> String {
          {} TLS handshakes, {} gRPC calls, {} packets put together from IP fragments; skipped {skipped} undecodable frames and {} malformed DNS messages; {} reassembly gaps ({} bytes), \
          {} resyncs, {unmatched} unmatched responses, {} responses whose requests were not captured, \
          {} responses paired without certainty after lost bytes, {} malformed requests reported (flagged), \
-         {} DNS queries unanswered; {} copies of packets seen on more than one interface counted once",
+         {} DNS queries unanswered; {} TCP directions in protocols podtap does not dissect, {} UDP datagrams \
+         not DNS, {} frames neither TCP nor UDP; {} copies of packets seen on more than one interface counted once",
         s.frames,
         s.bytes,
         s.tcp.connections,
@@ -221,6 +222,9 @@ pub fn stats_line(s: &EngineStats) -> String {
         s.uncertain_pairings,
         s.malformed_requests,
         s.dns.timed_out,
+        s.non_http_streams,
+        s.udp_frames,
+        s.other_frames,
         s.tcp.copies + s.dns.copies,
     )
 }
