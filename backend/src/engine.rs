@@ -154,7 +154,8 @@ struct Step {
     before: u64,
     now_us: u64,
     watermark: u64,
-    items: Vec<Dissected>,
+    /// How many of the batch's items are this frame's (they follow the previous step's).
+    items: usize,
 }
 
 /// Frames the front reads before it hands a batch of steps to the back.
@@ -288,11 +289,12 @@ impl Engine {
                 if let Some(names) = batch.interfaces {
                     back.interfaces = names;
                 }
+                let mut items = batch.items.into_iter();
                 for step in batch.steps {
                     if back.waiting() {
                         back.flush(step.before, &mut out);
                     }
-                    back.take(step.items, step.now_us, &mut out);
+                    back.take(items.by_ref().take(step.items), step.now_us, &mut out);
                     if back.waiting() {
                         back.flush(step.watermark, &mut out);
                     }
@@ -356,6 +358,8 @@ impl Engine {
 /// Frames the front read, as steps for the back.
 struct Batch {
     steps: Vec<Step>,
+    /// The items of every step, in order.
+    items: Vec<Dissected>,
     /// How far capture time got after the last step (frames that finished nothing).
     after: u64,
     /// The file's interface names, when they changed.
@@ -426,15 +430,18 @@ impl Front {
 
     /// What the last frames finished: TCP exchanges, then DNS ones.
     fn take_items(&mut self) -> Vec<Dissected> {
-        if self.scratch.is_empty() && self.dns_out.is_empty() {
-            return Vec::new();
-        }
+        let mut items = Vec::new();
+        self.move_items(&mut items);
+        items
+    }
+
+    /// `take_items` onto the end of `to`, keeping this side's buffers.
+    fn move_items(&mut self, to: &mut Vec<Dissected>) {
         for d in &self.scratch {
             self.stats.dns_over_tcp += u64::from(matches!(d, Dissected::Exchange(ex) if ex.dns().is_some()));
         }
-        let mut items = std::mem::take(&mut self.scratch);
-        items.extend(self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex))));
-        items
+        to.append(&mut self.scratch);
+        to.extend(self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex))));
     }
 
     /// End of input: every connection closed, every query given up.
@@ -448,7 +455,8 @@ impl Front {
     fn run(&mut self, file: &CaptureFile, tx: &std::sync::mpsc::SyncSender<Batch>) -> Result<(), CaptureError> {
         let mut frames = file.frames();
         let mut result = Ok(());
-        let new_batch = || Batch { steps: Vec::new(), after: 0, interfaces: None, offset: 0, last: false };
+        let new_batch =
+            || Batch { steps: Vec::new(), items: Vec::new(), after: 0, interfaces: None, offset: 0, last: false };
         let mut batch = new_batch();
         let mut since_step = 0u64;
         let mut read = 0;
@@ -465,12 +473,14 @@ impl Front {
             }
             self.on_frame(&frame);
             let watermark = self.clock.watermark();
-            let items = self.take_items();
-            if items.is_empty() {
-                since_step = since_step.max(watermark);
-            } else {
-                batch.steps.push(Step { before: since_step, now_us: frame.ts_us, watermark, items });
-                since_step = 0;
+            let before = batch.items.len();
+            self.move_items(&mut batch.items);
+            match batch.items.len() - before {
+                0 => since_step = since_step.max(watermark),
+                items => {
+                    batch.steps.push(Step { before: since_step, now_us: frame.ts_us, watermark, items });
+                    since_step = 0;
+                }
             }
             read += 1;
             if read % PIPE_FRAMES == 0 {
@@ -483,7 +493,8 @@ impl Front {
         }
         batch.after = since_step;
         let items = self.finish();
-        batch.steps.push(Step { before: since_step, now_us: u64::MAX, watermark: u64::MAX, items });
+        batch.steps.push(Step { before: since_step, now_us: u64::MAX, watermark: u64::MAX, items: items.len() });
+        batch.items.extend(items);
         batch.offset = frames.offset();
         batch.last = true;
         let _ = tx.send(batch);
@@ -499,7 +510,7 @@ impl Back {
 
     /// Turns finished exchanges into records; with merging, they wait (from capture time
     /// `now_us`) for the other observations of their request.
-    fn take(&mut self, items: Vec<Dissected>, now_us: u64, out: &mut Vec<Record>) {
+    fn take(&mut self, items: impl IntoIterator<Item = Dissected>, now_us: u64, out: &mut Vec<Record>) {
         for d in items {
             match d {
                 Dissected::Exchange(ex) => {

@@ -412,7 +412,7 @@ fn requests_between_nodes_over_vxlan_are_read_inside_the_tunnel() {
     let statuses = counts(http.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
     assert_eq!(statuses, as_counts(&truth["by_status"]));
     for r in &http {
-        let t = r.tunnel.expect("seen inside the tunnel");
+        let t = r.tunnel.as_deref().expect("seen inside the tunnel");
         assert_eq!((t.kind, t.vni), (podtap_shared::TunnelKind::Vxlan, Some(42)));
         let outer = [t.outer_src.to_string(), t.outer_dst.to_string()];
         assert!(outer.contains(&"192.168.60.1".to_string()) && outer.contains(&"192.168.60.2".to_string()));

@@ -283,11 +283,11 @@ pub struct Record {
     pub interface: Option<String>,
     /// The tunnel it was seen in, when a copy was captured encapsulated (a node's uplink).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel: Option<Tunnel>,
+    pub tunnel: Option<Box<Tunnel>>,
     /// The load balancer or ingress that carried it, when a PROXY protocol header named the real
-    /// client (who is then `src`).
+    /// client (who is then `src`). (Both boxed: rare, and a record is moved several times.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<Endpoint>,
+    pub proxy: Option<Box<Endpoint>>,
     /// Request's first byte to response's first byte; `None` without a response.
     pub latency_us: Option<u64>,
     pub request_size: u64,

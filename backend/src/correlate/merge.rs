@@ -335,9 +335,9 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
         let src = std::mem::replace(&mut r.src, blank);
         (src, std::mem::replace(&mut r.via, Via::UNKNOWN), r.conn, r.ts, r.latency_us)
     });
-    let tunnel = records.iter().find_map(|r| r.tunnel);
+    let tunnel = records.iter_mut().find_map(|r| r.tunnel.take());
     let mut merged = *records.swap_remove(back.or(front).unwrap_or(0));
-    merged.tunnel = merged.tunnel.or(tunnel);
+    merged.tunnel = merged.tunnel.take().or(tunnel);
     merged.observations = observations;
     merged.id = id;
     merged.probe = probe;

@@ -20,7 +20,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
     // (a load balancer, an ingress) is kept as `proxy`.
     let client = ex.proxied.unwrap_or(ex.client);
     let src = cluster.resolve_source_at(client.ip(), client.port(), ex.ts_us);
-    let proxy = ex.proxied.map(|_| cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us));
+    let proxy = ex.proxied.map(|_| Box::new(cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us)));
     // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
     // for exactly the port and path of one of the pod's httpGet probes.
     let probe = ex.http().is_some_and(|h| {
@@ -45,7 +45,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         probe,
         observations: u32::from(ex.points.max(1)),
         interface: interface.map(str::to_string),
-        tunnel: ex.tunnel,
+        tunnel: ex.tunnel.map(Box::new),
         proxy,
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
         request_size: ex.request_size,
