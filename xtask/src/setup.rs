@@ -46,7 +46,7 @@ pub fn for_tests() -> Result<()> {
 /// A clean build of everything the tests use takes about 2.5 GB under `target/`. Says so up front rather
 /// than letting rustc fail half-way with "No space left on device".
 fn check_disk() -> Result<()> {
-    const NEEDED_GB: u64 = 6;
+    const NEEDED_GB: u64 = 8;
     let out = Command::new("df").args(["-Pk"]).arg(root()).output().context("running df")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let Some(free_kb) = text.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok()) else {
