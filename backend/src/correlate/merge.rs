@@ -9,9 +9,10 @@
 //! (capture time), were sent to different addresses (a rewrite happened between them: the one
 //! thing two requests on one connection never differ in), ask the same thing (method and path;
 //! gRPC path; DNS query and type; TLS SNI), and
-//! 1. come from the same client socket (ip:port): a ClusterIP request before and after kube-proxy's
-//!    DNAT (only the destination changes), a pod-to-pod request on both pods' veths, a DNS query to
-//!    the kube-dns ClusterIP and at the CoreDNS pod; or
+//! 1. come from the same client socket (ip:port) and at most one was addressed to a pod: a
+//!    ClusterIP request before and after kube-proxy's DNAT (only the destination changes), a DNS
+//!    query to the kube-dns ClusterIP and at the CoreDNS pod (the kernel may reuse a client port
+//!    towards two pods at once: two pods are never one rewritten destination); or
 //! 2. one went to a NodePort (or LoadBalancer) Service from outside, and the other reached a
 //!    backend pod of that Service from a node address (kube-proxy's SNAT) — preferring the one
 //!    whose source port was kept, as MASQUERADE does when it can.
@@ -216,8 +217,16 @@ impl Merger {
         // Asked within the window of each other: repeats of one request on a keep-alive
         // connection never pair across the gap left by an observation that was not captured.
         let near = |g: &Group| g.seen[0].record.ts.abs_diff(r.ts) <= WINDOW_US;
+        // Two pods are never one destination rewritten into the other: a client port the kernel
+        // reused towards two pods (kubelet probing them one after another) is two requests.
+        let rewrite = |g: &Group| !(g.seen[0].record.dst.kind == EndpointKind::Pod && r.dst.kind == EndpointKind::Pod);
         let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
-            .filter_map(|q| q.iter().copied().find(|id| !self.group(*id).on(leg) && near(self.group(*id))))
+            .filter_map(|q| {
+                q.iter().copied().find(|id| {
+                    let g = self.group(*id);
+                    !g.on(leg) && near(g) && rewrite(g)
+                })
+            })
             .min();
         if socket.is_some() {
             return socket.map(|id| (id, None));

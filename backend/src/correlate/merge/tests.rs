@@ -155,3 +155,14 @@ fn no_interface_is_needed_to_merge() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].observations, out[0].via.kind), (2, ViaKind::ClusterIp));
 }
+
+#[test]
+fn one_client_port_towards_two_pods_is_two_requests() {
+    // kubelet probes web's two pods one after the other; the kernel gave both connections the
+    // same source port (it may: the destinations differ). Nothing rewrote either.
+    let a = seen(1, 60, "veth-web1", "10.244.0.1:47000", "10.244.0.11:3000", "/health", "kube-probe/1.31", 300);
+    let b = seen(2, 61, "veth-web2", "10.244.0.1:47000", "10.244.0.12:3000", "/health", "kube-probe/1.31", 300);
+    let out = merge(vec![a, b]);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|r| r.observations == 1 && r.probe));
+}
