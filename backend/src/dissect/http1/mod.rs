@@ -137,7 +137,12 @@ impl ConnHandler for Http1 {
             let mut buf = std::mem::take(&mut self.halves[i].buf);
             buf.extend_from_slice(data);
             let used = self.consume(info, dir, ts_us, &buf, out);
-            self.keep(dir, &buf[used..]);
+            if self.halves[i].state != State::Off {
+                buf.drain(..used); // the held bytes stay in their allocation
+                self.halves[i].buf = buf;
+            } else {
+                self.keep(dir, &buf[used..]);
+            }
         }
     }
 
@@ -216,10 +221,11 @@ impl Http1 {
     /// Parses as much of `input` as forms whole messages or body bytes; returns bytes used.
     /// Keeps what `consume` left of a direction: for more bytes to complete it, or, once parsing
     /// stopped, for whatever takes the connection over (HTTP/2 after h2c, a CONNECT tunnel).
+    /// (`consume` runs with this direction's buffer empty: it was empty, or taken.)
     fn keep(&mut self, dir: Dir, rest: &[u8]) {
         let i = dir as usize;
         if self.halves[i].state != State::Off {
-            self.halves[i].buf = rest.to_vec();
+            self.halves[i].buf.extend_from_slice(rest);
         } else if let Some((_, after)) = &mut self.h2c {
             after.extend_from_slice(rest);
         } else if let Some(tunnel) = &mut self.tunnel {
