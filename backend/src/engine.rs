@@ -283,75 +283,41 @@ impl Engine {
         let Engine { front, back } = self;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
         std::thread::scope(|scope| {
-            let reader = scope.spawn(move || front.run(file, &tx));
+            let reader = scope.spawn(move || front.run(file, |batch| tx.send(batch).is_ok()));
             let mut out = Vec::new();
             for batch in rx {
-                if let Some(names) = batch.interfaces {
-                    back.interfaces = names;
-                }
-                let mut items = batch.items.into_iter();
-                for step in batch.steps {
-                    if back.waiting() {
-                        back.flush(step.before, &mut out);
-                    }
-                    back.take(items.by_ref().take(step.items), step.now_us, &mut out);
-                    if back.waiting() {
-                        back.flush(step.watermark, &mut out);
-                    }
-                }
-                if back.waiting() {
-                    back.flush(batch.after, &mut out);
-                }
-                if batch.last {
-                    back.finish(Vec::new(), &mut out);
-                }
+                let offset = batch.offset;
+                back.apply(batch, &mut out);
                 if !out.is_empty() {
                     sink(&mut out);
                     out.clear();
                 }
-                progress(batch.offset);
+                progress(offset);
             }
             reader.join().expect("the reading thread does not panic")
         })
     }
 
-    /// `run_file_with_progress` on this thread alone (one core, and the reference the two-thread
-    /// run is held to).
+    /// `run_file_with_progress` on this thread alone (one core): the same batches, applied as
+    /// they are read.
     pub fn run_file_serially(
         &mut self,
         file: &CaptureFile,
         mut sink: impl FnMut(&mut Vec<Record>),
         mut progress: impl FnMut(usize),
     ) -> Result<(), CaptureError> {
-        const PROGRESS_EVERY: u32 = 1 << 14;
-        let mut until_progress = PROGRESS_EVERY;
+        let Engine { front, back } = self;
         let mut out = Vec::new();
-        let mut frames = file.frames();
-        let mut result = Ok(());
-        while let Some(frame) = frames.next() {
-            let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            self.sync_interfaces(&frames);
-            self.on_frame(&frame, &mut out);
+        front.run(file, |batch| {
+            let offset = batch.offset;
+            back.apply(batch, &mut out);
             if !out.is_empty() {
                 sink(&mut out);
                 out.clear();
             }
-            until_progress -= 1;
-            if until_progress == 0 {
-                until_progress = PROGRESS_EVERY;
-                progress(frames.offset());
-            }
-        }
-        progress(frames.offset());
-        self.finish(&mut out);
-        sink(&mut out);
-        result
+            progress(offset);
+            true
+        })
     }
 }
 
@@ -451,8 +417,8 @@ impl Front {
         self.take_items()
     }
 
-    /// The front half of a whole file on its own thread: batches of steps to `tx`.
-    fn run(&mut self, file: &CaptureFile, tx: &std::sync::mpsc::SyncSender<Batch>) -> Result<(), CaptureError> {
+    /// The front half of a whole file: batches of steps to `send`, which says whether to go on.
+    fn run(&mut self, file: &CaptureFile, mut send: impl FnMut(Batch) -> bool) -> Result<(), CaptureError> {
         let mut frames = file.frames();
         let mut result = Ok(());
         let new_batch =
@@ -486,7 +452,7 @@ impl Front {
             if read % PIPE_FRAMES == 0 {
                 batch.after = since_step;
                 batch.offset = frames.offset();
-                if tx.send(std::mem::replace(&mut batch, new_batch())).is_err() {
+                if !send(std::mem::replace(&mut batch, new_batch())) {
                     return result;
                 }
             }
@@ -497,12 +463,30 @@ impl Front {
         batch.items.extend(items);
         batch.offset = frames.offset();
         batch.last = true;
-        let _ = tx.send(batch);
+        send(batch);
         result
     }
 }
 
 impl Back {
+    /// One batch from the front, in the order the frames came: the same flushes and takes that
+    /// `Engine::on_frame` makes frame by frame.
+    fn apply(&mut self, batch: Batch, out: &mut Vec<Record>) {
+        if let Some(names) = batch.interfaces {
+            self.interfaces = names;
+        }
+        let mut items = batch.items.into_iter();
+        for step in batch.steps {
+            self.flush(step.before, out);
+            self.take(items.by_ref().take(step.items), step.now_us, out);
+            self.flush(step.watermark, out);
+        }
+        self.flush(batch.after, out);
+        if batch.last {
+            self.finish(Vec::new(), out);
+        }
+    }
+
     /// Whether the merger holds observations waiting for their window.
     fn waiting(&self) -> bool {
         self.merger.as_ref().is_some_and(|m| m.pending() > 0)

@@ -422,8 +422,9 @@ fn requests_between_nodes_over_vxlan_are_read_inside_the_tunnel() {
 
 #[test]
 fn two_threads_give_the_records_one_thread_gives() {
-    // The front half (read, decode, reassemble, dissect) on its own thread must not change a
-    // single record: same ids, same merges, same order — on every format.
+    // Frame by frame, batched on one thread, and the front half (read, decode, reassemble,
+    // dissect) on its own thread: not a single record may differ — same ids, same merges, same
+    // order — on every format.
     use common::Reframe;
     use podtap::engine::Engine;
     let dir = common::demo_dir();
@@ -438,12 +439,23 @@ fn two_threads_give_the_records_one_thread_gives() {
                 let e = Engine::new(common::cluster(&dir));
                 if per_interface { e.per_interface() } else { e }
             };
+            // Frame by frame, as live capture feeds it: the reference for both batched runs.
+            let mut e0 = engine();
+            let mut by_frame = Vec::new();
+            let mut frames = file.frames();
+            while let Some(frame) = frames.next() {
+                e0.sync_interfaces(&frames);
+                e0.on_frame(&frame.unwrap(), &mut by_frame);
+            }
+            e0.finish(&mut by_frame);
             let (mut one, mut two) = (Vec::new(), Vec::new());
             let mut e1 = engine();
             e1.run_file_serially(file, |b| one.append(b), |_| {}).unwrap();
             let mut e2 = engine();
             e2.run_file_with_progress(file, |b| two.append(b), |_| {}).unwrap();
+            assert_eq!(by_frame, one, "{} per_interface={per_interface}", file.name());
             assert_eq!(one, two, "{} per_interface={per_interface}", file.name());
+            assert_eq!(e0.stats(), e1.stats());
             assert_eq!(e1.stats(), e2.stats());
         }
     }
