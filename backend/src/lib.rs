@@ -16,3 +16,4 @@ pub mod feed;
 pub mod publish;
 pub mod reassemble;
 pub mod resolve;
+pub mod store;

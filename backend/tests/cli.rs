@@ -32,7 +32,29 @@ fn jsonl_has_every_contract_field_on_every_line() {
     let served: u64 = truth["pods"].as_object().unwrap().values().map(|p| p["requests"].as_u64().unwrap()).sum();
     let expected = (served as usize, truth["dns"]["queries"].as_u64().unwrap() as usize, 34);
     assert_eq!((http.len(), dns.len(), grpc.len()), expected);
-    assert_eq!(lines.len(), 442);
+    assert_eq!(lines.iter().filter(|r| r["kind"] != "tcp").count(), 442);
+    // One `tcp` record per connection: each pod's equal what its server logged.
+    let tcp: Vec<&serde_json::Value> = lines.iter().filter(|r| r["kind"] == "tcp").collect();
+    for (pod, logged) in truth["pods"].as_object().unwrap() {
+        let seen = tcp
+            .iter()
+            .filter(|r| {
+                format!("{}/{}", r["dst"]["namespace"].as_str().unwrap_or(""), r["dst"]["name"].as_str().unwrap_or(""))
+                    == *pod
+            })
+            .count();
+        assert_eq!(seen as u64, logged["connections"].as_u64().unwrap(), "connections of {pod}");
+    }
+    for r in &tcp {
+        for key in
+            ["ts", "end_us", "conn", "src", "dst", "via", "close", "handshake", "retransmissions", "gaps", "requests"]
+        {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+    }
+    for r in lines.iter().filter(|r| r["kind"] != "tcp") {
+        assert!(r["end_us"].as_u64().unwrap() >= r["ts"].as_u64().unwrap(), "a request ends after it starts: {r}");
+    }
     for r in &grpc {
         for key in
             ["ts", "conn", "src", "dst", "via", "path", "grpc_service", "grpc_method", "grpc_status", "latency_us"]
@@ -86,12 +108,13 @@ fn per_interface_gives_one_record_per_observation() {
     let merged = podtap(&args);
     let per_interface = podtap(&[&args[..], &["--per-interface"]].concat());
     let count = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().count();
-    assert_eq!((count(&merged), count(&per_interface)), (442, 834));
+    // Requests and connections (442 + 129 merged; 834 + 208 observations).
+    assert_eq!((count(&merged), count(&per_interface)), (571, 1042));
     let sum: u64 = String::from_utf8_lossy(&merged.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["observations"].as_u64().unwrap())
         .sum();
-    assert_eq!(sum, 834, "every observation is in exactly one record");
+    assert_eq!(sum, 1042, "every observation is in exactly one record");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! - `key:value` compares one field: `ns:` (either side's namespace), `pod:`, `svc:` (the Service
 //!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
 //!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
-//!   `iface:`, `kind:` (`http`, `dns`, `tls`).
+//!   `iface:`, `kind:` (`http`, `grpc`, `dns`, `tls`, `tcp`), `conn:` (a connection id). A value a key
+//!   cannot take (`probe:maybe`) is an error, like an unknown key.
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
 //!   address, the method or the path.
 
@@ -22,6 +23,7 @@ enum Field {
     Probe,
     Interface,
     Kind,
+    Conn,
     Text,
 }
 
@@ -73,12 +75,14 @@ impl Filter {
                         "probe" => Field::Probe,
                         "iface" | "interface" => Field::Interface,
                         "kind" => Field::Kind,
+                        "conn" => Field::Conn,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn)"
                             )));
                         }
                     };
+                    check(&field, key, value)?;
                     (field, value)
                 }
                 _ => (Field::Text, word),
@@ -95,6 +99,38 @@ impl Filter {
     /// Whether a record passes every term.
     pub fn matches(&self, r: &Record) -> bool {
         self.terms.iter().all(|t| t.holds(r) != t.negated)
+    }
+}
+
+/// Values a key cannot take are errors, not terms that silently match nothing.
+fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
+    let v = value.to_ascii_lowercase();
+    let allowed: &[&str] = match field {
+        Field::Probe => &["true", "false", "yes", "no", "1", "0"],
+        Field::Via => &["clusterip", "nodeport", "loadbalancer", "direct", "unknown"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp"],
+        Field::Status => {
+            let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
+            if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
+                return Ok(());
+            }
+            return Err(FilterError(format!(
+                "`{key}:{value}` is not a status: use a code like 404 or a class like 5xx"
+            )));
+        }
+        Field::Conn => {
+            if v.parse::<u64>().is_ok() {
+                return Ok(());
+            }
+            return Err(FilterError(format!("`{key}:{value}` is not a connection id (a number)")));
+        }
+        _ if value.is_empty() => return Err(FilterError(format!("`{key}:` needs a value"))),
+        _ => return Ok(()),
+    };
+    if allowed.contains(&v.as_str()) {
+        Ok(())
+    } else {
+        Err(FilterError(format!("`{key}:{value}` is not allowed: use one of {}", allowed.join(", "))))
     }
 }
 
@@ -146,7 +182,9 @@ impl Term {
                 crate::Detail::Grpc(_) => v == "grpc",
                 crate::Detail::Dns(_) => v == "dns",
                 crate::Detail::Tls(_) => v == "tls",
+                crate::Detail::Tcp(_) => v == "tcp",
             },
+            Field::Conn => v.parse() == Ok(r.conn),
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
@@ -217,5 +255,15 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = Filter::parse("colour:red").unwrap_err().to_string();
         assert!(err.starts_with("unknown filter key `colour:`"), "{err}");
+    }
+
+    #[test]
+    fn values_a_key_cannot_take_are_errors() {
+        for bad in ["probe:maybe", "via:teleport", "kind:smtp", "status:abc", "status:9xx", "conn:x", "ns:"] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+        let err = Filter::parse("probe:maybe").unwrap_err().to_string();
+        assert!(err.contains("true, false"), "{err}");
+        assert!(m("conn:1") && !m("conn:2"));
     }
 }

@@ -8,6 +8,7 @@
 pub mod balance;
 pub mod filter;
 pub mod health;
+pub mod histogram;
 pub mod map;
 pub mod record;
 pub mod stream;
@@ -15,9 +16,10 @@ pub mod stream;
 pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
 pub use health::MissingKind;
-pub use map::{MapBuilder, MapEdge, MapNode, ServiceMap};
+pub use histogram::Histogram;
+pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, ServiceMap};
 pub use record::{
-    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TlsExchange, Tunnel,
-    TunnelKind, Via, ViaKind, grpc_status_name,
+    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
+    TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name,
 };
 pub use stream::ServerMessage;

@@ -1,6 +1,7 @@
 //! The Service Map: nodes (pods, services, nodes, external peers) and edges with request,
 //! connection, error and byte counts and latency percentiles. `MapBuilder` folds records into it;
-//! it is exact (connections are counted as distinct ids, not estimated).
+//! counts are exact (connections are distinct ids, not estimated) and percentiles come from a
+//! mergeable histogram with 1 % relative accuracy.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EndpointKind, Record};
+use crate::{EndpointKind, Histogram, Record};
 
 /// A box on the map.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,16 +48,67 @@ pub struct ServiceMap {
     pub edges: Vec<MapEdge>,
 }
 
-#[derive(Default)]
-struct EdgeAcc {
-    source: String,
-    target: String,
-    requests: u64,
-    errors: u64,
-    probe_requests: u64,
-    bytes: u64,
-    conns: FxHashSet<u64>,
-    latencies_us: Vec<u64>,
+/// The numbers of one edge, mergeable: the stats of a window are the merge of its steps' stats.
+/// Connections are kept as distinct ids, so they are exact however the window is cut.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EdgeStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub probe_requests: u64,
+    pub bytes: u64,
+    pub conns: FxHashSet<u64>,
+    pub latency: Histogram,
+}
+
+impl EdgeStats {
+    /// Counts one record: a request, or a connection (`kind: "tcp"`), which counts as a
+    /// connection (and, when nothing on it was understood, with its bytes) but not as a request.
+    pub fn add(&mut self, r: &Record) {
+        self.conns.insert(r.conn);
+        if let Some(t) = r.tcp() {
+            if t.protocol.is_none() {
+                self.bytes += r.request_size + r.response_size;
+            }
+            return;
+        }
+        self.requests += 1;
+        self.errors += u64::from(r.is_error());
+        self.probe_requests += u64::from(r.probe);
+        self.bytes += r.request_size + r.response_size;
+        if let Some(l) = r.latency_us {
+            self.latency.add(l);
+        }
+    }
+
+    pub fn merge(&mut self, o: &EdgeStats) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.probe_requests += o.probe_requests;
+        self.bytes += o.bytes;
+        self.conns.extend(o.conns.iter().copied());
+        self.latency.merge(&o.latency);
+    }
+
+    /// The wire form, between `source` and `target`.
+    pub fn edge(&self, source: &str, target: &str) -> MapEdge {
+        MapEdge {
+            source: source.to_string(),
+            target: target.to_string(),
+            requests: self.requests,
+            connections: self.conns.len() as u64,
+            errors: self.errors,
+            probe_requests: self.probe_requests,
+            bytes: self.bytes,
+            p50_ms: self.latency.percentile_ms(50.0),
+            p95_ms: self.latency.percentile_ms(95.0),
+            p99_ms: self.latency.percentile_ms(99.0),
+        }
+    }
+
+    /// Heap bytes held (approximate), for the store's memory figure.
+    pub fn heap_bytes(&self) -> usize {
+        self.conns.capacity() * 9 + self.latency.heap_bytes()
+    }
 }
 
 /// Who an endpoint is, as far as the map is concerned: compared on every cache hit, so an
@@ -78,26 +130,37 @@ impl Identity {
     }
 }
 
-/// Folds records into a map. Latencies are kept exactly (one `u64` per request) so percentiles
-/// are exact; retention bounds how many records reach a builder. The edge of an address pair is
-/// found once and then reused (formatting node ids per record was the costliest part).
+/// Folds records into a map. The edge of an address pair is found once and then reused
+/// (formatting node ids per record was the costliest part). The store uses the same resolution
+/// (`path`) with stats of its own per time step.
 #[derive(Default)]
 pub struct MapBuilder {
     nodes: BTreeMap<String, MapNode>,
     edge_index: BTreeMap<(String, String), usize>,
-    edges: Vec<EdgeAcc>,
-    by_address: FxHashMap<AddressKey, (Identity, Identity, Path)>,
+    ends: Vec<(String, String)>,
+    stats: Vec<EdgeStats>,
+    by_address: FxHashMap<AddressKey, (Identity, Identity, EdgePath)>,
 }
 
 /// (source, destination, port, the Service it went through): what a record's edges depend on.
 type AddressKey = (IpAddr, IpAddr, u16, Option<crate::Name>);
 
-/// The edges one request is counted on: source → destination, or, through a Service, source →
-/// Service and Service → the pod that served it.
-#[derive(Clone, Copy)]
-enum Path {
+/// The edges one record is counted on: source → destination, or, through a Service, source →
+/// Service and Service → the pod that served it. Edge numbers index `MapBuilder::ends`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgePath {
     Direct(usize),
     Through(usize, usize),
+}
+
+impl EdgePath {
+    pub fn edges(self) -> impl Iterator<Item = usize> {
+        let (a, b) = match self {
+            EdgePath::Direct(a) => (a, None),
+            EdgePath::Through(a, b) => (a, Some(b)),
+        };
+        std::iter::once(a).chain(b)
+    }
 }
 
 impl MapBuilder {
@@ -109,42 +172,30 @@ impl MapBuilder {
     /// through a Service to a pod, on the edges source → Service and Service → pod, so the map
     /// shows both who asked the Service and which pod really answered.
     pub fn add(&mut self, r: &Record) {
+        for e in self.path(r).edges() {
+            self.stats[e].add(r);
+        }
+    }
+
+    /// The edges `r` counts on, creating them (and their nodes) when new.
+    pub fn path(&mut self, r: &Record) -> EdgePath {
         let service = r.via.service.clone().filter(|_| r.dst.kind == EndpointKind::Pod);
         let key = (r.src.ip, r.dst.ip, r.dst.port, service);
-        let path = match self.by_address.get(&key) {
+        match self.by_address.get(&key) {
             Some((s, d, p)) if s.is(&r.src) && d.is(&r.dst) => *p,
             _ => {
                 let p = self.path_of(r, key.3.as_deref());
                 self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), p));
                 p
             }
-        };
-        match path {
-            Path::Direct(e) => self.count(e, r),
-            Path::Through(a, b) => {
-                self.count(a, r);
-                self.count(b, r);
-            }
         }
     }
 
-    fn count(&mut self, edge: usize, r: &Record) {
-        let e = &mut self.edges[edge];
-        e.requests += 1;
-        e.errors += u64::from(r.is_error());
-        e.probe_requests += u64::from(r.probe);
-        e.bytes += r.request_size + r.response_size;
-        e.conns.insert(r.conn);
-        if let Some(l) = r.latency_us {
-            e.latencies_us.push(l);
-        }
-    }
-
-    fn path_of(&mut self, r: &Record, service: Option<&str>) -> Path {
+    fn path_of(&mut self, r: &Record, service: Option<&str>) -> EdgePath {
         let source = self.node(&r.src);
         let target = self.node(&r.dst);
         match service {
-            None => Path::Direct(self.edge(source, target)),
+            None => EdgePath::Direct(self.edge(source, target)),
             Some(qualified) => {
                 let (namespace, name) = qualified.split_once('/').unwrap_or(("", qualified));
                 let id = format!("service:{qualified}");
@@ -155,16 +206,17 @@ impl MapBuilder {
                     namespace: Some(namespace.to_string()).filter(|n| !n.is_empty()),
                     workload: None,
                 });
-                Path::Through(self.edge(source, id.clone()), self.edge(id, target))
+                EdgePath::Through(self.edge(source, id.clone()), self.edge(id, target))
             }
         }
     }
 
     fn edge(&mut self, source: String, target: String) -> usize {
-        let next = self.edges.len();
+        let next = self.ends.len();
         let i = *self.edge_index.entry((source.clone(), target.clone())).or_insert(next);
         if i == next {
-            self.edges.push(EdgeAcc { source, target, ..EdgeAcc::default() });
+            self.ends.push((source, target));
+            self.stats.push(EdgeStats::default());
         }
         i
     }
@@ -181,40 +233,33 @@ impl MapBuilder {
         id
     }
 
+    /// Edges known so far (indexes of `path`).
+    pub fn edge_count(&self) -> usize {
+        self.ends.len()
+    }
+
     /// The map as it stands, edges sorted by source and target.
     pub fn build(&self) -> ServiceMap {
-        let edges = self
+        self.build_with(|i| Some(&self.stats[i]))
+    }
+
+    /// A map of the edges `stats` has numbers for (by edge index, as `path` gave them), with the
+    /// nodes those edges join; edges sorted by source and target.
+    pub fn build_with<'a>(&self, stats: impl Fn(usize) -> Option<&'a EdgeStats>) -> ServiceMap {
+        let mut used = std::collections::BTreeSet::new();
+        let edges: Vec<MapEdge> = self
             .edge_index
-            .values()
-            .map(|&i| {
-                let e = &self.edges[i];
-                let mut lat = e.latencies_us.clone();
-                lat.sort_unstable();
-                MapEdge {
-                    source: e.source.clone(),
-                    target: e.target.clone(),
-                    requests: e.requests,
-                    connections: e.conns.len() as u64,
-                    errors: e.errors,
-                    probe_requests: e.probe_requests,
-                    bytes: e.bytes,
-                    p50_ms: percentile_ms(&lat, 50.0),
-                    p95_ms: percentile_ms(&lat, 95.0),
-                    p99_ms: percentile_ms(&lat, 99.0),
-                }
+            .iter()
+            .filter_map(|((source, target), &i)| {
+                let s = stats(i)?;
+                used.insert(source.as_str());
+                used.insert(target.as_str());
+                Some(s.edge(source, target))
             })
             .collect();
-        ServiceMap { nodes: self.nodes.values().cloned().collect(), edges }
+        let nodes = used.into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect();
+        ServiceMap { nodes, edges }
     }
-}
-
-/// Nearest-rank percentile of sorted microsecond values, in milliseconds.
-fn percentile_ms(sorted_us: &[u64], p: f64) -> Option<f64> {
-    if sorted_us.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil().max(1.0) as usize;
-    Some(sorted_us[rank - 1] as f64 / 1000.0)
 }
 
 #[cfg(test)]
@@ -242,8 +287,8 @@ mod tests {
         let e = &map.edges[0];
         assert_eq!((e.source.as_str(), e.target.as_str()), ("ip:10.0.0.1", "ip:10.0.0.2"));
         assert_eq!((e.requests, e.connections, e.errors), (3, 2, 2));
-        assert_eq!(e.p50_ms, Some(2.0));
-        assert_eq!(e.p99_ms, Some(3.0));
+        let near = |got: Option<f64>, want: f64| (got.unwrap() - want).abs() <= want * 0.01;
+        assert!(near(e.p50_ms, 2.0) && near(e.p99_ms, 3.0), "{:?} {:?}", e.p50_ms, e.p99_ms);
     }
 
     #[test]
@@ -260,15 +305,6 @@ mod tests {
         let map = b.build();
         let counts: Vec<_> = map.edges.iter().map(|e| (e.target.as_str(), e.requests)).collect();
         assert_eq!(counts, vec![("pod:new", 1), ("pod:old", 2)]);
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        assert_eq!(percentile_ms(&v, 50.0), Some(50.0));
-        assert_eq!(percentile_ms(&v, 95.0), Some(95.0));
-        assert_eq!(percentile_ms(&v, 99.0), Some(99.0));
-        assert_eq!(percentile_ms(&[], 50.0), None);
     }
 
     #[test]

@@ -221,6 +221,56 @@ pub struct Tunnel {
     pub vni: Option<u32>,
 }
 
+/// How a TCP connection ended (as far as the capture saw).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpClose {
+    /// FIN both ways.
+    Fin,
+    /// A reset from either side.
+    Rst,
+    /// No packet for the idle timeout.
+    Idle,
+    /// A new connection took its address pair (a fresh SYN) before it was seen to close.
+    Reused,
+    /// Still open when the capture ended, or when the record was written.
+    Open,
+}
+
+impl TcpClose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpClose::Fin => "fin",
+            TcpClose::Rst => "rst",
+            TcpClose::Idle => "idle",
+            TcpClose::Reused => "reused",
+            TcpClose::Open => "open",
+        }
+    }
+}
+
+/// A TCP connection (`kind: "tcp"`): one record per connection, whatever it carried. `ts` is when
+/// it opened (its SYN, or the first packet seen when the capture joined mid-stream), `end_us`
+/// when it closed, `request_size`/`response_size` the payload bytes each way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpConnection {
+    /// Whether the opening handshake (SYN) was seen; `false` when the capture joined mid-stream.
+    pub handshake: bool,
+    pub close: TcpClose,
+    /// SYN to the handshake's final ACK, as seen where it was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u64>,
+    /// Segments that only repeated bytes already seen (retransmissions).
+    pub retransmissions: u64,
+    /// Holes in the byte stream the capture never saw.
+    pub gaps: u64,
+    /// What it carried (`http`, `http2`, `tls`, `dns`); `None` for an opaque stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Requests podtap read on it.
+    pub requests: u64,
+}
+
 /// The protocol part of a record; `kind` in JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -229,6 +279,7 @@ pub enum Detail {
     Grpc(GrpcExchange),
     Dns(DnsExchange),
     Tls(TlsExchange),
+    Tcp(TcpConnection),
 }
 
 impl Detail {
@@ -243,6 +294,7 @@ impl Detail {
                 let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
                 format!("TLS {}{offer}", t.sni.as_deref().unwrap_or("(no SNI)"))
             }
+            Detail::Tcp(t) => format!("TCP {}", t.protocol.as_deref().unwrap_or("stream")),
         }
     }
 
@@ -258,6 +310,7 @@ impl Detail {
             },
             Detail::Dns(d) => d.rcode.clone(),
             Detail::Tls(t) => t.version.clone().or_else(|| t.alert.clone()),
+            Detail::Tcp(t) => Some(t.close.as_str().to_string()),
         }
     }
 }
@@ -290,6 +343,11 @@ pub struct Record {
     pub proxy: Option<Box<Endpoint>>,
     /// Request's first byte to response's first byte; `None` without a response.
     pub latency_us: Option<u64>,
+    /// Microseconds since the Unix epoch at the exchange's last byte (the response's, or the
+    /// request's when nothing came back): a request is the interval `ts..=end_us`. For a `tcp`
+    /// record, when the connection closed; `None` while it is open.
+    #[serde(default)]
+    pub end_us: Option<u64>,
     pub request_size: u64,
     pub response_size: u64,
     #[serde(flatten)]
@@ -339,7 +397,27 @@ impl Record {
             Detail::Grpc(g) => g.grpc_status.is_none_or(|c| c != 0),
             Detail::Dns(d) => d.rcode.as_deref().is_none_or(|r| r == "SERVFAIL" || r == "REFUSED"),
             Detail::Tls(t) => t.version.is_none(),
+            Detail::Tcp(_) => false,
         }
+    }
+
+    /// A request of any protocol; `false` for a connection (`kind: "tcp"`).
+    pub fn is_request(&self) -> bool {
+        !matches!(self.detail, Detail::Tcp(_))
+    }
+
+    /// The TCP part, when this record is a connection.
+    pub fn tcp(&self) -> Option<&TcpConnection> {
+        match &self.detail {
+            Detail::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The end of the interval the record covers: `end_us`, else the response's first byte, else
+    /// the start.
+    pub fn end(&self) -> u64 {
+        self.end_us.unwrap_or(self.ts + self.latency_us.unwrap_or(0)).max(self.ts)
     }
 
     /// Where a record stands in a list of requests: by request time, then id. Records come out in
@@ -364,6 +442,7 @@ impl Record {
             tunnel: None,
             proxy: None,
             latency_us: Some(1500),
+            end_us: Some(1_700_000_000_001_600),
             request_size: 78,
             response_size: 120,
             detail: Detail::Http(HttpExchange {

@@ -17,50 +17,100 @@ const BALANCED: f64 = 0.2;
 /// A single connection carrying at least this share of a Service's requests is the cause.
 const DOMINANT_CONNECTION: f64 = 0.25;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct EndpointAcc {
     pod: Option<String>,
     requests: u64,
     conns: FxHashSet<u64>,
 }
 
+#[derive(Clone)]
 struct ConnAcc {
     requests: u64,
     client: String,
     endpoint: IpAddr,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct ServiceAcc {
     endpoints: FxHashMap<IpAddr, EndpointAcc>,
     conns: FxHashMap<u64, ConnAcc>,
 }
 
-/// Folds records into per-Service balance.
-#[derive(Default)]
+/// Folds records into per-Service balance; mergeable, so the balance of a window is the merge of
+/// its time steps'.
+#[derive(Clone, Default)]
 pub struct BalanceBuilder {
     services: BTreeMap<Name, ServiceAcc>,
     probes: FxHashMap<IpAddr, u64>,
 }
 
 impl BalanceBuilder {
+    /// Counts a request, or a connection (`kind: "tcp"`: a connection, not a request).
     pub fn add(&mut self, r: &Record) {
         if r.probe {
             *self.probes.entry(r.dst.ip).or_default() += 1;
             return;
         }
         let (Some(service), EndpointKind::Pod) = (&r.via.service, r.dst.kind) else { return };
+        let request = u64::from(r.is_request());
         let acc = self.services.entry(service.clone()).or_default();
         let e = acc.endpoints.entry(r.dst.ip).or_default();
         e.pod = e.pod.take().or_else(|| r.dst.qualified_name());
-        e.requests += 1;
+        e.requests += request;
         e.conns.insert(r.conn);
         let c = acc.conns.entry(r.conn).or_insert_with(|| ConnAcc {
             requests: 0,
             client: r.src.qualified_name().unwrap_or_else(|| r.src.ip.to_string()),
             endpoint: r.dst.ip,
         });
-        c.requests += 1;
+        c.requests += request;
+    }
+
+    /// Adds everything `other` counted.
+    pub fn merge(&mut self, other: &BalanceBuilder) {
+        for (ip, n) in &other.probes {
+            *self.probes.entry(*ip).or_default() += n;
+        }
+        for (service, o) in &other.services {
+            self.merge_service(service, o);
+        }
+    }
+
+    /// Adds what `other` counted for one Service only.
+    pub fn merge_one(&mut self, other: &BalanceBuilder, service: &str) {
+        for (ip, n) in &other.probes {
+            *self.probes.entry(*ip).or_default() += n;
+        }
+        if let Some((name, o)) = other.services.get_key_value(service) {
+            self.merge_service(name, o);
+        }
+    }
+
+    fn merge_service(&mut self, service: &Name, o: &ServiceAcc) {
+        let acc = self.services.entry(service.clone()).or_default();
+        for (ip, e) in &o.endpoints {
+            let mine = acc.endpoints.entry(*ip).or_default();
+            mine.pod = mine.pod.take().or_else(|| e.pod.clone());
+            mine.requests += e.requests;
+            mine.conns.extend(e.conns.iter().copied());
+        }
+        for (id, c) in &o.conns {
+            acc.conns.entry(*id).and_modify(|m| m.requests += c.requests).or_insert_with(|| c.clone());
+        }
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        let service = |a: &ServiceAcc| {
+            a.endpoints.values().map(|e| 48 + e.conns.capacity() * 9).sum::<usize>() + a.conns.capacity() * 56
+        };
+        self.services.values().map(service).sum::<usize>() + self.probes.capacity() * 32
+    }
+
+    /// The Services traffic went through.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(|k| &**k)
     }
 
     /// Every Service the cluster lists with endpoints, and every Service traffic went through.

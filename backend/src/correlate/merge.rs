@@ -102,6 +102,8 @@ fn identity(r: &Record) -> u64 {
         Detail::Grpc(x) => x.path.hash(&mut h),
         Detail::Dns(x) => (&x.query, &x.qtype).hash(&mut h),
         Detail::Tls(x) => x.sni.hash(&mut h),
+        // A connection before and after DNAT: its client socket (the key) says it all.
+        Detail::Tcp(_) => {}
     }
     h.finish()
 }
@@ -338,6 +340,8 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     let first_conn = records.iter().map(|r| r.conn).min().expect("records");
     // The client's side waits longest: its latency is the one users feel.
     let longest = records.iter().filter_map(|r| r.latency_us).max();
+    // The client's copy of the last byte is the last one seen.
+    let end_us = records.iter().filter_map(|r| r.end_us).max();
     let from_front = front.map(|f| {
         let r = &mut records[f];
         let blank = podtap_shared::Endpoint::unknown(r.src.ip, r.src.port);
@@ -348,6 +352,7 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     let mut merged = *records.swap_remove(back.or(front).unwrap_or(0));
     merged.tunnel = merged.tunnel.take().or(tunnel);
     merged.observations = observations;
+    merged.end_us = end_us;
     merged.id = id;
     merged.probe = probe;
     match from_front {

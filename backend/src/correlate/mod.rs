@@ -32,7 +32,9 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     // Kubelet probes the pod IP itself; a connection seen unrewritten on several interfaces (both
     // pods' veths) was addressed to the pod.
-    if via.kind == ViaKind::Unknown && (probe || (ex.points > 1 && dst.kind == EndpointKind::Pod)) {
+    // So does a node talking to a pod's own address (the connections of kubelet's probes).
+    let node_to_pod = matches!(ex.detail, podtap_shared::Detail::Tcp(_)) && src.kind == EndpointKind::Node;
+    if via.kind == ViaKind::Unknown && (probe || ((ex.points > 1 || node_to_pod) && dst.kind == EndpointKind::Pod)) {
         via = Via { kind: ViaKind::Direct, service: None };
     }
     Record {
@@ -48,6 +50,11 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         tunnel: ex.tunnel.map(Box::new),
         proxy,
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
+        end_us: match &ex.detail {
+            // A connection still open has no end yet.
+            podtap_shared::Detail::Tcp(_) => ex.end_us,
+            _ => Some(ex.end_us.unwrap_or(0).max(ex.ts_us).max(ex.response_ts_us.unwrap_or(0))),
+        },
         request_size: ex.request_size,
         response_size: ex.response_size,
         detail: ex.detail,
@@ -76,6 +83,7 @@ mod tests {
             server: "10.0.0.2:2".parse().unwrap(),
             ts_us: LAB_TIME,
             response_ts_us: Some(LAB_TIME + 750),
+            end_us: None,
             request_size: 10,
             response_size: 20,
             detail: Detail::Http(http),

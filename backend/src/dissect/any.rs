@@ -12,8 +12,9 @@ use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
 use super::tls::{Tls, looks_like_tls};
-use super::{Dissected, proxy};
+use super::{Dissected, Exchange, Timing, proxy};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
+use podtap_shared::{Detail, TcpClose, TcpConnection};
 
 /// One connection's protocol, once known.
 enum Proto {
@@ -33,6 +34,13 @@ pub struct AnyProtocol {
     head: Vec<u8>,
     /// Whether the first bytes were looked at for a PROXY header.
     looked: bool,
+    /// Exchanges read on the connection so far, and whether any was a gRPC call.
+    requests: u64,
+    grpc: bool,
+    /// Whether the protocol said the bytes were not its own.
+    foreign: bool,
+    /// The client of the first exchange: who opened it, when the handshake was not seen.
+    client: Option<SocketAddr>,
 }
 
 /// An HTTP/2 SETTINGS frame (not an ACK) on stream 0 with whole 6-byte settings: what an HTTP/2
@@ -96,7 +104,16 @@ impl ConnHandler for AnyProtocol {
     type Output = Dissected;
 
     fn new(_: &ConnInfo) -> Self {
-        AnyProtocol { proto: Proto::Undecided, proxied: None, head: Vec::new(), looked: false }
+        AnyProtocol {
+            proto: Proto::Undecided,
+            proxied: None,
+            head: Vec::new(),
+            looked: false,
+            requests: 0,
+            grpc: false,
+            foreign: false,
+            client: None,
+        }
     }
 
     fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
@@ -107,7 +124,7 @@ impl ConnHandler for AnyProtocol {
         }
         let first = out.len();
         self.dispatch(info, dir, ts_us, data, out);
-        self.name_client(&mut out[first..]);
+        self.took(&mut out[first..], ts_us);
     }
 
     fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64) {
@@ -129,20 +146,68 @@ impl ConnHandler for AnyProtocol {
             Proto::Dns(d) => d.on_close(info, ts_us, out),
             Proto::Undecided => {}
         }
-        self.name_client(&mut out[first..]);
+        self.took(&mut out[first..], info.life.last_us.min(ts_us));
+        out.push(Dissected::Exchange(Box::new(self.connection(info))));
     }
 }
 
 impl AnyProtocol {
-    /// The real client a PROXY header named, on every exchange of the connection.
-    fn name_client(&self, new: &mut [Dissected]) {
-        if let Some(client) = self.proxied {
-            for d in new {
-                if let Dissected::Exchange(ex) = d {
-                    ex.proxied = Some(client);
-                }
+    /// Exchanges the protocol just produced, completed by the segment at `ts_us`: they end there
+    /// (a response's last byte), carry the real client a PROXY header named, and are counted.
+    fn took(&mut self, new: &mut [Dissected], ts_us: u64) {
+        for d in new {
+            self.foreign |= matches!(d, Dissected::NotThisProtocol);
+            if let Dissected::Exchange(ex) = d {
+                ex.proxied = self.proxied.or(ex.proxied);
+                let answered_until = if ex.response_ts_us.is_some() { ts_us } else { ex.ts_us };
+                ex.end_us = Some(ex.end_us.unwrap_or(answered_until).max(ex.ts_us).max(ex.response_ts_us.unwrap_or(0)));
+                self.requests += 1;
+                self.grpc |= matches!(ex.detail, Detail::Grpc(_));
+                self.client.get_or_insert(ex.client);
             }
         }
+    }
+
+    /// The connection itself, as an exchange of kind `tcp`: opened by the side that sent the SYN
+    /// (else the client of its first request, else the side on the higher port).
+    fn connection(&self, info: &ConnInfo) -> Exchange {
+        let life = &info.life;
+        let (client, server) = match (info.opener, self.client) {
+            (Some(dir), _) => info.endpoints(dir),
+            (None, Some(c)) if c == info.b => (info.b, info.a),
+            (None, Some(_)) => (info.a, info.b),
+            (None, None) if info.a.port() > info.b.port() => (info.a, info.b),
+            (None, None) => (info.b, info.a),
+        };
+        let up = if client == info.a { Dir::AtoB } else { Dir::BtoA };
+        let protocol = match &self.proto {
+            Proto::Undecided => None,
+            _ if self.foreign && self.requests == 0 => None,
+            Proto::Http1(_) => Some("http"),
+            Proto::Http2(_) if self.grpc => Some("grpc"),
+            Proto::Http2(_) => Some("http2"),
+            Proto::Tls(_) => Some("tls"),
+            Proto::Dns(_) => Some("dns"),
+        };
+        let tcp = TcpConnection {
+            handshake: info.opener.is_some(),
+            close: life.close,
+            rtt_us: life.rtt_us,
+            retransmissions: life.retransmissions,
+            gaps: life.gaps,
+            protocol: protocol.map(str::to_string),
+            requests: self.requests,
+        };
+        let timing = Timing {
+            ts_us: life.opened_us,
+            response_ts_us: None,
+            request_size: life.bytes[up as usize],
+            response_size: life.bytes[other(up) as usize],
+        };
+        let mut ex = Exchange::on(info, (client, server), timing, Detail::Tcp(tcp));
+        ex.proxied = self.proxied;
+        ex.end_us = (life.close != TcpClose::Open).then_some(life.last_us);
+        ex
     }
 
     fn dispatch(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
@@ -191,7 +256,6 @@ impl AnyProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use podtap_shared::Detail;
 
     #[test]
     fn tls_inside_an_http_connect_tunnel_is_seen_as_tls() {
@@ -210,14 +274,48 @@ mod tests {
             out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(&e.detail) } else { None }).collect();
         assert!(matches!(details[0], Detail::Http(h) if h.method == "CONNECT" && h.status == Some(200)));
         assert!(matches!(details[1], Detail::Tls(t) if t.sni.as_deref() == Some("api.example") && t.version.is_some()));
-        assert_eq!(details.len(), 2);
+        assert!(matches!(details[2], Detail::Tcp(t) if t.protocol.as_deref() == Some("tls") && t.requests == 2));
+        assert_eq!(details.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_ends_in_a_tcp_exchange_even_an_opaque_one() {
+        let mut info = ConnInfo::test(7, 0, "10.0.0.1:40000", "10.0.0.2:5432");
+        let mut p = AnyProtocol::new(&info);
+        let mut out = Vec::new();
+        p.on_data(&info, Dir::AtoB, 10, b"\x00\x00\x00\x08\x04\xd2\x16\x2f", &mut out);
+        p.on_data(&info, Dir::BtoA, 20, b"N", &mut out);
+        (info.life.opened_us, info.life.last_us, info.life.bytes) = (5, 30, [8, 1]);
+        info.life.close = TcpClose::Fin;
+        p.on_close(&info, 30, &mut out);
+        let [Dissected::NotThisProtocol, Dissected::Exchange(ex)] = &out[..] else { panic!("one exchange: {out:?}") };
+        let Detail::Tcp(t) = &ex.detail else { panic!("a connection") };
+        assert_eq!((t.protocol.as_deref(), t.requests, t.close, t.handshake), (None, 0, TcpClose::Fin, true));
+        assert_eq!((ex.ts_us, ex.end_us, ex.request_size, ex.response_size), (5, Some(30), 8, 1));
+        assert_eq!((ex.client, ex.server), (info.a, info.b));
+    }
+
+    #[test]
+    fn requests_end_at_the_segment_that_completed_them() {
+        let info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:80");
+        let mut p = AnyProtocol::new(&info);
+        let mut out = Vec::new();
+        p.on_data(&info, Dir::AtoB, 100, b"GET / HTTP/1.1\r\n\r\n", &mut out);
+        p.on_data(&info, Dir::BtoA, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab", &mut out);
+        p.on_data(&info, Dir::BtoA, 350, b"cd", &mut out);
+        let Some(Dissected::Exchange(ex)) = out.first() else { panic!("a request: {out:?}") };
+        assert_eq!((ex.ts_us, ex.response_ts_us, ex.end_us), (100, Some(200), Some(350)));
     }
 }
 
 #[cfg(test)]
 mod proxy_tests {
     use super::*;
-    use podtap_shared::Detail;
 
     fn exchanges(out: &[Dissected]) -> Vec<&crate::dissect::Exchange> {
         out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e.as_ref()) } else { None }).collect()
@@ -243,8 +341,9 @@ mod proxy_tests {
             (Dir::BtoA, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ]);
         let ex = exchanges(&out);
-        assert_eq!(ex.len(), 1);
+        assert_eq!(ex.len(), 2, "the request and its connection");
         assert_eq!(ex[0].proxied, Some("203.0.113.7:56324".parse().unwrap()));
+        assert_eq!(ex[1].proxied, ex[0].proxied, "the connection names the real client too");
         assert_eq!(ex[0].client, "10.0.0.5:40000".parse().unwrap(), "the TCP peer: the load balancer");
         assert!(matches!(&ex[0].detail, Detail::Http(h) if h.path == "/real" && h.status == Some(200)));
     }

@@ -329,6 +329,7 @@ fn exchange(key: Key, p: &Pending, resp_ts: Option<u64>, (req, resp): (u64, u64)
         server: key.server,
         ts_us: p.ts_us,
         response_ts_us: resp_ts,
+        end_us: None,
         request_size: req,
         response_size: resp,
         detail: Detail::Dns(dns),

@@ -36,6 +36,8 @@ pub struct Exchange {
     pub ts_us: u64,
     /// The response's first byte, when there was a response.
     pub response_ts_us: Option<u64>,
+    /// The exchange's last byte (the segment that completed it), once known.
+    pub end_us: Option<u64>,
     pub request_size: u64,
     pub response_size: u64,
     pub detail: Detail,
@@ -64,6 +66,7 @@ impl Exchange {
             server,
             ts_us: t.ts_us,
             response_ts_us: t.response_ts_us,
+            end_us: None,
             request_size: t.request_size,
             response_size: t.response_size,
             detail,

@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::decode::Segment;
+use podtap_shared::TcpClose;
 
 /// Which way bytes flow, relative to the connection's canonical `a` → `b` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,56 @@ pub struct ConnInfo {
     pub b: SocketAddr,
     /// The side that sent the first SYN, when the handshake was seen.
     pub opener: Option<Dir>,
+    /// What happened to it so far: times, bytes, losses; how it ended once it did.
+    pub life: ConnLife,
+}
+
+/// A connection's life as the capture saw it, for its `kind: "tcp"` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLife {
+    /// Its SYN, or the first packet seen when the capture joined mid-stream.
+    pub opened_us: u64,
+    /// The SYN's time, while the handshake's final ACK is awaited.
+    syn_us: Option<u64>,
+    synack: bool,
+    /// SYN to the handshake's final ACK.
+    pub rtt_us: Option<u64>,
+    /// The last packet.
+    pub last_us: u64,
+    /// Payload bytes delivered, per direction (`Dir` order).
+    pub bytes: [u64; 2],
+    /// Segments that only repeated bytes already delivered.
+    pub retransmissions: u64,
+    pub gaps: u64,
+    pub close: TcpClose,
+}
+
+impl ConnLife {
+    fn new(ts_us: u64, syn: bool) -> Self {
+        ConnLife {
+            opened_us: ts_us,
+            syn_us: syn.then_some(ts_us),
+            synack: false,
+            rtt_us: None,
+            last_us: ts_us,
+            bytes: [0; 2],
+            retransmissions: 0,
+            gaps: 0,
+            close: TcpClose::Open,
+        }
+    }
+
+    /// The handshake's round trip: SYN, SYN-ACK back, then the opener's first plain ACK.
+    fn on_packet(&mut self, opener: Option<Dir>, dir: Dir, flags: crate::decode::TcpFlags, ts_us: u64) {
+        self.last_us = self.last_us.max(ts_us);
+        let Some(syn_us) = self.syn_us else { return };
+        if flags.syn && flags.ack && opener != Some(dir) {
+            self.synack = true;
+        } else if self.synack && !flags.syn && opener == Some(dir) {
+            self.rtt_us = Some(ts_us.saturating_sub(syn_us));
+            self.syn_us = None;
+        }
+    }
 }
 
 impl ConnInfo {
@@ -56,6 +107,7 @@ impl ConnInfo {
             a: a.parse().expect("socket address"),
             b: b.parse().expect("socket address"),
             opener: Some(Dir::AtoB),
+            life: ConnLife::new(0, true),
         }
     }
 
@@ -220,7 +272,12 @@ impl<H: ConnHandler> Reassembler<H> {
                 || (old.streams[0].fin && old.streams[1].fin)
                 || old.streams[dir as usize].next.is_some_and(|n| n != seg.seq.wrapping_add(1)))
         {
-            let old = self.conns.remove(&key).expect("present");
+            let mut old = self.conns.remove(&key).expect("present");
+            old.info.life.close = match (old.rst, old.streams[0].fin && old.streams[1].fin) {
+                (true, _) => TcpClose::Rst,
+                (false, true) => TcpClose::Fin,
+                (false, false) => TcpClose::Reused,
+            };
             self.close(key, old, seg.ts_us, out);
         }
         let full = self.conns.len() >= self.limits.max_connections;
@@ -250,6 +307,7 @@ impl<H: ConnHandler> Reassembler<H> {
                     a: key.a,
                     b: key.b,
                     opener: opening.then_some(dir),
+                    life: ConnLife::new(seg.ts_us, opening),
                 };
                 self.next_id += 1;
                 self.stats.connections += 1;
@@ -274,6 +332,9 @@ impl<H: ConnHandler> Reassembler<H> {
             conn.info.tunnel = seg.tunnel;
         }
         let copy = seg.interface != conn.info.interface;
+        if !copy {
+            conn.info.life.on_packet(conn.info.opener, dir, seg.flags, seg.ts_us);
+        }
         let stream = &mut conn.streams[dir as usize];
         if seg.flags.syn {
             if !(stream.syn && stream.start == Some(seg.seq)) {
@@ -294,6 +355,7 @@ impl<H: ConnHandler> Reassembler<H> {
         }
         if conn.rst || (conn.streams[0].fin && conn.streams[1].fin) {
             let mut conn = self.conns.remove(&key).expect("present");
+            conn.info.life.close = if conn.rst { TcpClose::Rst } else { TcpClose::Fin };
             flush(&mut conn, &mut self.stats, out);
             self.close(key, conn, seg.ts_us, out);
         }
@@ -315,6 +377,7 @@ impl<H: ConnHandler> Reassembler<H> {
             self.conns.iter().filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout).map(|(k, _)| *k).collect();
         for key in idle {
             let mut conn = self.conns.remove(&key).expect("listed");
+            conn.info.life.close = TcpClose::Idle;
             self.stats.idle_closed += 1;
             flush(&mut conn, &mut self.stats, out);
             self.close(key, conn, now_us, out);
@@ -366,13 +429,17 @@ fn accept<H: ConnHandler>(
     if already >= payload.len() {
         match copy {
             true => stats.copies += 1,
-            false => stats.retransmitted_bytes += payload.len() as u64,
+            false => {
+                stats.retransmitted_bytes += payload.len() as u64;
+                conn.info.life.retransmissions += 1;
+            }
         }
         return;
     }
     stats.retransmitted_bytes += already as u64;
     let fresh = &payload[already..];
     stream.next = Some(next.wrapping_add(fresh.len() as u32));
+    conn.info.life.bytes[dir as usize] += fresh.len() as u64;
     conn.handler.on_data(&conn.info, dir, ts, fresh, out);
     drain(conn, dir, stats, out);
 }
@@ -394,6 +461,7 @@ fn drain<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut ReassemblySta
         }
         stats.retransmitted_bytes += already as u64;
         stream.next = Some(next.wrapping_add((bytes.len() - already) as u32));
+        conn.info.life.bytes[dir as usize] += (bytes.len() - already) as u64;
         conn.handler.on_data(&conn.info, dir, ts, &bytes[already..], out);
     }
 }
@@ -409,6 +477,7 @@ fn skip_to_earliest<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut Re
     stream.next = Some(earliest);
     stats.gaps += 1;
     stats.gap_bytes += hole;
+    conn.info.life.gaps += 1;
     conn.handler.on_gap(&conn.info, dir, hole);
 }
 

@@ -30,6 +30,7 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
         server: server.parse::<SocketAddr>().unwrap(),
         ts_us: 1_800_000_000_000_000, // 2027-01-15: after the lab pods were created
         response_ts_us: Some(1_800_000_000_000_000 + latency),
+        end_us: None,
         request_size: 50,
         response_size: 70,
         detail: Detail::Http(http),

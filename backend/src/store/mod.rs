@@ -1,0 +1,417 @@
+//! Stage 7½, store: records and connections in time order, bounded by age and by count, with
+//! rollups per time step (one second) for every map edge and every Service's endpoints. The map,
+//! the balance and the timeline of any window come from the rollups of the steps the window
+//! covers whole, plus the retained records of the (at most two) steps it cuts — never a scan of
+//! everything. Rollups are kept for the whole retention even after records were evicted by count;
+//! a window then snaps to whole steps where its cut steps hold no records.
+//!
+//! A record belongs to the step its request started in (`ts`): "requests in a window" are those
+//! that started in it, exactly as a fold over the records would count them (`tests.rs` checks that
+//! property on random records and windows).
+
+use std::collections::VecDeque;
+
+use podtap_shared::{EdgeStats, Filter, MapBuilder, Record, ServiceMap};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::balance::{Balance, BalanceBuilder};
+use crate::resolve::ClusterState;
+
+mod step;
+#[cfg(test)]
+mod tests;
+
+use step::Step;
+
+/// One rollup step.
+pub const STEP_US: u64 = 1_000_000;
+
+/// How much the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Steps older than this (behind the newest record) are dropped, rollups and all.
+    pub retention_us: u64,
+    /// Records beyond this are evicted oldest first; their steps' rollups stay.
+    pub max_records: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { retention_us: 15 * 60 * STEP_US, max_records: 1_000_000 }
+    }
+}
+
+/// A time window, `from ≤ ts < to`, in microseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Window {
+    pub const ALL: Window = Window { from: 0, to: u64::MAX };
+
+    pub fn contains(&self, ts: u64) -> bool {
+        self.from <= ts && ts < self.to
+    }
+}
+
+/// Where a page of records ends: the (ts, id) of its last record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub ts: u64,
+    pub id: u64,
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (ts, id) = text.split_once('.')?;
+        Some(Cursor { ts: ts.parse().ok()?, id: id.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.ts, self.id)
+    }
+}
+
+/// Which records a listing wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kinds {
+    Requests,
+    Connections,
+    All,
+}
+
+impl Kinds {
+    pub fn admits(self, r: &Record) -> bool {
+        match self {
+            Kinds::Requests => r.is_request(),
+            Kinds::Connections => !r.is_request(),
+            Kinds::All => true,
+        }
+    }
+}
+
+/// Requests and errors in one step of `/api/v1/timeline`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// The step's start, µs since the epoch.
+    pub ts: u64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Connections opened in the step.
+    pub connections: u64,
+}
+
+/// A connection and what was read on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub conn: u64,
+    /// Its `kind: "tcp"` record, once it closed (or the capture ended); `None` while still open.
+    pub connection: Option<Record>,
+    /// Its requests, in time order.
+    pub requests: Vec<Record>,
+}
+
+/// What the store holds, for `/healthz` and the memory figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    pub records: usize,
+    pub steps: usize,
+    /// Oldest and newest retained record time.
+    pub oldest_us: Option<u64>,
+    pub newest_us: Option<u64>,
+    pub evicted_by_age: u64,
+    pub evicted_by_count: u64,
+    /// Records older than the retention when they arrived.
+    pub too_old: u64,
+}
+
+/// The store. Not thread-safe by itself: the hub holds it under its lock.
+pub struct Store {
+    limits: Limits,
+    /// Consecutive steps, oldest first; `steps[i]` starts at `(first + i) * STEP_US`.
+    steps: VecDeque<Step>,
+    first: u64,
+    /// Names nodes and edges; its edge numbers key every step's rollups.
+    names: MapBuilder,
+    /// Record id → its start time, to find it in its step.
+    by_id: FxHashMap<u64, u64>,
+    /// Connection id → (ts, id) of its records, oldest first.
+    by_conn: FxHashMap<u64, VecDeque<(u64, u64)>>,
+    records: usize,
+    newest_us: u64,
+    stats: StoreStats,
+}
+
+impl Store {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            steps: VecDeque::new(),
+            first: 0,
+            names: MapBuilder::new(),
+            by_id: FxHashMap::default(),
+            by_conn: FxHashMap::default(),
+            records: 0,
+            newest_us: 0,
+            stats: StoreStats::default(),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The newest record's start time (0 when empty): "now" on a capture's own time axis.
+    pub fn newest_us(&self) -> u64 {
+        self.newest_us
+    }
+
+    pub fn len(&self) -> usize {
+        self.records
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Adds one record to its step's records and rollups, then evicts what the limits say.
+    pub fn insert(&mut self, r: Record) {
+        let index = r.ts / STEP_US;
+        if r.ts.saturating_add(self.limits.retention_us) < self.newest_us {
+            self.stats.too_old += 1;
+            return;
+        }
+        if self.steps.is_empty() {
+            self.first = index;
+        }
+        while index < self.first {
+            self.steps.push_front(Step::default());
+            self.first -= 1;
+        }
+        while index >= self.first + self.steps.len() as u64 {
+            self.steps.push_back(Step::default());
+        }
+        let path = self.names.path(&r);
+        self.by_id.insert(r.id, r.ts);
+        let at = self.by_conn.entry(r.conn).or_default();
+        let key = (r.ts, r.id);
+        let pos = at.partition_point(|k| *k <= key);
+        at.insert(pos, key);
+        self.newest_us = self.newest_us.max(r.ts);
+        self.steps[(index - self.first) as usize].insert(r, path);
+        self.records += 1;
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        let horizon = self.newest_us.saturating_sub(self.limits.retention_us) / STEP_US;
+        while self.first < horizon && !self.steps.is_empty() {
+            let step = self.steps.pop_front().expect("not empty");
+            self.first += 1;
+            self.stats.evicted_by_age += step.records.len() as u64;
+            self.forget(&step);
+        }
+        while self.records > self.limits.max_records {
+            let Some(i) = self.steps.iter().position(|s| !s.records.is_empty()) else { break };
+            let gone = self.steps[i].drop_records();
+            self.stats.evicted_by_count += gone.records.len() as u64;
+            self.forget(&gone);
+        }
+        while self.steps.front().is_some_and(Step::is_empty) {
+            self.steps.pop_front();
+            self.first += 1;
+        }
+    }
+
+    fn forget(&mut self, step: &Step) {
+        self.records -= step.records.len();
+        for (r, _) in &step.records {
+            self.by_id.remove(&r.id);
+            if let Some(list) = self.by_conn.get_mut(&r.conn) {
+                list.retain(|k| *k != (r.ts, r.id));
+                if list.is_empty() {
+                    self.by_conn.remove(&r.conn);
+                }
+            }
+        }
+    }
+
+    /// Steps overlapping `w`: their start, and whether `w` covers them whole.
+    fn steps_in(&self, w: Window) -> impl DoubleEndedIterator<Item = (u64, &Step, bool)> {
+        let first = self.first;
+        let end = first + self.steps.len() as u64;
+        let lo = (w.from / STEP_US).max(first);
+        let hi = (w.to.saturating_sub(1) / STEP_US + 1).min(end).max(lo);
+        let steps = &self.steps;
+        (lo..hi).map(move |i| {
+            let start = i * STEP_US;
+            let step = &steps[(i - first) as usize];
+            // A cut step whose records were evicted can only be counted whole.
+            let whole = (w.from <= start && start.saturating_add(STEP_US) <= w.to) || step.evicted;
+            (start, step, whole)
+        })
+    }
+
+    /// The Service Map of the window; with a filter, of the matching records in it.
+    pub fn map(&self, w: Window, filter: &Filter) -> ServiceMap {
+        let mut acc: FxHashMap<usize, EdgeStats> = FxHashMap::default();
+        for (_, step, whole) in self.steps_in(w) {
+            if whole && filter.is_empty() {
+                for (e, s) in &step.edges {
+                    acc.entry(*e).or_default().merge(s);
+                }
+            } else {
+                for (r, path) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
+                    for e in path.edges() {
+                        acc.entry(e).or_default().add(r);
+                    }
+                }
+            }
+        }
+        self.names.build_with(|i| acc.get(&i))
+    }
+
+    /// Replica balance of Service `ns/name` over the window (unfiltered: balance is per Service).
+    pub fn balance(&self, w: Window, service: &str, cluster: &ClusterState) -> Option<Balance> {
+        self.balance_builder(w, Some(service)).balance(service, cluster)
+    }
+
+    /// Every Service's balance over the window.
+    pub fn balances(&self, w: Window, cluster: &ClusterState) -> Vec<Balance> {
+        self.balance_builder(w, None).build(cluster)
+    }
+
+    fn balance_builder(&self, w: Window, service: Option<&str>) -> BalanceBuilder {
+        let mut b = BalanceBuilder::default();
+        for (_, step, whole) in self.steps_in(w) {
+            match (whole, service) {
+                (true, Some(s)) => b.merge_one(&step.balance, s),
+                (true, None) => b.merge(&step.balance),
+                (false, _) => step.records.iter().filter(|(r, _)| w.contains(r.ts)).for_each(|(r, _)| b.add(r)),
+            }
+        }
+        b
+    }
+
+    /// Requests, errors and new connections per `step_us` over the window, every step listed.
+    pub fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
+        let step_us = step_us.max(1);
+        let start = w.from - w.from % step_us;
+        let n = w.to.saturating_sub(start).div_ceil(step_us) as usize;
+        let mut buckets: Vec<Bucket> =
+            (0..n as u64).map(|i| Bucket { ts: start + i * step_us, ..Bucket::default() }).collect();
+        let aligned = step_us % STEP_US == 0;
+        for (ts, step, whole) in self.steps_in(w) {
+            if whole && aligned && filter.is_empty() {
+                let b = &mut buckets[((ts.max(start) - start) / step_us) as usize];
+                b.requests += step.requests;
+                b.errors += step.errors;
+                b.connections += step.connections;
+            } else {
+                for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
+                    let b = &mut buckets[((r.ts - start) / step_us) as usize];
+                    if r.is_request() {
+                        b.requests += 1;
+                        b.errors += u64::from(r.is_error());
+                    } else {
+                        b.connections += 1;
+                    }
+                }
+            }
+        }
+        buckets
+    }
+
+    /// Up to `limit` matching records of the window in time order: after `after` when given,
+    /// else the newest ones. Returns them and whether more follow the page.
+    pub fn records(
+        &self,
+        w: Window,
+        filter: &Filter,
+        kinds: Kinds,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> (Vec<Record>, bool) {
+        let admit = |r: &Record| {
+            w.contains(r.ts)
+                && kinds.admits(r)
+                && after.is_none_or(|c| (r.ts, r.id) > (c.ts, c.id))
+                && filter.matches(r)
+        };
+        let mut page = Vec::new();
+        let mut more = false;
+        match after {
+            Some(_) => {
+                'steps: for (_, step, _) in self.steps_in(w) {
+                    for (r, _) in step.records.iter().filter(|(r, _)| admit(r)) {
+                        if page.len() == limit {
+                            more = true;
+                            break 'steps;
+                        }
+                        page.push(r.clone());
+                    }
+                }
+            }
+            None => {
+                'back: for (_, step, _) in self.steps_in(w).rev() {
+                    for (r, _) in step.records.iter().rev().filter(|(r, _)| admit(r)) {
+                        if page.len() == limit {
+                            more = true;
+                            break 'back;
+                        }
+                        page.push(r.clone());
+                    }
+                }
+                page.reverse();
+            }
+        }
+        (page, more)
+    }
+
+    /// One record by id.
+    pub fn record(&self, id: u64) -> Option<&Record> {
+        let ts = *self.by_id.get(&id)?;
+        self.find(ts, id)
+    }
+
+    fn find(&self, ts: u64, id: u64) -> Option<&Record> {
+        let step = self.steps.get(usize::try_from((ts / STEP_US).checked_sub(self.first)?).ok()?)?;
+        let i = step.records.binary_search_by_key(&(ts, id), |(r, _)| r.time_order()).ok()?;
+        Some(&step.records[i].0)
+    }
+
+    /// A connection: its `tcp` record (once closed) and all its retained requests.
+    pub fn connection(&self, conn: u64) -> Option<Connection> {
+        let keys = self.by_conn.get(&conn)?;
+        let mut out = Connection { conn, connection: None, requests: Vec::new() };
+        for r in keys.iter().filter_map(|&(ts, id)| self.find(ts, id)) {
+            match r.is_request() {
+                true => out.requests.push(r.clone()),
+                false => out.connection = Some(r.clone()),
+            }
+        }
+        Some(out)
+    }
+
+    /// Oldest and newest retained times, counts and evictions.
+    pub fn stats(&self) -> StoreStats {
+        let oldest = self.steps.iter().find_map(|s| s.records.first().map(|(r, _)| r.ts));
+        StoreStats {
+            records: self.records,
+            steps: self.steps.len(),
+            oldest_us: oldest,
+            newest_us: (self.records > 0).then_some(self.newest_us),
+            ..self.stats
+        }
+    }
+
+    /// Approximate heap bytes of the rollups (records not included), for the memory figure.
+    pub fn rollup_bytes(&self) -> usize {
+        self.steps.iter().map(Step::rollup_bytes).sum()
+    }
+}

@@ -1,0 +1,170 @@
+//! The store's rollups against a brute-force fold over the same records, on random records and
+//! windows of any alignment; eviction by age and by count; paging, lookups.
+
+use std::sync::Arc;
+
+use podtap_shared::{Detail, EndpointKind, Filter, MapBuilder, Record, TcpClose, TcpConnection, Via, ViaKind};
+use proptest::prelude::*;
+
+use super::*;
+use crate::aggregate::balance::BalanceBuilder;
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn pod(r: &mut podtap_shared::Endpoint, name: &str, last: u8) {
+    r.kind = EndpointKind::Pod;
+    r.name = Some(name.into());
+    r.namespace = Some("default".into());
+    r.ip = [10, 244, 0, last].into();
+}
+
+/// A record from a few random choices: its connection (which joins a client and a replica),
+/// through the Service or not,
+/// when, on which connection, how it went; some are connections (`kind: "tcp"`).
+fn record(id: u64, (_, _, through, offset_us, conn, status, latency, tcp): Gen) -> Record {
+    // One connection joins one client to one replica.
+    let (client, replica) = ((conn % 3) as u8, ((conn / 3) % 3) as u8);
+    let mut r = Record::test();
+    r.id = id;
+    r.ts = T0 + offset_us;
+    r.conn = conn;
+    pod(&mut r.src, &format!("client-{client}"), 10 + client);
+    pod(&mut r.dst, &format!("web-{replica}"), 20 + replica);
+    r.latency_us = Some(latency);
+    r.end_us = Some(r.ts + latency + 10);
+    if through {
+        r.via = Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) };
+    }
+    r.probe = status == 0;
+    if tcp {
+        r.detail = Detail::Tcp(TcpConnection {
+            handshake: true,
+            close: TcpClose::Fin,
+            rtt_us: Some(50),
+            retransmissions: 0,
+            gaps: 0,
+            protocol: None,
+            requests: 0,
+        });
+    } else if let Detail::Http(h) = &mut r.detail {
+        h.status = [Some(200), Some(503), None, Some(404)].get(status as usize % 4).copied().flatten();
+    }
+    r
+}
+
+type Gen = ((), (), bool, u64, u64, u8, u64, bool);
+
+fn gen_record() -> impl Strategy<Value = Gen> {
+    (Just(()), Just(()), any::<bool>(), 0u64..8_000_000, 1u64..12, 0u8..6, 1u64..50_000, prop::bool::weighted(0.1))
+}
+
+fn cluster() -> ClusterState {
+    ClusterState::default()
+}
+
+fn brute_map(records: &[Record], w: Window, filter: &Filter) -> ServiceMap {
+    let mut b = MapBuilder::new();
+    records.iter().filter(|r| w.contains(r.ts) && filter.matches(r)).for_each(|r| b.add(r));
+    b.build()
+}
+
+fn brute_balance(records: &[Record], w: Window) -> Vec<Balance> {
+    let mut b = BalanceBuilder::default();
+    records.iter().filter(|r| w.contains(r.ts)).for_each(|r| b.add(r));
+    b.build(&cluster())
+}
+
+fn store_of(records: &[Record]) -> Store {
+    let mut s = Store::new(Limits::default());
+    records.iter().cloned().for_each(|r| s.insert(r));
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn rollups_equal_a_fold_over_the_window(
+        gens in prop::collection::vec(gen_record(), 1..120),
+        from in 0u64..9_000_000,
+        len in 0u64..9_000_000,
+        filtered in any::<bool>(),
+    ) {
+        let records: Vec<Record> = gens.into_iter().enumerate().map(|(i, g)| record(i as u64 + 1, g)).collect();
+        let store = store_of(&records);
+        let w = Window { from: T0 + from, to: T0 + from + len };
+        let filter = if filtered { Filter::parse("pod:web-1").unwrap() } else { Filter::default() };
+        prop_assert_eq!(store.map(w, &filter), brute_map(&records, w, &filter));
+        prop_assert_eq!(store.balances(w, &cluster()), brute_balance(&records, w));
+        let one = store.balance(w, "default/web", &cluster());
+        prop_assert_eq!(one, brute_balance(&records, w).into_iter().find(|b| b.service == "default/web"));
+        let step = [STEP_US, 2 * STEP_US, 250_000][(from % 3) as usize];
+        let buckets = store.timeline(w, step, &filter);
+        let in_window: Vec<&Record> = records.iter().filter(|r| w.contains(r.ts) && filter.matches(r)).collect();
+        prop_assert_eq!(buckets.iter().map(|b| b.requests).sum::<u64>(), in_window.iter().filter(|r| r.is_request()).count() as u64);
+        prop_assert_eq!(buckets.iter().map(|b| b.errors).sum::<u64>(), in_window.iter().filter(|r| r.is_request() && r.is_error()).count() as u64);
+        for b in &buckets {
+            let here = in_window.iter().filter(|r| r.is_request() && r.ts >= b.ts && r.ts < b.ts + step).count() as u64;
+            prop_assert_eq!(b.requests, here, "bucket at {}", b.ts);
+        }
+        // Paging through the window gives every matching record once, in time order.
+        let mut seen = Vec::new();
+        let mut after = Some(Cursor { ts: 0, id: 0 });
+        loop {
+            let (page, more) = store.records(w, &filter, Kinds::All, after, 7);
+            seen.extend(page.iter().map(|r| r.id));
+            after = page.last().map(|r| Cursor { ts: r.ts, id: r.id });
+            if !more { break; }
+        }
+        let mut want: Vec<&Record> = in_window.clone();
+        want.sort_by_key(|r| r.time_order());
+        prop_assert_eq!(seen, want.iter().map(|r| r.id).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn the_newest_page_comes_without_a_cursor() {
+    let records: Vec<Record> = (0..20).map(|i| record(i + 1, ((), (), true, i * 100_000, 1, 1, 10, false))).collect();
+    let store = store_of(&records);
+    let (page, more) = store.records(Window::ALL, &Filter::default(), Kinds::Requests, None, 5);
+    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [16, 17, 18, 19, 20]);
+    assert!(more);
+    assert_eq!(store.record(7).map(|r| r.id), Some(7));
+    assert_eq!(store.record(99), None);
+    let conn = store.connection(1).unwrap();
+    assert_eq!((conn.requests.len(), conn.connection.is_none()), (20, true));
+}
+
+#[test]
+fn age_drops_old_steps_and_count_drops_records_but_keeps_rollups() {
+    let limits = Limits { retention_us: 10 * STEP_US, max_records: 50 };
+    let mut store = Store::new(limits);
+    for i in 0..100u64 {
+        store.insert(record(i + 1, ((), (), false, i * 100_000, 3, 1, 10, false)));
+    }
+    // 10 s of traffic, 10 records a second; only the newest 50 records are kept.
+    assert_eq!(store.len(), 50);
+    assert_eq!(store.stats().evicted_by_count, 50);
+    let all = store.map(Window::ALL, &Filter::default());
+    assert_eq!(all.edges[0].requests, 100, "rollups still count what was evicted by count");
+    assert_eq!(store.record(1), None);
+    // 30 s later, everything older than 10 s is gone, rollups too.
+    store.insert(record(101, ((), (), false, 40_000_000, 1, 1, 10, false)));
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.map(Window::ALL, &Filter::default()).edges[0].requests, 1);
+    assert_eq!(store.stats().evicted_by_age, 50);
+    // A record older than the retention is refused and counted.
+    store.insert(record(102, ((), (), false, 0, 1, 1, 10, false)));
+    assert_eq!((store.len(), store.stats().too_old), (1, 1));
+}
+
+#[test]
+fn a_window_cut_inside_an_evicted_step_counts_the_step_whole() {
+    let mut store = Store::new(Limits { retention_us: 60 * STEP_US, max_records: 5 });
+    for i in 0..10u64 {
+        store.insert(record(i + 1, ((), (), false, i * 100_000, 1, 1, 10, false)));
+    }
+    let half = Window { from: T0, to: T0 + 500_000 };
+    assert_eq!(store.map(half, &Filter::default()).edges[0].requests, 10);
+    let _ = Arc::new(());
+}
