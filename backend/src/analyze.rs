@@ -20,6 +20,8 @@ pub struct Options {
     pub progress: Progress,
     /// One record per observation rather than per request.
     pub per_interface: bool,
+    /// Only records that started in this window (`--from`, `--to`).
+    pub window: crate::store::Window,
 }
 
 /// Runs the analysis; returns the engine's counters and the per-file errors (as sentences).
@@ -53,11 +55,13 @@ pub fn run(
         let result = engine.run_file_with_progress(
             &file,
             |records| {
-                for r in records.iter() {
+                for r in records.iter().filter(|r| options.window.contains(r.ts)) {
                     let written = match format {
                         Format::Jsonl => serde_json::to_writer(&mut *out, r)
                             .map_err(std::io::Error::from)
                             .and_then(|_| out.write_all(b"\n")),
+                        // The table is for people: requests only (`jsonl` has the connections).
+                        Format::Table if !r.is_request() => Ok(()),
                         Format::Table => writeln!(out, "{}", table_row(r)),
                         Format::Summary => {
                             summary.add(r);

@@ -120,9 +120,14 @@ pub struct ServeArgs {
     /// Bearer token required by the API and stream (also accepted as ?token=).
     #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Records kept in memory for the API, the map and new browsers.
-    #[arg(long, default_value_t = 50_000)]
-    pub retention: usize,
+    /// How long records and their rollups are kept (`15m`, `1h`, `90s`). A bare number is the
+    /// old meaning, a record count, as `--max-records`.
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub retention: String,
+    /// Records kept at most; the oldest go first, their per-second rollups stay for the
+    /// retention (~0.5 KB a record: the default is about 500 MB at most).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub max_records: usize,
     /// Origins (`https://portal.example`) whose pages may embed podtap and open its stream, besides
     /// podtap's own.
     #[arg(long = "embed-origin", value_name = "ORIGIN", num_args = 1..)]
@@ -147,6 +152,13 @@ pub struct AnalyzeArgs {
     /// terminal.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
+    /// Only records that started at or after this time (RFC 3339, epoch µs, or relative to now
+    /// like `-5m`).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only records that started at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
 }
 
 /// When `analyze` draws a progress bar.
@@ -195,7 +207,7 @@ pub struct ServeConfig {
     pub namespaces: Vec<String>,
     pub assets: Option<PathBuf>,
     pub token: Option<String>,
-    pub retention: usize,
+    pub limits: crate::store::Limits,
     pub embed_origins: Vec<String>,
 }
 
@@ -213,8 +225,10 @@ pub enum ConfigError {
     /// An empty token would accept anyone.
     #[error("--token must not be empty")]
     EmptyToken,
-    #[error("--retention must be at least 1")]
+    #[error("--retention and --max-records must be at least 1")]
     ZeroRetention,
+    #[error("--retention: {0}")]
+    BadRetention(crate::timespec::BadDuration),
     /// Files and live capture at once would interleave two unrelated timelines.
     #[error("choose one source: --pcap files or live capture (--interface/--pod-interfaces), not both")]
     TwoSources,
@@ -237,7 +251,15 @@ impl ServeArgs {
         if self.pcap.is_empty() && (self.looped || self.realtime) {
             return Err(ConfigError::PacingWithoutFiles);
         }
-        if self.retention == 0 {
+        let limits = match self.retention.parse::<usize>() {
+            // The old `--retention N` (a record count).
+            Ok(n) => crate::store::Limits { max_records: n, ..crate::store::Limits::default() },
+            Err(_) => crate::store::Limits {
+                retention_us: crate::timespec::parse_duration_us(&self.retention).map_err(ConfigError::BadRetention)?,
+                max_records: self.max_records,
+            },
+        };
+        if limits.max_records == 0 || limits.retention_us == 0 {
             return Err(ConfigError::ZeroRetention);
         }
         if let Some(bad) = self.embed_origins.iter().find(|o| !is_origin(o)) {
@@ -261,7 +283,7 @@ impl ServeArgs {
             namespaces: self.namespaces,
             assets: self.assets,
             token: self.token,
-            retention: self.retention,
+            limits,
             embed_origins: self.embed_origins,
         })
     }

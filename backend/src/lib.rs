@@ -17,3 +17,4 @@ pub mod publish;
 pub mod reassemble;
 pub mod resolve;
 pub mod store;
+pub mod timespec;

@@ -45,13 +45,17 @@ fn main() -> std::process::ExitCode {
 
 fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
     let cluster = Arc::new(load_files(&a.cluster)?);
+    let now = replay::now_us();
+    let time = |t: &Option<String>| t.as_deref().map(|t| podtap::timespec::parse_time(t, now)).transpose();
+    let window =
+        podtap::store::Window { from: time(&a.from)?.unwrap_or(0), to: time(&a.to)?.map_or(u64::MAX, |t| t + 1) };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (stats, errors) = analyze::run(
         &a.files,
         cluster,
         a.format,
-        analyze::Options { progress: a.progress, per_interface: a.per_interface },
+        analyze::Options { progress: a.progress, per_interface: a.per_interface, window },
         &mut out,
     )?;
     for line in analyze::unsupported_lines(&stats) {
@@ -137,10 +141,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let source = match &config.source {
         Source::Demo => "built-in demo".to_string(),
-        Source::Files { files, .. } => files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+        // The file names, not where they sit on the server.
+        Source::Files { files, .. } => files
+            .iter()
+            .map(|f| f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(", "),
         Source::Live { selection, .. } => format!("live capture on {selection}"),
     };
-    let hub = Hub::new(source, config.retention);
+    // A capture replayed as fast as it reads keeps its own time axis.
+    let clock = match &config.source {
+        Source::Files { looped: false, realtime: false, .. } => podtap_shared::Clock::Capture,
+        _ => podtap_shared::Clock::Wall,
+    };
+    let hub = Hub::with_limits(source, config.limits, clock);
     let cluster = cluster_feed(&config, &hub).await?;
     let stop = Arc::new(AtomicBool::new(false));
     match config.source.clone() {

@@ -121,6 +121,7 @@ fn records(file: &CaptureFile) -> (Vec<Record>, podtap::engine::EngineStats) {
     let mut engine = Engine::new(Arc::new(ClusterState::default()));
     let mut out = Vec::new();
     engine.run_file(file, |b| out.append(b)).unwrap();
+    out.retain(Record::is_request);
     (out, engine.stats())
 }
 

@@ -389,9 +389,11 @@ fn merging_survives_interfaces_delivered_seconds_apart() {
         engine.on_frame(f, &mut records);
     }
     engine.finish(&mut records);
-    let (in_order, _) = common::analyze(&dir);
-    assert_eq!(records.len(), in_order.len(), "one record per request, as in capture order");
-    assert!(records.iter().filter(|r| !r.probe).all(|r| r.observations == 2));
+    let (in_order, _) = common::analyze_everything(&dir, "capture.pcapng", common::Records::PerRequest);
+    assert_eq!(records.len(), in_order.len(), "one record per request and per connection, as in capture order");
+    assert!(records.iter().filter(|r| !r.probe && r.is_request()).all(|r| r.observations == 2));
+    let connections = |rs: &[podtap_shared::Record]| rs.iter().filter(|r| !r.is_request()).count();
+    assert_eq!(connections(&records), connections(&in_order));
 }
 
 #[test]

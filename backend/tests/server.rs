@@ -198,35 +198,67 @@ async fn next_message(ws: &mut Ws) -> ServerMessage {
 }
 
 #[tokio::test]
-async fn the_stream_sends_hello_snapshot_then_live_records_and_maps() {
+async fn the_stream_sends_hello_snapshot_then_live_records_and_map_deltas() {
     let hub = Hub::new("stream test", 100);
     hub.publish(&[rec(1), rec(2)]);
     let addr = serve(state(hub.clone(), None)).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
 
-    assert!(matches!(next_message(&mut ws).await, ServerMessage::Hello { source, .. } if source == "stream test"));
+    let hello = next_message(&mut ws).await;
+    assert!(matches!(hello, ServerMessage::Hello { source, protocol: 2, .. } if source == "stream test"));
     let ServerMessage::Cluster { ready, missing, .. } = next_message(&mut ws).await else { panic!("cluster expected") };
     assert!(ready && missing.is_empty());
-    let ServerMessage::Snapshot { records, map } = next_message(&mut ws).await else { panic!("snapshot expected") };
+    let ServerMessage::Snapshot { records, map, filter } = next_message(&mut ws).await else {
+        panic!("snapshot expected")
+    };
     assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(map.edges[0].requests, 2);
+    assert_eq!((map.edges[0].requests, filter.as_str()), (2, ""));
 
     hub.publish(&[rec(3)]);
     assert_eq!(next_message(&mut ws).await, ServerMessage::Records { records: vec![rec(3)] });
-    hub.tick();
-    // The first tick also streams the cluster status (it was never streamed before).
-    let mut next = next_message(&mut ws).await;
-    if matches!(next, ServerMessage::Cluster { .. }) {
-        next = next_message(&mut ws).await;
-    }
-    let ServerMessage::Map { map } = next else { panic!("map expected") };
-    assert_eq!(map.edges[0].requests, 3);
+    // Within a second, the edge it changed, with its new total.
+    let delta = loop {
+        match next_message(&mut ws).await {
+            ServerMessage::MapDelta { edges, .. } => break edges,
+            ServerMessage::Cluster { .. } | ServerMessage::Balance { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((delta.len(), delta[0].requests, delta[0].connections), (1, 3, 3));
+}
 
-    // Whatever the browser sends is ignored; the stream goes on.
+#[tokio::test]
+async fn a_subscription_narrows_the_stream_and_a_bad_one_changes_nothing() {
+    let hub = Hub::new("subscribe test", 100);
+    hub.publish(&[rec(1), rec(2), rec(4)]);
+    let addr = serve(state(hub.clone(), None)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+    for _ in 0..3 {
+        next_message(&mut ws).await; // hello, cluster, snapshot
+    }
+    ws.send(Message::Text(r#"{"type":"subscribe","filter":"conn:1"}"#.into())).await.unwrap();
+    let ServerMessage::Snapshot { records, map, filter } = next_message(&mut ws).await else {
+        panic!("snapshot expected")
+    };
+    assert_eq!((filter.as_str(), records.iter().map(|r| r.id).collect::<Vec<_>>()), ("conn:1", vec![1, 4]));
+    assert_eq!(map.edges[0].requests, 2);
+    // Whatever the browser sends that is not a subscription is answered and changes nothing.
     ws.send(Message::Binary(vec![0xde, 0xad].into())).await.unwrap();
     ws.send(Message::Text("{not json".into())).await.unwrap();
-    hub.publish(&[rec(4)]);
-    assert_eq!(next_message(&mut ws).await, ServerMessage::Records { records: vec![rec(4)] });
+    assert!(
+        matches!(next_message(&mut ws).await, ServerMessage::Error { message } if message.starts_with("unreadable"))
+    );
+    ws.send(Message::Text(r#"{"type":"subscribe","filter":"probe:maybe"}"#.into())).await.unwrap();
+    assert!(matches!(next_message(&mut ws).await, ServerMessage::Error { message } if message.contains("probe:maybe")));
+    hub.publish(&[rec(5), rec(7)]);
+    let next = loop {
+        match next_message(&mut ws).await {
+            ServerMessage::Records { records } => break records,
+            ServerMessage::MapDelta { .. } | ServerMessage::Cluster { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(next, vec![rec(7)], "only conn 1's records (7 % 3 == 1)");
 }
 
 #[tokio::test]

@@ -17,9 +17,9 @@ pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
 pub use health::MissingKind;
 pub use histogram::Histogram;
-pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, ServiceMap};
+pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
     TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name,
 };
-pub use stream::ServerMessage;
+pub use stream::{ClientMessage, Clock, ServerMessage};

@@ -111,6 +111,41 @@ impl EdgeStats {
     }
 }
 
+/// A map's numbers by edge name: mergeable (a live view adds the new records' stats to the stats of
+/// its window) and turned into the wire form at the end.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MapStats {
+    pub nodes: BTreeMap<String, MapNode>,
+    pub edges: BTreeMap<(String, String), EdgeStats>,
+}
+
+impl MapStats {
+    /// Adds `other`'s numbers; returns the names of the edges it touched.
+    pub fn merge(&mut self, other: &MapStats) -> Vec<(String, String)> {
+        for (id, n) in &other.nodes {
+            self.nodes.entry(id.clone()).or_insert_with(|| n.clone());
+        }
+        let mut touched = Vec::with_capacity(other.edges.len());
+        for (key, s) in &other.edges {
+            self.edges.entry(key.clone()).or_default().merge(s);
+            touched.push(key.clone());
+        }
+        touched
+    }
+
+    /// The wire form of one edge.
+    pub fn edge(&self, key: &(String, String)) -> Option<MapEdge> {
+        self.edges.get(key).map(|s| s.edge(&key.0, &key.1))
+    }
+
+    pub fn build(&self) -> ServiceMap {
+        ServiceMap {
+            nodes: self.nodes.values().cloned().collect(),
+            edges: self.edges.iter().map(|((s, t), e)| e.edge(s, t)).collect(),
+        }
+    }
+}
+
 /// Who an endpoint is, as far as the map is concerned: compared on every cache hit, so an
 /// address that changes hands (a new pod on an old IP) never inherits the old box.
 #[derive(Clone, PartialEq, Eq)]
@@ -241,6 +276,36 @@ impl MapBuilder {
     /// The map as it stands, edges sorted by source and target.
     pub fn build(&self) -> ServiceMap {
         self.build_with(|i| Some(&self.stats[i]))
+    }
+
+    /// The numbers so far by edge name, mergeable with others'; the builder starts counting
+    /// afresh (the nodes and edges it knows stay known).
+    pub fn take_stats(&mut self) -> MapStats {
+        let mut out = MapStats::default();
+        for ((source, target), &i) in &self.edge_index {
+            let s = std::mem::take(&mut self.stats[i]);
+            if s != EdgeStats::default() {
+                out.edges.insert((source.clone(), target.clone()), s);
+                for id in [source, target] {
+                    out.nodes.entry(id.clone()).or_insert_with(|| self.nodes[id].clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Like `build_with`, but mergeable numbers instead of the wire form.
+    pub fn stats_with(&self, mut stats: impl FnMut(usize) -> Option<EdgeStats>) -> MapStats {
+        let mut out = MapStats::default();
+        for ((source, target), &i) in &self.edge_index {
+            if let Some(s) = stats(i) {
+                out.edges.insert((source.clone(), target.clone()), s);
+                for id in [source, target] {
+                    out.nodes.entry(id.clone()).or_insert_with(|| self.nodes[id].clone());
+                }
+            }
+        }
+        out
     }
 
     /// A map of the edges `stats` has numbers for (by edge index, as `path` gave them), with the

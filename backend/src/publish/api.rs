@@ -1,9 +1,10 @@
-//! The REST API: `/healthz`, `/api/v1/records?limit=`, `/api/v1/map`,
-//! `/api/v1/services/{ns}/{name}/balance`. Errors are JSON with one
+//! The REST API: `/healthz`; windowed (`from`, `to`, `filter`) `/api/v1/records` (paged),
+//! `/api/v1/map`, `/api/v1/services[/{ns}/{name}/balance]`, `/api/v1/timeline`; one record
+//! `/api/v1/records/{id}`, one connection `/api/v1/connections/{conn}`. Errors are JSON with one
 //! sentence and never carry internals.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use podtap_shared::{Filter, Record, ServiceMap};
@@ -12,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
-use crate::publish::hub::ClusterStatus;
+use crate::publish::hub::{ClusterStatus, Hub};
+use crate::store::{Bucket, Connection, Cursor, Kinds, STEP_US, StoreStats, Window};
+use crate::timespec;
 
 /// Largest `limit` accepted by `/api/v1/records`.
 pub const MAX_LIMIT: usize = 10_000;
@@ -32,6 +35,10 @@ pub enum ApiError {
     /// A Service neither the cluster state nor the traffic knows.
     #[error("no Service {0} in the cluster state or the traffic")]
     NoSuchService(String),
+    #[error("no record {0} is retained")]
+    NoSuchRecord(u64),
+    #[error("no connection {0} is retained")]
+    NoSuchConnection(u64),
 }
 
 impl IntoResponse for ApiError {
@@ -39,7 +46,10 @@ impl IntoResponse for ApiError {
         let status = match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound | ApiError::NoSuchService(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound
+            | ApiError::NoSuchService(_)
+            | ApiError::NoSuchRecord(_)
+            | ApiError::NoSuchConnection(_) => StatusCode::NOT_FOUND,
         };
         (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
@@ -57,6 +67,10 @@ pub struct Health {
     pub cluster: ClusterStatus,
     /// Where the browser app is served from: `embedded`, a directory, or `not built`.
     pub app: String,
+    /// What the store holds: records, their time span, evictions.
+    pub store: StoreStats,
+    /// `wall`, or `capture` for a capture replayed on its own time axis.
+    pub clock: podtap_shared::Clock,
 }
 
 /// 200 when serving with names loaded; 503 while the API server's first lists are still coming
@@ -74,59 +88,198 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             capture: hub.capture(),
             cluster,
             app: state.assets.origin.clone(),
+            store: hub.store_stats(),
+            clock: hub.clock(),
         }),
     )
 }
 
-/// `GET /api/v1/services/{ns}/{name}/balance`: how the Service's requests and connections spread
-/// over its pods, with the skew and its cause.
+/// `from`, `to` (RFC 3339, epoch µs, or relative: `-5m`, `now`) and `filter`, shared by the
+/// windowed endpoints.
+#[derive(Deserialize, Default)]
+pub struct WindowQuery {
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    filter: String,
+}
+
+impl WindowQuery {
+    /// The window asked for: everything retained by default; `to` defaults to now.
+    fn window(&self, hub: &Hub) -> Result<Window, ApiError> {
+        let now = hub.now_us();
+        let time = |t: &Option<String>, default: u64| match t {
+            Some(text) => timespec::parse_time(text, now).map_err(|e| ApiError::BadRequest(e.to_string())),
+            None => Ok(default),
+        };
+        let from = time(&self.from, 0)?;
+        // `to` is inclusive of its microsecond for people (`to=now` includes a record made now).
+        let to = time(&self.to, u64::MAX - 1)?.saturating_add(1);
+        if from >= to {
+            return Err(ApiError::BadRequest(format!(
+                "`from` ({}) must be before `to` ({})",
+                timespec::format_time(from),
+                timespec::format_time(to - 1)
+            )));
+        }
+        Ok(Window { from, to })
+    }
+
+    fn filter(&self) -> Result<Filter, ApiError> {
+        parse_filter(&self.filter)
+    }
+}
+
+/// `GET /api/v1/services/{ns}/{name}/balance?from=&to=`: how the Service's requests and
+/// connections spread over its pods in the window, with the skew and its cause.
 pub async fn balance(
     State(state): State<AppState>,
     axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    Query(q): Query<WindowQuery>,
 ) -> Result<Json<Balance>, ApiError> {
     let service = format!("{namespace}/{name}");
-    state.hub.balance(&service).map(Json).ok_or(ApiError::NoSuchService(service))
+    let window = q.window(&state.hub)?;
+    state.hub.balance(&service, window).map(Json).ok_or(ApiError::NoSuchService(service))
+}
+
+/// `GET /api/v1/services?from=&to=`: every Service's balance in the window, most skewed first.
+pub async fn services(
+    State(state): State<AppState>,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<Vec<Balance>>, ApiError> {
+    let mut all = state.hub.balances(q.window(&state.hub)?);
+    all.sort_by(|a, b| b.skew.total_cmp(&a.skew).then_with(|| a.service.cmp(&b.service)));
+    Ok(Json(all))
+}
+
+fn parse_filter(text: &str) -> Result<Filter, ApiError> {
+    Filter::parse(text).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))
 }
 
 #[derive(Deserialize)]
 pub struct RecordsQuery {
-    limit: Option<usize>,
-    #[serde(default)]
-    filter: String,
-}
-
-#[derive(Deserialize)]
-pub struct MapQuery {
-    #[serde(default)]
-    filter: String,
-}
-
-fn parse_filter(text: &str) -> Result<Filter, ApiError> {
-    Filter::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))
+    /// A string: numbers inside a flattened query arrive as text.
+    limit: Option<String>,
+    /// `requests` (default), `tcp` (connections) or `all`.
+    kind: Option<String>,
+    /// Where the previous page ended (`next` of its answer): continue after it, oldest first.
+    cursor: Option<String>,
+    #[serde(flatten)]
+    window: WindowQuery,
 }
 
 #[derive(Serialize, Deserialize)]
 pub struct RecordsPage {
-    /// Oldest first; the newest `limit` retained records.
+    /// Oldest first: the newest `limit` matching records of the window, or with `cursor` (or
+    /// `from`) the first `limit` after it.
     pub records: Vec<Record>,
     /// Records seen since start.
     pub total: u64,
+    /// The cursor of the next page, when more records follow this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
+/// `GET /api/v1/records?filter=&limit=&from=&to=&kind=&cursor=`.
 pub async fn records(
     State(state): State<AppState>,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Json<RecordsPage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => 0,
+    };
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    let filter = parse_filter(&q.filter)?;
-    Ok(Json(RecordsPage { records: state.hub.recent(limit, &filter), total: state.hub.total() }))
+    let kinds = match q.kind.as_deref() {
+        None | Some("requests") => Kinds::Requests,
+        Some("tcp") => Kinds::Connections,
+        Some("all") => Kinds::All,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!("kind must be requests, tcp or all, not `{other}`")));
+        }
+    };
+    let window = q.window.window(&state.hub)?;
+    let filter = q.window.filter()?;
+    let after = match (&q.cursor, &q.window.from) {
+        (Some(c), _) => Some(Cursor::parse(c).ok_or_else(|| {
+            ApiError::BadRequest(format!("`{c}` is not a cursor: pass the `next` of the previous page"))
+        })?),
+        // From a start, pages run forward in time.
+        (None, Some(_)) => Some(Cursor { ts: 0, id: 0 }),
+        (None, None) => None,
+    };
+    let (records, more) = state.hub.records(window, &filter, kinds, after, limit);
+    let next = (more && after.is_some()).then(|| records.last().map(|r| Cursor { ts: r.ts, id: r.id }.to_string()));
+    Ok(Json(RecordsPage { records, total: state.hub.total(), next: next.flatten() }))
 }
 
-pub async fn map(State(state): State<AppState>, Query(q): Query<MapQuery>) -> Result<Json<ServiceMap>, ApiError> {
-    Ok(Json(state.hub.map(&parse_filter(&q.filter)?)))
+/// `GET /api/v1/records/{id}`: one record in full.
+pub async fn record(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Record>, ApiError> {
+    let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a record id")))?;
+    state.hub.record(n).map(Json).ok_or(ApiError::NoSuchRecord(n))
+}
+
+/// `GET /api/v1/connections/{conn}`: the connection's `tcp` record and all its requests.
+pub async fn connection(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
+    let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a connection id")))?;
+    state.hub.connection(n).map(Json).ok_or(ApiError::NoSuchConnection(n))
+}
+
+/// `GET /api/v1/map?filter=&from=&to=`.
+pub async fn map(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Result<Json<ServiceMap>, ApiError> {
+    let window = q.window(&state.hub)?;
+    Ok(Json(state.hub.map(&q.filter()?, window)))
+}
+
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    step: Option<String>,
+    #[serde(flatten)]
+    window: WindowQuery,
+}
+
+/// Most buckets one timeline answer may hold.
+pub const MAX_BUCKETS: u64 = 10_000;
+
+#[derive(Serialize, Deserialize)]
+pub struct Timeline {
+    pub from: u64,
+    pub to: u64,
+    pub step_us: u64,
+    pub buckets: Vec<Bucket>,
+}
+
+/// `GET /api/v1/timeline?from=&to=&filter=&step=`: requests and errors per step (the overview
+/// strip). The window defaults to what is retained, the step to about 200 buckets' worth.
+pub async fn timeline(
+    State(state): State<AppState>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Json<Timeline>, ApiError> {
+    let hub = &state.hub;
+    let mut window = q.window.window(hub)?;
+    let filter = q.window.filter()?;
+    let stats = hub.store_stats();
+    if q.window.from.is_none() {
+        window.from = stats.oldest_us.unwrap_or(hub.now_us()) / STEP_US * STEP_US;
+    }
+    if q.window.to.is_none() {
+        window.to = stats.newest_us.unwrap_or(hub.now_us()).max(window.from) + 1;
+    }
+    let span = window.to - window.from;
+    let step_us = match &q.step {
+        Some(text) => timespec::parse_duration_us(text).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        None => (span / 200).max(STEP_US).div_ceil(STEP_US) * STEP_US,
+    };
+    if step_us == 0 || span.div_ceil(step_us) > MAX_BUCKETS {
+        return Err(ApiError::BadRequest(format!(
+            "step must be positive and give at most {MAX_BUCKETS} buckets over the window"
+        )));
+    }
+    let buckets = hub.timeline(window, step_us, &filter);
+    Ok(Json(Timeline { from: window.from, to: window.to, step_us, buckets }))
 }
 
 pub async fn not_found() -> ApiError {

@@ -1,27 +1,45 @@
-//! The hub: the records retained in memory (bounded), the Service Map over them, and the fan-out
-//! to browsers. Producers call `publish` from any thread; a slow browser never slows them — its
-//! channel drops the oldest messages and the client is told how many it missed.
+//! The hub: the store (records and connections in time order, with rollups), the cluster state
+//! records are named with, and the fan-out to browsers. Producers call `publish` from any thread;
+//! a slow browser never slows them — each browser has a bounded queue of record batches, and
+//! what does not fit is counted for it (`lagged`) instead of waited for.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use podtap_shared::{Filter, MapBuilder, MissingKind, Record, ServerMessage, ServiceMap};
-use tokio::sync::broadcast;
+use podtap_shared::{Clock, Filter, MapStats, MissingKind, Record, ServerMessage, ServiceMap};
+use tokio::sync::{broadcast, mpsc};
 
-use crate::aggregate::balance::{Balance, BalanceBuilder};
+use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::resolve::ClusterState;
 use crate::resolve::access::Access;
+use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, Store, StoreStats, Window};
 
-/// Messages queued per browser before it is declared lagging.
-const CLIENT_QUEUE: usize = 1024;
+/// Record batches queued per browser before its records are counted as skipped.
+const CLIENT_QUEUE: usize = 256;
+/// Control messages (cluster status) queued per browser.
+const CONTROL_QUEUE: usize = 64;
+
+/// Records published together, numbered so a subscriber can tell them from what its snapshot
+/// already holds.
+pub struct Published {
+    pub seq: u64,
+    pub records: Vec<Record>,
+}
+
+struct Subscriber {
+    tx: mpsc::Sender<Arc<Published>>,
+    /// Records that did not fit in the queue, not yet reported.
+    skipped: Arc<AtomicU64>,
+}
 
 struct State {
-    records: VecDeque<Record>,
-    map: ServiceMap,
-    map_dirty: bool,
+    store: Store,
     total: u64,
+    /// Batches published so far.
+    seq: u64,
     capture: Option<LiveStats>,
+    subscribers: Vec<Subscriber>,
 }
 
 struct Inner {
@@ -34,9 +52,9 @@ struct Inner {
     access: Mutex<Option<Arc<Access>>>,
     /// The last `cluster` message streamed, to stream it again only when it changes.
     cluster_sent: Mutex<Option<ServerMessage>>,
-    tx: broadcast::Sender<Arc<str>>,
+    control: broadcast::Sender<Arc<str>>,
     source: String,
-    retention: usize,
+    clock: Clock,
 }
 
 /// The cluster state's source and readiness, for `/healthz`.
@@ -51,6 +69,22 @@ pub struct ClusterStatus {
     pub missing: Vec<MissingKind>,
 }
 
+/// What a new (or re-subscribing) browser starts from.
+pub struct Subscription {
+    pub snapshot: ServerMessage,
+    /// The map's numbers at the snapshot, for the live view to add new records to.
+    pub map: MapStats,
+    /// Batches up to this one are in the snapshot.
+    pub seq: u64,
+}
+
+/// A browser's end of the fan-out.
+pub struct Feed {
+    pub records: mpsc::Receiver<Arc<Published>>,
+    pub skipped: Arc<AtomicU64>,
+    pub control: broadcast::Receiver<Arc<str>>,
+}
+
 /// Cheap to clone; all clones share one hub.
 #[derive(Clone)]
 pub struct Hub {
@@ -58,11 +92,17 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// `source` describes where traffic comes from (shown to browsers); `retention` bounds memory.
-    pub fn new(source: impl Into<String>, retention: usize) -> Self {
-        let (tx, _) = broadcast::channel(CLIENT_QUEUE);
-        let state =
-            State { records: VecDeque::new(), map: ServiceMap::default(), map_dirty: false, total: 0, capture: None };
+    /// A hub keeping at most `max_records` records for the default retention, on the wall clock.
+    pub fn new(source: impl Into<String>, max_records: usize) -> Self {
+        let limits = Limits { max_records: max_records.max(1), ..Limits::default() };
+        Self::with_limits(source, limits, Clock::Wall)
+    }
+
+    /// `source` describes where traffic comes from (shown to browsers); `limits` bound memory;
+    /// `clock` says whether "now" is the wall clock or the capture's newest record.
+    pub fn with_limits(source: impl Into<String>, limits: Limits, clock: Clock) -> Self {
+        let (control, _) = broadcast::channel(CONTROL_QUEUE);
+        let state = State { store: Store::new(limits), total: 0, seq: 0, capture: None, subscribers: Vec::new() };
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -70,9 +110,9 @@ impl Hub {
                 cluster_source: Mutex::new(("none".into(), true)),
                 access: Mutex::new(None),
                 cluster_sent: Mutex::new(None),
-                tx,
+                control,
                 source: source.into(),
-                retention: retention.max(1),
+                clock,
             }),
         }
     }
@@ -86,22 +126,40 @@ impl Hub {
         &self.inner.source
     }
 
-    /// Adds records (oldest first) and streams them to every browser.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// "Now" for relative times (`-5m`): the wall clock, or the newest record of a capture
+    /// replayed on its own time axis.
+    pub fn now_us(&self) -> u64 {
+        match self.inner.clock {
+            Clock::Wall => crate::feed::replay::now_us(),
+            Clock::Capture => self.lock().store.newest_us(),
+        }
+    }
+
+    /// Adds records (oldest first) to the store and queues them for every browser.
     pub fn publish(&self, records: &[Record]) {
         if records.is_empty() {
             return;
         }
         let mut state = self.lock();
         for r in records {
-            if state.records.len() == self.inner.retention {
-                state.records.pop_front();
-            }
-            state.records.push_back(r.clone());
+            state.store.insert(r.clone());
         }
         state.total += records.len() as u64;
-        state.map_dirty = true;
-        // Sent under the lock so a subscriber's snapshot and its stream never overlap or miss.
-        let _ = self.inner.tx.send(to_json(&ServerMessage::Records { records: records.to_vec() }));
+        state.seq += 1;
+        // Queued under the lock so a subscriber's snapshot and its stream never overlap or miss.
+        let batch = Arc::new(Published { seq: state.seq, records: records.to_vec() });
+        state.subscribers.retain(|s| match s.tx.try_send(batch.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                s.skipped.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
     }
 
     /// The cluster state records are named with; the balance API lists a Service's backends from it.
@@ -137,13 +195,16 @@ impl Hub {
         self.inner.cluster.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replica balance of Service `ns/name` over the retained records; `None` for a Service
-    /// nobody knows.
-    pub fn balance(&self, service: &str) -> Option<Balance> {
+    /// Replica balance of Service `ns/name` over the window; `None` for a Service nobody knows.
+    pub fn balance(&self, service: &str, window: Window) -> Option<Balance> {
         let cluster = self.cluster();
-        let mut b = BalanceBuilder::default();
-        self.lock().records.iter().for_each(|r| b.add(r));
-        b.balance(service, &cluster)
+        self.lock().store.balance(window, service, &cluster)
+    }
+
+    /// Every Service's balance over the window, for the balance view's picker.
+    pub fn balances(&self, window: Window) -> Vec<Balance> {
+        let cluster = self.cluster();
+        self.lock().store.balances(window, &cluster)
     }
 
     /// The live capture's kernel counters (packets, drops per interface), for `/healthz`.
@@ -160,64 +221,73 @@ impl Hub {
         self.lock().total
     }
 
-    /// The newest `limit` records that pass `filter` (by arrival), in `Record::time_order`.
+    pub fn store_stats(&self) -> StoreStats {
+        self.lock().store.stats()
+    }
+
+    /// The newest `limit` requests that pass `filter`, in `Record::time_order`.
     pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Record> {
-        let state = self.lock();
-        let mut newest: Vec<Record> =
-            state.records.iter().rev().filter(|r| filter.matches(r)).take(limit).cloned().collect();
-        newest.sort_by_key(Record::time_order);
-        newest
+        self.records(Window::ALL, filter, Kinds::Requests, None, limit).0
     }
 
-    /// The map over the retained records that pass `filter`.
-    pub fn map(&self, filter: &Filter) -> ServiceMap {
-        let mut state = self.lock();
-        if filter.is_empty() {
-            refresh(&mut state);
-            return state.map.clone();
-        }
-        map_of(state.records.iter().filter(|r| filter.matches(r)))
+    /// A page of records of the window: after `after`, else the newest; and whether more follow.
+    pub fn records(
+        &self,
+        window: Window,
+        filter: &Filter,
+        kinds: Kinds,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> (Vec<Record>, bool) {
+        self.lock().store.records(window, filter, kinds, after, limit)
     }
 
-    /// Rebuilds the map if records arrived and streams it, and the cluster status when it
-    /// changed; called on a timer.
+    pub fn record(&self, id: u64) -> Option<Record> {
+        self.lock().store.record(id).cloned()
+    }
+
+    pub fn connection(&self, conn: u64) -> Option<Connection> {
+        self.lock().store.connection(conn)
+    }
+
+    /// The map of the window, of the records that pass `filter`.
+    pub fn map(&self, filter: &Filter, window: Window) -> ServiceMap {
+        self.lock().store.map(window, filter)
+    }
+
+    /// Requests and errors per step over the window.
+    pub fn timeline(&self, window: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
+        self.lock().store.timeline(window, step_us, filter)
+    }
+
+    /// Streams the cluster status when it changed; called on a timer.
     pub fn tick(&self) {
         let cluster = self.cluster_message();
         let mut sent = self.inner.cluster_sent.lock().unwrap_or_else(|e| e.into_inner());
         if sent.as_ref() != Some(&cluster) {
-            let _ = self.inner.tx.send(to_json(&cluster));
+            let _ = self.inner.control.send(to_json(&cluster));
             *sent = Some(cluster);
         }
-        drop(sent);
-        let mut state = self.lock();
-        if state.map_dirty {
-            refresh(&mut state);
-            let _ = self.inner.tx.send(to_json(&ServerMessage::Map { map: state.map.clone() }));
-        }
     }
 
-    /// A new browser: its snapshot (the newest `limit` records and the map) and its stream.
-    pub fn subscribe(&self, limit: usize) -> (ServerMessage, broadcast::Receiver<Arc<str>>) {
-        let mut state = self.lock();
-        refresh(&mut state);
-        let skip = state.records.len().saturating_sub(limit);
-        let records = state.records.iter().skip(skip).cloned().collect();
-        (ServerMessage::Snapshot { records, map: state.map.clone() }, self.inner.tx.subscribe())
+    /// A new browser's feed: its records queue and the control messages.
+    pub fn feed(&self) -> Feed {
+        let (tx, records) = mpsc::channel(CLIENT_QUEUE);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let control = self.inner.control.subscribe();
+        self.lock().subscribers.push(Subscriber { tx, skipped: skipped.clone() });
+        Feed { records, skipped, control }
     }
-}
 
-fn refresh(state: &mut State) {
-    if state.map_dirty {
-        state.map = map_of(state.records.iter());
-        state.map_dirty = false;
+    /// What a browser subscribing with `filter` starts from: the newest `limit` matching requests
+    /// and the map of the retained window; batches up to `seq` are in it.
+    pub fn subscribe(&self, filter: &Filter, filter_text: &str, limit: usize) -> Subscription {
+        let state = self.lock();
+        let (records, _) = state.store.records(Window::ALL, filter, Kinds::Requests, None, limit);
+        let map = state.store.map_stats(Window::ALL, filter);
+        let snapshot = ServerMessage::Snapshot { records, map: map.build(), filter: filter_text.to_string() };
+        Subscription { snapshot, map, seq: state.seq }
     }
-}
-
-/// The Service Map of some records.
-fn map_of<'a>(records: impl Iterator<Item = &'a Record>) -> ServiceMap {
-    let mut b = MapBuilder::new();
-    records.for_each(|r| b.add(r));
-    b.build()
 }
 
 /// Serialises a message once for every receiver.
@@ -230,7 +300,7 @@ mod tests {
     use super::*;
 
     fn rec(id: u64) -> Record {
-        Record { id, ..Record::test() }
+        Record { id, ts: Record::test().ts + id, ..Record::test() }
     }
 
     #[test]
@@ -241,10 +311,11 @@ mod tests {
         let all = Filter::default();
         assert_eq!(hub.recent(10, &all).iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 4, 5]);
         assert_eq!(hub.recent(1, &all)[0].id, 5);
-        assert_eq!(hub.map(&all).edges[0].requests, 3);
+        // The rollups still count what was evicted by count.
+        assert_eq!(hub.map(&all, Window::ALL).edges[0].requests, 5);
         let none = Filter::parse("status:5xx").unwrap();
         assert!(hub.recent(10, &none).is_empty());
-        assert!(hub.map(&none).edges.is_empty());
+        assert!(hub.map(&none, Window::ALL).edges.is_empty());
     }
 
     #[test]
@@ -255,19 +326,29 @@ mod tests {
         hub.publish(&[at(2, 2_000_000), at(1, 1_000_000), at(3, 3_000_000)]);
         let ids: Vec<u64> = hub.recent(10, &Filter::default()).iter().map(|r| r.id).collect();
         assert_eq!(ids, [1, 2, 3]);
-        assert_eq!(hub.recent(2, &Filter::default()).iter().map(|r| r.id).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(hub.recent(2, &Filter::default()).iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3], "the newest");
     }
 
     #[test]
-    fn a_subscriber_gets_a_snapshot_then_only_newer_records() {
+    fn a_subscriber_gets_a_snapshot_then_only_newer_batches() {
         let hub = Hub::new("test", 100);
         hub.publish(&[rec(1)]);
-        let (snapshot, mut rx) = hub.subscribe(50);
-        let ServerMessage::Snapshot { records, map } = snapshot else { panic!("not a snapshot") };
-        assert_eq!(records.len(), 1);
-        assert_eq!(map.edges.len(), 1);
+        let mut feed = hub.feed();
+        let sub = hub.subscribe(&Filter::default(), "", 50);
+        let ServerMessage::Snapshot { records, map, .. } = sub.snapshot else { panic!("not a snapshot") };
+        assert_eq!((records.len(), map.edges.len(), sub.seq), (1, 1, 1));
         hub.publish(&[rec(2)]);
-        let next: ServerMessage = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
-        assert_eq!(next, ServerMessage::Records { records: vec![rec(2)] });
+        let next = feed.records.try_recv().unwrap();
+        assert_eq!((next.seq, next.records.clone()), (2, vec![rec(2)]));
+    }
+
+    #[test]
+    fn a_full_queue_counts_records_not_batches() {
+        let hub = Hub::new("test", 100_000);
+        let feed = hub.feed();
+        for i in 0..(CLIENT_QUEUE as u64 + 3) {
+            hub.publish(&[rec(2 * i + 1), rec(2 * i + 2)]);
+        }
+        assert_eq!(feed.skipped.load(Ordering::Relaxed), 6, "three batches of two did not fit");
     }
 }

@@ -34,7 +34,11 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/records", get(api::records))
+        .route("/records/{id}", get(api::record))
+        .route("/connections/{conn}", get(api::connection))
         .route("/map", get(api::map))
+        .route("/timeline", get(api::timeline))
+        .route("/services", get(api::services))
         .route("/services/{namespace}/{name}/balance", get(api::balance))
         .route("/stream", get(stream::upgrade))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))

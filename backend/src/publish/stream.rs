@@ -1,64 +1,273 @@
-//! `WS /api/v1/stream`: hello, cluster status, snapshot, then records, map and cluster updates as
-//! they happen. The pump is
-//! generic over `Sink`/`Stream` so tests can drive it with channels; the axum handler only adapts
-//! a WebSocket to it. Anything the browser sends is ignored (a broken frame just ends the session).
+//! `WS /api/v1/stream`, protocol 2 (`podtap_shared::stream` documents it): hello, cluster status
+//! and a snapshot; then the records matching the browser's subscription, sampled when there are
+//! more than it asked for, a map delta and its Service's balance once a second. The pump is
+//! generic over `Sink`/`Stream` so tests drive it with channels; the axum handler only adapts a
+//! WebSocket to it. A message the server cannot read gets an `error` reply and changes nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use podtap_shared::ServerMessage;
+use podtap_shared::stream::{DEFAULT_MAX_RATE, PROTOCOL};
+use podtap_shared::{Balance, ClientMessage, Filter, MapBuilder, MapStats, Record, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use super::hub::{Hub, to_json};
+use super::hub::{Hub, Published, to_json};
+use crate::store::Window;
 
 /// Records in the snapshot a new browser gets.
 pub const SNAPSHOT_RECORDS: usize = 500;
+/// How often map deltas, balance and notices go out.
+const TICK: Duration = Duration::from_secs(1);
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     ws.on_upgrade(move |socket: WebSocket| async move {
         let (tx, rx) = socket.split();
         let tx = tx.with(|text: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(text.as_ref().into())) });
-        let rx = rx.map(|m| m.map(|_| ()));
+        let rx = rx.filter_map(|m| async move {
+            match m {
+                Ok(Message::Text(t)) => Some(Ok(Some(t.to_string()))),
+                Ok(Message::Close(_)) => None,
+                Ok(_) => Some(Ok(None)),
+                Err(e) => Some(Err(e)),
+            }
+        });
         pump(Box::pin(tx), rx, state.hub).await;
     })
 }
 
-/// Sends hello and snapshot, then forwards the hub until either side goes away.
+/// One browser's subscription and what it has been sent.
+struct Session {
+    filter: Filter,
+    service: Option<String>,
+    max_rate: u64,
+    /// Batches up to this one were in the last snapshot.
+    seq: u64,
+    /// The map's numbers as last sent; `fresh` counts matching records since.
+    map: MapStats,
+    fresh: MapBuilder,
+    balance: Option<Balance>,
+    sample: Sample,
+}
+
+/// Per-second sampling: at most `max_rate` records a second, spread over the second by a stride
+/// learned from the previous one.
+#[derive(Default)]
+struct Sample {
+    second: u64,
+    matched: u64,
+    shown: u64,
+    stride: u64,
+    /// Whether the current second's notice went out already.
+    noticed: bool,
+}
+
+impl Sample {
+    /// Whether the next matching record (at wall second `now_s`) is sent.
+    fn take(&mut self, now_s: u64, max_rate: u64) -> (bool, Option<ServerMessage>) {
+        let mut notice = None;
+        if now_s != self.second {
+            notice = self.notice();
+            self.stride = self.matched.div_ceil(max_rate.max(1)).max(1);
+            (self.second, self.matched, self.shown, self.noticed) = (now_s, 0, 0, false);
+        }
+        self.matched += 1;
+        let send = self.shown < max_rate && (self.matched - 1).is_multiple_of(self.stride);
+        self.shown += u64::from(send);
+        (send, notice)
+    }
+
+    /// The notice for a finished second that was sampled, once.
+    fn notice(&mut self) -> Option<ServerMessage> {
+        if std::mem::replace(&mut self.noticed, true) {
+            return None;
+        }
+        (self.matched > self.shown).then(|| ServerMessage::Sampled {
+            second: self.second * 1_000_000,
+            shown: self.shown,
+            matched: self.matched,
+        })
+    }
+}
+
+fn wall_second() -> u64 {
+    crate::feed::replay::now_us() / 1_000_000
+}
+
+impl Session {
+    fn new(
+        hub: &Hub,
+        filter: Filter,
+        filter_text: String,
+        service: Option<String>,
+        max_rate: u64,
+    ) -> (Self, ServerMessage) {
+        let sub = hub.subscribe(&filter, &filter_text, SNAPSHOT_RECORDS);
+        let session = Session {
+            filter,
+            service,
+            max_rate,
+            seq: sub.seq,
+            map: sub.map,
+            fresh: MapBuilder::new(),
+            balance: None,
+            sample: Sample::default(),
+        };
+        (session, sub.snapshot)
+    }
+
+    /// The records of a batch this browser is sent (all that match, or a sample), and a notice
+    /// when the previous second was sampled.
+    fn take(&mut self, batch: &Published) -> (Vec<Record>, Option<ServerMessage>) {
+        if batch.seq <= self.seq {
+            return (Vec::new(), None); // already in the snapshot
+        }
+        let mut out = Vec::new();
+        let mut notice = None;
+        let now = wall_second();
+        for r in batch.records.iter().filter(|r| self.filter.matches(r)) {
+            self.fresh.add(r);
+            if !r.is_request() {
+                continue; // connections reach the map (and the REST API), not the list
+            }
+            let (send, n) = self.sample.take(now, self.max_rate);
+            notice = notice.or(n);
+            if send {
+                out.push(r.clone());
+            }
+        }
+        (out, notice)
+    }
+
+    /// Once a second: the edges that changed, the Service's balance when it changed, and the
+    /// notice of a sampled second that has ended.
+    fn tick(&mut self, hub: &Hub) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        let fresh = self.fresh.take_stats();
+        if !fresh.edges.is_empty() {
+            let new_nodes: Vec<_> = fresh
+                .nodes
+                .iter()
+                .filter(|(id, _)| !self.map.nodes.contains_key(*id))
+                .map(|(_, n)| n.clone())
+                .collect();
+            let touched = self.map.merge(&fresh);
+            let edges = touched.iter().filter_map(|k| self.map.edge(k)).collect();
+            out.push(ServerMessage::MapDelta { nodes: new_nodes, edges });
+        }
+        if let Some(service) = &self.service {
+            let balance = hub.balance(service, Window::ALL);
+            if balance != self.balance {
+                if let Some(b) = &balance {
+                    out.push(ServerMessage::Balance { balance: b.clone() });
+                }
+                self.balance = balance;
+            }
+        }
+        if self.sample.second != wall_second() {
+            out.extend(self.sample.notice());
+        }
+        out
+    }
+}
+
+/// Sends hello, cluster and snapshot, then the subscription's stream, until either side goes away.
 pub async fn pump<S, R, E>(mut sink: S, incoming: R, hub: Hub)
 where
     S: Sink<Arc<str>> + Unpin,
-    R: Stream<Item = Result<(), E>>,
+    R: Stream<Item = Result<Option<String>, E>>,
 {
-    let hello = ServerMessage::Hello { version: env!("CARGO_PKG_VERSION").into(), source: hub.source().into() };
-    let (snapshot, mut rx) = hub.subscribe(SNAPSHOT_RECORDS);
+    let hello = ServerMessage::Hello {
+        version: env!("CARGO_PKG_VERSION").into(),
+        source: hub.source().into(),
+        protocol: PROTOCOL,
+        clock: hub.clock(),
+    };
+    let mut feed = hub.feed();
+    let (mut session, snapshot) =
+        Session::new(&hub, Filter::default(), String::new(), None, u64::from(DEFAULT_MAX_RATE));
     let cluster = hub.cluster_message();
-    if sink.send(to_json(&hello)).await.is_err()
-        || sink.send(to_json(&cluster)).await.is_err()
-        || sink.send(to_json(&snapshot)).await.is_err()
-    {
-        return;
+    for msg in [hello, cluster, snapshot] {
+        if sink.send(to_json(&msg)).await.is_err() {
+            return;
+        }
     }
     let mut incoming = std::pin::pin!(incoming);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            msg = rx.recv() => {
-                let text = match msg {
-                    Ok(text) => text,
-                    Err(RecvError::Lagged(skipped)) => to_json(&ServerMessage::Lagged { skipped }),
-                    Err(RecvError::Closed) => return,
-                };
-                if sink.send(text).await.is_err() {
-                    return;
+        let out: Vec<Arc<str>> = tokio::select! {
+            batch = feed.records.recv() => {
+                let Some(batch) = batch else { return };
+                let (records, notice) = session.take(&batch);
+                let mut out: Vec<Arc<str>> = notice.iter().map(to_json).collect();
+                if !records.is_empty() {
+                    out.push(to_json(&ServerMessage::Records { records }));
                 }
+                out
+            }
+            control = feed.control.recv() => match control {
+                Ok(text) => vec![text],
+                Err(RecvError::Lagged(_)) => vec![to_json(&hub.cluster_message())],
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                let mut out: Vec<Arc<str>> = session.tick(&hub).iter().map(to_json).collect();
+                let skipped = feed.skipped.swap(0, Ordering::Relaxed);
+                if skipped > 0 {
+                    out.push(to_json(&ServerMessage::Lagged { skipped }));
+                }
+                out
             }
             from_client = incoming.next() => match from_client {
-                Some(Ok(())) => {}
+                Some(Ok(Some(text))) => match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Subscribe { filter, service, max_rate }) => match Filter::parse(&filter) {
+                        Ok(parsed) => {
+                            let rate = u64::from(max_rate.unwrap_or(DEFAULT_MAX_RATE).clamp(1, 100_000));
+                            let (next, snapshot) = Session::new(&hub, parsed, filter, service, rate);
+                            session = next;
+                            vec![to_json(&snapshot)]
+                        }
+                        Err(e) => vec![to_json(&ServerMessage::Error { message: format!("filter: {e}") })],
+                    },
+                    Err(e) => vec![to_json(&ServerMessage::Error { message: format!("unreadable message: {e}") })],
+                },
+                Some(Ok(None)) => Vec::new(),
                 Some(Err(_)) | None => return,
             },
+        };
+        for text in out {
+            if sink.send(text).await.is_err() {
+                return;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_sends_at_most_the_rate_spread_over_the_second_and_says_so() {
+        let mut s = Sample::default();
+        let sent: u64 = (0..10_000).map(|_| u64::from(s.take(1, 100).0)).sum();
+        assert_eq!(sent, 100, "the first second: the first 100");
+        // The next second learned the stride: every 100th record, still at most 100.
+        let (first, notice) = s.take(2, 100);
+        assert!(first);
+        assert_eq!(notice, Some(ServerMessage::Sampled { second: 1_000_000, shown: 100, matched: 10_000 }));
+        let sent: u64 = (1..10_000).map(|_| u64::from(s.take(2, 100).0)).sum::<u64>() + 1;
+        assert_eq!(sent, 100);
+        // A quiet second is not sampled and gets no notice.
+        let (_, notice) = s.take(3, 100);
+        assert!(notice.is_some(), "second 2 was sampled");
+        let (_, notice) = s.take(4, 100);
+        assert_eq!(notice, None);
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use podtap_shared::{EdgeStats, Filter, MapBuilder, Record, ServiceMap};
+use podtap_shared::{EdgeStats, Filter, MapBuilder, MapStats, Record, ServiceMap};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -218,7 +218,7 @@ impl Store {
         }
         while self.records > self.limits.max_records {
             let Some(i) = self.steps.iter().position(|s| !s.records.is_empty()) else { break };
-            let gone = self.steps[i].drop_records();
+            let gone = self.steps[i].drop_oldest(self.records - self.limits.max_records);
             self.stats.evicted_by_count += gone.records.len() as u64;
             self.forget(&gone);
         }
@@ -259,6 +259,11 @@ impl Store {
 
     /// The Service Map of the window; with a filter, of the matching records in it.
     pub fn map(&self, w: Window, filter: &Filter) -> ServiceMap {
+        self.map_stats(w, filter).build()
+    }
+
+    /// The same, as mergeable numbers (a live view adds new records to them).
+    pub fn map_stats(&self, w: Window, filter: &Filter) -> MapStats {
         let mut acc: FxHashMap<usize, EdgeStats> = FxHashMap::default();
         for (_, step, whole) in self.steps_in(w) {
             if whole && filter.is_empty() {
@@ -273,7 +278,7 @@ impl Store {
                 }
             }
         }
-        self.names.build_with(|i| acc.get(&i))
+        self.names.stats_with(|i| acc.remove(&i))
     }
 
     /// Replica balance of Service `ns/name` over the window (unfiltered: balance is per Service).
@@ -305,7 +310,7 @@ impl Store {
         let n = w.to.saturating_sub(start).div_ceil(step_us) as usize;
         let mut buckets: Vec<Bucket> =
             (0..n as u64).map(|i| Bucket { ts: start + i * step_us, ..Bucket::default() }).collect();
-        let aligned = step_us % STEP_US == 0;
+        let aligned = step_us.is_multiple_of(STEP_US);
         for (ts, step, whole) in self.steps_in(w) {
             if whole && aligned && filter.is_empty() {
                 let b = &mut buckets[((ts.max(start) - start) / step_us) as usize];

@@ -40,10 +40,11 @@ impl Step {
         self.records.insert(at, (r, path));
     }
 
-    /// Takes the records out, keeping the rollups.
-    pub fn drop_records(&mut self) -> Step {
+    /// Takes the oldest `n` records out, keeping the rollups.
+    pub fn drop_oldest(&mut self, n: usize) -> Step {
         self.evicted = true;
-        Step { records: std::mem::take(&mut self.records), ..Step::default() }
+        let n = n.min(self.records.len());
+        Step { records: self.records.drain(..n).collect(), ..Step::default() }
     }
 
     /// Nothing in it at all (a step between two that hold traffic).

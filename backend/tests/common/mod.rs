@@ -35,8 +35,15 @@ pub enum Records {
     PerInterface,
 }
 
-/// The same for any capture file of a lab directory.
+/// The same for any capture file of a lab directory: its requests (connections, `kind: "tcp"`,
+/// left out; `analyze_everything` keeps them).
 pub fn analyze_file(dir: &Path, name: &str, how: Records) -> (Vec<Record>, EngineStats) {
+    let (all, stats) = analyze_everything(dir, name, how);
+    (all.into_iter().filter(Record::is_request).collect(), stats)
+}
+
+/// Every record of a lab capture, requests and connections.
+pub fn analyze_everything(dir: &Path, name: &str, how: Records) -> (Vec<Record>, EngineStats) {
     let file = CaptureFile::open(&dir.join(name)).expect("lab capture opens");
     let mut engine = Engine::new(cluster(dir));
     if how == Records::PerInterface {
@@ -117,5 +124,6 @@ pub fn analyze_capture(dir: &Path, file: &CaptureFile) -> (Vec<Record>, EngineSt
     let mut engine = Engine::new(cluster(dir));
     let mut records = Vec::new();
     engine.run_file(file, |batch| records.append(batch)).expect("capture is whole");
+    records.retain(Record::is_request);
     (records, engine.stats())
 }
