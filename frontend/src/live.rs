@@ -1,16 +1,20 @@
-//! The live connection: one WebSocket to `/api/v1/stream`, reconnecting with backoff, feeding
-//! reactive state. Only this module touches the socket; views read `Live`'s signals.
+//! The live connection: one WebSocket to `/api/v1/stream` (protocol 2), reconnecting with
+//! backoff, feeding reactive state. It subscribes with the page's filter and Service (and again
+//! whenever they change), so the server sends only what this page shows. Only this module touches
+//! the socket; views read `Live`'s signals.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use podtap_shared::{MissingKind, Record, ServerMessage, ServiceMap};
+use podtap_shared::{Balance, ClientMessage, Clock, MapEdge, MapNode, MissingKind, Record, ServerMessage, ServiceMap};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-/// Records kept in the browser for the request list.
-pub const KEEP_RECORDS: usize = 2000;
+/// Records (requests and connections) kept in the browser for the live timeline and list.
+pub const KEEP_RECORDS: usize = 50_000;
 
 /// Connection state, for the status pill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,20 +25,55 @@ pub enum Status {
     Retrying(u32),
 }
 
+/// What this page asked the server for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub filter: String,
+    pub service: Option<String>,
+}
+
+/// A second in which the server sent a sample: `shown` of `matched` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampled {
+    pub second: u64,
+    pub shown: u64,
+    pub matched: u64,
+}
+
 /// Reactive state fed by the stream. `Copy`: signals are handles.
 #[derive(Clone, Copy)]
 pub struct Live {
     pub status: RwSignal<Status>,
     pub source: RwSignal<String>,
-    /// In `Record::time_order`, oldest first, at most `KEEP_RECORDS`.
-    pub records: RwSignal<Vec<Record>>,
+    pub clock: RwSignal<Clock>,
+    /// In `Record::time_order`, oldest first, at most `KEEP_RECORDS`; requests and connections.
+    pub records: RwSignal<VecDeque<Record>>,
+    /// Bumped when a snapshot replaced every record.
+    pub generation: RwSignal<u64>,
+    /// Bumped when records arrived (`take_arrived` hands them out once).
+    pub arrivals: RwSignal<u64>,
     pub map: RwSignal<ServiceMap>,
+    /// The subscribed Service's balance over the retained window.
+    pub balance: RwSignal<Option<Balance>>,
     /// Records the server could not send this browser because it fell behind.
     pub skipped: RwSignal<u64>,
+    /// The last sampled second.
+    pub sampled: RwSignal<Option<Sampled>>,
     /// Messages that could not be read (a newer server, a broken frame).
     pub bad_messages: RwSignal<u64>,
+    /// Why the server refused the last subscription.
+    pub refused: RwSignal<Option<String>>,
     /// Kubernetes kinds the server could not list, and what each costs.
     pub missing: RwSignal<Vec<MissingKind>>,
+    /// The newest record time seen (the capture's "now" when it is replayed on its own axis).
+    pub newest_us: RwSignal<u64>,
+    wanted: RwSignal<Wanted>,
+}
+
+thread_local! {
+    static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
+    /// Records that arrived since the follower last took them.
+    static ARRIVED: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Live {
@@ -42,42 +81,130 @@ impl Live {
         Self {
             status: RwSignal::new(Status::Connecting),
             source: RwSignal::new(String::new()),
-            records: RwSignal::new(Vec::new()),
+            clock: RwSignal::new(Clock::Wall),
+            records: RwSignal::new(VecDeque::new()),
+            generation: RwSignal::new(0),
+            arrivals: RwSignal::new(0),
             map: RwSignal::new(ServiceMap::default()),
+            balance: RwSignal::new(None),
             skipped: RwSignal::new(0),
+            sampled: RwSignal::new(None),
             bad_messages: RwSignal::new(0),
+            refused: RwSignal::new(None),
             missing: RwSignal::new(Vec::new()),
+            newest_us: RwSignal::new(0),
+            wanted: RwSignal::new(Wanted::default()),
         }
+    }
+
+    /// Asks the server for `wanted` (now, and again after every reconnect).
+    pub fn subscribe(&self, wanted: Wanted) {
+        if self.wanted.get_untracked() == wanted && self.status.get_untracked() == Status::Live {
+            return;
+        }
+        self.wanted.set(wanted);
+        self.send_subscription();
+    }
+
+    fn send_subscription(&self) {
+        let w = self.wanted.get_untracked();
+        let msg = ClientMessage::Subscribe { filter: w.filter, service: w.service, max_rate: None };
+        let text = serde_json::to_string(&msg).expect("wire types serialise");
+        SOCKET.with(|s| {
+            if let Some(ws) = s.borrow().as_ref()
+                && ws.ready_state() == WebSocket::OPEN
+            {
+                let _ = ws.send_with_str(&text);
+            }
+        });
     }
 
     /// Applies one server message.
     pub fn apply(&self, msg: ServerMessage) {
         match msg {
-            ServerMessage::Hello { source, .. } => self.source.set(source),
-            ServerMessage::Snapshot { records, map } => {
-                self.records.set(in_time_order(Vec::new(), records));
-                self.map.set(map);
+            ServerMessage::Hello { source, clock, .. } => {
+                self.source.set(source);
+                self.clock.set(clock);
             }
-            ServerMessage::Records { records } => self.records.update(|all| {
-                *all = in_time_order(std::mem::take(all), records);
-            }),
+            ServerMessage::Snapshot { records, map, filter } => {
+                // One answering an older subscription is on its way out: the next one follows.
+                if filter != self.wanted.with_untracked(|w| w.filter.clone()) {
+                    return;
+                }
+                self.note_newest(&records);
+                ARRIVED.with(|a| a.borrow_mut().clear());
+                self.records.set(in_time_order(VecDeque::new(), records));
+                self.generation.update(|g| *g += 1);
+                self.map.set(map);
+                self.refused.set(None);
+            }
+            ServerMessage::Records { records } => {
+                self.note_newest(&records);
+                ARRIVED.with(|a| a.borrow_mut().extend(records.iter().cloned()));
+                self.records.update(|all| *all = in_time_order(std::mem::take(all), records));
+                self.arrivals.update(|n| *n += 1);
+            }
             ServerMessage::Map { map } => self.map.set(map),
+            ServerMessage::MapDelta { nodes, edges } => self.map.update(|m| apply_delta(m, nodes, edges)),
+            ServerMessage::Balance { balance } => self.balance.set(Some(balance)),
+            ServerMessage::Sampled { second, shown, matched } => {
+                self.sampled.set(Some(Sampled { second, shown, matched }))
+            }
             ServerMessage::Lagged { skipped } => self.skipped.update(|s| *s += skipped),
             ServerMessage::Cluster { missing, .. } => self.missing.set(missing),
+            ServerMessage::Error { message } => self.refused.set(Some(message)),
+        }
+    }
+
+    /// The records that arrived since the last call (for a view that follows incrementally).
+    pub fn take_arrived(&self) -> Vec<Record> {
+        ARRIVED.with(|a| std::mem::take(&mut *a.borrow_mut()))
+    }
+
+    fn note_newest(&self, records: &[Record]) {
+        if let Some(max) = records.iter().map(|r| r.ts).max()
+            && max > self.newest_us.get_untracked()
+        {
+            self.newest_us.set(max);
+        }
+    }
+
+    /// "Now" on this page's time axis: the wall clock, or the newest record of a replayed capture.
+    pub fn now_us(&self) -> u64 {
+        match self.clock.get_untracked() {
+            Clock::Wall => (js_sys::Date::now() * 1000.0) as u64,
+            Clock::Capture => self.newest_us.get_untracked(),
+        }
+    }
+}
+
+/// Replaces the edges (and adds the nodes) a `mapDelta` carries, keeping the map sorted.
+pub fn apply_delta(map: &mut ServiceMap, nodes: Vec<MapNode>, edges: Vec<MapEdge>) {
+    for n in nodes {
+        match map.nodes.binary_search_by(|o| o.id.cmp(&n.id)) {
+            Ok(_) => {}
+            Err(i) => map.nodes.insert(i, n),
+        }
+    }
+    for e in edges {
+        match map.edges.binary_search_by(|o| (&o.source, &o.target).cmp(&(&e.source, &e.target))) {
+            Ok(i) => map.edges[i] = e,
+            Err(i) => map.edges.insert(i, e),
         }
     }
 }
 
 /// Adds `new` to `all` (already in `Record::time_order`) by request time, keeping the newest
 /// `KEEP_RECORDS`: in arrival order a probe would stand a second below newer requests.
-fn in_time_order(mut all: Vec<Record>, new: Vec<Record>) -> Vec<Record> {
+fn in_time_order(mut all: VecDeque<Record>, new: Vec<Record>) -> VecDeque<Record> {
     for r in new {
         // Almost always at or near the end: the search is short and so is the shift.
         let at = all.partition_point(|o| o.time_order() <= r.time_order());
         all.insert(at, r);
     }
-    let excess = all.len().saturating_sub(KEEP_RECORDS);
-    all.drain(..excess);
+    while all.len() > KEEP_RECORDS {
+        all.pop_front();
+    }
     all
 }
 
@@ -104,7 +231,11 @@ pub fn connect(live: Live, attempt: u32) {
     };
     live.status.set(Status::Connecting);
 
-    let on_open = Closure::<dyn FnMut()>::new(move || live.status.set(Status::Live));
+    SOCKET.with(|s| *s.borrow_mut() = Some(ws.clone()));
+    let on_open = Closure::<dyn FnMut()>::new(move || {
+        live.status.set(Status::Live);
+        live.send_subscription();
+    });
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     on_open.forget();
 
@@ -142,7 +273,7 @@ mod tests {
     #[test]
     fn records_are_kept_in_request_time_order_whatever_order_they_arrive_in() {
         // A merged request (id 2) arrives before a probe from a second earlier (id 1).
-        let all = in_time_order(Vec::new(), vec![at(2, 2_000_000), at(3, 2_500_000)]);
+        let all = in_time_order(VecDeque::new(), vec![at(2, 2_000_000), at(3, 2_500_000)]);
         let all = in_time_order(all, vec![at(1, 1_000_000), at(4, 2_400_000)]);
         assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 4, 3]);
         // The oldest by time leave first when the list is full.
@@ -150,6 +281,7 @@ mod tests {
         let all = in_time_order(all, many);
         assert_eq!(all.len(), KEEP_RECORDS);
         assert_eq!(all[0].id, 15);
+        let all: Vec<Record> = all.into();
         assert!(all.windows(2).all(|w| w[0].time_order() <= w[1].time_order()));
     }
 }

@@ -1,6 +1,7 @@
-//! What a shared link carries: the filter and the Service whose balance is shown live in the page
-//! URL (`?filter=…&service=ns/name`), so a link shows exactly what its sender saw. Also where the
-//! API token comes from when one is required.
+//! What a shared link carries, in the page URL so a link shows exactly what its sender saw: the
+//! filter, the Service whose balance is shown, the window brushed on the timeline (`from`, `to`
+//! in µs; none = live), the selected record (`sel`), whether probes are hidden (`probes=hide`).
+//! Also where the API token comes from when one is required.
 
 use wasm_bindgen::JsValue;
 
@@ -12,6 +13,11 @@ fn search_params() -> Option<web_sys::UrlSearchParams> {
 /// A query parameter of the page URL.
 pub fn param(name: &str) -> Option<String> {
     search_params()?.get(name)
+}
+
+/// A numeric query parameter (times in µs, record ids).
+pub fn param_u64(name: &str) -> Option<u64> {
+    param(name)?.parse().ok()
 }
 
 /// Writes `name=value` into the URL (removes it when empty) without a reload or a new history

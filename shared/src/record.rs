@@ -341,6 +341,10 @@ pub struct Record {
     /// client (who is then `src`). (Both boxed: rare, and a record is moved several times.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<Box<Endpoint>>,
+    /// The address the client sent it to, when kube-proxy rewrote it on the way to `dst`: the
+    /// Service's ClusterIP:port, or a node's address and NodePort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressed: Option<Box<Endpoint>>,
     /// Request's first byte to response's first byte; `None` without a response.
     pub latency_us: Option<u64>,
     /// Microseconds since the Unix epoch at the exchange's last byte (the response's, or the
@@ -441,6 +445,7 @@ impl Record {
             interface: None,
             tunnel: None,
             proxy: None,
+            addressed: None,
             latency_us: Some(1500),
             end_us: Some(1_700_000_000_001_600),
             request_size: 78,

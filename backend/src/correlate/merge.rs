@@ -346,7 +346,9 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
         let r = &mut records[f];
         let blank = podtap_shared::Endpoint::unknown(r.src.ip, r.src.port);
         let src = std::mem::replace(&mut r.src, blank);
-        (src, std::mem::replace(&mut r.via, Via::UNKNOWN), r.conn, r.ts, r.latency_us)
+        // Where the client sent it, when another observation shows where it arrived.
+        let addressed = back.map(|_| Box::new(r.dst.clone()));
+        (src, std::mem::replace(&mut r.via, Via::UNKNOWN), r.conn, r.ts, r.latency_us, addressed)
     });
     let tunnel = records.iter_mut().find_map(|r| r.tunnel.take());
     let mut merged = *records.swap_remove(back.or(front).unwrap_or(0));
@@ -356,8 +358,9 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     merged.id = id;
     merged.probe = probe;
     match from_front {
-        Some((src, via, conn, ts, latency)) => {
+        Some((src, via, conn, ts, latency, addressed)) => {
             (merged.src, merged.via, merged.conn, merged.ts, merged.latency_us) = (src, via, conn, ts, latency);
+            merged.addressed = addressed;
         }
         None => (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest),
     }

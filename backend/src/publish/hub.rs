@@ -279,11 +279,12 @@ impl Hub {
         Feed { records, skipped, control }
     }
 
-    /// What a browser subscribing with `filter` starts from: the newest `limit` matching requests
-    /// and the map of the retained window; batches up to `seq` are in it.
+    /// What a browser subscribing with `filter` starts from: the newest `limit` matching records
+    /// (requests and connections) and the map of the retained window; batches up to `seq` are in
+    /// it.
     pub fn subscribe(&self, filter: &Filter, filter_text: &str, limit: usize) -> Subscription {
         let state = self.lock();
-        let (records, _) = state.store.records(Window::ALL, filter, Kinds::Requests, None, limit);
+        let (records, _) = state.store.records(Window::ALL, filter, Kinds::All, None, limit);
         let map = state.store.map_stats(Window::ALL, filter);
         let snapshot = ServerMessage::Snapshot { records, map: map.build(), filter: filter_text.to_string() };
         Subscription { snapshot, map, seq: state.seq }

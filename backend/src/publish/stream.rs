@@ -20,8 +20,8 @@ use super::AppState;
 use super::hub::{Hub, Published, to_json};
 use crate::store::Window;
 
-/// Records in the snapshot a new browser gets.
-pub const SNAPSHOT_RECORDS: usize = 500;
+/// Records (requests and connections) in the snapshot a new browser gets.
+pub const SNAPSHOT_RECORDS: usize = 2_000;
 /// How often map deltas, balance and notices go out.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -132,9 +132,6 @@ impl Session {
         let now = wall_second();
         for r in batch.records.iter().filter(|r| self.filter.matches(r)) {
             self.fresh.add(r);
-            if !r.is_request() {
-                continue; // connections reach the map (and the REST API), not the list
-            }
             let (send, n) = self.sample.take(now, self.max_rate);
             notice = notice.or(n);
             if send {

@@ -2,3 +2,4 @@
 
 pub mod filter_box;
 pub mod status_pill;
+pub mod term;

@@ -1,5 +1,6 @@
-//! Connection status, and what says how complete the picture is: records this browser missed,
-//! unreadable messages, Kubernetes kinds the server could not list.
+//! Connection status, and what says how complete the picture is: records this browser missed
+//! (counted in records), seconds the server sent a sample of, unreadable messages, Kubernetes kinds
+//! the server could not list.
 
 use leptos::prelude::*;
 
@@ -23,10 +24,17 @@ pub fn StatusPill(
     view! {
         <span class=class data-testid="status">{text}</span>
         <Show when=move || { live.skipped.get() > 0 }>
-            <span class="pill warn" title="this browser fell behind; the server never waits for it">
-                {move || format!("{} records not shown", live.skipped.get())}
+            <span class="pill warn" data-testid="lagged" title="this browser fell behind; the server never waits for it">
+                {move || format!("{} records not shown (this browser fell behind)", live.skipped.get())}
             </span>
         </Show>
+        {move || live.sampled.get().map(|s| view! {
+            <span class="pill warn" data-testid="sampled"
+                title="more records matched than one browser is sent; the map and balance still count them all">
+                {format!("showing {} of {} records in one second", s.shown, s.matched)}
+            </span>
+        })}
+        {move || live.refused.get().map(|r| view! { <span class="pill warn" data-testid="refused">{r}</span> })}
         <Show when=move || { !live.missing.get().is_empty() }>
             <span class="pill warn" data-testid="cluster-missing" title=move || missing_detail(&live)>
                 {move || missing_summary(&live)}

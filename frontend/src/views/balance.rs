@@ -1,26 +1,20 @@
 //! Replica balance of one Service: per pod, the requests it answered and the connections they
 //! came over, side by side — kube-proxy balances connections, not requests — with probes apart,
-//! the skew and its cause in one sentence. The Service is picked from those on the map and kept
-//! in the URL (`?service=ns/name`). DOM hook: `balance-row` with `data-pod`, `data-requests`,
-//! `data-connections`; the sentence is `balance-cause`.
+//! the skew and its cause in one sentence. The picker lists every Service most skewed first, can be
+//! searched, starts on the most skewed one and never switches by itself; the choice is kept in the
+//! URL (`?service=ns/name`), and one nobody knows is said to be unknown. Live, the numbers come
+//! with the stream; for a chosen window, from the API. DOM hooks: `balance-service` (the select),
+//! `balance-search`, `balance-row` with `data-pod`, `data-requests`, `data-connections`; the
+//! sentence is `balance-cause`.
+
+use std::time::Duration;
 
 use leptos::prelude::*;
-use podtap_shared::{Balance, EndpointBalance, EndpointKind, ServiceMap};
+use podtap_shared::{Balance, EndpointBalance};
 
-use crate::api::fetch_balance;
-use crate::url_state;
-
-/// The Services on the map, `ns/name`, sorted.
-fn services(map: &ServiceMap) -> Vec<String> {
-    let mut s: Vec<String> = map
-        .nodes
-        .iter()
-        .filter(|n| n.kind == EndpointKind::Service)
-        .filter_map(|n| n.id.strip_prefix("service:").map(str::to_string))
-        .collect();
-    s.sort();
-    s
-}
+use crate::api::{Span, fetch_balance, fetch_services};
+use crate::components::term::Term;
+use crate::live::Live;
 
 fn percent(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
@@ -29,55 +23,111 @@ fn percent(share: f64) -> String {
 /// The balance panel.
 #[component]
 pub fn BalanceView(
-    /// The current (unfiltered) map: which Services exist, and when to refresh.
-    map: Signal<ServiceMap>,
+    live: Live,
+    /// The chosen Service, `ns/name` (from the URL, or the most skewed once known).
+    chosen: RwSignal<Option<String>>,
+    window: Signal<Option<Span>>,
 ) -> impl IntoView {
-    let chosen = RwSignal::new(url_state::param("service"));
-    let options = Memo::new(move |_| map.with(services));
-    // Without a choice, the first Service on the map.
-    let service = Signal::derive(move || chosen.get().or_else(|| options.with(|o| o.first().cloned())));
+    let refresh = RwSignal::new(0u64);
+    let handle = set_interval_with_handle(move || refresh.update(|n| *n += 1), Duration::from_secs(5)).ok();
+    on_cleanup(move || {
+        if let Some(h) = handle {
+            h.clear();
+        }
+    });
+    let listed = LocalResource::new(move || {
+        let w = window.get();
+        if w.is_none() {
+            refresh.track();
+        }
+        async move { fetch_services(w).await }
+    });
+    let services = RwSignal::new(Vec::<Balance>::new());
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = listed.get() {
+            // The first time Services are known, the most skewed one is shown; never again by itself.
+            if chosen.get_untracked().is_none()
+                && let Some(first) = list.first()
+            {
+                chosen.set(Some(first.service.clone()));
+            }
+            services.set(list);
+        }
+    });
+    let search = RwSignal::new(String::new());
+    let options = Memo::new(move |_| {
+        let needle = search.get().to_ascii_lowercase();
+        services.with(|all| {
+            all.iter()
+                .filter(|b| needle.is_empty() || b.service.to_ascii_lowercase().contains(&needle))
+                .map(|b| (b.service.clone(), b.skew))
+                .collect::<Vec<_>>()
+        })
+    });
+    // A window's balance from the API; live, the stream's (the API until the stream's first).
     let fetched = LocalResource::new(move || {
-        let s = service.get();
-        map.track();
+        let (s, w) = (chosen.get(), window.get());
+        if w.is_none() {
+            refresh.track();
+        }
         async move {
             match s {
-                Some(s) => Some(fetch_balance(&s).await),
+                Some(s) => Some(fetch_balance(&s, w).await),
                 None => None,
             }
         }
     });
-    let balance = RwSignal::new(None::<Balance>);
-    let error = RwSignal::new(None::<String>);
-    Effect::new(move |_| match fetched.get().flatten() {
-        Some(Ok(b)) => {
-            balance.set(Some(b));
-            error.set(None);
+    let shown = Signal::derive(move || {
+        let streamed = live.balance.get().filter(|b| Some(&b.service) == chosen.get().as_ref());
+        match (window.get(), streamed) {
+            (None, Some(b)) => Some(Ok(b)),
+            _ => fetched.get().flatten(),
         }
-        Some(Err(e)) => error.set(Some(e)),
-        None => {}
     });
     let pick = move |ev| {
         let v = event_target_value(&ev);
-        url_state::set_param("service", &v);
+        crate::url_state::set_param("service", &v);
         chosen.set(Some(v));
+    };
+    let unknown = move || {
+        let c = chosen.get()?;
+        let known = services.with(|s| s.iter().any(|b| b.service == c));
+        (!known && matches!(shown.get(), Some(Err(_)) | None)).then(|| {
+            format!("Service {c} is unknown: neither the cluster state nor the traffic in this window knows it.")
+        })
     };
     view! {
         <div class="balance">
             <label>
                 "Service "
+                <input type="search" class="balance-search" data-testid="balance-search" placeholder="search…"
+                    prop:value=move || search.get() on:input=move |ev| search.set(event_target_value(&ev))/>
                 <select data-testid="balance-service" on:change=pick>
-                    <For
-                        each=move || options.get()
-                        key=|s| s.clone()
-                        children=move |s| {
-                            let selected = { let s = s.clone(); move || service.get().as_deref() == Some(s.as_str()) };
-                            view! { <option value=s.clone() selected=selected>{s.clone()}</option> }
+                    {move || {
+                        let c = chosen.get();
+                        let mut opts = options.get();
+                        // The chosen one stays listed (and selectable) even if the search hides it.
+                        if let Some(c) = &c
+                            && !opts.iter().any(|(s, _)| s == c)
+                        {
+                            opts.insert(0, (c.clone(), f64::NAN));
                         }
-                    />
+                        opts.into_iter()
+                            .map(|(s, skew)| {
+                                let label = if skew.is_nan() { format!("{s} (unknown)") } else { format!("{s} · skew {skew:.2}") };
+                                let selected = c.as_deref() == Some(s.as_str());
+                                view! { <option value=s.clone() selected=selected>{label}</option> }
+                            })
+                            .collect::<Vec<_>>()
+                    }}
                 </select>
             </label>
-            <p class="hint">{move || error.get()}</p>
-            {move || balance.get().map(|b| view! { <BalanceTable balance=b/> })}
+            <p class="hint" data-testid="balance-unknown">{unknown}</p>
+            {move || match shown.get() {
+                Some(Ok(b)) => view! { <BalanceTable balance=b/> }.into_any(),
+                Some(Err(e)) if unknown().is_none() => view! { <p class="hint">{e}</p> }.into_any(),
+                _ => ().into_any(),
+            }}
         </div>
     }
 }
@@ -118,15 +168,16 @@ fn BalanceTable(balance: Balance) -> impl IntoView {
 fn Row(endpoint: EndpointBalance) -> impl IntoView {
     let e = endpoint;
     let pod = e.pod.clone().unwrap_or_else(|| e.ip.to_string());
+    let short = pod.rsplit('/').next().unwrap_or(&pod).to_string();
     let label = pod.clone();
     let per_conn = e.requests_per_connection.map_or("—".into(), |r| format!("{r:.1}"));
     let bar = |share: f64, class: &'static str| {
         view! { <span class=class style=format!("width: {:.1}%", share * 100.0)></span> }
     };
     view! {
-        <tr data-testid="balance-row" data-pod=pod data-requests=e.requests.to_string()
+        <tr data-testid="balance-row" data-pod=pod.clone() data-requests=e.requests.to_string()
             data-connections=e.connections.to_string() data-probes=e.probe_requests.to_string()>
-            <td>{label}</td>
+            <td><Term text=label term=format!("pod:{short}")/></td>
             <td class="num">{e.requests}</td>
             <td class="num">{e.connections}</td>
             <td class="num">{per_conn}</td>

@@ -33,12 +33,14 @@ fn kind_word(k: EndpointKind) -> &'static str {
 pub fn MapView(
     /// The map to draw (already filtered).
     map: Signal<ServiceMap>,
+    /// What to say when it is empty (no traffic yet, or nothing matches the filter).
+    empty: Signal<String>,
 ) -> impl IntoView {
     let laid = Memo::new(move |_| map.with(layout));
     view! {
         <div class="map-scroll">
             <Show when=move || laid.with(|l| l.nodes.is_empty())>
-                <p class="empty">"No traffic yet."</p>
+                <p class="empty" data-testid="map-empty">{move || empty.get()}</p>
             </Show>
             <svg
                 class="map"
@@ -74,13 +76,26 @@ fn Node(
     node: NodeBox,
 ) -> impl IntoView {
     let NodeBox { node, x, y } = node;
+    // A click adds the node to the filter (`pod:name`, `svc:ns/name`, `ns:…`, an address).
+    let term = match (node.kind, node.id.split_once(':')) {
+        (EndpointKind::Pod, _) => format!("pod:{}", node.label),
+        (EndpointKind::Service, Some((_, q))) => format!("svc:{q}"),
+        (_, Some((_, rest))) => rest.to_string(),
+        (_, None) => node.label.clone(),
+    };
+    let filter = use_context::<crate::components::term::FilterText>();
+    let on_click = move |_| {
+        if let Some(f) = filter {
+            f.0.update(|t| *t = crate::components::term::add_term(t, &term));
+        }
+    };
     let sub = match (&node.workload, &node.namespace) {
         (Some(w), _) => w.clone(),
         (None, Some(ns)) => format!("{} · {ns}", kind_word(node.kind)),
         (None, None) => kind_word(node.kind).to_string(),
     };
     view! {
-        <g class=kind_class(node.kind) data-testid="map-node" data-id=node.id.clone() transform=format!("translate({x},{y})")>
+        <g class=kind_class(node.kind) data-testid="map-node" data-id=node.id.clone() transform=format!("translate({x},{y})") on:click=on_click>
             <title>{node.id.clone()}</title>
             <rect width=NODE_W height=NODE_H rx="7"></rect>
             <text x="10" y="19" class="label">{node.label.clone()}</text>

@@ -1,0 +1,216 @@
+//! The request list: a second view of the same window as the lanes — every request in it, not a
+//! few hundred — virtualised (only the rows in view are in the DOM), sortable by time or latency,
+//! with its header always in view, pausable so a row does not run away while it is read, and
+//! click-to-filter on names, paths and statuses. A click on a row selects it. DOM hook:
+//! `timeline-row` with `data-id`.
+
+use leptos::prelude::*;
+use podtap_shared::{Detail, Endpoint, EndpointKind, Record, ViaKind};
+use wasm_bindgen::JsCast;
+
+use crate::components::term::Term;
+use crate::live::Live;
+use crate::views::lanes_outcome_class;
+
+const ROW_H: f64 = 26.0;
+const VIEW_ROWS: usize = 18;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Newest,
+    Slowest,
+}
+
+fn via(r: &Record) -> String {
+    let kind = match r.via.kind {
+        ViaKind::ClusterIp => "ClusterIP",
+        ViaKind::NodePort => "NodePort",
+        ViaKind::LoadBalancer => "LoadBalancer",
+        ViaKind::Direct => "direct",
+        ViaKind::Unknown => "?",
+    };
+    match &r.via.service {
+        Some(s) => format!("{kind} {s}"),
+        None => kind.to_string(),
+    }
+}
+
+fn clock(ts_us: u64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64((ts_us / 1000) as f64));
+    format!("{:02}:{:02}:{:02}.{:03}", d.get_hours(), d.get_minutes(), d.get_seconds(), d.get_milliseconds())
+}
+
+/// The rows of the list, in order: (ts, id, latency) keys of requests.
+fn ordered<'a>(records: impl DoubleEndedIterator<Item = &'a Record>, order: Order) -> Vec<(u64, u64, Option<u64>)> {
+    let mut keys: Vec<_> = records.rev().filter(|r| r.is_request()).map(|r| (r.ts, r.id, r.latency_us)).collect();
+    if order == Order::Slowest {
+        keys.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
+    }
+    keys
+}
+
+/// The list.
+#[component]
+pub fn RequestList(
+    live: Live,
+    /// The window's records when one is chosen (`None`: live).
+    windowed: Signal<Option<Vec<Record>>>,
+    selected: RwSignal<Option<u64>>,
+    /// What the filter is, to say so when nothing matches.
+    filter: Signal<String>,
+) -> impl IntoView {
+    let order = RwSignal::new(Order::Newest);
+    let paused = RwSignal::new(None::<Vec<Record>>);
+    let scroll = RwSignal::new(0usize);
+    // The records the list reads: the frozen copy while paused, else the window's, else live.
+    let keys = Memo::new(move |_| {
+        let o = order.get();
+        if let Some(frozen) = paused.with(|p| p.as_ref().map(|p| ordered(p.iter(), o))) {
+            return frozen;
+        }
+        match windowed.with(|w| w.as_ref().map(|w| ordered(w.iter(), o))) {
+            Some(k) => k,
+            None => live.records.with(|all| ordered(all.iter(), o)),
+        }
+    });
+    // Every source is in `Record::time_order`: a record is found by binary search.
+    let find = move |ts: u64, id: u64| -> Option<Record> {
+        let key = (ts, id);
+        let in_vec = |v: &Vec<Record>| v.binary_search_by_key(&key, Record::time_order).ok().map(|i| v[i].clone());
+        if let Some(found) = paused.with_untracked(|p| p.as_ref().map(in_vec)) {
+            return found;
+        }
+        if let Some(found) = windowed.with_untracked(|w| w.as_ref().map(in_vec)) {
+            return found;
+        }
+        live.records
+            .with_untracked(|all| all.binary_search_by_key(&key, Record::time_order).ok().map(|i| all[i].clone()))
+    };
+    let rows = move || {
+        let first = scroll.get();
+        keys.with(|k| {
+            k.iter()
+                .skip(first)
+                .take(VIEW_ROWS + 4)
+                .filter_map(|&(ts, id, _)| find(ts, id))
+                .map(|r| view! { <Row record=r selected=selected/> })
+                .collect::<Vec<_>>()
+        })
+    };
+    let on_scroll = move |ev: web_sys::Event| {
+        if let Some(el) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
+            scroll.set((f64::from(el.scroll_top()) / ROW_H).floor() as usize);
+        }
+    };
+    let spacer = |rows: usize| format!("height: {:.0}px", rows as f64 * ROW_H);
+    let above = move || spacer(scroll.get());
+    let below = move || spacer(keys.with(|k| k.len().saturating_sub(scroll.get() + VIEW_ROWS + 4)));
+    let toggle_pause = move |_| {
+        if paused.with_untracked(Option::is_some) {
+            paused.set(None);
+        } else {
+            let copy = windowed
+                .get_untracked()
+                .unwrap_or_else(|| live.records.with_untracked(|r| r.iter().cloned().collect()));
+            paused.set(Some(copy));
+        }
+    };
+    let count = move || {
+        let n = keys.with(Vec::len);
+        match (n, filter.with(|f| f.trim().is_empty())) {
+            (0, false) => format!("No request matches `{}`.", filter.get()),
+            (0, true) => "No traffic yet.".to_string(),
+            (n, _) => format!("{n} requests"),
+        }
+    };
+    let sort_header = move |o: Order, text: &'static str| {
+        let mark = move || if order.get() == o { " ▾" } else { "" };
+        view! { <button class="sort" class:on=move || order.get() == o on:click=move |_| order.set(o)>{text}{mark}</button> }
+    };
+    view! {
+        <div class="list-toolbar">
+            <span class="list-count" data-testid="list-count">{count}</span>
+            <button data-testid="list-pause" on:click=toggle_pause>
+                {move || if paused.with(Option::is_some) { "Resume" } else { "Pause" }}
+            </button>
+        </div>
+        <div class="list-scroll" on:scroll=on_scroll>
+            <table class="timeline">
+                <thead>
+                    <tr>
+                        <th>{sort_header(Order::Newest, "time")}</th><th>"source"</th><th>"destination"</th><th>"via"</th>
+                        <th>"request"</th><th>"status"</th><th class="num">{sort_header(Order::Slowest, "latency")}</th><th class="num">"conn"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <tr class="spacer" style=above></tr>
+                    {rows}
+                    <tr class="spacer" style=below></tr>
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+fn who(e: &Endpoint) -> AnyView {
+    let text = e.qualified_name().unwrap_or_else(|| format!("{}:{}", e.ip, e.port));
+    let term = match (e.kind, &e.name) {
+        (EndpointKind::Pod, Some(n)) => format!("pod:{n}"),
+        (_, Some(n)) => n.to_string(),
+        (_, None) => e.ip.to_string(),
+    };
+    view! { <Term text=text term=term/> }.into_any()
+}
+
+/// One request.
+#[component]
+fn Row(record: Record, selected: RwSignal<Option<u64>>) -> impl IntoView {
+    let missing = match &record.detail {
+        Detail::Grpc(g) if g.status.is_some() => "no trailers",
+        Detail::Dns(_) => "no answer",
+        Detail::Tls(_) => "no ServerHello",
+        _ => "—",
+    };
+    let status_class = format!("status {}", lanes_outcome_class(&record));
+    let status_text = record.detail.outcome().unwrap_or_else(|| missing.to_string());
+    let status = match record.http_path_status().and_then(|(_, s)| s) {
+        Some(s) => view! { <Term text=status_text term=format!("status:{s}")/> }.into_any(),
+        None => view! { <span>{status_text}</span> }.into_any(),
+    };
+    let request = match record.http_path_status() {
+        Some((path, _)) => view! { <Term text=record.detail.request_line() term=format!("path:{path}")/> }.into_any(),
+        None => view! { <span>{record.detail.request_line()}</span> }.into_any(),
+    };
+    let via_cell = match &record.via.service {
+        Some(s) => view! { <Term text=via(&record) term=format!("svc:{s}")/> }.into_any(),
+        None => view! { <span>{via(&record)}</span> }.into_any(),
+    };
+    let latency = match record.latency_us {
+        Some(l) if l < 1000 => format!("{:.2} ms", l as f64 / 1000.0),
+        Some(l) => format!("{:.1} ms", l as f64 / 1000.0),
+        None => "—".into(),
+    };
+    let (id, probe) = (record.id, record.probe);
+    let row_class = move || {
+        let mut c = if probe { "probe".to_string() } else { String::new() };
+        if selected.get() == Some(id) {
+            c.push_str(" selected");
+        }
+        c
+    };
+    view! {
+        <tr data-testid="timeline-row" data-id=id.to_string() class=row_class on:click=move |_| selected.set(Some(id))>
+            <td class="mono">{clock(record.ts)}</td>
+            <td>{who(&record.src)}</td>
+            <td>{who(&record.dst)}</td>
+            <td>{via_cell}</td>
+            <td class="mono">
+                {request}
+                {record.probe.then(|| view! { <span class="tag">"probe"</span> })}
+            </td>
+            <td class=status_class>{status}</td>
+            <td class="num">{latency}</td>
+            <td class="num mono"><Term text=record.conn.to_string() term=format!("conn:{}", record.conn)/></td>
+        </tr>
+    }
+}

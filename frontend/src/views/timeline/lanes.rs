@@ -1,0 +1,364 @@
+//! Connection swimlanes as data: one lane per TCP connection (or UDP flow), from its open to its
+//! close, grouped under client → serving pod; each request a bar from its first byte to its end,
+//! HTTP/2 streams that overlap in time on parallel rows of their lane. Built incrementally as
+//! records arrive (`add`), so a live view never regroups everything for one record; pure, so it is
+//! tested without a browser.
+
+use std::collections::BTreeMap;
+
+use podtap_shared::{Detail, Record};
+use rustc_hash::FxHashMap;
+
+/// Parallel rows a lane grows to for overlapping streams; more overlap stacks on the last.
+pub const MAX_ROWS: u8 = 4;
+
+/// How a request ended, for its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// 4xx, NXDOMAIN, a gRPC status other than OK that a server chose.
+    Refused,
+    /// 5xx, SERVFAIL, a failed handshake.
+    Failed,
+    /// Nothing came back.
+    NoAnswer,
+}
+
+impl Outcome {
+    pub fn of(r: &Record) -> Outcome {
+        match &r.detail {
+            Detail::Http(h) => match h.status {
+                None => Outcome::NoAnswer,
+                Some(s) if s >= 500 => Outcome::Failed,
+                Some(s) if s >= 400 => Outcome::Refused,
+                Some(_) => Outcome::Ok,
+            },
+            Detail::Grpc(g) => match g.grpc_status {
+                None => Outcome::NoAnswer,
+                Some(0) => Outcome::Ok,
+                Some(_) => Outcome::Failed,
+            },
+            Detail::Dns(d) => match d.rcode.as_deref() {
+                None => Outcome::NoAnswer,
+                Some("NOERROR") => Outcome::Ok,
+                Some("NXDOMAIN") => Outcome::Refused,
+                Some(_) => Outcome::Failed,
+            },
+            Detail::Tls(t) if t.version.is_some() => Outcome::Ok,
+            Detail::Tls(_) => Outcome::Failed,
+            Detail::Tcp(_) => Outcome::Ok,
+        }
+    }
+
+    pub fn class(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::NoAnswer => "none",
+        }
+    }
+}
+
+/// One request on a lane.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    pub id: u64,
+    pub start: u64,
+    pub end: u64,
+    pub outcome: Outcome,
+    /// The parallel row it sits on (0 unless streams overlapped).
+    pub row: u8,
+}
+
+/// One connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lane {
+    pub conn: u64,
+    /// Map ids of the client and of who served it.
+    pub src: String,
+    pub dst: String,
+    pub src_label: String,
+    pub dst_label: String,
+    /// The client's socket, `ip:port`.
+    pub client: String,
+    /// Open and close: the connection record's when it came, else its requests' span.
+    pub start: u64,
+    pub end: u64,
+    /// Whether `start`/`end` are the connection's own (its `tcp` record came).
+    pub known: bool,
+    /// How it ended (`fin`, `rst`, `idle`, `open`), once known.
+    pub close: Option<String>,
+    /// Every request on it was a kubelet probe (and there was at least one).
+    pub probe: bool,
+    pub protocol: Option<String>,
+    /// In start order.
+    pub bars: Vec<Bar>,
+    /// Ends of the parallel rows so far, for placing the next bar.
+    row_ends: Vec<u64>,
+    /// The longest bar's duration.
+    longest: u64,
+}
+
+impl Lane {
+    pub fn rows(&self) -> u8 {
+        self.row_ends.len().max(1) as u8
+    }
+
+    fn new(r: &Record) -> Self {
+        Lane {
+            conn: r.conn,
+            src: r.src.map_id(),
+            dst: r.dst.map_id(),
+            src_label: r.src.label(),
+            dst_label: r.dst.label(),
+            client: format!("{}:{}", r.src.ip, r.src.port),
+            start: r.ts,
+            end: r.end(),
+            known: false,
+            close: None,
+            probe: r.probe,
+            protocol: None,
+            bars: Vec::new(),
+            row_ends: Vec::new(),
+            longest: 0,
+        }
+    }
+
+    fn add(&mut self, r: &Record) {
+        if let Some(t) = r.tcp() {
+            (self.start, self.known) = (r.ts, true);
+            self.end = r.end_us.unwrap_or(self.end.max(r.ts));
+            self.close = Some(t.close.as_str().to_string());
+            self.protocol = t.protocol.clone();
+            return;
+        }
+        if !self.known {
+            self.start = self.start.min(r.ts);
+        }
+        self.end = self.end.max(r.end());
+        self.probe = if self.bars.is_empty() { r.probe } else { self.probe && r.probe };
+        let (start, end) = (r.ts, r.end());
+        let row = match self.row_ends.iter().position(|&e| e <= start) {
+            Some(i) => i,
+            None if self.row_ends.len() < MAX_ROWS as usize => {
+                self.row_ends.push(0);
+                self.row_ends.len() - 1
+            }
+            None => MAX_ROWS as usize - 1,
+        };
+        self.row_ends[row] = self.row_ends[row].max(end);
+        self.longest = self.longest.max(end - start);
+        let bar = Bar { id: r.id, start, end, outcome: Outcome::of(r), row: row as u8 };
+        let at = self.bars.partition_point(|b| (b.start, b.id) <= (start, r.id));
+        self.bars.insert(at, bar);
+    }
+
+    /// The bars that overlap `[from, to]`, in start order.
+    pub fn bars_in(&self, from: u64, to: u64) -> impl Iterator<Item = &Bar> {
+        // Bars are in start order; one that began before `from` may still run into it, so look
+        // back by the longest bar on the lane.
+        let lo = self.bars.partition_point(|b| b.start < from.saturating_sub(self.longest));
+        let hi = self.bars.partition_point(|b| b.start <= to);
+        self.bars[lo.min(hi)..hi].iter().filter(move |b| b.end >= from)
+    }
+}
+
+/// A row of the swimlane view: a group header or a lane.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Row {
+    Group { key: (String, String), label: String, lanes: usize, requests: usize, collapsed: bool },
+    Lane(usize),
+}
+
+/// Every lane, grouped by (client, server).
+#[derive(Clone, Debug, Default)]
+pub struct LaneSet {
+    pub lanes: Vec<Lane>,
+    by_conn: FxHashMap<u64, usize>,
+    /// (client map id, server map id) → lanes, in start order.
+    groups: BTreeMap<(String, String), Vec<usize>>,
+    /// Bumped when lanes or groups are added (the row list must be rebuilt).
+    pub shape: u64,
+    /// Bumped on every change (a redraw is due).
+    pub version: u64,
+}
+
+impl LaneSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut set = Self::new();
+        records.into_iter().for_each(|r| set.add(r));
+        set
+    }
+
+    pub fn add(&mut self, r: &Record) {
+        self.version += 1;
+        match self.by_conn.get(&r.conn) {
+            Some(&i) => {
+                let before = self.lanes[i].start;
+                self.lanes[i].add(r);
+                if self.lanes[i].start != before {
+                    self.shape += 1;
+                    let key = (self.lanes[i].src.clone(), self.lanes[i].dst.clone());
+                    let lanes = &self.lanes;
+                    if let Some(g) = self.groups.get_mut(&key) {
+                        g.sort_by_key(|&l| (lanes[l].start, lanes[l].conn));
+                    }
+                }
+            }
+            None => {
+                let mut lane = Lane::new(r);
+                lane.add(r);
+                let i = self.lanes.len();
+                let key = (lane.src.clone(), lane.dst.clone());
+                let group = self.groups.entry(key).or_default();
+                let at =
+                    group.partition_point(|&l| (self.lanes[l].start, self.lanes[l].conn) <= (lane.start, lane.conn));
+                group.insert(at, i);
+                self.lanes.push(lane);
+                self.by_conn.insert(r.conn, i);
+                self.shape += 1;
+            }
+        }
+    }
+
+    /// Takes `fresh`'s lanes, with versions that keep counting up (so every view redraws).
+    pub fn replace_with(&mut self, fresh: LaneSet) {
+        let (version, shape) = (self.version + fresh.version + 1, self.shape + fresh.shape + 1);
+        *self = LaneSet { version, shape, ..fresh };
+    }
+
+    pub fn lane(&self, conn: u64) -> Option<&Lane> {
+        self.by_conn.get(&conn).map(|&i| &self.lanes[i])
+    }
+
+    /// The rows to draw, top to bottom: each group's header, then (unless collapsed) its lanes;
+    /// probe-only lanes left out when `hide_probes`, and put in groups of their own after the
+    /// others otherwise (they are dimmed).
+    pub fn rows(&self, collapsed: &std::collections::BTreeSet<(String, String)>, hide_probes: bool) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mut probe_groups = Vec::new();
+        for (key, members) in &self.groups {
+            let shown: Vec<usize> =
+                members.iter().copied().filter(|&l| !(hide_probes && self.lanes[l].probe)).collect();
+            if shown.is_empty() {
+                continue;
+            }
+            let all_probes = shown.iter().all(|&l| self.lanes[l].probe);
+            let first = &self.lanes[shown[0]];
+            let is_collapsed = collapsed.contains(key);
+            let requests = shown.iter().map(|&l| self.lanes[l].bars.len()).sum();
+            let header = Row::Group {
+                key: key.clone(),
+                label: format!("{} → {}", first.src_label, first.dst_label),
+                lanes: shown.len(),
+                requests,
+                collapsed: is_collapsed,
+            };
+            let target = if all_probes { &mut probe_groups } else { &mut rows };
+            target.push(header);
+            if !is_collapsed {
+                target.extend(shown.into_iter().map(Row::Lane));
+            }
+        }
+        rows.extend(probe_groups);
+        rows
+    }
+
+    /// The earliest start and latest end of all lanes.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        let start = self.lanes.iter().map(|l| l.start).min()?;
+        let end = self.lanes.iter().map(|l| l.end).max()?;
+        Some((start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podtap_shared::{EndpointKind, TcpClose, TcpConnection};
+
+    fn req(id: u64, conn: u64, ts: u64, end: u64, pod: &str) -> Record {
+        let mut r = Record::test();
+        (r.id, r.conn, r.ts, r.end_us) = (id, conn, ts, Some(end));
+        r.src.kind = EndpointKind::Pod;
+        r.src.name = Some("client".into());
+        r.src.namespace = Some("default".into());
+        r.dst.kind = EndpointKind::Pod;
+        r.dst.name = Some(pod.into());
+        r.dst.namespace = Some("default".into());
+        r
+    }
+
+    fn tcp(conn: u64, open: u64, close: u64, pod: &str) -> Record {
+        let mut r = req(1000 + conn, conn, open, close, pod);
+        r.detail = Detail::Tcp(TcpConnection {
+            handshake: true,
+            close: TcpClose::Fin,
+            rtt_us: None,
+            retransmissions: 0,
+            gaps: 0,
+            protocol: Some("http".into()),
+            requests: 2,
+        });
+        r
+    }
+
+    #[test]
+    fn one_keep_alive_connection_is_one_lane_and_new_connections_are_many() {
+        let mut records = vec![req(1, 7, 100, 200, "web-1"), req(2, 7, 300, 400, "web-1"), tcp(7, 50, 500, "web-1")];
+        records.extend(
+            (0..4).map(|i| req(10 + i, 20 + i, 1000 + i * 100, 1050 + i * 100, ["web-1", "web-2"][i as usize % 2])),
+        );
+        let set = LaneSet::from_records(&records);
+        assert_eq!(set.lanes.len(), 5);
+        let keep = set.lane(7).unwrap();
+        assert_eq!((keep.bars.len(), keep.start, keep.end, keep.known), (2, 50, 500, true));
+        assert_eq!(keep.close.as_deref(), Some("fin"));
+        let rows = set.rows(&Default::default(), false);
+        let groups: Vec<(String, usize)> = rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Group { label, lanes, .. } => Some((label.clone(), *lanes)),
+                Row::Lane(_) => None,
+            })
+            .collect();
+        assert_eq!(groups, [("client → web-1".to_string(), 3), ("client → web-2".to_string(), 2)]);
+        let mut collapsed = std::collections::BTreeSet::new();
+        collapsed.insert(("pod:default/client".to_string(), "pod:default/web-1".to_string()));
+        assert_eq!(set.rows(&collapsed, false).len(), 2 + 2, "two headers, web-2's two lanes");
+    }
+
+    #[test]
+    fn overlapping_streams_sit_on_parallel_rows() {
+        let set = LaneSet::from_records(&[
+            req(1, 1, 100, 500, "a"),
+            req(2, 1, 150, 300, "a"),
+            req(3, 1, 350, 450, "a"),
+            req(4, 1, 600, 700, "a"),
+        ]);
+        let lane = set.lane(1).unwrap();
+        let rows: Vec<u8> = lane.bars.iter().map(|b| b.row).collect();
+        assert_eq!(rows, [0, 1, 1, 0]);
+        assert_eq!(lane.rows(), 2);
+        assert_eq!(lane.bars_in(320, 360).map(|b| b.id).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[test]
+    fn probe_lanes_go_last_or_away() {
+        let mut probe = req(1, 1, 100, 200, "web-1");
+        probe.probe = true;
+        probe.src.kind = EndpointKind::Node;
+        probe.src.name = Some("node-a".into());
+        probe.src.namespace = None;
+        let set = LaneSet::from_records(&[probe, req(2, 2, 100, 200, "web-1")]);
+        let rows = set.rows(&Default::default(), false);
+        assert!(matches!(&rows[0], Row::Group { label, .. } if label == "client → web-1"));
+        assert!(matches!(&rows[2], Row::Group { label, .. } if label == "node-a → web-1"));
+        assert_eq!(set.rows(&Default::default(), true).len(), 2);
+    }
+}
