@@ -95,7 +95,7 @@ if [[ -n "${PODTAP:-}" ]]; then
   done
   sleep 1  # serve: the engine's batch reaches the hub within 100 ms
   api() { nsx "$NODE_NS" python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$SERVE_PORT$1"; }
-  api "/api/v1/records?limit=10000" > "$OUT/serve-records.json"
+  api "/api/v1/records?limit=10000&kind=all" > "$OUT/serve-records.json"
   api "/healthz" > "$OUT/serve-health.json"
   api "/api/v1/services/default/web/balance" > "$OUT/serve-balance.json"
   lab_podtap_stop

@@ -61,7 +61,7 @@ fn lab() -> Result<()> {
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     status(
         Command::new(cargo_bin)
-            .args(["test", "--workspace", "--test", "lab", "--", "--ignored"])
+            .args(["test", "--workspace", "--test", "lab", "--test", "windows", "--", "--ignored"])
             .env("PODTAP_LAB_DIR", &out)
             .current_dir(root()),
     )
