@@ -341,12 +341,16 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     // records come when they close.)
     let truth = common::ground_truth(dir);
     for (pod, t) in truth["pods"].as_object().expect("pods") {
-        let conns = records.iter().filter(|r| !r.is_request() && r.dst.qualified_name().as_deref() == Some(pod)).count();
+        let conns =
+            records.iter().filter(|r| !r.is_request() && r.dst.qualified_name().as_deref() == Some(pod)).count();
         let logged = t["connections"].as_u64().unwrap();
         if pod.starts_with("default/") {
             assert_eq!(conns as u64, logged, "connection records of {pod}");
         } else {
-            assert!(conns as u64 <= logged && logged - (conns as u64) <= 2, "connection records of {pod}: {conns} of {logged}");
+            assert!(
+                conns as u64 <= logged && logged - (conns as u64) <= 2,
+                "connection records of {pod}: {conns} of {logged}"
+            );
         }
     }
     records.retain(Record::is_request);

@@ -167,6 +167,14 @@ fn connection_records_are_the_connections_the_servers_logged() {
         }
         assert_eq!(expected.values().sum::<usize>(), nodeport, "{pod}: the rest came through the NodePort");
     }
+    // Each connection record is the connection its requests came over: same id, same client, as
+    // many requests as it says (a NodePort's two sides are paired by the bytes they carried, not
+    // with a probe's connection from the node to the same pod).
+    for r in &tcp {
+        let on_it: Vec<_> = records.iter().filter(|q| q.is_request() && q.conn == r.conn).collect();
+        assert_eq!(on_it.len() as u64, r.tcp().unwrap().requests, "requests on {r:?}");
+        assert!(on_it.iter().all(|q| q.src.ip == r.src.ip && q.dst.ip == r.dst.ip), "{r:?}");
+    }
     for r in &tcp {
         let t = r.tcp().unwrap();
         // Still open when the capture stopped (web's keep-alive to api): no end yet.

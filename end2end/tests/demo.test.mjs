@@ -26,8 +26,9 @@ test('the demo shows a live Service Map and request rows', async () => {
     });
     assert.ok(ids.includes('pod:default/curl-client'), ids.join(' '));
     await ui.until('request rows', async () => (await ui.rowCount()) > 0);
-    const first = await ui.rowCount();
-    await ui.until('more rows arriving live', async () => (await ui.rowCount()) > first);
+    // The list shows the rows in view, newest first: a newer request comes to the top.
+    const [first] = await ui.rowIds();
+    await ui.until('newer rows arriving live', async () => (await ui.rowIds())[0] > first);
     assert.match(await ui.page.getByTestId('status').textContent(), /live/);
     await ui.until('the map to have drawn edges with counts', async () => (await ui.edges()).some((e) => e.requests > 0));
     await ui.page.screenshot({ path: ARTIFACTS + 'demo.png', fullPage: true });

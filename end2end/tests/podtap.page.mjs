@@ -84,6 +84,58 @@ export class PodtapPage {
 
   async rowCount() { return this.page.locator('[data-testid="timeline-row"]').count(); }
 
+  /** The ids of the list's rows in view, top first. */
+  async rowIds() { return this.page.$$eval('[data-testid="timeline-row"]', (els) => els.map((e) => Number(e.dataset.id))); }
+
+  /**
+   * Every swimlane, scrolling the lanes through (only the lanes in view are in the DOM):
+   * {conn, requests, src, dst, probe, bars: [ids in the DOM]}.
+   */
+  async lanes() {
+    const box = this.page.locator('.lanes');
+    const seen = new Map();
+    const height = await box.evaluate((el) => el.scrollHeight);
+    for (let top = 0; top <= height; top += 250) {
+      await box.evaluate((el, t) => { el.scrollTop = t; el.dispatchEvent(new Event('scroll')); }, top);
+      await this.page.waitForTimeout(60);
+      const lanes = await this.page.$$eval('[data-testid="timeline-lane"]', (els) => els.map((e) => ({
+        conn: Number(e.dataset.conn), requests: Number(e.dataset.requests), src: e.dataset.src, dst: e.dataset.dst,
+        probe: e.classList.contains('probe'),
+        bars: [...e.querySelectorAll('[data-testid="timeline-bar"]')].map((b) => Number(b.dataset.id)),
+      })));
+      for (const l of lanes) seen.set(l.conn, l);
+    }
+    await box.evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    return [...seen.values()];
+  }
+
+  /** Scrolls lane `conn` into view and returns its locator. */
+  async lane(conn) {
+    const box = this.page.locator('.lanes');
+    const height = await box.evaluate((el) => el.scrollHeight);
+    for (let top = 0; top <= height; top += 250) {
+      await box.evaluate((el, t) => { el.scrollTop = t; el.dispatchEvent(new Event('scroll')); }, top);
+      await this.page.waitForTimeout(60);
+      const lane = this.page.locator(`[data-testid="timeline-lane"][data-conn="${conn}"]`);
+      if (await lane.count()) return lane;
+    }
+    throw new Error(`lane ${conn} not found`);
+  }
+
+  /** The detail panel: its record id and texts. */
+  async detail() {
+    const panel = this.page.getByTestId('record-detail');
+    if (!(await panel.count())) return null;
+    return {
+      id: Number(await panel.getAttribute('data-id')),
+      pod: await this.page.getByTestId('detail-pod').textContent().catch(() => ''),
+      service: await this.page.getByTestId('detail-service').textContent().catch(() => ''),
+      path: await this.page.getByTestId('detail-path').textContent().catch(() => ''),
+      connRequests: await this.page.locator('[data-testid="detail-conn-request"]').count(),
+      text: await panel.textContent(),
+    };
+  }
+
   async rowTexts() { return this.page.$$eval('[data-testid="timeline-row"]', (els) => els.map((e) => e.textContent)); }
 
   /** Waits until `check()` returns something truthy (polling), or fails with `what`. */

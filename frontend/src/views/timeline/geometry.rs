@@ -95,9 +95,11 @@ pub fn hit(set: &LaneSet, placed: &[Placed], scale: &Scale, x: f64, y: f64) -> O
             let row = ((y - p.y - 4.0) / 10.0).floor().clamp(0.0, f64::from(lane.rows() - 1)) as u8;
             let (from, to) = (scale.t(x - 3.0), scale.t(x + 3.0));
             let best = lane.bars_in(from, to).filter(|b| b.row == row).min_by(|a, b| {
+                // Inside a bar beats near one; among bars the point is inside, the nearest centre.
                 let d = |bar: &super::lanes::Bar| {
                     let (x0, w) = scale.bar(bar.start, bar.end);
-                    if x >= x0 && x <= x0 + w { 0.0 } else { (x - x0).abs().min((x - x0 - w).abs()) }
+                    let centre = (x - x0 - w / 2.0).abs();
+                    if x >= x0 && x <= x0 + w { centre / 1e6 } else { (x - x0).abs().min((x - x0 - w).abs()) }
                 };
                 d(a).total_cmp(&d(b))
             });

@@ -242,7 +242,17 @@ impl LaneSet {
     pub fn rows(&self, collapsed: &std::collections::BTreeSet<(String, String)>, hide_probes: bool) -> Vec<Row> {
         let mut rows = Vec::new();
         let mut probe_groups = Vec::new();
-        for (key, members) in &self.groups {
+        // Pods' own clients first, then unresolved and outside ones; the nodes' (probes) last.
+        let rank = |id: &str| match id.split(':').next() {
+            Some("pod") => 0,
+            Some("ip") => 1,
+            Some("external") => 2,
+            Some("service") => 3,
+            _ => 4,
+        };
+        let mut groups: Vec<_> = self.groups.iter().collect();
+        groups.sort_by(|a, b| (rank(&a.0.0), a.0).cmp(&(rank(&b.0.0), b.0)));
+        for (key, members) in groups {
             let shown: Vec<usize> =
                 members.iter().copied().filter(|&l| !(hide_probes && self.lanes[l].probe)).collect();
             if shown.is_empty() {

@@ -306,7 +306,10 @@ pub fn Timeline(
         let budget = std::cell::Cell::new(DOM_BARS);
         placed.with(|(p, _)| {
             set.with_value(|s| {
-                p[range].iter().map(|placed| row_view(s, placed, &scale, &budget, collapsed)).collect::<Vec<_>>()
+                p[range]
+                    .iter()
+                    .map(|placed| row_view(s, placed, &scale, &budget, collapsed, selected))
+                    .collect::<Vec<_>>()
             })
         })
     };
@@ -427,6 +430,7 @@ fn row_view(
     scale: &Scale,
     budget: &std::cell::Cell<usize>,
     collapsed: RwSignal<BTreeSet<(String, String)>>,
+    selected: RwSignal<Option<u64>>,
 ) -> AnyView {
     let style = format!("top: {:.0}px; height: {:.0}px", p.y, p.h);
     match &p.row {
@@ -463,7 +467,12 @@ fn row_view(
                         w,
                         geometry::bar_y(0.0, b.row)
                     );
-                    view! { <span class=format!("bar-hit {}", b.outcome.class()) data-testid="timeline-bar" data-id=b.id.to_string() style=style></span> }
+                    let id = b.id;
+                    let pick = move |ev: web_sys::MouseEvent| {
+                        ev.stop_propagation();
+                        selected.set(Some(id));
+                    };
+                    view! { <span class=format!("bar-hit {}", b.outcome.class()) data-testid="timeline-bar" data-id=id.to_string() style=style on:click=pick></span> }
                 })
                 .collect::<Vec<_>>();
             let class = if lane.probe { "lane probe" } else { "lane" };
