@@ -94,7 +94,9 @@ async fn health_records_and_map() {
         json(&body),
         serde_json::json!({"status": "ok", "source": "unit test", "records": 5,
             "cluster": {"source": "none", "ready": true, "objects": 0, "namespaces": 0, "missing": []},
-            "app": "not built"})
+            "app": "not built", "clock": "wall",
+            "store": {"records": 5, "steps": 1, "oldest_us": 1_700_000_000_000_000u64, "newest_us": 1_700_000_000_000_000u64,
+                "evicted_by_age": 0, "evicted_by_count": 0, "too_old": 0}})
     );
 
     let (_, _, body) = get(state(hub.clone(), None), "/api/v1/records?limit=2", &[]).await;
