@@ -81,6 +81,7 @@ impl EdgeStats {
     }
 
     pub fn merge(&mut self, o: &EdgeStats) {
+        self.conns.reserve(o.conns.len());
         self.requests += o.requests;
         self.errors += o.errors;
         self.probe_requests += o.probe_requests;

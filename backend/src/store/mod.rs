@@ -22,10 +22,22 @@ mod step;
 #[cfg(test)]
 mod tests;
 
-use step::Step;
+use step::{Rollup, Step};
 
 /// One rollup step.
 pub const STEP_US: u64 = 1_000_000;
+/// Blocks of steps rolled up once more, largest first: a 15-minute window is three 5-minute
+/// blocks, or at its cut ends a few minutes, 10-second blocks and steps — never 900 steps.
+const TIERS: [u64; 3] = [300, 60, 10];
+/// A block is built once its last step is this far behind the newest record (records that come
+/// later — a connection's, stamped with its opening — are added to it as they come).
+const SETTLE_US: u64 = 3 * STEP_US;
+
+/// A piece of a window: a rollup it covers whole, or a step it cuts (its records are folded).
+enum Piece<'a> {
+    Rollup(&'a Rollup),
+    Cut(&'a Step),
+}
 
 /// How much the store keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +154,10 @@ pub struct Store {
     by_id: FxHashMap<u64, u64>,
     /// Connection id → (ts, id) of its records, oldest first.
     by_conn: FxHashMap<u64, VecDeque<(u64, u64)>>,
+    /// Per tier (`TIERS`): block index → the merge of its steps' rollups; and the next block to
+    /// build.
+    blocks: [FxHashMap<u64, Rollup>; 3],
+    built: [u64; 3],
     records: usize,
     newest_us: u64,
     stats: StoreStats,
@@ -156,6 +172,8 @@ impl Store {
             names: MapBuilder::new(),
             by_id: FxHashMap::default(),
             by_conn: FxHashMap::default(),
+            blocks: Default::default(),
+            built: [0; 3],
             records: 0,
             newest_us: 0,
             stats: StoreStats::default(),
@@ -188,6 +206,7 @@ impl Store {
         }
         if self.steps.is_empty() {
             self.first = index;
+            self.built = TIERS.map(|span| index.div_ceil(span));
         }
         while index < self.first {
             self.steps.push_front(Step::default());
@@ -203,9 +222,37 @@ impl Store {
         let pos = at.partition_point(|k| *k <= key);
         at.insert(pos, key);
         self.newest_us = self.newest_us.max(r.ts);
+        for (t, span) in TIERS.iter().enumerate() {
+            if let Some(block) = self.blocks[t].get_mut(&(index / span)) {
+                block.add(&r, path);
+            }
+        }
         self.steps[(index - self.first) as usize].insert(r, path);
         self.records += 1;
         self.evict();
+        self.build_blocks();
+    }
+
+    /// Builds the blocks whose steps have all settled.
+    fn build_blocks(&mut self) {
+        let settled = self.newest_us.saturating_sub(SETTLE_US) / STEP_US;
+        let end = self.first + self.steps.len() as u64;
+        for (t, span) in TIERS.iter().enumerate() {
+            while (self.built[t] + 1) * span <= settled.min(end) {
+                let b = self.built[t];
+                self.built[t] += 1;
+                if b * span < self.first {
+                    continue; // partly evicted already
+                }
+                let mut block = Rollup::default();
+                for i in b * span..(b + 1) * span {
+                    block.merge(&self.steps[(i - self.first) as usize].rollup);
+                }
+                if !block.is_empty() {
+                    self.blocks[t].insert(b, block);
+                }
+            }
+        }
     }
 
     fn evict(&mut self) {
@@ -225,6 +272,11 @@ impl Store {
         while self.steps.front().is_some_and(Step::is_empty) {
             self.steps.pop_front();
             self.first += 1;
+        }
+        // A block that reaches before the first step holds what is gone.
+        let first = self.first;
+        for (t, span) in TIERS.iter().enumerate() {
+            self.blocks[t].retain(|b, _| b * span >= first);
         }
     }
 
@@ -257,28 +309,77 @@ impl Store {
         })
     }
 
+    /// The window as blocks and steps it covers whole (their rollups) and the steps it cuts.
+    fn pieces(&self, w: Window) -> Vec<Piece<'_>> {
+        let first = self.first;
+        let end = first + self.steps.len() as u64;
+        let lo = (w.from / STEP_US).max(first);
+        let hi = (w.to.saturating_sub(1) / STEP_US + 1).min(end).max(lo);
+        let covers = |a: u64, b: u64| w.from <= a * STEP_US && (b * STEP_US) <= w.to;
+        let mut out = Vec::new();
+        let mut i = lo;
+        'steps: while i < hi {
+            for (t, span) in TIERS.iter().enumerate() {
+                if i % span == 0
+                    && i + span <= hi
+                    && covers(i, i + span)
+                    && let Some(block) = self.blocks[t].get(&(i / span))
+                {
+                    out.push(Piece::Rollup(block));
+                    i += span;
+                    continue 'steps;
+                }
+            }
+            let step = &self.steps[(i - first) as usize];
+            // A cut step whose records were evicted can only be counted whole.
+            out.push(if covers(i, i + 1) || step.evicted { Piece::Rollup(&step.rollup) } else { Piece::Cut(step) });
+            i += 1;
+        }
+        out
+    }
+
     /// The Service Map of the window; with a filter, of the matching records in it.
     pub fn map(&self, w: Window, filter: &Filter) -> ServiceMap {
-        self.map_stats(w, filter).build()
+        let acc = self.edge_stats(w, filter);
+        self.names.build_with(|i| acc[i].as_ref())
     }
 
     /// The same, as mergeable numbers (a live view adds new records to them).
     pub fn map_stats(&self, w: Window, filter: &Filter) -> MapStats {
-        let mut acc: FxHashMap<usize, EdgeStats> = FxHashMap::default();
-        for (_, step, whole) in self.steps_in(w) {
-            if whole && filter.is_empty() {
-                for (e, s) in &step.edges {
-                    acc.entry(*e).or_default().merge(s);
+        let mut acc = self.edge_stats(w, filter);
+        self.names.stats_with(|i| acc[i].take())
+    }
+
+    /// Stats by edge number over the window.
+    fn edge_stats(&self, w: Window, filter: &Filter) -> Vec<Option<EdgeStats>> {
+        // Edge numbers are dense: a vector, not a hash map, holds the sums.
+        let mut acc: Vec<Option<EdgeStats>> = vec![None; self.names.edge_count()];
+        let fold = |acc: &mut Vec<Option<EdgeStats>>, step: &Step| {
+            for (r, path) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
+                for e in path.edges() {
+                    acc[e].get_or_insert_with(EdgeStats::default).add(r);
                 }
-            } else {
-                for (r, path) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
-                    for e in path.edges() {
-                        acc.entry(e).or_default().add(r);
+            }
+        };
+        if !filter.is_empty() {
+            // Rollups count everything; a filter needs the records.
+            self.steps_in(w).for_each(|(_, step, _)| fold(&mut acc, step));
+        } else {
+            for piece in self.pieces(w) {
+                match piece {
+                    Piece::Rollup(r) => {
+                        for (e, s) in &r.edges {
+                            match &mut acc[*e] {
+                                Some(sum) => sum.merge(s),
+                                slot => *slot = Some(s.clone()),
+                            }
+                        }
                     }
+                    Piece::Cut(step) => fold(&mut acc, step),
                 }
             }
         }
-        self.names.stats_with(|i| acc.remove(&i))
+        acc
     }
 
     /// Replica balance of Service `ns/name` over the window (unfiltered: balance is per Service).
@@ -293,11 +394,13 @@ impl Store {
 
     fn balance_builder(&self, w: Window, service: Option<&str>) -> BalanceBuilder {
         let mut b = BalanceBuilder::default();
-        for (_, step, whole) in self.steps_in(w) {
-            match (whole, service) {
-                (true, Some(s)) => b.merge_one(&step.balance, s),
-                (true, None) => b.merge(&step.balance),
-                (false, _) => step.records.iter().filter(|(r, _)| w.contains(r.ts)).for_each(|(r, _)| b.add(r)),
+        for piece in self.pieces(w) {
+            match (piece, service) {
+                (Piece::Rollup(r), Some(s)) => b.merge_one(&r.balance, s),
+                (Piece::Rollup(r), None) => b.merge(&r.balance),
+                (Piece::Cut(step), _) => {
+                    step.records.iter().filter(|(r, _)| w.contains(r.ts)).for_each(|(r, _)| b.add(r))
+                }
             }
         }
         b
@@ -314,9 +417,9 @@ impl Store {
         for (ts, step, whole) in self.steps_in(w) {
             if whole && aligned && filter.is_empty() {
                 let b = &mut buckets[((ts.max(start) - start) / step_us) as usize];
-                b.requests += step.requests;
-                b.errors += step.errors;
-                b.connections += step.connections;
+                b.requests += step.rollup.requests;
+                b.errors += step.rollup.errors;
+                b.connections += step.rollup.connections;
             } else {
                 for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
                     let b = &mut buckets[((r.ts - start) / step_us) as usize];
@@ -417,6 +520,7 @@ impl Store {
 
     /// Approximate heap bytes of the rollups (records not included), for the memory figure.
     pub fn rollup_bytes(&self) -> usize {
-        self.steps.iter().map(Step::rollup_bytes).sum()
+        let steps: usize = self.steps.iter().map(|s| s.rollup.heap_bytes()).sum();
+        steps + self.blocks.iter().flat_map(|t| t.values()).map(Rollup::heap_bytes).sum::<usize>()
     }
 }

@@ -1,5 +1,7 @@
 //! The store's rollups against a brute-force fold over the same records, on random records and
-//! windows of any alignment; eviction by age and by count; paging, lookups.
+//! windows of any alignment, over two and a half minutes so 10- and 60-step blocks are built and
+//! records arrive after their block was (in any order); eviction by age and by count; paging,
+//! lookups.
 
 use std::sync::Arc;
 
@@ -55,7 +57,7 @@ fn record(id: u64, (_, _, through, offset_us, conn, status, latency, tcp): Gen) 
 type Gen = ((), (), bool, u64, u64, u8, u64, bool);
 
 fn gen_record() -> impl Strategy<Value = Gen> {
-    (Just(()), Just(()), any::<bool>(), 0u64..8_000_000, 1u64..12, 0u8..6, 1u64..50_000, prop::bool::weighted(0.1))
+    (Just(()), Just(()), any::<bool>(), 0u64..150_000_000, 1u64..12, 0u8..6, 1u64..50_000, prop::bool::weighted(0.1))
 }
 
 fn cluster() -> ClusterState {
@@ -85,9 +87,9 @@ proptest! {
 
     #[test]
     fn rollups_equal_a_fold_over_the_window(
-        gens in prop::collection::vec(gen_record(), 1..120),
-        from in 0u64..9_000_000,
-        len in 0u64..9_000_000,
+        gens in prop::collection::vec(gen_record(), 1..250),
+        from in 0u64..160_000_000,
+        len in 0u64..160_000_000,
         filtered in any::<bool>(),
     ) {
         let records: Vec<Record> = gens.into_iter().enumerate().map(|(i, g)| record(i as u64 + 1, g)).collect();
@@ -98,7 +100,7 @@ proptest! {
         prop_assert_eq!(store.balances(w, &cluster()), brute_balance(&records, w));
         let one = store.balance(w, "default/web", &cluster());
         prop_assert_eq!(one, brute_balance(&records, w).into_iter().find(|b| b.service == "default/web"));
-        let step = [STEP_US, 2 * STEP_US, 250_000][(from % 3) as usize];
+        let step = [STEP_US, 20 * STEP_US, 250_000][(from % 3) as usize];
         let buckets = store.timeline(w, step, &filter);
         let in_window: Vec<&Record> = records.iter().filter(|r| w.contains(r.ts) && filter.matches(r)).collect();
         prop_assert_eq!(buckets.iter().map(|b| b.requests).sum::<u64>(), in_window.iter().filter(|r| r.is_request()).count() as u64);
@@ -167,4 +169,27 @@ fn a_window_cut_inside_an_evicted_step_counts_the_step_whole() {
     let half = Window { from: T0, to: T0 + 500_000 };
     assert_eq!(store.map(half, &Filter::default()).edges[0].requests, 10);
     let _ = Arc::new(());
+}
+
+#[test]
+fn blocks_are_built_once_settled_and_take_late_records() {
+    let mut store = Store::new(Limits::default());
+    for i in 0..130u64 {
+        store.insert(record(i + 1, ((), (), true, i * STEP_US, 3, 1, 10, false)));
+    }
+    // Two minutes have settled (the third is still open), and their 10-second blocks.
+    assert_eq!(store.blocks[1].len(), 2);
+    assert_eq!(store.blocks[2].len(), 12);
+    // A connection's record comes late, stamped with its opening a minute and a half ago.
+    store.insert(record(500, ((), (), true, 30 * STEP_US + 5, 3, 1, 10, true)));
+    let whole = Window { from: T0, to: T0 + 120 * STEP_US };
+    assert_eq!(store.pieces(whole).len(), 2, "two minutes, two blocks");
+    let map = store.map(whole, &Filter::default());
+    let edge = map.edges.iter().find(|e| e.source == "pod:default/client-0").unwrap();
+    assert_eq!((edge.requests, edge.connections), (120, 1));
+    let b = store.balance(whole, "default/web", &cluster()).unwrap();
+    assert_eq!(b.requests, 120);
+    let records: Vec<Record> =
+        store.records(Window::ALL, &Filter::default(), Kinds::All, Some(Cursor { ts: 0, id: 0 }), 1000).0;
+    assert_eq!(store.map(whole, &Filter::default()), brute_map(&records, whole, &Filter::default()));
 }
