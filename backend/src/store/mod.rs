@@ -320,7 +320,7 @@ impl Store {
         let mut i = lo;
         'steps: while i < hi {
             for (t, span) in TIERS.iter().enumerate() {
-                if i % span == 0
+                if i.is_multiple_of(*span)
                     && i + span <= hi
                     && covers(i, i + span)
                     && let Some(block) = self.blocks[t].get(&(i / span))
