@@ -216,3 +216,34 @@ fn capture_needs_something_to_capture_and_names_a_missing_interface() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no interface named podtap-none0"), "{}", stderr(&out));
 }
+
+#[test]
+fn from_and_to_limit_every_format_to_a_window() {
+    let args = ["analyze", &demo("capture.pcapng"), "--cluster", &demo("cluster.json"), "--format", "jsonl"];
+    let all = podtap(&args);
+    let ts: Vec<u64> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].as_u64().unwrap())
+        .collect();
+    let mut sorted = ts.clone();
+    sorted.sort_unstable();
+    let (from, to) = (sorted[100].to_string(), sorted[300].to_string());
+    let window = [&args[..], &["--from", &from, "--to", &to]].concat();
+    let cut = podtap(&window);
+    assert!(cut.status.success(), "{}", stderr(&cut));
+    let inside: Vec<u64> = String::from_utf8_lossy(&cut.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(inside.len(), ts.iter().filter(|t| (sorted[100]..=sorted[300]).contains(*t)).count());
+    // The summary of the same window counts those connections only.
+    let summary = [&args[..5], &["summary", "--from", &from, "--to", &to]].concat();
+    let out = podtap(&summary);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tcp_inside = String::from_utf8_lossy(&cut.stdout).lines().filter(|l| l.contains(r#""kind":"tcp""#)).count();
+    assert_eq!(s["tcp"]["connections"].as_u64(), Some(tcp_inside as u64));
+    // A time podtap cannot read is one sentence.
+    let bad = podtap(&[&args[..], &["--from", "yesterday"]].concat());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("`yesterday` is not a time"), "{}", stderr(&bad));
+}

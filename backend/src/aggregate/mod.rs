@@ -20,6 +20,22 @@ pub struct Summary {
     pub services: Vec<Balance>,
     pub edges: Vec<EdgeSummary>,
     pub dns: DnsSummary,
+    /// TCP connections (`kind: "tcp"` records), each once.
+    pub tcp: TcpSummary,
+}
+
+/// TCP connections: how many, how they ended, what they carried, what was lost.
+#[derive(Debug, Default, Serialize)]
+pub struct TcpSummary {
+    pub connections: u64,
+    /// `fin`, `rst`, `idle`, `reused`, `open` → count.
+    pub by_close: BTreeMap<String, u64>,
+    /// `http`, `http2`, `grpc`, `tls`, `dns`, or `opaque` → count.
+    pub by_protocol: BTreeMap<String, u64>,
+    /// Connections whose opening handshake was not captured (joined mid-stream).
+    pub without_handshake: u64,
+    pub retransmissions: u64,
+    pub gaps: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +66,7 @@ pub struct SummaryBuilder {
     map: MapBuilder,
     balance: BalanceBuilder,
     dns: DnsSummary,
+    tcp: TcpSummary,
 }
 
 impl SummaryBuilder {
@@ -61,6 +78,14 @@ impl SummaryBuilder {
                 Some(code) => *self.dns.by_rcode.entry(code.clone()).or_default() += 1,
                 None => self.dns.unanswered += 1,
             }
+        }
+        if let Some(t) = r.tcp() {
+            self.tcp.connections += 1;
+            *self.tcp.by_close.entry(t.close.as_str().to_string()).or_default() += 1;
+            *self.tcp.by_protocol.entry(t.protocol.clone().unwrap_or_else(|| "opaque".into())).or_default() += 1;
+            self.tcp.without_handshake += u64::from(!t.handshake);
+            self.tcp.retransmissions += t.retransmissions;
+            self.tcp.gaps += t.gaps;
         }
         self.balance.add(r);
     }
@@ -88,6 +113,11 @@ impl SummaryBuilder {
             unanswered: self.dns.unanswered,
             by_rcode: self.dns.by_rcode.clone(),
         };
-        Summary { services, edges, dns }
+        let tcp = TcpSummary {
+            by_close: self.tcp.by_close.clone(),
+            by_protocol: self.tcp.by_protocol.clone(),
+            ..self.tcp
+        };
+        Summary { services, edges, dns, tcp }
     }
 }
