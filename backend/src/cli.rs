@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// old meaning, a record count, as `--max-records`.
     #[arg(long, default_value = "15m", value_name = "DURATION")]
     pub retention: String,
+    /// Instead of traffic, a synthetic cluster (1,000 pods, 3,000 caller → callee pairs) at RATE
+    /// records a second: for load tests and for seeing the views at cluster scale.
+    #[arg(long, value_name = "RATE")]
+    pub synthetic: Option<u64>,
     /// Records kept at most; the oldest go first, their per-second rollups stay for the
     /// retention (~0.5 KB a record: the default is about 500 MB at most).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
@@ -195,6 +199,10 @@ pub enum Source {
         selection: Selection,
         ring: RingSize,
     },
+    /// A synthetic cluster at this many records a second.
+    Synthetic {
+        rate: u64,
+    },
 }
 
 /// A validated `serve` configuration.
@@ -230,7 +238,7 @@ pub enum ConfigError {
     #[error("--retention: {0}")]
     BadRetention(crate::timespec::BadDuration),
     /// Files and live capture at once would interleave two unrelated timelines.
-    #[error("choose one source: --pcap files or live capture (--interface/--pod-interfaces), not both")]
+    #[error("choose one source: --pcap files, live capture (--interface/--pod-interfaces) or --synthetic, not two")]
     TwoSources,
     /// An embed origin must be a scheme and a host, nothing more.
     #[error("--embed-origin {0}: give an origin like https://portal.example or http://localhost:3000")]
@@ -269,7 +277,11 @@ impl ServeArgs {
         if live.is_none() && (!self.live.exclude.is_empty() || self.live.ring_mb != LiveArgs::default_ring_mb()) {
             return Err(ConfigError::LiveOptionsWithoutCapture);
         }
+        if self.synthetic.is_some() && (live.is_some() || !self.pcap.is_empty()) {
+            return Err(ConfigError::TwoSources);
+        }
         let source = match (live, self.pcap.is_empty()) {
+            _ if self.synthetic.is_some() => Source::Synthetic { rate: self.synthetic.unwrap_or(0).max(1) },
             (Some(_), false) => return Err(ConfigError::TwoSources),
             (Some(selection), true) => Source::Live { selection, ring: self.live.ring() },
             (None, true) => Source::Demo,

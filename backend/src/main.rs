@@ -148,6 +148,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         Source::Live { selection, .. } => format!("live capture on {selection}"),
+        Source::Synthetic { rate } => format!("synthetic cluster at {rate} records/s"),
     };
     // A capture replayed as fast as it reads keeps its own time axis.
     let clock = match &config.source {
@@ -162,6 +163,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Source::Files { files, looped, realtime } => {
             let captures = files.iter().map(|f| CaptureFile::open(f)).collect::<Result<Vec<_>, _>>()?;
             replay_into(captures, &hub, cluster, Pacing { realtime, looped })?
+        }
+        Source::Synthetic { rate } => {
+            let feeder = hub.clone();
+            std::thread::Builder::new()
+                .name("synthetic".into())
+                .spawn(move || podtap::feed::synthetic::run(&feeder, rate))?;
         }
         Source::Live { selection, ring } => {
             let live = LiveCapture::open(selection, ring)?;

@@ -70,7 +70,13 @@ pub struct Live {
     wanted: RwSignal<Wanted>,
 }
 
+/// Edges from which map updates are held back and applied together.
+const BIG_MAP: usize = 300;
+/// How often held-back map updates are applied.
+const BIG_MAP_EVERY: Duration = Duration::from_secs(10);
+
 thread_local! {
+    static PENDING_MAP: RefCell<(Vec<MapNode>, Vec<MapEdge>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
     /// Records that arrived since the follower last took them.
     static ARRIVED: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
@@ -145,7 +151,19 @@ impl Live {
                 self.arrivals.update(|n| *n += 1);
             }
             ServerMessage::Map { map } => self.map.set(map),
-            ServerMessage::MapDelta { nodes, edges } => self.map.update(|m| apply_delta(m, nodes, edges)),
+            ServerMessage::MapDelta { nodes, edges } => {
+                // A big map is redrawn at most every few seconds (its layout and its thousands of
+                // edges are the page's costliest work); a small one at once.
+                if self.map.with_untracked(|m| m.edges.len()) < BIG_MAP {
+                    self.map.update(|m| apply_delta(m, nodes, edges));
+                } else {
+                    PENDING_MAP.with(|p| {
+                        let mut p = p.borrow_mut();
+                        p.0.extend(nodes);
+                        p.1.extend(edges);
+                    });
+                }
+            }
             ServerMessage::Balance { balance } => self.balance.set(Some(balance)),
             ServerMessage::Sampled { second, shown, matched } => {
                 self.sampled.set(Some(Sampled { second, shown, matched }))
@@ -220,6 +238,19 @@ fn stream_url() -> Option<String> {
     let host = location.host().ok()?;
     let token = crate::url_state::param("token").map(|t| format!("?token={t}")).unwrap_or_default();
     Some(format!("{scheme}://{host}/api/v1/stream{token}"))
+}
+
+/// Applies held-back map updates every few seconds.
+pub fn apply_held_map(live: Live) {
+    let _ = set_interval_with_handle(
+        move || {
+            let (nodes, edges) = PENDING_MAP.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            if !nodes.is_empty() || !edges.is_empty() {
+                live.map.update(|m| apply_delta(m, nodes, edges));
+            }
+        },
+        BIG_MAP_EVERY,
+    );
 }
 
 /// Opens the stream and keeps it open: after a close it retries after 1, 2, 4 … 10 seconds.

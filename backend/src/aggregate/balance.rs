@@ -196,7 +196,10 @@ fn short(pod: &Option<String>, ip: IpAddr) -> String {
 fn cause(acc: &ServiceAcc, endpoints: &[EndpointBalance], requests: u64, connections: u64) -> Option<String> {
     let busiest = endpoints.iter().max_by_key(|e| (e.requests, std::cmp::Reverse(e.ip)))?;
     let name = |ip: IpAddr| endpoints.iter().find(|e| e.ip == ip).map(|e| short(&e.pod, e.ip));
-    let top = acc.conns.values().max_by_key(|c| (c.requests, std::cmp::Reverse(c.endpoint)))?;
+    // Ties go to the lower address, then the older connection: the same sentence whatever order
+    // the records were counted in.
+    let (_, top) =
+        acc.conns.iter().max_by_key(|(id, c)| (c.requests, std::cmp::Reverse(c.endpoint), std::cmp::Reverse(**id)))?;
     if top.requests > 1 && top.requests as f64 >= DOMINANT_CONNECTION * requests as f64 {
         return Some(format!(
             "1 keep-alive connection from {} carried {} of {} requests to {}",

@@ -113,11 +113,8 @@ impl SummaryBuilder {
             unanswered: self.dns.unanswered,
             by_rcode: self.dns.by_rcode.clone(),
         };
-        let tcp = TcpSummary {
-            by_close: self.tcp.by_close.clone(),
-            by_protocol: self.tcp.by_protocol.clone(),
-            ..self.tcp
-        };
+        let tcp =
+            TcpSummary { by_close: self.tcp.by_close.clone(), by_protocol: self.tcp.by_protocol.clone(), ..self.tcp };
         Summary { services, edges, dns, tcp }
     }
 }

@@ -1,9 +1,10 @@
 //! Sources that feed the hub, each on its own thread so reading and dissecting never wait for the
-//! server or a browser: capture files replayed (`replay`) and live capture on the node (`live`).
-//! Both batch records toward the hub the same way.
+//! server or a browser: capture files replayed (`replay`), live capture on the node (`live`), and
+//! a synthetic cluster for load (`synthetic`). All batch records toward the hub the same way.
 
 pub mod live;
 pub mod replay;
+pub mod synthetic;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

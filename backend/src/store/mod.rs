@@ -263,9 +263,14 @@ impl Store {
             self.stats.evicted_by_age += step.records.len() as u64;
             self.forget(&step);
         }
-        while self.records > self.limits.max_records {
+        // Over the bound, go down to 1/64 below it: the oldest records leave in chunks, not one
+        // record (and one shift of a busy step) per insert.
+        let floor = self.limits.max_records - self.limits.max_records / 64;
+        let mut over = self.records > self.limits.max_records;
+        while over && self.records > floor {
             let Some(i) = self.steps.iter().position(|s| !s.records.is_empty()) else { break };
-            let gone = self.steps[i].drop_oldest(self.records - self.limits.max_records);
+            let gone = self.steps[i].drop_oldest(self.records - floor);
+            over = !gone.records.is_empty();
             self.stats.evicted_by_count += gone.records.len() as u64;
             self.forget(&gone);
         }
@@ -285,7 +290,13 @@ impl Store {
         for (r, _) in &step.records {
             self.by_id.remove(&r.id);
             if let Some(list) = self.by_conn.get_mut(&r.conn) {
-                list.retain(|k| *k != (r.ts, r.id));
+                // Evicted records are their connection's oldest: almost always at the front.
+                let key = (r.ts, r.id);
+                if list.front() == Some(&key) {
+                    list.pop_front();
+                } else if let Some(i) = list.iter().position(|k| *k == key) {
+                    list.remove(i);
+                }
                 if list.is_empty() {
                     self.by_conn.remove(&r.conn);
                 }

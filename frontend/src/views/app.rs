@@ -29,6 +29,7 @@ const WINDOW_CAP: usize = 100_000;
 pub fn App() -> impl IntoView {
     let live = Live::new();
     connect(live, 0);
+    crate::live::apply_held_map(live);
 
     let filter_text = RwSignal::new(url_state::param("filter").unwrap_or_default());
     provide_context(FilterText(filter_text));

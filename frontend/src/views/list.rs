@@ -40,13 +40,27 @@ fn clock(ts_us: u64) -> String {
     format!("{:02}:{:02}:{:02}.{:03}", d.get_hours(), d.get_minutes(), d.get_seconds(), d.get_milliseconds())
 }
 
-/// The rows of the list, in order: (ts, id, latency) keys of requests.
-fn ordered<'a>(records: impl DoubleEndedIterator<Item = &'a Record>, order: Order) -> Vec<(u64, u64, Option<u64>)> {
-    let mut keys: Vec<_> = records.rev().filter(|r| r.is_request()).map(|r| (r.ts, r.id, r.latency_us)).collect();
-    if order == Order::Slowest {
-        keys.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
+/// The rows of the list from `first`, `n` of them, and how many there are: newest first (a walk
+/// back from the end, nothing sorted or copied), or slowest first.
+fn page<'a>(
+    records: impl DoubleEndedIterator<Item = &'a Record> + Clone,
+    order: Order,
+    first: usize,
+    n: usize,
+) -> (Vec<(u64, u64)>, usize) {
+    let requests = records.clone().filter(|r| r.is_request());
+    match order {
+        Order::Newest => {
+            let total = requests.clone().count();
+            (requests.rev().skip(first).take(n).map(|r| (r.ts, r.id)).collect(), total)
+        }
+        Order::Slowest => {
+            let mut keys: Vec<_> = requests.map(|r| (r.latency_us, r.ts, r.id)).collect();
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+            let total = keys.len();
+            (keys.into_iter().skip(first).take(n).map(|(_, ts, id)| (ts, id)).collect(), total)
+        }
     }
-    keys
 }
 
 /// The list.
@@ -60,17 +74,42 @@ pub fn RequestList(
     filter: Signal<String>,
 ) -> impl IntoView {
     let order = RwSignal::new(Order::Newest);
+    // Live rows are refreshed at most 4 times a second: a busy stream never rebuilds the rows
+    // for every batch.
+    let tick = RwSignal::new(0u64);
+    let seen = StoredValue::new(0u64);
+    let timer = set_interval_with_handle(
+        move || {
+            let now = live.arrivals.get_untracked();
+            if seen.get_value() != now {
+                seen.set_value(now);
+                tick.update(|t| *t += 1);
+            }
+        },
+        std::time::Duration::from_millis(250),
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(t) = timer {
+            t.clear();
+        }
+    });
     let paused = RwSignal::new(None::<Vec<Record>>);
     let scroll = RwSignal::new(0usize);
-    // The records the list reads: the frozen copy while paused, else the window's, else live.
+    // The rows in view, of the frozen copy while paused, else of the window's, else of live.
     let keys = Memo::new(move |_| {
-        let o = order.get();
-        if let Some(frozen) = paused.with(|p| p.as_ref().map(|p| ordered(p.iter(), o))) {
+        let (o, first) = (order.get(), scroll.get());
+        let n = VIEW_ROWS + 4;
+        if let Some(frozen) = paused.with(|p| p.as_ref().map(|p| page(p.iter(), o, first, n))) {
             return frozen;
         }
-        match windowed.with(|w| w.as_ref().map(|w| ordered(w.iter(), o))) {
+        match windowed.with(|w| w.as_ref().map(|w| page(w.iter(), o, first, n))) {
             Some(k) => k,
-            None => live.records.with(|all| ordered(all.iter(), o)),
+            None => {
+                tick.track();
+                live.generation.track();
+                live.records.with_untracked(|all| page(all.iter(), o, first, n))
+            }
         }
     });
     // Every source is in `Record::time_order`: a record is found by binary search.
@@ -86,17 +125,7 @@ pub fn RequestList(
         live.records
             .with_untracked(|all| all.binary_search_by_key(&key, Record::time_order).ok().map(|i| all[i].clone()))
     };
-    let rows = move || {
-        let first = scroll.get();
-        keys.with(|k| {
-            k.iter()
-                .skip(first)
-                .take(VIEW_ROWS + 4)
-                .filter_map(|&(ts, id, _)| find(ts, id))
-                .map(|r| view! { <Row record=r selected=selected/> })
-                .collect::<Vec<_>>()
-        })
-    };
+    let rows = move || keys.with(|(k, _)| k.iter().filter_map(|&(ts, id)| find(ts, id)).collect::<Vec<_>>());
     let on_scroll = move |ev: web_sys::Event| {
         if let Some(el) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) {
             scroll.set((f64::from(el.scroll_top()) / ROW_H).floor() as usize);
@@ -104,7 +133,7 @@ pub fn RequestList(
     };
     let spacer = |rows: usize| format!("height: {:.0}px", rows as f64 * ROW_H);
     let above = move || spacer(scroll.get());
-    let below = move || spacer(keys.with(|k| k.len().saturating_sub(scroll.get() + VIEW_ROWS + 4)));
+    let below = move || spacer(keys.with(|(_, total)| total.saturating_sub(scroll.get() + VIEW_ROWS + 4)));
     let toggle_pause = move |_| {
         if paused.with_untracked(Option::is_some) {
             paused.set(None);
@@ -116,7 +145,7 @@ pub fn RequestList(
         }
     };
     let count = move || {
-        let n = keys.with(Vec::len);
+        let n = keys.with(|(_, total)| *total);
         match (n, filter.with(|f| f.trim().is_empty())) {
             (0, false) => format!("No request matches `{}`.", filter.get()),
             (0, true) => "No traffic yet.".to_string(),
@@ -144,7 +173,7 @@ pub fn RequestList(
                 </thead>
                 <tbody>
                     <tr class="spacer" style=above></tr>
-                    {rows}
+                    <For each=rows key=|r| r.id children=move |r| view! { <Row record=r selected=selected/> }/>
                     <tr class="spacer" style=below></tr>
                 </tbody>
             </table>

@@ -27,7 +27,7 @@ use overview::{OverviewStrip, clock};
 /// Height of the lanes' scrolling area.
 const VIEW_H: f64 = 420.0;
 /// Most bar elements in the DOM at once (the canvas paints them all regardless).
-const DOM_BARS: usize = 1_500;
+const DOM_BARS: usize = 400;
 /// The live view's span until the user zooms.
 const LIVE_SPAN_US: u64 = 60_000_000;
 
@@ -45,12 +45,24 @@ pub fn Timeline(
     hide_probes: RwSignal<bool>,
 ) -> impl IntoView {
     let set = StoredValue::new_local(LaneSet::new());
-    // Bumped whenever `set` changed; `shape` when lanes or groups were added.
+    // `set`'s version and shape as the DOM sees them: brought up to date at most 4 times a
+    // second (the canvas reads `set` itself on every frame), so a busy stream never re-lays the
+    // rows or rebuilds the DOM hooks for every batch.
     let version = RwSignal::new(0u64);
     let shape = RwSignal::new(0u64);
-    let touch = move || {
+    // Whether records kept arriving since the last sync: bars then live on the canvas only (the
+    // DOM would be rebuilt 4 times a second for nothing), and come back as DOM hooks once it is
+    // quiet or the view is paused.
+    let busy = RwSignal::new(false);
+    let sync = move || {
         let (v, s) = set.with_value(|s| (s.version, s.shape));
-        version.set(v);
+        let changed = version.get_untracked() != v;
+        if busy.get_untracked() != changed {
+            busy.set(changed);
+        }
+        if changed {
+            version.set(v);
+        }
         if shape.get_untracked() != s {
             shape.set(s);
         }
@@ -62,7 +74,7 @@ pub fn Timeline(
             let _ = live.take_arrived();
             let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
             set.update_value(|s| s.replace_with(fresh));
-            touch();
+            sync();
         }
     });
     Effect::new(move |_| {
@@ -71,7 +83,6 @@ pub fn Timeline(
             let arrived = live.take_arrived();
             if !arrived.is_empty() {
                 set.update_value(|s| arrived.iter().for_each(|r| s.add(r)));
-                touch();
             }
         }
     });
@@ -81,7 +92,7 @@ pub fn Timeline(
             if let Some(records) = w {
                 let fresh = LaneSet::from_records(records.iter());
                 set.update_value(|s| s.replace_with(fresh));
-                touch();
+                sync();
             }
         });
     });
@@ -127,8 +138,18 @@ pub fn Timeline(
 
     // The DOM hooks follow the view at most 4 times a second while it moves.
     let dom_view = RwSignal::new((0u64, 1u64));
+    // Live, lanes of records the page no longer holds are let go: every 30 s the lanes are
+    // rebuilt from what the page holds (bounded), so they never grow without end.
+    let ticks = StoredValue::new(0u32);
     let dom_timer = set_interval_with_handle(
         move || {
+            ticks.update_value(|t| *t += 1);
+            if ticks.get_value() % 120 == 0 && windowed.with_untracked(Option::is_none) {
+                let _ = live.take_arrived();
+                let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
+                set.update_value(|s| s.replace_with(fresh));
+            }
+            sync();
             if dom_view.get_untracked() != view.get_untracked() {
                 dom_view.set(view.get_untracked());
             }
@@ -152,8 +173,7 @@ pub fn Timeline(
         canvas_ref: NodeRef<leptos::html::Canvas>,
         state: FrameState,
     ) {
-        let FrameState { view, following, version, placed, scroll_top, width, selected, painted, running, dark } =
-            state;
+        let FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark } = state;
         if !running.get_value() {
             return;
         }
@@ -167,7 +187,7 @@ pub fn Timeline(
         }
         if let Some(canvas) = canvas_ref.get_untracked() {
             let key = (
-                version.get_untracked(),
+                set.with_value(|s| s.version),
                 view.get_untracked(),
                 scroll_top.get_untracked(),
                 selected.get_untracked(),
@@ -181,7 +201,7 @@ pub fn Timeline(
         }
         request_animation_frame(move || frame(live, set, canvas_ref, state));
     }
-    let state = FrameState { view, following, version, placed, scroll_top, width, selected, painted, running, dark };
+    let state = FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark };
     request_animation_frame(move || frame(live, set, canvas_ref, state));
 
     // Keep the canvas as wide as its column.
@@ -303,7 +323,7 @@ pub fn Timeline(
         let (t0, t1) = dom_view.get();
         let scale = Scale { t0, t1, width: width.get() };
         let range = rows_in_view.get();
-        let budget = std::cell::Cell::new(DOM_BARS);
+        let budget = std::cell::Cell::new(if busy.get() && following.get() { 0 } else { DOM_BARS });
         placed.with(|(p, _)| {
             set.with_value(|s| {
                 p[range]
@@ -372,7 +392,6 @@ type Painted = (u64, (u64, u64), f64, Option<u64>, f64, usize);
 struct FrameState {
     view: RwSignal<(u64, u64)>,
     following: RwSignal<bool>,
-    version: RwSignal<u64>,
     placed: Memo<(Vec<Placed>, f64)>,
     scroll_top: RwSignal<f64>,
     width: RwSignal<f64>,

@@ -1,0 +1,75 @@
+// The browser benchmark: `podtap serve --synthetic RATE` (1,000 pods, 3,000 caller → callee
+// pairs) with the page open in headless Chromium for SECS seconds, live. Measures what a user
+// feels: frame times (requestAnimationFrame deltas), long tasks, record-to-screen lag (the newest
+// row's request time against the clock, sampled 4 times a second) and the JS heap over the run.
+// Prints one JSON object. Run: `cargo xtask bench-browser [SECS] [RATE]` (BENCHMARKS.md).
+import { launchBrowser, startPodtap } from '../tests/podtap.page.mjs';
+
+const secs = Number(process.argv[2] ?? 60);
+const rate = Number(process.argv[3] ?? 20000);
+
+const pct = (xs, p) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+const round = (x) => (x == null ? null : Math.round(x * 10) / 10);
+
+const server = await startPodtap(['--synthetic', String(rate)]);
+const browser = await launchBrowser(['--enable-precise-memory-info']);
+try {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(server.url + '/');
+  await page.waitForSelector('[data-testid="timeline-row"]', { timeout: 30000 });
+  await page.waitForTimeout(5000); // warm up: the first snapshot, the first lanes
+  await page.evaluate(() => {
+    window.__frames = [];
+    window.__long = [];
+    let last = performance.now();
+    const tick = (t) => { window.__frames.push(t - last); last = t; requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ entryTypes: ['longtask'] });
+  });
+  const heap = async () => page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
+  const heapStart = await heap();
+  const lags = [];
+  const heaps = [];
+  const started = Date.now();
+  while (Date.now() - started < secs * 1000) {
+    await page.waitForTimeout(250);
+    const sample = await page.evaluate(() => {
+      const row = document.querySelector('[data-testid="timeline-row"] td');
+      if (!row) return null;
+      const [h, m, rest] = row.textContent.split(':');
+      const [s, ms] = rest.split('.');
+      const d = new Date();
+      d.setHours(Number(h), Number(m), Number(s), Number(ms));
+      return Date.now() - d.getTime();
+    });
+    if (sample != null) lags.push(sample);
+    if (lags.length % 20 === 0) heaps.push(await heap());
+  }
+  const heapEnd = await heap();
+  const { frames, long } = await page.evaluate(() => ({ frames: window.__frames, long: window.__long }));
+  const lanes = await page.locator('.lanes-count').textContent();
+  const sampled = await page.getByTestId('sampled').textContent().catch(() => null);
+  const health = await (await page.request.get(server.url + '/healthz')).json();
+  console.log(JSON.stringify({
+    rate, secs,
+    frames: frames.length,
+    fps: round(frames.length / secs),
+    frame_ms: { p50: round(pct(frames, 50)), p95: round(pct(frames, 95)), p99: round(pct(frames, 99)), max: round(Math.max(...frames)) },
+    long_tasks: long.length,
+    long_task_ms_total: Math.round(long.reduce((a, b) => a + b, 0)),
+    lag_ms: { p50: pct(lags, 50), p99: pct(lags, 99), max: Math.max(...lags) },
+    heap_mb: { start: round(heapStart / 1e6), end: round(heapEnd / 1e6), max: round(Math.max(...heaps, heapEnd) / 1e6) },
+    lanes, sampled,
+    server_records: health.records,
+    errors,
+  }, null, 1));
+} finally {
+  await browser.close();
+  server.stop();
+}
