@@ -27,6 +27,8 @@ impl Args {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the web UI and API. With no source it replays the built-in demo in a loop.
     Serve(ServeArgs),

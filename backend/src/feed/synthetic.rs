@@ -79,7 +79,7 @@ impl Cluster {
         r.src = self.pod(from, 30_000 + (r.conn % 30_000) as u16);
         r.dst = self.pod(to, 8080);
         r.via = Via { kind: ViaKind::ClusterIp, service: Some(self.services[(to / 4) as usize].clone()) };
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             r.src = Endpoint {
                 kind: EndpointKind::Node,
                 name: Some(self.node.clone()),

@@ -144,7 +144,7 @@ pub fn Timeline(
     let dom_timer = set_interval_with_handle(
         move || {
             ticks.update_value(|t| *t += 1);
-            if ticks.get_value() % 120 == 0 && windowed.with_untracked(Option::is_none) {
+            if ticks.get_value().is_multiple_of(120) && windowed.with_untracked(Option::is_none) {
                 let _ = live.take_arrived();
                 let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
                 set.update_value(|s| s.replace_with(fresh));
