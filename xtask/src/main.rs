@@ -7,6 +7,8 @@
 //! - `demo`            regenerate the built-in demo capture with the lab (root)
 //! - `bench [SECONDS]`  make a large capture with the lab (nginx + wrk) and time podtap against
 //!   tcpdump and tshark on it (root; see BENCHMARKS.md)
+//! - `bench-browser [SECONDS] [RATE]`  the page in Chromium while `podtap serve --synthetic RATE`
+//!   (1,000 pods) streams: frame times, record-to-screen lag, JS heap (BENCHMARKS.md)
 //! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
 //! - `setup`           only install what the tests need
 
@@ -38,11 +40,15 @@ fn dispatch() -> Result<()> {
         "test" => test::all(),
         "demo" => test::regenerate_demo(),
         "bench" => test::bench(rest.first().map(String::as_str).unwrap_or("18")),
+        "bench-browser" => test::bench_browser(
+            rest.first().map(String::as_str).unwrap_or("60"),
+            rest.get(1).map(String::as_str).unwrap_or("20000"),
+        ),
         "setup" => setup::for_tests(),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
         _ => {
             eprintln!(
-                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | fuzz [SECONDS] | setup"
+                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | fuzz [SECONDS] | setup"
             );
             Ok(())
         }

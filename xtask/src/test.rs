@@ -81,6 +81,23 @@ fn browser() -> Result<()> {
     )
 }
 
+/// The browser benchmark: a release podtap serving a synthetic 1,000-pod cluster at `rate`
+/// records/s, the page open in Chromium for `secs` seconds (end2end/bench/browser.mjs).
+pub fn bench_browser(secs: &str, rate: &str) -> Result<()> {
+    setup::for_tests()?;
+    step("bench-browser: cargo build --release -p podtap, the app in release");
+    cargo(&["build", "--release", "-p", "podtap"])?;
+    crate::build::frontend(false)?;
+    step(&format!("bench-browser: {secs} s at {rate} records/s"));
+    status(
+        Command::new("node")
+            .args(["bench/browser.mjs", secs, rate])
+            .env("PODTAP_BIN", target_dir().join("release/podtap"))
+            .env("PODTAP_ASSETS", root().join("dist"))
+            .current_dir(root().join("end2end")),
+    )
+}
+
 /// Regenerates the built-in demo from a fresh lab run.
 pub fn regenerate_demo() -> Result<()> {
     let out = target_dir().join("lab-demo");
