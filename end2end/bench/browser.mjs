@@ -56,7 +56,42 @@ try {
   const lanes = await page.locator('.lanes-count').textContent();
   const sampled = await page.getByTestId('sampled').textContent().catch(() => null);
   const health = await (await page.request.get(server.url + '/healthz')).json();
+
+  // A chosen window of 100,000 requests: load it, then zoom and pan the lanes for 10 s.
+  const newest = health.store.newest_us;
+  const span = Math.round(100000 / rate * 1e6);
+  const from = newest - span;
+  const win = await browser.context.newPage();
+  const loadStart = Date.now();
+  await win.goto(`${server.url}/?from=${from}&to=${newest}`);
+  await win.waitForFunction(() => /^\d+ requests$/.test(document.querySelector('[data-testid="list-count"]')?.textContent ?? ''), null, { timeout: 120000 });
+  const windowRequests = Number((await win.getByTestId('list-count').textContent()).split(' ')[0]);
+  const loadMs = Date.now() - loadStart;
+  await win.evaluate(() => {
+    window.__frames = [];
+    let last = performance.now();
+    const tick = (t) => { window.__frames.push(t - last); last = t; requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  });
+  const lanesBox = await win.locator('.lanes').boundingBox();
+  const until = Date.now() + 10000;
+  let step = 0;
+  while (Date.now() < until) {
+    await win.mouse.move(lanesBox.x + 300 + (step % 5) * 100, lanesBox.y + 100);
+    await win.mouse.wheel(0, step % 4 < 2 ? -200 : 200);
+    await win.mouse.down();
+    await win.mouse.move(lanesBox.x + 200 + (step % 5) * 100, lanesBox.y + 100, { steps: 4 });
+    await win.mouse.up();
+    step += 1;
+  }
+  const winFrames = await win.evaluate(() => window.__frames);
+  await win.close();
+
   console.log(JSON.stringify({
+    window: {
+      requests: windowRequests, load_ms: loadMs, frames: winFrames.length,
+      frame_ms: { p50: round(pct(winFrames, 50)), p95: round(pct(winFrames, 95)), p99: round(pct(winFrames, 99)) },
+    },
     rate, secs,
     frames: frames.length,
     fps: round(frames.length / secs),

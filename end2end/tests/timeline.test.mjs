@@ -83,6 +83,8 @@ test('swimlanes tell the seed story at a glance', async () => {
     await ui.until('no probe lanes', async () => !(await ui.lanes()).some((l) => l.src === 'node:lab-node'));
     assert.match(ui.page.url(), /probes=hide/);
     await ui.page.screenshot({ path: ARTIFACTS + 'timeline.png', fullPage: true });
+    // The header names the capture, not where it sits on the server.
+    assert.equal(await ui.page.getByTestId('source').textContent(), 'capture.pcapng');
     assert.deepEqual(ui.errors, []);
   } finally {
     server.stop();
@@ -145,6 +147,30 @@ test('a bar opens its request in full; its names filter every view', async () =>
     await ui.filter.fill('path:/no-such-path');
     await ui.until('an empty map that says why', async () => /No traffic matches `path:\/no-such-path`/.test(await ui.page.getByTestId('map-empty').textContent().catch(() => '')));
     assert.match(await ui.page.getByTestId('list-count').textContent(), /No request matches/);
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    server.stop();
+  }
+});
+
+test('a narrow window still fits or scrolls, and an unknown Service is said to be unknown', async () => {
+  const { dir } = lab();
+  const server = await replay(dir);
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    for (const width of [1000, 600]) {
+      await ui.page.setViewportSize({ width, height: 800 });
+      await ui.open(server.url, '?service=default/nope');
+      await ui.until('rows', async () => (await ui.rowCount()) > 0);
+      const overflow = await ui.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than a ${width} px window`);
+      const head = await ui.page.locator('.list-scroll th').first().boundingBox();
+      await ui.page.locator('.list-scroll').evaluate((el) => { el.scrollTop = 300; });
+      await ui.page.waitForTimeout(100);
+      const after = await ui.page.locator('.list-scroll th').first().boundingBox();
+      assert.ok(Math.abs(after.y - head.y) < 2, 'the list keeps its header in view');
+    }
+    await ui.until('the unknown Service named', async () => /Service default\/nope is unknown/.test(await ui.page.getByTestId('balance-unknown').textContent()));
     assert.deepEqual(ui.errors, []);
   } finally {
     server.stop();

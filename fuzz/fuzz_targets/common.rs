@@ -1,7 +1,7 @@
 //! Shared by the fuzz targets: one connection's bytes fed in pieces, with gaps where the input
 //! says, through any `ConnHandler`.
 
-use podtap::reassemble::{ConnHandler, ConnInfo, Dir};
+use podtap::reassemble::{ConnHandler, ConnInfo, ConnLife, Dir};
 
 /// A connection from 10.0.0.1:1 to 10.0.0.2:`port`, opened by its client unless `joined`.
 pub fn info(port: u16, joined: bool) -> ConnInfo {
@@ -13,6 +13,7 @@ pub fn info(port: u16, joined: bool) -> ConnInfo {
         a: "10.0.0.1:1".parse().unwrap(),
         b: format!("10.0.0.2:{port}").parse().unwrap(),
         opener: (!joined).then_some(Dir::AtoB),
+        life: ConnLife::new(0, !joined),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use podtap::dissect::any::AnyProtocol;
-use podtap::reassemble::{ConnHandler, ConnInfo, Dir};
+use podtap::reassemble::{ConnHandler, ConnInfo, ConnLife, Dir};
 
 fuzz_target!(|data: &[u8]| {
     let [split, piece, mode, rest @ ..] = data else { return };
@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         a: "10.0.0.1:1".parse().unwrap(),
         b: if mode % 4 == 3 { "10.0.0.2:53" } else { "10.0.0.2:443" }.parse().unwrap(),
         opener: Some(Dir::AtoB),
+        life: ConnLife::new(0, true),
     };
     let mut h = AnyProtocol::new(&info);
     let mut out = Vec::new();

@@ -68,7 +68,8 @@ pub struct ConnLife {
 }
 
 impl ConnLife {
-    fn new(ts_us: u64, syn: bool) -> Self {
+    /// A connection first seen at `ts_us`, by its SYN when `syn`.
+    pub fn new(ts_us: u64, syn: bool) -> Self {
         ConnLife {
             opened_us: ts_us,
             syn_us: syn.then_some(ts_us),

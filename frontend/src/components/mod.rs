@@ -3,3 +3,4 @@
 pub mod filter_box;
 pub mod status_pill;
 pub mod term;
+pub mod ticker;

@@ -28,13 +28,7 @@ pub fn BalanceView(
     chosen: RwSignal<Option<String>>,
     window: Signal<Option<Span>>,
 ) -> impl IntoView {
-    let refresh = RwSignal::new(0u64);
-    let handle = set_interval_with_handle(move || refresh.update(|n| *n += 1), Duration::from_secs(5)).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
+    let refresh = crate::components::ticker::ticker(Duration::from_secs(5));
     let listed = LocalResource::new(move || {
         let w = window.get();
         if w.is_none() {

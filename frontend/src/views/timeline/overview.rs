@@ -23,13 +23,7 @@ pub fn OverviewStrip(
     /// The lanes' visible range, drawn as a band.
     visible: Signal<(u64, u64)>,
 ) -> impl IntoView {
-    let refresh = RwSignal::new(0u64);
-    let handle = set_interval_with_handle(move || refresh.update(|n| *n += 1), Duration::from_secs(2)).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
+    let refresh = crate::components::ticker::ticker(Duration::from_secs(2));
     let fetched = LocalResource::new(move || {
         let f = filter.get();
         refresh.track();
