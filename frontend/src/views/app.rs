@@ -78,7 +78,7 @@ pub fn App() -> impl IntoView {
         let (f, w) = (filter.get(), window.get());
         async move {
             match w {
-                Some(w) => Some(fetch_window(&f, w, WINDOW_CAP).await),
+                Some(w) => Some((w, f.clone(), fetch_window(&f, w, WINDOW_CAP).await)),
                 None => None,
             }
         }
@@ -86,19 +86,33 @@ pub fn App() -> impl IntoView {
     let windowed = RwSignal::new(None::<Vec<Record>>);
     let capped = RwSignal::new(false);
     let window_error = RwSignal::new(None::<String>);
+    let loading = RwSignal::new(false);
+    // A new window empties the views until its records are in (never the live ones meanwhile).
+    Effect::new(move |_| {
+        let chosen = window.get().is_some();
+        filter.track();
+        windowed.set(chosen.then(Vec::new));
+        loading.set(chosen);
+    });
     Effect::new(move |_| {
         if window.with(Option::is_none) {
             windowed.set(None);
             return;
         }
-        match fetched.get().flatten() {
+        // Only the answer for the window and filter shown now (not one still arriving for before).
+        let current = (window.get(), filter.get());
+        match fetched.get().flatten().filter(|(w, f, _)| (Some(*w), f.clone()) == current).map(|(_, _, r)| r) {
             Some(Ok((mut records, cut))) => {
                 records.sort_by_key(Record::time_order);
                 windowed.set(Some(records));
                 capped.set(cut);
                 window_error.set(None);
+                loading.set(false);
             }
-            Some(Err(e)) => window_error.set(Some(e)),
+            Some(Err(e)) => {
+                window_error.set(Some(e));
+                loading.set(false);
+            }
             None => {}
         }
     });
@@ -155,6 +169,9 @@ pub fn App() -> impl IntoView {
             <section class="panel">
                 <h2>"Timeline"</h2>
                 <p class="hint">{move || window_error.get()}</p>
+                <Show when=move || loading.get()>
+                    <p class="muted" data-testid="window-loading">"Loading the window's records…"</p>
+                </Show>
                 <Show when=move || capped.get()>
                     <p class="hint">{format!("This window holds more than {WINDOW_CAP} records: the first {WINDOW_CAP} are shown; brush a shorter one.")}</p>
                 </Show>
