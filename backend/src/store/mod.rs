@@ -204,6 +204,13 @@ impl Store {
             self.stats.too_old += 1;
             return;
         }
+        // A record from far beyond the newest (a capture's clock jumped): what the store holds is
+        // older than the retention from there, so it goes at once instead of a gap of steps.
+        let end = self.first + self.steps.len() as u64;
+        if !self.steps.is_empty() && index > end + self.limits.retention_us / STEP_US {
+            self.newest_us = r.ts;
+            self.evict();
+        }
         if self.steps.is_empty() {
             self.first = index;
             self.built = TIERS.map(|span| index.div_ceil(span));

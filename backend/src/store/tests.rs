@@ -193,3 +193,13 @@ fn blocks_are_built_once_settled_and_take_late_records() {
         store.records(Window::ALL, &Filter::default(), Kinds::All, Some(Cursor { ts: 0, id: 0 }), 1000).0;
     assert_eq!(store.map(whole, &Filter::default()), brute_map(&records, whole, &Filter::default()));
 }
+
+#[test]
+fn a_clock_that_jumps_years_ahead_costs_no_gap_of_steps() {
+    let mut store = Store::new(Limits::default());
+    store.insert(record(1, ((), (), false, 0, 3, 1, 10, false)));
+    let mut far = record(2, ((), (), false, 0, 3, 1, 10, false));
+    far.ts += 10 * 365 * 86_400 * STEP_US;
+    store.insert(far);
+    assert_eq!((store.len(), store.stats().steps, store.stats().evicted_by_age), (1, 1, 1));
+}

@@ -138,6 +138,7 @@ impl LiveCapture {
             }
         }
         self.rings = kept;
+        let mut prepared = Vec::new();
         for iface in present {
             let open = self.rings.iter().any(|(s, _)| self.slots[*s as usize].ifindex == iface.ifindex);
             if open || !self.selection.matches(&iface.name) {
@@ -149,8 +150,16 @@ impl LiveCapture {
             };
             let filter = ip_only_filter();
             let filter = (link == LinkType::Ethernet).then_some(&filter[..]);
-            match Ring::open(iface.ifindex, self.size, filter) {
-                Ok(ring) => {
+            match Ring::prepare(self.size, filter) {
+                Ok(ring) => prepared.push((iface, link, ring)),
+                Err(e) => self.refused(&iface.name, e)?,
+            }
+        }
+        // Bound together once all are set up: the first never waits (and fills) while the others
+        // are prepared.
+        for (iface, link, ring) in prepared {
+            match ring.bind(iface.ifindex) {
+                Ok(()) => {
                     tracing::info!("capturing on {} (index {})", iface.name, iface.ifindex);
                     let slot = self.slots.len() as u32;
                     self.slots.push(LiveInterface {
@@ -162,14 +171,25 @@ impl LiveCapture {
                     });
                     self.rings.push((slot, ring));
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Err(LiveError::NotPermitted),
-                Err(e) if self.selection.exact().any(|n| n == iface.name) => {
-                    return Err(LiveError::Open { name: iface.name, source: e });
-                }
-                Err(e) => tracing::warn!("cannot capture on {}: {e}", iface.name),
+                Err(e) => self.refused(&iface.name, e)?,
             }
         }
         Ok(())
+    }
+
+    /// A ring that could not be opened: no permission or an exact name is an error; a pattern's
+    /// interface that vanished meanwhile is skipped.
+    fn refused(&self, name: &str, e: std::io::Error) -> Result<(), LiveError> {
+        match e.raw_os_error() {
+            Some(libc::EPERM) => Err(LiveError::NotPermitted),
+            _ if self.selection.exact().any(|n| n == name) => {
+                Err(LiveError::Open { name: name.to_string(), source: e })
+            }
+            _ => {
+                tracing::warn!("cannot capture on {name}: {e}");
+                Ok(())
+            }
+        }
     }
 
     /// Follows interface changes, at most once a second (at once after a socket reported its

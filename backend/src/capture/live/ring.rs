@@ -94,8 +94,11 @@ fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
 }
 
 impl Ring {
-    /// Opens a ring on interface `ifindex`, with an optional classic BPF program run in the kernel.
-    pub fn open(ifindex: u32, size: RingSize, filter: Option<&[libc::sock_filter]>) -> io::Result<Ring> {
+    /// A ring, with an optional classic BPF program run in the kernel, not yet bound to an
+    /// interface: nothing reaches it until `bind`. Setting one up
+    /// (the kernel zeroes its memory) is what takes time, so several are prepared first and bound
+    /// together, and none fills up while the others are being set up.
+    pub fn prepare(size: RingSize, filter: Option<&[libc::sock_filter]>) -> io::Result<Ring> {
         // Protocol 0 first: nothing is queued until bind, so no packet of another interface slips in.
         // SAFETY: plain socket(2); the result is checked and owned at once.
         let raw = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
@@ -130,7 +133,12 @@ impl Ring {
         if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ring = Ring { fd, map: map.cast(), size, next_block: 0, stats: RingStats::default() };
+        Ok(Ring { fd, map: map.cast(), size, next_block: 0, stats: RingStats::default() })
+    }
+
+    /// Starts capturing on interface `ifindex`.
+    pub fn bind(&self, ifindex: u32) -> io::Result<()> {
+        let raw = self.fd.as_raw_fd();
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -138,8 +146,7 @@ impl Ring {
         addr.sll_ifindex = ifindex as i32;
         let addr_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
         // SAFETY: `addr` is a valid sockaddr_ll of `addr_len` bytes.
-        check(unsafe { libc::bind(raw, (&raw const addr).cast(), addr_len) })?;
-        Ok(ring)
+        check(unsafe { libc::bind(raw, (&raw const addr).cast(), addr_len) }).map(drop)
     }
 
     pub fn fd(&self) -> RawFd {
