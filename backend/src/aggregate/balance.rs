@@ -69,9 +69,7 @@ impl BalanceBuilder {
 
     /// Adds everything `other` counted.
     pub fn merge(&mut self, other: &BalanceBuilder) {
-        for (ip, n) in &other.probes {
-            *self.probes.entry(*ip).or_default() += n;
-        }
+        self.merge_probes(other);
         for (service, o) in &other.services {
             self.merge_service(service, o);
         }
@@ -79,11 +77,16 @@ impl BalanceBuilder {
 
     /// Adds what `other` counted for one Service only.
     pub fn merge_one(&mut self, other: &BalanceBuilder, service: &str) {
-        for (ip, n) in &other.probes {
-            *self.probes.entry(*ip).or_default() += n;
-        }
+        self.merge_probes(other);
         if let Some((name, o)) = other.services.get_key_value(service) {
             self.merge_service(name, o);
+        }
+    }
+
+    /// Probes are counted per pod, whatever Service they would belong to.
+    fn merge_probes(&mut self, other: &BalanceBuilder) {
+        for (ip, n) in &other.probes {
+            *self.probes.entry(*ip).or_default() += n;
         }
     }
 

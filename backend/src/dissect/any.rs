@@ -159,8 +159,10 @@ impl AnyProtocol {
             self.foreign |= matches!(d, Dissected::NotThisProtocol);
             if let Dissected::Exchange(ex) = d {
                 ex.proxied = self.proxied.or(ex.proxied);
+                // The segment that completed it; `correlate::record` keeps the end no earlier than
+                // the request's and the response's first bytes.
                 let answered_until = if ex.response_ts_us.is_some() { ts_us } else { ex.ts_us };
-                ex.end_us = Some(ex.end_us.unwrap_or(answered_until).max(ex.ts_us).max(ex.response_ts_us.unwrap_or(0)));
+                ex.end_us.get_or_insert(answered_until);
                 self.requests += 1;
                 self.grpc |= matches!(ex.detail, Detail::Grpc(_));
                 self.client.get_or_insert(ex.client);
