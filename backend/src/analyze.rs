@@ -3,7 +3,7 @@
 //! could be read from it, and makes the exit status non-zero.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use podtap_shared::Record;
@@ -11,7 +11,8 @@ use podtap_shared::Record;
 use crate::aggregate::SummaryBuilder;
 use crate::capture::CaptureFile;
 use crate::cli::{Format, Progress};
-use crate::engine::{Engine, EngineStats};
+use crate::engine::nodes::{NodeCapture, run_files};
+use crate::engine::{Engine, EngineStats, Joiner};
 use crate::resolve::ClusterState;
 
 /// How `analyze` runs, beyond what it reads and writes.
@@ -32,10 +33,6 @@ pub fn run(
     options: Options,
     out: &mut dyn Write,
 ) -> std::io::Result<(EngineStats, Vec<String>)> {
-    let mut engine = Engine::new(cluster.clone());
-    if options.per_interface {
-        engine = engine.per_interface();
-    }
     let progress = options.progress;
     let mut summary = SummaryBuilder::default();
     let mut errors = Vec::new();
@@ -43,50 +40,104 @@ pub fn run(
     if format == Format::Table {
         writeln!(out, "{}", table_header())?;
     }
-    for path in files {
-        let file = match CaptureFile::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        let mut bar = ProgressBar::new(progress, &file);
-        let result = engine.run_file_with_progress(
-            &file,
-            |records| {
-                for r in records.iter().filter(|r| options.window.contains(r.ts)) {
-                    let written = match format {
-                        Format::Jsonl => serde_json::to_writer(&mut *out, r)
-                            .map_err(std::io::Error::from)
-                            .and_then(|_| out.write_all(b"\n")),
-                        // The table is for people: requests only (`jsonl` has the connections).
-                        Format::Table if !r.is_request() => Ok(()),
-                        Format::Table => writeln!(out, "{}", table_row(r)),
-                        Format::Summary => {
-                            summary.add(r);
-                            Ok(())
-                        }
-                    };
-                    if let Err(e) = written {
-                        io_result = Err(e);
-                    }
+    let mut write = |records: &mut Vec<Record>| {
+        for r in records.iter().filter(|r| options.window.contains(r.ts)) {
+            let written = match format {
+                Format::Jsonl => {
+                    serde_json::to_writer(&mut *out, r).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"))
                 }
-            },
-            |done| bar.update(done),
-        );
-        bar.finish();
-        if let Err(e) = result {
-            errors.push(e.to_string());
+                // The table is for people: requests only (`jsonl` has the connections).
+                Format::Table if !r.is_request() => Ok(()),
+                Format::Table => writeln!(out, "{}", table_row(r)),
+                Format::Summary => {
+                    summary.add(r);
+                    Ok(())
+                }
+            };
+            if let Err(e) = written {
+                io_result = Err(e);
+            }
         }
-    }
+    };
+    let named: Vec<(PathBuf, Option<String>)> = files.iter().map(|f| split_node(f)).collect();
+    let stats = if named.iter().any(|(_, node)| node.is_some()) {
+        run_nodes(&named, cluster.clone(), options.per_interface, &mut errors, &mut write)
+    } else {
+        let mut engine = Engine::new(cluster.clone());
+        if options.per_interface {
+            engine = engine.per_interface();
+        }
+        for path in files {
+            let file = match CaptureFile::open(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let mut bar = ProgressBar::new(progress, &file);
+            let result = engine.run_file_with_progress(&file, &mut write, |done| bar.update(done));
+            bar.finish();
+            if let Err(e) = result {
+                errors.push(e.to_string());
+            }
+        }
+        engine.stats()
+    };
     io_result?;
     if format == Format::Summary {
         serde_json::to_writer_pretty(&mut *out, &summary.build(&cluster))?;
         writeln!(out)?;
     }
     out.flush()?;
-    Ok((engine.stats(), errors))
+    Ok((stats, errors))
+}
+
+/// `FILE@NODE`: the capture `FILE`, taken on node `NODE`. A path that exists as given is a file,
+/// `@` and all.
+pub fn split_node(arg: &Path) -> (PathBuf, Option<String>) {
+    let text = arg.to_string_lossy();
+    if arg.exists() {
+        return (arg.to_path_buf(), None);
+    }
+    match text.rsplit_once('@') {
+        Some((file, node)) if !file.is_empty() && !node.is_empty() && !node.contains('/') => {
+            (PathBuf::from(file), Some(node.to_string()))
+        }
+        _ => (arg.to_path_buf(), None),
+    }
+}
+
+/// Captures from several nodes, merged across them: each file has its own observer and they are
+/// joined in capture-time order.
+fn run_nodes(
+    named: &[(PathBuf, Option<String>)],
+    cluster: Arc<ClusterState>,
+    per_interface: bool,
+    errors: &mut Vec<String>,
+    write: &mut dyn FnMut(&mut Vec<Record>),
+) -> EngineStats {
+    let mut opened = Vec::new();
+    for (path, node) in named {
+        match CaptureFile::open(path) {
+            Ok(f) => opened.push((f, node.clone())),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let captures: Vec<NodeCapture<'_>> =
+        opened.iter().map(|(file, node)| NodeCapture { file, node: node.as_deref().map(Into::into) }).collect();
+    let mut joiner = Joiner::new(cluster);
+    if per_interface {
+        joiner.per_interface();
+    }
+    let mut stats = EngineStats::default();
+    for (front, result) in run_files(&captures, &mut joiner, write) {
+        stats.add(&front);
+        if let Err(e) = result {
+            errors.push(e.to_string());
+        }
+    }
+    EngineStats::joined(&stats, joiner.stats())
 }
 
 /// Files smaller than this finish too fast for a bar to help.

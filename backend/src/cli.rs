@@ -142,8 +142,10 @@ pub struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng).
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap or pcapng). `FILE@NODE` names the node a file was taken on: the
+    /// captures of several nodes are then merged across them (a request seen on the client's node
+    /// and on the server's is one record).
+    #[arg(required = true, value_name = "FILE[@NODE]")]
     pub files: Vec<PathBuf>,
     /// Cluster state files, as for `serve`.
     #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]

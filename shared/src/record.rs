@@ -334,6 +334,10 @@ pub struct Record {
     /// The capture interface, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// The nodes whose agents saw it (`podtap hub`, `analyze FILE@NODE`); empty when the capture
+    /// named no node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Name>,
     /// The tunnel it was seen in, when a copy was captured encapsulated (a node's uplink).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<Box<Tunnel>>,
@@ -443,6 +447,7 @@ impl Record {
             probe: false,
             observations: 1,
             interface: None,
+            nodes: Vec::new(),
             tunnel: None,
             proxy: None,
             addressed: None,

@@ -119,10 +119,11 @@ fn from_node_to_pod(r: &Record) -> bool {
     !r.probe && r.src.kind == EndpointKind::Node && r.dst.kind == EndpointKind::Pod
 }
 
-/// Where an observation was sent, hashed.
+/// Where an observation was sent, and on which node it was seen, hashed: one node's copies of a
+/// connection on several interfaces are already one observation, two nodes' copies are two.
 fn leg_of(r: &Record) -> u64 {
     let mut h = FxHasher::default();
-    (r.dst.ip, r.dst.port).hash(&mut h);
+    (r.dst.ip, r.dst.port, r.nodes.first()).hash(&mut h);
     h.finish()
 }
 
@@ -222,8 +223,13 @@ impl Merger {
         // connection never pair across the gap left by an observation that was not captured.
         let near = |g: &Group| g.seen[0].record.ts.abs_diff(r.ts) <= WINDOW_US;
         // Two pods are never one destination rewritten into the other: a client port the kernel
-        // reused towards two pods (kubelet probing them one after another) is two requests.
-        let rewrite = |g: &Group| !(g.seen[0].record.dst.kind == EndpointKind::Pod && r.dst.kind == EndpointKind::Pod);
+        // reused towards two pods (kubelet probing them one after another) is two requests. One
+        // pod seen from two nodes (the client's and its own) is one request.
+        let rewrite = |g: &Group| {
+            let o = &g.seen[0].record;
+            !(o.dst.kind == EndpointKind::Pod && r.dst.kind == EndpointKind::Pod)
+                || ((o.dst.ip, o.dst.port) == (r.dst.ip, r.dst.port) && o.nodes != r.nodes)
+        };
         let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
             .filter_map(|q| {
                 q.iter().copied().find(|id| {
@@ -311,12 +317,21 @@ impl Merger {
 
 /// Whether a request has all the observations it will get: the one addressed to the Service and
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
-/// may still come).
+/// may still come). Seen by nodes' agents, also one from the client pod's node and one from the
+/// serving pod's: a request that crossed nodes passed both.
 fn is_complete(seen: &[Seen]) -> bool {
     if seen.len() < 2 {
         return false;
     }
     let records = || seen.iter().map(|s| &*s.record);
+    if seen.iter().any(|s| !s.record.nodes.is_empty()) {
+        let saw =
+            |node: &Option<podtap_shared::Name>| node.as_ref().is_none_or(|n| records().any(|r| r.nodes.contains(n)));
+        let pod_node = |e: &podtap_shared::Endpoint| (e.kind == EndpointKind::Pod).then(|| e.node.clone()).flatten();
+        if !records().all(|r| saw(&pod_node(&r.src)) && saw(&pod_node(&r.dst))) {
+            return false;
+        }
+    }
     let front = records().find(|r| r.dst.kind == EndpointKind::Service);
     let mut backs = records().filter(|r| r.dst.kind == EndpointKind::Pod);
     match front {
@@ -332,6 +347,9 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
         return *records.pop().expect("one record");
     }
     let observations = records.iter().map(|r| r.observations).sum();
+    let mut nodes: Vec<podtap_shared::Name> = records.iter_mut().flat_map(|r| std::mem::take(&mut r.nodes)).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
     let id = records.iter().map(|r| r.id).min().expect("records");
     let probe = records.iter().any(|r| r.probe);
     // The observation addressed to a Service (before DNAT) knows the client and the path taken;
@@ -356,6 +374,7 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     let mut merged = *records.swap_remove(back.or(front).unwrap_or(0));
     merged.tunnel = merged.tunnel.take().or(tunnel);
     merged.observations = observations;
+    merged.nodes = nodes;
     merged.end_us = end_us;
     merged.id = id;
     merged.probe = probe;

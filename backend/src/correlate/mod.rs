@@ -47,6 +47,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         probe,
         observations: u32::from(ex.points.max(1)),
         interface: interface.map(str::to_string),
+        nodes: Vec::new(),
         tunnel: ex.tunnel.map(Box::new),
         proxy,
         addressed: None,

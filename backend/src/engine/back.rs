@@ -1,0 +1,160 @@
+//! The back half of the engine: dissected exchanges → records (name with the cluster state, then
+//! merge the observations of one request). One `Joiner` takes the exchanges of every source — one
+//! capture, several nodes' files, or every node's agent at the hub — each as an `Origin`.
+
+use std::sync::Arc;
+
+use podtap_shared::{Name, Record};
+
+use crate::correlate;
+use crate::correlate::merge::Merger;
+use crate::dissect::Dissected;
+use crate::resolve::ClusterState;
+
+use super::{Batch, EngineStats};
+
+/// Where dissected exchanges came from: one capture (a node, when named) with its interfaces.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Interface names by `Exchange::interface`.
+    pub interfaces: Vec<Option<String>>,
+    /// The node whose interfaces these are, when known.
+    pub node: Option<Name>,
+    /// Added to this origin's connection ids: two origins never share one.
+    pub conn_base: u64,
+}
+
+/// How far apart the connection ids of two origins start: far more connections than one capture
+/// or one agent's run ever opens.
+pub const CONN_STRIDE: u64 = 1 << 40;
+
+/// Dissected exchanges → records.
+pub struct Joiner {
+    cluster: Arc<ClusterState>,
+    origins: Vec<Origin>,
+    next_id: u64,
+    /// One record per request (`None`: one per observation).
+    merger: Option<Merger>,
+    pub(super) stats: EngineStats,
+}
+
+impl Joiner {
+    /// A joiner with one unnamed origin (index 0).
+    pub fn new(cluster: Arc<ClusterState>) -> Self {
+        Self {
+            cluster,
+            origins: vec![Origin::default()],
+            next_id: 1,
+            merger: Some(Merger::default()),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// One record per observation instead of one per request.
+    pub fn per_interface(&mut self) {
+        self.merger = None;
+    }
+
+    /// Names records with a newer cluster state from now on.
+    pub fn set_cluster(&mut self, cluster: Arc<ClusterState>) {
+        self.cluster = cluster;
+    }
+
+    /// The cluster state records are named with.
+    pub fn cluster(&self) -> &Arc<ClusterState> {
+        &self.cluster
+    }
+
+    /// Counters of what was joined (the front's are the origin's own).
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Origin `index`, created (unnamed, its connection ids `index` strides up) if new.
+    pub fn origin_mut(&mut self, index: usize) -> &mut Origin {
+        while self.origins.len() <= index {
+            let conn_base = self.origins.len() as u64 * CONN_STRIDE;
+            self.origins.push(Origin { conn_base, ..Origin::default() });
+        }
+        &mut self.origins[index]
+    }
+
+    /// One batch from the front, in the order the frames came: the same flushes and takes that
+    /// `Engine::on_frame` makes frame by frame.
+    pub(super) fn apply(&mut self, origin: usize, batch: Batch, out: &mut Vec<Record>) {
+        if let Some(names) = batch.interfaces {
+            self.origin_mut(origin).interfaces = names;
+        }
+        let mut items = batch.items.into_iter();
+        for step in batch.steps {
+            self.flush(step.before, out);
+            self.take(origin, items.by_ref().take(step.items), step.now_us, out);
+            self.flush(step.watermark, out);
+        }
+        self.flush(batch.after, out);
+        if batch.last {
+            self.finish(origin, Vec::new(), out);
+        }
+    }
+
+    /// Whether the merger holds observations waiting for their window.
+    pub fn waiting(&self) -> bool {
+        self.merger.as_ref().is_some_and(|m| m.pending() > 0)
+    }
+
+    /// Turns finished exchanges into records; with merging, they wait (from capture time
+    /// `now_us`) for the other observations of their request.
+    pub fn take(
+        &mut self,
+        origin: usize,
+        items: impl IntoIterator<Item = Dissected>,
+        now_us: u64,
+        out: &mut Vec<Record>,
+    ) {
+        self.origin_mut(origin);
+        let origin = &self.origins[origin];
+        for d in items {
+            match d {
+                Dissected::Exchange(ex) => {
+                    self.stats.http_exchanges += u64::from(ex.http().is_some());
+                    if let Some(h) = ex.http() {
+                        self.stats.malformed_requests += u64::from(h.malformed.is_some());
+                        self.stats.uncertain_pairings += u64::from(h.paired.is_some());
+                    }
+                    self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
+                    self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
+                    let index = ex.interface;
+                    let iface = origin.interfaces.get(index as usize).and_then(|n| n.as_deref());
+                    let mut ex = *ex;
+                    ex.conn += origin.conn_base;
+                    let mut record = correlate::record(ex, self.next_id, iface, &self.cluster);
+                    record.nodes.extend(origin.node.clone());
+                    self.next_id += 1;
+                    match &mut self.merger {
+                        Some(m) => m.push(record, now_us, &self.cluster, out),
+                        None => out.push(record),
+                    }
+                }
+                Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
+                Dissected::OneWay => self.stats.one_way_responses += 1,
+                Dissected::Resync => self.stats.resyncs += 1,
+                Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
+            }
+        }
+    }
+
+    /// Emits every request whose window has passed by `watermark`.
+    pub fn flush(&mut self, watermark: u64, out: &mut Vec<Record>) {
+        if let Some(m) = &mut self.merger {
+            m.flush_due(watermark, out);
+        }
+    }
+
+    /// End of input: takes `items` and emits everything still waiting.
+    pub fn finish(&mut self, origin: usize, items: Vec<Dissected>, out: &mut Vec<Record>) {
+        self.take(origin, items, u64::MAX, out);
+        if let Some(m) = &mut self.merger {
+            m.flush_all(out);
+        }
+    }
+}
