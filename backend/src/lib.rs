@@ -13,6 +13,7 @@ pub mod demo;
 pub mod dissect;
 pub mod engine;
 pub mod feed;
+pub mod ingest;
 pub mod publish;
 pub mod reassemble;
 pub mod resolve;

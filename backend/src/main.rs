@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use podtap::capture::CaptureFile;
 use podtap::capture::live::LiveCapture;
-use podtap::cli::{AnalyzeArgs, Args, CaptureArgs, Command, ServeArgs, ServeConfig, Source};
+use podtap::cli::{AgentArgs, AnalyzeArgs, Args, CaptureArgs, Command, ServeArgs, ServeConfig, Source};
 use podtap::feed::replay::{self, Pacing};
 use podtap::feed::{self, ClusterFeed};
 use podtap::publish::{AppState, Assets, Guard, Hub, app};
@@ -33,6 +33,8 @@ fn main() -> std::process::ExitCode {
         Command::Analyze(a) => run_analyze(a),
         Command::Serve(s) => run_serve(s),
         Command::Capture(c) => run_capture(c),
+        Command::Hub(h) => h.validate().map_err(Into::into).and_then(run_serve_config),
+        Command::Agent(a) => run_agent(a),
     };
     match result {
         Ok(code) => code,
@@ -121,7 +123,21 @@ fn run_capture(c: CaptureArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn run_serve(s: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    let config = s.validate()?;
+    run_serve_config(s.validate()?)
+}
+
+fn run_agent(a: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = a.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(podtap::ingest::run::agent(config, shutdown_signal()))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn run_serve_config(config: ServeConfig) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(config))?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -149,10 +165,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .join(", "),
         Source::Live { selection, .. } => format!("live capture on {selection}"),
         Source::Synthetic { rate } => format!("synthetic cluster at {rate} records/s"),
+        Source::Agents { .. } => "cluster (agents)".to_string(),
     };
     // A capture replayed as fast as it reads keeps its own time axis.
     let clock = match &config.source {
         Source::Files { looped: false, realtime: false, .. } => podtap_shared::Clock::Capture,
+        Source::Agents { capture_clock: true, .. } => podtap_shared::Clock::Capture,
         _ => podtap_shared::Clock::Wall,
     };
     let hub = Hub::with_limits(source, config.limits, clock);
@@ -169,6 +187,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             std::thread::Builder::new()
                 .name("synthetic".into())
                 .spawn(move || podtap::feed::synthetic::run(&feeder, rate))?;
+        }
+        Source::Agents { ingest, .. } => {
+            let events = podtap::ingest::join::start(hub.clone(), cluster)?;
+            let state = podtap::ingest::server::IngestState::new(events, config.token.clone().map(Into::into));
+            let listener = tokio::net::TcpListener::bind(ingest)
+                .await
+                .with_context(|| format!("cannot listen for agents on {ingest}"))?;
+            tracing::info!("agents connect to http://{}", listener.local_addr()?);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, podtap::ingest::server::router(state)).await {
+                    tracing::error!("the ingest listener stopped: {e}");
+                }
+            });
         }
         Source::Live { selection, ring } => {
             let live = LiveCapture::open(selection, ring)?;

@@ -15,7 +15,7 @@ pub mod stream;
 
 pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
-pub use health::MissingKind;
+pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;
 pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, ServiceMap};
 pub use record::{

@@ -9,7 +9,7 @@ use etherparse::defrag::{IpDefragPayloadVec, IpDefragPool};
 pub const TIMEOUT_US: u64 = 30_000_000;
 
 /// Fragment counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FragmentStats {
     /// Fragments taken in.
     pub fragments: u64,

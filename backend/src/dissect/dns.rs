@@ -144,7 +144,7 @@ fn rcode_name(r: u16) -> &'static str {
 }
 
 /// Counters for what could not be paired or parsed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DnsStats {
     pub queries: u64,
     pub responses: u64,

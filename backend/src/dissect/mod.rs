@@ -16,8 +16,9 @@ pub mod proxy;
 pub mod redact;
 pub mod tls;
 
-/// A request and its response (when seen), of any protocol.
-#[derive(Clone, Debug, PartialEq)]
+/// A request and its response (when seen), of any protocol. It is what a node's agent sends the
+/// hub (`ingest::wire`): the addresses as captured, no names.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Exchange {
     /// The connection (TCP) or flow (UDP) id.
     pub conn: u64,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use podtap_shared::Record;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod back;
 mod front;
@@ -26,7 +26,7 @@ use crate::resolve::ClusterState;
 const SWEEP_EVERY_US: u64 = 10_000_000;
 
 /// What the engine saw, including everything it could not use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
     pub frames: u64,
     pub bytes: u64,
@@ -55,7 +55,7 @@ pub struct EngineStats {
 }
 
 /// Frames skipped per link type podtap does not decode: a few codes, the rest summed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnsupportedLinks {
     pub by_code: [(u32, u64); 4],
     pub others: u64,

@@ -71,6 +71,12 @@ pub struct Health {
     pub store: StoreStats,
     /// `wall`, or `capture` for a capture replayed on its own time axis.
     pub clock: podtap_shared::Clock,
+    /// `podtap hub`: every node's agent, connected or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<podtap_shared::AgentStatus>>,
+    /// `podtap hub`: what every agent's capture saw and the hub merged, summed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::engine::EngineStats>,
 }
 
 /// 200 when serving with names loaded; 503 while the API server's first lists are still coming
@@ -90,6 +96,8 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             app: state.assets.origin.clone(),
             store: hub.store_stats(),
             clock: hub.clock(),
+            agents: hub.agents().map(|(a, _)| a),
+            engine: hub.agents().map(|(_, e)| e),
         }),
     )
 }

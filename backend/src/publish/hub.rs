@@ -11,9 +11,11 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
+use crate::engine::EngineStats;
 use crate::resolve::ClusterState;
 use crate::resolve::access::Access;
 use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, Store, StoreStats, Window};
+use podtap_shared::AgentStatus;
 
 /// Record batches queued per browser before its records are counted as skipped.
 const CLIENT_QUEUE: usize = 256;
@@ -39,6 +41,8 @@ struct State {
     /// Batches published so far.
     seq: u64,
     capture: Option<LiveStats>,
+    /// `podtap hub`: the agents, and what their captures saw.
+    agents: Option<(Vec<AgentStatus>, EngineStats)>,
     subscribers: Vec<Subscriber>,
 }
 
@@ -102,7 +106,8 @@ impl Hub {
     /// `clock` says whether "now" is the wall clock or the capture's newest record.
     pub fn with_limits(source: impl Into<String>, limits: Limits, clock: Clock) -> Self {
         let (control, _) = broadcast::channel(CONTROL_QUEUE);
-        let state = State { store: Store::new(limits), total: 0, seq: 0, capture: None, subscribers: Vec::new() };
+        let state =
+            State { store: Store::new(limits), total: 0, seq: 0, capture: None, agents: None, subscribers: Vec::new() };
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -214,6 +219,15 @@ impl Hub {
 
     pub fn capture(&self) -> Option<LiveStats> {
         self.lock().capture.clone()
+    }
+
+    /// `podtap hub`: every agent's status and what their captures saw (the join thread's).
+    pub fn set_agents(&self, agents: Vec<AgentStatus>, engine: EngineStats) {
+        self.lock().agents = Some((agents, engine));
+    }
+
+    pub fn agents(&self) -> Option<(Vec<AgentStatus>, EngineStats)> {
+        self.lock().agents.clone()
     }
 
     /// Records seen since start (including those no longer retained).

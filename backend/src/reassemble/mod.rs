@@ -151,7 +151,7 @@ impl Default for Limits {
 }
 
 /// Counters; nothing is lost silently.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReassemblyStats {
     pub segments: u64,
     pub connections: u64,

@@ -290,6 +290,14 @@ impl ClusterState {
     }
 
     /// Every Service with EndpointSlices, `ns/name` → backends, sorted by name.
+    /// The cluster's nodes by name, sorted.
+    pub fn node_names(&self) -> Vec<Name> {
+        let mut names: Vec<Name> = self.nodes.values().cloned().collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }

@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::capture::live::{POD_PATTERNS, RingSize, Selection};
 
+mod cluster;
+
+pub use cluster::{AgentArgs, AgentConfig, AgentSource, HubArgs};
+
 /// podtap — which pod really answered, over which connection, through which Service.
 #[derive(Debug, Parser)]
 #[command(name = "podtap", version, about)]
@@ -36,6 +40,12 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Capture live on this node's interfaces into a pcapng file (until Ctrl-C or --duration).
     Capture(CaptureArgs),
+    /// The cluster's hub: takes every node's agent, names and merges what they saw, and serves
+    /// the web UI and API (the same as `serve`'s).
+    Hub(HubArgs),
+    /// A node's agent: captures and dissects on this node and streams what it saw to the hub.
+    /// Needs no Kubernetes API access, only CAP_NET_RAW.
+    Agent(AgentArgs),
 }
 
 /// Live capture: which interfaces, and how much kernel memory per interface.
@@ -69,6 +79,11 @@ impl LiveArgs {
 
     fn default_ring_mb() -> u32 {
         4
+    }
+
+    /// No live capture, every flag at its default.
+    pub fn default_flags() -> Self {
+        Self { ring_mb: Self::default_ring_mb(), ..Self::default() }
     }
 
     pub fn ring(&self) -> RingSize {
@@ -207,6 +222,12 @@ pub enum Source {
     Synthetic {
         rate: u64,
     },
+    /// `podtap hub`: nodes' agents connect to `ingest`.
+    Agents {
+        ingest: SocketAddr,
+        /// The agents replay captures on their own time axis (`agent --pcap`), not live.
+        capture_clock: bool,
+    },
 }
 
 /// A validated `serve` configuration.
@@ -247,6 +268,18 @@ pub enum ConfigError {
     /// An embed origin must be a scheme and a host, nothing more.
     #[error("--embed-origin {0}: give an origin like https://portal.example or http://localhost:3000")]
     BadOrigin(String),
+    #[error("--ingest {0}: agents would send cluster traffic unauthenticated; bind to 127.0.0.1 or set --token")]
+    OpenIngestWithoutToken(SocketAddr),
+    #[error("--hub: {0}")]
+    BadHub(String),
+    #[error("give the agent something to observe: --pod-interfaces, --interface NAME or --pcap FILE")]
+    AgentWithoutSource,
+    #[error("--realtime applies to --pcap files")]
+    RealtimeWithoutFiles,
+    #[error("--buffer-mb must be at least 1")]
+    ZeroBuffer,
+    #[error("--node: could not tell this node's name (no hostname); give --node NAME")]
+    NoNodeName,
     /// --exclude or --ring-mb without anything to capture.
     #[error("--exclude and --ring-mb apply to live capture: add --interface or --pod-interfaces")]
     LiveOptionsWithoutCapture,

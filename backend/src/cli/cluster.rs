@@ -1,0 +1,208 @@
+//! Flags of `podtap hub` and `podtap agent` (a contract: DESIGN.md), validated like `serve`'s.
+//! The hub is `serve` with agents as its source, so it takes `serve`'s store, cluster, token and
+//! embedding flags and validates them the same way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{ConfigError, LiveArgs, ServeArgs, ServeConfig, Source};
+use crate::capture::live::{RingSize, Selection};
+
+#[derive(Debug, clap::Args)]
+pub struct HubArgs {
+    /// Address the web UI and API listen on. Anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PODTAP_LISTEN")]
+    pub listen: SocketAddr,
+    /// Address agents connect to (`WS /api/v1/ingest`). Anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1:9091", env = "PODTAP_INGEST")]
+    pub ingest: SocketAddr,
+    /// Cluster state files, as for `serve`; without them, the kubeconfig or in-cluster config.
+    #[arg(long = "cluster", value_name = "FILE", num_args = 1..)]
+    pub cluster: Vec<PathBuf>,
+    /// The kubeconfig context to watch the cluster through (default: the current one).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespaces to watch one by one when a kind may not be listed cluster-wide.
+    #[arg(long = "namespace", short = 'n', value_name = "NS", num_args = 1..)]
+    pub namespaces: Vec<String>,
+    /// Bearer token agents, API clients and the browser must present.
+    #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Directory with the built browser app; default: the one built in.
+    #[arg(long, env = "PODTAP_ASSETS")]
+    pub assets: Option<PathBuf>,
+    /// How long records and their rollups are kept (`15m`, `1h`).
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub retention: String,
+    /// Records kept at most (~0.5 KB each).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub max_records: usize,
+    /// Origins whose pages may embed podtap and open its stream.
+    #[arg(long = "embed-origin", value_name = "ORIGIN", num_args = 1..)]
+    pub embed_origins: Vec<String>,
+    /// The agents replay captures as fast as they read (`agent --pcap`): time is the captures'
+    /// own, not the wall clock.
+    #[arg(long)]
+    pub capture_clock: bool,
+}
+
+impl HubArgs {
+    pub fn validate(self) -> Result<ServeConfig, ConfigError> {
+        if !self.ingest.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::OpenIngestWithoutToken(self.ingest));
+        }
+        let serve = ServeArgs {
+            listen: self.listen,
+            pcap: Vec::new(),
+            live: LiveArgs::default_flags(),
+            cluster: self.cluster,
+            context: self.context,
+            namespaces: self.namespaces,
+            looped: false,
+            realtime: false,
+            assets: self.assets,
+            token: self.token,
+            retention: self.retention,
+            synthetic: None,
+            max_records: self.max_records,
+            embed_origins: self.embed_origins,
+        };
+        let mut config = serve.validate()?;
+        config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock };
+        Ok(config)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The hub: http://HOST:PORT of its --ingest address.
+    #[arg(long, value_name = "URL", env = "PODTAP_HUB")]
+    pub hub: String,
+    /// The hub's bearer token.
+    #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// This node's name as the cluster knows it (the downward API's spec.nodeName); default: the
+    /// host name.
+    #[arg(long, env = "PODTAP_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Replay capture files as this node instead of capturing (tests, offline work).
+    #[arg(long = "pcap", value_name = "FILE", num_args = 1..)]
+    pub pcap: Vec<PathBuf>,
+    /// Replay at capture speed with timestamps moved to now, as if live.
+    #[arg(long)]
+    pub realtime: bool,
+    /// What the agent keeps for the hub while it is unreachable, in MiB; beyond it the oldest
+    /// batches are dropped and counted.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub buffer_mb: usize,
+    /// Shift every timestamp and the clock reported to the hub (tests: a node whose clock is off).
+    #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
+    pub clock_offset_ms: i64,
+}
+
+/// What the agent observes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentSource {
+    Live { selection: Selection, ring: RingSize },
+    Files { files: Vec<PathBuf>, realtime: bool },
+}
+
+/// A validated `agent` configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub url: String,
+    pub token: Option<String>,
+    pub node: String,
+    pub source: AgentSource,
+    pub buffer_bytes: usize,
+    pub skew_us: i64,
+}
+
+impl AgentArgs {
+    pub fn validate(self) -> Result<AgentConfig, ConfigError> {
+        if self.token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyToken);
+        }
+        let url = crate::ingest::agent::ingest_url(&self.hub).map_err(ConfigError::BadHub)?;
+        if self.buffer_mb == 0 {
+            return Err(ConfigError::ZeroBuffer);
+        }
+        let source = match (self.live.selection(), self.pcap.is_empty()) {
+            (Some(_), false) => return Err(ConfigError::TwoSources),
+            (None, true) => return Err(ConfigError::AgentWithoutSource),
+            (Some(_), true) if self.realtime => return Err(ConfigError::RealtimeWithoutFiles),
+            (Some(selection), true) => AgentSource::Live { selection, ring: self.live.ring() },
+            (None, false) => AgentSource::Files { files: self.pcap, realtime: self.realtime },
+        };
+        let node = match self.node.filter(|n| !n.is_empty()) {
+            Some(n) => n,
+            None => hostname().ok_or(ConfigError::NoNodeName)?,
+        };
+        Ok(AgentConfig {
+            url,
+            token: self.token,
+            node,
+            source,
+            buffer_bytes: self.buffer_mb << 20,
+            skew_us: self.clock_offset_ms.saturating_mul(1000),
+        })
+    }
+}
+
+/// This machine's host name.
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Args, Command};
+    use super::*;
+    use clap::Parser;
+
+    fn hub(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let all: Vec<&str> = ["podtap", "hub"].iter().chain(args).copied().collect();
+        match Args::try_parse_from(all).unwrap().command {
+            Some(Command::Hub(h)) => h.validate(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn agent(args: &[&str]) -> Result<AgentConfig, ConfigError> {
+        let all: Vec<&str> = ["podtap", "agent"].iter().chain(args).copied().collect();
+        match Args::try_parse_from(all).unwrap().command {
+            Some(Command::Agent(a)) => a.validate(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hub_takes_agents_and_opens_nothing_without_a_token() {
+        let c = hub(&["--cluster", "c.json"]).unwrap();
+        assert_eq!(c.source, Source::Agents { ingest: "127.0.0.1:9091".parse().unwrap(), capture_clock: false });
+        assert!(matches!(hub(&["--ingest", "0.0.0.0:9091"]), Err(ConfigError::OpenIngestWithoutToken(_))));
+        assert!(matches!(hub(&["--listen", "0.0.0.0:80"]), Err(ConfigError::OpenWithoutToken(_))));
+        let c = hub(&["--ingest", "0.0.0.0:9091", "--listen", "0.0.0.0:8080", "--token", "t"]).unwrap();
+        assert_eq!(c.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn an_agent_observes_one_thing_and_knows_its_node() {
+        let c = agent(&["--hub", "http://h:9091", "--node", "n1", "--pod-interfaces", "-i", "eth0"]).unwrap();
+        assert_eq!(c.url, "ws://h:9091/api/v1/ingest");
+        assert_eq!(c.node, "n1");
+        assert!(matches!(c.source, AgentSource::Live { .. }));
+        let c = agent(&["--hub", "http://h:9091", "--node", "n1", "--pcap", "a.pcap", "--realtime"]).unwrap();
+        assert_eq!(c.source, AgentSource::Files { files: vec!["a.pcap".into()], realtime: true });
+        assert_eq!(agent(&["--hub", "http://h:1"]).unwrap_err(), ConfigError::AgentWithoutSource);
+        assert_eq!(agent(&["--hub", "http://h:1", "-i", "e", "--pcap", "a"]).unwrap_err(), ConfigError::TwoSources);
+        assert!(matches!(agent(&["--hub", "https://h:1", "-i", "e"]), Err(ConfigError::BadHub(_))));
+        assert_eq!(agent(&["--hub", "http://h:1", "-i", "e", "--token", ""]).unwrap_err(), ConfigError::EmptyToken);
+        let skewed = agent(&["--hub", "http://h:1", "-i", "e", "--clock-offset-ms", "-50"]).unwrap();
+        assert_eq!(skewed.skew_us, -50_000);
+    }
+}

@@ -1,0 +1,285 @@
+//! Several nodes, one hub: the lab capture cut in two as if the client pod sat on another node
+//! (its veth's packets in one file, every other interface's in the other) must give the records
+//! the whole capture gives — a request seen before DNAT on one node and after it on the other
+//! is one record — through `analyze FILE@NODE…` and through two `podtap agent`s and one
+//! `podtap hub` over real sockets. The protocol's refusals are checked on the wire.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use podtap::capture::CaptureFile;
+use podtap::capture::write::PcapngWriter;
+use podtap_shared::Record;
+
+const BIN: &str = env!("CARGO_BIN_EXE_podtap");
+/// The demo's client pod interface: "another node" in these tests.
+const CLIENT_VETH: &str = "veth2a7f6b13";
+
+/// `file` cut into (the interfaces `take` picks, the others), as two pcapng files in `dir`.
+fn split(file: &Path, take: impl Fn(&str) -> bool, dir: &Path) -> (PathBuf, PathBuf) {
+    let capture = CaptureFile::open(file).unwrap();
+    let paths = (dir.join("client-node.pcapng"), dir.join("lab-node.pcapng"));
+    let mut writers = [&paths.0, &paths.1].map(|p| PcapngWriter::new(std::fs::File::create(p).unwrap()).unwrap());
+    // Frame interface index → (writer, its index there).
+    let mut map: Vec<Option<(usize, u32)>> = Vec::new();
+    let mut frames = capture.frames();
+    while let Some(frame) = frames.next() {
+        let frame = frame.unwrap();
+        for (i, iface) in frames.interfaces().iter().enumerate().skip(map.len()) {
+            let name = iface.name.clone().unwrap_or_default();
+            let w = if take(&name) { 0 } else { 1 };
+            map.push(Some((w, writers[w].add_interface(&name, iface.link, 262_144).unwrap())));
+            debug_assert_eq!(map.len(), i + 1);
+        }
+        let (w, index) = map[frame.interface as usize].unwrap();
+        writers[w].write_packet(index, frame.ts_us * 1000, frame.data.len() as u32, frame.data).unwrap();
+    }
+    for w in &mut writers {
+        w.flush().unwrap();
+    }
+    paths
+}
+
+/// A cluster file: the demo's, plus a second node for the client's half.
+fn two_node_cluster(dir: &Path) -> PathBuf {
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::demo_dir().join("cluster.json")).unwrap()).unwrap();
+    list["items"].as_array_mut().unwrap().push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "client-node"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.49.3"}]}
+    }));
+    let path = dir.join("cluster.json");
+    std::fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
+    path
+}
+
+/// What must be equal however the capture is cut: each record's time, kind, what was asked,
+/// who asked, who answered, the way it went, whether it was a probe, how many copies were seen.
+fn shape(r: &Record) -> String {
+    let what = match &r.detail {
+        podtap_shared::Detail::Http(h) => format!("{} {} {:?}", h.method, h.path, h.status),
+        podtap_shared::Detail::Dns(d) => format!("{} {}", d.query, d.qtype),
+        podtap_shared::Detail::Tcp(t) => format!("tcp {:?} {}/{}", t.close, r.request_size, r.response_size),
+        other => format!("{other:?}"),
+    };
+    format!(
+        "{} {} {} -> {} via {:?} {:?} probe={} obs={}",
+        r.ts,
+        what,
+        r.src.map_id(),
+        r.dst.map_id(),
+        r.via.kind,
+        r.via.service,
+        r.probe,
+        r.observations
+    )
+}
+
+fn shapes(records: &[Record]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        *m.entry(shape(r)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Connections per serving pod (requests only): cutting must not split or join any.
+fn connections(records: &[Record]) -> BTreeMap<String, usize> {
+    let mut m: BTreeMap<String, std::collections::HashSet<u64>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_request()) {
+        m.entry(r.dst.map_id()).or_default().insert(r.conn);
+    }
+    m.into_iter().map(|(k, v)| (k, v.len())).collect()
+}
+
+fn analyze(args: &[&str]) -> Vec<Record> {
+    let out = Command::new(BIN).arg("analyze").args(args).args(["--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("podtap-agents-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn whole() -> Vec<Record> {
+    let demo = common::demo_dir();
+    let (file, cluster) = (demo.join("capture.pcapng"), demo.join("cluster.json"));
+    analyze(&[file.to_str().unwrap(), "--cluster", cluster.to_str().unwrap()])
+}
+
+#[test]
+fn captures_of_two_nodes_merge_into_the_records_of_one() {
+    let dir = tmp("analyze");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let cut = analyze(&[
+        &format!("{}@client-node", client.display()),
+        &format!("{}@lab-node", lab.display()),
+        "--cluster",
+        cluster.to_str().unwrap(),
+    ]);
+    let whole = whole();
+    assert_eq!(shapes(&cut), shapes(&whole));
+    assert_eq!(connections(&cut), connections(&whole));
+    // The client's requests were seen on both nodes, and say so.
+    let crossed = cut.iter().filter(|r| r.nodes.len() == 2).count();
+    let from_client =
+        whole.iter().filter(|r| r.src.name.as_deref() == Some("curl-client") && r.observations >= 2).count();
+    assert!(from_client > 100, "{from_client}");
+    assert_eq!(crossed, from_client);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn hub(cluster: &Path, token: Option<&str>) -> (Running, u16, u16) {
+    let (listen, ingest) = (free_port(), free_port());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["hub", "--capture-clock", "--cluster"]).arg(cluster);
+    cmd.args(["--listen", &format!("127.0.0.1:{listen}"), "--ingest", &format!("127.0.0.1:{ingest}")]);
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    let child = Running(cmd.stderr(Stdio::null()).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", ingest)).is_err() {
+        assert!(Instant::now() < deadline, "the hub never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, listen, ingest)
+}
+
+fn get(port: u16, path: &str) -> serde_json::Value {
+    let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}{path}")]).output().unwrap();
+    assert!(out.status.success(), "GET {path}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
+    let dir = tmp("hub");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (_hub, listen, ingest) = hub(&cluster, Some("s3cret"));
+    let hub_url = format!("http://127.0.0.1:{ingest}");
+    let agents: Vec<_> = [(&client, "client-node"), (&lab, "lab-node")]
+        .into_iter()
+        .map(|(file, node)| {
+            Command::new(BIN)
+                .args(["agent", "--hub", &hub_url, "--node", node, "--pcap"])
+                .arg(file)
+                .env("PODTAP_TOKEN", "s3cret")
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for a in agents {
+        let out = a.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let auth = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sf", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}{path}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET {path}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let page = auth("/api/v1/records?limit=10000&kind=all");
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let whole = whole();
+    assert_eq!(shapes(&records), shapes(&whole));
+    assert_eq!(connections(&records), connections(&whole));
+    let health = auth("/healthz");
+    let agents = health["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    for a in agents {
+        assert_eq!(a["dropped_batches"], 0);
+        assert!(a["observations"].as_u64().unwrap() > 0, "{a}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_agent_without_the_token_is_turned_away_and_says_why() {
+    let dir = tmp("token");
+    let cluster = two_node_cluster(&dir);
+    let (_hub, listen, ingest) = hub(&cluster, Some("s3cret"));
+    let mut agent = Running(
+        Command::new(BIN)
+            .args(["agent", "--hub", &format!("http://127.0.0.1:{ingest}"), "--node", "n1", "--token", "wrong"])
+            .arg("--pcap")
+            .arg(common::demo_dir().join("capture.pcapng"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = agent.0.kill();
+    let out = std::mem::replace(&mut agent.0, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    let health = Command::new("curl")
+        .args(["-s", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}/healthz")])
+        .output()
+        .unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(health["records"], 0);
+    // The cluster's nodes are listed, none connected.
+    let agents = health["agents"].as_array().unwrap();
+    assert!(agents.iter().all(|a| a["connected"] == false && a["sessions"] == 0), "{agents:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_of_another_protocol_version_is_refused_in_a_sentence() {
+    use futures_util::{SinkExt, StreamExt};
+    use podtap::ingest::wire::{self, AgentMessage, Hello, HubMessage};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tmp("version");
+    let cluster = two_node_cluster(&dir);
+    let (_hub, listen, ingest) = hub(&cluster, None);
+    let url = format!("ws://127.0.0.1:{ingest}{}", wire::PATH);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let hello = Hello {
+        protocol: wire::PROTOCOL + 1,
+        version: "9.9.9".into(),
+        node: "lab-node".into(),
+        instance: 1,
+        wall_clock: true,
+    };
+    ws.send(Message::Binary(wire::encode(&AgentMessage::Hello(hello)).into())).await.unwrap();
+    let Some(Ok(Message::Binary(b))) = ws.next().await else { panic!("an answer") };
+    let HubMessage::Refused { reason } = wire::decode_hub(&b).unwrap() else { panic!("refused") };
+    assert!(reason.contains("the agent is newer") && reason.contains("9.9.9"), "{reason}");
+    // Garbage after a hello closes the connection with a reason, and the hub goes on.
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    ws.send(Message::Binary(b"\xc1\xc1\xc1".to_vec().into())).await.unwrap();
+    let closed = ws.next().await;
+    assert!(matches!(closed, Some(Ok(Message::Close(Some(_))))), "{closed:?}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let health = tokio::task::spawn_blocking(move || get(listen, "/healthz")).await.unwrap();
+    let lab = health["agents"].as_array().unwrap().iter().find(|a| a["node"] == "lab-node").cloned().unwrap();
+    assert!(lab["refused"].as_str().unwrap().contains("protocol"), "{lab}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
