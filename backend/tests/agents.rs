@@ -167,10 +167,20 @@ fn hub(cluster: &Path, token: Option<&str>) -> (Running, u16, u16) {
     (child, listen, ingest)
 }
 
-fn get(port: u16, path: &str) -> serde_json::Value {
-    let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}{path}")]).output().unwrap();
-    assert!(out.status.success(), "GET {path}");
-    serde_json::from_slice(&out.stdout).unwrap()
+/// `/healthz` once `ready` holds (the hub publishes agents' status every half second), at most 10 s.
+fn wait_health(port: u16, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("curl")
+            .args(["-s", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{port}/healthz")])
+            .output()
+            .unwrap();
+        let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if ready(&health) || Instant::now() > deadline {
+            return health;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -209,7 +219,9 @@ fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
     let whole = whole();
     assert_eq!(shapes(&records), shapes(&whole));
     assert_eq!(connections(&records), connections(&whole));
-    let health = auth("/healthz");
+    let health = wait_health(listen, |h| {
+        h["agents"].as_array().is_some_and(|a| a.iter().all(|a| a["sessions"] == 1 && a["connected"] == false))
+    });
     let agents = health["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 2, "{agents:?}");
     for a in agents {
@@ -238,11 +250,7 @@ fn an_agent_without_the_token_is_turned_away_and_says_why() {
     let out = std::mem::replace(&mut agent.0, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("401"), "{err}");
-    let health = Command::new("curl")
-        .args(["-s", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}/healthz")])
-        .output()
-        .unwrap();
-    let health: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    let health = wait_health(listen, |h| h["agents"].is_array());
     assert_eq!(health["records"], 0);
     // The cluster's nodes are listed, none connected.
     let agents = health["agents"].as_array().unwrap();
@@ -277,9 +285,16 @@ async fn an_agent_of_another_protocol_version_is_refused_in_a_sentence() {
     ws.send(Message::Binary(b"\xc1\xc1\xc1".to_vec().into())).await.unwrap();
     let closed = ws.next().await;
     assert!(matches!(closed, Some(Ok(Message::Close(Some(_))))), "{closed:?}");
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let health = tokio::task::spawn_blocking(move || get(listen, "/healthz")).await.unwrap();
-    let lab = health["agents"].as_array().unwrap().iter().find(|a| a["node"] == "lab-node").cloned().unwrap();
+    let refused = |h: &serde_json::Value| {
+        h["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["node"] == "lab-node" && a["refused"].is_string())
+            .cloned()
+    };
+    let health = tokio::task::spawn_blocking(move || wait_health(listen, |h| refused(h).is_some())).await.unwrap();
+    let lab = refused(&health).unwrap();
     assert!(lab["refused"].as_str().unwrap().contains("protocol"), "{lab}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -317,18 +317,27 @@ impl Merger {
 
 /// Whether a request has all the observations it will get: the one addressed to the Service and
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
-/// may still come). Seen by nodes' agents, also one from the client pod's node and one from the
-/// serving pod's: a request that crossed nodes passed both.
+/// may still come). Seen by nodes' agents, only a request that stayed on one node is ever
+/// complete before its window has passed.
 fn is_complete(seen: &[Seen]) -> bool {
     if seen.len() < 2 {
         return false;
     }
     let records = || seen.iter().map(|s| &*s.record);
     if seen.iter().any(|s| !s.record.nodes.is_empty()) {
-        let saw =
-            |node: &Option<podtap_shared::Name>| node.as_ref().is_none_or(|n| records().any(|r| r.nodes.contains(n)));
-        let pod_node = |e: &podtap_shared::Endpoint| (e.kind == EndpointKind::Pod).then(|| e.node.clone()).flatten();
-        if !records().all(|r| saw(&pod_node(&r.src)) && saw(&pod_node(&r.dst))) {
+        // Seen by nodes' agents: a request that touched two nodes may still have copies on its
+        // way from either (the client's node's uplink, the server's veth), so it waits for its
+        // window; one that stayed on one node has all it will get.
+        let mut involved: SmallVec<[&podtap_shared::Name; 4]> = SmallVec::new();
+        for r in records() {
+            involved.extend(r.nodes.iter());
+            for e in [&r.src, &r.dst] {
+                involved.extend(e.node.as_ref().filter(|_| e.kind == EndpointKind::Pod));
+            }
+        }
+        involved.sort_unstable();
+        involved.dedup();
+        if involved.len() > 1 {
             return false;
         }
     }
@@ -388,5 +397,7 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     merged
 }
 
+#[cfg(test)]
+mod nodes_tests;
 #[cfg(test)]
 mod tests;

@@ -150,14 +150,15 @@ pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed
         if cluster.has_changed().unwrap_or(false) {
             join.joiner.set_cluster(cluster.borrow_and_update().clone());
         }
-        join.on(event);
+        let mut changed = join.on(event);
         // Take whatever else is waiting before merging: one flush for a burst of batches.
         while let Ok(e) = events.try_recv() {
-            join.on(e);
+            changed |= join.on(e);
         }
         join.flush();
         let now = now_us();
-        if now.saturating_sub(last_status) >= 500_000 {
+        // An agent that came or went is shown at once; counters every half second.
+        if changed || now.saturating_sub(last_status) >= 500_000 {
             last_status = now;
             join.publish_status(now);
         }
@@ -177,8 +178,10 @@ pub async fn tick(events: mpsc::Sender<Event>) {
 }
 
 impl Join {
-    fn on(&mut self, event: Event) {
+    /// Takes one event; whether an agent came, went or was refused.
+    fn on(&mut self, event: Event) -> bool {
         let now = now_us();
+        let changed = matches!(event, Event::Connected { .. } | Event::Disconnected { .. } | Event::Refused { .. });
         match event {
             Event::Connected { slot, hello, reply, have } => {
                 let index = self.agent_for(&hello, now);
@@ -267,6 +270,7 @@ impl Join {
                 });
             }
         }
+        changed
     }
 
     /// The agent for this instance, new if it is.

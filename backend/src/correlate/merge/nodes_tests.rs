@@ -1,0 +1,131 @@
+//! Merging what several nodes' agents saw: a two-node cluster (n1 192.168.50.11 with pods on
+//! 10.244.1.0/24, n2 192.168.50.12 with 10.244.2.0/24), Service web (ClusterIP 10.96.12.34:80,
+//! NodePort 30007) backed by web-a on n1 and web-b on n2, client-a on n1.
+
+use std::net::SocketAddr;
+
+use podtap_shared::{EndpointKind, HttpExchange, Name, ViaKind};
+
+use super::*;
+use crate::correlate::record;
+use crate::dissect::Exchange;
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn cluster() -> ClusterState {
+    let pod = |name: &str, ip: &str, node: &str, app: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"app": app},
+                         "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"nodeName": node, "containers": [{"name": "c"}]},
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}], "startTime": "2025-01-01T00:00:00Z"}})
+    };
+    let node = |name: &str, ip: &str, cidr: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})
+    };
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        pod("web-a", "10.244.1.11", "n1", "web"), pod("web-b", "10.244.2.11", "n2", "web"),
+        pod("client-a", "10.244.1.20", "n1", "client"),
+        node("n1", "192.168.50.11", "10.244.1.0/24"), node("n2", "192.168.50.12", "10.244.2.0/24"),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"type": "NodePort", "clusterIP": "10.96.12.34", "selector": {"app": "web"},
+                  "ports": [{"port": 80, "targetPort": 3000, "nodePort": 30007}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "web-x", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+         "addressType": "IPv4", "ports": [{"port": 3000}],
+         "endpoints": [{"addresses": ["10.244.1.11"], "nodeName": "n1", "conditions": {"ready": true}},
+                       {"addresses": ["10.244.2.11"], "nodeName": "n2", "conditions": {"ready": true}}]}
+    ]});
+    let mut state = ClusterState::default();
+    crate::resolve::parse_list("two nodes", &serde_json::to_vec(&list).unwrap(), &mut state).unwrap();
+    state
+}
+
+/// `GET /users` from `client` to `server`, seen by `node`'s agent `after` µs past T0.
+fn seen(id: u64, node: &str, client: &str, server: &str, after: u64, c: &ClusterState) -> Record {
+    let http = HttpExchange { method: "GET".into(), path: "/users".into(), status: Some(200), ..Default::default() };
+    let ex = Exchange {
+        conn: id,
+        interface: 0,
+        points: 1,
+        tunnel: None,
+        proxied: None,
+        client: client.parse::<SocketAddr>().unwrap(),
+        server: server.parse::<SocketAddr>().unwrap(),
+        ts_us: T0 + after,
+        response_ts_us: Some(T0 + after + 500),
+        end_us: None,
+        request_size: 50,
+        response_size: 70,
+        detail: Detail::Http(http),
+    };
+    let mut r = record(ex, id, Some("eth0"), c);
+    r.nodes.push(Name::from(node));
+    r
+}
+
+/// Pushes in order; returns what left before any window passed, and everything.
+fn merge(records: Vec<Record>, c: &ClusterState) -> (usize, Vec<Record>) {
+    let mut m = Merger::default();
+    let mut out = Vec::new();
+    for r in records {
+        let now = r.ts;
+        m.push(r, now, c, &mut out);
+    }
+    let early = out.len();
+    m.flush_all(&mut out);
+    (early, out)
+}
+
+#[test]
+fn a_pod_seen_from_the_clients_node_and_its_own_is_one_request_each_time() {
+    let c = cluster();
+    // client-a on n1 calls web-b's own address on n2 twice on one connection.
+    let records = vec![
+        seen(1, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c),
+        seen(2, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 200, &c),
+        seen(3, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 300_000, &c),
+        seen(4, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 300_200, &c),
+    ];
+    let (early, out) = merge(records, &c);
+    assert_eq!(early, 0, "a request that crossed nodes waits for its window");
+    assert_eq!(out.len(), 2);
+    for r in &out {
+        assert_eq!((r.observations, r.nodes.len()), (2, 2));
+        assert_eq!(r.dst.qualified_name().as_deref(), Some("default/web-b"));
+    }
+}
+
+#[test]
+fn a_node_port_on_one_node_to_a_pod_on_another_is_one_request_whichever_node_reports_first() {
+    let c = cluster();
+    // From outside to n1's NodePort; n1 sends it on (SNAT, port kept) to web-b on n2, and its
+    // uplink sees the rewritten copy leave.
+    let front = || seen(1, "n1", "192.168.50.100:51000", "192.168.50.11:30007", 0, &c);
+    let leaving = || seen(2, "n1", "192.168.50.11:51000", "10.244.2.11:3000", 100, &c);
+    let arriving = || seen(3, "n2", "192.168.50.11:51000", "10.244.2.11:3000", 300, &c);
+    for order in [vec![front(), leaving(), arriving()], vec![arriving(), front(), leaving()]] {
+        let (_, out) = merge(order, &c);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        let r = &out[0];
+        assert_eq!((r.src.kind, r.src.ip.to_string()), (EndpointKind::External, "192.168.50.100".into()));
+        assert_eq!(r.dst.qualified_name().as_deref(), Some("default/web-b"));
+        assert_eq!((r.via.kind, r.observations), (ViaKind::NodePort, 3));
+        assert_eq!(r.nodes.iter().map(|n| &**n).collect::<Vec<_>>(), ["n1", "n2"]);
+    }
+}
+
+#[test]
+fn a_request_that_stayed_on_one_node_leaves_at_once() {
+    let c = cluster();
+    let records = vec![
+        seen(1, "n1", "10.244.1.20:40000", "10.96.12.34:80", 0, &c),
+        seen(2, "n1", "10.244.1.20:40000", "10.244.1.11:3000", 100, &c),
+    ];
+    let (early, out) = merge(records, &c);
+    assert_eq!((early, out.len()), (1, 1));
+    assert_eq!(out[0].via.kind, ViaKind::ClusterIp);
+    assert_eq!(out[0].dst.qualified_name().as_deref(), Some("default/web-a"));
+}
