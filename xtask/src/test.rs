@@ -52,17 +52,32 @@ fn run_lab(out: &Path) -> Result<()> {
     status(Command::new("bash").arg(root().join("end2end/lab/vxlan.sh")).arg(out))
 }
 
+/// The multi-node lab: an agent per node, one hub, and the faults (end2end/lab/nodes.sh).
+fn run_nodes_lab(out: &Path) -> Result<()> {
+    status(
+        Command::new("bash")
+            .arg(root().join("end2end/lab/nodes.sh"))
+            .arg(out)
+            .env("PODTAP", target_dir().join("debug/podtap")),
+    )
+}
+
 /// A fresh lab run on the real kernel, then podtap's counts against the servers' logs.
 fn lab() -> Result<()> {
     step("lab: real packets from network namespaces, kube-proxy iptables rules");
     let out = target_dir().join("lab-run");
     run_lab(&out)?;
+    step("lab: two nodes, an agent on each, one hub, an agent and the hub restarted");
+    let nodes = target_dir().join("lab-nodes");
+    run_nodes_lab(&nodes)?;
     step("lab: podtap against the servers' ground truth");
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     status(
         Command::new(cargo_bin)
-            .args(["test", "--workspace", "--test", "lab", "--test", "windows", "--", "--ignored"])
+            .args(["test", "--workspace", "--test", "lab", "--test", "windows", "--test", "nodes_lab"])
+            .args(["--", "--ignored"])
             .env("PODTAP_LAB_DIR", &out)
+            .env("PODTAP_NODES_DIR", &nodes)
             .current_dir(root()),
     )
 }

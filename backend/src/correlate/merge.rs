@@ -152,13 +152,30 @@ impl Merger {
             Some((id, evict)) => {
                 // A back that took this front's place with another source port: this one kept
                 // the port, so it is the front's own; the other starts over.
-                let evicted = evict.map(|i| self.group_mut(id).seen.remove(i));
+                // Its copies seen by other nodes (the same addresses) go with it.
+                let mut evicted = SmallVec::<[Seen; 2]>::new();
+                if let Some(i) = evict {
+                    let seen = &mut self.group_mut(id).seen;
+                    let (src, dst) = (seen[i].record.src.clone(), seen[i].record.dst.clone());
+                    let same = |s: &Seen| {
+                        (s.record.src.ip, s.record.src.port, s.record.dst.ip, s.record.dst.port)
+                            == (src.ip, src.port, dst.ip, dst.port)
+                    };
+                    let mut j = 0;
+                    while j < seen.len() {
+                        if same(&seen[j]) {
+                            evicted.push(seen.remove(j));
+                        } else {
+                            j += 1;
+                        }
+                    }
+                }
                 (id, evicted)
             }
             None => {
                 let id = self.first + self.groups.len() as u64;
                 self.groups.push_back(Group { arrival: now_us, seen: SmallVec::new(), listed: SmallVec::new() });
-                (id, None)
+                (id, SmallVec::new())
             }
         };
         self.group_mut(id).seen.push(seen);
@@ -166,7 +183,7 @@ impl Merger {
             let seen = std::mem::take(&mut self.group_mut(id).seen);
             out.push(combine(seen.into_iter().map(|s| s.record).collect()));
         }
-        if let Some(other) = evicted {
+        for other in evicted {
             self.push_seen(other, now_us, cluster, out);
         }
     }
@@ -392,7 +409,14 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
             (merged.src, merged.via, merged.conn, merged.ts, merged.latency_us) = (src, via, conn, ts, latency);
             merged.addressed = addressed;
         }
-        None => (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest),
+        None => {
+            (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest);
+            // Copies from several nodes, every one addressed to the pod itself: it was called
+            // directly (one node's copies on two interfaces already say so in `correlate`).
+            if merged.via.kind == ViaKind::Unknown && merged.dst.kind == EndpointKind::Pod {
+                merged.via = Via { kind: ViaKind::Direct, service: None };
+            }
+        }
     }
     merged
 }

@@ -67,6 +67,8 @@ pub struct Observer {
     clock: Clock,
     scratch: Vec<Dissected>,
     stats: EngineStats,
+    /// Sockets whose TCP traffic is podtap's own (an agent's stream to its hub): not observed.
+    ignored: Vec<std::net::SocketAddr>,
 }
 
 impl Default for Observer {
@@ -80,6 +82,7 @@ impl Default for Observer {
             clock: Clock::default(),
             scratch: Vec::new(),
             stats: EngineStats::default(),
+            ignored: Vec::new(),
         }
     }
 }
@@ -120,6 +123,9 @@ impl Observer {
 
     fn on_decoded(&mut self, decoded: Result<Decoded<'_>, DecodeError>) {
         match decoded {
+            Ok(Decoded::Tcp(seg)) if self.ignored.iter().any(|a| *a == seg.src || *a == seg.dst) => {
+                self.stats.own_frames += 1;
+            }
             Ok(Decoded::Tcp(seg)) => self.tcp.on_segment(&seg, &mut self.scratch),
             Ok(Decoded::Udp(d)) if dns::on_dns_port(&d) => {
                 let tcp = &mut self.tcp;
@@ -135,6 +141,12 @@ impl Observer {
                 self.stats.unsupported_links.count(code);
             }
         }
+    }
+
+    /// Leaves out TCP traffic to or from `addr` (the agent's own connection to its hub, which
+    /// would otherwise be observed, sent, and observed again).
+    pub fn ignore(&mut self, addr: std::net::SocketAddr) {
+        self.ignored.push(addr);
     }
 
     /// Makes room for interface `index` before its first frame.

@@ -49,6 +49,9 @@ pub struct EngineStats {
     pub resyncs: u64,
     pub non_http_streams: u64,
     pub dns_over_tcp: u64,
+    /// Frames of podtap's own traffic (an agent's stream to its hub), left out.
+    #[serde(default)]
+    pub own_frames: u64,
     pub tcp: ReassemblyStats,
     pub dns: DnsStats,
     pub ip_fragments: FragmentStats,
@@ -90,7 +93,8 @@ impl EngineStats {
     pub fn add(&mut self, o: &EngineStats) {
         add_fields!(self, o; frames, bytes, truncated_frames, malformed_frames, unsupported_link_frames,
             udp_frames, other_frames, http_exchanges, tls_handshakes, grpc_calls, unmatched_responses,
-            one_way_responses, malformed_requests, uncertain_pairings, resyncs, non_http_streams, dns_over_tcp);
+            one_way_responses, malformed_requests, uncertain_pairings, resyncs, non_http_streams, dns_over_tcp,
+            own_frames);
         add_fields!(self.tcp, o.tcp; segments, connections, out_of_order_segments, retransmitted_bytes, gaps,
             gap_bytes, connections_over_limit, idle_closed, copies);
         add_fields!(self.dns, o.dns; queries, responses, malformed, unmatched_responses, retransmitted_queries,

@@ -34,6 +34,18 @@ pub struct AgentOptions {
     pub skew_us: i64,
 }
 
+/// The addresses the hub's name stands for: the agent's own traffic to them is not observed.
+pub async fn hub_addresses(url: &str) -> Vec<std::net::SocketAddr> {
+    let authority = url.trim_start_matches("ws://").split('/').next().unwrap_or_default();
+    match tokio::net::lookup_host(authority).await {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            tracing::warn!("cannot resolve the hub {authority} yet ({e}): its own traffic may be observed");
+            Vec::new()
+        }
+    }
+}
+
 /// `--hub http://HOST:PORT` as the ingest WebSocket's URL.
 pub fn ingest_url(hub: &str) -> Result<String, String> {
     let rest = hub.strip_prefix("http://").or_else(|| hub.strip_prefix("ws://"));
@@ -106,12 +118,16 @@ fn shifted(ts: u64, skew_us: i64) -> u64 {
 /// Live capture into `outbox` until `stop`; `report` gets the counters every second.
 pub fn capture(
     mut live: LiveCapture,
+    own: &[std::net::SocketAddr],
     outbox: &Outbox,
     report: &Mutex<Report>,
     stop: &AtomicBool,
     skew_us: i64,
 ) -> Result<(), LiveError> {
     let mut observer = Observer::default();
+    for a in own {
+        observer.ignore(*a);
+    }
     let mut filling = Filling::new();
     let mut named = 0;
     let mut last_stats = Instant::now();
@@ -141,9 +157,10 @@ pub fn capture(
             update_report(report, &mut live, &observer, outbox);
         }
     }
+    // Stopping: what is open closes now, and the hub need wait for nothing more from this node.
     let now = shifted(now_us(), skew_us);
     filling.add(observer.finish(), now);
-    outbox.push(filling.take(now));
+    outbox.push(filling.take(u64::MAX));
     update_report(report, &mut live, &observer, outbox);
     outbox.close();
     Ok(())

@@ -64,10 +64,12 @@ const SETTLED_US: u64 = 2 * WINDOW_US;
 const SAMPLES: usize = 16;
 /// Outages kept per agent.
 const OUTAGES: usize = 16;
-/// Agents replaying captures (`--capture-clock`) are not in step with each other: the merge waits
-/// this long (wall clock) after the hub starts for every node the cluster lists to connect, so
-/// one node's replay is not merged before another's has begun.
-const EXPECT_WAIT_US: u64 = 30_000_000;
+/// After the hub starts, the merge waits this long (wall clock) for every node the cluster lists
+/// to connect: agents that buffered while the hub was away send their backlogs as they come
+/// back, and one node's must not be merged before another's has arrived. Agents replaying
+/// captures (`--capture-clock`) are not in step with each other at all: they get longer.
+const EXPECT_WAIT_US: u64 = 10_000_000;
+const EXPECT_WAIT_REPLAY_US: u64 = 30_000_000;
 
 /// One agent instance (one run of `podtap agent`).
 struct Agent {
@@ -367,7 +369,8 @@ impl Join {
     fn flush(&mut self) {
         let now = now_us();
         let mut holding = self.agents.iter().filter(|a| a.holds(now)).map(|a| a.watermark).min();
-        if self.capture_clock && now < self.started_us + EXPECT_WAIT_US && !self.missing().is_empty() {
+        let wait = if self.capture_clock { EXPECT_WAIT_REPLAY_US } else { EXPECT_WAIT_US };
+        if now < self.started_us + wait && !self.missing().is_empty() {
             holding = Some(0);
         }
         let watermark = match holding {

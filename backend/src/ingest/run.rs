@@ -14,6 +14,9 @@ use crate::capture::CaptureFile;
 use crate::capture::live::LiveCapture;
 use crate::cli::{AgentConfig, AgentSource};
 
+/// How long a stopping agent waits for the hub to take its last batches.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the agent; `shutdown` resolves at SIGTERM or Ctrl-C.
 pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let options = AgentOptions {
@@ -30,9 +33,10 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
     let (wall_clock, producer) = match config.source {
         AgentSource::Live { selection, ring } => {
             let live = LiveCapture::open(selection, ring)?;
+            let own = agent::hub_addresses(&config.url).await;
             let (o, r, s, skew) = (outbox.clone(), report.clone(), stop.clone(), config.skew_us);
             let t = std::thread::Builder::new().name("capture".into()).spawn(move || {
-                let result = agent::capture(live, &o, &r, &s, skew);
+                let result = agent::capture(live, &own, &o, &r, &s, skew);
                 o.close();
                 result.map_err(anyhow::Error::from)
             })?;
@@ -59,7 +63,20 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
         () = &mut shutdown => {
             stop.store(true, Ordering::Relaxed);
             let _ = stopping.send(true);
-            sender.await
+            // The last batches and their acknowledgement, within reason.
+            match tokio::time::timeout(STOP_WAIT, &mut sender).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    sender.abort();
+                    let s = outbox.stats();
+                    tracing::warn!(
+                        "stopped before the hub acknowledged {} batches ({} bytes)",
+                        s.batches,
+                        s.bytes
+                    );
+                    Ok(Ok(()))
+                }
+            }
         }
         result = &mut sender => result,
     };

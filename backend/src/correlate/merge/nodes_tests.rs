@@ -129,3 +129,24 @@ fn a_request_that_stayed_on_one_node_leaves_at_once() {
     assert_eq!(out[0].via.kind, ViaKind::ClusterIp);
     assert_eq!(out[0].dst.qualified_name().as_deref(), Some("default/web-a"));
 }
+
+#[test]
+fn copies_of_a_back_paired_with_the_wrong_front_leave_it_together() {
+    let c = cluster();
+    // Two NodePort requests 200 ms apart; the first's back (to web-a, on n1) is read late (the
+    // capture wrote that interface's packets later), so the second's backs — to web-b, one copy
+    // per node — first pair with the first front, then must all move to their own.
+    let records = vec![
+        seen(1, "n1", "192.168.50.100:37428", "192.168.50.11:30007", 0, &c),
+        seen(2, "n2", "192.168.50.11:37430", "10.244.2.11:3000", 200_000, &c),
+        seen(3, "n1", "192.168.50.11:37430", "10.244.2.11:3000", 200_000, &c),
+        seen(4, "n1", "192.168.50.100:37430", "192.168.50.11:30007", 200_000, &c),
+        seen(5, "n1", "10.244.1.1:37428", "10.244.1.11:3000", 0, &c),
+    ];
+    let (_, out) = merge(records, &c);
+    let by_port: Vec<(u16, String, u32)> =
+        out.iter().map(|r| (r.src.port, r.dst.name.as_deref().unwrap_or("?").to_string(), r.observations)).collect();
+    assert_eq!(out.len(), 2, "{by_port:?}");
+    assert!(by_port.contains(&(37428, "web-a".into(), 2)), "{by_port:?}");
+    assert!(by_port.contains(&(37430, "web-b".into(), 3)), "{by_port:?}");
+}
