@@ -228,6 +228,24 @@ fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
         assert_eq!(a["dropped_batches"], 0);
         assert!(a["observations"].as_u64().unwrap() > 0, "{a}");
     }
+    // Grafana's service graph reads the same requests from /metrics.
+    let out = Command::new("curl")
+        .args(["-sf", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let served = |server: &str| -> u64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("traces_service_graph_request_total{") && l.contains(&format!("server=\"{server}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let web =
+        whole.iter().filter(|r| r.is_request() && !r.probe && r.dst.workload.as_deref() == Some("Deployment/web"));
+    assert_eq!(served("default/web"), web.count() as u64, "{text}");
+    assert!(text.contains("podtap_agent_connected{node=\"lab-node\"} 0"), "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -79,6 +79,13 @@ pub struct Health {
     pub engine: Option<crate::engine::EngineStats>,
 }
 
+/// `GET /metrics`: OpenMetrics text (see `metrics`).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.hub.metrics_text();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
+}
+
 /// 200 when serving with names loaded; 503 while the API server's first lists are still coming
 /// (a readiness probe then keeps the pod out of its Service), with the same JSON either way.
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {

@@ -59,6 +59,7 @@ struct Inner {
     control: broadcast::Sender<Arc<str>>,
     source: String,
     clock: Clock,
+    metrics: super::metrics::Metrics,
 }
 
 /// The cluster state's source and readiness, for `/healthz`.
@@ -118,6 +119,7 @@ impl Hub {
                 control,
                 source: source.into(),
                 clock,
+                metrics: super::metrics::Metrics::default(),
             }),
         }
     }
@@ -149,6 +151,7 @@ impl Hub {
         if records.is_empty() {
             return;
         }
+        self.inner.metrics.observe(records);
         let mut state = self.lock();
         for r in records {
             state.store.insert(r.clone());
@@ -161,6 +164,7 @@ impl Hub {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 s.skipped.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                self.inner.metrics.lagged(batch.records.len() as u64);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -219,6 +223,13 @@ impl Hub {
 
     pub fn capture(&self) -> Option<LiveStats> {
         self.lock().capture.clone()
+    }
+
+    /// `GET /metrics`: the OpenMetrics text as of now.
+    pub fn metrics_text(&self) -> String {
+        let store = self.store_stats();
+        let agents = self.agents().map(|(a, _)| a).unwrap_or_default();
+        self.inner.metrics.render(&store, &agents)
     }
 
     /// `podtap hub`: every agent's status and what their captures saw (the join thread's).

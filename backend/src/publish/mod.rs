@@ -15,6 +15,7 @@ pub mod api;
 pub mod assets;
 pub mod guard;
 pub mod hub;
+pub mod metrics;
 pub mod stream;
 
 pub use assets::Assets;
@@ -43,8 +44,12 @@ pub fn app(state: AppState) -> Router {
         .route("/stream", get(stream::upgrade))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .fallback(api::not_found);
+    let metrics = Router::new()
+        .route("/metrics", get(api::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(metrics)
         .nest("/api/v1", api)
         .fallback(assets::serve)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
