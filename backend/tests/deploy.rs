@@ -1,23 +1,82 @@
-//! The Kubernetes manifests in `deploy/kubernetes/` read as the official types, and the ClusterRole
-//! grants exactly what podtap's reflectors list and watch (so a new reflector without RBAC fails
-//! here, not in someone's cluster).
+//! The Kubernetes manifests in `deploy/kubernetes/` (a kustomize base) read as the official
+//! types; the hub's ClusterRole grants exactly what its reflectors list and watch, and nothing
+//! else is granted to anyone; the agent has no API access and only CAP_NET_RAW; the hub meets
+//! Pod Security "restricted"; only agents reach the ingest port; and every container's flags and
+//! environment are ones the binary takes.
 
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::rbac::v1::ClusterRole;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
 
-fn documents() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/podtap.yaml");
-    serde_saphyr::from_multiple(&std::fs::read_to_string(path).expect("manifest")).expect("YAML")
+fn base() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
 }
 
-fn of_kind(kind: &str) -> Value {
-    documents().into_iter().find(|d| d["kind"] == kind).unwrap_or_else(|| panic!("a {kind} in the manifest"))
+/// Every document of every file the kustomization lists.
+fn documents() -> Vec<Value> {
+    let k: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(base().join("kustomization.yaml")).unwrap()).unwrap();
+    let files: Vec<String> =
+        k["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(base())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    assert_eq!(files.iter().cloned().collect::<BTreeSet<_>>(), on_disk, "every manifest is in the kustomization");
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(base().join(f)).unwrap();
+            serde_saphyr::from_multiple::<Value>(&text).unwrap_or_else(|e| panic!("{f}: {e}"))
+        })
+        .collect()
+}
+
+fn all<T: serde::de::DeserializeOwned>(kind: &str) -> Vec<T> {
+    documents()
+        .into_iter()
+        .filter(|d| d["kind"] == kind)
+        .map(|d| serde_json::from_value(d).unwrap_or_else(|e| panic!("a valid {kind}: {e}")))
+        .collect()
+}
+
+fn one<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+    let mut v = all::<T>(kind);
+    assert_eq!(v.len(), 1, "one {kind}");
+    v.remove(0)
 }
 
 #[test]
-fn the_cluster_role_allows_what_the_reflectors_watch_and_nothing_more() {
-    let role: ClusterRole = serde_json::from_value(of_kind("ClusterRole")).expect("a valid ClusterRole");
+fn every_document_is_a_valid_object_of_its_kind() {
+    let known = [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "DaemonSet",
+        "Service",
+        "NetworkPolicy",
+    ];
+    for d in documents() {
+        let kind = d["kind"].as_str().unwrap().to_string();
+        assert!(known.contains(&kind.as_str()), "unexpected {kind}");
+    }
+    let _: Vec<Namespace> = all("Namespace");
+    let _: Vec<ServiceAccount> = all("ServiceAccount");
+    let _: Service = one("Service");
+}
+
+#[test]
+fn only_the_hub_reads_the_api_and_only_what_its_reflectors_watch() {
+    let role: ClusterRole = one("ClusterRole");
     let rules = role.rules.unwrap_or_default();
     // (API group, resource) of every reflector in resolve/watch.rs.
     let watched = [
@@ -40,22 +99,117 @@ fn the_cluster_role_allows_what_the_reflectors_watch_and_nothing_more() {
     let granted: usize = rules.iter().map(|r| r.resources.as_ref().map_or(0, Vec::len)).sum();
     assert_eq!(granted, watched.len(), "read-only, and only what is watched");
     assert!(rules.iter().all(|r| r.verbs.iter().all(|v| ["get", "list", "watch"].contains(&v.as_str()))));
+    let bindings: Vec<ClusterRoleBinding> = all("ClusterRoleBinding");
+    let subjects: Vec<String> =
+        bindings.iter().flat_map(|b| b.subjects.iter().flatten().map(|s| s.name.clone())).collect();
+    assert_eq!(subjects, ["podtap-hub"], "the agent is bound to nothing");
+    assert!(documents().iter().all(|d| d["kind"] != "RoleBinding"));
+}
+
+fn pod<T>(spec: Option<T>, template: impl Fn(T) -> Option<PodSpec>) -> PodSpec {
+    template(spec.unwrap()).unwrap()
 }
 
 #[test]
-fn the_daemon_set_captures_on_pod_interfaces_with_only_net_raw_and_a_token() {
-    let ds: DaemonSet = serde_json::from_value(of_kind("DaemonSet")).expect("a valid DaemonSet");
-    let pod = ds.spec.unwrap().template.spec.unwrap();
+fn the_agent_captures_with_only_net_raw_and_no_api_access() {
+    let ds: DaemonSet = one("DaemonSet");
+    let pod = pod(ds.spec, |s| s.template.spec);
     assert_eq!(pod.host_network, Some(true), "pod veths live in the host's network namespace");
+    assert_eq!(pod.automount_service_account_token, Some(false), "no API token in the agent");
+    let sa: ServiceAccount = all::<ServiceAccount>("ServiceAccount")
+        .into_iter()
+        .find(|s| s.metadata.name.as_deref() == Some("podtap-agent"))
+        .unwrap();
+    assert_eq!(sa.automount_service_account_token, Some(false));
     let c = &pod.containers[0];
-    let args = c.args.clone().unwrap_or_default();
-    assert!(args.contains(&"--pod-interfaces".to_string()));
     let caps = c.security_context.as_ref().and_then(|s| s.capabilities.as_ref()).unwrap();
     assert_eq!(caps.add.as_deref(), Some(&["NET_RAW".to_string()][..]));
     assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
-    let env = c.env.clone().unwrap_or_default();
-    assert!(
-        env.iter().any(|e| e.name == "PODTAP_TOKEN" && e.value_from.is_some()),
-        "listening beyond loopback needs a token"
-    );
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!((sc.allow_privilege_escalation, sc.read_only_root_filesystem), (Some(false), Some(true)));
+    assert!(sc.privileged.is_none_or(|p| !p));
+    assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")));
+}
+
+#[test]
+fn the_hub_meets_pod_security_restricted() {
+    let d: Deployment = one("Deployment");
+    let pod = pod(d.spec, |s| s.template.spec);
+    assert!(pod.host_network.is_none_or(|h| !h));
+    let psc = pod.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()), Some("RuntimeDefault"));
+    for c in &pod.containers {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        let caps = sc.capabilities.as_ref().unwrap();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert!(caps.add.is_none());
+        assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")));
+    }
+    let namespaces: Vec<Namespace> = all("Namespace");
+    let hub_ns = namespaces.iter().find(|n| n.metadata.name.as_deref() == Some("podtap")).unwrap();
+    let labels = hub_ns.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
+}
+
+#[test]
+fn only_agents_reach_the_ingest_port() {
+    let policy: NetworkPolicy = one("NetworkPolicy");
+    let spec = policy.spec.unwrap();
+    let rules = spec.ingress.unwrap_or_default();
+    let ingest: Vec<_> = rules
+        .iter()
+        .filter(|r| {
+            r.ports
+                .iter()
+                .flatten()
+                .any(|p| p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9091)))
+        })
+        .collect();
+    assert_eq!(ingest.len(), 1);
+    let from = ingest[0].from.clone().unwrap_or_default();
+    assert!(!from.is_empty(), "the ingest port is not open to all");
+    for peer in from {
+        let labels = peer.pod_selector.and_then(|s| s.match_labels).unwrap_or_default();
+        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("agent"));
+    }
+}
+
+/// The environment variables a subcommand reads.
+fn env_names(sub: &str) -> BTreeSet<String> {
+    let cmd = podtap::cli::Args::command();
+    let sub = cmd.find_subcommand(sub).unwrap().clone();
+    sub.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()).collect()
+}
+
+fn check_container(c: &Container, sub: &str) {
+    let args = c.args.clone().unwrap_or_default();
+    assert_eq!(args.first().map(String::as_str), Some(sub));
+    let parsed = podtap::cli::Args::try_parse_from(std::iter::once("podtap".to_string()).chain(args.clone()));
+    let parsed = parsed.unwrap_or_else(|e| panic!("{sub} {args:?}: {e}"));
+    let known = env_names(sub);
+    for e in c.env.iter().flatten() {
+        assert!(known.contains(&e.name), "{sub} does not read {}: it reads {known:?}", e.name);
+    }
+    // With the token the manifests give it, the flags validate as the binary would take them.
+    match parsed.command {
+        Some(podtap::cli::Command::Hub(mut h)) => {
+            h.token = Some("t".into());
+            h.validate().unwrap();
+        }
+        Some(podtap::cli::Command::Agent(mut a)) => {
+            (a.token, a.node) = (Some("t".into()), Some("n1".into()));
+            a.validate().unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_container_s_flags_and_environment_are_the_binary_s() {
+    let ds: DaemonSet = one("DaemonSet");
+    check_container(&pod(ds.spec, |s| s.template.spec).containers[0], "agent");
+    let d: Deployment = one("Deployment");
+    check_container(&pod(d.spec, |s| s.template.spec).containers[0], "hub");
 }
