@@ -189,8 +189,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .spawn(move || podtap::feed::synthetic::run(&feeder, rate))?;
         }
         Source::Agents { ingest, .. } => {
-            let events = podtap::ingest::join::start(hub.clone(), cluster)?;
-            let state = podtap::ingest::server::IngestState::new(events, config.token.clone().map(Into::into));
+            let (events, merged) = podtap::ingest::join::start(hub.clone(), cluster)?;
+            let state = podtap::ingest::server::IngestState::new(events, merged, config.token.clone().map(Into::into));
             let listener = tokio::net::TcpListener::bind(ingest)
                 .await
                 .with_context(|| format!("cannot listen for agents on {ingest}"))?;

@@ -96,6 +96,24 @@ fn browser() -> Result<()> {
     )
 }
 
+/// The hub benchmark: simulated agents replaying the demo as their own nodes into a release
+/// `podtap hub`, as fast as it takes them (backend/examples/hub_load.rs).
+pub fn bench_hub(args: &[String]) -> Result<()> {
+    step("bench-hub: cargo build --release -p podtap --example hub_load");
+    cargo(&["build", "--release", "-p", "podtap", "--bin", "podtap", "--example", "hub_load"])?;
+    let agents = args.first().map_or("8", String::as_str);
+    let replays = args.get(1).map_or("200", String::as_str);
+    let max_records = args.get(2).map_or("1000000", String::as_str);
+    step(&format!("bench-hub: {agents} agents, {replays} replays each, --max-records {max_records}"));
+    status(
+        Command::new(target_dir().join("release/examples/hub_load"))
+            .args([target_dir().join("release/podtap").to_str().unwrap_or_default(), agents, replays, max_records])
+            // As deploy/Dockerfile sets it: mimalloc keeps freed pages a second before returning
+            // them, instead of zeroing fresh ones for every batch (BENCHMARKS.md).
+            .env("MIMALLOC_PURGE_DELAY", "1000"),
+    )
+}
+
 /// The browser benchmark: a release podtap serving a synthetic 1,000-pod cluster at `rate`
 /// records/s, the page open in Chromium for `secs` seconds (end2end/bench/browser.mjs).
 pub fn bench_browser(secs: &str, rate: &str) -> Result<()> {

@@ -26,7 +26,8 @@
 //! partner was not captured stays a record of its own (`observations: 1`). Probes never merge
 //! with NodePort traffic.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use podtap_shared::{Detail, EndpointKind, Record, Via, ViaKind};
@@ -59,8 +60,6 @@ struct Seen {
 
 /// Most requests are seen twice and listed under one or two keys: no heap allocation for those.
 struct Group {
-    /// When the first observation came (capture time): the window runs from here.
-    arrival: u64,
     seen: SmallVec<[Seen; 2]>,
     /// Where the index lists this group: (key, leg).
     listed: SmallVec<[(Key, u64); 4]>,
@@ -85,6 +84,10 @@ pub struct Merger {
     /// at `id - first` and groups leave from the front. (A hash map of groups spent a fifth of
     /// the merged analyze copying ~1 KB groups while it rehashed.)
     groups: VecDeque<Group>,
+    /// Waiting groups by when they arrived, (arrival, id), soonest first: several nodes' agents
+    /// deliver out of capture-time order, and a group that arrived late in id order must not
+    /// hold back the ones behind it.
+    due: BinaryHeap<Reverse<(u64, u64)>>,
     /// The id of the group at the front.
     first: u64,
     /// Open groups (still waiting for an observation) by key and by the leg that saw them,
@@ -174,7 +177,8 @@ impl Merger {
             }
             None => {
                 let id = self.first + self.groups.len() as u64;
-                self.groups.push_back(Group { arrival: now_us, seen: SmallVec::new(), listed: SmallVec::new() });
+                self.groups.push_back(Group { seen: SmallVec::new(), listed: SmallVec::new() });
+                self.due.push(Reverse((now_us, id)));
                 (id, SmallVec::new())
             }
         };
@@ -294,27 +298,42 @@ impl Merger {
         fallback
     }
 
-    /// Emits, oldest first, every request whose window has passed by `now_us`.
+    /// Emits, in the order they arrived, every request whose window has passed by `now_us`.
     pub fn flush_due(&mut self, now_us: u64, out: &mut Vec<Record>) {
-        while self.groups.front().is_some_and(|g| now_us.saturating_sub(g.arrival) > WINDOW_US) {
-            self.emit_oldest(out);
+        while let Some(&Reverse((arrival, id))) = self.due.peek() {
+            if now_us.saturating_sub(arrival) <= WINDOW_US {
+                break;
+            }
+            self.due.pop();
+            if id >= self.first {
+                self.emit(id, out);
+            }
+        }
+        while self.groups.front().is_some_and(|g| g.seen.is_empty()) {
+            self.groups.pop_front();
+            self.first += 1;
         }
     }
 
     /// End of input: emits everything still waiting.
     pub fn flush_all(&mut self, out: &mut Vec<Record>) {
         while !self.groups.is_empty() {
-            self.emit_oldest(out);
+            let id = self.first;
+            self.emit(id, out);
+            self.groups.pop_front();
+            self.first += 1;
         }
+        self.due.clear();
     }
 
-    fn emit_oldest(&mut self, out: &mut Vec<Record>) {
-        let Some(group) = self.groups.pop_front() else { return };
-        let id = self.first;
-        self.first += 1;
-        if !group.seen.is_empty() {
-            self.unlist(id, &group.listed);
-            out.push(combine(group.seen.into_iter().map(|s| s.record).collect()));
+    /// Emits group `id` (unless it left already, complete), leaving its place empty.
+    fn emit(&mut self, id: u64, out: &mut Vec<Record>) {
+        let group = self.group_mut(id);
+        let seen = std::mem::take(&mut group.seen);
+        let listed = std::mem::take(&mut group.listed);
+        if !seen.is_empty() {
+            self.unlist(id, &listed);
+            out.push(combine(seen.into_iter().map(|s| s.record).collect()));
         }
     }
 

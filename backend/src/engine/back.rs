@@ -97,6 +97,11 @@ impl Joiner {
         }
     }
 
+    /// Requests waiting in the merger.
+    pub fn pending(&self) -> usize {
+        self.merger.as_ref().map_or(0, Merger::pending)
+    }
+
     /// Whether the merger holds observations waiting for their window.
     pub fn waiting(&self) -> bool {
         self.merger.as_ref().is_some_and(|m| m.pending() > 0)

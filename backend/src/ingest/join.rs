@@ -5,6 +5,8 @@
 //! published for `/healthz`, `/metrics` and the page.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use podtap_shared::{AgentStatus, Name, Outage, Record};
@@ -60,6 +62,8 @@ const GRACE_US: u64 = 5_000_000;
 /// A batch is acknowledged once the merge has passed it by this much: everything in it has left
 /// the merge as records, so a hub restarted later need not see it again.
 const SETTLED_US: u64 = 2 * WINDOW_US;
+/// Events taken before one flush.
+const BURST: usize = 32;
 /// Round-trip samples kept for the clock offset.
 const SAMPLES: usize = 16;
 /// Outages kept per agent.
@@ -83,6 +87,8 @@ struct Agent {
     watermark: u64,
     /// Its last real capture time, for a finished replay.
     last_time: u64,
+    /// When its last batch came (wall clock).
+    last_batch_us: u64,
     connected: Option<u64>,
     reply: Option<mpsc::UnboundedSender<HubMessage>>,
     /// Batches not yet acknowledged: (seq, watermark).
@@ -108,10 +114,8 @@ impl Agent {
     /// Whether its capture time still holds the merge back.
     fn holds(&self, now: u64) -> bool {
         self.watermark != u64::MAX
-            && match self.connected {
-                Some(_) => true,
-                None => now.saturating_sub(self.status.last_seen_us) < GRACE_US,
-            }
+            // Connected and sending, or gone only lately (it may come back with its buffer).
+            && now.saturating_sub(self.last_batch_us) < GRACE_US
     }
 }
 
@@ -132,7 +136,9 @@ struct Join {
 }
 
 /// Runs the join thread until every connection's sender is gone.
-pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed) {
+/// `merged` is kept at the capture time the merge has reached (0 before it starts, `u64::MAX`
+/// when nothing holds it): connections that run far ahead of it wait (`server`).
+pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed, merged: Arc<AtomicU64>) {
     let capture_clock = hub.clock() == podtap_shared::Clock::Capture;
     let mut join = Join {
         capture_clock,
@@ -153,11 +159,13 @@ pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed
             join.joiner.set_cluster(cluster.borrow_and_update().clone());
         }
         let mut changed = join.on(event);
-        // Take whatever else is waiting before merging: one flush for a burst of batches.
-        while let Ok(e) = events.try_recv() {
+        // Take a few more that are waiting before merging: one flush for a burst of batches
+        // (a bounded burst: agents that never pause must not keep the merge from flushing).
+        for _ in 0..BURST {
+            let Ok(e) = events.try_recv() else { break };
             changed |= join.on(e);
         }
-        join.flush();
+        merged.store(join.flush(), Ordering::Relaxed);
         let now = now_us();
         // An agent that came or went is shown at once; counters every half second.
         if changed || now.saturating_sub(last_status) >= 500_000 {
@@ -301,6 +309,7 @@ impl Join {
             have: 0,
             watermark: 0,
             last_time: 0,
+            last_batch_us: now,
             connected: None,
             reply: None,
             unacked: VecDeque::new(),
@@ -322,6 +331,7 @@ impl Join {
     fn apply(&mut self, i: usize, batch: Batch, now: u64) {
         let agent = &mut self.agents[i];
         agent.status.last_seen_us = now;
+        agent.last_batch_us = now;
         if batch.seq <= agent.have {
             // Sent again after a reconnect, already here.
             agent.unacked.push_back((batch.seq, 0));
@@ -366,7 +376,7 @@ impl Join {
 
     /// Merges up to the oldest capture time of the agents that hold it back, publishes the
     /// records, and acknowledges every batch the merge has passed.
-    fn flush(&mut self) {
+    fn flush(&mut self) -> u64 {
         let now = now_us();
         let mut holding = self.agents.iter().filter(|a| a.holds(now)).map(|a| a.watermark).min();
         let wait = if self.capture_clock { EXPECT_WAIT_REPLAY_US } else { EXPECT_WAIT_US };
@@ -382,8 +392,7 @@ impl Join {
         };
         self.joiner.flush(watermark, &mut self.out);
         if !self.out.is_empty() {
-            self.hub.publish(&self.out);
-            self.out.clear();
+            self.hub.publish_owned(std::mem::take(&mut self.out));
         }
         for a in &mut self.agents {
             let mut ack = None;
@@ -394,6 +403,7 @@ impl Join {
                 let _ = reply.send(HubMessage::Ack { seq });
             }
         }
+        watermark
     }
 
     /// Nodes the cluster lists that no agent has connected for.
@@ -435,13 +445,15 @@ impl Join {
 /// The channel connections send the join thread events on: bounded, so a hub that cannot keep
 /// up slows its agents' sockets (they buffer) rather than growing without end.
 pub fn channel() -> (mpsc::Sender<Event>, mpsc::Receiver<Event>) {
-    mpsc::channel(1024)
+    mpsc::channel(128)
 }
 
 /// Starts the join thread publishing into `hub`.
-pub fn start(hub: Hub, cluster: ClusterFeed) -> std::io::Result<mpsc::Sender<Event>> {
+pub fn start(hub: Hub, cluster: ClusterFeed) -> std::io::Result<(mpsc::Sender<Event>, Arc<AtomicU64>)> {
     let (tx, rx) = channel();
-    std::thread::Builder::new().name("join".into()).spawn(move || run(rx, hub, cluster))?;
+    let merged = Arc::new(AtomicU64::new(0));
+    let m = merged.clone();
+    std::thread::Builder::new().name("join".into()).spawn(move || run(rx, hub, cluster, m))?;
     tokio::spawn(tick(tx.clone()));
-    Ok(tx)
+    Ok((tx, merged))
 }

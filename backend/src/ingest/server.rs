@@ -27,13 +27,39 @@ pub struct IngestState {
     pub events: mpsc::Sender<Event>,
     pub token: Option<Arc<str>>,
     slots: Arc<AtomicU64>,
+    /// The capture time the merge has reached (`join::run`).
+    merged: Arc<AtomicU64>,
 }
 
 impl IngestState {
-    pub fn new(events: mpsc::Sender<Event>, token: Option<Arc<str>>) -> Self {
-        Self { events, token, slots: Arc::new(AtomicU64::new(1)) }
+    pub fn new(events: mpsc::Sender<Event>, merged: Arc<AtomicU64>, token: Option<Arc<str>>) -> Self {
+        Self { events, token, slots: Arc::new(AtomicU64::new(1)), merged }
+    }
+
+    /// Holds an agent's next batch back while its last one (`ahead_us`) is far ahead of what the
+    /// merge has reached: an agent that runs ahead of the others (an overloaded hub reads
+    /// sockets unevenly) waits in its own buffer, and the merge's state stays bounded. The
+    /// agent the merge waits for is never held; no batch waits longer than `LEAD_WAIT`.
+    async fn pace(&self, ahead_us: u64) {
+        let watermark_us = ahead_us;
+        let start = std::time::Instant::now();
+        loop {
+            let merged = self.merged.load(Ordering::Relaxed);
+            if merged == 0 || merged == u64::MAX || watermark_us <= merged.saturating_add(LEAD_US) {
+                return;
+            }
+            if start.elapsed() >= LEAD_WAIT {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
+
+/// How far (capture time) one agent's batches may run ahead of the merge.
+const LEAD_US: u64 = 3_000_000;
+/// The longest one batch is held back for it.
+const LEAD_WAIT: Duration = Duration::from_secs(5);
 
 /// The ingest router (its own listener, so a NetworkPolicy can open it to agents alone).
 pub fn router(state: IngestState) -> Router {
@@ -106,12 +132,20 @@ async fn connection(mut socket: WebSocket, state: IngestState) {
     }
     tracing::info!("agent on {node} connected (it has sent batches up to {have} before)");
     let mut pings = tokio::time::interval(Duration::from_secs(1));
+    // The capture time of the last batch forwarded.
+    let mut sent_to = 0u64;
     let why = loop {
         tokio::select! {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     let event = match wire::decode_agent(&b) {
-                        Ok(AgentMessage::Batch(batch)) => Event::Batch { slot, batch },
+                        Ok(AgentMessage::Batch(batch)) => {
+                            state.pace(sent_to).await;
+                            if batch.watermark_us != u64::MAX {
+                                sent_to = sent_to.max(batch.watermark_us);
+                            }
+                            Event::Batch { slot, batch }
+                        }
                         Ok(AgentMessage::Report(report)) => Event::Report { slot, report },
                         Ok(AgentMessage::Pong { hub_us, agent_us }) => Event::Pong { slot, hub_us, agent_us, back_us: now_us() },
                         Ok(AgentMessage::Hello(_)) => {

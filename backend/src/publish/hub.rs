@@ -148,18 +148,31 @@ impl Hub {
 
     /// Adds records (oldest first) to the store and queues them for every browser.
     pub fn publish(&self, records: &[Record]) {
+        self.publish_owned(records.to_vec());
+    }
+
+    /// `publish`, taking the records: with no browser subscribed they move into the store
+    /// without a copy.
+    pub fn publish_owned(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
         }
-        self.inner.metrics.observe(records);
+        self.inner.metrics.observe(&records);
         let mut state = self.lock();
-        for r in records {
-            state.store.insert(r.clone());
-        }
         state.total += records.len() as u64;
         state.seq += 1;
+        state.subscribers.retain(|s| !s.tx.is_closed());
+        if state.subscribers.is_empty() {
+            for r in records {
+                state.store.insert(r);
+            }
+            return;
+        }
+        for r in &records {
+            state.store.insert(r.clone());
+        }
         // Queued under the lock so a subscriber's snapshot and its stream never overlap or miss.
-        let batch = Arc::new(Published { seq: state.seq, records: records.to_vec() });
+        let batch = Arc::new(Published { seq: state.seq, records });
         state.subscribers.retain(|s| match s.tx.try_send(batch.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
