@@ -212,6 +212,12 @@ api "/api/v1/records?limit=10000&kind=all" > "$OUT/hub2-records.json"
 api /healthz > "$OUT/hub2-health.json"
 printf '[%s]\n' "$(IFS=,; echo "${PHASES[*]}")" > "$OUT/phases.json"
 
+# The agents' cost under the lab's load: resident memory (KiB), CPU seconds, seconds running.
+for k in $NODE_KEYS; do
+  read -r rss up < <(ps -o rss=,etimes= -p "${AGENT_PID[$k]}")
+  cpu=$(awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/${AGENT_PID[$k]}/stat")
+  echo "{\"node\": \"$k\", \"rss_kib\": $rss, \"cpu_s\": $cpu, \"up_s\": $up}"
+done | python3 -c "import json,sys; json.dump([json.loads(l) for l in sys.stdin], open(sys.argv[1], 'w'))" "$OUT/agent-usage.json"
 for k in $NODE_KEYS; do kill -TERM "${AGENT_PID[$k]}"; done
 for k in $NODE_KEYS; do wait "${AGENT_PID[$k]}" || { echo "nodes: agent $k failed" >&2; cat "$OUT"/agent-*.err >&2; exit 1; }; done
 kill -TERM "$HUB_PID"; wait "$HUB_PID" || true
