@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use podtap_shared::{Balance, ClientMessage, Clock, MapEdge, MapNode, MissingKind, Record, ServerMessage, ServiceMap};
+use podtap_shared::{
+    AgentStatus, Balance, ClientMessage, Clock, MapEdge, MapNode, MissingKind, Record, ServerMessage, ServiceMap,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -65,6 +67,8 @@ pub struct Live {
     pub refused: RwSignal<Option<String>>,
     /// Kubernetes kinds the server could not list, and what each costs.
     pub missing: RwSignal<Vec<MissingKind>>,
+    /// `podtap hub`: every node's agent; empty for `serve`.
+    pub agents: RwSignal<Vec<AgentStatus>>,
     /// The newest record time seen (the capture's "now" when it is replayed on its own axis).
     pub newest_us: RwSignal<u64>,
     wanted: RwSignal<Wanted>,
@@ -98,6 +102,7 @@ impl Live {
             bad_messages: RwSignal::new(0),
             refused: RwSignal::new(None),
             missing: RwSignal::new(Vec::new()),
+            agents: RwSignal::new(Vec::new()),
             newest_us: RwSignal::new(0),
             wanted: RwSignal::new(Wanted::default()),
         }
@@ -170,6 +175,7 @@ impl Live {
             }
             ServerMessage::Lagged { skipped } => self.skipped.update(|s| *s += skipped),
             ServerMessage::Cluster { missing, .. } => self.missing.set(missing),
+            ServerMessage::Agents { agents } => self.agents.set(agents),
             ServerMessage::Error { message } => self.refused.set(Some(message)),
         }
     }

@@ -78,6 +78,9 @@ pub enum ServerMessage {
     /// Where names come from and what could not be listed; sent after `hello` and whenever it
     /// changes.
     Cluster { source: String, ready: bool, missing: Vec<MissingKind> },
+    /// `podtap hub`: every node's agent (connected, lag, clock offset, drops, outages); sent after
+    /// `hello` and whenever it changes.
+    Agents { agents: Vec<crate::AgentStatus> },
     /// This client fell behind and `skipped` records were not sent to it (the server never waits
     /// for a slow browser).
     Lagged { skipped: u64 },

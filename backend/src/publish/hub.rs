@@ -247,7 +247,16 @@ impl Hub {
 
     /// `podtap hub`: every agent's status and what their captures saw (the join thread's).
     pub fn set_agents(&self, agents: Vec<AgentStatus>, engine: EngineStats) {
+        let changed = self.lock().agents.as_ref().is_none_or(|(a, _)| *a != agents);
+        if changed {
+            let _ = self.inner.control.send(to_json(&ServerMessage::Agents { agents: agents.clone() }));
+        }
         self.lock().agents = Some((agents, engine));
+    }
+
+    /// The agents message for a browser, in hub mode.
+    pub fn agents_message(&self) -> Option<ServerMessage> {
+        self.agents().map(|(agents, _)| ServerMessage::Agents { agents })
     }
 
     pub fn agents(&self) -> Option<(Vec<AgentStatus>, EngineStats)> {

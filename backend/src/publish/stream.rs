@@ -189,7 +189,8 @@ where
     let (mut session, snapshot) =
         Session::new(&hub, Filter::default(), String::new(), None, u64::from(DEFAULT_MAX_RATE));
     let cluster = hub.cluster_message();
-    for msg in [hello, cluster, snapshot] {
+    let agents = hub.agents_message();
+    for msg in [Some(hello), Some(cluster), agents, Some(snapshot)].into_iter().flatten() {
         if sink.send(to_json(&msg)).await.is_err() {
             return;
         }
@@ -210,7 +211,9 @@ where
             }
             control = feed.control.recv() => match control {
                 Ok(text) => vec![text],
-                Err(RecvError::Lagged(_)) => vec![to_json(&hub.cluster_message())],
+                Err(RecvError::Lagged(_)) => {
+                    std::iter::once(hub.cluster_message()).chain(hub.agents_message()).map(|m| to_json(&m)).collect()
+                }
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {

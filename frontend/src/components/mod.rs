@@ -1,5 +1,6 @@
 //! Small reusable pieces of the page.
 
+pub mod agents;
 pub mod filter_box;
 pub mod status_pill;
 pub mod term;

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use podtap_shared::{Filter, Record, ServiceMap};
 
 use crate::api::{Span, fetch_map, fetch_window};
+use crate::components::agents::AgentsPill;
 use crate::components::filter_box::FilterBox;
 use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
@@ -162,6 +163,7 @@ pub fn App() -> impl IntoView {
             <h1>"podtap"</h1>
             <span class="source" data-testid="source">{move || live.source.get()}</span>
             <StatusPill live=live/>
+            <AgentsPill live=live/>
             {window_badge}
         </header>
         <FilterBox text=filter_text error=error/>

@@ -35,7 +35,8 @@ fn via(r: &Record) -> String {
     }
 }
 
-fn clock(ts_us: u64) -> String {
+/// `HH:MM:SS.mmm` in the browser's time zone.
+pub fn clock(ts_us: u64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64((ts_us / 1000) as f64));
     format!("{:02}:{:02}:{:02}.{:03}", d.get_hours(), d.get_minutes(), d.get_seconds(), d.get_milliseconds())
 }
