@@ -176,6 +176,7 @@ pub fn bench(secs: &str) -> Result<()> {
 /// reassembly, the protocol dispatcher and the merger.
 const FUZZ_TARGETS: &[&str] = &[
     "capture_file",
+    "ingest",
     "decode",
     "defrag",
     "reassembly",
@@ -187,6 +188,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "dns_tcp",
     "proxy",
     "merger",
+    "query",
 ];
 
 /// Whether rustup has a nightly toolchain (sanitizer coverage needs one).

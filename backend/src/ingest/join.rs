@@ -457,3 +457,107 @@ pub fn start(hub: Hub, cluster: ClusterFeed) -> std::io::Result<(mpsc::Sender<Ev
     tokio::spawn(tick(tx.clone()));
     Ok((tx, merged))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::wire::{Notes, Observed};
+    use podtap_shared::{Detail, HttpExchange};
+
+    const T0: u64 = 1_800_000_000_000_000;
+
+    fn observed(n: u64) -> Observed {
+        let http =
+            HttpExchange { method: "GET".into(), path: format!("/{n}"), status: Some(200), ..Default::default() };
+        let exchange = crate::dissect::Exchange {
+            conn: n,
+            interface: 0,
+            points: 1,
+            tunnel: None,
+            proxied: None,
+            client: format!("10.0.0.1:{}", 40000 + n).parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            ts_us: T0 + n * 1000,
+            response_ts_us: Some(T0 + n * 1000 + 500),
+            end_us: None,
+            request_size: 10,
+            response_size: 20,
+            detail: Detail::Http(http),
+        };
+        Observed { at_us: T0 + n * 1000 + 500, exchange }
+    }
+
+    fn batch(seq: u64, items: std::ops::Range<u64>, watermark_us: u64) -> Batch {
+        Batch { seq, interfaces: None, items: items.map(observed).collect(), notes: Notes::default(), watermark_us }
+    }
+
+    fn join(hub: &Hub) -> Join {
+        Join {
+            joiner: Joiner::new(Arc::new(crate::resolve::ClusterState::default())),
+            hub: hub.clone(),
+            agents: Vec::new(),
+            slots: HashMap::new(),
+            refused: Vec::new(),
+            fronts: HashMap::new(),
+            out: Vec::new(),
+            capture_clock: true,
+            started_us: 0,
+        }
+    }
+
+    fn connect(j: &mut Join, slot: u64, instance: u64) -> (u64, mpsc::UnboundedReceiver<HubMessage>) {
+        let (reply, replies) = mpsc::unbounded_channel();
+        let (have, got) = oneshot::channel();
+        let hello = Hello { protocol: 1, version: "t".into(), node: "n1".into(), instance, wall_clock: false };
+        j.on(Event::Connected { slot, hello, reply, have });
+        (got.blocking_recv().unwrap(), replies)
+    }
+
+    #[test]
+    fn batches_sent_again_after_a_reconnect_are_not_counted_twice() {
+        let hub = Hub::new("test", 1000);
+        let mut j = join(&hub);
+        let (have, _r) = connect(&mut j, 1, 7);
+        assert_eq!(have, 0);
+        j.on(Event::Batch { slot: 1, batch: batch(1, 0..5, T0) });
+        j.on(Event::Batch { slot: 1, batch: batch(2, 5..10, T0 + 20_000) });
+        j.on(Event::Disconnected { slot: 1 });
+        // The same instance comes back: the hub says what it has, and what is sent again is
+        // skipped.
+        let (have, _r) = connect(&mut j, 2, 7);
+        assert_eq!(have, 2);
+        j.on(Event::Batch { slot: 2, batch: batch(2, 5..10, T0 + 20_000) });
+        j.on(Event::Batch { slot: 2, batch: batch(3, 10..12, u64::MAX) });
+        j.flush();
+        assert_eq!(hub.total(), 12);
+        // A new instance of the node starts over at batch 1.
+        let (have, _r) = connect(&mut j, 3, 8);
+        assert_eq!(have, 0);
+    }
+
+    #[test]
+    fn a_batch_is_acknowledged_once_the_merge_has_passed_it() {
+        let hub = Hub::new("test", 1000);
+        let mut j = join(&hub);
+        let (_, mut replies) = connect(&mut j, 1, 7);
+        j.on(Event::Batch { slot: 1, batch: batch(1, 0..3, T0 + 10_000) });
+        j.flush();
+        assert!(replies.try_recv().is_err(), "not merged yet: no acknowledgement");
+        j.on(Event::Batch { slot: 1, batch: batch(2, 3..4, T0 + 10_000 + SETTLED_US) });
+        j.flush();
+        assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
+    }
+
+    #[test]
+    fn the_clock_offset_comes_from_the_shortest_round_trip() {
+        let hub = Hub::new("test", 1000);
+        let mut j = join(&hub);
+        let (_r1, _r2) = connect(&mut j, 1, 7);
+        j.agents[0].wall_clock = true;
+        // Agent 50 ms ahead; one slow round trip (20 ms, asymmetric) and one quick one.
+        j.on(Event::Pong { slot: 1, hub_us: 1_000_000, agent_us: 1_065_000, back_us: 1_020_000 });
+        j.on(Event::Pong { slot: 1, hub_us: 2_000_000, agent_us: 2_050_100, back_us: 2_000_200 });
+        assert_eq!(j.agents[0].offset_us(), 50_000);
+        assert_eq!(j.agents[0].status.rtt_ms, Some(0.2));
+    }
+}
