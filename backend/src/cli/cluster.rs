@@ -160,22 +160,19 @@ fn hostname() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Args, Command};
+    use super::super::{Command, parse_command};
     use super::*;
-    use clap::Parser;
 
     fn hub(args: &[&str]) -> Result<ServeConfig, ConfigError> {
-        let all: Vec<&str> = ["podtap", "hub"].iter().chain(args).copied().collect();
-        match Args::try_parse_from(all).unwrap().command {
-            Some(Command::Hub(h)) => h.validate(),
+        match parse_command("hub", args) {
+            Command::Hub(h) => h.validate(),
             other => panic!("{other:?}"),
         }
     }
 
     fn agent(args: &[&str]) -> Result<AgentConfig, ConfigError> {
-        let all: Vec<&str> = ["podtap", "agent"].iter().chain(args).copied().collect();
-        match Args::try_parse_from(all).unwrap().command {
-            Some(Command::Agent(a)) => a.validate(),
+        match parse_command("agent", args) {
+            Command::Agent(a) => a.validate(),
             other => panic!("{other:?}"),
         }
     }

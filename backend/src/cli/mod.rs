@@ -345,14 +345,20 @@ fn is_origin(o: &str) -> bool {
     !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
+/// Tests: `podtap SUB ARGS…` parsed.
+#[cfg(test)]
+pub(crate) fn parse_command(sub: &str, args: &[&str]) -> Command {
+    let all: Vec<&str> = ["podtap", sub].iter().chain(args).copied().collect();
+    Args::try_parse_from(all).unwrap().command.expect("a subcommand")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn serve(args: &[&str]) -> Result<ServeConfig, ConfigError> {
-        let all: Vec<&str> = ["podtap", "serve"].iter().chain(args).copied().collect();
-        match Args::try_parse_from(all).unwrap().command {
-            Some(Command::Serve(s)) => s.validate(),
+        match parse_command("serve", args) {
+            Command::Serve(s) => s.validate(),
             other => panic!("{other:?}"),
         }
     }

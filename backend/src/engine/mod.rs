@@ -245,13 +245,7 @@ impl Engine {
             let reader = scope.spawn(move || front.run(file, |batch| tx.send(batch).is_ok()));
             let mut out = Vec::new();
             for batch in rx {
-                let offset = batch.offset;
-                back.apply(0, batch, &mut out);
-                if !out.is_empty() {
-                    sink(&mut out);
-                    out.clear();
-                }
-                progress(offset);
+                deliver(back, batch, &mut out, &mut sink, &mut progress);
             }
             reader.join().expect("the reading thread does not panic")
         })
@@ -268,16 +262,27 @@ impl Engine {
         let Engine { front, back } = self;
         let mut out = Vec::new();
         front.run(file, |batch| {
-            let offset = batch.offset;
-            back.apply(0, batch, &mut out);
-            if !out.is_empty() {
-                sink(&mut out);
-                out.clear();
-            }
-            progress(offset);
+            deliver(back, batch, &mut out, &mut sink, &mut progress);
             true
         })
     }
+}
+
+/// One batch of a file through the joiner, its records to `sink`, how far it got to `progress`.
+fn deliver(
+    back: &mut Joiner,
+    batch: Batch,
+    out: &mut Vec<Record>,
+    sink: &mut impl FnMut(&mut Vec<Record>),
+    progress: &mut impl FnMut(usize),
+) {
+    let offset = batch.offset;
+    back.apply(0, batch, out);
+    if !out.is_empty() {
+        sink(out);
+        out.clear();
+    }
+    progress(offset);
 }
 
 /// Frames the front read, as steps for the back.
