@@ -392,7 +392,9 @@ impl Join {
         };
         self.joiner.flush(watermark, &mut self.out);
         if !self.out.is_empty() {
-            self.hub.publish_owned(std::mem::take(&mut self.out));
+            // The next batch is likely as big: its room is made once, not grown into.
+            let room = self.out.len();
+            self.hub.publish_owned(std::mem::replace(&mut self.out, Vec::with_capacity(room)));
         }
         for a in &mut self.agents {
             let mut ack = None;

@@ -220,7 +220,9 @@ impl Store {
             self.first -= 1;
         }
         while index >= self.first + self.steps.len() as u64 {
-            self.steps.push_back(Step::default());
+            // As busy as the last second, most likely: room for that many at once.
+            let hint = self.steps.back().map_or(0, |s| s.records.len());
+            self.steps.push_back(Step { records: Vec::with_capacity(hint), ..Step::default() });
         }
         let path = self.names.path(&r);
         self.by_id.insert(r.id, r.ts);
@@ -276,10 +278,17 @@ impl Store {
         let mut over = self.records > self.limits.max_records;
         while over && self.records > floor {
             let Some(i) = self.steps.iter().position(|s| !s.records.is_empty()) else { break };
-            let gone = self.steps[i].drop_oldest(self.records - floor);
-            over = !gone.records.is_empty();
-            self.stats.evicted_by_count += gone.records.len() as u64;
-            self.forget(&gone);
+            // Drained and forgotten one by one: a chunk collected first was a fresh megabyte
+            // for the allocator, and the kernel's page zeroing, every time.
+            let Store { steps, by_id, by_conn, .. } = self;
+            let gone = steps[i].drop_oldest(self.records - floor);
+            let n = gone.len();
+            for (r, _) in gone {
+                Self::unindex(by_id, by_conn, &r);
+            }
+            over = n > 0;
+            self.records -= n;
+            self.stats.evicted_by_count += n as u64;
         }
         while self.steps.front().is_some_and(Step::is_empty) {
             self.steps.pop_front();
@@ -295,18 +304,23 @@ impl Store {
     fn forget(&mut self, step: &Step) {
         self.records -= step.records.len();
         for (r, _) in &step.records {
-            self.by_id.remove(&r.id);
-            if let Some(list) = self.by_conn.get_mut(&r.conn) {
-                // Evicted records are their connection's oldest: almost always at the front.
-                let key = (r.ts, r.id);
-                if list.front() == Some(&key) {
-                    list.pop_front();
-                } else if let Some(i) = list.iter().position(|k| *k == key) {
-                    list.remove(i);
-                }
-                if list.is_empty() {
-                    self.by_conn.remove(&r.conn);
-                }
+            Self::unindex(&mut self.by_id, &mut self.by_conn, r);
+        }
+    }
+
+    /// Takes one evicted record out of the indexes.
+    fn unindex(by_id: &mut FxHashMap<u64, u64>, by_conn: &mut FxHashMap<u64, VecDeque<(u64, u64)>>, r: &Record) {
+        by_id.remove(&r.id);
+        if let Some(list) = by_conn.get_mut(&r.conn) {
+            // Evicted records are their connection's oldest: almost always at the front.
+            let key = (r.ts, r.id);
+            if list.front() == Some(&key) {
+                list.pop_front();
+            } else if let Some(i) = list.iter().position(|k| *k == key) {
+                list.remove(i);
+            }
+            if list.is_empty() {
+                by_conn.remove(&r.conn);
             }
         }
     }

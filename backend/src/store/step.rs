@@ -73,10 +73,10 @@ impl Step {
     }
 
     /// Takes the oldest `n` records out, keeping the rollup.
-    pub fn drop_oldest(&mut self, n: usize) -> Step {
+    pub fn drop_oldest(&mut self, n: usize) -> std::vec::Drain<'_, (Record, EdgePath)> {
         self.evicted = true;
         let n = n.min(self.records.len());
-        Step { records: self.records.drain(..n).collect(), ..Step::default() }
+        self.records.drain(..n)
     }
 
     /// Nothing in it at all (a step between two that hold traffic).
