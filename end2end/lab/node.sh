@@ -168,7 +168,7 @@ lab_any_start() {  # outdir
   local out=$1 link
   LAB_TCPDUMP=""
   for link in LINUX_SLL LINUX_SLL2; do
-    ip netns exec "$NODE_NS" tcpdump -i any -y "$link" -n -s 0 -B 16384 -U --immediate-mode \
+    ip netns exec "$NODE_NS" tcpdump -i any -y "$link" -n -s 0 -B 65536 -U --immediate-mode \
       -w "$out/any-${link,,}.pcap" 2>"$out/logs/tcpdump-${link,,}.err" &
     LAB_TCPDUMP+=" $!"
   done
