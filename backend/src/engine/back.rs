@@ -104,7 +104,7 @@ impl Joiner {
 
     /// Whether the merger holds observations waiting for their window.
     pub fn waiting(&self) -> bool {
-        self.merger.as_ref().is_some_and(|m| m.pending() > 0)
+        self.pending() > 0
     }
 
     /// Turns finished exchanges into records; with merging, they wait (from capture time

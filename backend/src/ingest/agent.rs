@@ -216,7 +216,7 @@ pub fn replay(files: &[CaptureFile], outbox: &Outbox, report: &Mutex<Report>, re
             observer.on_frame(&frame);
             filling.add(observer.take_items(), frame.ts_us);
             watermark = observer.watermark();
-            if filling.due() || filling.batch.items.len() >= BATCH_AT {
+            if filling.due() {
                 outbox.push_waiting(filling.take(watermark));
             }
         }

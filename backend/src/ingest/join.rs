@@ -206,12 +206,6 @@ impl Join {
                 if let Some(o) = s.outages.last_mut().filter(|o| o.to_us.is_none()) {
                     o.to_us = Some(now);
                 }
-                // A new instance of a node ends the old one's outage too.
-                for other in self.agents.iter_mut().filter(|a| a.node == hello.node && a.instance != hello.instance) {
-                    if let Some(o) = other.status.outages.last_mut().filter(|o| o.to_us.is_none()) {
-                        o.to_us = Some(now);
-                    }
-                }
                 self.refused.retain(|r| r.node != hello.node);
                 self.slots.insert(slot, index);
                 let _ = have.send(self.agents[index].have);
@@ -363,15 +357,17 @@ impl Join {
         self.joiner.take(origin, notes, 0, &mut self.out);
         let agent = &mut self.agents[i];
         agent.status.observations += observations;
-        let watermark = if batch.watermark_us == u64::MAX { u64::MAX } else { agent.fix(batch.watermark_us) };
-        if watermark != u64::MAX {
+        // `u64::MAX`: its input ended, and its last batch settles with its last real time.
+        let settles_at = if batch.watermark_us == u64::MAX {
+            agent.watermark = u64::MAX;
+            agent.last_time
+        } else {
+            let watermark = agent.fix(batch.watermark_us);
             agent.last_time = agent.last_time.max(watermark);
-        }
-        agent.watermark = if watermark == u64::MAX { u64::MAX } else { agent.watermark.max(watermark) };
-        agent.unacked.push_back((batch.seq, if watermark == u64::MAX { agent.last_time } else { watermark }));
-        if agent.wall_clock && watermark != u64::MAX {
-            agent.status.lag_ms = Some(now.saturating_sub(watermark) as f64 / 1000.0);
-        }
+            agent.watermark = agent.watermark.max(watermark);
+            watermark
+        };
+        agent.unacked.push_back((batch.seq, settles_at));
     }
 
     /// Merges up to the oldest capture time of the agents that hold it back, publishes the

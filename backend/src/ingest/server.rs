@@ -41,11 +41,10 @@ impl IngestState {
     /// sockets unevenly) waits in its own buffer, and the merge's state stays bounded. The
     /// agent the merge waits for is never held; no batch waits longer than `LEAD_WAIT`.
     async fn pace(&self, ahead_us: u64) {
-        let watermark_us = ahead_us;
         let start = std::time::Instant::now();
         loop {
             let merged = self.merged.load(Ordering::Relaxed);
-            if merged == 0 || merged == u64::MAX || watermark_us <= merged.saturating_add(LEAD_US) {
+            if merged == 0 || merged == u64::MAX || ahead_us <= merged.saturating_add(LEAD_US) {
                 return;
             }
             if start.elapsed() >= LEAD_WAIT {
