@@ -174,6 +174,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         _ => podtap_shared::Clock::Wall,
     };
     let hub = Hub::with_limits(source, config.limits, clock);
+    let share = Arc::new(podtap::share::from_config(&config.share)?);
+    if !matches!(config.source, Source::Agents { .. } | Source::Synthetic { .. })
+        && let Some(packets) = podtap::share::packet_store(&config.share)?
+    {
+        hub.set_packets(packets);
+    }
     let cluster = cluster_feed(&config, &hub).await?;
     let stop = Arc::new(AtomicBool::new(false));
     match config.source.clone() {
@@ -220,7 +226,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
-    let state = AppState { hub, assets: Arc::new(assets), token: config.token.map(Into::into), guard };
+    let assets = Arc::new(assets.framed_by(&config.embed_origins));
+    let state = AppState { hub, assets, token: config.token.map(Into::into), guard, share };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -23,7 +23,13 @@ fn rec(id: u64) -> Record {
 
 fn state(hub: Hub, token: Option<&str>) -> AppState {
     let guard = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
-    AppState { hub, assets: Arc::new(Assets::not_built()), token: token.map(Into::into), guard }
+    AppState {
+        hub,
+        assets: Arc::new(Assets::not_built()),
+        token: token.map(Into::into),
+        guard,
+        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
+    }
 }
 
 async fn get(state: AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -137,7 +143,8 @@ async fn a_token_guards_the_api_but_not_health_or_the_app() {
     assert_eq!(get(s(), "/api/v1/map", &[]).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(s(), "/api/v1/map", &[("authorization", "Bearer wrong")]).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(s(), "/api/v1/map", &[("authorization", "Bearer s3cret")]).await.0, StatusCode::OK);
-    assert_eq!(get(s(), "/api/v1/records?token=s3cret", &[]).await.0, StatusCode::OK);
+    // No secret in URLs: the API does not take the token as a query parameter.
+    assert_eq!(get(s(), "/api/v1/records?token=s3cret", &[]).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(s(), "/api/v1/stream", &[]).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(get(s(), "/healthz", &[]).await.0, StatusCode::OK);
     assert_eq!(get(s(), "/", &[]).await.0, StatusCode::OK);
@@ -152,7 +159,13 @@ async fn app_files_have_types_caching_compression_and_a_route_fallback() {
     std::fs::write(dir.join("podtap-0123456789abcdef.wasm"), &wasm).unwrap();
     std::fs::write(dir.join("podtap-0123456789abcdef.js"), "export default function init() {}").unwrap();
     let assets = Arc::new(Assets::load(&dir).unwrap());
-    let s = || AppState { hub: Hub::new("t", 1), assets: assets.clone(), token: None, guard: Guard::default() };
+    let s = || AppState {
+        hub: Hub::new("t", 1),
+        assets: assets.clone(),
+        token: None,
+        guard: Guard::default(),
+        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
+    };
 
     let (status, h, body) = get(s(), "/podtap-0123456789abcdef.wasm", &[]).await;
     assert_eq!(status, StatusCode::OK);

@@ -48,6 +48,7 @@ async fn get(hub: &Hub, uri: &str) -> (StatusCode, Value) {
         assets: Arc::new(Assets::not_built()),
         token: None,
         guard: Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]),
+        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
     };
     let resp = app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();

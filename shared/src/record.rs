@@ -349,6 +349,10 @@ pub struct Record {
     /// Service's ClusterIP:port, or a node's address and NodePort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addressed: Option<Box<Endpoint>>,
+    /// The source the pod saw, when a source NAT (a NodePort's, masquerading) rewrote `src` on
+    /// the way: the back leg's client socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat: Option<Box<Endpoint>>,
     /// Request's first byte to response's first byte; `None` without a response.
     pub latency_us: Option<u64>,
     /// Microseconds since the Unix epoch at the exchange's last byte (the response's, or the
@@ -451,6 +455,7 @@ impl Record {
             tunnel: None,
             proxy: None,
             addressed: None,
+            snat: None,
             latency_us: Some(1500),
             end_us: Some(1_700_000_000_001_600),
             request_size: 78,

@@ -11,6 +11,7 @@ const IDB: u32 = 1;
 const EPB: u32 = 6;
 const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
 const OPT_END: u16 = 0;
+const OPT_COMMENT: u16 = 1;
 const IF_NAME: u16 = 2;
 const IF_TSRESOL: u16 = 9;
 /// Nanoseconds: 10^-9.
@@ -21,7 +22,8 @@ pub struct PcapngWriter<W: Write> {
     interfaces: u32,
 }
 
-fn link_code(link: LinkType) -> u16 {
+/// The pcap LINKTYPE_ code of a link.
+pub fn link_code(link: LinkType) -> u16 {
     match link {
         LinkType::Ethernet => 1,
         LinkType::LinuxSll => 113,
@@ -51,12 +53,26 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Declares the next interface; its index is the count of interfaces declared before it.
     pub fn add_interface(&mut self, name: &str, link: LinkType, snaplen: u32) -> io::Result<u32> {
+        self.add_interface_with(name, link, snaplen, None)
+    }
+
+    /// `add_interface` with a comment (`opt_comment`: what the interface was, on which node).
+    pub fn add_interface_with(
+        &mut self,
+        name: &str,
+        link: LinkType,
+        snaplen: u32,
+        comment: Option<&str>,
+    ) -> io::Result<u32> {
         let mut body = Vec::with_capacity(32 + name.len());
         body.extend_from_slice(&link_code(link).to_ne_bytes());
         body.extend_from_slice(&0u16.to_ne_bytes());
         body.extend_from_slice(&snaplen.to_ne_bytes());
         option(&mut body, IF_NAME, name.as_bytes());
         option(&mut body, IF_TSRESOL, &[NANOS]);
+        if let Some(c) = comment {
+            option(&mut body, OPT_COMMENT, c.as_bytes());
+        }
         option(&mut body, OPT_END, &[]);
         block(&mut self.out, IDB, &body)?;
         self.interfaces += 1;
@@ -65,18 +81,36 @@ impl<W: Write> PcapngWriter<W> {
 
     /// One packet on interface `interface`, captured at `ts_ns` (Unix nanoseconds).
     pub fn write_packet(&mut self, interface: u32, ts_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
+        self.write_packet_with(interface, ts_ns, wire_len, data, None)
+    }
+
+    /// `write_packet` with a comment (which connection, between which pods).
+    pub fn write_packet_with(
+        &mut self,
+        interface: u32,
+        ts_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+        comment: Option<&str>,
+    ) -> io::Result<()> {
+        let mut options = Vec::new();
+        if let Some(c) = comment {
+            option(&mut options, OPT_COMMENT, c.as_bytes());
+            option(&mut options, OPT_END, &[]);
+        }
         let mut head = [0u8; 20];
         head[0..4].copy_from_slice(&interface.to_ne_bytes());
         head[4..8].copy_from_slice(&((ts_ns >> 32) as u32).to_ne_bytes());
         head[8..12].copy_from_slice(&(ts_ns as u32).to_ne_bytes());
         head[12..16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         head[16..20].copy_from_slice(&wire_len.max(data.len() as u32).to_ne_bytes());
-        let total = (12 + head.len() + data.len() + pad4(data.len())) as u32;
+        let total = (12 + head.len() + data.len() + pad4(data.len()) + options.len()) as u32;
         self.out.write_all(&EPB.to_ne_bytes())?;
         self.out.write_all(&total.to_ne_bytes())?;
         self.out.write_all(&head)?;
         self.out.write_all(data)?;
         self.out.write_all(&[0; 3][..pad4(data.len())])?;
+        self.out.write_all(&options)?;
         self.out.write_all(&total.to_ne_bytes())
     }
 

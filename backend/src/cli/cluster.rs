@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{ConfigError, LiveArgs, ServeArgs, ServeConfig, Source};
+use super::{ConfigError, LiveArgs, ServeArgs, ServeConfig, ShareArgs, Source};
 use crate::capture::live::{RingSize, Selection};
 
 #[derive(Debug, clap::Args)]
@@ -44,6 +44,8 @@ pub struct HubArgs {
     /// own, not the wall clock.
     #[arg(long)]
     pub capture_clock: bool,
+    #[command(flatten)]
+    pub share: ShareArgs,
 }
 
 impl HubArgs {
@@ -66,6 +68,7 @@ impl HubArgs {
             synthetic: None,
             max_records: self.max_records,
             embed_origins: self.embed_origins,
+            share: self.share,
         };
         let mut config = serve.validate()?;
         config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock };

@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::capture::live::{POD_PATTERNS, RingSize, Selection};
 
 mod cluster;
+mod share;
 
 pub use cluster::{AgentArgs, AgentConfig, AgentSource, HubArgs};
+pub use share::{ShareArgs, ShareConfig};
 
 /// podtap — which pod really answered, over which connection, through which Service.
 #[derive(Debug, Parser)]
@@ -134,7 +136,8 @@ pub struct ServeArgs {
     /// Directory with the built browser app (index.html, …); default: the workspace's dist/.
     #[arg(long, env = "PODTAP_ASSETS")]
     pub assets: Option<PathBuf>,
-    /// Bearer token required by the API and stream (also accepted as ?token=).
+    /// Token the API, the stream and the browser need: as `Authorization: Bearer`, or exchanged once
+    /// for a sign-in cookie (open the page with `?token=`, or sign in on it).
     #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// How long records and their rollups are kept (`15m`, `1h`, `90s`). A bare number is the
@@ -153,6 +156,8 @@ pub struct ServeArgs {
     /// podtap's own.
     #[arg(long = "embed-origin", value_name = "ORIGIN", num_args = 1..)]
     pub embed_origins: Vec<String>,
+    #[command(flatten)]
+    pub share: ShareArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -242,6 +247,7 @@ pub struct ServeConfig {
     pub token: Option<String>,
     pub limits: crate::store::Limits,
     pub embed_origins: Vec<String>,
+    pub share: ShareConfig,
 }
 
 /// Why flags were refused.
@@ -274,6 +280,12 @@ pub enum ConfigError {
     BadHub(String),
     #[error("give the agent something to observe: --pod-interfaces, --interface NAME or --pcap FILE")]
     AgentWithoutSource,
+    #[error("--link-key: a key must be 16 characters or more")]
+    ShortLinkKey,
+    #[error("--base-path {0}: give a path like /podtap/ (letters, digits, / - _ . ~)")]
+    BadBasePath(String),
+    #[error("--max-sessions and --sessions-mb must be at least 1")]
+    ZeroSessions,
     #[error("--realtime applies to --pcap files")]
     RealtimeWithoutFiles,
     #[error("--buffer-mb must be at least 1")]
@@ -334,6 +346,7 @@ impl ServeArgs {
             token: self.token,
             limits,
             embed_origins: self.embed_origins,
+            share: self.share.validate()?,
         })
     }
 }

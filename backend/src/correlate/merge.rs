@@ -425,6 +425,11 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     merged.probe = probe;
     match from_front {
         Some((src, via, conn, ts, latency, addressed)) => {
+            // The pod's copy came from another socket: a source NAT on the way.
+            let seen = (merged.src.ip, merged.src.port);
+            if back.is_some() && seen != (src.ip, src.port) {
+                merged.snat = Some(Box::new(merged.src.clone()));
+            }
             (merged.src, merged.via, merged.conn, merged.ts, merged.latency_us) = (src, via, conn, ts, latency);
             merged.addressed = addressed;
         }

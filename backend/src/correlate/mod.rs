@@ -51,6 +51,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         tunnel: ex.tunnel.map(Box::new),
         proxy,
         addressed: None,
+        snat: None,
         latency_us: ex.response_ts_us.map(|r| r.saturating_sub(ex.ts_us)),
         end_us: match &ex.detail {
             // A connection still open has no end yet.

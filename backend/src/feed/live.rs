@@ -53,16 +53,25 @@ impl DropWatch {
 pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &AtomicBool) -> Result<(), LiveError> {
     let mut engine = Engine::new(cluster.borrow_and_update().clone());
     let mut batch = Batch::new(hub);
+    let packets = hub.packets();
     let mut named = 0;
     let mut watch = DropWatch::new();
     while !stop.load(Ordering::Relaxed) {
         live.follow_changes()?;
         for (index, iface) in live.interfaces().iter().enumerate().skip(named) {
             engine.name_interface(index as u32, Some(iface.name.clone()));
+            if let Some(p) = &packets {
+                p.name_interface(index as u32, Some(iface.name.clone()));
+            }
             named = index + 1;
         }
         follow_cluster(&mut engine, &mut cluster);
-        live.poll(POLL, |f| engine.on_frame(&f.frame, &mut batch.records))?;
+        live.poll(POLL, |f| {
+            if let Some(p) = &packets {
+                p.add(&f.frame);
+            }
+            engine.on_frame(&f.frame, &mut batch.records)
+        })?;
         engine.idle(now_us(), &mut batch.records);
         batch.maybe_flush();
         if let Some(stats) = watch.due(&mut live) {

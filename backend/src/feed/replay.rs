@@ -41,6 +41,7 @@ pub fn run_passes(
     passes: Option<usize>,
 ) -> Vec<String> {
     let mut engine = Engine::new(cluster.borrow_and_update().clone());
+    let packets = hub.packets();
     let mut errors = Vec::new();
     let mut batch = Batch::new(hub);
     let shift = pacing.realtime || pacing.looped;
@@ -53,6 +54,7 @@ pub fn run_passes(
             let start_us = now_us().max(pass_end_us + 1_000_000);
             let mut first_ts: Option<u64> = None;
             let mut frames = file.frames();
+            let mut named = 0;
             while let Some(frame) = frames.next() {
                 let frame = match frame {
                     Ok(f) => f,
@@ -78,6 +80,13 @@ pub fn run_passes(
                 pass_end_us = pass_end_us.max(frame.ts_us);
                 follow_cluster(&mut engine, &mut cluster);
                 engine.sync_interfaces(&frames);
+                if let Some(p) = &packets {
+                    for (index, iface) in frames.interfaces().iter().enumerate().skip(named) {
+                        p.name_interface(index as u32, iface.name.clone());
+                        named = index + 1;
+                    }
+                    p.add(&frame);
+                }
                 engine.on_frame(&frame, &mut batch.records);
                 batch.maybe_flush();
             }

@@ -3,16 +3,20 @@
 //! `/api/v1/records/{id}`, one connection `/api/v1/connections/{conn}`. Errors are JSON with one
 //! sentence and never carry internals.
 
-use axum::Json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
+use crate::packets::{StoredFrame, Wanted};
 use crate::publish::hub::{ClusterStatus, Hub};
 use crate::store::{Bucket, Connection, Cursor, Kinds, STEP_US, StoreStats, Window};
 use crate::timespec;
@@ -24,8 +28,24 @@ pub const MAX_LIMIT: usize = 10_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Missing or wrong token.
-    #[error("a valid token is required: send Authorization: Bearer TOKEN or ?token=TOKEN")]
+    #[error(
+        "a valid token is required: sign in (open podtap with the token, or POST it to /api/v1/login), or send Authorization: Bearer TOKEN"
+    )]
     Unauthorized,
+    /// A link that grants nothing here (tampered, revoked, another scope).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A link that has expired.
+    #[error("{0}")]
+    Expired(String),
+    /// Session storage refused (full, failed).
+    #[error("{0}")]
+    Storage(String),
+    #[error("no session {0}")]
+    NoSuchSession(String),
+    /// Packets asked for that are not kept.
+    #[error("{0}")]
+    NotRetained(String),
     /// A query parameter is out of range.
     #[error("{0}")]
     BadRequest(String),
@@ -45,11 +65,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound
             | ApiError::NoSuchService(_)
             | ApiError::NoSuchRecord(_)
-            | ApiError::NoSuchConnection(_) => StatusCode::NOT_FOUND,
+            | ApiError::NoSuchConnection(_)
+            | ApiError::NoSuchSession(_)
+            | ApiError::NotRetained(_) => StatusCode::NOT_FOUND,
         };
         (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
@@ -77,6 +102,112 @@ pub struct Health {
     /// `podtap hub`: what every agent's capture saw and the hub merged, summed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::engine::EngineStats>,
+}
+
+/// What the windowed endpoints read: the live store (`Hub`) or a saved session (`Frozen`).
+pub trait Data: Send + Sync {
+    /// "Now" for relative times.
+    fn now_us(&self) -> u64;
+    fn store_stats(&self) -> StoreStats;
+    fn total(&self) -> u64;
+    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool);
+    fn record(&self, id: u64) -> Option<Record>;
+    fn connection(&self, conn: u64) -> Option<Connection>;
+    fn map(&self, filter: &Filter, w: Window) -> ServiceMap;
+    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket>;
+    fn balance(&self, service: &str, w: Window) -> Option<Balance>;
+    fn balances(&self, w: Window) -> Vec<Balance>;
+    /// The retained packets of the wanted flows, and whether some aged out; `None` when this
+    /// source keeps no packets at all.
+    fn packets(&self, _wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
+        None
+    }
+    /// Interface names of the packets (index = `StoredFrame::interface`), and the node.
+    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
+        (Vec::new(), None)
+    }
+}
+
+impl Data for Hub {
+    fn now_us(&self) -> u64 {
+        Hub::now_us(self)
+    }
+    fn store_stats(&self) -> StoreStats {
+        Hub::store_stats(self)
+    }
+    fn total(&self) -> u64 {
+        Hub::total(self)
+    }
+    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
+        Hub::records(self, w, f, k, after, limit)
+    }
+    fn record(&self, id: u64) -> Option<Record> {
+        Hub::record(self, id)
+    }
+    fn connection(&self, conn: u64) -> Option<Connection> {
+        Hub::connection(self, conn)
+    }
+    fn map(&self, filter: &Filter, w: Window) -> ServiceMap {
+        Hub::map(self, filter, w)
+    }
+    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
+        Hub::timeline(self, w, step_us, filter)
+    }
+    fn balance(&self, service: &str, w: Window) -> Option<Balance> {
+        Hub::balance(self, service, w)
+    }
+    fn balances(&self, w: Window) -> Vec<Balance> {
+        Hub::balances(self, w)
+    }
+    fn packets(&self, wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
+        let store = self.packets()?;
+        match store.select(wanted) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::warn!("reading retained packets: {e}");
+                None
+            }
+        }
+    }
+    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
+        (self.packets().map(|p| p.interfaces()).unwrap_or_default(), None)
+    }
+}
+
+/// The data a request may read, as the access check decided: the live store or one session,
+/// and for a live link the filter it is restricted to.
+#[derive(Clone)]
+pub struct Scoped {
+    pub data: Arc<dyn Data>,
+    pub restrict: Option<Arc<str>>,
+}
+
+impl Scoped {
+    /// The filter of a request: its own, narrowed by the link's.
+    pub fn filter(&self, text: &str) -> Result<Filter, ApiError> {
+        parse_filter(&narrowed(self.restrict.as_deref(), text))
+    }
+
+    /// Whether one record may be shown under the link's filter.
+    fn admits(&self, r: &Record) -> bool {
+        self.restrict.as_deref().is_none_or(|t| Filter::parse(t).is_ok_and(|f| f.matches(r)))
+    }
+}
+
+/// `text` narrowed by a link's filter: terms separated by spaces must all hold.
+pub fn narrowed(restrict: Option<&str>, text: &str) -> String {
+    match restrict {
+        Some(r) if !r.trim().is_empty() => format!("{r} {text}"),
+        _ => text.to_string(),
+    }
+}
+
+/// Whether a live link restricted to `restrict` may see Service `service`'s balance: balance is
+/// per Service, so only a Service some request under the link's filter went through.
+pub fn service_visible(data: &dyn Data, restrict: Option<&str>, service: &str) -> bool {
+    let Some(r) = restrict else { return true };
+    let Ok(f) = Filter::parse(&format!("{r} svc:{service}")) else { return false };
+    !data.records(Window::ALL, &f, Kinds::Requests, None, 1).0.is_empty()
 }
 
 /// `GET /metrics`: OpenMetrics text (see `metrics`).
@@ -120,9 +251,14 @@ pub struct WindowQuery {
 }
 
 impl WindowQuery {
+    /// A window as given in a JSON body (`POST /api/v1/sessions`).
+    pub fn new(from: Option<String>, to: Option<String>, filter: String) -> Self {
+        Self { from, to, filter }
+    }
+
     /// The window asked for: everything retained by default; `to` defaults to now.
-    fn window(&self, hub: &Hub) -> Result<Window, ApiError> {
-        let now = hub.now_us();
+    pub fn window(&self, data: &dyn Data) -> Result<Window, ApiError> {
+        let now = data.now_us();
         let time = |t: &Option<String>, default: u64| match t {
             Some(text) => timespec::parse_time(text, now).map_err(|e| ApiError::BadRequest(e.to_string())),
             None => Ok(default),
@@ -140,29 +276,42 @@ impl WindowQuery {
         Ok(Window { from, to })
     }
 
-    fn filter(&self) -> Result<Filter, ApiError> {
-        parse_filter(&self.filter)
+    pub fn filter(&self, scope: &Scoped) -> Result<Filter, ApiError> {
+        scope.filter(&self.filter)
     }
+
+    pub fn filter_text(&self) -> &str {
+        &self.filter
+    }
+}
+
+/// A path parameter by name (nested under `/sessions/{sid}` a route has two).
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
+    params.get(name).map_or("", String::as_str)
 }
 
 /// `GET /api/v1/services/{ns}/{name}/balance?from=&to=`: how the Service's requests and
 /// connections spread over its pods in the window, with the skew and its cause.
 pub async fn balance(
-    State(state): State<AppState>,
-    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    Extension(scope): Extension<Scoped>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<Balance>, ApiError> {
-    let service = format!("{namespace}/{name}");
-    let window = q.window(&state.hub)?;
-    state.hub.balance(&service, window).map(Json).ok_or(ApiError::NoSuchService(service))
+    let service = format!("{}/{}", param(&params, "namespace"), param(&params, "name"));
+    let window = q.window(&*scope.data)?;
+    if !service_visible(&*scope.data, scope.restrict.as_deref(), &service) {
+        return Err(ApiError::NoSuchService(service));
+    }
+    scope.data.balance(&service, window).map(Json).ok_or(ApiError::NoSuchService(service))
 }
 
 /// `GET /api/v1/services?from=&to=`: every Service's balance in the window, most skewed first.
 pub async fn services(
-    State(state): State<AppState>,
+    Extension(scope): Extension<Scoped>,
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<Vec<Balance>>, ApiError> {
-    let mut all = state.hub.balances(q.window(&state.hub)?);
+    let mut all = scope.data.balances(q.window(&*scope.data)?);
+    all.retain(|b| service_visible(&*scope.data, scope.restrict.as_deref(), &b.service));
     all.sort_by(|a, b| b.skew.total_cmp(&a.skew).then_with(|| a.service.cmp(&b.service)));
     Ok(Json(all))
 }
@@ -197,7 +346,7 @@ pub struct RecordsPage {
 
 /// `GET /api/v1/records?filter=&limit=&from=&to=&kind=&cursor=`.
 pub async fn records(
-    State(state): State<AppState>,
+    Extension(scope): Extension<Scoped>,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Json<RecordsPage>, ApiError> {
     let limit = match q.limit.as_deref().map(str::parse::<usize>) {
@@ -216,8 +365,8 @@ pub async fn records(
             return Err(ApiError::BadRequest(format!("kind must be requests, tcp or all, not `{other}`")));
         }
     };
-    let window = q.window.window(&state.hub)?;
-    let filter = q.window.filter()?;
+    let window = q.window.window(&*scope.data)?;
+    let filter = q.window.filter(&scope)?;
     let after = match (&q.cursor, &q.window.from) {
         (Some(c), _) => Some(Cursor::parse(c).ok_or_else(|| {
             ApiError::BadRequest(format!("`{c}` is not a cursor: pass the `next` of the previous page"))
@@ -226,27 +375,44 @@ pub async fn records(
         (None, Some(_)) => Some(Cursor { ts: 0, id: 0 }),
         (None, None) => None,
     };
-    let (records, more) = state.hub.records(window, &filter, kinds, after, limit);
+    let (records, more) = scope.data.records(window, &filter, kinds, after, limit);
     let next = (more && after.is_some()).then(|| records.last().map(|r| Cursor { ts: r.ts, id: r.id }.to_string()));
-    Ok(Json(RecordsPage { records, total: state.hub.total(), next: next.flatten() }))
+    Ok(Json(RecordsPage { records, total: scope.data.total(), next: next.flatten() }))
 }
 
 /// `GET /api/v1/records/{id}`: one record in full.
-pub async fn record(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Record>, ApiError> {
+pub async fn record(
+    Extension(scope): Extension<Scoped>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Record>, ApiError> {
+    let id = param(&params, "id");
     let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a record id")))?;
-    state.hub.record(n).map(Json).ok_or(ApiError::NoSuchRecord(n))
+    scope.data.record(n).filter(|r| scope.admits(r)).map(Json).ok_or(ApiError::NoSuchRecord(n))
 }
 
 /// `GET /api/v1/connections/{conn}`: the connection's `tcp` record and all its requests.
-pub async fn connection(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Connection>, ApiError> {
+pub async fn connection(
+    Extension(scope): Extension<Scoped>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Connection>, ApiError> {
+    let id = param(&params, "conn");
     let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a connection id")))?;
-    state.hub.connection(n).map(Json).ok_or(ApiError::NoSuchConnection(n))
+    let mut c = scope.data.connection(n).ok_or(ApiError::NoSuchConnection(n))?;
+    c.requests.retain(|r| scope.admits(r));
+    c.connection = c.connection.filter(|r| scope.admits(r));
+    if c.connection.is_none() && c.requests.is_empty() {
+        return Err(ApiError::NoSuchConnection(n));
+    }
+    Ok(Json(c))
 }
 
 /// `GET /api/v1/map?filter=&from=&to=`.
-pub async fn map(State(state): State<AppState>, Query(q): Query<WindowQuery>) -> Result<Json<ServiceMap>, ApiError> {
-    let window = q.window(&state.hub)?;
-    Ok(Json(state.hub.map(&q.filter()?, window)))
+pub async fn map(
+    Extension(scope): Extension<Scoped>,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<ServiceMap>, ApiError> {
+    let window = q.window(&*scope.data)?;
+    Ok(Json(scope.data.map(&q.filter(&scope)?, window)))
 }
 
 #[derive(Deserialize)]
@@ -270,12 +436,12 @@ pub struct Timeline {
 /// `GET /api/v1/timeline?from=&to=&filter=&step=`: requests and errors per step (the overview
 /// strip). The window defaults to what is retained, the step to about 200 buckets' worth.
 pub async fn timeline(
-    State(state): State<AppState>,
+    Extension(scope): Extension<Scoped>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
-    let hub = &state.hub;
+    let hub = &*scope.data;
     let mut window = q.window.window(hub)?;
-    let filter = q.window.filter()?;
+    let filter = q.window.filter(&scope)?;
     let stats = hub.store_stats();
     if q.window.from.is_none() {
         window.from = stats.oldest_us.unwrap_or(hub.now_us()) / STEP_US * STEP_US;

@@ -1,15 +1,16 @@
 //! What every request passes before a handler sees it, and what every response carries: the
 //! DNS-rebinding check (bound to loopback, podtap answers only requests addressed to a loopback
-//! name), the same-origin check on WebSocket upgrades (any web page may open a WebSocket to
-//! localhost; only podtap's own page and allowed embed origins may read the stream), the token
-//! compared in constant time, and the security headers (`nosniff`, `no-referrer`, a CSP).
+//! name), the same-origin check on WebSocket upgrades and on every request that changes something
+//! (any web page may open a WebSocket to localhost or post a form to it; only podtap's own page
+//! and allowed embed origins may), secrets compared in constant time, and the security headers
+//! (`nosniff`, `no-referrer`, a CSP whose `frame-ancestors` are the allowed embed origins).
 //! Owns no state beyond its configuration; knows nothing of the data it protects.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
@@ -81,13 +82,15 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
         );
     }
     let upgrade = header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if upgrade
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if (upgrade || writes)
         && let Some(origin) = header_str(headers, header::ORIGIN)
         && !state.guard.origin_allowed(origin, host)
     {
         return plain(
             StatusCode::FORBIDDEN,
-            "podtap's stream is open only to podtap's own page and the origins given with --embed-origin\n",
+            "podtap's stream and its changes (sessions, links, sign-in) are open only to podtap's own page and \
+             the origins given with --embed-origin\n",
         );
     }
     let mut resp = next.run(req).await;

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::engine::EngineStats;
+use crate::packets::PacketStore;
 use crate::resolve::ClusterState;
 use crate::resolve::access::Access;
 use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, Store, StoreStats, Window};
@@ -60,6 +61,8 @@ struct Inner {
     source: String,
     clock: Clock,
     metrics: super::metrics::Metrics,
+    /// This node's retained packets (`serve` with `--packet-retention-mb` above 0).
+    packets: std::sync::OnceLock<Arc<PacketStore>>,
 }
 
 /// The cluster state's source and readiness, for `/healthz`.
@@ -120,6 +123,7 @@ impl Hub {
                 source: source.into(),
                 clock,
                 metrics: super::metrics::Metrics::default(),
+                packets: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -127,6 +131,16 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the frames of this node's capture in `store` (the feed adds them).
+    pub fn set_packets(&self, store: Arc<PacketStore>) {
+        let _ = self.inner.packets.set(store);
+    }
+
+    /// The packet ring, when packets are retained.
+    pub fn packets(&self) -> Option<Arc<PacketStore>> {
+        self.inner.packets.get().cloned()
     }
 
     pub fn source(&self) -> &str {

@@ -1,14 +1,17 @@
 //! Stage 8, publish: the HTTP server. `app()` builds the whole router (API, WebSocket stream, the
-//! browser app) from a `Hub` so tests drive it without a socket; `main` only binds it.
+//! browser app, sharing) from a `Hub` and a `Share` so tests drive it without a socket; `main`
+//! only binds it.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
+
+use crate::share::{self, Share};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use tower_http::compression::CompressionLayer;
 
 pub mod api;
@@ -29,11 +32,13 @@ pub struct AppState {
     pub assets: Arc<Assets>,
     pub token: Option<Arc<str>>,
     pub guard: Guard,
+    pub share: Arc<Share>,
 }
 
-/// The podtap router: `/healthz`, `/api/v1/…`, `WS /api/v1/stream`, and the app for every other path.
-pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+/// The windowed data routes, served for the live store at `/api/v1/…` and for a saved session at
+/// `/api/v1/sessions/{sid}/…` (the access check hands each handler its data).
+fn data_routes() -> Router<AppState> {
+    Router::new()
         .route("/records", get(api::records))
         .route("/records/{id}", get(api::record))
         .route("/connections/{conn}", get(api::connection))
@@ -41,33 +46,49 @@ pub fn app(state: AppState) -> Router {
         .route("/timeline", get(api::timeline))
         .route("/services", get(api::services))
         .route("/services/{namespace}/{name}/balance", get(api::balance))
+        .route("/export", get(share::api::export))
+        .route("/packets", get(share::api::packets))
+}
+
+/// The podtap router: `/healthz`, `/metrics`, `/api/v1/…`, `WS /api/v1/stream`, and the app for
+/// every other path — at `/` and, with `--base-path`, under it too (a proxy that keeps the prefix
+/// and one that strips it both work).
+pub fn app(state: AppState) -> Router {
+    let api = data_routes()
+        .nest("/sessions/{sid}", data_routes())
         .route("/stream", get(stream::upgrade))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/access", get(share::api::access))
+        .route("/sessions", get(share::api::list_sessions).post(share::api::create_session))
+        .route("/sessions/{sid}", get(share::api::session_meta).delete(share::api::delete_session))
+        .route("/sessions/{sid}/links", post(share::api::link_session))
+        .route("/links", get(share::api::list_links).post(share::api::create_link))
+        .route("/links/{id}", delete(share::api::revoke_link))
+        .route("/login", post(share::api::login))
+        .route("/logout", post(share::api::logout))
+        .route_layer(middleware::from_fn_with_state(state.clone(), share::access::authorize))
         .fallback(api::not_found);
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let base = state.share.base.trim_end_matches('/').to_string();
+    let router = Router::new()
         .route("/healthz", get(api::healthz))
         .merge(metrics)
         .nest("/api/v1", api)
         .fallback(assets::serve)
         .layer(middleware::from_fn_with_state(state.clone(), guard::check))
-        .with_state(state)
-        .layer(CompressionLayer::new())
+        .with_state(state);
+    let router = if base.is_empty() {
+        router
+    } else {
+        Router::new().nest_service(&base, router.clone()).fallback_service(router)
+    };
+    router.layer(CompressionLayer::new())
 }
 
-/// With a token configured, API calls need `Authorization: Bearer TOKEN` or `?token=TOKEN`
-/// (browsers cannot set headers on a WebSocket).
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = &state.token else {
-        return next.run(req).await;
-    };
-    let bearer =
-        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let query = req.uri().query().into_iter().flat_map(|q| q.split('&')).find_map(|kv| kv.strip_prefix("token="));
-    let presented = [bearer, query].into_iter().flatten();
-    if presented.into_iter().any(|p| guard::same_secret(p, token)) {
+/// `/metrics` is the admin's only (a scraper sends the token as a bearer).
+async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if share::access::is_admin(&state, req.headers()) {
         next.run(req).await
     } else {
         api::ApiError::Unauthorized.into_response()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -17,6 +18,7 @@ use podtap_shared::{Balance, ClientMessage, Filter, MapBuilder, MapStats, Record
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
+use super::api::Scoped;
 use super::hub::{Hub, Published, to_json};
 use crate::store::Window;
 
@@ -25,7 +27,13 @@ pub const SNAPSHOT_RECORDS: usize = 2_000;
 /// How often map deltas, balance and notices go out.
 const TICK: Duration = Duration::from_secs(1);
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// The upgrade; a live link's filter (`restrict`) holds for every subscription on the socket.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    scoped: Option<Extension<Scoped>>,
+) -> Response {
+    let restrict = scoped.and_then(|Extension(s)| s.restrict);
     ws.on_upgrade(move |socket: WebSocket| async move {
         let (tx, rx) = socket.split();
         let tx = tx.with(|text: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(text.as_ref().into())) });
@@ -37,7 +45,7 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
                 Err(e) => Some(Err(e)),
             }
         });
-        pump(Box::pin(tx), rx, state.hub).await;
+        pump(Box::pin(tx), rx, state.hub, restrict).await;
     })
 }
 
@@ -174,7 +182,9 @@ impl Session {
 }
 
 /// Sends hello, cluster and snapshot, then the subscription's stream, until either side goes away.
-pub async fn pump<S, R, E>(mut sink: S, incoming: R, hub: Hub)
+/// With `restrict` (a live link's filter) every subscription is narrowed by it, and a Service's
+/// balance is sent only when some request through it passes it.
+pub async fn pump<S, R, E>(mut sink: S, incoming: R, hub: Hub, restrict: Option<Arc<str>>)
 where
     S: Sink<Arc<str>> + Unpin,
     R: Stream<Item = Result<Option<String>, E>>,
@@ -186,8 +196,9 @@ where
         clock: hub.clock(),
     };
     let mut feed = hub.feed();
-    let (mut session, snapshot) =
-        Session::new(&hub, Filter::default(), String::new(), None, u64::from(DEFAULT_MAX_RATE));
+    let narrowed = |text: &str| Filter::parse(&super::api::narrowed(restrict.as_deref(), text));
+    let start = narrowed("").unwrap_or_default();
+    let (mut session, snapshot) = Session::new(&hub, start, String::new(), None, u64::from(DEFAULT_MAX_RATE));
     let cluster = hub.cluster_message();
     let agents = hub.agents_message();
     for msg in [Some(hello), Some(cluster), agents, Some(snapshot)].into_iter().flatten() {
@@ -226,8 +237,9 @@ where
             }
             from_client = incoming.next() => match from_client {
                 Some(Ok(Some(text))) => match serde_json::from_str::<ClientMessage>(&text) {
-                    Ok(ClientMessage::Subscribe { filter, service, max_rate }) => match Filter::parse(&filter) {
+                    Ok(ClientMessage::Subscribe { filter, service, max_rate }) => match narrowed(&filter) {
                         Ok(parsed) => {
+                            let service = service.filter(|s| super::api::service_visible(&hub, restrict.as_deref(), s));
                             let rate = u64::from(max_rate.unwrap_or(DEFAULT_MAX_RATE).clamp(1, 100_000));
                             let (next, snapshot) = Session::new(&hub, parsed, filter, service, rate);
                             session = next;

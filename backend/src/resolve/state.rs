@@ -67,7 +67,7 @@ pub struct ServiceRef {
 }
 
 /// One address behind a Service (an EndpointSlice endpoint).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Backend {
     pub ip: IpAddr,
     /// `ns/name` of the pod, when the slice names it.
@@ -300,6 +300,17 @@ impl ClusterState {
 
     pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The state a saved session keeps: every Service's backends as they are now (names are in
+    /// the records already).
+    pub fn backends_snapshot(&self) -> BTreeMap<String, Vec<Backend>> {
+        self.backends.clone()
+    }
+
+    /// A state holding only Services' backends, as a saved session restores it.
+    pub fn from_backends(backends: BTreeMap<String, Vec<Backend>>) -> Self {
+        Self { objects: backends.len(), backends, ..Self::default() }
     }
 
     /// Whether a request to `ip:port` for `path` is what one of the pod's HTTP probes asks for

@@ -1,0 +1,391 @@
+//! The sharing API: `POST/GET /api/v1/sessions`, `GET/DELETE /api/v1/sessions/{id}`,
+//! `POST /api/v1/sessions/{id}/links`, `POST/GET /api/v1/links`, `DELETE /api/v1/links/{id}`,
+//! `GET /api/v1/access` (what this request may do), the downloads (`export`, `packets`) of the
+//! live store or a session, and sign-in (`POST /api/v1/login`, `/logout`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form, Json};
+use podtap_shared::{Filter, Record};
+use serde::{Deserialize, Serialize};
+
+use super::access::{Grant, now_s, over_tls, sign_in_cookie, sign_out_cookie};
+use super::db::LiveLink;
+use super::link::{Scope, random_text};
+use super::session::{MAX_SESSION_RECORDS, Payload, SessionMeta};
+use super::{export, pages};
+use crate::publish::AppState;
+use crate::publish::api::{ApiError, Data, Scoped, WindowQuery};
+use crate::store::{Cursor, Kinds};
+
+/// A link's lifetime when none is asked for, and the longest one podtap signs.
+pub const DEFAULT_TTL_S: u64 = 7 * 24 * 3600;
+pub const MAX_TTL_S: u64 = 365 * 24 * 3600;
+/// Most records one download holds.
+pub const MAX_EXPORT: usize = MAX_SESSION_RECORDS;
+
+/// A time in a JSON body: RFC 3339, relative (`-5m`), or µs since the epoch.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum TimeArg {
+    Text(String),
+    Micros(u64),
+}
+
+impl TimeArg {
+    fn text(self) -> String {
+        match self {
+            TimeArg::Text(t) => t,
+            TimeArg::Micros(us) => us.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSession {
+    from: Option<TimeArg>,
+    to: Option<TimeArg>,
+    #[serde(default)]
+    filter: String,
+    ttl_s: Option<u64>,
+    #[serde(default)]
+    title: String,
+    /// The page's view (its URL parameters) to restore.
+    #[serde(default)]
+    view: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SharedLink {
+    pub id: String,
+    /// The path of the link, under podtap's base path: `/s/{id}?exp=…&sig=…`.
+    pub url: String,
+    /// Unix seconds.
+    pub expires: u64,
+}
+
+fn ttl(asked: Option<u64>) -> Result<u64, ApiError> {
+    match asked.unwrap_or(DEFAULT_TTL_S) {
+        0 => Err(ApiError::BadRequest("ttl_s must be at least 1 second".into())),
+        t if t > MAX_TTL_S => Err(ApiError::BadRequest(format!("ttl_s must be at most {MAX_TTL_S} (a year)"))),
+        t => Ok(t),
+    }
+}
+
+fn storage(e: super::db::DbError) -> ApiError {
+    ApiError::Storage(e.to_string())
+}
+
+fn session_link(state: &AppState, id: &str, ttl_s: u64) -> SharedLink {
+    let expires = now_s() + ttl_s;
+    let sig = state.share.keys.sign(id, expires, &Scope::Session);
+    SharedLink { id: id.to_string(), url: format!("{}s/{id}?exp={expires}&sig={sig}", state.share.base), expires }
+}
+
+/// `POST /api/v1/sessions`: freezes a window into a saved session and signs a link to it.
+pub async fn create_session(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scoped>,
+    Json(body): Json<NewSession>,
+) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
+    let ttl_s = ttl(body.ttl_s)?;
+    let q = WindowQuery::new(body.from.map(TimeArg::text), body.to.map(TimeArg::text), body.filter.clone());
+    let window = q.window(&*scope.data)?;
+    let filter = q.filter(&scope)?;
+    let hub = &state.hub;
+    let (records, more) = hub.records(window, &filter, Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_SESSION_RECORDS);
+    if more {
+        return Err(ApiError::BadRequest(format!(
+            "this window holds more than {MAX_SESSION_RECORDS} records, more than a session keeps: choose a shorter window or a narrower filter"
+        )));
+    }
+    let (frames, aged_out) = Data::packets(hub, &export::flows(&records)).unwrap_or((Vec::new(), !records.is_empty()));
+    let stats = hub.store_stats();
+    let to = if window.to == u64::MAX { stats.newest_us.unwrap_or(0) + 1 } else { window.to };
+    let from = if window.from == 0 { stats.oldest_us.unwrap_or(to - 1) } else { window.from };
+    let id = random_text(12);
+    let meta = SessionMeta {
+        id: id.clone(),
+        title: body.title,
+        created_us: crate::feed::replay::now_us(),
+        from,
+        to,
+        filter: body.filter,
+        view: body.view,
+        records: records.len() as u64,
+        requests: records.iter().filter(|r| r.is_request()).count() as u64,
+        packets: frames.len() as u64,
+        packets_aged_out: aged_out,
+        source: hub.source().to_string(),
+        clock: hub.clock(),
+        bytes: 0,
+    };
+    let payload =
+        Payload { records, backends: hub.cluster().backends_snapshot(), frames, interfaces: Data::interfaces(hub).0 };
+    let share = state.share.clone();
+    let meta_saved = meta.clone();
+    let evicted = tokio::task::spawn_blocking(move || share.sessions.save(&meta_saved, &payload))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?
+        .map_err(storage)?;
+    for gone in evicted {
+        tracing::info!("session {gone} evicted to make room (--evict-sessions)");
+        state.share.forget(&gone);
+    }
+    tracing::info!("session {id} saved: {} records, {} packets", meta.records, meta.packets);
+    Ok((StatusCode::CREATED, Json(session_link(&state, &id, ttl_s))))
+}
+
+/// `GET /api/v1/sessions`: every saved session, oldest first.
+pub async fn list_sessions(State(state): State<AppState>) -> Result<Json<Vec<SessionMeta>>, ApiError> {
+    state.share.sessions.list().map(Json).map_err(storage)
+}
+
+/// `GET /api/v1/sessions/{id}`: what the session holds and the view to restore.
+pub async fn session_meta(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionMeta>, ApiError> {
+    state.share.sessions.meta(&id).map_err(storage)?.map(Json).ok_or(ApiError::NoSuchSession(id))
+}
+
+/// `DELETE /api/v1/sessions/{id}`: the session and every link to it.
+pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.share.forget(&id);
+    match state.share.sessions.delete(&id).map_err(storage)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::NoSuchSession(id)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    #[serde(default)]
+    filter: String,
+    ttl_s: Option<u64>,
+}
+
+/// `POST /api/v1/sessions/{id}/links` `{"ttl_s"}`: another link to a saved session.
+pub async fn link_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<NewLink>,
+) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
+    let ttl_s = ttl(body.ttl_s)?;
+    if state.share.sessions.meta(&id).map_err(storage)?.is_none() {
+        return Err(ApiError::NoSuchSession(id));
+    }
+    Ok((StatusCode::CREATED, Json(session_link(&state, &id, ttl_s))))
+}
+
+/// `POST /api/v1/links` `{"filter", "ttl_s"}`: a link to the live view under `filter`.
+pub async fn create_link(
+    State(state): State<AppState>,
+    Json(body): Json<NewLink>,
+) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
+    let ttl_s = ttl(body.ttl_s)?;
+    Filter::parse(&body.filter).map_err(|e| ApiError::BadRequest(format!("filter: {e}")))?;
+    let expires = now_s() + ttl_s;
+    let link = LiveLink {
+        id: random_text(12),
+        filter: body.filter,
+        created_us: crate::feed::replay::now_us(),
+        expires_s: expires,
+    };
+    state.share.sessions.add_link(&link).map_err(storage)?;
+    let sig = state.share.keys.sign(&link.id, expires, &Scope::Live(link.filter.clone()));
+    let url = format!("{}l/{}?exp={expires}&sig={sig}", state.share.base, link.id);
+    Ok((StatusCode::CREATED, Json(SharedLink { id: link.id, url, expires })))
+}
+
+/// `GET /api/v1/links`: the live links not revoked.
+pub async fn list_links(State(state): State<AppState>) -> Result<Json<Vec<LiveLink>>, ApiError> {
+    state.share.sessions.links().map(Json).map_err(storage)
+}
+
+/// `DELETE /api/v1/links/{id}`: revokes a live link.
+pub async fn revoke_link(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    match state.share.sessions.revoke(&id).map_err(storage)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::BadRequest(format!("no live link {id}"))),
+    }
+}
+
+#[derive(Serialize)]
+pub struct AccessAnswer {
+    /// `admin`, `session` or `live`.
+    scope: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<SessionMeta>,
+    /// A live link's filter, which every view is narrowed by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
+    /// When the link expires (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
+    /// Whether sessions and links can be made here (the admin only).
+    can_share: bool,
+}
+
+/// `GET /api/v1/access[?link=…&exp=…&sig=…][&session=ID]`: what this request may see, for the page.
+pub async fn access(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Json<AccessAnswer>, ApiError> {
+    let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
+    Ok(Json(match grant {
+        Grant::Admin => AccessAnswer {
+            scope: "admin",
+            session: match q.get("session") {
+                Some(id) => Some(meta(id)?.ok_or_else(|| ApiError::NoSuchSession(id.clone()))?),
+                None => None,
+            },
+            filter: None,
+            expires: None,
+            can_share: true,
+        },
+        Grant::Session { id, expires_s } => AccessAnswer {
+            scope: "session",
+            session: meta(&id)?,
+            filter: None,
+            expires: Some(expires_s),
+            can_share: false,
+        },
+        Grant::Live { link, expires_s } => AccessAnswer {
+            scope: "live",
+            session: None,
+            filter: Some(link.filter),
+            expires: Some(expires_s),
+            can_share: false,
+        },
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+    /// One connection only.
+    conn: Option<String>,
+    #[serde(flatten)]
+    window: WindowQuery,
+}
+
+/// The records an export holds: the window's, under the filter, of one connection if asked.
+fn export_records(scope: &Scoped, q: &ExportQuery) -> Result<Vec<Record>, ApiError> {
+    let window = q.window.window(&*scope.data)?;
+    let mut filter = q.window.filter(scope)?;
+    if let Some(c) = &q.conn {
+        let conn: u64 = c.parse().map_err(|_| ApiError::BadRequest(format!("`{c}` is not a connection id")))?;
+        filter = scope.filter(&format!("{} conn:{conn}", q.window.filter_text()))?;
+    }
+    let (records, more) = scope.data.records(window, &filter, Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_EXPORT);
+    if more {
+        return Err(ApiError::BadRequest(format!(
+            "this window holds more than {MAX_EXPORT} records: choose a shorter window or a narrower filter"
+        )));
+    }
+    Ok(records)
+}
+
+fn attachment(mime: &'static str, name: String, body: Vec<u8>) -> Response {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")).expect("a plain file name");
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(mime)), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response()
+}
+
+/// `GET …/export?format=pcapng|har|jsonl&from=&to=&filter=&conn=`.
+pub async fn export(Extension(scope): Extension<Scoped>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+    let records = export_records(&scope, &q)?;
+    let stem = match &q.conn {
+        Some(c) => format!("podtap-conn-{c}"),
+        None => "podtap".to_string(),
+    };
+    match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => {
+            Ok(attachment("application/x-ndjson", format!("{stem}.jsonl"), export::jsonl(&records).into_bytes()))
+        }
+        "har" => {
+            let body = serde_json::to_vec_pretty(&export::har(&records)).expect("a HAR serialises");
+            Ok(attachment("application/json", format!("{stem}.har"), body))
+        }
+        "pcapng" => {
+            let Some((frames, _)) = scope.data.packets(&export::flows(&records)) else {
+                return Err(ApiError::NotRetained(
+                    "this podtap keeps no packets (start it with --packet-retention-mb above 0)".into(),
+                ));
+            };
+            if frames.is_empty() {
+                return Err(ApiError::NotRetained(
+                    "no packets of these connections are retained: they aged out of the packet ring".into(),
+                ));
+            }
+            let (interfaces, node) = scope.data.interfaces();
+            let body = export::pcapng(&frames, &records, &interfaces, node.as_deref())
+                .map_err(|e| ApiError::Storage(e.to_string()))?;
+            Ok(attachment("application/x-pcapng", format!("{stem}.pcapng"), body))
+        }
+        other => Err(ApiError::BadRequest(format!("format must be pcapng, har or jsonl, not `{other}`"))),
+    }
+}
+
+#[derive(Serialize)]
+pub struct PacketsAnswer {
+    /// Whether this source keeps packets at all.
+    pub retained: bool,
+    pub frames: u64,
+    /// Connections of the selection.
+    pub connections: u64,
+    /// Whether some of their packets aged out before they could be exported.
+    pub aged_out: bool,
+}
+
+/// `GET …/packets?from=&to=&filter=&conn=`: how many packets an export would hold, and whether
+/// some aged out (the page says so before the download).
+pub async fn packets(
+    Extension(scope): Extension<Scoped>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Json<PacketsAnswer>, ApiError> {
+    let records = export_records(&scope, &q)?;
+    let connections = records.iter().map(|r| r.conn).collect::<std::collections::BTreeSet<_>>().len() as u64;
+    Ok(Json(match scope.data.packets(&export::flows(&records)) {
+        Some((frames, aged_out)) => {
+            PacketsAnswer { retained: true, frames: frames.len() as u64, connections, aged_out }
+        }
+        None => PacketsAnswer { retained: false, frames: 0, connections, aged_out: connections > 0 },
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+    /// Where to go after (a path of this podtap).
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /api/v1/login` (a form: `token`, `next`): exchanges the token for the sign-in cookie.
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignIn>) -> Response {
+    let Some(token) = &state.token else {
+        return Redirect::to(&pages::local_next(&state.share.base, &form.next)).into_response();
+    };
+    if !crate::publish::guard::same_secret(form.token.trim(), token) {
+        return pages::sign_in(&state.share.base, StatusCode::UNAUTHORIZED, "That token is not podtap's.", &form.next);
+    }
+    let cookie = sign_in_cookie(&state, over_tls(&headers));
+    let mut resp = Redirect::to(&pages::local_next(&state.share.base, &form.next)).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie is ASCII"));
+    resp
+}
+
+/// `POST /api/v1/logout`: forgets the sign-in cookie.
+pub async fn logout(State(state): State<AppState>) -> Response {
+    let mut resp = Redirect::to(&state.share.base).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&sign_out_cookie(&state)).expect("ASCII"));
+    resp
+}

@@ -1,0 +1,225 @@
+//! Where saved sessions and live links live: a redb database in `--data-dir/podtap.redb` (in
+//! memory without one, and then gone at exit). A session is two rows — its small description
+//! (listed often) and its payload (records, Services' backends, packets; read when opened) — so
+//! listing never reads payloads. Bounded in count and bytes; full is an error unless oldest-first
+//! eviction was asked for.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::session::{Payload, SessionMeta};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("session_meta");
+const PAYLOAD: TableDefinition<&str, &[u8]> = TableDefinition::new("session_payload");
+const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_links");
+
+/// How much the database may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub max_sessions: usize,
+    pub max_bytes: u64,
+    /// Delete the oldest sessions to make room, instead of refusing a new one.
+    pub evict_oldest: bool,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self { max_sessions: 200, max_bytes: 1 << 30, evict_oldest: false }
+    }
+}
+
+/// A signed link to the live view under a filter, kept so it can be listed and revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLink {
+    pub id: String,
+    pub filter: String,
+    pub created_us: u64,
+    pub expires_s: u64,
+}
+
+/// What went wrong, in a sentence for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "session storage is full ({sessions} sessions, {mib} MiB; at most {max_sessions} and {max_mib} MiB): delete sessions, or start podtap with --evict-sessions"
+    )]
+    Full { sessions: usize, mib: u64, max_sessions: usize, max_mib: u64 },
+    #[error("this session ({0} MiB) is larger than the whole session storage allows")]
+    TooLarge(u64),
+    #[error("the session database failed: {0}")]
+    Storage(String),
+    #[error("a stored session could not be read back: {0}")]
+    Corrupt(String),
+}
+
+impl From<redb::Error> for DbError {
+    fn from(e: redb::Error) -> Self {
+        DbError::Storage(e.to_string())
+    }
+}
+
+macro_rules! storage {
+    ($($t:ty),*) => {$(impl From<$t> for DbError {
+        fn from(e: $t) -> Self { DbError::Storage(e.to_string()) }
+    })*};
+}
+storage!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// The session database.
+pub struct Sessions {
+    db: Database,
+    bounds: Bounds,
+    /// Where it is kept, for `/healthz` and the log: a path or `memory`.
+    pub location: String,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sessions({})", self.location)
+    }
+}
+
+impl Sessions {
+    /// Opens (or creates) `dir/podtap.redb`.
+    pub fn open(dir: &Path, bounds: Bounds) -> Result<Self, DbError> {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Storage(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("podtap.redb");
+        let db = Database::create(&path).map_err(|e| DbError::Storage(format!("{}: {e}", path.display())))?;
+        Self::with(db, bounds, path.display().to_string())
+    }
+
+    /// A database in memory: sessions last until podtap exits.
+    pub fn in_memory(bounds: Bounds) -> Result<Self, DbError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::with(db, bounds, "memory".into())
+    }
+
+    fn with(db: Database, bounds: Bounds, location: String) -> Result<Self, DbError> {
+        let txn = db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(PAYLOAD)?;
+        txn.open_table(LINKS)?;
+        txn.commit()?;
+        Ok(Self { db, bounds, location })
+    }
+
+    /// Every session's description, oldest first.
+    pub fn list(&self) -> Result<Vec<SessionMeta>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        let mut all = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            all.push(serde_json::from_slice::<SessionMeta>(v.value()).map_err(|e| DbError::Corrupt(e.to_string()))?);
+        }
+        all.sort_by(|a, b| (a.created_us, &a.id).cmp(&(b.created_us, &b.id)));
+        Ok(all)
+    }
+
+    pub fn meta(&self, id: &str) -> Result<Option<SessionMeta>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        let Some(v) = table.get(id)? else { return Ok(None) };
+        serde_json::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+    }
+
+    pub fn payload(&self, id: &str) -> Result<Option<Payload>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PAYLOAD)?;
+        let Some(v) = table.get(id)? else { return Ok(None) };
+        rmp_serde::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+    }
+
+    /// Stores a session, evicting the oldest first if allowed and needed; returns the ids evicted.
+    pub fn save(&self, meta: &SessionMeta, payload: &Payload) -> Result<Vec<String>, DbError> {
+        let body = rmp_serde::to_vec_named(payload).map_err(|e| DbError::Storage(e.to_string()))?;
+        let mut meta = meta.clone();
+        meta.bytes = body.len() as u64;
+        if meta.bytes > self.bounds.max_bytes {
+            return Err(DbError::TooLarge(meta.bytes >> 20));
+        }
+        let existing = self.list()?;
+        let mut used: u64 = existing.iter().map(|m| m.bytes).sum();
+        let mut count = existing.len();
+        let mut evict = Vec::new();
+        let mut oldest = existing.iter();
+        while count + 1 > self.bounds.max_sessions || used + meta.bytes > self.bounds.max_bytes {
+            let Some(victim) = oldest.next().filter(|_| self.bounds.evict_oldest) else {
+                return Err(DbError::Full {
+                    sessions: count,
+                    mib: used >> 20,
+                    max_sessions: self.bounds.max_sessions,
+                    max_mib: self.bounds.max_bytes >> 20,
+                });
+            };
+            used -= victim.bytes;
+            count -= 1;
+            evict.push(victim.id.clone());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut metas = txn.open_table(META)?;
+            let mut payloads = txn.open_table(PAYLOAD)?;
+            for id in &evict {
+                metas.remove(id.as_str())?;
+                payloads.remove(id.as_str())?;
+            }
+            let text = serde_json::to_vec(&meta).expect("a description serialises");
+            metas.insert(meta.id.as_str(), text.as_slice())?;
+            payloads.insert(meta.id.as_str(), body.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(evict)
+    }
+
+    /// Deletes a session (and with it every link to it); whether it existed.
+    pub fn delete(&self, id: &str) -> Result<bool, DbError> {
+        let txn = self.db.begin_write()?;
+        let existed = {
+            let mut metas = txn.open_table(META)?;
+            let mut payloads = txn.open_table(PAYLOAD)?;
+            payloads.remove(id)?;
+            metas.remove(id)?.is_some()
+        };
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    pub fn add_link(&self, link: &LiveLink) -> Result<(), DbError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut links = txn.open_table(LINKS)?;
+            links.insert(link.id.as_str(), serde_json::to_vec(link).expect("a link serialises").as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn link(&self, id: &str) -> Result<Option<LiveLink>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LINKS)?;
+        let Some(v) = table.get(id)? else { return Ok(None) };
+        serde_json::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+    }
+
+    pub fn links(&self) -> Result<Vec<LiveLink>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LINKS)?;
+        let mut all = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            all.push(serde_json::from_slice::<LiveLink>(v.value()).map_err(|e| DbError::Corrupt(e.to_string()))?);
+        }
+        Ok(all)
+    }
+
+    /// Revokes a live link; whether it existed.
+    pub fn revoke(&self, id: &str) -> Result<bool, DbError> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(LINKS)?.remove(id)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+}

@@ -1,0 +1,138 @@
+//! Sharing: saved sessions in an embedded database, signed expiring links to a session or to the
+//! live view under a filter, the admin token exchanged for a cookie, and downloads (JSON lines,
+//! HAR, pcapng). `Share` is what the server holds for all of it.
+
+use std::sync::{Arc, Mutex};
+
+pub mod access;
+pub mod api;
+pub mod db;
+pub mod export;
+pub mod link;
+pub mod pages;
+pub mod session;
+
+use db::Sessions;
+use link::LinkKeys;
+use session::Frozen;
+
+/// Sessions opened recently, kept in memory so a page's dozen queries read the database once.
+const OPEN_SESSIONS: usize = 4;
+
+/// Everything sharing needs, shared by all handlers.
+pub struct Share {
+    pub sessions: Sessions,
+    pub keys: LinkKeys,
+    /// Where the app is mounted, with a trailing slash (`/`, `/podtap/`).
+    pub base: String,
+    /// The `Secure` attribute for cookies (podtap behind TLS).
+    pub secure_cookies: bool,
+    opened: Mutex<Vec<Arc<Frozen>>>,
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Share({:?}, base {})", self.sessions, self.base)
+    }
+}
+
+impl Share {
+    pub fn new(sessions: Sessions, keys: LinkKeys, base: String) -> Self {
+        Self { sessions, keys, base, secure_cookies: false, opened: Mutex::new(Vec::new()) }
+    }
+
+    /// Sessions in memory, a random key, mounted at `/`: for tests and `analyze`-like uses.
+    pub fn ephemeral() -> Self {
+        let sessions = Sessions::in_memory(db::Bounds::default()).expect("an in-memory database opens");
+        Self::new(sessions, LinkKeys::random(), "/".into())
+    }
+
+    /// A session, opened (from memory when it was lately).
+    pub fn open(&self, id: &str) -> Result<Option<Arc<Frozen>>, db::DbError> {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = opened.iter().find(|f| f.meta.id == id) {
+            return Ok(Some(f.clone()));
+        }
+        let (Some(meta), Some(payload)) = (self.sessions.meta(id)?, self.sessions.payload(id)?) else {
+            return Ok(None);
+        };
+        let frozen = Arc::new(Frozen::open(meta, payload));
+        if opened.len() == OPEN_SESSIONS {
+            opened.remove(0);
+        }
+        opened.push(frozen.clone());
+        Ok(Some(frozen))
+    }
+
+    /// Forgets an opened session (deleted or evicted).
+    pub fn forget(&self, id: &str) {
+        self.opened.lock().unwrap_or_else(|e| e.into_inner()).retain(|f| f.meta.id != id);
+    }
+}
+
+/// Sharing as configured: the database under `--data-dir` (else in memory), the link keys given
+/// (else one kept in `--data-dir/link.key`, else one made now: links then die with the process).
+pub fn from_config(config: &crate::cli::ShareConfig) -> anyhow::Result<Share> {
+    use anyhow::Context;
+    let sessions = match &config.data_dir {
+        Some(dir) => {
+            Sessions::open(dir, config.bounds).with_context(|| format!("cannot open sessions in {}", dir.display()))?
+        }
+        None => {
+            tracing::info!("saved sessions are kept in memory until podtap exits: give --data-dir to keep them");
+            Sessions::in_memory(config.bounds)?
+        }
+    };
+    let keys = match (LinkKeys::new(&config.link_keys), &config.data_dir) {
+        (Some(keys), _) => keys,
+        (None, Some(dir)) => LinkKeys::new([kept_key(&dir.join("link.key"))?]).expect("one key"),
+        (None, None) => {
+            tracing::info!(
+                "share links are signed with a key made at start: they stop working when podtap restarts (give --link-key or --data-dir)"
+            );
+            LinkKeys::random()
+        }
+    };
+    Ok(Share::new(sessions, keys, config.base_path.clone()))
+}
+
+/// The key in `path`, made (readable by this user only) when there is none.
+fn kept_key(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let key = text.trim().to_string();
+        anyhow::ensure!(
+            key.len() >= link::MIN_KEY_LEN,
+            "{}: the link key is shorter than 16 characters",
+            path.display()
+        );
+        return Ok(key);
+    }
+    let key = link::random_text(43);
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write the link key {}", path.display()))?;
+    writeln!(file, "{key}")?;
+    Ok(key)
+}
+
+/// The packet ring for a node's capture: `--data-dir/packets`, else a temporary directory
+/// removed at exit; none when retention is 0.
+pub fn packet_store(config: &crate::cli::ShareConfig) -> anyhow::Result<Option<Arc<crate::packets::PacketStore>>> {
+    use anyhow::Context;
+    if config.packet_retention_bytes == 0 {
+        return Ok(None);
+    }
+    let (dir, temporary) = match &config.data_dir {
+        Some(d) => (d.join("packets"), false),
+        None => (std::env::temp_dir().join(format!("podtap-packets-{}", std::process::id())), true),
+    };
+    let store = crate::packets::PacketStore::open(&dir, config.packet_retention_bytes, temporary)
+        .with_context(|| format!("cannot keep packets in {}", dir.display()))?;
+    Ok(Some(Arc::new(store)))
+}

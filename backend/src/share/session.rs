@@ -1,0 +1,126 @@
+//! A saved session: a window frozen with everything needed to show it again exactly — its
+//! records (requests and connections), the Services' backends as they were, the packets of its
+//! connections where they were retained, and the page's view (filter, window, selection,
+//! expanded groups) — and `Frozen`, the same data opened again, answering every windowed query
+//! the live store answers, from a store of its own.
+
+use std::collections::BTreeMap;
+
+use podtap_shared::{Clock, Filter, Record, ServiceMap};
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::balance::Balance;
+use crate::packets::{StoredFrame, Wanted};
+use crate::publish::api::Data;
+use crate::resolve::{Backend, ClusterState};
+use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, STEP_US, Store, StoreStats, Window};
+
+/// Most records one session keeps; a bigger window is refused with this number in the sentence.
+pub const MAX_SESSION_RECORDS: usize = 250_000;
+
+/// What the session list shows, and what the page restores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub created_us: u64,
+    /// The window, `from ≤ ts < to`, µs since the epoch.
+    pub from: u64,
+    pub to: u64,
+    /// The filter the records were chosen by (the session holds nothing else).
+    pub filter: String,
+    /// The page's view when it was saved: its URL parameters (selection, Service, toggles…).
+    #[serde(default)]
+    pub view: BTreeMap<String, String>,
+    pub records: u64,
+    pub requests: u64,
+    /// Packets kept with the session, and whether some of its connections' packets had aged out
+    /// (or were never retained) when it was saved.
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub packets_aged_out: bool,
+    pub source: String,
+    pub clock: Clock,
+    /// Stored size of the payload.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// The heavy part, read only when the session is opened.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Payload {
+    pub records: Vec<Record>,
+    pub backends: BTreeMap<String, Vec<Backend>>,
+    /// The connections' retained packets, and the names of their interfaces.
+    #[serde(default)]
+    pub frames: Vec<StoredFrame>,
+    #[serde(default)]
+    pub interfaces: Vec<Option<String>>,
+}
+
+/// A session opened: its own store over its records.
+pub struct Frozen {
+    pub meta: SessionMeta,
+    store: Store,
+    cluster: ClusterState,
+    frames: Vec<StoredFrame>,
+    interfaces: Vec<Option<String>>,
+}
+
+impl Frozen {
+    pub fn open(meta: SessionMeta, payload: Payload) -> Self {
+        // Keep all of it: the session is its own retention.
+        let limits =
+            Limits { retention_us: 100 * 365 * 24 * 3600 * STEP_US, max_records: payload.records.len().max(1) };
+        let mut store = Store::new(limits);
+        let mut records = payload.records;
+        records.sort_by_key(Record::time_order);
+        for r in records {
+            store.insert(r);
+        }
+        let cluster = ClusterState::from_backends(payload.backends);
+        Self { meta, store, cluster, frames: payload.frames, interfaces: payload.interfaces }
+    }
+}
+
+impl Data for Frozen {
+    /// A session's "now" is the end of its window (`-5m` means the last five minutes of it).
+    fn now_us(&self) -> u64 {
+        self.meta.to.saturating_sub(1)
+    }
+    fn store_stats(&self) -> StoreStats {
+        self.store.stats()
+    }
+    fn total(&self) -> u64 {
+        self.meta.records
+    }
+    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
+        self.store.records(w, f, k, after, limit)
+    }
+    fn record(&self, id: u64) -> Option<Record> {
+        self.store.record(id).cloned()
+    }
+    fn connection(&self, conn: u64) -> Option<Connection> {
+        self.store.connection(conn)
+    }
+    fn map(&self, filter: &Filter, w: Window) -> ServiceMap {
+        self.store.map(w, filter)
+    }
+    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
+        self.store.timeline(w, step_us, filter)
+    }
+    fn balance(&self, service: &str, w: Window) -> Option<Balance> {
+        self.store.balance(w, service, &self.cluster)
+    }
+    fn balances(&self, w: Window) -> Vec<Balance> {
+        self.store.balances(w, &self.cluster)
+    }
+    fn packets(&self, wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
+        Some((crate::packets::select(self.frames.iter(), wanted), self.meta.packets_aged_out))
+    }
+    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
+        (self.interfaces.clone(), None)
+    }
+}
