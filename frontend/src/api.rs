@@ -1,12 +1,15 @@
 //! REST calls the app makes besides the stream: everything about a chosen window (map, balance,
-//! its records page by page, the overview strip), one record, one connection, and the Services to
-//! pick from.
+//! its records page by page, the overview strip), one record, one connection, the Services to
+//! pick from; what the page may see (`access`), saving sessions and links, and exports. URLs come
+//! from `Page`: under the mount path, for the live store or the page's session, with its link.
 
 use podtap_shared::{Balance, Record, ServiceMap};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+
+use crate::page::Page;
 
 /// A time window in µs since the epoch, `from ≤ ts ≤ to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,47 +28,180 @@ fn encode(s: &str) -> String {
     String::from(js_sys::encode_uri_component(s))
 }
 
-/// GET `path_and_query` (with the page's token, if any) as JSON; the error is a sentence for the page.
-async fn get_json<T: DeserializeOwned>(path_and_query: &str) -> Result<T, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let mut url = path_and_query.to_string();
-    if let Some(token) = crate::url_state::param("token") {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("token={}", encode(&token)));
-    }
-    let response = JsFuture::from(window.fetch_with_str(&url)).await.map_err(|_| "the server did not answer")?;
-    let response: web_sys::Response = response.dyn_into().map_err(|_| "not an HTTP response")?;
-    let text = JsFuture::from(response.text().map_err(|_| "no body")?).await.map_err(|_| "the body did not arrive")?;
+/// An answer that was not a success: its status and its sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub message: String,
+}
+
+async fn fetch(url: &str, init: Option<&web_sys::RequestInit>) -> Result<String, Refused> {
+    let unreachable = |m: &str| Refused { status: 0, message: m.to_string() };
+    let window = web_sys::window().ok_or_else(|| unreachable("no window"))?;
+    let promise = match init {
+        Some(init) => window.fetch_with_str_and_init(url, init),
+        None => window.fetch_with_str(url),
+    };
+    let response = JsFuture::from(promise).await.map_err(|_| unreachable("the server did not answer"))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|_| unreachable("not an HTTP response"))?;
+    let text = JsFuture::from(response.text().map_err(|_| unreachable("no body"))?)
+        .await
+        .map_err(|_| unreachable("the body did not arrive"))?;
     let text = text.as_string().unwrap_or_default();
     if !response.ok() {
         let error: Option<String> = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
-        return Err(error.unwrap_or_else(|| format!("HTTP {}", response.status())));
+        let status = response.status();
+        return Err(Refused { status, message: error.unwrap_or_else(|| format!("HTTP {status}")) });
     }
+    Ok(text)
+}
+
+/// GET `url` (made by `Page`) as JSON; the error is a sentence for the page.
+async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    let text = fetch(url, None).await.map_err(|r| r.message)?;
     serde_json::from_str(&text).map_err(|e| format!("unreadable answer: {e}"))
+}
+
+/// POST `body` as JSON to `url`.
+pub async fn post_json<T: DeserializeOwned>(url: &str, body: &serde_json::Value) -> Result<T, String> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&wasm_bindgen::JsValue::from_str(&body.to_string()));
+    let headers = web_sys::Headers::new().map_err(|_| "no headers")?;
+    headers.set("content-type", "application/json").map_err(|_| "no headers")?;
+    init.set_headers(&headers);
+    let text = fetch(url, Some(&init)).await.map_err(|r| r.message)?;
+    serde_json::from_str(&text).map_err(|e| format!("unreadable answer: {e}"))
+}
+
+fn data(path_and_query: &str) -> String {
+    Page::get().data_url(path_and_query)
+}
+
+/// What `GET /api/v1/access` says this page may see.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Access {
+    /// `admin`, `session` or `live`.
+    pub scope: String,
+    #[serde(default)]
+    pub session: Option<SessionMeta>,
+    /// A live link's filter: every view is narrowed by it.
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub expires: Option<u64>,
+    #[serde(default)]
+    pub can_share: bool,
+    /// Origins allowed to embed this podtap (for `postMessage`).
+    #[serde(default)]
+    pub embed_origins: Vec<String>,
+}
+
+/// A saved session's description.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SessionMeta {
+    pub id: String,
+    pub from: u64,
+    pub to: u64,
+    pub filter: String,
+    #[serde(default)]
+    pub view: std::collections::BTreeMap<String, String>,
+    pub records: u64,
+    pub requests: u64,
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub packets_aged_out: bool,
+    pub created_us: u64,
+}
+
+/// `GET /api/v1/access`: what this page may see — or why it may see nothing (401: sign in;
+/// 403/410: the link grants nothing).
+pub async fn fetch_access() -> Result<Access, Refused> {
+    let page = Page::get();
+    let query = match (&page.session, &page.link) {
+        (Some(id), None) => format!("access?session={}", encode(id)),
+        _ => "access".to_string(),
+    };
+    let text = fetch(&page.api_url(&query), None).await?;
+    serde_json::from_str(&text).map_err(|e| Refused { status: 0, message: format!("unreadable answer: {e}") })
+}
+
+/// A link as podtap signs it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SharedLink {
+    pub id: String,
+    pub url: String,
+    pub expires: u64,
+}
+
+/// `POST /api/v1/sessions`: saves the window (or everything retained) under the filter, with the
+/// page's view, and signs a link valid for `ttl_s`.
+pub async fn save_session(
+    span: Option<Span>,
+    filter: &str,
+    view: &std::collections::BTreeMap<String, String>,
+    ttl_s: u64,
+) -> Result<SharedLink, String> {
+    let mut body = serde_json::json!({ "filter": filter, "ttl_s": ttl_s, "view": view });
+    if let Some(s) = span {
+        body["from"] = s.from.into();
+        body["to"] = s.to.into();
+    }
+    post_json(&Page::get().api_url("sessions"), &body).await
+}
+
+/// `POST /api/v1/links`: a link to the live view under `filter`.
+pub async fn make_live_link(filter: &str, ttl_s: u64) -> Result<SharedLink, String> {
+    post_json(&Page::get().api_url("links"), &serde_json::json!({ "filter": filter, "ttl_s": ttl_s })).await
+}
+
+/// What an export of the window would hold (`GET …/packets`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct PacketsInfo {
+    pub retained: bool,
+    pub frames: u64,
+    pub connections: u64,
+    pub aged_out: bool,
+}
+
+/// The query of an export or its packets, for a window (or everything) under a filter.
+pub fn export_query(filter: &str, span: Option<Span>, conn: Option<u64>) -> String {
+    let conn = conn.map(|c| format!("&conn={c}")).unwrap_or_default();
+    format!("filter={}{}{conn}", encode(filter), Span::query(span))
+}
+
+pub async fn fetch_packets(query: &str) -> Result<PacketsInfo, String> {
+    get_json(&data(&format!("packets?{query}"))).await
+}
+
+/// The URL a download link points at.
+pub fn export_url(format: &str, query: &str) -> String {
+    data(&format!("export?format={format}&{query}"))
 }
 
 /// `GET /api/v1/map?filter=…&from=…&to=…`.
 pub async fn fetch_map(filter: &str, span: Option<Span>) -> Result<ServiceMap, String> {
-    get_json(&format!("/api/v1/map?filter={}{}", encode(filter), Span::query(span))).await
+    get_json(&data(&format!("map?filter={}{}", encode(filter), Span::query(span)))).await
 }
 
 /// `GET /api/v1/services/{ns}/{name}/balance` for `ns/name`.
 pub async fn fetch_balance(service: &str, span: Option<Span>) -> Result<Balance, String> {
     let (namespace, name) = service.split_once('/').ok_or("a Service is named ns/name")?;
     let q = Span::query(span);
-    get_json(&format!("/api/v1/services/{}/{}/balance?{}", encode(namespace), encode(name), q.trim_start_matches('&')))
+    get_json(&data(&format!("services/{}/{}/balance?{}", encode(namespace), encode(name), q.trim_start_matches('&'))))
         .await
 }
 
 /// `GET /api/v1/services`: every Service's balance, most skewed first.
 pub async fn fetch_services(span: Option<Span>) -> Result<Vec<Balance>, String> {
-    get_json(&format!("/api/v1/services?{}", Span::query(span).trim_start_matches('&'))).await
+    get_json(&data(&format!("services?{}", Span::query(span).trim_start_matches('&')))).await
 }
 
 #[derive(Deserialize)]
-struct Page {
+struct RecordsPage {
     records: Vec<Record>,
     next: Option<String>,
 }
@@ -76,12 +212,12 @@ pub async fn fetch_window(filter: &str, span: Span, cap: usize) -> Result<(Vec<R
     let mut all = Vec::new();
     let mut cursor = String::from("0.0");
     loop {
-        let page: Page = get_json(&format!(
-            "/api/v1/records?kind=all&limit=10000&filter={}&from={}&to={}&cursor={cursor}",
+        let page: RecordsPage = get_json(&data(&format!(
+            "records?kind=all&limit=10000&filter={}&from={}&to={}&cursor={cursor}",
             encode(filter),
             span.from,
             span.to
-        ))
+        )))
         .await?;
         all.extend(page.records);
         match page.next {
@@ -94,7 +230,7 @@ pub async fn fetch_window(filter: &str, span: Span, cap: usize) -> Result<(Vec<R
 
 /// `GET /api/v1/records/{id}`.
 pub async fn fetch_record(id: u64) -> Result<Record, String> {
-    get_json(&format!("/api/v1/records/{id}")).await
+    get_json(&data(&format!("records/{id}"))).await
 }
 
 /// A connection and its requests, as `GET /api/v1/connections/{conn}` answers.
@@ -106,7 +242,7 @@ pub struct Connection {
 }
 
 pub async fn fetch_connection(conn: u64) -> Result<Connection, String> {
-    get_json(&format!("/api/v1/connections/{conn}")).await
+    get_json(&data(&format!("connections/{conn}"))).await
 }
 
 /// One step of the overview strip.
@@ -127,5 +263,5 @@ pub struct Overview {
 
 /// `GET /api/v1/timeline?filter=…`: requests and errors per step over everything retained.
 pub async fn fetch_overview(filter: &str) -> Result<Overview, String> {
-    get_json(&format!("/api/v1/timeline?filter={}", encode(filter))).await
+    get_json(&data(&format!("timeline?filter={}", encode(filter)))).await
 }

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod components;
+pub mod embed;
 pub mod layout;
 pub mod live;
+pub mod page;
 pub mod url_state;
 pub mod views;
 
@@ -15,5 +17,6 @@ use wasm_bindgen::prelude::wasm_bindgen;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    page::apply_to_document();
     leptos::mount::mount_to_body(views::app::App);
 }

@@ -238,12 +238,13 @@ impl Default for Live {
     }
 }
 
+/// `ws(s)://host/{base}api/v1/stream`, with the page's link (a live link's stream is narrowed by
+/// its filter on the server).
 fn stream_url() -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
     let host = location.host().ok()?;
-    let token = crate::url_state::param("token").map(|t| format!("?token={t}")).unwrap_or_default();
-    Some(format!("{scheme}://{host}/api/v1/stream{token}"))
+    Some(format!("{scheme}://{host}{}", crate::page::Page::get().api_url("stream")))
 }
 
 /// Applies held-back map updates every few seconds.

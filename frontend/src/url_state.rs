@@ -1,7 +1,8 @@
 //! What a shared link carries, in the page URL so a link shows exactly what its sender saw: the
 //! filter, the Service whose balance is shown, the window brushed on the timeline (`from`, `to`
 //! in µs; none = live), the selected record (`sel`), whether probes are hidden (`probes=hide`).
-//! Also where the API token comes from when one is required.
+//! Together they are the view a saved session restores (`all`); a link's own `exp`, `sig` and
+//! `link` are not part of it.
 
 use wasm_bindgen::JsValue;
 
@@ -35,5 +36,34 @@ pub fn set_param(name: &str, value: &str) {
     let url = if query.is_empty() { path } else { format!("{path}?{query}") };
     if let Ok(history) = window.history() {
         let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// Parameters that belong to the link, not to the view.
+const LINK_PARAMS: [&str; 5] = ["exp", "sig", "link", "session", "token"];
+
+/// The page's view: every URL parameter but the link's.
+pub fn all() -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(params) = search_params() {
+        let entries = js_sys::try_iter(&params).ok().flatten();
+        for entry in entries.into_iter().flatten().flatten() {
+            let pair = js_sys::Array::from(&entry);
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string())
+                && !LINK_PARAMS.contains(&k.as_str())
+            {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
+/// Writes a saved view into the URL where the URL does not say otherwise (opening a session).
+pub fn restore(view: &std::collections::BTreeMap<String, String>) {
+    for (k, v) in view {
+        if !LINK_PARAMS.contains(&k.as_str()) && param(k).is_none() {
+            set_param(k, v);
+        }
     }
 }

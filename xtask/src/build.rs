@@ -91,14 +91,14 @@ fn index_html(js: &str, wasm: &str, css: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>podtap</title>
 <link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='6' fill='%232f7de1'/%3E%3C/svg%3E">
-<link rel="stylesheet" href="/{css}">
-<link rel="modulepreload" href="/{js}">
-<link rel="preload" href="/{wasm}" as="fetch" type="application/wasm" crossorigin>
+<link rel="stylesheet" href="{css}">
+<link rel="modulepreload" href="{js}">
+<link rel="preload" href="{wasm}" as="fetch" type="application/wasm" crossorigin>
 </head>
 <body>
 <script type="module">
-import init from "/{js}";
-init({{ module_or_path: "/{wasm}" }});
+import init from "./{js}";
+init({{ module_or_path: new URL("{wasm}", document.baseURI) }});
 </script>
 </body>
 </html>

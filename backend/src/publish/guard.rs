@@ -33,6 +33,11 @@ impl Guard {
         Self { loopback_only: listen.ip().is_loopback(), embed_origins }
     }
 
+    /// The origins besides podtap's own that may embed it.
+    pub fn embed_origins(&self) -> &[String] {
+        &self.embed_origins
+    }
+
     /// Whether a `Host` header names this server when it listens on loopback only.
     fn host_allowed(&self, host: Option<&str>) -> bool {
         let Some(host) = host else { return true }; // not a browser: HTTP/1.0 or a raw client

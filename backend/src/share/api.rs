@@ -230,6 +230,8 @@ pub struct AccessAnswer {
     expires: Option<u64>,
     /// Whether sessions and links can be made here (the admin only).
     can_share: bool,
+    /// Origins allowed to embed podtap: the page talks `postMessage` with these only.
+    embed_origins: Vec<String>,
 }
 
 /// `GET /api/v1/access[?link=…&exp=…&sig=…][&session=ID]`: what this request may see, for the page.
@@ -239,6 +241,7 @@ pub async fn access(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<AccessAnswer>, ApiError> {
     let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
+    let embed_origins = state.guard.embed_origins().to_vec();
     Ok(Json(match grant {
         Grant::Admin => AccessAnswer {
             scope: "admin",
@@ -249,6 +252,7 @@ pub async fn access(
             filter: None,
             expires: None,
             can_share: true,
+            embed_origins,
         },
         Grant::Session { id, expires_s } => AccessAnswer {
             scope: "session",
@@ -256,6 +260,7 @@ pub async fn access(
             filter: None,
             expires: Some(expires_s),
             can_share: false,
+            embed_origins,
         },
         Grant::Live { link, expires_s } => AccessAnswer {
             scope: "live",
@@ -263,6 +268,7 @@ pub async fn access(
             filter: Some(link.filter),
             expires: Some(expires_s),
             can_share: false,
+            embed_origins,
         },
     }))
 }

@@ -2,6 +2,8 @@
 
 pub mod agents;
 pub mod filter_box;
+pub mod gate;
+pub mod share;
 pub mod status_pill;
 pub mod term;
 pub mod ticker;

@@ -1,15 +1,22 @@
-//! The page: header with connection status and the chosen window, the filter (kept in the URL with
-//! the window, the selection and the Service, so a link reopens exactly this view), the timeline
-//! with its connection swimlanes, the Service Map, the replica balance, the request list and the
-//! detail panel of the selected request. Live, everything follows the stream (subscribed with the
-//! filter); for a brushed window, everything comes from the API for that window, so the map, the
-//! balance, the lanes and the list always agree.
+//! The page: first what it may see (`access`: the admin, a saved session's link, a live link —
+//! or a sign-in form, or why a link grants nothing); then the header with connection status,
+//! the chosen window and sharing, the filter (kept in the URL with the window, the selection and
+//! the Service, so a link reopens exactly this view), the timeline with its connection swimlanes,
+//! the Service Map, the replica balance, the request list and the detail panel of the selected
+//! request. Live, everything follows the stream (subscribed with the filter); for a brushed
+//! window — and always for a saved session — everything comes from the API for that window, so
+//! the map, the balance, the lanes and the list always agree. An embed page shows one view alone
+//! and talks to its portal by `postMessage`.
 
 use leptos::prelude::*;
 use podtap_shared::{Filter, Record, ServiceMap};
 
-use crate::api::{Span, fetch_map, fetch_window};
+use crate::api::{Access, Span, fetch_access, fetch_map, fetch_window};
 use crate::components::agents::AgentsPill;
+use crate::components::gate::Gate;
+use crate::components::share::ShareMenu;
+use crate::embed;
+use crate::page::{EmbedView, Page};
 use crate::components::filter_box::FilterBox;
 use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
@@ -25,12 +32,34 @@ use crate::views::timeline::overview::clock;
 /// Records of one window the page loads at most (the API pages them).
 const WINDOW_CAP: usize = 100_000;
 
-/// The whole app.
+/// The whole app: what the page may see decides what it shows.
 #[component]
 pub fn App() -> impl IntoView {
+    let access = LocalResource::new(fetch_access);
+    move || match access.get() {
+        None => view! { <p class="muted gate">"Opening podtap…"</p> }.into_any(),
+        Some(Err(refused)) if refused.status != 0 => view! { <Gate refused=refused/> }.into_any(),
+        Some(Err(unreachable)) => view! { <p class="hint gate" data-testid="unreachable">{format!("podtap did not answer: {}", unreachable.message)}</p> }.into_any(),
+        Some(Ok(access)) => view! { <Shell access=access/> }.into_any(),
+    }
+}
+
+/// The app for what `access` allows.
+#[component]
+fn Shell(access: Access) -> impl IntoView {
+    let page = Page::get();
     let live = Live::new();
-    connect(live, 0);
-    crate::live::apply_held_map(live);
+    // A saved session restores its view (where the address does not say otherwise) and shows
+    // its own window; it has no stream.
+    let session = access.session.clone().filter(|_| page.frozen());
+    if let Some(s) = &session {
+        url_state::restore(&s.view);
+        url_state::restore(&[("from".to_string(), s.from.to_string()), ("to".to_string(), s.to.to_string())].into());
+    }
+    if session.is_none() {
+        connect(live, 0);
+        crate::live::apply_held_map(live);
+    }
 
     let filter_text = RwSignal::new(url_state::param("filter").unwrap_or_default());
     provide_context(FilterText(filter_text));
@@ -60,6 +89,15 @@ pub fn App() -> impl IntoView {
         _ => None,
     };
     let window = RwSignal::new(initial_window);
+    let whole = session.as_ref().map(|s| Span { from: s.from, to: s.to });
+    if whole.is_some() {
+        // A session has no live view: "× live" returns to the whole session.
+        Effect::new(move |_| {
+            if window.get().is_none() {
+                window.set(whole);
+            }
+        });
+    }
     Effect::new(move |_| {
         let w = window.get();
         url_state::set_param("from", &w.map(|w| w.from.to_string()).unwrap_or_default());
@@ -143,28 +181,85 @@ pub fn App() -> impl IntoView {
             .or_else(|| live.records.with_untracked(|all| all.iter().rev().find(|r| find(r)).cloned()))
     });
 
+    let frozen = whole.is_some();
     let window_badge = move || {
         window.get().map(|w| {
+            let (label, title) = if frozen { ("× whole", "back to the whole session") } else { ("× live", "back to the live view") };
             view! {
                 <span class="pill window" data-testid="window">
                     {format!("window {} – {}", clock(w.from), clock(w.to))}
-                    <button data-testid="window-live" on:click=move |_| window.set(None) title="back to the live view">"× live"</button>
+                    <button data-testid="window-live" on:click=move |_| window.set(None) title=title>{label}</button>
                 </span>
             }
         })
     };
+    let scope_badge = match (&session, &access.filter) {
+        (Some(s), _) => Some(view! {
+            <span class="pill session" data-testid="session" data-id=s.id.clone()
+                title="a saved session: what was on screen when it was saved, whatever happened since">
+                {format!("saved session · {} requests", s.requests)}
+            </span>
+        }.into_any()),
+        (None, Some(f)) => Some(view! {
+            <span class="pill session" data-testid="link-scope" title="this link shows the live view under this filter only">
+                {format!("live link · {f}")}
+            </span>
+        }.into_any()),
+        _ => None,
+    };
+    let allowed = access.embed_origins.clone();
+    embed::listen(embed::Handles { filter: filter_text, window, selected }, allowed.clone());
+    {
+        let allowed = allowed.clone();
+        Effect::new(move |_| {
+            let id = selected.get();
+            embed::selected(id, id.and_then(|id| local.run(id)).as_ref(), &allowed);
+        });
+    }
+    let view_name = match page.embed {
+        Some(EmbedView::Map) => "map",
+        Some(EmbedView::Timeline) => "timeline",
+        Some(EmbedView::Balance) => "balance",
+        None => "app",
+    };
+    request_animation_frame({
+        let (allowed, scope) = (allowed.clone(), access.scope.clone());
+        move || embed::ready(view_name, &scope, &allowed)
+    });
     let empty_map = Signal::derive(move || {
         let f = filter.get();
         if f.trim().is_empty() { "No traffic yet.".to_string() } else { format!("No traffic matches `{f}`.") }
     });
 
+    let status = if frozen {
+        view! { <span class="pill live" data-testid="status" data-state="session">"saved"</span> }.into_any()
+    } else {
+        view! { <StatusPill live=live/> }.into_any()
+    };
+    if let Some(embedded) = page.embed {
+        let body = match embedded {
+            EmbedView::Map => view! { <MapView map=map empty=empty_map/> }.into_any(),
+            EmbedView::Balance => view! { <BalanceView live=live chosen=service window=window.into()/> }.into_any(),
+            EmbedView::Timeline => view! {
+                <Timeline live=live windowed=windowed_signal window=window filter=filter selected=selected hide_probes=hide_probes/>
+            }
+            .into_any(),
+        };
+        return view! {
+            <div class="embed-bar">{status}{scope_badge}{window_badge}</div>
+            <main class="embedded" data-testid="embed" data-view=view_name>{body}</main>
+        }
+        .into_any();
+    }
     view! {
         <header>
             <h1>"podtap"</h1>
             <span class="source" data-testid="source">{move || live.source.get()}</span>
-            <StatusPill live=live/>
+            {status}
+            {scope_badge}
             <AgentsPill live=live/>
             {window_badge}
+            <ShareMenu filter=filter window=window.into() can_share=access.can_share/>
         </header>
         <FilterBox text=filter_text error=error/>
         <main>
@@ -196,4 +291,5 @@ pub fn App() -> impl IntoView {
         </main>
         <DetailPanel selected=selected local=local/>
     }
+    .into_any()
 }

@@ -121,7 +121,9 @@ pub fn Timeline(
         }
     });
 
-    let collapsed = RwSignal::new(BTreeSet::<(String, String)>::new());
+    // Collapsed groups are part of the view a link restores (`collapsed=client~pod,…`).
+    let collapsed = RwSignal::new(crate::url_state::param("collapsed").map(|t| parse_groups(&t)).unwrap_or_default());
+    Effect::new(move |_| crate::url_state::set_param("collapsed", &collapsed.with(|c| format_groups(c))));
     let placed = Memo::new(move |_| {
         shape.track();
         let hide = hide_probes.get();
@@ -132,9 +134,7 @@ pub fn Timeline(
     let width = RwSignal::new(800.0f64);
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     let scroller = NodeRef::<leptos::html::Div>::new();
-    let dark = web_sys::window()
-        .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
-        .is_some_and(|m| m.matches());
+    let dark = crate::page::dark();
 
     // The DOM hooks follow the view at most 4 times a second while it moves.
     let dom_view = RwSignal::new((0u64, 1u64));
@@ -517,4 +517,25 @@ fn row_view(
 /// `HH:MM:SS.mmm`.
 fn clock_ms(ts_us: u64) -> String {
     format!("{}.{:03}", clock(ts_us), (ts_us / 1000) % 1000)
+}
+
+/// `client~pod,client~pod` → the collapsed groups.
+fn parse_groups(text: &str) -> BTreeSet<(String, String)> {
+    text.split(',').filter_map(|pair| pair.split_once('~')).map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+fn format_groups(groups: &BTreeSet<(String, String)>) -> String {
+    groups.iter().map(|(a, b)| format!("{a}~{b}")).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod group_tests {
+    #[test]
+    fn collapsed_groups_round_trip_through_the_url() {
+        let mut g = super::BTreeSet::new();
+        g.insert(("pod:default/client".to_string(), "pod:shop/api-1".to_string()));
+        g.insert(("ip:10.0.0.9".to_string(), "pod:shop/api-2".to_string()));
+        assert_eq!(super::parse_groups(&super::format_groups(&g)), g);
+        assert!(super::parse_groups("").is_empty());
+    }
 }
