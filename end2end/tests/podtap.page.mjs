@@ -10,9 +10,11 @@ import { chromium } from 'playwright-core';
 const BIN = process.env.PODTAP_BIN ?? new URL('../../target/debug/podtap', import.meta.url).pathname;
 const ASSETS = process.env.PODTAP_ASSETS ?? new URL('../../dist', import.meta.url).pathname;
 
-/** Starts `podtap serve ARGS` on 127.0.0.1:0 (with `env` added); resolves once it logs its address. */
+/** Starts `podtap serve ARGS` on 127.0.0.1:0 unless ARGS say `--listen` (with `env` added);
+ * resolves once it logs its address. */
 export function startPodtap(args = [], env = {}) {
-  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--assets', ASSETS, ...args], {
+  const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const proc = spawn(BIN, ['serve', ...listen, '--assets', ASSETS, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PODTAP_LOG: 'info', ...env },
   });
@@ -24,7 +26,8 @@ export function startPodtap(args = [], env = {}) {
       const m = log.match(/podtap serving (http:\/\/[0-9.:]+)/);
       if (m) {
         clearTimeout(timer);
-        resolve({ url: m[1], stop: () => proc.kill('SIGTERM'), log: () => log });
+        const exited = new Promise((done) => proc.once('exit', done));
+        resolve({ url: m[1], stop: () => proc.kill('SIGTERM'), stopped: () => { proc.kill('SIGTERM'); return exited; }, log: () => log });
       }
     });
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`podtap exited (${code}):\n${log}`)); });

@@ -1,5 +1,5 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
-//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab) and npm packages (playwright-core). Each is
+//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab) and npm packages (playwright-core; har-validator for the HAR 1.2 schema). Each is
 //! checked first, so running it again costs a few milliseconds.
 
 use std::process::Command;
@@ -36,8 +36,11 @@ pub fn for_tests() -> Result<()> {
     build::ensure_wasm_target()?;
     debian(DEBIAN)?;
     let e2e = root().join("end2end");
-    if !e2e.join("node_modules/playwright-core/package.json").is_file() {
-        step("npm ci (end2end: playwright-core)");
+    let installed = ["playwright-core", "har-validator"]
+        .iter()
+        .all(|p| e2e.join("node_modules").join(p).join("package.json").is_file());
+    if !installed {
+        step("npm ci (end2end: playwright-core, har-validator)");
         status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
     }
     Ok(())

@@ -66,6 +66,24 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Whether a browser request comes from a page that is neither podtap's nor an allowed embed
+    /// origin. The browser's own `Sec-Fetch-Site` (no page can set it) says `same-origin` for
+    /// podtap's page — also behind a proxy that rewrites `Host`, and for a form posted under
+    /// `Referrer-Policy: no-referrer`, whose `Origin` is `null`. Without it, the `Origin` is
+    /// compared with `Host` (or a proxy's `X-Forwarded-Host`). A request with neither is no
+    /// browser's.
+    fn foreign(&self, headers: &HeaderMap, host: Option<&str>) -> bool {
+        if matches!(header_str(headers, "sec-fetch-site".parse().expect("a header name")), Some("same-origin" | "none"))
+        {
+            return false;
+        }
+        let Some(origin) = header_str(headers, header::ORIGIN) else { return false };
+        let forwarded = header_str(headers, "x-forwarded-host".parse().expect("a header name"));
+        !self.origin_allowed(origin, host) && !forwarded.is_some_and(|f| self.origin_allowed(origin, Some(f)))
+    }
+}
+
 /// Compares a presented secret with the expected one in time independent of where they differ.
 pub fn same_secret(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
@@ -88,10 +106,7 @@ pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let upgrade = header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if (upgrade || writes)
-        && let Some(origin) = header_str(headers, header::ORIGIN)
-        && !state.guard.origin_allowed(origin, host)
-    {
+    if (upgrade || writes) && state.guard.foreign(headers, host) {
         return plain(
             StatusCode::FORBIDDEN,
             "podtap's stream and its changes (sessions, links, sign-in) are open only to podtap's own page and \
@@ -136,6 +151,33 @@ mod tests {
         assert!(!g.origin_allowed("http://evil.example", Some("127.0.0.1:8080")));
         assert!(!g.origin_allowed("http://localhost:8080", Some("127.0.0.1:8080")), "another origin, same machine");
         assert!(!g.origin_allowed("http://127.0.0.1:8080.evil.example", Some("127.0.0.1:8080")));
+    }
+
+    #[test]
+    fn a_foreign_page_is_told_apart_by_the_browsers_own_headers() {
+        let g = Guard::new("127.0.0.1:8080".parse().unwrap(), vec!["https://portal.example".into()]);
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let host = Some("127.0.0.1:8080");
+        assert!(!g.foreign(&h(&[]), host), "no browser");
+        assert!(
+            !g.foreign(&h(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), host),
+            "a form under no-referrer"
+        );
+        assert!(
+            g.foreign(&h(&[("sec-fetch-site", "same-site"), ("origin", "http://127.0.0.1:9999")]), host),
+            "another port"
+        );
+        assert!(g.foreign(&h(&[("origin", "null")]), host), "a sandboxed page");
+        assert!(!g.foreign(&h(&[("sec-fetch-site", "cross-site"), ("origin", "https://portal.example")]), host));
+        assert!(g.foreign(&h(&[("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")]), host));
+        let proxied = h(&[("origin", "https://tools.example"), ("x-forwarded-host", "tools.example")]);
+        assert!(!g.foreign(&proxied, host), "behind a proxy that rewrote Host");
     }
 
     #[test]

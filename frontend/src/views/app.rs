@@ -13,14 +13,14 @@ use podtap_shared::{Filter, Record, ServiceMap};
 
 use crate::api::{Access, Span, fetch_access, fetch_map, fetch_window};
 use crate::components::agents::AgentsPill;
+use crate::components::filter_box::FilterBox;
 use crate::components::gate::Gate;
 use crate::components::share::ShareMenu;
-use crate::embed;
-use crate::page::{EmbedView, Page};
-use crate::components::filter_box::FilterBox;
 use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
+use crate::embed;
 use crate::live::{Live, Wanted, connect};
+use crate::page::{EmbedView, Page};
 use crate::url_state;
 use crate::views::balance::BalanceView;
 use crate::views::detail::DetailPanel;
@@ -36,11 +36,13 @@ const WINDOW_CAP: usize = 100_000;
 #[component]
 pub fn App() -> impl IntoView {
     let access = LocalResource::new(fetch_access);
-    move || match access.get() {
+    move || {
+        match access.get() {
         None => view! { <p class="muted gate">"Opening podtap…"</p> }.into_any(),
         Some(Err(refused)) if refused.status != 0 => view! { <Gate refused=refused/> }.into_any(),
         Some(Err(unreachable)) => view! { <p class="hint gate" data-testid="unreachable">{format!("podtap did not answer: {}", unreachable.message)}</p> }.into_any(),
         Some(Ok(access)) => view! { <Shell access=access/> }.into_any(),
+    }
     }
 }
 
@@ -184,7 +186,8 @@ fn Shell(access: Access) -> impl IntoView {
     let frozen = whole.is_some();
     let window_badge = move || {
         window.get().map(|w| {
-            let (label, title) = if frozen { ("× whole", "back to the whole session") } else { ("× live", "back to the live view") };
+            let (label, title) =
+                if frozen { ("× whole", "back to the whole session") } else { ("× live", "back to the live view") };
             view! {
                 <span class="pill window" data-testid="window">
                     {format!("window {} – {}", clock(w.from), clock(w.to))}

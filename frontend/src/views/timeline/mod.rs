@@ -123,7 +123,7 @@ pub fn Timeline(
 
     // Collapsed groups are part of the view a link restores (`collapsed=client~pod,…`).
     let collapsed = RwSignal::new(crate::url_state::param("collapsed").map(|t| parse_groups(&t)).unwrap_or_default());
-    Effect::new(move |_| crate::url_state::set_param("collapsed", &collapsed.with(|c| format_groups(c))));
+    Effect::new(move |_| crate::url_state::set_param("collapsed", &collapsed.with(format_groups)));
     let placed = Memo::new(move |_| {
         shape.track();
         let hide = hide_probes.get();
