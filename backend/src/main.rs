@@ -196,7 +196,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         Source::Agents { ingest, .. } => {
             let (events, merged) = podtap::ingest::join::start(hub.clone(), cluster)?;
-            let state = podtap::ingest::server::IngestState::new(events, merged, config.token.clone().map(Into::into));
+            let fetch = podtap::ingest::fetch::PacketFetch::new(hub.clone());
+            hub.set_remote_packets(Arc::new(podtap::ingest::fetch::Remote(fetch.clone())));
+            let state = podtap::ingest::server::IngestState::new(events, merged, config.token.clone().map(Into::into))
+                .with_fetch(fetch);
             let listener = tokio::net::TcpListener::bind(ingest)
                 .await
                 .with_context(|| format!("cannot listen for agents on {ingest}"))?;

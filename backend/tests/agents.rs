@@ -250,6 +250,56 @@ fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
 }
 
 #[test]
+fn the_hub_exports_the_packets_its_agents_keep() {
+    let dir = tmp("export");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (_hub, listen, ingest) = hub(&cluster, Some("s3cret"));
+    let hub_url = format!("http://127.0.0.1:{ingest}");
+    // Agents that stay connected after their replay: their packet rings stay to be asked.
+    let _agents: Vec<Running> = [(&client, "client-node"), (&lab, "lab-node")]
+        .into_iter()
+        .map(|(file, node)| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["agent", "--stay", "--hub", &hub_url, "--node", node, "--pcap"]).arg(file);
+            Running(cmd.env("PODTAP_TOKEN", "s3cret").stderr(Stdio::null()).spawn().unwrap())
+        })
+        .collect();
+    let get = |path: &str, out: Option<&Path>| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sf", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}{path}")]);
+        if let Some(file) = out {
+            cmd.arg("-o").arg(file);
+        }
+        cmd.output().unwrap()
+    };
+    let whole = whole();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let out = get("/api/v1/records?limit=10000&kind=all", None);
+        let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap_or_default();
+        if shapes(&records) == shapes(&whole) {
+            break records;
+        }
+        assert!(Instant::now() < deadline, "the hub never merged the whole capture");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let file = dir.join("export.pcapng");
+    let out = get("/api/v1/export?format=pcapng", Some(&file));
+    assert!(out.status.success(), "the export: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&file).unwrap();
+    for node in ["client-node", "lab-node"] {
+        let said = format!("on node {node}");
+        assert!(bytes.windows(said.len()).any(|w| w == said.as_bytes()), "an interface of {node}");
+    }
+    // Read back as one capture: the same requests the hub merged from both nodes.
+    let again = analyze(&[file.to_str().unwrap(), "--cluster", cluster.to_str().unwrap()]);
+    assert_eq!(shapes(&again), shapes(&records));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn an_agent_without_the_token_is_turned_away_and_says_why() {
     let dir = tmp("token");
     let cluster = two_node_cluster(&dir);

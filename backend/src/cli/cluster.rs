@@ -103,6 +103,16 @@ pub struct AgentArgs {
     /// Shift every timestamp and the clock reported to the hub (tests: a node whose clock is off).
     #[arg(long, hide = true, default_value_t = 0, allow_negative_numbers = true)]
     pub clock_offset_ms: i64,
+    /// Disk kept for this node's recent packets, for the hub's pcapng exports (0: none).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub packet_retention_mb: u64,
+    /// After replaying --pcap files, stay connected until stopped, so the hub can still ask for
+    /// their packets.
+    #[arg(long)]
+    pub stay: bool,
+    /// Where the packet ring is kept (default: a temporary directory removed at exit).
+    #[arg(long, value_name = "DIR", env = "PODTAP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// What the agent observes.
@@ -121,6 +131,9 @@ pub struct AgentConfig {
     pub source: AgentSource,
     pub buffer_bytes: usize,
     pub skew_us: i64,
+    /// The packet ring: where (none: a temporary directory) and how big (0: none).
+    pub packets: super::ShareConfig,
+    pub stay: bool,
 }
 
 impl AgentArgs {
@@ -150,6 +163,12 @@ impl AgentArgs {
             source,
             buffer_bytes: self.buffer_mb << 20,
             skew_us: self.clock_offset_ms.saturating_mul(1000),
+            packets: super::ShareConfig {
+                data_dir: self.data_dir,
+                packet_retention_bytes: self.packet_retention_mb << 20,
+                ..super::ShareConfig::default()
+            },
+            stay: self.stay,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `podtap agent`: the node's half. Live capture (or a replayed file) runs through an `Observer`
 //! on its own thread into the outbox; a sender task keeps one WebSocket to the hub, sends what
-//! the hub has not got, forgets what it acknowledges, answers its pings with this node's clock
-//! and reports the node's counters. The capture never waits for the network.
+//! the hub has not got, forgets what it acknowledges, answers its pings with this node's clock,
+//! reports the node's counters, and answers the hub's requests for packets from the node's ring.
+//! The capture never waits for the network.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use crate::capture::{CaptureFile, Frame};
 use crate::dissect::Dissected;
 use crate::engine::Observer;
 use crate::feed::replay::now_us;
+use crate::packets::PacketStore;
 
 /// How the agent reaches its hub and who it is.
 #[derive(Clone, Debug)]
@@ -32,6 +34,10 @@ pub struct AgentOptions {
     /// Added to every timestamp and to the clock the agent reports (tests: a node whose clock
     /// is off).
     pub skew_us: i64,
+    /// This node's packet ring, which the hub asks for exports.
+    pub packets: Option<Arc<PacketStore>>,
+    /// After a replay, stay connected (the hub may still ask for packets) until stopped.
+    pub stay: bool,
 }
 
 /// The addresses the hub's name stands for: the agent's own traffic to them is not observed.
@@ -123,6 +129,7 @@ pub fn capture(
     report: &Mutex<Report>,
     stop: &AtomicBool,
     skew_us: i64,
+    packets: Option<&PacketStore>,
 ) -> Result<(), LiveError> {
     let mut observer = Observer::default();
     for a in own {
@@ -137,11 +144,19 @@ pub fn capture(
             for index in named..live.interfaces().len() {
                 observer.declare(index as u32);
             }
+            if let Some(p) = packets {
+                for (index, i) in live.interfaces().iter().enumerate().skip(named) {
+                    p.name_interface(index as u32, Some(i.name.clone()));
+                }
+            }
             named = live.interfaces().len();
             filling.batch.interfaces = Some(live.interfaces().iter().map(|i| Some(i.name.clone())).collect());
         }
         live.poll(POLL, |f| {
             let frame = Frame { ts_us: shifted(f.frame.ts_us, skew_us), ..f.frame };
+            if let Some(p) = packets {
+                p.add(&frame);
+            }
             observer.on_frame(&frame);
             filling.add(observer.take_items(), frame.ts_us);
         })?;
@@ -184,7 +199,14 @@ fn fill_outbox(r: &mut Report, outbox: &Outbox) {
 
 /// Replays capture files into `outbox`, as fast as the hub takes them (on the captures' own
 /// time axis), or at capture speed with timestamps moved to now (`realtime`).
-pub fn replay(files: &[CaptureFile], outbox: &Outbox, report: &Mutex<Report>, realtime: bool, skew_us: i64) {
+pub fn replay(
+    files: &[CaptureFile],
+    outbox: &Outbox,
+    report: &Mutex<Report>,
+    realtime: bool,
+    skew_us: i64,
+    packets: Option<&PacketStore>,
+) {
     let mut observer = Observer::default();
     let mut filling = Filling::new();
     let mut watermark = 0;
@@ -202,6 +224,11 @@ pub fn replay(files: &[CaptureFile], outbox: &Outbox, report: &Mutex<Report>, re
             };
             if observer.sync_interfaces(&frames) {
                 filling.batch.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
+                if let Some(p) = packets {
+                    for (index, i) in frames.interfaces().iter().enumerate() {
+                        p.name_interface(index as u32, i.name.clone());
+                    }
+                }
             }
             let mut ts = frame.ts_us;
             if realtime {
@@ -213,6 +240,9 @@ pub fn replay(files: &[CaptureFile], outbox: &Outbox, report: &Mutex<Report>, re
                 ts = start_us + offset;
             }
             let frame = Frame { ts_us: shifted(ts, skew_us), ..frame };
+            if let Some(p) = packets {
+                p.add(&frame);
+            }
             observer.on_frame(&frame);
             filling.add(observer.take_items(), frame.ts_us);
             watermark = observer.watermark();
@@ -262,7 +292,7 @@ pub async fn send(
     let mut stopped_at: Option<Instant> = None;
     let mut connected_once = false;
     loop {
-        match session(&options, &outbox, &report, hello.clone(), &mut connected_once).await {
+        match session(&options, &outbox, &report, hello.clone(), &mut connected_once, &mut stop).await {
             Ok(End::Drained) => return Ok(()),
             Ok(End::Refused(reason)) => {
                 tracing::error!("the hub refused this agent: {reason}");
@@ -303,6 +333,7 @@ async fn session(
     report: &Mutex<Report>,
     hello: Bytes,
     connected: &mut bool,
+    stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<End> {
     let mut request = options.url.as_str().into_client_request()?;
     if let Some(t) = &options.token {
@@ -343,7 +374,8 @@ async fn session(
             tx.send(Message::Binary(b.bytes)).await?;
             sent = b.seq;
         }
-        if outbox.drained() {
+        let stopping = *stop.borrow();
+        if outbox.drained() && (!options.stay || stopping) {
             // The last counters, then goodbye.
             let _ = tx.send(Message::Binary(report_message(report, outbox, options.skew_us))).await;
             let _ = tx.send(Message::Close(None)).await;
@@ -351,12 +383,24 @@ async fn session(
         }
         tokio::select! {
             () = outbox.ready.notified() => {}
+            _ = stop.changed(), if options.stay && !stopping => {}
             msg = rx.next() => match msg {
                 Some(Ok(Message::Binary(b))) => match wire::decode_hub(&b)? {
                     HubMessage::Ack { seq } => outbox.ack(seq),
                     HubMessage::Ping { hub_us } => {
                         let pong = AgentMessage::Pong { hub_us, agent_us: shifted(now_us(), options.skew_us) };
                         tx.send(Message::Binary(wire::encode(&pong).into())).await?;
+                    }
+                    HubMessage::Packets { request, wanted } => {
+                        let found = match options.packets.clone() {
+                            Some(store) => tokio::task::spawn_blocking(move || store.found(&wanted, None))
+                                .await?
+                                .map_err(|e| tracing::warn!("reading this node's packets: {e}"))
+                                .ok(),
+                            None => None,
+                        };
+                        let answer = AgentMessage::Packets { request, found };
+                        tx.send(Message::Binary(wire::encode(&answer).into())).await?;
                     }
                     other => tracing::debug!("ignoring {other:?} from the hub"),
                 },

@@ -25,6 +25,8 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
         node: config.node.clone(),
         buffer_bytes: config.buffer_bytes,
         skew_us: config.skew_us,
+        packets: crate::share::packet_store(&config.packets)?,
+        stay: config.stay,
     };
     let outbox = Arc::new(Outbox::new(config.buffer_bytes));
     let report = Arc::new(Mutex::new(Report::default()));
@@ -35,8 +37,9 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
             let live = LiveCapture::open(selection, ring)?;
             let own = agent::hub_addresses(&config.url).await;
             let (o, r, s, skew) = (outbox.clone(), report.clone(), stop.clone(), config.skew_us);
+            let packets = options.packets.clone();
             let t = std::thread::Builder::new().name("capture".into()).spawn(move || {
-                let result = agent::capture(live, &own, &o, &r, &s, skew);
+                let result = agent::capture(live, &own, &o, &r, &s, skew, packets.as_deref());
                 o.close();
                 result.map_err(anyhow::Error::from)
             })?;
@@ -48,8 +51,9 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
                 .map(|f| CaptureFile::open(f).with_context(|| format!("cannot replay {}", f.display())))
                 .collect::<Result<Vec<_>, _>>()?;
             let (o, r, skew) = (outbox.clone(), report.clone(), config.skew_us);
+            let packets = options.packets.clone();
             let t = std::thread::Builder::new().name("replay".into()).spawn(move || {
-                agent::replay(&captures, &o, &r, realtime, skew);
+                agent::replay(&captures, &o, &r, realtime, skew, packets.as_deref());
                 Ok(())
             })?;
             (realtime, t)

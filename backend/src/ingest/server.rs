@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::{mpsc, oneshot};
 
+use super::fetch::PacketFetch;
 use super::join::Event;
 use super::wire::{self, AgentMessage, HubMessage};
 use crate::feed::replay::now_us;
@@ -29,11 +30,19 @@ pub struct IngestState {
     slots: Arc<AtomicU64>,
     /// The capture time the merge has reached (`join::run`).
     merged: Arc<AtomicU64>,
+    /// Exports' requests for the agents' packets.
+    pub fetch: Option<Arc<PacketFetch>>,
 }
 
 impl IngestState {
     pub fn new(events: mpsc::Sender<Event>, merged: Arc<AtomicU64>, token: Option<Arc<str>>) -> Self {
-        Self { events, token, slots: Arc::new(AtomicU64::new(1)), merged }
+        Self { events, token, slots: Arc::new(AtomicU64::new(1)), merged, fetch: None }
+    }
+
+    /// Exports may ask the connected agents for packets through `fetch`.
+    pub fn with_fetch(mut self, fetch: Arc<PacketFetch>) -> Self {
+        self.fetch = Some(fetch);
+        self
     }
 
     /// Holds an agent's next batch back while its last one (`ahead_us`) is far ahead of what the
@@ -120,12 +129,25 @@ async fn connection(mut socket: WebSocket, state: IngestState) {
     let node = hello.node.clone();
     let (reply, mut replies) = mpsc::unbounded_channel();
     let (have_tx, have_rx) = oneshot::channel();
+    if let Some(fetch) = &state.fetch {
+        fetch.register(slot, &node, reply.clone());
+    }
+    let unregister = |state: &IngestState| {
+        if let Some(fetch) = &state.fetch {
+            fetch.unregister(slot);
+        }
+    };
     if state.events.send(Event::Connected { slot, hello, reply, have: have_tx }).await.is_err() {
+        unregister(&state);
         return;
     }
-    let Ok(have) = have_rx.await else { return };
+    let Ok(have) = have_rx.await else {
+        unregister(&state);
+        return;
+    };
     let welcome = HubMessage::Welcome { protocol: wire::PROTOCOL, version: env!("CARGO_PKG_VERSION").into(), have };
     if socket.send(Message::Binary(wire::encode(&welcome).into())).await.is_err() {
+        unregister(&state);
         let _ = state.events.send(Event::Disconnected { slot }).await;
         return;
     }
@@ -147,6 +169,12 @@ async fn connection(mut socket: WebSocket, state: IngestState) {
                         }
                         Ok(AgentMessage::Report(report)) => Event::Report { slot, report },
                         Ok(AgentMessage::Pong { hub_us, agent_us }) => Event::Pong { slot, hub_us, agent_us, back_us: now_us() },
+                        Ok(AgentMessage::Packets { request, found }) => {
+                            if let Some(fetch) = &state.fetch {
+                                fetch.answer(slot, request, found);
+                            }
+                            continue;
+                        }
                         Ok(AgentMessage::Hello(_)) => {
                             let _ = socket.send(close("a second hello")).await;
                             break "sent a second hello".to_string();
@@ -179,5 +207,6 @@ async fn connection(mut socket: WebSocket, state: IngestState) {
         }
     };
     tracing::info!("agent on {node}: {why}");
+    unregister(&state);
     let _ = state.events.send(Event::Disconnected { slot }).await;
 }

@@ -13,14 +13,18 @@
 //! 3. The hub `Ping`s every second; the agent answers `Pong` with its own clock, from which the
 //!    hub estimates the agent's clock offset. The agent sends a `Report` (its counters) every
 //!    second.
+//! 4. For an export, the hub asks for `Packets` of some flows over some spans (in the agent's
+//!    clock); the agent answers with what its packet ring still holds (`None`: it keeps none).
 
 use serde::{Deserialize, Serialize};
 
 use crate::dissect::Exchange;
 use crate::engine::EngineStats;
+use crate::packets::{Found, Wanted};
 
 /// The version of this protocol. Bumped when an old peer could misread a new message.
-pub const PROTOCOL: u32 = 1;
+/// 2: packets asked for and answered.
+pub const PROTOCOL: u32 = 2;
 
 /// The WebSocket path on the hub's ingest address.
 pub const PATH: &str = "/api/v1/ingest";
@@ -31,7 +35,15 @@ pub enum AgentMessage {
     Hello(Hello),
     Batch(Batch),
     Report(Box<Report>),
-    Pong { hub_us: u64, agent_us: u64 },
+    Pong {
+        hub_us: u64,
+        agent_us: u64,
+    },
+    /// The answer to `HubMessage::Packets`.
+    Packets {
+        request: u64,
+        found: Option<Found>,
+    },
 }
 
 /// Hub → agent.
@@ -52,6 +64,11 @@ pub enum HubMessage {
     },
     Ping {
         hub_us: u64,
+    },
+    /// The retained packets of these flows, for an export.
+    Packets {
+        request: u64,
+        wanted: Vec<Wanted>,
     },
 }
 

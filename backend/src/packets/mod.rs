@@ -34,7 +34,7 @@ impl FlowKey {
 }
 
 /// What an export asks for: a flow over a time span (µs, inclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wanted {
     pub flow: FlowKey,
     pub from_us: u64,
@@ -50,6 +50,45 @@ pub struct StoredFrame {
     pub flow: FlowKey,
     #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+}
+
+/// A capture interface of the frames found: its name and the node it is on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Iface {
+    pub name: Option<String>,
+    pub node: Option<String>,
+}
+
+/// The frames of the wanted flows (`StoredFrame::interface` indexes `interfaces`), and whether
+/// some had aged out (or a node that had them could not be asked).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub frames: Vec<StoredFrame>,
+    pub interfaces: Vec<Iface>,
+    pub aged_out: bool,
+}
+
+impl Found {
+    /// Several nodes' answers as one: interfaces renumbered, frames in time order.
+    pub fn merge(parts: Vec<Found>) -> Found {
+        let mut out = Found::default();
+        for part in parts {
+            let base = out.interfaces.len() as u32;
+            out.interfaces.extend(part.interfaces);
+            out.frames.extend(part.frames.into_iter().map(|f| StoredFrame { interface: f.interface + base, ..f }));
+            out.aged_out |= part.aged_out;
+        }
+        out.frames.sort_by_key(|f| f.ts_us);
+        out
+    }
+
+    /// Moves every frame's time by `offset_us` (a node's clock to the hub's).
+    pub fn shift(mut self, offset_us: i64) -> Found {
+        for f in &mut self.frames {
+            f.ts_us = f.ts_us.saturating_add_signed(offset_us);
+        }
+        self
+    }
 }
 
 /// The flow of a frame, if it carries TCP or UDP over IP. An IP fragment (a big DNS answer) has
@@ -239,6 +278,20 @@ impl PacketStore {
         }
         out.sort_by_key(|f| f.ts_us);
         Ok((out, aged))
+    }
+
+    /// `select`, with the interfaces named (on `node`).
+    pub fn found(&self, wanted: &[Wanted], node: Option<&str>) -> io::Result<Found> {
+        let (frames, aged_out) = self.select(wanted)?;
+        let interfaces =
+            self.interfaces().into_iter().map(|name| Iface { name, node: node.map(str::to_string) }).collect();
+        let mut found = Found { frames, interfaces, aged_out };
+        // A frame on an interface never named still needs an entry.
+        let most = found.frames.iter().map(|f| f.interface as usize + 1).max().unwrap_or(0);
+        if found.interfaces.len() < most {
+            found.interfaces.resize(most, Iface { name: None, node: node.map(str::to_string) });
+        }
+        Ok(found)
     }
 
     pub fn stats(&self) -> RetentionStats {

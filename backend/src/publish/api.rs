@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
-use crate::packets::{StoredFrame, Wanted};
+use crate::packets::{Found, Wanted};
 use crate::publish::hub::{ClusterStatus, Hub};
 use crate::store::{Bucket, Connection, Cursor, Kinds, STEP_US, StoreStats, Window};
 use crate::timespec;
@@ -118,13 +118,26 @@ pub trait Data: Send + Sync {
     fn balance(&self, service: &str, w: Window) -> Option<Balance>;
     fn balances(&self, w: Window) -> Vec<Balance>;
     /// The retained packets of the wanted flows, and whether some aged out; `None` when this
-    /// source keeps no packets at all.
-    fn packets(&self, _wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
+    /// source keeps no packets here (see `remote`).
+    fn packets(&self, _wanted: &[Wanted]) -> Option<Found> {
         None
     }
-    /// Interface names of the packets (index = `StoredFrame::interface`), and the node.
-    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
-        (Vec::new(), None)
+    /// Where packets are kept when not here: the nodes' agents, asked over their connections.
+    fn remote(&self) -> Option<Arc<dyn RemotePackets>> {
+        None
+    }
+}
+
+/// Packets kept on other machines (every node's agent), fetched on demand.
+pub trait RemotePackets: Send + Sync {
+    fn fetch(&self, wanted: Vec<Wanted>) -> std::pin::Pin<Box<dyn Future<Output = Option<Found>> + Send>>;
+}
+
+/// The packets of the wanted flows, wherever the data keeps them.
+pub async fn find_packets(data: &dyn Data, wanted: Vec<Wanted>) -> Option<Found> {
+    match data.remote() {
+        Some(remote) => remote.fetch(wanted).await,
+        None => data.packets(&wanted),
     }
 }
 
@@ -159,9 +172,9 @@ impl Data for Hub {
     fn balances(&self, w: Window) -> Vec<Balance> {
         Hub::balances(self, w)
     }
-    fn packets(&self, wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
+    fn packets(&self, wanted: &[Wanted]) -> Option<Found> {
         let store = self.packets()?;
-        match store.select(wanted) {
+        match store.found(wanted, None) {
             Ok(found) => Some(found),
             Err(e) => {
                 tracing::warn!("reading retained packets: {e}");
@@ -169,8 +182,8 @@ impl Data for Hub {
             }
         }
     }
-    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
-        (self.packets().map(|p| p.interfaces()).unwrap_or_default(), None)
+    fn remote(&self) -> Option<Arc<dyn RemotePackets>> {
+        self.remote_packets()
     }
 }
 

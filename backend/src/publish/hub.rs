@@ -13,6 +13,7 @@ use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::engine::EngineStats;
 use crate::packets::PacketStore;
+use crate::publish::api::RemotePackets;
 use crate::resolve::ClusterState;
 use crate::resolve::access::Access;
 use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, Store, StoreStats, Window};
@@ -63,6 +64,7 @@ struct Inner {
     metrics: super::metrics::Metrics,
     /// This node's retained packets (`serve` with `--packet-retention-mb` above 0).
     packets: std::sync::OnceLock<Arc<PacketStore>>,
+    remote: std::sync::OnceLock<Arc<dyn RemotePackets>>,
 }
 
 /// The cluster state's source and readiness, for `/healthz`.
@@ -124,6 +126,7 @@ impl Hub {
                 clock,
                 metrics: super::metrics::Metrics::default(),
                 packets: std::sync::OnceLock::new(),
+                remote: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -141,6 +144,15 @@ impl Hub {
     /// The packet ring, when packets are retained.
     pub fn packets(&self) -> Option<Arc<PacketStore>> {
         self.inner.packets.get().cloned()
+    }
+
+    /// `podtap hub`: packets are kept by the agents, and asked for through `remote`.
+    pub fn set_remote_packets(&self, remote: Arc<dyn RemotePackets>) {
+        let _ = self.inner.remote.set(remote);
+    }
+
+    pub fn remote_packets(&self) -> Option<Arc<dyn RemotePackets>> {
+        self.inner.remote.get().cloned()
     }
 
     pub fn source(&self) -> &str {

@@ -17,8 +17,9 @@ use super::db::LiveLink;
 use super::link::{Scope, random_text};
 use super::session::{MAX_SESSION_RECORDS, Payload, SessionMeta};
 use super::{export, pages};
+use crate::packets::Found;
 use crate::publish::AppState;
-use crate::publish::api::{ApiError, Data, Scoped, WindowQuery};
+use crate::publish::api::{ApiError, Scoped, WindowQuery, find_packets};
 use crate::store::{Cursor, Kinds};
 
 /// A link's lifetime when none is asked for, and the longest one podtap signs.
@@ -103,7 +104,9 @@ pub async fn create_session(
             "this window holds more than {MAX_SESSION_RECORDS} records, more than a session keeps: choose a shorter window or a narrower filter"
         )));
     }
-    let (frames, aged_out) = Data::packets(hub, &export::flows(&records)).unwrap_or((Vec::new(), !records.is_empty()));
+    let packets = find_packets(hub, export::flows(&records))
+        .await
+        .unwrap_or(Found { aged_out: !records.is_empty(), ..Found::default() });
     let stats = hub.store_stats();
     let to = if window.to == u64::MAX { stats.newest_us.unwrap_or(0) + 1 } else { window.to };
     let from = if window.from == 0 { stats.oldest_us.unwrap_or(to - 1) } else { window.from };
@@ -118,14 +121,13 @@ pub async fn create_session(
         view: body.view,
         records: records.len() as u64,
         requests: records.iter().filter(|r| r.is_request()).count() as u64,
-        packets: frames.len() as u64,
-        packets_aged_out: aged_out,
+        packets: packets.frames.len() as u64,
+        packets_aged_out: packets.aged_out,
         source: hub.source().to_string(),
         clock: hub.clock(),
         bytes: 0,
     };
-    let payload =
-        Payload { records, backends: hub.cluster().backends_snapshot(), frames, interfaces: Data::interfaces(hub).0 };
+    let payload = Payload { records, backends: hub.cluster().backends_snapshot(), packets };
     let share = state.share.clone();
     let meta_saved = meta.clone();
     let evicted = tokio::task::spawn_blocking(move || share.sessions.save(&meta_saved, &payload))
@@ -321,19 +323,17 @@ pub async fn export(Extension(scope): Extension<Scoped>, Query(q): Query<ExportQ
             Ok(attachment("application/json", format!("{stem}.har"), body))
         }
         "pcapng" => {
-            let Some((frames, _)) = scope.data.packets(&export::flows(&records)) else {
+            let Some(found) = find_packets(&*scope.data, export::flows(&records)).await else {
                 return Err(ApiError::NotRetained(
                     "this podtap keeps no packets (start it with --packet-retention-mb above 0)".into(),
                 ));
             };
-            if frames.is_empty() {
+            if found.frames.is_empty() {
                 return Err(ApiError::NotRetained(
                     "no packets of these connections are retained: they aged out of the packet ring".into(),
                 ));
             }
-            let (interfaces, node) = scope.data.interfaces();
-            let body = export::pcapng(&frames, &records, &interfaces, node.as_deref())
-                .map_err(|e| ApiError::Storage(e.to_string()))?;
+            let body = export::pcapng(&found, &records).map_err(|e| ApiError::Storage(e.to_string()))?;
             Ok(attachment("application/x-pcapng", format!("{stem}.pcapng"), body))
         }
         other => Err(ApiError::BadRequest(format!("format must be pcapng, har or jsonl, not `{other}`"))),
@@ -359,10 +359,8 @@ pub async fn packets(
 ) -> Result<Json<PacketsAnswer>, ApiError> {
     let records = export_records(&scope, &q)?;
     let connections = records.iter().map(|r| r.conn).collect::<std::collections::BTreeSet<_>>().len() as u64;
-    Ok(Json(match scope.data.packets(&export::flows(&records)) {
-        Some((frames, aged_out)) => {
-            PacketsAnswer { retained: true, frames: frames.len() as u64, connections, aged_out }
-        }
+    Ok(Json(match find_packets(&*scope.data, export::flows(&records)).await {
+        Some(f) => PacketsAnswer { retained: true, frames: f.frames.len() as u64, connections, aged_out: f.aged_out },
         None => PacketsAnswer { retained: false, frames: 0, connections, aged_out: connections > 0 },
     }))
 }

@@ -10,7 +10,7 @@ use podtap_shared::{Detail, Endpoint, Record};
 use serde_json::{Value, json};
 
 use crate::capture::write::PcapngWriter;
-use crate::packets::{FlowKey, StoredFrame, Wanted, link_of};
+use crate::packets::{FlowKey, Found, Wanted, link_of};
 use crate::timespec;
 
 /// Margin around a connection's span for its handshake and last acknowledgements.
@@ -62,14 +62,10 @@ fn endpoint_label(e: &Endpoint) -> String {
     }
 }
 
-/// The records' packets as a pcapng file: interfaces as `interfaces` names them (on `node`), a
+/// The records' packets as a pcapng file: each interface named with its node in a comment, a
 /// comment on every packet naming its connection.
-pub fn pcapng(
-    frames: &[StoredFrame],
-    records: &[Record],
-    interfaces: &[Option<String>],
-    node: Option<&str>,
-) -> io::Result<Vec<u8>> {
+pub fn pcapng(found: &Found, records: &[Record]) -> io::Result<Vec<u8>> {
+    let frames = &found.frames;
     let mut about: BTreeMap<FlowKey, String> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.is_request()).chain(records.iter().filter(|r| r.is_request())) {
         let via = r.via.service.as_deref().map(|s| format!(" via {s}")).unwrap_or_default();
@@ -83,9 +79,9 @@ pub fn pcapng(
     let mut declared: BTreeMap<(u32, u16), u32> = BTreeMap::new();
     for f in frames {
         if let std::collections::btree_map::Entry::Vacant(slot) = declared.entry((f.interface, f.link)) {
-            let name =
-                interfaces.get(f.interface as usize).cloned().flatten().unwrap_or_else(|| format!("if{}", f.interface));
-            let comment = match node {
+            let iface = found.interfaces.get(f.interface as usize);
+            let name = iface.and_then(|i| i.name.clone()).unwrap_or_else(|| format!("if{}", f.interface));
+            let comment = match iface.and_then(|i| i.node.as_deref()) {
                 Some(n) => format!("podtap: interface {name} on node {n}"),
                 None => format!("podtap: interface {name}"),
             };

@@ -10,7 +10,7 @@ use podtap_shared::{Clock, Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::balance::Balance;
-use crate::packets::{StoredFrame, Wanted};
+use crate::packets::{Found, Wanted};
 use crate::publish::api::Data;
 use crate::resolve::{Backend, ClusterState};
 use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, STEP_US, Store, StoreStats, Window};
@@ -53,11 +53,9 @@ pub struct SessionMeta {
 pub struct Payload {
     pub records: Vec<Record>,
     pub backends: BTreeMap<String, Vec<Backend>>,
-    /// The connections' retained packets, and the names of their interfaces.
+    /// The connections' retained packets, and their interfaces.
     #[serde(default)]
-    pub frames: Vec<StoredFrame>,
-    #[serde(default)]
-    pub interfaces: Vec<Option<String>>,
+    pub packets: Found,
 }
 
 /// A session opened: its own store over its records.
@@ -65,8 +63,7 @@ pub struct Frozen {
     pub meta: SessionMeta,
     store: Store,
     cluster: ClusterState,
-    frames: Vec<StoredFrame>,
-    interfaces: Vec<Option<String>>,
+    packets: Found,
 }
 
 impl Frozen {
@@ -81,7 +78,7 @@ impl Frozen {
             store.insert(r);
         }
         let cluster = ClusterState::from_backends(payload.backends);
-        Self { meta, store, cluster, frames: payload.frames, interfaces: payload.interfaces }
+        Self { meta, store, cluster, packets: payload.packets }
     }
 }
 
@@ -117,10 +114,8 @@ impl Data for Frozen {
     fn balances(&self, w: Window) -> Vec<Balance> {
         self.store.balances(w, &self.cluster)
     }
-    fn packets(&self, wanted: &[Wanted]) -> Option<(Vec<StoredFrame>, bool)> {
-        Some((crate::packets::select(self.frames.iter(), wanted), self.meta.packets_aged_out))
-    }
-    fn interfaces(&self) -> (Vec<Option<String>>, Option<String>) {
-        (self.interfaces.clone(), None)
+    fn packets(&self, wanted: &[Wanted]) -> Option<Found> {
+        let frames = crate::packets::select(self.packets.frames.iter(), wanted);
+        Some(Found { frames, interfaces: self.packets.interfaces.clone(), aged_out: self.meta.packets_aged_out })
     }
 }
