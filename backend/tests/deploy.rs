@@ -64,6 +64,7 @@ fn every_document_is_a_valid_object_of_its_kind() {
         "DaemonSet",
         "Service",
         "NetworkPolicy",
+        "PersistentVolumeClaim",
     ];
     for d in documents() {
         let kind = d["kind"].as_str().unwrap().to_string();
@@ -72,6 +73,16 @@ fn every_document_is_a_valid_object_of_its_kind() {
     let _: Vec<Namespace> = all("Namespace");
     let _: Vec<ServiceAccount> = all("ServiceAccount");
     let _: Service = one("Service");
+    // Saved sessions survive a restart: the hub's data directory is on the claim.
+    let claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = one("PersistentVolumeClaim");
+    let hub: k8s_openapi::api::apps::v1::Deployment = one("Deployment");
+    let spec = hub.spec.unwrap().template.spec.unwrap();
+    let volume = spec.volumes.unwrap().into_iter().find(|v| v.name == "data").expect("a data volume");
+    assert_eq!(volume.persistent_volume_claim.unwrap().claim_name, claim.metadata.name.unwrap());
+    let c = &spec.containers[0];
+    let args = c.args.clone().unwrap();
+    let dir = &args[args.iter().position(|a| a == "--data-dir").expect("--data-dir") + 1];
+    assert!(c.volume_mounts.as_ref().unwrap().iter().any(|m| m.name == "data" && &m.mount_path == dir));
 }
 
 #[test]
