@@ -475,3 +475,51 @@ async fn exports_read_back_as_the_sessions_requests() {
     assert!(String::from_utf8_lossy(&comments.stdout).contains("podtap conn "), "packet comments name the connection");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The next message the server sends, as the browser reads it.
+async fn next_message(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> podtap_shared::ServerMessage {
+    use futures_util::StreamExt;
+    loop {
+        match ws.next().await.expect("open").expect("a frame") {
+            tokio_tungstenite::tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_live_links_stream_is_narrowed_too() {
+    use futures_util::SinkExt;
+    let dir = scratch("stream");
+    let cfg = config(&dir, "/");
+    let hub = demo_hub(&cfg);
+    let s = state(&hub, from_config(&cfg).unwrap(), Some(TOKEN));
+    let made = call(&s, Method::POST, "/api/v1/links", ADMIN, Some(json!({"filter": "ns:shop"}))).await.json();
+    let query =
+        format!("link={}&{}", made["id"].as_str().unwrap(), made["url"].as_str().unwrap().split_once('?').unwrap().1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(s)).await.unwrap() });
+    let in_shop = |r: &Record| r.src.namespace.as_deref() == Some("shop") || r.dst.namespace.as_deref() == Some("shop");
+    // Without the link or the token: refused.
+    assert!(tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.is_err());
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream?{query}")).await.unwrap();
+    for _ in 0..2 {
+        next_message(&mut ws).await; // hello, cluster
+    }
+    let podtap_shared::ServerMessage::Snapshot { records, .. } = next_message(&mut ws).await else {
+        panic!("snapshot")
+    };
+    assert!(!records.is_empty() && records.iter().all(in_shop), "the first snapshot is the link's");
+    // A subscription that tries to widen it gets only the link's records.
+    let widen = r#"{"type":"subscribe","filter":"ns:default"}"#;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(widen.into())).await.unwrap();
+    let podtap_shared::ServerMessage::Snapshot { records, .. } = next_message(&mut ws).await else {
+        panic!("snapshot")
+    };
+    assert!(records.iter().all(|r| in_shop(r)
+        && (r.src.namespace.as_deref() == Some("default") || r.dst.namespace.as_deref() == Some("default"))));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -97,6 +97,15 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   assert.equal((await seen.until('the selection', async () => seen.detail()))?.id, selected, 'the same selection');
   assert.deepEqual((await seen.lanes()).map((l) => `${l.conn}:${l.requests}`).sort(), lanes, 'the same lanes');
   assert.equal(await seen.page.getByTestId('share').textContent(), 'Export', 'a link holder cannot share further');
+  // The selected request's connection downloads from the session, packets and all.
+  const href = await seen.page.getByTestId('detail-export-pcapng').getAttribute('href');
+  assert.match(href, /\/api\/v1\/sessions\/[^/]+\/export\?format=pcapng&filter=&conn=\d+&link=/);
+  const pcap = await seen.page.evaluate(async (h) => {
+    const r = await fetch(h);
+    return [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength];
+  }, href);
+  assert.deepEqual(pcap.slice(0, 2), [200, 'application/x-pcapng']);
+  assert.ok(pcap[2] > 200, `${pcap[2]} bytes`);
   assert.equal((await fetch(`${podtap.url}/api/v1/map`)).status, 401, 'the colleague has no admin access');
   assert.deepEqual(seen.errors, []);
   await seen.page.close();

@@ -223,3 +223,74 @@ impl Sessions {
         Ok(existed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, created_us: u64) -> SessionMeta {
+        SessionMeta {
+            id: id.into(),
+            title: String::new(),
+            created_us,
+            from: 0,
+            to: 1,
+            filter: String::new(),
+            view: Default::default(),
+            records: 0,
+            requests: 0,
+            packets: 0,
+            packets_aged_out: false,
+            source: "t".into(),
+            clock: podtap_shared::Clock::Wall,
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_store_refuses_in_a_sentence_unless_told_to_evict() {
+        let bounds = Bounds { max_sessions: 2, max_bytes: 1 << 20, evict_oldest: false };
+        let db = Sessions::in_memory(bounds).unwrap();
+        db.save(&meta("a", 1), &Payload::default()).unwrap();
+        db.save(&meta("b", 2), &Payload::default()).unwrap();
+        let full = db.save(&meta("c", 3), &Payload::default()).unwrap_err();
+        assert!(full.to_string().contains("session storage is full (2 sessions"), "{full}");
+        assert!(full.to_string().contains("--evict-sessions"), "{full}");
+        assert_eq!(db.list().unwrap().len(), 2, "nothing was lost");
+
+        let db = Sessions::in_memory(Bounds { evict_oldest: true, ..bounds }).unwrap();
+        for (id, t) in [("a", 1), ("b", 2)] {
+            db.save(&meta(id, t), &Payload::default()).unwrap();
+        }
+        assert_eq!(db.save(&meta("c", 3), &Payload::default()).unwrap(), ["a"], "the oldest goes");
+        let ids: Vec<String> = db.list().unwrap().into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert!(db.payload("a").unwrap().is_none(), "its payload went with it");
+    }
+
+    #[test]
+    fn bytes_are_bounded_too_and_a_session_bigger_than_all_is_refused() {
+        let big = Payload { records: vec![podtap_shared::Record::test(); 200], ..Payload::default() };
+        let db = Sessions::in_memory(Bounds { max_sessions: 100, max_bytes: 1024, evict_oldest: true }).unwrap();
+        assert!(matches!(db.save(&meta("big", 1), &big), Err(DbError::TooLarge(_))));
+        assert!(db.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn what_is_saved_reads_back_and_deletes() {
+        let db = Sessions::in_memory(Bounds::default()).unwrap();
+        let payload = Payload { records: vec![podtap_shared::Record::test()], ..Payload::default() };
+        db.save(&meta("a", 1), &payload).unwrap();
+        let back = db.payload("a").unwrap().unwrap();
+        assert_eq!(back.records, payload.records);
+        assert!(db.meta("a").unwrap().unwrap().bytes > 0, "its stored size is kept");
+        assert!(db.delete("a").unwrap());
+        assert!(!db.delete("a").unwrap());
+        assert!(db.meta("a").unwrap().is_none());
+        let link = LiveLink { id: "l".into(), filter: "ns:x".into(), created_us: 1, expires_s: 2 };
+        db.add_link(&link).unwrap();
+        assert_eq!(db.link("l").unwrap(), Some(link));
+        assert!(db.revoke("l").unwrap());
+        assert_eq!(db.link("l").unwrap(), None);
+    }
+}

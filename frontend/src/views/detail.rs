@@ -1,13 +1,14 @@
 //! One request in full: what was asked and answered, the headers kept after redaction (saying
 //! which were redacted), sizes and times, the path it took (client → Service address → DNAT →
 //! pod), its connection with the other requests on it, where it was seen, and why it is or is not
-//! a probe. Every name, status, path and Service is click-to-filter. DOM hook: `record-detail`
-//! with `data-id`; the path is `detail-path`, the connection's requests `detail-conn-request`.
+//! a probe, and downloads of its connection. Every name, status, path and Service is
+//! click-to-filter. DOM hook: `record-detail` with `data-id`; the path is `detail-path`, the
+//! connection's requests `detail-conn-request`, the downloads `detail-export-pcapng|har|jsonl`.
 
 use leptos::prelude::*;
 use podtap_shared::{Detail, Endpoint, EndpointKind, Record, ViaKind};
 
-use crate::api::{Connection, fetch_connection, fetch_record};
+use crate::api::{Connection, export_query, export_url, fetch_connection, fetch_record};
 use crate::components::term::Term;
 use crate::views::timeline::overview::clock;
 
@@ -131,6 +132,8 @@ fn Full(record: Record, conn: Option<Result<Connection, String>>, selected: RwSi
     );
     let nodes: Vec<String> = [&r.src.node, &r.dst.node].into_iter().flatten().map(|n| n.to_string()).collect();
     let nodes = if nodes.is_empty() { "unknown".to_string() } else { nodes.join(" → ") };
+    // The connection over everything kept (its packets are whole connections anyway).
+    let conn_query = export_query("", None, Some(r.conn));
     let others = match conn {
         None => view! { <p class="empty">"Loading the connection…"</p> }.into_any(),
         Some(Err(e)) => view! { <p class="hint">{e}</p> }.into_any(),
@@ -186,6 +189,11 @@ fn Full(record: Record, conn: Option<Result<Connection, String>>, selected: RwSi
         <p class="muted" data-testid="detail-redacted">{redaction}</p>
         <h4>"Connection " <Term text=format!("{}", r.conn) term=format!("conn:{}", r.conn)/></h4>
         {others}
+        <p class="downloads">"Download this connection: "
+            <a data-testid="detail-export-pcapng" href=export_url("pcapng", &conn_query) download>"pcapng"</a>" · "
+            <a data-testid="detail-export-har" href=export_url("har", &conn_query) download>"HAR"</a>" · "
+            <a data-testid="detail-export-jsonl" href=export_url("jsonl", &conn_query) download>"JSON lines"</a>
+        </p>
         <h4>"Seen"</h4>
         <dl class="facts">
             <dt>"by"</dt><dd>{seen}</dd>
