@@ -183,25 +183,34 @@ fn wait_health(port: u16, ready: impl Fn(&serde_json::Value) -> bool) -> serde_j
     }
 }
 
-#[test]
-fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
-    let dir = tmp("hub");
-    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
-    let cluster = two_node_cluster(&dir);
-    let (_hub, listen, ingest) = hub(&cluster, Some("s3cret"));
+/// The demo capture cut in two, a hub with the token, and an agent replaying each half as its node
+/// (with `extra` flags): the cluster file, the hub's listen port, the agents and the hub.
+fn two_nodes(dir: &Path, extra: &[&str], stderr: fn() -> Stdio) -> (PathBuf, u16, Vec<Child>, Running) {
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, dir);
+    let cluster = two_node_cluster(dir);
+    let (hub, listen, ingest) = hub(&cluster, Some("s3cret"));
     let hub_url = format!("http://127.0.0.1:{ingest}");
-    let agents: Vec<_> = [(&client, "client-node"), (&lab, "lab-node")]
+    let agents = [(&client, "client-node"), (&lab, "lab-node")]
         .into_iter()
         .map(|(file, node)| {
             Command::new(BIN)
-                .args(["agent", "--hub", &hub_url, "--node", node, "--pcap"])
+                .args(["agent", "--hub", &hub_url, "--node", node])
+                .args(extra)
+                .arg("--pcap")
                 .arg(file)
                 .env("PODTAP_TOKEN", "s3cret")
-                .stderr(Stdio::piped())
+                .stderr(stderr())
                 .spawn()
                 .unwrap()
         })
         .collect();
+    (cluster, listen, agents, hub)
+}
+
+#[test]
+fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
+    let dir = tmp("hub");
+    let (_cluster, listen, agents, _hub) = two_nodes(&dir, &[], Stdio::piped);
     for a in agents {
         let out = a.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -252,19 +261,9 @@ fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
 #[test]
 fn the_hub_exports_the_packets_its_agents_keep() {
     let dir = tmp("export");
-    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
-    let cluster = two_node_cluster(&dir);
-    let (_hub, listen, ingest) = hub(&cluster, Some("s3cret"));
-    let hub_url = format!("http://127.0.0.1:{ingest}");
     // Agents that stay connected after their replay: their packet rings stay to be asked.
-    let _agents: Vec<Running> = [(&client, "client-node"), (&lab, "lab-node")]
-        .into_iter()
-        .map(|(file, node)| {
-            let mut cmd = Command::new(BIN);
-            cmd.args(["agent", "--stay", "--hub", &hub_url, "--node", node, "--pcap"]).arg(file);
-            Running(cmd.env("PODTAP_TOKEN", "s3cret").stderr(Stdio::null()).spawn().unwrap())
-        })
-        .collect();
+    let (cluster, listen, agents, _hub) = two_nodes(&dir, &["--stay"], Stdio::null);
+    let _agents: Vec<Running> = agents.into_iter().map(Running).collect();
     let get = |path: &str, out: Option<&Path>| {
         let mut cmd = Command::new("curl");
         cmd.args(["-sf", "-H", "Authorization: Bearer s3cret", &format!("http://127.0.0.1:{listen}{path}")]);

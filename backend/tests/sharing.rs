@@ -182,8 +182,9 @@ async fn a_session_link_shows_what_was_saved_and_nothing_more() {
     let delete = call(&s, Method::DELETE, &format!("/api/v1/sessions/{id}?{q}"), &[], None).await;
     assert_eq!(delete.status, StatusCode::FORBIDDEN);
 
-    // The page opens; tampered and expired links get a page that says so.
+    // The page opens, and its embed; tampered and expired links get a page that says so.
     assert_eq!(anon_get(&s, &format!("/s/{id}?{q}")).await.status, StatusCode::OK);
+    assert_eq!(anon_get(&s, &format!("/embed/timeline?session={id}&{q}")).await.status, StatusCode::OK);
     let sig = q.split("sig=").nth(1).unwrap();
     let exp: u64 = q.split("exp=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
     let tampered = anon_get(&s, &format!("/s/{id}?exp={}&sig={sig}", exp + 3600)).await;

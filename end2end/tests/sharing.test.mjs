@@ -64,10 +64,17 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   assert.ok(!admin.page.url().includes('token'), admin.page.url());
   await admin.until('the live view', async () => (await admin.page.getByTestId('status').textContent()) === 'live');
   await admin.until('traffic', async () => (await admin.edges()).length > 3);
-  // A window of what arrived, and one request of it selected.
-  const newest = JSON.parse((await api(`${podtap.url}/api/v1/records?limit=1`)).body).records[0].ts;
-  const from = newest - 6_000_000;
-  await admin.page.goto(`${podtap.url}/?from=${from}&to=${newest}`);
+  // A window of what arrived, settled (a request's record comes once it is complete, so the
+  // window ends 5 s before the newest record), and one request of it selected.
+  const edge = async (query) => JSON.parse((await api(`${podtap.url}/api/v1/records?limit=1&${query}`)).body).records[0]?.ts ?? 0;
+  const oldest = await edge('from=0');
+  const newest = await admin.until('12 s of traffic', async () => {
+    const n = await edge('');
+    return n - oldest > 12_000_000 && n;
+  }, 60_000);
+  const to = newest - 5_000_000;
+  const from = to - 6_000_000;
+  await admin.page.goto(`${podtap.url}/?from=${from}&to=${to}`);
   await admin.until('the window', async () => (await admin.edges()).length > 0 && !(await admin.page.getByTestId('window-loading').count()));
   const bar = admin.page.locator('[data-testid="timeline-bar"]').first();
   await bar.click();
@@ -79,7 +86,8 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   const link = await admin.until('the link', async () => admin.page.getByTestId('share-url').inputValue().catch(() => ''));
   assert.match(link, /\/s\/[A-Za-z0-9_-]+\?exp=\d+&sig=/);
   assert.ok(!link.includes(TOKEN), 'no secret in the link');
-  assert.match(await admin.page.getByTestId('embed-code').inputValue(), /<iframe src="http:\/\/127\.0\.0\.1:\d+\/embed\/map\?link=/);
+  const embedCode = await admin.page.getByTestId('embed-code').inputValue();
+  assert.match(embedCode, /<iframe src="http:\/\/127\.0\.0\.1:\d+\/embed\/map\?session=/);
 
   // A colleague: a fresh browser context, no cookie, no token, after more traffic.
   await admin.page.waitForTimeout(3000);
@@ -109,6 +117,13 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   assert.equal((await fetch(`${podtap.url}/api/v1/map`)).status, 401, 'the colleague has no admin access');
   assert.deepEqual(seen.errors, []);
   await seen.page.close();
+  // The embed code's page shows the same map, chrome-less.
+  const embedded = new PodtapPage(await colleague.newPage());
+  await embedded.page.goto(embedCode.match(/src="([^"]+)"/)[1]);
+  await embedded.until('the embedded map', async () => (await embedded.edges()).length > 0);
+  assert.deepEqual(await edgeCounts(embedded), counts, 'the embedded session map');
+  assert.equal(await embedded.page.locator('header').count(), 0);
+  await embedded.page.close();
 
   // After a restart of podtap: the same.
   await podtap.stopped();
@@ -128,6 +143,20 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   const tampered = await p.goto(link.replace(/sig=(.)/, (_, c) => `sig=${c === 'A' ? 'B' : 'A'}`));
   assert.equal(tampered.status(), 403);
   assert.match(await p.getByTestId('link-refused').textContent(), /signature does not match/);
+
+  // The admin's list of saved sessions (the sign-in survived the restart); deleting the one the
+  // link opens revokes the link.
+  await admin.page.goto(podtap.url + '/');
+  await admin.page.getByTestId('share').click();
+  await admin.page.locator('details.saved summary').click();
+  const rows = admin.page.getByTestId('session-row');
+  await admin.until('two saved sessions', async () => (await rows.count()) === 2);
+  const id = link.match(/\/s\/([^?]+)/)[1];
+  await admin.page.locator(`[data-testid="session-row"][data-id="${id}"] [data-testid="session-delete"]`).click();
+  await admin.until('the row gone', async () => (await rows.count()) === 1);
+  const revoked = await p.goto(link);
+  assert.equal(revoked.status(), 403);
+  assert.match(await p.textContent('body'), /revoked/);
   await p.close();
 });
 
@@ -174,17 +203,27 @@ test('a portal embeds the map when its origin is allowed, and talks to it by pos
   assert.equal(readyMsg.data.scope, 'live');
   assert.equal(await page.frames()[1].evaluate(() => document.documentElement.dataset.theme), 'dark');
 
-  // setFilter narrows the embedded map.
-  const all = await frame.locator('[data-testid="map-node"]').count();
-  await page.evaluate(() => window.send({ type: 'podtap:setFilter', filter: 'ns:shop' }));
+  // setFilter narrows the embedded map (once traffic of both namespaces has been seen).
   const ids = async () => frame.locator('[data-testid="map-node"]').evaluateAll((els) => els.map((e) => e.dataset.id));
-  const deadline = Date.now() + 15_000;
-  let narrowed = await ids();
-  while ((narrowed.length >= all || narrowed.some((id) => id.startsWith('pod:default/web'))) && Date.now() < deadline) {
-    await page.waitForTimeout(200);
-    narrowed = await ids();
-  }
-  assert.ok(narrowed.length < all && narrowed.length > 0, `${narrowed.length} of ${all}`);
+  const until = async (what, check) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const got = await check();
+      if (got) return got;
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+      await page.waitForTimeout(200);
+    }
+  };
+  const before = await until('both namespaces', async () => {
+    const all = await ids();
+    return all.some((id) => id.startsWith('pod:shop/')) && all.some((id) => id.startsWith('pod:default/web')) && all;
+  });
+  await page.evaluate(() => window.send({ type: 'podtap:setFilter', filter: 'ns:shop' }));
+  const narrowed = await until('the narrowed map', async () => {
+    const all = await ids();
+    return all.length > 0 && !all.some((id) => id.startsWith('pod:default/web')) && all;
+  });
+  assert.ok(narrowed.length < before.length, `${narrowed.length} of ${before.length}`);
   // select → selected, with the record.
   const id = JSON.parse((await api(`${podtap.url}/api/v1/records?limit=1&filter=ns:shop`)).body).records[0].id;
   await page.evaluate((n) => window.send({ type: 'podtap:select', id: n }), id);
@@ -266,9 +305,10 @@ test('the HAR export validates against the HAR 1.2 schema', async () => {
   cleanup.push(() => podtap.stop());
   const page = new PodtapPage(await browser.context.newPage());
   await page.open(podtap.url);
-  await page.until('traffic', async () => (await page.edges()).length > 3);
-  const har = JSON.parse((await api(`${podtap.url}/api/v1/export?format=har`)).body);
-  assert.ok(har.log.entries.length > 10, `${har.log.entries.length} entries`);
+  const har = await page.until('a HAR of 10 requests or more', async () => {
+    const h = JSON.parse((await api(`${podtap.url}/api/v1/export?format=har`)).body);
+    return h.log.entries.length >= 10 && h;
+  }, 60_000);
   await harValidator.har(har); // rejects with the schema errors
   // The page's download link points at the same export.
   await page.page.getByTestId('share').click();

@@ -3,6 +3,7 @@
 //! pick from; what the page may see (`access`), saving sessions and links, and exports. URLs come
 //! from `Page`: under the mount path, for the live store or the page's session, with its link.
 
+pub use podtap_shared::{Access, PacketsInfo, SessionMeta, SharedLink};
 use podtap_shared::{Balance, Record, ServiceMap};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -80,43 +81,6 @@ fn data(path_and_query: &str) -> String {
     Page::get().data_url(path_and_query)
 }
 
-/// What `GET /api/v1/access` says this page may see.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct Access {
-    /// `admin`, `session` or `live`.
-    pub scope: String,
-    #[serde(default)]
-    pub session: Option<SessionMeta>,
-    /// A live link's filter: every view is narrowed by it.
-    #[serde(default)]
-    pub filter: Option<String>,
-    #[serde(default)]
-    pub expires: Option<u64>,
-    #[serde(default)]
-    pub can_share: bool,
-    /// Origins allowed to embed this podtap (for `postMessage`).
-    #[serde(default)]
-    pub embed_origins: Vec<String>,
-}
-
-/// A saved session's description.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct SessionMeta {
-    pub id: String,
-    pub from: u64,
-    pub to: u64,
-    pub filter: String,
-    #[serde(default)]
-    pub view: std::collections::BTreeMap<String, String>,
-    pub records: u64,
-    pub requests: u64,
-    #[serde(default)]
-    pub packets: u64,
-    #[serde(default)]
-    pub packets_aged_out: bool,
-    pub created_us: u64,
-}
-
 /// `GET /api/v1/access`: what this page may see — or why it may see nothing (401: sign in;
 /// 403/410: the link grants nothing).
 pub async fn fetch_access() -> Result<Access, Refused> {
@@ -129,14 +93,6 @@ pub async fn fetch_access() -> Result<Access, Refused> {
     serde_json::from_str(&text).map_err(|e| Refused { status: 0, message: format!("unreadable answer: {e}") })
 }
 
-/// A link as podtap signs it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct SharedLink {
-    pub id: String,
-    pub url: String,
-    pub expires: u64,
-}
-
 /// `POST /api/v1/sessions`: saves the window (or everything retained) under the filter, with the
 /// page's view, and signs a link valid for `ttl_s`.
 pub async fn save_session(
@@ -144,8 +100,9 @@ pub async fn save_session(
     filter: &str,
     view: &std::collections::BTreeMap<String, String>,
     ttl_s: u64,
+    title: &str,
 ) -> Result<SharedLink, String> {
-    let mut body = serde_json::json!({ "filter": filter, "ttl_s": ttl_s, "view": view });
+    let mut body = serde_json::json!({ "filter": filter, "ttl_s": ttl_s, "view": view, "title": title });
     if let Some(s) = span {
         body["from"] = s.from.into();
         body["to"] = s.to.into();
@@ -153,18 +110,30 @@ pub async fn save_session(
     post_json(&Page::get().api_url("sessions"), &body).await
 }
 
+/// `GET /api/v1/sessions`: every saved session, oldest first.
+pub async fn fetch_sessions() -> Result<Vec<SessionMeta>, String> {
+    get_json(&Page::get().api_url("sessions")).await
+}
+
+/// `POST /api/v1/sessions/{id}/links`: a new link to a saved session.
+pub async fn link_session(id: &str, ttl_s: u64) -> Result<SharedLink, String> {
+    post_json(&Page::get().api_url(&format!("sessions/{}/links", encode(id))), &serde_json::json!({ "ttl_s": ttl_s }))
+        .await
+}
+
+/// `DELETE /api/v1/sessions/{id}` (its links stop working).
+pub async fn delete_session(id: &str) -> Result<(), String> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("DELETE");
+    fetch(&Page::get().api_url(&format!("sessions/{}", encode(id))), Some(&init))
+        .await
+        .map(|_| ())
+        .map_err(|r| r.message)
+}
+
 /// `POST /api/v1/links`: a link to the live view under `filter`.
 pub async fn make_live_link(filter: &str, ttl_s: u64) -> Result<SharedLink, String> {
     post_json(&Page::get().api_url("links"), &serde_json::json!({ "filter": filter, "ttl_s": ttl_s })).await
-}
-
-/// What an export of the window would hold (`GET …/packets`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub struct PacketsInfo {
-    pub retained: bool,
-    pub frames: u64,
-    pub connections: u64,
-    pub aged_out: bool,
 }
 
 /// The query of an export or its packets, for a window (or everything) under a filter.

@@ -11,6 +11,7 @@ pub mod health;
 pub mod histogram;
 pub mod map;
 pub mod record;
+pub mod share;
 pub mod stream;
 
 pub use balance::{Balance, EndpointBalance};
@@ -22,4 +23,5 @@ pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
     TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name,
 };
+pub use share::{Access, PacketsInfo, SessionMeta, SharedLink};
 pub use stream::{ClientMessage, Clock, ServerMessage};

@@ -212,9 +212,9 @@ fn exchange_token(state: &AppState, uri: &Uri, headers: &HeaderMap, token: &str,
     resp
 }
 
-/// The link id of a page: `?link=`, else the id in `/s/{id}` or `/l/{id}`.
+/// The link id of a page: `?link=` or `?session=` (an embed), else the id in `/s/{id}` or `/l/{id}`.
 fn page_link<'a>(path: &'a str, params: &'a std::collections::HashMap<String, String>) -> &'a str {
-    params.get("link").map(String::as_str).unwrap_or_else(|| {
+    params.get("link").or_else(|| params.get("session")).map(String::as_str).unwrap_or_else(|| {
         path.strip_prefix("/s/")
             .or_else(|| path.strip_prefix("/l/"))
             .map_or("", |rest| rest.split('/').next().unwrap_or(""))

@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
-use podtap_shared::{Filter, Record};
-use serde::{Deserialize, Serialize};
+use podtap_shared::{Access, Filter, PacketsInfo, Record, SharedLink};
+use serde::Deserialize;
 
 use super::access::{Grant, now_s, over_tls, sign_in_cookie, sign_out_cookie};
 use super::db::LiveLink;
@@ -58,15 +58,6 @@ pub struct NewSession {
     /// The page's view (its URL parameters) to restore.
     #[serde(default)]
     view: BTreeMap<String, String>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct SharedLink {
-    pub id: String,
-    /// The path of the link, under podtap's base path: `/s/{id}?exp=…&sig=…`.
-    pub url: String,
-    /// Unix seconds.
-    pub expires: u64,
 }
 
 fn ttl(asked: Option<u64>) -> Result<u64, ApiError> {
@@ -218,35 +209,17 @@ pub async fn revoke_link(State(state): State<AppState>, Path(id): Path<String>) 
     }
 }
 
-#[derive(Serialize)]
-pub struct AccessAnswer {
-    /// `admin`, `session` or `live`.
-    scope: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session: Option<SessionMeta>,
-    /// A live link's filter, which every view is narrowed by.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filter: Option<String>,
-    /// When the link expires (Unix seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<u64>,
-    /// Whether sessions and links can be made here (the admin only).
-    can_share: bool,
-    /// Origins allowed to embed podtap: the page talks `postMessage` with these only.
-    embed_origins: Vec<String>,
-}
-
 /// `GET /api/v1/access[?link=…&exp=…&sig=…][&session=ID]`: what this request may see, for the page.
 pub async fn access(
     State(state): State<AppState>,
     Extension(grant): Extension<Grant>,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Result<Json<AccessAnswer>, ApiError> {
+) -> Result<Json<Access>, ApiError> {
     let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
     let embed_origins = state.guard.embed_origins().to_vec();
     Ok(Json(match grant {
-        Grant::Admin => AccessAnswer {
-            scope: "admin",
+        Grant::Admin => Access {
+            scope: "admin".into(),
             session: match q.get("session") {
                 Some(id) => Some(meta(id)?.ok_or_else(|| ApiError::NoSuchSession(id.clone()))?),
                 None => None,
@@ -256,16 +229,16 @@ pub async fn access(
             can_share: true,
             embed_origins,
         },
-        Grant::Session { id, expires_s } => AccessAnswer {
-            scope: "session",
+        Grant::Session { id, expires_s } => Access {
+            scope: "session".into(),
             session: meta(&id)?,
             filter: None,
             expires: Some(expires_s),
             can_share: false,
             embed_origins,
         },
-        Grant::Live { link, expires_s } => AccessAnswer {
-            scope: "live",
+        Grant::Live { link, expires_s } => Access {
+            scope: "live".into(),
             session: None,
             filter: Some(link.filter),
             expires: Some(expires_s),
@@ -340,28 +313,17 @@ pub async fn export(Extension(scope): Extension<Scoped>, Query(q): Query<ExportQ
     }
 }
 
-#[derive(Serialize)]
-pub struct PacketsAnswer {
-    /// Whether this source keeps packets at all.
-    pub retained: bool,
-    pub frames: u64,
-    /// Connections of the selection.
-    pub connections: u64,
-    /// Whether some of their packets aged out before they could be exported.
-    pub aged_out: bool,
-}
-
 /// `GET …/packets?from=&to=&filter=&conn=`: how many packets an export would hold, and whether
 /// some aged out (the page says so before the download).
 pub async fn packets(
     Extension(scope): Extension<Scoped>,
     Query(q): Query<ExportQuery>,
-) -> Result<Json<PacketsAnswer>, ApiError> {
+) -> Result<Json<PacketsInfo>, ApiError> {
     let records = export_records(&scope, &q)?;
     let connections = records.iter().map(|r| r.conn).collect::<std::collections::BTreeSet<_>>().len() as u64;
     Ok(Json(match find_packets(&*scope.data, export::flows(&records)).await {
-        Some(f) => PacketsAnswer { retained: true, frames: f.frames.len() as u64, connections, aged_out: f.aged_out },
-        None => PacketsAnswer { retained: false, frames: 0, connections, aged_out: connections > 0 },
+        Some(f) => PacketsInfo { retained: true, frames: f.frames.len() as u64, connections, aged_out: f.aged_out },
+        None => PacketsInfo { retained: false, frames: 0, connections, aged_out: connections > 0 },
     }))
 }
 

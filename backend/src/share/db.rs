@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::session::{Payload, SessionMeta};
@@ -105,24 +106,35 @@ impl Sessions {
         Ok(Self { db, bounds, location })
     }
 
-    /// Every session's description, oldest first.
-    pub fn list(&self) -> Result<Vec<SessionMeta>, DbError> {
+    /// Every row of a table of JSON values.
+    fn rows<T: DeserializeOwned>(&self, def: TableDefinition<&str, &[u8]>) -> Result<Vec<T>, DbError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(META)?;
+        let table = txn.open_table(def)?;
         let mut all = Vec::new();
         for row in table.iter()? {
             let (_, v) = row?;
-            all.push(serde_json::from_slice::<SessionMeta>(v.value()).map_err(|e| DbError::Corrupt(e.to_string()))?);
+            all.push(serde_json::from_slice::<T>(v.value()).map_err(|e| DbError::Corrupt(e.to_string()))?);
         }
+        Ok(all)
+    }
+
+    /// One row of a table of JSON values.
+    fn row<T: DeserializeOwned>(&self, def: TableDefinition<&str, &[u8]>, id: &str) -> Result<Option<T>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let Some(v) = table.get(id)? else { return Ok(None) };
+        serde_json::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+    }
+
+    /// Every session's description, oldest first.
+    pub fn list(&self) -> Result<Vec<SessionMeta>, DbError> {
+        let mut all: Vec<SessionMeta> = self.rows(META)?;
         all.sort_by(|a, b| (a.created_us, &a.id).cmp(&(b.created_us, &b.id)));
         Ok(all)
     }
 
     pub fn meta(&self, id: &str) -> Result<Option<SessionMeta>, DbError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(META)?;
-        let Some(v) = table.get(id)? else { return Ok(None) };
-        serde_json::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+        self.row(META, id)
     }
 
     pub fn payload(&self, id: &str) -> Result<Option<Payload>, DbError> {
@@ -198,21 +210,11 @@ impl Sessions {
     }
 
     pub fn link(&self, id: &str) -> Result<Option<LiveLink>, DbError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LINKS)?;
-        let Some(v) = table.get(id)? else { return Ok(None) };
-        serde_json::from_slice(v.value()).map(Some).map_err(|e| DbError::Corrupt(e.to_string()))
+        self.row(LINKS, id)
     }
 
     pub fn links(&self) -> Result<Vec<LiveLink>, DbError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(LINKS)?;
-        let mut all = Vec::new();
-        for row in table.iter()? {
-            let (_, v) = row?;
-            all.push(serde_json::from_slice::<LiveLink>(v.value()).map_err(|e| DbError::Corrupt(e.to_string()))?);
-        }
-        Ok(all)
+        self.rows(LINKS)
     }
 
     /// Revokes a live link; whether it existed.

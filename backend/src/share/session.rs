@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use podtap_shared::{Clock, Filter, Record, ServiceMap};
+pub use podtap_shared::SessionMeta;
+use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::balance::Balance;
@@ -17,36 +18,6 @@ use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, STEP_US, Store, St
 
 /// Most records one session keeps; a bigger window is refused with this number in the sentence.
 pub const MAX_SESSION_RECORDS: usize = 250_000;
-
-/// What the session list shows, and what the page restores.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SessionMeta {
-    pub id: String,
-    #[serde(default)]
-    pub title: String,
-    pub created_us: u64,
-    /// The window, `from ≤ ts < to`, µs since the epoch.
-    pub from: u64,
-    pub to: u64,
-    /// The filter the records were chosen by (the session holds nothing else).
-    pub filter: String,
-    /// The page's view when it was saved: its URL parameters (selection, Service, toggles…).
-    #[serde(default)]
-    pub view: BTreeMap<String, String>,
-    pub records: u64,
-    pub requests: u64,
-    /// Packets kept with the session, and whether some of its connections' packets had aged out
-    /// (or were never retained) when it was saved.
-    #[serde(default)]
-    pub packets: u64,
-    #[serde(default)]
-    pub packets_aged_out: bool,
-    pub source: String,
-    pub clock: Clock,
-    /// Stored size of the payload.
-    #[serde(default)]
-    pub bytes: u64,
-}
 
 /// The heavy part, read only when the session is opened.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -1,15 +1,20 @@
 //! Sharing what is on screen: save the window as a session and get a signed link to it, or a
 //! link to the live view under the current filter; the HTML to embed either in a portal; and
 //! downloads of the window (pcapng, HAR, JSON lines), saying first when packets have aged out.
-//! Saving and links are the admin's; anyone who can see the data can download it. DOM hooks:
-//! `share`, `share-ttl`, `save-session`, `live-link`, `share-url`, `embed-code`, `export-pcapng`,
-//! `export-har`, `export-jsonl`, `packets-note`.
+//! Saving, links and the saved sessions' list (a new link, delete) are the admin's; anyone who
+//! can see the data can download it. DOM hooks: `share`, `share-ttl`, `share-title`,
+//! `save-session`, `live-link`, `share-url`, `embed-code`, `session-row` (`session-link`,
+//! `session-delete`), `export-pcapng`, `export-har`, `export-jsonl`, `packets-note`.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api::{Span, export_query, export_url, fetch_packets, make_live_link, save_session};
+use crate::api::{
+    Span, delete_session, export_query, export_url, fetch_packets, fetch_sessions, link_session, make_live_link,
+    save_session,
+};
 use crate::url_state;
+use crate::views::timeline::overview::clock;
 
 /// How long a new link lasts.
 const TTLS: [(&str, u64); 4] = [("1 hour", 3600), ("1 day", 86_400), ("7 days", 604_800), ("30 days", 2_592_000)];
@@ -19,11 +24,13 @@ fn absolute(path: &str) -> String {
     format!("{origin}{path}")
 }
 
-/// The embed URL of a link's map: `…/embed/map?link=…&exp=…&sig=…`.
+/// The embed URL of a link's map: `…/embed/map?session=…` for a session's link (`/s/{id}`),
+/// `…/embed/map?link=…` for a live link's (`/l/{id}`), with its `exp` and `sig`.
 fn embed_of(url: &str, base: &str) -> String {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let id = path.rsplit('/').next().unwrap_or("");
-    absolute(&format!("{base}embed/map?link={id}&{query}"))
+    let key = if path.contains("/s/") { "session" } else { "link" };
+    absolute(&format!("{base}embed/map?{key}={id}&{query}"))
 }
 
 #[component]
@@ -37,13 +44,18 @@ pub fn ShareMenu(
     let ttl = RwSignal::new(604_800u64);
     let made = RwSignal::new(None::<Result<String, String>>);
     let busy = RwSignal::new(false);
+    let title = RwSignal::new(String::new());
+    // Bumped when the saved sessions change (saved, deleted): the list is fetched again.
+    let saved = RwSignal::new(0u32);
     let base = StoredValue::new(crate::page::Page::get().base);
     let save = move |_| {
         busy.set(true);
-        let (f, w, t) = (filter.get_untracked(), window.get_untracked(), ttl.get_untracked());
+        let (f, w, t, name) =
+            (filter.get_untracked(), window.get_untracked(), ttl.get_untracked(), title.get_untracked());
         spawn_local(async move {
-            made.set(Some(save_session(w, &f, &url_state::all(), t).await.map(|l| l.url)));
+            made.set(Some(save_session(w, &f, &url_state::all(), t, &name).await.map(|l| l.url)));
             busy.set(false);
+            saved.update(|n| *n += 1);
         });
     };
     let live = move |_| {
@@ -65,6 +77,42 @@ pub fn ShareMenu(
             (true, true, 0) => "The packets of these connections have aged out.".to_string(),
             (true, true, n) => format!("{n} packets are kept; some of these connections' packets have aged out."),
             (true, false, n) => format!("{n} packets of {} connections are kept.", p.connections),
+        })
+    };
+    let sessions = LocalResource::new(move || {
+        let shown = open.get() && can_share;
+        saved.track();
+        async move { if shown { fetch_sessions().await.ok() } else { None } }
+    });
+    let session_rows = move || {
+        sessions.get().flatten().map(|all| {
+            all.into_iter()
+                .rev()
+                .map(|m| {
+                    let id = StoredValue::new(m.id.clone());
+                    let name = if m.title.is_empty() { format!("{} – {}", clock(m.from), clock(m.to)) } else { m.title.clone() };
+                    let reopen = move |_| {
+                        let t = ttl.get_untracked();
+                        spawn_local(async move { made.set(Some(link_session(&id.get_value(), t).await.map(|l| l.url))) });
+                    };
+                    let remove = move |_| {
+                        spawn_local(async move {
+                            if let Err(e) = delete_session(&id.get_value()).await {
+                                made.set(Some(Err(e)));
+                            }
+                            saved.update(|n| *n += 1);
+                        });
+                    };
+                    view! {
+                        <li data-testid="session-row" data-id=m.id.clone()>
+                            <span>{name}</span>
+                            <span class="muted">{format!(" {} requests ", m.requests)}</span>
+                            <button data-testid="session-link" on:click=reopen title="a new link to it">"link"</button>
+                            <button data-testid="session-delete" on:click=remove title="delete it: its links stop working">"delete"</button>
+                        </li>
+                    }
+                })
+                .collect_view()
         })
     };
     let result = move || {
@@ -95,6 +143,8 @@ pub fn ShareMenu(
                                 {TTLS.iter().map(|(label, s)| view! { <option value=s.to_string() selected=*s == 604_800>{*label}</option> }).collect_view()}
                             </select>
                         </label>
+                        <label>"Title " <input data-testid="share-title" placeholder="optional"
+                            prop:value=move || title.get() on:input=move |e| title.set(event_target_value(&e))/></label>
                         <div class="row">
                             <button data-testid="save-session" disabled=move || busy.get() on:click=save
                                 title="freeze what is on screen: its records, connections, names and packets">"Save session"</button>
@@ -102,6 +152,10 @@ pub fn ShareMenu(
                                 title="the live view under this filter; the holder cannot widen it">"Live link"</button>
                         </div>
                         {result}
+                        <details class="saved">
+                            <summary>"Saved sessions"</summary>
+                            <ul class="sessions">{session_rows}</ul>
+                        </details>
                     </Show>
                     <div class="row">
                         "Download: "
