@@ -255,7 +255,10 @@ async fn a_live_link_cannot_be_widened() {
         call(&s, Method::DELETE, &format!("/api/v1/links/{id}"), ADMIN, None).await.status,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(anon_get(&s, &format!("/api/v1/map?{q}")).await.status, StatusCode::FORBIDDEN, "revoked");
+    let revoked = anon_get(&s, &format!("/api/v1/map?{q}")).await;
+    assert_eq!(revoked.status, StatusCode::FORBIDDEN);
+    assert!(revoked.text().contains("revoked"), "{}", revoked.text());
+    assert!(admin_get(&s, "/api/v1/links").await.json().as_array().unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -127,6 +127,9 @@ pub fn check_link(state: &AppState, id: &str, exp: &str, sig: &str) -> Result<Gr
     }
     if let Some(link) = db.link(id).map_err(storage)? {
         keys.verify(id, exp, &Scope::Live(link.filter.clone()), sig, now).map_err(link_error)?;
+        if link.revoked_us.is_some() {
+            return Err(ApiError::Forbidden("this link was revoked".into()));
+        }
         return Ok(Grant::Live { link, expires_s: exp });
     }
     // Gone: say "revoked" only to a holder of a genuine link.
@@ -168,9 +171,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     if path == "/login" || path == "/logout" {
         return next.run(req).await; // signing in needs no grant yet
     }
+    // `/sessions/{id}[/…]`: the id, and whether the rest reads the session's data (its links do not).
     let session = path.strip_prefix("/sessions/").map(|rest| {
         let mut parts = rest.splitn(2, '/');
-        (parts.next().unwrap_or("").to_string(), parts.next().is_some_and(|sub| !sub.is_empty()))
+        let id = parts.next().unwrap_or("").to_string();
+        (id, parts.next().is_some_and(|sub| !sub.is_empty() && sub != "links"))
     });
     let params = query_params(req.uri());
     let grant = match grant_of(&state, req.headers(), &params, session.as_ref().map(|(id, _)| id.as_str())) {

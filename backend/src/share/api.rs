@@ -189,6 +189,7 @@ pub async fn create_link(
         filter: body.filter,
         created_us: crate::feed::replay::now_us(),
         expires_s: expires,
+        revoked_us: None,
     };
     state.share.sessions.add_link(&link).map_err(storage)?;
     let sig = state.share.keys.sign(&link.id, expires, &Scope::Live(link.filter.clone()));
@@ -203,7 +204,7 @@ pub async fn list_links(State(state): State<AppState>) -> Result<Json<Vec<LiveLi
 
 /// `DELETE /api/v1/links/{id}`: revokes a live link.
 pub async fn revoke_link(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    match state.share.sessions.revoke(&id).map_err(storage)? {
+    match state.share.sessions.revoke(&id, crate::feed::replay::now_us()).map_err(storage)? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::BadRequest(format!("no live link {id}"))),
     }

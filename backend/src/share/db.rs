@@ -38,6 +38,9 @@ pub struct LiveLink {
     pub filter: String,
     pub created_us: u64,
     pub expires_s: u64,
+    /// When it was revoked: kept, so its holder is told "revoked", not "tampered".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_us: Option<u64>,
 }
 
 /// What went wrong, in a sentence for the API.
@@ -213,16 +216,32 @@ impl Sessions {
         self.row(LINKS, id)
     }
 
+    /// The live links not revoked.
     pub fn links(&self) -> Result<Vec<LiveLink>, DbError> {
-        self.rows(LINKS)
+        Ok(self.rows::<LiveLink>(LINKS)?.into_iter().filter(|l| l.revoked_us.is_none()).collect())
     }
 
-    /// Revokes a live link; whether it existed.
-    pub fn revoke(&self, id: &str) -> Result<bool, DbError> {
+    /// Revokes a live link at `now_us`; whether it was live. (Revoked links are forgotten once
+    /// they would have expired anyway, when the next is revoked.)
+    pub fn revoke(&self, id: &str, now_us: u64) -> Result<bool, DbError> {
+        let Some(mut link) = self.link(id)?.filter(|l| l.revoked_us.is_none()) else { return Ok(false) };
+        link.revoked_us = Some(now_us);
+        let expired: Vec<String> = self
+            .rows::<LiveLink>(LINKS)?
+            .into_iter()
+            .filter(|l| l.revoked_us.is_some() && l.expires_s.saturating_mul(1_000_000) < now_us)
+            .map(|l| l.id)
+            .collect();
         let txn = self.db.begin_write()?;
-        let existed = txn.open_table(LINKS)?.remove(id)?.is_some();
+        {
+            let mut links = txn.open_table(LINKS)?;
+            for gone in &expired {
+                links.remove(gone.as_str())?;
+            }
+            links.insert(id, serde_json::to_vec(&link).expect("a link serialises").as_slice())?;
+        }
         txn.commit()?;
-        Ok(existed)
+        Ok(true)
     }
 }
 
@@ -289,10 +308,13 @@ mod tests {
         assert!(db.delete("a").unwrap());
         assert!(!db.delete("a").unwrap());
         assert!(db.meta("a").unwrap().is_none());
-        let link = LiveLink { id: "l".into(), filter: "ns:x".into(), created_us: 1, expires_s: 2 };
+        let link = LiveLink { id: "l".into(), filter: "ns:x".into(), created_us: 1, expires_s: 2, revoked_us: None };
         db.add_link(&link).unwrap();
         assert_eq!(db.link("l").unwrap(), Some(link));
-        assert!(db.revoke("l").unwrap());
-        assert_eq!(db.link("l").unwrap(), None);
+        assert_eq!(db.links().unwrap().len(), 1);
+        assert!(db.revoke("l", 1_000_000).unwrap());
+        assert!(!db.revoke("l", 1_000_000).unwrap(), "once");
+        assert!(db.links().unwrap().is_empty(), "a revoked link is not listed");
+        assert_eq!(db.link("l").unwrap().unwrap().revoked_us, Some(1_000_000), "but remembered");
     }
 }
