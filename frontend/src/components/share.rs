@@ -123,8 +123,17 @@ pub fn ShareMenu(
                     "<iframe src=\"{}\" width=\"900\" height=\"600\" style=\"border:0\"></iframe>",
                     embed_of(&url, &base.get_value())
                 );
+                let copied = RwSignal::new(false);
+                let text = full.clone();
+                let copy = move |_| {
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.navigator().clipboard().write_text(&text);
+                        copied.set(true);
+                    }
+                };
                 view! {
                     <label>"Link " <input readonly data-testid="share-url" value=full.clone() on:focus=|e| select_all(&e)/></label>
+                    <button data-testid="share-copy" on:click=copy>{move || if copied.get() { "copied" } else { "copy link" }}</button>
                     <label>"Embed " <textarea readonly data-testid="embed-code" rows="2">{embed}</textarea></label>
                 }
                 .into_any()

@@ -135,6 +135,8 @@ pub fn Timeline(
     let canvas_ref = NodeRef::<leptos::html::Canvas>::new();
     let scroller = NodeRef::<leptos::html::Div>::new();
     let dark = crate::page::dark();
+    // A saved session has nothing to follow.
+    let frozen = crate::page::Page::get().frozen();
 
     // The DOM hooks follow the view at most 4 times a second while it moves.
     let dom_view = RwSignal::new((0u64, 1u64));
@@ -355,11 +357,13 @@ pub fn Timeline(
                 <button data-testid="timeline-zoom-in" on:click=move |_| zoom(0.5, None) title="zoom in (+)">"+"</button>
                 <button data-testid="timeline-zoom-out" on:click=move |_| zoom(2.0, None) title="zoom out (−)">"−"</button>
                 <button on:click=move |_| { following.set(false); fit(); } title="show everything (f)">"Fit"</button>
-                <button data-testid="timeline-follow" class:on=move || following.get()
-                    on:click=move |_| following.update(|f| *f = !*f)
-                    title="follow now, or freeze the view while records keep arriving (space)">
-                    {move || if following.get() { "Pause" } else { "Follow live" }}
-                </button>
+                <Show when=move || !frozen>
+                    <button data-testid="timeline-follow" class:on=move || following.get()
+                        on:click=move |_| following.update(|f| *f = !*f)
+                        title="follow now, or freeze the view while records keep arriving (space)">
+                        {move || if following.get() { "Pause" } else { "Follow live" }}
+                    </button>
+                </Show>
                 <label class="toggle">
                     <input type="checkbox" data-testid="timeline-hide-probes" prop:checked=move || hide_probes.get()
                         on:change=move |ev| hide_probes.set(event_target_checked(&ev))/>
