@@ -203,11 +203,16 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     };
     let scoped = match (scoped, &session) {
         (Some(s), _) => Some(s),
-        (None, Some((sid, true))) => match state.share.open(sid) {
-            Ok(Some(frozen)) => Some(Scoped { data: frozen, restrict: None }),
-            Ok(None) => return ApiError::NoSuchSession(sid.clone()).into_response(),
-            Err(e) => return ApiError::Storage(e.to_string()).into_response(),
-        },
+        (None, Some((sid, true))) => {
+            // Reading and building a big session takes a while: off the async workers.
+            let (share, id) = (state.share.clone(), sid.clone());
+            match tokio::task::spawn_blocking(move || share.open(&id)).await {
+                Ok(Ok(Some(frozen))) => Some(Scoped { data: frozen, restrict: None }),
+                Ok(Ok(None)) => return ApiError::NoSuchSession(sid.clone()).into_response(),
+                Ok(Err(e)) => return ApiError::Storage(e.to_string()).into_response(),
+                Err(e) => return ApiError::Storage(e.to_string()).into_response(),
+            }
+        }
         (None, _) => None,
     };
     if let Some(s) = scoped {
