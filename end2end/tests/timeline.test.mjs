@@ -135,6 +135,8 @@ test('a bar opens its request in full; its names filter every view', async () =>
     // A probe's bar says why it is one, and that it went straight to the pod.
     await ui.filter.fill('probe:true');
     const probe = await ui.until('a probe lane', async () => (await ui.lanes()).find((l) => l.probe && l.bars.length));
+    // The open panel may cover the bar (it sits over the lanes' right end): close it first.
+    if (await ui.page.getByTestId('detail-close').count()) await ui.page.getByTestId('detail-close').click();
     const probeBar = (await ui.lane(probe.conn)).locator('[data-testid="timeline-bar"]').first();
     await probeBar.click();
     await ui.until('the probe in full', async () => /A kubelet probe: its User-Agent is kube-probe\//.test(await ui.page.getByTestId('detail-probe').textContent().catch(() => '')));
