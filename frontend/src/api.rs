@@ -26,7 +26,7 @@ impl Span {
 }
 
 fn encode(s: &str) -> String {
-    String::from(js_sys::encode_uri_component(s))
+    crate::page::enc(s)
 }
 
 /// An answer that was not a success: its status and its sentence.

@@ -125,7 +125,8 @@ impl Page {
     }
 }
 
-fn enc(s: &str) -> String {
+/// `s` as a URL component.
+pub(crate) fn enc(s: &str) -> String {
     #[cfg(target_arch = "wasm32")]
     {
         String::from(js_sys::encode_uri_component(s))

@@ -261,11 +261,13 @@ pub struct ExportQuery {
 /// The records an export holds: the window's, under the filter, of one connection if asked.
 fn export_records(scope: &Scoped, q: &ExportQuery) -> Result<Vec<Record>, ApiError> {
     let window = q.window.window(&*scope.data)?;
-    let mut filter = q.window.filter(scope)?;
-    if let Some(c) = &q.conn {
-        let conn: u64 = c.parse().map_err(|_| ApiError::BadRequest(format!("`{c}` is not a connection id")))?;
-        filter = scope.filter(&format!("{} conn:{conn}", q.window.filter_text()))?;
-    }
+    let filter = match &q.conn {
+        None => q.window.filter(scope)?,
+        Some(c) => {
+            let conn: u64 = c.parse().map_err(|_| ApiError::BadRequest(format!("`{c}` is not a connection id")))?;
+            scope.filter(&format!("{} conn:{conn}", q.window.filter_text()))?
+        }
+    };
     let (records, more) = scope.data.records(window, &filter, Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_EXPORT);
     if more {
         return Err(ApiError::BadRequest(format!(
