@@ -150,3 +150,48 @@ async fn every_bad_parameter_is_a_400_with_one_sentence() {
         assert_eq!(error.matches(". ").count(), 0, "one sentence: {error}");
     }
 }
+
+/// A request from pod `web-{pod}` (Deployment `web`) through Service `shop/api`, taking `ms`.
+fn from_web(id: u64, conn: u64, pod: u8, ms: u64) -> Record {
+    let mut r = at(id, conn, id % 5);
+    r.src.kind = podtap_shared::EndpointKind::Pod;
+    r.src.name = Some(format!("web-{pod}").into());
+    r.src.namespace = Some("default".into());
+    r.src.workload = Some("Deployment/web".into());
+    r.src.ip = [10, 0, 0, pod].into();
+    r.dst.kind = podtap_shared::EndpointKind::Pod;
+    r.dst.name = Some("api-1".into());
+    r.dst.namespace = Some("shop".into());
+    r.via = podtap_shared::Via { kind: podtap_shared::ViaKind::ClusterIp, service: Some("shop/api".into()) };
+    r.latency_us = Some(ms * 1000);
+    r
+}
+
+#[tokio::test]
+async fn a_folded_edge_has_the_percentiles_of_its_requests_not_of_its_pods() {
+    let hub = Hub::with_limits("t", Limits::default(), Clock::Capture);
+    // Pod 1: nine fast requests on one connection; pod 2: one slow request on its own.
+    let mut records: Vec<Record> = (1..=9).map(|i| from_web(i, 100, 1, 1)).collect();
+    records.push(from_web(10, 200, 2, 100));
+    hub.publish(&records);
+    let edge = "source=workload:default/Deployment/web&target=service:shop/api&step=1s";
+    let (status, body) = get(&hub, &format!("/api/v1/edge?{edge}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let e = &body["edge"];
+    assert_eq!((e["requests"].as_u64(), e["connections"].as_u64()), (Some(10), Some(2)), "{body}");
+    // Ten requests, nine at 1 ms: p50 is 1 ms and p99 the slow one — no per-pod p50 says that.
+    assert!((e["p50_ms"].as_f64().unwrap() - 1.0).abs() < 0.02, "{e}");
+    assert!((e["p99_ms"].as_f64().unwrap() - 100.0).abs() < 2.0, "{e}");
+    assert_eq!(e["protocols"], serde_json::json!(["http"]));
+    assert_eq!(body["complete"], true);
+    let per_step: u64 =
+        body["timeline"]["buckets"].as_array().unwrap().iter().map(|b| b["requests"].as_u64().unwrap()).sum();
+    assert_eq!(per_step, 10);
+    // One pod's edge, and the edge on the other side of the Service.
+    let (_, one) = get(&hub, "/api/v1/edge?source=pod:default/web-2&target=service:shop/api").await;
+    assert_eq!(one["edge"]["requests"], 1);
+    let (_, back) = get(&hub, "/api/v1/edge?source=service:shop/api&target=namespace:shop").await;
+    assert_eq!(back["edge"]["requests"], 10);
+    let (status, body) = get(&hub, "/api/v1/edge?source=web&target=service:shop/api").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -4,8 +4,9 @@
 //! - `key:value` compares one field: `ns:` (either side's namespace), `pod:`, `svc:` (the Service
 //!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
 //!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
-//!   `iface:`, `kind:` (`http`, `grpc`, `dns`, `tls`, `tcp`), `conn:` (a connection id). A value a key
-//!   cannot take (`probe:maybe`) is an error, like an unknown key.
+//!   `iface:`, `kind:` (`http`, `grpc`, `dns`, `tls`, `tcp`), `conn:` (a connection id),
+//!   `edge:SOURCE>TARGET` (the requests one Service Map edge counts, its ends at any level: see
+//!   `group`). A value a key cannot take (`probe:maybe`) is an error, like an unknown key.
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
 //!   address, the method or the path.
 
@@ -24,6 +25,7 @@ enum Field {
     Interface,
     Kind,
     Conn,
+    Edge,
     Text,
 }
 
@@ -76,9 +78,10 @@ impl Filter {
                         "iface" | "interface" => Field::Interface,
                         "kind" => Field::Kind,
                         "conn" => Field::Conn,
+                        "edge" => Field::Edge,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge)"
                             )));
                         }
                     };
@@ -123,6 +126,14 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
                 return Ok(());
             }
             return Err(FilterError(format!("`{key}:{value}` is not a connection id (a number)")));
+        }
+        Field::Edge => {
+            if value.split_once('>').is_some_and(|(a, b)| a.contains(':') && b.contains(':')) {
+                return Ok(());
+            }
+            return Err(FilterError(format!(
+                "`{key}:{value}` is not an edge: use SOURCE>TARGET with map ids, like edge:pod:ns/a>service:ns/b"
+            )));
         }
         _ if value.is_empty() => return Err(FilterError(format!("`{key}:` needs a value"))),
         _ => return Ok(()),
@@ -185,6 +196,7 @@ impl Term {
                 crate::Detail::Tcp(_) => v == "tcp",
             },
             Field::Conn => v.parse() == Ok(r.conn),
+            Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
@@ -265,5 +277,17 @@ mod tests {
         let err = Filter::parse("probe:maybe").unwrap_err().to_string();
         assert!(err.contains("true, false"), "{err}");
         assert!(m("conn:1") && !m("conn:2"));
+        assert!(Filter::parse("edge:pod:a>").is_err() && Filter::parse("edge:web").is_err());
+    }
+
+    #[test]
+    fn an_edge_term_takes_map_ids_at_any_level() {
+        let r = rec();
+        let (src, dst) = (r.src.map_id(), r.dst.map_id());
+        let svc = format!("service:{}", r.via.service.as_deref().unwrap());
+        // Through default/web: on source → Service and Service → pod, not on source → pod.
+        assert!(m(&format!("edge:{src}>{svc}")) && m(&format!("edge:{svc}>{dst}")));
+        assert!(m("edge:namespace:default>namespace:default"));
+        assert!(!m(&format!("edge:{src}>{dst}")) && !m(&format!("edge:{dst}>{src}")));
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod balance;
 pub mod filter;
+pub mod group;
 pub mod health;
 pub mod histogram;
 pub mod map;
@@ -18,7 +19,7 @@ pub use balance::{Balance, EndpointBalance};
 pub use filter::{Filter, FilterError};
 pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;
-pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, ServiceMap};
+pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, PROTOCOLS, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
     TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name,

@@ -24,6 +24,9 @@ pub struct MapNode {
     pub namespace: Option<String>,
     #[serde(default)]
     pub workload: Option<String>,
+    /// The Kubernetes node a pod runs on (the map marks pods whose node's capture is incomplete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// An arrow on the map: traffic from `source` to `target`.
@@ -39,7 +42,16 @@ pub struct MapEdge {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// DNS queries among `requests` (the map can leave them out and say by how many).
+    #[serde(default)]
+    pub dns_requests: u64,
+    /// What was spoken on the edge: `http`, `grpc`, `dns`, `tls`, `tcp` (nothing understood).
+    #[serde(default)]
+    pub protocols: Vec<String>,
 }
+
+/// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
+pub const PROTOCOLS: [&str; 5] = ["http", "grpc", "dns", "tls", "tcp"];
 
 /// The whole map, nodes and edges sorted by id for stable output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -58,6 +70,9 @@ pub struct EdgeStats {
     pub bytes: u64,
     pub conns: FxHashSet<u64>,
     pub latency: Histogram,
+    pub dns_requests: u64,
+    /// Bits of `PROTOCOLS` seen.
+    pub protocols: u8,
 }
 
 impl EdgeStats {
@@ -68,9 +83,19 @@ impl EdgeStats {
         if let Some(t) = r.tcp() {
             if t.protocol.is_none() {
                 self.bytes += r.request_size + r.response_size;
+                self.protocols |= 1 << 4;
             }
             return;
         }
+        let bit = match &r.detail {
+            crate::Detail::Http(_) => 0,
+            crate::Detail::Grpc(_) => 1,
+            crate::Detail::Dns(_) => 2,
+            crate::Detail::Tls(_) => 3,
+            crate::Detail::Tcp(_) => 4,
+        };
+        self.protocols |= 1 << bit;
+        self.dns_requests += u64::from(bit == 2);
         self.requests += 1;
         self.errors += u64::from(r.is_error());
         self.probe_requests += u64::from(r.probe);
@@ -86,6 +111,8 @@ impl EdgeStats {
         self.errors += o.errors;
         self.probe_requests += o.probe_requests;
         self.bytes += o.bytes;
+        self.dns_requests += o.dns_requests;
+        self.protocols |= o.protocols;
         self.conns.extend(o.conns.iter().copied());
         self.latency.merge(&o.latency);
     }
@@ -103,6 +130,13 @@ impl EdgeStats {
             p50_ms: self.latency.percentile_ms(50.0),
             p95_ms: self.latency.percentile_ms(95.0),
             p99_ms: self.latency.percentile_ms(99.0),
+            dns_requests: self.dns_requests,
+            protocols: PROTOCOLS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.protocols & (1 << i) != 0)
+                .map(|(_, p)| p.to_string())
+                .collect(),
         }
     }
 
@@ -241,6 +275,7 @@ impl MapBuilder {
                     label: name.to_string(),
                     namespace: Some(namespace.to_string()).filter(|n| !n.is_empty()),
                     workload: None,
+                    node: None,
                 });
                 EdgePath::Through(self.edge(source, id.clone()), self.edge(id, target))
             }
@@ -265,6 +300,7 @@ impl MapBuilder {
             label: ep.label(),
             namespace: ep.namespace.as_deref().map(str::to_string),
             workload: ep.workload.as_deref().map(str::to_string),
+            node: ep.node.as_deref().filter(|_| ep.kind == EndpointKind::Pod).map(str::to_string),
         });
         id
     }

@@ -260,7 +260,7 @@ pub struct WindowQuery {
     from: Option<String>,
     to: Option<String>,
     #[serde(default)]
-    filter: String,
+    pub filter: String,
 }
 
 impl WindowQuery {
@@ -432,7 +432,7 @@ pub async fn map(
 pub struct TimelineQuery {
     step: Option<String>,
     #[serde(flatten)]
-    window: WindowQuery,
+    pub window: WindowQuery,
 }
 
 /// Most buckets one timeline answer may hold.
@@ -452,28 +452,35 @@ pub async fn timeline(
     Extension(scope): Extension<Scoped>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
-    let hub = &*scope.data;
-    let mut window = q.window.window(hub)?;
     let filter = q.window.filter(&scope)?;
-    let stats = hub.store_stats();
-    if q.window.from.is_none() {
-        window.from = stats.oldest_us.unwrap_or(hub.now_us()) / STEP_US * STEP_US;
+    Ok(Json(q.timeline(&*scope.data, &filter)?))
+}
+
+impl TimelineQuery {
+    /// Counts per step of the records `filter` admits: the whole retained span unless `from` or
+    /// `to` is given, in about 200 steps unless `step` is.
+    pub fn timeline(&self, hub: &dyn Data, filter: &Filter) -> Result<Timeline, ApiError> {
+        let mut window = self.window.window(hub)?;
+        let stats = hub.store_stats();
+        if self.window.from.is_none() {
+            window.from = stats.oldest_us.unwrap_or(hub.now_us()) / STEP_US * STEP_US;
+        }
+        if self.window.to.is_none() {
+            window.to = stats.newest_us.unwrap_or(hub.now_us()).max(window.from) + 1;
+        }
+        let span = window.to - window.from;
+        let step_us = match &self.step {
+            Some(text) => timespec::parse_duration_us(text).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            None => (span / 200).max(STEP_US).div_ceil(STEP_US) * STEP_US,
+        };
+        if step_us == 0 || span.div_ceil(step_us) > MAX_BUCKETS {
+            return Err(ApiError::BadRequest(format!(
+                "step must be positive and give at most {MAX_BUCKETS} buckets over the window"
+            )));
+        }
+        let buckets = hub.timeline(window, step_us, filter);
+        Ok(Timeline { from: window.from, to: window.to, step_us, buckets })
     }
-    if q.window.to.is_none() {
-        window.to = stats.newest_us.unwrap_or(hub.now_us()).max(window.from) + 1;
-    }
-    let span = window.to - window.from;
-    let step_us = match &q.step {
-        Some(text) => timespec::parse_duration_us(text).map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        None => (span / 200).max(STEP_US).div_ceil(STEP_US) * STEP_US,
-    };
-    if step_us == 0 || span.div_ceil(step_us) > MAX_BUCKETS {
-        return Err(ApiError::BadRequest(format!(
-            "step must be positive and give at most {MAX_BUCKETS} buckets over the window"
-        )));
-    }
-    let buckets = hub.timeline(window, step_us, &filter);
-    Ok(Json(Timeline { from: window.from, to: window.to, step_us, buckets }))
 }
 
 pub async fn not_found() -> ApiError {

@@ -16,6 +16,7 @@ use tower_http::compression::CompressionLayer;
 
 pub mod api;
 pub mod assets;
+pub mod edge;
 pub mod guard;
 pub mod hub;
 pub mod metrics;
@@ -43,6 +44,7 @@ fn data_routes() -> Router<AppState> {
         .route("/records/{id}", get(api::record))
         .route("/connections/{conn}", get(api::connection))
         .route("/map", get(api::map))
+        .route("/edge", get(edge::edge))
         .route("/timeline", get(api::timeline))
         .route("/services", get(api::services))
         .route("/services/{namespace}/{name}/balance", get(api::balance))
