@@ -185,7 +185,7 @@ mod tests {
     use podtap_shared::MapEdge;
 
     fn node(id: &str, kind: EndpointKind) -> MapNode {
-        MapNode { id: id.into(), kind, label: id.into(), namespace: None, workload: None }
+        MapNode { id: id.into(), kind, label: id.into(), namespace: None, workload: None, node: None }
     }
 
     fn edge(s: &str, t: &str) -> MapEdge {
@@ -200,6 +200,9 @@ mod tests {
             p50_ms: None,
             p95_ms: None,
             p99_ms: None,
+            dns_requests: 0,
+            protocols: vec![],
+            gapped_connections: 0,
         }
     }
 

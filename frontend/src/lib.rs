@@ -7,6 +7,7 @@ pub mod components;
 pub mod embed;
 pub mod layout;
 pub mod live;
+pub mod map;
 pub mod page;
 pub mod url_state;
 pub mod views;

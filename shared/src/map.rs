@@ -48,6 +48,9 @@ pub struct MapEdge {
     /// What was spoken on the edge: `http`, `grpc`, `dns`, `tls`, `tcp` (nothing understood).
     #[serde(default)]
     pub protocols: Vec<String>,
+    /// Connections with holes the capture never saw (requests on them may be missing).
+    #[serde(default)]
+    pub gapped_connections: u64,
 }
 
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
@@ -73,6 +76,7 @@ pub struct EdgeStats {
     pub dns_requests: u64,
     /// Bits of `PROTOCOLS` seen.
     pub protocols: u8,
+    pub gapped_connections: u64,
 }
 
 impl EdgeStats {
@@ -81,6 +85,7 @@ impl EdgeStats {
     pub fn add(&mut self, r: &Record) {
         self.conns.insert(r.conn);
         if let Some(t) = r.tcp() {
+            self.gapped_connections += u64::from(t.gaps > 0);
             if t.protocol.is_none() {
                 self.bytes += r.request_size + r.response_size;
                 self.protocols |= 1 << 4;
@@ -113,6 +118,7 @@ impl EdgeStats {
         self.bytes += o.bytes;
         self.dns_requests += o.dns_requests;
         self.protocols |= o.protocols;
+        self.gapped_connections += o.gapped_connections;
         self.conns.extend(o.conns.iter().copied());
         self.latency.merge(&o.latency);
     }
@@ -137,6 +143,7 @@ impl EdgeStats {
                 .filter(|(i, _)| self.protocols & (1 << i) != 0)
                 .map(|(_, p)| p.to_string())
                 .collect(),
+            gapped_connections: self.gapped_connections,
         }
     }
 

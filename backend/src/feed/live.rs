@@ -76,11 +76,13 @@ pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &At
         batch.maybe_flush();
         if let Some(stats) = watch.due(&mut live) {
             hub.set_capture(stats);
+            hub.set_engine(engine.stats());
         }
     }
     engine.finish(&mut batch.records);
     batch.flush();
     hub.set_capture(live.stats());
+    hub.set_engine(engine.stats());
     Ok(())
 }
 

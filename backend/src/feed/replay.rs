@@ -94,6 +94,7 @@ pub fn run_passes(
         // Each pass ends as a capture ends: what is open is closed, what waits is sent.
         engine.finish(&mut batch.records);
         batch.flush();
+        hub.set_engine(engine.stats());
         if pass == 1 {
             for line in crate::analyze::unsupported_lines(&engine.stats()) {
                 tracing::warn!("{}", line.trim_start_matches("podtap: "));

@@ -99,7 +99,8 @@ pub struct Health {
     /// `podtap hub`: every node's agent, connected or not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<podtap_shared::AgentStatus>>,
-    /// `podtap hub`: what every agent's capture saw and the hub merged, summed.
+    /// What the capture saw and the engine made of it: `podtap hub`'s agents summed, or
+    /// `serve`'s own engine (reassembly gaps, responses without a request, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::engine::EngineStats>,
 }
@@ -248,7 +249,7 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>
             store: hub.store_stats(),
             clock: hub.clock(),
             agents: hub.agents().map(|(a, _)| a),
-            engine: hub.agents().map(|(_, e)| e),
+            engine: hub.engine(),
         }),
     )
 }

@@ -45,6 +45,8 @@ struct State {
     capture: Option<LiveStats>,
     /// `podtap hub`: the agents, and what their captures saw.
     agents: Option<(Vec<AgentStatus>, EngineStats)>,
+    /// `podtap serve`: what its own engine saw (gaps, responses without a request, …).
+    engine: Option<EngineStats>,
     subscribers: Vec<Subscriber>,
 }
 
@@ -112,8 +114,15 @@ impl Hub {
     /// `clock` says whether "now" is the wall clock or the capture's newest record.
     pub fn with_limits(source: impl Into<String>, limits: Limits, clock: Clock) -> Self {
         let (control, _) = broadcast::channel(CONTROL_QUEUE);
-        let state =
-            State { store: Store::new(limits), total: 0, seq: 0, capture: None, agents: None, subscribers: Vec::new() };
+        let state = State {
+            store: Store::new(limits),
+            total: 0,
+            seq: 0,
+            capture: None,
+            agents: None,
+            engine: None,
+            subscribers: Vec::new(),
+        };
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -262,6 +271,17 @@ impl Hub {
 
     pub fn capture(&self) -> Option<LiveStats> {
         self.lock().capture.clone()
+    }
+
+    /// `podtap serve`: its engine's counters, for `/healthz` (the map's data-quality bar).
+    pub fn set_engine(&self, stats: EngineStats) {
+        self.lock().engine = Some(stats);
+    }
+
+    /// What the captures feeding this hub saw: the agents' summed, or `serve`'s own engine's.
+    pub fn engine(&self) -> Option<EngineStats> {
+        let state = self.lock();
+        state.agents.as_ref().map(|(_, e)| e.clone()).or_else(|| state.engine.clone())
     }
 
     /// `GET /metrics`: the OpenMetrics text as of now.

@@ -1,0 +1,359 @@
+//! Folding: from the server's map (pods, Services, nodes, peers) to the boxes the user asked for.
+//! Pods fold into their workload, workloads and Services into their namespace, external peers
+//! into their address block; an edge between two boxes is the sum of the edges between their
+//! members. Requests, connections, errors and bytes sum exactly (each request and each connection
+//! is counted on one edge per leg); percentiles do not, so a folded edge carries none and the
+//! hover card asks the server (`/api/v1/edge`) for the exact ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use podtap_shared::group::{external_block, namespace_id, workload_id};
+use podtap_shared::{EndpointKind, MapEdge, MapNode, ServiceMap};
+
+/// How far the map is folded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Namespace,
+    Workload,
+    Pod,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "namespace" => Some(Level::Namespace),
+            "workload" => Some(Level::Workload),
+            "pod" => Some(Level::Pod),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Namespace => "namespace",
+            Level::Workload => "workload",
+            Level::Pod => "pod",
+        }
+    }
+}
+
+/// Maps up to this many boxes are shown pod by pod when no level is asked for.
+pub const AUTO_PODS: usize = 40;
+/// …and up to this many workload by workload; bigger maps open folded by namespace.
+pub const AUTO_WORKLOADS: usize = 150;
+
+/// What the user chose: a level (`None`: the most detailed that stays readable), the groups
+/// opened one level further, and what to leave out. All of it lives in the page URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub level: Option<Level>,
+    pub open: BTreeSet<String>,
+    pub hide_probes: bool,
+    pub hide_dns: bool,
+    pub hide_system: bool,
+    pub hide_idle: bool,
+}
+
+/// A box: `level` is the DOM hook's `data-level`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub level: &'static str,
+    pub label: String,
+    /// The line under the label: the workload, `12 pods`, the namespace.
+    pub sub: String,
+    pub namespace: Option<String>,
+    /// Pods folded in (0 for a box that is not a group of pods).
+    pub members: u32,
+    /// Whether a click opens it one level further.
+    pub folded: bool,
+    /// The box it folds into one level up (new boxes appear where their parent was).
+    pub parent: Option<String>,
+    /// Requests into each member pod, by pod id: the replica balance bar.
+    pub replicas: Vec<(String, u64)>,
+    /// Kubernetes nodes its pods run on.
+    pub nodes: BTreeSet<String>,
+    /// Requests between its own members (a folded namespace's inner traffic), not drawn.
+    pub internal: u64,
+}
+
+/// A drawn edge: the sum of its member edges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    pub source: String,
+    pub target: String,
+    pub requests: u64,
+    pub connections: u64,
+    pub errors: u64,
+    pub probe_requests: u64,
+    pub dns_requests: u64,
+    pub bytes: u64,
+    pub gapped_connections: u64,
+    pub protocols: BTreeSet<String>,
+    /// How many of the server's edges it sums.
+    pub members: u32,
+    /// Percentiles when it is one server edge (exact); `None` for a sum (ask the server).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl Link {
+    /// Only kubelet probes: drawn dashed.
+    pub fn probe_only(&self) -> bool {
+        self.requests > 0 && self.probe_requests == self.requests
+    }
+
+    /// Only DNS queries: drawn dotted.
+    pub fn dns_only(&self) -> bool {
+        self.requests > 0 && self.dns_requests == self.requests
+    }
+}
+
+/// The folded map.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Folded {
+    pub level: Option<Level>,
+    pub groups: Vec<Group>,
+    pub links: Vec<Link>,
+    /// What the toggles left out, for the toolbar: probe requests, DNS queries, kube-system
+    /// requests, idle edges.
+    pub hidden: Hidden,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hidden {
+    pub probe_requests: u64,
+    pub dns_requests: u64,
+    pub system_requests: u64,
+    pub idle_edges: u64,
+}
+
+fn is_system(n: &MapNode) -> bool {
+    n.namespace.as_deref() == Some("kube-system")
+}
+
+/// The level `Options::level: None` stands for on this map.
+pub fn auto_level(map: &ServiceMap) -> Level {
+    if map.nodes.len() <= AUTO_PODS {
+        return Level::Pod;
+    }
+    let workloads: BTreeSet<String> =
+        map.nodes.iter().map(|n| box_of(n, Level::Workload, &BTreeSet::new(), &BTreeMap::new()).0).collect();
+    if workloads.len() <= AUTO_WORKLOADS { Level::Workload } else { Level::Namespace }
+}
+
+/// The box `n` is drawn in, and the one that box folds into.
+fn box_of(
+    n: &MapNode,
+    level: Level,
+    open: &BTreeSet<String>,
+    blocks: &BTreeMap<String, u32>,
+) -> (String, Option<String>) {
+    let ns = n.namespace.as_deref();
+    let ns_box = ns.map(namespace_id);
+    let ns_folded = level == Level::Namespace && ns_box.as_ref().is_some_and(|b| !open.contains(b));
+    match n.kind {
+        EndpointKind::Pod | EndpointKind::Service if ns_folded => {
+            (ns_box.expect("folded namespaces have a name"), None)
+        }
+        EndpointKind::Pod => {
+            let wl = match (ns, &n.workload) {
+                (Some(ns), Some(w)) => Some(workload_id(ns, w)),
+                _ => None,
+            };
+            match wl {
+                Some(w) if level <= Level::Workload && !open.contains(&w) => (w, ns_box),
+                Some(w) => (n.id.clone(), Some(w)),
+                None => (n.id.clone(), ns_box),
+            }
+        }
+        EndpointKind::Service => (n.id.clone(), ns_box),
+        EndpointKind::External if level < Level::Pod => {
+            let ip = n.id.trim_start_matches("external:").parse().ok();
+            match ip.map(external_block) {
+                Some(b) if blocks.get(&b).copied().unwrap_or(0) > 1 && !open.contains(&b) => (b, None),
+                Some(b) => (n.id.clone(), Some(b)),
+                None => (n.id.clone(), None),
+            }
+        }
+        _ => (n.id.clone(), None),
+    }
+}
+
+/// Folds `map` as `opts` asks.
+pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
+    let level = opts.level.unwrap_or_else(|| auto_level(map));
+    let mut blocks: BTreeMap<String, u32> = BTreeMap::new();
+    for n in map.nodes.iter().filter(|n| n.kind == EndpointKind::External) {
+        if let Ok(ip) = n.id.trim_start_matches("external:").parse() {
+            *blocks.entry(external_block(ip)).or_default() += 1;
+        }
+    }
+    let by_id: BTreeMap<&str, &MapNode> = map.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut home: BTreeMap<&str, String> = BTreeMap::new();
+    let mut hidden = Hidden::default();
+    for n in &map.nodes {
+        if opts.hide_system && is_system(n) {
+            continue;
+        }
+        let (id, parent) = box_of(n, level, &opts.open, &blocks);
+        let g = groups.entry(id.clone()).or_insert_with(|| new_group(&id, n, parent));
+        if n.kind == EndpointKind::Pod {
+            if g.level != "pod" {
+                g.members += 1;
+                g.replicas.push((n.id.clone(), 0));
+            }
+            g.nodes.extend(n.node.iter().cloned());
+        }
+        home.insert(n.id.as_str(), id);
+    }
+    let mut links: BTreeMap<(String, String), Link> = BTreeMap::new();
+    let mut linked: BTreeSet<String> = BTreeSet::new();
+    for e in &map.edges {
+        let system = [&e.source, &e.target].iter().any(|id| by_id.get(id.as_str()).is_some_and(|n| is_system(n)));
+        if opts.hide_system && system {
+            if !e.source.starts_with("service:") {
+                hidden.system_requests += e.requests;
+            }
+            continue;
+        }
+        let (Some(s), Some(t)) = (home.get(e.source.as_str()), home.get(e.target.as_str())) else { continue };
+        // A request through a Service is on two edges; what was left out is counted on its first.
+        let first_leg = !e.source.starts_with("service:");
+        let Some(e) = shown(e, opts, &mut hidden, first_leg) else { continue };
+        if let Some(g) = groups.get_mut(t)
+            && let Some(r) = g.replicas.iter_mut().find(|(pod, _)| *pod == e.target)
+        {
+            r.1 += e.requests;
+        }
+        linked.insert(s.clone());
+        linked.insert(t.clone());
+        if s == t {
+            groups.get_mut(s).expect("every home is a group").internal += e.requests;
+            continue;
+        }
+        links.entry((s.clone(), t.clone())).or_insert_with(|| empty_link(s, t)).add(&e);
+    }
+    // A box whose every edge was left out goes too (the node that only sent probes); a box that
+    // never had an edge stays.
+    let had_edges: BTreeSet<&String> =
+        map.edges.iter().flat_map(|e| [&e.source, &e.target]).filter_map(|id| home.get(id.as_str())).collect();
+    groups.retain(|id, _| linked.contains(id) || !had_edges.contains(id));
+    for g in groups.values_mut() {
+        if g.members > 0 {
+            g.sub = format!("{} · {} pod{}", g.sub, g.members, if g.members == 1 { "" } else { "s" });
+        }
+    }
+    Folded { level: Some(level), groups: groups.into_values().collect(), links: links.into_values().collect(), hidden }
+}
+
+/// `e` as the toggles leave it, or `None` when they leave nothing of it.
+fn shown(e: &MapEdge, opts: &Options, hidden: &mut Hidden, count: bool) -> Option<MapEdge> {
+    let mut e = e.clone();
+    let n = u64::from(count);
+    if opts.hide_probes && e.probe_requests > 0 {
+        hidden.probe_requests += e.probe_requests * n;
+        let all = e.probe_requests == e.requests;
+        e.requests -= e.probe_requests;
+        e.errors = e.errors.min(e.requests);
+        e.probe_requests = 0;
+        if all {
+            return None;
+        }
+    }
+    if opts.hide_dns && e.dns_requests > 0 {
+        hidden.dns_requests += e.dns_requests * n;
+        let all = e.dns_requests == e.requests;
+        e.requests -= e.dns_requests;
+        e.errors = e.errors.min(e.requests);
+        e.dns_requests = 0;
+        if all {
+            return None;
+        }
+    }
+    if opts.hide_idle && e.requests == 0 {
+        hidden.idle_edges += n;
+        return None;
+    }
+    Some(e)
+}
+
+fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
+    let (kind, rest) = id.split_once(':').unwrap_or(("ip", id));
+    let (level, label, sub, folded) = match kind {
+        "namespace" => ("namespace", rest.to_string(), "namespace".to_string(), true),
+        "workload" => {
+            let (kind, name) = rest.split_once('/').map_or(("", rest), |(_, w)| w.split_once('/').unwrap_or(("", w)));
+            ("workload", name.to_string(), format!("{} · {}", kind, n.namespace.as_deref().unwrap_or("")), true)
+        }
+        "external" if rest.contains('/') => ("external", rest.to_string(), "external peers".to_string(), true),
+        _ => {
+            let level = match n.kind {
+                EndpointKind::Pod => "pod",
+                EndpointKind::Service => "service",
+                EndpointKind::Node => "node",
+                EndpointKind::External => "external",
+                EndpointKind::Unknown => "unresolved",
+            };
+            let sub = match (&n.workload, &n.namespace) {
+                (Some(w), _) => w.clone(),
+                (None, Some(ns)) => format!("{level} · {ns}"),
+                (None, None) => level.to_string(),
+            };
+            (level, n.label.clone(), sub, false)
+        }
+    };
+    Group {
+        id: id.to_string(),
+        level,
+        label,
+        sub,
+        namespace: n.namespace.clone(),
+        members: 0,
+        folded,
+        parent,
+        replicas: Vec::new(),
+        nodes: BTreeSet::new(),
+        internal: 0,
+    }
+}
+
+fn empty_link(s: &str, t: &str) -> Link {
+    Link {
+        source: s.to_string(),
+        target: t.to_string(),
+        requests: 0,
+        connections: 0,
+        errors: 0,
+        probe_requests: 0,
+        dns_requests: 0,
+        bytes: 0,
+        gapped_connections: 0,
+        protocols: BTreeSet::new(),
+        members: 0,
+        p50_ms: None,
+        p95_ms: None,
+        p99_ms: None,
+    }
+}
+
+impl Link {
+    fn add(&mut self, e: &MapEdge) {
+        self.requests += e.requests;
+        self.connections += e.connections;
+        self.errors += e.errors;
+        self.probe_requests += e.probe_requests;
+        self.dns_requests += e.dns_requests;
+        self.bytes += e.bytes;
+        self.gapped_connections += e.gapped_connections;
+        self.protocols.extend(e.protocols.iter().cloned());
+        self.members += 1;
+        (self.p50_ms, self.p95_ms, self.p99_ms) =
+            if self.members == 1 { (e.p50_ms, e.p95_ms, e.p99_ms) } else { (None, None, None) };
+    }
+}
+
+#[cfg(test)]
+mod tests;
