@@ -234,3 +234,30 @@ pub struct Overview {
 pub async fn fetch_overview(filter: &str) -> Result<Overview, String> {
     get_json(&data(&format!("timeline?filter={}", encode(filter)))).await
 }
+
+/// `GET /healthz`: what the capture saw (drops, gaps, responses without a request) and the span
+/// the store holds, for the map's quality bar and its rates.
+pub async fn fetch_health() -> Result<crate::map::quality::Health, String> {
+    get_json(&format!("{}healthz", Page::get().base)).await
+}
+
+/// One edge in full, as `GET /api/v1/edge` answers.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct EdgeDetail {
+    pub edge: podtap_shared::MapEdge,
+    pub complete: bool,
+    pub timeline: Overview,
+}
+
+/// `GET /api/v1/edge?source=…&target=…`: exact numbers and requests per step of one edge at any
+/// folding (`*` for either end).
+pub async fn fetch_edge(source: &str, target: &str, filter: &str, span: Option<Span>) -> Result<EdgeDetail, String> {
+    get_json(&data(&format!(
+        "edge?source={}&target={}&filter={}{}",
+        encode(source),
+        encode(target),
+        encode(filter),
+        Span::query(span)
+    )))
+    .await
+}

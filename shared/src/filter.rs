@@ -5,8 +5,9 @@
 //!   the request went through or was addressed to), `path:` (prefix), `method:`, `status:` (`404`,
 //!   or a class `5xx`), `via:` (`clusterIP`, `nodePort`, `direct`, …), `probe:` (`true`/`false`),
 //!   `iface:`, `kind:` (`http`, `grpc`, `dns`, `tls`, `tcp`), `conn:` (a connection id),
-//!   `edge:SOURCE>TARGET` (the requests one Service Map edge counts, its ends at any level: see
-//!   `group`). A value a key cannot take (`probe:maybe`) is an error, like an unknown key.
+//!   `edge:SOURCE>TARGET` (the requests one Service Map edge counts, its ends map ids at any
+//!   level, or `*` for any: see `group`), `workload:` (either side's workload, `web` or
+//!   `Deployment/web`). A value a key cannot take (`probe:maybe`) is an error, like an unknown key.
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
 //!   address, the method or the path.
 
@@ -26,6 +27,7 @@ enum Field {
     Kind,
     Conn,
     Edge,
+    Workload,
     Text,
 }
 
@@ -79,9 +81,10 @@ impl Filter {
                         "kind" => Field::Kind,
                         "conn" => Field::Conn,
                         "edge" => Field::Edge,
+                        "workload" => Field::Workload,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge, workload)"
                             )));
                         }
                     };
@@ -128,7 +131,8 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
             return Err(FilterError(format!("`{key}:{value}` is not a connection id (a number)")));
         }
         Field::Edge => {
-            if value.split_once('>').is_some_and(|(a, b)| a.contains(':') && b.contains(':')) {
+            let end = |s: &str| s == "*" || s.contains(':');
+            if value.split_once('>').is_some_and(|(a, b)| end(a) && end(b)) {
                 return Ok(());
             }
             return Err(FilterError(format!(
@@ -196,6 +200,11 @@ impl Term {
                 crate::Detail::Tcp(_) => v == "tcp",
             },
             Field::Conn => v.parse() == Ok(r.conn),
+            Field::Workload => sides.iter().any(|e| {
+                e.workload.as_deref().is_some_and(|w| {
+                    w.eq_ignore_ascii_case(v) || w.split_once('/').is_some_and(|(_, name)| name.eq_ignore_ascii_case(v))
+                })
+            }),
             Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
@@ -239,6 +248,7 @@ mod tests {
         r.dst.kind = EndpointKind::Pod;
         r.dst.name = Some("web-7d4b9c8f6-x2k9p".into());
         r.dst.namespace = Some("default".into());
+        r.dst.workload = Some("Deployment/web".into());
         r.via = Via { kind: ViaKind::ClusterIp, service: Some("default/web".into()) };
         r.interface = Some("veth1".into());
         r
@@ -261,6 +271,9 @@ mod tests {
         assert!(m("10.0.0.1:40000"));
         assert!(!m("nginx"));
         assert!(m("kind:http") && !m("kind:dns"));
+        assert!(
+            m("workload:web") && m("workload:deployment/web") && !m("workload:api") && !m("workload:statefulset/web")
+        );
     }
 
     #[test]
@@ -287,7 +300,7 @@ mod tests {
         let svc = format!("service:{}", r.via.service.as_deref().unwrap());
         // Through default/web: on source → Service and Service → pod, not on source → pod.
         assert!(m(&format!("edge:{src}>{svc}")) && m(&format!("edge:{svc}>{dst}")));
-        assert!(m("edge:namespace:default>namespace:default"));
+        assert!(m("edge:namespace:default>namespace:default") && m(&format!("edge:*>{dst}")));
         assert!(!m(&format!("edge:{src}>{dst}")) && !m(&format!("edge:{dst}>{src}")));
     }
 }

@@ -53,8 +53,11 @@ pub fn legs(r: &Record) -> impl Iterator<Item = (Side<'_>, Side<'_>)> {
     std::iter::once(first).chain(second)
 }
 
-/// Whether the box `id` (at any level) holds `side`.
+/// Whether the box `id` (at any level; `*` is every box) holds `side`.
 pub fn covers(id: &str, side: Side<'_>) -> bool {
+    if id == "*" {
+        return true;
+    }
     let Some((kind, rest)) = id.split_once(':') else { return false };
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match side {
@@ -123,6 +126,9 @@ mod tests {
         assert!(!on_edge(&r, "pod:default/web-1", "pod:shop/api-2"));
         assert!(!on_edge(&r, "service:shop/api", "workload:default/Deployment/web"));
         assert!(!on_edge(&r, "workload:shop/Deployment/api", "service:shop/api"));
+        // `*`: everything into a box, on the leg that reaches it.
+        assert!(on_edge(&r, "*", "pod:shop/api-2") && on_edge(&r, "*", "service:shop/api"));
+        assert!(!on_edge(&r, "*", "pod:default/web-1"));
     }
 
     #[test]

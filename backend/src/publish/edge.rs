@@ -1,4 +1,5 @@
-//! `GET /api/v1/edge?source=&target=`: one Service Map edge in full, at any level of folding —
+//! `GET /api/v1/edge?source=&target=`: one Service Map edge in full, at any level of folding (`*`
+//! for either end: everything into or out of one box) —
 //! requests, connections, errors, p50/p95/p99 from the merged histogram of exactly the requests
 //! the edge counts (the filter's `edge:` term), protocols seen, and requests per step over the
 //! window for the map's sparkline. A folded edge's percentiles cannot be summed from its pods'
@@ -36,8 +37,8 @@ pub async fn edge(
     Extension(scope): Extension<Scoped>,
     Query(q): Query<EdgeQuery>,
 ) -> Result<Json<EdgeDetail>, ApiError> {
-    if [&q.source, &q.target].iter().any(|id| !id.contains(':') || id.contains(char::is_whitespace)) {
-        return Err(ApiError::BadRequest("source and target must be map ids, like pod:ns/name".into()));
+    if [&q.source, &q.target].iter().any(|id| (*id != "*" && !id.contains(':')) || id.contains(char::is_whitespace)) {
+        return Err(ApiError::BadRequest("source and target must be map ids, like pod:ns/name, or *".into()));
     }
     let text = format!("{} edge:{}>{}", q.timeline.window.filter, q.source, q.target);
     let filter = scope.filter(&text)?;

@@ -1,0 +1,94 @@
+//! Badges go where the problem is, and the bar names each problem once.
+
+use std::collections::BTreeSet;
+
+use podtap_shared::AgentStatus;
+
+use super::*;
+use crate::map::fold::{Group, Hidden, Link};
+
+fn group(id: &str, level: &'static str, node: Option<&str>) -> Group {
+    Group {
+        id: id.into(),
+        level,
+        label: id.into(),
+        sub: String::new(),
+        namespace: None,
+        members: 0,
+        folded: false,
+        parent: None,
+        replicas: vec![],
+        nodes: node.map(|n| BTreeSet::from([n.to_string()])).unwrap_or_default(),
+        internal: 0,
+    }
+}
+
+fn link(s: &str, t: &str, requests: u64, gapped: u64) -> Link {
+    Link {
+        source: s.into(),
+        target: t.into(),
+        requests,
+        connections: 1,
+        errors: 0,
+        probe_requests: 0,
+        dns_requests: 0,
+        bytes: 0,
+        gapped_connections: gapped,
+        protocols: Default::default(),
+        members: 1,
+        p50_ms: None,
+        p95_ms: None,
+        p99_ms: None,
+    }
+}
+
+#[test]
+fn badges_sit_on_what_is_affected_and_the_bar_says_each_problem() {
+    let f = Folded {
+        level: None,
+        groups: vec![
+            group("pod:a/client", "pod", Some("n1")),
+            group("pod:a/web", "pod", Some("n2")),
+            group("ip:10.9.9.9", "unresolved", None),
+        ],
+        links: vec![link("pod:a/client", "pod:a/web", 90, 1), link("pod:a/client", "ip:10.9.9.9", 10, 0)],
+        hidden: Hidden { probe_requests: 4, ..Hidden::default() },
+    };
+    let agents = vec![
+        AgentStatus { node: "n1".into(), connected: true, ..AgentStatus::default() },
+        AgentStatus { node: "n2".into(), connected: false, kernel_drops: 7, ..AgentStatus::default() },
+    ];
+    let q = assess(&f, &Context { agents, ..Context::default() });
+    let kinds = |id: &str| q.boxes.get(id).map(|b| b.iter().map(|b| b.kind).collect::<Vec<_>>()).unwrap_or_default();
+    assert_eq!(kinds("pod:a/web"), ["agent-missing", "drops"]);
+    assert_eq!(kinds("pod:a/client"), Vec::<&str>::new());
+    assert_eq!(kinds("ip:10.9.9.9"), ["unresolved"]);
+    // web's node lost packets: every count touching it may be low; the gapped edge too.
+    assert!(q.edge_unsure("pod:a/client", "pod:a/web"));
+    assert!(!q.edge_unsure("pod:a/client", "ip:10.9.9.9"));
+    let bar: Vec<&str> = q.bar.iter().map(|n| n.kind).collect();
+    assert_eq!(bar, ["drops", "unresolved", "agent-missing", "hidden"]);
+    assert_eq!(q.bar[1].text, "10.0 % of requests to or from unresolved addresses");
+    assert_eq!(q.bar[2].text, "agents missing: 1 of 2");
+    assert_eq!(q.bar[3].text, "left out: 4 probe requests");
+}
+
+#[test]
+fn a_clean_capture_has_an_empty_bar() {
+    let f = Folded { links: vec![link("pod:a/x", "pod:a/y", 5, 0)], ..Folded::default() };
+    let q = assess(&f, &Context::default());
+    assert!(q.bar.is_empty() && q.boxes.is_empty() && q.links.is_empty());
+}
+
+#[test]
+fn health_is_read_from_what_healthz_answers() {
+    let h: Health = serde_json::from_str(
+        r#"{"status":"ok","capture":{"packets":9,"drops":3,"interfaces":[]},
+            "engine":{"unmatched_responses":2,"one_way_responses":1,"tcp":{"gaps":5,"segments":1}},
+            "store":{"records":1,"oldest_us":10,"newest_us":20}}"#,
+    )
+    .unwrap();
+    let q = assess(&Folded::default(), &Context { health: Some(h), ..Context::default() });
+    let texts: Vec<&str> = q.bar.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(texts, ["3 packets dropped by the kernel", "5 holes in TCP streams", "3 responses without a request"]);
+}

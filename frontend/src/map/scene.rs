@@ -1,0 +1,112 @@
+//! One picture of the map: the folded boxes at their places, the edges' curves, looks and labels,
+//! the quality marks and the bounds — everything painting, hit testing and the DOM hooks need,
+//! built once per change of the map (never per frame).
+
+use std::collections::HashMap;
+
+use super::camera::Rect;
+use super::fold::{Folded, Group, Link};
+use super::layered::{self, BOX_H, BOX_W, Item, Memory, Placement};
+use super::quality::{self, Context, Quality};
+use super::route::{self, Curve, Point};
+use super::style::{self, Look};
+
+#[derive(Clone, Debug, Default)]
+pub struct Scene {
+    pub groups: Vec<Group>,
+    pub pos: Vec<Point>,
+    pub index: HashMap<String, usize>,
+    pub links: Vec<Link>,
+    /// Each link's ends, as indexes of `groups`.
+    pub ends: Vec<(usize, usize)>,
+    pub curves: Vec<Curve>,
+    pub looks: Vec<Look>,
+    pub labels: Vec<String>,
+    pub quality: Quality,
+    pub bounds: Rect,
+}
+
+impl Scene {
+    /// Lays out `folded` following `memory`; the memory for the next picture comes back too.
+    pub fn build(folded: Folded, memory: &Memory, span_s: Option<f64>, ctx: &Context) -> (Scene, Memory) {
+        let quality = quality::assess(&folded, ctx);
+        let Folded { groups, links, .. } = folded;
+        let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
+        let ends: Vec<(usize, usize)> = links.iter().map(|l| (index[&l.source], index[&l.target])).collect();
+        let items: Vec<Item<'_>> = groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
+        let (Placement { pos, .. }, memory) = layered::layout(&items, &ends, memory);
+        let curves = route::route(&pos, &ends);
+        let looks = links.iter().map(|l| style::look(l, span_s)).collect();
+        let labels = links.iter().map(|l| style::label(l, span_s, quality.edge_unsure(&l.source, &l.target))).collect();
+        let bounds = bounds(&pos, &curves);
+        (Scene { groups, pos, index, links, ends, curves, looks, labels, quality, bounds }, memory)
+    }
+
+    pub fn box_rect(&self, i: usize) -> Rect {
+        let (x, y) = self.pos[i];
+        Rect { x0: x, y0: y, x1: x + BOX_W, y1: y + BOX_H }
+    }
+
+    /// The box under the world point `p`.
+    pub fn box_at(&self, p: Point) -> Option<usize> {
+        (0..self.pos.len()).find(|&i| {
+            let r = self.box_rect(i);
+            p.0 >= r.x0 && p.0 <= r.x1 && p.1 >= r.y0 && p.1 <= r.y1
+        })
+    }
+
+    /// The edge nearest the world point `p`, within `within` world units.
+    pub fn edge_at(&self, p: Point, within: f64) -> Option<usize> {
+        let near = Rect { x0: p.0, y0: p.1, x1: p.0, y1: p.1 }.grow(within);
+        self.curves
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.bounds().intersects(&near))
+            .map(|(i, c)| (i, c.distance2(p)))
+            .filter(|(_, d)| *d <= within * within)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i)
+    }
+
+    /// Boxes and edges that touch `view` (world units).
+    pub fn in_view(&self, view: &Rect) -> (Vec<usize>, Vec<usize>) {
+        let boxes = (0..self.pos.len()).filter(|&i| self.box_rect(i).intersects(view)).collect();
+        let edges = (0..self.curves.len()).filter(|&i| self.curves[i].bounds().intersects(view)).collect();
+        (boxes, edges)
+    }
+
+    /// Where an edge's label (and its DOM hook) sits.
+    pub fn label_at(&self, edge: usize) -> Point {
+        self.curves[edge].at(0.5)
+    }
+
+    /// The boxes `id` calls and is called by, with the requests each way.
+    pub fn neighbours(&self, i: usize) -> (Vec<(usize, u64)>, Vec<(usize, u64)>) {
+        let mut callers = Vec::new();
+        let mut callees = Vec::new();
+        for (e, &(s, t)) in self.ends.iter().enumerate() {
+            if t == i {
+                callers.push((s, self.links[e].requests));
+            }
+            if s == i {
+                callees.push((t, self.links[e].requests));
+            }
+        }
+        (callers, callees)
+    }
+}
+
+fn bounds(pos: &[Point], curves: &[Curve]) -> Rect {
+    let mut r = Rect { x0: 0.0, y0: 0.0, x1: BOX_W, y1: BOX_H };
+    if let Some(&(x, y)) = pos.first() {
+        r = Rect { x0: x, y0: y, x1: x + BOX_W, y1: y + BOX_H };
+    }
+    for &(x, y) in pos {
+        r = Rect { x0: r.x0.min(x), y0: r.y0.min(y), x1: r.x1.max(x + BOX_W), y1: r.y1.max(y + BOX_H) };
+    }
+    for c in curves {
+        let b = c.bounds();
+        r = Rect { x0: r.x0.min(b.x0), y0: r.y0.min(b.y0), x1: r.x1.max(b.x1), y1: r.y1.max(b.y1) };
+    }
+    r
+}
