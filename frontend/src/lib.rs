@@ -5,7 +5,6 @@
 pub mod api;
 pub mod components;
 pub mod embed;
-pub mod layout;
 pub mod live;
 pub mod map;
 pub mod page;

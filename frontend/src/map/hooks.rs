@@ -34,7 +34,8 @@ impl Hooks {
 
     /// Moves the layer with the camera.
     pub fn follow(&self, c: Camera) {
-        let _ = self.layer.style().set_property("transform", &format!("translate({}px,{}px) scale({})", c.tx, c.ty, c.k));
+        let _ =
+            self.layer.style().set_property("transform", &format!("translate({}px,{}px) scale({})", c.tx, c.ty, c.k));
     }
 
     /// Makes the hooks those of `boxes` and `edges` (indexes into `scene`), touching only what

@@ -176,23 +176,30 @@ fn greedy_order(g: &Graph) -> Vec<usize> {
     front
 }
 
-/// The four phases from nothing.
-fn fresh(g: &Graph) -> Placement {
+/// Longest path from the sources over the edges that run along `order` (a topological order of
+/// them); the others are drawn as arcs back.
+fn layers(g: &Graph, order: &[usize]) -> Vec<u32> {
     let n = g.len();
-    let order = greedy_order(g);
     let mut rank = vec![0; n];
     for (i, &v) in order.iter().enumerate() {
         rank[v] = i;
     }
-    // Longest path, in the greedy order (a topological order of the forward edges).
     let mut layer = vec![0u32; n];
-    for &v in &order {
+    for &v in order {
         for &t in &g.out[v] {
             if rank[t] > rank[v] {
                 layer[t] = layer[t].max(layer[v] + 1);
             }
         }
     }
+    layer
+}
+
+/// The four phases from nothing.
+fn fresh(g: &Graph) -> Placement {
+    let n = g.len();
+    let order = greedy_order(g);
+    let layer = layers(g, &order);
     let layers = layer.iter().max().map_or(0, |m| *m as usize + 1);
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); layers];
     for &v in &order {
@@ -276,15 +283,17 @@ fn pack(want: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Boxes that were there stay; new ones take the free place nearest to where they belong.
+/// Boxes that were there keep their place, whatever was added, unless the traffic now runs
+/// into them from a box that comes after them: a new box before them, or — for a box that calls
+/// nothing, which can move without moving others — a new edge. Those move right, only they.
+/// New boxes take the free place nearest to where they belong.
 fn follow(items: &[Item<'_>], g: &Graph, memory: &Memory) -> Placement {
     let n = items.len();
-    let mut layer = vec![0u32; n];
     let mut y = vec![f64::NAN; n];
-    let mut fixed = vec![false; n];
+    let mut known = vec![false; n];
     for (i, item) in items.iter().enumerate() {
-        if let Some(&(l, top)) = memory.spot.get(item.id) {
-            (layer[i], y[i], fixed[i]) = (l, top, true);
+        if let Some(&(_, top)) = memory.spot.get(item.id) {
+            (y[i], known[i]) = (top, true);
         }
     }
     // Members of a box that is new (a workload just folded): where they were.
@@ -295,40 +304,76 @@ fn follow(items: &[Item<'_>], g: &Graph, memory: &Memory) -> Placement {
         }
     }
     let order = greedy_order(g);
-    // Layers of new boxes: their parent's, their members', else one right of their callers or
-    // one left of their callees.
-    let mut done = fixed.clone();
-    for &v in &order {
-        if fixed[v] {
-            continue;
-        }
-        let from_parent = items[v].parent.and_then(|p| memory.spot.get(p)).map(|s| s.0);
-        let from_members = members.get(items[v].id).and_then(|m| m.iter().map(|s| s.0).min());
-        let callers = g.inc[v].iter().filter(|&&u| done[u]).map(|&u| layer[u] + 1).max();
-        let callees = g.out[v].iter().filter(|&&u| done[u]).map(|&u| layer[u].saturating_sub(1)).min();
-        layer[v] = from_parent.or(from_members).or(callers).or(callees).unwrap_or(0);
-        done[v] = true;
+    let mut rank = vec![0; n];
+    for (i, &v) in order.iter().enumerate() {
+        rank[v] = i;
     }
-    // Their places: nearest free slot to the parent, the members or the neighbours' mean.
-    // A remembered place can clash with another from an older picture (boxes that left and came
-    // back): the first keeps it, the other takes the nearest free one.
+    // Where each box was, or stands in for: its own layer, its parent's (a pod of a workload
+    // just opened), its members' (a workload just folded).
+    let anchor: Vec<Option<u32>> = (0..n)
+        .map(|v| {
+            let id = items[v].id;
+            let own = memory.spot.get(id).map(|s| s.0);
+            let parent = || items[v].parent.and_then(|p| memory.spot.get(p)).map(|s| s.0);
+            let folded = || members.get(id).and_then(|m| m.iter().map(|s| s.0).min());
+            own.or_else(parent).or_else(folded)
+        })
+        .collect();
+    // Boxes from nowhere start one left of the callees that were there.
+    let mut layer: Vec<u32> = (0..n)
+        .map(|v| {
+            anchor[v].unwrap_or_else(|| {
+                g.out[v].iter().filter_map(|&u| anchor[u]).map(|l| l.saturating_sub(1)).min().unwrap_or(0)
+            })
+        })
+        .collect();
+    // An edge between two anchored boxes keeps the direction the picture gave it, except into a
+    // box that calls nothing; an edge to or from a box from nowhere follows the greedy order.
+    // Bounded passes: the rules together may close a cycle.
+    let forward = |u: usize, v: usize| match (anchor[u], anchor[v]) {
+        (Some(a), Some(b)) => a < b || (g.out[v].is_empty() && rank[u] < rank[v]),
+        _ => rank[u] < rank[v],
+    };
+    for _ in 0..4 {
+        let mut changed = false;
+        for &u in &order {
+            for &v in &g.out[u] {
+                if forward(u, v) && layer[v] < layer[u] + 1 {
+                    layer[v] = layer[u] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let stays: Vec<bool> =
+        (0..n).map(|v| known[v] && memory.spot.get(items[v].id).is_some_and(|s| s.0 == layer[v])).collect();
+    // Places: boxes that stay keep theirs (a remembered place that clashes with another from an
+    // older picture takes the nearest free one); the others take the free slot nearest where
+    // they were, their parent, their members or their neighbours.
     let mut taken: HashMap<u32, Vec<f64>> = HashMap::new();
-    for v in (0..n).filter(|&v| fixed[v]) {
+    for v in (0..n).filter(|&v| stays[v]) {
         let row = taken.entry(layer[v]).or_default();
         y[v] = free_slot(row, y[v]);
         row.push(y[v]);
     }
     for &v in &order {
-        if fixed[v] {
+        if stays[v] {
             continue;
         }
+        let was = known[v].then(|| y[v]);
         let from_parent = items[v].parent.and_then(|p| memory.spot.get(p)).map(|s| s.1);
         let from_members = members.get(items[v].id).map(|m| m.iter().map(|s| s.1).sum::<f64>() / m.len() as f64);
         let placed: Vec<f64> = g.neighbours(v).map(|u| y[u]).filter(|t| !t.is_nan()).collect();
         let near = (!placed.is_empty()).then(|| placed.iter().sum::<f64>() / placed.len() as f64);
         let row = taken.entry(layer[v]).or_default();
-        let want =
-            from_parent.or(from_members).or(near).unwrap_or_else(|| row.iter().copied().fold(0.0, f64::max) + PITCH);
+        let want = was
+            .or(from_parent)
+            .or(from_members)
+            .or(near)
+            .unwrap_or_else(|| row.iter().copied().fold(0.0, f64::max) + PITCH);
         y[v] = free_slot(row, want);
         row.push(y[v]);
     }

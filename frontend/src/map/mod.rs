@@ -4,10 +4,16 @@
 //! edges in view (`view`, `paint`, `hooks`).
 
 pub mod camera;
+pub mod card;
 pub mod fold;
+pub mod hooks;
+pub mod input;
 pub mod layered;
+pub mod minimap;
+pub mod paint;
 pub mod quality;
 pub mod route;
 pub mod scene;
 pub mod state;
 pub mod style;
+pub mod view;

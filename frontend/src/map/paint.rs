@@ -53,7 +53,7 @@ pub fn level_colour(level: &str) -> &'static str {
 
 fn dash(ctx: &CanvasRenderingContext2d, d: Dash, k: f64) {
     let a = js_sys::Array::new();
-    let (on, off) = match d {
+    let (on, off): (f64, f64) = match d {
         Dash::Solid => (0.0, 0.0),
         Dash::Probe => (7.0, 5.0),
         Dash::Dns => (1.5, 4.0),
@@ -274,11 +274,13 @@ fn edge_labels(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, p: &Palette, view:
         ctx.set_global_alpha(0.85);
         ctx.fill_rect(x - w / 2.0, y - 12.0, w, 15.0);
         ctx.set_global_alpha(1.0);
-        ctx.set_fill_style_str(if s.quality.links.contains_key(&(s.links[e].source.clone(), s.links[e].target.clone())) {
-            "#b54708"
-        } else {
-            p.ink
-        });
+        ctx.set_fill_style_str(
+            if s.quality.links.contains_key(&(s.links[e].source.clone(), s.links[e].target.clone())) {
+                "#b54708"
+            } else {
+                p.ink
+            },
+        );
         ctx.fill_text(text, x, y).ok();
     }
     ctx.set_text_align("start");

@@ -20,12 +20,12 @@ use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
 use crate::embed;
 use crate::live::{Live, Wanted, connect};
+use crate::map::view::MapView;
 use crate::page::{EmbedView, Page};
 use crate::url_state;
 use crate::views::balance::BalanceView;
 use crate::views::detail::DetailPanel;
 use crate::views::list::RequestList;
-use crate::views::map::MapView;
 use crate::views::timeline::Timeline;
 use crate::views::timeline::overview::clock;
 
@@ -241,7 +241,10 @@ fn Shell(access: Access) -> impl IntoView {
     };
     if let Some(embedded) = page.embed {
         let body = match embedded {
-            EmbedView::Map => view! { <MapView map=map empty=empty_map/> }.into_any(),
+            EmbedView::Map => view! {
+                <MapView map=map empty=empty_map live=live filter=filter window=window.into() hide_probes=hide_probes service=service frozen=frozen/>
+            }
+            .into_any(),
             EmbedView::Balance => view! { <BalanceView live=live chosen=service window=window.into()/> }.into_any(),
             EmbedView::Timeline => view! {
                 <Timeline live=live windowed=windowed_signal window=window filter=filter selected=selected hide_probes=hide_probes/>
@@ -277,16 +280,14 @@ fn Shell(access: Access) -> impl IntoView {
                 </Show>
                 <Timeline live=live windowed=windowed_signal window=window filter=filter selected=selected hide_probes=hide_probes/>
             </section>
-            <div class="two">
-                <section class="panel">
-                    <h2>"Service Map"</h2>
-                    <MapView map=map empty=empty_map/>
-                </section>
-                <section class="panel">
-                    <h2>"Replica balance"</h2>
-                    <BalanceView live=live chosen=service window=window.into()/>
-                </section>
-            </div>
+            <section class="panel">
+                <h2>"Service Map"</h2>
+                <MapView map=map empty=empty_map live=live filter=filter window=window.into() hide_probes=hide_probes service=service frozen=frozen/>
+            </section>
+            <section class="panel">
+                <h2>"Replica balance"</h2>
+                <BalanceView live=live chosen=service window=window.into()/>
+            </section>
             <section class="panel">
                 <h2>"Requests"</h2>
                 <RequestList live=live windowed=windowed_signal selected=selected filter=filter/>

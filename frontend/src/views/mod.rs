@@ -1,11 +1,10 @@
-//! The app's views: the page shell, the timeline (overview, connection swimlanes), the Service
-//! Map, replica balance, the request list and the detail panel of one request.
+//! The app's views: the page shell, the timeline (overview, connection swimlanes), replica
+//! balance, the request list and the detail panel of one request.
 
 pub mod app;
 pub mod balance;
 pub mod detail;
 pub mod list;
-pub mod map;
 pub mod timeline;
 
 use podtap_shared::Record;

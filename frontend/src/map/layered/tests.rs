@@ -63,25 +63,62 @@ proptest! {
     }
 
     #[test]
-    fn one_more_edge_moves_no_box((n, edges) in graph(60, false), extra in (0usize..1000, 0usize..1000)) {
+    fn one_more_edge_moves_at_most_the_box_it_reaches((n, edges) in graph(60, false), extra in (0usize..1000, 0usize..1000)) {
         let ids = ids(n);
         let (before, memory) = layout(&items(&ids), &edges, &Memory::default());
         let mut more = edges.clone();
-        more.push((extra.0 % n, extra.1 % n));
+        let (s, t) = (extra.0 % n, extra.1 % n);
+        more.push((s, t));
         let (after, _) = layout(&items(&ids), &more, &memory);
-        prop_assert_eq!(before.pos, after.pos);
+        for v in 0..n {
+            prop_assert!(before.pos[v] == after.pos[v] || v == t, "box {} moved", v);
+        }
+        // …and only a box that calls nothing, to go right of its new caller.
+        if before.pos[t] != after.pos[t] {
+            prop_assert!(more.iter().all(|&(a, b)| a != t || a == b));
+            prop_assert!(after.pos[t].0 > after.pos[s].0);
+        }
+        no_overlap(&after).map_err(TestCaseError::fail)?;
     }
 
     #[test]
-    fn a_new_box_moves_no_other_and_overlaps_none((n, edges) in graph(60, false), callee in 0usize..1000) {
+    fn a_new_box_moves_only_what_it_must_and_overlaps_none((n, edges) in graph(60, false), callee in 0usize..1000) {
         let mut ids = ids(n);
         let (before, memory) = layout(&items(&ids), &edges, &Memory::default());
         ids.push("pod:ns/new".into());
         let mut more = edges.clone();
         more.push((n, callee % n));
         let (after, _) = layout(&items(&ids), &more, &memory);
-        prop_assert_eq!(&before.pos[..], &after.pos[..n]);
+        // A box moves only when the new one must come before it: it is downstream of the new box.
+        let mut downstream = vec![false; n + 1];
+        let mut stack = vec![n];
+        while let Some(v) = stack.pop() {
+            for &(s, t) in &more {
+                if s == v && !downstream[t] {
+                    downstream[t] = true;
+                    stack.push(t);
+                }
+            }
+        }
+        for v in 0..n {
+            prop_assert!(before.pos[v] == after.pos[v] || downstream[v], "box {} moved: {:?} → {:?}", v, before.pos[v], after.pos[v]);
+        }
         no_overlap(&after).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn a_callee_that_appears_after_its_caller_s_service_moves_right_of_it((n, edges) in graph(30, true)) {
+        // Boxes laid out, then a new box calls the first one: the picture still reads left to
+        // right along every edge of an acyclic graph.
+        let mut ids = ids(n);
+        let (_, memory) = layout(&items(&ids), &edges, &Memory::default());
+        ids.push("pod:ns/new".into());
+        let mut more = edges.clone();
+        more.push((n, 0));
+        let (after, _) = layout(&items(&ids), &more, &memory);
+        for &(s, t) in more.iter().filter(|(s, t)| s != t) {
+            prop_assert!(after.pos[s].0 < after.pos[t].0, "{} -> {}", s, t);
+        }
     }
 }
 

@@ -1,0 +1,20 @@
+import { launchBrowser, PodtapPage, startPodtap } from './tests/podtap.page.mjs';
+const args = process.argv.slice(2);
+const query = process.env.Q || '';
+const server = await startPodtap(args);
+const b = await launchBrowser();
+const page = await b.context.newPage();
+page.on('console', (m) => console.log('console:', m.type(), m.text().slice(0, 300)));
+page.on('pageerror', (e) => console.log('pageerror:', e.message));
+const ui = new PodtapPage(page);
+await ui.open(server.url, query);
+await page.waitForTimeout(Number(process.env.WAIT || 6000));
+const map = page.getByTestId('map');
+console.log('map attrs', await map.evaluate((e) => ({ ...e.dataset })));
+console.log('nodes', JSON.stringify(await ui.mapNodeIds()));
+console.log('edges', (await ui.edges()).length, JSON.stringify((await ui.edges()).slice(0, 5)));
+console.log('quality', await page.getByTestId('map-quality').textContent());
+await map.screenshot({ path: '/tmp/explore/map.png' });
+if (process.env.CLICK) { await page.locator(`[data-testid=map-node][data-id="${process.env.CLICK}"]`).click(); await page.waitForTimeout(1500); await map.screenshot({ path: '/tmp/explore/map2.png' }); console.log('after click', JSON.stringify(await ui.mapNodeIds())); }
+await b.close();
+server.stop();
