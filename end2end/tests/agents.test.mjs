@@ -82,5 +82,14 @@ test('the header shows every node\'s agent, and which are missing since when', a
   r = await rows(page);
   assert.match(r.find((x) => x.node === 'lab-node').text, /away since \d\d:\d\d:\d\d/);
   assert.match(await pill.locator('summary').textContent(), /agents 0\/2/);
+  // The map says so where it matters: the quality bar, and a badge on every pod of that node.
+  await pill.locator('summary').click();
+  const missing = page.locator('[data-testid="quality-item"][data-kind="agent-missing"]');
+  await p.until('the map\'s quality bar', async () => /agents missing: 2 of 2/.test(await missing.textContent().catch(() => '')));
+  const pods = await page.$$eval('[data-testid="map-node"][data-level="pod"]', (els) => els.map((e) => e.dataset.quality ?? ''));
+  assert.ok(pods.length > 0 && pods.every((q) => q.includes('agent-missing')), JSON.stringify(pods));
+  // A count on an edge into such a pod may be low, and says so.
+  const label = await page.locator('[data-testid="map-edge"][data-target^="pod:"]').first().getAttribute('aria-label');
+  assert.match(label, /: ≥ /);
   assert.deepEqual(p.errors, []);
 });

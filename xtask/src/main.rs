@@ -9,6 +9,8 @@
 //!   tcpdump and tshark on it (root; see BENCHMARKS.md)
 //! - `bench-browser [SECONDS] [RATE]`  the page in Chromium while `podtap serve --synthetic RATE`
 //!   (1,000 pods) streams: frame times, record-to-screen lag, JS heap (BENCHMARKS.md)
+//! - `bench-map [SECONDS]`  the Service Map in Chromium on a synthetic 1,000-pod cluster's
+//!   capture and List: first full map, layout, pan/zoom frames, update cost, JS heap
 //! - `bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS]`  simulated agents into one `podtap hub`:
 //!   records/s with merge and rollups, hub CPU and RSS (backend/examples/hub_load.rs)
 //! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
@@ -47,11 +49,12 @@ fn dispatch() -> Result<()> {
             rest.get(1).map(String::as_str).unwrap_or("20000"),
         ),
         "bench-hub" => test::bench_hub(rest),
+        "bench-map" => test::bench_map(rest.first().map(String::as_str).unwrap_or("60")),
         "setup" => setup::for_tests(),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
         _ => {
             eprintln!(
-                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup"
+                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup"
             );
             Ok(())
         }

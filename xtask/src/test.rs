@@ -143,6 +143,25 @@ pub fn bench_browser(secs: &str, rate: &str) -> Result<()> {
     )
 }
 
+/// The map benchmark: a synthetic cluster's capture and List (backend/examples/synth_cluster.rs)
+/// replayed by a release podtap, the map in Chromium (end2end/bench/map.mjs).
+pub fn bench_map(secs: &str) -> Result<()> {
+    setup::for_tests()?;
+    step("bench-map: cargo build --release -p podtap (and the synthetic cluster), the app in release");
+    cargo(&["build", "--release", "-p", "podtap", "--bin", "podtap", "--example", "synth_cluster"])?;
+    crate::build::frontend(false)?;
+    let dir = target_dir().join("synth-cluster");
+    status(Command::new(target_dir().join("release/examples/synth_cluster")).arg(&dir))?;
+    step(&format!("bench-map: first full map, levels, pan and zoom; then {secs} s live"));
+    status(
+        Command::new("node")
+            .args(["bench/map.mjs", dir.to_str().unwrap_or_default(), secs])
+            .env("PODTAP_BIN", target_dir().join("release/podtap"))
+            .env("PODTAP_ASSETS", root().join("dist"))
+            .current_dir(root().join("end2end")),
+    )
+}
+
 /// Regenerates the built-in demo from a fresh lab run.
 pub fn regenerate_demo() -> Result<()> {
     let out = target_dir().join("lab-demo");

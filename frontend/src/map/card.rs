@@ -184,8 +184,8 @@ pub fn FocusPanel(ctx: MapCtx) -> impl IntoView {
             let g = &s.scene.groups[i];
             let name = |j: usize| s.scene.groups[j].label.clone();
             let (mut a, mut b) = s.scene.neighbours(i);
-            a.sort_by(|x, y| y.1.cmp(&x.1));
-            b.sort_by(|x, y| y.1.cmp(&x.1));
+            a.sort_by_key(|x| std::cmp::Reverse(x.1));
+            b.sort_by_key(|x| std::cmp::Reverse(x.1));
             let a: Vec<(String, u64)> = a.into_iter().map(|(j, n)| (name(j), n)).collect();
             let b: Vec<(String, u64)> = b.into_iter().map(|(j, n)| (name(j), n)).collect();
             Some((g.label.clone(), g.level, g.parent.clone(), a, b))

@@ -119,6 +119,8 @@ pub struct Folded {
     /// What the toggles left out, for the toolbar: probe requests, DNS queries, kube-system
     /// requests, idle edges.
     pub hidden: Hidden,
+    /// Requests shown, each once (on its first leg), drawn or inside a folded box.
+    pub requests: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,6 +212,7 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         home.insert(n.id.as_str(), id);
     }
     let mut links: BTreeMap<(String, String), Link> = BTreeMap::new();
+    let mut requests = 0;
     let mut linked: BTreeSet<String> = BTreeSet::new();
     for e in &map.edges {
         let system = [&e.source, &e.target].iter().any(|id| by_id.get(id.as_str()).is_some_and(|n| is_system(n)));
@@ -223,6 +226,7 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         // A request through a Service is on two edges; what was left out is counted on its first.
         let first_leg = !e.source.starts_with("service:");
         let Some(e) = shown(e, opts, &mut hidden, first_leg) else { continue };
+        requests += e.requests * u64::from(first_leg);
         if let Some(g) = groups.get_mut(t)
             && let Some(r) = g.replicas.iter_mut().find(|(pod, _)| *pod == e.target)
         {
@@ -246,7 +250,13 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
             g.sub = format!("{} · {} pod{}", g.sub, g.members, if g.members == 1 { "" } else { "s" });
         }
     }
-    Folded { level: Some(level), groups: groups.into_values().collect(), links: links.into_values().collect(), hidden }
+    Folded {
+        level: Some(level),
+        groups: groups.into_values().collect(),
+        links: links.into_values().collect(),
+        hidden,
+        requests,
+    }
 }
 
 /// `e` as the toggles leave it, or `None` when they leave nothing of it.

@@ -19,6 +19,9 @@ use super::scene::Scene;
 const EDGE_W: f64 = 120.0;
 const EDGE_H: f64 = 18.0;
 
+/// A hook's attributes, and its class.
+type Wanted = (Vec<(&'static str, String)>, &'static str);
+
 pub struct Hooks {
     layer: HtmlElement,
     document: Document,
@@ -41,7 +44,7 @@ impl Hooks {
     /// Makes the hooks those of `boxes` and `edges` (indexes into `scene`), touching only what
     /// changed.
     pub fn sync(&mut self, scene: &Scene, boxes: &[usize], edges: &[usize]) {
-        let mut wanted: HashMap<String, (Vec<(&'static str, String)>, &'static str)> = HashMap::new();
+        let mut wanted: HashMap<String, Wanted> = HashMap::new();
         for &i in boxes {
             let g = &scene.groups[i];
             let (x, y) = scene.pos[i];

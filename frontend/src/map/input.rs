@@ -133,10 +133,9 @@ fn hover(ctx: MapCtx, ev: &PointerEvent, at: (f64, f64)) {
             s.dirty = true;
         }
     });
+    // The card follows the pointer; nothing to hover and nothing hovered: no update.
     let next = found.map(|h| (h, at.0, at.1));
-    if ctx.hover.with_untracked(|h| h.as_ref().map(|x| &x.0) != next.as_ref().map(|x| &x.0)) {
-        ctx.hover.set(next);
-    } else if next.is_some() {
+    if next.is_some() || ctx.hover.with_untracked(Option::is_some) {
         ctx.hover.set(next);
     }
 }

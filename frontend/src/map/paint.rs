@@ -204,7 +204,8 @@ fn details(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, p: &Palette, boxes: &[
         ctx.set_fill_style_str(p.muted);
         for &i in boxes {
             let (x, y) = f.pos[i];
-            ctx.fill_text_with_max_width(&s.groups[i].sub, x + 10.0, y + 37.0, BOX_W - 20.0).ok();
+            let room = if s.groups[i].replicas.len() > 1 { BOX_W - 66.0 } else { BOX_W - 20.0 };
+            ctx.fill_text_with_max_width(&s.groups[i].sub, x + 10.0, y + 37.0, room).ok();
         }
     }
     // Replicas: one small bar per pod, its height its share of the busiest.

@@ -11,6 +11,9 @@ use super::quality::{self, Context, Quality};
 use super::route::{self, Curve, Point};
 use super::style::{self, Look};
 
+/// Boxes next to one, with the requests on the edge between: (box, requests).
+pub type Neighbours = Vec<(usize, u64)>;
+
 #[derive(Clone, Debug, Default)]
 pub struct Scene {
     pub groups: Vec<Group>,
@@ -28,14 +31,32 @@ pub struct Scene {
 
 impl Scene {
     /// Lays out `folded` following `memory`; the memory for the next picture comes back too.
-    pub fn build(folded: Folded, memory: &Memory, span_s: Option<f64>, ctx: &Context) -> (Scene, Memory) {
+    /// When `before` has the same boxes and edges (an update that only changed counts), its
+    /// places and curves are kept: no layout at all.
+    pub fn build(
+        folded: Folded,
+        memory: &Memory,
+        span_s: Option<f64>,
+        ctx: &Context,
+        before: &Scene,
+    ) -> (Scene, Memory) {
         let quality = quality::assess(&folded, ctx);
         let Folded { groups, links, .. } = folded;
-        let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
-        let ends: Vec<(usize, usize)> = links.iter().map(|l| (index[&l.source], index[&l.target])).collect();
-        let items: Vec<Item<'_>> = groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
-        let (Placement { pos, .. }, memory) = layered::layout(&items, &ends, memory);
-        let curves = route::route(&pos, &ends);
+        let same = groups.len() == before.groups.len()
+            && links.len() == before.links.len()
+            && groups.iter().zip(&before.groups).all(|(a, b)| a.id == b.id)
+            && links.iter().zip(&before.links).all(|(a, b)| a.source == b.source && a.target == b.target);
+        let (index, ends, pos, curves, memory) = if same {
+            (before.index.clone(), before.ends.clone(), before.pos.clone(), before.curves.clone(), memory.clone())
+        } else {
+            let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
+            let ends: Vec<(usize, usize)> = links.iter().map(|l| (index[&l.source], index[&l.target])).collect();
+            let items: Vec<Item<'_>> =
+                groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
+            let (Placement { pos, .. }, memory) = layered::layout(&items, &ends, memory);
+            let curves = route::route(&pos, &ends);
+            (index, ends, pos, curves, memory)
+        };
         let looks = links.iter().map(|l| style::look(l, span_s)).collect();
         let labels = links.iter().map(|l| style::label(l, span_s, quality.edge_unsure(&l.source, &l.target))).collect();
         let bounds = bounds(&pos, &curves);
@@ -81,7 +102,7 @@ impl Scene {
     }
 
     /// The boxes `id` calls and is called by, with the requests each way.
-    pub fn neighbours(&self, i: usize) -> (Vec<(usize, u64)>, Vec<(usize, u64)>) {
+    pub fn neighbours(&self, i: usize) -> (Neighbours, Neighbours) {
         let mut callers = Vec::new();
         let mut callees = Vec::new();
         for (e, &(s, t)) in self.ends.iter().enumerate() {

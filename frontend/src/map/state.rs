@@ -42,7 +42,7 @@ pub struct MapState {
 impl MapState {
     /// Builds the picture of `folded`, moving boxes from where they were.
     pub fn rebuild(&mut self, folded: Folded, span_s: Option<f64>, ctx: &Context, now_ms: f64) {
-        let (scene, memory) = Scene::build(folded, &self.memory, span_s, ctx);
+        let (scene, memory) = Scene::build(folded, &self.memory, span_s, ctx, &self.scene);
         let old = &self.scene;
         let from: Vec<Point> = scene
             .groups
@@ -63,10 +63,10 @@ impl MapState {
         if !self.moved {
             self.fit();
         }
-        if let Some(id) = self.centre_on.take() {
-            if !self.centre(&id) {
-                self.centre_on = Some(id);
-            }
+        if let Some(id) = self.centre_on.take()
+            && !self.centre(&id)
+        {
+            self.centre_on = Some(id);
         }
         self.dirty = true;
         self.hooks_due = true;

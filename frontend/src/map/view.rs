@@ -168,6 +168,7 @@ pub fn MapView(
     let tidy = RwSignal::new(0u64);
     let folded = Memo::new(move |_| map.with(|m| fold::fold(m, &opts.get())));
     let stats = RwSignal::new((0usize, 0usize, 0.0f64, None::<Level>));
+    let requests = RwSignal::new(0u64);
     Effect::new(move |_| {
         let f = folded.get();
         let (span, q) = (span_s.get(), quality.get());
@@ -175,6 +176,7 @@ pub fn MapView(
             ctx.state.update_value(|s| s.memory = Default::default());
         }
         let level = f.level;
+        requests.set(f.requests);
         let t0 = MapCtx::now();
         ctx.state.update_value(|s| {
             s.rebuild(f, span, &q, t0);
@@ -329,6 +331,7 @@ pub fn MapView(
             data-boxes=move || stats.with(|s| s.0.to_string())
             data-edges=move || stats.with(|s| s.1.to_string())
             data-layout-ms=move || stats.with(|s| format!("{:.1}", s.2))
+            data-requests=move || requests.get().to_string()
             data-version=move || ctx.version.get().to_string()
             on:wheel=input::wheel(ctx) on:pointerdown=input::down(ctx) on:pointermove=input::moved(ctx)
             on:pointerup=input::up(ctx) on:pointercancel=input::up(ctx) on:pointerleave=input::leave(ctx)

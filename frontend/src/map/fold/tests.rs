@@ -150,6 +150,10 @@ fn toggles_take_away_exactly_what_they_name() {
     let total = |f: &Folded| f.links.iter().map(|l| l.requests).sum::<u64>();
     let probes = fold(&m, &Options { hide_probes: true, ..at(Level::Workload) });
     assert_eq!(total(&all) - total(&probes), 3);
+    // Each request once, whatever the level: 30 + 4 + 6 + 12 + 8 + 3 on first legs.
+    assert_eq!(all.requests, 63);
+    assert_eq!(fold(&m, &at(Level::Namespace)).requests, 63);
+    assert_eq!(all.requests - probes.requests, 3);
     assert_eq!(probes.hidden.probe_requests, 3);
     // The node sent only probes: it goes.
     assert!(!probes.groups.iter().any(|g| g.id == "node:n1"));

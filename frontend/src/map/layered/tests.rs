@@ -100,8 +100,8 @@ proptest! {
                 }
             }
         }
-        for v in 0..n {
-            prop_assert!(before.pos[v] == after.pos[v] || downstream[v], "box {} moved: {:?} → {:?}", v, before.pos[v], after.pos[v]);
+        for (v, moved) in downstream.iter().enumerate().take(n) {
+            prop_assert!(before.pos[v] == after.pos[v] || *moved, "box {} moved: {:?} → {:?}", v, before.pos[v], after.pos[v]);
         }
         no_overlap(&after).map_err(TestCaseError::fail)?;
     }

@@ -53,6 +53,7 @@ fn badges_sit_on_what_is_affected_and_the_bar_says_each_problem() {
         ],
         links: vec![link("pod:a/client", "pod:a/web", 90, 1), link("pod:a/client", "ip:10.9.9.9", 10, 0)],
         hidden: Hidden { probe_requests: 4, ..Hidden::default() },
+        requests: 100,
     };
     let agents = vec![
         AgentStatus { node: "n1".into(), connected: true, ..AgentStatus::default() },

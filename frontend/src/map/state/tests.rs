@@ -160,3 +160,20 @@ fn focus_lights_a_box_and_its_neighbours_only() {
     assert!(s.lit(Some("pod:nowhere/x")).is_none());
     assert!(s.centre(svc) && s.moved);
 }
+
+#[test]
+fn an_update_of_counts_only_keeps_every_place_and_changes_the_labels() {
+    let map = cluster(200, 600);
+    let opts = Options { level: Some(Level::Workload), ..Options::default() };
+    let mut s = state();
+    s.rebuild(fold::fold(&map, &opts), Some(10.0), &Context::default(), 0.0);
+    let (pos, labels) = (s.scene.pos.clone(), s.scene.labels.clone());
+    let mut busier = map.clone();
+    for e in &mut busier.edges {
+        e.requests *= 3;
+    }
+    s.rebuild(fold::fold(&busier, &opts), Some(10.0), &Context::default(), 10.0);
+    assert_eq!(s.scene.pos, pos);
+    assert_ne!(s.scene.labels, labels);
+    assert!(!s.tick(10.0 + MOVE_MS));
+}
