@@ -3,13 +3,17 @@
 //! `data-quality`) and `data-testid="map-edge"` (`data-source`, `data-target`, `data-requests`,
 //! `data-connections`, `data-errors`). They are what a click or a test finds. Kept by hand, not
 //! by the framework: a pan changes which are in view, a count changes one attribute, and
-//! thousands of elements must not be rebuilt for either. They sit in one layer moved by a CSS
-//! transform, so panning moves no element.
+//! thousands of elements must not be rebuilt for either. They are SVG `rect`s in one group moved
+//! by a transform: HTML elements positioned absolutely would each be a layer of their own, and
+//! thousands of those cost the browser's compositor seconds a frame. What changes is applied a
+//! bounded number of elements per frame, so a zoom that brings thousands into view never stalls.
 
 use std::collections::HashMap;
 
 use wasm_bindgen::JsCast;
-use web_sys::{Document, Element, HtmlElement};
+use web_sys::{Document, Element};
+
+const SVG: &str = "http://www.w3.org/2000/svg";
 
 use super::camera::Camera;
 use super::layered::{BOX_H, BOX_W};
@@ -19,104 +23,171 @@ use super::scene::Scene;
 const EDGE_W: f64 = 120.0;
 const EDGE_H: f64 = 18.0;
 
-/// A hook's attributes, and its class.
-type Wanted = (Vec<(&'static str, String)>, &'static str);
+/// One hook as it should be: its attributes (signed, to compare cheaply) and its class.
+struct Spec {
+    attrs: Vec<(&'static str, String)>,
+    class: &'static str,
+    signature: String,
+}
 
 pub struct Hooks {
-    layer: HtmlElement,
+    layer: Element,
+    /// Edge hooks, then box hooks (later in the document: on top).
+    edges: Element,
+    nodes: Element,
     document: Document,
-    /// By key: the element and the attributes it was last given.
+    /// The scene the specs were made for.
+    version: u64,
+    /// By key (`n ID`, `e SOURCE>TARGET`): boxes first, then edges, in scene order.
+    specs: Vec<(String, Spec)>,
+    /// Shown now, by key: the element and the signature it was given.
     shown: HashMap<String, (Element, String)>,
+    /// The camera the layer was last moved to.
+    followed: Option<Camera>,
+    /// The hooks take part in rendering (the camera is still).
+    resting: bool,
 }
 
 impl Hooks {
-    pub fn new(layer: HtmlElement) -> Option<Self> {
+    pub fn new(layer: Element) -> Option<Self> {
         let document = web_sys::window()?.document()?;
-        Some(Hooks { layer, document, shown: HashMap::new() })
+        let edges = document.create_element_ns(Some(SVG), "g").ok()?;
+        let nodes = document.create_element_ns(Some(SVG), "g").ok()?;
+        layer.append_child(&edges).ok()?;
+        layer.append_child(&nodes).ok()?;
+        Some(Hooks { layer, edges, nodes, document, version: u64::MAX, specs: Vec::new(), shown: HashMap::new(), followed: None, resting: true })
     }
 
     /// Moves the layer with the camera.
-    pub fn follow(&self, c: Camera) {
-        let _ =
-            self.layer.style().set_property("transform", &format!("translate({}px,{}px) scale({})", c.tx, c.ty, c.k));
+    pub fn follow(&mut self, c: Camera) {
+        if self.followed == Some(c) {
+            return;
+        }
+        self.followed = Some(c);
+        let _ = self.layer.set_attribute("transform", &format!("translate({} {}) scale({})", c.tx, c.ty, c.k));
     }
 
-    /// Makes the hooks those of `boxes` and `edges` (indexes into `scene`), touching only what
-    /// changed.
-    pub fn sync(&mut self, scene: &Scene, boxes: &[usize], edges: &[usize]) {
-        let mut wanted: HashMap<String, Wanted> = HashMap::new();
-        for &i in boxes {
-            let g = &scene.groups[i];
-            let (x, y) = scene.pos[i];
-            let mut attrs = vec![
-                ("data-testid", "map-node".to_string()),
-                ("data-id", g.id.clone()),
-                ("data-level", g.level.to_string()),
-                ("aria-label", format!("{} ({})", g.label, g.level)),
-                ("style", format!("left:{x:.1}px;top:{y:.1}px;width:{BOX_W}px;height:{BOX_H}px")),
-            ];
-            if g.members > 0 {
-                attrs.push(("data-members", g.members.to_string()));
-            }
-            if let Some(badges) = scene.quality.boxes.get(&g.id) {
-                let kinds: Vec<&str> = badges.iter().map(|b| b.kind).collect();
-                attrs.push(("data-quality", kinds.join(" ")));
-            }
-            if g.folded {
-                attrs.push(("data-folded", "true".into()));
-            }
-            wanted.insert(format!("n {}", g.id), (attrs, "hook node"));
+    /// Takes the hooks out of hit testing while the camera moves (a drag over thousands of
+    /// hooks would hit-test them on every pointer event) and puts them back when it rests.
+    pub fn rest(&mut self, resting: bool) {
+        if resting != self.resting {
+            self.resting = resting;
+            let _ = self.layer.set_attribute("visibility", if resting { "visible" } else { "hidden" });
         }
-        for &e in edges {
-            let l = &scene.links[e];
-            let (x, y) = scene.label_at(e);
-            let mut attrs = vec![
-                ("data-testid", "map-edge".to_string()),
-                ("data-source", l.source.clone()),
-                ("data-target", l.target.clone()),
-                ("data-requests", l.requests.to_string()),
-                ("data-connections", l.connections.to_string()),
-                ("data-errors", l.errors.to_string()),
-                ("aria-label", format!("{} → {}: {}", l.source, l.target, scene.labels[e])),
-                (
-                    "style",
-                    format!("left:{:.1}px;top:{:.1}px;width:{EDGE_W}px;height:{EDGE_H}px", x - EDGE_W / 2.0, y - 13.0),
-                ),
-            ];
-            if l.probe_only() {
-                attrs.push(("data-style", "probe".into()));
-            } else if l.dns_only() {
-                attrs.push(("data-style", "dns".into()));
+    }
+
+    /// Makes the hooks those of `boxes` and `edges` (indexes into `scene`, picture `version`):
+    /// the specs are made once per picture; a pan only adds and removes what came into or left
+    /// the view, an update only rewrites the attributes that changed.
+    /// At most `budget` elements are added or removed; returns whether all of it was done.
+    pub fn sync(&mut self, scene: &Scene, version: u64, boxes: &[usize], edges: &[usize], budget: usize) -> bool {
+        let mut left = budget;
+        if version != self.version {
+            self.version = version;
+            self.specs = specs(scene);
+            for (key, spec) in &self.specs {
+                if let Some((el, old)) = self.shown.get_mut(key)
+                    && *old != spec.signature
+                {
+                    set_all(el, &spec.attrs, spec.class);
+                    old.clone_from(&spec.signature);
+                }
             }
-            if let Some(badges) = scene.quality.links.get(&(l.source.clone(), l.target.clone())) {
-                attrs.push(("data-quality", badges.iter().map(|b| b.kind).collect::<Vec<_>>().join(" ")));
-            }
-            wanted.insert(format!("e {}>{}", l.source, l.target), (attrs, "hook edge"));
         }
+        let n = scene.groups.len();
+        let wanted: std::collections::HashSet<usize> = boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
+        let keys: std::collections::HashSet<&str> = wanted.iter().map(|&i| self.specs[i].0.as_str()).collect();
         self.shown.retain(|key, (el, _)| {
-            let keep = wanted.contains_key(key);
+            let keep = keys.contains(key.as_str()) || left == 0;
             if !keep {
                 el.remove();
+                left -= 1;
             }
             keep
         });
-        for (key, (attrs, class)) in wanted {
-            let signature: String = attrs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("\u{1}");
-            match self.shown.get_mut(&key) {
-                Some((_, old)) if *old == signature => {}
-                Some((el, old)) => {
-                    set_all(el, &attrs, class);
-                    *old = signature;
-                }
-                None => {
-                    let Ok(el) = self.document.create_element("div") else { continue };
-                    set_all(&el, &attrs, class);
-                    let _ = self.layer.append_child(&el);
-                    self.shown.insert(key, (el, signature));
-                }
+        let (new_nodes, new_edges) = (self.document.create_document_fragment(), self.document.create_document_fragment());
+        let mut wanted: Vec<usize> = wanted.into_iter().collect();
+        wanted.sort_unstable();
+        let mut all_done = true;
+        for i in wanted {
+            let (key, spec) = &self.specs[i];
+            if self.shown.contains_key(key) {
+                continue;
             }
+            if left == 0 {
+                all_done = false;
+                break;
+            }
+            let Ok(el) = self.document.create_element_ns(Some(SVG), "rect") else { continue };
+            set_all(&el, &spec.attrs, spec.class);
+            let _ = if i < n { new_nodes.append_child(&el) } else { new_edges.append_child(&el) };
+            self.shown.insert(key.clone(), (el, spec.signature.clone()));
+            left -= 1;
         }
+        let _ = self.nodes.append_child(&new_nodes);
+        let _ = self.edges.append_child(&new_edges);
+        all_done
     }
+}
+
+/// Every hook of `scene`: its boxes, then its edges.
+fn specs(scene: &Scene) -> Vec<(String, Spec)> {
+    let mut out = Vec::with_capacity(scene.groups.len() + scene.links.len());
+    for (i, g) in scene.groups.iter().enumerate() {
+        let (x, y) = scene.pos[i];
+        let mut attrs = vec![
+            ("data-testid", "map-node".to_string()),
+            ("data-id", g.id.clone()),
+            ("data-level", g.level.to_string()),
+            ("aria-label", format!("{} ({})", g.label, g.level)),
+            ("x", format!("{x:.1}")),
+            ("y", format!("{y:.1}")),
+            ("width", BOX_W.to_string()),
+            ("height", BOX_H.to_string()),
+        ];
+        if g.members > 0 {
+            attrs.push(("data-members", g.members.to_string()));
+        }
+        if let Some(badges) = scene.quality.boxes.get(&g.id) {
+            let kinds: Vec<&str> = badges.iter().map(|b| b.kind).collect();
+            attrs.push(("data-quality", kinds.join(" ")));
+        }
+        if g.folded {
+            attrs.push(("data-folded", "true".into()));
+        }
+        out.push((format!("n {}", g.id), spec(attrs, "hook node")));
+    }
+    for (e, l) in scene.links.iter().enumerate() {
+        let (x, y) = scene.label_at(e);
+        let mut attrs = vec![
+            ("data-testid", "map-edge".to_string()),
+            ("data-source", l.source.clone()),
+            ("data-target", l.target.clone()),
+            ("data-requests", l.requests.to_string()),
+            ("data-connections", l.connections.to_string()),
+            ("data-errors", l.errors.to_string()),
+            ("aria-label", format!("{} → {}: {}", l.source, l.target, scene.labels[e])),
+            ("x", format!("{:.1}", x - EDGE_W / 2.0)),
+            ("y", format!("{:.1}", y - 13.0)),
+            ("width", EDGE_W.to_string()),
+            ("height", EDGE_H.to_string()),
+        ];
+        if l.probe_only() {
+            attrs.push(("data-style", "probe".into()));
+        } else if l.dns_only() {
+            attrs.push(("data-style", "dns".into()));
+        }
+        if let Some(badges) = scene.quality.links.get(&(l.source.clone(), l.target.clone())) {
+            attrs.push(("data-quality", badges.iter().map(|b| b.kind).collect::<Vec<_>>().join(" ")));
+        }
+        out.push((format!("e {}>{}", l.source, l.target), spec(attrs, "hook edge")));
+    }
+    out
+}
+
+fn spec(attrs: Vec<(&'static str, String)>, class: &'static str) -> Spec {
+    let signature = attrs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("\u{1}");
+    Spec { attrs, class, signature }
 }
 
 fn set_all(el: &Element, attrs: &[(&'static str, String)], class: &str) {

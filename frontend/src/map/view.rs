@@ -16,6 +16,9 @@ use super::minimap;
 use super::paint::{self, Frame};
 use super::quality::{Context, Health};
 use super::state::{HOOKS_AFTER_MS, MapState};
+
+/// DOM hooks added or removed in one frame, at most.
+const HOOKS_PER_FRAME: usize = 400;
 use crate::api::Span;
 use crate::live::Live;
 use crate::url_state;
@@ -189,7 +192,7 @@ pub fn MapView(
 
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let mini = NodeRef::<leptos::html::Canvas>::new();
-    let layer = NodeRef::<leptos::html::Div>::new();
+    let layer = NodeRef::<leptos::svg::G>::new();
     let frame_box = NodeRef::<leptos::html::Div>::new();
     let hooks = StoredValue::new_local(None::<Hooks>);
     let running = StoredValue::new_local(true);
@@ -199,7 +202,7 @@ pub fn MapView(
         ctx: MapCtx,
         canvas: NodeRef<leptos::html::Canvas>,
         mini: NodeRef<leptos::html::Canvas>,
-        layer: NodeRef<leptos::html::Div>,
+        layer: NodeRef<leptos::svg::G>,
         frame_box: NodeRef<leptos::html::Div>,
         hooks: StoredValue<Option<Hooks>, LocalStorage>,
         running: StoredValue<bool, LocalStorage>,
@@ -223,7 +226,10 @@ pub fn MapView(
                 s.tick(now);
                 if s.dirty {
                     s.dirty = false;
+                    let t0 = MapCtx::now();
                     paint_main(&c, s, focus.as_deref(), dark);
+                    // The last paint's cost, for the benchmark.
+                    let _ = c.set_attribute("data-paint-ms", &format!("{:.1}", MapCtx::now() - t0));
                     if let Some(m) = mini.get_untracked() {
                         minimap::paint(&m, s, dark);
                     }
@@ -232,18 +238,24 @@ pub fn MapView(
                     {
                         hooks.set_value(Hooks::new(l.unchecked_into()));
                     }
-                    hooks.with_value(|h| {
-                        if let Some(h) = h {
-                            h.follow(s.camera);
-                        }
-                    });
                 }
+                let resting = now - s.last_move_ms >= HOOKS_AFTER_MS;
+                hooks.update_value(|h| {
+                    if let Some(h) = h {
+                        h.rest(resting);
+                        h.follow(s.camera);
+                    }
+                });
                 if s.hooks_due && now - s.last_move_ms >= HOOKS_AFTER_MS {
                     s.hooks_due = false;
-                    let (boxes, edges) = s.scene.in_view(&s.view().grow(60.0));
+                    // Half a view around it: a short pan adds or removes nothing.
+                    let view = s.view();
+                    let (boxes, edges) = s.scene.in_view(&view.grow(view.width().max(view.height()) / 2.0));
+                    let version = ctx.version.get_untracked();
                     hooks.update_value(|h| {
                         if let Some(h) = h {
-                            h.sync(&s.scene, &boxes, &edges);
+                            // What is left waits for the next frames.
+                            s.hooks_due = !h.sync(&s.scene, version, &boxes, &edges, HOOKS_PER_FRAME);
                         }
                     });
                 }
@@ -337,7 +349,7 @@ pub fn MapView(
             on:pointerup=input::up(ctx) on:pointercancel=input::up(ctx) on:pointerleave=input::leave(ctx)
             on:click=input::click(ctx) on:keydown=input::key(ctx)>
             <canvas class="map-canvas" node_ref=canvas></canvas>
-            <div class="map-hooks" node_ref=layer></div>
+            <svg class="map-hooks"><g node_ref=layer></g></svg>
             <Show when=move || stats.with(|s| s.0 == 0)>
                 <p class="empty map-empty" data-testid="map-empty">{move || empty.get()}</p>
             </Show>
