@@ -76,8 +76,9 @@ pub struct Live {
 
 /// Edges from which map updates are held back and applied together.
 const BIG_MAP: usize = 300;
-/// How often held-back map updates are applied.
-const BIG_MAP_EVERY: Duration = Duration::from_secs(10);
+/// How often held-back map updates are applied (an update of a 4,000-edge map costs the view
+/// 3–10 ms: BENCHMARKS.md).
+const BIG_MAP_EVERY: Duration = Duration::from_secs(2);
 
 thread_local! {
     static PENDING_MAP: RefCell<(Vec<MapNode>, Vec<MapEdge>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -157,8 +158,8 @@ impl Live {
             }
             ServerMessage::Map { map } => self.map.set(map),
             ServerMessage::MapDelta { nodes, edges } => {
-                // A big map is redrawn at most every few seconds (its layout and its thousands of
-                // edges are the page's costliest work); a small one at once.
+                // A big map is updated every two seconds (folding thousands of edges is the
+                // page's costliest work after the lanes); a small one at once.
                 if self.map.with_untracked(|m| m.edges.len()) < BIG_MAP {
                     self.map.update(|m| apply_delta(m, nodes, edges));
                 } else {
