@@ -187,12 +187,16 @@ async fn app_files_have_types_caching_compression_and_a_route_fallback() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let (h, body) = br.expect("the compressed file within 5 s");
-    assert_eq!((&h[header::CONTENT_ENCODING], &h[header::VARY]), (&"br".parse().unwrap(), &"accept-encoding".parse().unwrap()));
+    assert_eq!(
+        (&h[header::CONTENT_ENCODING], &h[header::VARY]),
+        (&"br".parse().unwrap(), &"accept-encoding".parse().unwrap())
+    );
     let mut plain = Vec::new();
     brotli::BrotliDecompress(&mut &body[..], &mut plain).unwrap();
     assert_eq!(plain, wasm);
     let tag = h[header::ETAG].to_str().unwrap().to_string();
-    let not_modified = get(s(), "/podtap-0123456789abcdef.wasm", &[("accept-encoding", "br"), ("if-none-match", &tag)]).await;
+    let not_modified =
+        get(s(), "/podtap-0123456789abcdef.wasm", &[("accept-encoding", "br"), ("if-none-match", &tag)]).await;
     assert_eq!(not_modified.0, StatusCode::NOT_MODIFIED);
     let (_, h, _) = get(s(), "/podtap-0123456789abcdef.js", &[]).await;
     assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");

@@ -281,7 +281,7 @@ impl Hub {
     /// What the captures feeding this hub saw: the agents' summed, or `serve`'s own engine's.
     pub fn engine(&self) -> Option<EngineStats> {
         let state = self.lock();
-        state.agents.as_ref().map(|(_, e)| e.clone()).or_else(|| state.engine.clone())
+        state.agents.as_ref().map(|(_, e)| *e).or(state.engine)
     }
 
     /// `GET /metrics`: the OpenMetrics text as of now.

@@ -55,7 +55,17 @@ impl Hooks {
         let nodes = document.create_element_ns(Some(SVG), "g").ok()?;
         layer.append_child(&edges).ok()?;
         layer.append_child(&nodes).ok()?;
-        Some(Hooks { layer, edges, nodes, document, version: u64::MAX, specs: Vec::new(), shown: HashMap::new(), followed: None, resting: true })
+        Some(Hooks {
+            layer,
+            edges,
+            nodes,
+            document,
+            version: u64::MAX,
+            specs: Vec::new(),
+            shown: HashMap::new(),
+            followed: None,
+            resting: true,
+        })
     }
 
     /// Moves the layer with the camera.
@@ -95,7 +105,8 @@ impl Hooks {
             }
         }
         let n = scene.groups.len();
-        let wanted: std::collections::HashSet<usize> = boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
+        let wanted: std::collections::HashSet<usize> =
+            boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
         let keys: std::collections::HashSet<&str> = wanted.iter().map(|&i| self.specs[i].0.as_str()).collect();
         self.shown.retain(|key, (el, _)| {
             let keep = keys.contains(key.as_str()) || left == 0;
@@ -105,7 +116,8 @@ impl Hooks {
             }
             keep
         });
-        let (new_nodes, new_edges) = (self.document.create_document_fragment(), self.document.create_document_fragment());
+        let (new_nodes, new_edges) =
+            (self.document.create_document_fragment(), self.document.create_document_fragment());
         let mut wanted: Vec<usize> = wanted.into_iter().collect();
         wanted.sort_unstable();
         let mut all_done = true;

@@ -51,8 +51,7 @@ impl Scene {
         } else {
             let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
             let ends: Vec<(usize, usize)> = links.iter().map(|l| (index[&l.source], index[&l.target])).collect();
-            let items: Vec<Item<'_>> =
-                groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
+            let items: Vec<Item<'_>> = groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
             let (Placement { pos, .. }, memory) = layered::layout(&items, &ends, memory);
             let curves = route::route(&pos, &ends);
             (index, ends, pos, curves, memory)
