@@ -238,7 +238,7 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
             groups.get_mut(s).expect("every home is a group").internal += e.requests;
             continue;
         }
-        links.entry((s.clone(), t.clone())).or_insert_with(|| empty_link(s, t)).add(&e);
+        links.entry((s.clone(), t.clone())).or_insert_with(|| Link::new(s, t)).add(&e);
     }
     // A box whose every edge was left out goes too (the node that only sent probes); a box that
     // never had an edge stays.
@@ -259,35 +259,36 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
     }
 }
 
-/// `e` as the toggles leave it, or `None` when they leave nothing of it.
+/// `e` as the toggles leave it, or `None` when they leave nothing of it. `count`: whether what
+/// it loses is counted as left out (on a request's first leg only).
 fn shown(e: &MapEdge, opts: &Options, hidden: &mut Hidden, count: bool) -> Option<MapEdge> {
     let mut e = e.clone();
     let n = u64::from(count);
-    if opts.hide_probes && e.probe_requests > 0 {
-        hidden.probe_requests += e.probe_requests * n;
-        let all = e.probe_requests == e.requests;
-        e.requests -= e.probe_requests;
-        e.errors = e.errors.min(e.requests);
+    let probes = e.probe_requests;
+    if opts.hide_probes && probes > 0 {
+        hidden.probe_requests += probes * n;
         e.probe_requests = 0;
-        if all {
-            return None;
-        }
+        take(&mut e, probes)?;
     }
-    if opts.hide_dns && e.dns_requests > 0 {
-        hidden.dns_requests += e.dns_requests * n;
-        let all = e.dns_requests == e.requests;
-        e.requests -= e.dns_requests;
-        e.errors = e.errors.min(e.requests);
+    let dns = e.dns_requests;
+    if opts.hide_dns && dns > 0 {
+        hidden.dns_requests += dns * n;
         e.dns_requests = 0;
-        if all {
-            return None;
-        }
+        take(&mut e, dns)?;
     }
     if opts.hide_idle && e.requests == 0 {
         hidden.idle_edges += n;
         return None;
     }
     Some(e)
+}
+
+/// Takes `part` of `e`'s requests away; `None` when they were all of them.
+fn take(e: &mut MapEdge, part: u64) -> Option<()> {
+    let all = part == e.requests;
+    e.requests -= part;
+    e.errors = e.errors.min(e.requests);
+    (!all).then_some(())
 }
 
 fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
@@ -330,26 +331,27 @@ fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
     }
 }
 
-fn empty_link(s: &str, t: &str) -> Link {
-    Link {
-        source: s.to_string(),
-        target: t.to_string(),
-        requests: 0,
-        connections: 0,
-        errors: 0,
-        probe_requests: 0,
-        dns_requests: 0,
-        bytes: 0,
-        gapped_connections: 0,
-        protocols: BTreeSet::new(),
-        members: 0,
-        p50_ms: None,
-        p95_ms: None,
-        p99_ms: None,
-    }
-}
-
 impl Link {
+    /// An edge with nothing on it yet.
+    pub fn new(s: &str, t: &str) -> Link {
+        Link {
+            source: s.to_string(),
+            target: t.to_string(),
+            requests: 0,
+            connections: 0,
+            errors: 0,
+            probe_requests: 0,
+            dns_requests: 0,
+            bytes: 0,
+            gapped_connections: 0,
+            protocols: BTreeSet::new(),
+            members: 0,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: None,
+        }
+    }
+
     fn add(&mut self, e: &MapEdge) {
         self.requests += e.requests;
         self.connections += e.connections;

@@ -69,22 +69,7 @@ mod tests {
     use super::*;
 
     fn link(requests: u64, errors: u64, probes: u64, dns: u64) -> Link {
-        Link {
-            source: "a:x".into(),
-            target: "b:y".into(),
-            requests,
-            connections: 2,
-            errors,
-            probe_requests: probes,
-            dns_requests: dns,
-            bytes: 0,
-            gapped_connections: 0,
-            protocols: Default::default(),
-            members: 1,
-            p50_ms: None,
-            p95_ms: None,
-            p99_ms: None,
-        }
+        Link { requests, connections: 2, errors, probe_requests: probes, dns_requests: dns, ..Link::new("a:x", "b:y") }
     }
 
     #[test]

@@ -24,22 +24,7 @@ fn group(id: &str, level: &'static str, node: Option<&str>) -> Group {
 }
 
 fn link(s: &str, t: &str, requests: u64, gapped: u64) -> Link {
-    Link {
-        source: s.into(),
-        target: t.into(),
-        requests,
-        connections: 1,
-        errors: 0,
-        probe_requests: 0,
-        dns_requests: 0,
-        bytes: 0,
-        gapped_connections: gapped,
-        protocols: Default::default(),
-        members: 1,
-        p50_ms: None,
-        p95_ms: None,
-        p99_ms: None,
-    }
+    Link { requests, connections: 1, gapped_connections: gapped, members: 1, ..Link::new(s, t) }
 }
 
 #[test]
