@@ -138,6 +138,22 @@ test('search and focus find a box, also one folded away, with its callers and ca
     await ui.until('the pod focused', async () => (await focus.getAttribute('data-id').catch(() => null)) === 'pod:' + pod);
     assert.equal(Number(await focus.getAttribute('data-in')), truth.pods[pod].requests);
     assert.ok((await ui.mapNodeIds()).includes('pod:' + pod));
+
+    // A click on a Service shows its balance.
+    await ui.page.getByTestId('map').press('Escape');
+    await ui.page.getByTestId('map').press('0');
+    await ui.until('no focus again', async () => (await focus.count()) === 0);
+    await ui.page.locator('[data-testid="map-node"][data-id="service:default/web"]').click();
+    await ui.until('the balance of default/web', async () => (await ui.page.getByTestId('balance-service').inputValue()) === 'default/web');
+    // Keys zoom in: boxes that leave the view lose their hooks; 0 fits them all again.
+    const all = (await ui.mapNodeIds()).length;
+    await ui.page.getByTestId('map').focus();
+    for (let i = 0; i < 8; i++) await ui.page.keyboard.press('+');
+    await ui.until('fewer hooks when zoomed in', async () => (await ui.mapNodeIds()).length < all);
+    await ui.page.keyboard.press('0');
+    await ui.until('every hook when fitted', async () => (await ui.mapNodeIds()).length === all);
+    await ui.page.getByTestId('map-legend-toggle').click();
+    assert.match(await ui.page.getByTestId('map-legend').textContent(), /probes only.*DNS only/s);
   } finally {
     await done();
   }
