@@ -300,6 +300,28 @@ async fn a_subscription_narrows_the_stream_and_a_bad_one_changes_nothing() {
 }
 
 #[tokio::test]
+async fn subscribing_to_the_filter_already_sent_sends_no_second_snapshot() {
+    let hub = Hub::new("subscribe test", 100);
+    hub.publish(&[rec(1), rec(2)]);
+    let addr = serve(state(hub.clone(), None)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/stream")).await.unwrap();
+    for _ in 0..3 {
+        next_message(&mut ws).await; // hello, cluster, snapshot of the empty filter
+    }
+    // The page's first subscription is the empty filter: no snapshot again, the stream goes on.
+    ws.send(Message::Text(r#"{"type":"subscribe","filter":""}"#.into())).await.unwrap();
+    hub.publish(&[rec(3)]);
+    let next = loop {
+        match next_message(&mut ws).await {
+            ServerMessage::Records { records } => break records,
+            ServerMessage::MapDelta { .. } | ServerMessage::Cluster { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(next, vec![rec(3)]);
+}
+
+#[tokio::test]
 async fn a_slow_browser_is_told_what_it_missed_and_never_blocks_the_hub() {
     let hub = Hub::new("lag test", 10);
     let addr = serve(state(hub.clone(), None)).await;

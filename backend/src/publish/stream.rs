@@ -52,6 +52,8 @@ pub async fn upgrade(
 /// One browser's subscription and what it has been sent.
 struct Session {
     filter: Filter,
+    /// The filter as the browser wrote it: a subscription with the same one needs no snapshot.
+    filter_text: String,
     service: Option<String>,
     max_rate: u64,
     /// Batches up to this one were in the last snapshot.
@@ -118,6 +120,7 @@ impl Session {
         let sub = hub.subscribe(&filter, &filter_text, SNAPSHOT_RECORDS);
         let session = Session {
             filter,
+            filter_text,
             service,
             max_rate,
             seq: sub.seq,
@@ -241,9 +244,20 @@ where
                         Ok(parsed) => {
                             let service = service.filter(|s| super::api::service_visible(&hub, restrict.as_deref(), s));
                             let rate = u64::from(max_rate.unwrap_or(DEFAULT_MAX_RATE).clamp(1, 100_000));
-                            let (next, snapshot) = Session::new(&hub, parsed, filter, service, rate);
-                            session = next;
-                            vec![to_json(&snapshot)]
+                            if filter == session.filter_text {
+                                // The browser's first subscription is usually the filter it was
+                                // already sent (the empty one, on connecting): no second
+                                // snapshot; the Service's balance comes with the next tick.
+                                if session.service != service {
+                                    session.balance = None;
+                                }
+                                (session.service, session.max_rate) = (service, rate);
+                                Vec::new()
+                            } else {
+                                let (next, snapshot) = Session::new(&hub, parsed, filter, service, rate);
+                                session = next;
+                                vec![to_json(&snapshot)]
+                            }
                         }
                         Err(e) => vec![to_json(&ServerMessage::Error { message: format!("filter: {e}") })],
                     },
