@@ -3,6 +3,7 @@
 //! every count it shows comes from the server.
 
 pub mod api;
+pub mod canvas;
 pub mod components;
 pub mod embed;
 pub mod live;

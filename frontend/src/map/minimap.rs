@@ -36,18 +36,7 @@ pub fn paint(canvas: &web_sys::HtmlCanvasElement, s: &MapState, dark: bool) {
     if whole {
         return;
     }
-    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
-    let (pw, ph) = ((MINI_W * ratio) as u32, (MINI_H * ratio) as u32);
-    if canvas.width() != pw {
-        canvas.set_width(pw);
-        canvas.set_height(ph);
-    }
-    let Some(ctx) =
-        canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    let Some((ctx, _)) = crate::canvas::context_2d(canvas, MINI_W, MINI_H) else { return };
     ctx.set_fill_style_str(if dark { "#0f131a" } else { "#f6f7f9" });
     ctx.fill_rect(0.0, 0.0, MINI_W, MINI_H);
     let (k, ox, oy) = scale(&b);

@@ -33,11 +33,10 @@ struct Palette {
     panel: &'static str,
     ink: &'static str,
     muted: &'static str,
-    line: &'static str,
 }
 
-const LIGHT: Palette = Palette { panel: "#ffffff", ink: "#1d2330", muted: "#667085", line: "#d9dee7" };
-const DARK: Palette = Palette { panel: "#171c25", ink: "#e6e9ef", muted: "#98a2b3", line: "#2a3140" };
+const LIGHT: Palette = Palette { panel: "#ffffff", ink: "#1d2330", muted: "#667085" };
+const DARK: Palette = Palette { panel: "#171c25", ink: "#e6e9ef", muted: "#98a2b3" };
 
 /// The outline colour of a box by its `data-level`.
 pub fn level_colour(level: &str) -> &'static str {
@@ -242,7 +241,6 @@ fn details(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, p: &Palette, boxes: &[
             ctx.fill_text("+", x + BOX_W - 28.0, y + 17.0).ok();
         }
     }
-    ctx.set_fill_style_str(p.line);
 }
 
 /// Edge labels when zoomed in enough, at most a few hundred, on a background so they read over

@@ -226,10 +226,7 @@ pub fn MapView(
                 s.tick(now);
                 if s.dirty {
                     s.dirty = false;
-                    let t0 = MapCtx::now();
                     paint_main(&c, s, focus.as_deref(), dark);
-                    // The last paint's cost, for the benchmark.
-                    let _ = c.set_attribute("data-paint-ms", &format!("{:.1}", MapCtx::now() - t0));
                     if let Some(m) = mini.get_untracked() {
                         minimap::paint(&m, s, dark);
                     }
@@ -246,7 +243,7 @@ pub fn MapView(
                         h.follow(s.camera);
                     }
                 });
-                if s.hooks_due && now - s.last_move_ms >= HOOKS_AFTER_MS {
+                if s.hooks_due && resting {
                     s.hooks_due = false;
                     // Half a view around it: a short pan adds or removes nothing.
                     let view = s.view();
@@ -362,18 +359,8 @@ pub fn MapView(
 }
 
 fn paint_main(canvas: &web_sys::HtmlCanvasElement, s: &MapState, focus: Option<&str>, dark: bool) {
-    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
     let (w, h) = s.size;
-    let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
-    if canvas.width() != pw || canvas.height() != ph {
-        canvas.set_width(pw);
-        canvas.set_height(ph);
-    }
-    let Some(c2d) =
-        canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
+    let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return };
     let lit = s.lit(focus);
     let frame = Frame {
         scene: &s.scene,

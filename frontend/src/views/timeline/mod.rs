@@ -411,22 +411,8 @@ fn paint_canvas(
     s: &FrameState,
     dark: bool,
 ) {
-    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
     let (w, h) = (s.width.get_untracked(), VIEW_H);
-    let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
-    if canvas.width() != pw || canvas.height() != ph {
-        canvas.set_width(pw);
-        canvas.set_height(ph);
-        let style: &web_sys::HtmlElement = canvas.unchecked_ref();
-        let _ = style.style().set_property("width", &format!("{w}px"));
-        let _ = style.style().set_property("height", &format!("{h}px"));
-    }
-    let Some(ctx) =
-        canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
-        return;
-    };
-    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    let Some((ctx, _)) = crate::canvas::context_2d(canvas, w, h) else { return };
     let (t0, t1) = s.view.get_untracked();
     let top = s.scroll_top.get_untracked();
     s.placed.with_untracked(|(placed, _)| {

@@ -1,0 +1,23 @@
+//! A 2D canvas sized for the screen: its pixels at the device's pixel ratio, its CSS size in
+//! layout pixels, drawing in layout pixels. The timeline's lanes, the map and its minimap all
+//! start a paint here.
+
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlElement};
+
+/// The context of `canvas` at `w × h` layout pixels (resized only when that changed), and the
+/// pixel ratio it is drawn at.
+pub fn context_2d(canvas: &HtmlCanvasElement, w: f64, h: f64) -> Option<(CanvasRenderingContext2d, f64)> {
+    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+    let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
+    if canvas.width() != pw || canvas.height() != ph {
+        canvas.set_width(pw);
+        canvas.set_height(ph);
+        let style = canvas.unchecked_ref::<HtmlElement>().style();
+        let _ = style.set_property("width", &format!("{w}px"));
+        let _ = style.set_property("height", &format!("{h}px"));
+    }
+    let ctx = canvas.get_context("2d").ok().flatten()?.dyn_into::<CanvasRenderingContext2d>().ok()?;
+    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    Some((ctx, ratio))
+}
