@@ -74,6 +74,16 @@ test('a saved session opens the same for a colleague, after new traffic and a re
   }, 60_000);
   const to = newest - 3_000_000;
   const from = to - 4_000_000;
+  // On a loaded machine a request of the window may still be on its way: wait until the
+  // window's timeline reads the same twice, a second and a half apart.
+  let last = '';
+  await admin.until('a settled window', async () => {
+    const now = (await api(`${podtap.url}/api/v1/timeline?from=${from}&to=${to}`)).body;
+    const same = now === last;
+    last = now;
+    if (!same) await new Promise((r) => setTimeout(r, 1500));
+    return same;
+  }, 30_000);
   await admin.page.goto(`${podtap.url}/?from=${from}&to=${to}`);
   await admin.until('the window', async () => (await admin.edges()).length > 0 && !(await admin.page.getByTestId('window-loading').count()));
   const bar = admin.page.locator('[data-testid="timeline-bar"]').first();

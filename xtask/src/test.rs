@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every test, in the order that fails fastest. The lab and the browser test
 //! run real processes: the lab needs root (network namespaces), the browser test Chromium.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -12,6 +12,10 @@ use crate::{build, cargo, root, setup, status, step, target_dir};
 pub fn all() -> Result<()> {
     let started = Instant::now();
     setup::for_tests()?;
+    // The fuzz targets' nightly build (sanitizer coverage, its own target directory) shares no work
+    // with the rest: it runs beside everything up to the lab at the lowest priority, on whatever
+    // CPU the serial tails of clippy, the test build and the wasm link leave idle.
+    let fuzz_build = FuzzBuild::start()?;
     step("cargo fmt --check");
     cargo(&["fmt", "--all", "--", "--check"]).context("run `cargo fmt --all`")?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
@@ -19,9 +23,11 @@ pub fn all() -> Result<()> {
     step("cargo test --workspace");
     cargo(&["test", "--workspace"])?;
     build::frontend(false)?;
+    // The lab's tcpdump and the browser tests want the CPU to themselves.
+    let fuzz_build = fuzz_build.finish()?;
     lab()?;
     browser()?;
-    fuzz_briefly()?;
+    fuzz_briefly(fuzz_build)?;
     eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -100,7 +106,9 @@ fn browser() -> Result<()> {
     build_podtap()?;
     status(
         Command::new("node")
-            .args(["--test", "--test-reporter=spec", "tests/"])
+            // Two files at a time: each starts its own podtap on a free port and its own Chromium
+            // profile; two cores keep both busy.
+            .args(["--test", "--test-concurrency=2", "--test-reporter=spec", "tests/"])
             .env("PODTAP_BIN", target_dir().join("debug/podtap"))
             .env("PODTAP_ASSETS", root().join("dist"))
             .env("PODTAP_LAB_DIR", target_dir().join("lab-run"))
@@ -228,14 +236,8 @@ fn have_nightly() -> Result<bool> {
     Ok(String::from_utf8_lossy(&toolchains.stdout).contains("nightly"))
 }
 
-/// Runs every fuzz target for `secs` seconds, optimised (`-O`) or as a quicker-to-build dev
-/// build (`--dev`, with debug assertions). Needs the nightly toolchain; installs cargo-fuzz when
-/// missing. A crash fails the run and leaves its input under `fuzz/artifacts/TARGET/`.
-pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
-    let profile = if optimised { "-O" } else { "--dev" };
-    if !have_nightly()? {
-        bail!("fuzzing needs the nightly toolchain, which this machine does not have");
-    }
+/// Installs cargo-fuzz when missing and seeds the capture corpus with the demo.
+fn prepare_fuzz() -> Result<PathBuf> {
     if Command::new("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
         step("cargo install cargo-fuzz --locked");
         status(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
@@ -244,8 +246,18 @@ pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
     let seeds = dir.join("corpus/capture_file");
     std::fs::create_dir_all(&seeds)?;
     std::fs::copy(root().join("backend/demo/capture.pcapng"), seeds.join("demo.pcapng"))?;
-    step(&format!("cargo +nightly fuzz build {profile}"));
-    status(Command::new("cargo").args(["+nightly", "fuzz", "build", profile]).current_dir(&dir))?;
+    Ok(dir)
+}
+
+/// `cargo +nightly fuzz build PROFILE` in `dir`.
+fn fuzz_build_command(dir: &Path, profile: &str) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["+nightly", "fuzz", "build", profile]).current_dir(dir);
+    cmd
+}
+
+/// Runs every fuzz target for `secs` seconds (already built).
+fn run_fuzz_targets(dir: &Path, secs: &str, profile: &str) -> Result<()> {
     for target in FUZZ_TARGETS {
         step(&format!("fuzz {target} for {secs} s"));
         status(
@@ -253,20 +265,75 @@ pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
                 .args(["+nightly", "fuzz", "run", profile, target, "--"])
                 .arg(format!("-max_total_time={secs}"))
                 .arg("-rss_limit_mb=4096")
-                .current_dir(&dir),
+                .current_dir(dir),
         )?;
     }
     Ok(())
 }
 
+/// Runs every fuzz target for `secs` seconds, optimised (`-O`) or as a quicker-to-build dev
+/// build (`--dev`, with debug assertions). Needs the nightly toolchain; installs cargo-fuzz when
+/// missing. A crash fails the run and leaves its input under `fuzz/artifacts/TARGET/`.
+pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
+    let profile = if optimised { "-O" } else { "--dev" };
+    if !have_nightly()? {
+        bail!("fuzzing needs the nightly toolchain, which this machine does not have");
+    }
+    let dir = prepare_fuzz()?;
+    step(&format!("cargo +nightly fuzz build {profile}"));
+    status(&mut fuzz_build_command(&dir, profile))?;
+    run_fuzz_targets(&dir, secs, profile)
+}
+
+/// The test command's fuzz build, started in the background (`nice -n 19`, its output in
+/// `target/fuzz-build.log`); `None` without a nightly toolchain.
+struct FuzzBuild(Option<(PathBuf, PathBuf, std::process::Child)>);
+
+/// A dev build: a clean one takes half the time of an optimised one, and a few seconds per target
+/// are a smoke test, not a search.
+const BRIEF_PROFILE: &str = "--dev";
+
+impl FuzzBuild {
+    fn start() -> Result<Self> {
+        if !have_nightly()? {
+            return Ok(Self(None));
+        }
+        let dir = prepare_fuzz()?;
+        let log_path = target_dir().join("fuzz-build.log");
+        std::fs::create_dir_all(target_dir())?;
+        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let build = fuzz_build_command(&dir, BRIEF_PROFILE);
+        let mut cmd = Command::new("nice");
+        cmd.arg("-n19").arg(build.get_program()).args(build.get_args()).current_dir(&dir);
+        cmd.stdout(log.try_clone()?).stderr(log);
+        step(&format!("cargo +nightly fuzz build {BRIEF_PROFILE}: in the background (log: {})", log_path.display()));
+        let child = cmd.spawn().context("cannot start cargo +nightly fuzz build")?;
+        Ok(Self(Some((dir, log_path, child))))
+    }
+
+    /// Waits for the build; a failure shows the end of its log.
+    fn finish(self) -> Result<Self> {
+        let Some((dir, log_path, mut child)) = self.0 else { return Ok(self) };
+        step("cargo +nightly fuzz build: waiting for the background build");
+        let st = child.wait().context("waiting for cargo +nightly fuzz build")?;
+        if !st.success() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+            bail!("cargo +nightly fuzz build {BRIEF_PROFILE} failed ({st}); its log: {}", log_path.display());
+        }
+        Ok(Self(Some((dir, log_path, child))))
+    }
+}
+
 /// The test command's fuzzing: every target briefly when a nightly toolchain is there, else a
 /// line that says it was skipped. (`cargo xtask fuzz SECONDS` runs them for longer.)
-fn fuzz_briefly() -> Result<()> {
-    if !have_nightly()? {
+fn fuzz_briefly(build: FuzzBuild) -> Result<()> {
+    let Some((dir, _, _)) = build.0 else {
         step("fuzz: skipped — no nightly toolchain (cargo-fuzz needs one); `rustup toolchain add nightly` enables it");
         return Ok(());
-    }
-    // A dev build: a clean one takes half the time of an optimised one, and a few seconds per
-    // target are a smoke test, not a search.
-    fuzz("4", false)
+    };
+    run_fuzz_targets(&dir, "4", BRIEF_PROFILE)
 }
