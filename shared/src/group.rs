@@ -4,8 +4,8 @@
 //! counts, so a click on any edge lists its requests and the numbers agree.
 //!
 //! Ids: `namespace:ns`, `workload:ns/Kind/name` (the controlling workload, e.g.
-//! `workload:shop/Deployment/api`), `external:203.0.113.0/24` (a block; a single peer keeps
-//! `external:IP`), beside the map's own `pod:ns/name`, `service:ns/name`, `node:name`, `ip:IP`.
+//! `workload:shop/Deployment/api`), `external:api.example.com` (every address DNS gave that name),
+//! `external:203.0.113.0/24` (a block of unnamed ones; a single peer keeps `external:IP`), beside the map's own `pod:ns/name`, `service:ns/name`, `node:name`, `ip:IP`.
 
 use std::net::IpAddr;
 
@@ -32,6 +32,15 @@ pub fn external_block(ip: IpAddr) -> String {
             let s = v6.segments();
             format!("external:{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
+    }
+}
+
+/// The box an external peer folds into: the name a DNS answer (or a TLS handshake's SNI) gave its
+/// address, `external:api.example.com`, else its address block.
+pub fn external_group(ip: IpAddr, name: Option<&str>) -> String {
+    match name {
+        Some(n) if !n.is_empty() && n.parse::<IpAddr>().is_err() => format!("external:{n}"),
+        _ => external_block(ip),
     }
 }
 
@@ -75,7 +84,9 @@ pub fn covers(id: &str, side: Side<'_>) -> bool {
                     same(rest, ns) && matches!(e.kind, EndpointKind::Pod | EndpointKind::Service)
                 }
                 ("workload", Some(ns)) => e.workload.as_deref().is_some_and(|w| same(id, &workload_id(ns, w))),
-                ("external", _) => e.kind == EndpointKind::External && same(id, &external_block(e.ip)),
+                ("external", _) => {
+                    e.kind == EndpointKind::External && same(id, &external_group(e.ip, e.name.as_deref()))
+                }
                 _ => false,
             }
         }
@@ -141,5 +152,20 @@ mod tests {
         assert!(on_edge(&r, "external:203.0.113.9", &r.dst.map_id()));
         assert!(!on_edge(&r, "external:203.0.114.0/24", &r.dst.map_id()));
         assert_eq!(external_block("2001:db8:1:2::5".parse().unwrap()), "external:2001:db8:1::/48");
+    }
+
+    #[test]
+    fn a_named_external_peer_folds_into_its_name_and_not_its_block() {
+        let mut r = Record::test();
+        r.dst.kind = EndpointKind::External;
+        r.dst.ip = [203, 0, 113, 9].into();
+        r.dst.name = Some("api.example.com".into());
+        let src = r.src.map_id();
+        assert_eq!(external_group(r.dst.ip, r.dst.name.as_deref()), "external:api.example.com");
+        assert!(on_edge(&r, &src, "external:api.example.com"));
+        assert!(on_edge(&r, &src, "external:203.0.113.9"), "its own box still holds it");
+        assert!(!on_edge(&r, &src, "external:203.0.113.0/24"), "the block's box does not");
+        // A name that is an address is no name.
+        assert_eq!(external_group(r.dst.ip, Some("203.0.113.9")), "external:203.0.113.0/24");
     }
 }

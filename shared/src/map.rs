@@ -301,6 +301,13 @@ impl MapBuilder {
 
     fn node(&mut self, ep: &crate::Endpoint) -> String {
         let id = ep.map_id();
+        // An external address named after its first request (its DNS answer came later).
+        if let (EndpointKind::External, Some(name)) = (ep.kind, ep.name.as_deref())
+            && let Some(n) = self.nodes.get_mut(&id)
+            && n.label != name
+        {
+            n.label = name.to_string();
+        }
         self.nodes.entry(id.clone()).or_insert_with(|| MapNode {
             id: id.clone(),
             kind: ep.kind,

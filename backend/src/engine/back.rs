@@ -9,7 +9,7 @@ use podtap_shared::{Name, Record};
 use crate::correlate;
 use crate::correlate::merge::Merger;
 use crate::dissect::Dissected;
-use crate::resolve::ClusterState;
+use crate::resolve::{ClusterState, DnsNames};
 
 use super::{Batch, EngineStats};
 
@@ -35,6 +35,8 @@ pub struct Joiner {
     next_id: u64,
     /// One record per request (`None`: one per observation).
     merger: Option<Merger>,
+    /// Names for external addresses from the DNS answers and TLS SNIs seen so far.
+    names: DnsNames,
     pub(super) stats: EngineStats,
 }
 
@@ -46,6 +48,7 @@ impl Joiner {
             origins: vec![Origin::default()],
             next_id: 1,
             merger: Some(Merger::default()),
+            names: DnsNames::default(),
             stats: EngineStats::default(),
         }
     }
@@ -134,6 +137,8 @@ impl Joiner {
                     ex.conn += origin.conn_base;
                     let mut record = correlate::record(ex, self.next_id, iface, &self.cluster);
                     record.nodes.extend(origin.node.clone());
+                    self.names.learn(&record);
+                    self.names.name(&mut record);
                     self.next_id += 1;
                     match &mut self.merger {
                         Some(m) => m.push(record, now_us, &self.cluster, out),

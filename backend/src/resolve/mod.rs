@@ -5,8 +5,10 @@
 
 pub mod access;
 mod cluster_file;
+mod dns_names;
 mod state;
 pub mod watch;
 
 pub use cluster_file::{ClusterFileError, load_files, parse_list};
+pub use dns_names::DnsNames;
 pub use state::{Backend, ClusterState, ServiceRef};

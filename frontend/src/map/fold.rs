@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use podtap_shared::group::{external_block, namespace_id, workload_id};
+use podtap_shared::group::{external_group, namespace_id, workload_id};
 use podtap_shared::{EndpointKind, MapEdge, MapNode, ServiceMap};
 
 /// How far the map is folded.
@@ -171,16 +171,21 @@ fn box_of(
             }
         }
         EndpointKind::Service => (n.id.clone(), ns_box),
-        EndpointKind::External if level < Level::Pod => {
-            let ip = n.id.trim_start_matches("external:").parse().ok();
-            match ip.map(external_block) {
-                Some(b) if blocks.get(&b).copied().unwrap_or(0) > 1 && !open.contains(&b) => (b, None),
-                Some(b) => (n.id.clone(), Some(b)),
-                None => (n.id.clone(), None),
-            }
-        }
+        EndpointKind::External if level < Level::Pod => match external_group_of(n) {
+            Some(b) if blocks.get(&b).copied().unwrap_or(0) > 1 && !open.contains(&b) => (b, None),
+            Some(b) => (n.id.clone(), Some(b)),
+            None => (n.id.clone(), None),
+        },
         _ => (n.id.clone(), None),
     }
+}
+
+/// The box an external peer folds into: its DNS name's (its label, when that is not its
+/// address), else its address block's.
+fn external_group_of(n: &MapNode) -> Option<String> {
+    let ip: std::net::IpAddr = n.id.strip_prefix("external:")?.parse().ok()?;
+    let name = Some(n.label.as_str()).filter(|l| *l != ip.to_string());
+    Some(external_group(ip, name))
 }
 
 /// Folds `map` as `opts` asks.
@@ -188,8 +193,8 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
     let level = opts.level.unwrap_or_else(|| auto_level(map));
     let mut blocks: BTreeMap<String, u32> = BTreeMap::new();
     for n in map.nodes.iter().filter(|n| n.kind == EndpointKind::External) {
-        if let Ok(ip) = n.id.trim_start_matches("external:").parse() {
-            *blocks.entry(external_block(ip)).or_default() += 1;
+        if let Some(g) = external_group_of(n) {
+            *blocks.entry(g).or_default() += 1;
         }
     }
     let by_id: BTreeMap<&str, &MapNode> = map.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
@@ -300,6 +305,10 @@ fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
             ("workload", name.to_string(), format!("{} · {}", kind, n.namespace.as_deref().unwrap_or("")), true)
         }
         "external" if rest.contains('/') => ("external", rest.to_string(), "external peers".to_string(), true),
+        // Every address one DNS name answered with.
+        "external" if rest.parse::<std::net::IpAddr>().is_err() => {
+            ("external", rest.to_string(), "external · by DNS name".to_string(), true)
+        }
         _ => {
             let level = match n.kind {
                 EndpointKind::Pod => "pod",

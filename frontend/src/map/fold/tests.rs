@@ -9,7 +9,8 @@ fn node(id: &str, kind: EndpointKind, ns: Option<&str>, workload: Option<&str>) 
     MapNode {
         id: id.into(),
         kind,
-        label: id.rsplit('/').next().unwrap().into(),
+        // As the server labels them: a pod by its name, an address by itself.
+        label: id.rsplit(['/', ':']).next().unwrap().into(),
         namespace: ns.map(str::to_string),
         workload: workload.map(str::to_string),
         node: (kind == EndpointKind::Pod).then(|| "node-1".to_string()),
@@ -117,6 +118,35 @@ fn replicas_fold_into_their_workload_and_the_sums_are_exact() {
     assert_eq!((ext.requests, ext.connections), (10, 10));
     assert!(f.groups.iter().any(|g| g.id == "pod:default/client" && g.level == "pod"));
     assert_eq!(group(&f, "pod:default/client").parent.as_deref(), Some("namespace:default"));
+}
+
+#[test]
+fn external_peers_fold_by_the_name_dns_gave_them_else_by_block() {
+    use EndpointKind::External;
+    let mut m = map();
+    // Two addresses of one name in two blocks, and one named peer alone in its block.
+    for (ip, req) in [("198.51.100.7", 5), ("192.0.2.44", 7), ("203.0.113.77", 2)] {
+        let id = format!("external:{ip}");
+        m.nodes.push(MapNode {
+            label: if ip == "203.0.113.77" { "cdn.example.net" } else { "api.example.com" }.into(),
+            ..node(&id, External, None, None)
+        });
+        m.edges.push(edge("pod:default/client", &id, req, 1));
+    }
+    m.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    m.edges.sort_by(|a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)));
+    let f = fold(&m, &at(Level::Workload));
+    let api = group(&f, "external:api.example.com");
+    assert_eq!((api.level, api.label.as_str(), api.folded), ("external", "api.example.com", true));
+    assert_eq!(link(&f, "pod:default/client", "external:api.example.com").requests, 12);
+    // Alone under its name: its own box, labelled with the name; the unnamed pair keeps its block.
+    assert_eq!(group(&f, "external:203.0.113.77").label, "cdn.example.net");
+    assert_eq!(link(&f, "external:203.0.113.0/24", "service:default/web").requests, 10);
+    // Opened, the name's box shows its addresses.
+    let open = Options { open: ["external:api.example.com".to_string()].into(), ..at(Level::Workload) };
+    let f = fold(&m, &open);
+    assert_eq!(link(&f, "pod:default/client", "external:192.0.2.44").requests, 7);
+    assert_eq!(group(&f, "external:192.0.2.44").parent.as_deref(), Some("external:api.example.com"));
 }
 
 #[test]
