@@ -32,9 +32,19 @@ const recordFrames = (page) => page.evaluate(() => {
 const takeFrames = (page) => page.evaluate(() => { cancelAnimationFrame(window.__raf); return window.__frames; });
 const mapAttr = (page, name) => page.getByTestId('map').getAttribute(name);
 
-/** Pans and zooms the map for `ms`: wheel in and out around moving points, and drags. */
+/** Where the hooks' layer was moved to: it follows the camera. */
+const camera = (page) => page.locator('[data-testid="map"] .map-hooks > g').first().getAttribute('transform');
+
+/** Pans and zooms the map for `ms`: wheel in and out around moving points, and drags. The map
+ * is scrolled into view first (below the timeline it starts under the fold, where a wheel would
+ * scroll the page instead), and the camera must have moved. */
 async function panAndZoom(page, ms) {
+  await page.getByTestId('map').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);
   const box = await page.getByTestId('map').boundingBox();
+  if (box.y < 0 || box.y + 480 > 900) throw new Error(`the map is not in view: ${JSON.stringify(box)}`);
+  const before = await camera(page);
+  let moved = false;
   await recordFrames(page);
   const until = Date.now() + ms;
   let step = 0;
@@ -47,8 +57,11 @@ async function panAndZoom(page, ms) {
     await page.mouse.move(x - 120, y + 40, { steps: 6 });
     await page.mouse.up();
     step += 1;
+    if (step % 5 === 0) moved ||= (await camera(page)) !== before;
   }
-  return frameStats(await takeFrames(page));
+  const stats = frameStats(await takeFrames(page));
+  if (!moved && (await camera(page)) === before) throw new Error('pan and zoom did not move the camera');
+  return stats;
 }
 
 async function setLevel(page, level) {
@@ -65,9 +78,10 @@ try {
   // 1. The whole capture, then a fresh page.
   const whole = await startPodtap(capture);
   try {
+    // The whole capture read (the engine's counters come when the replay has finished).
     for (let i = 0; i < 120; i++) {
       const h = await (await fetch(whole.url + '/healthz')).json();
-      if (h.records >= truth.requests) break;
+      if (h.engine?.frames === truth.frames) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     const page = await browser.context.newPage();

@@ -44,6 +44,8 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
     let dir = if dev { "debug" } else { "wasm-release" };
     let wasm = target_dir().join(TARGET).join(dir).join("podtap_frontend.wasm");
 
+    // `PODTAP_WASM_NAMES=1` keeps function names in a release build, for a profiler.
+    let names = dev || std::env::var_os("PODTAP_WASM_NAMES").is_some_and(|v| v == "1");
     let staging = target_dir().join("xtask-bindgen");
     let _ = std::fs::remove_dir_all(&staging);
     wasm_bindgen_cli_support::Bindgen::new()
@@ -51,7 +53,7 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
         .web(true)?
         .keep_debug(dev)
         // Function names (the `name` section) are 45% of a release build and only help a debugger.
-        .remove_name_section(!dev)
+        .remove_name_section(!names)
         .remove_producers_section(!dev)
         .out_name("podtap")
         .generate(&staging)

@@ -1,6 +1,7 @@
 //! Paints one frame of the map on a canvas: only what is in view, edges batched by look (one
 //! stroke per colour, dash and width, not one per edge), boxes batched by kind, and text only when
-//! it is big enough to read. A 1,000-box map costs a few hundred canvas calls a frame.
+//! it is big enough to read. A 1,000-box map costs a few hundred canvas calls a frame. Edges and
+//! boxes paint apart: while the camera moves, the view reuses a raster of the edges.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -65,13 +66,32 @@ fn dash(ctx: &CanvasRenderingContext2d, d: Dash, k: f64) {
     let _ = ctx.set_line_dash(&a);
 }
 
-pub fn paint(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
-    let p = if f.dark { &DARK } else { &LIGHT };
+/// Clears the canvas and puts the camera's transform on it; what is in view (world units, with a
+/// margin).
+fn start(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
     let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
     ctx.clear_rect(0.0, 0.0, f.width, f.height);
+    world(ctx, f, ratio)
+}
+
+fn world(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
     let c = f.camera;
     let _ = ctx.set_transform(ratio * c.k, 0.0, 0.0, ratio * c.k, ratio * c.tx, ratio * c.ty);
-    let view = c.visible(f.width, f.height).grow(40.0);
+    c.visible(f.width, f.height).grow(40.0)
+}
+
+/// The whole frame on one canvas.
+pub fn paint(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
+    start(ctx, f, ratio);
+    edges(ctx, f, ratio);
+    boxes(ctx, f, ratio);
+}
+
+/// The edges alone, on a cleared canvas (the edge layer `view` keeps while the camera moves).
+pub fn edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
+    let p = if f.dark { &DARK } else { &LIGHT };
+    let view = start(ctx, f, ratio);
+    let c = f.camera;
     let lit = |i: usize| f.lit.is_none_or(|l| l.contains(&i));
     let s = f.scene;
 
@@ -124,6 +144,16 @@ pub fn paint(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
         ctx.bezier_curve_to(cv.c1.0, cv.c1.1, cv.c2.0, cv.c2.1, cv.p3.0, cv.p3.1);
         ctx.stroke();
     }
+    ctx.set_global_alpha(1.0);
+}
+
+/// The boxes, their details and the edge labels, over what is already on the canvas.
+pub fn boxes(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
+    let p = if f.dark { &DARK } else { &LIGHT };
+    let view = world(ctx, f, ratio);
+    let c = f.camera;
+    let lit = |i: usize| f.lit.is_none_or(|l| l.contains(&i));
+    let s = f.scene;
 
     // Boxes: fill, then outline by level.
     let shown: Vec<usize> = (0..f.pos.len())

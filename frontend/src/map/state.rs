@@ -37,6 +37,11 @@ pub struct MapState {
     /// A box to centre on once it is in the scene (a search hit inside a folded group).
     pub centre_on: Option<String>,
     pub layout_ms: f64,
+    /// Bumped whenever what is drawn changes other than by the camera (a new picture, boxes
+    /// moving, a hover or a focus): a raster of the edges is good while it stays the same.
+    pub picture: u64,
+    /// The last paint moved the edges' raster instead of drawing them: draw them once at rest.
+    pub edges_reused: bool,
 }
 
 impl MapState {
@@ -70,6 +75,7 @@ impl MapState {
         }
         self.dirty = true;
         self.hooks_due = true;
+        self.picture += 1;
     }
 
     /// Advances the move to the new layout; whether it is still moving.
@@ -84,6 +90,7 @@ impl MapState {
             .collect();
         self.curves = route::route(&self.pos, &self.scene.ends);
         self.dirty = true;
+        self.picture += 1;
         if t >= 1.0 {
             self.from = None;
             self.pos = self.scene.pos.clone();

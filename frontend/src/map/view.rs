@@ -7,6 +7,7 @@
 use leptos::prelude::*;
 use podtap_shared::ServiceMap;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
 
 use super::card::{FocusPanel, HoverCard, Legend, QualityBar};
 use super::fold::{self, Level, Options};
@@ -197,23 +198,37 @@ pub fn MapView(
     let hooks = StoredValue::new_local(None::<Hooks>);
     let running = StoredValue::new_local(true);
     on_cleanup(move || running.set_value(false));
+    // The frame's size as a ResizeObserver last saw it: reading `clientWidth` in every frame
+    // forced a layout of the whole page whenever the list or the timeline had changed.
+    let frame_size = StoredValue::new_local(None::<(f64, f64)>);
+    Effect::new(move |_| {
+        let Some(el) = frame_box.get() else { return };
+        let seen = el.clone();
+        let on_resize = Closure::<dyn FnMut()>::new(move || {
+            frame_size.set_value(Some((f64::from(seen.client_width()), f64::from(seen.client_height()))));
+        });
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+            on_cleanup(move || observer.disconnect());
+        }
+        on_resize.forget();
+    });
     let dark = crate::page::dark();
     fn frame(
         ctx: MapCtx,
         canvas: NodeRef<leptos::html::Canvas>,
         mini: NodeRef<leptos::html::Canvas>,
         layer: NodeRef<leptos::svg::G>,
-        frame_box: NodeRef<leptos::html::Div>,
         hooks: StoredValue<Option<Hooks>, LocalStorage>,
         running: StoredValue<bool, LocalStorage>,
+        frame_size: StoredValue<Option<(f64, f64)>, LocalStorage>,
         dark: bool,
     ) {
         if !running.get_value() {
             return;
         }
         let now = MapCtx::now();
-        if let (Some(c), Some(el)) = (canvas.get_untracked(), frame_box.get_untracked()) {
-            let size = (f64::from(el.client_width()), f64::from(el.client_height()));
+        if let (Some(c), Some(size)) = (canvas.get_untracked(), frame_size.get_value()) {
             let focus = ctx.focus.get_untracked();
             ctx.state.update_value(|s| {
                 if size != s.size && size.0 > 0.0 {
@@ -224,9 +239,11 @@ pub fn MapView(
                     s.dirty = true;
                 }
                 s.tick(now);
+                let resting = now - s.last_move_ms >= HOOKS_AFTER_MS;
+                s.dirty |= resting && s.edges_reused;
                 if s.dirty {
                     s.dirty = false;
-                    paint_main(&c, s, focus.as_deref(), dark);
+                    s.edges_reused = paint_main(&c, s, focus.as_deref(), !resting, dark);
                     if let Some(m) = mini.get_untracked() {
                         minimap::paint(&m, s, dark);
                     }
@@ -236,7 +253,6 @@ pub fn MapView(
                         hooks.set_value(Hooks::new(l.unchecked_into()));
                     }
                 }
-                let resting = now - s.last_move_ms >= HOOKS_AFTER_MS;
                 hooks.update_value(|h| {
                     if let Some(h) = h {
                         h.rest(resting);
@@ -258,13 +274,16 @@ pub fn MapView(
                 }
             });
         }
-        request_animation_frame(move || frame(ctx, canvas, mini, layer, frame_box, hooks, running, dark));
+        request_animation_frame(move || frame(ctx, canvas, mini, layer, hooks, running, frame_size, dark));
     }
-    request_animation_frame(move || frame(ctx, canvas, mini, layer, frame_box, hooks, running, dark));
+    request_animation_frame(move || frame(ctx, canvas, mini, layer, hooks, running, frame_size, dark));
     // A focus change repaints (the rest dims).
     Effect::new(move |_| {
         ctx.focus.track();
-        ctx.state.update_value(|s| s.dirty = true);
+        ctx.state.update_value(|s| {
+            s.dirty = true;
+            s.picture += 1;
+        });
     });
 
     let search = RwSignal::new(String::new());
@@ -358,9 +377,34 @@ pub fn MapView(
     }
 }
 
-fn paint_main(canvas: &web_sys::HtmlCanvasElement, s: &MapState, focus: Option<&str>, dark: bool) {
+/// The edges as last rasterised, and for which camera and picture.
+struct EdgeLayer {
+    canvas: web_sys::HtmlCanvasElement,
+    camera: super::camera::Camera,
+    picture: u64,
+    size: (f64, f64),
+}
+
+thread_local! {
+    static EDGE_LAYER: std::cell::RefCell<Option<EdgeLayer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A camera this far in or out from the edge layer's redraws it even while moving.
+const LAYER_ZOOM_RANGE: (f64, f64) = (0.6, 1.7);
+
+/// Paints the map: the edges from their raster while the camera moves and nothing else changed
+/// (thousands of curves cost the browser more to rasterise than a frame has; the layer is moved
+/// and scaled instead, and drawn afresh once the camera rests), then the boxes over them.
+/// Whether the edges' raster was reused.
+fn paint_main(
+    canvas: &web_sys::HtmlCanvasElement,
+    s: &MapState,
+    focus: Option<&str>,
+    moving: bool,
+    dark: bool,
+) -> bool {
     let (w, h) = s.size;
-    let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return };
+    let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return false };
     let lit = s.lit(focus);
     let frame = Frame {
         scene: &s.scene,
@@ -374,5 +418,45 @@ fn paint_main(canvas: &web_sys::HtmlCanvasElement, s: &MapState, focus: Option<&
         hover_edge: s.hover_edge,
         dark,
     };
-    paint::paint(&c2d, &frame, ratio);
+    let c = s.camera;
+    let mut reused = false;
+    let drawn = EDGE_LAYER.with(|layer| {
+        let mut layer = layer.borrow_mut();
+        reused = layer.as_ref().is_some_and(|l| {
+            let r = c.k / l.camera.k;
+            moving && l.picture == s.picture && l.size == s.size && r > LAYER_ZOOM_RANGE.0 && r < LAYER_ZOOM_RANGE.1
+        });
+        let reuse = reused;
+        if !reuse {
+            let fresh = layer.take().map(|l| l.canvas).or_else(|| {
+                web_sys::window()?
+                    .document()?
+                    .create_element("canvas")
+                    .ok()?
+                    .dyn_into::<web_sys::HtmlCanvasElement>()
+                    .ok()
+            })?;
+            let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
+            if fresh.width() != pw || fresh.height() != ph {
+                fresh.set_width(pw);
+                fresh.set_height(ph);
+            }
+            let ectx = fresh.get_context("2d").ok().flatten()?.dyn_into::<web_sys::CanvasRenderingContext2d>().ok()?;
+            paint::edges(&ectx, &frame, ratio);
+            *layer = Some(EdgeLayer { canvas: fresh, camera: c, picture: s.picture, size: s.size });
+        }
+        let l = layer.as_ref()?;
+        // Layer pixels p0 = ratio·(k0·x + t0); now p = ratio·(k·x + t) = r·p0 + ratio·(t − r·t0).
+        let r = c.k / l.camera.k;
+        let _ = c2d.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        c2d.clear_rect(0.0, 0.0, w * ratio, h * ratio);
+        let _ = c2d.set_transform(r, 0.0, 0.0, r, ratio * (c.tx - r * l.camera.tx), ratio * (c.ty - r * l.camera.ty));
+        c2d.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0).ok()
+    });
+    if drawn.is_none() {
+        paint::paint(&c2d, &frame, ratio);
+        return false;
+    }
+    paint::boxes(&c2d, &frame, ratio);
+    reused
 }
