@@ -85,6 +85,8 @@ thread_local! {
     static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
     /// Records that arrived since the follower last took them.
     static ARRIVED: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
+    /// A snapshot's records waiting for its map's first frame, with those that came since.
+    static SNAPSHOT_RECORDS: RefCell<Option<Vec<Record>>> = const { RefCell::new(None) };
 }
 
 impl Live {
@@ -145,13 +147,28 @@ impl Live {
                 }
                 self.note_newest(&records);
                 ARRIVED.with(|a| a.borrow_mut().clear());
-                self.records.set(in_time_order(VecDeque::new(), records));
-                self.generation.update(|g| *g += 1);
+                // The map first: its frame is painted before the lanes and the list take the
+                // snapshot's records (a task after the next frame); records arriving meanwhile
+                // join them.
                 self.map.set(map);
                 self.refused.set(None);
+                let first = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().replace(records).is_none());
+                if first {
+                    let live = *self;
+                    request_animation_frame(move || {
+                        set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
+                    });
+                }
             }
             ServerMessage::Records { records } => {
                 self.note_newest(&records);
+                let held = SNAPSHOT_RECORDS.with(|p| {
+                    let mut p = p.borrow_mut();
+                    p.as_mut().map(|held| held.extend(records.iter().cloned())).is_some()
+                });
+                if held {
+                    return;
+                }
                 ARRIVED.with(|a| a.borrow_mut().extend(records.iter().cloned()));
                 self.records.update(|all| *all = in_time_order(std::mem::take(all), records));
                 self.arrivals.update(|n| *n += 1);
@@ -178,6 +195,14 @@ impl Live {
             ServerMessage::Cluster { missing, .. } => self.missing.set(missing),
             ServerMessage::Agents { agents } => self.agents.set(agents),
             ServerMessage::Error { message } => self.refused.set(Some(message)),
+        }
+    }
+
+    /// A snapshot's records (and any that came after it), now that its map is on screen.
+    fn take_snapshot_records(&self) {
+        if let Some(records) = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().take()) {
+            self.records.set(in_time_order(VecDeque::new(), records));
+            self.generation.update(|g| *g += 1);
         }
     }
 
@@ -279,7 +304,7 @@ pub fn connect(live: Live, attempt: u32) {
     on_open.forget();
 
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        match e.data().as_string().map(|t| serde_json::from_str::<ServerMessage>(&t)) {
+        match e.data().as_string().map(|t| ServerMessage::from_json(&t)) {
             Some(Ok(msg)) => live.apply(msg),
             _ => live.bad_messages.update(|n| *n += 1),
         }

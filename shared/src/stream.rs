@@ -104,9 +104,65 @@ pub enum ClientMessage {
     },
 }
 
+impl ServerMessage {
+    /// Reads one message from its JSON. The big ones (`snapshot`, `records`: megabytes) are read
+    /// straight into their fields when the tag comes first, as podtap writes it; serde reads an
+    /// internally tagged enum by buffering the whole message as a tree first, then reading that.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        #[derive(Deserialize)]
+        struct SnapshotBody {
+            records: Vec<Record>,
+            map: ServiceMap,
+            #[serde(default)]
+            filter: String,
+        }
+        #[derive(Deserialize)]
+        struct RecordsBody {
+            records: Vec<Record>,
+        }
+        if text.starts_with(r#"{"type":"snapshot","#) {
+            let b: SnapshotBody = serde_json::from_str(text)?;
+            return Ok(Self::Snapshot { records: b.records, map: b.map, filter: b.filter });
+        }
+        if text.starts_with(r#"{"type":"records","#) {
+            let b: RecordsBody = serde_json::from_str(text)?;
+            return Ok(Self::Records { records: b.records });
+        }
+        serde_json::from_str(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_read_of_big_messages_reads_what_serde_reads() {
+        let mut map = ServiceMap::default();
+        map.nodes.push(crate::MapNode {
+            id: "pod:default/web-1".into(),
+            kind: crate::EndpointKind::Pod,
+            label: "web-1".into(),
+            namespace: Some("default".into()),
+            workload: None,
+            node: None,
+        });
+        let messages = [
+            ServerMessage::Snapshot { records: vec![Record::test(), Record::test()], map, filter: "ns:default".into() },
+            ServerMessage::Records { records: vec![Record::test()] },
+            ServerMessage::Lagged { skipped: 3 },
+        ];
+        for m in messages {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(ServerMessage::from_json(&text).unwrap(), m, "{text}");
+            assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+        }
+        // A tag that is not first, or a broken body, still reads or fails as serde would.
+        let later = r#"{"records":[],"type":"records"}"#;
+        assert_eq!(ServerMessage::from_json(later).unwrap(), ServerMessage::Records { records: vec![] });
+        assert!(ServerMessage::from_json(r#"{"type":"records","records":[{"id":"x"}]}"#).is_err());
+        assert!(ServerMessage::from_json(r#"{"type":"snapshot","records":[]"#).is_err());
+    }
 
     #[test]
     fn messages_are_tagged_by_type_in_camel_case() {

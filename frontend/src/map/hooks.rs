@@ -42,6 +42,8 @@ pub struct Hooks {
     specs: Vec<(String, Spec)>,
     /// Shown now, by key: the element and the signature it was given.
     shown: HashMap<String, (Element, String)>,
+    /// Specs (indexes) of shown hooks still to be rewritten for the current picture.
+    stale: Vec<usize>,
     /// The camera the layer was last moved to.
     followed: Option<Camera>,
     /// The hooks take part in rendering (the camera is still).
@@ -63,6 +65,7 @@ impl Hooks {
             version: u64::MAX,
             specs: Vec::new(),
             shown: HashMap::new(),
+            stale: Vec::new(),
             followed: None,
             resting: true,
         })
@@ -95,13 +98,19 @@ impl Hooks {
         if version != self.version {
             self.version = version;
             self.specs = specs(scene);
-            for (key, spec) in &self.specs {
-                if let Some((el, old)) = self.shown.get_mut(key)
-                    && *old != spec.signature
-                {
-                    set_all(el, &spec.attrs, spec.class);
-                    old.clone_from(&spec.signature);
-                }
+            self.stale = (0..self.specs.len())
+                .filter(|&i| self.shown.get(&self.specs[i].0).is_some_and(|(_, old)| *old != self.specs[i].1.signature))
+                .collect();
+        }
+        // Hooks whose attributes changed (a new picture moves thousands): within the budget too.
+        while left > 0
+            && let Some(i) = self.stale.pop()
+        {
+            let (key, spec) = &self.specs[i];
+            if let Some((el, old)) = self.shown.get_mut(key) {
+                set_all(el, &spec.attrs, spec.class);
+                old.clone_from(&spec.signature);
+                left -= 1;
             }
         }
         let n = scene.groups.len();
@@ -138,7 +147,7 @@ impl Hooks {
         }
         let _ = self.nodes.append_child(&new_nodes);
         let _ = self.edges.append_child(&new_edges);
-        all_done
+        all_done && self.stale.is_empty()
     }
 }
 

@@ -46,8 +46,11 @@ impl Curve {
     }
 }
 
-/// The curves of `edges` (indexes into `pos`, the boxes' top-left corners).
-pub fn route(pos: &[Point], edges: &[(usize, usize)]) -> Vec<Curve> {
+/// The curves of `edges` (indexes into `pos`, the boxes' top-left corners); an edge to or from a
+/// box in the band apart (`apart`, below the picture) runs up from the band's top to the other
+/// box's bottom, or down into the band.
+pub fn route(pos: &[Point], edges: &[(usize, usize)], apart: &[bool]) -> Vec<Curve> {
+    let apart_at = |i: usize| apart.get(i).copied().unwrap_or(false);
     let mut out_of: Vec<Vec<usize>> = vec![Vec::new(); pos.len()];
     let mut into: Vec<Vec<usize>> = vec![Vec::new(); pos.len()];
     for (i, &(s, t)) in edges.iter().enumerate() {
@@ -68,6 +71,9 @@ pub fn route(pos: &[Point], edges: &[(usize, usize)]) -> Vec<Curve> {
         .iter()
         .enumerate()
         .map(|(i, &(s, t))| {
+            if apart_at(s) != apart_at(t) {
+                return vertical(pos[s], pos[t], apart_at(s), start[i] - pos[s].1, end[i] - pos[t].1);
+            }
             let p0 = (pos[s].0 + BOX_W, start[i]);
             let p3 = (pos[t].0, end[i]);
             if p3.0 > p0.0 {
@@ -80,6 +86,20 @@ pub fn route(pos: &[Point], edges: &[(usize, usize)]) -> Vec<Curve> {
             }
         })
         .collect()
+}
+
+/// Between a box in the band and one above it: from the top of the lower box to the bottom of the
+/// upper (or back down), spread along the boxes' width by where they sat on its side.
+fn vertical(from: Point, to: Point, from_band: bool, out_at: f64, in_at: f64) -> Curve {
+    let along = |y_in_box: f64| 12.0 + (BOX_W - 24.0) * (y_in_box / BOX_H).clamp(0.0, 1.0);
+    let (p0, p3) = if from_band {
+        ((from.0 + along(out_at), from.1), (to.0 + along(in_at), to.1 + BOX_H))
+    } else {
+        ((from.0 + along(out_at), from.1 + BOX_H), (to.0 + along(in_at), to.1))
+    };
+    let bend = ((p3.1 - p0.1).abs() / 2.0).max(40.0);
+    let dir = if p3.1 < p0.1 { -1.0 } else { 1.0 };
+    Curve { p0, c1: (p0.0, p0.1 + dir * bend), c2: (p3.0, p3.1 - dir * bend), p3 }
 }
 
 fn spread(top: f64, list: &[usize], ys: &mut [f64]) {
@@ -96,7 +116,7 @@ mod tests {
     #[test]
     fn curves_join_the_boxes_sides_and_two_directions_differ() {
         let pos = [(0.0, 0.0), (400.0, 0.0)];
-        let c = route(&pos, &[(0, 1), (1, 0)]);
+        let c = route(&pos, &[(0, 1), (1, 0)], &[]);
         assert_eq!(c[0].p0.0, BOX_W);
         assert_eq!(c[0].p3.0, 400.0);
         assert_eq!(c[0].at(0.0), c[0].p0);
@@ -106,5 +126,21 @@ mod tests {
         assert!(c[0].distance2(c[0].at(0.25)) < 1e-9 && c[0].distance2((200.0, 500.0)) > 1e4);
         let b = c[1].bounds();
         assert!(b.y1 > BOX_H && b.x0 <= BOX_W);
+    }
+
+    #[test]
+    fn an_edge_from_the_band_apart_runs_up_into_the_box_above() {
+        let pos = [(300.0, 500.0), (280.0, 0.0)];
+        let c = route(&pos, &[(0, 1), (1, 0)], &[true, false]);
+        // Up: from the band box's top to the pod's bottom, ending upwards (its arrowhead).
+        assert_eq!(c[0].p0.1, 500.0);
+        assert_eq!(c[0].p3.1, BOX_H);
+        assert!(c[0].c2.1 > c[0].p3.1);
+        // Down: from the pod's bottom into the band box's top.
+        assert_eq!((c[1].p0.1, c[1].p3.1), (BOX_H, 500.0));
+        assert!(c[1].c2.1 < c[1].p3.1);
+        for k in [0, 1] {
+            assert!(c[k].p0.0 >= 280.0 && c[k].p0.0 <= 300.0 + BOX_W);
+        }
     }
 }

@@ -27,7 +27,13 @@ pub struct Scene {
     pub labels: Vec<String>,
     pub quality: Quality,
     pub bounds: Rect,
+    /// Boxes in the band apart, below the picture: the cluster's nodes (kubelet probes, host
+    /// networking) are not part of the traffic's layers.
+    pub apart: Vec<bool>,
 }
+
+/// How far below the picture the nodes' band starts (world units).
+pub const BAND_GAP: f64 = 110.0;
 
 impl Scene {
     /// Lays out `folded` following `memory`; the memory for the next picture comes back too.
@@ -46,20 +52,20 @@ impl Scene {
             && links.len() == before.links.len()
             && groups.iter().zip(&before.groups).all(|(a, b)| a.id == b.id)
             && links.iter().zip(&before.links).all(|(a, b)| a.source == b.source && a.target == b.target);
+        let apart: Vec<bool> = groups.iter().map(|g| g.level == "node").collect();
         let (index, ends, pos, curves, memory) = if same {
             (before.index.clone(), before.ends.clone(), before.pos.clone(), before.curves.clone(), memory.clone())
         } else {
             let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.id.clone(), i)).collect();
             let ends: Vec<(usize, usize)> = links.iter().map(|l| (index[&l.source], index[&l.target])).collect();
-            let items: Vec<Item<'_>> = groups.iter().map(|g| Item { id: &g.id, parent: g.parent.as_deref() }).collect();
-            let (Placement { pos, .. }, memory) = layered::layout(&items, &ends, memory);
-            let curves = route::route(&pos, &ends);
+            let (pos, memory) = place(&groups, &ends, &apart, memory);
+            let curves = route::route(&pos, &ends, &apart);
             (index, ends, pos, curves, memory)
         };
         let looks = links.iter().map(|l| style::look(l, span_s)).collect();
         let labels = links.iter().map(|l| style::label(l, span_s, quality.edge_unsure(&l.source, &l.target))).collect();
         let bounds = bounds(&pos, &curves);
-        (Scene { groups, pos, index, links, ends, curves, looks, labels, quality, bounds }, memory)
+        (Scene { groups, pos, index, links, ends, curves, looks, labels, quality, bounds, apart }, memory)
     }
 
     pub fn box_rect(&self, i: usize) -> Rect {
@@ -114,6 +120,49 @@ impl Scene {
         }
         (callers, callees)
     }
+}
+
+/// Places the boxes: the layered layout for the traffic's boxes, then the band apart below it,
+/// each box under the boxes it talks to (by their mean x), in that order, never overlapping.
+fn place(groups: &[Group], ends: &[(usize, usize)], apart: &[bool], memory: &Memory) -> (Vec<Point>, Memory) {
+    let main: Vec<usize> = (0..groups.len()).filter(|&i| !apart[i]).collect();
+    let mut local = vec![usize::MAX; groups.len()];
+    for (k, &i) in main.iter().enumerate() {
+        local[i] = k;
+    }
+    let items: Vec<Item<'_>> =
+        main.iter().map(|&i| Item { id: &groups[i].id, parent: groups[i].parent.as_deref() }).collect();
+    let inner: Vec<(usize, usize)> =
+        ends.iter().filter(|(s, t)| !apart[*s] && !apart[*t]).map(|&(s, t)| (local[s], local[t])).collect();
+    let (Placement { pos: laid, .. }, memory) = layered::layout(&items, &inner, memory);
+    let mut pos = vec![(0.0, 0.0); groups.len()];
+    for (k, &i) in main.iter().enumerate() {
+        pos[i] = laid[k];
+    }
+    let band_y = laid.iter().map(|p| p.1 + BOX_H + BAND_GAP).fold(0.0, f64::max);
+    let mut band: Vec<(f64, &str, usize)> = (0..groups.len())
+        .filter(|&i| apart[i])
+        .map(|i| {
+            let xs: Vec<f64> = ends
+                .iter()
+                .filter_map(|&(s, t)| match (s == i, t == i) {
+                    (true, false) if !apart[t] => Some(pos[t].0),
+                    (false, true) if !apart[s] => Some(pos[s].0),
+                    _ => None,
+                })
+                .collect();
+            let x = if xs.is_empty() { f64::MAX } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+            (x, groups[i].id.as_str(), i)
+        })
+        .collect();
+    band.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+    let mut next = laid.iter().map(|p| p.0).fold(0.0, f64::min);
+    for (x, _, i) in band {
+        let at = if x == f64::MAX { next } else { x.max(next) };
+        pos[i] = (at, band_y);
+        next = at + BOX_W + layered::ROW_GAP;
+    }
+    (pos, memory)
 }
 
 fn bounds(pos: &[Point], curves: &[Curve]) -> Rect {

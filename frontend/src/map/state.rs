@@ -61,7 +61,7 @@ impl MapState {
         let moving = !old.groups.is_empty() && from != scene.pos;
         self.from = moving.then(|| (from.clone(), now_ms));
         self.pos = if moving { from } else { scene.pos.clone() };
-        self.curves = if moving { route::route(&self.pos, &scene.ends) } else { scene.curves.clone() };
+        self.curves = if moving { route::route(&self.pos, &scene.ends, &scene.apart) } else { scene.curves.clone() };
         self.scene = scene;
         self.memory = memory;
         self.hover_edge = None;
@@ -88,7 +88,7 @@ impl MapState {
             .zip(&self.scene.pos)
             .map(|(a, b)| (a.0 + (b.0 - a.0) * ease, a.1 + (b.1 - a.1) * ease))
             .collect();
-        self.curves = route::route(&self.pos, &self.scene.ends);
+        self.curves = route::route(&self.pos, &self.scene.ends, &self.scene.apart);
         self.dirty = true;
         self.picture += 1;
         if t >= 1.0 {

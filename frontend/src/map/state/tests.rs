@@ -177,3 +177,68 @@ fn an_update_of_counts_only_keeps_every_place_and_changes_the_labels() {
     assert_ne!(s.scene.labels, labels);
     assert!(!s.tick(10.0 + MOVE_MS));
 }
+
+#[test]
+fn the_nodes_stand_apart_in_a_band_below_under_the_pods_they_probe() {
+    let mut map = cluster(40, 60);
+    for n in 0..3 {
+        let id = format!("node:node-{n}");
+        map.nodes.push(MapNode {
+            id: id.clone(),
+            kind: EndpointKind::Node,
+            label: format!("node-{n}"),
+            namespace: None,
+            workload: None,
+            node: Some(format!("node-{n}")),
+        });
+        // Each node's kubelet probes the pods on it.
+        for p in map
+            .nodes
+            .iter()
+            .filter(|m| m.node.as_deref() == Some(&format!("node-{n}")) && m.kind == EndpointKind::Pod)
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>()
+        {
+            map.edges.push(MapEdge { probe_requests: 4, ..edge(&id, &p, 4) });
+        }
+    }
+    map.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    map.edges.sort_by(|a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)));
+    let mut s = state();
+    s.rebuild(
+        fold::fold(&map, &Options { level: Some(Level::Pod), ..Options::default() }),
+        None,
+        &Context::default(),
+        0.0,
+    );
+    let sc = &s.scene;
+    assert_eq!(overlaps(sc), 0);
+    let band: Vec<usize> = (0..sc.groups.len()).filter(|&i| sc.groups[i].level == "node").collect();
+    assert_eq!(band.len(), 3);
+    assert!(band.iter().all(|&i| sc.apart[i]));
+    let lowest = (0..sc.groups.len()).filter(|i| !band.contains(i)).map(|i| sc.pos[i].1).fold(0.0, f64::max);
+    for &i in &band {
+        assert_eq!(sc.pos[i].1, sc.pos[band[0]].1, "one band");
+        assert!(sc.pos[i].1 >= lowest + BOX_H, "below every box");
+    }
+    // The probes run up from the band.
+    for (e, &(a, b)) in sc.ends.iter().enumerate() {
+        if sc.apart[a] {
+            assert!(sc.curves[e].p3.1 < sc.curves[e].p0.1 && !sc.apart[b]);
+        }
+    }
+    // A layout without the nodes places the traffic's boxes the same: they are not in its layers.
+    let mut without = map.clone();
+    without.nodes.retain(|n| n.kind != EndpointKind::Node);
+    without.edges.retain(|e| !e.source.starts_with("node:"));
+    let mut t = state();
+    t.rebuild(
+        fold::fold(&without, &Options { level: Some(Level::Pod), ..Options::default() }),
+        None,
+        &Context::default(),
+        0.0,
+    );
+    for (i, g) in t.scene.groups.iter().enumerate() {
+        assert_eq!(t.scene.pos[i], sc.pos[sc.index[&g.id]], "{}", g.id);
+    }
+}

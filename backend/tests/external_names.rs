@@ -1,0 +1,142 @@
+//! External peers named by what the traffic said: a pod asks DNS for `api.partner.example`, gets
+//! two addresses, and calls both; a third address nobody resolved stays an address. From packets
+//! built here with etherparse, through the whole engine with the demo's cluster state; then the
+//! map's label and the folded box (`external:NAME`) that the filter's `edge:` term agrees with.
+
+mod common;
+
+use etherparse::PacketBuilder;
+use podtap::capture::CaptureFile;
+use podtap::engine::Engine;
+use podtap_shared::group::{external_group, on_edge};
+use podtap_shared::{EndpointKind, MapBuilder, Record};
+
+const NAME: &str = "api.partner.example";
+const ANSWERS: [[u8; 4]; 2] = [[203, 0, 113, 10], [198, 51, 100, 20]];
+const UNNAMED: [u8; 4] = [192, 0, 2, 99];
+const KUBE_DNS: ([u8; 4], u16) = ([10, 96, 0, 10], 53);
+
+/// The first pod of the demo's cluster file, and its address.
+fn a_pod() -> [u8; 4] {
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::demo_dir().join("cluster.json")).unwrap()).unwrap();
+    let ip = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .find_map(|o| o["status"]["podIP"].as_str())
+        .expect("a pod with an address");
+    ip.parse::<std::net::Ipv4Addr>().unwrap().octets()
+}
+
+fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1)
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+/// A DNS query for `NAME` (A), or its answer with both addresses.
+fn dns(answer: bool) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, if answer { 0x81 } else { 0x01 }, if answer { 0x80 } else { 0x00 }, 0, 1];
+    m.extend([0, if answer { ANSWERS.len() as u8 } else { 0 }, 0, 0, 0, 0]);
+    for label in NAME.split('.') {
+        m.push(label.len() as u8);
+        m.extend(label.as_bytes());
+    }
+    m.extend([0, 0, 1, 0, 1]);
+    if answer {
+        for ip in ANSWERS {
+            m.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            m.extend(ip);
+        }
+    }
+    m
+}
+
+/// One TCP connection from `client` to `server`:80: handshake, GET, 200, close.
+fn conversation(client: ([u8; 4], u16), server: [u8; 4]) -> Vec<Vec<u8>> {
+    let server = (server, 80u16);
+    let seg = |from_client: bool, seq: u32, ack: u32, syn: bool, fin: bool, payload: &[u8]| {
+        let (src, dst) = if from_client { (client, server) } else { (server, client) };
+        let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, seq, 65000);
+        if syn {
+            b = b.syn();
+        }
+        if fin {
+            b = b.fin();
+        }
+        if ack != 0 {
+            b = b.ack(ack);
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    };
+    let req = b"GET /pay HTTP/1.1\r\nHost: api.partner.example\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (c, s) = (1000u32, 5000u32);
+    let c1 = c + 1 + req.len() as u32;
+    let s1 = s + 1 + resp.len() as u32;
+    vec![
+        seg(true, c, 0, true, false, b""),
+        seg(false, s, c + 1, true, false, b""),
+        seg(true, c + 1, s + 1, false, false, req),
+        seg(false, s + 1, c1, false, false, resp),
+        seg(true, c1, s1, false, true, b""),
+        seg(false, s1, c1 + 1, false, true, b""),
+    ]
+}
+
+/// A classic Ethernet pcap of `frames`, a millisecond apart.
+fn pcap(frames: &[Vec<u8>]) -> CaptureFile {
+    let mut out = [&0xa1b2_c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]].concat();
+    out.extend(65535u32.to_le_bytes());
+    out.extend(1u32.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        out.extend(1_800_000_000u32.to_le_bytes());
+        out.extend((i as u32 * 1000).to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend((f.len() as u32).to_le_bytes());
+        out.extend(f);
+    }
+    CaptureFile::from_bytes("built", out).unwrap()
+}
+
+#[test]
+fn addresses_a_dns_answer_gave_are_named_by_it_and_fold_into_one_box() {
+    let pod = a_pod();
+    let mut frames = vec![udp((pod, 41000), KUBE_DNS, &dns(false)), udp(KUBE_DNS, (pod, 41000), &dns(true))];
+    for (k, ip) in ANSWERS.iter().chain([&UNNAMED]).enumerate() {
+        frames.extend(conversation((pod, 42000 + k as u16), *ip));
+    }
+    let mut engine = Engine::new(common::cluster(&common::demo_dir()));
+    let mut records = Vec::new();
+    engine.run_file(&pcap(&frames), |b| records.append(b)).unwrap();
+    let calls: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
+    assert_eq!(calls.len(), 3, "{records:#?}");
+    let mut map = MapBuilder::new();
+    for r in &records {
+        map.add(r);
+    }
+    let map = map.build();
+    for r in &calls {
+        assert_eq!(r.dst.kind, EndpointKind::External, "{r:?}");
+        let named = ANSWERS.iter().any(|a| r.dst.ip == std::net::IpAddr::from(*a));
+        assert_eq!(r.dst.name.as_deref(), named.then_some(NAME), "{}", r.dst.ip);
+        let node = map.nodes.iter().find(|n| n.id == r.dst.map_id()).unwrap();
+        assert_eq!(node.label, if named { NAME.to_string() } else { r.dst.ip.to_string() });
+        let group = external_group(r.dst.ip, r.dst.name.as_deref());
+        assert_eq!(group, if named { format!("external:{NAME}") } else { "external:192.0.2.0/24".into() });
+        assert!(on_edge(r, &r.src.map_id(), &group));
+    }
+    // The map's box for the name holds exactly the two calls to its addresses.
+    let into_name = calls.iter().filter(|r| on_edge(r, "*", &format!("external:{NAME}"))).count();
+    assert_eq!(into_name, 2);
+}
