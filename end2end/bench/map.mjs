@@ -88,16 +88,18 @@ try {
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.addInitScript((want) => {
-      // The first frame at which the map holds every request of the capture.
-      const watch = () => {
+      // The first frame at which the map holds every request of the capture: once the map says
+      // so (its attributes), the end of the next frame's map drawing — an animation-frame
+      // callback asked for now runs after the map's own, which was asked for a frame earlier.
+      // (A callback a frame later would also count the work the page does after that frame.)
+      const seen = new MutationObserver(() => {
         const m = document.querySelector('[data-testid="map"]');
-        if (m && Number(m.dataset.requests) === want && Number(m.dataset.boxes) > 0) {
+        if (m && Number(m.dataset.requests) === want && Number(m.dataset.boxes) > 0 && window.__full == null) {
+          seen.disconnect();
           requestAnimationFrame(() => { window.__full = performance.now(); });
-          return;
         }
-        requestAnimationFrame(watch);
-      };
-      requestAnimationFrame(watch);
+      });
+      document.addEventListener('DOMContentLoaded', () => seen.observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-requests', 'data-boxes'] }));
     }, truth.requests);
     await page.goto(whole.url + '/');
     await page.waitForFunction(() => window.__full != null, null, { timeout: 60000 });

@@ -11,6 +11,8 @@ use leptos::prelude::*;
 use podtap_shared::{
     AgentStatus, Balance, ClientMessage, Clock, MapEdge, MapNode, MissingKind, Record, ServerMessage, ServiceMap,
 };
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -86,7 +88,23 @@ thread_local! {
     /// Records that arrived since the follower last took them.
     static ARRIVED: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
     /// A snapshot's records waiting for its map's first frame, with those that came since.
-    static SNAPSHOT_RECORDS: RefCell<Option<Vec<Record>>> = const { RefCell::new(None) };
+    static SNAPSHOT_RECORDS: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// A snapshot's records not yet taken: still as text (`text`, read once the map is on screen),
+/// and those that arrived since.
+struct Held {
+    text: Option<Box<RawValue>>,
+    records: Vec<Record>,
+}
+
+/// A snapshot with its records left as text: the map is read (and drawn) first.
+#[derive(Deserialize)]
+struct LazySnapshot {
+    records: Box<RawValue>,
+    map: ServiceMap,
+    #[serde(default)]
+    filter: String,
 }
 
 impl Live {
@@ -141,30 +159,14 @@ impl Live {
                 self.clock.set(clock);
             }
             ServerMessage::Snapshot { records, map, filter } => {
-                // One answering an older subscription is on its way out: the next one follows.
-                if filter != self.wanted.with_untracked(|w| w.filter.clone()) {
-                    return;
-                }
                 self.note_newest(&records);
-                ARRIVED.with(|a| a.borrow_mut().clear());
-                // The map first: its frame is painted before the lanes and the list take the
-                // snapshot's records (a task after the next frame); records arriving meanwhile
-                // join them.
-                self.map.set(map);
-                self.refused.set(None);
-                let first = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().replace(records).is_none());
-                if first {
-                    let live = *self;
-                    request_animation_frame(move || {
-                        set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
-                    });
-                }
+                self.snapshot(map, &filter, Held { text: None, records });
             }
             ServerMessage::Records { records } => {
                 self.note_newest(&records);
                 let held = SNAPSHOT_RECORDS.with(|p| {
                     let mut p = p.borrow_mut();
-                    p.as_mut().map(|held| held.extend(records.iter().cloned())).is_some()
+                    p.as_mut().map(|held| held.records.extend(records.iter().cloned())).is_some()
                 });
                 if held {
                     return;
@@ -200,9 +202,38 @@ impl Live {
 
     /// A snapshot's records (and any that came after it), now that its map is on screen.
     fn take_snapshot_records(&self) {
-        if let Some(records) = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().take()) {
-            self.records.set(in_time_order(VecDeque::new(), records));
-            self.generation.update(|g| *g += 1);
+        let Some(held) = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().take()) else { return };
+        let mut records = match held.text.map(|t| serde_json::from_str::<Vec<Record>>(t.get())) {
+            Some(Ok(first)) => first,
+            Some(Err(_)) => {
+                self.bad_messages.update(|n| *n += 1);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        self.note_newest(&records);
+        records.extend(held.records);
+        self.records.set(in_time_order(VecDeque::new(), records));
+        self.generation.update(|g| *g += 1);
+    }
+
+    /// A snapshot: the map at once, its records (`held`) once the map's frame is painted — a
+    /// task after the next frame, so the lanes and the list never delay the first map; records
+    /// arriving meanwhile join them.
+    fn snapshot(&self, map: ServiceMap, filter: &str, held: Held) {
+        // One answering an older subscription is on its way out: the next one follows.
+        if self.wanted.with_untracked(|w| w.filter != filter) {
+            return;
+        }
+        ARRIVED.with(|a| a.borrow_mut().clear());
+        self.map.set(map);
+        self.refused.set(None);
+        let first = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().replace(held).is_none());
+        if first {
+            let live = *self;
+            request_animation_frame(move || {
+                set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
+            });
         }
     }
 
@@ -304,9 +335,20 @@ pub fn connect(live: Live, attempt: u32) {
     on_open.forget();
 
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        match e.data().as_string().map(|t| ServerMessage::from_json(&t)) {
-            Some(Ok(msg)) => live.apply(msg),
-            _ => live.bad_messages.update(|n| *n += 1),
+        let Some(text) = e.data().as_string() else {
+            live.bad_messages.update(|n| *n += 1);
+            return;
+        };
+        // The snapshot's map first, its records later (podtap writes the tag first).
+        if text.starts_with(r#"{"type":"snapshot","#)
+            && let Ok(s) = serde_json::from_str::<LazySnapshot>(&text)
+        {
+            live.snapshot(s.map, &s.filter, Held { text: Some(s.records), records: Vec::new() });
+            return;
+        }
+        match ServerMessage::from_json(&text) {
+            Ok(msg) => live.apply(msg),
+            Err(_) => live.bad_messages.update(|n| *n += 1),
         }
     });
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

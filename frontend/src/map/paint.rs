@@ -68,7 +68,7 @@ fn dash(ctx: &CanvasRenderingContext2d, d: Dash, k: f64) {
 
 /// Clears the canvas and puts the camera's transform on it; what is in view (world units, with a
 /// margin).
-fn start(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
+pub fn start(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
     let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
     ctx.clear_rect(0.0, 0.0, f.width, f.height);
     world(ctx, f, ratio)

@@ -100,6 +100,11 @@ impl MapState {
         true
     }
 
+    /// Boxes are on their way to a new layout.
+    pub fn boxes_moving(&self) -> bool {
+        self.from.is_some()
+    }
+
     pub fn fit(&mut self) {
         let (w, h) = self.size;
         if w > 0.0 && h > 0.0 {

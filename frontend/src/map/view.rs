@@ -19,7 +19,7 @@ use super::quality::{Context, Health};
 use super::state::{HOOKS_AFTER_MS, MapState};
 
 /// DOM hooks added or removed in one frame, at most.
-const HOOKS_PER_FRAME: usize = 400;
+const HOOKS_PER_FRAME: usize = 200;
 use crate::api::Span;
 use crate::live::Live;
 use crate::url_state;
@@ -45,7 +45,30 @@ pub struct MapCtx {
     pub filter: Signal<String>,
     pub window: Signal<Option<Span>>,
     pub service: RwSignal<Option<String>>,
-    pub map: Signal<ServiceMap>,
+    pub map: MapSource,
+}
+
+/// The map the page shows — a chosen window's, else the stream's — read where it is: a derived
+/// signal would clone thousands of edges on every read.
+#[derive(Clone, Copy)]
+pub struct MapSource {
+    pub window: Signal<Option<Span>>,
+    pub windowed: RwSignal<ServiceMap>,
+    pub live: RwSignal<ServiceMap>,
+}
+
+impl MapSource {
+    pub fn with<R>(&self, f: impl FnOnce(&ServiceMap) -> R) -> R {
+        if self.window.with(Option::is_some) { self.windowed.with(f) } else { self.live.with(f) }
+    }
+
+    pub fn with_untracked<R>(&self, f: impl FnOnce(&ServiceMap) -> R) -> R {
+        if self.window.with_untracked(Option::is_some) {
+            self.windowed.with_untracked(f)
+        } else {
+            self.live.with_untracked(f)
+        }
+    }
 }
 
 impl MapCtx {
@@ -93,7 +116,7 @@ fn options_to_url(o: &Options) {
 #[component]
 pub fn MapView(
     /// The server's map (already filtered).
-    map: Signal<ServiceMap>,
+    map: MapSource,
     /// What to say when it is empty.
     empty: Signal<String>,
     /// The stream's state: agents, lag, names podtap could not list.
@@ -389,6 +412,9 @@ thread_local! {
     static EDGE_LAYER: std::cell::RefCell<Option<EdgeLayer>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Edges beyond which a move to a new layout draws only the boxes.
+const EDGES_HELD_WHILE_MOVING: usize = 600;
+
 /// A camera this far in or out from the edge layer's redraws it even while moving.
 const LAYER_ZOOM_RANGE: (f64, f64) = (0.6, 1.7);
 
@@ -418,6 +444,13 @@ fn paint_main(
         hover_edge: s.hover_edge,
         dark,
     };
+    if s.boxes_moving() && s.curves.len() > EDGES_HELD_WHILE_MOVING {
+        // A big picture's boxes on their way to a new layout (opening a namespace): thousands of
+        // curves redrawn each frame of the move would stall it; they come when the boxes arrive.
+        paint::start(&c2d, &frame, ratio);
+        paint::boxes(&c2d, &frame, ratio);
+        return false;
+    }
     let c = s.camera;
     let mut reused = false;
     let drawn = EDGE_LAYER.with(|layer| {

@@ -20,7 +20,7 @@ use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
 use crate::embed;
 use crate::live::{Live, Wanted, connect};
-use crate::map::view::MapView;
+use crate::map::view::{MapSource, MapView};
 use crate::page::{EmbedView, Page};
 use crate::url_state;
 use crate::views::balance::BalanceView;
@@ -172,7 +172,7 @@ fn Shell(access: Access) -> impl IntoView {
             last_window_map.set(m);
         }
     });
-    let map = Signal::derive(move || if window.with(Option::is_some) { last_window_map.get() } else { live.map.get() });
+    let map = MapSource { window: window.into(), windowed: last_window_map, live: live.map };
     let windowed_signal: Signal<Option<Vec<Record>>> = windowed.into();
 
     // The detail panel finds what the page holds before asking the server.
