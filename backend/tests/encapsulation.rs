@@ -2,6 +2,9 @@
 //! loopback captures (NULL, LOOP) and inside VXLAN, Geneve, IP in IP (all four ways) and GRE, each
 //! found with its inner addresses and its tunnel; and a link type podtap does not read, said so.
 
+mod common;
+
+use common::packets::{ethernet, http_conversation, pcap};
 use etherparse::{IpNumber, PacketBuilder};
 use podtap::capture::CaptureFile;
 use podtap::engine::Engine;
@@ -14,35 +17,9 @@ const SERVER: ([u8; 4], u16) = ([10, 244, 2, 7], 8080);
 
 /// One TCP connection's packets (IPv4 with TCP, no link header): handshake, GET, 200, close.
 fn conversation() -> Vec<Vec<u8>> {
-    let seg = |from_client: bool, seq: u32, ack: u32, syn: bool, fin: bool, payload: &[u8]| {
-        let (src, dst) = if from_client { (CLIENT, SERVER) } else { (SERVER, CLIENT) };
-        let mut b = PacketBuilder::ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, seq, 65000);
-        if syn {
-            b = b.syn();
-        }
-        if fin {
-            b = b.fin();
-        }
-        if ack != 0 {
-            b = b.ack(ack);
-        }
-        let mut out = Vec::new();
-        b.write(&mut out, payload).unwrap();
-        out
-    };
     let req = b"GET /through-the-tunnel HTTP/1.1\r\nHost: api\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    let (c, s) = (1000u32, 5000u32);
-    let c1 = c + 1 + req.len() as u32;
-    let s1 = s + 1 + resp.len() as u32;
-    vec![
-        seg(true, c, 0, true, false, b""),
-        seg(false, s, c + 1, true, false, b""),
-        seg(true, c + 1, s + 1, false, false, req),
-        seg(false, s + 1, c1, false, false, resp),
-        seg(true, c1, s1, false, true, b""),
-        seg(false, s1, c1 + 1, false, true, b""),
-    ]
+    http_conversation(CLIENT, SERVER, req, resp)
 }
 
 /// The same IPv4 packet as IPv6 (addresses mapped into 2001:db8::/96), for 4in6 and 6in6.
@@ -75,10 +52,6 @@ fn as_ipv6(v4: &[u8]) -> Vec<u8> {
     out
 }
 
-fn ethernet(ether_type: u16, l3: &[u8]) -> Vec<u8> {
-    [&[2, 0, 0, 0, 0, 1][..], &[2, 0, 0, 0, 0, 2], &ether_type.to_be_bytes(), l3].concat()
-}
-
 const NODE_A: [u8; 4] = [192, 168, 49, 2];
 const NODE_B: [u8; 4] = [192, 168, 49, 3];
 
@@ -100,21 +73,6 @@ fn outer_udp(dst_port: u16, payload: &[u8]) -> Vec<u8> {
         .write(&mut out, payload)
         .unwrap();
     out
-}
-
-/// A classic pcap of `frames` with link type `link`.
-fn pcap(link: u32, frames: &[Vec<u8>]) -> CaptureFile {
-    let mut out = [&0xa1b2_c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]].concat();
-    out.extend(65535u32.to_le_bytes());
-    out.extend(link.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        out.extend(1_800_000_000u32.to_le_bytes());
-        out.extend((i as u32 * 100).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend(f);
-    }
-    CaptureFile::from_bytes("built", out).unwrap()
 }
 
 fn records(file: &CaptureFile) -> (Vec<Record>, podtap::engine::EngineStats) {

@@ -5,8 +5,8 @@
 
 mod common;
 
+use common::packets::{ethernet, http_conversation, pcap};
 use etherparse::PacketBuilder;
-use podtap::capture::CaptureFile;
 use podtap::engine::Engine;
 use podtap_shared::group::{external_group, on_edge};
 use podtap_shared::{EndpointKind, MapBuilder, Record};
@@ -58,55 +58,11 @@ fn dns(answer: bool) -> Vec<u8> {
     m
 }
 
-/// One TCP connection from `client` to `server`:80: handshake, GET, 200, close.
+/// One TCP connection from `client` to `server`:80, in Ethernet: handshake, GET, 200, close.
 fn conversation(client: ([u8; 4], u16), server: [u8; 4]) -> Vec<Vec<u8>> {
-    let server = (server, 80u16);
-    let seg = |from_client: bool, seq: u32, ack: u32, syn: bool, fin: bool, payload: &[u8]| {
-        let (src, dst) = if from_client { (client, server) } else { (server, client) };
-        let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4(src.0, dst.0, 64)
-            .tcp(src.1, dst.1, seq, 65000);
-        if syn {
-            b = b.syn();
-        }
-        if fin {
-            b = b.fin();
-        }
-        if ack != 0 {
-            b = b.ack(ack);
-        }
-        let mut out = Vec::new();
-        b.write(&mut out, payload).unwrap();
-        out
-    };
     let req = b"GET /pay HTTP/1.1\r\nHost: api.partner.example\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-    let (c, s) = (1000u32, 5000u32);
-    let c1 = c + 1 + req.len() as u32;
-    let s1 = s + 1 + resp.len() as u32;
-    vec![
-        seg(true, c, 0, true, false, b""),
-        seg(false, s, c + 1, true, false, b""),
-        seg(true, c + 1, s + 1, false, false, req),
-        seg(false, s + 1, c1, false, false, resp),
-        seg(true, c1, s1, false, true, b""),
-        seg(false, s1, c1 + 1, false, true, b""),
-    ]
-}
-
-/// A classic Ethernet pcap of `frames`, a millisecond apart.
-fn pcap(frames: &[Vec<u8>]) -> CaptureFile {
-    let mut out = [&0xa1b2_c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]].concat();
-    out.extend(65535u32.to_le_bytes());
-    out.extend(1u32.to_le_bytes());
-    for (i, f) in frames.iter().enumerate() {
-        out.extend(1_800_000_000u32.to_le_bytes());
-        out.extend((i as u32 * 1000).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend((f.len() as u32).to_le_bytes());
-        out.extend(f);
-    }
-    CaptureFile::from_bytes("built", out).unwrap()
+    http_conversation(client, (server, 80), req, resp).iter().map(|p| ethernet(0x0800, p)).collect()
 }
 
 #[test]
@@ -118,7 +74,7 @@ fn addresses_a_dns_answer_gave_are_named_by_it_and_fold_into_one_box() {
     }
     let mut engine = Engine::new(common::cluster(&common::demo_dir()));
     let mut records = Vec::new();
-    engine.run_file(&pcap(&frames), |b| records.append(b)).unwrap();
+    engine.run_file(&pcap(1, &frames), |b| records.append(b)).unwrap();
     let calls: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
     assert_eq!(calls.len(), 3, "{records:#?}");
     let mut map = MapBuilder::new();

@@ -89,7 +89,10 @@ impl LiveArgs {
     }
 
     pub fn ring(&self) -> RingSize {
-        RingSize { block_size: 1 << 20, blocks: self.ring_mb, ..RingSize::default() }
+        // Quarter-MiB blocks, four per MiB: the kernel hands a block over when it is full or 50 ms
+        // old, so at a low rate every block holds a few packets, and the number of blocks is what
+        // bounds how long the reader may stall (16 blocks: 0.8 s) before packets are dropped.
+        RingSize { block_size: 1 << 18, blocks: self.ring_mb * 4, ..RingSize::default() }
     }
 }
 
@@ -412,7 +415,7 @@ mod tests {
         let Source::Live { selection, ring } = c.source else { panic!("{:?}", c.source) };
         assert!(selection.matches("veth9f3c") && selection.matches("eth0") && selection.matches("lxc12"));
         assert!(!selection.matches("lxc_health") && !selection.matches("cni0"));
-        assert_eq!((ring.blocks, ring.block_size), (16, 1 << 20));
+        assert_eq!((ring.blocks, ring.block_size), (64, 1 << 18));
     }
 
     #[test]

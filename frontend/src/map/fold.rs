@@ -5,6 +5,7 @@
 //! is counted on one edge per leg); percentiles do not, so a folded edge carries none and the
 //! hover card asks the server (`/api/v1/edge`) for the exact ones.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use podtap_shared::group::{external_group, namespace_id, workload_id};
@@ -216,9 +217,10 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         }
         home.insert(n.id.as_str(), id);
     }
-    let mut links: BTreeMap<(String, String), Link> = BTreeMap::new();
+    // Keyed by the homes' own ids (borrowed): an edge adds to its link without copying them.
+    let mut links: BTreeMap<(&str, &str), Link> = BTreeMap::new();
     let mut requests = 0;
-    let mut linked: BTreeSet<String> = BTreeSet::new();
+    let mut linked: BTreeSet<&str> = BTreeSet::new();
     for e in &map.edges {
         let system = [&e.source, &e.target].iter().any(|id| by_id.get(id.as_str()).is_some_and(|n| is_system(n)));
         if opts.hide_system && system {
@@ -237,19 +239,19 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         {
             r.1 += e.requests;
         }
-        linked.insert(s.clone());
-        linked.insert(t.clone());
+        linked.insert(s);
+        linked.insert(t);
         if s == t {
             groups.get_mut(s).expect("every home is a group").internal += e.requests;
             continue;
         }
-        links.entry((s.clone(), t.clone())).or_insert_with(|| Link::new(s, t)).add(&e);
+        links.entry((s, t)).or_insert_with(|| Link::new(s, t)).add(&e);
     }
     // A box whose every edge was left out goes too (the node that only sent probes); a box that
     // never had an edge stays.
     let had_edges: BTreeSet<&String> =
         map.edges.iter().flat_map(|e| [&e.source, &e.target]).filter_map(|id| home.get(id.as_str())).collect();
-    groups.retain(|id, _| linked.contains(id) || !had_edges.contains(id));
+    groups.retain(|id, _| linked.contains(id.as_str()) || !had_edges.contains(id));
     for g in groups.values_mut() {
         if g.members > 0 {
             g.sub = format!("{} · {} pod{}", g.sub, g.members, if g.members == 1 { "" } else { "s" });
@@ -266,20 +268,23 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
 
 /// `e` as the toggles leave it, or `None` when they leave nothing of it. `count`: whether what
 /// it loses is counted as left out (on a request's first leg only).
-fn shown(e: &MapEdge, opts: &Options, hidden: &mut Hidden, count: bool) -> Option<MapEdge> {
-    let mut e = e.clone();
+/// (Borrowed unless a toggle changes it: most edges pass as they are.)
+fn shown<'a>(e: &'a MapEdge, opts: &Options, hidden: &mut Hidden, count: bool) -> Option<Cow<'a, MapEdge>> {
+    let mut e = Cow::Borrowed(e);
     let n = u64::from(count);
     let probes = e.probe_requests;
     if opts.hide_probes && probes > 0 {
         hidden.probe_requests += probes * n;
+        let e = e.to_mut();
         e.probe_requests = 0;
-        take(&mut e, probes)?;
+        take(e, probes)?;
     }
     let dns = e.dns_requests;
     if opts.hide_dns && dns > 0 {
         hidden.dns_requests += dns * n;
+        let e = e.to_mut();
         e.dns_requests = 0;
-        take(&mut e, dns)?;
+        take(e, dns)?;
     }
     if opts.hide_idle && e.requests == 0 {
         hidden.idle_edges += n;

@@ -49,7 +49,7 @@ pub struct RingSize {
 
 impl Default for RingSize {
     fn default() -> Self {
-        Self { block_size: 1 << 20, blocks: 4, retire_ms: 50 }
+        Self { block_size: 1 << 18, blocks: 16, retire_ms: 50 }
     }
 }
 
