@@ -164,13 +164,16 @@ impl Live {
             }
             ServerMessage::Records { records } => {
                 self.note_newest(&records);
-                let held = SNAPSHOT_RECORDS.with(|p| {
-                    let mut p = p.borrow_mut();
-                    p.as_mut().map(|held| held.records.extend(records.iter().cloned())).is_some()
-                });
-                if held {
+                // While a snapshot's records wait, these join them.
+                let Some(records) = SNAPSHOT_RECORDS.with(|p| match p.borrow_mut().as_mut() {
+                    Some(held) => {
+                        held.records.extend(records);
+                        None
+                    }
+                    None => Some(records),
+                }) else {
                     return;
-                }
+                };
                 ARRIVED.with(|a| a.borrow_mut().extend(records.iter().cloned()));
                 self.records.update(|all| *all = in_time_order(std::mem::take(all), records));
                 self.arrivals.update(|n| *n += 1);

@@ -105,24 +105,14 @@ pub enum ClientMessage {
 }
 
 impl ServerMessage {
-    /// Reads one message from its JSON. The big ones (`snapshot`, `records`: megabytes) are read
-    /// straight into their fields when the tag comes first, as podtap writes it; serde reads an
+    /// Reads one message from its JSON. A `records` batch (up to megabytes, many a second) is read
+    /// straight into its field when the tag comes first, as podtap writes it; serde reads an
     /// internally tagged enum by buffering the whole message as a tree first, then reading that.
+    /// (The browser reads a snapshot its own way: its map first, its records later.)
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
-        #[derive(Deserialize)]
-        struct SnapshotBody {
-            records: Vec<Record>,
-            map: ServiceMap,
-            #[serde(default)]
-            filter: String,
-        }
         #[derive(Deserialize)]
         struct RecordsBody {
             records: Vec<Record>,
-        }
-        if text.starts_with(r#"{"type":"snapshot","#) {
-            let b: SnapshotBody = serde_json::from_str(text)?;
-            return Ok(Self::Snapshot { records: b.records, map: b.map, filter: b.filter });
         }
         if text.starts_with(r#"{"type":"records","#) {
             let b: RecordsBody = serde_json::from_str(text)?;
@@ -137,7 +127,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_quick_read_of_big_messages_reads_what_serde_reads() {
+    fn the_quick_read_of_record_batches_reads_what_serde_reads() {
         let mut map = ServiceMap::default();
         map.nodes.push(crate::MapNode {
             id: "pod:default/web-1".into(),

@@ -24,10 +24,10 @@ pub fn all() -> Result<()> {
     cargo(&["test", "--workspace"])?;
     build::frontend(false)?;
     // The lab's tcpdump and the browser tests want the CPU to themselves.
-    let fuzz_build = fuzz_build.finish()?;
+    let fuzz_dir = fuzz_build.finish()?;
     lab()?;
     browser()?;
-    fuzz_briefly(fuzz_build)?;
+    fuzz_briefly(fuzz_dir)?;
     eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -311,9 +311,9 @@ impl FuzzBuild {
         Ok(Self(Some((dir, log_path, child))))
     }
 
-    /// Waits for the build; a failure shows the end of its log.
-    fn finish(self) -> Result<Self> {
-        let Some((dir, log_path, mut child)) = self.0 else { return Ok(self) };
+    /// Waits for the build (a failure shows the end of its log); the fuzz directory, when built.
+    fn finish(self) -> Result<Option<PathBuf>> {
+        let Some((dir, log_path, mut child)) = self.0 else { return Ok(None) };
         step("cargo +nightly fuzz build: waiting for the background build");
         let st = child.wait().context("waiting for cargo +nightly fuzz build")?;
         if !st.success() {
@@ -324,14 +324,14 @@ impl FuzzBuild {
             }
             bail!("cargo +nightly fuzz build {BRIEF_PROFILE} failed ({st}); its log: {}", log_path.display());
         }
-        Ok(Self(Some((dir, log_path, child))))
+        Ok(Some(dir))
     }
 }
 
 /// The test command's fuzzing: every target briefly when a nightly toolchain is there, else a
 /// line that says it was skipped. (`cargo xtask fuzz SECONDS` runs them for longer.)
-fn fuzz_briefly(build: FuzzBuild) -> Result<()> {
-    let Some((dir, _, _)) = build.0 else {
+fn fuzz_briefly(built: Option<PathBuf>) -> Result<()> {
+    let Some(dir) = built else {
         step("fuzz: skipped — no nightly toolchain (cargo-fuzz needs one); `rustup toolchain add nightly` enables it");
         return Ok(());
     };

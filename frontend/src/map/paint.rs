@@ -80,9 +80,8 @@ fn world(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::ca
     c.visible(f.width, f.height).grow(40.0)
 }
 
-/// The whole frame on one canvas.
+/// The whole frame on one canvas (`edges` clears it first).
 pub fn paint(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
-    start(ctx, f, ratio);
     edges(ctx, f, ratio);
     boxes(ctx, f, ratio);
 }

@@ -459,8 +459,7 @@ fn paint_main(
             let r = c.k / l.camera.k;
             moving && l.picture == s.picture && l.size == s.size && r > LAYER_ZOOM_RANGE.0 && r < LAYER_ZOOM_RANGE.1
         });
-        let reuse = reused;
-        if !reuse {
+        if !reused {
             let fresh = layer.take().map(|l| l.canvas).or_else(|| {
                 web_sys::window()?
                     .document()?
@@ -469,12 +468,7 @@ fn paint_main(
                     .dyn_into::<web_sys::HtmlCanvasElement>()
                     .ok()
             })?;
-            let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
-            if fresh.width() != pw || fresh.height() != ph {
-                fresh.set_width(pw);
-                fresh.set_height(ph);
-            }
-            let ectx = fresh.get_context("2d").ok().flatten()?.dyn_into::<web_sys::CanvasRenderingContext2d>().ok()?;
+            let (ectx, _) = crate::canvas::context_2d(&fresh, w, h)?;
             paint::edges(&ectx, &frame, ratio);
             *layer = Some(EdgeLayer { canvas: fresh, camera: c, picture: s.picture, size: s.size });
         }
