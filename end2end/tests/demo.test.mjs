@@ -38,6 +38,34 @@ test('the demo shows a live Service Map and request rows', async () => {
   }
 });
 
+test('the stream is read in its worker; a page whose worker cannot start reads it itself', async () => {
+  const server = await startPodtap();
+  try {
+    // The worker holds the open socket, and the page is live through it.
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    await ui.until('the worker to hold the open stream', async () => (await ui.streamWorkerSocket()) === 1);
+    await ui.until('live rows through the worker', async () => (await ui.rowCount()) > 0);
+    assert.match(await ui.page.getByTestId('status').textContent(), /live/);
+    await ui.page.close();
+    // Its script missing (a proxy that drops it): the same page, live, with the socket its own.
+    const bare = new PodtapPage(await browser.context.newPage());
+    await bare.page.route(/podtap-stream-[0-9a-f]{16}\.js$/, (route) => route.fulfill({ status: 404, body: 'gone' }));
+    const sockets = [];
+    bare.page.on('websocket', (ws) => sockets.push(ws.url()));
+    await bare.open(server.url);
+    await bare.until('live rows without the worker', async () => (await bare.rowCount()) > 0);
+    await bare.until('the map without the worker', async () => (await bare.edges()).some((e) => e.requests > 0));
+    assert.match(await bare.page.getByTestId('status').textContent(), /live/);
+    assert.equal(await bare.streamWorkerSocket(), null);
+    assert.ok(sockets.some((u) => u.endsWith('/api/v1/stream')), sockets.join(' '));
+    assert.deepEqual([...ui.errors, ...bare.errors], []);
+    await bare.page.close();
+  } finally {
+    server.stop();
+  }
+});
+
 test('the filter narrows rows and map, and a shared link restores it', async () => {
   const server = await startPodtap();
   try {

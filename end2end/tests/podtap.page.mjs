@@ -141,6 +141,14 @@ export class PodtapPage {
 
   async rowTexts() { return this.page.$$eval('[data-testid="timeline-row"]', (els) => els.map((e) => e.textContent)); }
 
+  /** The stream worker's socket state (`WebSocket.readyState`, 1 when open), or null when the
+   * page has no stream worker (frontend/stream-worker.js). */
+  async streamWorkerSocket() {
+    const worker = this.page.workers().find((w) => /podtap-stream-[0-9a-f]{16}\.js$/.test(w.url()));
+    if (!worker) return null;
+    return worker.evaluate(() => (typeof socket === 'undefined' || socket == null ? -1 : socket.readyState));
+  }
+
   /** Waits until `check()` returns something truthy (polling), or fails with `what`. */
   async until(what, check, timeout = 20_000) {
     const deadline = Date.now() + timeout;

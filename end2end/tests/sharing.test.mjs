@@ -312,6 +312,8 @@ test('behind a path-prefix proxy the app, its API and its stream work', async ()
   await p.until('the live view through the proxy', async () => (await p.page.getByTestId('status').textContent().catch(() => '')) === 'live');
   await p.until('the map', async () => (await p.edges()).length > 3);
   await p.until('rows', async () => (await p.rowCount()) > 0);
+  // The stream's worker came from under the prefix too, and holds the socket.
+  assert.equal(await p.streamWorkerSocket(), 1);
   assert.deepEqual(p.errors, []);
   await p.page.close();
 });

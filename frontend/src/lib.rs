@@ -9,6 +9,7 @@ pub mod embed;
 pub mod live;
 pub mod map;
 pub mod page;
+pub mod socket;
 pub mod url_state;
 pub mod views;
 

@@ -1,10 +1,11 @@
-//! The live connection: one WebSocket to `/api/v1/stream` (protocol 2), reconnecting with
-//! backoff, feeding reactive state. It subscribes with the page's filter and Service (and again
-//! whenever they change), so the server sends only what this page shows. Only this module touches
-//! the socket; views read `Live`'s signals.
+//! The live connection: one WebSocket to `/api/v1/stream` (protocol 2; `socket` holds it, in a
+//! worker), reconnecting with backoff, feeding reactive state. It subscribes with the page's
+//! filter and Service (and again whenever they change), so the server sends only what this page
+//! shows. Only this module talks to the socket; views read `Live`'s signals.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
@@ -13,9 +14,8 @@ use podtap_shared::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::socket::{self, Events};
 
 /// Records (requests and connections) kept in the browser for the live timeline and list.
 pub const KEEP_RECORDS: usize = 50_000;
@@ -73,6 +73,8 @@ pub struct Live {
     pub agents: RwSignal<Vec<AgentStatus>>,
     /// The newest record time seen (the capture's "now" when it is replayed on its own axis).
     pub newest_us: RwSignal<u64>,
+    /// Whether the first snapshot's records are in (the views that show records mount then).
+    pub settled: RwSignal<bool>,
     wanted: RwSignal<Wanted>,
 }
 
@@ -84,11 +86,15 @@ const BIG_MAP_EVERY: Duration = Duration::from_secs(2);
 
 thread_local! {
     static PENDING_MAP: RefCell<(Vec<MapNode>, Vec<MapEdge>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    static SOCKET: RefCell<Option<WebSocket>> = const { RefCell::new(None) };
     /// Records that arrived since the follower last took them.
     static ARRIVED: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
     /// A snapshot's records waiting for its map's first frame, with those that came since.
     static SNAPSHOT_RECORDS: RefCell<Option<Held>> = const { RefCell::new(None) };
+    /// Whether the views are on the page: the stream opens before them (with the access check),
+    /// and a snapshot that comes first keeps its records until the map has been drawn.
+    static MOUNTED: Cell<bool> = const { Cell::new(false) };
+    /// Set when the page may not have a stream after all (access refused): no more retries.
+    static STOPPED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A snapshot's records not yet taken: still as text (`text`, read once the map is on screen),
@@ -125,6 +131,7 @@ impl Live {
             missing: RwSignal::new(Vec::new()),
             agents: RwSignal::new(Vec::new()),
             newest_us: RwSignal::new(0),
+            settled: RwSignal::new(false),
             wanted: RwSignal::new(Wanted::default()),
         }
     }
@@ -142,13 +149,7 @@ impl Live {
         let w = self.wanted.get_untracked();
         let msg = ClientMessage::Subscribe { filter: w.filter, service: w.service, max_rate: None };
         let text = serde_json::to_string(&msg).expect("wire types serialise");
-        SOCKET.with(|s| {
-            if let Some(ws) = s.borrow().as_ref()
-                && ws.ready_state() == WebSocket::OPEN
-            {
-                let _ = ws.send_with_str(&text);
-            }
-        });
+        socket::send(&text);
     }
 
     /// Applies one server message.
@@ -218,6 +219,9 @@ impl Live {
         records.extend(held.records);
         self.records.set(in_time_order(VecDeque::new(), records));
         self.generation.update(|g| *g += 1);
+        if !self.settled.get_untracked() {
+            self.settled.set(true);
+        }
     }
 
     /// A snapshot: the map at once, its records (`held`) once the map's frame is painted — a
@@ -232,12 +236,31 @@ impl Live {
         self.map.set(map);
         self.refused.set(None);
         let first = SNAPSHOT_RECORDS.with(|p| p.borrow_mut().replace(held).is_none());
-        if first {
-            let live = *self;
-            request_animation_frame(move || {
-                set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
-            });
+        if first && MOUNTED.get() {
+            self.take_records_after_next_frame();
         }
+    }
+
+    fn take_records_after_next_frame(&self) {
+        let live = *self;
+        request_animation_frame(move || {
+            set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
+        });
+    }
+
+    /// The views are mounted: a snapshot that came before them hands over its records after
+    /// their first frame (which draws its map).
+    pub fn mounted(&self) {
+        MOUNTED.set(true);
+        if SNAPSHOT_RECORDS.with(|p| p.borrow().is_some()) {
+            self.take_records_after_next_frame();
+        }
+    }
+
+    /// Closes the stream for good (the page may not see the live view).
+    pub fn stop(&self) {
+        STOPPED.set(true);
+        socket::close();
     }
 
     /// The records that arrived since the last call (for a view that follows incrementally).
@@ -322,47 +345,37 @@ pub fn apply_held_map(live: Live) {
 
 /// Opens the stream and keeps it open: after a close it retries after 1, 2, 4 … 10 seconds.
 pub fn connect(live: Live, attempt: u32) {
-    let Some(url) = stream_url() else { return };
-    let Ok(ws) = WebSocket::new(&url) else {
-        retry(live, attempt);
+    if STOPPED.get() {
         return;
-    };
+    }
+    let Some(url) = stream_url() else { return };
     live.status.set(Status::Connecting);
-
-    SOCKET.with(|s| *s.borrow_mut() = Some(ws.clone()));
-    let on_open = Closure::<dyn FnMut()>::new(move || {
-        live.status.set(Status::Live);
-        live.send_subscription();
-    });
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    on_open.forget();
-
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        let Some(text) = e.data().as_string() else {
-            live.bad_messages.update(|n| *n += 1);
-            return;
-        };
-        // The snapshot's map first, its records later (podtap writes the tag first).
-        if text.starts_with(r#"{"type":"snapshot","#)
-            && let Ok(s) = serde_json::from_str::<LazySnapshot>(&text)
-        {
-            live.snapshot(s.map, &s.filter, Held { text: Some(s.records), records: Vec::new() });
-            return;
-        }
-        match ServerMessage::from_json(&text) {
-            Ok(msg) => live.apply(msg),
-            Err(_) => live.bad_messages.update(|n| *n += 1),
-        }
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
-
-    let was_live = move || live.status.get_untracked() == Status::Live;
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
-        retry(live, if was_live() { 0 } else { attempt + 1 });
-    });
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    on_close.forget();
+    let events = Events {
+        open: Box::new(move || {
+            live.status.set(Status::Live);
+            live.send_subscription();
+        }),
+        message: Box::new(move |text: &str| {
+            // The snapshot's map first, its records later (podtap writes the tag first).
+            if text.starts_with(r#"{"type":"snapshot","#)
+                && let Ok(s) = serde_json::from_str::<LazySnapshot>(text)
+            {
+                live.snapshot(s.map, &s.filter, Held { text: Some(s.records), records: Vec::new() });
+                return;
+            }
+            match ServerMessage::from_json(text) {
+                Ok(msg) => live.apply(msg),
+                Err(_) => live.bad_messages.update(|n| *n += 1),
+            }
+        }),
+        close: Box::new(move || {
+            let was_live = live.status.get_untracked() == Status::Live;
+            retry(live, if was_live { 0 } else { attempt + 1 });
+        }),
+    };
+    if socket::open(&url, Rc::new(events)).is_err() {
+        retry(live, attempt);
+    }
 }
 
 fn retry(live: Live, attempt: u32) {

@@ -64,6 +64,8 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
     let css = std::fs::read(root().join("style/podtap.css")).context("style/podtap.css")?;
     let app_hash = content_hash(&[&js, &wasm_bytes]);
     let css_hash = content_hash(&[&css]);
+    let worker = std::fs::read(root().join("frontend/stream-worker.js")).context("frontend/stream-worker.js")?;
+    let worker_name = format!("podtap-stream-{}.js", content_hash(&[&worker]));
 
     let dist = root().join("dist");
     let _ = std::fs::remove_dir_all(&dist);
@@ -74,7 +76,8 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
     std::fs::write(dist.join(&js_name), &js)?;
     std::fs::write(dist.join(&wasm_name), &wasm_bytes)?;
     std::fs::write(dist.join(&css_name), &css)?;
-    std::fs::write(dist.join("index.html"), index_html(&js_name, &wasm_name, &css_name))?;
+    std::fs::write(dist.join(&worker_name), &worker)?;
+    std::fs::write(dist.join("index.html"), index_html(&js_name, &wasm_name, &css_name, &worker_name))?;
     eprintln!(
         "xtask: dist/ ready in {:.1}s: {wasm_name} {} KiB, {js_name} {} KiB",
         started.elapsed().as_secs_f64(),
@@ -84,7 +87,8 @@ pub fn frontend(dev: bool) -> Result<PathBuf> {
     Ok(dist)
 }
 
-fn index_html(js: &str, wasm: &str, css: &str) -> String {
+/// The page: its style, the stream worker (started at once), and its app (preloaded).
+fn index_html(js: &str, wasm: &str, css: &str, worker: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -94,6 +98,14 @@ fn index_html(js: &str, wasm: &str, css: &str) -> String {
 <title>podtap</title>
 <link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='6' fill='%232f7de1'/%3E%3C/svg%3E">
 <link rel="stylesheet" href="{css}">
+<script>
+// The stream's worker starts while the app loads (frontend/src/socket.rs).
+try {{
+  const w = new Worker(new URL("{worker}", document.baseURI));
+  w.onerror = () => {{ window.podtapStreamWorker = null; }};
+  window.podtapStreamWorker = w;
+}} catch (e) {{}}
+</script>
 <link rel="modulepreload" href="{js}">
 <link rel="preload" href="{wasm}" as="fetch" type="application/wasm" crossorigin>
 </head>

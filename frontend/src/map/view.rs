@@ -7,7 +7,6 @@
 use leptos::prelude::*;
 use podtap_shared::ServiceMap;
 use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
 
 use super::card::{FocusPanel, HoverCard, Legend, QualityBar};
 use super::fold::{self, Level, Options};
@@ -226,15 +225,9 @@ pub fn MapView(
     let frame_size = StoredValue::new_local(None::<(f64, f64)>);
     Effect::new(move |_| {
         let Some(el) = frame_box.get() else { return };
-        let seen = el.clone();
-        let on_resize = Closure::<dyn FnMut()>::new(move || {
-            frame_size.set_value(Some((f64::from(seen.client_width()), f64::from(seen.client_height()))));
-        });
-        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
-            observer.observe(&el);
+        if let Some(observer) = crate::canvas::observe_size(&el, move |w, h| frame_size.set_value(Some((w, h)))) {
             on_cleanup(move || observer.disconnect());
         }
-        on_resize.forget();
     });
     let dark = crate::page::dark();
     fn frame(

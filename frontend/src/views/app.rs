@@ -31,26 +31,48 @@ use crate::views::timeline::overview::clock;
 
 /// Records of one window the page loads at most (the API pages them).
 const WINDOW_CAP: usize = 100_000;
+/// How long the record views wait for the stream's first snapshot before mounting without it.
+const RECORD_VIEWS_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-/// The whole app: what the page may see decides what it shows.
+/// The whole app: what the page may see decides what it shows. The live stream opens at once,
+/// beside the access check rather than after it (its snapshot is most of a cold page's wait; the
+/// server checks the stream's own access), and is closed if the page may see nothing.
 #[component]
 pub fn App() -> impl IntoView {
     let access = LocalResource::new(fetch_access);
-    move || {
-        match access.get() {
+    let live = Live::new();
+    let early = !Page::get().frozen();
+    if early {
+        let service = url_state::param("service");
+        live.subscribe(Wanted { filter: valid_url_filter(), service });
+        connect(live, 0);
+        crate::live::apply_held_map(live);
+    }
+    move || match access.get() {
         None => view! { <p class="muted gate">"Opening podtap…"</p> }.into_any(),
-        Some(Err(refused)) if refused.status != 0 => view! { <Gate refused=refused/> }.into_any(),
-        Some(Err(unreachable)) => view! { <p class="hint gate" data-testid="unreachable">{format!("podtap did not answer: {}", unreachable.message)}</p> }.into_any(),
-        Some(Ok(access)) => view! { <Shell access=access/> }.into_any(),
+        Some(Err(refused)) if refused.status != 0 => {
+            live.stop();
+            view! { <Gate refused=refused/> }.into_any()
+        }
+        Some(Err(unreachable)) => {
+            live.stop();
+            view! { <p class="hint gate" data-testid="unreachable">{format!("podtap did not answer: {}", unreachable.message)}</p> }.into_any()
+        }
+        Some(Ok(access)) => view! { <Shell access=access live=live streaming=early/> }.into_any(),
     }
-    }
+}
+
+/// The address's filter if it parses, else none (an invalid one is shown with its error, and
+/// the page shows everything until it is mended).
+fn valid_url_filter() -> String {
+    let text = url_state::param("filter").unwrap_or_default();
+    if Filter::parse(&text).is_ok() { text } else { String::new() }
 }
 
 /// The app for what `access` allows.
 #[component]
-fn Shell(access: Access) -> impl IntoView {
+fn Shell(access: Access, live: Live, streaming: bool) -> impl IntoView {
     let page = Page::get();
-    let live = Live::new();
     // A saved session restores its view (where the address does not say otherwise) and shows
     // its own window; it has no stream.
     let session = access.session.clone().filter(|_| page.frozen());
@@ -58,7 +80,7 @@ fn Shell(access: Access) -> impl IntoView {
         url_state::restore(&s.view);
         url_state::restore(&[("from".to_string(), s.from.to_string()), ("to".to_string(), s.to.to_string())].into());
     }
-    if session.is_none() {
+    if session.is_none() && !streaming {
         connect(live, 0);
         crate::live::apply_held_map(live);
     }
@@ -68,7 +90,7 @@ fn Shell(access: Access) -> impl IntoView {
     Effect::new(move |_| url_state::set_param("filter", &filter_text.get()));
     let parsed = Memo::new(move |_| Filter::parse(&filter_text.get()));
     // An invalid filter keeps the last valid view, and says why.
-    let valid = RwSignal::new(if parsed.get_untracked().is_ok() { filter_text.get_untracked() } else { String::new() });
+    let valid = RwSignal::new(valid_url_filter());
     Effect::new(move |_| {
         if parsed.with(Result::is_ok) {
             valid.set(filter_text.get());
@@ -239,6 +261,18 @@ fn Shell(access: Access) -> impl IntoView {
     } else {
         view! { <StatusPill live=live/> }.into_any()
     };
+    // A snapshot that came before the views hands its records over after their first frame.
+    live.mounted();
+    // The views of records (the timeline, the list) mount with the first snapshot's records, a
+    // task after the map's first frame: mounting them first cost a cold page's map 0.1 s. Without
+    // a stream, or if none comes soon, they mount at once / after RECORD_VIEWS_WAIT.
+    let records_ready = RwSignal::new(frozen);
+    Effect::new(move |_| {
+        if live.settled.get() {
+            records_ready.set(true);
+        }
+    });
+    set_timeout(move || records_ready.set(true), RECORD_VIEWS_WAIT);
     if let Some(embedded) = page.embed {
         let body = match embedded {
             EmbedView::Map => view! {
@@ -278,7 +312,9 @@ fn Shell(access: Access) -> impl IntoView {
                 <Show when=move || capped.get()>
                     <p class="hint">{format!("This window holds more than {WINDOW_CAP} records: the first {WINDOW_CAP} are shown; brush a shorter one.")}</p>
                 </Show>
-                <Timeline live=live windowed=windowed_signal window=window filter=filter selected=selected hide_probes=hide_probes/>
+                <Show when=move || records_ready.get() fallback=|| view! { <div class="timeline-pending"></div> }>
+                    <Timeline live=live windowed=windowed_signal window=window filter=filter selected=selected hide_probes=hide_probes/>
+                </Show>
             </section>
             <section class="panel">
                 <h2>"Service Map"</h2>
@@ -290,7 +326,9 @@ fn Shell(access: Access) -> impl IntoView {
             </section>
             <section class="panel">
                 <h2>"Requests"</h2>
-                <RequestList live=live windowed=windowed_signal selected=selected filter=filter/>
+                <Show when=move || records_ready.get()>
+                    <RequestList live=live windowed=windowed_signal selected=selected filter=filter/>
+                </Show>
             </section>
         </main>
         <DetailPanel selected=selected local=local/>

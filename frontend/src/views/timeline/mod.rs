@@ -207,19 +207,17 @@ pub fn Timeline(
     request_animation_frame(move || frame(live, set, canvas_ref, state));
 
     // Keep the canvas as wide as its column.
-    let measure = move || {
-        if let Some(el) = scroller.get_untracked() {
-            let w = (f64::from(el.client_width()) - LABEL_W).max(100.0);
+    Effect::new(move |_| {
+        let Some(el) = scroller.get() else { return };
+        let observer = crate::canvas::observe_size(&el, move |w, _| {
+            let w = (w - LABEL_W).max(100.0);
             if (w - width.get_untracked()).abs() > 0.5 {
                 width.set(w);
             }
+        });
+        if let Some(observer) = observer {
+            on_cleanup(move || observer.disconnect());
         }
-    };
-    let resize = window_event_listener(leptos::ev::resize, move |_| measure());
-    on_cleanup(move || resize.remove());
-    Effect::new(move |_| {
-        scroller.track();
-        measure();
     });
 
     // Interaction.
