@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use podtap_shared::group::{external_group, namespace_id, workload_id};
 use podtap_shared::{EndpointKind, MapEdge, MapNode, ServiceMap};
+use rustc_hash::FxHashMap;
 
 /// How far the map is folded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -198,16 +199,28 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
             *blocks.entry(g).or_default() += 1;
         }
     }
-    let by_id: BTreeMap<&str, &MapNode> = map.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    let mut home: BTreeMap<&str, String> = BTreeMap::new();
+    // Boxes by index, nodes by index: the edges are summed through integer keys (the click
+    // that opens a namespace folds 4,000 edges in its own task).
+    let index: FxHashMap<&str, usize> = map.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_at: FxHashMap<String, usize> = FxHashMap::default();
+    // Each node's box (`None`: left out).
+    let mut home: Vec<Option<usize>> = vec![None; map.nodes.len()];
     let mut hidden = Hidden::default();
-    for n in &map.nodes {
+    for (i, n) in map.nodes.iter().enumerate() {
         if opts.hide_system && is_system(n) {
             continue;
         }
         let (id, parent) = box_of(n, level, &opts.open, &blocks);
-        let g = groups.entry(id.clone()).or_insert_with(|| new_group(&id, n, parent));
+        let at = match group_at.get(&id) {
+            Some(&at) => at,
+            None => {
+                groups.push(new_group(&id, n, parent));
+                group_at.insert(id, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[at];
         if n.kind == EndpointKind::Pod {
             if g.level != "pod" {
                 g.members += 1;
@@ -215,55 +228,59 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
             }
             g.nodes.extend(n.node.iter().cloned());
         }
-        home.insert(n.id.as_str(), id);
+        home[i] = Some(at);
     }
-    // Keyed by the homes' own ids (borrowed): an edge adds to its link without copying them.
-    let mut links: BTreeMap<(&str, &str), Link> = BTreeMap::new();
+    let node_of = |id: &str| index.get(id).copied();
+    let mut links: FxHashMap<(usize, usize), Link> = FxHashMap::default();
     let mut requests = 0;
-    let mut linked: BTreeSet<&str> = BTreeSet::new();
+    let mut linked = vec![false; groups.len()];
+    let mut had_edges = vec![false; groups.len()];
     for e in &map.edges {
-        let system = [&e.source, &e.target].iter().any(|id| by_id.get(id.as_str()).is_some_and(|n| is_system(n)));
+        let (sn, tn) = (node_of(&e.source), node_of(&e.target));
+        let (s, t) = (sn.and_then(|i| home[i]), tn.and_then(|i| home[i]));
+        for g in [s, t].into_iter().flatten() {
+            had_edges[g] = true;
+        }
+        let system = [sn, tn].into_iter().flatten().any(|i| is_system(&map.nodes[i]));
         if opts.hide_system && system {
             if !e.source.starts_with("service:") {
                 hidden.system_requests += e.requests;
             }
             continue;
         }
-        let (Some(s), Some(t)) = (home.get(e.source.as_str()), home.get(e.target.as_str())) else { continue };
+        let (Some(s), Some(t)) = (s, t) else { continue };
         // A request through a Service is on two edges; what was left out is counted on its first.
         let first_leg = !e.source.starts_with("service:");
         let Some(e) = shown(e, opts, &mut hidden, first_leg) else { continue };
         requests += e.requests * u64::from(first_leg);
-        if let Some(g) = groups.get_mut(t)
-            && let Some(r) = g.replicas.iter_mut().find(|(pod, _)| *pod == e.target)
-        {
+        if let Some(r) = groups[t].replicas.iter_mut().find(|(pod, _)| *pod == e.target) {
             r.1 += e.requests;
         }
-        linked.insert(s);
-        linked.insert(t);
+        linked[s] = true;
+        linked[t] = true;
         if s == t {
-            groups.get_mut(s).expect("every home is a group").internal += e.requests;
+            groups[s].internal += e.requests;
             continue;
         }
-        links.entry((s, t)).or_insert_with(|| Link::new(s, t)).add(&e);
+        links.entry((s, t)).or_insert_with(|| Link::new(&groups[s].id, &groups[t].id)).add(&e);
     }
     // A box whose every edge was left out goes too (the node that only sent probes); a box that
     // never had an edge stays.
-    let had_edges: BTreeSet<&String> =
-        map.edges.iter().flat_map(|e| [&e.source, &e.target]).filter_map(|id| home.get(id.as_str())).collect();
-    groups.retain(|id, _| linked.contains(id.as_str()) || !had_edges.contains(id));
-    for g in groups.values_mut() {
-        if g.members > 0 {
-            g.sub = format!("{} · {} pod{}", g.sub, g.members, if g.members == 1 { "" } else { "s" });
-        }
-    }
-    Folded {
-        level: Some(level),
-        groups: groups.into_values().collect(),
-        links: links.into_values().collect(),
-        hidden,
-        requests,
-    }
+    let mut kept: Vec<Group> = groups
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| linked[*i] || !had_edges[*i])
+        .map(|(_, mut g)| {
+            if g.members > 0 {
+                g.sub = format!("{} · {} pod{}", g.sub, g.members, if g.members == 1 { "" } else { "s" });
+            }
+            g
+        })
+        .collect();
+    kept.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let mut links: Vec<Link> = links.into_values().collect();
+    links.sort_unstable_by(|a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)));
+    Folded { level: Some(level), groups: kept, links, hidden, requests }
 }
 
 /// `e` as the toggles leave it, or `None` when they leave nothing of it. `count`: whether what
@@ -374,7 +391,11 @@ impl Link {
         self.dns_requests += e.dns_requests;
         self.bytes += e.bytes;
         self.gapped_connections += e.gapped_connections;
-        self.protocols.extend(e.protocols.iter().cloned());
+        for p in &e.protocols {
+            if !self.protocols.contains(p) {
+                self.protocols.insert(p.clone());
+            }
+        }
         self.members += 1;
         (self.p50_ms, self.p95_ms, self.p99_ms) =
             if self.members == 1 { (e.p50_ms, e.p95_ms, e.p99_ms) } else { (None, None, None) };

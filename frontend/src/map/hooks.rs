@@ -8,8 +8,7 @@
 //! thousands of those cost the browser's compositor seconds a frame. What changes is applied a
 //! bounded number of elements per frame, so a zoom that brings thousands into view never stalls.
 
-use std::collections::HashMap;
-
+use rustc_hash::{FxHashMap, FxHashSet};
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element};
 
@@ -23,12 +22,14 @@ use super::scene::Scene;
 const EDGE_W: f64 = 120.0;
 const EDGE_H: f64 = 18.0;
 
-/// One hook as it should be: its attributes (signed, to compare cheaply) and its class.
+/// One hook as it should be: a box's or an edge's, with the attributes that vary (those that do
+/// not are on its template).
 struct Spec {
-    attrs: Vec<(&'static str, String)>,
-    class: &'static str,
-    signature: String,
+    attrs: Attrs,
+    node: bool,
 }
+
+type Attrs = Vec<(&'static str, String)>;
 
 pub struct Hooks {
     layer: Element,
@@ -36,12 +37,17 @@ pub struct Hooks {
     edges: Element,
     nodes: Element,
     document: Document,
+    /// A box's and an edge's element with what every one carries (test id, class, size): a
+    /// new hook is a clone, given only what varies.
+    node_template: Element,
+    edge_template: Element,
     /// The scene the specs were made for.
     version: u64,
     /// By key (`n ID`, `e SOURCE>TARGET`): boxes first, then edges, in scene order.
     specs: Vec<(String, Spec)>,
-    /// Shown now, by key: the element and the signature it was given.
-    shown: HashMap<String, (Element, String)>,
+    /// Shown now, by key: the element and the attributes it was given (a rewrite sets only
+    /// those that changed: a new picture moves thousands of hooks, and changes little else).
+    shown: FxHashMap<String, (Element, Attrs)>,
     /// Specs (indexes) of shown hooks still to be rewritten for the current picture.
     stale: Vec<usize>,
     /// The camera the layer was last moved to.
@@ -57,14 +63,27 @@ impl Hooks {
         let nodes = document.create_element_ns(Some(SVG), "g").ok()?;
         layer.append_child(&edges).ok()?;
         layer.append_child(&nodes).ok()?;
+        let template = |testid: &str, class: &str, w: f64, h: f64| -> Option<Element> {
+            let el = document.create_element_ns(Some(SVG), "rect").ok()?;
+            for (name, value) in
+                [("data-testid", testid), ("class", class), ("width", &w.to_string()), ("height", &h.to_string())]
+            {
+                el.set_attribute(name, value).ok()?;
+            }
+            Some(el)
+        };
+        let node_template = template("map-node", "hook node", BOX_W, BOX_H)?;
+        let edge_template = template("map-edge", "hook edge", EDGE_W, EDGE_H)?;
         Some(Hooks {
             layer,
             edges,
             nodes,
             document,
+            node_template,
+            edge_template,
             version: u64::MAX,
             specs: Vec::new(),
-            shown: HashMap::new(),
+            shown: FxHashMap::default(),
             stale: Vec::new(),
             followed: None,
             resting: true,
@@ -99,7 +118,7 @@ impl Hooks {
             self.version = version;
             self.specs = specs(scene);
             self.stale = (0..self.specs.len())
-                .filter(|&i| self.shown.get(&self.specs[i].0).is_some_and(|(_, old)| *old != self.specs[i].1.signature))
+                .filter(|&i| self.shown.get(&self.specs[i].0).is_some_and(|(_, old)| *old != self.specs[i].1.attrs))
                 .collect();
         }
         // Hooks whose attributes changed (a new picture moves thousands): within the budget too.
@@ -108,15 +127,14 @@ impl Hooks {
         {
             let (key, spec) = &self.specs[i];
             if let Some((el, old)) = self.shown.get_mut(key) {
-                set_all(el, &spec.attrs, spec.class);
-                old.clone_from(&spec.signature);
+                set_changed(el, old, &spec.attrs);
+                old.clone_from(&spec.attrs);
                 left -= 1;
             }
         }
         let n = scene.groups.len();
-        let wanted: std::collections::HashSet<usize> =
-            boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
-        let keys: std::collections::HashSet<&str> = wanted.iter().map(|&i| self.specs[i].0.as_str()).collect();
+        let wanted: FxHashSet<usize> = boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
+        let keys: FxHashSet<&str> = wanted.iter().map(|&i| self.specs[i].0.as_str()).collect();
         self.shown.retain(|key, (el, _)| {
             let keep = keys.contains(key.as_str()) || left == 0;
             if !keep {
@@ -139,10 +157,11 @@ impl Hooks {
                 all_done = false;
                 break;
             }
-            let Ok(el) = self.document.create_element_ns(Some(SVG), "rect") else { continue };
-            set_all(&el, &spec.attrs, spec.class);
+            let template = if spec.node { &self.node_template } else { &self.edge_template };
+            let Some(el) = template.clone_node().ok().and_then(|el| el.dyn_into::<Element>().ok()) else { continue };
+            set_changed(&el, &[], &spec.attrs);
             let _ = if i < n { new_nodes.append_child(&el) } else { new_edges.append_child(&el) };
-            self.shown.insert(key.clone(), (el, spec.signature.clone()));
+            self.shown.insert(key.clone(), (el, spec.attrs.clone()));
             left -= 1;
         }
         let _ = self.nodes.append_child(&new_nodes);
@@ -157,14 +176,11 @@ fn specs(scene: &Scene) -> Vec<(String, Spec)> {
     for (i, g) in scene.groups.iter().enumerate() {
         let (x, y) = scene.pos[i];
         let mut attrs = vec![
-            ("data-testid", "map-node".to_string()),
             ("data-id", g.id.clone()),
             ("data-level", g.level.to_string()),
             ("aria-label", format!("{} ({})", g.label, g.level)),
             ("x", format!("{x:.1}")),
             ("y", format!("{y:.1}")),
-            ("width", BOX_W.to_string()),
-            ("height", BOX_H.to_string()),
         ];
         if g.members > 0 {
             attrs.push(("data-members", g.members.to_string()));
@@ -176,12 +192,11 @@ fn specs(scene: &Scene) -> Vec<(String, Spec)> {
         if g.folded {
             attrs.push(("data-folded", "true".into()));
         }
-        out.push((format!("n {}", g.id), spec(attrs, "hook node")));
+        out.push((format!("n {}", g.id), Spec { attrs, node: true }));
     }
     for (e, l) in scene.links.iter().enumerate() {
         let (x, y) = scene.label_at(e);
         let mut attrs = vec![
-            ("data-testid", "map-edge".to_string()),
             ("data-source", l.source.clone()),
             ("data-target", l.target.clone()),
             ("data-requests", l.requests.to_string()),
@@ -190,8 +205,6 @@ fn specs(scene: &Scene) -> Vec<(String, Spec)> {
             ("aria-label", format!("{} → {}: {}", l.source, l.target, scene.labels[e])),
             ("x", format!("{:.1}", x - EDGE_W / 2.0)),
             ("y", format!("{:.1}", y - 13.0)),
-            ("width", EDGE_W.to_string()),
-            ("height", EDGE_H.to_string()),
         ];
         if l.probe_only() {
             attrs.push(("data-style", "probe".into()));
@@ -201,26 +214,23 @@ fn specs(scene: &Scene) -> Vec<(String, Spec)> {
         if let Some(badges) = scene.quality.links.get(&(l.source.clone(), l.target.clone())) {
             attrs.push(("data-quality", badges.iter().map(|b| b.kind).collect::<Vec<_>>().join(" ")));
         }
-        out.push((format!("e {}>{}", l.source, l.target), spec(attrs, "hook edge")));
+        out.push((format!("e {}>{}", l.source, l.target), Spec { attrs, node: false }));
     }
     out
 }
 
-fn spec(attrs: Vec<(&'static str, String)>, class: &'static str) -> Spec {
-    let signature = attrs.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("\u{1}");
-    Spec { attrs, class, signature }
-}
-
-fn set_all(el: &Element, attrs: &[(&'static str, String)], class: &str) {
-    // Attributes an element had and no longer has (a badge that cleared) go.
-    for name in ["data-members", "data-quality", "data-folded", "data-style"] {
-        if !attrs.iter().any(|(n, _)| *n == name) {
+/// Gives `el` (which has `old`) the attributes `new`: writes those that changed, removes those
+/// that went (a badge that cleared).
+fn set_changed(el: &Element, old: &[(&'static str, String)], new: &[(&'static str, String)]) {
+    for (name, _) in old {
+        if !new.iter().any(|(n, _)| n == name) {
             let _ = el.remove_attribute(name);
         }
     }
-    let _ = el.set_attribute("class", class);
-    for (name, value) in attrs {
-        let _ = el.set_attribute(name, value);
+    for (name, value) in new {
+        if !old.iter().any(|(n, v)| n == name && v == value) {
+            let _ = el.set_attribute(name, value);
+        }
     }
 }
 
