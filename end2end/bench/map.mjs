@@ -2,7 +2,7 @@
 // (backend/examples/synth_cluster.rs: 1,000 pods in 50 namespaces, 3,000 caller → callee pairs):
 //  1. the capture replayed whole, a fresh page: time to the first full map (every request of the
 //     capture on it), layout time at each level, frame times while panning and zooming, and
-//     whether every workload's count equals the generator's truth;
+//     focusing a pod, and whether every workload's count equals the generator's truth;
 //  2. the capture looped in real time for SECS seconds: the cost of each update, frame times, and
 //     the JS heap.
 // Prints one JSON object. Run: `cargo xtask bench-map [SECS]` (BENCHMARKS.md).
@@ -133,6 +133,14 @@ try {
     out.pan_zoom_workloads = await panAndZoom(page, 8000);
     out.pods = await setLevel(page, 'pod');
     out.pan_zoom_pods = await panAndZoom(page, 8000);
+    // Focus one pod of the 1,250: the rest dims, its callers and callees stay lit.
+    await page.getByTestId('map-fit').click();
+    await page.waitForTimeout(300);
+    await recordFrames(page);
+    await page.locator('[data-testid="map-node"][data-level="pod"]').first().click();
+    await page.getByTestId('map-focus').waitFor();
+    await page.waitForTimeout(600);
+    out.focus_pod = { frames: frameStats(await takeFrames(page)), id: await page.getByTestId('map-focus').getAttribute('data-id') };
     out.errors = errors;
     await page.close();
   } finally {

@@ -159,6 +159,49 @@ test('search and focus find a box, also one folded away, with its callers and ca
   }
 });
 
+/** The camera as the hooks' layer follows it: translate (x, y) and scale k. */
+async function camera(ui) {
+  const t = await ui.page.locator('[data-testid="map"] .map-hooks > g').first().getAttribute('transform');
+  const [x, y, k] = (t.match(/-?[\d.]+(e-?\d+)?/g) ?? []).map(Number);
+  return { x, y, k };
+}
+
+test('two fingers pinch the map: it zooms around their middle', async () => {
+  const { ui, done } = await openFolded();
+  try {
+    const map = ui.page.getByTestId('map');
+    await map.scrollIntoViewIfNeeded();
+    await ui.page.getByTestId('map-fit').click();
+    await ui.page.waitForTimeout(400);
+    const box = await map.boundingBox();
+    const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+    const before = await camera(ui);
+    // Real touch points through the browser's input pipeline: the page sees touch pointers.
+    const cdp = await ui.page.context().newCDPSession(ui.page);
+    await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 2 });
+    const touch = (type, d) => cdp.send('Input.dispatchTouchEvent', {
+      type, touchPoints: type === 'touchEnd' ? [] : [{ x: cx - d, y: cy, id: 1 }, { x: cx + d, y: cy, id: 2 }],
+    });
+    await touch('touchStart', 40);
+    for (let d = 50; d <= 160; d += 10) await touch('touchMove', d);
+    await touch('touchEnd', 0);
+    await ui.page.waitForTimeout(300);
+    const after = await camera(ui);
+    // Fingers 80 px apart, then 320: the map is four times as big, within the camera's limits.
+    assert.ok(after.k > before.k * 2, `zoomed in: ${JSON.stringify({ before, after })}`);
+    // The world point between the fingers stays between them.
+    const frame = { x: box.x + 1, y: box.y + 1 }; // inside the frame's border
+    const world = (c) => [(cx - frame.x - c.x) / c.k, (cy - frame.y - c.y) / c.k];
+    const [w0, w1] = [world(before), world(after)];
+    assert.ok(Math.abs(w0[0] - w1[0]) * after.k < 12 && Math.abs(w0[1] - w1[1]) * after.k < 12,
+      `the middle stayed put: ${JSON.stringify({ w0, w1, before, after })}`);
+    await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: false });
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    await done();
+  }
+});
+
 test('an edge lists its requests, and hovering it shows its numbers', async () => {
   const { server, ui, done } = await openFolded();
   try {
