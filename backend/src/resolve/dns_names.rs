@@ -1,6 +1,7 @@
 //! Names for addresses outside the cluster, from what the traffic itself said: the DNS answers
 //! podtap saw (a pod asked for `api.example.com`, the answer held `203.0.113.9`) and the SNI of TLS
-//! handshakes to an address. An external endpoint is then named `api.example.com` instead of only
+//! handshakes to an address — and, for an address neither named (one resolved before podtap
+//! started), the `Host` of a plain HTTP request or a gRPC call to it. An external endpoint is then named `api.example.com` instead of only
 //! `203.0.113.9`, and the map groups every address of one name into one box. The table is bounded:
 //! the oldest names are forgotten first.
 
@@ -24,7 +25,7 @@ pub struct DnsNames {
 
 impl DnsNames {
     /// Learns from one record: a DNS response's addresses, or a TLS handshake's SNI for an
-    /// address outside the cluster.
+    /// address outside the cluster, or an HTTP request's host name for one still unnamed.
     pub fn learn(&mut self, r: &Record) {
         match &r.detail {
             Detail::Dns(d) if d.rcode.as_deref() == Some("NOERROR") && !d.query.is_empty() => {
@@ -38,7 +39,20 @@ impl DnsNames {
                     self.insert(r.dst.ip, sni.to_ascii_lowercase().into());
                 }
             }
+            Detail::Http(h) if r.dst.kind == EndpointKind::External => self.learn_host(r.dst.ip, &h.headers),
+            Detail::Grpc(g) if r.dst.kind == EndpointKind::External => self.learn_host(r.dst.ip, &g.headers),
             _ => {}
+        }
+    }
+
+    /// A `Host` header names an address only when nothing better did: a client may send any
+    /// host, an answer or an SNI is what it resolved or verified.
+    fn learn_host(&mut self, ip: IpAddr, headers: &std::collections::BTreeMap<String, String>) {
+        if self.names.contains_key(&ip) {
+            return;
+        }
+        if let Some(host) = headers.get("host").and_then(|h| host_name(h)) {
+            self.insert(ip, host.into());
         }
     }
 
@@ -86,6 +100,27 @@ impl DnsNames {
     }
 }
 
+/// The name in a `Host` value (`api.example.com:8443` → `api.example.com`), lower-cased; `None`
+/// for an address literal or anything that is not a DNS name.
+fn host_name(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.starts_with('[') {
+        return None; // [IPv6]:port
+    }
+    let host = value
+        .rsplit_once(':')
+        .map_or(value, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { value });
+    let host = host.trim_end_matches('.');
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.parse::<IpAddr>().is_err()
+        && host.contains('.')
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    valid.then(|| host.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +160,35 @@ mod tests {
         pod.dst.kind = EndpointKind::Pod;
         names.name(&mut pod);
         assert!(pod.dst.name.is_none());
+    }
+
+    #[test]
+    fn a_plain_request_names_an_address_nothing_else_named_by_its_host() {
+        use podtap_shared::HttpExchange;
+        let http = |ip: &str, host: &str| {
+            let mut r = to_external(ip);
+            let mut h = HttpExchange::default();
+            h.headers.insert("host".into(), host.into());
+            r.detail = Detail::Http(h);
+            r
+        };
+        let mut names = DnsNames::default();
+        names.learn(&http("198.51.100.20", "Legacy.Example.net:8080"));
+        assert_eq!(names.get("198.51.100.20".parse().unwrap()).map(|n| &**n), Some("legacy.example.net"));
+        // An answer seen later names it as the answer says; a Host never renames it back.
+        names.learn(&dns("real.example.net", "NOERROR", &["198.51.100.20"]));
+        names.learn(&http("198.51.100.20", "spoofed.example"));
+        assert_eq!(names.get("198.51.100.20".parse().unwrap()).map(|n| &**n), Some("real.example.net"));
+        // Address literals, single labels and junk name nothing.
+        for host in ["198.51.100.30", "[2001:db8::1]:80", "localhost", "a..b", "bad_name.example", "x.example:port"] {
+            names.learn(&http("198.51.100.30", host));
+        }
+        assert!(names.get("198.51.100.30".parse().unwrap()).is_none());
+        // A request to a pod teaches nothing.
+        let mut pod = http("198.51.100.40", "web.example.com");
+        pod.dst.kind = EndpointKind::Pod;
+        names.learn(&pod);
+        assert!(names.get("198.51.100.40".parse().unwrap()).is_none());
     }
 
     #[test]
