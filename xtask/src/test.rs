@@ -20,9 +20,11 @@ pub fn all() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"]).context("run `cargo fmt --all`")?;
     step("cargo clippy --workspace --all-targets -- -D warnings");
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    // The app before the tests: `podtap` embeds `dist/`, so the test build then makes the binary
+    // the lab and the browser tests run (built after it, `dist/` cost that binary a second link).
+    build::frontend(false)?;
     step("cargo test --workspace");
     cargo(&["test", "--workspace"])?;
-    build::frontend(false)?;
     // The lab's tcpdump and the browser tests want the CPU to themselves.
     let fuzz_dir = fuzz_build.finish()?;
     lab()?;
@@ -249,20 +251,22 @@ fn prepare_fuzz() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `cargo +nightly fuzz build PROFILE` in `dir`.
-fn fuzz_build_command(dir: &Path, profile: &str) -> Command {
+/// `cargo +nightly fuzz build PROFILE…` in `dir`.
+fn fuzz_build_command(dir: &Path, profile: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(["+nightly", "fuzz", "build", profile]).current_dir(dir);
+    cmd.args(["+nightly", "fuzz", "build"]).args(profile).current_dir(dir);
     cmd
 }
 
-/// Runs every fuzz target for `secs` seconds (already built).
-fn run_fuzz_targets(dir: &Path, secs: &str, profile: &str) -> Result<()> {
+/// Runs every fuzz target for `secs` seconds (already built with `profile`).
+fn run_fuzz_targets(dir: &Path, secs: &str, profile: &[&str]) -> Result<()> {
     for target in FUZZ_TARGETS {
         step(&format!("fuzz {target} for {secs} s"));
         status(
             Command::new("cargo")
-                .args(["+nightly", "fuzz", "run", profile, target, "--"])
+                .args(["+nightly", "fuzz", "run"])
+                .args(profile)
+                .args([target, "--"])
                 .arg(format!("-max_total_time={secs}"))
                 .arg("-rss_limit_mb=4096")
                 .current_dir(dir),
@@ -275,23 +279,25 @@ fn run_fuzz_targets(dir: &Path, secs: &str, profile: &str) -> Result<()> {
 /// build (`--dev`, with debug assertions). Needs the nightly toolchain; installs cargo-fuzz when
 /// missing. A crash fails the run and leaves its input under `fuzz/artifacts/TARGET/`.
 pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
-    let profile = if optimised { "-O" } else { "--dev" };
+    let profile = [if optimised { "-O" } else { "--dev" }];
     if !have_nightly()? {
         bail!("fuzzing needs the nightly toolchain, which this machine does not have");
     }
     let dir = prepare_fuzz()?;
-    step(&format!("cargo +nightly fuzz build {profile}"));
-    status(&mut fuzz_build_command(&dir, profile))?;
-    run_fuzz_targets(&dir, secs, profile)
+    step(&format!("cargo +nightly fuzz build {}", profile[0]));
+    status(&mut fuzz_build_command(&dir, &profile))?;
+    run_fuzz_targets(&dir, secs, &profile)
 }
 
 /// The test command's fuzz build, started in the background (`nice -n 19`, its output in
-/// `target/fuzz-build.log`); `None` without a nightly toolchain.
+/// `target/fuzz-build.log`); `None` without a nightly toolchain. Dropped unfinished (a step
+/// before the lab failed), it stops the build.
 struct FuzzBuild(Option<(PathBuf, PathBuf, std::process::Child)>);
 
-/// A dev build: a clean one takes half the time of an optimised one, and a few seconds per target
-/// are a smoke test, not a search.
-const BRIEF_PROFILE: &str = "--dev";
+/// A dev build without AddressSanitizer: a few seconds per target are a smoke test, not a search
+/// (the targets are safe Rust; `cargo xtask fuzz` searches with it). A clean dev build takes half
+/// the time of an optimised one, and one without the sanitizer instruments no dependency for it.
+const BRIEF_PROFILE: [&str; 3] = ["--dev", "--sanitizer", "none"];
 
 impl FuzzBuild {
     fn start() -> Result<Self> {
@@ -302,18 +308,24 @@ impl FuzzBuild {
         let log_path = target_dir().join("fuzz-build.log");
         std::fs::create_dir_all(target_dir())?;
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let build = fuzz_build_command(&dir, BRIEF_PROFILE);
+        let build = fuzz_build_command(&dir, &BRIEF_PROFILE);
         let mut cmd = Command::new("nice");
         cmd.arg("-n19").arg(build.get_program()).args(build.get_args()).current_dir(&dir);
+        // Its own process group, so that stopping it stops its compilers too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.stdout(log.try_clone()?).stderr(log);
-        step(&format!("cargo +nightly fuzz build {BRIEF_PROFILE}: in the background (log: {})", log_path.display()));
+        step(&format!(
+            "cargo +nightly fuzz build {}: in the background (log: {})",
+            BRIEF_PROFILE.join(" "),
+            log_path.display()
+        ));
         let child = cmd.spawn().context("cannot start cargo +nightly fuzz build")?;
         Ok(Self(Some((dir, log_path, child))))
     }
 
     /// Waits for the build (a failure shows the end of its log); the fuzz directory, when built.
-    fn finish(self) -> Result<Option<PathBuf>> {
-        let Some((dir, log_path, mut child)) = self.0 else { return Ok(None) };
+    fn finish(mut self) -> Result<Option<PathBuf>> {
+        let Some((dir, log_path, mut child)) = self.0.take() else { return Ok(None) };
         step("cargo +nightly fuzz build: waiting for the background build");
         let st = child.wait().context("waiting for cargo +nightly fuzz build")?;
         if !st.success() {
@@ -322,9 +334,23 @@ impl FuzzBuild {
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
-            bail!("cargo +nightly fuzz build {BRIEF_PROFILE} failed ({st}); its log: {}", log_path.display());
+            bail!(
+                "cargo +nightly fuzz build {} failed ({st}); its log: {}",
+                BRIEF_PROFILE.join(" "),
+                log_path.display()
+            );
         }
         Ok(Some(dir))
+    }
+}
+
+impl Drop for FuzzBuild {
+    fn drop(&mut self) {
+        // The whole group: cargo and the compilers it started.
+        if let Some((_, _, mut child)) = self.0.take() {
+            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -335,5 +361,5 @@ fn fuzz_briefly(built: Option<PathBuf>) -> Result<()> {
         step("fuzz: skipped — no nightly toolchain (cargo-fuzz needs one); `rustup toolchain add nightly` enables it");
         return Ok(());
     };
-    run_fuzz_targets(&dir, "4", BRIEF_PROFILE)
+    run_fuzz_targets(&dir, "4", &BRIEF_PROFILE)
 }
