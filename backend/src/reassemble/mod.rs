@@ -426,7 +426,9 @@ fn accept<H: ConnHandler>(
         }
         return;
     }
-    let already = (-ahead) as usize;
+    // Exactly half the sequence space away is neither ahead nor behind: an old copy, like any
+    // segment that far behind (`-i32::MIN` overflowed: found by the reassembly fuzz target).
+    let already = ahead.unsigned_abs() as usize;
     if already >= payload.len() {
         match copy {
             true => stats.copies += 1,

@@ -107,6 +107,19 @@ fn joining_mid_stream_and_sequence_wraparound() {
 }
 
 #[test]
+fn a_segment_half_the_sequence_space_away_is_an_old_copy() {
+    // 2^31 from the next byte: the one distance that is neither ahead nor behind.
+    let (evs, stats) = run(&[
+        seg(C, S, 100, SYN, b""),
+        seg(C, S, 101, ACK, b"ab"),
+        seg(C, S, 103u32.wrapping_add(1 << 31), ACK, b"zz"),
+        seg(C, S, 103, ACK, b"cd"),
+    ]);
+    assert_eq!(client_bytes(&evs), b"abcd");
+    assert_eq!(stats.retransmitted_bytes, 2);
+}
+
+#[test]
 fn a_new_syn_after_close_is_a_new_connection() {
     let (evs, stats) = run(&[
         seg(C, S, 100, SYN, b""),
