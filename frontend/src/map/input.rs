@@ -131,7 +131,6 @@ fn hover(ctx: MapCtx, ev: &PointerEvent, at: (f64, f64)) {
         if s.hover_edge != edge {
             s.hover_edge = edge;
             s.dirty = true;
-            s.picture += 1;
         }
     });
     // The card follows the pointer; nothing to hover and nothing hovered: no update.

@@ -16,6 +16,7 @@ use super::style::Dash;
 
 /// What to paint: the scene, where its boxes are this frame (they move while a layout changes),
 /// the camera and what is focused or hovered.
+#[derive(Clone, Copy)]
 pub struct Frame<'a> {
     pub scene: &'a Scene,
     pub pos: &'a [Point],
@@ -86,10 +87,29 @@ pub fn paint(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
     boxes(ctx, f, ratio);
 }
 
+/// An edge dimmed by a focus is drawn at this opacity; a lit one at `EDGE_ALPHA`.
+pub const DIMMED_ALPHA: f64 = 0.12;
+pub const EDGE_ALPHA: f64 = 0.85;
+
 /// The edges alone, on a cleared canvas (the edge layer `view` keeps while the camera moves).
 pub fn edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
-    let p = if f.dark { &DARK } else { &LIGHT };
     let view = start(ctx, f, ratio);
+    strokes(ctx, f, &view, false);
+    hovered(ctx, f);
+}
+
+/// Over a raster of every edge drawn dimmed: the lit edges of a focus at full strength, and the
+/// hovered one — a focus or a hover redraws a few curves, not thousands.
+pub fn lit_edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
+    let view = world(ctx, f, ratio);
+    if f.lit.is_some() {
+        strokes(ctx, f, &view, true);
+    }
+    hovered(ctx, f);
+}
+
+/// The curves in `view`: all (dimmed where a focus leaves them out), or only the lit ones.
+fn strokes(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, view: &super::camera::Rect, lit_only: bool) {
     let c = f.camera;
     let lit = |i: usize| f.lit.is_none_or(|l| l.contains(&i));
     let s = f.scene;
@@ -97,12 +117,12 @@ pub fn edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
     // Edges: batched by (dimmed, colour, dash, width in quarter units).
     let mut batches: BTreeMap<(bool, &'static str, u8, u32), Vec<usize>> = BTreeMap::new();
     for (e, curve) in f.curves.iter().enumerate() {
-        if !curve.bounds().intersects(&view) {
+        let (a, b) = s.ends[e];
+        let dimmed = !(lit(a) && lit(b));
+        if (lit_only && dimmed) || !curve.bounds().intersects(view) {
             continue;
         }
-        let (a, b) = s.ends[e];
         let look = s.looks[e];
-        let dimmed = !(lit(a) && lit(b));
         let d = match look.dash {
             Dash::Solid => 0,
             Dash::Probe => 1,
@@ -112,7 +132,7 @@ pub fn edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
     }
     let arrows = c.k > 0.25;
     for ((dimmed, colour, d, w4), edges) in &batches {
-        ctx.set_global_alpha(if *dimmed { 0.12 } else { 0.85 });
+        ctx.set_global_alpha(if *dimmed { DIMMED_ALPHA } else { EDGE_ALPHA });
         ctx.set_stroke_style_str(colour);
         ctx.set_line_width((f64::from(*w4) / 4.0).max(0.7 / c.k));
         dash(ctx, [Dash::Solid, Dash::Probe, Dash::Dns][usize::from(*d)], c.k);
@@ -133,17 +153,22 @@ pub fn edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
         }
     }
     let _ = ctx.set_line_dash(&js_sys::Array::new());
+    ctx.set_global_alpha(1.0);
+}
+
+/// The hovered edge, outlined over the rest.
+fn hovered(ctx: &CanvasRenderingContext2d, f: &Frame<'_>) {
+    let p = if f.dark { &DARK } else { &LIGHT };
     if let Some(e) = f.hover_edge.filter(|&e| e < f.curves.len()) {
         let cv = &f.curves[e];
         ctx.set_global_alpha(1.0);
         ctx.set_stroke_style_str(p.ink);
-        ctx.set_line_width((s.looks[e].width + 2.0).max(2.0 / c.k));
+        ctx.set_line_width((f.scene.looks[e].width + 2.0).max(2.0 / f.camera.k));
         ctx.begin_path();
         ctx.move_to(cv.p0.0, cv.p0.1);
         ctx.bezier_curve_to(cv.c1.0, cv.c1.1, cv.c2.0, cv.c2.1, cv.p3.0, cv.p3.1);
         ctx.stroke();
     }
-    ctx.set_global_alpha(1.0);
 }
 
 /// The boxes, their details and the edge labels, over what is already on the canvas.

@@ -37,8 +37,8 @@ pub struct MapState {
     /// A box to centre on once it is in the scene (a search hit inside a folded group).
     pub centre_on: Option<String>,
     pub layout_ms: f64,
-    /// Bumped whenever what is drawn changes other than by the camera (a new picture, boxes
-    /// moving, a hover or a focus): a raster of the edges is good while it stays the same.
+    /// Bumped whenever the edges change other than by the camera (a new picture, boxes moving;
+    /// not a hover or a focus, drawn over them): a raster of the edges is good while it stays.
     pub picture: u64,
     /// The last paint moved the edges' raster instead of drawing them: draw them once at rest.
     pub edges_reused: bool,

@@ -293,13 +293,10 @@ pub fn MapView(
         request_animation_frame(move || frame(ctx, canvas, mini, layer, hooks, running, frame_size, dark));
     }
     request_animation_frame(move || frame(ctx, canvas, mini, layer, hooks, running, frame_size, dark));
-    // A focus change repaints (the rest dims).
+    // A focus change repaints (the rest dims; the edges' raster stays good).
     Effect::new(move |_| {
         ctx.focus.track();
-        ctx.state.update_value(|s| {
-            s.dirty = true;
-            s.picture += 1;
-        });
+        ctx.state.update_value(|s| s.dirty = true);
     });
 
     let search = RwSignal::new(String::new());
@@ -413,8 +410,8 @@ const LAYER_ZOOM_RANGE: (f64, f64) = (0.6, 1.7);
 
 /// Paints the map: the edges from their raster while the camera moves and nothing else changed
 /// (thousands of curves cost the browser more to rasterise than a frame has; the layer is moved
-/// and scaled instead, and drawn afresh once the camera rests), then the boxes over them.
-/// Whether the edges' raster was reused.
+/// and scaled instead, and drawn afresh once the camera rests) or while only a focus or a hover
+/// changed, then the boxes over them. Whether a raster made for another camera was reused.
 fn paint_main(
     canvas: &web_sys::HtmlCanvasElement,
     s: &MapState,
@@ -445,12 +442,16 @@ fn paint_main(
         return false;
     }
     let c = s.camera;
+    // The layer holds every edge undimmed and unhovered: a focus dims it as a whole and draws its
+    // few lit edges over it; a hover only outlines one.
+    let base = Frame { lit: None, hover_edge: None, ..frame };
     let mut reused = false;
     let drawn = EDGE_LAYER.with(|layer| {
         let mut layer = layer.borrow_mut();
         reused = layer.as_ref().is_some_and(|l| {
             let r = c.k / l.camera.k;
-            moving && l.picture == s.picture && l.size == s.size && r > LAYER_ZOOM_RANGE.0 && r < LAYER_ZOOM_RANGE.1
+            let near = moving && r > LAYER_ZOOM_RANGE.0 && r < LAYER_ZOOM_RANGE.1;
+            l.picture == s.picture && l.size == s.size && (l.camera == c || near)
         });
         if !reused {
             let fresh = layer.take().map(|l| l.canvas).or_else(|| {
@@ -462,7 +463,7 @@ fn paint_main(
                     .ok()
             })?;
             let (ectx, _) = crate::canvas::context_2d(&fresh, w, h)?;
-            paint::edges(&ectx, &frame, ratio);
+            paint::edges(&ectx, &base, ratio);
             *layer = Some(EdgeLayer { canvas: fresh, camera: c, picture: s.picture, size: s.size });
         }
         let l = layer.as_ref()?;
@@ -471,12 +472,19 @@ fn paint_main(
         let _ = c2d.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
         c2d.clear_rect(0.0, 0.0, w * ratio, h * ratio);
         let _ = c2d.set_transform(r, 0.0, 0.0, r, ratio * (c.tx - r * l.camera.tx), ratio * (c.ty - r * l.camera.ty));
-        c2d.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0).ok()
+        if frame.lit.is_some() {
+            c2d.set_global_alpha(paint::DIMMED_ALPHA / paint::EDGE_ALPHA);
+        }
+        let drawn = c2d.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0).ok();
+        c2d.set_global_alpha(1.0);
+        // Only a raster made for another camera is drawn afresh once the camera rests.
+        drawn.map(|()| l.camera != c)
     });
-    if drawn.is_none() {
+    let Some(stale) = drawn else {
         paint::paint(&c2d, &frame, ratio);
         return false;
-    }
+    };
+    paint::lit_edges(&c2d, &frame, ratio);
     paint::boxes(&c2d, &frame, ratio);
-    reused
+    reused && stale
 }
