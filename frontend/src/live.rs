@@ -330,8 +330,15 @@ fn stream_url() -> Option<String> {
     Some(format!("{scheme}://{host}{}", crate::page::Page::get().api_url("stream")))
 }
 
+/// The page's live stream: opened (and kept open), its held-back map updates applied every few
+/// seconds.
+pub fn start(live: Live) {
+    connect(live, 0);
+    apply_held_map(live);
+}
+
 /// Applies held-back map updates every few seconds.
-pub fn apply_held_map(live: Live) {
+fn apply_held_map(live: Live) {
     let _ = set_interval_with_handle(
         move || {
             let (nodes, edges) = PENDING_MAP.with(|p| std::mem::take(&mut *p.borrow_mut()));
@@ -344,7 +351,7 @@ pub fn apply_held_map(live: Live) {
 }
 
 /// Opens the stream and keeps it open: after a close it retries after 1, 2, 4 … 10 seconds.
-pub fn connect(live: Live, attempt: u32) {
+fn connect(live: Live, attempt: u32) {
     if STOPPED.get() {
         return;
     }

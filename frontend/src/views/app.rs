@@ -19,7 +19,7 @@ use crate::components::share::ShareMenu;
 use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
 use crate::embed;
-use crate::live::{Live, Wanted, connect};
+use crate::live::{Live, Wanted};
 use crate::map::view::{MapSource, MapView};
 use crate::page::{EmbedView, Page};
 use crate::url_state;
@@ -45,8 +45,7 @@ pub fn App() -> impl IntoView {
     if early {
         let service = url_state::param("service");
         live.subscribe(Wanted { filter: valid_url_filter(), service });
-        connect(live, 0);
-        crate::live::apply_held_map(live);
+        crate::live::start(live);
     }
     move || match access.get() {
         None => view! { <p class="muted gate">"Opening podtap…"</p> }.into_any(),
@@ -81,8 +80,7 @@ fn Shell(access: Access, live: Live, streaming: bool) -> impl IntoView {
         url_state::restore(&[("from".to_string(), s.from.to_string()), ("to".to_string(), s.to.to_string())].into());
     }
     if session.is_none() && !streaming {
-        connect(live, 0);
-        crate::live::apply_held_map(live);
+        crate::live::start(live);
     }
 
     let filter_text = RwSignal::new(url_state::param("filter").unwrap_or_default());
@@ -90,7 +88,7 @@ fn Shell(access: Access, live: Live, streaming: bool) -> impl IntoView {
     Effect::new(move |_| url_state::set_param("filter", &filter_text.get()));
     let parsed = Memo::new(move |_| Filter::parse(&filter_text.get()));
     // An invalid filter keeps the last valid view, and says why.
-    let valid = RwSignal::new(valid_url_filter());
+    let valid = RwSignal::new(if parsed.get_untracked().is_ok() { filter_text.get_untracked() } else { String::new() });
     Effect::new(move |_| {
         if parsed.with(Result::is_ok) {
             valid.set(filter_text.get());
