@@ -83,6 +83,8 @@ const BIG_MAP: usize = 300;
 /// How often held-back map updates are applied (an update of a 4,000-edge map costs the view
 /// 3–10 ms: BENCHMARKS.md).
 const BIG_MAP_EVERY: Duration = Duration::from_secs(2);
+/// How long a snapshot's records wait for a frame that a hidden page never draws.
+const HIDDEN_WAIT: Duration = Duration::from_millis(500);
 
 thread_local! {
     static PENDING_MAP: RefCell<(Vec<MapNode>, Vec<MapEdge>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -241,11 +243,14 @@ impl Live {
         }
     }
 
+    /// A hidden page draws no frames: the records are taken after `HIDDEN_WAIT` all the same, so
+    /// they neither wait for the tab to be shown nor pile up while it is hidden.
     fn take_records_after_next_frame(&self) {
         let live = *self;
         request_animation_frame(move || {
             set_timeout(move || live.take_snapshot_records(), Duration::ZERO);
         });
+        set_timeout(move || live.take_snapshot_records(), HIDDEN_WAIT);
     }
 
     /// The views are mounted: a snapshot that came before them hands over its records after

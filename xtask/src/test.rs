@@ -258,19 +258,69 @@ fn fuzz_build_command(dir: &Path, profile: &[&str]) -> Command {
     cmd
 }
 
-/// Runs every fuzz target for `secs` seconds (already built with `profile`).
+/// Runs every fuzz target for `secs` seconds (already built with `profile`), one per core at a
+/// time: libFuzzer runs on one thread. Each run's output goes to `target/fuzz-logs/TARGET.log`;
+/// a failure shows the end of it.
 fn run_fuzz_targets(dir: &Path, secs: &str, profile: &[&str]) -> Result<()> {
-    for target in FUZZ_TARGETS {
-        step(&format!("fuzz {target} for {secs} s"));
-        status(
-            Command::new("cargo")
-                .args(["+nightly", "fuzz", "run"])
-                .args(profile)
-                .args([target, "--"])
-                .arg(format!("-max_total_time={secs}"))
-                .arg("-rss_limit_mb=4096")
-                .current_dir(dir),
-        )?;
+    let logs = target_dir().join("fuzz-logs");
+    std::fs::create_dir_all(&logs)?;
+    let at_once = std::thread::available_parallelism().map_or(1, usize::from).min(FUZZ_TARGETS.len());
+    step(&format!(
+        "fuzz: {} targets for {secs} s each, {at_once} at a time (logs: {})",
+        FUZZ_TARGETS.len(),
+        logs.display()
+    ));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..at_once {
+            scope.spawn(|| {
+                while let Some(target) = FUZZ_TARGETS.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let log = logs.join(format!("{target}.log"));
+                    let outcome = fuzz_one(dir, target, secs, profile, &log);
+                    match &outcome {
+                        Ok(()) => eprintln!("xtask: fuzz {target}: no crash in {secs} s"),
+                        Err(e) => eprintln!("xtask: fuzz {target}: {e:#}"),
+                    }
+                    if outcome.is_err() {
+                        failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*target, log));
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (target, log) in &failed {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        eprintln!("\n--- the end of {target}'s run ({}):", log.display());
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+    }
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|(t, _)| *t).collect();
+        bail!("fuzzing found a crash in {}: the input is under fuzz/artifacts/", names.join(", "));
+    }
+    Ok(())
+}
+
+/// One fuzz target for `secs` seconds, its output into `log`.
+fn fuzz_one(dir: &Path, target: &str, secs: &str, profile: &[&str], log: &Path) -> Result<()> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let st = Command::new("cargo")
+        .args(["+nightly", "fuzz", "run"])
+        .args(profile)
+        .args([target, "--"])
+        .arg(format!("-max_total_time={secs}"))
+        .arg("-rss_limit_mb=4096")
+        .current_dir(dir)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .context("cannot start cargo +nightly fuzz run")?;
+    if !st.success() {
+        bail!("failed ({st})");
     }
     Ok(())
 }
