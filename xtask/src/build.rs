@@ -38,9 +38,22 @@ fn content_hash(parts: &[&[u8]]) -> String {
 pub fn frontend(dev: bool) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let profile = if dev { "dev" } else { "wasm-release" };
-    step(&format!("frontend: cargo build --target {TARGET} --profile {profile}"));
+    step(&format!("frontend: cargo rustc --crate-type cdylib --target {TARGET} --profile {profile}"));
     let started = Instant::now();
-    cargo(&["build", "-p", "podtap-frontend", "--target", TARGET, "--profile", profile])?;
+    // A cdylib only here: the host builds the crate as an rlib (tests, lints), never linking a
+    // host cdylib of the whole app.
+    cargo(&[
+        "rustc",
+        "-p",
+        "podtap-frontend",
+        "--lib",
+        "--crate-type",
+        "cdylib",
+        "--target",
+        TARGET,
+        "--profile",
+        profile,
+    ])?;
     let dir = if dev { "debug" } else { "wasm-release" };
     let wasm = target_dir().join(TARGET).join(dir).join("podtap_frontend.wasm");
 

@@ -14,17 +14,17 @@ pub fn all() -> Result<()> {
     setup::for_tests()?;
     // The fuzz targets' nightly build (sanitizer coverage, its own target directory) shares no work
     // with the rest: it runs beside everything up to the lab at the lowest priority, on whatever
-    // CPU the serial tails of clippy, the test build and the wasm link leave idle.
+    // CPU the serial tails of the wasm link and the test build leave idle.
     let fuzz_build = FuzzBuild::start()?;
     step("cargo fmt --check");
     cargo(&["fmt", "--all", "--", "--check"]).context("run `cargo fmt --all`")?;
-    step("cargo clippy --workspace --all-targets -- -D warnings");
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     // The app before the tests: `podtap` embeds `dist/`, so the test build then makes the binary
     // the lab and the browser tests run (built after it, `dist/` cost that binary a second link).
     build::frontend(false)?;
-    step("cargo test --workspace");
-    cargo(&["test", "--workspace"])?;
+    lint_and_build()?;
+    step("cargo test");
+    status(linted(&mut cargo_command(&[&["test"], PACKAGES].concat()))?)?;
+    status(linted(&mut cargo_command(&["test", "-p", "xtask"]))?)?;
     // The lab's tcpdump and the browser tests want the CPU to themselves.
     let fuzz_dir = fuzz_build.finish()?;
     lab()?;
@@ -34,14 +34,62 @@ pub fn all() -> Result<()> {
     Ok(())
 }
 
+/// What `cargo clippy --workspace --all-targets -- -D warnings` checks, linted while it is
+/// built for the tests (`linted`): every target of the workspace's crates, in test and non-test
+/// form. A separate clippy pass checked ~400 dependencies once more (4 minutes of a fresh run).
+fn lint_and_build() -> Result<()> {
+    step("clippy -D warnings as the workspace's compiler: cargo test --all-targets --no-run");
+    status(linted(&mut cargo_command(&[&["test"], PACKAGES, &["--all-targets", "--no-run"]].concat()))?)?;
+    // The libraries as they ship (the tests built the frontend's only with cfg(test)); `--tests`
+    // keeps the dev-dependencies' features, so no dependency is built again.
+    step("clippy -D warnings: cargo build --lib --tests");
+    status(linted(&mut cargo_command(&[&["build"], PACKAGES, &["--lib", "--tests"]].concat()))?)?;
+    // Apart: with the rest, xtask's wasm-bindgen (walrus, wasmparser) was compiled a second time
+    // with the features the others unify into it (2 CPU minutes); alone it reuses the build that
+    // runs this command.
+    step("clippy -D warnings: cargo build -p xtask");
+    status(linted(&mut cargo_command(&["build", "-p", "xtask"]))?)
+}
+
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// `target/debug/podtap` as `cargo test --workspace` builds it. `cargo build -p podtap` would select
-/// other dependency features and rebuild a hundred crates (a minute, a gigabyte) for the same binary.
+/// `target/debug/podtap` as the test build makes it. `cargo build -p podtap` would select other
+/// dependency features and rebuild a hundred crates (a minute, a gigabyte) for the same binary.
 fn build_podtap() -> Result<()> {
-    cargo(&["test", "--workspace", "--no-run"])
+    status(linted(&mut cargo_command(&[&["test"], PACKAGES, &["--no-run"]].concat()))?)
+}
+
+/// The packages every cargo call of the test command builds, always the same: cargo unifies
+/// dependencies' features over the packages it is given, and another set would rebuild them.
+const PACKAGES: &[&str] = &["--workspace", "--exclude", "xtask"];
+
+/// `cargo ARGS` in the workspace root, with this xtask's toolchain.
+fn cargo_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args).current_dir(root());
+    cmd
+}
+
+/// Clippy as the compiler of the workspace's own crates, as `cargo clippy` runs it
+/// (`RUSTC_WORKSPACE_WRAPPER`, its arguments in `CLIPPY_ARGS`), with `-D warnings`: the test
+/// build lints every target it compiles, and the lints need no second pass over ~400
+/// dependencies in check mode (4 of a fresh CI run's 22 minutes). Dependencies are compiled by
+/// rustc as ever. Every cargo call of the test command carries it, so none rebuilds the
+/// workspace without it.
+fn linted(cmd: &mut Command) -> Result<&mut Command> {
+    let cargo = std::env::var_os("CARGO").map(PathBuf::from);
+    let driver = match cargo.map(|c| c.with_file_name("clippy-driver")) {
+        Some(d) if d.exists() => d,
+        _ => which("clippy-driver").context("clippy is missing: `rustup component add clippy`")?,
+    };
+    Ok(cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"))
+}
+
+/// `name` on the `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.exists())
 }
 
 /// Runs the lab into `out` (root only), with podtap's live capture beside dumpcap's.
@@ -91,14 +139,13 @@ fn lab() -> Result<()> {
     let nodes = target_dir().join("lab-nodes");
     run_nodes_lab(&nodes)?;
     step("lab: podtap against the servers' ground truth");
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     status(
-        Command::new(cargo_bin)
-            .args(["test", "--workspace", "--test", "lab", "--test", "windows", "--test", "nodes_lab"])
-            .args(["--", "--ignored"])
-            .env("PODTAP_LAB_DIR", &out)
-            .env("PODTAP_NODES_DIR", &nodes)
-            .current_dir(root()),
+        linted(&mut cargo_command(
+            &[&["test"], PACKAGES, &["--test", "lab", "--test", "windows", "--test", "nodes_lab"]].concat(),
+        ))?
+        .args(["--", "--ignored"])
+        .env("PODTAP_LAB_DIR", &out)
+        .env("PODTAP_NODES_DIR", &nodes),
     )
 }
 
