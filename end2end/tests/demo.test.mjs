@@ -66,6 +66,29 @@ test('the stream is read in its worker; a page whose worker cannot start reads i
   }
 });
 
+test('a page that draws no frames (a tab opened in the background) still lists its requests', async () => {
+  const server = await startPodtap();
+  try {
+    // What a hidden tab is to the app: it says it is hidden, and animation frames never come.
+    const page = await browser.context.newPage();
+    await page.addInitScript(() => {
+      Object.defineProperty(document, 'visibilityState', { get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { get: () => true });
+      window.requestAnimationFrame = () => 0;
+    });
+    const ui = new PodtapPage(page);
+    await ui.open(server.url);
+    // The snapshot's records wait for the map's first frame, which never comes: they are
+    // taken after a short wait all the same.
+    await ui.until('the snapshot in the list', async () => /^\d+ requests?/.test(await ui.page.getByTestId('list-count').textContent()));
+    assert.match(await ui.page.getByTestId('status').textContent(), /live/);
+    assert.deepEqual(ui.errors, []);
+    await page.close();
+  } finally {
+    server.stop();
+  }
+});
+
 test('the filter narrows rows and map, and a shared link restores it', async () => {
   const server = await startPodtap();
   try {
