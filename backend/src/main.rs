@@ -240,11 +240,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long `serve` waits for the API server before it starts without names.
-const API_READY_WAIT: Duration = Duration::from_secs(30);
-
 /// Where names come from: `--cluster` files, the demo's List, the API server (a kubeconfig or
-/// in-cluster config is present, or `--context` asks for one), or nowhere.
+/// in-cluster config is present, or `--context` asks for one), or nowhere. From the API server,
+/// the feed is `None` until its first lists are in or `--api-wait` is over: `/healthz` says 503
+/// meanwhile, a replay waits and live records are held (`feed::engine_for`), so nothing is named
+/// without the cluster for good.
 async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<ClusterFeed> {
     let fixed = |state: ClusterState, source: &str| {
         let state = Arc::new(state);
@@ -272,22 +272,20 @@ async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<Cluster
             return Ok(fixed(ClusterState::default(), "none"));
         }
     };
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(ClusterState::default()));
+    let (tx, rx) = tokio::sync::watch::channel(None);
     hub.set_cluster_status("api", false);
     let h = hub.clone();
     let scope = watch::Scope { namespaces: config.namespaces.clone() };
-    let access = watch::start(client, scope, move |state| {
+    tracing::info!(
+        "waiting for the API server's first lists of pods, Services, EndpointSlices and nodes (at most {:?})",
+        config.api_wait
+    );
+    let access = watch::start(client, scope, config.api_wait, move |state| {
         h.set_cluster(state.clone());
         h.set_cluster_status("api", true);
-        let _ = tx.send(state);
+        let _ = tx.send(Some(state));
     });
     hub.set_cluster_access(access);
-    // Traffic named before the first full list would stay unnamed: wait for it, within reason.
-    let mut first = rx.clone();
-    tracing::info!("waiting for the API server's first lists of pods, Services, EndpointSlices and nodes");
-    if tokio::time::timeout(API_READY_WAIT, first.changed()).await.is_err() {
-        tracing::warn!("no cluster state from the API server after {API_READY_WAIT:?}; starting without names");
-    }
     Ok(rx)
 }
 

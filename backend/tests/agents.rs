@@ -137,23 +137,20 @@ fn captures_of_two_nodes_merge_into_the_records_of_one() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Running;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn hub(cluster: &Path, token: Option<&str>) -> (Running, u16, u16) {
+    hub_named(Command::new(BIN).args(["hub", "--cluster"]).arg(cluster), token)
+}
+
+/// A hub (`cmd`, with where its names come from), on free ports, once it listens for agents.
+fn hub_named(cmd: &mut Command, token: Option<&str>) -> (Running, u16, u16) {
     let (listen, ingest) = (free_port(), free_port());
-    let mut cmd = Command::new(BIN);
-    cmd.args(["hub", "--capture-clock", "--cluster"]).arg(cluster);
+    cmd.arg("--capture-clock");
     cmd.args(["--listen", &format!("127.0.0.1:{listen}"), "--ingest", &format!("127.0.0.1:{ingest}")]);
     if let Some(t) = token {
         cmd.args(["--token", t]);
@@ -258,6 +255,80 @@ fn two_agents_and_a_hub_give_the_records_of_the_whole_capture() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_whose_api_server_answers_5_s_late_names_all_its_agents_sent() {
+    let dir = tmp("late-api");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let objects: serde_json::Value = serde_json::from_slice(&std::fs::read(two_node_cluster(&dir)).unwrap()).unwrap();
+    let api_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    common::fake_api::kubeconfig_for(api_addr, &kubeconfig);
+    let (_hub, listen, ingest) =
+        hub_named(Command::new(BIN).arg("hub").env("KUBECONFIG", &kubeconfig).env("PODTAP_LOG", "warn"), None);
+    let hub_url = format!("http://127.0.0.1:{ingest}");
+    let agents: Vec<Running> = [(&client, "client-node"), (&lab, "lab-node")]
+        .into_iter()
+        .map(|(file, node)| {
+            let mut agent = Command::new(BIN);
+            agent.args(["agent", "--hub", &hub_url, "--node", node]).arg("--pcap").arg(file);
+            Running(agent.stderr(Stdio::null()).spawn().unwrap())
+        })
+        .collect();
+    let get = |path: &str| -> (u16, serde_json::Value) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{listen}{path}")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.parse().unwrap_or(0), serde_json::from_str(body).unwrap_or_default())
+    };
+    // The agents connect and send at once; the hub holds what they send.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get("/healthz").1["agents"]
+        .as_array()
+        .is_some_and(|a| a.iter().filter(|a| a["connected"] == true).count() == 2)
+    {
+        assert!(Instant::now() < deadline, "the agents never connected: {}", get("/healthz").1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The scenario: the API server comes up 5 s after the hub.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, health) = get("/healthz");
+    assert_eq!((code, health["records"].as_u64()), (503, Some(0)), "held, not named without names: {health}");
+    let _api = common::fake_api::FakeApi::start_on(api_addr, objects["items"].as_array().unwrap().clone()).await;
+    // Then: every record of the whole capture, named as the whole capture's analysis names it.
+    let whole = whole();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let page = get("/api/v1/records?limit=10000&kind=all").1;
+        let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap_or_default();
+        if shapes(&records) == shapes(&whole) {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub never named all it held: {} of {} records",
+            records.len(),
+            whole.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(connections(&records), connections(&whole));
+    // The balance: each web pod's requests and probes as its server logged them.
+    let truth = common::ground_truth(&common::demo_dir());
+    let (code, balance) = get("/api/v1/services/default/web/balance");
+    assert_eq!(code, 200, "{balance}");
+    for e in balance["endpoints"].as_array().unwrap() {
+        let t = &truth["pods"][e["pod"].as_str().unwrap()];
+        let served = e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap();
+        assert_eq!(served, t["requests"].as_u64().unwrap(), "{e}");
+    }
+    assert_eq!(get("/healthz").0, 200);
+    drop(agents);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn the_hub_exports_the_packets_its_agents_keep() {
     let dir = tmp("export");
@@ -312,11 +383,25 @@ fn an_agent_without_the_token_is_turned_away_and_says_why() {
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Its log, until it says why (at most 20 s): not a fixed sleep that a slow machine outlasts.
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = agent.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut err = String::new();
+    while !err.contains("401") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match said.recv_timeout(left) {
+            Ok(line) => err += &(line + "\n"),
+            Err(_) => panic!("the agent never said it was refused (401):\n{err}"),
+        }
+    }
     let _ = agent.0.kill();
-    let out = std::mem::replace(&mut agent.0, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("401"), "{err}");
     let health = wait_health(listen, |h| h["agents"].is_array());
     assert_eq!(health["records"], 0);
     // The cluster's nodes are listed, none connected.

@@ -49,7 +49,7 @@ async fn reflectors_follow_churn_bookmarks_dropped_watches_and_410() {
     let client = kube::Client::try_from(config).unwrap();
     let latest: Latest = Arc::default();
     let sink = latest.clone();
-    watch::start(client, watch::Scope::default(), move |s| *sink.lock().unwrap() = Some(s));
+    watch::start(client, watch::Scope::default(), Duration::from_secs(30), move |s| *sink.lock().unwrap() = Some(s));
     until("the first full state", || latest.lock().unwrap().is_some()).await;
     assert_eq!(name_of(&latest, "10.244.0.11").as_deref(), Some("default/web-7d4b9c8f6-x2k9p"));
     let objects = latest.lock().unwrap().clone().unwrap().objects;
@@ -115,9 +115,7 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     )
     .unwrap();
     let kubeconfig = std::env::join_paths([&other, &tmp]).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = free_addr();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
         .args(["--context", "fake"])
@@ -125,14 +123,44 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
         .env("PODTAP_LOG", "warn")
         .spawn()
         .unwrap();
-    let get = |path: &str| -> Option<Value> {
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        use std::io::{Read, Write};
-        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()
-    };
+    let seen = named_and_exact(addr, &truth).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&other);
+    let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
+    assert_names_and_balance(&truth, &health, &balance, &map);
+}
+
+/// `GET path` from a podtap on `addr`: the status code and the JSON body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
+}
+
+/// Stops a podtap and returns what it logged.
+fn stderr_of(child: &mut common::Running) -> String {
+    let _ = child.0.kill();
+    let mut log = String::new();
+    if let Some(mut err) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut err, &mut log);
+    }
+    log
+}
+
+/// A loopback address nothing listens on (yet).
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Once podtap on `addr` is ready and its balance of default/web holds every request its pods
+/// logged (at most 30 s): its health, that balance and its map.
+async fn named_and_exact(addr: std::net::SocketAddr, truth: &Value) -> Option<(Value, Value, Value)> {
     // Requests through default/web: what its pods logged, probes aside.
     let web_requests: u64 = truth["pods"]
         .as_object()
@@ -141,25 +169,24 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
         .filter(|(pod, _)| pod.starts_with("default/web-"))
         .map(|(_, t)| t["requests"].as_u64().unwrap() - t["probe_requests"].as_u64().unwrap())
         .sum();
-    let mut seen = None;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
-        let health = get("/healthz");
-        let balance = get("/api/v1/services/default/web/balance");
-        if let (Some(h), Some(b)) = (health, balance)
+        let health = http_get(addr, "/healthz");
+        let balance = http_get(addr, "/api/v1/services/default/web/balance");
+        if let (Some((200, h)), Some((200, b))) = (health, balance)
             && h["cluster"]["ready"] == true
             && b["requests"].as_u64() == Some(web_requests)
         {
-            seen = Some((h, b, get("/api/v1/map").unwrap()));
-            break;
+            return Some((h, b, http_get(addr, "/api/v1/map")?.1));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(&other);
-    let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
+    None
+}
+
+/// Every pod the demo's servers logged is named on the map, nothing is left an address, and
+/// each endpoint's requests and probes equal what it logged.
+fn assert_names_and_balance(truth: &Value, health: &Value, balance: &Value, map: &Value) {
     assert_eq!(health["cluster"]["source"], "api");
     for e in balance["endpoints"].as_array().unwrap() {
         let t = &truth["pods"][e["pod"].as_str().unwrap()];
@@ -190,6 +217,81 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_pod() {
+    let dir = common::demo_dir();
+    let truth = common::ground_truth(&dir);
+    let api_addr = free_addr();
+    let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-late-{}", std::process::id()));
+    fake_api::kubeconfig_for(api_addr, &kubeconfig);
+    let addr = free_addr();
+    let mut child = common::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
+            .args(["--listen", &addr.to_string()])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PODTAP_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Serving at once, but not ready: every connection to the API server is refused.
+    until("podtap listening", || http_get(addr, "/healthz").is_some()).await;
+    let (code, health) = http_get(addr, "/healthz").unwrap();
+    assert_eq!((code, health["status"].as_str()), (503, Some("starting")), "{health}");
+    // The scenario: the API server comes up 5 s after podtap. Meanwhile nothing is replayed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, health) = http_get(addr, "/healthz").unwrap();
+    assert_eq!((code, health["records"].as_u64()), (503, Some(0)), "the replay waits: {health}");
+    let missing = health["cluster"]["missing"].as_array().unwrap();
+    assert!(
+        missing.iter().any(|m| m["kind"] == "pods" && m["reason"].as_str().unwrap().starts_with("failing: ")),
+        "says what it lacks and why: {health}"
+    );
+    let _api = FakeApi::start_on(api_addr, fake_api::lab_objects(&dir)).await;
+    let seen = named_and_exact(addr, &truth).await;
+    let log = stderr_of(&mut child);
+    let _ = std::fs::remove_file(&kubeconfig);
+    let (health, balance, map) = seen.unwrap_or_else(|| panic!("podtap named the late replay:\n{log}"));
+    assert_names_and_balance(&truth, &health, &balance, &map);
+    assert!(health["cluster"]["missing"].as_array().unwrap().is_empty(), "{health}");
+    assert!(!log.contains("ready without"), "nothing was given up on:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_without() {
+    let dir = common::demo_dir();
+    let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-never-{}", std::process::id()));
+    fake_api::kubeconfig_for(free_addr(), &kubeconfig);
+    let addr = free_addr();
+    let mut child = common::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
+            .args(["--listen", &addr.to_string(), "--api-wait", "2s"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PODTAP_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // After the wait: ready, the replay served without names, and what is missing said.
+    let mut health = Value::Null;
+    until("podtap serving without the API server", || {
+        match http_get(addr, "/healthz") {
+            Some((200, h)) if h["records"].as_u64().unwrap_or(0) > 0 => health = h,
+            _ => return false,
+        }
+        true
+    })
+    .await;
+    let log = stderr_of(&mut child);
+    let _ = std::fs::remove_file(&kubeconfig);
+    let kinds: Vec<&str> =
+        health["cluster"]["missing"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 7, "every kind is missing: {health}");
+    assert!(log.contains("no answer from the API server after 2s for "), "{log}");
+}
+
 /// Reflectors against `api`, as `serve` starts them: the newest state and what could be listed.
 async fn watch_fake(api: &FakeApi, namespaces: &[&str]) -> (Latest, Arc<podtap::resolve::access::Access>) {
     let config = kube::Config::new(format!("http://{}", api.addr).parse().unwrap());
@@ -197,7 +299,7 @@ async fn watch_fake(api: &FakeApi, namespaces: &[&str]) -> (Latest, Arc<podtap::
     let latest: Latest = Arc::default();
     let sink = latest.clone();
     let scope = watch::Scope { namespaces: namespaces.iter().map(|n| n.to_string()).collect() };
-    let access = watch::start(client, scope, move |s| *sink.lock().unwrap() = Some(s));
+    let access = watch::start(client, scope, Duration::from_secs(30), move |s| *sink.lock().unwrap() = Some(s));
     until("a first state despite what is refused", || latest.lock().unwrap().is_some()).await;
     (latest, access)
 }
@@ -273,9 +375,7 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
     api.forbid(fake_api::JOBS, &[]);
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-rbac-{}", std::process::id()));
     fake_api::kubeconfig(&api, &kubeconfig);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = free_addr();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
         .env("KUBECONFIG", &kubeconfig)
@@ -283,25 +383,18 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let get = |path: &str| -> Option<(u16, Value)> {
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        use std::io::{Read, Write};
-        write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let code = text.split(' ').nth(1)?.parse().ok()?;
-        Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
-    };
     let start = Instant::now();
     let mut health = None;
     while start.elapsed() < Duration::from_secs(20) {
-        if let Some((200, h)) = get("/healthz") {
+        if let Some((200, h)) = http_get(addr, "/healthz") {
             health = Some(h);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // time for a few retries of jobs
+    // A few retries of jobs, counted by the server: each could have logged again.
+    let lists = api.lists(fake_api::JOBS);
+    until("two more lists of jobs", || api.lists(fake_api::JOBS) >= lists + 2).await;
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&kubeconfig);

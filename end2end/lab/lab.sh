@@ -93,8 +93,9 @@ if [[ -n "${PODTAP:-}" ]]; then
     for _ in $(seq 30); do grep -q "stopped capturing on $CLIENT_VETH" "$err" && break; sleep 0.1; done
     grep -q "stopped capturing on $CLIENT_VETH" "$err" || { echo "lab: podtap kept $CLIENT_VETH" >&2; exit 1; }
   done
-  sleep 1  # serve: the engine's batch reaches the hub within 100 ms
   api() { nsx "$NODE_NS" python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$SERVE_PORT$1"; }
+  # Not a sleep: until serve holds every request the servers logged (settled.py).
+  nsx "$NODE_NS" python3 "$LAB/settled.py" "http://127.0.0.1:$SERVE_PORT" "$OUT"
   api "/api/v1/records?limit=10000&kind=all" > "$OUT/serve-records.json"
   api "/healthz" > "$OUT/serve-health.json"
   api "/api/v1/services/default/web/balance" > "$OUT/serve-balance.json"

@@ -192,6 +192,12 @@ phase() {  # name: one round of every kind of traffic, then a quiet gap
   sleep 2.5
 }
 
+# Until the hub holds every request the servers logged in these phases (not a fixed sleep).
+settled() {  # phase,phase…
+  printf '[%s]\n' "$(IFS=,; echo "${PHASES[*]}")" > "$OUT/phases.json"
+  nsx "$HUB_NS" python3 "$LAB/settled.py" "http://127.0.0.1:$HUB_LISTEN" "$OUT" "$TOKEN" "$1"
+}
+
 phase healthy
 kill -9 "${AGENT_PID[N1]}"; wait "${AGENT_PID[N1]}" 2>/dev/null || true
 phase agent-down
@@ -199,7 +205,7 @@ start_agent N1 2
 wait_agents 2
 sleep 1
 phase agent-back
-sleep 2.5
+settled healthy,agent-back
 api "/api/v1/records?limit=10000&kind=all" > "$OUT/hub1-records.json"
 api /healthz > "$OUT/hub1-health.json"
 kill -9 "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true
@@ -207,10 +213,9 @@ phase hub-down
 start_hub 2
 wait_agents 2
 phase hub-back
-sleep 3
+settled hub-down,hub-back
 api "/api/v1/records?limit=10000&kind=all" > "$OUT/hub2-records.json"
 api /healthz > "$OUT/hub2-health.json"
-printf '[%s]\n' "$(IFS=,; echo "${PHASES[*]}")" > "$OUT/phases.json"
 
 # The agents' cost under the lab's load: resident memory (KiB), CPU seconds, seconds running.
 for k in $NODE_KEYS; do

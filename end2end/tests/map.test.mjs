@@ -159,6 +159,18 @@ test('search and focus find a box, also one folded away, with its callers and ca
   }
 });
 
+/** The camera once it has stopped moving (the same over two frames, three times running). */
+async function cameraAtRest(ui) {
+  let [last, still] = ['', 0];
+  return ui.until('the camera at rest', async () => {
+    await ui.frames();
+    const now = await camera(ui);
+    still = JSON.stringify(now) === last ? still + 1 : 0;
+    last = JSON.stringify(now);
+    return still >= 3 && now;
+  });
+}
+
 /** The camera as the hooks' layer follows it: translate (x, y) and scale k. */
 async function camera(ui) {
   const t = await ui.page.locator('[data-testid="map"] .map-hooks > g').first().getAttribute('transform');
@@ -172,10 +184,9 @@ test('two fingers pinch the map: it zooms around their middle', async () => {
     const map = ui.page.getByTestId('map');
     await map.scrollIntoViewIfNeeded();
     await ui.page.getByTestId('map-fit').click();
-    await ui.page.waitForTimeout(400);
     const box = await map.boundingBox();
     const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
-    const before = await camera(ui);
+    const before = await cameraAtRest(ui);
     // Real touch points through the browser's input pipeline: the page sees touch pointers.
     const cdp = await ui.page.context().newCDPSession(ui.page);
     await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 2 });
@@ -185,8 +196,7 @@ test('two fingers pinch the map: it zooms around their middle', async () => {
     await touch('touchStart', 40);
     for (let d = 50; d <= 160; d += 10) await touch('touchMove', d);
     await touch('touchEnd', 0);
-    await ui.page.waitForTimeout(300);
-    const after = await camera(ui);
+    const after = await cameraAtRest(ui);
     // Fingers 80 px apart, then 320: the map is four times as big, within the camera's limits.
     assert.ok(after.k > before.k * 2, `zoomed in: ${JSON.stringify({ before, after })}`);
     // The world point between the fingers stays between them.

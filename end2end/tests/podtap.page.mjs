@@ -100,7 +100,7 @@ export class PodtapPage {
     const height = await box.evaluate((el) => el.scrollHeight);
     for (let top = 0; top <= height; top += 250) {
       await box.evaluate((el, t) => { el.scrollTop = t; el.dispatchEvent(new Event('scroll')); }, top);
-      await this.page.waitForTimeout(60);
+      await this.frames();
       const lanes = await this.page.$$eval('[data-testid="timeline-lane"]', (els) => els.map((e) => ({
         conn: Number(e.dataset.conn), requests: Number(e.dataset.requests), src: e.dataset.src, dst: e.dataset.dst,
         probe: e.classList.contains('probe'),
@@ -118,7 +118,7 @@ export class PodtapPage {
     const height = await box.evaluate((el) => el.scrollHeight);
     for (let top = 0; top <= height; top += 250) {
       await box.evaluate((el, t) => { el.scrollTop = t; el.dispatchEvent(new Event('scroll')); }, top);
-      await this.page.waitForTimeout(60);
+      await this.frames();
       const lane = this.page.locator(`[data-testid="timeline-lane"][data-conn="${conn}"]`);
       if (await lane.count()) return lane;
     }
@@ -147,6 +147,14 @@ export class PodtapPage {
     const worker = this.page.workers().find((w) => /podtap-stream-[0-9a-f]{16}\.js$/.test(w.url()));
     if (!worker) return null;
     return worker.evaluate(() => (typeof socket === 'undefined' || socket == null ? -1 : socket.readyState));
+  }
+
+  /**
+   * Until the page has drawn two more frames: what a scroll or a click changed is on screen then,
+   * however slow the machine (a fixed wait is luck).
+   */
+  async frames() {
+    await this.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   }
 
   /** Waits until `check()` returns something truthy (polling), or fails with `what`. */

@@ -169,7 +169,7 @@ test('a narrow window still fits or scrolls, and an unknown Service is said to b
       assert.ok(overflow <= 0, `the page is ${overflow} px wider than a ${width} px window`);
       const head = await ui.page.locator('.list-scroll th').first().boundingBox();
       await ui.page.locator('.list-scroll').evaluate((el) => { el.scrollTop = 300; });
-      await ui.page.waitForTimeout(100);
+      await ui.frames();
       const after = await ui.page.locator('.list-scroll th').first().boundingBox();
       assert.ok(Math.abs(after.y - head.y) < 2, 'the list keeps its header in view');
     }

@@ -194,6 +194,10 @@ pub struct TlsExchange {
     /// hello: the handshake failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
+    /// The plaintext protocol the connection began in, when TLS started after its upgrade
+    /// command (`smtp`, `imap`, `pop3`, `ftp`, `ldap`, `xmpp`: STARTTLS and its kin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgraded_from: Option<String>,
 }
 
 /// How a request was carried when it was seen inside a tunnel on a node's uplink.
@@ -292,7 +296,8 @@ impl Detail {
             Detail::Dns(d) => format!("DNS {} {}", d.qtype, d.query),
             Detail::Tls(t) => {
                 let offer = if t.alpn.is_empty() { String::new() } else { format!(" ({})", t.alpn.join(", ")) };
-                format!("TLS {}{offer}", t.sni.as_deref().unwrap_or("(no SNI)"))
+                let after = t.upgraded_from.as_deref().map_or(String::new(), |p| format!(" after {p} STARTTLS"));
+                format!("TLS {}{offer}{after}", t.sni.as_deref().unwrap_or("(no SNI)"))
             }
             Detail::Tcp(t) => format!("TCP {}", t.protocol.as_deref().unwrap_or("stream")),
         }
@@ -517,8 +522,15 @@ mod tests {
             alpn: vec!["h2".into()],
             version: Some("TLS1.3".into()),
             alert: None,
+            upgraded_from: None,
         });
         assert_eq!((tls.request_line(), tls.outcome()), ("TLS api (h2)".into(), Some("TLS1.3".into())));
+        let upgraded = Detail::Tls(TlsExchange {
+            sni: Some("mail.example".into()),
+            upgraded_from: Some("smtp".into()),
+            ..TlsExchange::default()
+        });
+        assert_eq!(upgraded.request_line(), "TLS mail.example after smtp STARTTLS");
     }
 
     #[test]

@@ -26,7 +26,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 fn main() -> std::process::ExitCode {
-    match dispatch() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e:#}");
@@ -35,10 +36,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn dispatch() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
-    match cmd {
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup";
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };
+    match cmd.as_str() {
         "build" => build::frontend(rest.iter().any(|a| a == "--dev")).map(|_| ()),
         "run" => run(rest),
         "test" => test::all(),
@@ -52,12 +54,12 @@ fn dispatch() -> Result<()> {
         "bench-map" => test::bench_map(rest.first().map(String::as_str).unwrap_or("60")),
         "setup" => setup::for_tests(),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup"
-            );
+        "help" | "--help" | "-h" => {
+            eprintln!("{USAGE}");
             Ok(())
         }
+        // A typo in a script must fail it, not pass silently.
+        other => bail!("unknown command `{other}`\n{USAGE}"),
     }
 }
 
@@ -103,4 +105,19 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 /// Prints a step header, so a long log shows where time went.
 pub fn step(name: &str) {
     eprintln!("\n=== xtask: {name}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_or_no_command_fails_with_the_usage() {
+        for args in [&["tset"][..], &[][..], &["cluster-up"][..]] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let err = dispatch(&args).expect_err("must fail").to_string();
+            assert!(err.contains("usage: cargo xtask"), "{err}");
+        }
+        assert!(dispatch(&["help".to_string()]).is_ok());
+    }
 }

@@ -25,6 +25,10 @@ pub struct HubArgs {
     /// Namespaces to watch one by one when a kind may not be listed cluster-wide.
     #[arg(long = "namespace", short = 'n', value_name = "NS", num_args = 1..)]
     pub namespaces: Vec<String>,
+    /// How long to wait for the API server's first lists (as `serve --api-wait`): agents' records
+    /// are held meanwhile and named when the lists come.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub api_wait: String,
     /// Bearer token agents, API clients and the browser must present.
     #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -60,6 +64,7 @@ impl HubArgs {
             cluster: self.cluster,
             context: self.context,
             namespaces: self.namespaces,
+            api_wait: self.api_wait,
             looped: false,
             realtime: false,
             assets: self.assets,

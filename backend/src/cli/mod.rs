@@ -130,6 +130,11 @@ pub struct ServeArgs {
     /// than a ClusterRole); default: the kubeconfig context's namespace.
     #[arg(long = "namespace", short = 'n', value_name = "NS", num_args = 1..)]
     pub namespaces: Vec<String>,
+    /// How long to wait for the API server's first lists while it refuses connections, times
+    /// out or answers 5xx (403 and 404 are answers): /healthz says 503, a replay waits, live
+    /// records are held; after it, podtap serves and says what it lacks.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub api_wait: String,
     /// Replay the files over and over (timestamps shifted to now each time).
     #[arg(long = "loop")]
     pub looped: bool,
@@ -246,6 +251,8 @@ pub struct ServeConfig {
     pub cluster: Vec<PathBuf>,
     pub context: Option<String>,
     pub namespaces: Vec<String>,
+    /// How long the API server's first lists are waited for.
+    pub api_wait: std::time::Duration,
     pub assets: Option<PathBuf>,
     pub token: Option<String>,
     pub limits: crate::store::Limits,
@@ -271,6 +278,8 @@ pub enum ConfigError {
     ZeroRetention,
     #[error("--retention: {0}")]
     BadRetention(crate::timespec::BadDuration),
+    #[error("--api-wait: {0}")]
+    BadApiWait(crate::timespec::BadDuration),
     /// Files and live capture at once would interleave two unrelated timelines.
     #[error("choose one source: --pcap files, live capture (--interface/--pod-interfaces) or --synthetic, not two")]
     TwoSources,
@@ -339,12 +348,14 @@ impl ServeArgs {
             (None, true) => Source::Demo,
             (None, false) => Source::Files { files: self.pcap, looped: self.looped, realtime: self.realtime },
         };
+        let api_wait = crate::timespec::parse_duration_us(&self.api_wait).map_err(ConfigError::BadApiWait)?;
         Ok(ServeConfig {
             listen: self.listen,
             source,
             cluster: self.cluster,
             context: self.context,
             namespaces: self.namespaces,
+            api_wait: std::time::Duration::from_micros(api_wait),
             assets: self.assets,
             token: self.token,
             limits,
@@ -397,6 +408,13 @@ mod tests {
         assert!(serve(&["--embed-origin", "https://portal.example"]).is_ok());
         assert!(matches!(serve(&["--embed-origin", "portal.example"]), Err(ConfigError::BadOrigin(_))));
         assert!(matches!(serve(&["--embed-origin", "https://a.example/x"]), Err(ConfigError::BadOrigin(_))));
+    }
+
+    #[test]
+    fn the_api_server_is_waited_for_30_s_unless_told() {
+        assert_eq!(serve(&[]).unwrap().api_wait, std::time::Duration::from_secs(30));
+        assert_eq!(serve(&["--api-wait", "2m"]).unwrap().api_wait, std::time::Duration::from_secs(120));
+        assert!(matches!(serve(&["--api-wait", "soon"]), Err(ConfigError::BadApiWait(_))));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The per-connection dissector the reassembler drives: it waits for a connection's first bytes
 //! and hands the connection to the protocol they belong to — TLS if they open a handshake record,
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
-//! (which itself gives up on anything that is not HTTP). Content first, the port only for DNS,
+//! (which itself gives up on anything that is not HTTP); a plaintext protocol that may switch to
+//! TLS (STARTTLS and its kin) is followed until it does. Content first, the port only for DNS,
 //! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
 //! its own first bytes once the proxy answered. A PROXY protocol header (v1 or v2) before the
 //! first bytes is taken off and the client it names becomes the exchanges' client.
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
+use super::starttls::{self, StartTls};
 use super::tls::{Tls, looks_like_tls};
 use super::{Dissected, Exchange, Timing, proxy};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
@@ -23,6 +25,8 @@ enum Proto {
     Http2(Box<Http2>),
     Tls(Box<Tls>),
     Dns(Box<DnsTcp>),
+    /// A plaintext protocol that may switch to TLS (SMTP, IMAP, POP3, FTP, LDAP, XMPP).
+    StartTls(Box<StartTls>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -56,6 +60,19 @@ fn other(dir: Dir) -> Dir {
         Dir::AtoB => Dir::BtoA,
         Dir::BtoA => Dir::AtoB,
     }
+}
+
+/// A plaintext protocol that may switch to TLS, told by its first bytes: a server's greeting,
+/// or a client's XMPP stream or LDAP message (`starttls::opening`).
+fn plaintext_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<StartTls> {
+    let sides: &[bool] = match info.opener {
+        Some(opener) => &[opener != dir],
+        // The handshake was not seen: what the bytes say decides who is the server.
+        None => &[true, false],
+    };
+    sides
+        .iter()
+        .find_map(|&from_server| starttls::opening(data, from_server).map(|p| StartTls::new(p, dir, from_server)))
 }
 
 fn on_dns_port(info: &ConnInfo) -> bool {
@@ -133,7 +150,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Tls(t) => t.on_gap(info, dir, len),
             Proto::Http2(h) => h.on_gap(info, dir, len),
             Proto::Dns(d) => d.on_gap(info, dir, len),
-            Proto::Undecided => {}
+            Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
 
@@ -144,7 +161,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Tls(t) => t.on_close(info, ts_us, out),
             Proto::Http2(h) => h.on_close(info, ts_us, out),
             Proto::Dns(d) => d.on_close(info, ts_us, out),
-            Proto::Undecided => {}
+            Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
         out.push(Dissected::Exchange(Box::new(self.connection(info))));
@@ -190,6 +207,7 @@ impl AnyProtocol {
             Proto::Http2(_) => Some("http2"),
             Proto::Tls(_) => Some("tls"),
             Proto::Dns(_) => Some("dns"),
+            Proto::StartTls(s) => s.plain().name(),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -221,7 +239,11 @@ impl AnyProtocol {
             } else if looks_like_server_settings(data) {
                 // h2c servers (grpc-core among them) may send SETTINGS before the client's preface.
                 Proto::Http2(Box::new(Http2::new(info.opener.unwrap_or(other(dir)))))
-            } else if on_dns_port(info) || looks_like_dns_tcp(data) {
+            } else if on_dns_port(info) {
+                Proto::Dns(Box::default())
+            } else if let Some(s) = plaintext_opening(info, dir, data) {
+                Proto::StartTls(Box::new(s))
+            } else if looks_like_dns_tcp(data) {
                 Proto::Dns(Box::default())
             } else {
                 Proto::Http1(Box::new(Http1::new(info)))
@@ -250,6 +272,16 @@ impl AnyProtocol {
             Proto::Http2(h) => h.on_data(info, dir, ts_us, data, out),
             Proto::Tls(t) => t.on_data(info, dir, ts_us, data, out),
             Proto::Dns(d) => d.on_data(info, dir, ts_us, data, out),
+            Proto::StartTls(s) => {
+                if let Some(at) = s.on_data(dir, data) {
+                    // The server said yes: TLS from here on, both ways.
+                    let from = s.plain().name().unwrap_or("plaintext");
+                    self.proto = Proto::Tls(Box::new(Tls::after(from)));
+                    if at < data.len() {
+                        self.dispatch(info, dir, ts_us, &data[at..], out);
+                    }
+                }
+            }
             Proto::Undecided => unreachable!("decided above"),
         }
     }

@@ -14,6 +14,7 @@ pub mod http1;
 pub mod http2;
 pub mod proxy;
 pub mod redact;
+pub mod starttls;
 pub mod tls;
 
 /// A request and its response (when seen), of any protocol. It is what a node's agent sends the

@@ -5,6 +5,9 @@
 //! ends it, failed); after that the bytes are encrypted and ignored. Every record of a segment is
 //! read — hellos share segments with ChangeCipherSpec, alerts and 0-RTT data — and records that
 //! do not parse in the clear are skipped by their length. tls-parser parses; nothing is decrypted.
+//! Old and early versions too: an SSL 2.0-compatible ClientHello (RFC 5246 Appendix E.2, as SSLv3
+//! clients send it) and the ServerHellos of TLS 1.3's drafts, named `TLS1.3-draft-NN`. TLS that
+//! begins after a plaintext protocol's upgrade (`starttls`) says which protocol it was.
 
 use podtap_shared::{Detail, TlsExchange};
 use tls_parser::{
@@ -18,9 +21,34 @@ use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 /// Bytes held per direction while waiting for a whole handshake record (2^14 + header).
 const MAX_RECORD: usize = 16_384 + 5;
 
-/// True when bytes begin like a TLS handshake record (content type 22, major version 3).
+/// True when bytes begin like a TLS handshake record (content type 22, major version 3), or
+/// like an SSL 2.0-compatible ClientHello offering SSL 3.0 or TLS (RFC 5246 Appendix E.2: a
+/// two-byte header with its high bit set, message type 1, then the version offered), as old SSLv3
+/// clients send their first hello.
 pub fn looks_like_tls(data: &[u8]) -> bool {
-    matches!(data, [0x16, 0x03, ..])
+    matches!(data, [0x16, 0x03, ..]) || sslv2_hello_len(data).is_some()
+}
+
+/// The length of the SSL 2.0-compatible ClientHello (header included) at the start of `data`.
+fn sslv2_hello_len(data: &[u8]) -> Option<usize> {
+    match *data {
+        [h0, h1, 0x01, 0x03, 0x00..=0x03, ..] if h0 & 0x80 != 0 => {
+            let len = usize::from(h0 & 0x7f) << 8 | usize::from(h1);
+            // msg_type, version, three lengths and at least one cipher spec (RFC 6101 E.1).
+            (len >= 9 + 3).then_some(2 + len)
+        }
+        _ => None,
+    }
+}
+
+/// The version a ServerHello that tls-parser does not read says: those of TLS 1.3 drafts 19–21
+/// (RFC 8446's drafts before 22 put the version first and had no session id: `version, random,
+/// cipher_suite, extensions`). `body` is the record's contents.
+fn draft_server_hello_version(body: &[u8]) -> Option<TlsVersion> {
+    match *body {
+        [2, _, _, _, 0x7f, minor @ 0x13..=0x15, ..] => Some(TlsVersion(0x7f00 | u16::from(minor))),
+        _ => None,
+    }
 }
 
 struct Hello {
@@ -47,6 +75,19 @@ pub struct Tls {
     first_ts: [u64; 2],
     client: Option<Hello>,
     done: bool,
+    /// The plaintext protocol the connection began in (`starttls`).
+    upgraded_from: Option<&'static str>,
+}
+
+impl Tls {
+    /// TLS that begins after a plaintext protocol's upgrade command.
+    pub fn after(upgraded_from: &'static str) -> Self {
+        Self { upgraded_from: Some(upgraded_from), ..Self::fresh() }
+    }
+
+    fn fresh() -> Self {
+        Self { bufs: [Vec::new(), Vec::new()], first_ts: [0; 2], client: None, done: false, upgraded_from: None }
+    }
 }
 
 fn version_name(v: TlsVersion) -> String {
@@ -56,6 +97,9 @@ fn version_name(v: TlsVersion) -> String {
         0x0302 => "TLS1.1".into(),
         0x0303 => "TLS1.2".into(),
         0x0304 => "TLS1.3".into(),
+        // Drafts of TLS 1.3 (draft-ietf-tls-tls13-NN), and Facebook's experiments with them.
+        n if n >> 8 == 0x7f => format!("TLS1.3-draft-{}", n & 0xff),
+        n if n >> 8 == 0xfb => format!("TLS1.3-draft-{}-fb", n & 0xff),
         n => format!("0x{n:04x}"),
     }
 }
@@ -129,7 +173,12 @@ impl Tls {
         size: u64,
         out: &mut Vec<Dissected>,
     ) {
-        let Ok((_, messages)) = parse_tls_record_with_header(body, header) else { return };
+        let Ok((_, messages)) = parse_tls_record_with_header(body, header) else {
+            if let Some(version) = draft_server_hello_version(body) {
+                self.server_hello(info, ts_us, size, Vec::new(), version, out);
+            }
+            return;
+        };
         for msg in &messages {
             match msg {
                 TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) if self.client.is_none() => {
@@ -142,15 +191,12 @@ impl Tls {
                 TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
                     let (_, alpn, versions) = extensions(sh.ext, parse_tls_server_hello_extensions);
                     // TLS 1.3 keeps 1.2 in the legacy field and says 1.3 in supported_versions.
-                    let version = version_name(versions.first().copied().unwrap_or(sh.version));
-                    match self.client.take() {
-                        Some(hello) => {
-                            let ex = self.exchange(info, &hello, Some((ts_us, size, alpn, version)));
-                            out.push(Dissected::Exchange(Box::new(ex)));
-                        }
-                        None => out.push(Dissected::UnmatchedResponse),
-                    }
-                    self.done = true;
+                    let version = versions.first().copied().unwrap_or(sh.version);
+                    self.server_hello(info, ts_us, size, alpn, version, out);
+                }
+                // Draft 18 of TLS 1.3 (RFC 8446's drafts): its own ServerHello layout.
+                TlsMessage::Handshake(TlsMessageHandshake::ServerHelloV13Draft18(sh)) => {
+                    self.server_hello(info, ts_us, size, Vec::new(), sh.version, out);
                 }
                 // A fatal alert from the server before its hello: the handshake failed.
                 TlsMessage::Alert(a) if a.severity.0 == 2 => {
@@ -166,6 +212,33 @@ impl Tls {
         }
     }
 
+    /// The server's hello ends the handshake: one exchange with the client's.
+    fn server_hello(
+        &mut self,
+        info: &ConnInfo,
+        ts_us: u64,
+        size: u64,
+        alpn: Vec<String>,
+        version: TlsVersion,
+        out: &mut Vec<Dissected>,
+    ) {
+        match self.client.take() {
+            Some(hello) => {
+                let ex = self.exchange(info, &hello, Some((ts_us, size, alpn, version_name(version))));
+                out.push(Dissected::Exchange(Box::new(ex)));
+            }
+            None => out.push(Dissected::UnmatchedResponse),
+        }
+        self.done = true;
+    }
+
+    /// An SSL 2.0-compatible ClientHello (`sslv2_hello_len`): no extensions, so no SNI or ALPN.
+    fn sslv2_hello(&mut self, dir: Dir, ts_us: u64, size: usize) {
+        if self.client.is_none() {
+            self.client = Some(Hello { dir, ts_us, size: size as u64, sni: None, alpn: Vec::new(), alert: None });
+        }
+    }
+
     fn exchange(&self, info: &ConnInfo, hello: &Hello, server: Option<(u64, u64, Vec<String>, String)>) -> Exchange {
         let (client, srv) = info.endpoints(hello.dir);
         let (response_ts_us, response_size, alpn, version) = match server {
@@ -175,7 +248,13 @@ impl Tls {
             None => (None, 0, hello.alpn.clone(), None),
         };
         let timing = Timing { ts_us: hello.ts_us, response_ts_us, request_size: hello.size, response_size };
-        let tls = TlsExchange { sni: hello.sni.clone(), alpn, version, alert: hello.alert.clone() };
+        let tls = TlsExchange {
+            sni: hello.sni.clone(),
+            alpn,
+            version,
+            alert: hello.alert.clone(),
+            upgraded_from: self.upgraded_from.map(str::to_string),
+        };
         Exchange::on(info, (client, srv), timing, Detail::Tls(tls))
     }
 }
@@ -184,7 +263,7 @@ impl ConnHandler for Tls {
     type Output = Dissected;
 
     fn new(_: &ConnInfo) -> Self {
-        Self { bufs: [Vec::new(), Vec::new()], first_ts: [0; 2], client: None, done: false }
+        Self::fresh()
     }
 
     fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
@@ -201,6 +280,15 @@ impl ConnHandler for Tls {
         let mut pos = 0;
         while !self.done && pos < buf.len() {
             let rest = &buf[pos..];
+            if let Some(whole) = sslv2_hello_len(rest).filter(|_| pos == 0 && self.client.is_none()) {
+                if rest.len() < whole {
+                    break;
+                }
+                self.sslv2_hello(dir, self.first_ts[dir as usize], whole);
+                pos += whole;
+                self.first_ts[dir as usize] = ts_us;
+                continue;
+            }
             let header = match parse_tls_record_header(rest) {
                 Ok((_, h)) if (20..=24).contains(&u8::from(h.record_type)) && h.version.0 >> 8 == 3 => h,
                 Err(tls_parser::nom::Err::Incomplete(_)) => break,

@@ -28,9 +28,22 @@ pub struct Origin {
 /// or one agent's run ever opens.
 pub const CONN_STRIDE: u64 = 1 << 40;
 
+/// The most exchanges held for the cluster's first state: past it they are named with what is
+/// known (a busy node at the API server's worst is well under this in `--api-wait`'s 30 s).
+const HOLD_AT_MOST: usize = 200_000;
+
+/// What the joiner was given while it held: replayed in order once the cluster state comes.
+enum Held {
+    Take { origin: usize, items: Vec<Dissected>, now_us: u64 },
+    Flush(u64),
+}
+
 /// Dissected exchanges → records.
 pub struct Joiner {
     cluster: Arc<ClusterState>,
+    /// While the API server's first lists are coming: exchanges waiting to be named, with their
+    /// flushes, so they are named as of their own time with the state that comes.
+    held: Option<(Vec<Held>, usize)>,
     origins: Vec<Origin>,
     next_id: u64,
     /// One record per request (`None`: one per observation).
@@ -45,6 +58,7 @@ impl Joiner {
     pub fn new(cluster: Arc<ClusterState>) -> Self {
         Self {
             cluster,
+            held: None,
             origins: vec![Origin::default()],
             next_id: 1,
             merger: Some(Merger::default()),
@@ -61,6 +75,31 @@ impl Joiner {
     /// Names records with a newer cluster state from now on.
     pub fn set_cluster(&mut self, cluster: Arc<ClusterState>) {
         self.cluster = cluster;
+    }
+
+    /// Holds every exchange (and the merge's flushes) until `release`: the cluster state is not
+    /// there yet, and a record named without it would stay unnamed.
+    pub fn hold(&mut self) {
+        self.held.get_or_insert_with(|| (Vec::new(), 0));
+    }
+
+    /// Whether exchanges are held for the cluster state.
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Names and merges what was held, in the order it came, with the cluster state there is now.
+    pub fn release(&mut self, out: &mut Vec<Record>) {
+        let Some((held, items)) = self.held.take() else { return };
+        if items > 0 {
+            tracing::info!("naming {items} exchanges held until the cluster state came");
+        }
+        for h in held {
+            match h {
+                Held::Take { origin, items, now_us } => self.take(origin, items, now_us, out),
+                Held::Flush(watermark) => self.flush(watermark, out),
+            }
+        }
     }
 
     /// The cluster state records are named with.
@@ -119,6 +158,20 @@ impl Joiner {
         now_us: u64,
         out: &mut Vec<Record>,
     ) {
+        if let Some((held, count)) = &mut self.held {
+            let items: Vec<Dissected> = items.into_iter().collect();
+            if items.is_empty() {
+                return;
+            }
+            *count += items.len();
+            let full = *count > HOLD_AT_MOST;
+            held.push(Held::Take { origin, items, now_us });
+            if full {
+                tracing::warn!("{HOLD_AT_MOST} exchanges held for the cluster state: naming them with what is known");
+                self.release(out);
+            }
+            return;
+        }
         self.origin_mut(origin);
         let origin = &self.origins[origin];
         for d in items {
@@ -155,6 +208,13 @@ impl Joiner {
 
     /// Emits every request whose window has passed by `watermark`.
     pub fn flush(&mut self, watermark: u64, out: &mut Vec<Record>) {
+        if let Some((held, _)) = &mut self.held {
+            match held.last_mut() {
+                Some(Held::Flush(w)) => *w = (*w).max(watermark),
+                _ => held.push(Held::Flush(watermark)),
+            }
+            return;
+        }
         if let Some(m) = &mut self.merger {
             m.flush_due(watermark, out);
         }
@@ -162,6 +222,8 @@ impl Joiner {
 
     /// End of input: takes `items` and emits everything still waiting.
     pub fn finish(&mut self, origin: usize, items: Vec<Dissected>, out: &mut Vec<Record>) {
+        // The input ended before the cluster state came: nothing more will come to wait for.
+        self.release(out);
         self.take(origin, items, u64::MAX, out);
         if let Some(m) = &mut self.merger {
             m.flush_all(out);

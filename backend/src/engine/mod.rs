@@ -171,6 +171,18 @@ impl Engine {
         self.back.set_cluster(cluster);
     }
 
+    /// An engine that holds what it dissects until `release` (the cluster state is not there
+    /// yet): see `Joiner::hold`.
+    pub fn holding(mut self) -> Self {
+        self.back.hold();
+        self
+    }
+
+    /// Names what was held with the cluster state there is now; its records go to `out`.
+    pub fn release(&mut self, out: &mut Vec<Record>) {
+        self.back.release(out);
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         EngineStats::joined(&self.front.stats(), self.back.stats())

@@ -10,7 +10,6 @@ use super::replay::now_us;
 use super::{Batch, ClusterFeed, follow_cluster};
 use crate::capture::live::{LiveCapture, LiveError, LiveStats};
 use crate::capture::write::PcapngWriter;
-use crate::engine::Engine;
 use crate::publish::Hub;
 
 /// The longest a poll sleeps, so `stop` is noticed quickly.
@@ -51,7 +50,7 @@ impl DropWatch {
 
 /// Captures into the engine and publishes records and capture counters to `hub` until `stop`.
 pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &AtomicBool) -> Result<(), LiveError> {
-    let mut engine = Engine::new(cluster.borrow_and_update().clone());
+    let mut engine = super::engine_for(&mut cluster);
     let mut batch = Batch::new(hub);
     let packets = hub.packets();
     let mut named = 0;
@@ -65,7 +64,7 @@ pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &At
             }
             named = index + 1;
         }
-        follow_cluster(&mut engine, &mut cluster);
+        follow_cluster(&mut engine, &mut cluster, &mut batch.records);
         live.poll(POLL, |f| {
             if let Some(p) = &packets {
                 p.add(&f.frame);

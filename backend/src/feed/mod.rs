@@ -16,21 +16,43 @@ use crate::engine::Engine;
 use crate::publish::Hub;
 use crate::resolve::ClusterState;
 
-/// The cluster state as it changes (the API server's reflectors), or as it was loaded (files).
-pub type ClusterFeed = watch::Receiver<Arc<ClusterState>>;
+/// The cluster state as it changes (the API server's reflectors), or as it was loaded (files);
+/// `None` until the API server's first lists are in or the wait for them is over.
+pub type ClusterFeed = watch::Receiver<Option<Arc<ClusterState>>>;
 
 /// A feed of one state that never changes.
 pub fn fixed(cluster: Arc<ClusterState>) -> ClusterFeed {
-    let (tx, rx) = watch::channel(cluster);
+    let (tx, rx) = watch::channel(Some(cluster));
     // Dropping the sender leaves the value readable and `has_changed` an error, read as "no".
     drop(tx);
     rx
 }
 
-/// Gives the engine the newest cluster state when it changed (one atomic load when it did not).
-fn follow_cluster(engine: &mut Engine, feed: &mut ClusterFeed) {
-    if feed.has_changed().unwrap_or(false) {
-        engine.set_cluster(feed.borrow_and_update().clone());
+/// An engine naming with the feed's state; before the first one, holding what it dissects
+/// until it comes (`follow_cluster` releases it), so nothing is named without it for good.
+pub fn engine_for(feed: &mut ClusterFeed) -> Engine {
+    match feed.borrow_and_update().clone() {
+        Some(cluster) => Engine::new(cluster),
+        None => Engine::new(Arc::default()).holding(),
+    }
+}
+
+/// Gives the engine the newest cluster state when it changed (one atomic load when it did not);
+/// with the first, what it held is named, into `out`.
+fn follow_cluster(engine: &mut Engine, feed: &mut ClusterFeed, out: &mut Vec<Record>) {
+    if feed.has_changed().unwrap_or(false)
+        && let Some(cluster) = feed.borrow_and_update().clone()
+    {
+        engine.set_cluster(cluster);
+        engine.release(out);
+    }
+}
+
+/// Blocks until the feed has its first state (the API server's first lists, or the wait for
+/// them is over): a replay read before would name nothing.
+pub fn wait_for_cluster(feed: &ClusterFeed) {
+    while feed.borrow().is_none() && feed.has_changed().is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

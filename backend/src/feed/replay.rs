@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Batch, ClusterFeed, follow_cluster};
 use crate::capture::{CaptureFile, Frame};
-use crate::engine::Engine;
 use crate::publish::Hub;
 
 /// How to replay.
@@ -40,7 +39,9 @@ pub fn run_passes(
     pacing: Pacing,
     passes: Option<usize>,
 ) -> Vec<String> {
-    let mut engine = Engine::new(cluster.borrow_and_update().clone());
+    // Read before the first lists, a replay (as fast as it reads) would name nothing.
+    super::wait_for_cluster(&cluster);
+    let mut engine = super::engine_for(&mut cluster);
     let packets = hub.packets();
     let mut errors = Vec::new();
     let mut batch = Batch::new(hub);
@@ -78,7 +79,7 @@ pub fn run_passes(
                 }
                 let frame = if shift { Frame { ts_us: start_us + offset, ..frame } } else { frame };
                 pass_end_us = pass_end_us.max(frame.ts_us);
-                follow_cluster(&mut engine, &mut cluster);
+                follow_cluster(&mut engine, &mut cluster, &mut batch.records);
                 engine.sync_interfaces(&frames);
                 if let Some(p) = &packets {
                     for (index, iface) in frames.interfaces().iter().enumerate().skip(named) {

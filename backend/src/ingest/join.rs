@@ -143,7 +143,15 @@ pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed
     let mut join = Join {
         capture_clock,
         started_us: now_us(),
-        joiner: Joiner::new(cluster.borrow_and_update().clone()),
+        joiner: {
+            // Before the API server's first lists, what agents send is held, then named.
+            let first = cluster.borrow_and_update().clone();
+            let mut joiner = Joiner::new(first.clone().unwrap_or_default());
+            if first.is_none() {
+                joiner.hold();
+            }
+            joiner
+        },
         hub,
         agents: Vec::new(),
         slots: HashMap::new(),
@@ -155,8 +163,11 @@ pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed
     loop {
         let event = events.blocking_recv();
         let Some(event) = event else { break };
-        if cluster.has_changed().unwrap_or(false) {
-            join.joiner.set_cluster(cluster.borrow_and_update().clone());
+        if cluster.has_changed().unwrap_or(false)
+            && let Some(state) = cluster.borrow_and_update().clone()
+        {
+            join.joiner.set_cluster(state);
+            join.joiner.release(&mut join.out);
         }
         let mut changed = join.on(event);
         // Take a few more that are waiting before merging: one flush for a burst of batches
@@ -376,7 +387,9 @@ impl Join {
         let now = now_us();
         let mut holding = self.agents.iter().filter(|a| a.holds(now)).map(|a| a.watermark).min();
         let wait = if self.capture_clock { EXPECT_WAIT_REPLAY_US } else { EXPECT_WAIT_US };
-        if now < self.started_us + wait && !self.missing().is_empty() {
+        // Nothing is settled (and acknowledged to its agent) while the joiner holds exchanges
+        // for the cluster state: a hub stopped meanwhile loses none of them.
+        if (now < self.started_us + wait && !self.missing().is_empty()) || self.joiner.holding() {
             holding = Some(0);
         }
         let watermark = match holding {

@@ -54,6 +54,13 @@ enum Answer {
     Refused(Refusal),
 }
 
+impl Answer {
+    /// Listed, or refused by the server itself: waiting longer would change nothing.
+    fn is_final(&self) -> bool {
+        matches!(self, Answer::Listed | Answer::Refused(Refusal::Forbidden | Refusal::NotServed))
+    }
+}
+
 /// The watches of every kind: kind → scope (`None`: cluster-wide) → answer.
 #[derive(Default)]
 pub struct Access {
@@ -113,9 +120,28 @@ impl Access {
         }
     }
 
-    /// Every watch has an answer (listed or refused): the state can be handed out.
+    /// Every watch has an answer: listed, or refused by the server (403, 404). A refused
+    /// connection, a timeout or a 5xx is no answer: the server may be starting, and names
+    /// handed out now would be missing for good from what is named with them.
     pub fn settled(&self) -> bool {
-        self.lock().values().flat_map(|s| s.values()).all(|a| *a != Answer::Pending)
+        self.lock().values().flat_map(|s| s.values()).all(Answer::is_final)
+    }
+
+    /// The watches with no answer yet, as `kind (why)` for a log line.
+    pub fn unanswered(&self) -> Vec<String> {
+        let w = self.lock();
+        let mut out = Vec::new();
+        for (kind, scopes) in w.iter() {
+            for (scope, answer) in scopes.iter().filter(|(_, a)| !a.is_final()) {
+                let at = scope.as_ref().map_or(String::new(), |n| format!(" in {n}"));
+                let why = match answer {
+                    Answer::Refused(r) => r.words(),
+                    _ => "no answer yet".into(),
+                };
+                out.push(format!("{kind}{at} ({why})"));
+            }
+        }
+        out
     }
 
     /// The kinds not listed everywhere, with why and what it costs.
@@ -170,6 +196,27 @@ mod tests {
         // A watch that listed and later fails keeps its data: nothing goes missing.
         a.refused("pods", None, Refusal::Failing("connection reset".into()));
         assert_eq!(a.missing().len(), 1);
+        assert!(a.settled());
+    }
+
+    #[test]
+    fn a_refused_connection_a_timeout_or_a_5xx_is_no_answer() {
+        let a = Access::default();
+        a.expect("pods", None);
+        a.expect("nodes", None);
+        a.refused("pods", None, Refusal::Failing("error trying to connect: Connection refused".into()));
+        a.refused("nodes", None, Refusal::Failing("503 Service Unavailable".into()));
+        assert!(!a.settled(), "the server has not answered yet");
+        assert_eq!(
+            a.unanswered(),
+            ["nodes (failing: 503 Service Unavailable)", "pods (failing: error trying to connect: Connection refused)"]
+        );
+        // Said as missing meanwhile (for /healthz and the page), and settled once it answers.
+        assert_eq!(a.missing().len(), 2);
+        a.listed("pods", None);
+        a.refused("nodes", None, Refusal::NotServed);
+        assert!(a.settled());
+        assert!(a.unanswered().is_empty());
     }
 
     #[test]

@@ -97,12 +97,15 @@ pub struct Scope {
 }
 
 /// Starts the reflectors on the current tokio runtime; `on_change` gets every new state, the
-/// first once every watch has an answer — listed, or refused (403, 404, an error) and retrying
-/// with backoff — so a user who may not list one kind still gets names for the rest. What could
-/// not be listed is in the returned `Access`.
+/// first once every watch has an answer — listed, or refused by the server (403, 404) and
+/// retrying with backoff — so a user who may not list one kind still gets names for the rest;
+/// or, when some watch still has none after `wait` (the server refuses connections, times out or
+/// answers 5xx), with what there is then, saying what is missing. What could not be listed is in
+/// the returned `Access`.
 pub fn start(
     client: Client,
     scope: Scope,
+    wait: Duration,
     on_change: impl Fn(Arc<ClusterState>) + Send + Sync + 'static,
 ) -> Arc<Access> {
     let namespaces =
@@ -119,8 +122,15 @@ pub fn start(
     let Watches { access, changed, .. } = w;
     let status = access.clone();
     tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + wait;
         while !access.settled() {
-            changed.notified().await;
+            if tokio::time::timeout_at(deadline, changed.notified()).await.is_err() {
+                tracing::warn!(
+                    "no answer from the API server after {wait:?} for {}; serving without those names until it answers",
+                    access.unanswered().join(", ")
+                );
+                break;
+            }
         }
         match access.missing().as_slice() {
             [] => tracing::info!("cluster state from the API server: ready"),

@@ -132,8 +132,13 @@ struct WatchQuery {
 impl FakeApi {
     /// Serves `objects` (any of the four kinds, with apiVersion and kind) on 127.0.0.1.
     pub async fn start(objects: impl IntoIterator<Item = Value>) -> FakeApi {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), objects).await
+    }
+
+    /// `start` on `addr` (a server that comes up late where a kubeconfig already points).
+    pub async fn start_on(addr: std::net::SocketAddr, objects: impl IntoIterator<Item = Value>) -> FakeApi {
         let (tx, _) = broadcast::channel(4096);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let api = FakeApi { store: Arc::default(), tx, addr: listener.local_addr().unwrap() };
         for o in objects {
             api.apply("ADDED", o);
@@ -318,11 +323,16 @@ pub fn lab_objects(dir: &std::path::Path) -> Vec<Value> {
 
 /// A kubeconfig that points at the fake server.
 pub fn kubeconfig(api: &FakeApi, path: &std::path::Path) {
+    kubeconfig_for(api.addr, path)
+}
+
+/// A kubeconfig that points at `addr`, where a fake server may start later.
+pub fn kubeconfig_for(addr: std::net::SocketAddr, path: &std::path::Path) {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\n\
          users:\n- name: tester\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n\
          current-context: fake\n",
-        api.addr
+        addr
     );
     std::fs::write(path, text).unwrap();
 }

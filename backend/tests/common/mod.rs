@@ -128,3 +128,14 @@ pub fn analyze_capture(dir: &Path, file: &CaptureFile) -> (Vec<Record>, EngineSt
     records.retain(Record::is_request);
     (records, engine.stats())
 }
+
+/// A child process killed (and reaped) when dropped: a failing test leaves no podtap behind
+/// holding the test runner's pipes.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -149,3 +149,47 @@ fn a_fatal_alert_instead_of_the_servers_hello_is_a_failed_handshake() {
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].1.version.as_deref(), found[0].1.alert.as_deref()), (None, Some("protocol_version")));
 }
+
+/// A ServerHello of `version` in the layout TLS 1.0–1.2 and SSL 3.0 use (RFC 5246 §7.4.1.3;
+/// RFC 6101 §5.6.1.3, which has no extensions), with `exts` when some.
+fn legacy_server_hello(version: [u8; 2], exts: Option<Vec<u8>>) -> Vec<u8> {
+    let tail = exts.map_or_else(Vec::new, |e| [&u16b(e.len())[..], &e].concat());
+    let body = [&version[..], &[5u8; 32], &[0], &[0x00, 0x0a], &[0], &tail].concat();
+    record(2, &body)
+}
+
+#[test]
+fn an_sslv2_compatible_client_hello_and_an_ssl3_answer_are_a_handshake() {
+    // RFC 5246 Appendix E.2: two-byte header (high bit set, length 28), msg_type 1, version 3.0,
+    // cipher_spec_length 3, session_id_length 0, challenge_length 16, one V2CipherSpec, challenge.
+    let v2 =
+        [&[0x80, 28, 0x01, 0x03, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x0a][..], &[3u8; 16]].concat();
+    assert!(looks_like_tls(&v2));
+    let out = handshake(&[(Dir::AtoB, 1, v2), (Dir::BtoA, 2, legacy_server_hello([3, 0], None))]);
+    let found = tls_of(&out);
+    assert_eq!(found.len(), 1, "{out:?}");
+    let (e, tls) = found[0];
+    assert_eq!((tls.sni.as_deref(), tls.version.as_deref()), (None, Some("SSL3.0")));
+    assert_eq!((e.ts_us, e.response_ts_us, e.request_size), (1, Some(2), 30));
+    // Not every byte with the high bit set is a hello.
+    assert!(!looks_like_tls(&[0x80, 28, 0x02, 0x03, 0x00]) && !looks_like_tls(&[0x80, 2, 0x01, 0x03, 0x00]));
+}
+
+#[test]
+fn the_drafts_of_tls_1_3_are_named_by_their_numbers() {
+    // Draft 18: its own layout (version first, no session id), as tls-parser reads it.
+    let draft = |minor: u8| {
+        let body = [&[0x7f, minor][..], &[6u8; 32], &[0x13, 0x01], &u16b(0)].concat();
+        record(2, &body)
+    };
+    // Drafts 22 and later: the final layout, the draft's number in supported_versions.
+    let draft23 = legacy_server_hello([3, 3], Some(ext(43, &[0x7f, 23])));
+    for (server, name) in [(draft(18), "TLS1.3-draft-18"), (draft(21), "TLS1.3-draft-21"), (draft23, "TLS1.3-draft-23")]
+    {
+        let out = handshake(&[(Dir::AtoB, 1, client_hello("draft.example")), (Dir::BtoA, 2, server)]);
+        let found = tls_of(&out);
+        assert_eq!(found.len(), 1, "{name}: {out:?}");
+        assert_eq!(found[0].1.version.as_deref(), Some(name));
+    }
+    assert_eq!(version_name(TlsVersion(0xfb17)), "TLS1.3-draft-23-fb");
+}
