@@ -332,8 +332,21 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     let last = err.lines().last().expect("a final line");
     assert!(last.starts_with("captured ") && last.ends_with(" on 9 interfaces, 0 dropped"), "{last}");
 
-    // `podtap serve --pod-interfaces -i eth0`: the records its API holds, and its kernel counters.
-    let page = json(&dir.join("serve-records.json"));
+    // `podtap serve --pod-interfaces -i eth0`: the records its API holds, and its kernel counters;
+    // named from the lab's cluster file, and from an API server that answered 5 s late.
+    check_serve(dir, "serve");
+    check_serve(dir, "serve-late");
+    let late = json(&dir.join("serve-late-health.json"));
+    assert_eq!((late["cluster"]["source"].as_str(), late["cluster"]["ready"].as_bool()), (Some("api"), Some(true)));
+    assert_eq!(late["cluster"]["missing"], serde_json::json!([]), "{late}");
+    let log = std::fs::read_to_string(dir.join("logs/podtap-serve-late.err")).expect("its log");
+    assert!(log.contains("exchanges held until the cluster state came"), "records came before the lists:\n{log}");
+}
+
+/// One live `podtap serve` of the lab run (`NAME-records.json`, `-balance`, `-health`): every
+/// connection and request the servers logged, each once, the balance exact, no drop.
+fn check_serve(dir: &Path, name: &str) {
+    let page = json(&dir.join(format!("{name}-records.json")));
     let mut records: Vec<Record> = serde_json::from_value(page["records"].clone()).expect("records");
     assert_eq!(page["total"].as_u64(), Some(records.len() as u64), "nothing fell out of retention");
     // Requests and connections (`kind=all`): one connection record per connection a server logged
@@ -345,7 +358,7 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
             records.iter().filter(|r| !r.is_request() && r.dst.qualified_name().as_deref() == Some(pod)).count();
         let logged = t["connections"].as_u64().unwrap();
         if pod.starts_with("default/") {
-            assert_eq!(conns as u64, logged, "connection records of {pod}");
+            assert_eq!(conns as u64, logged, "{name}: connection records of {pod}");
         } else {
             assert!(
                 conns as u64 <= logged && logged - (conns as u64) <= 2,
@@ -356,18 +369,18 @@ fn podtap_live_capture_of_a_fresh_lab_run_matches_its_ground_truth() {
     records.retain(Record::is_request);
     check_each_request_once(dir, &records);
     // Its balance API: per pod, requests plus probes equal what each server logged.
-    let balance = json(&dir.join("serve-balance.json"));
+    let balance = json(&dir.join(format!("{name}-balance.json")));
     for e in balance["endpoints"].as_array().expect("endpoints") {
         let t = &truth["pods"][e["pod"].as_str().expect("pod named")];
         let served = e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap();
-        assert_eq!(served, t["requests"].as_u64().unwrap(), "{e}");
+        assert_eq!(served, t["requests"].as_u64().unwrap(), "{name}: {e}");
         assert_eq!(
             e["connections"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap(),
             t["connections"].as_u64().unwrap(),
             "{e}"
         );
     }
-    let health = json(&dir.join("serve-health.json"));
+    let health = json(&dir.join(format!("{name}-health.json")));
     let capture = &health["capture"];
     assert_eq!(capture["drops"], 0, "{capture}");
     let interfaces = capture["interfaces"].as_array().expect("interfaces");

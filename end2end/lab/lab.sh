@@ -12,7 +12,8 @@
 # With PODTAP=path/to/podtap, podtap captures live as well, started before the client pod exists
 # so it must follow a new pod interface (and the pod's removal at the end): `podtap capture`
 # writes live.pcapng, and `podtap serve --pod-interfaces` keeps records whose API answers are
-# saved as serve-records.json, serve-health.json and serve-balance.json.
+# saved as serve-records.json, serve-health.json and serve-balance.json; a second `serve` names from
+# an API server that answers only 5 s after it started (serve-late-*.json).
 #
 # usage: sudo [PODTAP=target/release/podtap] end2end/lab/lab.sh OUTDIR [--scale N]
 # Everything is torn down on exit, success or failure.
@@ -28,7 +29,7 @@ OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT"/logs/*.log "$OUT"/*.pcapng "$OUT"/*.pcap "$OUT"/serve-*.json
 lab_claim
 trap 'lab_podtap_kill; lab_down' EXIT
-lab_podtap_kill() { local p; for p in ${LAB_PODTAP:-}; do kill -9 "$p" 2>/dev/null || true; done; }
+lab_podtap_kill() { local p; for p in ${LAB_PODTAP:-} ${LAB_API:-}; do kill -9 "$p" 2>/dev/null || true; done; }
 lab_up --later-client
 python3 "$LAB/topology.py" list > "$OUT/cluster.json"
 
@@ -56,7 +57,16 @@ if [[ -n "${PODTAP:-}" ]]; then
   lab_podtap_start "$OUT/logs/podtap-capture.err" capture --pod-interfaces -i eth0 -w "$OUT/live.pcapng"
   lab_podtap_start "$OUT/logs/podtap-serve.err" serve --pod-interfaces -i eth0 --cluster "$OUT/cluster.json" \
     --listen "127.0.0.1:$SERVE_PORT" --retention 100000
-  LIVE_ERRS=("$OUT/logs/podtap-capture.err" "$OUT/logs/podtap-serve.err")
+  # A third: names from an API server (the lab's objects, end2end/tests/fake-api.mjs) that comes up
+  # only after the keep-alive burst (start_late_api): records from before are held, then named.
+  LATE_PORT=18081 API_PORT=16443
+  printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://127.0.0.1:%s\nusers:\n- name: lab\n  user: {}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\ncurrent-context: lab\n' \
+    "$API_PORT" > "$OUT/kubeconfig"
+  export KUBECONFIG="$OUT/kubeconfig"
+  lab_podtap_start "$OUT/logs/podtap-serve-late.err" serve --pod-interfaces -i eth0 \
+    --listen "127.0.0.1:$LATE_PORT" --retention 100000
+  unset KUBECONFIG
+  LIVE_ERRS=("$OUT/logs/podtap-capture.err" "$OUT/logs/podtap-serve.err" "$OUT/logs/podtap-serve-late.err")
   lab_podtap_following eth0 "${LIVE_ERRS[@]}"
 fi
 # The client pod appears now: live capture must pick up its interface before it says anything.
@@ -77,6 +87,11 @@ nsx "$EXT_NS" python3 "$APPS/client.py" "$OUT/logs/ext-nodeport.log" "$NODE_IP" 
   per-request $((20 * SCALE)) "$(python3 -c "print(0.5 / $SCALE)")" external &
 EXT=$!
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-keepalive.log" web "$WEB_SVC_PORT" keepalive "$N" "$PAUSE"
+if [[ -n "${PODTAP:-}" ]]; then
+  ip netns exec "$NODE_NS" node --input-type=module -e "import { startFakeApi } from '$LAB/../tests/fake-api.mjs';
+    await startFakeApi('$OUT/cluster.json', [], '$OUT/kubeconfig.api', $API_PORT);" 2>"$OUT/logs/fake-api.err" &
+  LAB_API=$!
+fi
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-per-request.log" web.default "$WEB_SVC_PORT" per-request "$N" "$PAUSE"
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-pipeline.log" web "$WEB_SVC_PORT" pipeline $((12 * SCALE)) 0.3
 nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-orders.log" web "$WEB_SVC_PORT" orders $((36 * SCALE)) "$PAUSE"
@@ -95,11 +110,15 @@ if [[ -n "${PODTAP:-}" ]]; then
   done
   api() { nsx "$NODE_NS" python3 -c "import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())" "http://127.0.0.1:$SERVE_PORT$1"; }
   # Not a sleep: until serve holds every request the servers logged (settled.py).
-  nsx "$NODE_NS" python3 "$LAB/settled.py" "http://127.0.0.1:$SERVE_PORT" "$OUT"
-  api "/api/v1/records?limit=10000&kind=all" > "$OUT/serve-records.json"
-  api "/healthz" > "$OUT/serve-health.json"
-  api "/api/v1/services/default/web/balance" > "$OUT/serve-balance.json"
+  for serve in serve:$SERVE_PORT serve-late:$LATE_PORT; do
+    name=${serve%%:*} SERVE_PORT=${serve##*:}
+    nsx "$NODE_NS" python3 "$LAB/settled.py" "http://127.0.0.1:$SERVE_PORT" "$OUT"
+    api "/api/v1/records?limit=10000&kind=all" > "$OUT/$name-records.json"
+    api "/healthz" > "$OUT/$name-health.json"
+    api "/api/v1/services/default/web/balance" > "$OUT/$name-balance.json"
+  done
   lab_podtap_stop
+  kill "$LAB_API"; wait "$LAB_API" 2>/dev/null || true
   tail -n 1 "$OUT/logs/podtap-capture.err"
 fi
 

@@ -163,13 +163,14 @@ lab_podtap_stop() {
 }
 
 # `tcpdump -i any` in the node, as users run it: Linux cooked v1 and v2 (no interface names; v1
-# not even an index). Every routed packet is seen twice there (the veth and cni0).
+# not even an index). Every routed packet is seen twice there (the veth and cni0). The node's own
+# loopback (podtap asking the lab's API server, lab.sh) is not part of the scenario.
 lab_any_start() {  # outdir
   local out=$1 link
   LAB_TCPDUMP=""
   for link in LINUX_SLL LINUX_SLL2; do
     ip netns exec "$NODE_NS" tcpdump -i any -y "$link" -n -s 0 -B 65536 -U --immediate-mode \
-      -w "$out/any-${link,,}.pcap" 2>"$out/logs/tcpdump-${link,,}.err" &
+      -w "$out/any-${link,,}.pcap" 'not net 127.0.0.0/8' 2>"$out/logs/tcpdump-${link,,}.err" &
     LAB_TCPDUMP+=" $!"
   done
   for link in linux_sll linux_sll2; do

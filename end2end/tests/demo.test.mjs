@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFakeApi } from './fake-api.mjs';
+import { freePort, startFakeApi } from './fake-api.mjs';
 import { launchBrowser, PodtapPage, startPodtap } from './podtap.page.mjs';
 
 const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
@@ -203,6 +203,34 @@ test('under partial RBAC the page names what it could not list and what that cos
   } finally {
     server.stop();
     api.stop();
+    rmSync(kubeconfig, { force: true });
+  }
+});
+
+test('while the API server does not answer the page says it waits, then names everything', async () => {
+  const lab = new URL('../../backend/demo', import.meta.url).pathname;
+  const kubeconfig = join(tmpdir(), `podtap-e2e-kubeconfig-late-${process.pid}`);
+  const port = await freePort();
+  // The kubeconfig points where the API server will be; nothing answers there yet.
+  const never = await startFakeApi(lab + '/cluster.json', [], kubeconfig, port);
+  never.stop();
+  const server = await startPodtap(['--pcap', lab + '/capture.pcapng', '--loop'], { KUBECONFIG: kubeconfig });
+  let api;
+  try {
+    const ui = new PodtapPage(await browser.context.newPage());
+    await ui.open(server.url);
+    const waiting = ui.page.getByTestId('cluster-waiting');
+    await ui.until('the waiting pill', async () => (await waiting.count()) > 0);
+    assert.match(await waiting.getAttribute('title'), /pods: failing: /);
+    assert.equal(await ui.page.getByTestId('map-node').count(), 0, 'nothing replayed before the names');
+    api = await startFakeApi(lab + '/cluster.json', [], kubeconfig, port);
+    await ui.until('named pods on the map', async () => (await ui.mapNodeIds()).includes('pod:default/web-7d4b9c8f6-x2k9p'));
+    await ui.until('no waiting pill', async () => (await waiting.count()) === 0);
+    assert.equal(await ui.page.getByTestId('cluster-missing').count(), 0);
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    server.stop();
+    api?.stop();
     rmSync(kubeconfig, { force: true });
   }
 });

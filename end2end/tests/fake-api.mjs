@@ -10,8 +10,11 @@ const PATHS = {
   '/apis/apps/v1/replicasets': ['ReplicaSet', 'apps/v1'], '/apis/batch/v1/jobs': ['Job', 'batch/v1'],
 };
 
-/** Serves `clusterJson`'s items; `forbidden` collections (e.g. 'jobs') get 403. Writes a kubeconfig. */
-export function startFakeApi(clusterJson, forbidden, kubeconfigPath) {
+/**
+ * Serves `clusterJson`'s items; `forbidden` collections (e.g. 'jobs') get 403. Writes a kubeconfig.
+ * On `port` when given (an API server that comes up where a kubeconfig already points).
+ */
+export function startFakeApi(clusterJson, forbidden, kubeconfigPath, port = 0) {
   const items = JSON.parse(readFileSync(clusterJson)).items;
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -29,11 +32,19 @@ export function startFakeApi(clusterJson, forbidden, kubeconfigPath) {
     res.end(JSON.stringify({ apiVersion: kind[1], kind: kind[0] + 'List', metadata: { resourceVersion: '1' },
       items: items.filter((o) => o.kind === kind[0]).map((o) => ({ ...o, apiVersion: kind[1] })) }));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => {
     const addr = `http://127.0.0.1:${server.address().port}`;
     writeFileSync(kubeconfigPath, `apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: ${addr}\n`
       + 'users:\n- name: viewer\n  user: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: viewer\n'
       + 'current-context: fake\n');
     resolve({ stop: () => { server.closeAllConnections(); server.close(); } });
   }));
+}
+
+/** A loopback port nothing listens on (yet). */
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
 }

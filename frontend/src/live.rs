@@ -69,6 +69,8 @@ pub struct Live {
     pub refused: RwSignal<Option<String>>,
     /// Kubernetes kinds the server could not list, and what each costs.
     pub missing: RwSignal<Vec<MissingKind>>,
+    /// The server is still waiting for the API server's first lists (`--api-wait`).
+    pub cluster_waiting: RwSignal<bool>,
     /// `podtap hub`: every node's agent; empty for `serve`.
     pub agents: RwSignal<Vec<AgentStatus>>,
     /// The newest record time seen (the capture's "now" when it is replayed on its own axis).
@@ -131,6 +133,7 @@ impl Live {
             bad_messages: RwSignal::new(0),
             refused: RwSignal::new(None),
             missing: RwSignal::new(Vec::new()),
+            cluster_waiting: RwSignal::new(false),
             agents: RwSignal::new(Vec::new()),
             newest_us: RwSignal::new(0),
             settled: RwSignal::new(false),
@@ -200,7 +203,10 @@ impl Live {
                 self.sampled.set(Some(Sampled { second, shown, matched }))
             }
             ServerMessage::Lagged { skipped } => self.skipped.update(|s| *s += skipped),
-            ServerMessage::Cluster { missing, .. } => self.missing.set(missing),
+            ServerMessage::Cluster { missing, ready, .. } => {
+                self.missing.set(missing);
+                self.cluster_waiting.set(!ready);
+            }
             ServerMessage::Agents { agents } => self.agents.set(agents),
             ServerMessage::Error { message } => self.refused.set(Some(message)),
         }

@@ -15,8 +15,11 @@
 //!   records/s with merge and rollups, hub CPU and RSS (backend/examples/hub_load.rs)
 //! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
 //! - `setup`           only install what the tests need
+//! - `cluster up [--proxy-mode iptables|nftables] [--dir DIR] | down | status | kubectl ARGS…`
+//!   a real Kubernetes control plane built from its Go modules (end2end/k8s), on loopback
 
 mod build;
+mod cluster;
 mod setup;
 mod test;
 
@@ -36,7 +39,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl …";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };
@@ -53,6 +56,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench-hub" => test::bench_hub(rest),
         "bench-map" => test::bench_map(rest.first().map(String::as_str).unwrap_or("60")),
         "setup" => setup::for_tests(),
+        "cluster" => cluster::main(rest),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
         "help" | "--help" | "-h" => {
             eprintln!("{USAGE}");

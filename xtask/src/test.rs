@@ -285,6 +285,17 @@ fn have_nightly() -> Result<bool> {
     Ok(String::from_utf8_lossy(&toolchains.stdout).contains("nightly"))
 }
 
+/// Installs the nightly toolchain (minimal profile) when rustup lacks it: a new machine has
+/// only what the project installs.
+fn ensure_nightly() -> Result<()> {
+    if !have_nightly()? {
+        step("rustup toolchain install nightly --profile minimal");
+        status(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+            .context("the fuzz targets need a nightly toolchain")?;
+    }
+    Ok(())
+}
+
 /// Installs cargo-fuzz when missing and seeds the capture corpus with the demo.
 fn prepare_fuzz() -> Result<PathBuf> {
     if Command::new("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
@@ -377,9 +388,7 @@ fn fuzz_one(dir: &Path, target: &str, secs: &str, profile: &[&str], log: &Path) 
 /// missing. A crash fails the run and leaves its input under `fuzz/artifacts/TARGET/`.
 pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
     let profile = [if optimised { "-O" } else { "--dev" }];
-    if !have_nightly()? {
-        bail!("fuzzing needs the nightly toolchain, which this machine does not have");
-    }
+    ensure_nightly()?;
     let dir = prepare_fuzz()?;
     step(&format!("cargo +nightly fuzz build {}", profile[0]));
     status(&mut fuzz_build_command(&dir, &profile))?;
@@ -387,8 +396,8 @@ pub fn fuzz(secs: &str, optimised: bool) -> Result<()> {
 }
 
 /// The test command's fuzz build, started in the background (`nice -n 19`, its output in
-/// `target/fuzz-build.log`); `None` without a nightly toolchain. Dropped unfinished (a step
-/// before the lab failed), it stops the build.
+/// `target/fuzz-build.log`), the nightly toolchain installed first when missing. Dropped
+/// unfinished (a step before the lab failed), it stops the build.
 struct FuzzBuild(Option<(PathBuf, PathBuf, std::process::Child)>);
 
 /// A dev build without AddressSanitizer: a few seconds per target are a smoke test, not a search
@@ -398,9 +407,7 @@ const BRIEF_PROFILE: [&str; 3] = ["--dev", "--sanitizer", "none"];
 
 impl FuzzBuild {
     fn start() -> Result<Self> {
-        if !have_nightly()? {
-            return Ok(Self(None));
-        }
+        ensure_nightly()?;
         let dir = prepare_fuzz()?;
         let log_path = target_dir().join("fuzz-build.log");
         std::fs::create_dir_all(target_dir())?;
@@ -420,9 +427,9 @@ impl FuzzBuild {
         Ok(Self(Some((dir, log_path, child))))
     }
 
-    /// Waits for the build (a failure shows the end of its log); the fuzz directory, when built.
-    fn finish(mut self) -> Result<Option<PathBuf>> {
-        let Some((dir, log_path, mut child)) = self.0.take() else { return Ok(None) };
+    /// Waits for the build (a failure shows the end of its log); the fuzz directory.
+    fn finish(mut self) -> Result<PathBuf> {
+        let (dir, log_path, mut child) = self.0.take().context("the fuzz build was already waited for")?;
         step("cargo +nightly fuzz build: waiting for the background build");
         let st = child.wait().context("waiting for cargo +nightly fuzz build")?;
         if !st.success() {
@@ -437,7 +444,7 @@ impl FuzzBuild {
                 log_path.display()
             );
         }
-        Ok(Some(dir))
+        Ok(dir)
     }
 }
 
@@ -451,12 +458,8 @@ impl Drop for FuzzBuild {
     }
 }
 
-/// The test command's fuzzing: every target briefly when a nightly toolchain is there, else a
-/// line that says it was skipped. (`cargo xtask fuzz SECONDS` runs them for longer.)
-fn fuzz_briefly(built: Option<PathBuf>) -> Result<()> {
-    let Some(dir) = built else {
-        step("fuzz: skipped — no nightly toolchain (cargo-fuzz needs one); `rustup toolchain add nightly` enables it");
-        return Ok(());
-    };
+/// The test command's fuzzing: every target briefly. (`cargo xtask fuzz SECONDS` runs them for
+/// longer.)
+fn fuzz_briefly(dir: PathBuf) -> Result<()> {
     run_fuzz_targets(&dir, "4", &BRIEF_PROFILE)
 }

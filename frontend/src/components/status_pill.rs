@@ -1,6 +1,6 @@
 //! Connection status, and what says how complete the picture is: records this browser missed
 //! (counted in records), seconds the server sent a sample of, unreadable messages, Kubernetes kinds
-//! the server could not list.
+//! the server could not list, and that it is still waiting for the API server's first lists.
 
 use leptos::prelude::*;
 
@@ -35,7 +35,12 @@ pub fn StatusPill(
             </span>
         })}
         {move || live.refused.get().map(|r| view! { <span class="pill warn" data-testid="refused">{r}</span> })}
-        <Show when=move || { !live.missing.get().is_empty() }>
+        <Show when=move || { live.cluster_waiting.get() }>
+            <span class="pill warn" data-testid="cluster-waiting" title=move || missing_detail(&live)>
+                "waiting for the API server's first lists: names come with them"
+            </span>
+        </Show>
+        <Show when=move || { !live.cluster_waiting.get() && !live.missing.get().is_empty() }>
             <span class="pill warn" data-testid="cluster-missing" title=move || missing_detail(&live)>
                 {move || missing_summary(&live)}
             </span>
