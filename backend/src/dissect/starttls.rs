@@ -184,11 +184,11 @@ impl StartTls {
                 self.plain = Plain::Smtp;
                 self.asked = Some(Vec::new());
             }
-            (Plain::Greeting220 | Plain::Ftp, [auth, how]) if is(auth, "AUTH") => {
-                if ["TLS", "SSL", "TLS-C", "TLS-P"].iter().any(|h| is(how, h)) {
-                    self.plain = Plain::Ftp;
-                    self.asked = Some(Vec::new());
-                }
+            (Plain::Greeting220 | Plain::Ftp, [auth, how])
+                if is(auth, "AUTH") && ["TLS", "SSL", "TLS-C", "TLS-P"].iter().any(|h| is(how, h)) =>
+            {
+                self.plain = Plain::Ftp;
+                self.asked = Some(Vec::new());
             }
             (Plain::Greeting220, [w, ..]) if ["EHLO", "HELO"].iter().any(|c| is(w, c)) => self.plain = Plain::Smtp,
             (Plain::Greeting220, [w, ..]) if ["USER", "FEAT", "SYST"].iter().any(|c| is(w, c)) => {
