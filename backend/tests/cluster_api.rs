@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::fake_api::{self, FakeApi, PODS};
+use common::served;
 use podtap::resolve::ClusterState;
 use podtap::resolve::watch;
 use serde_json::{Value, json};
@@ -115,7 +116,7 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     )
     .unwrap();
     let kubeconfig = std::env::join_paths([&other, &tmp]).unwrap();
-    let addr = free_addr();
+    let addr = served::free_addr();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
         .args(["--context", "fake"])
@@ -123,24 +124,13 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
         .env("PODTAP_LOG", "warn")
         .spawn()
         .unwrap();
-    let seen = named_and_exact(addr, &truth).await;
+    let seen = served::named_and_exact(addr, &truth).await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(&other);
     let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
-    assert_names_and_balance(&truth, &health, &balance, &map);
-}
-
-/// `GET path` from a podtap on `addr`: the status code and the JSON body.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, Value)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
+    served::assert_names_and_balance(&truth, &health, &balance, &map);
 }
 
 /// Stops a podtap and returns what it logged.
@@ -153,78 +143,14 @@ fn stderr_of(child: &mut common::Running) -> String {
     log
 }
 
-/// A loopback address nothing listens on (yet).
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// Once podtap on `addr` is ready and its balance of default/web holds every request its pods
-/// logged (at most 30 s): its health, that balance and its map.
-async fn named_and_exact(addr: std::net::SocketAddr, truth: &Value) -> Option<(Value, Value, Value)> {
-    // Requests through default/web: what its pods logged, probes aside.
-    let web_requests: u64 = truth["pods"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(pod, _)| pod.starts_with("default/web-"))
-        .map(|(_, t)| t["requests"].as_u64().unwrap() - t["probe_requests"].as_u64().unwrap())
-        .sum();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        let health = http_get(addr, "/healthz");
-        let balance = http_get(addr, "/api/v1/services/default/web/balance");
-        if let (Some((200, h)), Some((200, b))) = (health, balance)
-            && h["cluster"]["ready"] == true
-            && b["requests"].as_u64() == Some(web_requests)
-        {
-            return Some((h, b, http_get(addr, "/api/v1/map")?.1));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
-/// Every pod the demo's servers logged is named on the map, nothing is left an address, and
-/// each endpoint's requests and probes equal what it logged.
-fn assert_names_and_balance(truth: &Value, health: &Value, balance: &Value, map: &Value) {
-    assert_eq!(health["cluster"]["source"], "api");
-    for e in balance["endpoints"].as_array().unwrap() {
-        let t = &truth["pods"][e["pod"].as_str().unwrap()];
-        assert_eq!(
-            e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap(),
-            t["requests"].as_u64().unwrap()
-        );
-    }
-    let pods: Vec<&str> = map["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["id"].as_str())
-        .filter(|id| id.starts_with("pod:"))
-        .collect();
-    for expected in [
-        "pod:default/curl-client",
-        "pod:default/web-7d4b9c8f6-x2k9p",
-        "pod:default/web-7d4b9c8f6-q8m3z",
-        "pod:kube-system/coredns-5d78c9869d-7xkpl",
-        "pod:default/greeter-6c8f9d7b5-m4t2w",
-    ] {
-        assert!(pods.contains(&expected), "{expected} on the map: {pods:?}");
-    }
-    assert!(
-        !map["nodes"].as_array().unwrap().iter().any(|n| n["id"].as_str().unwrap().starts_with("ip:")),
-        "every address named"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_pod() {
     let dir = common::demo_dir();
     let truth = common::ground_truth(&dir);
-    let api_addr = free_addr();
+    let api_addr = served::free_addr();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-late-{}", std::process::id()));
     fake_api::kubeconfig_for(api_addr, &kubeconfig);
-    let addr = free_addr();
+    let addr = served::free_addr();
     let mut child = common::Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
             .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
@@ -236,12 +162,12 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
             .unwrap(),
     );
     // Serving at once, but not ready: every connection to the API server is refused.
-    until("podtap listening", || http_get(addr, "/healthz").is_some()).await;
-    let (code, health) = http_get(addr, "/healthz").unwrap();
+    until("podtap listening", || served::http_get(addr, "/healthz").is_some()).await;
+    let (code, health) = served::http_get(addr, "/healthz").unwrap();
     assert_eq!((code, health["status"].as_str()), (503, Some("starting")), "{health}");
     // The scenario: the API server comes up 5 s after podtap. Meanwhile nothing is replayed.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (code, health) = http_get(addr, "/healthz").unwrap();
+    let (code, health) = served::http_get(addr, "/healthz").unwrap();
     assert_eq!((code, health["records"].as_u64()), (503, Some(0)), "the replay waits: {health}");
     let missing = health["cluster"]["missing"].as_array().unwrap();
     assert!(
@@ -249,11 +175,11 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
         "says what it lacks and why: {health}"
     );
     let _api = FakeApi::start_on(api_addr, fake_api::lab_objects(&dir)).await;
-    let seen = named_and_exact(addr, &truth).await;
+    let seen = served::named_and_exact(addr, &truth).await;
     let log = stderr_of(&mut child);
     let _ = std::fs::remove_file(&kubeconfig);
     let (health, balance, map) = seen.unwrap_or_else(|| panic!("podtap named the late replay:\n{log}"));
-    assert_names_and_balance(&truth, &health, &balance, &map);
+    served::assert_names_and_balance(&truth, &health, &balance, &map);
     assert!(health["cluster"]["missing"].as_array().unwrap().is_empty(), "{health}");
     assert!(!log.contains("ready without"), "nothing was given up on:\n{log}");
 }
@@ -262,8 +188,8 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
 async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_without() {
     let dir = common::demo_dir();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-never-{}", std::process::id()));
-    fake_api::kubeconfig_for(free_addr(), &kubeconfig);
-    let addr = free_addr();
+    fake_api::kubeconfig_for(served::free_addr(), &kubeconfig);
+    let addr = served::free_addr();
     let mut child = common::Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
             .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
@@ -277,7 +203,7 @@ async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_wit
     // After the wait: ready, the replay served without names, and what is missing said.
     let mut health = Value::Null;
     until("podtap serving without the API server", || {
-        match http_get(addr, "/healthz") {
+        match served::http_get(addr, "/healthz") {
             Some((200, h)) if h["records"].as_u64().unwrap_or(0) > 0 => health = h,
             _ => return false,
         }
@@ -375,7 +301,7 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
     api.forbid(fake_api::JOBS, &[]);
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-rbac-{}", std::process::id()));
     fake_api::kubeconfig(&api, &kubeconfig);
-    let addr = free_addr();
+    let addr = served::free_addr();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
         .env("KUBECONFIG", &kubeconfig)
@@ -386,7 +312,7 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
     let start = Instant::now();
     let mut health = None;
     while start.elapsed() < Duration::from_secs(20) {
-        if let Some((200, h)) = http_get(addr, "/healthz") {
+        if let Some((200, h)) = served::http_get(addr, "/healthz") {
             health = Some(h);
             break;
         }

@@ -98,7 +98,7 @@ nsx "$CLIENT_NS" python3 "$APPS/client.py" "$OUT/logs/client-orders.log" web "$W
 nsx "$CLIENT_NS" python3 "$APPS/dnsq.py" "$DNS_SVC_IP"
 nsx "$CLIENT_NS" "$SYS_PY" "$APPS/grpc_client.py" "$GRPC_SVC_IP:$GRPC_SVC_PORT" $((15 * SCALE)) $((4 * SCALE))
 wait "$EXT" "$PROBES"
-lab_capture_stop
+lab_capture_stop "$CLIENT_NS" "$EXT_NS" "$NODE_NS"
 
 if [[ -n "${PODTAP:-}" ]]; then
   # The client pod goes away: its interface must be let go.

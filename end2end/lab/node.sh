@@ -10,6 +10,7 @@
 # link. The caller's EXIT trap runs lab_down, success or failure.
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$LAB/quiet.sh"
 eval "$(python3 "$LAB/topology.py" env)"
 ALL_NS="$POD_NETNS $EXT_NS $NODE_NS"
 
@@ -179,8 +180,10 @@ lab_any_start() {  # outdir
   done
 }
 
-lab_capture_stop() {
-  sleep 1
+lab_capture_stop() {  # [ns... whose connections must have closed first]
+  (($#)) && lab_quiet "$@"
+  # The capture processes read what the kernel queued for them: a moment to write it.
+  sleep 0.5
   kill -INT "$LAB_DUMPCAP" ${LAB_TCPDUMP:-}
   wait "$LAB_DUMPCAP" ${LAB_TCPDUMP:-} || true
 }

@@ -12,6 +12,7 @@ set -euo pipefail
 
 OUT=${1:?usage: vxlan.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
+source "$LAB/quiet.sh"
 [[ $EUID -eq 0 ]] || { echo "vxlan: needs root (network namespaces)" >&2; exit 1; }
 for tool in ip tcpdump python3; do command -v "$tool" >/dev/null || { echo "vxlan: missing $tool" >&2; exit 1; }; done
 mkdir -p "$OUT/logs"
@@ -57,7 +58,8 @@ for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/vxlan-tcpdump.err" 2>/
 sleep 0.3
 ip netns exec $A python3 "$LAB/apps/client.py" "$OUT/logs/vxlan-client.log" 10.250.0.2 8080 keepalive 20 0.02 node-a
 ip netns exec $A python3 "$LAB/apps/client.py" "$OUT/logs/vxlan-client.log" 10.250.0.2 8080 per-request 10 0.02 node-a
-sleep 1
+lab_quiet $A
+sleep 0.5  # tcpdump writes what the kernel queued for it
 kill -INT $DUMP
 wait $DUMP || true
 grep -q "^0 packets dropped by kernel" "$OUT/logs/vxlan-tcpdump.err" || { cat "$OUT/logs/vxlan-tcpdump.err" >&2; exit 1; }

@@ -135,11 +135,21 @@ test('a bar opens its request in full; its names filter every view', async () =>
     // A probe's bar says why it is one, and that it went straight to the pod.
     await ui.filter.fill('probe:true');
     const probe = await ui.until('a probe lane', async () => (await ui.lanes()).find((l) => l.probe && l.bars.length));
-    // The open panel may cover the bar (it sits over the lanes' right end): close it first.
-    if (await ui.page.getByTestId('detail-close').count()) await ui.page.getByTestId('detail-close').click();
+    // The open panel may cover the bar (it sits over the lanes' right end): close it first, and
+    // wait until it is gone (a loaded machine takes a while to redraw).
+    const close = ui.page.getByTestId('detail-close');
+    if (await close.count()) {
+      await close.click();
+      await ui.until('the panel closed', async () => (await close.count()) === 0);
+    }
     const probeBar = (await ui.lane(probe.conn)).locator('[data-testid="timeline-bar"]').first();
     await probeBar.click();
-    await ui.until('the probe in full', async () => /A kubelet probe: its User-Agent is kube-probe\//.test(await ui.page.getByTestId('detail-probe').textContent().catch(() => '')));
+    await ui.until('the probe in full', async () => {
+      const text = await ui.page.getByTestId('detail-probe').textContent({ timeout: 1000 }).catch(() => '');
+      // No panel yet: the click was taken by a redraw on a loaded machine; click again.
+      if (!text) await probeBar.click();
+      return /A kubelet probe: its User-Agent is kube-probe\//.test(text);
+    });
     assert.match(await ui.page.getByTestId('detail-path').textContent(), /direct/);
     // An invalid filter keeps the last valid view and says why.
     await ui.filter.fill('probe:maybe');

@@ -130,15 +130,18 @@ pub fn ensure_built() -> Result<PathBuf> {
     let started = Instant::now();
     status(
         Command::new(go)
-            .args(["build", "-trimpath", "-ldflags", &ldflags, "-o"])
+            .args(["build", "-ldflags", &ldflags, "-o"])
             .arg(format!("{}/", staging.display()))
             .args(TOOLS.iter().map(|(_, pkg)| *pkg))
             .current_dir(root().join("end2end/k8s"))
             .env("CGO_ENABLED", "0")
-            .env("GOFLAGS", "-mod=mod"),
+            .env("GOFLAGS", "-mod=mod -buildvcs=false"),
     )?;
-    for (name, _) in TOOLS {
-        std::fs::rename(staging.join(name), bin.join(name))?;
+    for (name, pkg) in TOOLS {
+        // `go build` names a program after its package's last element, a major version aside
+        // (etcd's server is `server`).
+        let built = pkg.rsplit('/').find(|e| !(e.starts_with('v') && e[1..].parse::<u32>().is_ok())).unwrap_or(name);
+        std::fs::rename(staging.join(built), bin.join(name)).with_context(|| format!("{built} was not built"))?;
     }
     let _ = std::fs::remove_dir_all(&staging);
     eprintln!("cluster: built in {:.0} s", started.elapsed().as_secs_f64());
@@ -264,11 +267,16 @@ fn wait_for(what: &str, secs: u64, log: &Path, mut ok: impl FnMut() -> bool) -> 
     Ok(())
 }
 
+/// `up` into `dir` with kube-proxy in iptables mode (the test command's cluster).
+pub fn up_at(dir: &Path) -> Result<()> {
+    up(&Options { dir: dir.to_path_buf(), proxy_mode: "iptables".into() })
+}
+
 fn up(o: &Options) -> Result<()> {
     let started = Instant::now();
     let bin = ensure_built()?;
-    if o.dir.join("pids").is_file() {
-        step("cluster: a cluster is already up there; taking it down first");
+    if o.dir.join("pids").is_file() || !strays().is_empty() {
+        step("cluster: a cluster is already up (or a crashed one left processes); taking it down first");
         down(&o.dir)?;
     }
     let dir = &o.dir;
@@ -438,7 +446,9 @@ fn strays() -> Vec<i32> {
         .collect()
 }
 
-fn down(dir: &Path) -> Result<()> {
+/// Ends every process of the cluster in `dir` (and any a crash left running the cache's binaries)
+/// and removes what `up` made there.
+pub fn down(dir: &Path) -> Result<()> {
     let mut targets: Vec<i32> = pids(dir).into_iter().map(|(_, pid)| pid).collect();
     targets.extend(strays());
     targets.sort_unstable();
@@ -455,9 +465,19 @@ fn down(dir: &Path) -> Result<()> {
     for pid in targets.iter().filter(|p| alive(**p)) {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    // Only what `up` made: a --dir that held anything else keeps it.
+    for made in ["pki", "logs", "etcd"] {
+        let _ = std::fs::remove_dir_all(dir.join(made));
     }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("kubeconfig") || ["pids", "proxy-mode"].contains(&name.as_str()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
     let _ = std::fs::remove_file(target_dir().join("cluster.dir"));
     eprintln!("cluster: down ({} processes ended, {} removed)", targets.len(), dir.display());
     Ok(())

@@ -18,6 +18,9 @@ const DEBIAN: &[(&str, &str)] = &[
     ("iptables-restore", "iptables"),
     ("ip", "iproute2"),
     ("python3", "python3"),
+    // The tests' HTTP checks, and the real cluster's certificates.
+    ("curl", "curl"),
+    ("openssl", "openssl"),
     // The lab's gRPC pods run on Debian's Python, whatever python3 comes first on PATH.
     ("/usr/bin/python3 -c 'import grpc'", "python3-grpcio"),
 ];

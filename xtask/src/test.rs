@@ -28,6 +28,7 @@ pub fn all() -> Result<()> {
     // The lab's tcpdump and the browser tests want the CPU to themselves.
     let fuzz_dir = fuzz_build.finish()?;
     lab()?;
+    real_cluster()?;
     browser()?;
     fuzz_briefly(fuzz_dir)?;
     eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
@@ -147,6 +148,24 @@ fn lab() -> Result<()> {
         .env("PODTAP_LAB_DIR", &out)
         .env("PODTAP_NODES_DIR", &nodes),
     )
+}
+
+/// A real Kubernetes control plane (`cargo xtask cluster up`: built from its Go modules once,
+/// cached outside `target/`), podtap against it (backend/tests/real_cluster.rs), and the cluster
+/// taken down again whatever happened.
+fn real_cluster() -> Result<()> {
+    step("cluster: a real Kubernetes control plane from its Go modules (built once, cached)");
+    let dir = target_dir().join("cluster");
+    crate::cluster::up_at(&dir)?;
+    step("cluster: podtap against the real API server, the hub under its own RBAC");
+    let tested = status(
+        linted(&mut cargo_command(&[&["test"], PACKAGES, &["--test", "real_cluster"]].concat()))?
+            .args(["--", "--ignored"])
+            .env("PODTAP_CLUSTER_DIR", &dir)
+            .env("PODTAP_KUBECTL", crate::cluster::bin_dir().join("kubectl")),
+    );
+    let down = crate::cluster::down(&dir);
+    tested.and(down)
 }
 
 /// Playwright (playwright-core) driving Debian's Chromium against `podtap serve`.

@@ -4,6 +4,7 @@
 
 pub mod fake_api;
 pub mod packets;
+pub mod served;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

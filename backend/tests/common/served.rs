@@ -1,0 +1,93 @@
+//! A podtap `serve` or `hub` as its tests see it from outside: its HTTP API over a real socket,
+//! and the checks of a demo replay named from an API server (every pod named, balance exact).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `GET path` from a podtap on `addr`: the status code and the JSON body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
+}
+
+/// A loopback address nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Pods of the demo capture every named replay of it has on its map (by the end of the replay:
+/// the gRPC calls come last).
+const DEMO_PODS: &[&str] = &[
+    "pod:default/curl-client",
+    "pod:default/web-7d4b9c8f6-x2k9p",
+    "pod:default/web-7d4b9c8f6-q8m3z",
+    "pod:kube-system/coredns-5d78c9869d-7xkpl",
+    "pod:default/greeter-6c8f9d7b5-m4t2w",
+];
+
+/// The pods on a map (`GET /api/v1/map`).
+fn map_pods(map: &Value) -> Vec<&str> {
+    let nodes = map["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    nodes.iter().filter_map(|n| n["id"].as_str()).filter(|id| id.starts_with("pod:")).collect()
+}
+
+/// Once podtap on `addr` is ready and its balance of default/web holds every request its pods
+/// logged (at most 30 s): its health, that balance and its map.
+pub async fn named_and_exact(addr: SocketAddr, truth: &Value) -> Option<(Value, Value, Value)> {
+    named_and_exact_within(addr, truth, Duration::from_secs(30)).await
+}
+
+/// `named_and_exact`, waiting up to `wait`.
+pub async fn named_and_exact_within(addr: SocketAddr, truth: &Value, wait: Duration) -> Option<(Value, Value, Value)> {
+    // Requests through default/web: what its pods logged, probes aside.
+    let web_requests: u64 = truth["pods"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(pod, _)| pod.starts_with("default/web-"))
+        .map(|(_, t)| t["requests"].as_u64().unwrap() - t["probe_requests"].as_u64().unwrap())
+        .sum();
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        let health = http_get(addr, "/healthz");
+        let balance = http_get(addr, "/api/v1/services/default/web/balance");
+        if let (Some((200, h)), Some((200, b))) = (health, balance)
+            && h["cluster"]["ready"] == true
+            && b["requests"].as_u64() == Some(web_requests)
+            && let Some((200, map)) = http_get(addr, "/api/v1/map")
+            && DEMO_PODS.iter().all(|p| map_pods(&map).contains(p))
+        {
+            return Some((h, b, map));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Every pod the demo's servers logged is named on the map, nothing is left an address, and
+/// each endpoint's requests and probes equal what it logged.
+pub fn assert_names_and_balance(truth: &Value, health: &Value, balance: &Value, map: &Value) {
+    assert_eq!(health["cluster"]["source"], "api");
+    for e in balance["endpoints"].as_array().unwrap() {
+        let t = &truth["pods"][e["pod"].as_str().unwrap()];
+        assert_eq!(
+            e["requests"].as_u64().unwrap() + e["probe_requests"].as_u64().unwrap(),
+            t["requests"].as_u64().unwrap()
+        );
+    }
+    let pods = map_pods(map);
+    for expected in DEMO_PODS {
+        assert!(pods.contains(expected), "{expected} on the map: {pods:?}");
+    }
+    assert!(
+        !map["nodes"].as_array().unwrap().iter().any(|n| n["id"].as_str().unwrap().starts_with("ip:")),
+        "every address named"
+    );
+}

@@ -1,0 +1,267 @@
+//! podtap against a real Kubernetes API server: `cargo xtask cluster up` (kube-apiserver, etcd,
+//! kube-controller-manager and kube-scheduler built from their Go modules) runs before these, and
+//! the test command sets PODTAP_CLUSTER_DIR. The demo capture's cluster is made through the API —
+//! namespaces, its node (kept Ready by a heartbeat, as a kubelet would), Services with their
+//! ClusterIPs, pods bound to the node and reported Running and Ready with their IPs — and the
+//! EndpointSlices are the real controller's. Then `podtap serve --pcap` with the admin kubeconfig
+//! names every pod and serves exact balance; the hub's manifests go in with the built kubectl
+//! (`apply -k deploy/kubernetes`) under PodSecurity "restricted", and `podtap hub` with its own
+//! ServiceAccount's token (TokenRequest) lists every kind it needs under the real authorizer, and
+//! may do nothing more.
+//!
+//! Pods here are API objects only: no kubelet runs them (the demo capture is their traffic).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::served;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::{Value, json};
+
+fn cluster_dir() -> PathBuf {
+    PathBuf::from(std::env::var("PODTAP_CLUSTER_DIR").expect("PODTAP_CLUSTER_DIR: run through `cargo xtask test`"))
+}
+
+fn kubectl() -> PathBuf {
+    PathBuf::from(std::env::var("PODTAP_KUBECTL").expect("PODTAP_KUBECTL: the built kubectl"))
+}
+
+async fn client(kubeconfig: &Path) -> kube::Client {
+    let config = Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await.unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Polls `ok` every 200 ms for up to 60 s.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An object of the demo's List as a client creates it: no server-set metadata, no owners (the
+/// demo's Deployments are not made here), no status.
+fn as_created(mut o: Value) -> (Value, Value) {
+    let status = o.as_object_mut().unwrap().remove("status").unwrap_or(Value::Null);
+    let meta = o["metadata"].as_object_mut().unwrap();
+    for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "ownerReferences", "generation"] {
+        meta.remove(k);
+    }
+    (o, status)
+}
+
+async fn create<K>(api: &Api<K>, obj: Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let typed: K = serde_json::from_value(obj).unwrap();
+    // Made by an earlier run of this test against the same cluster: kept.
+    if let Some(name) = typed.meta().name.as_deref()
+        && let Some(there) = api.get_opt(name).await.unwrap()
+    {
+        return there;
+    }
+    match api.create(&PostParams::default(), &typed).await {
+        Ok(k) => k,
+        Err(kube::Error::Api(e)) if e.code == 409 => typed,
+        Err(e) => panic!("creating {typed:?}: {e}"),
+    }
+}
+
+/// The node's Ready condition, now: what a kubelet's status update says.
+fn node_ready() -> Value {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "the lab's heartbeat", "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
+}
+
+/// The demo's objects made through the API; a task keeps its node Ready while the test runs.
+async fn make_demo_cluster(client: &kube::Client) -> tokio::task::JoinHandle<()> {
+    let list: Value = serde_json::from_slice(&std::fs::read(common::demo_dir().join("cluster.json")).unwrap()).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let of = |kind: &'static str| items.iter().filter(move |o| o["kind"] == kind).cloned().map(as_created);
+    for (ns, _) in of("Namespace") {
+        create(&Api::<Namespace>::all(client.clone()), ns).await;
+    }
+    for (node, status) in of("Node") {
+        let name = node["metadata"]["name"].as_str().unwrap().to_string();
+        create(&Api::<Node>::all(client.clone()), node).await;
+        let nodes = Api::<Node>::all(client.clone());
+        nodes.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await.unwrap();
+        nodes.patch_status(&name, &PatchParams::default(), &Patch::Strategic(node_ready())).await.unwrap();
+    }
+    for (svc, _) in of("Service") {
+        let ns = svc["metadata"]["namespace"].as_str().unwrap().to_string();
+        create(&Api::<Service>::namespaced(client.clone(), &ns), svc).await;
+    }
+    for (pod, status) in of("Pod") {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap().to_string();
+        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+        // The ServiceAccount admission wants the namespace's `default` account, which the
+        // controller-manager makes just after the namespace.
+        let accounts = Api::<ServiceAccount>::namespaced(client.clone(), &ns);
+        until("the default ServiceAccount", || async { accounts.get_opt("default").await.ok().flatten().is_some() })
+            .await;
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        create(&pods, pod).await;
+        let ip = status["podIP"].clone();
+        let ready = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+            "hostIP": status["hostIP"], "conditions": [
+                {"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"},
+                {"type": "Initialized", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}});
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(ready))
+            .await
+            .unwrap_or_else(|e| panic!("pod {ns}/{name} status: {e}"));
+    }
+    let nodes: Vec<String> = of("Node").map(|(n, _)| n["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let c = client.clone();
+    tokio::spawn(async move {
+        let api = Api::<Node>::all(c);
+        loop {
+            for n in &nodes {
+                let _ = api.patch_status(n, &PatchParams::default(), &Patch::Strategic(node_ready())).await;
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    })
+}
+
+/// `kubectl ARGS` with `kubeconfig`: its output, or its error.
+fn run_kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
+    let out =
+        Command::new(kubectl()).arg(format!("--kubeconfig={}", kubeconfig.display())).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() { Ok(text) } else { Err(text) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `cargo xtask cluster up`: `cargo xtask test` runs it and sets PODTAP_CLUSTER_DIR"]
+async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_its_rbac() {
+    let dir = cluster_dir();
+    let admin = dir.join("kubeconfig");
+    let client = client(&admin).await;
+    let heartbeat = make_demo_cluster(&client).await;
+
+    // The real EndpointSlice controller: every Service with its ready pods.
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    until("web's EndpointSlice with both replicas ready", || async {
+        let list = slices.list(&ListParams::default().labels("kubernetes.io/service-name=web")).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true));
+        ready.count() == 2
+    })
+    .await;
+
+    // `podtap serve --pcap` with the admin kubeconfig, replayed as if live: the pods were made
+    // just now, and a pod names no traffic from before it existed (names are as of each
+    // record's time), so the capture's time moves to now.
+    let truth = common::ground_truth(&common::demo_dir());
+    let addr = served::free_addr();
+    let serve = common::Running(
+        Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &common::demo_dir().join("capture.pcapng").display().to_string()])
+            .args(["--realtime", "--listen", &addr.to_string()])
+            .env("KUBECONFIG", &admin)
+            .env("PODTAP_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The capture lasts about 25 s.
+    let seen = served::named_and_exact_within(addr, &truth, Duration::from_secs(90)).await;
+    drop(serve);
+    let (health, balance, map) = seen.expect("podtap named the demo from the real API server");
+    served::assert_names_and_balance(&truth, &health, &balance, &map);
+    assert_eq!(health["cluster"]["missing"], json!([]), "{health}");
+
+    // The manifests, applied as a user would, into namespaces that enforce "restricted" (the hub)
+    // and "privileged" (the agents): the real admission lets the hub's pod in.
+    run_kubectl(&admin, &["apply", "-k", &repo().join("deploy/kubernetes").display().to_string()])
+        .unwrap_or_else(|e| panic!("kubectl apply -k deploy/kubernetes: {e}"));
+    let hub_pods = Api::<Pod>::namespaced(client.clone(), "podtap");
+    until("the hub's pod, admitted under PodSecurity restricted", || async {
+        !hub_pods.list(&ListParams::default()).await.unwrap().items.is_empty()
+    })
+    .await;
+    // …and refuses a privileged one there.
+    let privileged = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": "podtap"},
+        "spec": {"containers": [{"name": "c", "image": "podtap", "securityContext": {"privileged": true}}]}});
+    let refused = hub_pods.create(&PostParams::default(), &serde_json::from_value(privileged).unwrap()).await;
+    match refused {
+        Err(kube::Error::Api(e)) => assert!(e.message.contains("violates PodSecurity \"restricted"), "{}", e.message),
+        other => panic!("a privileged pod in podtap: {other:?}"),
+    }
+
+    // The hub with its own ServiceAccount's token, as it runs in the cluster.
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "podtap");
+    let token: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    let token = accounts.create_token_request("podtap-hub", &PostParams::default(), &token).await.unwrap();
+    let token = token.status.expect("a token").token;
+    let sa_config = dir.join("podtap-hub.kubeconfig");
+    let admin_text = std::fs::read_to_string(&admin).unwrap();
+    let ca = admin_text.lines().find_map(|l| l.trim().strip_prefix("certificate-authority: ")).unwrap().to_string();
+    std::fs::write(
+        &sa_config,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: https://127.0.0.1:6443\n    \
+             certificate-authority: {ca}\nusers:\n- name: podtap-hub\n  user:\n    token: {token}\ncontexts:\n- name: lab\n  \
+             context:\n    cluster: lab\n    user: podtap-hub\ncurrent-context: lab\n"
+        ),
+    )
+    .unwrap();
+    let (listen, ingest) = (served::free_addr(), served::free_addr());
+    let hub = common::Running(
+        Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["hub", "--listen", &listen.to_string(), "--ingest", &ingest.to_string()])
+            .env("KUBECONFIG", &sa_config)
+            .env("PODTAP_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut health = Value::Null;
+    until("the hub ready with its ServiceAccount", || {
+        let h = served::http_get(listen, "/healthz");
+        let ok = matches!(&h, Some((200, _)));
+        if let Some((_, v)) = h {
+            health = v;
+        }
+        async move { ok }
+    })
+    .await;
+    drop(hub);
+    assert_eq!(health["cluster"]["missing"], json!([]), "every kind listed under its RBAC: {health}");
+    assert!(health["cluster"]["objects"].as_u64().unwrap() > 0, "{health}");
+    // Read-only, and no Secret: what the authorizer says the token may not do.
+    for (verb, what) in [("list", "secrets"), ("create", "pods"), ("delete", "pods"), ("update", "services")] {
+        let can = run_kubectl(&sa_config, &["auth", "can-i", verb, what, "-A"]);
+        assert!(can.is_err(), "the hub's token may {verb} {what}: {can:?}");
+    }
+    for what in ["pods", "services", "nodes", "endpointslices.discovery.k8s.io", "replicasets.apps", "jobs.batch"] {
+        assert!(run_kubectl(&sa_config, &["auth", "can-i", "watch", what, "-A"]).is_ok(), "watch {what}");
+    }
+    heartbeat.abort();
+    // Leave the cluster as it was for a run after this one.
+    let _ =
+        run_kubectl(&admin, &["delete", "-k", &repo().join("deploy/kubernetes").display().to_string(), "--wait=false"]);
+    let _ = Api::<Pod>::namespaced(client.clone(), "default")
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
