@@ -156,7 +156,7 @@ fn lab() -> Result<()> {
 fn real_cluster() -> Result<()> {
     step("cluster: a real Kubernetes control plane from its Go modules (built once, cached)");
     let dir = target_dir().join("cluster");
-    crate::cluster::up_at(&dir)?;
+    crate::cluster::up_at(&dir, "iptables")?;
     step("cluster: podtap against the real API server, the hub under its own RBAC");
     let tested = status(
         linted(&mut cargo_command(&[&["test"], PACKAGES, &["--test", "real_cluster"]].concat()))?

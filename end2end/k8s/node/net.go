@@ -1,0 +1,132 @@
+// Pod networking as the bridge CNI plugin with host-local IPAM does it: cni0 holds the pod
+// CIDR's first address, each pod gets a network namespace with eth0 (a veth whose peer is on
+// cni0) and the lowest free address of the CIDR, so an address a finished pod let go is the next
+// one handed out.
+
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// ip runs `ip ARGS` and returns its error output as the error.
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func sortLongestFirst(p [][2]string) {
+	sort.Slice(p, func(i, j int) bool { return len(p[i][0]) > len(p[j][0]) })
+}
+
+type ipam struct {
+	mu      sync.Mutex
+	prefix  netip.Prefix
+	gateway netip.Addr
+	used    map[netip.Addr]bool
+}
+
+func newIPAM(cidr string) (*ipam, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 28 {
+		return nil, fmt.Errorf("pod CIDR %q: want an IPv4 prefix of /28 or wider", cidr)
+	}
+	p = p.Masked()
+	return &ipam{prefix: p, gateway: p.Addr().Next(), used: map[netip.Addr]bool{}}, nil
+}
+
+// take hands out the lowest free address after the gateway.
+func (m *ipam) take() (netip.Addr, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for a := m.gateway.Next(); m.prefix.Contains(a.Next()); a = a.Next() {
+		if !m.used[a] {
+			m.used[a] = true
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("pod CIDR %s is full", m.prefix)
+}
+
+func (m *ipam) release(a netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.used, a)
+}
+
+// bridgeUp makes cni0 with the gateway address (once; a restarted agent finds it there).
+func bridgeUp(gw netip.Addr, p netip.Prefix) error {
+	if exec.Command("ip", "link", "show", "cni0").Run() != nil {
+		if err := ip("link", "add", "cni0", "type", "bridge"); err != nil {
+			return err
+		}
+		if err := ip("addr", "add", fmt.Sprintf("%s/%d", gw, p.Bits()), "dev", "cni0"); err != nil {
+			return err
+		}
+	}
+	return ip("link", "set", "cni0", "up")
+}
+
+// sandbox is one pod's network: its namespace (under /run/netns) and the veth on cni0.
+type sandbox struct {
+	netns string
+	veth  string
+	addr  netip.Addr
+}
+
+// newSandbox names a pod's namespace and veth after its UID, as CNI names veths after the
+// container: ptk-p-UID8 and vethUID8.
+func newSandbox(uid string) *sandbox {
+	short := strings.ReplaceAll(uid, "-", "")[:8]
+	return &sandbox{netns: "ptk-p-" + short, veth: "veth" + short}
+}
+
+func (s *sandbox) up(m *ipam) error {
+	addr, err := m.take()
+	if err != nil {
+		return err
+	}
+	s.addr = addr
+	// The agent shares the root's mount namespace (only its network namespace is the node's), so
+	// the namespace is mounted where everyone sees it.
+	if err := ip("netns", "add", s.netns); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"link", "add", s.veth, "type", "veth", "peer", "name", "eth0", "netns", s.netns},
+		{"link", "set", s.veth, "master", "cni0", "up"},
+		// hairpinMode, as the bridge plugin sets it for kube-proxy: a pod reaching itself through
+		// its Service leaves and comes back on the same bridge port.
+		{"link", "set", s.veth, "type", "bridge_slave", "hairpin", "on"},
+		{"-n", s.netns, "link", "set", "lo", "up"},
+		{"-n", s.netns, "addr", "add", fmt.Sprintf("%s/%d", addr, m.prefix.Bits()), "dev", "eth0"},
+		{"-n", s.netns, "link", "set", "eth0", "up"},
+		{"-n", s.netns, "route", "add", "default", "via", m.gateway.String()},
+	}
+	for _, st := range steps {
+		if err := ip(st...); err != nil {
+			s.down(m)
+			return err
+		}
+	}
+	return nil
+}
+
+// down removes the namespace (its eth0, and so the veth, goes with it) and frees the address.
+func (s *sandbox) down(m *ipam) {
+	_ = exec.Command("ip", "netns", "pids", s.netns).Run()
+	_ = ip("link", "del", s.veth)
+	_ = ip("netns", "del", s.netns)
+	if s.addr.IsValid() {
+		m.release(s.addr)
+		s.addr = netip.Addr{}
+	}
+}
