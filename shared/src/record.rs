@@ -367,6 +367,12 @@ pub struct Record {
     pub end_us: Option<u64>,
     pub request_size: u64,
     pub response_size: u64,
+    /// The TCP sequence number of the request's first byte (client to server), when the
+    /// dissector knows it; for a `tcp` record, the opener's initial sequence number when the
+    /// handshake was seen. NAT rewrites addresses and ports but never these, so they tie the
+    /// observations of one request (or connection) on both sides of kube-proxy together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
     #[serde(flatten)]
     pub detail: Detail,
 }
@@ -465,6 +471,7 @@ impl Record {
             end_us: Some(1_700_000_000_001_600),
             request_size: 78,
             response_size: 120,
+            seq: None,
             detail: Detail::Http(HttpExchange {
                 method: "GET".into(),
                 path: "/".into(),

@@ -21,6 +21,10 @@ const DEBIAN: &[(&str, &str)] = &[
     // The tests' HTTP checks, and the real cluster's certificates.
     ("curl", "curl"),
     ("openssl", "openssl"),
+    // kube-proxy's nftables mode runs `nft`; the lab nodes' processes enter their namespaces
+    // with `nsenter`.
+    ("nft", "nftables"),
+    ("nsenter", "util-linux"),
     // The lab's gRPC pods run on Debian's Python, whatever python3 comes first on PATH.
     ("/usr/bin/python3 -c 'import grpc'", "python3-grpcio"),
 ];

@@ -150,22 +150,33 @@ fn lab() -> Result<()> {
     )
 }
 
-/// A real Kubernetes control plane (`cargo xtask cluster up`: built from its Go modules once,
-/// cached outside `target/`), podtap against it (backend/tests/real_cluster.rs), and the cluster
-/// taken down again whatever happened.
+/// A real Kubernetes (`cargo xtask cluster up --nodes 2`: the control plane built from its Go
+/// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
+/// once in each kube-proxy mode: the seed scenario (backend/tests/cluster_seed.rs) in both, then
+/// podtap against the API server and the hub under its own RBAC (backend/tests/real_cluster.rs).
+/// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
-    step("cluster: a real Kubernetes control plane from its Go modules (built once, cached)");
     let dir = target_dir().join("cluster");
-    crate::cluster::up_at(&dir, "iptables")?;
-    step("cluster: podtap against the real API server, the hub under its own RBAC");
-    let tested = status(
-        linted(&mut cargo_command(&[&["test"], PACKAGES, &["--test", "real_cluster"]].concat()))?
-            .args(["--", "--ignored"])
-            .env("PODTAP_CLUSTER_DIR", &dir)
-            .env("PODTAP_KUBECTL", crate::cluster::bin_dir().join("kubectl")),
-    );
-    let down = crate::cluster::down(&dir);
-    tested.and(down)
+    for (mode, tests) in [("iptables", &["cluster_seed", "real_cluster"][..]), ("nftables", &["cluster_seed"][..])] {
+        step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));
+        crate::cluster::up_at(&dir, mode, 2)?;
+        let mut tested = Ok(());
+        for test in tests {
+            step(&format!("cluster ({mode}): backend/tests/{test}.rs"));
+            tested = status(
+                linted(&mut cargo_command(&[&["test"], PACKAGES, &["--test", test]].concat()))?
+                    .args(["--", "--ignored"])
+                    .env("PODTAP_CLUSTER_DIR", &dir)
+                    .env("PODTAP_KUBECTL", crate::cluster::bin_dir().join("kubectl")),
+            );
+            if tested.is_err() {
+                break;
+            }
+        }
+        let down = crate::cluster::down(&dir);
+        tested.and(down)?;
+    }
+    Ok(())
 }
 
 /// Playwright (playwright-core) driving Debian's Chromium against `podtap serve`.

@@ -17,8 +17,13 @@ const BALANCED: f64 = 0.2;
 /// A single connection carrying at least this share of a Service's requests is the cause.
 const DOMINANT_CONNECTION: f64 = 0.25;
 
+/// One endpoint: an address and the pod that held it. A pod's address may go to another pod once
+/// it is gone, and each keeps its own row.
+type EndpointKey = (IpAddr, Option<Name>);
+
 #[derive(Clone, Default)]
 struct EndpointAcc {
+    /// `ns/name`.
     pod: Option<String>,
     requests: u64,
     conns: FxHashSet<u64>,
@@ -28,12 +33,12 @@ struct EndpointAcc {
 struct ConnAcc {
     requests: u64,
     client: String,
-    endpoint: IpAddr,
+    endpoint: EndpointKey,
 }
 
 #[derive(Clone, Default)]
 struct ServiceAcc {
-    endpoints: FxHashMap<IpAddr, EndpointAcc>,
+    endpoints: FxHashMap<EndpointKey, EndpointAcc>,
     conns: FxHashMap<u64, ConnAcc>,
 }
 
@@ -42,27 +47,28 @@ struct ServiceAcc {
 #[derive(Clone, Default)]
 pub struct BalanceBuilder {
     services: BTreeMap<Name, ServiceAcc>,
-    probes: FxHashMap<IpAddr, u64>,
+    probes: FxHashMap<EndpointKey, u64>,
 }
 
 impl BalanceBuilder {
     /// Counts a request, or a connection (`kind: "tcp"`: a connection, not a request).
     pub fn add(&mut self, r: &Record) {
+        let key = (r.dst.ip, r.dst.name.clone());
         if r.probe {
-            *self.probes.entry(r.dst.ip).or_default() += 1;
+            *self.probes.entry(key).or_default() += 1;
             return;
         }
         let (Some(service), EndpointKind::Pod) = (&r.via.service, r.dst.kind) else { return };
         let request = u64::from(r.is_request());
         let acc = self.services.entry(service.clone()).or_default();
-        let e = acc.endpoints.entry(r.dst.ip).or_default();
+        let e = acc.endpoints.entry(key.clone()).or_default();
         e.pod = e.pod.take().or_else(|| r.dst.qualified_name());
         e.requests += request;
         e.conns.insert(r.conn);
         let c = acc.conns.entry(r.conn).or_insert_with(|| ConnAcc {
             requests: 0,
             client: r.src.qualified_name().unwrap_or_else(|| r.src.ip.to_string()),
-            endpoint: r.dst.ip,
+            endpoint: key,
         });
         c.requests += request;
     }
@@ -85,15 +91,15 @@ impl BalanceBuilder {
 
     /// Probes are counted per pod, whatever Service they would belong to.
     fn merge_probes(&mut self, other: &BalanceBuilder) {
-        for (ip, n) in &other.probes {
-            *self.probes.entry(*ip).or_default() += n;
+        for (key, n) in &other.probes {
+            *self.probes.entry(key.clone()).or_default() += n;
         }
     }
 
     fn merge_service(&mut self, service: &Name, o: &ServiceAcc) {
         let acc = self.services.entry(service.clone()).or_default();
-        for (ip, e) in &o.endpoints {
-            let mine = acc.endpoints.entry(*ip).or_default();
+        for (key, e) in &o.endpoints {
+            let mine = acc.endpoints.entry(key.clone()).or_default();
             mine.pod = mine.pod.take().or_else(|| e.pod.clone());
             mine.requests += e.requests;
             mine.conns.extend(e.conns.iter().copied());
@@ -133,23 +139,27 @@ impl BalanceBuilder {
             return None;
         }
         // Endpoints: the Service's backends (even idle ones), then any other pod that served it
-        // (a pod gone from the EndpointSlice since).
+        // (a pod gone from the EndpointSlice since, whose address another pod may hold now).
         let mut rows: Vec<(IpAddr, Option<String>)> =
             backends.into_iter().flatten().map(|b| (b.ip, b.pod.clone())).collect();
+        let same = |(ip, pod): &(IpAddr, Option<String>), (kip, kname): &EndpointKey| {
+            ip == kip && name(pod) == kname.as_deref()
+        };
         if let Some(acc) = acc {
-            let mut extra: Vec<_> =
-                acc.endpoints.iter().filter(|(ip, _)| !rows.iter().any(|(r, _)| r == *ip)).collect();
-            extra.sort_by_key(|(ip, _)| **ip);
-            rows.extend(extra.into_iter().map(|(ip, e)| (*ip, e.pod.clone())));
+            let mut extra: Vec<_> = acc.endpoints.iter().filter(|(k, _)| !rows.iter().any(|r| same(r, k))).collect();
+            extra.sort_by(|(a, _), (b, _)| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            rows.extend(extra.into_iter().map(|(k, e)| (k.0, e.pod.clone())));
         }
         let requests: u64 = acc.map_or(0, |a| a.endpoints.values().map(|e| e.requests).sum());
         let connections = acc.map_or(0, |a| a.conns.len() as u64);
         let share = |n: u64, of: u64| if of == 0 { 0.0 } else { round3(n as f64 / of as f64) };
         let endpoints: Vec<EndpointBalance> = rows
             .into_iter()
-            .map(|(ip, pod)| {
-                let e = acc.and_then(|a| a.endpoints.get(&ip));
+            .map(|row| {
+                let e = acc.and_then(|a| a.endpoints.iter().find(|(k, _)| same(&row, k)).map(|(_, e)| e));
                 let (r, c) = e.map_or((0, 0), |e| (e.requests, e.conns.len() as u64));
+                let (ip, pod) = row;
+                let probes = self.probes.get(&(ip, name(&pod).map(Name::from))).copied().unwrap_or(0);
                 EndpointBalance {
                     pod: pod.or_else(|| e.and_then(|e| e.pod.clone())),
                     ip,
@@ -158,7 +168,7 @@ impl BalanceBuilder {
                     requests_per_connection: (c > 0).then(|| round3(r as f64 / c as f64)),
                     share_of_requests: share(r, requests),
                     share_of_connections: share(c, connections),
-                    probe_requests: self.probes.get(&ip).copied().unwrap_or(0),
+                    probe_requests: probes,
                 }
             })
             .collect();
@@ -174,6 +184,11 @@ impl BalanceBuilder {
             endpoints,
         })
     }
+}
+
+/// `name` of `ns/name`.
+fn name(pod: &Option<String>) -> Option<&str> {
+    pod.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p))
 }
 
 fn round3(x: f64) -> f64 {
@@ -198,18 +213,20 @@ fn short(pod: &Option<String>, ip: IpAddr) -> String {
 
 fn cause(acc: &ServiceAcc, endpoints: &[EndpointBalance], requests: u64, connections: u64) -> Option<String> {
     let busiest = endpoints.iter().max_by_key(|e| (e.requests, std::cmp::Reverse(e.ip)))?;
-    let name = |ip: IpAddr| endpoints.iter().find(|e| e.ip == ip).map(|e| short(&e.pod, e.ip));
+    let name = |(ip, pod): &EndpointKey| {
+        endpoints.iter().find(|e| e.ip == *ip && name(&e.pod) == pod.as_deref()).map(|e| short(&e.pod, e.ip))
+    };
     // Ties go to the lower address, then the older connection: the same sentence whatever order
     // the records were counted in.
     let (_, top) =
-        acc.conns.iter().max_by_key(|(id, c)| (c.requests, std::cmp::Reverse(c.endpoint), std::cmp::Reverse(**id)))?;
+        acc.conns.iter().max_by_key(|(id, c)| (c.requests, std::cmp::Reverse(&c.endpoint), std::cmp::Reverse(**id)))?;
     if top.requests > 1 && top.requests as f64 >= DOMINANT_CONNECTION * requests as f64 {
         return Some(format!(
             "1 keep-alive connection from {} carried {} of {} requests to {}",
             top.client,
             top.requests,
             requests,
-            name(top.endpoint)?
+            name(&top.endpoint)?
         ));
     }
     let pod = short(&busiest.pod, busiest.ip);

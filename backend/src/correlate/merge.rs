@@ -17,6 +17,12 @@
 //!    backend pod of that Service from a node address (kube-proxy's SNAT) — preferring the one
 //!    whose source port was kept, as MASQUERADE does when it can.
 //!
+//! Where both observations carry a TCP sequence number (`seq`: an HTTP/1 request's first byte; a
+//! connection's initial one), it must be equal: NAT rewrites addresses and ports, never sequence
+//! numbers, so a capture that joined a keep-alive connection mid-stream on one side cannot pair
+//! its first request with an older one of the other side, and connections behind a NodePort's
+//! `--random-fully` SNAT (every port changed) pair exactly.
+//!
 //! A request leaves as soon as it has every observation it will get (`is_complete`: the one
 //! addressed to the Service and the one at the pod, or both pods' copies); the others leave when
 //! their window has passed, so nothing waits longer than it must.
@@ -251,11 +257,18 @@ impl Merger {
             !(o.dst.kind == EndpointKind::Pod && r.dst.kind == EndpointKind::Pod)
                 || ((o.dst.ip, o.dst.port) == (r.dst.ip, r.dst.port) && o.nodes != r.nodes)
         };
+        // The same TCP sequence number, where both sides know it: NAT never rewrites it, so an
+        // observation that joined its connection mid-stream (a capture that began on a pooled
+        // connection) pairs with its own request, not with the oldest one still open.
+        let same_bytes = |g: &Group| match (g.seen[0].record.seq, r.seq) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
         let socket = queues(Key::Socket(r.src.ip, r.src.port, what))
             .filter_map(|q| {
                 q.iter().copied().find(|id| {
                     let g = self.group(*id);
-                    !g.on(leg) && near(g) && rewrite(g)
+                    !g.on(leg) && near(g) && rewrite(g) && same_bytes(g)
                 })
             })
             .min();
@@ -283,7 +296,7 @@ impl Merger {
         let mut fallback = None;
         for id in candidates {
             let g = self.group(id);
-            if g.on(leg) || !near(g) || !g.seen.iter().any(|s| counterpart(&s.record)) {
+            if g.on(leg) || !near(g) || !same_bytes(g) || !g.seen.iter().any(|s| counterpart(&s.record)) {
                 continue;
             }
             let taken = g.seen.iter().position(|s| mine(&s.record));

@@ -60,6 +60,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         },
         request_size: ex.request_size,
         response_size: ex.response_size,
+        seq: ex.seq,
         detail: ex.detail,
     }
 }
@@ -89,6 +90,7 @@ mod tests {
             end_us: None,
             request_size: 10,
             response_size: 20,
+            seq: None,
             detail: Detail::Http(http),
         }
     }

@@ -135,12 +135,17 @@ impl ConnHandler for AnyProtocol {
 
     fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
         let mut joined = Vec::new();
+        let given = data.len();
         let Some(data) = self.strip_proxy(info, dir, data, &mut joined) else { return };
         if data.is_empty() {
             return;
         }
+        // What is left ends where the given bytes end: its first byte's sequence number.
+        let mut info = *info;
+        let i = dir as usize;
+        info.seq[i] = info.seq[i].wrapping_add(given as u32).wrapping_sub(data.len() as u32);
         let first = out.len();
-        self.dispatch(info, dir, ts_us, data, out);
+        self.dispatch(&info, dir, ts_us, data, out);
         self.took(&mut out[first..], ts_us);
     }
 
@@ -226,6 +231,7 @@ impl AnyProtocol {
         };
         let mut ex = Exchange::on(info, (client, server), timing, Detail::Tcp(tcp));
         ex.proxied = self.proxied;
+        ex.seq = info.isn;
         ex.end_us = (life.close != TcpClose::Open).then_some(life.last_us);
         ex
     }

@@ -332,6 +332,7 @@ fn exchange(key: Key, p: &Pending, resp_ts: Option<u64>, (req, resp): (u64, u64)
         end_us: None,
         request_size: req,
         response_size: resp,
+        seq: None,
         detail: Detail::Dns(dns),
     }
 }

@@ -43,6 +43,10 @@ pub struct Exchange {
     pub request_size: u64,
     pub response_size: u64,
     pub detail: Detail,
+    /// The TCP sequence number of the request's first byte, where the dissector knows it: the
+    /// same on both sides of kube-proxy's rewrite, so observations of one request pair exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u32>,
 }
 
 /// When a request and its response began, and how many bytes each took.
@@ -72,6 +76,7 @@ impl Exchange {
             request_size: t.request_size,
             response_size: t.response_size,
             detail,
+            seq: None,
         }
     }
 

@@ -493,6 +493,7 @@ mod tests {
             end_us: None,
             request_size: 10,
             response_size: 20,
+            seq: None,
             detail: Detail::Http(http),
         };
         Observed { at_us: T0 + n * 1000 + 500, exchange }

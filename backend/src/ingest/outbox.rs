@@ -160,6 +160,7 @@ mod tests {
                 end_us: None,
                 request_size: 0,
                 response_size: 0,
+                seq: None,
                 detail: podtap_shared::Detail::Http(Default::default()),
             },
         };

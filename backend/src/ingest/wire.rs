@@ -188,6 +188,7 @@ mod tests {
             end_us: None,
             request_size: 80,
             response_size: 120,
+            seq: None,
             detail: Detail::Http(http),
         }
     }

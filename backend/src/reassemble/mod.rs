@@ -45,6 +45,13 @@ pub struct ConnInfo {
     pub opener: Option<Dir>,
     /// What happened to it so far: times, bytes, losses; how it ended once it did.
     pub life: ConnLife,
+    /// Per direction (`Dir` as index), the TCP sequence number of the first byte `on_data` is
+    /// given: NAT rewrites addresses and ports, never these, so both sides of kube-proxy see the
+    /// same number for one request.
+    pub seq: [u32; 2],
+    /// The opener's initial sequence number (its SYN's), when the handshake was seen: the same
+    /// on both sides of NAT, so it ties the two observations of one connection together.
+    pub isn: Option<u32>,
 }
 
 /// A connection's life as the capture saw it, for its `kind: "tcp"` record.
@@ -109,6 +116,8 @@ impl ConnInfo {
             b: b.parse().expect("socket address"),
             opener: Some(Dir::AtoB),
             life: ConnLife::new(0, true),
+            seq: [0; 2],
+            isn: None,
         }
     }
 
@@ -309,6 +318,8 @@ impl<H: ConnHandler> Reassembler<H> {
                     b: key.b,
                     opener: opening.then_some(dir),
                     life: ConnLife::new(seg.ts_us, opening),
+                    seq: [0; 2],
+                    isn: opening.then_some(seg.seq),
                 };
                 self.next_id += 1;
                 self.stats.connections += 1;
@@ -443,6 +454,7 @@ fn accept<H: ConnHandler>(
     let fresh = &payload[already..];
     stream.next = Some(next.wrapping_add(fresh.len() as u32));
     conn.info.life.bytes[dir as usize] += fresh.len() as u64;
+    conn.info.seq[dir as usize] = next;
     conn.handler.on_data(&conn.info, dir, ts, fresh, out);
     drain(conn, dir, stats, out);
 }
@@ -465,6 +477,7 @@ fn drain<H: ConnHandler>(conn: &mut Conn<H>, dir: Dir, stats: &mut ReassemblySta
         stats.retransmitted_bytes += already as u64;
         stream.next = Some(next.wrapping_add((bytes.len() - already) as u32));
         conn.info.life.bytes[dir as usize] += (bytes.len() - already) as u64;
+        conn.info.seq[dir as usize] = next;
         conn.handler.on_data(&conn.info, dir, ts, &bytes[already..], out);
     }
 }

@@ -106,9 +106,9 @@ fn current_dir() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("cluster"))
 }
 
-/// `up` into `dir` with kube-proxy in iptables mode (the test command's cluster).
-pub fn up_at(dir: &Path, proxy_mode: &str) -> Result<()> {
-    up(&Options { dir: dir.to_path_buf(), proxy_mode: proxy_mode.into(), nodes: 1 })
+/// `up` into `dir` with `nodes` lab nodes and kube-proxy in `proxy_mode` (the test command's clusters).
+pub fn up_at(dir: &Path, proxy_mode: &str, nodes: usize) -> Result<()> {
+    up(&Options { dir: dir.to_path_buf(), proxy_mode: proxy_mode.into(), nodes })
 }
 
 fn up(o: &Options) -> Result<()> {

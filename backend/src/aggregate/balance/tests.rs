@@ -83,3 +83,26 @@ fn idle_backends_are_listed_and_unknown_services_are_none() {
     let all: Vec<String> = b.build(&c).into_iter().map(|s| s.service).collect();
     assert_eq!(all, ["default/greeter", "default/web", "kube-system/kube-dns", "shop/api"]);
 }
+
+#[test]
+fn a_pod_that_took_over_a_gone_pods_address_has_its_own_row() {
+    // web-7d4b9c8f6-x2k9p restarted: its replacement took 10.244.0.11 (a CNI hands out the lowest
+    // free address). Each pod keeps its own requests, connections and probes.
+    let c = cluster();
+    let mut b = BalanceBuilder::default();
+    (0..5).for_each(|i| b.add(&request(&c, i, X2K9P)));
+    b.add(&probe(&c, X2K9P));
+    let successor = |mut r: Record| {
+        r.dst.name = Some("web-7d4b9c8f6-new01".into());
+        r
+    };
+    (0..3).for_each(|i| b.add(&successor(request(&c, 10 + i, X2K9P))));
+    (0..2).for_each(|_| b.add(&successor(probe(&c, X2K9P))));
+    let web = b.balance("default/web", &c).unwrap();
+    let row = |pod: &str| web.endpoints.iter().find(|e| e.pod.as_deref() == Some(pod)).expect(pod);
+    let old = row("default/web-7d4b9c8f6-x2k9p");
+    assert_eq!((old.requests, old.connections, old.probe_requests), (5, 5, 1));
+    let new = row("default/web-7d4b9c8f6-new01");
+    assert_eq!((new.ip, new.requests, new.connections, new.probe_requests), (X2K9P.into(), 3, 3, 2));
+    assert_eq!((web.requests, web.connections, web.probe_requests), (8, 8, 3));
+}

@@ -1,12 +1,14 @@
 //! Live capture on a node: one TPACKET_V3 ring per selected interface, all waited on by one
 //! thread, so frames reach the engine straight from kernel memory. Interfaces are matched by name
-//! (exact names and globs, with excludes) and followed: every second the list is read again, rings
-//! are opened on new pod interfaces and closed on vanished ones. A pod interface that comes back
+//! (exact names and globs, with excludes) and followed: the list is read again as soon as the
+//! kernel says a link changed (`links`), and every second regardless; rings are opened on new pod
+//! interfaces and closed on vanished ones. A pod interface that comes back
 //! under the same name is a new interface (new index), so its connections never mix with the old.
 //!
 //! A kernel filter keeps only IP frames (IPv4, IPv6, VLAN-tagged) on Ethernet links, so ARP and
 //! other chatter never cross into user space.
 
+mod links;
 mod ring;
 mod select;
 
@@ -75,6 +77,8 @@ pub struct LiveCapture {
     slots: Vec<LiveInterface>,
     rings: Vec<(u32, Ring)>,
     last_scan: Instant,
+    /// The kernel's word that a link changed (`None`: rescans only).
+    links: Option<links::LinkEvents>,
     vlan_scratch: Vec<u8>,
 }
 
@@ -109,6 +113,7 @@ impl LiveCapture {
             slots: Vec::new(),
             rings: Vec::new(),
             last_scan: Instant::now(),
+            links: links::LinkEvents::open(),
             vlan_scratch: Vec::new(),
         };
         live.follow(present)?;
@@ -192,8 +197,8 @@ impl LiveCapture {
         }
     }
 
-    /// Follows interface changes, at most once a second (at once after a socket reported its
-    /// interface down or gone). New interfaces are appended to `interfaces()`.
+    /// Follows interface changes: at once after the kernel announced a link change or a socket
+    /// reported its interface down or gone, else once a second. New interfaces are appended to `interfaces()`.
     pub fn follow_changes(&mut self) -> Result<(), LiveError> {
         if self.last_scan.elapsed() >= RESCAN_EVERY {
             self.last_scan = Instant::now();
@@ -207,13 +212,15 @@ impl LiveCapture {
     /// handed over. Interfaces change only in `follow_changes`, so a caller can declare them
     /// before their first frame.
     pub fn poll(&mut self, timeout: Duration, mut each: impl FnMut(LiveFrame<'_>)) -> Result<usize, LiveError> {
-        let fds: Vec<_> = self.rings.iter().map(|(_, r)| r.fd()).collect();
+        let mut fds: Vec<_> = self.rings.iter().map(|(_, r)| r.fd()).collect();
+        fds.extend(self.links.as_ref().map(|l| l.fd()));
         if fds.is_empty() {
             std::thread::sleep(timeout.min(RESCAN_EVERY));
             return Ok(0);
         }
-        let failed = ring::wait(&fds, timeout.as_millis().min(i32::MAX as u128) as i32).map_err(LiveError::List)?;
-        if !failed.is_empty() {
+        let wait_ms = timeout.min(RESCAN_EVERY).as_millis() as i32;
+        let failed = ring::wait(&fds, wait_ms).map_err(LiveError::List)?;
+        if !failed.is_empty() || self.links.as_ref().is_some_and(|l| l.drain()) {
             // An interface went down or away: look now rather than at the next second.
             self.last_scan = Instant::now() - RESCAN_EVERY;
         }

@@ -1,7 +1,7 @@
 //! One AF_PACKET socket with a TPACKET_V3 receive ring, bound to one interface. The kernel fills
 //! blocks of packets in shared memory; we read a block in place (no copy, no syscall per packet)
-//! and hand it back. The only `unsafe` of live capture is here: the socket calls, the mapping, and
-//! the block status word shared with the kernel.
+//! and hand it back. The `unsafe` of live capture is here (the socket calls, the mapping, and the
+//! block status word shared with the kernel) and in `links` (one netlink socket).
 //!
 //! Layouts are from `linux/if_packet.h` (stable ABI since 3.2); offsets are spelled out below.
 #![allow(unsafe_code)]

@@ -59,6 +59,7 @@ fn seen(id: u64, node: &str, client: &str, server: &str, after: u64, c: &Cluster
         end_us: None,
         request_size: 50,
         response_size: 70,
+        seq: None,
         detail: Detail::Http(http),
     };
     let mut r = record(ex, id, Some("eth0"), c);

@@ -33,6 +33,7 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
         end_us: None,
         request_size: 50,
         response_size: 70,
+        seq: None,
         detail: Detail::Http(http),
     };
     record(ex, id, Some(iface), &cluster())
@@ -166,4 +167,42 @@ fn one_client_port_towards_two_pods_is_two_requests() {
     let out = merge(vec![a, b]);
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(out.iter().all(|r| r.observations == 1 && r.probe));
+}
+
+#[test]
+fn a_keep_alive_connection_joined_mid_stream_pairs_each_request_by_its_sequence_number() {
+    // The server's veth saw requests 1-4 of a keep-alive connection; the client's capture began
+    // at request 3 (a new pod's interface found a moment after it started talking). Same path,
+    // same socket, all within the window: only the sequence numbers tell them apart.
+    let at = |mut r: Record, i: u64, seq: u32| {
+        r.ts += i * 50_000;
+        r.seq = Some(seq);
+        r
+    };
+    let server = |i: u64| {
+        let r = seen(i, 11, "veth-web1", "10.244.0.20:40000", "10.244.0.11:3000", "/users", "curl/8", 400);
+        at(r, i, 1000 + 100 * i as u32)
+    };
+    let client = |i: u64| {
+        let r = seen(10 + i, 10, "veth-client", "10.244.0.20:40000", "10.96.12.34:80", "/users", "curl/8", 900);
+        at(r, i, 1000 + 100 * i as u32)
+    };
+    let out = merge(vec![server(1), server(2), server(3), client(3), server(4), client(4)]);
+    assert_eq!(out.len(), 4, "one record per request");
+    let by_seq = |seq: u32| out.iter().find(|r| r.seq == Some(seq)).expect("each request");
+    for i in [1, 2] {
+        assert_eq!(by_seq(1000 + 100 * i).observations, 1, "request {i}: only the server saw it");
+    }
+    for i in [3, 4u64] {
+        let r = by_seq(1000 + 100 * i as u32);
+        assert_eq!((r.observations, r.via.kind), (2, ViaKind::ClusterIp), "request {i}");
+        assert_eq!(r.ts, 1_800_000_000_000_000 + i * 50_000, "request {i} keeps its own time");
+    }
+    // Without sequence numbers (an older agent) the oldest open request is taken, as before.
+    let strip = |mut r: Record| {
+        r.seq = None;
+        r
+    };
+    let out = merge(vec![strip(server(1)), strip(client(3))]);
+    assert_eq!(out.len(), 1);
 }

@@ -95,6 +95,8 @@ pub struct Http1 {
     /// Set by `101 Switching Protocols` to h2c: the upgrade request (answered on HTTP/2 stream 1)
     /// and the server's bytes after the 101, which are already HTTP/2.
     h2c: Option<(Upgraded, Vec<u8>)>,
+    /// The TCP sequence number of the first byte of what `consume` is parsing.
+    input_seq: u32,
 }
 
 impl Http1 {
@@ -122,6 +124,7 @@ impl ConnHandler for Http1 {
             joined,
             request_dir: None,
             h2c: None,
+            input_seq: 0,
         }
     }
 
@@ -131,10 +134,13 @@ impl ConnHandler for Http1 {
             return;
         }
         if self.halves[i].buf.is_empty() {
+            self.input_seq = info.seq[i];
             let used = self.consume(info, dir, ts_us, data, out);
             self.keep(dir, &data[used..]);
         } else {
             let mut buf = std::mem::take(&mut self.halves[i].buf);
+            // The held bytes come first: the input starts that many bytes before `data`.
+            self.input_seq = info.seq[i].wrapping_sub(buf.len() as u32);
             buf.extend_from_slice(data);
             let used = self.consume(info, dir, ts_us, &buf, out);
             if self.halves[i].state != State::Off {
@@ -214,7 +220,9 @@ fn exchange(
     http.status = resp.as_ref().map(|r| r.status);
     let timing =
         Timing { ts_us: req.ts_us, response_ts_us: resp.map(|r| r.ts_us), request_size: req.size, response_size };
-    Exchange::on(info, (client, server), timing, Detail::Http(http))
+    let mut ex = Exchange::on(info, (client, server), timing, Detail::Http(http));
+    ex.seq = Some(req.seq);
+    ex
 }
 
 impl Http1 {
@@ -293,15 +301,17 @@ impl Http1 {
                     self.halves[i].state = State::Head;
                     out.push(Dissected::Resync);
                 }
-                State::Head => match self.parse_head(info, dir, ts_us, rest, out) {
-                    Some(0) => return pos,
-                    Some(n) => pos += n,
-                    None => {
-                        self.halves[i].state = State::Resync;
-                        self.requests.disturb();
-                        pos += 1;
+                State::Head => {
+                    match self.parse_head(info, dir, (ts_us, self.input_seq.wrapping_add(pos as u32)), rest, out) {
+                        Some(0) => return pos,
+                        Some(n) => pos += n,
+                        None => {
+                            self.halves[i].state = State::Resync;
+                            self.requests.disturb();
+                            pos += 1;
+                        }
                     }
-                },
+                }
                 // Every body state consumes at least one byte of non-empty input unless it needs
                 // more (a chunk-size line or CRLF split across segments): then wait for them.
                 State::Body(body) => match self.body(info, dir, body, rest, out) {
@@ -327,7 +337,7 @@ impl Http1 {
         &mut self,
         info: &ConnInfo,
         dir: Dir,
-        ts_us: u64,
+        (ts_us, seq): (u64, u32),
         input: &[u8],
         out: &mut Vec<Dissected>,
     ) -> Option<usize> {
@@ -364,7 +374,7 @@ impl Http1 {
                     malformed,
                     ..HttpExchange::default()
                 };
-                self.requests.push(PendingRequest { ts_us, size: n as u64, http });
+                self.requests.push(PendingRequest { ts_us, seq, size: n as u64, http });
                 let body = framing.request_body();
                 self.start_body(info, dir, ts_us, n, body, out);
                 Some(n)

@@ -15,6 +15,8 @@ use podtap_shared::HttpExchange;
 /// A request waiting for its response.
 pub struct PendingRequest {
     pub ts_us: u64,
+    /// The TCP sequence number of its first byte.
+    pub seq: u32,
     pub size: u64,
     pub http: HttpExchange,
 }
@@ -97,7 +99,7 @@ mod tests {
     use super::*;
 
     fn req(path: &str, ts_us: u64) -> PendingRequest {
-        PendingRequest { ts_us, size: 1, http: HttpExchange { path: path.into(), ..Default::default() } }
+        PendingRequest { ts_us, seq: 0, size: 1, http: HttpExchange { path: path.into(), ..Default::default() } }
     }
 
     fn path(a: Answer) -> Option<(String, bool)> {

@@ -430,3 +430,31 @@ fn connect_hands_the_tunnel_on() {
     );
     assert_eq!(outcomes(&out), [("api.example:443".into(), Some(200))]);
 }
+
+#[test]
+fn each_request_carries_the_sequence_number_of_its_first_byte() {
+    // Pipelined, the second head split across segments (so it is parsed from held bytes), on a
+    // connection whose client sequence numbers wrap past 2^32.
+    let first = b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n";
+    let second = b"GET /b HTTP/1.1\r\nHost: web\r\n\r\n";
+    let isn = u32::MAX - 10;
+    let mut info = info();
+    let mut h = Http1::new(&info);
+    let mut out = Vec::new();
+    let mut sent = 0u32;
+    for part in [&[&first[..], &second[..8]].concat()[..], &second[8..]] {
+        info.seq[C as usize] = isn.wrapping_add(sent);
+        h.on_data(&info, C, 100, part, &mut out);
+        sent += part.len() as u32;
+    }
+    info.seq[S as usize] = 5;
+    h.on_data(
+        &info,
+        S,
+        200,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    let seqs: Vec<Option<u32>> = exchanges(&out).iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [Some(isn), Some(isn.wrapping_add(first.len() as u32))]);
+}
