@@ -209,19 +209,7 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     let token: TokenRequest =
         serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
     let token = accounts.create_token_request("podtap-hub", &PostParams::default(), &token).await.unwrap();
-    let token = token.status.expect("a token").token;
-    let sa_config = dir.join("podtap-hub.kubeconfig");
-    let admin_text = std::fs::read_to_string(&admin).unwrap();
-    let ca = admin_text.lines().find_map(|l| l.trim().strip_prefix("certificate-authority: ")).unwrap().to_string();
-    std::fs::write(
-        &sa_config,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: https://127.0.0.1:6443\n    \
-             certificate-authority: {ca}\nusers:\n- name: podtap-hub\n  user:\n    token: {token}\ncontexts:\n- name: lab\n  \
-             context:\n    cluster: lab\n    user: podtap-hub\ncurrent-context: lab\n"
-        ),
-    )
-    .unwrap();
+    let sa_config = token_kubeconfig(&dir, "podtap-hub", &token.status.expect("a token").token, None);
     let (listen, ingest) = (served::free_addr(), served::free_addr());
     let hub = common::Running(
         Command::new(env!("CARGO_BIN_EXE_podtap"))
@@ -253,6 +241,7 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     for what in ["pods", "services", "nodes", "endpointslices.discovery.k8s.io", "replicasets.apps", "jobs.batch"] {
         assert!(run_kubectl(&sa_config, &["auth", "can-i", "watch", what, "-A"]).is_ok(), "watch {what}");
     }
+    a_user_with_one_namespaced_role(&client, &dir).await;
     heartbeat.abort();
     // Leave the cluster as it was for a run after this one.
     let _ =
@@ -260,6 +249,100 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     let _ = Api::<Pod>::namespaced(client.clone(), "default")
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
+}
+
+/// A kubeconfig for the lab's API server with a bearer token, in `namespace` when given.
+fn token_kubeconfig(dir: &Path, user: &str, token: &str, namespace: Option<&str>) -> PathBuf {
+    let admin_text = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+    let ca = admin_text.lines().find_map(|l| l.trim().strip_prefix("certificate-authority: ")).unwrap().to_string();
+    let namespace = namespace.map(|n| format!("\n    namespace: {n}")).unwrap_or_default();
+    let path = dir.join(format!("{user}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: https://127.0.0.1:6443\n    \
+             certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: lab\n  \
+             context:\n    cluster: lab\n    user: {user}{namespace}\ncurrent-context: lab\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A user whose only grant is a Role in namespace `shop` (a ServiceAccount there, its token):
+/// `podtap serve --namespace shop` starts, names shop's pods, and says in `/healthz` what it could
+/// not list — nodes (cluster-scoped: forbidden) and every other namespace.
+async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let ns = "shop";
+    create(
+        &Api::<ServiceAccount>::namespaced(client.clone(), ns),
+        json!({"metadata": {"name": "viewer", "namespace": ns}}),
+    )
+    .await;
+    let read = json!(["get", "list", "watch"]);
+    create(
+        &Api::<Role>::namespaced(client.clone(), ns),
+        json!({"metadata": {"name": "traffic-viewer", "namespace": ns}, "rules": [
+            {"apiGroups": [""], "resources": ["pods", "services"], "verbs": read},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+            {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": read},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": read}]}),
+    )
+    .await;
+    create(
+        &Api::<RoleBinding>::namespaced(client.clone(), ns),
+        json!({"metadata": {"name": "traffic-viewer", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "traffic-viewer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": ns}]}),
+    )
+    .await;
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request("viewer", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let config = token_kubeconfig(dir, "shop-viewer", &token.status.expect("a token").token, Some(ns));
+    assert!(run_kubectl(&config, &["auth", "can-i", "list", "pods", "-n", "default"]).is_err(), "one namespace only");
+
+    let addr = served::free_addr();
+    let serve = common::Running(
+        Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &common::demo_dir().join("capture.pcapng").display().to_string()])
+            .args(["--realtime", "--listen", &addr.to_string()])
+            .env("KUBECONFIG", &config)
+            .env("PODTAP_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut health = Value::Null;
+    until("serve ready under one Role", || {
+        let h = served::http_get(addr, "/healthz");
+        let ok = matches!(&h, Some((200, _)));
+        if let Some((_, v)) = h {
+            health = v;
+        }
+        async move { ok }
+    })
+    .await;
+    let missing = health["cluster"]["missing"].as_array().cloned().unwrap_or_default();
+    let reason =
+        |kind: &str| missing.iter().find(|m| m["kind"] == kind).map(|m| m["reason"].as_str().unwrap().to_string());
+    assert!(reason("nodes").is_some_and(|r| r.contains("403")), "nodes are forbidden to it, and said so: {health}");
+    assert!(reason("pods").is_some_and(|r| r.contains("shop")), "pods listed only in shop, and said so: {health}");
+    // shop's pods are named from its own lists; default's are not (it may not see them).
+    until("a request to a shop pod, named", || {
+        let page = served::http_get(addr, "/api/v1/records?limit=10000");
+        let records = page.map(|(_, v)| v["records"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
+        let shop = records.iter().any(|r| r["dst"]["namespace"] == "shop" && r["dst"]["name"].is_string());
+        let default_named = records.iter().any(|r| r["dst"]["namespace"] == "default" && r["dst"]["kind"] == "pod");
+        assert!(!default_named, "a pod of default named by a user who may not list them");
+        async move { shop }
+    })
+    .await;
+    drop(serve);
 }
 
 fn repo() -> PathBuf {
