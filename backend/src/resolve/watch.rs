@@ -242,6 +242,11 @@ where
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::InitDone) => {
+                if listed {
+                    // kube-rs lists again only when resuming the watch was refused: its
+                    // resourceVersion is older than the server keeps (410 Gone).
+                    tracing::info!("{kind}: listed again (the watch's resourceVersion had expired: 410 Gone)");
+                }
                 listed = true;
                 access.listed(kind, scope);
                 changed.notify_one();

@@ -1,0 +1,136 @@
+//! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`, run by
+//! the test command in iptables mode after the seed): the seed's traffic while
+//!
+//! 1. the hub cannot reach the API server for its first 10 s (its kubeconfig points at a relay on
+//!    its node that the test starts only then): records wait, and are named as of their time once
+//!    the lists come;
+//! 2. etcd is compacted to its newest revision and the API server restarted mid-run: podtap's
+//!    watches find their resourceVersion gone (`410 Gone`), list again, and say so;
+//! 3. a pod restarts afterwards and its address passes to another pod.
+//!
+//! Names stay right throughout: every pod address in every record is the pod that held it at the
+//! record's time (from a watch of the Pods), and every count equals the apps' logs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::lab_cluster::*;
+
+/// Where the hub's kubeconfig points, on lab-node-1: nothing listens there for 10 s.
+const LATE_API: &str = "127.0.0.1:16443";
+
+/// The admin kubeconfig with the server moved to `LATE_API`.
+fn late_kubeconfig(c: &Cluster) -> PathBuf {
+    let text = std::fs::read_to_string(c.dir.join("kubeconfig")).unwrap();
+    assert!(text.contains("https://127.0.0.1:6443"), "the admin kubeconfig's server");
+    let path = c.out.join("late.kubeconfig");
+    std::fs::write(&path, text.replace("https://127.0.0.1:6443", &format!("https://{LATE_API}"))).unwrap();
+    path
+}
+
+/// `lab-node relay` on lab-node-1 from `LATE_API` to the API server (through the cluster's unix
+/// socket, as the nodes' own relays do).
+fn open_the_way(c: &Cluster) -> common::Running {
+    let relay = PathBuf::from(std::env::var("PODTAP_KUBECTL").unwrap()).with_file_name("lab-node");
+    let args = [
+        "relay".to_string(),
+        format!("--listen=tcp:{LATE_API}"),
+        format!("--to=unix:{}", c.dir.join("api.sock").display()),
+    ];
+    spawn_in("ptk-lab-node-1", &relay, &args, &[], &c.out.join("late-relay.err"))
+}
+
+/// The API server's pid, from `DIR/pids`.
+fn apiserver_pid(dir: &Path) -> i32 {
+    let pids = std::fs::read_to_string(dir.join("pids")).unwrap();
+    pids.lines().find_map(|l| l.strip_prefix("kube-apiserver ")).unwrap().trim().parse().unwrap()
+}
+
+/// etcd's newest revision, then a compaction to it (through etcd's JSON gateway): every older
+/// resourceVersion is gone.
+fn compact_etcd() -> u64 {
+    let post = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", "-X", "POST", "-d", body])
+            .arg(format!("http://127.0.0.1:2379{path}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "etcd {path}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let range = post("/v3/kv/range", r#"{"key": "AA==", "limit": 1}"#);
+    let revision: u64 = range["header"]["revision"].as_str().unwrap().parse().unwrap();
+    post("/v3/kv/compaction", &format!(r#"{{"revision": "{revision}", "physical": true}}"#));
+    revision
+}
+
+/// Ends the API server and starts it again with the same command line (its log appended to, its
+/// pid written back for `cluster down`); returns once it is ready.
+#[expect(clippy::zombie_processes, reason = "the API server outlives this test: `cluster down` ends it")]
+fn restart_apiserver(c: &Cluster) {
+    let pid = apiserver_pid(&c.dir);
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    until("the API server gone", || !Path::new(&format!("/proc/{pid}")).exists());
+    let log = std::fs::OpenOptions::new().append(true).open(c.dir.join("logs/kube-apiserver.log")).unwrap();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().unwrap();
+    let pids = std::fs::read_to_string(c.dir.join("pids")).unwrap();
+    let pids = pids.replace(&format!("kube-apiserver {pid}\n"), &format!("kube-apiserver {}\n", child.id()));
+    std::fs::write(c.dir.join("pids"), pids).unwrap();
+    until("the API server ready again", || {
+        c.command(&["get", "--raw", "/readyz"]).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success()
+    });
+}
+
+#[test]
+#[ignore = "needs the real cluster: cargo xtask test runs it after `cluster up --nodes 2`"]
+fn names_stay_right_while_the_api_server_is_late_restarted_and_compacted() {
+    let c = Cluster::from_env("faults");
+    let nodes = node_names(&c);
+    let addresses = Arc::new(Mutex::new(Addresses::default()));
+    let _watch = watch_pods(&c, addresses.clone());
+
+    // 1. The hub starts with no way to the API server; its agents capture from the start.
+    let started = Instant::now();
+    let _podtap = start_podtap(&c, &nodes, &late_kubeconfig(&c));
+    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    ext(&c, 1, 20);
+    // The scenario's 10 s, not a wait for anything: the API server stays out of reach until then.
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+    let h = health().expect("the hub answers without the API server");
+    assert_eq!(h["status"], "starting", "no names yet: {h}");
+    assert!(h["records"].as_u64().unwrap_or(0) == 0, "records are held until names come: {h}");
+    let _relay = open_the_way(&c);
+    until("the hub's names listed, 10 s late", names_listed);
+
+    // 2. Mid-run, with the outside client calling: etcd compacted, the API server restarted.
+    let hub_err = c.out.join("hub.err");
+    let relisted = || std::fs::read_to_string(&hub_err).unwrap_or_default().matches("listed again").count();
+    let before = relisted();
+    let mut calling = ext_client(&c, 2, 60);
+    let revision = compact_etcd();
+    restart_apiserver(&c);
+    assert!(calling.wait().unwrap().success(), "the outside client through the restart");
+    until("podtap's watches listing again after 410 Gone", || relisted() > before);
+    until("the hub's names listed again", names_listed);
+
+    // 3. Then a pod restarts, a Job calls the ClusterIP from an address another pod held.
+    let node = restart_a_web_pod(&c);
+    ext(&c, 3, 20);
+    let client = c.run_client("faults-client-1", &node);
+    finish_and_check(&c, &addresses, &[("faults-client-1", &client)], 3);
+    eprintln!("faults: etcd compacted at revision {revision}; {} watches listed again", relisted() - before);
+}

@@ -1,0 +1,439 @@
+//! The lab's real cluster (`cargo xtask cluster up --nodes 2`) as the cluster tests drive it:
+//! kubectl with the admin kubeconfig, podtap's hub on lab-node-1 and an agent per node (each in
+//! its node's network namespace), the seed's clients, and the truth — the apps' logs, and a watch
+//! of the Pods that says which pod held which address when — with the checks every scenario on
+//! it must pass.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use podtap_shared::record::{EndpointKind, Record, ViaKind};
+use serde_json::Value;
+
+use super::Running;
+
+pub const TOKEN: &str = "seed-hub-token";
+pub const HUB_NODE: &str = "lab-node-1";
+pub const HUB_IP: &str = "192.168.77.11";
+pub const HUB_API: &str = "127.0.0.1:18480";
+pub const HUB_INGEST: u16 = 18481;
+pub const NODE_PORT: u16 = 30007;
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubectl: PathBuf,
+    pub out: PathBuf,
+    /// iptables or nftables
+    pub mode: String,
+}
+
+impl Cluster {
+    pub fn from_env(scenario: &str) -> Cluster {
+        let dir = PathBuf::from(
+            std::env::var("PODTAP_CLUSTER_DIR").expect("PODTAP_CLUSTER_DIR: run through `cargo xtask test`"),
+        );
+        let kubectl = PathBuf::from(std::env::var("PODTAP_KUBECTL").expect("PODTAP_KUBECTL: the built kubectl"));
+        let out = dir.join(scenario);
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        // The apps' logs of an earlier scenario on this cluster (its pods are gone) are not this
+        // one's truth.
+        for e in std::fs::read_dir(dir.join("lab/logs")).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        let mode = std::fs::read_to_string(dir.join("proxy-mode")).unwrap_or_default();
+        Cluster { dir, kubectl, out, mode }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.kubectl);
+        c.arg(format!("--kubeconfig={}", self.dir.join("kubeconfig").display())).args(args);
+        c
+    }
+
+    /// `kubectl ARGS` (its output), failing the test with kubectl's message.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().expect("kubectl runs");
+        assert!(out.status.success(), "kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.kubectl(&[args, &["-o", "json"]].concat())).unwrap()
+    }
+
+    /// `kubectl apply` of YAML text.
+    pub fn apply(&self, yaml: &str) {
+        let mut child = self.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "kubectl apply");
+    }
+
+    /// The lab's logs (the apps', as pods write them under /lab/logs).
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("lab/logs")
+    }
+
+    /// A seed-client Job pinned to `node`, named `name`, logging to `/lab/logs/NAME.log`.
+    pub fn run_client(&self, name: &str, node: &str) -> String {
+        let yaml = std::fs::read_to_string(repo().join("end2end/k8s/scenarios/seed-client.yaml")).unwrap();
+        let yaml = yaml
+            .replace("name: seed-client\n", &format!("name: {name}\n"))
+            .replace("seed-client.log", &format!("{name}.log"))
+            .replace("hostname: NODE", &format!("hostname: {node}"));
+        self.apply(&yaml);
+        self.kubectl(&["wait", "--for=condition=Complete", &format!("job/{name}"), "--timeout=90s"]);
+        let pods = self.kubectl_json(&["get", "pods", "-l", &format!("job-name={name}")]);
+        pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// `ip netns exec NS PROGRAM ARGS`, its error output in `OUT/LOG`.
+pub fn spawn_in(ns: &str, program: &Path, args: &[String], env: &[(&str, &Path)], log: &Path) -> Running {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(program).args(args).stdout(Stdio::null());
+    c.stderr(std::fs::File::create(log).unwrap());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Running(c.spawn().expect("ip netns exec"))
+}
+
+/// Waits (up to 90 s) for `ok`, failing with `what`.
+pub fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < Duration::from_secs(90), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET on the hub's API (it listens on the loopback of the hub's node).
+pub fn hub(path: &str) -> Option<Value> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", "ptk-lab-node-1", "curl", "-sf", "--max-time", "5", "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .arg(format!("http://{HUB_API}{path}"))
+        .output()
+        .ok()?;
+    out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+}
+
+/// Every pod address the API server gave, as a watch saw it: (address, ns/name, from, to) in
+/// microseconds; `to` is when the pod finished or was deleted (u64::MAX while it runs).
+#[derive(Default)]
+pub struct Addresses {
+    pub held: Vec<(String, String, u64, u64)>,
+}
+
+impl Addresses {
+    pub fn see(&mut self, kind: &str, pod: &Value, at: u64) {
+        let name =
+            format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap(), pod["metadata"]["name"].as_str().unwrap());
+        let ip = pod["status"]["podIP"].as_str().unwrap_or("").to_string();
+        let over =
+            kind == "DELETED" || ["Succeeded", "Failed"].contains(&pod["status"]["phase"].as_str().unwrap_or(""));
+        let open = self.held.iter_mut().find(|h| h.1 == name && h.3 == u64::MAX);
+        match open {
+            Some(h) if over || h.0 != ip => h.3 = at,
+            Some(_) => return,
+            None => {}
+        }
+        if !ip.is_empty() && !over {
+            self.held.push((ip, name, at, u64::MAX));
+        }
+    }
+
+    /// The pod that held `ip` at `t`.
+    pub fn holder(&self, ip: &str, t: u64) -> Option<&str> {
+        self.held.iter().find(|h| h.0 == ip && h.2 <= t && t < h.3).map(|h| h.1.as_str())
+    }
+
+    /// Addresses held by more than one pod over the run.
+    pub fn reused(&self) -> Vec<String> {
+        let mut by_ip: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+        for h in &self.held {
+            by_ip.entry(&h.0).or_default().insert(&h.1);
+        }
+        by_ip.into_iter().filter(|(_, pods)| pods.len() > 1).map(|(ip, pods)| format!("{ip}: {pods:?}")).collect()
+    }
+}
+
+/// `kubectl get pods -A --watch` for the whole run, each event stamped when it arrived; started
+/// again when it ends (the API server restarted: it lists everything anew, which changes nothing
+/// in `Addresses`). Stopped on drop.
+pub struct PodWatch {
+    stop: Arc<AtomicBool>,
+    child: Arc<Mutex<Option<Child>>>,
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn watch_pods(c: &Cluster, into: Arc<Mutex<Addresses>>) -> PodWatch {
+    let (stop, child) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));
+    let mut command = c.command(&["get", "pods", "-A", "--watch", "--output-watch-events", "-o", "json"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    let (s, ch) = (stop.clone(), child.clone());
+    std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            let Ok(mut kubectl) = command.spawn() else { return };
+            let stdout = kubectl.stdout.take().unwrap();
+            *ch.lock().unwrap() = Some(kubectl);
+            for event in serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<Value>() {
+                let Ok(event) = event else { break };
+                into.lock().unwrap().see(event["type"].as_str().unwrap_or(""), &event["object"], now_us());
+            }
+            if let Some(mut k) = ch.lock().unwrap().take() {
+                let _ = k.wait();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    PodWatch { stop, child }
+}
+
+/// Each JSON line of `LOGS/NAME*.log`, by file name.
+pub fn log_lines(dir: &Path, prefix: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(".log")) {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            out.insert(stem.to_string(), text.lines().map(|l| serde_json::from_str(l).unwrap()).collect());
+        }
+    }
+    out
+}
+
+/// The hub (on lab-node-1, with `kubeconfig`) and one agent per node, each following pod
+/// interfaces and eth0; waits until every agent is capturing and connected.
+pub struct Podtap {
+    pub hub: Running,
+    pub agents: Vec<Running>,
+}
+
+pub fn node_names(c: &Cluster) -> Vec<String> {
+    let nodes = c.kubectl_json(&["get", "nodes"]);
+    let names: Vec<String> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() >= 2, "the cluster scenarios need two lab nodes: {names:?}");
+    names
+}
+
+pub fn start_podtap(c: &Cluster, nodes: &[String], kubeconfig: &Path) -> Podtap {
+    let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
+    let s = |v: &str| v.to_string();
+    let hub_err = c.out.join("hub.err");
+    let hub = spawn_in(
+        "ptk-lab-node-1",
+        &podtap,
+        &[s("hub"), s("--listen"), s(HUB_API), s("--ingest"), format!("{HUB_IP}:{HUB_INGEST}"), s("--token"), s(TOKEN)],
+        &[("KUBECONFIG", kubeconfig)],
+        &hub_err,
+    );
+    until("the hub", || std::fs::read_to_string(&hub_err).is_ok_and(|t| t.contains("agents connect to")));
+    let agents = nodes
+        .iter()
+        .map(|node| {
+            let args = [
+                s("agent"),
+                s("--hub"),
+                format!("http://{HUB_IP}:{HUB_INGEST}"),
+                s("--token"),
+                s(TOKEN),
+                s("--node"),
+                s(node),
+                s("--pod-interfaces"),
+                s("-i"),
+                s("eth0"),
+            ];
+            spawn_in(&format!("ptk-{node}"), &podtap, &args, &[], &c.out.join(format!("agent-{node}.err")))
+        })
+        .collect();
+    until("every agent connected", || {
+        health().is_some_and(|h| {
+            h["agents"].as_array().map_or(0, |a| a.iter().filter(|a| a["connected"] == true).count()) == nodes.len()
+        })
+    });
+    for node in nodes {
+        let err = c.out.join(format!("agent-{node}.err"));
+        until("the agents capturing", || std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 ")));
+    }
+    Podtap { hub, agents }
+}
+
+/// The hub's `/healthz`, 200 or 503 alike.
+pub fn health() -> Option<Value> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", "ptk-lab-node-1", "curl", "-s", "--max-time", "5", "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .arg(format!("http://{HUB_API}/healthz"))
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// The hub is serving with every kind listed.
+pub fn names_listed() -> bool {
+    health().is_some_and(|h| h["status"] == "ok" && h["cluster"]["missing"].as_array().is_none_or(|m| m.is_empty()))
+}
+
+/// The outside client: `count` requests to the NodePort on lab-node-1, one connection each,
+/// logged to `OUT/ext-N.log`. Returns the running client.
+pub fn ext_client(c: &Cluster, n: u32, count: u32) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", "ptk-ext", "python3"])
+        .arg(repo().join("end2end/lab/apps/client.py"))
+        .arg(c.out.join(format!("ext-{n}.log")))
+        .args([HUB_IP, &NODE_PORT.to_string(), "per-request", &count.to_string(), "0.05", "external"])
+        .spawn()
+        .unwrap()
+}
+
+pub fn ext(c: &Cluster, n: u32, count: u32) {
+    assert!(ext_client(c, n, count).wait().unwrap().success(), "the outside client");
+}
+
+/// Deletes a web pod (one on lab-node-1 if there is one) and waits for its replacement: the
+/// node of the deleted pod, where the next pod takes an address another pod held.
+pub fn restart_a_web_pod(c: &Cluster) -> String {
+    let web = c.kubectl_json(&["get", "pods", "-l", "app=web"]);
+    let items = web["items"].as_array().unwrap();
+    let victim = items.iter().find(|p| p["spec"]["nodeName"] == HUB_NODE).unwrap_or(&items[0]);
+    let name = victim["metadata"]["name"].as_str().unwrap().to_string();
+    let node = victim["spec"]["nodeName"].as_str().unwrap().to_string();
+    c.kubectl(&["delete", "pod", &name, "--wait=true", "--timeout=90s"]);
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    node
+}
+
+/// The end of a scenario: web goes (its probes with it, so the logs are final), the hub is
+/// waited for until it holds every logged request, and everything podtap says is checked
+/// against the truth. `clients`: (Job, its pod); `ext_runs`: how many outside runs were logged.
+pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&str, &str)], ext_runs: u32) {
+    let mode = &c.mode;
+    c.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=true", "--timeout=90s"]);
+    until("web's pods gone", || {
+        c.kubectl_json(&["get", "pods", "-l", "app=web"])["items"].as_array().is_some_and(|a| a.is_empty())
+    });
+    let web_logs = log_lines(&c.logs(), "web-");
+    let logged: usize = web_logs.values().map(Vec::len).sum();
+    // Until the hub holds every request the apps logged, and its total is still (not a sleep).
+    let (mut last, start) = (None, Instant::now());
+    loop {
+        let page = hub("/api/v1/records?limit=10000&kind=all");
+        let http = page
+            .as_ref()
+            .map_or(0, |p| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "http").count());
+        let total = page.as_ref().and_then(|p| p["total"].as_u64());
+        if http >= logged && last == total {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            if let Some(p) = page {
+                std::fs::write(c.out.join("hub-records.json"), p.to_string()).unwrap();
+            }
+            panic!("{mode}: after 60 s the hub holds {http} HTTP records of the {logged} requests the web pods logged");
+        }
+        last = total;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let page = hub("/api/v1/records?limit=10000&kind=all").unwrap();
+    let balance = hub("/api/v1/services/default/web/balance").unwrap();
+    std::fs::write(c.out.join("hub-records.json"), page.to_string()).unwrap();
+    std::fs::write(c.out.join("hub-balance.json"), balance.to_string()).unwrap();
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
+    let addresses = addresses.lock().unwrap();
+    std::fs::write(c.out.join("addresses.json"), serde_json::to_string(&addresses.held).unwrap()).unwrap();
+
+    // An address changed hands at least once (the restart), and podtap named each side of every
+    // record after the pod that held the address then.
+    let reused = addresses.reused();
+    assert!(!reused.is_empty(), "no pod address was reused: {:?}", addresses.held);
+    for r in &records {
+        for (side, e) in [("src", &r.src), ("dst", &r.dst)] {
+            if let Some(holder) = addresses.holder(&e.ip.to_string(), r.ts) {
+                let named = e.qualified_name();
+                assert_eq!(named.as_deref(), Some(holder), "{mode}: {side} of record {} at {}", r.id, r.ts);
+            }
+        }
+    }
+
+    // Per web pod: every request and connection it logged, probes apart, once.
+    assert_eq!(http.len(), logged, "{mode}: HTTP records vs requests the web pods logged");
+    for (stem, lines) in &web_logs {
+        let pod = format!("default/web-{stem}");
+        let mine: Vec<&&Record> =
+            http.iter().filter(|r| r.dst.qualified_name().as_deref() == Some(pod.as_str())).collect();
+        assert_eq!(mine.len(), lines.len(), "{mode}: requests served by {pod}");
+        let is_probe = |l: &Value| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
+        let probes = lines.iter().filter(|l| is_probe(l)).count();
+        let conns: HashSet<u64> = lines.iter().filter(|l| !is_probe(l)).map(|l| l["conn"].as_u64().unwrap()).collect();
+        let probe_records: Vec<&&&Record> = mine.iter().filter(|r| r.probe).collect();
+        assert_eq!(probe_records.len(), probes, "{mode}: probes of {pod}");
+        // Probes go from the pod's own node straight to it, never through the Service.
+        assert!(
+            probe_records.iter().all(|r| r.via.kind == ViaKind::Direct && r.src.kind == EndpointKind::Node),
+            "{mode}: a probe of {pod} not direct from its node"
+        );
+        let record_conns: HashSet<u64> = mine.iter().filter(|r| !r.probe).map(|r| r.conn).collect();
+        assert_eq!(record_conns.len(), conns.len(), "{mode}: connections to {pod}");
+        // The balance view: the same, per pod.
+        let row = balance["endpoints"].as_array().unwrap().iter().find(|e| e["pod"] == pod.as_str());
+        let row = row.unwrap_or_else(|| panic!("{mode}: {pod} missing from the balance view: {balance}"));
+        assert_eq!(row["requests"].as_u64().unwrap() as usize, lines.len() - probes, "{mode}: balance requests {row}");
+        assert_eq!(row["probe_requests"].as_u64().unwrap() as usize, probes, "{mode}: balance probes {row}");
+        assert_eq!(row["connections"].as_u64().unwrap() as usize, conns.len(), "{mode}: balance connections {row}");
+    }
+
+    // Through which door: the outside client's calls via the NodePort, the Jobs' via the
+    // ClusterIP from the Job's pod (named as of then, though its address went to another pod).
+    let via = |kind: ViaKind| http.iter().filter(move |r| !r.probe && r.via.kind == kind);
+    let ext_logged = (1..=ext_runs)
+        .map(|n| std::fs::read_to_string(c.out.join(format!("ext-{n}.log"))).unwrap().lines().count())
+        .sum::<usize>();
+    assert_eq!(via(ViaKind::NodePort).count(), ext_logged, "{mode}: via the NodePort");
+    assert!(via(ViaKind::NodePort).all(|r| r.via.service.as_deref() == Some("default/web")));
+    let job_logs = log_lines(&c.logs(), "");
+    for (job, pod) in clients {
+        let from: Vec<_> =
+            via(ViaKind::ClusterIp).filter(|r| r.src.qualified_name() == Some(format!("default/{pod}"))).collect();
+        assert_eq!(from.len(), job_logs[*job].len(), "{mode}: {pod}'s calls through the ClusterIP");
+        assert!(from.iter().all(|r| r.via.service.as_deref() == Some("default/web")));
+    }
+    assert_eq!(
+        via(ViaKind::ClusterIp).count() + via(ViaKind::NodePort).count() + http.iter().filter(|r| r.probe).count(),
+        http.len(),
+        "{mode}: no request took another path"
+    );
+    let jobs: Vec<&str> = clients.iter().map(|(j, _)| *j).collect();
+    c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
+    c.kubectl(&["delete", "service", "web"]);
+    eprintln!("{} ({mode}): {} requests exact; addresses reused: {reused:?}", c.out.display(), http.len());
+}
