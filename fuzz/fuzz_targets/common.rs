@@ -14,6 +14,8 @@ pub fn info(port: u16, joined: bool) -> ConnInfo {
         b: format!("10.0.0.2:{port}").parse().unwrap(),
         opener: (!joined).then_some(Dir::AtoB),
         life: ConnLife::new(0, !joined),
+        seq: [0; 2],
+        isn: None,
     }
 }
 

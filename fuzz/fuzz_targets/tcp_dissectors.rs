@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
         b: if mode % 4 == 3 { "10.0.0.2:53" } else { "10.0.0.2:443" }.parse().unwrap(),
         opener: Some(Dir::AtoB),
         life: ConnLife::new(0, true),
+        seq: [0; 2],
+        isn: None,
     };
     let mut h = AnyProtocol::new(&info);
     let mut out = Vec::new();

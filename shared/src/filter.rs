@@ -233,6 +233,7 @@ fn via_name(r: &Record) -> &'static str {
         ClusterIp => "clusterip",
         NodePort => "nodeport",
         LoadBalancer => "loadbalancer",
+        SocketLb => "socketlb",
         Direct => "direct",
         Unknown => "unknown",
     }

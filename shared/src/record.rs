@@ -81,6 +81,12 @@ pub enum ViaKind {
     NodePort,
     #[serde(rename = "loadBalancer")]
     LoadBalancer,
+    /// Through the Service, translated before the wire: a socket-level load balancer (Cilium's or
+    /// Calico's eBPF kube-proxy replacement) rewrote the ClusterIP at `connect()`, so the packets
+    /// go straight to the pod; podtap knows from the client's DNS answer for the Service just
+    /// before (see the backend's `correlate::socket_lb`).
+    #[serde(rename = "socketLB")]
+    SocketLb,
     #[serde(rename = "direct")]
     Direct,
     #[serde(rename = "unknown")]

@@ -1,8 +1,11 @@
 //! Stage 6, correlate: a dissected exchange + cluster state → a `Record` with named endpoints, the
 //! path it took and whether it was a kubelet probe. Pure: no IO, no clock.
-//! `merge` then makes one record of the observations of one request on several interfaces.
+//! `merge` then makes one record of the observations of one request on several interfaces;
+//! `socket_lb` counts a call a socket-level load balancer translated before the wire for its
+//! Service.
 
 pub mod merge;
+pub mod socket_lb;
 
 use podtap_shared::{EndpointKind, Record, Via, ViaKind};
 

@@ -8,6 +8,7 @@ use podtap_shared::{Name, Record};
 
 use crate::correlate;
 use crate::correlate::merge::Merger;
+use crate::correlate::socket_lb::SocketLb;
 use crate::dissect::Dissected;
 use crate::resolve::{ClusterState, DnsNames};
 
@@ -50,6 +51,9 @@ pub struct Joiner {
     merger: Option<Merger>,
     /// Names for external addresses from the DNS answers and TLS SNIs seen so far.
     names: DnsNames,
+    /// Which Services' ClusterIPs each pod was given by DNS: for calls a socket-level load
+    /// balancer translated before the wire.
+    socket_lb: SocketLb,
     pub(super) stats: EngineStats,
 }
 
@@ -63,6 +67,7 @@ impl Joiner {
             next_id: 1,
             merger: Some(Merger::default()),
             names: DnsNames::default(),
+            socket_lb: SocketLb::default(),
             stats: EngineStats::default(),
         }
     }
@@ -174,6 +179,7 @@ impl Joiner {
         }
         self.origin_mut(origin);
         let origin = &self.origins[origin];
+        let first = out.len();
         for d in items {
             match d {
                 Dissected::Exchange(ex) => {
@@ -192,6 +198,10 @@ impl Joiner {
                     record.nodes.extend(origin.node.clone());
                     self.names.learn(&record);
                     self.names.name(&mut record);
+                    // Learned as observations come; applied as records leave the merge (below), when
+                    // every node's observations before them — a DNS answer on the client's node —
+                    // have come too.
+                    self.socket_lb.learn(&record, &self.cluster);
                     self.next_id += 1;
                     match &mut self.merger {
                         Some(m) => m.push(record, now_us, &self.cluster, out),
@@ -203,6 +213,14 @@ impl Joiner {
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
             }
+        }
+        self.through_socket_lb(&mut out[first..]);
+    }
+
+    /// Records leaving: a call a socket-level balancer translated before the wire, for its Service.
+    fn through_socket_lb(&self, records: &mut [Record]) {
+        for r in records {
+            self.socket_lb.apply(r, &self.cluster);
         }
     }
 
@@ -216,7 +234,9 @@ impl Joiner {
             return;
         }
         if let Some(m) = &mut self.merger {
+            let first = out.len();
             m.flush_due(watermark, out);
+            self.through_socket_lb(&mut out[first..]);
         }
     }
 
@@ -226,7 +246,9 @@ impl Joiner {
         self.release(out);
         self.take(origin, items, u64::MAX, out);
         if let Some(m) = &mut self.merger {
+            let first = out.len();
             m.flush_all(out);
+            self.through_socket_lb(&mut out[first..]);
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct ClusterState {
     /// Deployment, a CronJob.
     controllers: FxHashMap<(String, String, String), (String, String)>,
     node_ports: FxHashMap<u16, ServiceRef>,
+    /// A ClusterIP → `ns/name` of its Service (for a DNS answer that named it).
+    cluster_ips: FxHashMap<IpAddr, Name>,
     nodes: FxHashMap<IpAddr, Name>,
     pod_cidrs: Vec<IpNet>,
     /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
@@ -201,6 +203,9 @@ impl ClusterState {
             };
             for (ip, via) in &ips {
                 self.service_ports.entry((*ip, p)).or_insert_with(|| (r.clone(), *via));
+                if *via == ViaKind::ClusterIp {
+                    self.cluster_ips.entry(*ip).or_insert_with(|| r.qualified.clone());
+                }
             }
             if let Some(np) = port.node_port.and_then(|n| u16::try_from(n).ok()) {
                 self.node_ports.insert(np, r.clone());
@@ -318,6 +323,11 @@ impl ClusterState {
     pub fn is_probe(&self, ip: IpAddr, port: u16, path: &str, at: Option<u64>) -> bool {
         let path = path.split('?').next().unwrap_or(path);
         self.owner(ip, at).is_some_and(|p| p.probes.iter().any(|(p_port, p_path)| *p_port == port && p_path == path))
+    }
+
+    /// `ns/name` of the Service whose ClusterIP `ip` is.
+    pub fn service_of_cluster_ip(&self, ip: IpAddr) -> Option<&Name> {
+        self.cluster_ips.get(&ip)
     }
 
     /// Whether `ip` is an endpoint of Service `ns/name`.

@@ -81,15 +81,77 @@ impl Cluster {
 
     /// A seed-client Job pinned to `node`, named `name`, logging to `/lab/logs/NAME.log`.
     pub fn run_client(&self, name: &str, node: &str) -> String {
-        let yaml = std::fs::read_to_string(repo().join("end2end/k8s/scenarios/seed-client.yaml")).unwrap();
-        let yaml = yaml
-            .replace("name: seed-client\n", &format!("name: {name}\n"))
-            .replace("seed-client.log", &format!("{name}.log"))
+        self.run_job("seed-client", name, node, &[])
+    }
+
+    /// The Job of `end2end/k8s/scenarios/TEMPLATE.yaml` (named TEMPLATE, logging to
+    /// `/lab/logs/TEMPLATE.log`, on node `NODE`) as `name` on `node`, with `more` replaced too;
+    /// waits for it to complete and returns its pod's name.
+    pub fn run_job(&self, template: &str, name: &str, node: &str, more: &[(&str, &str)]) -> String {
+        let path = repo().join(format!("end2end/k8s/scenarios/{template}.yaml"));
+        let mut yaml = std::fs::read_to_string(path)
+            .unwrap()
+            .replace(&format!("name: {template}\n"), &format!("name: {name}\n"))
+            .replace(&format!("{template}.log"), &format!("{name}.log"))
             .replace("hostname: NODE", &format!("hostname: {node}"));
+        for (from, to) in more {
+            yaml = yaml.replace(from, to);
+        }
         self.apply(&yaml);
         self.kubectl(&["wait", "--for=condition=Complete", &format!("job/{name}"), "--timeout=90s"]);
         let pods = self.kubectl_json(&["get", "pods", "-l", &format!("job-name={name}")]);
         pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string()
+    }
+
+    /// The addresses of web's pods now, by node.
+    pub fn web_pods(&self) -> Vec<(String, String)> {
+        let web = self.kubectl_json(&["get", "pods", "-l", "app=web"]);
+        let items = web["items"].as_array().unwrap().iter();
+        items
+            .map(|p| {
+                (
+                    p["status"]["podIP"].as_str().unwrap().to_string(),
+                    p["spec"]["nodeName"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// `kubectl rollout status` of a Deployment, then until every node's kube-proxy has written each
+/// of its pods' addresses into its rules (iptables or nftables): Ready pods are not yet reachable
+/// through a Service until kube-proxy's next sync.
+pub fn rollout(c: &Cluster, namespace: &str, deployment: &str) {
+    c.kubectl(&["rollout", "status", "-n", namespace, &format!("deployment/{deployment}"), "--timeout=90s"]);
+    let spec = c.kubectl_json(&["get", "deployment", "-n", namespace, deployment]);
+    let selector: Vec<String> = spec["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    let pods = c.kubectl_json(&["get", "pods", "-n", namespace, "-l", &selector.join(",")]);
+    let ips: Vec<String> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    let rules = |ns: &str| {
+        let (program, args): (&str, &[&str]) = match c.mode.as_str() {
+            "nftables" => ("nft", &["list", "table", "ip", "kube-proxy"]),
+            _ => ("iptables-save", &["-t", "nat"]),
+        };
+        let out = Command::new("ip").args(["netns", "exec", ns, program]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for node in node_names(c) {
+        let ns = format!("ptk-{node}");
+        until(&format!("kube-proxy on {node} routing to {deployment}'s pods {ips:?}"), || {
+            let text = rules(&ns);
+            ips.iter().all(|ip| text.contains(ip.as_str()))
+        });
     }
 }
 
@@ -328,14 +390,15 @@ pub fn restart_a_web_pod(c: &Cluster) -> String {
     let name = victim["metadata"]["name"].as_str().unwrap().to_string();
     let node = victim["spec"]["nodeName"].as_str().unwrap().to_string();
     c.kubectl(&["delete", "pod", &name, "--wait=true", "--timeout=90s"]);
-    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    rollout(c, "default", "web");
     node
 }
 
 /// The end of a scenario: web goes (its probes with it, so the logs are final), the hub is
 /// waited for until it holds every logged request, and everything podtap says is checked
-/// against the truth. `clients`: (Job, its pod); `ext_runs`: how many outside runs were logged.
-pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&str, &str)], ext_runs: u32) {
+/// against the truth. `clients`: (Job, its pod, the way its calls went); `ext_runs`: how many
+/// outside runs were logged.
+pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&str, &str, ViaKind)], ext_runs: u32) {
     let mode = &c.mode;
     c.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=true", "--timeout=90s"]);
     until("web's pods gone", || {
@@ -387,6 +450,17 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
 
     // Per web pod: every request and connection it logged, probes apart, once.
     assert_eq!(http.len(), logged, "{mode}: HTTP records vs requests the web pods logged");
+    // The calls that did not go through web (a pod calling a pod's address): not in its balance.
+    let job_logs = log_lines(&c.logs(), "");
+    let held_by = |pod: &str| addresses.held.iter().find(|h| h.1 == format!("default/{pod}")).map(|h| h.0.clone());
+    let direct: HashSet<(String, u64)> = clients
+        .iter()
+        .filter(|(_, _, kind)| *kind == ViaKind::Direct)
+        .flat_map(|(job, pod, _)| {
+            let ip = held_by(pod).expect("the direct client's address");
+            job_logs[*job].iter().map(move |l| (ip.clone(), l["local_port"].as_u64().unwrap()))
+        })
+        .collect();
     for (stem, lines) in &web_logs {
         let pod = format!("default/web-{stem}");
         let mine: Vec<&&Record> =
@@ -404,35 +478,52 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
         );
         let record_conns: HashSet<u64> = mine.iter().filter(|r| !r.probe).map(|r| r.conn).collect();
         assert_eq!(record_conns.len(), conns.len(), "{mode}: connections to {pod}");
-        // The balance view: the same, per pod.
+        // The balance view: the same, per pod (a pod gone that never served through the Service,
+        // probed only, has no row).
         let row = balance["endpoints"].as_array().unwrap().iter().find(|e| e["pod"] == pod.as_str());
-        let row = row.unwrap_or_else(|| panic!("{mode}: {pod} missing from the balance view: {balance}"));
-        assert_eq!(row["requests"].as_u64().unwrap() as usize, lines.len() - probes, "{mode}: balance requests {row}");
+        let served = |l: &&Value| {
+            let peer = (l["peer_ip"].as_str().unwrap().to_string(), l["peer_port"].as_u64().unwrap());
+            !is_probe(l) && !direct.contains(&peer)
+        };
+        let through: Vec<&Value> = lines.iter().filter(served).collect();
+        let through_conns: HashSet<u64> = through.iter().map(|l| l["conn"].as_u64().unwrap()).collect();
+        let Some(row) = row else {
+            assert!(through.is_empty(), "{mode}: {pod} missing from the balance view: {balance}");
+            continue;
+        };
+        assert_eq!(row["requests"].as_u64().unwrap() as usize, through.len(), "{mode}: balance requests {row}");
         assert_eq!(row["probe_requests"].as_u64().unwrap() as usize, probes, "{mode}: balance probes {row}");
-        assert_eq!(row["connections"].as_u64().unwrap() as usize, conns.len(), "{mode}: balance connections {row}");
+        assert_eq!(
+            row["connections"].as_u64().unwrap() as usize,
+            through_conns.len(),
+            "{mode}: balance connections {row}"
+        );
     }
 
-    // Through which door: the outside client's calls via the NodePort, the Jobs' via the
-    // ClusterIP from the Job's pod (named as of then, though its address went to another pod).
+    // Through which door: the outside client's calls via the NodePort; the Jobs' via the
+    // ClusterIP, or the socket-level balancer, or straight to a pod's address, from the Job's pod
+    // (named as of then, though its address went to another pod).
     let via = |kind: ViaKind| http.iter().filter(move |r| !r.probe && r.via.kind == kind);
     let ext_logged = (1..=ext_runs)
         .map(|n| std::fs::read_to_string(c.out.join(format!("ext-{n}.log"))).unwrap().lines().count())
         .sum::<usize>();
     assert_eq!(via(ViaKind::NodePort).count(), ext_logged, "{mode}: via the NodePort");
     assert!(via(ViaKind::NodePort).all(|r| r.via.service.as_deref() == Some("default/web")));
-    let job_logs = log_lines(&c.logs(), "");
-    for (job, pod) in clients {
+    for (job, pod, kind) in clients {
         let from: Vec<_> =
-            via(ViaKind::ClusterIp).filter(|r| r.src.qualified_name() == Some(format!("default/{pod}"))).collect();
-        assert_eq!(from.len(), job_logs[*job].len(), "{mode}: {pod}'s calls through the ClusterIP");
-        assert!(from.iter().all(|r| r.via.service.as_deref() == Some("default/web")));
+            http.iter().filter(|r| !r.probe && r.src.qualified_name() == Some(format!("default/{pod}"))).collect();
+        assert_eq!(from.len(), job_logs[*job].len(), "{mode}: {pod}'s calls");
+        let service = (*kind != ViaKind::Direct).then_some("default/web");
+        assert!(
+            from.iter().all(|r| r.via.kind == *kind && r.via.service.as_deref() == service),
+            "{mode}: {pod}'s calls all {kind:?} through {service:?}"
+        );
     }
-    assert_eq!(
-        via(ViaKind::ClusterIp).count() + via(ViaKind::NodePort).count() + http.iter().filter(|r| r.probe).count(),
-        http.len(),
-        "{mode}: no request took another path"
-    );
-    let jobs: Vec<&str> = clients.iter().map(|(j, _)| *j).collect();
+    for kind in [ViaKind::ClusterIp, ViaKind::SocketLb, ViaKind::Direct] {
+        let logged: usize = clients.iter().filter(|(_, _, k)| *k == kind).map(|(job, _, _)| job_logs[*job].len()).sum();
+        assert_eq!(via(kind).count(), logged, "{mode}: requests {kind:?}, and no other path");
+    }
+    let jobs: Vec<&str> = clients.iter().map(|(j, _, _)| *j).collect();
     c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
     c.kubectl(&["delete", "service", "web"]);
     eprintln!("{} ({mode}): {} requests exact; addresses reused: {reused:?}", c.out.display(), http.len());

@@ -46,6 +46,7 @@ type agent struct {
 	state    string
 	images   map[string]bool
 	paths    [][2]string // container path prefix -> host path, longest first
+	dns      string      // the cluster DNS Service's address (kubelet's clusterDNS), or ""
 	client   kubernetes.Interface
 	services listersv1.ServiceLister
 	ipam     *ipam
@@ -62,6 +63,7 @@ func agentMain(args []string) error {
 	fs.StringVar(&a.name, "name", "", "the Node's name")
 	fs.StringVar(&a.nodeIP, "node-ip", "", "the node's InternalIP")
 	fs.StringVar(&a.state, "state", "", "a directory for the pods' logs")
+	fs.StringVar(&a.dns, "cluster-dns", "", "the cluster DNS Service's ClusterIP, for pods' resolv.conf (dnsPolicy ClusterFirst)")
 	var images, paths listFlag
 	fs.Var(&images, "image", "an image this node has (repeatable); pods of others fail ErrImageNeverPull")
 	fs.Var(&paths, "path", "CONTAINER_PATH=HOST_PATH: where the images' files are on this host (repeatable)")

@@ -110,6 +110,19 @@ func envList(env map[string]string) []string {
 	return out
 }
 
+// hostPaths maps each word of an argument (a path, or the paths in a `sh -c` script) with
+// hostPath.
+func (w *podWorker) hostPaths(arg string) string {
+	words := strings.Fields(arg)
+	if len(words) < 2 {
+		return w.hostPath(arg)
+	}
+	for i, word := range words {
+		words[i] = w.hostPath(word)
+	}
+	return strings.Join(words, " ")
+}
+
 // hostPath maps a path inside the lab's image to where its files are on this host (--path).
 func (w *podWorker) hostPath(s string) string {
 	for _, p := range w.a.paths {

@@ -8,10 +8,14 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // ip runs `ip ARGS` and returns its error output as the error.
@@ -89,7 +93,24 @@ func newSandbox(uid string) *sandbox {
 	return &sandbox{netns: "ptk-p-" + short, veth: "veth" + short}
 }
 
-func (s *sandbox) up(m *ipam) error {
+// resolvConf writes the pod's /etc/resolv.conf as kubelet does for dnsPolicy ClusterFirst: the
+// cluster DNS, the namespace's search path, ndots 5 (`ip netns exec` mounts /etc/netns/NAME/*
+// over /etc). Without a cluster DNS, or for another policy, the node's own is used.
+func (s *sandbox) resolvConf(pod *v1.Pod, dns string) error {
+	policy := pod.Spec.DNSPolicy
+	if dns == "" || (policy != "" && policy != v1.DNSClusterFirst) {
+		return nil
+	}
+	dir := filepath.Join("/etc/netns", s.netns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ns := pod.Namespace
+	text := fmt.Sprintf("nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", dns, ns)
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(text), 0o644)
+}
+
+func (s *sandbox) up(pod *v1.Pod, m *ipam, dns string) error {
 	addr, err := m.take()
 	if err != nil {
 		return err
@@ -98,6 +119,10 @@ func (s *sandbox) up(m *ipam) error {
 	// The agent shares the root's mount namespace (only its network namespace is the node's), so
 	// the namespace is mounted where everyone sees it.
 	if err := ip("netns", "add", s.netns); err != nil {
+		return err
+	}
+	if err := s.resolvConf(pod, dns); err != nil {
+		s.down(m)
 		return err
 	}
 	steps := [][]string{
@@ -125,6 +150,7 @@ func (s *sandbox) down(m *ipam) {
 	_ = exec.Command("ip", "netns", "pids", s.netns).Run()
 	_ = ip("link", "del", s.veth)
 	_ = ip("netns", "del", s.netns)
+	_ = os.RemoveAll(filepath.Join("/etc/netns", s.netns))
 	if s.addr.IsValid() {
 		m.release(s.addr)
 		s.addr = netip.Addr{}

@@ -85,7 +85,7 @@ func (w *podWorker) run() {
 	for _, c := range p.Spec.Containers {
 		w.containers = append(w.containers, &container{spec: c})
 	}
-	if err := w.sandbox.up(w.a.ipam); err != nil {
+	if err := w.sandbox.up(p, w.a.ipam, w.a.dns); err != nil {
 		log.Printf("pod %s: sandbox: %v", w.name(), err)
 		w.sandbox = nil
 	} else {
@@ -133,7 +133,7 @@ func (w *podWorker) start(i int) {
 	}
 	argv = expandAll(argv, env)
 	for k := range argv {
-		argv[k] = w.hostPath(argv[k])
+		argv[k] = w.hostPaths(argv[k])
 	}
 	logf, err := os.OpenFile(filepath.Join(w.a.state, fmt.Sprintf("%s_%s_%s.log", w.pod.Namespace, w.pod.Name, c.spec.Name)),
 		os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

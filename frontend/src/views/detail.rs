@@ -77,6 +77,7 @@ fn via_word(k: ViaKind) -> &'static str {
         ViaKind::ClusterIp => "clusterIP",
         ViaKind::NodePort => "nodePort",
         ViaKind::LoadBalancer => "loadBalancer",
+        ViaKind::SocketLb => "socketLB",
         ViaKind::Direct => "direct",
         ViaKind::Unknown => "unknown",
     }

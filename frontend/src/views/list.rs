@@ -26,6 +26,7 @@ fn via(r: &Record) -> String {
         ViaKind::ClusterIp => "ClusterIP",
         ViaKind::NodePort => "NodePort",
         ViaKind::LoadBalancer => "LoadBalancer",
+        ViaKind::SocketLb => "socket LB",
         ViaKind::Direct => "direct",
         ViaKind::Unknown => "?",
     };

@@ -43,6 +43,10 @@ pub fn node_ip(i: usize) -> String {
 
 pub const EXT_IP: &str = "192.168.77.100";
 
+/// The ClusterIP pods' resolv.conf names (kubelet's `clusterDNS`): a scenario that wants cluster
+/// DNS makes the `kube-dns` Service with it.
+pub const CLUSTER_DNS: &str = "10.96.0.10";
+
 /// Runs `ip ARGS`, failing with its message.
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).output().context("iproute2 is needed")?;
@@ -100,6 +104,7 @@ pub fn up(dir: &Path, bin: &Path, lab_node: &Path, proxy_mode: &str, count: usiz
                 format!("--node-ip={}", node_ip(i)),
                 format!("--state={}", dir.join("nodes").join(&node).display()),
                 format!("--image={IMAGE}"),
+                format!("--cluster-dns={CLUSTER_DNS}"),
                 format!("--path=/lab/logs={}", logs.display()),
                 format!("--path=/lab={}", lab.display()),
             ],
@@ -203,6 +208,7 @@ pub fn down() -> usize {
             }
         }
         let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
     }
     all.len()
 }

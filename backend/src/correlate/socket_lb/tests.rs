@@ -1,0 +1,93 @@
+//! Against the lab's cluster (backend/demo/cluster.json): web (ClusterIP 10.96.12.34) backed by
+//! 10.244.0.11 and .12; curl-client at 10.244.0.20.
+
+use podtap_shared::{DnsExchange, HttpExchange};
+
+use super::*;
+use crate::resolve::load_files;
+
+fn cluster() -> ClusterState {
+    load_files(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json")]).unwrap()
+}
+
+const T0: u64 = 1_800_000_000_000_000;
+
+fn answer(c: &ClusterState, client: [u8; 4], query: &str, ip: &str, ts: u64) -> Record {
+    let mut r = Record::test();
+    r.ts = ts;
+    r.src = c.resolve_source(client.into(), 53000);
+    r.detail = Detail::Dns(DnsExchange {
+        query: query.into(),
+        qtype: "A".into(),
+        rcode: Some("NOERROR".into()),
+        answers: vec![ip.into()],
+    });
+    r
+}
+
+fn call(c: &ClusterState, client: [u8; 4], pod: [u8; 4], ts: u64) -> Record {
+    let mut r = Record::test();
+    r.ts = ts;
+    r.src = c.resolve_source(client.into(), 41000);
+    r.dst = c.resolve(pod.into(), 3000);
+    r.via = Via { kind: ViaKind::Direct, service: None };
+    r.detail = Detail::Http(HttpExchange { method: "GET".into(), path: "/users".into(), ..Default::default() });
+    r
+}
+
+#[test]
+fn a_call_to_a_pod_right_after_resolving_its_service_went_through_the_service() {
+    let c = cluster();
+    let mut lb = SocketLb::default();
+    lb.learn(&answer(&c, [10, 244, 0, 20], "web.default.svc.cluster.local", "10.96.12.34", T0), &c);
+    let mut r = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 2_000);
+    lb.apply(&mut r, &c);
+    assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::SocketLb, Some("default/web")));
+}
+
+#[test]
+fn without_the_answer_or_long_after_it_or_to_another_pod_a_call_stays_direct() {
+    let c = cluster();
+    let mut lb = SocketLb::default();
+    // Nobody resolved anything: a genuine direct call.
+    let mut r = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0);
+    lb.apply(&mut r, &c);
+    assert_eq!(r.via.kind, ViaKind::Direct);
+    lb.learn(&answer(&c, [10, 244, 0, 20], "web.default.svc.cluster.local", "10.96.12.34", T0), &c);
+    // Past the window.
+    let mut late = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + REMEMBER_US + 1);
+    lb.apply(&mut late, &c);
+    assert_eq!(late.via.kind, ViaKind::Direct);
+    // Another client did not resolve it.
+    let mut other = call(&c, [10, 244, 0, 11], [10, 244, 0, 12], T0 + 1_000);
+    lb.apply(&mut other, &c);
+    assert_eq!(other.via.kind, ViaKind::Direct);
+    // A pod that does not back the Service it resolved.
+    let mut elsewhere = call(&c, [10, 244, 0, 20], [10, 244, 0, 20], T0 + 1_000);
+    lb.apply(&mut elsewhere, &c);
+    assert_eq!(elsewhere.via.kind, ViaKind::Direct);
+    // An answer that is no ClusterIP teaches nothing.
+    let mut lb = SocketLb::default();
+    lb.learn(&answer(&c, [10, 244, 0, 20], "example.com", "203.0.113.9", T0), &c);
+    let mut r = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 1_000);
+    lb.apply(&mut r, &c);
+    assert_eq!(r.via.kind, ViaKind::Direct);
+}
+
+#[test]
+fn a_call_applied_after_the_next_answer_came_still_counts() {
+    // Records leave the merge about a second after their request; by then a client that resolves
+    // before each call has resolved again. The call still follows an answer it was given.
+    let c = cluster();
+    let mut lb = SocketLb::default();
+    for i in 0..3 {
+        lb.learn(&answer(&c, [10, 244, 0, 20], "web.default.svc.cluster.local", "10.96.12.34", T0 + i * 500_000), &c);
+    }
+    let mut first = call(&c, [10, 244, 0, 20], [10, 244, 0, 11], T0 + 1_000);
+    lb.apply(&mut first, &c);
+    assert_eq!(first.via.kind, ViaKind::SocketLb);
+    // Before the first answer of the run (beyond the clocks' slack): not through it.
+    let mut before = call(&c, [10, 244, 0, 20], [10, 244, 0, 11], T0 - 1_000_000);
+    lb.apply(&mut before, &c);
+    assert_eq!(before.via.kind, ViaKind::Direct);
+}
