@@ -211,25 +211,8 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     let token = accounts.create_token_request("podtap-hub", &PostParams::default(), &token).await.unwrap();
     let sa_config = token_kubeconfig(&dir, "podtap-hub", &token.status.expect("a token").token, None);
     let (listen, ingest) = (served::free_addr(), served::free_addr());
-    let hub = common::Running(
-        Command::new(env!("CARGO_BIN_EXE_podtap"))
-            .args(["hub", "--listen", &listen.to_string(), "--ingest", &ingest.to_string()])
-            .env("KUBECONFIG", &sa_config)
-            .env("PODTAP_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut health = Value::Null;
-    until("the hub ready with its ServiceAccount", || {
-        let h = served::http_get(listen, "/healthz");
-        let ok = matches!(&h, Some((200, _)));
-        if let Some((_, v)) = h {
-            health = v;
-        }
-        async move { ok }
-    })
-    .await;
+    let hub = podtap(&["hub", "--listen", &listen.to_string(), "--ingest", &ingest.to_string()], &sa_config);
+    let health = ready(listen, "the hub ready with its ServiceAccount").await;
     drop(hub);
     assert_eq!(health["cluster"]["missing"], json!([]), "every kind listed under its RBAC: {health}");
     assert!(health["cluster"]["objects"].as_u64().unwrap() > 0, "{health}");
@@ -307,26 +290,9 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
     assert!(run_kubectl(&config, &["auth", "can-i", "list", "pods", "-n", "default"]).is_err(), "one namespace only");
 
     let addr = served::free_addr();
-    let serve = common::Running(
-        Command::new(env!("CARGO_BIN_EXE_podtap"))
-            .args(["serve", "--pcap", &common::demo_dir().join("capture.pcapng").display().to_string()])
-            .args(["--realtime", "--listen", &addr.to_string()])
-            .env("KUBECONFIG", &config)
-            .env("PODTAP_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut health = Value::Null;
-    until("serve ready under one Role", || {
-        let h = served::http_get(addr, "/healthz");
-        let ok = matches!(&h, Some((200, _)));
-        if let Some((_, v)) = h {
-            health = v;
-        }
-        async move { ok }
-    })
-    .await;
+    let capture = common::demo_dir().join("capture.pcapng").display().to_string();
+    let serve = podtap(&["serve", "--pcap", &capture, "--realtime", "--listen", &addr.to_string()], &config);
+    let health = ready(addr, "serve ready under one Role").await;
     let missing = health["cluster"]["missing"].as_array().cloned().unwrap_or_default();
     let reason =
         |kind: &str| missing.iter().find(|m| m["kind"] == kind).map(|m| m["reason"].as_str().unwrap().to_string());
@@ -343,6 +309,34 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
     })
     .await;
     drop(serve);
+}
+
+/// `podtap ARGS` with `kubeconfig`, its log quiet.
+fn podtap(args: &[&str], kubeconfig: &Path) -> common::Running {
+    common::Running(
+        Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("PODTAP_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Until `/healthz` at `addr` answers 200: its body.
+async fn ready(addr: std::net::SocketAddr, what: &str) -> Value {
+    let mut health = Value::Null;
+    until(what, || {
+        let h = served::http_get(addr, "/healthz");
+        let ok = matches!(&h, Some((200, _)));
+        if let Some((_, v)) = h {
+            health = v;
+        }
+        async move { ok }
+    })
+    .await;
+    health
 }
 
 fn repo() -> PathBuf {

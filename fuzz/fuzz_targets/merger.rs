@@ -1,6 +1,6 @@
 //! Any bytes as a stream of observations for the merger (each 8 bytes: client, destination,
-//! path, time step and kind chosen from small sets, so partners exist): every observation comes
-//! out exactly once, merged or alone, whatever the order.
+//! path, time step, kind and TCP sequence number (or none) chosen from small sets, so partners
+//! exist): every observation comes out exactly once, merged or alone, whatever the order.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
             dst,
             via,
             probe: b[7] & 0x80 != 0,
+            seq: (b[5] & 0x40 != 0).then_some(u32::from(b[5] >> 6)),
             detail: Detail::Http(http),
             ..Record::test()
         };

@@ -218,7 +218,7 @@ impl Joiner {
     }
 
     /// Records leaving: a call a socket-level balancer translated before the wire, for its Service.
-    fn through_socket_lb(&self, records: &mut [Record]) {
+    fn through_socket_lb(&mut self, records: &mut [Record]) {
         for r in records {
             self.socket_lb.apply(r, &self.cluster);
         }

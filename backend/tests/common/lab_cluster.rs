@@ -183,10 +183,15 @@ pub fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// GET on the hub's API (it listens on the loopback of the hub's node).
+/// GET on the hub's API (it listens on the loopback of the hub's node): the JSON of a 2xx answer.
 pub fn hub(path: &str) -> Option<Value> {
+    hub_get(path, true)
+}
+
+/// GET on the hub's API; `ok_only`: nothing unless the status is 2xx.
+fn hub_get(path: &str, ok_only: bool) -> Option<Value> {
     let out = Command::new("ip")
-        .args(["netns", "exec", "ptk-lab-node-1", "curl", "-sf", "--max-time", "5", "-H"])
+        .args(["netns", "exec", "ptk-lab-node-1", "curl", if ok_only { "-sf" } else { "-s" }, "--max-time", "5", "-H"])
         .arg(format!("Authorization: Bearer {TOKEN}"))
         .arg(format!("http://{HUB_API}{path}"))
         .output()
@@ -351,13 +356,7 @@ pub fn start_podtap(c: &Cluster, nodes: &[String], kubeconfig: &Path) -> Podtap 
 
 /// The hub's `/healthz`, 200 or 503 alike.
 pub fn health() -> Option<Value> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", "ptk-lab-node-1", "curl", "-s", "--max-time", "5", "-H"])
-        .arg(format!("Authorization: Bearer {TOKEN}"))
-        .arg(format!("http://{HUB_API}/healthz"))
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+    hub_get("/healthz", false)
 }
 
 /// The hub is serving with every kind listed.

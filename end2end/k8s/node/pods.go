@@ -21,6 +21,9 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
+// containerCreation is the time between a pod's sandbox and its containers' start.
+const containerCreation = 200 * time.Millisecond
+
 type container struct {
 	spec      v1.Container
 	cmd       *exec.Cmd
@@ -90,6 +93,10 @@ func (w *podWorker) run() {
 		w.sandbox = nil
 	} else {
 		log.Printf("pod %s: %s on %s", w.name(), w.sandbox.addr, w.sandbox.veth)
+		// A container runtime takes this long and more between the sandbox's network and the
+		// container's first instruction (creating the container, its mounts, its process); an
+		// observer that follows new pod interfaces has had that long to start capturing.
+		time.Sleep(containerCreation)
 		for i := range w.containers {
 			w.start(i)
 		}

@@ -91,3 +91,46 @@ fn a_call_applied_after_the_next_answer_came_still_counts() {
     lb.apply(&mut before, &c);
     assert_eq!(before.via.kind, ViaKind::Direct);
 }
+
+fn with_host(mut r: Record, host: &str) -> Record {
+    if let Detail::Http(h) = &mut r.detail {
+        h.headers.insert("host".into(), host.into());
+    }
+    r
+}
+
+#[test]
+fn the_host_a_request_names_decides_and_its_connection_follows() {
+    let c = cluster();
+    let mut lb = SocketLb::default();
+    // Asked for by name, nothing resolved seen (a DNS cache): through web.
+    for host in ["web", "web.default", "web.default.svc.cluster.local:80", "10.96.12.34"] {
+        let mut r = with_host(call(&c, [10, 244, 0, 20], [10, 244, 0, 11], T0), host);
+        lb.apply(&mut r, &c);
+        assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::SocketLb, Some("default/web")), "{host}");
+    }
+    // The pod's own address, right after resolving web (a client calling both): direct.
+    lb.learn(&answer(&c, [10, 244, 0, 20], "web.default.svc.cluster.local", "10.96.12.34", T0), &c);
+    let mut r = with_host(call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 1_000), "10.244.0.12:3000");
+    r.conn = 77;
+    lb.apply(&mut r, &c);
+    assert_eq!(r.via.kind, ViaKind::Direct);
+    // …and so is its connection's record, though the client had just resolved web.
+    let mut conn = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 1_000);
+    conn.conn = 77;
+    conn.detail = Detail::Tcp(podtap_shared::TcpConnection {
+        handshake: true,
+        close: podtap_shared::TcpClose::Fin,
+        rtt_us: None,
+        retransmissions: 0,
+        gaps: 0,
+        protocol: Some("http".into()),
+        requests: 1,
+    });
+    lb.apply(&mut conn, &c);
+    assert_eq!(conn.via.kind, ViaKind::Direct);
+    // Another Service's name that this pod does not back: not through web.
+    let mut other = with_host(call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 2_000), "api.shop");
+    lb.apply(&mut other, &c);
+    assert_eq!(other.via.kind, ViaKind::Direct);
+}
