@@ -84,7 +84,12 @@ fn restart_apiserver<T>(c: &Cluster, meanwhile: impl FnOnce() -> T) -> T {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    until("the API server gone", || !Path::new(&format!("/proc/{pid}")).exists());
+    // Gone, or a zombie: `cargo xtask test` started it and reaps it only when that run ends.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    };
+    until("the API server gone", gone);
     let done = meanwhile();
     let log = std::fs::OpenOptions::new().append(true).open(c.dir.join("logs/kube-apiserver.log")).unwrap();
     let mut cmd = Command::new(&argv[0]);
