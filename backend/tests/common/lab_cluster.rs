@@ -118,6 +118,14 @@ impl Cluster {
     }
 }
 
+/// Whether a record's `via` is the way a client's calls went. A call straight to a pod on the
+/// client's own node may be `unknown` rather than `direct`: its connection's first request can be
+/// decided from the server's veth before the client's copy of its packets is read (a known limit,
+/// issue 22's note); it is never counted through a Service.
+fn same_way(seen: ViaKind, went: ViaKind) -> bool {
+    seen == went || (went == ViaKind::Direct && seen == ViaKind::Unknown)
+}
+
 /// `kubectl rollout status` of a Deployment, then until every node's kube-proxy has written each
 /// of its pods' addresses into its rules (iptables or nftables): Ready pods are not yet reachable
 /// through a Service until kube-proxy's next sync.
@@ -514,13 +522,14 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
         assert_eq!(from.len(), job_logs[*job].len(), "{mode}: {pod}'s calls");
         let service = (*kind != ViaKind::Direct).then_some("default/web");
         assert!(
-            from.iter().all(|r| r.via.kind == *kind && r.via.service.as_deref() == service),
+            from.iter().all(|r| same_way(r.via.kind, *kind) && r.via.service.as_deref() == service),
             "{mode}: {pod}'s calls all {kind:?} through {service:?}"
         );
     }
     for kind in [ViaKind::ClusterIp, ViaKind::SocketLb, ViaKind::Direct] {
         let logged: usize = clients.iter().filter(|(_, _, k)| *k == kind).map(|(job, _, _)| job_logs[*job].len()).sum();
-        assert_eq!(via(kind).count(), logged, "{mode}: requests {kind:?}, and no other path");
+        let seen = http.iter().filter(|r| !r.probe && same_way(r.via.kind, kind)).count();
+        assert_eq!(seen, logged, "{mode}: requests {kind:?}, and no other path");
     }
     let jobs: Vec<&str> = clients.iter().map(|(j, _, _)| *j).collect();
     c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
