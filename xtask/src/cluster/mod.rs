@@ -240,23 +240,21 @@ fn http_ok(url: &str) -> bool {
     Command::new("curl").args(["-sf", "-o", "/dev/null", "--max-time", "2", url]).status().is_ok_and(|s| s.success())
 }
 
+/// The built kubectl with the admin kubeconfig of the cluster in `dir`, `args` given.
+fn kubectl_command<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Command {
+    let mut cmd = Command::new(bin_dir().join("kubectl"));
+    cmd.arg(format!("--kubeconfig={}", dir.join("kubeconfig").display())).args(args);
+    cmd
+}
+
 /// `kubectl ARGS` against the cluster in `dir`, its output discarded: whether it succeeded.
 fn kubectl_quiet(dir: &Path, args: &[&str]) -> bool {
-    Command::new(bin_dir().join("kubectl"))
-        .arg(format!("--kubeconfig={}", dir.join("kubeconfig").display()))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    kubectl_command(dir, args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// `kubectl ARGS` against the cluster in `dir`: its output.
 fn kubectl_output(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(bin_dir().join("kubectl"))
-        .arg(format!("--kubeconfig={}", dir.join("kubeconfig").display()))
-        .args(args)
-        .output()?;
+    let out = kubectl_command(dir, args).output()?;
     if !out.status.success() {
         bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -265,11 +263,10 @@ fn kubectl_output(dir: &Path, args: &[&str]) -> Result<String> {
 
 /// `cargo xtask cluster kubectl ARGS…`: the built kubectl with the admin kubeconfig.
 fn kubectl(dir: &Path, args: &[String]) -> Result<()> {
-    let kubectl = bin_dir().join("kubectl");
-    if !kubectl.is_file() {
+    if !bin_dir().join("kubectl").is_file() {
         bail!("kubectl is not built yet: `cargo xtask cluster up` builds it");
     }
-    status(Command::new(kubectl).arg(format!("--kubeconfig={}", dir.join("kubeconfig").display())).args(args))
+    status(&mut kubectl_command(dir, args))
 }
 
 /// Ends every process of the cluster in `dir` (and any a crash left running the cache's binaries)
