@@ -38,10 +38,13 @@ fn the_seed_on_a_real_cluster_is_exact() {
     ext(&c, 1, 20);
     let client_1 = c.run_client("seed-client-1", HUB_NODE);
     // A web pod restarts: deleted, its replacement scheduled; the next Job on the deleted pod's
-    // node takes the lowest free address of that node, one another pod held before.
+    // node takes the lowest free address of that node, one another pod held before. Its node
+    // reports the pod's address 3 s after it started talking (a busy kubelet, a slow API
+    // server): every request it made meanwhile must wait for the name, not go without it.
     let node = restart_a_web_pod(&c);
     ext(&c, 2, 20);
-    let client_2 = c.run_client("seed-client-2", &node);
+    let late = [(r#"report-after: "0s""#, r#"report-after: "3s""#)];
+    let client_2 = c.run_job("seed-client", "seed-client-2", &node, &late);
 
     // A node that balances at the socket (Cilium's, Calico's eBPF kube-proxy replacement): the
     // client resolves web through the cluster DNS, and its own namespace translates the
@@ -72,6 +75,10 @@ fn the_seed_on_a_real_cluster_is_exact() {
         ("direct-client", direct.as_str(), ViaKind::Direct),
     ];
     finish_and_check(&c, &addresses, &clients, 2);
+    // Records waited for new pods' names (seed-client-2's for 3 s), and none waited in vain.
+    let engine = &health().expect("the hub answers")["engine"];
+    assert!(engine["late_named"].as_u64() > Some(0), "{}: no record waited for a name: {engine}", c.mode);
+    assert_eq!(engine["late_unnamed"].as_u64(), Some(0), "{}: {engine}", c.mode);
     let dns_objects = repo().join("end2end/k8s/scenarios/dns.yaml").display().to_string();
     c.kubectl(&["delete", "-f", &dns_objects, "--wait=true"]);
 }

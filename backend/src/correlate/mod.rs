@@ -2,8 +2,9 @@
 //! path it took and whether it was a kubelet probe. Pure: no IO, no clock.
 //! `merge` then makes one record of the observations of one request on several interfaces;
 //! `socket_lb` counts a call a socket-level load balancer translated before the wire for its
-//! Service.
+//! Service; `late` names again what left before the cluster state knew a new pod's address.
 
+pub mod late;
 pub mod merge;
 pub mod socket_lb;
 
@@ -21,9 +22,14 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
     // old owner's name for traffic from before.
     // Behind a PROXY protocol header the real client is the one it names; the peer that sent it
     // (a load balancer, an ingress) is kept as `proxy`.
+    // No address changes hands while a connection lasts (a pod's sockets die with it), so its
+    // ends are named as of its opening: a request made in the second its client pod ended, and
+    // another pod took the address over, is the old pod's though the timestamps say only the
+    // second.
+    let at = ex.opened_us.map_or(ex.ts_us, |o| o.min(ex.ts_us));
     let client = ex.proxied.unwrap_or(ex.client);
-    let src = cluster.resolve_source_at(client.ip(), client.port(), ex.ts_us);
-    let proxy = ex.proxied.map(|_| Box::new(cluster.resolve_source_at(ex.client.ip(), ex.client.port(), ex.ts_us)));
+    let src = cluster.resolve_source_at(client.ip(), client.port(), at);
+    let proxy = ex.proxied.map(|_| Box::new(cluster.resolve_source_at(ex.client.ip(), ex.client.port(), at)));
     // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
     // for exactly the port and path of one of the pod's httpGet probes.
     let probe = ex.http().is_some_and(|h| {
@@ -31,13 +37,13 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
             || (src.kind == EndpointKind::Node
                 && cluster.is_probe(ex.server.ip(), ex.server.port(), &h.path, Some(ex.ts_us)))
     });
-    let dst = cluster.resolve_at(ex.server.ip(), ex.server.port(), ex.ts_us);
+    let dst = cluster.resolve_at(ex.server.ip(), ex.server.port(), at);
     let mut via = cluster.via(ex.server.ip(), ex.server.port());
     // Kubelet probes the pod IP itself; a connection seen unrewritten on several interfaces (both
     // pods' veths) was addressed to the pod.
     // So does a node talking to a pod's own address (the connections of kubelet's probes).
     let node_to_pod = matches!(ex.detail, podtap_shared::Detail::Tcp(_)) && src.kind == EndpointKind::Node;
-    if via.kind == ViaKind::Unknown && (probe || ((ex.points > 1 || node_to_pod) && dst.kind == EndpointKind::Pod)) {
+    if via.kind == ViaKind::Unknown && late::addressed_to_pod(probe, ex.points > 1 || node_to_pod, &dst) {
         via = Via { kind: ViaKind::Direct, service: None };
     }
     Record {
@@ -82,6 +88,7 @@ mod tests {
         http.headers.insert("user-agent".into(), ua.into());
         Exchange {
             conn: 3,
+            opened_us: None,
             interface: 0,
             points: 1,
             tunnel: None,

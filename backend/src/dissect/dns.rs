@@ -321,6 +321,7 @@ impl DnsTracker {
 fn exchange(key: Key, p: &Pending, resp_ts: Option<u64>, (req, resp): (u64, u64), dns: DnsExchange) -> Exchange {
     Exchange {
         conn: p.flow,
+        opened_us: None,
         interface: p.interface,
         points: p.points,
         tunnel: p.tunnel,

@@ -47,6 +47,11 @@ pub struct Exchange {
     /// same on both sides of kube-proxy's rewrite, so observations of one request pair exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u32>,
+    /// When its connection was opened (its SYN, or its first packet seen): the pods at its ends
+    /// are the ones that held their addresses then, since no address changes hands while a
+    /// connection lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_us: Option<u64>,
 }
 
 /// When a request and its response began, and how many bytes each took.
@@ -64,6 +69,7 @@ impl Exchange {
     pub fn on(info: &ConnInfo, (client, server): (SocketAddr, SocketAddr), t: Timing, detail: Detail) -> Self {
         Exchange {
             conn: info.id,
+            opened_us: None,
             interface: info.interface,
             points: info.points,
             tunnel: info.tunnel,

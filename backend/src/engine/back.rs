@@ -7,6 +7,7 @@ use std::sync::Arc;
 use podtap_shared::{Name, Record};
 
 use crate::correlate;
+use crate::correlate::late::LateNames;
 use crate::correlate::merge::Merger;
 use crate::correlate::socket_lb::SocketLb;
 use crate::dissect::Dissected;
@@ -54,6 +55,8 @@ pub struct Joiner {
     /// Which Services' ClusterIPs each pod was given by DNS: for calls a socket-level load
     /// balancer translated before the wire.
     socket_lb: SocketLb,
+    /// Records that leave before the cluster state names a new pod's address, waiting for it.
+    late: LateNames,
     pub(super) stats: EngineStats,
 }
 
@@ -68,6 +71,7 @@ impl Joiner {
             merger: Some(Merger::default()),
             names: DnsNames::default(),
             socket_lb: SocketLb::default(),
+            late: LateNames::default(),
             stats: EngineStats::default(),
         }
     }
@@ -77,9 +81,21 @@ impl Joiner {
         self.merger = None;
     }
 
-    /// Names records with a newer cluster state from now on.
+    /// Names records with a newer cluster state from now on (and those waiting for it).
     pub fn set_cluster(&mut self, cluster: Arc<ClusterState>) {
         self.cluster = cluster;
+        self.late.changed();
+    }
+
+    /// The cluster state is live (the API server's watch): a record with an address in a pod
+    /// network that no pod holds yet waits up to `wait_us` (capture time) for the state to name it.
+    pub fn await_names(&mut self, wait_us: u64) {
+        self.late.wait_up_to(wait_us);
+    }
+
+    /// The start of the oldest record waiting for a name: the observations before it have left.
+    pub fn waiting_since(&self) -> Option<u64> {
+        self.late.waiting_since()
     }
 
     /// Holds every exchange (and the merge's flushes) until `release`: the cluster state is not
@@ -214,12 +230,25 @@ impl Joiner {
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
             }
         }
-        self.through_socket_lb(&mut out[first..]);
+        self.late.advance(now_us);
+        self.leave(first, false, out);
     }
 
-    /// Records leaving: a call a socket-level balancer translated before the wire, for its Service.
-    fn through_socket_lb(&mut self, records: &mut [Record]) {
-        for r in records {
+    /// Records leaving (`out[first..]`): those with a pod address not named yet wait for it; what
+    /// goes is counted for the Service a socket-level balancer translated it through, if one did.
+    /// `all`: nothing waits any more (the input ended).
+    fn leave(&mut self, first: usize, all: bool, out: &mut Vec<Record>) {
+        if self.late.enabled() {
+            let (late, cluster) = (&self.late, &self.cluster);
+            let waiting: Vec<Record> = out.extract_if(first.., |r| !all && late.must_wait(r, cluster)).collect();
+            for r in waiting {
+                self.late.park(r);
+            }
+            self.late.release(&self.cluster, all, out);
+            self.stats.late_named = self.late.stats.named_late;
+            self.stats.late_unnamed = self.late.stats.wait_expired;
+        }
+        for r in &mut out[first..] {
             self.socket_lb.apply(r, &self.cluster);
         }
     }
@@ -233,11 +262,12 @@ impl Joiner {
             }
             return;
         }
+        let first = out.len();
         if let Some(m) = &mut self.merger {
-            let first = out.len();
             m.flush_due(watermark, out);
-            self.through_socket_lb(&mut out[first..]);
         }
+        self.late.advance(watermark);
+        self.leave(first, false, out);
     }
 
     /// End of input: takes `items` and emits everything still waiting.
@@ -245,10 +275,10 @@ impl Joiner {
         // The input ended before the cluster state came: nothing more will come to wait for.
         self.release(out);
         self.take(origin, items, u64::MAX, out);
+        let first = out.len();
         if let Some(m) = &mut self.merger {
-            let first = out.len();
             m.flush_all(out);
-            self.through_socket_lb(&mut out[first..]);
         }
+        self.leave(first, true, out);
     }
 }

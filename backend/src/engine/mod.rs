@@ -48,6 +48,12 @@ pub struct EngineStats {
     pub uncertain_pairings: u64,
     pub resyncs: u64,
     pub non_http_streams: u64,
+    /// Records that waited for the cluster state to name a new pod's address, and got it.
+    #[serde(default)]
+    pub late_named: u64,
+    /// Records that waited for a pod address's name in vain (`correlate::late`).
+    #[serde(default)]
+    pub late_unnamed: u64,
     pub dns_over_tcp: u64,
     /// Frames of podtap's own traffic (an agent's stream to its hub), left out.
     #[serde(default)]
@@ -78,6 +84,8 @@ impl EngineStats {
             uncertain_pairings: back.uncertain_pairings,
             resyncs: back.resyncs,
             non_http_streams: back.non_http_streams,
+            late_named: back.late_named,
+            late_unnamed: back.late_unnamed,
             ..*front
         }
     }
@@ -94,7 +102,7 @@ impl EngineStats {
         add_fields!(self, o; frames, bytes, truncated_frames, malformed_frames, unsupported_link_frames,
             udp_frames, other_frames, http_exchanges, tls_handshakes, grpc_calls, unmatched_responses,
             one_way_responses, malformed_requests, uncertain_pairings, resyncs, non_http_streams, dns_over_tcp,
-            own_frames);
+            own_frames, late_named, late_unnamed);
         add_fields!(self.tcp, o.tcp; segments, connections, out_of_order_segments, retransmitted_bytes, gaps,
             gap_bytes, connections_over_limit, idle_closed, copies);
         add_fields!(self.dns, o.dns; queries, responses, malformed, unmatched_responses, retransmitted_queries,
@@ -175,6 +183,13 @@ impl Engine {
     /// yet): see `Joiner::hold`.
     pub fn holding(mut self) -> Self {
         self.back.hold();
+        self
+    }
+
+    /// The cluster state is live: records wait up to `wait_us` for a new pod's name
+    /// (`Joiner::await_names`).
+    pub fn awaiting_names(mut self, wait_us: u64) -> Self {
+        self.back.await_names(wait_us);
         self
     }
 

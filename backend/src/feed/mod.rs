@@ -29,12 +29,19 @@ pub fn fixed(cluster: Arc<ClusterState>) -> ClusterFeed {
 }
 
 /// An engine naming with the feed's state; before the first one, holding what it dissects
-/// until it comes (`follow_cluster` releases it), so nothing is named without it for good.
+/// until it comes (`follow_cluster` releases it), so nothing is named without it for good. With a
+/// live state (the API server's), a record whose pod address is not named yet waits for it.
 pub fn engine_for(feed: &mut ClusterFeed) -> Engine {
-    match feed.borrow_and_update().clone() {
+    let engine = match feed.borrow_and_update().clone() {
         Some(cluster) => Engine::new(cluster),
         None => Engine::new(Arc::default()).holding(),
-    }
+    };
+    if is_live(feed) { engine.awaiting_names(crate::correlate::late::LIVE_WAIT_US) } else { engine }
+}
+
+/// Whether the feed's state still changes (its sender lives: the API server's watch).
+pub fn is_live(feed: &ClusterFeed) -> bool {
+    feed.has_changed().is_ok()
 }
 
 /// Gives the engine the newest cluster state when it changed (one atomic load when it did not);

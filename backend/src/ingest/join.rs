@@ -150,6 +150,9 @@ pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed
             if first.is_none() {
                 joiner.hold();
             }
+            if crate::feed::is_live(&cluster) {
+                joiner.await_names(crate::correlate::late::LIVE_WAIT_US);
+            }
             joiner
         },
         hub,
@@ -405,9 +408,11 @@ impl Join {
             let room = self.out.len();
             self.hub.publish_owned(std::mem::replace(&mut self.out, Vec::with_capacity(room)));
         }
+        // A record waiting for a pod's name has not left: its batch is not settled either.
+        let settled = self.joiner.waiting_since().map_or(watermark, |w| w.min(watermark));
         for a in &mut self.agents {
             let mut ack = None;
-            while a.unacked.front().is_some_and(|(_, w)| w.saturating_add(SETTLED_US) <= watermark) {
+            while a.unacked.front().is_some_and(|(_, w)| w.saturating_add(SETTLED_US) <= settled) {
                 ack = a.unacked.pop_front().map(|(seq, _)| seq);
             }
             if let (Some(seq), Some(reply)) = (ack, &a.reply) {
@@ -482,6 +487,7 @@ mod tests {
             HttpExchange { method: "GET".into(), path: format!("/{n}"), status: Some(200), ..Default::default() };
         let exchange = crate::dissect::Exchange {
             conn: n,
+            opened_us: None,
             interface: 0,
             points: 1,
             tunnel: None,
@@ -558,6 +564,53 @@ mod tests {
         j.on(Event::Batch { slot: 1, batch: batch(2, 3..4, T0 + 10_000 + SETTLED_US) });
         j.flush();
         assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
+    }
+
+    /// A node whose pod network holds the test's addresses (10.0.0.0/24; 10.0.0.1, the client,
+    /// is its bridge), and, with `pods`, the server pod at 10.0.0.2.
+    fn cluster(pods: bool) -> Arc<crate::resolve::ClusterState> {
+        let pod = |name: &str, ip: &str| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default",
+                "creationTimestamp":"2020-01-01T00:00:00Z"}},"spec":{{"nodeName":"n1","containers":[]}},
+                "status":{{"podIP":"{ip}","phase":"Running"}}}}"#
+            )
+        };
+        let mut items = vec![
+            r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},
+            "spec":{"podCIDR":"10.0.0.0/24"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.10"}]}}"#
+                .to_string(),
+        ];
+        if pods {
+            items.push(pod("server", "10.0.0.2"));
+        }
+        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#, items.join(","));
+        let mut state = crate::resolve::ClusterState::default();
+        crate::resolve::parse_list("test", list.as_bytes(), &mut state).unwrap();
+        Arc::new(state)
+    }
+
+    #[test]
+    fn a_record_waits_for_its_pods_name_and_its_batch_is_not_acknowledged_meanwhile() {
+        let hub = Hub::new("test", 1000);
+        let mut j = join(&hub);
+        j.joiner = Joiner::new(cluster(false));
+        j.joiner.await_names(crate::correlate::late::LIVE_WAIT_US);
+        let (_, mut replies) = connect(&mut j, 1, 7);
+        j.on(Event::Batch { slot: 1, batch: batch(1, 0..2, T0 + 10_000) });
+        j.on(Event::Batch { slot: 1, batch: batch(2, 2..3, T0 + 10_000 + SETTLED_US) });
+        j.flush();
+        assert_eq!(hub.total(), 0, "the server's address is in the pod network and nobody's yet");
+        assert!(replies.try_recv().is_err(), "what waits is not settled");
+        // The API server reports the pod: the records go, named as of their time.
+        j.joiner.set_cluster(cluster(true));
+        j.flush();
+        assert_eq!(hub.total(), 3);
+        assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
+        let stats = j.joiner.stats();
+        assert_eq!((stats.late_named, stats.late_unnamed), (3, 0));
+        let names = hub.recent(10, &Default::default()).iter().map(|r| r.dst.qualified_name()).collect::<Vec<_>>();
+        assert_eq!(names, vec![Some("default/server".to_string()); 3]);
     }
 
     #[test]

@@ -149,6 +149,7 @@ mod tests {
             at_us: 1,
             exchange: crate::dissect::Exchange {
                 conn: 1,
+                opened_us: None,
                 interface: 0,
                 points: 1,
                 tunnel: None,

@@ -177,6 +177,7 @@ mod tests {
         http.headers.insert("user-agent".into(), "curl/8".into());
         Exchange {
             conn: 7,
+            opened_us: None,
             interface: 1,
             points: 2,
             tunnel: None,

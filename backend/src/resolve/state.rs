@@ -57,6 +57,16 @@ fn ended_at(pod: &Pod) -> Option<u64> {
     Some(deleted + grace * 1_000_000)
 }
 
+/// A pod's end as its whole-second timestamp says, moved to when a watch saw it end if that is
+/// within the same second: a container that exited at 10.4 s reads "10 s", and an address taken
+/// over at 10.5 s would otherwise be the new pod's from 10.0 s.
+fn within_its_second(until_us: u64, seen_us: Option<u64>) -> u64 {
+    match seen_us {
+        Some(seen) if until_us.is_multiple_of(1_000_000) => until_us.max(seen.min(until_us + 999_999)),
+        _ => until_us,
+    }
+}
+
 /// A Service as a request path: `ns/name` and how it was addressed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceRef {
@@ -108,16 +118,23 @@ impl ClusterState {
 
     pub(super) fn add_pod(&mut self, pod: &Pod) {
         self.objects += 1;
-        self.add_pod_until(pod, None);
+        self.add_pod_until(pod, None, None);
+    }
+
+    /// A pod of a live watch: `ended_seen_us` is when the watch first showed it finished or
+    /// deleting, which places its end within the second its whole-second timestamps give.
+    pub(super) fn add_watched_pod(&mut self, pod: &Pod, ended_seen_us: Option<u64>) {
+        self.objects += 1;
+        self.add_pod_until(pod, None, ended_seen_us);
     }
 
     /// A pod no longer in the API server's store, gone at `removed_us`: kept so traffic from
     /// before still gets its name.
-    pub(super) fn add_departed_pod(&mut self, pod: &Pod, removed_us: u64) {
-        self.add_pod_until(pod, Some(removed_us));
+    pub(super) fn add_departed_pod(&mut self, pod: &Pod, removed_us: u64, ended_seen_us: Option<u64>) {
+        self.add_pod_until(pod, Some(removed_us), ended_seen_us);
     }
 
-    fn add_pod_until(&mut self, pod: &Pod, removed_us: Option<u64>) {
+    fn add_pod_until(&mut self, pod: &Pod, removed_us: Option<u64>, ended_seen_us: Option<u64>) {
         let meta = &pod.metadata;
         let (Some(name), Some(status)) = (&meta.name, &pod.status) else {
             return;
@@ -138,7 +155,8 @@ impl ClusterState {
             until_us: match (ended_at(pod), removed_us) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
-            },
+            }
+            .map(|until| within_its_second(until, ended_seen_us)),
         };
         let mut ips: Vec<IpAddr> = status
             .pod_ips
@@ -164,17 +182,27 @@ impl ClusterState {
             None => owners.iter().rev().find(|o| o.until_us.is_none()),
             // An IP is released only when its pod is gone, so an owner whose life ended after
             // `t` held it then, whatever a newer pod's (second-resolution) creation time says.
-            Some(t) => owners
-                .iter()
-                .filter(|o| o.from_us <= t && o.until_us.is_none_or(|u| t < u))
-                .min_by_key(|o| o.until_us.unwrap_or(u64::MAX))
-                .or_else(|| {
-                    owners.iter().rev().find(|o| {
-                        o.from_us.saturating_sub(OWNER_SLACK_US) <= t
-                            && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
-                    })
-                }),
+            Some(t) => Self::strict_owner(owners, t).or_else(|| {
+                owners.iter().rev().find(|o| {
+                    o.from_us.saturating_sub(OWNER_SLACK_US) <= t && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
+                })
+            }),
         }
+    }
+
+    /// The pod whose known life includes `t` (the one that ended first, when the records of two
+    /// overlap): no slack for the resolution of timestamps.
+    fn strict_owner(owners: &[PodInfo], t: u64) -> Option<&PodInfo> {
+        owners
+            .iter()
+            .filter(|o| o.from_us <= t && o.until_us.is_none_or(|u| t < u))
+            .min_by_key(|o| o.until_us.unwrap_or(u64::MAX))
+    }
+
+    /// Whether a pod's known life includes `at` for `ip`: a name `resolve_at` gives only by the
+    /// slack around whole-second timestamps may be one a newer pod, not reported yet, takes over.
+    pub fn held_at(&self, ip: IpAddr, at: u64) -> bool {
+        self.pods.get(&ip).is_some_and(|owners| Self::strict_owner(owners, at).is_some())
     }
 
     pub(super) fn add_service(&mut self, svc: &Service) {
@@ -330,6 +358,11 @@ impl ClusterState {
         self.cluster_ips.get(&ip)
     }
 
+    /// Whether `ip` is in a node's pod network (a pod's address, or one a pod may yet be given).
+    pub fn in_pod_network(&self, ip: IpAddr) -> bool {
+        self.pod_cidrs.iter().any(|c| c.contains(&ip))
+    }
+
     /// Whether `ip` is an endpoint of Service `ns/name`.
     pub fn is_backend(&self, service: &str, ip: IpAddr) -> bool {
         self.backends.get(service).is_some_and(|b| b.iter().any(|b| b.ip == ip))
@@ -374,7 +407,7 @@ impl ClusterState {
             ep.kind = EndpointKind::Node;
             ep.name = Some(node.clone());
             ep.node = Some(node.clone());
-        } else if !self.is_empty() && !self.pod_cidrs.iter().any(|c| c.contains(&ip)) {
+        } else if !self.is_empty() && !self.in_pod_network(ip) {
             ep.kind = EndpointKind::External;
         }
         ep
@@ -608,5 +641,33 @@ mod tests {
         assert!(err.contains("is not JSON"), "{err}");
         let err = parse_list("h.txt", b"not json", &mut ClusterState::default()).unwrap_err().to_string();
         assert!(err.contains("is neither JSON nor YAML (a document is text, not a List or an object)"), "{err}");
+    }
+
+    #[test]
+    fn a_watch_places_a_pods_end_within_its_whole_second() {
+        let pod = |json: &str| serde_json::from_str::<Pod>(json).unwrap();
+        // `old` exited at 10.4 s (its finishedAt reads 10 s; the watch showed it at 10.42 s);
+        // `new`, created in that same second, took its address over.
+        let old = pod(r#"{"metadata":{"name":"old","namespace":"d","creationTimestamp":"2024-01-01T00:00:00Z"},
+            "spec":{"containers":[]},"status":{"podIP":"10.244.0.8","phase":"Succeeded","containerStatuses":[
+            {"name":"c","image":"i","imageID":"","ready":false,"restartCount":0,
+             "state":{"terminated":{"exitCode":0,"finishedAt":"2024-01-01T00:00:10Z"}}}]}}"#);
+        let new = pod(r#"{"metadata":{"name":"new","namespace":"d","creationTimestamp":"2024-01-01T00:00:10Z"},
+            "spec":{"containers":[]},"status":{"podIP":"10.244.0.8","phase":"Running"}}"#);
+        let t10 = 1_704_067_210_000_000;
+        let name_at = |s: &ClusterState, t: u64| s.resolve_at("10.244.0.8".parse().unwrap(), 80, t).name;
+        let mut watched = ClusterState::default();
+        watched.add_watched_pod(&old, Some(t10 + 420_000));
+        watched.add_watched_pod(&new, None);
+        assert_eq!(name_at(&watched, t10 + 200_000).as_deref(), Some("old"));
+        assert_eq!(name_at(&watched, t10 + 500_000).as_deref(), Some("new"));
+        // From a file, the second is all there is: the new pod's from its start.
+        let mut listed = ClusterState::default();
+        listed.add_pod(&old);
+        listed.add_pod(&new);
+        assert_eq!(name_at(&listed, t10 + 200_000).as_deref(), Some("new"));
+        // A watch that saw the end late (a slow API server) moves it no further than the second.
+        assert_eq!(within_its_second(t10, Some(t10 + 7_000_000)), t10 + 999_999);
+        assert_eq!(within_its_second(t10 + 5, Some(t10 + 7_000_000)), t10 + 5);
     }
 }

@@ -45,26 +45,56 @@ fn now_us() -> u64 {
 
 /// Pods that left the store, and when: so an IP a new pod takes over keeps the old owner's name
 /// for traffic captured before (the failure of tools that only know the present).
+/// Also when each pod was first seen finished or deleting: its timestamps say only the second.
 #[derive(Default)]
 struct History {
     known: FxHashMap<String, Arc<Pod>>,
     departed: Vec<(Arc<Pod>, u64)>,
+    ended_seen: FxHashMap<String, u64>,
+    /// The first list is in.
+    listed: bool,
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_else(|| format!("{:?}/{:?}", p.metadata.namespace, p.metadata.name))
+}
+
+/// Whether the pod has finished, or is being deleted.
+fn ending(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
+        || p.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
 }
 
 impl History {
     fn note(&mut self, current: &[Arc<Pod>], now: u64) {
-        let id = |p: &Pod| {
-            p.metadata.uid.clone().unwrap_or_else(|| format!("{:?}/{:?}", p.metadata.namespace, p.metadata.name))
-        };
-        let now_known: FxHashMap<String, Arc<Pod>> = current.iter().map(|p| (id(p), p.clone())).collect();
+        let now_known: FxHashMap<String, Arc<Pod>> = current.iter().map(|p| (uid(p), p.clone())).collect();
         for (uid, pod) in self.known.drain() {
             if !now_known.contains_key(&uid) {
+                self.ended_seen.entry(uid).or_insert(now);
                 self.departed.push((pod, now));
             }
         }
+        // Pods that had ended before the first list ended at some time before now, not now.
+        if self.listed {
+            for (uid, pod) in &now_known {
+                if ending(pod) {
+                    self.ended_seen.entry(uid.clone()).or_insert(now);
+                }
+            }
+        }
+        self.listed = true;
         self.known = now_known;
         let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
         self.departed.retain(|(_, gone)| *gone >= horizon);
+        if self.ended_seen.len() > self.known.len() + self.departed.len() {
+            let departed: rustc_hash::FxHashSet<String> = self.departed.iter().map(|(p, _)| uid(p)).collect();
+            let known = &self.known;
+            self.ended_seen.retain(|id, _| known.contains_key(id) || departed.contains(id));
+        }
+    }
+
+    fn ended_seen(&self, p: &Pod) -> Option<u64> {
+        self.ended_seen.get(&uid(p)).copied()
     }
 }
 
@@ -146,8 +176,8 @@ pub fn start(
             let mut state = ClusterState::default();
             let current = pods.state();
             history.note(&current, now_us());
-            current.iter().for_each(|p| state.add_pod(p));
-            history.departed.iter().for_each(|(p, gone)| state.add_departed_pod(p, *gone));
+            current.iter().for_each(|p| state.add_watched_pod(p, history.ended_seen(p)));
+            history.departed.iter().for_each(|(p, gone)| state.add_departed_pod(p, *gone, history.ended_seen(p)));
             services.state().iter().for_each(|s| state.add_service(s));
             slices.state().iter().for_each(|s| state.add_endpoint_slice(s));
             nodes.state().iter().for_each(|n| state.add_node(n));

@@ -4,7 +4,7 @@
 //! of the Pods that says which pod held which address when — with the checks every scenario on
 //! it must pass.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -154,13 +154,39 @@ pub fn rollout(c: &Cluster, namespace: &str, deployment: &str) {
         let out = Command::new("ip").args(["netns", "exec", ns, program]).args(args).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // Exactly the rollout's pods: a pod deleted before it (a restart) must be out of the rules
+    // too, or a connection may still be sent to its address, where nobody answers.
+    let port = spec["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"].as_u64().unwrap();
+    let wanted: BTreeSet<String> = ips.iter().map(|ip| format!("{ip}:{port}")).collect();
     for node in node_names(c) {
         let ns = format!("ptk-{node}");
-        until(&format!("kube-proxy on {node} routing to {deployment}'s pods {ips:?}"), || {
-            let text = rules(&ns);
-            ips.iter().all(|ip| text.contains(ip.as_str()))
+        until(&format!("kube-proxy on {node} routing to exactly {deployment}'s pods {wanted:?}"), || {
+            endpoints_in(&rules(&ns), port) == wanted
         });
     }
+}
+
+/// Every `IP:PORT` a kube-proxy ruleset sends connections to for target port `port`: iptables'
+/// `--to-destination IP:PORT`, nftables' `dnat to IP:PORT` and its maps' `IP . PORT`.
+fn endpoints_in(rules: &str, port: u64) -> BTreeSet<String> {
+    let port = port.to_string();
+    let tokens: Vec<&str> = rules
+        .split(|ch: char| ch.is_whitespace() || matches!(ch, ',' | '{' | '}' | ';' | '"'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is_ip = |t: &str| t.parse::<std::net::Ipv4Addr>().is_ok();
+    let mut out = BTreeSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some((ip, p)) = t.rsplit_once(':')
+            && p == port
+            && is_ip(ip)
+        {
+            out.insert(t.to_string());
+        } else if is_ip(t) && tokens.get(i + 1) == Some(&".") && tokens.get(i + 2) == Some(&port.as_str()) {
+            out.insert(format!("{t}:{port}"));
+        }
+    }
+    out
 }
 
 pub fn repo() -> PathBuf {
@@ -228,7 +254,13 @@ impl Addresses {
             None => {}
         }
         if !ip.is_empty() && !over {
-            self.held.push((ip, name, at, u64::MAX));
+            // A pod holds its address from its start, which its node may report seconds later
+            // (kubelet's `startTime`, whole seconds): not before the address's last holder let
+            // it go.
+            let started = pod["status"]["startTime"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+            let freed = self.held.iter().filter(|h| h.0 == ip).map(|h| h.3).max().unwrap_or(0);
+            let from = started.map_or(at, |t| (t.as_microsecond() as u64).max(freed).min(at));
+            self.held.push((ip, name, from, u64::MAX));
         }
     }
 
@@ -535,4 +567,15 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
     c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
     c.kubectl(&["delete", "service", "web"]);
     eprintln!("{} ({mode}): {} requests exact; addresses reused: {reused:?}", c.out.display(), http.len());
+}
+
+#[test]
+fn kube_proxy_endpoints_are_read_from_both_rulesets() {
+    let iptables = "-A KUBE-SEP-X -p tcp -m comment --comment \"default/web:http\" -m tcp -j DNAT --to-destination 10.244.0.2:3000\n\
+        -A KUBE-SEP-Y -p tcp -j DNAT --to-destination 192.0.2.1:6443";
+    let nft = "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.0.2 . 3000, 1 : 10.244.1.2 . 3000 }\n\
+        meta l4proto tcp dnat to 10.244.1.3:3000";
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(endpoints_in(iptables, 3000), set(&["10.244.0.2:3000"]));
+    assert_eq!(endpoints_in(nft, 3000), set(&["10.244.0.2:3000", "10.244.1.2:3000", "10.244.1.3:3000"]));
 }

@@ -60,6 +60,9 @@ func newPodWorker(a *agent, p *v1.Pod) *podWorker {
 	return &podWorker{a: a, pod: p, updates: make(chan *v1.Pod, 64), events: make(chan event, 64), quit: make(chan struct{})}
 }
 
+// reportAfter: a pod annotation, a Go duration; the pod's first status report waits that long.
+const reportAfter = "lab.podtap.io/report-after"
+
 func (w *podWorker) update(p *v1.Pod) {
 	select {
 	case w.updates <- p:
@@ -99,6 +102,16 @@ func (w *podWorker) run() {
 		time.Sleep(containerCreation)
 		for i := range w.containers {
 			w.start(i)
+		}
+	}
+	// A kubelet under load (or facing a slow API server) reports a started pod's address
+	// seconds after its containers began to talk: the annotation makes this pod's first report
+	// that late, so a test can be sure of it instead of hoping for it.
+	if d, err := time.ParseDuration(p.Annotations[reportAfter]); err == nil && d > 0 {
+		log.Printf("pod %s: first status report in %v (%s)", w.name(), d, reportAfter)
+		select {
+		case <-time.After(d):
+		case <-w.quit:
 		}
 	}
 	w.report()

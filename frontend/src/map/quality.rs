@@ -33,6 +33,9 @@ pub struct EngineHealth {
     pub unmatched_responses: u64,
     #[serde(default)]
     pub one_way_responses: u64,
+    /// Records that waited for the API server to name a new pod's address in vain.
+    #[serde(default)]
+    pub late_unnamed: u64,
     #[serde(default)]
     pub tcp: TcpHealth,
 }
@@ -195,6 +198,13 @@ fn bar(q: &mut Quality, f: &Folded, ctx: &Context, unresolved: u64, total: u64) 
             "orphans",
             format!("{} without a request", plural(orphans, "response", "responses")),
             "responses whose request was not captured (it came before the capture, or on a path not watched)",
+        ));
+    }
+    if engine.late_unnamed > 0 {
+        q.bar.push(note(
+            "late-names",
+            format!("{} waited for a pod's name in vain", plural(engine.late_unnamed, "record", "records")),
+            "records with an address in a pod network that the API server had not given to any pod 10 s later",
         ));
     }
     if unresolved > 0 && total > 0 {

@@ -48,6 +48,7 @@ fn seen(id: u64, node: &str, client: &str, server: &str, after: u64, c: &Cluster
     let http = HttpExchange { method: "GET".into(), path: "/users".into(), status: Some(200), ..Default::default() };
     let ex = Exchange {
         conn: id,
+        opened_us: None,
         interface: 0,
         points: 1,
         tunnel: None,

@@ -22,6 +22,7 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
     http.headers.insert("user-agent".into(), ua.into());
     let ex = Exchange {
         conn,
+        opened_us: None,
         interface: 0,
         points: 1,
         tunnel: None,

@@ -70,11 +70,19 @@ fn a_clean_capture_has_an_empty_bar() {
 fn health_is_read_from_what_healthz_answers() {
     let h: Health = serde_json::from_str(
         r#"{"status":"ok","capture":{"packets":9,"drops":3,"interfaces":[]},
-            "engine":{"unmatched_responses":2,"one_way_responses":1,"tcp":{"gaps":5,"segments":1}},
+            "engine":{"unmatched_responses":2,"one_way_responses":1,"late_unnamed":1,"tcp":{"gaps":5,"segments":1}},
             "store":{"records":1,"oldest_us":10,"newest_us":20}}"#,
     )
     .unwrap();
     let q = assess(&Folded::default(), &Context { health: Some(h), ..Context::default() });
     let texts: Vec<&str> = q.bar.iter().map(|n| n.text.as_str()).collect();
-    assert_eq!(texts, ["3 packets dropped by the kernel", "5 holes in TCP streams", "3 responses without a request"]);
+    assert_eq!(
+        texts,
+        [
+            "3 packets dropped by the kernel",
+            "5 holes in TCP streams",
+            "3 responses without a request",
+            "1 record waited for a pod's name in vain"
+        ]
+    );
 }
