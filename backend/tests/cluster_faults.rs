@@ -116,6 +116,7 @@ fn names_stay_right_while_the_api_server_is_late_restarted_and_compacted() {
     // 1. The hub starts with no way to the API server; its agents capture from the start.
     let started = Instant::now();
     let _podtap = start_podtap(&c, &nodes, &late_kubeconfig(&c));
+    let captures = start_captures(&c, &nodes);
     c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
     rollout(&c, "default", "web");
     ext(&c, 1, 20);
@@ -143,6 +144,6 @@ fn names_stay_right_while_the_api_server_is_late_restarted_and_compacted() {
     let node = restart_a_web_pod(&c);
     ext(&c, 3, 20);
     let client = c.run_client("faults-client-1", &node);
-    finish_and_check(&c, &addresses, &[("faults-client-1", &client, ViaKind::ClusterIp)], 3);
+    finish_and_check(&c, &addresses, &[("faults-client-1", &client, ViaKind::ClusterIp)], 3, Some(captures));
     eprintln!("faults: etcd compacted at revision {revision}; {} watches listed again", relisted() - before);
 }

@@ -29,6 +29,8 @@ fn the_seed_on_a_real_cluster_is_exact() {
     // admin kubeconfig, one agent per node following pod interfaces as they come.
     let _podtap = start_podtap(&c, &nodes, &c.dir.join("kubeconfig"));
     until("the hub's names listed", names_listed);
+    // Beside the agents, capture files as users take them, analysed at the end.
+    let captures = start_captures(&c, &nodes);
 
     // The seed: its pods' interfaces appear while podtap watches; every probe is seen.
     c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
@@ -74,7 +76,7 @@ fn the_seed_on_a_real_cluster_is_exact() {
         ("socket-lb-client", socket.as_str(), ViaKind::SocketLb),
         ("direct-client", direct.as_str(), ViaKind::Direct),
     ];
-    finish_and_check(&c, &addresses, &clients, 2);
+    finish_and_check(&c, &addresses, &clients, 2, Some(captures));
     // Records waited for new pods' names (seed-client-2's for 3 s), and none waited in vain.
     let engine = &health().expect("the hub answers")["engine"];
     assert!(engine["late_named"].as_u64() > Some(0), "{}: no record waited for a name: {engine}", c.mode);

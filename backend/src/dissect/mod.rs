@@ -69,7 +69,7 @@ impl Exchange {
     pub fn on(info: &ConnInfo, (client, server): (SocketAddr, SocketAddr), t: Timing, detail: Detail) -> Self {
         Exchange {
             conn: info.id,
-            opened_us: None,
+            opened_us: Some(info.life.opened_us),
             interface: info.interface,
             points: info.points,
             tunnel: info.tunnel,

@@ -28,6 +28,9 @@ struct PodInfo {
     /// deleted, or left the API server's store (`None`: still holds it).
     from_us: u64,
     until_us: Option<u64>,
+    /// Being deleted, and still in the store: since when its deletion was asked. Its address may
+    /// be let go any moment after; `until_us` is then only the deadline.
+    terminating_since: Option<u64>,
 }
 
 /// Slack around a pod's lifetime: timestamps have one-second resolution and an IP is assigned
@@ -52,9 +55,15 @@ fn ended_at(pod: &Pod) -> Option<u64> {
         // No exit time recorded: it held the IP no later than its creation says.
         return finished.or_else(|| pod.metadata.creation_timestamp.as_ref().map(micros)).or(Some(0));
     }
-    let deleted = pod.metadata.deletion_timestamp.as_ref().map(micros)?;
-    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
-    Some(deleted + grace * 1_000_000)
+    // The deadline the API server set for it: the time of the request plus the grace period.
+    pod.metadata.deletion_timestamp.as_ref().map(micros)
+}
+
+/// When a pod's deletion was asked: its deadline minus its grace period.
+fn deletion_asked(pod: &Pod) -> Option<u64> {
+    let deadline = pod.metadata.deletion_timestamp.as_ref().map(micros)?;
+    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0).max(0) as u64;
+    Some(deadline.saturating_sub(grace * 1_000_000))
 }
 
 /// A pod's end as its whole-second timestamp says, moved to when a watch saw it end if that is
@@ -157,6 +166,7 @@ impl ClusterState {
                 (a, b) => a.or(b),
             }
             .map(|until| within_its_second(until, ended_seen_us)),
+            terminating_since: if removed_us.is_none() { deletion_asked(pod) } else { None },
         };
         let mut ips: Vec<IpAddr> = status
             .pod_ips
@@ -182,11 +192,24 @@ impl ClusterState {
             None => owners.iter().rev().find(|o| o.until_us.is_none()),
             // An IP is released only when its pod is gone, so an owner whose life ended after
             // `t` held it then, whatever a newer pod's (second-resolution) creation time says.
-            Some(t) => Self::strict_owner(owners, t).or_else(|| {
-                owners.iter().rev().find(|o| {
-                    o.from_us.saturating_sub(OWNER_SLACK_US) <= t && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
+            Some(t) => Self::strict_owner(owners, t)
+                // An end read in whole seconds was up to a second later than it says, and an
+                // address is taken only after its pod was made: of the pods that may have held it
+                // then, the newest (a replacement's first connections come right after its
+                // predecessor ended; the predecessor's own requests are named as of their
+                // connection's opening).
+                .or_else(|| {
+                    owners
+                        .iter()
+                        .filter(|o| o.from_us <= t && o.until_us.is_none_or(|u| t < u + 1_000_000))
+                        .max_by_key(|o| o.from_us)
                 })
-            }),
+                .or_else(|| {
+                    owners.iter().rev().find(|o| {
+                        o.from_us.saturating_sub(OWNER_SLACK_US) <= t
+                            && o.until_us.is_none_or(|u| t < u + OWNER_SLACK_US)
+                    })
+                }),
         }
     }
 
@@ -199,10 +222,15 @@ impl ClusterState {
             .min_by_key(|o| o.until_us.unwrap_or(u64::MAX))
     }
 
-    /// Whether a pod's known life includes `at` for `ip`: a name `resolve_at` gives only by the
-    /// slack around whole-second timestamps may be one a newer pod, not reported yet, takes over.
+    /// Whether a pod's known life includes `at` for `ip` for sure: a name `resolve_at` gives only
+    /// by the slack around whole-second timestamps may be one a newer pod, not reported yet, takes
+    /// over.
+    /// A pod being deleted may have let its address go already.
     pub fn held_at(&self, ip: IpAddr, at: u64) -> bool {
-        self.pods.get(&ip).is_some_and(|owners| Self::strict_owner(owners, at).is_some())
+        self.pods
+            .get(&ip)
+            .and_then(|owners| Self::strict_owner(owners, at))
+            .is_some_and(|o| o.terminating_since.is_none_or(|asked| at < asked))
     }
 
     pub(super) fn add_service(&mut self, svc: &Service) {
@@ -669,5 +697,50 @@ mod tests {
         // A watch that saw the end late (a slow API server) moves it no further than the second.
         assert_eq!(within_its_second(t10, Some(t10 + 7_000_000)), t10 + 999_999);
         assert_eq!(within_its_second(t10 + 5, Some(t10 + 7_000_000)), t10 + 5);
+    }
+
+    #[test]
+    fn a_pod_being_deleted_is_named_but_not_for_sure_after_the_deletion_was_asked() {
+        // Deleted at 00:00:10 with 30 s of grace: its deadline reads 00:00:40.
+        let pod = serde_json::from_str::<Pod>(
+            r#"{"metadata":{"name":"web","namespace":"d","creationTimestamp":"2024-01-01T00:00:00Z",
+                "deletionTimestamp":"2024-01-01T00:00:40Z","deletionGracePeriodSeconds":30},
+                "spec":{"containers":[]},"status":{"podIP":"10.244.0.8","phase":"Running"}}"#,
+        )
+        .unwrap();
+        let mut s = ClusterState::default();
+        s.add_watched_pod(&pod, None);
+        let (ip, t0) = ("10.244.0.8".parse().unwrap(), 1_704_067_200_000_000);
+        assert!(s.held_at(ip, t0 + 5_000_000));
+        assert!(!s.held_at(ip, t0 + 12_000_000), "its address may be another pod's by now");
+        assert_eq!(s.resolve_at(ip, 80, t0 + 12_000_000).name.as_deref(), Some("web"));
+        assert_ne!(s.resolve_at(ip, 80, t0 + 46_000_000).kind, EndpointKind::Pod, "past its deadline");
+    }
+
+    #[test]
+    fn a_pod_that_ended_in_a_second_keeps_its_address_for_that_second_unless_a_newer_pod_was_made() {
+        // `old` finished at 00:00:34.x (reads "34"); `new` was created at 00:00:36 with its address.
+        let pod = |json: &str| serde_json::from_str::<Pod>(json).unwrap();
+        let old = pod(r#"{"metadata":{"name":"old","namespace":"d","creationTimestamp":"2024-01-01T00:00:32Z"},
+            "spec":{"containers":[]},"status":{"podIP":"10.244.1.3","phase":"Succeeded","containerStatuses":[
+            {"name":"c","image":"i","imageID":"","ready":false,"restartCount":0,
+             "state":{"terminated":{"exitCode":0,"finishedAt":"2024-01-01T00:00:34Z"}}}]}}"#);
+        let new = pod(r#"{"metadata":{"name":"new","namespace":"d","creationTimestamp":"2024-01-01T00:00:36Z"},
+            "spec":{"containers":[]},"status":{"podIP":"10.244.1.3","phase":"Running"}}"#);
+        let mut s = ClusterState::default();
+        s.add_pod(&old);
+        s.add_pod(&new);
+        let t0 = 1_704_067_200_000_000;
+        let name_at = |t: u64| s.resolve_at("10.244.1.3".parse().unwrap(), 80, t0 + t).name;
+        assert_eq!(name_at(34_045_000).as_deref(), Some("old"));
+        assert_eq!(name_at(35_500_000).as_deref(), Some("new"), "past the old pod's second, within the slack");
+        assert_eq!(name_at(36_100_000).as_deref(), Some("new"));
+        // A replacement made in the second its predecessor ended has the address from then on.
+        let quick = pod(r#"{"metadata":{"name":"quick","namespace":"d","creationTimestamp":"2024-01-01T00:00:34Z"},
+            "spec":{"containers":[]},"status":{"podIP":"10.244.1.3","phase":"Running"}}"#);
+        let mut s = ClusterState::default();
+        s.add_pod(&old);
+        s.add_pod(&quick);
+        assert_eq!(s.resolve_at("10.244.1.3".parse().unwrap(), 80, t0 + 34_500_000).name.as_deref(), Some("quick"));
     }
 }

@@ -38,7 +38,9 @@ impl Cluster {
             std::env::var("PODTAP_CLUSTER_DIR").expect("PODTAP_CLUSTER_DIR: run through `cargo xtask test`"),
         );
         let kubectl = PathBuf::from(std::env::var("PODTAP_KUBECTL").expect("PODTAP_KUBECTL: the built kubectl"));
-        let out = dir.join(scenario);
+        let mode = std::fs::read_to_string(dir.join("proxy-mode")).unwrap_or_default();
+        // One per scenario and mode: the test command's next run in the other mode keeps this one.
+        let out = dir.join(format!("{scenario}-{mode}"));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         // The apps' logs of an earlier scenario on this cluster (its pods are gone) are not this
@@ -46,7 +48,6 @@ impl Cluster {
         for e in std::fs::read_dir(dir.join("lab/logs")).into_iter().flatten().flatten() {
             let _ = std::fs::remove_file(e.path());
         }
-        let mode = std::fs::read_to_string(dir.join("proxy-mode")).unwrap_or_default();
         Cluster { dir, kubectl, out, mode }
     }
 
@@ -164,6 +165,99 @@ pub fn rollout(c: &Cluster, namespace: &str, deployment: &str) {
             endpoints_in(&rules(&ns), port) == wanted
         });
     }
+    // The EndpointSlices as they are now: with those of later rollouts, every backend a Service
+    // had during the run (`cluster_list`).
+    let slices = c.kubectl(&["get", "endpointslices", "-A", "-o", "json"]);
+    std::fs::write(c.out.join(format!("slices-{}.json", now_us())), slices).unwrap();
+}
+
+/// A cluster List for `podtap analyze --cluster`, from the API server's own objects: every pod
+/// the watch showed (deleted ones as they went), every EndpointSlice `rollout` saw, and the
+/// Services, nodes, ReplicaSets and Jobs now.
+pub fn cluster_list(c: &Cluster, addresses: &Addresses) -> PathBuf {
+    let mut items: Vec<Value> = addresses.pods.values().cloned().collect();
+    let now = c.kubectl_json(&["get", "services,nodes,replicasets,jobs,namespaces", "-A"]);
+    items.extend(now["items"].as_array().unwrap().iter().cloned());
+    for e in std::fs::read_dir(&c.out).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("slices-") {
+            let list: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            items.extend(list["items"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let path = c.out.join("cluster.json");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    std::fs::write(&path, list.to_string()).unwrap();
+    path
+}
+
+/// Capture files taken on every node while a scenario runs, the ways users take them:
+/// `podtap capture` (pcapng, every pod interface and eth0, as the agents capture), the same as
+/// one classic pcap (`mergecap -F pcap`: interface names gone), and `tcpdump -i any` (Linux
+/// cooked v2: every packet once per interface it crossed; the hub's and the API server's ports
+/// filtered out, as a user leaves out what is not theirs).
+pub struct Captures {
+    running: Vec<Running>,
+    nodes: Vec<String>,
+    out: PathBuf,
+}
+
+pub fn start_captures(c: &Cluster, nodes: &[String]) -> Captures {
+    let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
+    let mut running = Vec::new();
+    for node in nodes {
+        let (ns, file) = (format!("ptk-{node}"), |name: &str| c.out.join(name).display().to_string());
+        let err = c.out.join(format!("capture-{node}.err"));
+        let args = ["capture", "--pod-interfaces", "-i", "eth0", "-w", &file(&format!("capture-{node}.pcapng"))];
+        running.push(spawn_in(&ns, &podtap, &args.map(String::from), &[], &err));
+        until("podtap capture on eth0", || {
+            std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 "))
+        });
+        let dump_err = c.out.join(format!("any-{node}.err"));
+        let filter = format!("not (port {} or port {HUB_INGEST} or port 6443)", HUB_API.rsplit(':').next().unwrap());
+        let args = ["-i", "any", "-y", "LINUX_SLL2", "-U", "-w", &file(&format!("any-{node}.pcap")), &filter];
+        running.push(spawn_in(&ns, Path::new("/usr/bin/tcpdump"), &args.map(String::from), &[], &dump_err));
+        until("tcpdump -i any", || std::fs::read_to_string(&dump_err).is_ok_and(|t| t.contains("listening on any")));
+    }
+    Captures { running, nodes: nodes.to_vec(), out: c.out.clone() }
+}
+
+impl Captures {
+    /// Stops every capture (SIGTERM: the files end cleanly) and returns, per format, its files as
+    /// `FILE@NODE` arguments for `podtap analyze`.
+    pub fn stop(self) -> Vec<(&'static str, Vec<String>)> {
+        for r in &self.running {
+            let _ = Command::new("kill").args(["-TERM", &r.0.id().to_string()]).status();
+        }
+        for mut r in self.running {
+            let _ = r.0.wait();
+        }
+        let at = |name: String, node: &str| format!("{}@{node}", self.out.join(name).display());
+        for node in &self.nodes {
+            let (ng, classic) =
+                (self.out.join(format!("capture-{node}.pcapng")), self.out.join(format!("capture-{node}.pcap")));
+            let ok = Command::new("mergecap").arg("-F").arg("pcap").arg("-w").arg(&classic).arg(&ng).status().unwrap();
+            assert!(ok.success(), "mergecap -F pcap {}", ng.display());
+        }
+        let each = |f: &dyn Fn(&str) -> String| self.nodes.iter().map(|n| at(f(n), n)).collect::<Vec<_>>();
+        vec![
+            ("pcapng", each(&|n| format!("capture-{n}.pcapng"))),
+            ("classic pcap", each(&|n| format!("capture-{n}.pcap"))),
+            ("tcpdump -i any", each(&|n| format!("any-{n}.pcap"))),
+        ]
+    }
+}
+
+/// `podtap analyze --format jsonl` of `files` (`FILE@NODE`) named with `cluster`: its records.
+pub fn analyze_files(files: &[String], cluster: &Path) -> Vec<Record> {
+    let out = Command::new(env!("CARGO_BIN_EXE_podtap"))
+        .args(["analyze", "--format", "jsonl", "--progress", "never"])
+        .args(files)
+        .arg("--cluster")
+        .arg(cluster)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podtap analyze {files:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// Every `IP:PORT` a kube-proxy ruleset sends connections to for target port `port`: iptables'
@@ -235,13 +329,19 @@ fn hub_get(path: &str, ok_only: bool) -> Option<Value> {
 
 /// Every pod address the API server gave, as a watch saw it: (address, ns/name, from, to) in
 /// microseconds; `to` is when the pod finished or was deleted (u64::MAX while it runs).
+/// With the last state of every pod the watch showed (a deleted pod's as it went), by uid: the
+/// pods of a cluster List for `podtap analyze`.
 #[derive(Default)]
 pub struct Addresses {
     pub held: Vec<(String, String, u64, u64)>,
+    pub pods: BTreeMap<String, Value>,
 }
 
 impl Addresses {
     pub fn see(&mut self, kind: &str, pod: &Value, at: u64) {
+        if let Some(uid) = pod["metadata"]["uid"].as_str() {
+            self.pods.insert(uid.to_string(), pod.clone());
+        }
         let name =
             format!("{}/{}", pod["metadata"]["namespace"].as_str().unwrap(), pod["metadata"]["name"].as_str().unwrap());
         let ip = pod["status"]["podIP"].as_str().unwrap_or("").to_string();
@@ -435,9 +535,16 @@ pub fn restart_a_web_pod(c: &Cluster) -> String {
 
 /// The end of a scenario: web goes (its probes with it, so the logs are final), the hub is
 /// waited for until it holds every logged request, and everything podtap says is checked
-/// against the truth. `clients`: (Job, its pod, the way its calls went); `ext_runs`: how many
-/// outside runs were logged.
-pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&str, &str, ViaKind)], ext_runs: u32) {
+/// against the truth — the hub's records and balance, a window of them, and, with `captures`,
+/// `podtap analyze` of each format's files named from the API server's objects. `clients`: (Job,
+/// its pod, the way its calls went); `ext_runs`: how many outside runs were logged.
+pub fn finish_and_check(
+    c: &Cluster,
+    addresses: &Mutex<Addresses>,
+    clients: &[(&str, &str, ViaKind)],
+    ext_runs: u32,
+    captures: Option<Captures>,
+) {
     let mode = &c.mode;
     c.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=true", "--timeout=90s"]);
     until("web's pods gone", || {
@@ -470,15 +577,65 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
     std::fs::write(c.out.join("hub-records.json"), page.to_string()).unwrap();
     std::fs::write(c.out.join("hub-balance.json"), balance.to_string()).unwrap();
     let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
-    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
     let addresses = addresses.lock().unwrap();
     std::fs::write(c.out.join("addresses.json"), serde_json::to_string(&addresses.held).unwrap()).unwrap();
+    let what = format!("{mode}, the hub");
+    check_records(c, &addresses, clients, ext_runs, &records, Some(&balance), &what);
+    check_a_window(c, &records, clients);
+    if let Some(captures) = captures {
+        let list = cluster_list(c, &addresses);
+        for (format, files) in captures.stop() {
+            let records: Vec<Record> =
+                analyze_files(&files, &list).into_iter().filter(|r| r.dst.port != HUB_INGEST).collect();
+            check_records(c, &addresses, clients, ext_runs, &records, None, &format!("{mode}, {format} files"));
+        }
+    }
+    let jobs: Vec<&str> = clients.iter().map(|(j, _, _)| *j).collect();
+    c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
+    c.kubectl(&["delete", "service", "web"]);
+}
+
+/// A window of the hub's records, chosen from the truth: the first client's run, a second either
+/// side. The hub answers exactly the records of the whole run that started in it (`from`
+/// inclusive, `to` not), and every call that client logged is among them.
+fn check_a_window(c: &Cluster, records: &[Record], clients: &[(&str, &str, ViaKind)]) {
+    let (job, pod, _) = clients[0];
+    let logs = log_lines(&c.logs(), "");
+    let times: Vec<u64> = logs[job].iter().map(|l| (l["ts"].as_f64().unwrap() * 1e6) as u64).collect();
+    let (from, to) = (times.iter().min().unwrap() - 1_000_000, times.iter().max().unwrap() + 1_000_000);
+    let page = hub(&format!("/api/v1/records?limit=10000&kind=all&from={from}&to={to}")).expect("a window");
+    let window: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let ids = |rs: &mut dyn Iterator<Item = &Record>| rs.map(|r| r.id).collect::<BTreeSet<u64>>();
+    let expected = ids(&mut records.iter().filter(|r| from <= r.ts && r.ts < to));
+    assert_eq!(ids(&mut window.iter()), expected, "{}: the window {from}..{to}", c.mode);
+    let calls = window
+        .iter()
+        .filter(|r| r.http().is_some() && !r.probe && r.src.qualified_name() == Some(format!("default/{pod}")))
+        .count();
+    assert_eq!(calls, times.len(), "{}: {pod}'s calls in the window of its run", c.mode);
+}
+
+/// Everything `records` (the hub's, or `podtap analyze`'s of capture files: `what`) says, against
+/// the truth; `balance`: the hub's balance view of web.
+fn check_records(
+    c: &Cluster,
+    addresses: &Addresses,
+    clients: &[(&str, &str, ViaKind)],
+    ext_runs: u32,
+    records: &[Record],
+    balance: Option<&Value>,
+    what: &str,
+) {
+    let mode = what;
+    let web_logs = log_lines(&c.logs(), "web-");
+    let logged: usize = web_logs.values().map(Vec::len).sum();
+    let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
 
     // An address changed hands at least once (the restart), and podtap named each side of every
     // record after the pod that held the address then.
     let reused = addresses.reused();
     assert!(!reused.is_empty(), "no pod address was reused: {:?}", addresses.held);
-    for r in &records {
+    for r in records {
         for (side, e) in [("src", &r.src), ("dst", &r.dst)] {
             if let Some(holder) = addresses.holder(&e.ip.to_string(), r.ts) {
                 let named = e.qualified_name();
@@ -519,6 +676,7 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
         assert_eq!(record_conns.len(), conns.len(), "{mode}: connections to {pod}");
         // The balance view: the same, per pod (a pod gone that never served through the Service,
         // probed only, has no row).
+        let Some(balance) = balance else { continue };
         let row = balance["endpoints"].as_array().unwrap().iter().find(|e| e["pod"] == pod.as_str());
         let served = |l: &&Value| {
             let peer = (l["peer_ip"].as_str().unwrap().to_string(), l["peer_port"].as_u64().unwrap());
@@ -563,9 +721,6 @@ pub fn finish_and_check(c: &Cluster, addresses: &Mutex<Addresses>, clients: &[(&
         let seen = http.iter().filter(|r| !r.probe && same_way(r.via.kind, kind)).count();
         assert_eq!(seen, logged, "{mode}: requests {kind:?}, and no other path");
     }
-    let jobs: Vec<&str> = clients.iter().map(|(j, _, _)| *j).collect();
-    c.kubectl(&[&["delete", "job", "--wait=true"], &jobs[..]].concat());
-    c.kubectl(&["delete", "service", "web"]);
     eprintln!("{} ({mode}): {} requests exact; addresses reused: {reused:?}", c.out.display(), http.len());
 }
 
