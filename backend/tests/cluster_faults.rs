@@ -130,20 +130,29 @@ fn names_stay_right_while_the_api_server_is_late_restarted_and_compacted() {
 
     // 2. Mid-run, with the outside client calling: etcd compacted, the API server restarted.
     let hub_err = c.out.join("hub.err");
-    let relisted = || std::fs::read_to_string(&hub_err).unwrap_or_default().matches("listed again").count();
-    let before = relisted();
+    let relisted = |what: &str| std::fs::read_to_string(&hub_err).unwrap_or_default().matches(what).count();
+    let before = relisted("listed again");
+    let pods_before = relisted("pods: listed again");
     let mut calling = ext_client(&c, 2, 60);
     // While it is down, etcd moves past every resourceVersion podtap's watches hold and forgets
     // them: resuming, each is told 410 Gone.
     let revision = restart_apiserver(&c, compact_etcd);
     assert!(calling.wait().unwrap().success(), "the outside client through the restart");
-    until("podtap's watches listing again after 410 Gone", || relisted() > before);
+    until("podtap's watches listing again after 410 Gone", || relisted("listed again") > before);
     until("the hub's names listed again", names_listed);
+    // The pod restart comes after podtap's pods are listed again. (A pod whose address passes to
+    // another while the watch is away is a fault podtap does not name exactly yet: it learns the
+    // old pod's end only at the relist, so the new pod's first connections in that gap keep the
+    // old name. README, "Not there".)
+    until("podtap's pods listed again", || relisted("pods: listed again") > pods_before);
 
     // 3. Then a pod restarts, a Job calls the ClusterIP from an address another pod held.
     let node = restart_a_web_pod(&c);
     ext(&c, 3, 20);
     let client = c.run_client("faults-client-1", &node);
     finish_and_check(&c, &addresses, &[("faults-client-1", &client, ViaKind::ClusterIp)], 3, Some(captures));
-    eprintln!("faults: etcd compacted at revision {revision}; {} watches listed again", relisted() - before);
+    eprintln!(
+        "faults: etcd compacted at revision {revision}; {} watches listed again",
+        relisted("listed again") - before
+    );
 }

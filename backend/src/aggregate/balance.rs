@@ -142,11 +142,11 @@ impl BalanceBuilder {
         // (a pod gone from the EndpointSlice since, whose address another pod may hold now).
         let mut rows: Vec<(IpAddr, Option<String>)> =
             backends.into_iter().flatten().map(|b| (b.ip, b.pod.clone())).collect();
-        let same = |(ip, pod): &(IpAddr, Option<String>), (kip, kname): &EndpointKey| {
-            ip == kip && name(pod) == kname.as_deref()
-        };
+        // A row's key in the tallies: its address and the pod's name (without its namespace).
+        let key = |(ip, pod): &(IpAddr, Option<String>)| -> EndpointKey { (*ip, name(pod).map(Name::from)) };
         if let Some(acc) = acc {
-            let mut extra: Vec<_> = acc.endpoints.iter().filter(|(k, _)| !rows.iter().any(|r| same(r, k))).collect();
+            let listed: FxHashSet<EndpointKey> = rows.iter().map(key).collect();
+            let mut extra: Vec<_> = acc.endpoints.iter().filter(|(k, _)| !listed.contains(*k)).collect();
             extra.sort_by(|(a, _), (b, _)| (a.0, &a.1).cmp(&(b.0, &b.1)));
             rows.extend(extra.into_iter().map(|(k, e)| (k.0, e.pod.clone())));
         }
@@ -156,7 +156,7 @@ impl BalanceBuilder {
         let endpoints: Vec<EndpointBalance> = rows
             .into_iter()
             .map(|row| {
-                let e = acc.and_then(|a| a.endpoints.iter().find(|(k, _)| same(&row, k)).map(|(_, e)| e));
+                let e = acc.and_then(|a| a.endpoints.get(&key(&row)));
                 let (r, c) = e.map_or((0, 0), |e| (e.requests, e.conns.len() as u64));
                 let (ip, pod) = row;
                 let probes = self.probes.get(&(ip, name(&pod).map(Name::from))).copied().unwrap_or(0);
