@@ -3,8 +3,10 @@
 //! applied with the built kubectl; its pods scheduled by kube-scheduler, run and probed (kubelet's
 //! own prober) by the lab's nodes, balanced by the real kube-proxy. An outside client calls the
 //! NodePort one connection per request; Jobs call the ClusterIP over one keep-alive connection; a
-//! web pod is deleted mid-run, so an address is handed from one pod to another. `podtap hub` (admin
-//! kubeconfig) with one `podtap agent` per node watches it all.
+//! web pod is deleted mid-run, so an address is handed from one pod to another; the second Job's
+//! node reports its pod's address 3 s after the pod began to talk. `podtap hub` (admin kubeconfig)
+//! with one `podtap agent` per node watches it all, and capture files taken beside them on every
+//! node (pcapng, its classic-pcap merge, `tcpdump -i any`) are analysed at the end.
 //!
 //! The truth is the apps' own logs and the API server's own objects: every pod address podtap
 //! names is checked against the pod that held it at the record's time, from a watch of the Pods
