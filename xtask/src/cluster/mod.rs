@@ -289,6 +289,13 @@ pub fn down(dir: &Path) -> Result<()> {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
     let namespaces = nodes::down();
+    // The components' logs (the API server, the controllers, each node's lab-node and kube-proxy)
+    // are kept, as the last cluster's, for a run that failed: `target/cluster-logs`.
+    let kept = target_dir().join("cluster-logs");
+    if dir.join("logs").is_dir() {
+        let _ = std::fs::remove_dir_all(&kept);
+        let _ = std::fs::rename(dir.join("logs"), &kept);
+    }
     // Only what `up` made: a --dir that held anything else keeps it.
     for made in ["pki", "logs", "etcd", "nodes", "lab"] {
         let _ = std::fs::remove_dir_all(dir.join(made));
@@ -308,9 +315,10 @@ pub fn down(dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir(dir);
     let _ = std::fs::remove_file(target_dir().join("cluster.dir"));
     eprintln!(
-        "cluster: down ({} processes ended, {namespaces} network namespaces and {} removed)",
+        "cluster: down ({} processes ended, {namespaces} network namespaces and {} removed; its components' logs in {})",
         targets.len(),
-        dir.display()
+        dir.display(),
+        kept.display()
     );
     Ok(())
 }
