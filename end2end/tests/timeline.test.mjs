@@ -82,6 +82,16 @@ test('swimlanes tell the seed story at a glance', async () => {
     await ui.page.getByTestId('timeline-hide-probes').check();
     await ui.until('no probe lanes', async () => !(await ui.lanes()).some((l) => l.src === 'node:lab-node'));
     assert.match(ui.page.url(), /probes=hide/);
+    // A pair's header folds its lanes away, and a second click brings them back.
+    const header = ui.page.locator('[data-testid="timeline-group"]').first();
+    const [gsrc, gdst] = [await header.getAttribute('data-src'), await header.getAttribute('data-dst')];
+    const inGroup = async () => (await ui.lanes()).filter((l) => l.src === gsrc && l.dst === gdst).length;
+    const before = await inGroup();
+    assert.ok(before > 0, `${gsrc} → ${gdst} has lanes`);
+    await ui.page.locator(`[data-testid="timeline-group"][data-src="${gsrc}"][data-dst="${gdst}"]`).click();
+    await ui.until('the pair folded', async () => (await inGroup()) === 0);
+    await ui.page.locator(`[data-testid="timeline-group"][data-src="${gsrc}"][data-dst="${gdst}"]`).click();
+    await ui.until('the pair unfolded', async () => (await inGroup()) === before);
     await ui.page.screenshot({ path: ARTIFACTS + 'timeline.png', fullPage: true });
     // The header names the capture, not where it sits on the server.
     assert.equal(await ui.page.getByTestId('source').textContent(), 'capture.pcapng');
@@ -102,7 +112,14 @@ test('a bar opens its request in full; its names filter every view', async () =>
     const el = await ui.lane(lane.conn);
     const bar = el.locator('[data-testid="timeline-bar"]').nth(5);
     const id = Number(await bar.getAttribute('data-id'));
-    await bar.click();
+    // Pressed, then redrawn before the release, as a live stream redraws the lanes at every record:
+    // the browser sends no `click` then, and the pick must still happen.
+    await bar.scrollIntoViewIfNeeded();
+    const box = await bar.boundingBox();
+    await ui.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await ui.page.mouse.down();
+    await bar.evaluate((e) => e.remove());
+    await ui.page.mouse.up();
     const d = await ui.until('the detail panel', async () => {
       const d = await ui.detail();
       return d && d.id === id && d.connRequests > 0 ? d : null;
@@ -146,8 +163,6 @@ test('a bar opens its request in full; its names filter every view', async () =>
     await probeBar.click();
     await ui.until('the probe in full', async () => {
       const text = await ui.page.getByTestId('detail-probe').textContent({ timeout: 1000 }).catch(() => '');
-      // No panel yet: the click was taken by a redraw on a loaded machine; click again.
-      if (!text) await probeBar.click();
       return /A kubelet probe: its User-Agent is kube-probe\//.test(text);
     });
     assert.match(await ui.page.getByTestId('detail-path').textContent(), /direct/);

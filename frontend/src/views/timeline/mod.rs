@@ -272,10 +272,24 @@ pub fn Timeline(
         let a = (t0 as f64 - f64::from(dx) * per_px).max(0.0) as u64;
         view.set((a, a + (t1 - t0)));
     };
-    let on_click = move |ev: web_sys::MouseEvent| {
-        let dragged = drag.get_value().is_some_and(|d| d.2);
+    // A pick happens on the pointer's release, not on `click`: the rows are redrawn whenever a
+    // record arrives, and a browser sends no `click` when the element pressed is gone by the
+    // release, so a live stream would swallow clicks. The released-on bar names its record;
+    // elsewhere the geometry decides.
+    let on_up = move |ev: web_sys::PointerEvent| {
+        let pressed = drag.get_value();
         drag.set_value(None);
-        if dragged {
+        if ev.button() != 0 || pressed.is_none_or(|d| d.2) {
+            return;
+        }
+        let bar = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|el| el.closest("[data-testid=\"timeline-bar\"]").ok().flatten())
+            .and_then(|el| el.get_attribute("data-id"))
+            .and_then(|id| id.parse::<u64>().ok());
+        if let Some(id) = bar {
+            selected.set(Some(id));
             return;
         }
         let Some(el) = scroller.get_untracked() else { return };
@@ -325,12 +339,7 @@ pub fn Timeline(
         let range = rows_in_view.get();
         let budget = std::cell::Cell::new(if busy.get() && following.get() { 0 } else { DOM_BARS });
         placed.with(|(p, _)| {
-            set.with_value(|s| {
-                p[range]
-                    .iter()
-                    .map(|placed| row_view(s, placed, &scale, &budget, collapsed, selected))
-                    .collect::<Vec<_>>()
-            })
+            set.with_value(|s| p[range].iter().map(|placed| row_view(s, placed, &scale, &budget)).collect::<Vec<_>>())
         })
     };
     let axis = move || {
@@ -373,7 +382,7 @@ pub fn Timeline(
             </div>
             <div class="lanes-axis">{axis}</div>
             <div class="lanes" node_ref=scroller tabindex="0" on:scroll=on_scroll on:wheel=on_wheel
-                on:pointerdown=on_down on:pointermove=on_move on:click=on_click on:keydown=on_key>
+                on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up on:keydown=on_key>
                 <Show when=empty>
                     <p class="empty lanes-empty">"No connections in this view."</p>
                 </Show>
@@ -431,29 +440,14 @@ fn paint_canvas(
 }
 
 /// A group header or a lane, as DOM: its label, and its bars in view while the budget lasts.
-fn row_view(
-    set: &LaneSet,
-    p: &Placed,
-    scale: &Scale,
-    budget: &std::cell::Cell<usize>,
-    collapsed: RwSignal<BTreeSet<(String, String)>>,
-    selected: RwSignal<Option<u64>>,
-) -> AnyView {
+/// They take no events of their own: the lanes' pointer release picks (`on_up`).
+fn row_view(set: &LaneSet, p: &Placed, scale: &Scale, budget: &std::cell::Cell<usize>) -> AnyView {
     let style = format!("top: {:.0}px; height: {:.0}px", p.y, p.h);
     match &p.row {
         Row::Group { key, label, lanes, requests, collapsed: is_collapsed } => {
-            let k = key.clone();
-            let toggle = move |ev: web_sys::MouseEvent| {
-                ev.stop_propagation();
-                collapsed.update(|c| {
-                    if !c.remove(&k) {
-                        c.insert(k.clone());
-                    }
-                });
-            };
             let mark = if *is_collapsed { "▸" } else { "▾" };
             view! {
-                <div class="lane-group" data-testid="timeline-group" data-src=key.0.clone() data-dst=key.1.clone() style=style on:click=toggle>
+                <div class="lane-group" data-testid="timeline-group" data-src=key.0.clone() data-dst=key.1.clone() style=style>
                     <span class="lane-label">{format!("{mark} {label}")}</span>
                     <span class="lane-meta">{format!("{lanes} connections · {requests} requests")}</span>
                 </div>
@@ -475,11 +469,7 @@ fn row_view(
                         geometry::bar_y(0.0, b.row)
                     );
                     let id = b.id;
-                    let pick = move |ev: web_sys::MouseEvent| {
-                        ev.stop_propagation();
-                        selected.set(Some(id));
-                    };
-                    view! { <span class=format!("bar-hit {}", b.outcome.class()) data-testid="timeline-bar" data-id=id.to_string() style=style on:click=pick></span> }
+                    view! { <span class=format!("bar-hit {}", b.outcome.class()) data-testid="timeline-bar" data-id=id.to_string() style=style></span> }
                 })
                 .collect::<Vec<_>>();
             let class = if lane.probe { "lane probe" } else { "lane" };
