@@ -1,5 +1,5 @@
 //! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`, run by
-//! the test command in iptables mode after the seed): the seed's traffic while
+//! the test command in both kube-proxy modes after the seed): the seed's traffic while
 //!
 //! 1. the hub cannot reach the API server for its first 10 s (its kubeconfig points at a relay on
 //!    its node that the test starts only then): records wait, and are named as of their time once
@@ -72,6 +72,9 @@ fn compact_etcd() -> u64 {
     revision
 }
 
+/// How long the API server may take to stop before it is killed.
+const APISERVER_GRACE: Duration = Duration::from_secs(10);
+
 /// Ends the API server, runs `meanwhile`, and starts it again with the same command line (its log
 /// appended to, its pid written back for `cluster down`); returns once it is ready.
 #[expect(clippy::zombie_processes, reason = "the API server outlives this test: `cluster down` ends it")]
@@ -83,12 +86,24 @@ fn restart_apiserver<T>(c: &Cluster, meanwhile: impl FnOnce() -> T) -> T {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     // Gone, or a zombie: `cargo xtask test` started it and reaps it only when that run ends.
     let gone = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
     };
+    // As kubelet stops a static pod: SIGTERM, then SIGKILL after a grace period. Left alone, the
+    // API server drains a request in flight for up to a minute (its `--request-timeout`), and an
+    // outage that long has the node lifecycle controller mark every node and pod NotReady: a
+    // fault of its own, not this one.
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let asked = Instant::now();
+    while !gone() && asked.elapsed() < APISERVER_GRACE {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !gone() {
+        eprintln!("faults: the API server still draining after {APISERVER_GRACE:?}: SIGKILL");
+        assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    }
     until("the API server gone", gone);
     let done = meanwhile();
     let log = std::fs::OpenOptions::new().append(true).open(c.dir.join("logs/kube-apiserver.log")).unwrap();

@@ -7,9 +7,11 @@
 //!   `iface:`, `kind:` (`http`, `grpc`, `dns`, `tls`, `tcp`), `conn:` (a connection id),
 //!   `edge:SOURCE>TARGET` (the requests one Service Map edge counts, its ends map ids at any
 //!   level, or `*` for any: see `group`), `workload:` (either side's workload, `web` or
-//!   `Deployment/web`). A value a key cannot take (`probe:maybe`) is an error, like an unknown key.
+//!   `Deployment/web`); for database requests `op:` (the operation: `select`, `create_table`),
+//!   `statement:` (contains), `table:` (a table the statement names), `sqlstate:` (a code, `42P01`,
+//!   or its class, `42`). A value a key cannot take (`probe:maybe`) is an error, like an unknown key.
 //! - any other word matches, case-insensitively, anywhere in either endpoint's name, namespace or
-//!   address, the method or the path.
+//!   address, the method or the path, a DNS name, a TLS server name, a SQL statement or operation.
 
 use crate::{Endpoint, EndpointKind, Record};
 
@@ -28,6 +30,10 @@ enum Field {
     Conn,
     Edge,
     Workload,
+    Operation,
+    Statement,
+    Table,
+    Sqlstate,
     Text,
 }
 
@@ -82,9 +88,13 @@ impl Filter {
                         "conn" => Field::Conn,
                         "edge" => Field::Edge,
                         "workload" => Field::Workload,
+                        "op" | "operation" => Field::Operation,
+                        "statement" => Field::Statement,
+                        "table" => Field::Table,
+                        "sqlstate" => Field::Sqlstate,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge, workload)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge, workload, op, statement, table, sqlstate)"
                             )));
                         }
                     };
@@ -113,8 +123,8 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
     let v = value.to_ascii_lowercase();
     let allowed: &[&str] = match field {
         Field::Probe => &["true", "false", "yes", "no", "1", "0"],
-        Field::Via => &["clusterip", "nodeport", "loadbalancer", "direct", "unknown"],
-        Field::Kind => &["http", "grpc", "dns", "tls", "tcp"],
+        Field::Via => &["clusterip", "nodeport", "loadbalancer", "socketlb", "direct", "unknown"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres"],
         Field::Status => {
             let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
             if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
@@ -198,6 +208,7 @@ impl Term {
                 crate::Detail::Dns(_) => v == "dns",
                 crate::Detail::Tls(_) => v == "tls",
                 crate::Detail::Tcp(_) => v == "tcp",
+                crate::Detail::Postgres(_) => v == "postgres",
             },
             Field::Conn => v.parse() == Ok(r.conn),
             Field::Workload => sides.iter().any(|e| {
@@ -206,6 +217,13 @@ impl Term {
                 })
             }),
             Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
+            // `op:create_table` for `CREATE TABLE`: a term has no spaces.
+            Field::Operation => sql(r).is_some_and(|q| q.operation.replace(' ', "_").eq_ignore_ascii_case(v)),
+            Field::Statement => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| contains(s, v)),
+            Field::Table => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| names_table(s, v)),
+            Field::Sqlstate => {
+                sql(r).and_then(|q| q.error.as_deref()).is_some_and(|e| e.to_ascii_lowercase().starts_with(v))
+            }
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
@@ -214,9 +232,29 @@ impl Term {
                         contains(&d.query, v) || d.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v))
                     })
                     || matches!(&r.detail, crate::Detail::Tls(t) if t.sni.as_deref().is_some_and(|s| contains(s, v)))
+                    || sql(r).is_some_and(|q| {
+                        q.operation.eq_ignore_ascii_case(v) || q.statement.as_deref().is_some_and(|s| contains(s, v))
+                    })
             }
         }
     }
+}
+
+/// The SQL part of a database record.
+fn sql(r: &Record) -> Option<&crate::SqlExchange> {
+    match &r.detail {
+        crate::Detail::Postgres(q) => Some(q),
+        _ => None,
+    }
+}
+
+/// Whether a statement names `table` (lowercase) as a whole identifier, alone or qualified
+/// (`shop.orders`, `"orders"`): `table:order` does not match `orders`.
+fn names_table(statement: &str, table: &str) -> bool {
+    statement
+        .to_ascii_lowercase()
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$'))
+        .any(|word| word == table || word.rsplit('.').next() == Some(table))
 }
 
 /// `404` matches 404 only; `4xx` matches 400–499.
@@ -303,5 +341,40 @@ mod tests {
         assert!(m(&format!("edge:{src}>{svc}")) && m(&format!("edge:{svc}>{dst}")));
         assert!(m("edge:namespace:default>namespace:default") && m(&format!("edge:*>{dst}")));
         assert!(!m(&format!("edge:{src}>{dst}")) && !m(&format!("edge:{dst}>{src}")));
+    }
+}
+
+#[cfg(test)]
+mod sql_tests {
+    use super::*;
+    use crate::{Detail, SqlExchange};
+
+    fn query(statement: &str, operation: &str, error: Option<&str>) -> Record {
+        let mut r = Record::test();
+        r.detail = Detail::Postgres(SqlExchange {
+            operation: operation.into(),
+            statement: Some(statement.into()),
+            error: error.map(str::to_string),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn database_requests_are_found_by_operation_statement_table_and_sqlstate() {
+        let ok = query("SELECT * FROM shop.orders WHERE id = ?", "SELECT", None);
+        let failed = query("INSERT INTO order_items VALUES (?)", "INSERT", Some("42P01"));
+        let holds = |f: &str, r: &Record| Filter::parse(f).unwrap().matches(r);
+        assert!(holds("kind:postgres op:select", &ok) && !holds("op:insert", &ok));
+        let create = query("CREATE TABLE t (id int)", "CREATE TABLE", None);
+        assert!(holds("op:create_table", &create) && holds("op:CREATE_TABLE", &create));
+        assert!(holds("statement:where", &ok) && !holds("statement:delete", &ok));
+        assert!(holds("table:orders", &ok) && !holds("table:order", &ok) && holds("table:shop.orders", &ok));
+        assert!(holds("table:order_items", &failed) && !holds("table:orders", &failed));
+        assert!(holds("sqlstate:42P01", &failed) && holds("sqlstate:42", &failed) && !holds("sqlstate:23", &failed));
+        assert!(!holds("sqlstate:42", &ok), "no error, no SQLSTATE");
+        assert!(holds("orders", &ok) && holds("insert", &failed), "free text finds statements");
+        assert!(!holds("op:select", &Record::test()), "an HTTP request has no operation");
+        assert!(Filter::parse("via:socketLB").is_ok());
     }
 }

@@ -6,6 +6,7 @@
 //! changing what a browser that is already open understands.
 
 pub mod balance;
+pub mod database;
 pub mod filter;
 pub mod group;
 pub mod health;
@@ -16,6 +17,7 @@ pub mod share;
 pub mod stream;
 
 pub use balance::{Balance, EndpointBalance};
+pub use database::{SqlExchange, sqlstate_name};
 pub use filter::{Filter, FilterError};
 pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;

@@ -54,7 +54,7 @@ pub struct MapEdge {
 }
 
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
-pub const PROTOCOLS: [&str; 5] = ["http", "grpc", "dns", "tls", "tcp"];
+pub const PROTOCOLS: [&str; 6] = ["http", "grpc", "dns", "tls", "tcp", "postgres"];
 
 /// The whole map, nodes and edges sorted by id for stable output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub struct EdgeStats {
     pub latency: Histogram,
     pub dns_requests: u64,
     /// Bits of `PROTOCOLS` seen.
-    pub protocols: u8,
+    pub protocols: u16,
     pub gapped_connections: u64,
 }
 
@@ -98,6 +98,7 @@ impl EdgeStats {
             crate::Detail::Dns(_) => 2,
             crate::Detail::Tls(_) => 3,
             crate::Detail::Tcp(_) => 4,
+            crate::Detail::Postgres(_) => 5,
         };
         self.protocols |= 1 << bit;
         self.dns_requests += u64::from(bit == 2);

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::database::SqlExchange;
+
 /// What an address turned out to be in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,6 +292,8 @@ pub enum Detail {
     Dns(DnsExchange),
     Tls(TlsExchange),
     Tcp(TcpConnection),
+    /// PostgreSQL's frontend/backend protocol v3.
+    Postgres(SqlExchange),
 }
 
 impl Detail {
@@ -306,6 +310,7 @@ impl Detail {
                 format!("TLS {}{offer}{after}", t.sni.as_deref().unwrap_or("(no SNI)"))
             }
             Detail::Tcp(t) => format!("TCP {}", t.protocol.as_deref().unwrap_or("stream")),
+            Detail::Postgres(q) => q.request_line(),
         }
     }
 
@@ -322,6 +327,7 @@ impl Detail {
             Detail::Dns(d) => d.rcode.clone(),
             Detail::Tls(t) => t.version.clone().or_else(|| t.alert.clone()),
             Detail::Tcp(t) => Some(t.close.as_str().to_string()),
+            Detail::Postgres(q) => Some(q.outcome()),
         }
     }
 }
@@ -418,8 +424,8 @@ impl Record {
     }
 
     /// A failed exchange: HTTP 5xx, a gRPC call that ended with a status other than OK, a DNS
-    /// server failure or refusal, a TLS handshake without a ServerHello, or no answer at all. (A
-    /// DNS NXDOMAIN is an answer: search-list expansion produces them by design.)
+    /// server failure or refusal, a TLS handshake without a ServerHello, a SQL error, or no answer
+    /// at all. (A DNS NXDOMAIN is an answer: search-list expansion produces them by design.)
     pub fn is_error(&self) -> bool {
         match &self.detail {
             Detail::Http(h) => h.status.is_none_or(|s| s >= 500),
@@ -427,6 +433,8 @@ impl Record {
             Detail::Dns(d) => d.rcode.as_deref().is_none_or(|r| r == "SERVFAIL" || r == "REFUSED"),
             Detail::Tls(t) => t.version.is_none(),
             Detail::Tcp(_) => false,
+            // A CancelRequest is never answered: the server closes its connection.
+            Detail::Postgres(q) => q.error.is_some() || (self.latency_us.is_none() && q.operation != "CANCEL"),
         }
     }
 

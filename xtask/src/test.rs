@@ -153,16 +153,16 @@ fn lab() -> Result<()> {
 /// A real Kubernetes (`cargo xtask cluster up --nodes 2`: the control plane built from its Go
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
-/// three formats, a window) in both; podtap under the deployment's RBAC and a one-Role user
-/// (real_cluster.rs) in iptables mode. The API server's faults (cluster_faults.rs) by hand.
+/// three formats, a window) and the API server's faults (cluster_faults.rs) in both; podtap under
+/// the deployment's RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
-    // The seed (with its capture files and a window) in both kube-proxy modes; the deployment's
-    // RBAC once, as it does not depend on the mode. The API server's faults (cluster_faults.rs)
-    // are run by hand for now: it failed three times in eight runs for reasons not yet fixed or
-    // understood (README).
-    let both = [("iptables", &["cluster_seed", "real_cluster"][..]), ("nftables", &["cluster_seed"][..])];
+    // The deployment's RBAC once: it does not depend on the mode.
+    let both = [
+        ("iptables", &["cluster_seed", "cluster_faults", "real_cluster"][..]),
+        ("nftables", &["cluster_seed", "cluster_faults"][..]),
+    ];
     for (mode, tests) in both {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));
         crate::cluster::up_at(&dir, mode, 2)?;
@@ -310,6 +310,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "tls",
     "dns",
     "dns_tcp",
+    "postgres",
     "proxy",
     "merger",
     "query",

@@ -2,7 +2,8 @@
 //! and hands the connection to the protocol they belong to — TLS if they open a handshake record,
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP); a plaintext protocol that may switch to
-//! TLS (STARTTLS and its kin) is followed until it does. Content first, the port only for DNS,
+//! TLS (STARTTLS and its kin) is followed until it does; PostgreSQL by its first packet or, joined
+//! mid-stream, by whole messages of its own. Content first, the port only for DNS,
 //! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
 //! its own first bytes once the proxy answered. A PROXY protocol header (v1 or v2) before the
 //! first bytes is taken off and the client it names becomes the exchanges' client.
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
+use super::postgres::{self, Postgres};
 use super::starttls::{self, StartTls};
 use super::tls::{Tls, looks_like_tls};
 use super::{Dissected, Exchange, Timing, proxy};
@@ -27,6 +29,7 @@ enum Proto {
     Dns(Box<DnsTcp>),
     /// A plaintext protocol that may switch to TLS (SMTP, IMAP, POP3, FTP, LDAP, XMPP).
     StartTls(Box<StartTls>),
+    Postgres(Box<Postgres>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -73,6 +76,24 @@ fn plaintext_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<StartTls>
     sides
         .iter()
         .find_map(|&from_server| starttls::opening(data, from_server).map(|p| StartTls::new(p, dir, from_server)))
+}
+
+/// PostgreSQL, told by its first bytes: a session's first packet from its client, or — joined
+/// mid-stream, a pool's connection — whole protocol messages of either side (something only
+/// PostgreSQL sends among them, unless a port is 5432).
+fn postgres_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Postgres> {
+    let from_client = |client: bool| info.opener.is_none_or(|o| (o == dir) == client);
+    if from_client(true) && postgres::first_packet(data).is_some() {
+        return Some(Postgres::new(dir, true));
+    }
+    let strong = ![info.a.port(), info.b.port()].contains(&5432);
+    if from_client(true) && postgres::whole_messages(data, true, strong) {
+        return Some(Postgres::new(dir, false));
+    }
+    if from_client(false) && postgres::whole_messages(data, false, strong) {
+        return Some(Postgres::new(other(dir), false));
+    }
+    None
 }
 
 fn on_dns_port(info: &ConnInfo) -> bool {
@@ -155,6 +176,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Tls(t) => t.on_gap(info, dir, len),
             Proto::Http2(h) => h.on_gap(info, dir, len),
             Proto::Dns(d) => d.on_gap(info, dir, len),
+            Proto::Postgres(p) => p.on_gap(dir, len),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
@@ -166,6 +188,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Tls(t) => t.on_close(info, ts_us, out),
             Proto::Http2(h) => h.on_close(info, ts_us, out),
             Proto::Dns(d) => d.on_close(info, ts_us, out),
+            Proto::Postgres(p) => p.on_close(info, out),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
@@ -213,6 +236,8 @@ impl AnyProtocol {
             Proto::Tls(_) => Some("tls"),
             Proto::Dns(_) => Some("dns"),
             Proto::StartTls(s) => s.plain().name(),
+            Proto::Postgres(p) if p.opaque() => Some("postgres (encrypted)"),
+            Proto::Postgres(_) => Some("postgres"),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -251,6 +276,8 @@ impl AnyProtocol {
                 Proto::StartTls(Box::new(s))
             } else if looks_like_dns_tcp(data) {
                 Proto::Dns(Box::default())
+            } else if let Some(p) = postgres_opening(info, dir, data) {
+                Proto::Postgres(Box::new(p))
             } else {
                 Proto::Http1(Box::new(Http1::new(info)))
             };
@@ -278,6 +305,16 @@ impl AnyProtocol {
             Proto::Http2(h) => h.on_data(info, dir, ts_us, data, out),
             Proto::Tls(t) => t.on_data(info, dir, ts_us, data, out),
             Proto::Dns(d) => d.on_data(info, dir, ts_us, data, out),
+            Proto::Postgres(p) => {
+                p.on_data(info, dir, ts_us, data, out);
+                if let Some(at) = p.take_tls() {
+                    // The server said yes to SSLRequest: TLS from here on, both ways.
+                    self.proto = Proto::Tls(Box::new(Tls::after("postgres")));
+                    if at < data.len() {
+                        self.dispatch(info, dir, ts_us, &data[at..], out);
+                    }
+                }
+            }
             Proto::StartTls(s) => {
                 if let Some(at) = s.on_data(dir, data) {
                     // The server said yes: TLS from here on, both ways.
@@ -325,10 +362,10 @@ mod connection_tests {
 
     #[test]
     fn every_connection_ends_in_a_tcp_exchange_even_an_opaque_one() {
-        let mut info = ConnInfo::test(7, 0, "10.0.0.1:40000", "10.0.0.2:5432");
+        let mut info = ConnInfo::test(7, 0, "10.0.0.1:40000", "10.0.0.2:9999");
         let mut p = AnyProtocol::new(&info);
         let mut out = Vec::new();
-        p.on_data(&info, Dir::AtoB, 10, b"\x00\x00\x00\x08\x04\xd2\x16\x2f", &mut out);
+        p.on_data(&info, Dir::AtoB, 10, b"\x00\x00\x00\x08\x07\xd2\x16\x2f", &mut out);
         p.on_data(&info, Dir::BtoA, 20, b"N", &mut out);
         (info.life.opened_us, info.life.last_us, info.life.bytes) = (5, 30, [8, 1]);
         info.life.close = TcpClose::Fin;

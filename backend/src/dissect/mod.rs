@@ -12,8 +12,10 @@ pub mod dns;
 pub mod dns_tcp;
 pub mod http1;
 pub mod http2;
+pub mod postgres;
 pub mod proxy;
 pub mod redact;
+pub mod sql;
 pub mod starttls;
 pub mod tls;
 

@@ -115,6 +115,8 @@ func (w *podWorker) run() {
 		}
 	}
 	w.report()
+	resync := time.NewTicker(statusResync)
+	defer resync.Stop()
 	for {
 		select {
 		case np := <-w.updates:
@@ -123,6 +125,13 @@ func (w *podWorker) run() {
 				w.terminate(np, 0)
 				w.confirmDeletion()
 				return
+			}
+			if w.differs() {
+				w.report()
+			}
+		case <-resync.C:
+			if w.differs() {
+				w.report()
 			}
 		case ev := <-w.events:
 			w.handle(ev)
@@ -327,6 +336,29 @@ func (w *podWorker) confirmDeletion() {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		log.Printf("pod %s: delete: %v", w.name(), err)
 	}
+}
+
+// statusResync: how often a worker compares the API's copy of its pod's status with its own, as
+// kubelet's status manager does (its syncBatch, every 10 s).
+const statusResync = 10 * time.Second
+
+// differs: the API's copy of the pod's status (the informer's newest object) says otherwise than
+// this node about its phase, address or readiness — a report failed while the API server was
+// away, or the node lifecycle controller marked the pod NotReady while this node could not
+// report. kubelet writes its own status again then (pkg/kubelet/status, needsReconcile); so does
+// this, or a pod stays NotReady for good after an API server outage.
+func (w *podWorker) differs() bool {
+	st, api := w.status(), w.pod.Status
+	return st.Phase != api.Phase || st.PodIP != api.PodIP || readyOf(st) != readyOf(api)
+}
+
+func readyOf(st v1.PodStatus) v1.ConditionStatus {
+	for _, c := range st.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status
+		}
+	}
+	return v1.ConditionUnknown
 }
 
 // report writes the pod's status as kubelet would: phase, addresses, conditions, containers.

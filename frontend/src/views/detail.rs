@@ -257,7 +257,39 @@ fn asked_and_answered(r: &Record) -> AnyView {
             </dl>
         }
         .into_any(),
+        Detail::Postgres(q) => sql_facts(q),
     }
+}
+
+/// A database request: the operation, the statement (literals already `?`), the session's
+/// database and user, and what came back.
+fn sql_facts(q: &podtap_shared::SqlExchange) -> AnyView {
+    let statement = match (&q.statement, &q.prepared) {
+        (Some(s), _) => s.clone(),
+        (None, Some(name)) => format!("unknown ({})", if name.is_empty() { "unnamed" } else { name }),
+        (None, None) => "—".into(),
+    };
+    let error = q.error.clone().map(|code| {
+        let name = podtap_shared::sqlstate_name(&code);
+        view! { <dt>"SQLSTATE"</dt><dd><Term text=format!("{code} {name}") term=format!("sqlstate:{code}")/></dd> }
+    });
+    let session = match (&q.user, &q.database) {
+        (Some(u), Some(d)) => format!("{u} @ {d}"),
+        _ => "not seen (joined mid-session)".into(),
+    };
+    view! {
+        <dl class="facts">
+            <dt>"operation"</dt><dd><Term text=q.operation.clone() term=format!("op:{}", q.operation.replace(' ', "_"))/></dd>
+            <dt>"statement"</dt><dd class="mono" data-testid="detail-statement">{statement}</dd>
+            <dt>"session"</dt><dd>{session}</dd>
+            {q.application.clone().map(|a| view! { <dt>"application"</dt><dd>{a}</dd> })}
+            <dt>"rows"</dt><dd>{q.rows.map_or("—".to_string(), |n| n.to_string())}</dd>
+            {error}
+            {(q.notices > 0).then(|| view! { <dt>"notices"</dt><dd>{q.notices}</dd> })}
+            {(q.skipped > 0).then(|| view! { <dt>"skipped after it"</dt><dd>{q.skipped}</dd> })}
+        </dl>
+    }
+    .into_any()
 }
 
 /// client → (Service address → DNAT) → pod, as chips.

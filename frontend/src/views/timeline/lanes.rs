@@ -47,6 +47,9 @@ impl Outcome {
             Detail::Tls(t) if t.version.is_some() => Outcome::Ok,
             Detail::Tls(_) => Outcome::Failed,
             Detail::Tcp(_) => Outcome::Ok,
+            Detail::Postgres(q) if r.latency_us.is_none() && q.operation != "CANCEL" => Outcome::NoAnswer,
+            Detail::Postgres(q) if q.error.is_some() => Outcome::Failed,
+            Detail::Postgres(_) => Outcome::Ok,
         }
     }
 
