@@ -1,6 +1,7 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
-//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab) and npm packages (playwright-core; har-validator for the HAR 1.2 schema). Each is
-//! checked first, so running it again costs a few milliseconds.
+//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15 and psycopg for
+//! its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
+//! Each is checked first, so running it again costs a few milliseconds.
 
 use std::process::Command;
 
@@ -27,6 +28,9 @@ const DEBIAN: &[(&str, &str)] = &[
     ("nsenter", "util-linux"),
     // The lab's gRPC pods run on Debian's Python, whatever python3 comes first on PATH.
     ("/usr/bin/python3 -c 'import grpc'", "python3-grpcio"),
+    // The database tier: real servers, and real clients with connection pools.
+    ("/usr/lib/postgresql/15/bin/postgres", "postgresql-15"),
+    ("/usr/bin/python3 -c 'import psycopg'", "python3-psycopg"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.

@@ -114,6 +114,10 @@ pub struct Postgres {
     resync: bool,
     /// Where TLS begins in the server's last segment, after an `S` answer to SSLRequest.
     tls_at: Option<usize>,
+    /// An extended-protocol request failed and the client's `Sync` has not come yet: the server
+    /// skips every message until it does, even those the client sends after the error went out.
+    /// The failed request, which counts them.
+    skipping: Option<u64>,
 }
 
 impl Postgres {
@@ -134,6 +138,7 @@ impl Postgres {
             building: None,
             resync: false,
             tls_at: None,
+            skipping: None,
         }
     }
 
@@ -280,6 +285,25 @@ impl Postgres {
             return;
         }
         let size = m.wire_len as u64;
+        if let Some(failed) = self.skipping {
+            match m.kind {
+                b'S' => {
+                    // The Sync the server waited for: its ReadyForQuery answers nothing more.
+                    self.skipping = None;
+                    self.items.push_back(Item { wait: Wait::Sync, unit: u64::MAX });
+                    if let Some(u) = self.unit(failed) {
+                        u.done = true;
+                    }
+                }
+                b'E' => {
+                    if let Some(u) = self.unit(failed) {
+                        u.sql.skipped += 1;
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         let (unit, wait) = match m.kind {
             0 => match be32(&m.body, 0) {
                 Some(wire::SSL_REQUEST) => {
@@ -502,27 +526,33 @@ impl Postgres {
                 }
             }
             _ => {
-                let mut skipped = Vec::new();
+                // Every message queued up to the Sync is skipped: the requests they began go
+                // (an Execute among them is counted), the failed one stays.
+                let (mut drained, mut n) = (Vec::new(), 0u32);
                 while let Some(item) = self.items.front().copied() {
                     if item.wait == Wait::Sync {
                         break;
                     }
                     self.items.pop_front();
-                    if item.unit != front.unit && item.wait == Wait::Execute {
-                        skipped.push(item.unit);
+                    if item.unit != front.unit {
+                        drained.push(item.unit);
+                        n += u32::from(item.wait == Wait::Execute);
                     }
                 }
-                let n = skipped.len() as u32;
-                self.units.retain(|u| !skipped.contains(&u.id) || u.id == front.unit);
+                self.units.retain(|u| !drained.contains(&u.id));
+                let sync_sent = self.items.front().is_some();
                 if let Some(u) = self.unit(front.unit) {
                     u.sql.skipped += n;
-                    u.done = true;
+                    // Done once its Sync is sent: until then it counts what the server skips.
+                    u.done = sync_sent;
                 }
-                // The Sync's own ReadyForQuery still comes; it ends nothing more.
-                if let Some(sync) = self.items.front_mut()
-                    && sync.wait == Wait::Sync
-                {
-                    sync.unit = u64::MAX;
+                match self.items.front_mut() {
+                    // The Sync's own ReadyForQuery still comes; it ends nothing more.
+                    Some(sync) => sync.unit = u64::MAX,
+                    None => {
+                        self.skipping = Some(front.unit);
+                        self.building = None;
+                    }
                 }
             }
         }

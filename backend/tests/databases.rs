@@ -1,0 +1,176 @@
+//! podtap against real database servers (end2end/lab/postgres.sh, run by the test command):
+//! every request the server logged is one record, on its connection, with its operation and its
+//! SQLSTATE, sessions joined mid-stream included — and none of the values the client sent is in
+//! any record.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use podtap::capture::CaptureFile;
+use podtap::engine::Engine;
+use podtap::resolve::ClusterState;
+use podtap_shared::{Detail, Record, SqlExchange};
+
+fn lab_dir() -> PathBuf {
+    PathBuf::from(std::env::var("PODTAP_DB_DIR").expect("PODTAP_DB_DIR: run by `cargo xtask test` after the lab"))
+}
+
+/// One request as PostgreSQL's log shows it: its command (the statement's first word) and its
+/// SQLSTATE when it failed.
+type Logged = (String, Option<String>);
+
+/// The requests of each session, from its `SELECT 1 AS mark_<name>` on, by the mark's name, from
+/// the server's log (`log_statement=all`, `log_line_prefix='%m [%p] %e '`). A logged `statement:`
+/// or `execute …:` line is a request; an `ERROR` whose `STATEMENT` is the last request's fails
+/// it, and one with another statement (an error at Parse or Bind, before anything was executed)
+/// is a request of its own.
+/// A server process's session as its log shows it: its mark, its requests, and the statement of
+/// the last one (which an ERROR's STATEMENT may name).
+type Session = (Option<String>, Vec<Logged>, Option<String>);
+
+fn logged(log: &Path) -> BTreeMap<String, Vec<Logged>> {
+    let text = std::fs::read_to_string(log).expect("the server's log");
+    let mut by_pid: BTreeMap<String, Session> = BTreeMap::new();
+    let mut pending_error: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines() {
+        // "2026-12-05 22:53:33.499 UTC [13283] 00000 LOG:  statement: SELECT 1 AS mark_a"
+        let Some((_, rest)) = line.split_once(" [") else { continue };
+        let Some((pid, rest)) = rest.split_once("] ") else { continue };
+        let Some((sqlstate, message)) = rest.split_once(' ') else { continue };
+        let entry = by_pid.entry(pid.to_string()).or_default();
+        let (mark, requests, last) = entry;
+        let request = message
+            .strip_prefix("LOG:  statement: ")
+            .or_else(|| message.strip_prefix("LOG:  execute ").and_then(|m| m.split_once(": ").map(|(_, s)| s)));
+        if let Some(statement) = request {
+            if let Some(name) = statement.strip_prefix("SELECT 1 AS mark_") {
+                *mark = Some(name.to_string());
+            }
+            if mark.is_some() {
+                requests.push((first_word(statement), None));
+                *last = Some(statement.to_string());
+            }
+        } else if message.starts_with("ERROR:  ") && mark.is_some() {
+            pending_error.insert(pid.to_string(), sqlstate.to_string());
+        } else if let Some(statement) = message.strip_prefix("STATEMENT:  ")
+            && let Some(code) = pending_error.remove(pid)
+        {
+            match requests.last_mut() {
+                Some(r) if last.as_deref() == Some(statement) && r.1.is_none() => r.1 = Some(code),
+                _ => requests.push((first_word(statement), Some(code))),
+            }
+            *last = None;
+        }
+    }
+    by_pid.into_values().filter_map(|(mark, requests, _)| Some((mark?, requests))).collect()
+}
+
+fn first_word(statement: &str) -> String {
+    statement.split_whitespace().next().unwrap_or("").to_ascii_uppercase()
+}
+
+fn sql(r: &Record) -> Option<&SqlExchange> {
+    match &r.detail {
+        Detail::Postgres(q) => Some(q),
+        _ => None,
+    }
+}
+
+/// The capture's PostgreSQL records, per connection, by the mark each connection's session ran.
+fn recorded(records: &[Record]) -> BTreeMap<String, Vec<&Record>> {
+    let mut by_conn: BTreeMap<u64, Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| sql(r).is_some()) {
+        by_conn.entry(r.conn).or_default().push(r);
+    }
+    by_conn
+        .into_values()
+        .filter_map(|rs| {
+            let statement = |r: &&Record| sql(r).and_then(|q| q.statement.clone()).unwrap_or_default();
+            let mark =
+                rs.iter().map(statement).find_map(|s| s.strip_prefix("SELECT ? AS mark_").map(str::to_string))?;
+            Some((mark, rs))
+        })
+        .collect()
+}
+
+/// The Execute messages a client sent after the one of the statement containing `marker`, up to
+/// its next Sync, as tshark's PostgreSQL dissector reads the capture.
+fn executes_after(marker: &str, pcap: &Path) -> u32 {
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(pcap)
+        .args(["-d", "tcp.port==5432,pgsql", "-Y", "pgsql && tcp.dstport == 5432", "-T", "fields"])
+        .args(["-e", "tcp.stream", "-e", "pgsql.type", "-e", "pgsql.query", "-E", "separator=|"])
+        .output()
+        .expect("tshark runs");
+    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    let at = frames.iter().position(|f| f.get(2).is_some_and(|q| q.contains(marker))).expect("the statement");
+    let stream = frames[at][0];
+    let mut executes = 0;
+    for f in frames[at..].iter().filter(|f| f[0] == stream) {
+        let types: Vec<&str> = f[1].split(',').collect();
+        executes += types.iter().filter(|t| **t == "Execute").count() as u32;
+        if types.contains(&"Sync") {
+            break;
+        }
+    }
+    executes - 1
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL lab: cargo xtask test runs it after end2end/lab/postgres.sh"]
+fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate() {
+    let dir = lab_dir();
+    let truth = logged(&dir.join("logs/postgres.log"));
+    assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the log");
+    let file = CaptureFile::open(&dir.join("postgres.pcap")).expect("the capture opens");
+    let mut engine = Engine::new(Arc::new(ClusterState::default()));
+    let mut records = Vec::new();
+    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
+    let stats = engine.stats();
+    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
+    let seen = recorded(&records);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the capture");
+    for (mark, logged) in &truth {
+        let mine = &seen[mark];
+        let got: Vec<Logged> =
+            mine.iter().map(|r| (sql(r).unwrap().operation.clone(), sql(r).unwrap().error.clone())).collect();
+        assert_eq!(&got, logged, "session {mark}: every logged request, in order, with its SQLSTATE");
+        for r in mine {
+            assert!(r.latency_us.is_some(), "answered: {r:?}");
+            assert_eq!(r.dst.port, 5432);
+        }
+    }
+    // Joined mid-stream: `a`'s statement was prepared before the capture began.
+    let a = &seen["a"];
+    let unknown: Vec<&&Record> = a.iter().filter(|r| sql(r).unwrap().statement.is_none()).collect();
+    assert_eq!(unknown.len(), 20, "a's executions of a statement whose Parse came before the capture");
+    assert!(unknown.iter().all(|r| r.detail.request_line() == "SELECT _pg3_0 (statement: unknown)"));
+    // b's sixth INSERT onwards: psycopg prepared it, in the capture this time.
+    let b = &seen["b"];
+    let inserts: Vec<&SqlExchange> = b.iter().filter_map(|r| sql(r)).filter(|q| q.operation == "INSERT").collect();
+    assert_eq!(inserts.len(), 10);
+    assert!(inserts.iter().all(|q| q.statement.as_deref() == Some("INSERT INTO items (id, name) VALUES ($1, $2)")));
+    assert!(inserts.iter().all(|q| q.rows == Some(1)));
+    // c's pipeline that failed: the two requests the server skipped are counted on the failure.
+    let c = &seen["c"];
+    let failed: Vec<&SqlExchange> = c.iter().filter_map(|r| sql(r)).filter(|q| q.error.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    // How many of the pipeline's later requests the client still sent before its Sync depends on
+    // when psycopg read the error (it stops sending then): Wireshark's own PostgreSQL dissector
+    // says how many were on the wire.
+    let skipped = executes_after("missing_in_pipeline", &dir.join("postgres.pcap"));
+    assert_eq!((failed[0].error.as_deref(), failed[0].skipped), (Some("42P01"), skipped));
+    let copy = c.iter().filter_map(|r| sql(r)).find(|q| q.operation == "COPY").expect("the COPY");
+    assert_eq!(copy.rows, Some(5));
+    // What the client sent as values is nowhere in what podtap made of it.
+    let text = serde_json::to_string(&records).unwrap();
+    for secret in ["secret-name", "copied-secret", "renamed", "inline-secret"] {
+        assert!(!text.contains(secret), "`{secret}` left the node");
+    }
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A real PostgreSQL 15 (Debian's) in one network namespace and a psycopg client in another,
+# joined by a veth as a pod and its database are. The client's pool opens and warms up first;
+# only then does tcpdump start on the client's interface (podtap joins its sessions mid-stream).
+# The server's own log (log_statement=all, SQLSTATE and pid in each line) is the ground truth.
+# Writes postgres.pcap and logs/postgres.log (and the client's and tcpdump's stderr) to OUTDIR.
+#
+# usage: sudo end2end/lab/postgres.sh OUTDIR
+# Creates only namespaces ptl-pg-c and ptl-pg-s and a data directory under /tmp; the root
+# namespace gets no address or link. Everything is torn down on exit, success or failure.
+set -euo pipefail
+
+OUT=${1:?usage: postgres.sh OUTDIR}
+LAB=$(cd "$(dirname "$0")" && pwd)
+source "$LAB/quiet.sh"
+[[ $EUID -eq 0 ]] || { echo "postgres: needs root (network namespaces)" >&2; exit 1; }
+PG=/usr/lib/postgresql/15/bin
+for tool in ip tcpdump runuser "$PG/postgres" "$PG/initdb" "$PG/pg_isready"; do
+  command -v "$tool" >/dev/null || { echo "postgres: missing $tool (Debian's postgresql-15)" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import psycopg' || { echo "postgres: missing psycopg (Debian's python3-psycopg)" >&2; exit 1; }
+mkdir -p "$OUT/logs"
+OUT=$(cd "$OUT" && pwd)
+C=ptl-pg-c S=ptl-pg-s
+DATA=$(mktemp -d /tmp/podtap-pg.XXXXXX)
+down() {
+  local ns
+  for ns in $C $S; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  rm -rf "$DATA"
+}
+trap down EXIT
+trap 'exit 130' INT TERM
+for ns in $C $S; do ip netns del "$ns" 2>/dev/null || true; done
+rm -f "$OUT/postgres.pcap" "$OUT"/logs/postgres*.log "$OUT"/logs/pg-*.err
+
+ip netns add $C
+ip netns add $S
+for ns in $C $S; do ip -n $ns link set lo up; done
+ip -n $C link add eth0 type veth peer name eth0 netns $S
+ip -n $C addr add 10.251.0.1/24 dev eth0
+ip -n $S addr add 10.251.0.2/24 dev eth0
+ip -n $C link set eth0 up
+ip -n $S link set eth0 up
+
+# The server runs as Debian's postgres user (it refuses root), on the namespace's address only.
+chown postgres: "$DATA"
+runuser -u postgres -- "$PG/initdb" -D "$DATA/db" -A trust -U app --no-sync >"$OUT/logs/pg-initdb.err" 2>&1
+echo "host all all 10.251.0.0/24 trust" >>"$DATA/db/pg_hba.conf"
+: >"$OUT/logs/postgres.log"
+chown postgres: "$OUT/logs/postgres.log"
+ip netns exec $S runuser -u postgres -- "$PG/postgres" -D "$DATA/db" -c listen_addresses=10.251.0.2 \
+  -c unix_socket_directories="$DATA" -c fsync=off -c log_statement=all -c log_destination=stderr \
+  -c "log_line_prefix=%m [%p] %e " >>"$OUT/logs/postgres.log" 2>&1 &
+disown $!  # ended by `down`, without bash's word on it
+for _ in $(seq 100); do
+  ip netns exec $C "$PG/pg_isready" -q -h 10.251.0.2 -U app && break
+  sleep 0.1
+done
+ip netns exec $C "$PG/pg_isready" -h 10.251.0.2 -U app >/dev/null
+ip netns exec $C /usr/bin/python3 -c "import psycopg; psycopg.connect(host='10.251.0.2', dbname='postgres', \
+  user='app', autocommit=True).execute('CREATE DATABASE shop')"
+
+# The pool opens and warms up; the capture starts only then.
+READY=$DATA/ready GO=$DATA/go
+ip netns exec $C /usr/bin/python3 "$LAB/apps/pg_client.py" 10.251.0.2 "$READY" "$GO" 2>"$OUT/logs/pg-client.err" &
+CLIENT=$!
+for _ in $(seq 300); do [[ -e $READY ]] && break; kill -0 $CLIENT 2>/dev/null || break; sleep 0.1; done
+[[ -e $READY ]] || { echo "postgres: the client did not get ready" >&2; cat "$OUT/logs/pg-client.err" >&2; exit 1; }
+ip netns exec $C tcpdump -i eth0 -n -s 0 -B 65536 -U --immediate-mode -w "$OUT/postgres.pcap" 2>"$OUT/logs/pg-tcpdump.err" &
+DUMP=$!
+for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/pg-tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+touch "$GO"
+wait $CLIENT || { echo "postgres: the client failed" >&2; cat "$OUT/logs/pg-client.err" >&2; exit 1; }
+# Until the sessions' last packets went by (tcpdump writes each at once: -U), then stop it.
+lab_quiet $C
+kill -INT $DUMP
+wait $DUMP || true
+grep -q "0 packets dropped by kernel" "$OUT/logs/pg-tcpdump.err" || { echo "postgres: tcpdump dropped packets" >&2; exit 75; }
+echo "postgres: $(grep -c 'LOG:  \(statement\|execute\)' "$OUT/logs/postgres.log") statements logged"
