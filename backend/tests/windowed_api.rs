@@ -22,6 +22,7 @@ fn at(id: u64, conn: u64, offset_s: u64) -> Record {
 fn connection(id: u64, conn: u64) -> Record {
     let mut r = at(id, conn, 0);
     r.detail = Detail::Tcp(TcpConnection {
+        likely: None,
         handshake: true,
         close: TcpClose::Fin,
         rtt_us: Some(80),

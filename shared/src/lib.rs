@@ -24,7 +24,7 @@ pub use histogram::Histogram;
 pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, PROTOCOLS, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
-    TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name,
+    TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name, port_hint,
 };
 pub use share::{Access, PacketsInfo, SessionMeta, SharedLink};
 pub use stream::{ClientMessage, Clock, ServerMessage};

@@ -281,6 +281,29 @@ pub struct TcpConnection {
     pub protocol: Option<String>,
     /// Requests podtap read on it.
     pub requests: u64,
+    /// For an opaque stream, what its server port usually carries (`postgres (5432)`): a guess,
+    /// said to be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likely: Option<String>,
+}
+
+/// What a well-known server port usually carries, for an opaque stream on it: `postgres (5432)`.
+pub fn port_hint(port: u16) -> Option<String> {
+    let name = match port {
+        5432 => "postgres",
+        6379 => "redis",
+        3306 => "mysql",
+        9092 => "kafka",
+        11211 => "memcached",
+        27017 => "mongodb",
+        5672 => "amqp",
+        4222 => "nats",
+        2379 => "etcd",
+        9042 => "cassandra",
+        1433 => "mssql",
+        _ => return None,
+    };
+    Some(format!("{name} ({port})"))
 }
 
 /// The protocol part of a record; `kind` in JSON.
@@ -309,7 +332,11 @@ impl Detail {
                 let after = t.upgraded_from.as_deref().map_or(String::new(), |p| format!(" after {p} STARTTLS"));
                 format!("TLS {}{offer}{after}", t.sni.as_deref().unwrap_or("(no SNI)"))
             }
-            Detail::Tcp(t) => format!("TCP {}", t.protocol.as_deref().unwrap_or("stream")),
+            Detail::Tcp(t) => match (&t.protocol, &t.likely) {
+                (Some(p), _) => format!("TCP {p}"),
+                (None, Some(guess)) => format!("TCP stream (likely: {guess})"),
+                (None, None) => "TCP stream".to_string(),
+            },
             Detail::Postgres(q) => q.request_line(),
         }
     }

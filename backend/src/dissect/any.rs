@@ -247,6 +247,7 @@ impl AnyProtocol {
             gaps: life.gaps,
             protocol: protocol.map(str::to_string),
             requests: self.requests,
+            likely: protocol.is_none().then(|| podtap_shared::port_hint(server.port())).flatten(),
         };
         let timing = Timing {
             ts_us: life.opened_us,
@@ -373,6 +374,7 @@ mod connection_tests {
         let [Dissected::NotThisProtocol, Dissected::Exchange(ex)] = &out[..] else { panic!("one exchange: {out:?}") };
         let Detail::Tcp(t) = &ex.detail else { panic!("a connection") };
         assert_eq!((t.protocol.as_deref(), t.requests, t.close, t.handshake), (None, 0, TcpClose::Fin, true));
+        assert_eq!(t.likely, None, "no well-known port, no guess");
         assert_eq!((ex.ts_us, ex.end_us, ex.request_size, ex.response_size), (5, Some(30), 8, 1));
         assert_eq!((ex.client, ex.server), (info.a, info.b));
     }
@@ -445,5 +447,18 @@ mod proxy_tests {
         let ex = exchanges(&out);
         assert!(!ex.is_empty(), "{out:?}");
         assert!(ex.iter().all(|e| e.proxied == Some("198.51.100.9:41000".parse().unwrap())));
+    }
+
+    #[test]
+    fn an_opaque_stream_on_a_well_known_port_says_what_it_likely_is() {
+        let info = ConnInfo::test(8, 0, "10.0.0.1:40000", "10.0.0.2:6379");
+        let mut p = AnyProtocol::new(&info);
+        let mut out = Vec::new();
+        p.on_data(&info, Dir::AtoB, 10, b"\x00\x01\x02\x03", &mut out);
+        p.on_close(&info, 30, &mut out);
+        let Some(Dissected::Exchange(ex)) = out.last() else { panic!("a connection") };
+        let Detail::Tcp(t) = &ex.detail else { panic!("a connection") };
+        assert_eq!((t.protocol.as_deref(), t.likely.as_deref()), (None, Some("redis (6379)")));
+        assert_eq!(ex.detail.request_line(), "TCP stream (likely: redis (6379))");
     }
 }

@@ -40,6 +40,7 @@ fn record(id: u64, (_, _, through, offset_us, conn, status, latency, tcp): Gen) 
     r.probe = status == 0;
     if tcp {
         r.detail = Detail::Tcp(TcpConnection {
+            likely: None,
             handshake: true,
             close: TcpClose::Fin,
             rtt_us: Some(50),

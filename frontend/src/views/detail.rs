@@ -250,7 +250,10 @@ fn asked_and_answered(r: &Record) -> AnyView {
         .into_any(),
         Detail::Tcp(t) => view! {
             <dl class="facts">
-                <dt>"carried"</dt><dd>{t.protocol.clone().unwrap_or_else(|| "an opaque stream".into())}</dd>
+                <dt>"carried"</dt><dd>{t.protocol.clone().unwrap_or_else(|| match &t.likely {
+                    Some(guess) => format!("an opaque stream (likely: {guess}, a guess from the port)"),
+                    None => "an opaque stream".into(),
+                })}</dd>
                 <dt>"ended"</dt><dd>{t.close.as_str()}</dd>
                 <dt>"requests"</dt><dd>{t.requests}</dd>
                 <dt>"losses"</dt><dd>{format!("{} retransmissions, {} gaps", t.retransmissions, t.gaps)}</dd>

@@ -119,6 +119,7 @@ fn the_host_a_request_names_decides_and_its_connection_follows() {
     let mut conn = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 1_000);
     conn.conn = 77;
     conn.detail = Detail::Tcp(podtap_shared::TcpConnection {
+        likely: None,
         handshake: true,
         close: podtap_shared::TcpClose::Fin,
         rtt_us: None,

@@ -310,6 +310,7 @@ mod tests {
     fn tcp(conn: u64, open: u64, close: u64, pod: &str) -> Record {
         let mut r = req(1000 + conn, conn, open, close, pod);
         r.detail = Detail::Tcp(TcpConnection {
+            likely: None,
             handshake: true,
             close: TcpClose::Fin,
             rtt_us: None,
