@@ -1,7 +1,7 @@
-//! podtap against real database servers (end2end/lab/postgres.sh, run by the test command):
-//! every request the server logged is one record, on its connection, with its operation and its
-//! SQLSTATE, sessions joined mid-stream included — and none of the values the client sent is in
-//! any record.
+//! podtap against real database servers (end2end/lab/postgres.sh and redis.sh, run by the test
+//! command): every request the server logged is one record, on its connection, with its
+//! operation and its error, connections joined mid-stream included — and none of the values the
+//! client sent is in any record.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use podtap::capture::CaptureFile;
 use podtap::engine::Engine;
 use podtap::resolve::ClusterState;
-use podtap_shared::{Detail, Record, SqlExchange};
+use podtap_shared::{Detail, Record, RedisExchange, SqlExchange};
 
 fn lab_dir() -> PathBuf {
     PathBuf::from(std::env::var("PODTAP_DB_DIR").expect("PODTAP_DB_DIR: run by `cargo xtask test` after the lab"))
@@ -122,18 +122,25 @@ fn executes_after(marker: &str, pcap: &Path) -> u32 {
     executes - 1
 }
 
+/// Every record of a capture, requests and connections, as `podtap analyze` makes them; the
+/// capture must be whole and every stream in step.
+fn analyze(pcap: &Path) -> Vec<Record> {
+    let file = CaptureFile::open(pcap).expect("the capture opens");
+    let mut engine = Engine::new(Arc::new(ClusterState::default()));
+    let mut records = Vec::new();
+    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
+    let stats = engine.stats();
+    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
+    records
+}
+
 #[test]
 #[ignore = "needs the PostgreSQL lab: cargo xtask test runs it after end2end/lab/postgres.sh"]
 fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate() {
     let dir = lab_dir();
     let truth = logged(&dir.join("logs/postgres.log"));
     assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the log");
-    let file = CaptureFile::open(&dir.join("postgres.pcap")).expect("the capture opens");
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
-    let mut records = Vec::new();
-    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
-    let stats = engine.stats();
-    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
+    let records = analyze(&dir.join("postgres.pcap"));
     let seen = recorded(&records);
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the capture");
     for (mark, logged) in &truth {
@@ -171,6 +178,83 @@ fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate()
     // What the client sent as values is nowhere in what podtap made of it.
     let text = serde_json::to_string(&records).unwrap();
     for secret in ["secret-name", "copied-secret", "renamed", "inline-secret"] {
+        assert!(!text.contains(secret), "`{secret}` left the node");
+    }
+}
+
+/// Each client connection's commands (command, first key) as the server's MONITOR feed shows
+/// them, by the client's port: `1733440412.123456 [0 10.251.1.1:47746] "GET" "mark:a"`.
+fn monitored(feed: &Path) -> BTreeMap<u16, Vec<(String, Option<String>)>> {
+    let text = std::fs::read_to_string(feed).expect("the MONITOR feed");
+    let mut by_port: BTreeMap<u16, Vec<(String, Option<String>)>> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((client, args)) = line.split_once("] ") else { continue };
+        let Some(port) = client.rsplit_once("10.251.1.1:").and_then(|(_, p)| p.parse().ok()) else { continue };
+        let words: Vec<&str> = args.split('"').skip(1).step_by(2).collect();
+        let command = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+        let key = match command.as_str() {
+            "PING" | "MULTI" | "EXEC" => None,
+            _ => words.get(1).map(|k| k.to_string()),
+        };
+        by_port.entry(port).or_default().push((command, key));
+    }
+    by_port
+}
+
+fn redis(r: &Record) -> Option<&RedisExchange> {
+    match &r.detail {
+        Detail::Redis(x) => Some(x),
+        _ => None,
+    }
+}
+
+#[test]
+#[ignore = "needs the Redis lab: cargo xtask test runs it after end2end/lab/redis.sh"]
+fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
+    let dir = lab_dir();
+    let feed = monitored(&dir.join("logs/redis-monitor.log"));
+    let all = analyze(&dir.join("redis.pcap"));
+    let mut by_port: BTreeMap<u16, Vec<&Record>> = BTreeMap::new();
+    for r in all.iter().filter(|r| redis(r).is_some()) {
+        by_port.entry(r.src.port).or_default().push(r);
+    }
+    // A connection's commands from the capture's start: those from its mark on, or all of them
+    // when the capture saw it open.
+    let opened: Vec<u16> = all.iter().filter(|r| r.tcp().is_some_and(|t| t.handshake)).map(|r| r.src.port).collect();
+    let mut compared = 0;
+    for (port, commands) in &feed {
+        let from =
+            match commands.iter().position(|(c, k)| c == "GET" && k.as_deref().is_some_and(|k| k.starts_with("mark:")))
+            {
+                Some(at) => at,
+                None if opened.contains(port) => 0,
+                None => continue,
+            };
+        let want = &commands[from..];
+        let got: Vec<(String, Option<String>)> = by_port
+            .get(port)
+            .map(|rs| rs.iter().map(|r| redis(r).unwrap()).map(|x| (x.command.clone(), x.key.clone())).collect())
+            .unwrap_or_default();
+        assert_eq!(&got, want, "connection from port {port}: every command the server ran, in order");
+        compared += want.len();
+        for r in &by_port[port] {
+            assert!(r.latency_us.is_some(), "answered: {r:?}");
+        }
+    }
+    assert_eq!(compared, all.iter().filter(|r| redis(r).is_some()).count(), "no record the feed does not have");
+    assert!(compared >= 60, "the scenario's commands: {compared}");
+    // The two errors the client provoked, by their prefixes; MULTI's commands queued.
+    let errors: Vec<(&str, &str)> =
+        all.iter().filter_map(redis).filter_map(|x| Some((x.command.as_str(), x.error.as_deref()?))).collect();
+    assert_eq!(errors, [("LPUSH", "WRONGTYPE"), ("INCRBY", "ERR")]);
+    let queued: Vec<&str> = all.iter().filter_map(redis).filter(|x| x.queued).map(|x| x.command.as_str()).collect();
+    assert_eq!(queued, ["INCRBY", "EXPIRE", "GET"]);
+    // The subscriber's messages are not records; its SUBSCRIBE and UNSUBSCRIBE are.
+    let sub: Vec<&str> =
+        all.iter().filter_map(redis).filter(|x| x.command.ends_with("SUBSCRIBE")).map(|x| x.command.as_str()).collect();
+    assert_eq!(sub, ["SUBSCRIBE", "UNSUBSCRIBE"]);
+    let text = serde_json::to_string(&all).unwrap();
+    for secret in ["secret-value", "secret-message", "secret-item"] {
         assert!(!text.contains(secret), "`{secret}` left the node");
     }
 }

@@ -1,5 +1,4 @@
-//! Database exchanges (`kind: "postgres"`, and `"mysql"` after it): one SQL request and what came
-//! back. What may carry a user's data never appears here: statements are kept with their literals
+//! Database exchanges (`kind: "postgres"`, `kind: "redis"`): one request and what came back. What may carry a user's data never appears here: statements are kept with their literals
 //! replaced by `?` (on the node, before anything leaves it), bind parameters and rows' values are
 //! never read, and an error is its SQLSTATE, not its message (which quotes values).
 
@@ -69,6 +68,45 @@ impl SqlExchange {
             (Some(code), _) => format!("{code} {}", sqlstate_name(code)),
             (None, Some(rows)) => format!("OK {rows} rows"),
             (None, None) => "OK".to_string(),
+        }
+    }
+}
+
+/// One Redis command (RESP2 or RESP3) and its reply. Never a value: the command, its first key
+/// (bounded), and what kind of reply came back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisExchange {
+    /// The command, upper-case, with its subcommand for container commands (`CLIENT SETNAME`).
+    pub command: String,
+    /// Its first key, when it has one (at most 128 bytes; never for `AUTH`, `HELLO`, `ECHO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What came back: `simple`, `bulk`, `nil`, `integer`, `array`, `map`, `set`, `boolean`,
+    /// `double`, `error`, …; `none` when the client asked for no reply (`CLIENT REPLY OFF|SKIP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// The error's prefix (`ERR`, `WRONGTYPE`, `MOVED`, `ASK`, `NOAUTH`), when it failed; its
+    /// message stays on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Inside `MULTI … EXEC`: the reply was `QUEUED`, the command ran at `EXEC`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
+}
+
+impl RedisExchange {
+    pub fn request_line(&self) -> String {
+        match &self.key {
+            Some(k) => format!("{} {k}", self.command),
+            None => self.command.clone(),
+        }
+    }
+
+    pub fn outcome(&self) -> Option<String> {
+        match (&self.error, &self.reply) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(r)) => Some(r.clone()),
+            (None, None) => None,
         }
     }
 }

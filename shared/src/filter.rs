@@ -124,7 +124,7 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
     let allowed: &[&str] = match field {
         Field::Probe => &["true", "false", "yes", "no", "1", "0"],
         Field::Via => &["clusterip", "nodeport", "loadbalancer", "socketlb", "direct", "unknown"],
-        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "redis"],
         Field::Status => {
             let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
             if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
@@ -209,6 +209,7 @@ impl Term {
                 crate::Detail::Tls(_) => v == "tls",
                 crate::Detail::Tcp(_) => v == "tcp",
                 crate::Detail::Postgres(_) => v == "postgres",
+                crate::Detail::Redis(_) => v == "redis",
             },
             Field::Conn => v.parse() == Ok(r.conn),
             Field::Workload => sides.iter().any(|e| {
@@ -218,7 +219,7 @@ impl Term {
             }),
             Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
             // `op:create_table` for `CREATE TABLE`: a term has no spaces.
-            Field::Operation => sql(r).is_some_and(|q| q.operation.replace(' ', "_").eq_ignore_ascii_case(v)),
+            Field::Operation => operation(r).is_some_and(|o| o.replace(' ', "_").eq_ignore_ascii_case(v)),
             Field::Statement => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| contains(s, v)),
             Field::Table => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| names_table(s, v)),
             Field::Sqlstate => {
@@ -235,6 +236,8 @@ impl Term {
                     || sql(r).is_some_and(|q| {
                         q.operation.eq_ignore_ascii_case(v) || q.statement.as_deref().is_some_and(|s| contains(s, v))
                     })
+                    || matches!(&r.detail, crate::Detail::Redis(x)
+                        if x.command.eq_ignore_ascii_case(v) || x.key.as_deref().is_some_and(|k| contains(k, v)))
             }
         }
     }
@@ -244,6 +247,15 @@ impl Term {
 fn sql(r: &Record) -> Option<&crate::SqlExchange> {
     match &r.detail {
         crate::Detail::Postgres(q) => Some(q),
+        _ => None,
+    }
+}
+
+/// A database request's operation: the SQL command, the Redis command.
+fn operation(r: &Record) -> Option<&str> {
+    match &r.detail {
+        crate::Detail::Postgres(q) => Some(&q.operation),
+        crate::Detail::Redis(x) => Some(&x.command),
         _ => None,
     }
 }

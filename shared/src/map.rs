@@ -54,7 +54,7 @@ pub struct MapEdge {
 }
 
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
-pub const PROTOCOLS: [&str; 6] = ["http", "grpc", "dns", "tls", "tcp", "postgres"];
+pub const PROTOCOLS: [&str; 7] = ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis"];
 
 /// The whole map, nodes and edges sorted by id for stable output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -99,6 +99,7 @@ impl EdgeStats {
             crate::Detail::Tls(_) => 3,
             crate::Detail::Tcp(_) => 4,
             crate::Detail::Postgres(_) => 5,
+            crate::Detail::Redis(_) => 6,
         };
         self.protocols |= 1 << bit;
         self.dns_requests += u64::from(bit == 2);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::database::SqlExchange;
+use crate::database::{RedisExchange, SqlExchange};
 
 /// What an address turned out to be in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -317,6 +317,8 @@ pub enum Detail {
     Tcp(TcpConnection),
     /// PostgreSQL's frontend/backend protocol v3.
     Postgres(SqlExchange),
+    /// Redis' RESP2 and RESP3.
+    Redis(RedisExchange),
 }
 
 impl Detail {
@@ -338,6 +340,7 @@ impl Detail {
                 (None, None) => "TCP stream".to_string(),
             },
             Detail::Postgres(q) => q.request_line(),
+            Detail::Redis(r) => r.request_line(),
         }
     }
 
@@ -355,6 +358,7 @@ impl Detail {
             Detail::Tls(t) => t.version.clone().or_else(|| t.alert.clone()),
             Detail::Tcp(t) => Some(t.close.as_str().to_string()),
             Detail::Postgres(q) => Some(q.outcome()),
+            Detail::Redis(r) => r.outcome(),
         }
     }
 }
@@ -462,6 +466,8 @@ impl Record {
             Detail::Tcp(_) => false,
             // A CancelRequest is never answered: the server closes its connection.
             Detail::Postgres(q) => q.error.is_some() || (self.latency_us.is_none() && q.operation != "CANCEL"),
+            // A command the client asked no reply for is not an error for having none.
+            Detail::Redis(r) => r.error.is_some() || (self.latency_us.is_none() && r.reply.as_deref() != Some("none")),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
-//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15 and psycopg for
-//! its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
+//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15, psycopg, Redis
+//! and redis-py for its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
 //! Each is checked first, so running it again costs a few milliseconds.
 
 use std::process::Command;
@@ -31,6 +31,9 @@ const DEBIAN: &[(&str, &str)] = &[
     // The database tier: real servers, and real clients with connection pools.
     ("/usr/lib/postgresql/15/bin/postgres", "postgresql-15"),
     ("/usr/bin/python3 -c 'import psycopg'", "python3-psycopg"),
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
+    ("/usr/bin/python3 -c 'import redis'", "python3-redis"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.

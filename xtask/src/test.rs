@@ -121,18 +121,20 @@ fn run_lab(out: &Path) -> Result<()> {
     status(Command::new("bash").arg(root().join("end2end/lab/vxlan.sh")).arg(out))
 }
 
-/// The database tier: real servers and their clients' pools (end2end/lab/postgres.sh).
+/// The database tier: real servers and their clients' pools (end2end/lab/postgres.sh, redis.sh).
 fn run_db_lab(out: &Path) -> Result<()> {
-    let lab =
-        || Command::new("bash").arg(root().join("end2end/lab/postgres.sh")).arg(out).status().context("postgres.sh");
-    // Exit 75: the lab's own tcpdump dropped packets (a loaded machine), not podtap: once more.
-    let mut run = lab()?;
-    if run.code() == Some(75) {
-        step("lab: tcpdump (the lab's, not podtap) dropped packets; running the database lab once more");
-        run = lab()?;
-    }
-    if !run.success() {
-        bail!("end2end/lab/postgres.sh {} failed ({run})", out.display());
+    for script in ["postgres.sh", "redis.sh"] {
+        let lab =
+            || Command::new("bash").arg(root().join("end2end/lab").join(script)).arg(out).status().context(script);
+        // Exit 75: the lab's own tcpdump dropped packets (a loaded machine), not podtap: once more.
+        let mut run = lab()?;
+        if run.code() == Some(75) {
+            step(&format!("lab: tcpdump (the lab's, not podtap) dropped packets; running {script} once more"));
+            run = lab()?;
+        }
+        if !run.success() {
+            bail!("end2end/lab/{script} {} failed ({run})", out.display());
+        }
     }
     Ok(())
 }
@@ -155,7 +157,7 @@ fn lab() -> Result<()> {
     step("lab: two nodes, an agent on each, one hub, an agent and the hub restarted");
     let nodes = target_dir().join("lab-nodes");
     run_nodes_lab(&nodes)?;
-    step("lab: a real PostgreSQL and a psycopg pool, joined mid-stream");
+    step("lab: a real PostgreSQL and Redis, their clients joined mid-stream");
     let db = target_dir().join("lab-db");
     run_db_lab(&db)?;
     step("lab: podtap against the servers' ground truth");
@@ -330,6 +332,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "dns",
     "dns_tcp",
     "postgres",
+    "redis",
     "proxy",
     "merger",
     "query",

@@ -3,7 +3,7 @@
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP); a plaintext protocol that may switch to
 //! TLS (STARTTLS and its kin) is followed until it does; PostgreSQL by its first packet or, joined
-//! mid-stream, by whole messages of its own. Content first, the port only for DNS,
+//! mid-stream, by whole messages of its own; Redis by a client's command (or, on its port, a reply). Content first, the port only for DNS,
 //! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
 //! its own first bytes once the proxy answered. A PROXY protocol header (v1 or v2) before the
 //! first bytes is taken off and the client it names becomes the exchanges' client.
@@ -14,6 +14,7 @@ use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
 use super::postgres::{self, Postgres};
+use super::redis::{self, Redis};
 use super::starttls::{self, StartTls};
 use super::tls::{Tls, looks_like_tls};
 use super::{Dissected, Exchange, Timing, proxy};
@@ -30,6 +31,7 @@ enum Proto {
     /// A plaintext protocol that may switch to TLS (SMTP, IMAP, POP3, FTP, LDAP, XMPP).
     StartTls(Box<StartTls>),
     Postgres(Box<Postgres>),
+    Redis(Box<Redis>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -94,6 +96,23 @@ fn postgres_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Postgres> 
         return Some(Postgres::new(other(dir), false));
     }
     None
+}
+
+/// Redis, told by a client's command (an array of bulk strings, its name in letters), or on
+/// Redis' port by a reply's first line.
+fn redis_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Redis> {
+    let from_client = |client: bool| info.opener.is_none_or(|o| (o == dir) == client);
+    if from_client(true) && redis::looks_like_command(data) {
+        return Some(Redis::new(dir));
+    }
+    // The server's bytes first, on Redis' port: joined mid-stream (its replies are read from the
+    // client's next command on).
+    let on_port = [info.a.port(), info.b.port()].contains(&6379);
+    let server = match info.opener {
+        Some(o) => (o != dir).then_some(dir),
+        None => (info.a.port() == 6379).then_some(Dir::AtoB).or((info.b.port() == 6379).then_some(Dir::BtoA)),
+    };
+    (on_port && server == Some(dir) && data.ends_with(b"\r\n")).then(|| Redis::joined(other(dir)))
 }
 
 fn on_dns_port(info: &ConnInfo) -> bool {
@@ -177,6 +196,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Http2(h) => h.on_gap(info, dir, len),
             Proto::Dns(d) => d.on_gap(info, dir, len),
             Proto::Postgres(p) => p.on_gap(dir, len),
+            Proto::Redis(r) => r.on_gap(),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
@@ -189,6 +209,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Http2(h) => h.on_close(info, ts_us, out),
             Proto::Dns(d) => d.on_close(info, ts_us, out),
             Proto::Postgres(p) => p.on_close(info, out),
+            Proto::Redis(r) => r.on_close(info, out),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
@@ -238,6 +259,7 @@ impl AnyProtocol {
             Proto::StartTls(s) => s.plain().name(),
             Proto::Postgres(p) if p.opaque() => Some("postgres (encrypted)"),
             Proto::Postgres(_) => Some("postgres"),
+            Proto::Redis(_) => Some("redis"),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -279,6 +301,8 @@ impl AnyProtocol {
                 Proto::Dns(Box::default())
             } else if let Some(p) = postgres_opening(info, dir, data) {
                 Proto::Postgres(Box::new(p))
+            } else if let Some(r) = redis_opening(info, dir, data) {
+                Proto::Redis(Box::new(r))
             } else {
                 Proto::Http1(Box::new(Http1::new(info)))
             };
@@ -316,6 +340,7 @@ impl AnyProtocol {
                     }
                 }
             }
+            Proto::Redis(r) => r.on_data(info, dir, ts_us, data, out),
             Proto::StartTls(s) => {
                 if let Some(at) = s.on_data(dir, data) {
                     // The server said yes: TLS from here on, both ways.

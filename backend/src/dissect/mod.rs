@@ -15,6 +15,7 @@ pub mod http2;
 pub mod postgres;
 pub mod proxy;
 pub mod redact;
+pub mod redis;
 pub mod sql;
 pub mod starttls;
 pub mod tls;

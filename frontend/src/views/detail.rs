@@ -261,6 +261,15 @@ fn asked_and_answered(r: &Record) -> AnyView {
         }
         .into_any(),
         Detail::Postgres(q) => sql_facts(q),
+        Detail::Redis(x) => view! {
+            <dl class="facts">
+                <dt>"command"</dt><dd><Term text=x.command.clone() term=format!("op:{}", x.command.replace(' ', "_"))/></dd>
+                <dt>"key"</dt><dd class="mono" data-testid="detail-key">{x.key.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>"reply"</dt><dd>{x.reply.clone().unwrap_or_else(|| "no reply".into())}{x.queued.then_some(" (queued in MULTI)")}</dd>
+                {x.error.clone().map(|e| view! { <dt>"error"</dt><dd>{e}</dd> })}
+            </dl>
+        }
+        .into_any(),
     }
 }
 

@@ -50,6 +50,9 @@ impl Outcome {
             Detail::Postgres(q) if r.latency_us.is_none() && q.operation != "CANCEL" => Outcome::NoAnswer,
             Detail::Postgres(q) if q.error.is_some() => Outcome::Failed,
             Detail::Postgres(_) => Outcome::Ok,
+            Detail::Redis(x) if x.error.is_some() => Outcome::Failed,
+            Detail::Redis(x) if r.latency_us.is_none() && x.reply.as_deref() != Some("none") => Outcome::NoAnswer,
+            Detail::Redis(_) => Outcome::Ok,
         }
     }
 
