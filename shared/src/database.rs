@@ -1,4 +1,4 @@
-//! Database exchanges (`kind: "postgres"`, `kind: "redis"`): one request and what came back. What may carry a user's data never appears here: statements are kept with their literals
+//! Database exchanges (`kind: "postgres"`, `"mysql"`, `"redis"`): one request and what came back. What may carry a user's data never appears here: statements are kept with their literals
 //! replaced by `?` (on the node, before anything leaves it), bind parameters and rows' values are
 //! never read, and an error is its SQLSTATE, not its message (which quotes values).
 
@@ -24,6 +24,9 @@ pub struct SqlExchange {
     /// The SQLSTATE of the error that ended it (`42P01`), when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// MySQL's own error number beside it (`1146`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u16>,
     /// The database and user the session started with, when its startup was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
@@ -65,7 +68,10 @@ impl SqlExchange {
     /// rows.
     pub fn outcome(&self) -> String {
         match (&self.error, self.rows) {
-            (Some(code), _) => format!("{code} {}", sqlstate_name(code)),
+            (Some(code), _) => match self.error_code {
+                Some(n) => format!("{code} (error {n})"),
+                None => format!("{code} {}", sqlstate_name(code)),
+            },
             (None, Some(rows)) => format!("OK {rows} rows"),
             (None, None) => "OK".to_string(),
         }

@@ -124,7 +124,7 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
     let allowed: &[&str] = match field {
         Field::Probe => &["true", "false", "yes", "no", "1", "0"],
         Field::Via => &["clusterip", "nodeport", "loadbalancer", "socketlb", "direct", "unknown"],
-        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "redis"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "mysql", "redis"],
         Field::Status => {
             let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
             if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
@@ -210,6 +210,7 @@ impl Term {
                 crate::Detail::Tcp(_) => v == "tcp",
                 crate::Detail::Postgres(_) => v == "postgres",
                 crate::Detail::Redis(_) => v == "redis",
+                crate::Detail::Mysql(_) => v == "mysql",
             },
             Field::Conn => v.parse() == Ok(r.conn),
             Field::Workload => sides.iter().any(|e| {
@@ -246,7 +247,7 @@ impl Term {
 /// The SQL part of a database record.
 fn sql(r: &Record) -> Option<&crate::SqlExchange> {
     match &r.detail {
-        crate::Detail::Postgres(q) => Some(q),
+        crate::Detail::Postgres(q) | crate::Detail::Mysql(q) => Some(q),
         _ => None,
     }
 }
@@ -254,7 +255,7 @@ fn sql(r: &Record) -> Option<&crate::SqlExchange> {
 /// A database request's operation: the SQL command, the Redis command.
 fn operation(r: &Record) -> Option<&str> {
     match &r.detail {
-        crate::Detail::Postgres(q) => Some(&q.operation),
+        crate::Detail::Postgres(q) | crate::Detail::Mysql(q) => Some(&q.operation),
         crate::Detail::Redis(x) => Some(&x.command),
         _ => None,
     }

@@ -319,6 +319,8 @@ pub enum Detail {
     Postgres(SqlExchange),
     /// Redis' RESP2 and RESP3.
     Redis(RedisExchange),
+    /// MySQL's and MariaDB's client/server protocol.
+    Mysql(SqlExchange),
 }
 
 impl Detail {
@@ -339,7 +341,7 @@ impl Detail {
                 (None, Some(guess)) => format!("TCP stream (likely: {guess})"),
                 (None, None) => "TCP stream".to_string(),
             },
-            Detail::Postgres(q) => q.request_line(),
+            Detail::Postgres(q) | Detail::Mysql(q) => q.request_line(),
             Detail::Redis(r) => r.request_line(),
         }
     }
@@ -357,7 +359,7 @@ impl Detail {
             Detail::Dns(d) => d.rcode.clone(),
             Detail::Tls(t) => t.version.clone().or_else(|| t.alert.clone()),
             Detail::Tcp(t) => Some(t.close.as_str().to_string()),
-            Detail::Postgres(q) => Some(q.outcome()),
+            Detail::Postgres(q) | Detail::Mysql(q) => Some(q.outcome()),
             Detail::Redis(r) => r.outcome(),
         }
     }
@@ -466,6 +468,11 @@ impl Record {
             Detail::Tcp(_) => false,
             // A CancelRequest is never answered: the server closes its connection.
             Detail::Postgres(q) => q.error.is_some() || (self.latency_us.is_none() && q.operation != "CANCEL"),
+            // COM_STMT_CLOSE and COM_STMT_SEND_LONG_DATA get no answer by design.
+            Detail::Mysql(q) => {
+                q.error.is_some()
+                    || (self.latency_us.is_none() && !matches!(q.operation.as_str(), "CLOSE STMT" | "SEND LONG DATA"))
+            }
             // A command the client asked no reply for is not an error for having none.
             Detail::Redis(r) => r.error.is_some() || (self.latency_us.is_none() && r.reply.as_deref() != Some("none")),
         }

@@ -332,6 +332,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "dns",
     "dns_tcp",
     "postgres",
+    "mysql",
     "redis",
     "proxy",
     "merger",

@@ -111,7 +111,7 @@ fn identity(r: &Record) -> u64 {
         Detail::Grpc(x) => x.path.hash(&mut h),
         Detail::Dns(x) => (&x.query, &x.qtype).hash(&mut h),
         Detail::Tls(x) => x.sni.hash(&mut h),
-        Detail::Postgres(x) => (&x.operation, &x.statement, &x.prepared).hash(&mut h),
+        Detail::Postgres(x) | Detail::Mysql(x) => (&x.operation, &x.statement, &x.prepared).hash(&mut h),
         Detail::Redis(x) => (&x.command, &x.key).hash(&mut h),
         // A connection before and after kube-proxy's rewrite carries the same bytes each way
         // (behind a NodePort's SNAT that is all that ties the two sides: a probe's connection from

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
+use super::mysql::{self, Mysql};
 use super::postgres::{self, Postgres};
 use super::redis::{self, Redis};
 use super::starttls::{self, StartTls};
@@ -32,6 +33,7 @@ enum Proto {
     StartTls(Box<StartTls>),
     Postgres(Box<Postgres>),
     Redis(Box<Redis>),
+    Mysql(Box<Mysql>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -113,6 +115,23 @@ fn redis_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Redis> {
         None => (info.a.port() == 6379).then_some(Dir::AtoB).or((info.b.port() == 6379).then_some(Dir::BtoA)),
     };
     (on_port && server == Some(dir) && data.ends_with(b"\r\n")).then(|| Redis::joined(other(dir)))
+}
+
+/// MySQL or MariaDB, told by the server's greeting (protocol 10) or, joined mid-stream, by a
+/// client's whole COM_QUERY packet (or on port 3306 any whole command packet).
+fn mysql_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Mysql> {
+    let from_client = |client: bool| info.opener.is_none_or(|o| (o == dir) == client);
+    if from_client(false) && mysql::is_server_greeting(data) {
+        return Some(Mysql::new(other(dir), true));
+    }
+    let [l0, l1, l2, 0, command, body @ ..] = data else { return None };
+    let len = usize::from(*l0) | usize::from(*l1) << 8 | usize::from(*l2) << 16;
+    let whole = len == data.len() - 4;
+    let query = *command == 0x03
+        && std::str::from_utf8(body)
+            .is_ok_and(|t| t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '(' || c == '/'));
+    let on_port = [info.a.port(), info.b.port()].contains(&3306);
+    (from_client(true) && whole && (query || on_port && matches!(command, 0x02..=0x1f))).then(|| Mysql::new(dir, false))
 }
 
 fn on_dns_port(info: &ConnInfo) -> bool {
@@ -197,6 +216,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Dns(d) => d.on_gap(info, dir, len),
             Proto::Postgres(p) => p.on_gap(dir, len),
             Proto::Redis(r) => r.on_gap(),
+            Proto::Mysql(m) => m.on_gap(dir, len),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
@@ -210,6 +230,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Dns(d) => d.on_close(info, ts_us, out),
             Proto::Postgres(p) => p.on_close(info, out),
             Proto::Redis(r) => r.on_close(info, out),
+            Proto::Mysql(m) => m.on_close(info, out),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
@@ -260,6 +281,8 @@ impl AnyProtocol {
             Proto::Postgres(p) if p.opaque() => Some("postgres (encrypted)"),
             Proto::Postgres(_) => Some("postgres"),
             Proto::Redis(_) => Some("redis"),
+            Proto::Mysql(m) if m.compressed() => Some("mysql (compressed)"),
+            Proto::Mysql(_) => Some("mysql"),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -303,6 +326,8 @@ impl AnyProtocol {
                 Proto::Postgres(Box::new(p))
             } else if let Some(r) = redis_opening(info, dir, data) {
                 Proto::Redis(Box::new(r))
+            } else if let Some(m) = mysql_opening(info, dir, data) {
+                Proto::Mysql(Box::new(m))
             } else {
                 Proto::Http1(Box::new(Http1::new(info)))
             };
@@ -341,6 +366,13 @@ impl AnyProtocol {
                 }
             }
             Proto::Redis(r) => r.on_data(info, dir, ts_us, data, out),
+            Proto::Mysql(m) => {
+                m.on_data(info, dir, ts_us, data, out);
+                if m.take_tls() {
+                    // The client's SSLRequest: TLS from its next bytes, both ways.
+                    self.proto = Proto::Tls(Box::new(Tls::after("mysql")));
+                }
+            }
             Proto::StartTls(s) => {
                 if let Some(at) = s.on_data(dir, data) {
                     // The server said yes: TLS from here on, both ways.

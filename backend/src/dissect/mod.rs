@@ -12,6 +12,7 @@ pub mod dns;
 pub mod dns_tcp;
 pub mod http1;
 pub mod http2;
+pub mod mysql;
 pub mod postgres;
 pub mod proxy;
 pub mod redact;

@@ -260,7 +260,7 @@ fn asked_and_answered(r: &Record) -> AnyView {
             </dl>
         }
         .into_any(),
-        Detail::Postgres(q) => sql_facts(q),
+        Detail::Postgres(q) | Detail::Mysql(q) => sql_facts(q),
         Detail::Redis(x) => view! {
             <dl class="facts">
                 <dt>"command"</dt><dd><Term text=x.command.clone() term=format!("op:{}", x.command.replace(' ', "_"))/></dd>
