@@ -258,3 +258,105 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
         assert!(!text.contains(secret), "`{secret}` left the node");
     }
 }
+
+/// Each connection's commands as MariaDB's general log shows them, by the connection's mark:
+/// `(kind, first word)` — `QUERY`/`PREPARE`/`EXECUTE`/`CLOSE`, and a query's first word. The log
+/// has no failed Prepare (MariaDB logs a statement it could parse).
+fn general_log(log: &Path) -> BTreeMap<String, Vec<(String, String)>> {
+    let text = std::fs::read_to_string(log).expect("the general log");
+    let mut by_thread: BTreeMap<String, (Option<String>, Vec<(String, String)>)> = BTreeMap::new();
+    for line in text.lines() {
+        // "261205 23:18:06\t     5 Prepare\tSELECT 1 AS mark_a", or without the time.
+        let Some((head, argument)) = line.split_once('\t').and_then(|(_, rest)| rest.rsplit_once('\t')).or_else(|| {
+            let rest = line.trim_start_matches('\t');
+            rest.split_once('\t')
+        }) else {
+            continue;
+        };
+        let mut words = head.split_whitespace();
+        let (Some(thread), Some(command)) = (words.next(), words.next()) else { continue };
+        let command = match (command, words.next()) {
+            ("Close", Some("stmt")) => "CLOSE",
+            ("Query", _) => "QUERY",
+            ("Prepare", _) => "PREPARE",
+            ("Execute", _) => "EXECUTE",
+            _ => continue,
+        };
+        let (mark, commands) = by_thread.entry(thread.to_string()).or_default();
+        if let Some(name) = argument.strip_prefix("SELECT 1 AS mark_") {
+            mark.get_or_insert(name.to_string());
+        }
+        if mark.is_some() {
+            let word = if command == "QUERY" { first_word(argument) } else { String::new() };
+            commands.push((command.to_string(), word));
+        }
+    }
+    by_thread.into_values().filter_map(|(mark, commands)| Some((mark?, commands))).collect()
+}
+
+fn mysql(r: &Record) -> Option<&SqlExchange> {
+    match &r.detail {
+        Detail::Mysql(q) => Some(q),
+        _ => None,
+    }
+}
+
+#[test]
+#[ignore = "needs the MariaDB lab: cargo xtask test runs it after end2end/lab/mysql.sh"]
+fn every_command_mariadb_logged_is_one_record_and_prepared_statements_keep_their_ids() {
+    let dir = lab_dir();
+    let truth = general_log(&dir.join("logs/mysql-general.log"));
+    assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the log");
+    let all = analyze(&dir.join("mysql.pcap"));
+    let mut by_conn: BTreeMap<u64, Vec<&Record>> = BTreeMap::new();
+    for r in all.iter().filter(|r| mysql(r).is_some()) {
+        by_conn.entry(r.conn).or_default().push(r);
+    }
+    let kind = |q: &SqlExchange| match q.operation.as_str() {
+        "PREPARE" => ("PREPARE".to_string(), String::new()),
+        "CLOSE STMT" => ("CLOSE".to_string(), String::new()),
+        _ if q.prepared.is_some() => ("EXECUTE".to_string(), String::new()),
+        op => ("QUERY".to_string(), op.to_string()),
+    };
+    let mut seen = BTreeMap::new();
+    for records in by_conn.values() {
+        let mark =
+            records.iter().filter_map(|r| mysql(r)?.statement.as_deref()?.strip_prefix("SELECT ? AS mark_")).next();
+        let Some(mark) = mark else { continue };
+        let from = records
+            .iter()
+            .position(|r| mysql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| s.contains("mark_")))
+            .unwrap();
+        // The log shows what ran: a Prepare that failed is not in it.
+        let ran: Vec<(String, String)> =
+            records[from..].iter().filter_map(|r| mysql(r)).filter(|q| q.error.is_none()).map(kind).collect();
+        seen.insert(mark.to_string(), (ran, &records[from..]));
+    }
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the capture");
+    for (mark, logged) in &truth {
+        assert_eq!(&seen[mark].0, logged, "session {mark}: every logged command, in order");
+    }
+    // The statement prepared before the capture: executed by its id, its text unknown; the one
+    // prepared after: its text on every execution and its close.
+    let a = seen["a"].1;
+    let unknown: Vec<&SqlExchange> = a
+        .iter()
+        .filter_map(|r| mysql(r))
+        .filter(|q| q.prepared.is_some() && q.statement.is_none() && q.operation == "EXECUTE")
+        .collect();
+    assert_eq!(unknown.len(), 10);
+    assert!(unknown.iter().all(|q| q.rows == Some(1)));
+    let update = a.iter().filter_map(|r| mysql(r)).find(|q| q.operation == "UPDATE").expect("the prepared UPDATE");
+    assert_eq!(update.statement.as_deref(), Some("UPDATE items SET name = ? WHERE id = ?"));
+    let errors: Vec<(&str, Option<u16>)> =
+        all.iter().filter_map(mysql).filter_map(|q| Some((q.error.as_deref()?, q.error_code))).collect();
+    assert_eq!(errors, [("42S02", Some(1146)), ("42000", Some(1064))], "a missing table, a syntax error");
+    for r in a.iter().chain(seen["b"].1.iter()) {
+        let closing = mysql(r).is_some_and(|q| q.operation == "CLOSE STMT");
+        assert_eq!(r.latency_us.is_some(), !closing, "answered unless a COM_STMT_CLOSE: {r:?}");
+    }
+    let text = serde_json::to_string(&all).unwrap();
+    for secret in ["secret-name", "secret-renamed"] {
+        assert!(!text.contains(secret), "`{secret}` left the node");
+    }
+}

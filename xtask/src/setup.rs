@@ -1,6 +1,6 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
-//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15, psycopg, Redis
-//! and redis-py for its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
+//! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15, psycopg, Redis,
+//! redis-py, MariaDB and DBD::MariaDB for its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
 //! Each is checked first, so running it again costs a few milliseconds.
 
 use std::process::Command;
@@ -34,6 +34,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("redis-server", "redis-server"),
     ("redis-cli", "redis-tools"),
     ("/usr/bin/python3 -c 'import redis'", "python3-redis"),
+    ("mariadbd", "mariadb-server"),
+    ("perl -MDBD::MariaDB -e1", "libdbd-mariadb-perl"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.
