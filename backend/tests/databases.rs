@@ -262,9 +262,12 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
 /// Each connection's commands as MariaDB's general log shows them, by the connection's mark:
 /// `(kind, first word)` — `QUERY`/`PREPARE`/`EXECUTE`/`CLOSE`, and a query's first word. The log
 /// has no failed Prepare (MariaDB logs a statement it could parse).
+/// A server thread's mark and its commands.
+type Thread = (Option<String>, Vec<(String, String)>);
+
 fn general_log(log: &Path) -> BTreeMap<String, Vec<(String, String)>> {
     let text = std::fs::read_to_string(log).expect("the general log");
-    let mut by_thread: BTreeMap<String, (Option<String>, Vec<(String, String)>)> = BTreeMap::new();
+    let mut by_thread: BTreeMap<String, Thread> = BTreeMap::new();
     for line in text.lines() {
         // "261205 23:18:06\t     5 Prepare\tSELECT 1 AS mark_a", or without the time.
         let Some((head, argument)) = line.split_once('\t').and_then(|(_, rest)| rest.rsplit_once('\t')).or_else(|| {
