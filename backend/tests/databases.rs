@@ -1,7 +1,7 @@
-//! podtap against real database servers (end2end/lab/postgres.sh and redis.sh, run by the test
-//! command): every request the server logged is one record, on its connection, with its
-//! operation and its error, connections joined mid-stream included — and none of the values the
-//! client sent is in any record.
+//! podtap against real servers (end2end/lab/postgres.sh, redis.sh, mysql.sh and websocket.sh, run
+//! by the test command): every request the server logged is one record, on its connection, with
+//! its operation and its error, connections joined mid-stream included; a WebSocket session is
+//! one record of what each side sent — and none of the values the clients sent is in any record.
 
 mod common;
 
@@ -362,4 +362,45 @@ fn every_command_mariadb_logged_is_one_record_and_prepared_statements_keep_their
     for secret in ["secret-name", "secret-renamed"] {
         assert!(!text.contains(secret), "`{secret}` left the node");
     }
+}
+
+#[test]
+#[ignore = "needs the WebSocket lab: cargo xtask test runs it after end2end/lab/websocket.sh"]
+fn a_websocket_session_is_one_record_with_what_each_side_sent_and_how_it_closed() {
+    let dir = lab_dir();
+    let log = std::fs::read_to_string(dir.join("logs/websocket-server.log")).expect("the server's log");
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let count = |key: &str, kind: &str| lines.iter().filter(|l| l[key] == kind).count() as u64;
+    let size =
+        |key: &str| lines.iter().filter(|l| l.get(key).is_some()).map(|l| l["size"].as_u64().unwrap()).sum::<u64>();
+    let close = lines.iter().find(|l| l.get("close_code").is_some()).expect("the close the server got");
+    let all = analyze(&dir.join("websocket.pcap"));
+    let ws: Vec<&podtap_shared::WebSocketExchange> = all
+        .iter()
+        .filter_map(|r| match &r.detail {
+            Detail::Websocket(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ws.len(), 1, "one record for the one session");
+    let w = ws[0];
+    assert_eq!(w.subprotocol.as_deref(), Some("chat"));
+    assert_eq!(
+        (w.client.text, w.client.binary),
+        (count("received", "text"), count("received", "binary")),
+        "what the server received"
+    );
+    assert_eq!(
+        (w.server.text, w.server.binary),
+        (count("sent", "text"), count("sent", "binary")),
+        "what the server sent"
+    );
+    // Payload bytes: the messages, and the ping's, pong's and close's own.
+    assert!(w.client.bytes >= size("received") && w.client.bytes <= size("received") + 4 + 125 + 125, "{w:?}");
+    assert_eq!((w.client.ping, w.server.pong), (1, 1));
+    assert_eq!(w.close_code, close["close_code"].as_u64().map(|c| c as u16));
+    assert_eq!(w.close_reason.as_deref(), close["close_reason"].as_str());
+    assert_eq!(w.closed_by.as_deref(), Some("client"));
+    let text = serde_json::to_string(&all).unwrap();
+    assert!(!text.contains("secret-"), "a message's payload left the node");
 }

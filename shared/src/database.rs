@@ -1,4 +1,5 @@
-//! Database exchanges (`kind: "postgres"`, `"mysql"`, `"redis"`): one request and what came back. What may carry a user's data never appears here: statements are kept with their literals
+//! Database exchanges (`kind: "postgres"`, `"mysql"`, `"redis"`): one request and what came back;
+//! and WebSocket connections (`kind: "websocket"`), which carry messages rather than requests. What may carry a user's data never appears here: statements are kept with their literals
 //! replaced by `?` (on the node, before anything leaves it), bind parameters and rows' values are
 //! never read, and an error is its SQLSTATE, not its message (which quotes values).
 
@@ -114,6 +115,54 @@ impl RedisExchange {
             (None, Some(r)) => Some(r.clone()),
             (None, None) => None,
         }
+    }
+}
+
+/// A WebSocket connection after its HTTP/1.1 upgrade (RFC 6455): one record per connection, what
+/// each side sent by kind and size, and how it closed. Never a message's payload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSocketExchange {
+    /// The subprotocol the server chose (`Sec-WebSocket-Protocol`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    /// The extensions it agreed to (`permessage-deflate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<String>,
+    /// What the client sent, and what the server sent.
+    pub client: WebSocketSide,
+    pub server: WebSocketSide,
+    /// The close frame's status code and reason (at most 123 bytes), and which side sent it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+}
+
+/// One side's messages by kind, and their payload bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebSocketSide {
+    pub text: u64,
+    pub binary: u64,
+    pub ping: u64,
+    pub pong: u64,
+    pub close: u64,
+    pub bytes: u64,
+}
+
+impl WebSocketExchange {
+    pub fn request_line(&self) -> String {
+        let (c, s) = (&self.client, &self.server);
+        let protocol = self.subprotocol.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+        format!("WebSocket{protocol}: {} ↑ {} ↓ messages", c.text + c.binary, s.text + s.binary)
+    }
+
+    pub fn outcome(&self) -> Option<String> {
+        self.close_code.map(|c| match &self.close_reason {
+            Some(r) if !r.is_empty() => format!("closed {c} {r}"),
+            _ => format!("closed {c}"),
+        })
     }
 }
 

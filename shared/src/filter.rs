@@ -124,7 +124,7 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
     let allowed: &[&str] = match field {
         Field::Probe => &["true", "false", "yes", "no", "1", "0"],
         Field::Via => &["clusterip", "nodeport", "loadbalancer", "socketlb", "direct", "unknown"],
-        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "mysql", "redis"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "mysql", "redis", "websocket"],
         Field::Status => {
             let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
             if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
@@ -211,6 +211,7 @@ impl Term {
                 crate::Detail::Postgres(_) => v == "postgres",
                 crate::Detail::Redis(_) => v == "redis",
                 crate::Detail::Mysql(_) => v == "mysql",
+                crate::Detail::Websocket(_) => v == "websocket",
             },
             Field::Conn => v.parse() == Ok(r.conn),
             Field::Workload => sides.iter().any(|e| {

@@ -17,7 +17,7 @@ pub mod share;
 pub mod stream;
 
 pub use balance::{Balance, EndpointBalance};
-pub use database::{RedisExchange, SqlExchange, sqlstate_name};
+pub use database::{RedisExchange, SqlExchange, WebSocketExchange, WebSocketSide, sqlstate_name};
 pub use filter::{Filter, FilterError};
 pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;

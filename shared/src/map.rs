@@ -54,7 +54,7 @@ pub struct MapEdge {
 }
 
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
-pub const PROTOCOLS: [&str; 8] = ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis", "mysql"];
+pub const PROTOCOLS: [&str; 9] = ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis", "mysql", "websocket"];
 
 /// The whole map, nodes and edges sorted by id for stable output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,7 @@ impl EdgeStats {
             crate::Detail::Postgres(_) => 5,
             crate::Detail::Redis(_) => 6,
             crate::Detail::Mysql(_) => 7,
+            crate::Detail::Websocket(_) => 8,
         };
         self.protocols |= 1 << bit;
         self.dns_requests += u64::from(bit == 2);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::database::{RedisExchange, SqlExchange};
+use crate::database::{RedisExchange, SqlExchange, WebSocketExchange};
 
 /// What an address turned out to be in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -321,6 +321,8 @@ pub enum Detail {
     Redis(RedisExchange),
     /// MySQL's and MariaDB's client/server protocol.
     Mysql(SqlExchange),
+    /// A WebSocket connection after its upgrade: one record per connection.
+    Websocket(WebSocketExchange),
 }
 
 impl Detail {
@@ -343,6 +345,7 @@ impl Detail {
             },
             Detail::Postgres(q) | Detail::Mysql(q) => q.request_line(),
             Detail::Redis(r) => r.request_line(),
+            Detail::Websocket(w) => w.request_line(),
         }
     }
 
@@ -361,6 +364,7 @@ impl Detail {
             Detail::Tcp(t) => Some(t.close.as_str().to_string()),
             Detail::Postgres(q) | Detail::Mysql(q) => Some(q.outcome()),
             Detail::Redis(r) => r.outcome(),
+            Detail::Websocket(w) => w.outcome(),
         }
     }
 }
@@ -475,6 +479,8 @@ impl Record {
             }
             // A command the client asked no reply for is not an error for having none.
             Detail::Redis(r) => r.error.is_some() || (self.latency_us.is_none() && r.reply.as_deref() != Some("none")),
+            // Closed abnormally (1006 is never sent: it means no close frame came) or by an error.
+            Detail::Websocket(w) => w.close_code.is_some_and(|c| c >= 1002 && c != 1005),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
 //! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15, psycopg, Redis,
-//! redis-py, MariaDB and DBD::MariaDB for its database tier) and npm packages (playwright-core; har-validator for the HAR 1.2 schema).
-//! Each is checked first, so running it again costs a few milliseconds.
+//! redis-py, MariaDB, DBD::MariaDB and websockets for its real servers) and npm packages
+//! (playwright-core; har-validator for the HAR 1.2 schema). Each is checked first, so running it
+//! again costs a few milliseconds.
 
 use std::process::Command;
 
@@ -36,6 +37,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("/usr/bin/python3 -c 'import redis'", "python3-redis"),
     ("mariadbd", "mariadb-server"),
     ("perl -MDBD::MariaDB -e1", "libdbd-mariadb-perl"),
+    ("/usr/bin/python3 -c 'import websockets'", "python3-websockets"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.

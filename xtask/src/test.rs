@@ -122,9 +122,9 @@ fn run_lab(out: &Path) -> Result<()> {
 }
 
 /// The database tier: real servers and their clients' pools (end2end/lab/postgres.sh, redis.sh,
-/// mysql.sh).
+/// mysql.sh), and a WebSocket session (websocket.sh).
 fn run_db_lab(out: &Path) -> Result<()> {
-    for script in ["postgres.sh", "redis.sh", "mysql.sh"] {
+    for script in ["postgres.sh", "redis.sh", "mysql.sh", "websocket.sh"] {
         let lab =
             || Command::new("bash").arg(root().join("end2end/lab").join(script)).arg(out).status().context(script);
         // Exit 75: the lab's own tcpdump dropped packets (a loaded machine), not podtap: once more.
@@ -158,7 +158,7 @@ fn lab() -> Result<()> {
     step("lab: two nodes, an agent on each, one hub, an agent and the hub restarted");
     let nodes = target_dir().join("lab-nodes");
     run_nodes_lab(&nodes)?;
-    step("lab: a real PostgreSQL, Redis and MariaDB, their clients joined mid-stream");
+    step("lab: a real PostgreSQL, Redis and MariaDB, their clients joined mid-stream; a WebSocket session");
     let db = target_dir().join("lab-db");
     run_db_lab(&db)?;
     step("lab: podtap against the servers' ground truth");
@@ -335,6 +335,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "postgres",
     "mysql",
     "redis",
+    "websocket",
     "proxy",
     "merger",
     "query",

@@ -18,6 +18,7 @@ use super::postgres::{self, Postgres};
 use super::redis::{self, Redis};
 use super::starttls::{self, StartTls};
 use super::tls::{Tls, looks_like_tls};
+use super::websocket::WebSocket;
 use super::{Dissected, Exchange, Timing, proxy};
 use crate::reassemble::{ConnHandler, ConnInfo, Dir};
 use podtap_shared::{Detail, TcpClose, TcpConnection};
@@ -34,6 +35,8 @@ enum Proto {
     Postgres(Box<Postgres>),
     Redis(Box<Redis>),
     Mysql(Box<Mysql>),
+    /// After an HTTP/1.1 upgrade.
+    WebSocket(Box<WebSocket>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -217,6 +220,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Postgres(p) => p.on_gap(dir, len),
             Proto::Redis(r) => r.on_gap(),
             Proto::Mysql(m) => m.on_gap(dir, len),
+            Proto::WebSocket(w) => w.on_gap(),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
@@ -231,6 +235,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Postgres(p) => p.on_close(info, out),
             Proto::Redis(r) => r.on_close(info, out),
             Proto::Mysql(m) => m.on_close(info, out),
+            Proto::WebSocket(w) => w.on_close(info, out),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
@@ -283,6 +288,7 @@ impl AnyProtocol {
             Proto::Redis(_) => Some("redis"),
             Proto::Mysql(m) if m.compressed() => Some("mysql (compressed)"),
             Proto::Mysql(_) => Some("mysql"),
+            Proto::WebSocket(_) => Some("websocket"),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -340,6 +346,15 @@ impl AnyProtocol {
                     let mut h2 = Http2::upgraded(other(dir), request);
                     h2.on_data(info, dir, ts_us, &rest, out);
                     self.proto = Proto::Http2(Box::new(h2));
+                } else if let Some((upgrade, frames)) = h.take_websocket() {
+                    // Upgraded: WebSocket frames from here on, both ways.
+                    let mut ws = WebSocket::new(upgrade);
+                    for (d, bytes) in [Dir::AtoB, Dir::BtoA].into_iter().zip(frames) {
+                        if !bytes.is_empty() {
+                            ws.on_data(d, ts_us, &bytes);
+                        }
+                    }
+                    self.proto = Proto::WebSocket(Box::new(ws));
                 } else if let Some(mut tunnel) = h.take_tunnel() {
                     // CONNECT answered: what follows is another protocol (TLS, usually), decided
                     // afresh from its first bytes — the client's, which may have come already.
@@ -353,6 +368,7 @@ impl AnyProtocol {
                 }
             }
             Proto::Http2(h) => h.on_data(info, dir, ts_us, data, out),
+            Proto::WebSocket(w) => w.on_data(dir, ts_us, data),
             Proto::Tls(t) => t.on_data(info, dir, ts_us, data, out),
             Proto::Dns(d) => d.on_data(info, dir, ts_us, data, out),
             Proto::Postgres(p) => {

@@ -20,6 +20,7 @@ pub mod redis;
 pub mod sql;
 pub mod starttls;
 pub mod tls;
+pub mod websocket;
 
 /// A request and its response (when seen), of any protocol. It is what a node's agent sends the
 /// hub (`ingest::wire`): the addresses as captured, no names.

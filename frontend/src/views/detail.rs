@@ -261,6 +261,20 @@ fn asked_and_answered(r: &Record) -> AnyView {
         }
         .into_any(),
         Detail::Postgres(q) | Detail::Mysql(q) => sql_facts(q),
+        Detail::Websocket(w) => {
+            let side = |s: &podtap_shared::WebSocketSide| {
+                format!("{} text, {} binary, {} ping, {} pong; {} bytes", s.text, s.binary, s.ping, s.pong, s.bytes)
+            };
+            view! {
+                <dl class="facts">
+                    <dt>"subprotocol"</dt><dd>{w.subprotocol.clone().unwrap_or_else(|| "—".into())}</dd>
+                    <dt>"client sent"</dt><dd>{side(&w.client)}</dd>
+                    <dt>"server sent"</dt><dd>{side(&w.server)}</dd>
+                    <dt>"closed"</dt><dd>{w.outcome().map(|o| format!("{o} by the {}", w.closed_by.as_deref().unwrap_or("?"))).unwrap_or_else(|| "not seen closing".into())}</dd>
+                </dl>
+            }
+            .into_any()
+        }
         Detail::Redis(x) => view! {
             <dl class="facts">
                 <dt>"command"</dt><dd><Term text=x.command.clone() term=format!("op:{}", x.command.replace(' ', "_"))/></dd>

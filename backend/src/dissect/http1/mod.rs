@@ -92,6 +92,9 @@ pub struct Http1 {
     joined: bool,
     /// The direction carrying requests, once known.
     request_dir: Option<Dir>,
+    /// Set by `101 Switching Protocols` to `websocket`: the upgrade, and the bytes after it per
+    /// direction (`Dir` as index), which are already WebSocket frames.
+    websocket: Option<(super::websocket::Upgrade, [Vec<u8>; 2])>,
     /// Set by `101 Switching Protocols` to h2c: the upgrade request (answered on HTTP/2 stream 1)
     /// and the server's bytes after the 101, which are already HTTP/2.
     h2c: Option<(Upgraded, Vec<u8>)>,
@@ -103,6 +106,11 @@ impl Http1 {
     /// The connection switched to HTTP/2 (`Upgrade: h2c`): what HTTP/2 takes over.
     pub fn take_h2c(&mut self) -> Option<(Upgraded, Vec<u8>)> {
         self.h2c.take()
+    }
+
+    /// The connection switched to WebSocket: the upgrade and the frames' first bytes.
+    pub fn take_websocket(&mut self) -> Option<(super::websocket::Upgrade, [Vec<u8>; 2])> {
+        self.websocket.take()
     }
 
     /// A `CONNECT` was answered: the tunnel's first bytes, per direction (`Dir` as index).
@@ -121,6 +129,7 @@ impl ConnHandler for Http1 {
             requests: Pairing::new(joined),
             response: None,
             tunnel: None,
+            websocket: None,
             joined,
             request_dir: None,
             h2c: None,
@@ -238,6 +247,8 @@ impl Http1 {
             after.extend_from_slice(rest);
         } else if let Some(tunnel) = &mut self.tunnel {
             tunnel[i].extend_from_slice(rest);
+        } else if let Some((_, frames)) = &mut self.websocket {
+            frames[i].extend_from_slice(rest);
         }
     }
 
@@ -400,9 +411,11 @@ impl Http1 {
                 };
                 let mut framing = Framing::default();
                 let mut to_h2c = false;
+                let mut websocket = super::websocket::Upgrade::default();
                 for (name, value) in &fields {
                     framing.note(name, value);
                     to_h2c |= name.eq_ignore_ascii_case("upgrade") && value.eq_ignore_ascii_case(b"h2c");
+                    websocket.note(name, value);
                 }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
@@ -440,6 +453,12 @@ impl Http1 {
                         let mut t = [Vec::new(), Vec::new()];
                         t[other(dir) as usize] = req_side;
                         self.tunnel = Some(t);
+                    } else if websocket.is_websocket() {
+                        let mut frames = [Vec::new(), Vec::new()];
+                        frames[other(dir) as usize] = req_side;
+                        websocket.server = Some(dir);
+                        websocket.ts_us = ts_us;
+                        self.websocket = Some((websocket, frames));
                     }
                     return Some(n);
                 }

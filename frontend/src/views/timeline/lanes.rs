@@ -53,6 +53,8 @@ impl Outcome {
             Detail::Mysql(q) if q.error.is_some() => Outcome::Failed,
             Detail::Mysql(_) if r.is_error() => Outcome::NoAnswer,
             Detail::Mysql(_) => Outcome::Ok,
+            Detail::Websocket(_) if r.is_error() => Outcome::Failed,
+            Detail::Websocket(_) => Outcome::Ok,
             Detail::Redis(x) if x.error.is_some() => Outcome::Failed,
             Detail::Redis(x) if r.latency_us.is_none() && x.reply.as_deref() != Some("none") => Outcome::NoAnswer,
             Detail::Redis(_) => Outcome::Ok,
