@@ -76,6 +76,10 @@ pub struct LiveCapture {
     /// Index = `Frame::interface`.
     slots: Vec<LiveInterface>,
     rings: Vec<(u32, Ring)>,
+    /// Rings of interfaces that went away, kept until the kernel has handed over their last
+    /// block: a TPACKET_V3 block stays the kernel's until it is full or `retire_ms` passed, so a
+    /// pod deleted right after its last packets (a probe's answer, a FIN) would take them along.
+    closing: Vec<(u32, Ring, Instant)>,
     last_scan: Instant,
     /// The kernel's word that a link changed (`None`: rescans only).
     links: Option<links::LinkEvents>,
@@ -112,6 +116,7 @@ impl LiveCapture {
             size,
             slots: Vec::new(),
             rings: Vec::new(),
+            closing: Vec::new(),
             last_scan: Instant::now(),
             links: links::LinkEvents::open(),
             vlan_scratch: Vec::new(),
@@ -140,9 +145,20 @@ impl LiveCapture {
             } else {
                 info.open = false;
                 tracing::info!("stopped capturing on {} (gone)", info.name);
+                self.closing.push((slot, ring, Instant::now()));
             }
         }
         self.rings = kept;
+        // Past a few block timeouts the kernel has handed over whatever was in a gone ring.
+        let linger = Duration::from_millis(u64::from(self.size.retire_ms) * 3 + 20);
+        let slots = &mut self.slots;
+        self.closing.retain_mut(|(slot, ring, since)| {
+            let keep = since.elapsed() < linger;
+            if !keep {
+                slots[*slot as usize].stats = ring.stats();
+            }
+            keep
+        });
         let mut prepared = Vec::new();
         for iface in present {
             let open = self.rings.iter().any(|(s, _)| self.slots[*s as usize].ifindex == iface.ifindex);
@@ -213,6 +229,7 @@ impl LiveCapture {
     /// before their first frame.
     pub fn poll(&mut self, timeout: Duration, mut each: impl FnMut(LiveFrame<'_>)) -> Result<usize, LiveError> {
         let mut fds: Vec<_> = self.rings.iter().map(|(_, r)| r.fd()).collect();
+        fds.extend(self.closing.iter().map(|(_, r, _)| r.fd()));
         fds.extend(self.links.as_ref().map(|l| l.fd()));
         if fds.is_empty() {
             std::thread::sleep(timeout.min(RESCAN_EVERY));
@@ -220,13 +237,18 @@ impl LiveCapture {
         }
         let wait_ms = timeout.min(RESCAN_EVERY).as_millis() as i32;
         let failed = ring::wait(&fds, wait_ms).map_err(LiveError::List)?;
-        if !failed.is_empty() || self.links.as_ref().is_some_and(|l| l.drain()) {
-            // An interface went down or away: look now rather than at the next second.
+        // `failed` indexes `fds`: the open rings, then the closing ones (whose errors are known).
+        let (open, closing_end) = (self.rings.len(), self.rings.len() + self.closing.len());
+        let failed_open = failed.iter().any(|&i| i < open || i >= closing_end);
+        if failed_open || self.links.as_ref().is_some_and(|l| l.drain()) || !self.closing.is_empty() {
+            // An interface went down or away (or a gone one's ring waits to be let go): look now
+            // rather than at the next second.
             self.last_scan = Instant::now() - RESCAN_EVERY;
         }
         let mut handed = 0;
         let scratch = &mut self.vlan_scratch;
-        for (slot, ring) in &mut self.rings {
+        let closing = self.closing.iter_mut().map(|(slot, ring, _)| (slot, ring));
+        for (slot, ring) in self.rings.iter_mut().map(|(slot, ring)| (slot, ring)).chain(closing) {
             let link = self.slots[*slot as usize].link;
             handed += ring.drain(|p| {
                 let data = match p.vlan {
