@@ -162,7 +162,7 @@ fn lab() -> Result<()> {
     let db = target_dir().join("lab-db");
     run_db_lab(&db)?;
     step("lab: podtap against the servers' ground truth");
-    let tests = ["lab", "windows", "nodes_lab", "databases"].map(|t| ["--test", t]).concat();
+    let tests = ["lab", "windows", "nodes_lab", "databases", "live_gone"].map(|t| ["--test", t]).concat();
     status(
         linted(&mut cargo_command(&[&["test"], PACKAGES, &tests].concat()))?
             .args(["--", "--ignored"])
