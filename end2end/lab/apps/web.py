@@ -61,14 +61,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # the JSON log below replaces the default stderr line
         pass
 
-    def _reply(self, status, body, ctype="application/json"):
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+    def _log(self, status):
+        # Logged before the answer goes out: a pod stopped (SIGTERM ends this process at once)
+        # between its answer and its log line would have served a request its log never shows.
         LOG.write(json.dumps({
             "ts": time.time(), "pod": POD, "conn": self.conn_id,
             "peer_ip": self.client_address[0], "peer_port": self.client_address[1],
@@ -76,8 +71,19 @@ class Handler(BaseHTTPRequestHandler):
             "user_agent": self.headers.get("User-Agent", ""),
         }) + "\n")
 
+    def _reply(self, status, body, ctype="application/json"):
+        data = body.encode()
+        self._log(status)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
     def _chunked(self, parts):
         """A 200 with Transfer-Encoding: chunked (RFC 9112 section 7.1), one chunk per part."""
+        self._log(200)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Transfer-Encoding", "chunked")
@@ -87,12 +93,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()  # one write per chunk: chunks cross segment boundaries
         self.wfile.write(b"0\r\n\r\n")
-        LOG.write(json.dumps({
-            "ts": time.time(), "pod": POD, "conn": self.conn_id,
-            "peer_ip": self.client_address[0], "peer_port": self.client_address[1],
-            "method": self.command, "path": self.path, "status": 200,
-            "user_agent": self.headers.get("User-Agent", ""),
-        }) + "\n")
 
     def do_GET(self):
         if self.path == "/chunked":
