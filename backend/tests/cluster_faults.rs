@@ -1,5 +1,5 @@
-//! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`, run by
-//! the test command in both kube-proxy modes after the seed): the seed's traffic while
+//! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`; run by
+//! hand for now, README says why): the seed's traffic while
 //!
 //! 1. the hub cannot reach the API server for its first 10 s (its kubeconfig points at a relay on
 //!    its node that the test starts only then): records wait, and are named as of their time once

@@ -175,15 +175,17 @@ fn lab() -> Result<()> {
 /// A real Kubernetes (`cargo xtask cluster up --nodes 2`: the control plane built from its Go
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
-/// three formats, a window) and the API server's faults (cluster_faults.rs) in both; podtap under
-/// the deployment's RBAC and a one-Role user (real_cluster.rs) in iptables mode.
+/// three formats, a window) in both; podtap under the deployment's RBAC and a one-Role user
+/// (real_cluster.rs) in iptables mode. The API server's faults (cluster_faults.rs) by hand.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
     // The deployment's RBAC once: it does not depend on the mode.
     let both = [
-        ("iptables", &["cluster_seed", "cluster_faults", "real_cluster"][..]),
-        ("nftables", &["cluster_seed", "cluster_faults"][..]),
+        // cluster_faults.rs is run by hand again: a probe sent to a pod being stopped, never read
+        // by its app, is a record the app's log cannot show (fresh clone 16e; README).
+        ("iptables", &["cluster_seed", "real_cluster"][..]),
+        ("nftables", &["cluster_seed"][..]),
     ];
     for (mode, tests) in both {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));
