@@ -14,6 +14,7 @@ set -euo pipefail
 OUT=${1:?usage: mysql.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
 source "$LAB/quiet.sh"
+source "$LAB/pair.sh"
 [[ $EUID -eq 0 ]] || { echo "mysql: needs root (network namespaces)" >&2; exit 1; }
 for tool in ip tcpdump runuser mariadbd mariadb-install-db mariadb-admin; do
   command -v "$tool" >/dev/null || { echo "mysql: missing $tool (Debian's mariadb-server)" >&2; exit 1; }
@@ -24,26 +25,15 @@ OUT=$(cd "$OUT" && pwd)
 C=ptl-my-c S=ptl-my-s
 DATA=$(mktemp -d /tmp/podtap-mysql.XXXXXX)
 down() {
-  local ns
-  for ns in $C $S; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  pair_down $C $S
   rm -rf "$DATA"
 }
 trap down EXIT
 trap 'exit 130' INT TERM
-for ns in $C $S; do ip netns del "$ns" 2>/dev/null || true; done
+pair_down $C $S
 rm -f "$OUT/mysql.pcap" "$OUT"/logs/mysql-*
 
-ip netns add $C
-ip netns add $S
-for ns in $C $S; do ip -n $ns link set lo up; done
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.251.2.1/24 dev eth0
-ip -n $S addr add 10.251.2.2/24 dev eth0
-ip -n $C link set eth0 up
-ip -n $S link set eth0 up
+pair_up $C $S 10.251.2
 
 # The server runs as Debian's mysql user, on the namespace's address only, with no grant tables
 # (any user may connect: the lab's, not a secret) and every command in its general log.
@@ -69,14 +59,8 @@ ip netns exec $C perl "$LAB/apps/mysql_client.pl" 10.251.2.2 "$READY" "$GO" 2>"$
 CLIENT=$!
 for _ in $(seq 300); do [[ -e $READY ]] && break; kill -0 $CLIENT 2>/dev/null || break; sleep 0.1; done
 [[ -e $READY ]] || { echo "mysql: the client did not get ready" >&2; cat "$OUT/logs/mysql-client.err" >&2; exit 1; }
-ip netns exec $C tcpdump -i eth0 -n -s 0 -B 65536 -U --immediate-mode -w "$OUT/mysql.pcap" 2>"$OUT/logs/mysql-tcpdump.err" &
-DUMP=$!
-for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/mysql-tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+capture_start $C "$OUT/mysql.pcap" "$OUT/logs/mysql-tcpdump.err"
 touch "$GO"
 wait $CLIENT || { echo "mysql: the client failed" >&2; cat "$OUT/logs/mysql-client.err" >&2; exit 1; }
-# Until the sessions' last packets went by (tcpdump writes each at once: -U), then stop it.
-lab_quiet $C
-kill -INT $DUMP
-wait $DUMP || true
-grep -q "0 packets dropped by kernel" "$OUT/logs/mysql-tcpdump.err" || { echo "mysql: tcpdump dropped packets" >&2; exit 75; }
+capture_stop $C "$OUT/logs/mysql-tcpdump.err" mysql
 echo "mysql: $(grep -cE '^\s*(\S+\s+\S+\s+)?[0-9]+ (Query|Prepare|Execute|Close stmt)' "$OUT/logs/mysql-general.log") commands logged"

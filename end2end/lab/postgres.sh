@@ -13,6 +13,7 @@ set -euo pipefail
 OUT=${1:?usage: postgres.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
 source "$LAB/quiet.sh"
+source "$LAB/pair.sh"
 [[ $EUID -eq 0 ]] || { echo "postgres: needs root (network namespaces)" >&2; exit 1; }
 PG=/usr/lib/postgresql/15/bin
 for tool in ip tcpdump runuser "$PG/postgres" "$PG/initdb" "$PG/pg_isready"; do
@@ -24,26 +25,15 @@ OUT=$(cd "$OUT" && pwd)
 C=ptl-pg-c S=ptl-pg-s
 DATA=$(mktemp -d /tmp/podtap-pg.XXXXXX)
 down() {
-  local ns
-  for ns in $C $S; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  pair_down $C $S
   rm -rf "$DATA"
 }
 trap down EXIT
 trap 'exit 130' INT TERM
-for ns in $C $S; do ip netns del "$ns" 2>/dev/null || true; done
+pair_down $C $S
 rm -f "$OUT/postgres.pcap" "$OUT"/logs/postgres*.log "$OUT"/logs/pg-*.err
 
-ip netns add $C
-ip netns add $S
-for ns in $C $S; do ip -n $ns link set lo up; done
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.251.0.1/24 dev eth0
-ip -n $S addr add 10.251.0.2/24 dev eth0
-ip -n $C link set eth0 up
-ip -n $S link set eth0 up
+pair_up $C $S 10.251.0
 
 # The server runs as Debian's postgres user (it refuses root), on the namespace's address only.
 chown postgres: "$DATA"
@@ -69,14 +59,8 @@ ip netns exec $C /usr/bin/python3 "$LAB/apps/pg_client.py" 10.251.0.2 "$READY" "
 CLIENT=$!
 for _ in $(seq 300); do [[ -e $READY ]] && break; kill -0 $CLIENT 2>/dev/null || break; sleep 0.1; done
 [[ -e $READY ]] || { echo "postgres: the client did not get ready" >&2; cat "$OUT/logs/pg-client.err" >&2; exit 1; }
-ip netns exec $C tcpdump -i eth0 -n -s 0 -B 65536 -U --immediate-mode -w "$OUT/postgres.pcap" 2>"$OUT/logs/pg-tcpdump.err" &
-DUMP=$!
-for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/pg-tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+capture_start $C "$OUT/postgres.pcap" "$OUT/logs/pg-tcpdump.err"
 touch "$GO"
 wait $CLIENT || { echo "postgres: the client failed" >&2; cat "$OUT/logs/pg-client.err" >&2; exit 1; }
-# Until the sessions' last packets went by (tcpdump writes each at once: -U), then stop it.
-lab_quiet $C
-kill -INT $DUMP
-wait $DUMP || true
-grep -q "0 packets dropped by kernel" "$OUT/logs/pg-tcpdump.err" || { echo "postgres: tcpdump dropped packets" >&2; exit 75; }
+capture_stop $C "$OUT/logs/pg-tcpdump.err" postgres
 echo "postgres: $(grep -c 'LOG:  \(statement\|execute\)' "$OUT/logs/postgres.log") statements logged"

@@ -13,6 +13,7 @@ set -euo pipefail
 OUT=${1:?usage: redis.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
 source "$LAB/quiet.sh"
+source "$LAB/pair.sh"
 [[ $EUID -eq 0 ]] || { echo "redis: needs root (network namespaces)" >&2; exit 1; }
 for tool in ip tcpdump redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "redis: missing $tool (Debian's redis-server, redis-tools)" >&2; exit 1; }
@@ -23,26 +24,15 @@ OUT=$(cd "$OUT" && pwd)
 C=ptl-rd-c S=ptl-rd-s
 DIR=$(mktemp -d /tmp/podtap-redis.XXXXXX)
 down() {
-  local ns
-  for ns in $C $S; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  pair_down $C $S
   rm -rf "$DIR"
 }
 trap down EXIT
 trap 'exit 130' INT TERM
-for ns in $C $S; do ip netns del "$ns" 2>/dev/null || true; done
+pair_down $C $S
 rm -f "$OUT/redis.pcap" "$OUT"/logs/redis-*
 
-ip netns add $C
-ip netns add $S
-for ns in $C $S; do ip -n $ns link set lo up; done
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.251.1.1/24 dev eth0
-ip -n $S addr add 10.251.1.2/24 dev eth0
-ip -n $C link set eth0 up
-ip -n $S link set eth0 up
+pair_up $C $S 10.251.1
 
 ip netns exec $S redis-server --bind 10.251.1.2 127.0.0.1 --port 6379 --protected-mode no --save '' \
   --appendonly no --dir "$DIR" >"$OUT/logs/redis-server.log" 2>&1 &
@@ -63,16 +53,10 @@ ip netns exec $C /usr/bin/python3 "$LAB/apps/redis_client.py" 10.251.1.2 "$READY
 CLIENT=$!
 for _ in $(seq 300); do [[ -e $READY ]] && break; kill -0 $CLIENT 2>/dev/null || break; sleep 0.1; done
 [[ -e $READY ]] || { echo "redis: the client did not get ready" >&2; cat "$OUT/logs/redis-client.err" >&2; exit 1; }
-ip netns exec $C tcpdump -i eth0 -n -s 0 -B 65536 -U --immediate-mode -w "$OUT/redis.pcap" 2>"$OUT/logs/redis-tcpdump.err" &
-DUMP=$!
-for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/redis-tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+capture_start $C "$OUT/redis.pcap" "$OUT/logs/redis-tcpdump.err"
 touch "$GO"
 wait $CLIENT || { echo "redis: the client failed" >&2; cat "$OUT/logs/redis-client.err" >&2; exit 1; }
-# Until the connections' last packets went by (tcpdump writes each at once: -U), then stop it.
-lab_quiet $C
-kill -INT $DUMP
-wait $DUMP || true
-grep -q "0 packets dropped by kernel" "$OUT/logs/redis-tcpdump.err" || { echo "redis: tcpdump dropped packets" >&2; exit 75; }
+capture_stop $C "$OUT/logs/redis-tcpdump.err" redis
 # The feed has every command once the server is idle: one more, from the loopback, to be sure.
 ip netns exec $S redis-cli -h 127.0.0.1 get end-of-run >/dev/null
 for _ in $(seq 100); do grep -q '"end-of-run"' "$OUT/logs/redis-monitor.log" && break; sleep 0.1; done

@@ -13,6 +13,7 @@ set -euo pipefail
 OUT=${1:?usage: websocket.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
 source "$LAB/quiet.sh"
+source "$LAB/pair.sh"
 [[ $EUID -eq 0 ]] || { echo "websocket: needs root (network namespaces)" >&2; exit 1; }
 command -v tcpdump >/dev/null || { echo "websocket: missing tcpdump" >&2; exit 1; }
 /usr/bin/python3 -c 'import websockets' || { echo "websocket: missing websockets (Debian's python3-websockets)" >&2; exit 1; }
@@ -20,25 +21,14 @@ mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
 C=ptl-ws-c S=ptl-ws-s
 down() {
-  local ns
-  for ns in $C $S; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  pair_down $C $S
 }
 trap down EXIT
 trap 'exit 130' INT TERM
 down
 rm -f "$OUT/websocket.pcap" "$OUT"/logs/websocket-*
 
-ip netns add $C
-ip netns add $S
-for ns in $C $S; do ip -n $ns link set lo up; done
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.251.3.1/24 dev eth0
-ip -n $S addr add 10.251.3.2/24 dev eth0
-ip -n $C link set eth0 up
-ip -n $S link set eth0 up
+pair_up $C $S 10.251.3
 
 : >"$OUT/logs/websocket-server.log"
 ip netns exec $S /usr/bin/python3 "$LAB/apps/ws_peer.py" server 10.251.3.2 8765 "$OUT/logs/websocket-server.log" \
@@ -48,15 +38,9 @@ for _ in $(seq 100); do
   ip netns exec $C /usr/bin/python3 -c "import socket; socket.create_connection(('10.251.3.2', 8765), 0.2)" 2>/dev/null && break
   sleep 0.1
 done
-ip netns exec $C tcpdump -i eth0 -n -s 0 -B 65536 -U --immediate-mode -w "$OUT/websocket.pcap" 'port 8765' \
-  2>"$OUT/logs/websocket-tcpdump.err" &
-DUMP=$!
-for _ in $(seq 100); do grep -q "listening on" "$OUT/logs/websocket-tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+capture_start $C "$OUT/websocket.pcap" "$OUT/logs/websocket-tcpdump.err" 'port 8765'
 ip netns exec $C /usr/bin/python3 "$LAB/apps/ws_peer.py" client 10.251.3.2 8765 2>"$OUT/logs/websocket-client.err" \
   || { echo "websocket: the client failed" >&2; cat "$OUT/logs/websocket-client.err" >&2; exit 1; }
-lab_quiet $C
 for _ in $(seq 100); do grep -q close_code "$OUT/logs/websocket-server.log" && break; sleep 0.1; done
-kill -INT $DUMP
-wait $DUMP || true
-grep -q "0 packets dropped by kernel" "$OUT/logs/websocket-tcpdump.err" || { echo "websocket: tcpdump dropped packets" >&2; exit 75; }
+capture_stop $C "$OUT/logs/websocket-tcpdump.err" websocket
 echo "websocket: $(grep -c received "$OUT/logs/websocket-server.log") messages received by the server"
