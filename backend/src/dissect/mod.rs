@@ -8,6 +8,8 @@ use crate::reassemble::ConnInfo;
 use podtap_shared::{Detail, DnsExchange, HttpExchange, Tunnel};
 
 pub mod any;
+#[cfg(test)]
+pub mod conversation;
 pub mod dns;
 pub mod dns_tcp;
 pub mod http1;

@@ -3,9 +3,8 @@
 
 use podtap_shared::{Detail, SqlExchange};
 
-use crate::dissect::any::AnyProtocol;
 use crate::dissect::{Dissected, Exchange};
-use crate::reassemble::{ConnHandler, ConnInfo, Dir};
+use crate::reassemble::Dir;
 
 const C: Dir = Dir::AtoB;
 const S: Dir = Dir::BtoA;
@@ -91,16 +90,7 @@ fn query(sql: &str) -> Vec<u8> {
 }
 
 fn run(steps: &[(Dir, Vec<u8>)], syn: bool) -> (Vec<Exchange>, Vec<Dissected>) {
-    let mut info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:3306");
-    info.opener = syn.then_some(C);
-    info.seq = [1000, 5000];
-    let mut p = AnyProtocol::new(&info);
-    let mut out = Vec::new();
-    for (i, (dir, bytes)) in steps.iter().enumerate() {
-        p.on_data(&info, *dir, 10 + i as u64, bytes, &mut out);
-        info.seq[*dir as usize] = info.seq[*dir as usize].wrapping_add(bytes.len() as u32);
-    }
-    p.on_close(&info, 99, &mut out);
+    let out = crate::dissect::conversation::converse(3306, syn, steps);
     let records = out
         .iter()
         .filter_map(|d| match d {

@@ -73,16 +73,7 @@ fn error(code: &str, message: &str) -> Vec<u8> {
 /// The records of a conversation on a connection to port 5432 (the handshake seen when `syn`),
 /// each step one segment at its own time; sequence numbers advance as a reassembler's do.
 fn run(steps: &[(Dir, Vec<u8>)], syn: bool) -> (Vec<Exchange>, Vec<Dissected>) {
-    let mut info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:5432");
-    info.opener = syn.then_some(C);
-    info.seq = [1000, 5000];
-    let mut p = AnyProtocol::new(&info);
-    let mut out = Vec::new();
-    for (i, (dir, bytes)) in steps.iter().enumerate() {
-        p.on_data(&info, *dir, 10 + i as u64, bytes, &mut out);
-        info.seq[*dir as usize] = info.seq[*dir as usize].wrapping_add(bytes.len() as u32);
-    }
-    p.on_close(&info, 99, &mut out);
+    let out = crate::dissect::conversation::converse(5432, syn, steps);
     let exchanges = out
         .iter()
         .filter_map(|d| match d {

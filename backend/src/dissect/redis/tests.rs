@@ -3,9 +3,8 @@
 
 use podtap_shared::{Detail, RedisExchange};
 
-use crate::dissect::any::AnyProtocol;
 use crate::dissect::{Dissected, Exchange};
-use crate::reassemble::{ConnHandler, ConnInfo, Dir};
+use crate::reassemble::Dir;
 
 const C: Dir = Dir::AtoB;
 const S: Dir = Dir::BtoA;
@@ -25,17 +24,8 @@ fn run(steps: &[(Dir, Vec<u8>)]) -> Vec<Exchange> {
 
 /// `syn`: the connection's handshake was seen (else it was joined mid-stream).
 fn run_on(steps: &[(Dir, Vec<u8>)], syn: bool) -> Vec<Exchange> {
-    let mut info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:6379");
-    info.opener = syn.then_some(C);
-    info.seq = [1000, 5000];
-    let mut p = AnyProtocol::new(&info);
-    let mut out = Vec::new();
-    for (i, (dir, bytes)) in steps.iter().enumerate() {
-        p.on_data(&info, *dir, 10 + i as u64, bytes, &mut out);
-        info.seq[*dir as usize] = info.seq[*dir as usize].wrapping_add(bytes.len() as u32);
-    }
-    p.on_close(&info, 99, &mut out);
-    out.into_iter()
+    crate::dissect::conversation::converse(6379, syn, steps)
+        .into_iter()
         .filter_map(|d| match d {
             Dissected::Exchange(e) if matches!(e.detail, Detail::Redis(_)) => Some(*e),
             _ => None,
