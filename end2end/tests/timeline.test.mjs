@@ -110,15 +110,22 @@ test('a bar opens its request in full; its names filter every view', async () =>
     const keepalive = truth.clients.client.by_mode.keepalive;
     const lane = await ui.until('the keep-alive lane', async () => (await ui.lanes()).find((l) => l.requests === keepalive && l.src === 'pod:default/curl-client'));
     const el = await ui.lane(lane.conn);
-    const bar = el.locator('[data-testid="timeline-bar"]').nth(5);
-    const id = Number(await bar.getAttribute('data-id'));
+    const id = Number(await el.locator('[data-testid="timeline-bar"]').nth(5).getAttribute('data-id'));
+    // Scrolling redraws the rows, so the bar is found by its id, and pressed only once it holds
+    // still for a frame (the pick is by position, not by element).
+    const bar = ui.page.locator(`[data-testid="timeline-bar"][data-id="${id}"]`);
+    const box = await ui.until('the bar on screen, holding still', async () => {
+      await bar.scrollIntoViewIfNeeded({ timeout: 1000 }).catch(() => {});
+      const a = await bar.boundingBox({ timeout: 1000 }).catch(() => null);
+      await ui.frames();
+      const b = await bar.boundingBox({ timeout: 1000 }).catch(() => null);
+      return a && b && a.x === b.x && a.y === b.y ? b : null;
+    });
     // Pressed, then redrawn before the release, as a live stream redraws the lanes at every record:
     // the browser sends no `click` then, and the pick must still happen.
-    await bar.scrollIntoViewIfNeeded();
-    const box = await bar.boundingBox();
     await ui.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await ui.page.mouse.down();
-    await bar.evaluate((e) => e.remove());
+    await ui.page.$$eval(`[data-testid="timeline-bar"][data-id="${id}"]`, (els) => els.forEach((e) => e.remove()));
     await ui.page.mouse.up();
     const d = await ui.until('the detail panel', async () => {
       const d = await ui.detail();
