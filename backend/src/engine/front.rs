@@ -167,6 +167,12 @@ impl Observer {
         }
     }
 
+    /// The capture of `interface` ended: what was seen on it alone closes now
+    /// (`Reassembler::end_interface`).
+    pub fn end_interface(&mut self, interface: u32, now_us: u64) {
+        self.tcp.end_interface(interface, now_us, &mut self.scratch);
+    }
+
     /// Counters so far: everything this half saw (the joiner adds what it named and merged).
     pub fn stats(&self) -> EngineStats {
         EngineStats { tcp: self.tcp.stats, dns: self.dns.stats, ip_fragments: self.defrag.stats, ..self.stats }

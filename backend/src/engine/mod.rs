@@ -104,7 +104,7 @@ impl EngineStats {
             one_way_responses, malformed_requests, uncertain_pairings, resyncs, non_http_streams, dns_over_tcp,
             own_frames, late_named, late_unnamed);
         add_fields!(self.tcp, o.tcp; segments, connections, out_of_order_segments, retransmitted_bytes, gaps,
-            gap_bytes, connections_over_limit, idle_closed, copies);
+            gap_bytes, connections_over_limit, idle_closed, copies, interface_gone);
         add_fields!(self.dns, o.dns; queries, responses, malformed, unmatched_responses, retransmitted_queries,
             timed_out, over_limit, copies);
         add_fields!(self.ip_fragments, o.ip_fragments; fragments, reassembled, invalid);
@@ -229,6 +229,14 @@ impl Engine {
         let items = self.front.take_items();
         self.back.take(0, items, now_us, out);
         self.back.flush(now_us, out);
+    }
+
+    /// The capture of `interface` ended (live: it went away and its ring was drained); what was
+    /// seen on it alone is finished now, into `out`.
+    pub fn end_interface(&mut self, interface: u32, now_us: u64, out: &mut Vec<Record>) {
+        self.front.end_interface(interface, now_us);
+        let items = self.front.take_items();
+        self.back.take(0, items, now_us, out);
     }
 
     /// Feeds one frame; finished records are appended to `out`.

@@ -71,7 +71,11 @@ pub fn run(mut live: LiveCapture, mut cluster: ClusterFeed, hub: &Hub, stop: &At
             }
             engine.on_frame(&f.frame, &mut batch.records)
         })?;
-        engine.idle(now_us(), &mut batch.records);
+        let now = now_us();
+        for gone in live.take_ended() {
+            engine.end_interface(gone, now, &mut batch.records);
+        }
+        engine.idle(now, &mut batch.records);
         batch.maybe_flush();
         if let Some(stats) = watch.due(&mut live) {
             hub.set_capture(stats);

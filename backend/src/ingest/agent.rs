@@ -162,6 +162,9 @@ pub fn capture(
         })?;
         // Every ring is drained: nothing older than now is still on its way.
         let now = shifted(now_us(), skew_us);
+        for gone in live.take_ended() {
+            observer.end_interface(gone, now);
+        }
         observer.idle(now);
         filling.add(observer.take_items(), now);
         if filling.due() {

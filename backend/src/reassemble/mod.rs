@@ -14,7 +14,7 @@
 use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
 use crate::decode::Segment;
@@ -172,6 +172,10 @@ pub struct ReassemblyStats {
     pub idle_closed: u64,
     /// Segments that were copies of ones already seen on another interface.
     pub copies: u64,
+    /// Connections closed because the only interface that carried them went away (a pod's veth
+    /// at its deletion): nothing more of them can be seen, so what they hold is written now.
+    #[serde(default)]
+    pub interface_gone: u64,
 }
 
 #[derive(Default)]
@@ -239,6 +243,8 @@ pub struct Reassembler<H: ConnHandler> {
     closed: FxHashMap<Key, Closed>,
     limits: Limits,
     next_id: u64,
+    /// Interfaces whose capture ended (`end_interface`).
+    ended: FxHashSet<u32>,
     pub stats: ReassemblyStats,
 }
 
@@ -249,6 +255,7 @@ impl<H: ConnHandler> Reassembler<H> {
             closed: FxHashMap::default(),
             limits,
             next_id: 1,
+            ended: FxHashSet::default(),
             stats: ReassemblyStats::default(),
         }
     }
@@ -395,6 +402,29 @@ impl<H: ConnHandler> Reassembler<H> {
             self.close(key, conn, now_us, out);
         }
         self.closed.retain(|_, c| now_us.saturating_sub(c.at_us) <= Closed::KEEP_US);
+    }
+
+    /// The capture of `interface` ended (it went away, and its ring was drained; interface
+    /// numbers are never reused): connections every interface of which has ended are closed as
+    /// still open when the capture ended — an unanswered request is written now, not after the
+    /// idle timeout — oldest first. Those still carried by another interface go on.
+    pub fn end_interface(&mut self, interface: u32, now_us: u64, out: &mut Vec<H::Output>) {
+        self.ended.insert(interface);
+        let ended = &self.ended;
+        let mut gone: Vec<Key> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.seen_on.contains(&interface) && c.seen_on.iter().all(|i| ended.contains(i)))
+            .map(|(k, _)| *k)
+            .collect();
+        gone.sort_by_key(|k| self.conns[k].info.id);
+        for key in gone {
+            let mut conn = self.conns.remove(&key).expect("listed");
+            conn.info.life.close = TcpClose::Open;
+            self.stats.interface_gone += 1;
+            flush(&mut conn, &mut self.stats, out);
+            self.close(key, conn, now_us, out);
+        }
     }
 
     /// End of input: flushes and closes every connection, oldest first.

@@ -285,3 +285,30 @@ fn the_interfaces_that_carried_a_connection_are_counted() {
     }
     assert_eq!(out, [2, 2]);
 }
+
+#[test]
+fn a_connection_closes_when_every_interface_that_carried_it_has_ended() {
+    const D: &str = "10.0.0.3:40001";
+    let mut r = Reassembler::<Recorder>::new(Limits::default());
+    let mut out = Vec::new();
+    // Connection 1: a request, no answer, seen on interface 0 only (a probe to a pod being
+    // deleted). Connection 2: seen on interfaces 0 and 1 (a pod's veth and the node's eth0).
+    r.on_segment(&seg(C, S, 100, SYN, b""), &mut out);
+    r.on_segment(&seg(S, C, 500, SYNACK, b""), &mut out);
+    r.on_segment(&seg(C, S, 101, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
+    let on = |iface, s: Segment<'static>| Segment { interface: iface, ..s };
+    r.on_segment(&on(0, seg(D, S, 700, SYN, b"")), &mut out);
+    r.on_segment(&on(1, seg(D, S, 700, SYN, b"")), &mut out);
+    out.clear();
+    r.end_interface(0, 2, &mut out);
+    assert_eq!(out, [Ev::Close(1)], "only what interface 0 alone carried");
+    assert_eq!(r.stats.interface_gone, 1);
+    // Nothing of it is held any more: `finish` closes only the other one.
+    out.clear();
+    r.end_interface(1, 3, &mut out);
+    assert_eq!(out, [Ev::Close(2)]);
+    out.clear();
+    r.finish(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(r.stats.interface_gone, 2);
+}

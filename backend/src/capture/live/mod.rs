@@ -80,6 +80,8 @@ pub struct LiveCapture {
     /// block: a TPACKET_V3 block stays the kernel's until it is full or `retire_ms` passed, so a
     /// pod deleted right after its last packets (a probe's answer, a FIN) would take them along.
     closing: Vec<(u32, Ring, Instant)>,
+    /// Interfaces whose gone ring was let go since `take_ended`: nothing more comes from them.
+    ended: Vec<u32>,
     last_scan: Instant,
     /// The kernel's word that a link changed (`None`: rescans only).
     links: Option<links::LinkEvents>,
@@ -117,6 +119,7 @@ impl LiveCapture {
             slots: Vec::new(),
             rings: Vec::new(),
             closing: Vec::new(),
+            ended: Vec::new(),
             last_scan: Instant::now(),
             links: links::LinkEvents::open(),
             vlan_scratch: Vec::new(),
@@ -151,11 +154,12 @@ impl LiveCapture {
         self.rings = kept;
         // Past a few block timeouts the kernel has handed over whatever was in a gone ring.
         let linger = Duration::from_millis(u64::from(self.size.retire_ms) * 3 + 20);
-        let slots = &mut self.slots;
+        let (slots, ended) = (&mut self.slots, &mut self.ended);
         self.closing.retain_mut(|(slot, ring, since)| {
             let keep = since.elapsed() < linger;
             if !keep {
                 slots[*slot as usize].stats = ring.stats();
+                ended.push(*slot);
             }
             keep
         });
@@ -222,6 +226,12 @@ impl LiveCapture {
             self.follow(present)?;
         }
         Ok(())
+    }
+
+    /// Interfaces (`Frame::interface`) that went away and whose last frames were handed over
+    /// since the last call: a consumer may finish what it holds of them. Numbers are not reused.
+    pub fn take_ended(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.ended)
     }
 
     /// Waits up to `timeout` for packets and hands each to `each`. Returns how many frames were
