@@ -1,5 +1,5 @@
-//! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`; run by
-//! hand for now, README says why): the seed's traffic while
+//! The API server failing podtap on the real cluster (`cargo xtask cluster up --nodes 2`, in both
+//! kube-proxy modes): the seed's traffic while
 //!
 //! 1. the hub cannot reach the API server for its first 10 s (its kubeconfig points at a relay on
 //!    its node that the test starts only then): records wait, and are named as of their time once
@@ -10,7 +10,8 @@
 //! 3. a pod restarts afterwards and its address passes to another pod.
 //!
 //! Names stay right throughout: every pod address in every record is the pod that held it at the
-//! record's time (from a watch of the Pods), and every count equals the apps' logs.
+//! record's time (from a watch of the Pods), and every count equals the apps' logs (and, for
+//! probes, the prober's: a probe a stopping pod never read is on the wire all the same).
 
 mod common;
 

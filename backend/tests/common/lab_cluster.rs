@@ -444,6 +444,39 @@ pub fn log_lines(dir: &Path, prefix: &str) -> BTreeMap<String, Vec<Value>> {
     out
 }
 
+/// What the web pods served, by pod (`web-STEM.log`'s stem): every line their app logged, and
+/// every probe a node's prober wrote whole to one of them that got no answer and no app logged —
+/// a stopping pod's, never read. The wire carries its request, so podtap shows it: for probes
+/// the truth is the prober's own log (`probes-NODE.log`, kubelet's prober in lab-node), which
+/// must hold every probe the apps logged.
+pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
+    let mut web = log_lines(&c.logs(), "web-");
+    let probes: Vec<Value> = log_lines(&c.logs(), "probes-").into_values().flatten().collect();
+    let key = |ip: &Value, port: &Value| (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0));
+    let sent: HashSet<(String, u64)> = probes.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
+    for (stem, lines) in &web {
+        for l in lines.iter().filter(|l| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/")) {
+            let peer = key(&l["peer_ip"], &l["peer_port"]);
+            assert!(sent.contains(&peer), "web-{stem} logged a probe from {peer:?} the probers did not log: {l}");
+        }
+    }
+    for p in &probes {
+        let Some(stem) = p["pod"].as_str().and_then(|s| s.strip_prefix("default/web-")) else { continue };
+        if p["wrote"] != true || p["answered"] == true {
+            continue;
+        }
+        let peer = key(&p["local_ip"], &p["local_port"]);
+        let lines = web.entry(stem.to_string()).or_default();
+        if !lines.iter().any(|l| key(&l["peer_ip"], &l["peer_port"]) == peer) {
+            eprintln!("{}: a probe written to web-{stem} and never answered: {p}", c.mode);
+            lines.push(serde_json::json!({
+                "ts": p["ts"], "user_agent": "kube-probe/ (unanswered)", "peer_ip": peer.0, "peer_port": peer.1,
+            }));
+        }
+    }
+    web
+}
+
 /// The hub (on lab-node-1, with `kubeconfig`) and one agent per node, each following pod
 /// interfaces and eth0; waits until every agent is capturing and connected.
 pub struct Podtap {
@@ -464,9 +497,17 @@ pub fn node_names(c: &Cluster) -> Vec<String> {
 }
 
 pub fn start_podtap(c: &Cluster, nodes: &[String], kubeconfig: &Path) -> Podtap {
+    let hub = start_hub(c, kubeconfig, "hub.err");
+    let agents = nodes.iter().map(|node| start_agent(c, node, &format!("agent-{node}.err"))).collect();
+    until("every agent connected", || agents_connected() == nodes.len());
+    Podtap { hub, agents }
+}
+
+/// `podtap hub` on lab-node-1 (its errors in OUT/LOG), once it listens.
+pub fn start_hub(c: &Cluster, kubeconfig: &Path, log: &str) -> Running {
     let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
     let s = |v: &str| v.to_string();
-    let hub_err = c.out.join("hub.err");
+    let hub_err = c.out.join(log);
     let hub = spawn_in(
         "ptk-lab-node-1",
         &podtap,
@@ -475,37 +516,37 @@ pub fn start_podtap(c: &Cluster, nodes: &[String], kubeconfig: &Path) -> Podtap 
         &hub_err,
     );
     until("the hub", || std::fs::read_to_string(&hub_err).is_ok_and(|t| t.contains("agents connect to")));
-    let agents = nodes
-        .iter()
-        .map(|node| {
-            let args = [
-                s("agent"),
-                s("--hub"),
-                format!("http://{HUB_IP}:{HUB_INGEST}"),
-                s("--token"),
-                s(TOKEN),
-                s("--node"),
-                s(node),
-                s("--pod-interfaces"),
-                s("-i"),
-                s("eth0"),
-            ];
-            spawn_in(&format!("ptk-{node}"), &podtap, &args, &[], &c.out.join(format!("agent-{node}.err")))
-        })
-        .collect();
-    until("every agent connected", || {
-        health().is_some_and(|h| {
-            h["agents"].as_array().map_or(0, |a| a.iter().filter(|a| a["connected"] == true).count()) == nodes.len()
-        })
-    });
-    for node in nodes {
-        let err = c.out.join(format!("agent-{node}.err"));
-        until("the agents capturing", || std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 ")));
-    }
-    Podtap { hub, agents }
+    hub
 }
 
-/// The hub's `/healthz`, 200 or 503 alike.
+/// `podtap agent` on `node` following pod interfaces and eth0 (its errors in OUT/LOG), once it
+/// captures on eth0.
+pub fn start_agent(c: &Cluster, node: &str, log: &str) -> Running {
+    let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
+    let s = |v: &str| v.to_string();
+    let args = [
+        s("agent"),
+        s("--hub"),
+        format!("http://{HUB_IP}:{HUB_INGEST}"),
+        s("--token"),
+        s(TOKEN),
+        s("--node"),
+        s(node),
+        s("--pod-interfaces"),
+        s("-i"),
+        s("eth0"),
+    ];
+    let err = c.out.join(log);
+    let agent = spawn_in(&format!("ptk-{node}"), &podtap, &args, &[], &err);
+    until("the agent capturing", || std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 ")));
+    agent
+}
+
+/// How many agents the hub says are connected now (0 while it does not answer).
+pub fn agents_connected() -> usize {
+    health().map_or(0, |h| h["agents"].as_array().map_or(0, |a| a.iter().filter(|a| a["connected"] == true).count()))
+}
+
 pub fn health() -> Option<Value> {
     hub_get("/healthz", false)
 }
@@ -561,7 +602,7 @@ pub fn finish_and_check(
     until("web's pods gone", || {
         c.kubectl_json(&["get", "pods", "-l", "app=web"])["items"].as_array().is_some_and(|a| a.is_empty())
     });
-    let web_logs = log_lines(&c.logs(), "web-");
+    let web_logs = web_truth(c);
     let logged: usize = web_logs.values().map(Vec::len).sum();
     // Until the hub holds every request the apps logged, and its total is still (not a sleep).
     let (mut last, start) = (None, Instant::now());
@@ -591,7 +632,7 @@ pub fn finish_and_check(
     let addresses = addresses.lock().unwrap();
     std::fs::write(c.out.join("addresses.json"), serde_json::to_string(&addresses.held).unwrap()).unwrap();
     let what = format!("{mode}, the hub");
-    let truth = Truth { c, addresses: &addresses, clients, ext_runs };
+    let truth = Truth { c, addresses: &addresses, clients, ext_runs, web: &web_logs };
     check_records(&truth, &records, Some(&balance), &what, false);
     check_a_window(c, &records, clients);
     if let Some(captures) = captures {
@@ -628,7 +669,8 @@ fn check_a_window(c: &Cluster, records: &[Record], clients: &[(&str, &str, ViaKi
     assert_eq!(calls, times.len(), "{}: {pod}'s calls in the window of its run", c.mode);
 }
 
-/// What a scenario's records are checked against: the apps' logs (under the cluster's lab dir),
+/// What a scenario's records are checked against: the apps' logs (under the cluster's lab dir)
+/// with the probers' (`web_truth`),
 /// the Pod watch's addresses, the Jobs (Job, its pod, the way its calls went) and how many
 /// outside runs were logged.
 #[derive(Clone, Copy)]
@@ -637,14 +679,15 @@ struct Truth<'a> {
     addresses: &'a Addresses,
     clients: &'a [(&'a str, &'a str, ViaKind)],
     ext_runs: u32,
+    /// What the web pods served: `web_truth`.
+    web: &'a BTreeMap<String, Vec<Value>>,
 }
 
 /// Everything `records` (the hub's, or `podtap analyze`'s of capture files: `what`) says, against
 /// the truth; `balance`: the hub's balance view of web.
 fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, what: &str, whole_seconds: bool) {
-    let Truth { c, addresses, clients, ext_runs } = *truth;
+    let Truth { c, addresses, clients, ext_runs, web: web_logs } = *truth;
     let mode = what;
-    let web_logs = log_lines(&c.logs(), "web-");
     let logged: usize = web_logs.values().map(Vec::len).sum();
     let http: Vec<&Record> = records.iter().filter(|r| r.http().is_some()).collect();
 
@@ -694,7 +737,7 @@ fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, wha
             job_logs[*job].iter().map(move |l| (ip.clone(), l["local_port"].as_u64().unwrap()))
         })
         .collect();
-    for (stem, lines) in &web_logs {
+    for (stem, lines) in web_logs {
         let pod = format!("default/web-{stem}");
         let mine: Vec<&&Record> =
             http.iter().filter(|r| counted(&r.dst, r.ts).as_deref() == Some(pod.as_str())).collect();

@@ -54,6 +54,7 @@ type agent struct {
 	workers  map[types.UID]*podWorker
 	wg       sync.WaitGroup
 	ctx      context.Context
+	probes   *probeLog
 }
 
 func agentMain(args []string) error {
@@ -63,6 +64,8 @@ func agentMain(args []string) error {
 	fs.StringVar(&a.name, "name", "", "the Node's name")
 	fs.StringVar(&a.nodeIP, "node-ip", "", "the node's InternalIP")
 	fs.StringVar(&a.state, "state", "", "a directory for the pods' logs")
+	a.probes = &probeLog{}
+	fs.StringVar(&a.probes.path, "probe-log", "", "a file to append a JSON line to for every HTTP probe sent (for tests)")
 	fs.StringVar(&a.dns, "cluster-dns", "", "the cluster DNS Service's ClusterIP, for pods' resolv.conf (dnsPolicy ClusterFirst)")
 	var images, paths listFlag
 	fs.Var(&images, "image", "an image this node has (repeatable); pods of others fail ErrImageNeverPull")

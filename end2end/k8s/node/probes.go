@@ -1,11 +1,14 @@
 // Probes with kubelet's own prober: k8s.io/kubernetes/pkg/probe/http (a new connection per probe,
 // `User-Agent: kube-probe/1.37`, SO_LINGER so no TIME_WAIT) and pkg/probe/tcp, from the node's
-// network namespace straight to the pod's address, on the probe's period and thresholds.
+// network namespace straight to the pod's address, on the probe's period and thresholds. With
+// --probe-log, every HTTP probe is logged as one JSON line (probelog.go): the tests' truth for
+// probes is the prober's, not the app's, which never sees a probe its stopping pod did not read.
 
 package main
 
 import (
 	"context"
+	"net/http/httptrace"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -82,7 +85,11 @@ func (w *podWorker) probeOnce(p *v1.Probe, c *v1.Container, podIP string, timeou
 		if err != nil {
 			return probe.Unknown
 		}
-		res, _, _ := httpProber.Probe(req, timeout)
+		seen := &probeSeen{}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), seen.trace()))
+		start := time.Now()
+		res, output, err := httpProber.Probe(req, timeout)
+		w.a.probes.write(w.pod, req, start, seen, res, output, err)
 		return res
 	case p.TCPSocket != nil:
 		port, err := probe.ResolveContainerPort(p.TCPSocket.Port, c)

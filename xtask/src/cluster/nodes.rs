@@ -106,6 +106,7 @@ pub fn up(dir: &Path, bin: &Path, lab_node: &Path, proxy_mode: &str, count: usiz
                 format!("--image={IMAGE}"),
                 format!("--cluster-dns={CLUSTER_DNS}"),
                 format!("--path=/lab/logs={}", logs.display()),
+                format!("--probe-log={}", logs.join(format!("probes-{node}.log")).display()),
                 format!("--path=/lab={}", lab.display()),
             ],
         )?;
