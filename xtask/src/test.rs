@@ -176,16 +176,15 @@ fn lab() -> Result<()> {
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
 /// three formats, a window) in both; podtap under the deployment's RBAC and a one-Role user
-/// (real_cluster.rs) in iptables mode. The API server's faults (cluster_faults.rs) by hand.
+/// (real_cluster.rs) and podtap's own agent and hub killed and started again (cluster_outages.rs)
+/// in iptables mode; the API server's faults (cluster_faults.rs) in both.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
     // The deployment's RBAC once: it does not depend on the mode.
     let both = [
-        // cluster_faults.rs is run by hand again: a probe sent to a pod being stopped, never read
-        // by its app, is a record the app's log cannot show (fresh clone 16e; README).
-        ("iptables", &["cluster_seed", "real_cluster"][..]),
-        ("nftables", &["cluster_seed"][..]),
+        ("iptables", &["cluster_seed", "cluster_faults", "cluster_outages", "real_cluster"][..]),
+        ("nftables", &["cluster_seed", "cluster_faults"][..]),
     ];
     for (mode, tests) in both {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));

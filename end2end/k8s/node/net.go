@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"log"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -141,6 +142,11 @@ func (s *sandbox) up(pod *v1.Pod, m *ipam, dns string) error {
 			s.down(m)
 			return err
 		}
+	}
+	// A gratuitous ARP, as the bridge plugin sends one: the address may be one a finished pod
+	// held a moment ago, and the pods that talked to it must not keep its old MAC address.
+	if err := s.announce(); err != nil {
+		log.Printf("pod %s: gratuitous ARP: %v", s.netns, err)
 	}
 	return nil
 }

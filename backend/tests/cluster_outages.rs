@@ -1,0 +1,193 @@
+//! podtap's own parts failing on the real cluster (`cargo xtask cluster up --nodes 2`, run by the
+//! test command in iptables mode), as the fast tier's `nodes.sh` does it on imitation nodes: the
+//! seed's web Deployment, and a client Job per phase on lab-node-2 opening a connection per request
+//! to web's ClusterIP, so its calls are served by pods on both nodes.
+//!
+//! 1. healthy: every call exact;
+//! 2. lab-node-2's agent killed (SIGKILL): the hub has exactly what lab-node-1 saw — the calls web's
+//!    pods there served, no other — and shows the agent's outage over the phase;
+//! 3. the agent started again: every call exact;
+//! 4. the hub killed (SIGKILL) while both agents buffer, then started again: every call of the
+//!    phase it was down for, and of the one after, exact at the new hub; no batch dropped.
+//!
+//! Exact means: the client's calls as its log says (one local port each) and the web pod that
+//! logged each are the records' source ports and server pods, one for one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use common::lab_cluster::*;
+use podtap_shared::record::Record;
+use serde_json::Value;
+
+const CLIENT_NODE: &str = "lab-node-2";
+const JOBS: [&str; 5] =
+    ["outage-healthy", "outage-agent-down", "outage-agent-back", "outage-hub-down", "outage-hub-back"];
+
+/// (client's port, the web pod that served it), sorted: one per call.
+type Calls = Vec<(u64, String)>;
+
+/// A phase: a client Job on CLIENT_NODE, one connection per request; its pod's name and
+/// (first, last) call time in microseconds.
+fn phase(c: &Cluster, name: &str) -> (String, u64, u64) {
+    let pod = c.run_job("seed-client", name, CLIENT_NODE, &[("\"keepalive\"", "\"per-request\"")]);
+    let lines = &log_lines(&c.logs(), "")[name];
+    let ts: Vec<u64> = lines.iter().map(|l| (l["ts"].as_f64().unwrap() * 1e6) as u64).collect();
+    (pod, *ts.iter().min().unwrap(), *ts.iter().max().unwrap())
+}
+
+/// What the logs say of `job`'s calls (its pod `pod` at address `ip`): each call's port and the
+/// web pod that logged it, keeping those `keep` allows (by the serving pod). Every phase's client
+/// may get the same address, so a web pod's lines count from the Job's own run only.
+fn truth(c: &Cluster, job: &str, ip: &str, keep: impl Fn(&str) -> bool) -> Calls {
+    let lines = &log_lines(&c.logs(), "")[job];
+    let ts = |l: &Value| l["ts"].as_f64().unwrap();
+    let first = lines.iter().map(ts).fold(f64::INFINITY, f64::min) - 0.5;
+    let last = lines.iter().map(ts).fold(0.0, f64::max) + 0.5;
+    let mut served: BTreeMap<u64, String> = BTreeMap::new();
+    for (stem, lines) in &web_truth(c) {
+        for l in lines.iter().filter(|l| l["peer_ip"] == ip && (first..=last).contains(&ts(l))) {
+            let port = l["peer_port"].as_u64().unwrap();
+            let earlier = served.insert(port, format!("default/web-{stem}"));
+            assert!(earlier.is_none(), "{job}: two calls from port {port} in its run");
+        }
+    }
+    let mut calls: Calls = lines
+        .iter()
+        .map(|l| {
+            let port = l["local_port"].as_u64().unwrap();
+            let pod =
+                served.get(&port).unwrap_or_else(|| panic!("{job}'s call from port {port}: no web pod logged it"));
+            (port, pod.clone())
+        })
+        .filter(|(_, pod)| keep(pod))
+        .collect();
+    calls.sort();
+    calls
+}
+
+/// What `records` say of the calls from pod `client`: source port and server pod.
+fn seen(records: &[Record], client: &str) -> Calls {
+    let from = format!("default/{client}");
+    let mut calls: Calls = records
+        .iter()
+        .filter(|r| r.http().is_some() && !r.probe && r.src.qualified_name().as_deref() == Some(from.as_str()))
+        .map(|r| (u64::from(r.src.port), r.dst.qualified_name().unwrap_or_else(|| r.dst.ip.to_string())))
+        .collect();
+    calls.sort();
+    calls
+}
+
+/// The hub's records once it holds `want` HTTP records from `client` and its total is still.
+fn hub_records_for(client: &str, want: usize) -> Vec<Record> {
+    let (mut last, start) = (None, std::time::Instant::now());
+    loop {
+        let page = hub("/api/v1/records?limit=10000&kind=all");
+        let records: Vec<Record> =
+            page.as_ref().map_or(Vec::new(), |p| serde_json::from_value(p["records"].clone()).unwrap());
+        let total = page.as_ref().and_then(|p| p["total"].as_u64());
+        if seen(&records, client).len() >= want && last == total {
+            return records;
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "after 60 s the hub holds {} of {client}'s {want} calls",
+            seen(&records, client).len()
+        );
+        last = total;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+fn address(addresses: &Mutex<Addresses>, pod: &str) -> String {
+    let a = addresses.lock().unwrap();
+    a.held.iter().rev().find(|h| h.1 == format!("default/{pod}")).expect("the client's address").0.clone()
+}
+
+#[test]
+#[ignore = "needs the real cluster: cargo xtask test runs it after `cluster up --nodes 2`"]
+fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
+    let c = Cluster::from_env("outages");
+    // An earlier run's Jobs and web pods on this cluster (their logs are gone) are not this one's.
+    c.kubectl(&[&["delete", "job", "--ignore-not-found", "--wait=true"], &JOBS[..]].concat());
+    c.kubectl(&["delete", "deployment", "web", "--ignore-not-found", "--cascade=foreground", "--wait=true"]);
+    let nodes = node_names(&c);
+    assert!(nodes.iter().any(|n| n == CLIENT_NODE), "{nodes:?}");
+    let addresses = Arc::new(Mutex::new(Addresses::default()));
+    let _watch = watch_pods(&c, addresses.clone());
+    let kubeconfig = c.dir.join("kubeconfig");
+    let mut podtap = start_podtap(&c, &nodes, &kubeconfig);
+    until("the hub's names listed", names_listed);
+    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
+    rollout(&c, "default", "web");
+    let web_nodes: BTreeMap<String, String> = c.kubectl_json(&["get", "pods", "-l", "app=web"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let name = format!("default/{}", p["metadata"]["name"].as_str().unwrap());
+            (name, p["spec"]["nodeName"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(web_nodes.values().any(|n| n == CLIENT_NODE) && web_nodes.values().any(|n| n == HUB_NODE));
+    let all = |_: &str| true;
+    let mode = c.mode.clone();
+
+    // 1. Healthy.
+    let (healthy, _, _) = phase(&c, "outage-healthy");
+    let want = truth(&c, "outage-healthy", &address(&addresses, &healthy), all);
+    assert_eq!(seen(&hub_records_for(&healthy, want.len()), &healthy), want, "{mode}: healthy");
+
+    // 2. The client's node's agent killed: what lab-node-1 saw (the calls served there) is all.
+    let i = nodes.iter().position(|n| n == CLIENT_NODE).unwrap();
+    podtap.agents[i].0.kill().unwrap();
+    podtap.agents[i].0.wait().unwrap();
+    until("the hub to see the agent gone", || agents_connected() == nodes.len() - 1);
+    let (down, from, to) = phase(&c, "outage-agent-down");
+    let on_hub_node = |pod: &str| web_nodes.get(pod).is_some_and(|n| n == HUB_NODE);
+    let want = truth(&c, "outage-agent-down", &address(&addresses, &down), on_hub_node);
+    assert!(!want.is_empty(), "{mode}: no call served on {HUB_NODE} while the agent was away");
+    let served_all = truth(&c, "outage-agent-down", &address(&addresses, &down), all).len();
+    assert!(served_all > want.len(), "{mode}: no call served on {CLIENT_NODE} while its agent was away");
+    let records = hub_records_for(&down, want.len());
+    assert_eq!(seen(&records, &down), want, "{mode}: with {CLIENT_NODE}'s agent away, what {HUB_NODE} saw");
+
+    // 3. The agent back.
+    podtap.agents[i] = start_agent(&c, CLIENT_NODE, &format!("agent-{CLIENT_NODE}-2.err"));
+    until("the agent back", || agents_connected() == nodes.len());
+    let (back, _, _) = phase(&c, "outage-agent-back");
+    let want = truth(&c, "outage-agent-back", &address(&addresses, &back), all);
+    assert_eq!(seen(&hub_records_for(&back, want.len()), &back), want, "{mode}: the agent back");
+    // The outage is on the record, over the whole phase.
+    let now = health().expect("the hub answers");
+    let agent = now["agents"].as_array().unwrap().iter().find(|a| a["node"] == CLIENT_NODE).cloned();
+    let agent = agent.expect("the agent in /healthz");
+    let outage: &Value = &agent["outages"][0];
+    let span = (outage["from_us"].as_u64(), outage["to_us"].as_u64());
+    assert!(
+        span.0.is_some_and(|f| f <= from) && span.1.is_some_and(|t| t >= to),
+        "{mode}: the outage {outage} covers the phase {from}..{to}: {agent}"
+    );
+
+    // 4. The hub killed while both agents buffer, started again.
+    podtap.hub.0.kill().unwrap();
+    podtap.hub.0.wait().unwrap();
+    let (hub_down, _, _) = phase(&c, "outage-hub-down");
+    podtap.hub = start_hub(&c, &kubeconfig, "hub-2.err");
+    until("the agents back at the new hub", || agents_connected() == nodes.len());
+    until("the new hub's names listed", names_listed);
+    let want = truth(&c, "outage-hub-down", &address(&addresses, &hub_down), all);
+    assert_eq!(seen(&hub_records_for(&hub_down, want.len()), &hub_down), want, "{mode}: while the hub was down");
+    let (hub_back, _, _) = phase(&c, "outage-hub-back");
+    let want = truth(&c, "outage-hub-back", &address(&addresses, &hub_back), all);
+    let records = hub_records_for(&hub_back, want.len());
+    assert_eq!(seen(&records, &hub_back), want, "{mode}: the hub back");
+    std::fs::write(c.out.join("hub-records.json"), serde_json::to_string(&records).unwrap()).unwrap();
+    for a in health().expect("the hub answers")["agents"].as_array().unwrap() {
+        assert_eq!((a["connected"].as_bool(), a["dropped_batches"].as_u64()), (Some(true), Some(0)), "{mode}: {a}");
+    }
+    c.kubectl(&[&["delete", "job", "--wait=true"], &JOBS[..]].concat());
+    c.kubectl(&["delete", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string(), "--wait=true"]);
+}
