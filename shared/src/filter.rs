@@ -34,6 +34,7 @@ enum Field {
     Statement,
     Table,
     Sqlstate,
+    Topic,
     Text,
 }
 
@@ -92,9 +93,10 @@ impl Filter {
                         "statement" => Field::Statement,
                         "table" => Field::Table,
                         "sqlstate" => Field::Sqlstate,
+                        "topic" => Field::Topic,
                         other => {
                             return Err(FilterError(format!(
-                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge, workload, op, statement, table, sqlstate)"
+                                "unknown filter key `{other}:` (known: ns, pod, svc, path, method, status, via, probe, iface, kind, conn, edge, workload, op, statement, table, sqlstate, topic)"
                             )));
                         }
                     };
@@ -124,7 +126,7 @@ fn check(field: &Field, key: &str, value: &str) -> Result<(), FilterError> {
     let allowed: &[&str] = match field {
         Field::Probe => &["true", "false", "yes", "no", "1", "0"],
         Field::Via => &["clusterip", "nodeport", "loadbalancer", "socketlb", "direct", "unknown"],
-        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "mysql", "redis", "websocket"],
+        Field::Kind => &["http", "grpc", "dns", "tls", "tcp", "postgres", "mysql", "redis", "websocket", "kafka"],
         Field::Status => {
             let class = matches!(v.as_bytes(), [c, b'x', b'x'] if (b'1'..=b'5').contains(c));
             if class || v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s)) {
@@ -212,6 +214,7 @@ impl Term {
                 crate::Detail::Redis(_) => v == "redis",
                 crate::Detail::Mysql(_) => v == "mysql",
                 crate::Detail::Websocket(_) => v == "websocket",
+                crate::Detail::Kafka(_) => v == "kafka",
             },
             Field::Conn => v.parse() == Ok(r.conn),
             Field::Workload => sides.iter().any(|e| {
@@ -227,6 +230,9 @@ impl Term {
             Field::Sqlstate => {
                 sql(r).and_then(|q| q.error.as_deref()).is_some_and(|e| e.to_ascii_lowercase().starts_with(v))
             }
+            Field::Topic => {
+                matches!(&r.detail, crate::Detail::Kafka(k) if k.topics.iter().any(|t| t.name.eq_ignore_ascii_case(v)))
+            }
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
@@ -240,6 +246,8 @@ impl Term {
                     })
                     || matches!(&r.detail, crate::Detail::Redis(x)
                         if x.command.eq_ignore_ascii_case(v) || x.key.as_deref().is_some_and(|k| contains(k, v)))
+                    || matches!(&r.detail, crate::Detail::Kafka(k)
+                        if k.operation.eq_ignore_ascii_case(v) || k.topics.iter().any(|t| contains(&t.name, v)))
             }
         }
     }
@@ -253,11 +261,12 @@ fn sql(r: &Record) -> Option<&crate::SqlExchange> {
     }
 }
 
-/// A database request's operation: the SQL command, the Redis command.
+/// A database or broker request's operation: the SQL command, the Redis command, the Kafka API.
 fn operation(r: &Record) -> Option<&str> {
     match &r.detail {
         crate::Detail::Postgres(q) | crate::Detail::Mysql(q) => Some(&q.operation),
         crate::Detail::Redis(x) => Some(&x.command),
+        crate::Detail::Kafka(k) => Some(&k.operation),
         _ => None,
     }
 }
@@ -390,5 +399,20 @@ mod sql_tests {
         assert!(holds("orders", &ok) && holds("insert", &failed), "free text finds statements");
         assert!(!holds("op:select", &Record::test()), "an HTTP request has no operation");
         assert!(Filter::parse("via:socketLB").is_ok());
+    }
+
+    #[test]
+    fn kafka_requests_are_found_by_topic_api_and_kind() {
+        let mut r = Record::test();
+        r.detail = crate::Detail::Kafka(crate::KafkaExchange {
+            operation: "Produce".into(),
+            topics: vec![crate::KafkaTopic { name: "orders".into(), partitions: vec![0, 1] }],
+            ..Default::default()
+        });
+        let holds = |f: &str| Filter::parse(f).unwrap().matches(&r);
+        assert!(holds("kind:kafka topic:orders op:produce") && holds("topic:ORDERS"));
+        assert!(!holds("topic:order") && !holds("op:fetch") && !holds("kind:redis"));
+        assert!(holds("order") && holds("produce"), "free text finds topics and the API");
+        assert!(!Filter::parse("topic:orders").unwrap().matches(&Record::test()));
     }
 }

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod group;
 pub mod health;
 pub mod histogram;
+pub mod kafka;
 pub mod map;
 pub mod record;
 pub mod share;
@@ -21,6 +22,7 @@ pub use database::{RedisExchange, SqlExchange, WebSocketExchange, WebSocketSide,
 pub use filter::{Filter, FilterError};
 pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;
+pub use kafka::{KafkaExchange, KafkaTopic};
 pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, PROTOCOLS, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,

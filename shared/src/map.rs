@@ -54,7 +54,8 @@ pub struct MapEdge {
 }
 
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
-pub const PROTOCOLS: [&str; 9] = ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis", "mysql", "websocket"];
+pub const PROTOCOLS: [&str; 10] =
+    ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis", "mysql", "websocket", "kafka"];
 
 /// The whole map, nodes and edges sorted by id for stable output.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,7 @@ impl EdgeStats {
             crate::Detail::Redis(_) => 6,
             crate::Detail::Mysql(_) => 7,
             crate::Detail::Websocket(_) => 8,
+            crate::Detail::Kafka(_) => 9,
         };
         self.protocols |= 1 << bit;
         self.dns_requests += u64::from(bit == 2);

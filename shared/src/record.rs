@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::database::{RedisExchange, SqlExchange, WebSocketExchange};
+use crate::kafka::KafkaExchange;
 
 /// What an address turned out to be in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -323,6 +324,8 @@ pub enum Detail {
     Mysql(SqlExchange),
     /// A WebSocket connection after its upgrade: one record per connection.
     Websocket(WebSocketExchange),
+    /// Kafka's protocol: any API key and version.
+    Kafka(KafkaExchange),
 }
 
 impl Detail {
@@ -346,6 +349,7 @@ impl Detail {
             Detail::Postgres(q) | Detail::Mysql(q) => q.request_line(),
             Detail::Redis(r) => r.request_line(),
             Detail::Websocket(w) => w.request_line(),
+            Detail::Kafka(k) => k.request_line(),
         }
     }
 
@@ -365,6 +369,7 @@ impl Detail {
             Detail::Postgres(q) | Detail::Mysql(q) => Some(q.outcome()),
             Detail::Redis(r) => r.outcome(),
             Detail::Websocket(w) => w.outcome(),
+            Detail::Kafka(k) => k.outcome(),
         }
     }
 }
@@ -481,6 +486,8 @@ impl Record {
             Detail::Redis(r) => r.error.is_some() || (self.latency_us.is_none() && r.reply.as_deref() != Some("none")),
             // Closed abnormally (1006 is never sent: it means no close frame came) or by an error.
             Detail::Websocket(w) => w.close_code.is_some_and(|c| c >= 1002 && c != 1005),
+            // A Produce with acks=0 is never answered, by design.
+            Detail::Kafka(k) => k.error.is_some() || (self.latency_us.is_none() && !k.no_response),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Installs what the tests need and the machine lacks: Debian packages (Chromium for the browser
 //! test; dumpcap, iproute2, iptables and python3-grpcio for the lab; PostgreSQL 15, psycopg, Redis,
-//! redis-py, MariaDB, DBD::MariaDB and websockets for its real servers) and npm packages
+//! redis-py, MariaDB, DBD::MariaDB and websockets for its real servers; a JDK and Maven, which
+//! fetches Apache Kafka's jars from Maven Central) and npm packages
 //! (playwright-core; har-validator for the HAR 1.2 schema). Each is checked first, so running it
 //! again costs a few milliseconds.
 
@@ -38,6 +39,9 @@ const DEBIAN: &[(&str, &str)] = &[
     ("mariadbd", "mariadb-server"),
     ("perl -MDBD::MariaDB -e1", "libdbd-mariadb-perl"),
     ("/usr/bin/python3 -c 'import websockets'", "python3-websockets"),
+    // Apache Kafka (its jars from Maven Central, end2end/lab/kafka.sh) runs on a JDK 17.
+    ("javac", "openjdk-17-jdk-headless"),
+    ("mvn", "maven"),
 ];
 
 /// What the benchmark adds: a web server and a load generator.

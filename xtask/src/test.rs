@@ -122,9 +122,10 @@ fn run_lab(out: &Path) -> Result<()> {
 }
 
 /// The database tier: real servers and their clients' pools (end2end/lab/postgres.sh, redis.sh,
-/// mysql.sh), and a WebSocket session (websocket.sh).
+/// mysql.sh), a WebSocket session (websocket.sh) and an Apache Kafka broker with Kafka's own
+/// clients (kafka.sh: its jars fetched once from Maven Central into the cache).
 fn run_db_lab(out: &Path) -> Result<()> {
-    for script in ["postgres.sh", "redis.sh", "mysql.sh", "websocket.sh"] {
+    for script in ["postgres.sh", "redis.sh", "mysql.sh", "websocket.sh", "kafka.sh"] {
         let lab =
             || Command::new("bash").arg(root().join("end2end/lab").join(script)).arg(out).status().context(script);
         // Exit 75: the lab's own tcpdump dropped packets (a loaded machine), not podtap: once more.
@@ -162,7 +163,7 @@ fn lab() -> Result<()> {
     let db = target_dir().join("lab-db");
     run_db_lab(&db)?;
     step("lab: podtap against the servers' ground truth");
-    let tests = ["lab", "windows", "nodes_lab", "databases", "live_gone"].map(|t| ["--test", t]).concat();
+    let tests = ["lab", "windows", "nodes_lab", "databases", "kafka", "live_gone"].map(|t| ["--test", t]).concat();
     status(
         linted(&mut cargo_command(&[&["test"], PACKAGES, &tests].concat()))?
             .args(["--", "--ignored"])
@@ -319,7 +320,8 @@ pub fn bench(secs: &str) -> Result<()> {
 }
 
 /// Every cargo-fuzz target under `fuzz/`: a parser each (file readers, link types and tunnels,
-/// defragmentation, HTTP/1, HTTP/2 + HPACK + gRPC, DNS over UDP and TCP, TLS, PROXY protocol),
+/// defragmentation, HTTP/1, HTTP/2 + HPACK + gRPC, DNS over UDP and TCP, TLS, PROXY protocol,
+/// PostgreSQL, MySQL, Redis, Kafka, WebSocket),
 /// reassembly, the protocol dispatcher and the merger.
 const FUZZ_TARGETS: &[&str] = &[
     "capture_file",
@@ -336,6 +338,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "postgres",
     "mysql",
     "redis",
+    "kafka",
     "websocket",
     "proxy",
     "merger",

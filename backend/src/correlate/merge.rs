@@ -114,6 +114,7 @@ fn identity(r: &Record) -> u64 {
         Detail::Postgres(x) | Detail::Mysql(x) => (&x.operation, &x.statement, &x.prepared).hash(&mut h),
         Detail::Redis(x) => (&x.command, &x.key).hash(&mut h),
         Detail::Websocket(x) => (&x.subprotocol, &x.client, &x.server).hash(&mut h),
+        Detail::Kafka(x) => (x.api_key, x.version, x.correlation_id).hash(&mut h),
         // A connection before and after kube-proxy's rewrite carries the same bytes each way
         // (behind a NodePort's SNAT that is all that ties the two sides: a probe's connection from
         // the node to the same pod must not stand in for it).

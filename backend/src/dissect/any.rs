@@ -3,7 +3,8 @@
 //! HTTP/2 if they are the h2c preface (or HTTP/1.1 upgrades to h2c), DNS if the connection is on port 53 or its bytes are a length-prefixed DNS message, else HTTP/1
 //! (which itself gives up on anything that is not HTTP); a plaintext protocol that may switch to
 //! TLS (STARTTLS and its kin) is followed until it does; PostgreSQL by its first packet or, joined
-//! mid-stream, by whole messages of its own; Redis by a client's command (or, on its port, a reply). Content first, the port only for DNS,
+//! mid-stream, by whole messages of its own; Redis by a client's command (or, on its port, a reply);
+//! Kafka by a client's request frame (or, on its port, the server's bytes first). Content first, the port only for DNS,
 //! whose first segment may be too short to tell. An HTTP `CONNECT` tunnel is decided again from
 //! its own first bytes once the proxy answered. A PROXY protocol header (v1 or v2) before the
 //! first bytes is taken off and the client it names becomes the exchanges' client.
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use super::dns_tcp::{DnsTcp, looks_like_dns_tcp};
 use super::http1::Http1;
 use super::http2::{Http2, PREFACE};
+use super::kafka::{self, Kafka};
 use super::mysql::{self, Mysql};
 use super::postgres::{self, Postgres};
 use super::redis::{self, Redis};
@@ -37,6 +39,7 @@ enum Proto {
     Mysql(Box<Mysql>),
     /// After an HTTP/1.1 upgrade.
     WebSocket(Box<WebSocket>),
+    Kafka(Box<Kafka>),
 }
 
 /// One connection: its protocol, and the real client a PROXY protocol header named.
@@ -118,6 +121,21 @@ fn redis_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Redis> {
         None => (info.a.port() == 6379).then_some(Dir::AtoB).or((info.b.port() == 6379).then_some(Dir::BtoA)),
     };
     (on_port && server == Some(dir) && data.ends_with(b"\r\n")).then(|| Redis::joined(other(dir)))
+}
+
+/// Kafka, told by a client's request (a frame whose API key, version and client id fit), or on
+/// Kafka's port by the server's bytes first (joined mid-stream: read from the next request on).
+fn kafka_opening(info: &ConnInfo, dir: Dir, data: &[u8]) -> Option<Kafka> {
+    let from_client = |client: bool| info.opener.is_none_or(|o| (o == dir) == client);
+    if from_client(true) && kafka::looks_like_request(data) {
+        return Some(Kafka::new(dir));
+    }
+    let server = match info.opener {
+        Some(o) => (o != dir).then_some(dir),
+        None => (info.a.port() == 9092).then_some(Dir::AtoB).or((info.b.port() == 9092).then_some(Dir::BtoA)),
+    };
+    let on_port = [info.a.port(), info.b.port()].contains(&9092);
+    (on_port && server == Some(dir)).then(|| Kafka::joined(other(dir)))
 }
 
 /// MySQL or MariaDB, told by the server's greeting (protocol 10) or, joined mid-stream, by a
@@ -221,6 +239,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Redis(r) => r.on_gap(),
             Proto::Mysql(m) => m.on_gap(dir, len),
             Proto::WebSocket(w) => w.on_gap(),
+            Proto::Kafka(k) => k.on_gap(),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
     }
@@ -236,6 +255,7 @@ impl ConnHandler for AnyProtocol {
             Proto::Redis(r) => r.on_close(info, out),
             Proto::Mysql(m) => m.on_close(info, out),
             Proto::WebSocket(w) => w.on_close(info, out),
+            Proto::Kafka(k) => k.on_close(info, out),
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
@@ -289,6 +309,7 @@ impl AnyProtocol {
             Proto::Mysql(m) if m.compressed() => Some("mysql (compressed)"),
             Proto::Mysql(_) => Some("mysql"),
             Proto::WebSocket(_) => Some("websocket"),
+            Proto::Kafka(_) => Some("kafka"),
         };
         let tcp = TcpConnection {
             handshake: info.opener.is_some(),
@@ -334,6 +355,8 @@ impl AnyProtocol {
                 Proto::Redis(Box::new(r))
             } else if let Some(m) = mysql_opening(info, dir, data) {
                 Proto::Mysql(Box::new(m))
+            } else if let Some(k) = kafka_opening(info, dir, data) {
+                Proto::Kafka(Box::new(k))
             } else {
                 Proto::Http1(Box::new(Http1::new(info)))
             };
@@ -382,6 +405,7 @@ impl AnyProtocol {
                 }
             }
             Proto::Redis(r) => r.on_data(info, dir, ts_us, data, out),
+            Proto::Kafka(k) => k.on_data(info, dir, ts_us, data, out),
             Proto::Mysql(m) => {
                 m.on_data(info, dir, ts_us, data, out);
                 if m.take_tls() {

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod dns_tcp;
 pub mod http1;
 pub mod http2;
+pub mod kafka;
 pub mod mysql;
 pub mod postgres;
 pub mod proxy;

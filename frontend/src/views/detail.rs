@@ -284,7 +284,47 @@ fn asked_and_answered(r: &Record) -> AnyView {
             </dl>
         }
         .into_any(),
+        Detail::Kafka(k) => kafka_facts(k),
     }
+}
+
+/// A Kafka request: the API and version, the client, the topics (each a filter term), the
+/// sizes, and what came back.
+fn kafka_facts(k: &podtap_shared::KafkaExchange) -> AnyView {
+    let topics = k
+        .topics
+        .iter()
+        .map(|t| {
+            let parts = if t.partitions.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", t.partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(", "))
+            };
+            view! { <span class="topic"><Term text=t.name.clone() term=format!("topic:{}", t.name)/>{parts}</span> }
+        })
+        .collect::<Vec<_>>();
+    let more = (k.more_topics > 0).then(|| format!(" and {} more", k.more_topics));
+    let outcome = match (&k.error, k.error_code, k.no_response) {
+        (Some(e), Some(code), _) => format!("{e} (error {code})"),
+        (Some(e), None, _) => e.clone(),
+        (None, _, true) => "no response by design (acks=0)".into(),
+        (None, _, false) => "OK".into(),
+    };
+    view! {
+        <dl class="facts">
+            <dt>"API"</dt><dd><Term text=format!("{} v{}", k.operation, k.version) term=format!("op:{}", k.operation)/></dd>
+            <dt>"client"</dt><dd class="mono">{k.client_id.clone().unwrap_or_else(|| "—".into())}</dd>
+            <dt>"correlation id"</dt><dd>{k.correlation_id}</dd>
+            <dt>"topics"</dt><dd data-testid="detail-topics">{topics}{more}</dd>
+            {k.group.clone().map(|g| view! { <dt>"group"</dt><dd class="mono">{g}</dd> })}
+            {k.acks.map(|a| view! { <dt>"acks"</dt><dd>{a}</dd> })}
+            {k.records_bytes.map(|b| view! { <dt>"record batches"</dt><dd>{format!("{b} bytes (never read)")}</dd> })}
+            <dt>"outcome"</dt><dd>{outcome}</dd>
+            {(k.failed_partitions > 0).then(|| view! { <dt>"failed partitions"</dt><dd>{k.failed_partitions}</dd> })}
+            {k.unread.clone().map(|u| view! { <dt>"body"</dt><dd>{format!("not read ({u})")}</dd> })}
+        </dl>
+    }
+    .into_any()
 }
 
 /// A database request: the operation, the statement (literals already `?`), the session's

@@ -58,6 +58,9 @@ impl Outcome {
             Detail::Redis(x) if x.error.is_some() => Outcome::Failed,
             Detail::Redis(x) if r.latency_us.is_none() && x.reply.as_deref() != Some("none") => Outcome::NoAnswer,
             Detail::Redis(_) => Outcome::Ok,
+            Detail::Kafka(k) if k.error.is_some() => Outcome::Failed,
+            Detail::Kafka(_) if r.is_error() => Outcome::NoAnswer,
+            Detail::Kafka(_) => Outcome::Ok,
         }
     }
 
