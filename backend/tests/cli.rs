@@ -247,3 +247,41 @@ fn from_and_to_limit_every_format_to_a_window() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("`yesterday` is not a time"), "{}", stderr(&bad));
 }
+
+/// A PostgreSQL simple query with literals, and the server's answer (protocol v3, "Simple Query").
+fn postgres_query_pcap(dir: &std::path::Path) -> String {
+    let message = |tag: u8, body: &[u8]| [&[tag][..], &(body.len() as u32 + 4).to_be_bytes(), body].concat();
+    let query = message(b'Q', b"SELECT * FROM users WHERE email = 'ann@example.com' AND id = 42\0");
+    let answer = [message(b'C', b"SELECT 0\0"), message(b'Z', b"I")].concat();
+    let frames: Vec<Vec<u8>> =
+        common::packets::http_conversation(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 5432), &query, &answer)
+            .iter()
+            .map(|ip| common::packets::ethernet(0x0800, ip))
+            .collect();
+    let path = dir.join("query.pcap");
+    std::fs::write(&path, common::packets::pcap_bytes(1, &frames)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn sql_literals_stay_on_the_node_unless_asked_for() {
+    let dir = std::env::temp_dir().join(format!("podtap-cli-sql-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = postgres_query_pcap(&dir);
+    let statement = |args: &[&str]| {
+        let out = podtap(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let record = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["kind"] == "postgres");
+        record.expect("a postgres record")["statement"].as_str().unwrap().to_string()
+    };
+    assert_eq!(statement(&["analyze", &file, "--format", "jsonl"]), "SELECT * FROM users WHERE email = ? AND id = ?");
+    assert_eq!(
+        statement(&["analyze", &file, "--format", "jsonl", "--keep-sql-literals"]),
+        "SELECT * FROM users WHERE email = 'ann@example.com' AND id = 42"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

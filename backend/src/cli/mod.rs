@@ -20,11 +20,17 @@ pub use share::{ShareArgs, ShareConfig};
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Keep SQL statements' literals (strings, numbers) in records instead of `?`. Off by default:
+    /// literals are users' data and do not leave the node that dissects (the agent, `serve`,
+    /// `analyze`); give it there, for a database you may see the data of.
+    #[arg(long, global = true, env = "PODTAP_KEEP_SQL_LITERALS")]
+    pub keep_sql_literals: bool,
 }
 
 impl Args {
     /// The subcommand to run; none means `serve` with its defaults (the built-in demo).
     pub fn into_command(self) -> Command {
+        crate::dissect::sql::keep_literals(self.keep_sql_literals);
         self.command.unwrap_or_else(|| match Args::parse_from(["podtap", "serve"]).command {
             Some(c) => c,
             None => unreachable!("`serve` was given"),

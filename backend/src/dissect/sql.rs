@@ -4,32 +4,52 @@
 //! stay. What is left is a statement's shape, which is what groups requests and what a user
 //! searches for; the values are the user's data and stay where they were captured.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// The longest statement kept, in bytes (a longer one ends in `…`).
 pub const MAX_STATEMENT: usize = 2048;
+
+/// `--keep-sql-literals`: literals stay (comments still go, whitespace is still folded).
+static KEEP_LITERALS: AtomicBool = AtomicBool::new(false);
+
+/// Whether statements keep their literals from now on (the CLI's `--keep-sql-literals`).
+pub fn keep_literals(on: bool) {
+    KEEP_LITERALS.store(on, Ordering::Relaxed);
+}
 
 /// `sql` with its literals replaced by `?` (see the module's header), at most `MAX_STATEMENT`
 /// bytes.
 pub fn normalize(sql: &str) -> String {
+    normalize_keeping(sql, KEEP_LITERALS.load(Ordering::Relaxed))
+}
+
+/// `normalize`, with the literals themselves in place of `?` when `keep`.
+fn normalize_keeping(sql: &str, keep: bool) -> String {
     let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len().min(MAX_STATEMENT + 4));
+    // A kept literal cut at the bound.
+    let mut cut_short = false;
     let mut i = 0;
     while i < b.len() && out.len() < MAX_STATEMENT {
         let c = b[i];
         let prev_ident = out.as_bytes().last().is_some_and(|&p| is_ident(p));
         match c {
             b'\'' => {
+                let from = i;
                 i = skip_quoted(b, i + 1, false);
-                out.push('?');
+                cut_short |= literal(&mut out, &sql[from..i], keep);
             }
             // E'…' (backslash escapes), B'…', X'…', N'…': a prefixed string constant.
             b'E' | b'e' | b'B' | b'b' | b'X' | b'x' | b'N' | b'n' if !prev_ident && b.get(i + 1) == Some(&b'\'') => {
+                let from = i;
                 i = skip_quoted(b, i + 2, c == b'E' || c == b'e');
-                out.push('?');
+                cut_short |= literal(&mut out, &sql[from..i], keep);
             }
             b'$' if !prev_ident => match dollar_tag(b, i) {
                 Some(tag) => {
+                    let from = i;
                     i = skip_dollar(b, i + tag.len(), tag);
-                    out.push('?');
+                    cut_short |= literal(&mut out, &sql[from..i], keep);
                 }
                 None => {
                     // `$1`: a parameter, kept.
@@ -57,12 +77,14 @@ pub fn normalize(sql: &str) -> String {
                 space(&mut out);
             }
             b'0'..=b'9' if !prev_ident => {
+                let from = i;
                 i = skip_number(b, i);
-                out.push('?');
+                cut_short |= literal(&mut out, &sql[from..i], keep);
             }
             b'.' if !prev_ident && b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let from = i;
                 i = skip_number(b, i);
-                out.push('?');
+                cut_short |= literal(&mut out, &sql[from..i], keep);
             }
             c if c.is_ascii_whitespace() => {
                 space(&mut out);
@@ -77,7 +99,7 @@ pub fn normalize(sql: &str) -> String {
         }
     }
     let mut out = out.trim().to_string();
-    if i < b.len() {
+    if i < b.len() || cut_short {
         let mut cut = out.len().min(MAX_STATEMENT);
         while !out.is_char_boundary(cut) {
             cut -= 1;
@@ -86,6 +108,19 @@ pub fn normalize(sql: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A literal: `?`, or itself with `--keep-sql-literals`, as much as the bound leaves room for;
+/// whether it was cut.
+fn literal(out: &mut String, text: &str, keep: bool) -> bool {
+    if !keep {
+        out.push('?');
+        return false;
+    }
+    let room = MAX_STATEMENT.saturating_sub(out.len());
+    let cut = (0..=room.min(text.len())).rev().find(|&n| text.is_char_boundary(n)).unwrap_or(0);
+    out.push_str(&text[..cut]);
+    cut < text.len()
 }
 
 /// The statement's first word, upper-case: what it does when the server did not say (`SELECT`).
@@ -185,6 +220,18 @@ fn skip_number(b: &[u8], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_keep_sql_literals_the_literals_stay_and_comments_still_go() {
+        let kept =
+            normalize_keeping("SELECT * FROM t WHERE a = 'it''s' AND n > 1.5e3 -- token=x\n AND b = $$z$$", true);
+        assert_eq!(kept, "SELECT * FROM t WHERE a = 'it''s' AND n > 1.5e3 AND b = $$z$$");
+        // Still bounded: a long literal is cut where the statement's bound falls.
+        let long = format!("SELECT '{}'", "é".repeat(MAX_STATEMENT));
+        let kept = normalize_keeping(&long, true);
+        assert!(kept.len() <= MAX_STATEMENT + '…'.len_utf8() && kept.ends_with('…'), "{}", kept.len());
+        assert_eq!(normalize_keeping("SELECT 'x'", false), "SELECT ?");
+    }
 
     #[test]
     fn literals_become_question_marks_and_the_shape_stays() {

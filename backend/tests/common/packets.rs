@@ -48,6 +48,12 @@ pub fn ethernet(ether_type: u16, l3: &[u8]) -> Vec<u8> {
 
 /// A classic pcap of `frames` with link type `link`, 100 µs apart.
 pub fn pcap(link: u32, frames: &[Vec<u8>]) -> CaptureFile {
+    CaptureFile::from_bytes("built", pcap_bytes(link, frames)).unwrap()
+}
+
+/// The bytes of `pcap`'s file.
+#[allow(dead_code)] // not every test binary writes files
+pub fn pcap_bytes(link: u32, frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = [&0xa1b2_c3d4u32.to_le_bytes()[..], &2u16.to_le_bytes(), &4u16.to_le_bytes(), &[0; 8]].concat();
     out.extend(65535u32.to_le_bytes());
     out.extend(link.to_le_bytes());
@@ -58,5 +64,5 @@ pub fn pcap(link: u32, frames: &[Vec<u8>]) -> CaptureFile {
         out.extend((f.len() as u32).to_le_bytes());
         out.extend(f);
     }
-    CaptureFile::from_bytes("built", out).unwrap()
+    out
 }
