@@ -12,7 +12,7 @@ use std::sync::Arc;
 use podtap::capture::CaptureFile;
 use podtap::engine::Engine;
 use podtap::resolve::ClusterState;
-use podtap_shared::{Detail, Record, RedisExchange, SqlExchange};
+use podtap_shared::{Detail, Record, SqlExchange};
 
 fn lab_dir() -> PathBuf {
     PathBuf::from(std::env::var("PODTAP_DB_DIR").expect("PODTAP_DB_DIR: run by `cargo xtask test` after the lab"))
@@ -201,13 +201,6 @@ fn monitored(feed: &Path) -> BTreeMap<u16, Vec<(String, Option<String>)>> {
     by_port
 }
 
-fn redis(r: &Record) -> Option<&RedisExchange> {
-    match &r.detail {
-        Detail::Redis(x) => Some(x),
-        _ => None,
-    }
-}
-
 #[test]
 #[ignore = "needs the Redis lab: cargo xtask test runs it after end2end/lab/redis.sh"]
 fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
@@ -215,7 +208,7 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
     let feed = monitored(&dir.join("logs/redis-monitor.log"));
     let all = analyze(&dir.join("redis.pcap"));
     let mut by_port: BTreeMap<u16, Vec<&Record>> = BTreeMap::new();
-    for r in all.iter().filter(|r| redis(r).is_some()) {
+    for r in all.iter().filter(|r| r.redis().is_some()) {
         by_port.entry(r.src.port).or_default().push(r);
     }
     // A connection's commands from the capture's start: those from its mark on, or all of them
@@ -233,7 +226,7 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
         let want = &commands[from..];
         let got: Vec<(String, Option<String>)> = by_port
             .get(port)
-            .map(|rs| rs.iter().map(|r| redis(r).unwrap()).map(|x| (x.command.clone(), x.key.clone())).collect())
+            .map(|rs| rs.iter().map(|r| r.redis().unwrap()).map(|x| (x.command.clone(), x.key.clone())).collect())
             .unwrap_or_default();
         assert_eq!(&got, want, "connection from port {port}: every command the server ran, in order");
         compared += want.len();
@@ -241,17 +234,22 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
             assert!(r.latency_us.is_some(), "answered: {r:?}");
         }
     }
-    assert_eq!(compared, all.iter().filter(|r| redis(r).is_some()).count(), "no record the feed does not have");
+    assert_eq!(compared, all.iter().filter(|r| r.redis().is_some()).count(), "no record the feed does not have");
     assert!(compared >= 60, "the scenario's commands: {compared}");
     // The two errors the client provoked, by their prefixes; MULTI's commands queued.
     let errors: Vec<(&str, &str)> =
-        all.iter().filter_map(redis).filter_map(|x| Some((x.command.as_str(), x.error.as_deref()?))).collect();
+        all.iter().filter_map(Record::redis).filter_map(|x| Some((x.command.as_str(), x.error.as_deref()?))).collect();
     assert_eq!(errors, [("LPUSH", "WRONGTYPE"), ("INCRBY", "ERR")]);
-    let queued: Vec<&str> = all.iter().filter_map(redis).filter(|x| x.queued).map(|x| x.command.as_str()).collect();
+    let queued: Vec<&str> =
+        all.iter().filter_map(Record::redis).filter(|x| x.queued).map(|x| x.command.as_str()).collect();
     assert_eq!(queued, ["INCRBY", "EXPIRE", "GET"]);
     // The subscriber's messages are not records; its SUBSCRIBE and UNSUBSCRIBE are.
-    let sub: Vec<&str> =
-        all.iter().filter_map(redis).filter(|x| x.command.ends_with("SUBSCRIBE")).map(|x| x.command.as_str()).collect();
+    let sub: Vec<&str> = all
+        .iter()
+        .filter_map(Record::redis)
+        .filter(|x| x.command.ends_with("SUBSCRIBE"))
+        .map(|x| x.command.as_str())
+        .collect();
     assert_eq!(sub, ["SUBSCRIBE", "UNSUBSCRIBE"]);
     let text = serde_json::to_string(&all).unwrap();
     for secret in ["secret-value", "secret-message", "secret-item"] {

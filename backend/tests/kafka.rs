@@ -11,7 +11,7 @@ use std::sync::Arc;
 use podtap::capture::CaptureFile;
 use podtap::engine::Engine;
 use podtap::resolve::ClusterState;
-use podtap_shared::{Detail, KafkaExchange, Record};
+use podtap_shared::{KafkaExchange, Record};
 use serde_json::Value;
 
 fn lab_dir() -> PathBuf {
@@ -102,13 +102,6 @@ fn logged() -> (Vec<Logged>, BTreeMap<String, String>) {
     (all.into_iter().skip(mark).map(|(_, l)| l).collect(), names)
 }
 
-fn kafka(r: &Record) -> Option<&KafkaExchange> {
-    match &r.detail {
-        Detail::Kafka(k) => Some(k),
-        _ => None,
-    }
-}
-
 fn analyze() -> Vec<Record> {
     let file = CaptureFile::open(&lab_dir().join("kafka.pcap")).expect("the capture opens");
     let mut engine = Engine::new(Arc::new(ClusterState::default()));
@@ -130,10 +123,10 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
         want.entry(l.port).or_default().push((l.key, l.version, l.correlation));
     }
     let mut got: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
-    let mut sorted: Vec<&Record> = records.iter().filter(|r| kafka(r).is_some()).collect();
+    let mut sorted: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
     sorted.sort_by_key(|r| (r.ts, r.id));
     for r in &sorted {
-        let k = kafka(r).unwrap();
+        let k = r.kafka().unwrap();
         got.entry(r.src.port).or_default().push((k.api_key, k.version, k.correlation_id));
     }
     assert_eq!(got, want, "podtap's Kafka records against the broker's request log");
@@ -143,7 +136,7 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     let by_key: BTreeMap<(u16, i32), &Logged> = truth.iter().map(|l| ((l.port, l.correlation), l)).collect();
     let mut named = 0;
     for r in &sorted {
-        let k = kafka(r).unwrap();
+        let k = r.kafka().unwrap();
         let l = by_key[&(r.src.port, k.correlation_id)];
         assert_eq!(k.unread, None, "every body read: {k:?}");
         match l.errors.first() {
@@ -166,7 +159,7 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
             }
         }
     }
-    let count = |f: &dyn Fn(&KafkaExchange) -> bool| sorted.iter().filter(|r| f(kafka(r).unwrap())).count();
+    let count = |f: &dyn Fn(&KafkaExchange) -> bool| sorted.iter().filter(|r| f(r.kafka().unwrap())).count();
     assert_eq!(count(&|k| k.no_response), 10, "the ten fire-and-forget produces");
     assert!(count(&|k| k.error.as_deref() == Some("UnknownTopicOrPartition")) >= 1, "the missing topic");
     assert!(count(&|k| k.group.as_deref() == Some("billing")) >= 4, "the consumer group's requests");
@@ -180,7 +173,7 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     assert!(!text.contains("secret"), "a record's key or value left the node");
     // DESIGN's fields, at the top level of a record's JSON.
     let produce =
-        records.iter().find(|r| kafka(r).is_some_and(|k| k.operation == "Produce" && k.acks == Some(-1))).unwrap();
+        records.iter().find(|r| r.kafka().is_some_and(|k| k.operation == "Produce" && k.acks == Some(-1))).unwrap();
     let json = serde_json::to_value(produce).unwrap();
     assert_eq!((json["kind"].as_str(), json["operation"].as_str()), (Some("kafka"), Some("Produce")));
     assert!(json["topic"].is_string() && json["partition"].is_i64(), "{json}");

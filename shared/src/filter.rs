@@ -225,14 +225,12 @@ impl Term {
             Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
             // `op:create_table` for `CREATE TABLE`: a term has no spaces.
             Field::Operation => operation(r).is_some_and(|o| o.replace(' ', "_").eq_ignore_ascii_case(v)),
-            Field::Statement => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| contains(s, v)),
-            Field::Table => sql(r).and_then(|q| q.statement.as_deref()).is_some_and(|s| names_table(s, v)),
+            Field::Statement => r.sql().and_then(|q| q.statement.as_deref()).is_some_and(|s| contains(s, v)),
+            Field::Table => r.sql().and_then(|q| q.statement.as_deref()).is_some_and(|s| names_table(s, v)),
             Field::Sqlstate => {
-                sql(r).and_then(|q| q.error.as_deref()).is_some_and(|e| e.to_ascii_lowercase().starts_with(v))
+                r.sql().and_then(|q| q.error.as_deref()).is_some_and(|e| e.to_ascii_lowercase().starts_with(v))
             }
-            Field::Topic => {
-                matches!(&r.detail, crate::Detail::Kafka(k) if k.topics.iter().any(|t| t.name.eq_ignore_ascii_case(v)))
-            }
+            Field::Topic => r.kafka().is_some_and(|k| k.topics.iter().any(|t| t.name.eq_ignore_ascii_case(v))),
             Field::Text => {
                 sides.iter().any(|e| endpoint_text(e, v))
                     || http.is_some_and(|h| contains(&h.path, v) || h.method.eq_ignore_ascii_case(v))
@@ -241,23 +239,17 @@ impl Term {
                         contains(&d.query, v) || d.rcode.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v))
                     })
                     || matches!(&r.detail, crate::Detail::Tls(t) if t.sni.as_deref().is_some_and(|s| contains(s, v)))
-                    || sql(r).is_some_and(|q| {
+                    || r.sql().is_some_and(|q| {
                         q.operation.eq_ignore_ascii_case(v) || q.statement.as_deref().is_some_and(|s| contains(s, v))
                     })
-                    || matches!(&r.detail, crate::Detail::Redis(x)
-                        if x.command.eq_ignore_ascii_case(v) || x.key.as_deref().is_some_and(|k| contains(k, v)))
-                    || matches!(&r.detail, crate::Detail::Kafka(k)
-                        if k.operation.eq_ignore_ascii_case(v) || k.topics.iter().any(|t| contains(&t.name, v)))
+                    || r.redis().is_some_and(|x| {
+                        x.command.eq_ignore_ascii_case(v) || x.key.as_deref().is_some_and(|k| contains(k, v))
+                    })
+                    || r.kafka().is_some_and(|k| {
+                        k.operation.eq_ignore_ascii_case(v) || k.topics.iter().any(|t| contains(&t.name, v))
+                    })
             }
         }
-    }
-}
-
-/// The SQL part of a database record.
-fn sql(r: &Record) -> Option<&crate::SqlExchange> {
-    match &r.detail {
-        crate::Detail::Postgres(q) | crate::Detail::Mysql(q) => Some(q),
-        _ => None,
     }
 }
 

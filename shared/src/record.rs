@@ -504,6 +504,28 @@ impl Record {
         }
     }
 
+    /// The SQL part of a PostgreSQL or MySQL record.
+    pub fn sql(&self) -> Option<&SqlExchange> {
+        match &self.detail {
+            Detail::Postgres(q) | Detail::Mysql(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    pub fn redis(&self) -> Option<&RedisExchange> {
+        match &self.detail {
+            Detail::Redis(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    pub fn kafka(&self) -> Option<&KafkaExchange> {
+        match &self.detail {
+            Detail::Kafka(k) => Some(k),
+            _ => None,
+        }
+    }
+
     /// The end of the interval the record covers: `end_us`, else the response's first byte, else
     /// the start.
     pub fn end(&self) -> u64 {
