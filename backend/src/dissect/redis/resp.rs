@@ -178,11 +178,13 @@ impl Reader {
                     if top {
                         v.len = Some(n);
                     }
+                    // An attribute precedes the value it describes, at any depth, and is not an
+                    // element of its own: its pairs and that value count as one.
+                    let n = n + i64::from(kind == b'|');
                     if n == 0 {
                         self.element_done(out);
                     } else {
-                        // An attribute precedes the value it describes: one more element.
-                        self.open.push(n + i64::from(kind == b'|' && top));
+                        self.open.push(n);
                     }
                 }
                 _ => return false,
@@ -285,6 +287,10 @@ mod tests {
             b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*1\r\n:2\r\n",
             b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n",
             b"*0\r\n",
+            // An attribute inside an aggregate describes its next element (and is not one), and
+            // an empty one still precedes a value.
+            b"*2\r\n|1\r\n+ttl\r\n:3600\r\n:1\r\n:2\r\n",
+            b"|0\r\n+OK\r\n",
         ];
         let joined = replies.concat();
         let out = values(&[&joined], 0);
@@ -294,7 +300,7 @@ mod tests {
             assert_eq!(v.wire_len, want.len() as u64, "{:?}", String::from_utf8_lossy(want));
         }
         let kinds: Vec<u8> = out.iter().map(|c| if let Cut::Value(v) = c { v.kind } else { 0 }).collect();
-        assert_eq!(kinds, b"+-:$$**_#,(!=%~|>*");
+        assert_eq!(kinds, b"+-:$$**_#,(!=%~|>**|");
     }
 
     #[test]
