@@ -25,7 +25,10 @@ use super::sql::{first_word, normalize};
 use super::{Dissected, Exchange, Timing};
 use crate::reassemble::{ConnInfo, Dir};
 pub use wire::is_server_greeting;
-use wire::{Framer, Packet, SERVER_MORE_RESULTS_EXISTS, eof_status, err, le16, le32, lenenc, login, ok};
+use wire::{
+    Framer, Packet, SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_CURSOR_EXISTS, eof_status, err, le16, le32, lenenc,
+    login, ok,
+};
 
 /// Commands waiting beyond which the oldest goes unanswered.
 const MAX_WAITING: usize = 1024;
@@ -266,6 +269,15 @@ impl Mysql {
                 self.database = Some(String::from_utf8_lossy(body).chars().take(128).collect());
                 self.unit(&p, seq, "INIT DB")
             }
+            // COM_STMT_FETCH: binary rows of an open cursor and an EOF, no column definitions.
+            Some(0x1c) => {
+                let id = le32(&p.payload, 1).unwrap_or(0);
+                let mut u = self.unit(&p, seq, "STMT FETCH");
+                u.sql.statement = self.statements.get(&id).cloned();
+                u.sql.prepared = Some(id.to_string());
+                u.answer = Answer::Rows;
+                u
+            }
             Some(&c) => self.unit(&p, seq, command_name(c)),
             None => return,
         };
@@ -351,6 +363,12 @@ impl Mysql {
                     }
                     (n, then) => Answer::Definitions { left: n, then },
                 };
+            }
+            // A cursor was opened (COM_STMT_EXECUTE with a cursor type): no rows follow the
+            // columns' EOF; COM_STMT_FETCH asks for them.
+            Answer::AfterColumns if eof_status(&p.payload).is_some_and(|s| s & SERVER_STATUS_CURSOR_EXISTS != 0) => {
+                u.sql.rows = Some(0);
+                done = true;
             }
             Answer::AfterColumns if eof_status(&p.payload).is_some() => u.answer = Answer::Rows,
             Answer::AfterColumns | Answer::Rows => {

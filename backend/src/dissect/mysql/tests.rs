@@ -248,3 +248,40 @@ fn hostile_bytes_cost_their_stream_and_never_panic() {
         let _ = run(&[(S, greeting()), (C, bytes.clone()), (S, bytes[2..].to_vec()), (C, bytes)], true);
     }
 }
+
+#[test]
+fn local_infile_and_a_cursor_fetch_are_one_request_each() {
+    // LOAD DATA LOCAL INFILE ("COM_QUERY Response", LOCAL INFILE Request): the server asks for
+    // the file (0xFB and its name), the client sends it and an empty packet, the server says OK.
+    let load = query("LOAD DATA LOCAL INFILE '/tmp/secret.csv' INTO TABLE items");
+    let file = [packet(2, b"1,secret-row\n"), packet(3, b"")].concat();
+    // A prepared statement run with a cursor, then COM_STMT_FETCH of two rows: binary rows and
+    // an EOF, no column definitions ("COM_STMT_FETCH Response").
+    let execute = packet(0, &[0x17, 9, 0, 0, 0, 1, 1, 0, 0, 0]);
+    let opened = [packet(1, &[1]), column(2, "name"), eof(3, 0x0042)].concat();
+    let fetch = packet(0, &[0x1c, 9, 0, 0, 0, 2, 0, 0, 0]);
+    let rows = [packet(1, &[0, 0, 1, b'a']), packet(2, &[0, 0, 1, b'b']), eof(3, 0x0042)].concat();
+    let steps = [
+        (C, load),
+        (S, packet(1, &[&[0xfb][..], b"/tmp/secret.csv"].concat())),
+        (C, file),
+        (S, ok(4, 1)),
+        (C, execute),
+        (S, opened),
+        (C, fetch),
+        (S, rows),
+        (C, query("SELECT 1")),
+        (S, [packet(1, &[1]), column(2, "1"), eof(3, 2), text_row(4, "1"), eof(5, 2)].concat()),
+    ];
+    let (records, out) = run(&steps, false);
+    let got: Vec<(&str, Option<u64>, bool)> =
+        records.iter().map(|r| (sql(r).operation.as_str(), sql(r).rows, r.response_ts_us.is_some())).collect();
+    assert_eq!(
+        got,
+        [("LOAD", Some(1), true), ("EXECUTE", Some(0), true), ("STMT FETCH", Some(2), true), ("SELECT", Some(1), true)]
+    );
+    assert!(!out.iter().any(|d| matches!(d, Dissected::UnmatchedResponse)), "{out:?}");
+    // The file's bytes count with the request; its content is not in the record.
+    assert!(records[0].request_size > 60, "{}", records[0].request_size);
+    assert!(!format!("{:?}", records[0].detail).contains("secret-row"));
+}

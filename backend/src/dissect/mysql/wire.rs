@@ -17,6 +17,8 @@ pub const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
 pub const CLIENT_PLUGIN_AUTH_LENENC: u32 = 0x20_0000;
 /// A server status flag: another result follows this one (multi-statements, procedures).
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x8;
+/// The status flag of the EOF after a cursor's columns: the rows wait for COM_STMT_FETCH.
+pub const SERVER_STATUS_CURSOR_EXISTS: u16 = 0x40;
 
 /// One packet read whole (its payload cut at `KEEP`).
 #[derive(Debug, Default, PartialEq, Eq)]
