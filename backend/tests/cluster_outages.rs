@@ -1,7 +1,7 @@
 //! podtap's own parts failing on the real cluster (`cargo xtask cluster up --nodes 2`, run by the
-//! test command in iptables mode), as the fast tier's `nodes.sh` does it on imitation nodes: the
-//! seed's web Deployment, and a client Job per phase on lab-node-2 opening a connection per request
-//! to web's ClusterIP, so its calls are served by pods on both nodes.
+//! test command in both kube-proxy modes), as the fast tier's `nodes.sh` does it on imitation
+//! nodes: the seed's web Deployment, and a client Job per phase on lab-node-2 opening a connection
+//! per request to web's ClusterIP, so its calls are served by pods on both nodes.
 //!
 //! 1. healthy: every call exact;
 //! 2. lab-node-2's agent killed (SIGKILL): the hub has exactly what lab-node-1 saw — the calls web's

@@ -176,16 +176,16 @@ fn lab() -> Result<()> {
 /// A real Kubernetes (`cargo xtask cluster up --nodes 2`: the control plane built from its Go
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
-/// three formats, a window) in both; podtap under the deployment's RBAC and a one-Role user
-/// (real_cluster.rs) and podtap's own agent and hub killed and started again (cluster_outages.rs)
-/// in iptables mode; the API server's faults (cluster_faults.rs) in both.
+/// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
+/// and hub killed and started again (cluster_outages.rs) in both; podtap under the deployment's
+/// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
     // The deployment's RBAC once: it does not depend on the mode.
     let both = [
         ("iptables", &["cluster_seed", "cluster_faults", "cluster_outages", "real_cluster"][..]),
-        ("nftables", &["cluster_seed", "cluster_faults"][..]),
+        ("nftables", &["cluster_seed", "cluster_faults", "cluster_outages"][..]),
     ];
     for (mode, tests) in both {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));
