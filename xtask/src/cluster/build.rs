@@ -33,7 +33,7 @@ pub fn ensure_built() -> Result<PathBuf> {
         "building Kubernetes needs Go 1.26 (`go` on PATH or /usr/local/go/bin/go); Debian's golang is too old",
     )?;
     std::fs::create_dir_all(&bin)?;
-    step(&format!("cluster: go build Kubernetes {VERSION} and etcd into {} (once; ~25 min on 2 cores)", bin.display()));
+    step(&format!("cluster: go build Kubernetes {VERSION} and etcd into {} (once; ~15 min on 2 cores)", bin.display()));
     let mut ldflags = String::from("-s -w");
     let minor = VERSION.split('.').nth(1).unwrap_or("0");
     for pkg in ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"] {
