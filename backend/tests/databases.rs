@@ -7,11 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use podtap::capture::CaptureFile;
-use podtap::engine::Engine;
-use podtap::resolve::ClusterState;
 use podtap_shared::{Detail, Record, SqlExchange};
 
 fn lab_dir() -> PathBuf {
@@ -122,16 +118,9 @@ fn executes_after(marker: &str, pcap: &Path) -> u32 {
     executes - 1
 }
 
-/// Every record of a capture, requests and connections, as `podtap analyze` makes them; the
-/// capture must be whole and every stream in step.
+/// Every record of a capture, requests and connections, as `podtap analyze` makes them.
 fn analyze(pcap: &Path) -> Vec<Record> {
-    let file = CaptureFile::open(pcap).expect("the capture opens");
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
-    let mut records = Vec::new();
-    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
-    let stats = engine.stats();
-    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
-    records
+    common::analyze_in_step(pcap)
 }
 
 #[test]

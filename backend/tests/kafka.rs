@@ -4,13 +4,11 @@
 //! producer's connection joined mid-stream, the fire-and-forget produces (`acks=0`, no answer by
 //! design), and the error codes the broker answered; and no key or value reaches a record.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use podtap::capture::CaptureFile;
-use podtap::engine::Engine;
-use podtap::resolve::ClusterState;
 use podtap_shared::{KafkaExchange, Record};
 use serde_json::Value;
 
@@ -97,26 +95,16 @@ fn logged() -> (Vec<Logged>, BTreeMap<String, String>) {
     }
     // The producer sent three records to orders and one to audit before the capture; its next
     // Produce is the mark.
-    let produces = all.iter().enumerate().filter(|(_, (client, l))| client == "orders-producer" && l.key == 0);
-    let (mark, _) = produces.clone().nth(4).expect("the mark: the producer's fifth Produce");
+    let mut produces = all.iter().enumerate().filter(|(_, (client, l))| client == "orders-producer" && l.key == 0);
+    let (mark, _) = produces.nth(4).expect("the mark: the producer's fifth Produce");
     (all.into_iter().skip(mark).map(|(_, l)| l).collect(), names)
-}
-
-fn analyze() -> Vec<Record> {
-    let file = CaptureFile::open(&lab_dir().join("kafka.pcap")).expect("the capture opens");
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
-    let mut records = Vec::new();
-    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
-    let stats = engine.stats();
-    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
-    records
 }
 
 #[test]
 #[ignore = "needs the Kafka lab: cargo xtask test runs it after end2end/lab/kafka.sh"]
 fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     let (truth, names) = logged();
-    let records = analyze();
+    let records = common::analyze_in_step(&lab_dir().join("kafka.pcap"));
     // Per client port, in order: (API key, version, correlation id).
     let mut want: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
     for l in &truth {

@@ -57,6 +57,18 @@ pub fn analyze_everything(dir: &Path, name: &str, how: Records) -> (Vec<Record>,
     (records, engine.stats())
 }
 
+/// Every record of a capture named by no cluster (a real server's lab: databases, Kafka),
+/// requests and connections; the capture must be whole and every stream in step.
+pub fn analyze_in_step(pcap: &Path) -> Vec<Record> {
+    let file = CaptureFile::open(pcap).expect("the capture opens");
+    let mut engine = Engine::new(Arc::new(ClusterState::default()));
+    let mut records = Vec::new();
+    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
+    let stats = engine.stats();
+    assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
+    records
+}
+
 /// The servers' own counts for a lab run.
 pub fn ground_truth(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("ground-truth.json")).expect("ground-truth.json")).expect("JSON")

@@ -89,6 +89,11 @@ impl Kafka {
         }
     }
 
+    /// A connection whose first bytes seen were the server's, mid-stream.
+    pub fn joined(client: Dir) -> Self {
+        Kafka { awaiting_request: true, ..Kafka::new(client) }
+    }
+
     pub fn on_data(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, data: &[u8], out: &mut Vec<Dissected>) {
         let from_client = dir == self.client;
         if self.lost || !from_client && self.awaiting_request {
@@ -225,12 +230,5 @@ impl Kafka {
         let mut ex = Exchange::on(info, info.endpoints(self.client), timing, Detail::Kafka(w.exchange));
         ex.seq = Some(w.seq);
         ex
-    }
-}
-
-impl Kafka {
-    /// A connection whose first bytes seen were the server's, mid-stream.
-    pub fn joined(client: Dir) -> Self {
-        Kafka { awaiting_request: true, ..Kafka::new(client) }
     }
 }
