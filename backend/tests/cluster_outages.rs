@@ -81,24 +81,10 @@ fn seen(records: &[Record], client: &str) -> Calls {
 }
 
 /// The hub's records once it holds `want` HTTP records from `client` and its total is still.
-fn hub_records_for(client: &str, want: usize) -> Vec<Record> {
-    let (mut last, start) = (None, std::time::Instant::now());
-    loop {
-        let page = hub("/api/v1/records?limit=10000&kind=all");
-        let records: Vec<Record> =
-            page.as_ref().map_or(Vec::new(), |p| serde_json::from_value(p["records"].clone()).unwrap());
-        let total = page.as_ref().and_then(|p| p["total"].as_u64());
-        if seen(&records, client).len() >= want && last == total {
-            return records;
-        }
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "after 60 s the hub holds {} of {client}'s {want} calls",
-            seen(&records, client).len()
-        );
-        last = total;
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+fn hub_records_for(c: &Cluster, client: &str, want: usize) -> Vec<Record> {
+    let records = |p: &Value| -> Vec<Record> { serde_json::from_value(p["records"].clone()).unwrap() };
+    let what = format!("of {client}'s calls");
+    records(&hub_page_when(c, &what, want, |p| seen(&records(p), client).len()))
 }
 
 fn address(addresses: &Mutex<Addresses>, pod: &str) -> String {
@@ -138,7 +124,7 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     // 1. Healthy.
     let (healthy, _, _) = phase(&c, "outage-healthy");
     let want = truth(&c, "outage-healthy", &address(&addresses, &healthy), all);
-    assert_eq!(seen(&hub_records_for(&healthy, want.len()), &healthy), want, "{mode}: healthy");
+    assert_eq!(seen(&hub_records_for(&c, &healthy, want.len()), &healthy), want, "{mode}: healthy");
 
     // 2. The client's node's agent killed: what lab-node-1 saw (the calls served there) is all.
     let i = nodes.iter().position(|n| n == CLIENT_NODE).unwrap();
@@ -151,7 +137,7 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     assert!(!want.is_empty(), "{mode}: no call served on {HUB_NODE} while the agent was away");
     let served_all = truth(&c, "outage-agent-down", &address(&addresses, &down), all).len();
     assert!(served_all > want.len(), "{mode}: no call served on {CLIENT_NODE} while its agent was away");
-    let records = hub_records_for(&down, want.len());
+    let records = hub_records_for(&c, &down, want.len());
     assert_eq!(seen(&records, &down), want, "{mode}: with {CLIENT_NODE}'s agent away, what {HUB_NODE} saw");
 
     // 3. The agent back.
@@ -159,7 +145,7 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     until("the agent back", || agents_connected() == nodes.len());
     let (back, _, _) = phase(&c, "outage-agent-back");
     let want = truth(&c, "outage-agent-back", &address(&addresses, &back), all);
-    assert_eq!(seen(&hub_records_for(&back, want.len()), &back), want, "{mode}: the agent back");
+    assert_eq!(seen(&hub_records_for(&c, &back, want.len()), &back), want, "{mode}: the agent back");
     // The outage is on the record, over the whole phase.
     let now = health().expect("the hub answers");
     let agent = now["agents"].as_array().unwrap().iter().find(|a| a["node"] == CLIENT_NODE).cloned();
@@ -179,10 +165,10 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     until("the agents back at the new hub", || agents_connected() == nodes.len());
     until("the new hub's names listed", names_listed);
     let want = truth(&c, "outage-hub-down", &address(&addresses, &hub_down), all);
-    assert_eq!(seen(&hub_records_for(&hub_down, want.len()), &hub_down), want, "{mode}: while the hub was down");
+    assert_eq!(seen(&hub_records_for(&c, &hub_down, want.len()), &hub_down), want, "{mode}: while the hub was down");
     let (hub_back, _, _) = phase(&c, "outage-hub-back");
     let want = truth(&c, "outage-hub-back", &address(&addresses, &hub_back), all);
-    let records = hub_records_for(&hub_back, want.len());
+    let records = hub_records_for(&c, &hub_back, want.len());
     assert_eq!(seen(&records, &hub_back), want, "{mode}: the hub back");
     std::fs::write(c.out.join("hub-records.json"), serde_json::to_string(&records).unwrap()).unwrap();
     for a in health().expect("the hub answers")["agents"].as_array().unwrap() {

@@ -311,6 +311,30 @@ pub fn until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// The hub's records (`kind=all`) once `count` of them reaches `want` and the hub's total held
+/// still between two looks 0.3 s apart (a condition, not a sleep). After 60 s it fails, saying how
+/// many of `what` it had, the last page written to OUT/hub-records.json.
+pub fn hub_page_when(c: &Cluster, what: &str, want: usize, count: impl Fn(&Value) -> usize) -> Value {
+    let (mut last, start) = (None, Instant::now());
+    loop {
+        let page = hub("/api/v1/records?limit=10000&kind=all");
+        let have = page.as_ref().map_or(0, &count);
+        let total = page.as_ref().and_then(|p| p["total"].as_u64());
+        match page {
+            Some(p) if have >= want && last == total => return p,
+            Some(p) if start.elapsed() > Duration::from_secs(60) => {
+                std::fs::write(c.out.join("hub-records.json"), p.to_string()).unwrap();
+            }
+            _ => {}
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            panic!("after 60 s the hub holds {have} {what} (wanted {want})");
+        }
+        last = total;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// GET on the hub's API (it listens on the loopback of the hub's node): the JSON of a 2xx answer.
 pub fn hub(path: &str) -> Option<Value> {
     hub_get(path, true)
@@ -604,27 +628,9 @@ pub fn finish_and_check(
     });
     let web_logs = web_truth(c);
     let logged: usize = web_logs.values().map(Vec::len).sum();
-    // Until the hub holds every request the apps logged, and its total is still (not a sleep).
-    let (mut last, start) = (None, Instant::now());
-    loop {
-        let page = hub("/api/v1/records?limit=10000&kind=all");
-        let http = page
-            .as_ref()
-            .map_or(0, |p| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "http").count());
-        let total = page.as_ref().and_then(|p| p["total"].as_u64());
-        if http >= logged && last == total {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            if let Some(p) = page {
-                std::fs::write(c.out.join("hub-records.json"), p.to_string()).unwrap();
-            }
-            panic!("{mode}: after 60 s the hub holds {http} HTTP records of the {logged} requests the web pods logged");
-        }
-        last = total;
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let page = hub("/api/v1/records?limit=10000&kind=all").unwrap();
+    let http = |p: &Value| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "http").count();
+    let what = format!("{mode}: HTTP records of the {logged} requests the web pods logged");
+    let page = hub_page_when(c, &what, logged, http);
     let balance = hub("/api/v1/services/default/web/balance").unwrap();
     std::fs::write(c.out.join("hub-records.json"), page.to_string()).unwrap();
     std::fs::write(c.out.join("hub-balance.json"), balance.to_string()).unwrap();
