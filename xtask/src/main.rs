@@ -106,9 +106,16 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     status(Command::new(cargo).args(args).current_dir(root()))
 }
 
-/// Prints a step header, so a long log shows where time went.
+/// Prints a step header, so a long log shows where time went: with the seconds since the previous
+/// header (what the previous step took) and since the first.
 pub fn step(name: &str) {
-    eprintln!("\n=== xtask: {name}");
+    static TIMES: std::sync::Mutex<Option<(std::time::Instant, std::time::Instant)>> = std::sync::Mutex::new(None);
+    let now = std::time::Instant::now();
+    let mut times = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+    let (first, last) = times.get_or_insert((now, now));
+    let (since_last, since_first) = (now - *last, now - *first);
+    *last = now;
+    eprintln!("\n=== xtask [+{:.0} s, {:.0} s in]: {name}", since_last.as_secs_f64(), since_first.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub fn all() -> Result<()> {
     real_cluster()?;
     browser()?;
     fuzz_briefly(fuzz_dir)?;
+    step("done: every test passed");
     eprintln!("\nxtask: every test passed in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -177,15 +178,16 @@ fn lab() -> Result<()> {
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
 /// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
-/// and hub killed and started again (cluster_outages.rs) in both; podtap under the deployment's
+/// and hub killed and started again (cluster_outages.rs), a Redis tier whose pool kube-proxy pins to
+/// one replica (cluster_databases.rs) in both; podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
     // The deployment's RBAC once: it does not depend on the mode.
     let both = [
-        ("iptables", &["cluster_seed", "cluster_faults", "cluster_outages", "real_cluster"][..]),
-        ("nftables", &["cluster_seed", "cluster_faults", "cluster_outages"][..]),
+        ("iptables", &["cluster_seed", "cluster_faults", "cluster_outages", "cluster_databases", "real_cluster"][..]),
+        ("nftables", &["cluster_seed", "cluster_faults", "cluster_outages", "cluster_databases"][..]),
     ];
     for (mode, tests) in both {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));

@@ -173,7 +173,9 @@ impl BalanceBuilder {
             })
             .collect();
         let skew = skew(&endpoints);
-        let cause = if skew < BALANCED { None } else { acc.and_then(|a| cause(a, &endpoints, requests, connections)) };
+        let sticky = cluster.client_ip_affinity(service);
+        let cause =
+            if skew < BALANCED { None } else { acc.and_then(|a| cause(a, &endpoints, requests, connections, sticky)) };
         Some(Balance {
             service: service.to_string(),
             requests,
@@ -211,11 +213,23 @@ fn short(pod: &Option<String>, ip: IpAddr) -> String {
     pod.as_deref().map_or_else(|| ip.to_string(), |p| p.rsplit('/').next().unwrap_or(p).to_string())
 }
 
-fn cause(acc: &ServiceAcc, endpoints: &[EndpointBalance], requests: u64, connections: u64) -> Option<String> {
+/// The skew's cause in one sentence: a client's pool that went to one pod (kube-proxy's
+/// `sessionAffinity: ClientIP`, or its dice), one keep-alive connection, a few connections spread
+/// unevenly, or connections that carry more requests than others.
+fn cause(
+    acc: &ServiceAcc,
+    endpoints: &[EndpointBalance],
+    requests: u64,
+    connections: u64,
+    sticky: bool,
+) -> Option<String> {
     let busiest = endpoints.iter().max_by_key(|e| (e.requests, std::cmp::Reverse(e.ip)))?;
     let name = |(ip, pod): &EndpointKey| {
         endpoints.iter().find(|e| e.ip == *ip && name(&e.pod) == pod.as_deref()).map(|e| short(&e.pod, e.ip))
     };
+    if let Some(pool) = pool_cause(acc, busiest, requests, sticky) {
+        return Some(pool);
+    }
     // Ties go to the lower address, then the older connection: the same sentence whatever order
     // the records were counted in.
     let (_, top) =
@@ -246,6 +260,35 @@ fn cause(acc: &ServiceAcc, endpoints: &[EndpointBalance], requests: u64, connect
             busiest.requests_per_connection.unwrap_or(0.0)
         ))
     }
+}
+
+/// The pool sentence: one client whose connections (two or more, typically a connection pool)
+/// all went to the busiest pod and carried at least half the Service's requests.
+fn pool_cause(acc: &ServiceAcc, busiest: &EndpointBalance, requests: u64, sticky: bool) -> Option<String> {
+    // Per client: its connections, its requests, and whether every connection went to `busiest`.
+    let mut clients: BTreeMap<&str, (u64, u64, bool)> = BTreeMap::new();
+    for c in acc.conns.values() {
+        let to_busiest = c.endpoint.0 == busiest.ip && c.endpoint.1.as_deref() == name(&busiest.pod);
+        let e = clients.entry(c.client.as_str()).or_insert((0, 0, true));
+        e.0 += 1;
+        e.1 += c.requests;
+        e.2 &= to_busiest;
+    }
+    // The client with the most requests; ties go to the first name.
+    let (client, (conns, carried, all_there)) =
+        clients.into_iter().max_by_key(|(client, (_, r, _))| (*r, std::cmp::Reverse(*client)))?;
+    if conns < 2 || !all_there || (carried as f64) < 0.5 * requests as f64 {
+        return None;
+    }
+    let pod = short(&busiest.pod, busiest.ip);
+    let why = if sticky {
+        "the Service's sessionAffinity: ClientIP sends every connection from one client address to the same pod"
+    } else {
+        "kube-proxy picks a backend per connection, and a pool opened once keeps the backends it got"
+    };
+    Some(format!(
+        "the {conns} pooled connections from {client} all went to {pod} and carried {carried} of {requests} requests: {why}"
+    ))
 }
 
 #[cfg(test)]

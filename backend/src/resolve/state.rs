@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -112,6 +112,9 @@ pub struct ClusterState {
     pod_cidrs: Vec<IpNet>,
     /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
     backends: BTreeMap<String, Vec<Backend>>,
+    /// `ns/name` of every Service with `sessionAffinity: ClientIP`: kube-proxy sends each client
+    /// address to one backend for as long as it keeps talking.
+    client_ip_affinity: FxHashSet<Name>,
     /// Objects of kinds this module does not use.
     pub skipped_objects: usize,
     /// Namespaces the cluster has (from Namespace objects).
@@ -255,6 +258,9 @@ impl ClusterState {
         let parse = |ips: &mut dyn Iterator<Item = &String>, via: ViaKind| -> Vec<(IpAddr, ViaKind)> {
             ips.filter_map(|ip| ip.parse().ok()).map(|ip| (ip, via)).collect()
         };
+        if spec.session_affinity.as_deref() == Some("ClientIP") {
+            self.client_ip_affinity.insert(r.qualified.clone());
+        }
         let mut ips = parse(&mut spec.cluster_ips.iter().flatten().chain(spec.cluster_ip.iter()), ViaKind::ClusterIp);
         // externalIPs and a load balancer's ingress both bring traffic in from outside.
         ips.extend(parse(&mut spec.external_ips.iter().flatten(), ViaKind::LoadBalancer));
@@ -369,6 +375,11 @@ impl ClusterState {
 
     pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// Whether the Service `ns/name` has `sessionAffinity: ClientIP`.
+    pub fn client_ip_affinity(&self, service: &str) -> bool {
+        self.client_ip_affinity.contains(service)
     }
 
     /// The state a saved session keeps: every Service's backends as they are now (names are in

@@ -106,3 +106,57 @@ fn a_pod_that_took_over_a_gone_pods_address_has_its_own_row() {
     assert_eq!((new.ip, new.requests, new.connections, new.probe_requests), (X2K9P.into(), 3, 3, 2));
     assert_eq!((web.requests, web.connections, web.probe_requests), (8, 8, 3));
 }
+
+/// A client's pool of connections, all to one pod: the cause names the pool, and kube-proxy's
+/// `sessionAffinity: ClientIP` when the Service has it.
+#[test]
+fn a_pool_on_one_pod_is_named_with_the_services_affinity() {
+    let pooled = |c: &ClusterState| {
+        let mut b = BalanceBuilder::default();
+        // Four pooled connections, all to x2k9p, 20 requests each; another client's two
+        // connections, one to each pod, 5 requests each.
+        (0..80).for_each(|i| b.add(&request(c, 1 + i % 4, X2K9P)));
+        let other = |conn, pod| {
+            let mut r = request(c, conn, pod);
+            r.src = c.resolve_source([10, 244, 0, 21].into(), 40000);
+            r
+        };
+        (0..5).for_each(|_| b.add(&other(10, X2K9P)));
+        (0..5).for_each(|_| b.add(&other(11, Q8M3Z)));
+        b.balance("default/web", c).unwrap()
+    };
+    let web = pooled(&cluster());
+    assert_eq!((web.requests, web.connections), (90, 6));
+    let client = "default/curl-client";
+    assert_eq!(
+        web.cause.as_deref(),
+        Some(&*format!(
+            "the 4 pooled connections from {client} all went to web-7d4b9c8f6-x2k9p and carried 80 of 90 requests: \
+             kube-proxy picks a backend per connection, and a pool opened once keeps the backends it got"
+        ))
+    );
+
+    // The same Service with sessionAffinity: ClientIP.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/cluster.json");
+    let mut list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let items = list["items"].as_array_mut().unwrap();
+    let web_service = items
+        .iter_mut()
+        .find(|i| i["kind"] == "Service" && i["metadata"]["name"] == "web" && i["metadata"]["namespace"] == "default")
+        .unwrap();
+    web_service["spec"]["sessionAffinity"] = "ClientIP".into();
+    let dir = std::env::temp_dir().join(format!("podtap-balance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cluster.json");
+    std::fs::write(&file, list.to_string()).unwrap();
+    let sticky = load_files(&[file]).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(sticky.client_ip_affinity("default/web") && !cluster().client_ip_affinity("default/web"));
+    assert_eq!(
+        pooled(&sticky).cause.as_deref(),
+        Some(&*format!(
+            "the 4 pooled connections from {client} all went to web-7d4b9c8f6-x2k9p and carried 80 of 90 requests: \
+             the Service's sessionAffinity: ClientIP sends every connection from one client address to the same pod"
+        ))
+    );
+}
