@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::lab_cluster::*;
+use common::server_logs::{Logged, general_log, logged, mysql, mysql_sessions, recorded, sql};
 use podtap_shared::{Record, ViaKind};
 use serde_json::Value;
 
@@ -64,35 +65,64 @@ fn hub_text(path: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A client pod of end2end/k8s/scenarios/NAME.yaml on `node`, `HOST` in it replaced by `host`.
+fn start_client(c: &Cluster, name: &str, host_var: &str, host: &str, node: &str) {
+    let yaml = std::fs::read_to_string(repo().join(format!("end2end/k8s/scenarios/{name}.yaml"))).unwrap();
+    c.apply(&yaml.replace(host_var, host).replace("hostname: NODE", &format!("hostname: {node}")));
+}
+
+/// Waits for a client pod to succeed (failing the test if it fails).
+fn client_done(c: &Cluster, pod: &str) {
+    until(&format!("{pod} done"), || {
+        let phase = c.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"]);
+        assert_ne!(phase, "Failed", "{pod} failed: its output is in the lab node's state directory");
+        phase == "Succeeded"
+    });
+}
+
+/// A Service's ClusterIP.
+fn cluster_ip(c: &Cluster, service: &str) -> String {
+    c.kubectl(&["get", "service", service, "-o", "jsonpath={.spec.clusterIP}"])
+}
+
 #[test]
 #[ignore = "needs the real cluster: cargo xtask test runs it after `cluster up --nodes 2`"]
-fn a_redis_pool_pinned_to_one_replica_is_exact_per_pod_and_named_as_the_skew() {
+fn the_database_tier_is_exact_per_pod_and_a_pinned_pool_is_named_as_the_skew() {
     let c = Cluster::from_env("databases");
     let nodes = node_names(&c);
-    let scenario = |name: &str| std::fs::read_to_string(repo().join("end2end/k8s/scenarios").join(name)).unwrap();
     let _tier = Tier(&c);
-    c.apply(&scenario("databases.yaml"));
+    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/databases.yaml").display().to_string()]);
     rollout(&c, "default", "redis");
-    let service_ip = c.kubectl(&["get", "service", "redis", "-o", "jsonpath={.spec.clusterIP}"]);
-    // The client on the node without the hub, its pool opened before podtap runs.
+    rollout(&c, "default", "postgres");
+    rollout(&c, "default", "mariadb");
+    // The clients' connections open before podtap runs: Redis's pool and MariaDB's client on the
+    // node without the hub, PostgreSQL's on the hub's.
     let other = nodes.iter().find(|n| n.as_str() != HUB_NODE).unwrap();
-    c.apply(
-        &scenario("redis-pool.yaml")
-            .replace("REDIS_HOST", &service_ip)
-            .replace("hostname: NODE", &format!("hostname: {other}")),
-    );
+    start_client(&c, "redis-pool", "REDIS_HOST", &cluster_ip(&c, "redis"), other);
+    start_client(&c, "pg-client", "PG_HOST", &cluster_ip(&c, "postgres"), HUB_NODE);
+    start_client(&c, "mysql-client", "MYSQL_HOST", &cluster_ip(&c, "mariadb"), other);
     let logs = c.logs();
-    until("the client's pool open", || logs.join("redis-pool.ready").exists());
-    let client_ip = c.kubectl(&["get", "pod", "redis-pool", "-o", "jsonpath={.status.podIP}"]);
+    let clients = ["redis-pool", "pg-client", "mysql-client"];
+    until("the clients' pools open", || clients.iter().all(|n| logs.join(format!("{n}.ready")).exists()));
 
     let podtap = start_podtap(&c, &nodes, &c.dir.join("kubeconfig"));
     until("the hub's names listed", names_listed);
-    std::fs::write(logs.join("redis-pool.go"), "").unwrap();
-    until("the client done", || {
-        let phase = c.kubectl(&["get", "pod", "redis-pool", "-o", "jsonpath={.status.phase}"]);
-        assert_ne!(phase, "Failed", "the client failed: see its log in the lab node's state");
-        phase == "Succeeded"
-    });
+    for client in clients {
+        std::fs::write(logs.join(format!("{client}.go")), "").unwrap();
+    }
+    for client in clients {
+        client_done(&c, client);
+    }
+    check_redis(&c);
+    check_postgres(&c);
+    check_mariadb(&c);
+    drop(podtap);
+}
+
+/// The Redis pool against each replica's MONITOR feed, the balance, the map, a filter, an export.
+fn check_redis(c: &Cluster) {
+    let logs = c.logs();
+    let client_ip = c.kubectl(&["get", "pod", "redis-pool", "-o", "jsonpath={.status.podIP}"]);
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(logs.join("redis-pool.log")).unwrap()).unwrap();
 
     // The truth: each replica's feed, once it holds every command the client sent from its marks
@@ -114,8 +144,8 @@ fn a_redis_pool_pinned_to_one_replica_is_exact_per_pod_and_named_as_the_skew() {
     let (busy, idle) = (busy[0].clone(), replicas.iter().find(|p| **p != *busy[0]).unwrap().clone());
 
     let redis = |p: &Value| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "redis").count();
-    let page = hub_page_when(&c, &format!("Redis records of the {logged} commands the replicas ran"), logged, redis);
-    std::fs::write(c.out.join("hub-records.json"), page.to_string()).unwrap();
+    let page = hub_page_when(c, &format!("Redis records of the {logged} commands the replicas ran"), logged, redis);
+    std::fs::write(c.out.join("hub-records-redis.json"), page.to_string()).unwrap();
     let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
     let records: Vec<&Record> = records.iter().filter(|r| r.redis().is_some()).collect();
 
@@ -179,18 +209,98 @@ fn a_redis_pool_pinned_to_one_replica_is_exact_per_pod_and_named_as_the_skew() {
         "the map's edges that speak Redis"
     );
     let sets: usize = truth_busy.values().flat_map(|f| f.values()).flatten().filter(|(c, _)| c == "SET").count();
-    let filtered = hub("/api/v1/records?limit=10000&filter=op%3ASET").unwrap();
+    let filtered = hub("/api/v1/records?limit=10000&filter=kind%3Aredis%20op%3ASET").unwrap();
     let filtered: Vec<Record> = serde_json::from_value(filtered["records"].clone()).unwrap();
-    assert!(filtered.iter().all(|r| r.redis().is_some_and(|x| x.command == "SET")), "op:SET: {filtered:?}");
-    assert_eq!(filtered.len(), sets, "op:SET");
+    assert!(filtered.iter().all(|r| r.redis().is_some_and(|x| x.command == "SET")), "kind:redis op:SET");
+    assert_eq!(filtered.len(), sets, "kind:redis op:SET");
     let export = hub_text("/api/v1/export?format=jsonl&filter=kind%3Aredis");
     let exported: Vec<Record> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(exported.len(), logged, "the JSON-lines export of kind:redis");
     for secret in ["secret-value", "secret-item"] {
         assert!(!page.to_string().contains(secret) && !export.contains(secret), "`{secret}` left the node");
     }
+}
 
-    drop(podtap);
+/// The PostgreSQL sessions against the server's log: every statement it logged from each
+/// session's mark on is one record of its connection, with its operation and SQLSTATE.
+fn check_postgres(c: &Cluster) {
+    let server = c.kubectl_json(&["get", "pods", "-l", "app=postgres"]);
+    let server = server["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let truth = logged(&c.logs().join(format!("{server}-postgres.log")));
+    assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the log");
+    let want: usize = truth.values().map(Vec::len).sum();
+    let postgres = |p: &Value| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "postgres").count();
+    let page = hub_page_when(c, &format!("PostgreSQL records of the {want} statements logged"), want, postgres);
+    std::fs::write(c.out.join("hub-records-postgres.json"), page.to_string()).unwrap();
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let seen = recorded(&records);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark at the hub");
+    for (mark, logged) in &truth {
+        let got: Vec<Logged> =
+            seen[mark].iter().filter_map(|r| sql(r)).map(|q| (q.operation.clone(), q.error.clone())).collect();
+        assert_eq!(&got, logged, "{}: session {mark}: every logged request, in order, with its SQLSTATE", c.mode);
+        for r in &seen[mark] {
+            assert!(r.latency_us.is_some(), "answered: {r:?}");
+            assert_eq!(r.dst.name.as_deref(), Some(server.as_str()), "{r:?}");
+            assert_eq!(r.src.qualified_name().as_deref(), Some("default/pg-client"), "{r:?}");
+            assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::ClusterIp, Some("default/postgres")), "{r:?}");
+        }
+    }
+    // Joined mid-stream: `a`'s statement was prepared before podtap ran.
+    let unknown = seen["a"].iter().filter(|r| sql(r).is_some_and(|q| q.statement.is_none())).count();
+    assert_eq!(unknown, 20, "a's executions of a statement whose Parse came before podtap");
+    let errors = truth.values().flatten().filter(|(_, e)| e.is_some()).count();
+    let map = hub("/api/v1/map").unwrap();
+    let into = format!("pod:default/{server}");
+    let edge = map["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"] == "service:default/postgres" && e["target"] == into.as_str())
+        .expect("the edge into PostgreSQL");
+    assert_eq!((edge["requests"].as_u64(), edge["errors"].as_u64()), (Some(want as u64), Some(errors as u64)));
+    let text = page.to_string();
+    for secret in ["secret-name", "copied-secret", "renamed", "inline-secret"] {
+        assert!(!text.contains(secret), "`{secret}` left the node");
+    }
+}
+
+/// The MariaDB sessions against the server's general log: every command it ran from each
+/// connection's mark on is one record, prepared statements by their ids, errors with their codes.
+fn check_mariadb(c: &Cluster) {
+    let server = c.kubectl_json(&["get", "pods", "-l", "app=mariadb"]);
+    let server = server["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let truth = general_log(&c.logs().join(format!("{server}-mariadb.log")));
+    assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the log");
+    // The log has what ran: every record but the failed ones.
+    let want: usize = truth.values().map(Vec::len).sum();
+    let ran = |p: &Value| {
+        p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "mysql" && r["error"].is_null()).count()
+    };
+    let page = hub_page_when(c, &format!("MariaDB records of the {want} commands logged"), want, ran);
+    std::fs::write(c.out.join("hub-records-mariadb.json"), page.to_string()).unwrap();
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let seen = mysql_sessions(&records);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark at the hub");
+    for (mark, logged) in &truth {
+        assert_eq!(&seen[mark].0, logged, "{}: session {mark}: every logged command, in order", c.mode);
+        for r in &seen[mark].1 {
+            assert_eq!(r.dst.name.as_deref(), Some(server.as_str()), "{r:?}");
+            assert_eq!(r.src.qualified_name().as_deref(), Some("default/mysql-client"), "{r:?}");
+            assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::ClusterIp, Some("default/mariadb")), "{r:?}");
+            let closing = mysql(r).is_some_and(|q| q.operation == "CLOSE STMT");
+            assert_eq!(r.latency_us.is_some(), !closing, "answered unless a COM_STMT_CLOSE: {r:?}");
+        }
+    }
+    let unknown = seen["a"].1.iter().filter_map(|r| mysql(r)).filter(|q| q.prepared.is_some() && q.statement.is_none());
+    assert_eq!(unknown.filter(|q| q.operation == "EXECUTE").count(), 10, "a's statement prepared before podtap ran");
+    let errors: Vec<(&str, Option<u16>)> =
+        records.iter().filter_map(mysql).filter_map(|q| Some((q.error.as_deref()?, q.error_code))).collect();
+    assert_eq!(errors, [("42S02", Some(1146)), ("42000", Some(1064))], "a missing table, a syntax error");
+    let text = page.to_string();
+    for secret in ["secret-name", "secret-renamed"] {
+        assert!(!text.contains(secret), "`{secret}` left the node");
+    }
 }
 
 /// The tier's objects, deleted when the test ends, whatever happened: the cluster's next tests
@@ -199,13 +309,18 @@ struct Tier<'a>(&'a Cluster);
 
 impl Drop for Tier<'_> {
     fn drop(&mut self) {
-        let _ = self.0.command(&["delete", "pod", "redis-pool", "--ignore-not-found", "--wait=true"]).status();
+        let _ = self
+            .0
+            .command(&["delete", "pod", "redis-pool", "pg-client", "mysql-client", "--ignore-not-found", "--wait=true"])
+            .status();
         let _ = self
             .0
             .command(&[
                 "delete",
                 "deployment,service",
                 "redis",
+                "postgres",
+                "mariadb",
                 "--ignore-not-found",
                 "--cascade=foreground",
                 "--wait=true",

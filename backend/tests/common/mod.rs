@@ -6,6 +6,7 @@ pub mod fake_api;
 pub mod lab_cluster;
 pub mod packets;
 pub mod served;
+pub mod server_logs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
