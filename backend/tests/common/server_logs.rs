@@ -93,7 +93,6 @@ pub type Thread = (Option<String>, Vec<(String, String)>);
 /// Each connection's commands as MariaDB's general log shows them, by the connection's mark:
 /// `(kind, first word)` — `QUERY`/`PREPARE`/`EXECUTE`/`CLOSE`, and a query's first word. The log
 /// has no failed Prepare (MariaDB logs a statement it could parse).
-
 pub fn general_log(log: &Path) -> BTreeMap<String, Vec<(String, String)>> {
     let text = std::fs::read_to_string(log).expect("the general log");
     let mut by_thread: BTreeMap<String, Thread> = BTreeMap::new();
@@ -134,9 +133,13 @@ pub fn mysql(r: &Record) -> Option<&SqlExchange> {
     }
 }
 
+/// A MariaDB session as a capture shows it: the commands the server ran (`general_log`'s form),
+/// and its records from the mark on.
+pub type MysqlSession<'a> = (Vec<(String, String)>, Vec<&'a Record>);
+
 /// A capture's MariaDB records by their connection's mark, from the mark on: the commands the
 /// server ran as `general_log` has them (a Prepare that failed is not in it), and the records.
-pub fn mysql_sessions(all: &[Record]) -> BTreeMap<String, (Vec<(String, String)>, Vec<&Record>)> {
+pub fn mysql_sessions(all: &[Record]) -> BTreeMap<String, MysqlSession<'_>> {
     let mut by_conn: BTreeMap<u64, Vec<&Record>> = BTreeMap::new();
     for r in all.iter().filter(|r| mysql(r).is_some()) {
         by_conn.entry(r.conn).or_default().push(r);
