@@ -208,6 +208,26 @@ fn check_redis(c: &Cluster) {
         [("pod:default/redis-pool", "service:default/redis", n, e), ("service:default/redis", to_busy.as_str(), n, e)],
         "the map's edges that speak Redis"
     );
+    // The edge into the busy replica, per operation: each command's count and errors.
+    let detail = hub(&format!("/api/v1/edge?source=service:default/redis&target={to_busy}")).expect("the edge");
+    let ops: BTreeMap<String, (u64, u64)> = detail["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["operation"].as_str().unwrap().to_string(),
+                (o["requests"].as_u64().unwrap(), o["errors"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (command, _) in truth_busy.values().flat_map(|f| f.values()).flatten() {
+        want.entry(command.clone()).or_default().0 += 1;
+    }
+    want.get_mut("LPUSH").expect("the LPUSHes").1 = errors.len() as u64;
+    assert_eq!(ops, want, "the edge's operations: every command's requests and errors");
+    assert!(detail["operations"].as_array().unwrap().iter().all(|o| o["p99_ms"].as_f64().is_some()));
     let sets: usize = truth_busy.values().flat_map(|f| f.values()).flatten().filter(|(c, _)| c == "SET").count();
     let filtered = hub("/api/v1/records?limit=10000&filter=kind%3Aredis%20op%3ASET").unwrap();
     let filtered: Vec<Record> = serde_json::from_value(filtered["records"].clone()).unwrap();

@@ -6,11 +6,12 @@
 
 mod common;
 
+use common::kafka_log::{self, Logged};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use podtap_shared::{KafkaExchange, Record};
-use serde_json::Value;
 
 fn lab_dir() -> PathBuf {
     PathBuf::from(std::env::var("PODTAP_DB_DIR").expect("PODTAP_DB_DIR: run by `cargo xtask test` after the lab"))
@@ -18,86 +19,8 @@ fn lab_dir() -> PathBuf {
 
 const CLIENT: &str = "10.251.5.1";
 
-/// One request as the broker logged it (kafka.request.logger at TRACE): its client port, API
-/// key, version, correlation id, `acks` for a Produce, and the error codes of its response.
-#[derive(Debug)]
-struct Logged {
-    port: u16,
-    key: i16,
-    version: i16,
-    correlation: i32,
-    acks: Option<i64>,
-    errors: Vec<i64>,
-    topics: Vec<String>,
-}
-
-/// Every error code in a response, in document order (none when it was all 0).
-fn error_codes(v: &Value, out: &mut Vec<i64>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                if k == "errorCode" {
-                    out.extend(v.as_i64().filter(|c| *c != 0));
-                } else {
-                    error_codes(v, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|v| error_codes(v, out)),
-        _ => {}
-    }
-}
-
-/// The clients' requests, from the run's mark (the producer's first record to `audit` after its
-/// early ones — the log names topics by id, so: the fifth Produce of `orders-producer`) to the
-/// end, in the order the broker completed them; and every topic id a Metadata response named.
 fn logged() -> (Vec<Logged>, BTreeMap<String, String>) {
-    let text = std::fs::read_to_string(lab_dir().join("logs/kafka-requests.log")).expect("the broker's request log");
-    let (mut all, mut names) = (Vec::new(), BTreeMap::new());
-    for line in text.lines() {
-        let Some(json) = line.strip_prefix("Completed request:") else { continue };
-        let v: Value = serde_json::from_str(json).expect("a request as JSON");
-        for t in v["response"]["topics"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(name)) = (t["topicId"].as_str(), t["name"].as_str()) {
-                names.insert(format!("id:{id}"), name.to_string());
-            }
-        }
-        let connection = v["connection"].as_str().unwrap_or("");
-        // "10.251.5.2:9092-10.251.5.1:48800-0-1": the listener, then the client.
-        let Some(client) = connection.split('-').nth(1) else { continue };
-        let Some(port) = client.strip_prefix(&format!("{CLIENT}:")) else { continue };
-        let h = &v["requestHeader"];
-        let mut errors = Vec::new();
-        error_codes(&v["response"], &mut errors);
-        let topics = v["request"]["topicData"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                t["name"]
-                    .as_str()
-                    .filter(|n| !n.is_empty())
-                    .map_or_else(|| format!("id:{}", t["topicId"].as_str().unwrap()), str::to_string)
-            })
-            .collect();
-        all.push((
-            h["clientId"].as_str().unwrap_or("").to_string(),
-            Logged {
-                port: port.parse().unwrap(),
-                key: h["requestApiKey"].as_i64().unwrap() as i16,
-                version: h["requestApiVersion"].as_i64().unwrap() as i16,
-                correlation: h["correlationId"].as_i64().unwrap() as i32,
-                acks: v["request"]["acks"].as_i64(),
-                errors,
-                topics,
-            },
-        ));
-    }
-    // The producer sent three records to orders and one to audit before the capture; its next
-    // Produce is the mark.
-    let mut produces = all.iter().enumerate().filter(|(_, (client, l))| client == "orders-producer" && l.key == 0);
-    let (mark, _) = produces.nth(4).expect("the mark: the producer's fifth Produce");
-    (all.into_iter().skip(mark).map(|(_, l)| l).collect(), names)
+    kafka_log::logged(&lab_dir().join("logs/kafka-requests.log"), CLIENT)
 }
 
 #[test]

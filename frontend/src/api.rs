@@ -247,6 +247,11 @@ pub struct EdgeDetail {
     pub edge: podtap_shared::MapEdge,
     pub complete: bool,
     pub timeline: Overview,
+    /// Into a database or a broker: per operation, the busiest first.
+    #[serde(default)]
+    pub operations: Vec<podtap_shared::OperationStats>,
+    #[serde(default)]
+    pub more_operations: usize,
 }
 
 /// `GET /api/v1/edge?source=…&target=…`: exact numbers and requests per step of one edge at any

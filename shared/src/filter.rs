@@ -224,7 +224,7 @@ impl Term {
             }),
             Field::Edge => v.split_once('>').is_some_and(|(a, b)| crate::group::on_edge(r, a, b)),
             // `op:create_table` for `CREATE TABLE`: a term has no spaces.
-            Field::Operation => operation(r).is_some_and(|o| o.replace(' ', "_").eq_ignore_ascii_case(v)),
+            Field::Operation => r.operation().is_some_and(|o| o.replace(' ', "_").eq_ignore_ascii_case(v)),
             Field::Statement => r.sql().and_then(|q| q.statement.as_deref()).is_some_and(|s| contains(s, v)),
             Field::Table => r.sql().and_then(|q| q.statement.as_deref()).is_some_and(|s| names_table(s, v)),
             Field::Sqlstate => {
@@ -254,15 +254,6 @@ impl Term {
 }
 
 /// A database or broker request's operation: the SQL command, the Redis command, the Kafka API.
-fn operation(r: &Record) -> Option<&str> {
-    match &r.detail {
-        crate::Detail::Postgres(q) | crate::Detail::Mysql(q) => Some(&q.operation),
-        crate::Detail::Redis(x) => Some(&x.command),
-        crate::Detail::Kafka(k) => Some(&k.operation),
-        _ => None,
-    }
-}
-
 /// Whether a statement names `table` (lowercase) as a whole identifier, alone or qualified
 /// (`shop.orders`, `"orders"`): `table:order` does not match `orders`.
 fn names_table(statement: &str, table: &str) -> bool {

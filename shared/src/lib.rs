@@ -23,7 +23,7 @@ pub use filter::{Filter, FilterError};
 pub use health::{AgentStatus, MissingKind, Outage};
 pub use histogram::Histogram;
 pub use kafka::{KafkaExchange, KafkaTopic};
-pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, PROTOCOLS, ServiceMap};
+pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, OperationStats, PROTOCOLS, ServiceMap};
 pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
     TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name, port_hint,

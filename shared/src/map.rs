@@ -53,6 +53,18 @@ pub struct MapEdge {
     pub gapped_connections: u64,
 }
 
+/// One operation's share of an edge into a database or a broker (`GET /api/v1/edge`): the SQL
+/// command tag, the Redis command or the Kafka API, with its requests, errors and percentiles.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationStats {
+    pub operation: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
 /// Names of the protocols in `EdgeStats::protocols`' bits, in bit order.
 pub const PROTOCOLS: [&str; 10] =
     ["http", "grpc", "dns", "tls", "tcp", "postgres", "redis", "mysql", "websocket", "kafka"];

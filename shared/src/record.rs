@@ -504,6 +504,16 @@ impl Record {
         }
     }
 
+    /// A database's or broker's operation: the SQL command tag, the Redis command, the Kafka API.
+    pub fn operation(&self) -> Option<&str> {
+        match &self.detail {
+            Detail::Postgres(q) | Detail::Mysql(q) => Some(&q.operation),
+            Detail::Redis(x) => Some(&x.command),
+            Detail::Kafka(k) => Some(&k.operation),
+            _ => None,
+        }
+    }
+
     /// The SQL part of a PostgreSQL or MySQL record.
     pub fn sql(&self) -> Option<&SqlExchange> {
         match &self.detail {

@@ -11,6 +11,8 @@
 //!   (1,000 pods) streams: frame times, record-to-screen lag, JS heap (BENCHMARKS.md)
 //! - `bench-map [SECONDS]`  the Service Map in Chromium on a synthetic 1,000-pod cluster's
 //!   capture and List: first full map, layout, pan/zoom frames, update cost, JS heap
+//! - `bench-protocols`  pgbench, redis-benchmark and mariadb-slap against real servers, captured;
+//!   podtap's MB/s per protocol against tcpdump's read of the same file
 //! - `bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS]`  simulated agents into one `podtap hub`:
 //!   records/s with merge and rollups, hub CPU and RSS (backend/examples/hub_load.rs)
 //! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
@@ -39,7 +41,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl …";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl …";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };
@@ -55,6 +57,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         ),
         "bench-hub" => test::bench_hub(rest),
         "bench-map" => test::bench_map(rest.first().map(String::as_str).unwrap_or("60")),
+        "bench-protocols" => test::bench_protocols(),
         "setup" => setup::for_tests(),
         "cluster" => cluster::main(rest),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),

@@ -321,6 +321,30 @@ pub fn bench(secs: &str) -> Result<()> {
     )
 }
 
+/// The per-protocol benchmark: each database's own load generator against its real server
+/// (end2end/lab/bench-db.sh: pgbench, redis-benchmark, mariadb-slap), then protocols.py's
+/// interleaved timings of podtap and tcpdump on each capture — and on HTTP's, when `cargo xtask
+/// bench` made one.
+pub fn bench_protocols() -> Result<()> {
+    setup::for_tests()?;
+    if !is_root() {
+        bail!("the benchmark captures need root (network namespaces): run `sudo cargo xtask bench-protocols`");
+    }
+    let out = target_dir().join("bench-db");
+    step("bench-protocols: cargo build --release -p podtap");
+    cargo(&["build", "--release", "-p", "podtap"])?;
+    step("bench-protocols: captures of pgbench, redis-benchmark and mariadb-slap against real servers");
+    status(Command::new("bash").arg(root().join("end2end/lab/bench-db.sh")).arg(&out))?;
+    step("bench-protocols: podtap vs tcpdump per protocol");
+    let mut bench = Command::new("python3");
+    bench.arg(root().join("end2end/bench/protocols.py")).arg(&out).arg(target_dir().join("release/podtap"));
+    let http = target_dir().join("bench/capture.pcapng");
+    if http.exists() {
+        bench.arg("--http").arg(http);
+    }
+    status(&mut bench)
+}
+
 /// Every cargo-fuzz target under `fuzz/`: a parser each (file readers, link types and tunnels,
 /// defragmentation, HTTP/1, HTTP/2 + HPACK + gRPC, DNS over UDP and TCP, TLS, PROXY protocol,
 /// PostgreSQL, MySQL, Redis, Kafka, WebSocket),

@@ -15,7 +15,13 @@
 //!    towards two pods at once: two pods are never one rewritten destination); or
 //! 2. one went to a NodePort (or LoadBalancer) Service from outside, and the other reached a
 //!    backend pod of that Service from a node address (kube-proxy's SNAT) — preferring the one
-//!    whose source port was kept, as MASQUERADE does when it can.
+//!    whose source port was kept, as MASQUERADE does when it can; or
+//! 3. both went to the same pod socket from the same client address with different source
+//!    ports and the same TCP sequence number: conntrack gave the connection another source port
+//!    because its own would have clashed with a DNAT'd connection's reply (a Kafka client that
+//!    bootstrapped through a Service and then connects to the broker's pod address from the
+//!    same port). Here, and only here, the same destination is no obstacle; the sequence number
+//!    is required.
 //!
 //! Where both observations carry a TCP sequence number (`seq`: an HTTP/1 request's first byte; a
 //! connection's initial one), it must be equal: NAT rewrites addresses and ports, never sequence
@@ -51,6 +57,8 @@ enum Key {
     Socket(std::net::IpAddr, u16, u64),
     /// Through a NodePort from outside, or from a node address to a pod: what was asked.
     Snat(u64),
+    /// To a pod socket, by the request's TCP sequence number: (ip, port, seq, what was asked).
+    Moved(std::net::IpAddr, u16, u32, u64),
 }
 
 /// One observation: the record and where it was sent (`leg`). The record is boxed: a group waits
@@ -143,7 +151,9 @@ fn leg_of(r: &Record) -> u64 {
 /// The keys under which an observation is found by its partners.
 fn keys_of(r: &Record, what: u64) -> impl Iterator<Item = Key> {
     let snat = (through_node_port(r) || from_node_to_pod(r)).then_some(Key::Snat(what));
-    std::iter::once(Key::Socket(r.src.ip, r.src.port, what)).chain(snat)
+    let moved =
+        r.seq.filter(|_| r.dst.kind == EndpointKind::Pod).map(|seq| Key::Moved(r.dst.ip, r.dst.port, seq, what));
+    std::iter::once(Key::Socket(r.src.ip, r.src.port, what)).chain(snat).chain(moved)
 }
 
 impl Merger {
@@ -279,6 +289,23 @@ impl Merger {
         if socket.is_some() {
             return socket.map(|id| (id, None));
         }
+        // Rule 3: the same pod socket, the same client address and bytes, another source port.
+        if let (Some(seq), EndpointKind::Pod) = (r.seq, r.dst.kind) {
+            let moved = |g: &Group| {
+                near(g)
+                    && g.seen.iter().all(|s| {
+                        let o = &*s.record;
+                        o.src.ip == r.src.ip
+                            && o.src.port != r.src.port
+                            && (o.dst.ip, o.dst.port) == (r.dst.ip, r.dst.port)
+                    })
+            };
+            let key = Key::Moved(r.dst.ip, r.dst.port, seq, what);
+            let found = self.index.get(&key).into_iter().flatten().flat_map(|(_, q)| q.iter().copied());
+            if let Some(id) = found.filter(|id| moved(self.group(*id))).min() {
+                return Some((id, None));
+            }
+        }
         // The other side of kube-proxy's SNAT: a front whose Service this pod backs, or a back
         // served by a pod of this front's Service. MASQUERADE keeps the source port when it can,
         // so a partner with the same port wins, even over one that arrived first.
@@ -408,6 +435,23 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     if records.len() == 1 {
         return *records.pop().expect("one record");
     }
+    // Every observation addressed to one pod from one address, with two source ports (rule 3):
+    // the client's socket is the one the client's own node saw first (conntrack changed the
+    // port after the client's interface).
+    let moved = records.iter().all(|r| r.dst.kind == EndpointKind::Pod)
+        && records.iter().any(|r| r.src.port != records[0].src.port)
+        && records.iter().all(|r| {
+            r.src.ip == records[0].src.ip && (r.dst.ip, r.dst.port) == (records[0].dst.ip, records[0].dst.port)
+        });
+    let client_side = moved
+        .then(|| {
+            let on_client_node =
+                |r: &&Box<Record>| r.src.node.as_ref().is_none_or(|n| r.nodes.is_empty() || r.nodes.contains(n));
+            let client = records.iter().filter(on_client_node).min_by_key(|r| (r.ts, r.id))?.src.clone();
+            let moved = records.iter().find(|r| r.src.port != client.port)?.src.clone();
+            Some((client, moved))
+        })
+        .flatten();
     let observations = records.iter().map(|r| r.observations).sum();
     let mut nodes: Vec<podtap_shared::Name> = records.iter_mut().flat_map(|r| std::mem::take(&mut r.nodes)).collect();
     nodes.sort_unstable();
@@ -452,6 +496,11 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
         }
         None => {
             (merged.conn, merged.ts, merged.latency_us) = (first_conn, ts, longest);
+            if let Some((client, moved)) = client_side {
+                // Rule 3: the client's own socket, and the port conntrack gave it on the way.
+                merged.src.port = client.port;
+                merged.snat = Some(Box::new(moved));
+            }
             // Copies from several nodes, every one addressed to the pod itself: it was called
             // directly (one node's copies on two interfaces already say so in `correlate`).
             if merged.via.kind == ViaKind::Unknown && merged.dst.kind == EndpointKind::Pod {

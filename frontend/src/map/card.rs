@@ -35,6 +35,37 @@ fn sparkline(d: &EdgeDetail) -> impl IntoView + use<> {
     }
 }
 
+/// Into a database or a broker: each operation's requests (and rate, over a chosen window),
+/// errors and percentiles, the busiest first.
+fn operations(d: &EdgeDetail, span_s: Option<f64>) -> Option<impl IntoView + use<>> {
+    if d.operations.is_empty() {
+        return None;
+    }
+    let rows: Vec<_> = d
+        .operations
+        .iter()
+        .map(|o| {
+            let per_s = rate(o.requests, span_s).map(|r| format!(" · {r:.1}/s")).unwrap_or_default();
+            view! {
+                <tr data-op=o.operation.clone() data-requests=o.requests data-errors=o.errors>
+                    <td>{o.operation.clone()}</td>
+                    <td>{format!("{}{per_s}", o.requests)}</td>
+                    <td>{o.errors.to_string()}</td>
+                    <td>{format!("{} · {} · {}", ms(o.p50_ms), ms(o.p95_ms), ms(o.p99_ms))}</td>
+                </tr>
+            }
+        })
+        .collect();
+    let more = (d.more_operations > 0).then(|| format!("and {} more operations", d.more_operations));
+    Some(view! {
+        <table class="ops" data-testid="map-card-operations">
+            <thead><tr><th>"operation"</th><th>"requests"</th><th>"errors"</th><th>"p50 · p95 · p99"</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        {more.map(|m| view! { <p class="muted">{m}</p> })}
+    })
+}
+
 /// The card's exact part: asked for once the pointer rests on something for 150 ms.
 fn settled(ctx: MapCtx) -> Signal<Option<Hover>> {
     let settled = RwSignal::new(None::<Hover>);
@@ -117,6 +148,7 @@ pub fn HoverCard(ctx: MapCtx) -> impl IntoView {
                         <dt>"protocols"</dt><dd>{if e.protocols.is_empty() { "–".to_string() } else { e.protocols.join(", ") }}</dd>
                     </dl>
                     {(!d.complete).then(|| view! { <p class="hint">"from the first 500,000 records of the window only"</p> })}
+                    {operations(&d, span(ctx))}
                     {sparkline(&d)}
                 }
             })

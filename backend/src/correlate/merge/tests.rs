@@ -207,3 +207,30 @@ fn a_keep_alive_connection_joined_mid_stream_pairs_each_request_by_its_sequence_
     let out = merge(vec![strip(server(1)), strip(client(3))]);
     assert_eq!(out.len(), 1);
 }
+
+#[test]
+fn a_source_port_conntrack_moved_is_one_request_by_its_sequence_number() {
+    // A client connected to the pod's address from the port its connection through the Service
+    // still held in conntrack: conntrack moved the new connection to another source port between
+    // the client's veth and the pod's. Same pod socket, same bytes: one request, the client's
+    // own port in `src`, the moved one in `snat`.
+    let at = |mut r: Record, ts: u64, seq: Option<u32>| {
+        r.ts += ts;
+        r.seq = seq;
+        r
+    };
+    let client =
+        |seq| at(seen(1, 10, "veth-client", "10.244.0.20:40000", "10.244.0.11:3000", "/k", "lib", 900), 0, seq);
+    let server = |seq| at(seen(2, 11, "veth-web1", "10.244.0.20:51000", "10.244.0.11:3000", "/k", "lib", 800), 40, seq);
+    let out = merge(vec![client(Some(7)), server(Some(7))]);
+    assert_eq!(out.len(), 1, "one request");
+    let r = &out[0];
+    assert_eq!((r.src.port, r.snat.as_ref().map(|s| s.port), r.observations), (40000, Some(51000), 2));
+    assert_eq!((r.dst.ip, r.via.kind, r.latency_us), ("10.244.0.11".parse().unwrap(), ViaKind::Direct, Some(900)));
+    // Whichever copy comes first.
+    let out = merge(vec![server(Some(7)), client(Some(7))]);
+    assert_eq!((out.len(), out[0].src.port, out[0].snat.as_ref().map(|s| s.port)), (1, 40000, Some(51000)));
+    // Other bytes, or no sequence number to tell: two requests.
+    assert_eq!(merge(vec![client(Some(7)), server(Some(8))]).len(), 2);
+    assert_eq!(merge(vec![client(None), server(None)]).len(), 2);
+}
