@@ -446,8 +446,8 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     let client_side = moved
         .then(|| {
             let on_client_node =
-                |r: &&Box<Record>| r.src.node.as_ref().is_none_or(|n| r.nodes.is_empty() || r.nodes.contains(n));
-            let client = records.iter().filter(on_client_node).min_by_key(|r| (r.ts, r.id))?.src.clone();
+                |r: &&Record| r.src.node.as_ref().is_none_or(|n| r.nodes.is_empty() || r.nodes.contains(n));
+            let client = records.iter().map(|r| &**r).filter(on_client_node).min_by_key(|r| (r.ts, r.id))?.src.clone();
             let moved = records.iter().find(|r| r.src.port != client.port)?.src.clone();
             Some((client, moved))
         })
