@@ -234,3 +234,27 @@ fn a_source_port_conntrack_moved_is_one_request_by_its_sequence_number() {
     assert_eq!(merge(vec![client(Some(7)), server(Some(8))]).len(), 2);
     assert_eq!(merge(vec![client(None), server(None)]).len(), 2);
 }
+
+#[test]
+fn a_queue_keeps_its_ids_in_order_whatever_leaves_first() {
+    let mut q = Queue::default();
+    for id in [3, 1, 2, 5, 4] {
+        q.insert(id);
+    }
+    assert_eq!(q.iter().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    q.remove(1); // the front: skipped over
+    q.remove(4); // the middle
+    q.remove(9); // not there
+    assert_eq!(q.iter().copied().collect::<Vec<_>>(), [2, 3, 5]);
+    q.insert(6);
+    q.insert(0);
+    assert_eq!(q.iter().copied().collect::<Vec<_>>(), [0, 2, 3, 5, 6]);
+    for id in [0, 2, 3, 5, 6] {
+        q.remove(id);
+    }
+    assert!(q.is_empty());
+    // A second's worth of one keep-alive connection's repeats, leaving oldest first.
+    (0..20_000).for_each(|id| q.insert(id));
+    (0..20_000).for_each(|id| q.remove(id));
+    assert!(q.is_empty() && q.ids.len() < 2);
+}
