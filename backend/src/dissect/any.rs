@@ -49,6 +49,10 @@ pub struct AnyProtocol {
     proxied: Option<SocketAddr>,
     /// The start of a PROXY header split across segments.
     head: Vec<u8>,
+    /// First bytes too few to tell the protocol by (a Kafka request's size alone in its segment,
+    /// a DNS query's length): held, with their direction, first sequence number and time, until
+    /// more come from the same side or the other side speaks.
+    early: Option<Early>,
     /// Whether the first bytes were looked at for a PROXY header.
     looked: bool,
     /// Exchanges read on the connection so far, and whether any was a gRPC call.
@@ -197,6 +201,31 @@ impl AnyProtocol {
     }
 }
 
+/// Bytes held before the protocol is decided (`AnyProtocol::early`).
+struct Early {
+    dir: Dir,
+    seq: u32,
+    ts_us: u64,
+    bytes: Vec<u8>,
+}
+
+/// Fewer first bytes than this decide nothing: every protocol told by content needs more (a
+/// Kafka request's header is 14 bytes; RESP's shortest command, `*1\r\n$4\r\nPING\r\n`, 14).
+const DECIDE_MIN: usize = 14;
+
+impl AnyProtocol {
+    /// Dispatches what was held, as it came.
+    fn release_early(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
+        if let Some(e) = self.early.take() {
+            let mut info = *info;
+            info.seq[e.dir as usize] = e.seq;
+            let first = out.len();
+            self.dispatch(&info, e.dir, e.ts_us, &e.bytes, out);
+            self.took(&mut out[first..], e.ts_us);
+        }
+    }
+}
+
 impl ConnHandler for AnyProtocol {
     type Output = Dissected;
 
@@ -205,6 +234,7 @@ impl ConnHandler for AnyProtocol {
             proto: Proto::Undecided,
             proxied: None,
             head: Vec::new(),
+            early: None,
             looked: false,
             requests: 0,
             grpc: false,
@@ -224,12 +254,38 @@ impl ConnHandler for AnyProtocol {
         let mut info = *info;
         let i = dir as usize;
         info.seq[i] = info.seq[i].wrapping_add(given as u32).wrapping_sub(data.len() as u32);
+        if let Proto::Undecided = self.proto {
+            match &mut self.early {
+                // More from the same side: the held bytes and these, as one.
+                Some(e) if e.dir == dir => {
+                    e.bytes.extend_from_slice(data);
+                    if e.bytes.len() < DECIDE_MIN {
+                        return;
+                    }
+                    let e = self.early.take().expect("held");
+                    info.seq[i] = e.seq;
+                    let first = out.len();
+                    self.dispatch(&info, dir, e.ts_us, &e.bytes, out);
+                    self.took(&mut out[first..], e.ts_us);
+                    return;
+                }
+                // The other side spoke: what was held goes first, as it came.
+                Some(_) => self.release_early(&info, out),
+                None if data.len() < DECIDE_MIN => {
+                    self.early = Some(Early { dir, seq: info.seq[i], ts_us, bytes: data.to_vec() });
+                    return;
+                }
+                None => {}
+            }
+        }
         let first = out.len();
         self.dispatch(&info, dir, ts_us, data, out);
         self.took(&mut out[first..], ts_us);
     }
 
     fn on_gap(&mut self, info: &ConnInfo, dir: Dir, len: u64) {
+        // Held first bytes cannot be joined to what comes after a gap.
+        self.early = None;
         match &mut self.proto {
             Proto::Http1(h) => h.on_gap(info, dir, len),
             Proto::Tls(t) => t.on_gap(info, dir, len),
@@ -245,6 +301,7 @@ impl ConnHandler for AnyProtocol {
     }
 
     fn on_close(&mut self, info: &ConnInfo, ts_us: u64, out: &mut Vec<Dissected>) {
+        self.release_early(info, out);
         let first = out.len();
         match &mut self.proto {
             Proto::Http1(h) => h.on_close(info, ts_us, out),

@@ -261,3 +261,24 @@ impl Exchange {
         k.error.is_some() || (self.response_ts_us.is_none() && !k.no_response)
     }
 }
+
+#[test]
+fn a_first_request_split_after_its_size_is_read_whole_when_joined_mid_stream() {
+    // A pooled connection joined mid-stream whose first request seen came in two segments, its
+    // size alone first: the first bytes are too few to tell Kafka by, and must not decide.
+    let md = kafka_protocol::messages::MetadataRequest::default();
+    let first = request(ApiKey::Metadata, 12, 40, &md);
+    let ex = run_on(
+        9092,
+        false,
+        &[
+            (C, first[..4].to_vec()),
+            (C, first[4..].to_vec()),
+            (S, response(ApiKey::Metadata, 12, 40, &MetadataResponse::default())),
+            (C, request(ApiKey::Metadata, 12, 41, &md)),
+            (S, response(ApiKey::Metadata, 12, 41, &MetadataResponse::default())),
+        ],
+    );
+    let ids: Vec<i32> = ex.iter().map(|e| kafka(e).correlation_id).collect();
+    assert_eq!(ids, [40, 41], "{ex:?}");
+}
