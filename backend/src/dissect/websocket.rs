@@ -114,7 +114,8 @@ impl WebSocket {
             at += 1;
             let Some((opcode, fin, len, mask)) = header(&r.head) else { continue };
             r.head.clear();
-            r.side.bytes += len;
+            // A 64-bit length may be anything on a hostile stream (§5.2 wants its top bit 0).
+            r.side.bytes = r.side.bytes.saturating_add(len);
             match opcode {
                 0x0 => {}
                 0x1 | 0x2 => {
@@ -295,6 +296,11 @@ mod tests {
         assert_eq!(w.readers[0].side.binary, 1);
         w.on_data(Dir::BtoA, 2, b"\x83\x00");
         assert!(w.lost, "opcode 3 is reserved");
+        // What fuzzing found: a byte counted, then a frame announcing 2^64 - 1 bytes (a reserved
+        // opcode, the length's top bit set): no overflow, the stream given up.
+        let mut w = WebSocket::new(Upgrade { upgrade: true, server: Some(Dir::BtoA), ..Default::default() });
+        w.on_data(Dir::BtoA, 1, b"\x0a\x01\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x0a\x4d");
+        assert!(w.lost, "opcode 15 is reserved");
         let info = ConnInfo::test(1, 0, "10.0.0.1:40000", "10.0.0.2:8080");
         let mut out = Vec::new();
         w.on_close(&info, &mut out);
