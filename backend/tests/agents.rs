@@ -260,7 +260,7 @@ async fn a_hub_whose_api_server_answers_5_s_late_names_all_its_agents_sent() {
     let dir = tmp("late-api");
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let objects: serde_json::Value = serde_json::from_slice(&std::fs::read(two_node_cluster(&dir)).unwrap()).unwrap();
-    let api_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let api_addr = common::served::reserved_addr();
     let kubeconfig = dir.join("kubeconfig");
     common::fake_api::kubeconfig_for(api_addr, &kubeconfig);
     let (_hub, listen, ingest) =

@@ -147,7 +147,7 @@ fn stderr_of(child: &mut common::Running) -> String {
 async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_pod() {
     let dir = common::demo_dir();
     let truth = common::ground_truth(&dir);
-    let api_addr = served::free_addr();
+    let api_addr = served::reserved_addr();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-late-{}", std::process::id()));
     fake_api::kubeconfig_for(api_addr, &kubeconfig);
     let addr = served::free_addr();
@@ -188,7 +188,7 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
 async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_without() {
     let dir = common::demo_dir();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-never-{}", std::process::id()));
-    fake_api::kubeconfig_for(served::free_addr(), &kubeconfig);
+    fake_api::kubeconfig_for(served::reserved_addr(), &kubeconfig);
     let addr = served::free_addr();
     let mut child = common::Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))

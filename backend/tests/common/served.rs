@@ -22,6 +22,23 @@ pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
+/// A loopback address nothing listens on, that stays free for a while: below the kernel's
+/// ephemeral range, so no `bind(:0)` of another test and no outgoing connection's own port takes
+/// it meanwhile (a client that keeps connecting to a free ephemeral port can even connect to
+/// itself: TCP's simultaneous open). For a server that comes up late where a client already
+/// points.
+pub fn reserved_addr() -> SocketAddr {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let (from, span) = (10_000u16, low.saturating_sub(10_000).max(1));
+    // Start where this process's id says: two test binaries at once start apart.
+    let start = std::process::id() as u16 % span;
+    (0..span)
+        .map(|i| from + (start + i) % span)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()?.local_addr().ok())
+        .expect("a free port below the ephemeral range")
+}
+
 /// Pods of the demo capture every named replay of it has on its map (by the end of the replay:
 /// the gRPC calls come last).
 const DEMO_PODS: &[&str] = &[
