@@ -17,32 +17,14 @@ use std::path::Path;
 use std::process::Command;
 
 use common::lab_cluster::*;
-use common::server_logs::{Logged, general_log, logged, mysql, mysql_sessions, recorded, sql};
+use common::server_logs::{Feed, Logged, general_log, logged, mysql, mysql_sessions, recorded, redis_monitor, sql};
 use podtap_shared::{Record, ViaKind};
 use serde_json::Value;
 
-/// One replica's commands from the client's address, by the client's port: (command, first key).
-type Feed = BTreeMap<u16, Vec<(String, Option<String>)>>;
-
-/// `1733440412.123456 [0 10.244.1.5:47746] "GET" "mark:0"`: the commands from `client`'s address.
+/// One replica's commands from `client`'s address by the client's port, from each connection's
+/// mark on: the capture began before the marks were sent.
 fn monitored(feed: &Path, client: &str) -> Feed {
-    let text = std::fs::read_to_string(feed).expect("a replica's MONITOR feed");
-    let mut by_port = Feed::new();
-    for line in text.lines() {
-        let Some((from, args)) = line.split_once("] ") else { continue };
-        let Some(port) = from.rsplit_once(&format!(" {client}:")).and_then(|(_, p)| p.parse().ok()) else {
-            continue;
-        };
-        let words: Vec<&str> = args.split('"').skip(1).step_by(2).collect();
-        let command = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
-        let key = match command.as_str() {
-            "PING" | "MULTI" | "EXEC" => None,
-            _ => words.get(1).map(|k| k.to_string()),
-        };
-        by_port.entry(port).or_default().push((command, key));
-    }
-    // From each connection's mark on: the capture began before the marks were sent.
-    by_port
+    redis_monitor(feed, client)
         .into_iter()
         .map(|(port, commands)| {
             let at =
@@ -78,6 +60,12 @@ fn client_done(c: &Cluster, pod: &str) {
         assert_ne!(phase, "Failed", "{pod} failed: its output is in the lab node's state directory");
         phase == "Succeeded"
     });
+}
+
+/// The names of the pods labelled `app=APP`.
+fn pods_of(c: &Cluster, app: &str) -> Vec<String> {
+    let pods = c.kubectl_json(&["get", "pods", "-l", &format!("app={app}")]);
+    pods["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect()
 }
 
 /// A Service's ClusterIP.
@@ -127,9 +115,7 @@ fn check_redis(c: &Cluster) {
 
     // The truth: each replica's feed, once it holds every command the client sent from its marks
     // on (the feed is written as the server runs them, a moment after the client's answers).
-    let replicas = c.kubectl_json(&["get", "pods", "-l", "app=redis"]);
-    let replicas: Vec<String> =
-        replicas["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap().into()).collect();
+    let replicas = pods_of(c, "redis");
     let feeds = |replicas: &[String]| -> BTreeMap<String, Feed> {
         replicas.iter().map(|p| (p.clone(), monitored(&logs.join(format!("{p}-monitor.log")), &client_ip))).collect()
     };
@@ -244,8 +230,7 @@ fn check_redis(c: &Cluster) {
 /// The PostgreSQL sessions against the server's log: every statement it logged from each
 /// session's mark on is one record of its connection, with its operation and SQLSTATE.
 fn check_postgres(c: &Cluster) {
-    let server = c.kubectl_json(&["get", "pods", "-l", "app=postgres"]);
-    let server = server["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let server = pods_of(c, "postgres").remove(0);
     let truth = logged(&c.logs().join(format!("{server}-postgres.log")));
     assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the log");
     let want: usize = truth.values().map(Vec::len).sum();
@@ -288,8 +273,7 @@ fn check_postgres(c: &Cluster) {
 /// The MariaDB sessions against the server's general log: every command it ran from each
 /// connection's mark on is one record, prepared statements by their ids, errors with their codes.
 fn check_mariadb(c: &Cluster) {
-    let server = c.kubectl_json(&["get", "pods", "-l", "app=mariadb"]);
-    let server = server["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let server = pods_of(c, "mariadb").remove(0);
     let truth = general_log(&c.logs().join(format!("{server}-mariadb.log")));
     assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the log");
     // The log has what ran: every record but the failed ones.

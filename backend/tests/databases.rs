@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::server_logs::{Logged, general_log, logged, mysql, mysql_sessions, recorded, sql};
+use common::server_logs::{Logged, general_log, logged, mysql, mysql_sessions, recorded, redis_monitor, sql};
 use podtap_shared::{Detail, Record, SqlExchange};
 
 fn lab_dir() -> PathBuf {
@@ -94,30 +94,11 @@ fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate()
     }
 }
 
-/// Each client connection's commands (command, first key) as the server's MONITOR feed shows
-/// them, by the client's port: `1733440412.123456 [0 10.251.1.1:47746] "GET" "mark:a"`.
-fn monitored(feed: &Path) -> BTreeMap<u16, Vec<(String, Option<String>)>> {
-    let text = std::fs::read_to_string(feed).expect("the MONITOR feed");
-    let mut by_port: BTreeMap<u16, Vec<(String, Option<String>)>> = BTreeMap::new();
-    for line in text.lines() {
-        let Some((client, args)) = line.split_once("] ") else { continue };
-        let Some(port) = client.rsplit_once("10.251.1.1:").and_then(|(_, p)| p.parse().ok()) else { continue };
-        let words: Vec<&str> = args.split('"').skip(1).step_by(2).collect();
-        let command = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
-        let key = match command.as_str() {
-            "PING" | "MULTI" | "EXEC" => None,
-            _ => words.get(1).map(|k| k.to_string()),
-        };
-        by_port.entry(port).or_default().push((command, key));
-    }
-    by_port
-}
-
 #[test]
 #[ignore = "needs the Redis lab: cargo xtask test runs it after end2end/lab/redis.sh"]
 fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
     let dir = lab_dir();
-    let feed = monitored(&dir.join("logs/redis-monitor.log"));
+    let feed = redis_monitor(&dir.join("logs/redis-monitor.log"), "10.251.1.1");
     let all = analyze(&dir.join("redis.pcap"));
     let mut by_port: BTreeMap<u16, Vec<&Record>> = BTreeMap::new();
     for r in all.iter().filter(|r| r.redis().is_some()) {

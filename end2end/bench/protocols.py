@@ -14,7 +14,8 @@ import json
 import os
 import statistics
 import subprocess
-import time
+
+from bench import run  # (wall seconds, peak RSS in MiB, stdout): the file benchmark's timer
 
 # The capture, the kind podtap gives its requests, and tshark's display filter for them.
 CAPTURES = [
@@ -22,17 +23,6 @@ CAPTURES = [
     ("postgres.pcap", "postgres", "pgsql"),
     ("mysql.pcap", "mysql", "mysql.command"),
 ]
-
-
-def run(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024
 
 
 def kinds(podtap, cap):
@@ -71,7 +61,7 @@ def main():
         rss = 0.0
         for _ in range(a.runs):
             for name, cmd in tools.items():
-                wall, peak = run(cmd)
+                wall, peak, _ = run(cmd)
                 times[name].append(wall)
                 if name == "podtap":
                     rss = max(rss, peak)

@@ -1,5 +1,5 @@
 //! The database servers' own logs as the ground truth — PostgreSQL's (`log_statement=all`,
-//! `log_line_prefix='%m [%p] %e '`) and MariaDB's general log — and a capture's records grouped the
+//! `log_line_prefix='%m [%p] %e '`), MariaDB's general log and Redis' MONITOR feed — and a capture's records grouped the
 //! same way: by the session's mark (`SELECT 1 AS mark_NAME`, each client connection's first
 //! statement once the capture runs).
 
@@ -165,4 +165,28 @@ pub fn mysql_sessions(all: &[Record]) -> BTreeMap<String, MysqlSession<'_>> {
         seen.insert(mark.to_string(), (ran, records[from..].to_vec()));
     }
     seen
+}
+
+/// Redis commands by the client's port: (command, first key).
+pub type Feed = BTreeMap<u16, Vec<(String, Option<String>)>>;
+
+/// The commands Redis' MONITOR feed shows from `client`'s address, by the client's port:
+/// `1733440412.123456 [0 10.251.1.1:47746] "GET" "mark:a"`.
+pub fn redis_monitor(feed: &Path, client: &str) -> Feed {
+    let text = std::fs::read_to_string(feed).expect("a MONITOR feed");
+    let mut by_port = Feed::new();
+    for line in text.lines() {
+        let Some((from, args)) = line.split_once("] ") else { continue };
+        let Some(port) = from.rsplit_once(&format!(" {client}:")).and_then(|(_, p)| p.parse().ok()) else {
+            continue;
+        };
+        let words: Vec<&str> = args.split('"').skip(1).step_by(2).collect();
+        let command = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+        let key = match command.as_str() {
+            "PING" | "MULTI" | "EXEC" => None,
+            _ => words.get(1).map(|k| k.to_string()),
+        };
+        by_port.entry(port).or_default().push((command, key));
+    }
+    by_port
 }
