@@ -260,9 +260,9 @@ async fn a_hub_whose_api_server_answers_5_s_late_names_all_its_agents_sent() {
     let dir = tmp("late-api");
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let objects: serde_json::Value = serde_json::from_slice(&std::fs::read(two_node_cluster(&dir)).unwrap()).unwrap();
-    let api_addr = common::served::reserved_addr();
+    let api_port = common::served::reserve();
     let kubeconfig = dir.join("kubeconfig");
-    common::fake_api::kubeconfig_for(api_addr, &kubeconfig);
+    common::fake_api::kubeconfig_for(api_port.addr(), &kubeconfig);
     let (_hub, listen, ingest) =
         hub_named(Command::new(BIN).arg("hub").env("KUBECONFIG", &kubeconfig).env("PODTAP_LOG", "warn"), None);
     let hub_url = format!("http://127.0.0.1:{ingest}");
@@ -296,7 +296,8 @@ async fn a_hub_whose_api_server_answers_5_s_late_names_all_its_agents_sent() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (code, health) = get("/healthz");
     assert_eq!((code, health["records"].as_u64()), (503, Some(0)), "held, not named without names: {health}");
-    let _api = common::fake_api::FakeApi::start_on(api_addr, objects["items"].as_array().unwrap().clone()).await;
+    let _api =
+        common::fake_api::FakeApi::start_on(api_port.listen(), objects["items"].as_array().unwrap().clone()).await;
     // Then: every record of the whole capture, named as the whole capture's analysis names it.
     let whole = whole();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -147,9 +147,9 @@ fn stderr_of(child: &mut common::Running) -> String {
 async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_pod() {
     let dir = common::demo_dir();
     let truth = common::ground_truth(&dir);
-    let api_addr = served::reserved_addr();
+    let api_port = served::reserve();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-late-{}", std::process::id()));
-    fake_api::kubeconfig_for(api_addr, &kubeconfig);
+    fake_api::kubeconfig_for(api_port.addr(), &kubeconfig);
     let addr = served::free_addr();
     let mut child = common::Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
@@ -174,7 +174,7 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
         missing.iter().any(|m| m["kind"] == "pods" && m["reason"].as_str().unwrap().starts_with("failing: ")),
         "says what it lacks and why: {health}"
     );
-    let _api = FakeApi::start_on(api_addr, fake_api::lab_objects(&dir)).await;
+    let _api = FakeApi::start_on(api_port.listen(), fake_api::lab_objects(&dir)).await;
     let seen = served::named_and_exact(addr, &truth).await;
     let log = stderr_of(&mut child);
     let _ = std::fs::remove_file(&kubeconfig);
@@ -188,7 +188,9 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
 async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_without() {
     let dir = common::demo_dir();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-never-{}", std::process::id()));
-    fake_api::kubeconfig_for(served::reserved_addr(), &kubeconfig);
+    // Held to the end: nothing ever answers there.
+    let api_port = served::reserve();
+    fake_api::kubeconfig_for(api_port.addr(), &kubeconfig);
     let addr = served::free_addr();
     let mut child = common::Running(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))

@@ -132,13 +132,13 @@ struct WatchQuery {
 impl FakeApi {
     /// Serves `objects` (any of the four kinds, with apiVersion and kind) on 127.0.0.1.
     pub async fn start(objects: impl IntoIterator<Item = Value>) -> FakeApi {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), objects).await
+        Self::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), objects).await
     }
 
-    /// `start` on `addr` (a server that comes up late where a kubeconfig already points).
-    pub async fn start_on(addr: std::net::SocketAddr, objects: impl IntoIterator<Item = Value>) -> FakeApi {
+    /// `start` on `listener` (a server that comes up late where a kubeconfig already points:
+    /// `served::Reserved::listen`).
+    pub async fn start_on(listener: tokio::net::TcpListener, objects: impl IntoIterator<Item = Value>) -> FakeApi {
         let (tx, _) = broadcast::channel(4096);
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let api = FakeApi { store: Arc::default(), tx, addr: listener.local_addr().unwrap() };
         for o in objects {
             api.apply("ADDED", o);

@@ -22,21 +22,40 @@ pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// A loopback address nothing listens on, that stays free for a while: below the kernel's
-/// ephemeral range, so no `bind(:0)` of another test and no outgoing connection's own port takes
-/// it meanwhile (a client that keeps connecting to a free ephemeral port can even connect to
-/// itself: TCP's simultaneous open). For a server that comes up late where a client already
-/// points.
-pub fn reserved_addr() -> SocketAddr {
+/// A loopback port kept for a server that comes up late (or never) where a client already
+/// points: bound, not listening, so every connection to it is refused and no other socket can bind
+/// it, until `listen`. Below the kernel's ephemeral range, so no outgoing connection's own port is
+/// it either (a client that keeps connecting to a free ephemeral port can even connect to itself:
+/// TCP's simultaneous open). Fresh clone 18b lost a freed port to another bind; CI lost one to a
+/// second test of the same binary that chose the same free port: held, it cannot be chosen twice.
+pub struct Reserved(tokio::net::TcpSocket);
+
+/// The first port below the ephemeral range that no socket holds, from where this process's id says
+/// (two test binaries at once start apart), kept.
+pub fn reserve() -> Reserved {
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
     let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
     let (from, span) = (10_000u16, low.saturating_sub(10_000).max(1));
-    // Start where this process's id says: two test binaries at once start apart.
     let start = std::process::id() as u16 % span;
     (0..span)
-        .map(|i| from + (start + i) % span)
-        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()?.local_addr().ok())
+        .find_map(|i| {
+            // No SO_REUSEADDR: a listener that sets it still cannot share the port.
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], from + (start + i) % span))).ok()?;
+            Some(Reserved(socket))
+        })
         .expect("a free port below the ephemeral range")
+}
+
+impl Reserved {
+    pub fn addr(&self) -> SocketAddr {
+        self.0.local_addr().unwrap()
+    }
+
+    /// The server comes up: the same port, now accepting.
+    pub fn listen(self) -> tokio::net::TcpListener {
+        self.0.listen(1024).unwrap()
+    }
 }
 
 /// Pods of the demo capture every named replay of it has on its map (by the end of the replay:
