@@ -2,7 +2,8 @@
 //! every request the broker's request log shows from the clients since the run's mark is one
 //! record — same connection, API, version and correlation id, in the same order — including the
 //! producer's connection joined mid-stream, the fire-and-forget produces (`acks=0`, no answer by
-//! design), and the error codes the broker answered; and no key or value reaches a record.
+//! design), and the error codes the broker answered; and no key or value reaches a record. On the
+//! map, each topic's producers and consumers are counted as the broker logged them.
 
 mod common;
 
@@ -88,4 +89,57 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     let json = serde_json::to_value(produce).unwrap();
     assert_eq!((json["kind"].as_str(), json["operation"].as_str()), (Some("kafka"), Some("Produce")));
     assert!(json["topic"].is_string() && json["partition"].is_i64(), "{json}");
+}
+
+#[test]
+#[ignore = "needs the Kafka lab: cargo xtask test runs it after end2end/lab/kafka.sh"]
+fn each_topics_writers_and_readers_are_counted_on_the_map_as_the_broker_logged_them() {
+    let (truth, names) = logged();
+    // A topic podtap knows only by its id is the same topic as its name.
+    let resolve = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
+    let (client, broker) = (format!("ip:{CLIENT}"), "topic:10.251.5.2/".to_string());
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for l in &truth {
+        let mut topics: Vec<String> = match l.key {
+            0 => l.topics.iter().map(|t| resolve(t)).collect(),
+            _ => l.read.iter().map(|t| resolve(t)).collect(),
+        };
+        topics.sort();
+        topics.dedup();
+        for t in topics {
+            let topic = format!("{broker}{t}");
+            let edge = if l.key == 0 { (client.clone(), topic) } else { (topic, client.clone()) };
+            *want.entry(edge).or_default() += 1;
+        }
+    }
+    // The map as `analyze --format summary` gives it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+        .args(["analyze", &lab_dir().join("kafka.pcap").display().to_string(), "--format", "summary"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut broker_requests = 0;
+    for e in summary["edges"].as_array().unwrap() {
+        let (s, t) = (e["source"].as_str().unwrap(), e["target"].as_str().unwrap());
+        let requests = e["requests"].as_u64().unwrap();
+        match e["topic"].as_str() {
+            Some(topic) => {
+                // Named by podtap itself: a topic the producer named only by its id is drawn
+                // under the name a later Metadata response gave it.
+                assert!(s.ends_with(&format!("/{topic}")) || t.ends_with(&format!("/{topic}")), "{e}");
+                assert!(!topic.starts_with("id:"), "{e}");
+                *got.entry((s.to_string(), t.to_string())).or_default() += requests;
+            }
+            None if t == "ip:10.251.5.2" => broker_requests += requests,
+            None => {}
+        }
+    }
+    eprintln!("kafka: topic edges as the broker logged them: {want:?}");
+    assert_eq!(got, want, "writers and readers of each topic, against the broker's request log");
+    assert!(want.keys().any(|(s, _)| s.starts_with("topic:")), "a consumer read a topic: {want:?}");
+    assert!(want.len() >= 3, "two topics written, one read: {want:?}");
+    // The edge to the broker still counts every request once.
+    assert_eq!(broker_requests, truth.len() as u64);
 }

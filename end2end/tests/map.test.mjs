@@ -27,7 +27,7 @@ const podsOf = (prefix) => Object.keys(truth.pods).filter((p) => p.startsWith(pr
 const sum = (xs, f) => xs.reduce((n, x) => n + f(x), 0);
 const into = (edges, id) => sum(edges.filter((e) => e.target === id), (e) => e.requests);
 /** Requests on edges that leave a caller (not the Service → pod leg): each request once. */
-const firstLegs = (edges) => sum(edges.filter((e) => !e.source.startsWith('service:')), (e) => e.requests);
+const firstLegs = (edges) => sum(edges.filter((e) => !e.source.startsWith('service:') && !e.topic), (e) => e.requests);
 
 async function nodes(ui) {
   return ui.page.$$eval('[data-testid="map-node"]', (els) => els.map((e) => ({

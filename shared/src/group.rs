@@ -49,17 +49,29 @@ pub fn external_group(ip: IpAddr, name: Option<&str>) -> String {
 pub enum Side<'a> {
     Endpoint(&'a Endpoint),
     Service(&'a str),
+    /// A Kafka topic, on the broker that carried the request (`crate::topic`).
+    Topic(&'a Endpoint, &'a str),
 }
 
 /// The edges a record counts on, as the map counts it (`MapBuilder::path`): through a Service to
-/// a pod, source → Service and Service → pod; otherwise source → destination.
+/// a pod, source → Service and Service → pod; otherwise source → destination; and a Kafka
+/// Produce's client → topic, a Fetch's topic → client.
 pub fn legs(r: &Record) -> impl Iterator<Item = (Side<'_>, Side<'_>)> {
     let service = r.via.service.as_deref().filter(|_| r.dst.kind == EndpointKind::Pod);
     let (first, second) = match service {
         Some(s) => ((Side::Endpoint(&r.src), Side::Service(s)), Some((Side::Service(s), Side::Endpoint(&r.dst)))),
         None => ((Side::Endpoint(&r.src), Side::Endpoint(&r.dst)), None),
     };
-    std::iter::once(first).chain(second)
+    let topics = crate::topic::flows(r).into_iter().flat_map(move |(flow, names)| {
+        names.into_iter().map(move |name| {
+            let (client, topic) = (Side::Endpoint(&r.src), Side::Topic(&r.dst, name));
+            match flow {
+                crate::topic::Flow::Into => (client, topic),
+                crate::topic::Flow::OutOf => (topic, client),
+            }
+        })
+    });
+    std::iter::once(first).chain(second).chain(topics)
 }
 
 /// Whether the box `id` (at any level; `*` is every box) holds `side`.
@@ -70,6 +82,7 @@ pub fn covers(id: &str, side: Side<'_>) -> bool {
     let Some((kind, rest)) = id.split_once(':') else { return false };
     let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match side {
+        Side::Topic(broker, name) => kind == "topic" && same(id, &crate::topic::topic_id(broker, name)),
         Side::Service(qualified) => match kind {
             "service" => same(rest, qualified),
             "namespace" => qualified.split_once('/').is_some_and(|(ns, _)| same(ns, rest)),

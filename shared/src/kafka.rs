@@ -45,6 +45,11 @@ pub struct KafkaExchange {
     /// A consumer group the request named (`JoinGroup`, `OffsetCommit`, `FindCoordinator`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The topic ids a Metadata response named, with their names (`id:…` as `topics` writes an
+    /// id → name; bounded by `MAX_TOPICS`): a topic a client names only by its id is one box on
+    /// the map with its name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub topic_ids: std::collections::BTreeMap<String, String>,
     /// Bytes of record batches: sent by a Produce request, returned by a Fetch response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_bytes: Option<u64>,

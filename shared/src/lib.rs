@@ -16,6 +16,7 @@ pub mod map;
 pub mod record;
 pub mod share;
 pub mod stream;
+pub mod topic;
 
 pub use balance::{Balance, EndpointBalance};
 pub use database::{RedisExchange, SqlExchange, WebSocketExchange, WebSocketSide, sqlstate_name};

@@ -51,6 +51,19 @@ pub struct MapEdge {
     /// Connections with holes the capture never saw (requests on them may be missing).
     #[serde(default)]
     pub gapped_connections: u64,
+    /// On an edge into or out of a Kafka topic's box (`topic:…`): the topic. Such an edge counts
+    /// again requests the edges to the broker count (`crate::topic`); totals leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl MapEdge {
+    /// Whether the edge's requests are counted on other edges already: the second leg of a
+    /// request through a Service, or an edge into or out of a topic. A map's totals are the sum
+    /// of the other edges' numbers.
+    pub fn counted_elsewhere(&self) -> bool {
+        self.source.starts_with("service:") || self.topic.is_some()
+    }
 }
 
 /// One operation's share of an edge into a database or a broker (`GET /api/v1/edge`): the SQL
@@ -162,6 +175,7 @@ impl EdgeStats {
                 .map(|(_, p)| p.to_string())
                 .collect(),
             gapped_connections: self.gapped_connections,
+            topic: crate::topic::topic_of(source).or(crate::topic::topic_of(target)).map(str::to_string),
         }
     }
 
@@ -235,26 +249,45 @@ pub struct MapBuilder {
     ends: Vec<(String, String)>,
     stats: Vec<EdgeStats>,
     by_address: FxHashMap<AddressKey, (Identity, Identity, EdgePath)>,
+    /// Each distinct set of topic edges once: a producer sends the same topics again and again.
+    topic_sets: FxHashMap<Vec<u32>, std::sync::Arc<[u32]>>,
+    /// Topic names by id (`id:…`), as Metadata responses gave them: a topic first seen by its id
+    /// (a client joined mid-stream) is drawn under its name once one is known, also what it
+    /// counted before.
+    topic_names: FxHashMap<String, String>,
 }
+
+/// Most topic ids remembered; past it the table starts again (the dissector's bound).
+const MAX_TOPIC_NAMES: usize = 100_000;
 
 /// (source, destination, port, the Service it went through): what a record's edges depend on.
 type AddressKey = (IpAddr, IpAddr, u16, Option<crate::Name>);
 
 /// The edges one record is counted on: source → destination, or, through a Service, source →
-/// Service and Service → the pod that served it. Edge numbers index `MapBuilder::ends`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EdgePath {
-    Direct(usize),
-    Through(usize, usize),
+/// Service and Service → the pod that served it; and for a Kafka Produce or Fetch, the edges into
+/// or out of its topics (`crate::topic`). Edge numbers index `MapBuilder::ends`. As small as two
+/// numbers and a pointer: every record the store keeps has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgePath {
+    first: u32,
+    /// `u32::MAX`: none.
+    second: u32,
+    topics: Option<std::sync::Arc<[u32]>>,
 }
 
 impl EdgePath {
-    pub fn edges(self) -> impl Iterator<Item = usize> {
-        let (a, b) = match self {
-            EdgePath::Direct(a) => (a, None),
-            EdgePath::Through(a, b) => (a, Some(b)),
-        };
-        std::iter::once(a).chain(b)
+    fn direct(a: usize) -> Self {
+        EdgePath { first: a as u32, second: u32::MAX, topics: None }
+    }
+
+    fn through(a: usize, b: usize) -> Self {
+        EdgePath { first: a as u32, second: b as u32, topics: None }
+    }
+
+    pub fn edges(&self) -> impl Iterator<Item = usize> + '_ {
+        let second = Some(self.second).filter(|&b| b != u32::MAX);
+        let topics = self.topics.as_deref().unwrap_or_default();
+        std::iter::once(self.first).chain(second).chain(topics.iter().copied()).map(|e| e as usize)
     }
 }
 
@@ -276,21 +309,81 @@ impl MapBuilder {
     pub fn path(&mut self, r: &Record) -> EdgePath {
         let service = r.via.service.clone().filter(|_| r.dst.kind == EndpointKind::Pod);
         let key = (r.src.ip, r.dst.ip, r.dst.port, service);
-        match self.by_address.get(&key) {
-            Some((s, d, p)) if s.is(&r.src) && d.is(&r.dst) => *p,
+        let mut path = match self.by_address.get(&key) {
+            Some((s, d, p)) if s.is(&r.src) && d.is(&r.dst) => p.clone(),
             _ => {
                 let p = self.path_of(r, key.3.as_deref());
-                self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), p));
+                self.by_address.insert(key, (Identity::of(&r.src), Identity::of(&r.dst), p.clone()));
                 p
             }
+        };
+        if let Some(k) = r.kafka().filter(|k| !k.topic_ids.is_empty()) {
+            if self.topic_names.len() + k.topic_ids.len() > MAX_TOPIC_NAMES {
+                self.topic_names.clear();
+            }
+            self.topic_names.extend(k.topic_ids.iter().map(|(id, name)| (id.clone(), name.clone())));
         }
+        if let Some((flow, names)) = crate::topic::flows(r) {
+            path.topics = Some(self.topic_edges(r, flow, &names));
+        }
+        path
+    }
+
+    /// The id a `topic:…/id:…` box is drawn under once its name is known.
+    fn renamed(&self, id: &str) -> Option<String> {
+        let (home, last) = id.strip_prefix("topic:")?.rsplit_once('/')?;
+        self.topic_names.get(last).map(|name| format!("topic:{home}/{name}"))
+    }
+
+    /// The node `id` is drawn as (a renamed topic's under its name).
+    fn node_for(&self, id: &str) -> Option<MapNode> {
+        if let Some(n) = self.nodes.get(id) {
+            return Some(n.clone());
+        }
+        let (_, name) = id.rsplit_once('/')?;
+        let named = self.nodes.iter().find(|(known, _)| self.renamed(known).as_deref() == Some(id))?.1;
+        Some(MapNode { id: id.to_string(), label: name.to_string(), ..named.clone() })
+    }
+
+    /// An edge's ends as drawn: through `renamed` for topics.
+    fn drawn(&self, source: &str, target: &str) -> (String, String) {
+        let end = |id: &str| self.renamed(id).unwrap_or_else(|| id.to_string());
+        (end(source), end(target))
+    }
+
+    /// Whether edges may be drawn under other ids than their own (some topic's name is known).
+    fn renames(&self) -> bool {
+        !self.topic_names.is_empty()
+    }
+
+    /// The edges between `r`'s client and the topics it names, as one shared set.
+    fn topic_edges(&mut self, r: &Record, flow: crate::topic::Flow, names: &[&str]) -> std::sync::Arc<[u32]> {
+        let client = self.node(&r.src);
+        let mut set = Vec::with_capacity(names.len());
+        for name in names {
+            let name = self.topic_names.get(*name).map_or(*name, String::as_str);
+            let topic = crate::topic::topic_node(&r.dst, name);
+            let id = topic.id.clone();
+            self.nodes.entry(id.clone()).or_insert(topic);
+            let e = match flow {
+                crate::topic::Flow::Into => self.edge(client.clone(), id),
+                crate::topic::Flow::OutOf => self.edge(id, client.clone()),
+            };
+            set.push(e as u32);
+        }
+        if let Some(shared) = self.topic_sets.get(&set) {
+            return shared.clone();
+        }
+        let shared: std::sync::Arc<[u32]> = set.clone().into();
+        self.topic_sets.insert(set, shared.clone());
+        shared
     }
 
     fn path_of(&mut self, r: &Record, service: Option<&str>) -> EdgePath {
         let source = self.node(&r.src);
         let target = self.node(&r.dst);
         match service {
-            None => EdgePath::Direct(self.edge(source, target)),
+            None => EdgePath::direct(self.edge(source, target)),
             Some(qualified) => {
                 let (namespace, name) = qualified.split_once('/').unwrap_or(("", qualified));
                 let id = format!("service:{qualified}");
@@ -302,7 +395,7 @@ impl MapBuilder {
                     workload: None,
                     node: None,
                 });
-                EdgePath::Through(self.edge(source, id.clone()), self.edge(id, target))
+                EdgePath::through(self.edge(source, id.clone()), self.edge(id, target))
             }
         }
     }
@@ -350,16 +443,9 @@ impl MapBuilder {
     /// The numbers so far by edge name, mergeable with others'; the builder starts counting
     /// afresh (the nodes and edges it knows stay known).
     pub fn take_stats(&mut self) -> MapStats {
-        let mut out = MapStats::default();
-        for ((source, target), &i) in &self.edge_index {
-            let s = std::mem::take(&mut self.stats[i]);
-            if s != EdgeStats::default() {
-                out.edges.insert((source.clone(), target.clone()), s);
-                for id in [source, target] {
-                    out.nodes.entry(id.clone()).or_insert_with(|| self.nodes[id].clone());
-                }
-            }
-        }
+        let mut taken = std::mem::take(&mut self.stats);
+        let out = self.stats_with(|i| Some(std::mem::take(&mut taken[i])).filter(|s| *s != EdgeStats::default()));
+        self.stats = taken;
         out
     }
 
@@ -368,10 +454,15 @@ impl MapBuilder {
         let mut out = MapStats::default();
         for ((source, target), &i) in &self.edge_index {
             if let Some(s) = stats(i) {
-                out.edges.insert((source.clone(), target.clone()), s);
-                for id in [source, target] {
-                    out.nodes.entry(id.clone()).or_insert_with(|| self.nodes[id].clone());
+                let key = if self.renames() { self.drawn(source, target) } else { (source.clone(), target.clone()) };
+                for id in [&key.0, &key.1] {
+                    if !out.nodes.contains_key(id)
+                        && let Some(n) = self.node_for(id)
+                    {
+                        out.nodes.insert(id.clone(), n);
+                    }
                 }
+                out.edges.entry(key).or_default().merge(&s);
             }
         }
         out
@@ -381,17 +472,28 @@ impl MapBuilder {
     /// nodes those edges join; edges sorted by source and target.
     pub fn build_with<'a>(&self, stats: impl Fn(usize) -> Option<&'a EdgeStats>) -> ServiceMap {
         let mut used = std::collections::BTreeSet::new();
-        let edges: Vec<MapEdge> = self
-            .edge_index
-            .iter()
-            .filter_map(|((source, target), &i)| {
-                let s = stats(i)?;
-                used.insert(source.as_str());
-                used.insert(target.as_str());
-                Some(s.edge(source, target))
-            })
-            .collect();
-        let nodes = used.into_iter().filter_map(|id| self.nodes.get(id).cloned()).collect();
+        // A topic drawn under its name sums its edges from before its name was known.
+        let mut topics: BTreeMap<(String, String), EdgeStats> = BTreeMap::new();
+        let mut edges: Vec<MapEdge> = Vec::new();
+        for ((source, target), &i) in &self.edge_index {
+            let Some(s) = stats(i) else { continue };
+            if self.renames() && (source.starts_with("topic:") || target.starts_with("topic:")) {
+                topics.entry(self.drawn(source, target)).or_default().merge(s);
+                continue;
+            }
+            used.insert(source.clone());
+            used.insert(target.clone());
+            edges.push(s.edge(source, target));
+        }
+        if !topics.is_empty() {
+            for ((source, target), s) in &topics {
+                edges.push(s.edge(source, target));
+                used.insert(source.clone());
+                used.insert(target.clone());
+            }
+            edges.sort_unstable_by(|a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)));
+        }
+        let nodes = used.iter().filter_map(|id| self.node_for(id)).collect();
         ServiceMap { nodes, edges }
     }
 }
@@ -468,6 +570,104 @@ mod tests {
         assert_eq!(
             (svc.kind, svc.label.as_str(), svc.namespace.as_deref()),
             (EndpointKind::Service, "web", Some("default"))
+        );
+    }
+
+    fn kafka(api_key: i16, client: &str, topics: &[&str]) -> Record {
+        let mut r = rec(1, None, 1000);
+        r.src.kind = EndpointKind::Pod;
+        r.src.name = Some(client.into());
+        r.src.namespace = Some("shop".into());
+        r.dst.kind = EndpointKind::Pod;
+        r.dst.name = Some("kafka-0".into());
+        r.dst.namespace = Some("data".into());
+        r.dst.workload = Some("StatefulSet/kafka".into());
+        r.detail = Detail::Kafka(crate::KafkaExchange {
+            operation: if api_key == 0 { "Produce" } else { "Fetch" }.into(),
+            api_key,
+            topics: topics.iter().map(|t| crate::KafkaTopic { name: t.to_string(), partitions: vec![0] }).collect(),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn producers_and_consumers_meet_at_their_topics_box() {
+        let mut b = MapBuilder::new();
+        let records = [
+            kafka(0, "orders-1", &["orders"]),
+            kafka(0, "orders-1", &["orders", "audit"]),
+            kafka(0, "orders-1", &["orders"]),
+            kafka(1, "billing-1", &["orders"]),
+            kafka(3, "billing-1", &["orders"]),
+        ];
+        let paths: Vec<EdgePath> = records.iter().map(|r| b.path(r)).collect();
+        for (r, p) in records.iter().zip(&paths) {
+            for e in p.edges() {
+                b.stats[e].add(r);
+            }
+        }
+        // The same topics again: the same shared set.
+        assert!(std::sync::Arc::ptr_eq(paths[0].topics.as_ref().unwrap(), paths[2].topics.as_ref().unwrap()));
+        assert_eq!(paths[4].edges().count(), 1, "a Metadata request moves no records");
+        let map = b.build();
+        let edge = |s: &str, t: &str| {
+            map.edges.iter().find(|e| e.source == s && e.target == t).map(|e| (e.requests, e.topic.clone()))
+        };
+        let orders = Some("orders".to_string());
+        assert_eq!(edge("pod:shop/orders-1", "pod:data/kafka-0"), Some((3, None)));
+        assert_eq!(edge("pod:shop/orders-1", "topic:data/kafka/orders"), Some((3, orders.clone())));
+        assert_eq!(edge("pod:shop/orders-1", "topic:data/kafka/audit"), Some((1, Some("audit".into()))));
+        assert_eq!(edge("topic:data/kafka/orders", "pod:shop/billing-1"), Some((1, orders)));
+        assert_eq!(edge("pod:shop/billing-1", "pod:data/kafka-0"), Some((2, None)));
+        // Totals leave the topics' edges out: five requests.
+        let total: u64 = map.edges.iter().filter(|e| !e.counted_elsewhere()).map(|e| e.requests).sum();
+        assert_eq!(total, 5);
+        let topic = map.nodes.iter().find(|n| n.id == "topic:data/kafka/orders").unwrap();
+        assert_eq!((topic.kind, topic.label.as_str()), (EndpointKind::Topic, "orders"));
+        // The filter's `edge:` finds the same requests the topic's edges count.
+        let on = |s: &str, t: &str| records.iter().filter(|r| crate::group::on_edge(r, s, t)).count();
+        assert_eq!(on("pod:shop/orders-1", "topic:data/kafka/orders"), 3);
+        assert_eq!(on("topic:data/kafka/orders", "*"), 1);
+        assert_eq!(on("*", "topic:data/kafka/audit"), 1);
+        assert_eq!(on("pod:shop/orders-1", "topic:data/other/orders"), 0);
+    }
+
+    #[test]
+    fn a_topic_first_named_by_its_id_is_one_box_once_a_metadata_response_names_it() {
+        let mut b = MapBuilder::new();
+        b.add(&kafka(0, "orders-1", &["id:Yjg5sR2f"]));
+        b.add(&kafka(1, "billing-1", &["id:Yjg5sR2f"]));
+        let mut metadata = kafka(3, "billing-1", &[]);
+        if let Detail::Kafka(k) = &mut metadata.detail {
+            k.operation = "Metadata".into();
+            k.topic_ids.insert("id:Yjg5sR2f".into(), "orders".into());
+        }
+        b.add(&metadata);
+        b.add(&kafka(0, "orders-1", &["id:Yjg5sR2f"]));
+        let map = b.build();
+        let topics: Vec<(&str, &str, u64)> = map
+            .edges
+            .iter()
+            .filter(|e| e.topic.is_some())
+            .map(|e| (e.source.as_str(), e.target.as_str(), e.requests))
+            .collect();
+        assert_eq!(
+            topics,
+            vec![
+                ("pod:shop/orders-1", "topic:data/kafka/orders", 2),
+                ("topic:data/kafka/orders", "pod:shop/billing-1", 1)
+            ]
+        );
+        assert!(map.edges.iter().all(|e| e.topic.as_deref() != Some("id:Yjg5sR2f")));
+        let boxes: Vec<&str> =
+            map.nodes.iter().filter(|n| n.kind == EndpointKind::Topic).map(|n| n.label.as_str()).collect();
+        assert_eq!(boxes, vec!["orders"]);
+        // The same for the mergeable numbers a live view is sent.
+        let stats = b.take_stats();
+        assert_eq!(stats.edges[&("pod:shop/orders-1".to_string(), "topic:data/kafka/orders".to_string())].requests, 2);
+        assert!(
+            stats.nodes.contains_key("topic:data/kafka/orders") && !stats.nodes.keys().any(|id| id.contains("id:"))
         );
     }
 }

@@ -19,6 +19,8 @@ pub enum EndpointKind {
     Node,
     External,
     Unknown,
+    /// A Kafka topic: a box on the map (`topic`), never one end of a record.
+    Topic,
 }
 
 /// A name from the cluster state (pod, namespace, workload, node, Service). Shared, not copied:

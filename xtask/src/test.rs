@@ -223,6 +223,7 @@ fn browser() -> Result<()> {
             .env("PODTAP_BIN", target_dir().join("debug/podtap"))
             .env("PODTAP_ASSETS", root().join("dist"))
             .env("PODTAP_LAB_DIR", target_dir().join("lab-run"))
+            .env("PODTAP_DB_DIR", target_dir().join("lab-db"))
             .current_dir(root().join("end2end")),
     )
 }

@@ -48,6 +48,10 @@ pub struct EdgeSummary {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// On an edge into or out of a Kafka topic: the topic (its requests are on the edges to the
+    /// broker too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
 }
 
 /// DNS exchanges, each query once.
@@ -106,6 +110,7 @@ impl SummaryBuilder {
                 p50_ms: e.p50_ms,
                 p95_ms: e.p95_ms,
                 p99_ms: e.p99_ms,
+                topic: e.topic,
             })
             .collect();
         let dns = DnsSummary {

@@ -233,7 +233,7 @@ impl Store {
         self.newest_us = self.newest_us.max(r.ts);
         for (t, span) in TIERS.iter().enumerate() {
             if let Some(block) = self.blocks[t].get_mut(&(index / span)) {
-                block.add(&r, path);
+                block.add(&r, &path);
             }
         }
         self.steps[(index - self.first) as usize].insert(r, path);

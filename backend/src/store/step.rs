@@ -20,7 +20,7 @@ pub(super) struct Rollup {
 }
 
 impl Rollup {
-    pub fn add(&mut self, r: &Record, path: EdgePath) {
+    pub fn add(&mut self, r: &Record, path: &EdgePath) {
         for e in path.edges() {
             self.edges.entry(e).or_default().add(r);
         }
@@ -65,7 +65,7 @@ pub(super) struct Step {
 
 impl Step {
     pub fn insert(&mut self, r: Record, path: EdgePath) {
-        self.rollup.add(&r, path);
+        self.rollup.add(&r, &path);
         // Records come nearly in order: the place is at or near the end.
         let key = r.time_order();
         let at = self.records.iter().rposition(|(o, _)| o.time_order() <= key).map_or(0, |i| i + 1);

@@ -17,7 +17,10 @@ pub struct Logged {
     pub correlation: i32,
     pub acks: Option<i64>,
     pub errors: Vec<i64>,
+    /// The topics a Produce wrote to.
     pub topics: Vec<String>,
+    /// The topics a Fetch read: those it named and those whose records came back.
+    pub read: Vec<String>,
 }
 
 /// Every error code in a response, in document order (none when it was all 0).
@@ -58,17 +61,25 @@ pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String
         let h = &v["requestHeader"];
         let mut errors = Vec::new();
         error_codes(&v["response"], &mut errors);
-        let topics = v["request"]["topicData"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                t["name"]
-                    .as_str()
-                    .filter(|n| !n.is_empty())
-                    .map_or_else(|| format!("id:{}", t["topicId"].as_str().unwrap()), str::to_string)
-            })
-            .collect();
+        // A topic by its name, else by its id (as podtap writes one it has no name for).
+        let name = |t: &Value, key: &str| {
+            t[key]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| format!("id:{}", t["topicId"].as_str().unwrap_or("")), str::to_string)
+        };
+        let produced = v["request"]["topicData"].as_array().into_iter().flatten().map(|t| name(t, "name")).collect();
+        // What a Fetch read: the topics it named, and those whose records came back.
+        let mut read: Vec<String> =
+            v["request"]["topics"].as_array().into_iter().flatten().map(|t| name(t, "topic")).collect();
+        for t in v["response"]["responses"].as_array().into_iter().flatten() {
+            let carried =
+                t["partitions"].as_array().into_iter().flatten().any(|p| p["recordsSizeInBytes"].as_i64() > Some(0));
+            let n = name(t, "topic");
+            if carried && !read.contains(&n) {
+                read.push(n);
+            }
+        }
         all.push((
             h["clientId"].as_str().unwrap_or("").to_string(),
             Logged {
@@ -78,7 +89,8 @@ pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String
                 correlation: h["correlationId"].as_i64().unwrap() as i32,
                 acks: v["request"]["acks"].as_i64(),
                 errors,
-                topics,
+                topics: produced,
+                read: if h["requestApiKey"] == 1 { read } else { Vec::new() },
             },
         ));
     }

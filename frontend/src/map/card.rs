@@ -201,6 +201,7 @@ fn term_of(id: &str, label: &str) -> String {
         "service" => format!("svc:{rest}"),
         "namespace" => format!("ns:{rest}"),
         "workload" => format!("workload:{}", rest.split_once('/').map_or(rest, |(_, w)| w)),
+        "topic" => format!("topic:{label}"),
         "external" if rest.contains('/') => rest.rsplit_once(".0/").map_or(rest.to_string(), |(p, _)| format!("{p}.")),
         _ => rest.to_string(),
     }
@@ -239,8 +240,8 @@ pub fn FocusPanel(ctx: MapCtx) -> impl IntoView {
             <div class="map-focus" data-testid="map-focus" data-id=id.clone() data-in=into.to_string() data-out=out.to_string()>
                 <button class="close" title="unfocus (Esc)" on:click=move |_| ctx.focus.set(None)>"×"</button>
                 <strong>{label}</strong>" "<span class="muted">{level}</span>
-                {list("callers", callers)}
-                {list("callees", callees)}
+                {list(if level == "topic" { "producers" } else { "callers" }, callers)}
+                {list(if level == "topic" { "consumers" } else { "callees" }, callees)}
                 <div class="actions">
                     <button data-testid="map-focus-filter" on:click=move |_| ctx.add_filter(&term)>"Filter to this"</button>
                     {service.map(|s| view! { <button on:click=move |_| ctx.service.set(Some(s.clone()))>"Balance"</button> })}
@@ -264,6 +265,7 @@ pub fn Legend() -> impl IntoView {
         ("service", "Service"),
         ("node", "node (kubelet, hostNetwork)"),
         ("external", "external peers"),
+        ("topic", "Kafka topic: producers → topic → consumers"),
         ("unresolved", "unresolved address"),
     ];
     view! {

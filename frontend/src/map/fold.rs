@@ -94,6 +94,9 @@ pub struct Link {
     pub protocols: BTreeSet<String>,
     /// How many of the server's edges it sums.
     pub members: u32,
+    /// Into or out of a Kafka topic's box: the topic (its requests are counted on the edges to
+    /// the broker too, so no total adds them).
+    pub topic: Option<String>,
     /// Percentiles when it is one server edge (exact); `None` for a sum (ask the server).
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -109,6 +112,11 @@ impl Link {
     /// Only DNS queries: drawn dotted.
     pub fn dns_only(&self) -> bool {
         self.requests > 0 && self.dns_requests == self.requests
+    }
+
+    /// Whether its requests are counted on other links already (`MapEdge::counted_elsewhere`).
+    pub fn counted_elsewhere(&self) -> bool {
+        self.source.starts_with("service:") || self.topic.is_some()
     }
 }
 
@@ -243,17 +251,18 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         }
         let system = [sn, tn].into_iter().flatten().any(|i| is_system(&map.nodes[i]));
         if opts.hide_system && system {
-            if !e.source.starts_with("service:") {
+            if !e.counted_elsewhere() {
                 hidden.system_requests += e.requests;
             }
             continue;
         }
         let (Some(s), Some(t)) = (s, t) else { continue };
-        // A request through a Service is on two edges; what was left out is counted on its first.
-        let first_leg = !e.source.starts_with("service:");
+        // A request through a Service is on two edges, a Produce or Fetch also on its topics'
+        // edges; what was left out is counted on its first.
+        let first_leg = !e.counted_elsewhere();
         let Some(e) = shown(e, opts, &mut hidden, first_leg) else { continue };
         requests += e.requests * u64::from(first_leg);
-        if let Some(r) = groups[t].replicas.iter_mut().find(|(pod, _)| *pod == e.target) {
+        if let Some(r) = groups[t].replicas.iter_mut().find(|(pod, _)| *pod == e.target && e.topic.is_none()) {
             r.1 += e.requests;
         }
         linked[s] = true;
@@ -338,6 +347,7 @@ fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
                 EndpointKind::Node => "node",
                 EndpointKind::External => "external",
                 EndpointKind::Unknown => "unresolved",
+                EndpointKind::Topic => "topic",
             };
             let sub = match (&n.workload, &n.namespace) {
                 (Some(w), _) => w.clone(),
@@ -376,6 +386,7 @@ impl Link {
             bytes: 0,
             gapped_connections: 0,
             protocols: BTreeSet::new(),
+            topic: None,
             members: 0,
             p50_ms: None,
             p95_ms: None,
@@ -395,6 +406,9 @@ impl Link {
             if !self.protocols.contains(p) {
                 self.protocols.insert(p.clone());
             }
+        }
+        if self.topic.is_none() {
+            self.topic.clone_from(&e.topic);
         }
         self.members += 1;
         (self.p50_ms, self.p95_ms, self.p99_ms) =

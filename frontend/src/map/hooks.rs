@@ -1,7 +1,7 @@
 //! The map's DOM hooks (DESIGN.md): one transparent element per box and per edge *in view*, over
 //! the canvas, carrying `data-testid="map-node"` (`data-id`, `data-level`, `data-members`,
 //! `data-quality`) and `data-testid="map-edge"` (`data-source`, `data-target`, `data-requests`,
-//! `data-connections`, `data-errors`). They are what a click or a test finds. Kept by hand, not
+//! `data-connections`, `data-errors`, and `data-topic` on an edge into or out of a Kafka topic). They are what a click or a test finds. Kept by hand, not
 //! by the framework: a pan changes which are in view, a count changes one attribute, and
 //! thousands of elements must not be rebuilt for either. They are SVG `rect`s in one group moved
 //! by a transform: HTML elements positioned absolutely would each be a layer of their own, and
@@ -206,6 +206,9 @@ fn specs(scene: &Scene) -> Vec<(String, Spec)> {
             ("x", format!("{:.1}", x - EDGE_W / 2.0)),
             ("y", format!("{:.1}", y - 13.0)),
         ];
+        if let Some(topic) = &l.topic {
+            attrs.push(("data-topic", topic.clone()));
+        }
         if l.probe_only() {
             attrs.push(("data-style", "probe".into()));
         } else if l.dns_only() {

@@ -48,6 +48,7 @@ pub fn level_colour(level: &str) -> &'static str {
         "service" => "#7a4cd9",
         "node" => "#0f8f6f",
         "external" => "#c2410c",
+        "topic" => "#b7791f",
         _ => "#98a2b3",
     }
 }

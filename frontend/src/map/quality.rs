@@ -130,7 +130,7 @@ pub fn assess(f: &Folded, ctx: &Context) -> Quality {
         }
     }
     let mut unresolved_requests = 0;
-    let total: u64 = f.links.iter().filter(|l| !l.source.starts_with("service:")).map(|l| l.requests).sum();
+    let total: u64 = f.links.iter().filter(|l| !l.counted_elsewhere()).map(|l| l.requests).sum();
     for g in &f.groups {
         let mut badges = Vec::new();
         if g.level == "unresolved" {

@@ -31,16 +31,21 @@ fn kafka_id(id: &uuid::Uuid) -> String {
 
 /// Adds a topic to the exchange (bounded), by name, else by id (named if known).
 fn topic(k: &mut KafkaExchange, name: &str, id: &uuid::Uuid, partitions: impl Iterator<Item = i32>) {
-    let name = if name.is_empty() && !id.is_nil() {
-        ids().get(id.as_bytes()).cloned().unwrap_or_else(|| format!("id:{}", kafka_id(id)))
-    } else {
-        name.to_string()
-    };
+    let name = topic_name(name, id);
     if k.topics.len() >= MAX_TOPICS {
         k.more_topics += 1;
         return;
     }
     k.topics.push(KafkaTopic { name: bounded(&name), partitions: partitions.take(MAX_PARTITIONS).collect() });
+}
+
+/// A topic's name, or the one a Metadata response gave its id, or `id:` and the id.
+fn topic_name(name: &str, id: &uuid::Uuid) -> String {
+    if name.is_empty() && !id.is_nil() {
+        ids().get(id.as_bytes()).cloned().unwrap_or_else(|| format!("id:{}", kafka_id(id)))
+    } else {
+        name.to_string()
+    }
 }
 
 fn bounded(s: &str) -> String {
@@ -148,9 +153,22 @@ pub fn response(k: &mut KafkaExchange, body: &ResponseKind) {
         ResponseKind::Fetch(r) => {
             code(k, r.error_code, false);
             let mut bytes = 0u64;
-            for p in r.responses.iter().flat_map(|t| &t.partitions) {
-                code(k, p.error_code, true);
-                bytes += p.records.as_ref().map_or(0, |b| b.len() as u64);
+            for t in &r.responses {
+                let mut carried = Vec::new();
+                for p in &t.partitions {
+                    code(k, p.error_code, true);
+                    let n = p.records.as_ref().map_or(0, |b| b.len() as u64);
+                    bytes += n;
+                    if n > 0 {
+                        carried.push(p.partition_index);
+                    }
+                }
+                // In a fetch session (KIP-227) a request names only the partitions that changed:
+                // a topic whose records came back is one this Fetch read, named or not.
+                let name = topic_name(t.topic.as_str(), &t.topic_id);
+                if !carried.is_empty() && !k.topics.iter().any(|o| o.name == bounded(&name)) {
+                    topic(k, &name, &uuid::Uuid::nil(), carried.into_iter());
+                }
             }
             k.records_bytes = Some(bytes);
         }
@@ -161,6 +179,9 @@ pub fn response(k: &mut KafkaExchange, body: &ResponseKind) {
                 if let Some(name) = &t.name
                     && !t.topic_id.is_nil()
                 {
+                    if k.topic_ids.len() < MAX_TOPICS {
+                        k.topic_ids.insert(format!("id:{}", kafka_id(&t.topic_id)), bounded(name.as_str()));
+                    }
                     let mut ids = ids();
                     if ids.len() >= MAX_TOPIC_IDS {
                         ids.clear();

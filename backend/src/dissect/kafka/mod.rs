@@ -171,10 +171,7 @@ impl Kafka {
                 }
             }
         }
-        if let Some(first) = exchange.topics.first() {
-            exchange.topic = Some(first.name.clone());
-            exchange.partition = first.partitions.first().copied();
-        }
+        first_topic(&mut exchange);
         let w = Waiting { exchange, api, ts_us: f.ts_us, seq, size: u64::from(f.len) + 4 };
         if w.exchange.no_response {
             out.push(Dissected::Exchange(Box::new(self.exchange(info, w, None))));
@@ -207,6 +204,7 @@ impl Kafka {
             let unread = match decoded {
                 Ok(Some(body)) => {
                     body::response(&mut w.exchange, &body);
+                    first_topic(&mut w.exchange);
                     None
                 }
                 Ok(None) => Some("large"),
@@ -230,5 +228,14 @@ impl Kafka {
         let mut ex = Exchange::on(info, info.endpoints(self.client), timing, Detail::Kafka(w.exchange));
         ex.seq = Some(w.seq);
         ex
+    }
+}
+
+/// The first topic named and its first partition, the fields every broker record has (DESIGN);
+/// a Fetch that named none has the first whose records came back.
+fn first_topic(k: &mut KafkaExchange) {
+    if let (None, Some(first)) = (&k.topic, k.topics.first()) {
+        k.topic = Some(first.name.clone());
+        k.partition = first.partitions.first().copied();
     }
 }

@@ -179,6 +179,33 @@ fn fetch_by_topic_id_is_named_from_the_metadata_response() {
 }
 
 #[test]
+fn a_fetch_in_a_session_that_names_nothing_reads_the_topics_whose_records_came_back() {
+    // KIP-227: after the session's first Fetch a request lists only the partitions that changed.
+    let fetch = FetchRequest::default().with_session_id(7).with_session_epoch(3);
+    let records = |p: i32, n: &'static [u8]| {
+        fetch_response::PartitionData::default().with_partition_index(p).with_records(Some(Bytes::from_static(n)))
+    };
+    let answer = FetchResponse::default().with_session_id(7).with_responses(vec![
+        fetch_response::FetchableTopicResponse::default()
+            .with_topic(topic("orders"))
+            .with_partitions(vec![records(0, b""), records(1, b"0123")]),
+        fetch_response::FetchableTopicResponse::default()
+            .with_topic(topic("idle"))
+            .with_partitions(vec![records(0, b"")]),
+    ]);
+    let ex = run(&[(C, request(ApiKey::Fetch, 12, 4, &fetch)), (S, response(ApiKey::Fetch, 12, 4, &answer))]);
+    let k = kafka(&ex[0]);
+    let topics: Vec<(&str, &[i32])> = k.topics.iter().map(|t| (t.name.as_str(), t.partitions.as_slice())).collect();
+    assert_eq!(topics, vec![("orders", &[1][..])], "the topic that returned records, not the idle one");
+    assert_eq!((k.topic.as_deref(), k.partition, k.records_bytes), (Some("orders"), Some(1), Some(4)));
+    // A topic the request named is not named twice.
+    let named =
+        FetchRequest::default().with_topics(vec![fetch_request::FetchTopic::default().with_topic(topic("orders"))]);
+    let ex = run(&[(C, request(ApiKey::Fetch, 12, 5, &named)), (S, response(ApiKey::Fetch, 12, 5, &answer))]);
+    assert_eq!(kafka(&ex[0]).topics.len(), 1);
+}
+
+#[test]
 fn a_request_left_unanswered_goes_out_when_a_later_one_is_answered() {
     let md = kafka_protocol::messages::MetadataRequest::default();
     let ex = run(&[

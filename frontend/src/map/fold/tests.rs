@@ -32,6 +32,7 @@ fn edge(s: &str, t: &str, requests: u64, connections: u64) -> MapEdge {
         dns_requests: 0,
         protocols: vec!["http".into()],
         gapped_connections: 0,
+        topic: None,
     }
 }
 
@@ -226,4 +227,43 @@ fn the_level_is_chosen_by_size_unless_asked() {
     }
     assert_eq!(auto_level(&big), Level::Namespace);
     assert_eq!(fold(&big, &Options::default()).level, Some(Level::Namespace));
+}
+
+#[test]
+fn a_topics_edges_are_drawn_but_counted_once_on_the_brokers_edge() {
+    use EndpointKind::*;
+    let mut m = ServiceMap {
+        nodes: vec![
+            node("pod:data/kafka-0", Pod, Some("data"), Some("StatefulSet/kafka")),
+            node("pod:shop/orders-1", Pod, Some("shop"), Some("Deployment/orders")),
+            node("pod:shop/billing-1", Pod, Some("shop"), Some("Deployment/billing")),
+            node("topic:data/kafka/orders", Topic, Some("data"), None),
+        ],
+        edges: vec![
+            edge("pod:shop/orders-1", "pod:data/kafka-0", 12, 1),
+            edge("pod:shop/billing-1", "pod:data/kafka-0", 40, 1),
+            edge("pod:shop/orders-1", "topic:data/kafka/orders", 10, 1),
+            edge("topic:data/kafka/orders", "pod:shop/billing-1", 35, 1),
+        ],
+    };
+    for e in m.edges.iter_mut().filter(|e| e.source.starts_with("topic:") || e.target.starts_with("topic:")) {
+        e.topic = Some("orders".into());
+    }
+    for level in [Level::Pod, Level::Workload, Level::Namespace] {
+        let f = fold(&m, &at(level));
+        assert_eq!(f.requests, 52, "each request once, on its broker edge ({level:?})");
+        let topic = group(&f, "topic:data/kafka/orders");
+        assert_eq!((topic.level, topic.label.as_str(), topic.members), ("topic", "orders", 0), "never folded");
+        let into: Vec<&Link> = f.links.iter().filter(|l| l.target == "topic:data/kafka/orders").collect();
+        assert_eq!(into.len(), 1);
+        assert_eq!((into[0].requests, into[0].topic.as_deref()), (10, Some("orders")));
+        assert!(into[0].counted_elsewhere());
+        assert!(f.links.iter().filter(|l| l.topic.is_none()).all(|l| !l.counted_elsewhere()));
+    }
+    // The broker's replica bar counts the requests it served, not the fetches a consumer made.
+    let f = fold(&m, &at(Level::Workload));
+    let kafka = group(&f, "workload:data/StatefulSet/kafka");
+    assert_eq!(kafka.replicas, vec![("pod:data/kafka-0".to_string(), 52)]);
+    let billing = group(&f, "workload:shop/Deployment/billing");
+    assert_eq!(billing.replicas, vec![("pod:shop/billing-1".to_string(), 0)]);
 }

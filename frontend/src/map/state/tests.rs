@@ -23,6 +23,7 @@ fn edge(s: &str, t: &str, requests: u64) -> MapEdge {
         dns_requests: 0,
         protocols: vec!["http".into()],
         gapped_connections: 0,
+        topic: None,
     }
 }
 
