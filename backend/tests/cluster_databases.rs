@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use common::kafka_log;
 use common::lab_cluster::*;
 use common::server_logs::{Feed, Logged, general_log, logged, mysql, mysql_sessions, recorded, redis_monitor, sql};
 use podtap_shared::{Record, ViaKind};
@@ -47,10 +48,32 @@ fn hub_text(path: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A client pod of end2end/k8s/scenarios/NAME.yaml on `node`, `HOST` in it replaced by `host`.
-fn start_client(c: &Cluster, name: &str, host_var: &str, host: &str, node: &str) {
-    let yaml = std::fs::read_to_string(repo().join(format!("end2end/k8s/scenarios/{name}.yaml"))).unwrap();
-    c.apply(&yaml.replace(host_var, host).replace("hostname: NODE", &format!("hostname: {node}")));
+/// A client pod of end2end/k8s/scenarios/NAME.yaml on `node`, `var` in it replaced by `value`.
+fn start_client(c: &Cluster, name: &str, var: &str, value: &str, node: &str) {
+    start_client_with(c, name, &[(var, value)], node);
+}
+
+/// The same, with every `(from, to)` of `vars` replaced.
+fn start_client_with(c: &Cluster, name: &str, vars: &[(&str, &str)], node: &str) {
+    let mut yaml = std::fs::read_to_string(repo().join(format!("end2end/k8s/scenarios/{name}.yaml"))).unwrap();
+    for (from, to) in vars {
+        yaml = yaml.replace(from, to);
+    }
+    c.apply(&yaml.replace("hostname: NODE", &format!("hostname: {node}")));
+}
+
+/// Where end2end/lab/kafka.sh put Apache Kafka's jars (the test command runs it before the
+/// cluster): `$KAFKA_LIB`, or the cache it defaults to.
+fn kafka_lib() -> String {
+    let pom = std::fs::read_to_string(repo().join("end2end/lab/kafka/pom.xml")).unwrap();
+    let version = pom.split("<kafka.version>").nth(1).and_then(|v| v.split('<').next()).expect("kafka.version");
+    let lib = std::env::var("KAFKA_LIB").unwrap_or_else(|_| {
+        let cache =
+            std::env::var("XDG_CACHE_HOME").unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap()));
+        format!("{cache}/podtap/kafka-{version}/lib")
+    });
+    assert!(Path::new(&lib).join(".complete").exists(), "no Kafka jars in {lib}: run end2end/lab/kafka.sh once");
+    lib
 }
 
 /// Waits for a client pod to succeed (failing the test if it fails).
@@ -79,31 +102,40 @@ fn the_database_tier_is_exact_per_pod_and_a_pinned_pool_is_named_as_the_skew() {
     let c = Cluster::from_env("databases");
     let nodes = node_names(&c);
     let _tier = Tier(&c);
-    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/databases.yaml").display().to_string()]);
-    rollout(&c, "default", "redis");
-    rollout(&c, "default", "postgres");
-    rollout(&c, "default", "mariadb");
-    // The clients' connections open before podtap runs: Redis's pool and MariaDB's client on the
-    // node without the hub, PostgreSQL's on the hub's.
+    let lib = kafka_lib();
+    let tier = std::fs::read_to_string(repo().join("end2end/k8s/scenarios/databases.yaml")).unwrap();
+    // The broker on the node without the hub, its client on the hub's: every request crosses.
     let other = nodes.iter().find(|n| n.as_str() != HUB_NODE).unwrap();
+    c.apply(&tier.replace("KAFKA_LIB", &lib).replace("KAFKA_NODE", other));
+    for deployment in ["redis", "postgres", "mariadb", "kafka"] {
+        rollout(&c, "default", deployment);
+    }
+    // The clients' connections open before podtap runs: Redis's pool and MariaDB's client on the
+    // node without the hub, PostgreSQL's and Kafka's on the hub's.
     start_client(&c, "redis-pool", "REDIS_HOST", &cluster_ip(&c, "redis"), other);
     start_client(&c, "pg-client", "PG_HOST", &cluster_ip(&c, "postgres"), HUB_NODE);
     start_client(&c, "mysql-client", "MYSQL_HOST", &cluster_ip(&c, "mariadb"), other);
+    let kafka = cluster_ip(&c, "kafka");
+    start_client_with(&c, "kafka-client", &[("KAFKA_LIB", &lib), ("KAFKA_HOST", &kafka)], HUB_NODE);
     let logs = c.logs();
-    let clients = ["redis-pool", "pg-client", "mysql-client"];
+    let clients = ["redis-pool", "pg-client", "mysql-client", "kafka-client"];
     until("the clients' pools open", || clients.iter().all(|n| logs.join(format!("{n}.ready")).exists()));
 
     let podtap = start_podtap(&c, &nodes, &c.dir.join("kubeconfig"));
     until("the hub's names listed", names_listed);
+    // Capture files beside the agents: what was on the wire, when a check fails.
+    let captures = start_captures(&c, &nodes);
     for client in clients {
         std::fs::write(logs.join(format!("{client}.go")), "").unwrap();
     }
     for client in clients {
         client_done(&c, client);
     }
+    captures.stop();
     check_redis(&c);
     check_postgres(&c);
     check_mariadb(&c);
+    check_kafka(&c);
     drop(podtap);
 }
 
@@ -307,6 +339,87 @@ fn check_mariadb(c: &Cluster) {
     }
 }
 
+/// The Kafka clients against the broker's request log: every request it completed from the run's
+/// mark on is one record on its connection (API, version, correlation id, in order), with the
+/// broker's pod; the bootstrap connection goes through the Service, the rest to the address the
+/// broker advertises (its pod's).
+fn check_kafka(c: &Cluster) {
+    let client = c.kubectl(&["get", "pod", "kafka-client", "-o", "jsonpath={.status.podIP}"]);
+    let server = c.kubectl_json(&["get", "pods", "-l", "app=kafka"]);
+    let server = server["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let (truth, names) = kafka_log::logged(&c.logs().join(format!("{server}-kafka/kafka-requests.log")), &client);
+    let count = |p: &Value| p["records"].as_array().unwrap().iter().filter(|r| r["kind"] == "kafka").count();
+    let page = hub_page_when(c, &format!("Kafka records of the {} requests logged", truth.len()), truth.len(), count);
+    std::fs::write(c.out.join("hub-records-kafka.json"), page.to_string()).unwrap();
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let mut want: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
+    for l in &truth {
+        want.entry(l.port).or_default().push((l.key, l.version, l.correlation));
+    }
+    let mut sorted: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
+    sorted.sort_by_key(|r| (r.ts, r.id));
+    let mut got: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
+    let mut ways = BTreeMap::new();
+    for r in &sorted {
+        let k = r.kafka().unwrap();
+        // The broker logs the port it saw: conntrack's, where it moved one (see `snat`).
+        let port = r.snat.as_ref().map_or(r.src.port, |s| s.port);
+        got.entry(port).or_default().push((k.api_key, k.version, k.correlation_id));
+        assert_eq!(r.dst.name.as_deref(), Some(server.as_str()), "{r:?}");
+        assert_eq!(r.nodes.len(), 2, "seen leaving the client's node and reaching the broker's: {r:?}");
+        assert_eq!(r.src.qualified_name().as_deref(), Some("default/kafka-client"), "{r:?}");
+        *ways.entry(format!("{:?} {}", r.via.kind, r.via.service.as_deref().unwrap_or("-"))).or_insert(0) += 1;
+    }
+    assert_eq!(got, want, "{}: the hub's Kafka records against the broker's request log", c.mode);
+    // A call to a pod on the client's own node may be `unknown` rather than `direct` (see
+    // `lab_cluster::same_way`).
+    assert!(ways.contains_key("ClusterIp default/kafka") && ways.len() >= 2, "{ways:?}");
+    assert!(
+        ways.keys().all(|k| ["ClusterIp default/kafka", "Direct -", "Unknown -"].contains(&k.as_str())),
+        "{ways:?}"
+    );
+    assert_eq!(sorted.iter().filter(|r| r.kafka().unwrap().no_response).count(), 10, "the fire-and-forget produces");
+    assert!(!page.to_string().contains("secret"), "a record's key or value left the node");
+
+    // The map: the client writes to and reads from the broker Deployment's topics, by name, as
+    // often as the broker logged (a topic logged by id is the one its Metadata response named).
+    let resolve = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
+    let (pod, home) = ("pod:default/kafka-client".to_string(), "topic:default/kafka/");
+    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for l in &truth {
+        let mut topics: Vec<String> = if l.key == 0 { &l.topics } else { &l.read }.iter().map(|t| resolve(t)).collect();
+        topics.sort();
+        topics.dedup();
+        for t in topics {
+            let topic = format!("{home}{t}");
+            *want.entry(if l.key == 0 { (pod.clone(), topic) } else { (topic, pod.clone()) }).or_default() += 1;
+        }
+    }
+    let map = hub("/api/v1/map").unwrap();
+    let got: BTreeMap<(String, String), u64> = map["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["topic"].is_string())
+        .map(|e| {
+            (
+                (e["source"].as_str().unwrap().into(), e["target"].as_str().unwrap().into()),
+                e["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{}: the topics' writers and readers on the hub's map", c.mode);
+    assert!(want.keys().any(|(s, _)| s.starts_with(home)), "a consumer read: {want:?}");
+    let boxes: Vec<&str> = map["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "topic")
+        .filter_map(|n| n["label"].as_str())
+        .collect();
+    assert_eq!(boxes, ["audit", "orders"], "one box per topic, by name");
+}
+
 /// The tier's objects, deleted when the test ends, whatever happened: the cluster's next tests
 /// run on it.
 struct Tier<'a>(&'a Cluster);
@@ -315,7 +428,16 @@ impl Drop for Tier<'_> {
     fn drop(&mut self) {
         let _ = self
             .0
-            .command(&["delete", "pod", "redis-pool", "pg-client", "mysql-client", "--ignore-not-found", "--wait=true"])
+            .command(&[
+                "delete",
+                "pod",
+                "redis-pool",
+                "pg-client",
+                "mysql-client",
+                "kafka-client",
+                "--ignore-not-found",
+                "--wait=true",
+            ])
             .status();
         let _ = self
             .0
@@ -325,6 +447,7 @@ impl Drop for Tier<'_> {
                 "redis",
                 "postgres",
                 "mariadb",
+                "kafka",
                 "--ignore-not-found",
                 "--cascade=foreground",
                 "--wait=true",
