@@ -22,6 +22,7 @@ CAPTURES = [
     ("redis.pcap", "redis", "resp"),
     ("postgres.pcap", "postgres", "pgsql"),
     ("mysql.pcap", "mysql", "mysql.command"),
+    ("kafka.pcap", "kafka", "kafka"),
 ]
 
 

@@ -3,8 +3,10 @@
 # server, the client and server in two network namespaces joined by a veth (pair.sh), tcpdump on
 # the client's end — pgbench (PostgreSQL 15, TPC-B-like, prepared statements), redis-benchmark
 # (Redis 7: SET, GET, INCR, LPUSH, HSET, each command its own request, then pipelined by 16) and
-# mariadb-slap (MariaDB 10.11: point reads, updates and inserts). Writes postgres.pcap, redis.pcap,
-# mysql.pcap and counts.json (each generator's request count as it reports it) to OUTDIR.
+# mariadb-slap (MariaDB 10.11: point reads, updates and inserts) and Kafka's own
+# ProducerPerformance and ConsumerPerformance (Apache Kafka from Maven Central, KRaft, small
+# batches). Writes postgres.pcap, redis.pcap, mysql.pcap, kafka.pcap and counts.json (each
+# generator's count as it reports it) to OUTDIR.
 #
 # usage: sudo end2end/lab/bench-db.sh OUTDIR
 # Creates only namespaces ptl-bd-c and ptl-bd-s and a directory under /tmp; the root namespace
@@ -15,9 +17,10 @@ OUT=${1:?usage: bench-db.sh OUTDIR}
 LAB=$(cd "$(dirname "$0")" && pwd)
 source "$LAB/quiet.sh"
 source "$LAB/pair.sh"
+source "$LAB/kafka-broker.sh"
 [[ $EUID -eq 0 ]] || { echo "bench-db: needs root (network namespaces)" >&2; exit 1; }
 PG=/usr/lib/postgresql/15/bin
-for tool in ip tcpdump redis-server redis-benchmark mariadbd mariadb-slap "$PG/postgres" "$PG/pgbench"; do
+for tool in ip tcpdump redis-server redis-benchmark mariadbd mariadb-slap "$PG/postgres" "$PG/pgbench" java mvn; do
   command -v "$tool" >/dev/null || { echo "bench-db: missing $tool" >&2; exit 1; }
 done
 mkdir -p "$OUT/logs"
@@ -32,7 +35,7 @@ down() {
 trap down EXIT
 trap 'exit 130' INT TERM
 pair_down $C $S
-rm -f "$OUT"/{postgres,redis,mysql}.pcap "$OUT/counts.json"
+rm -f "$OUT"/{postgres,redis,mysql,kafka}.pcap "$OUT/counts.json"
 pair_up $C $S 10.251.9
 HOST=10.251.9.2
 
@@ -80,5 +83,25 @@ ip netns exec $C mariadb-slap -h $HOST -P 3306 -u app --protocol=tcp --concurren
   >"$OUT/logs/bench-slap.log" 2>&1
 capture_stop $C "$OUT/logs/bench-my-tcpdump.err" mysql
 
-printf '{"redis_commands": %d, "pgbench_transactions": %d}\n' "$REDIS" "${PGTX:-0}" >"$OUT/counts.json"
-for p in redis postgres mysql; do echo "bench-db: $p.pcap $(stat -c %s "$OUT/$p.pcap") bytes"; done
+pair_down $C $S
+pair_up $C $S 10.251.9
+
+# Kafka: 200,000 records of 100 bytes produced (acks=1, 1 KiB batches: about ten records a
+# request, over four partitions), then consumed by one consumer group. No request log (it would
+# cost the broker more than the load).
+kafka_jars "$LAB"
+mkdir -p "$DIR/kafka" "$OUT/logs/kafka"
+KAFKA_REQUESTS=off kafka_broker $S $HOST:9092 "$DIR/kafka" "$OUT/logs/kafka"
+KAFKA_REQUESTS=off kafka_java $C "$OUT/logs/kafka" org.apache.kafka.tools.TopicCommand --bootstrap-server $HOST:9092 \
+  --create --topic bench --partitions 4 --replication-factor 1 >"$OUT/logs/bench-kafka-topic.log" 2>&1
+capture_start $C "$OUT/kafka.pcap" "$OUT/logs/bench-kafka-tcpdump.err"
+KAFKA_REQUESTS=off kafka_java $C "$OUT/logs/kafka" org.apache.kafka.tools.ProducerPerformance --topic bench \
+  --num-records 200000 --record-size 100 --throughput -1 \
+  --producer-props bootstrap.servers=$HOST:9092 acks=1 linger.ms=0 batch.size=1024 >"$OUT/logs/bench-kafka-produce.log" 2>&1
+KAFKA_REQUESTS=off kafka_java $C "$OUT/logs/kafka" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server $HOST:9092 \
+  --topic bench --messages 200000 --group bench >"$OUT/logs/bench-kafka-consume.log" 2>&1
+capture_stop $C "$OUT/logs/bench-kafka-tcpdump.err" kafka
+
+printf '{"redis_commands": %d, "pgbench_transactions": %d, "kafka_records_produced": %d}\n' "$REDIS" "${PGTX:-0}" 200000 \
+  >"$OUT/counts.json"
+for p in redis postgres mysql kafka; do echo "bench-db: $p.pcap $(stat -c %s "$OUT/$p.pcap") bytes"; done

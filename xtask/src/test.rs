@@ -178,8 +178,9 @@ fn lab() -> Result<()> {
 /// modules once and cached outside `target/`, two lab nodes running pods, the real kube-proxy),
 /// once in each kube-proxy mode: the seed (cluster_seed.rs: the hub and agents, capture files in
 /// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
-/// and hub killed and started again (cluster_outages.rs), a Redis tier whose pool kube-proxy pins to
-/// one replica (cluster_databases.rs) in both; podtap under the deployment's
+/// and hub killed and started again (cluster_outages.rs), the database tier — a Redis pool
+/// kube-proxy pins to one replica, PostgreSQL, MariaDB and a Kafka broker (cluster_databases.rs) —
+/// in both; podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
