@@ -335,7 +335,9 @@ pub fn bench_protocols() -> Result<()> {
     let out = target_dir().join("bench-db");
     step("bench-protocols: cargo build --release -p podtap");
     cargo(&["build", "--release", "-p", "podtap"])?;
-    step("bench-protocols: captures of pgbench, redis-benchmark, mariadb-slap and Kafka's perf tools against real servers");
+    step(
+        "bench-protocols: captures of pgbench, redis-benchmark, mariadb-slap and Kafka's perf tools against real servers",
+    );
     status(Command::new("bash").arg(root().join("end2end/lab/bench-db.sh")).arg(&out))?;
     step("bench-protocols: podtap vs tcpdump per protocol");
     let mut bench = Command::new("python3");

@@ -189,6 +189,33 @@ struct Stream {
     pending: Vec<(u32, Vec<u8>, u64)>,
     pending_bytes: usize,
     fin: bool,
+    /// Per interface that carried it, how far in sequence it has carried the stream: bytes
+    /// already delivered that arrive again are a retransmission only when their interface carried
+    /// them before; the first time an interface carries them, they are its copy of what another
+    /// interface delivered first (a request seen on the node's eth0, then on the pod's veth).
+    reached: SmallVec<[(u32, u32); 2]>,
+}
+
+impl Stream {
+    /// Notes that `interface` carried the stream up to `end`; returns whether it had already
+    /// carried it that far.
+    fn carried(&mut self, interface: u32, end: u32) -> bool {
+        match self.reached.iter_mut().find(|(i, _)| *i == interface) {
+            Some((_, reached)) => {
+                let before = end.wrapping_sub(*reached) as i32 <= 0;
+                if !before {
+                    *reached = end;
+                }
+                before
+            }
+            None => {
+                if self.reached.len() < 8 {
+                    self.reached.push((interface, end));
+                }
+                false
+            }
+        }
+    }
 }
 
 struct Conn<H> {
@@ -364,7 +391,8 @@ impl<H: ConnHandler> Reassembler<H> {
         }
         if !seg.payload.is_empty() {
             let seq = if seg.flags.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-            accept(conn, dir, seq, seg.payload, seg.ts_us, copy, self.limits, &mut self.stats, out);
+            let from = (seg.interface, copy);
+            accept(conn, dir, seq, seg.payload, seg.ts_us, from, self.limits, &mut self.stats, out);
         }
         if seg.flags.fin {
             conn.streams[dir as usize].fin = true;
@@ -449,13 +477,14 @@ fn accept<H: ConnHandler>(
     seq: u32,
     payload: &[u8],
     ts: u64,
-    copy: bool,
+    (interface, copy): (u32, bool),
     limits: Limits,
     stats: &mut ReassemblyStats,
     out: &mut Vec<H::Output>,
 ) {
     let stream = &mut conn.streams[dir as usize];
     let next = stream.next.expect("set before data");
+    let carried_before = stream.carried(interface, seq.wrapping_add(payload.len() as u32));
     let ahead = seq.wrapping_sub(next) as i32;
     if ahead > 0 {
         stats.out_of_order_segments += 1;
@@ -471,7 +500,9 @@ fn accept<H: ConnHandler>(
     // segment that far behind (`-i32::MIN` overflowed: found by the reassembly fuzz target).
     let already = ahead.unsigned_abs() as usize;
     if already >= payload.len() {
-        match copy {
+        // Counted once, on the interface the connection was first seen on, and only when that
+        // interface carried these bytes before.
+        match copy || !carried_before {
             true => stats.copies += 1,
             false => {
                 stats.retransmitted_bytes += payload.len() as u64;
