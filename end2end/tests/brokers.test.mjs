@@ -26,6 +26,15 @@ after(async () => { kafka?.stop(); redis?.stop(); await browser?.close(); });
 const sum = (xs, f) => xs.reduce((n, x) => n + f(x), 0);
 const api = async (ui, url) => (await ui.page.request.get(url)).json();
 
+/** Once `server` has replayed its whole capture and holds every record of it (a condition, not a
+ * pause: the API's numbers below are final). */
+async function replayed(ui, server) {
+  await ui.until('the whole capture replayed and stored', async () => {
+    const m = server.log().match(/replay finished: (\d+) records/);
+    return m && (await api(ui, `${server.url}/healthz`)).records === Number(m[1]);
+  });
+}
+
 /** The page's map edges with their topic. */
 const edges = (ui) => ui.page.$$eval('[data-testid="map-edge"]', (els) => els.map((e) => ({
   source: e.dataset.source, target: e.dataset.target, requests: Number(e.dataset.requests), topic: e.dataset.topic,
@@ -35,6 +44,7 @@ test('a Kafka topic is a box between its producers and consumers, counted apart 
   const ui = new PodtapPage(await browser.context.newPage());
   try {
     await ui.open(kafka.url, '?level=pod');
+    await replayed(ui, kafka);
     const records = (await api(ui, `${kafka.url}/api/v1/records?limit=10000&filter=kind:kafka`)).records;
     const map = await api(ui, `${kafka.url}/api/v1/map`);
     const topicEdges = map.edges.filter((e) => e.topic);
@@ -84,6 +94,7 @@ test('the hover card of an edge into Redis lists its commands as the API counts 
   const ui = new PodtapPage(await browser.context.newPage());
   try {
     await ui.open(redis.url, '?level=pod');
+    await replayed(ui, redis);
     const map = await api(ui, `${redis.url}/api/v1/map`);
     const into = map.edges.find((e) => e.protocols.includes('redis'));
     assert.ok(into, 'an edge that carries Redis');
