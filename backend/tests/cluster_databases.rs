@@ -383,18 +383,8 @@ fn check_kafka(c: &Cluster) {
 
     // The map: the client writes to and reads from the broker Deployment's topics, by name, as
     // often as the broker logged (a topic logged by id is the one its Metadata response named).
-    let resolve = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
-    let (pod, home) = ("pod:default/kafka-client".to_string(), "topic:default/kafka/");
-    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for l in &truth {
-        let mut topics: Vec<String> = if l.key == 0 { &l.topics } else { &l.read }.iter().map(|t| resolve(t)).collect();
-        topics.sort();
-        topics.dedup();
-        for t in topics {
-            let topic = format!("{home}{t}");
-            *want.entry(if l.key == 0 { (pod.clone(), topic) } else { (topic, pod.clone()) }).or_default() += 1;
-        }
-    }
+    let home = "topic:default/kafka/";
+    let want = kafka_log::topic_edges(&truth, &names, "pod:default/kafka-client", home);
     let map = hub("/api/v1/map").unwrap();
     let got: BTreeMap<(String, String), u64> = map["edges"]
         .as_array()

@@ -95,23 +95,8 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
 #[ignore = "needs the Kafka lab: cargo xtask test runs it after end2end/lab/kafka.sh"]
 fn each_topics_writers_and_readers_are_counted_on_the_map_as_the_broker_logged_them() {
     let (truth, names) = logged();
-    // A topic podtap knows only by its id is the same topic as its name.
-    let resolve = |t: &str| names.get(t).cloned().unwrap_or_else(|| t.to_string());
-    let (client, broker) = (format!("ip:{CLIENT}"), "topic:10.251.5.2/".to_string());
-    let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for l in &truth {
-        let mut topics: Vec<String> = match l.key {
-            0 => l.topics.iter().map(|t| resolve(t)).collect(),
-            _ => l.read.iter().map(|t| resolve(t)).collect(),
-        };
-        topics.sort();
-        topics.dedup();
-        for t in topics {
-            let topic = format!("{broker}{t}");
-            let edge = if l.key == 0 { (client.clone(), topic) } else { (topic, client.clone()) };
-            *want.entry(edge).or_default() += 1;
-        }
-    }
+    let broker = "topic:10.251.5.2/".to_string();
+    let want = kafka_log::topic_edges(&truth, &names, &format!("ip:{CLIENT}"), &broker);
     // The map as `analyze --format summary` gives it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
         .args(["analyze", &lab_dir().join("kafka.pcap").display().to_string(), "--format", "summary"])

@@ -1,6 +1,8 @@
 # Sourced by kafka.sh and bench-db.sh: Apache Kafka from Maven Central (end2end/lab/kafka/pom.xml,
 # nothing built) and one KRaft broker in a network namespace.
 
+source "$(dirname "${BASH_SOURCE[0]}")/kafka/server-properties.sh"
+
 # Sets KAFKA_JARS: the runtime jars, fetched once (about 50 MB, half a minute) into
 # ${KAFKA_LIB:-~/.cache/podtap/kafka-VERSION/lib}, and again when the pom changes (the marker
 # holds its digest).
@@ -26,27 +28,12 @@ kafka_java() {  # NS LOGS ARGS…
     -Dlab.requests="${KAFKA_REQUESTS:-trace}" -cp "$KAFKA_JARS/*" "$@"
 }
 
-# One node that is broker and controller (KRaft) in NS listening on ADDR (IP:PORT), its data in
-# DIR, its logs in LOGS; the controller's listener on the namespace's loopback, not captured. No
-# topic is made unless asked. Returns once the broker says it started.
+# The lab's broker (`kafka_properties`) in NS listening on ADDR (IP:PORT), its data in DIR, its
+# logs in LOGS; the controller's listener on the namespace's loopback is not captured. Returns
+# once the broker says it started.
 kafka_broker() {  # NS ADDR DIR LOGS
   local ns=$1 addr=$2 dir=$3 logs=$4
-  cat >"$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://$addr,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://$addr
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$dir/data
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPS
+  kafka_properties "$addr" "$addr" "$dir/data" >"$dir/server.properties"
   kafka_java "$ns" "$logs" kafka.tools.StorageTool format -t "$(kafka_java "$ns" "$logs" kafka.tools.StorageTool random-uuid)" \
     -c "$dir/server.properties" >"$logs/kafka-format.log" 2>&1
   kafka_java "$ns" "$logs" kafka.Kafka "$dir/server.properties" >"$logs/kafka-stdout.log" 2>&1 &

@@ -100,3 +100,27 @@ pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String
     let (mark, _) = produces.nth(4).expect("the mark: the producer's fifth Produce");
     (all.into_iter().skip(mark).map(|(_, l)| l).collect(), names)
 }
+
+/// The map's topic edges as the broker logged them: per (source, target), how many Produces of
+/// `client` (a map id) wrote to each topic of the box home `home` (`topic:HOME/`) and how many
+/// Fetches read one, each topic once per request, by name (an id a Metadata response in `names`
+/// named is that name).
+pub fn topic_edges(
+    truth: &[Logged],
+    names: &BTreeMap<String, String>,
+    client: &str,
+    home: &str,
+) -> BTreeMap<(String, String), u64> {
+    let mut edges = BTreeMap::new();
+    for l in truth {
+        let logged = if l.key == 0 { &l.topics } else { &l.read };
+        let mut topics: Vec<&str> = logged.iter().map(|t| names.get(t).map_or(t.as_str(), String::as_str)).collect();
+        topics.sort();
+        topics.dedup();
+        for t in topics {
+            let (client, topic) = (client.to_string(), format!("{home}{t}"));
+            *edges.entry(if l.key == 0 { (client, topic) } else { (topic, client) }).or_default() += 1;
+        }
+    }
+    edges
+}

@@ -14,22 +14,8 @@ LOGDIR=$1 LIB=$2
 LAB=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR"
-cat >"$LOGDIR/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://$POD_IP:9092
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$LOGDIR/data
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-PROPS
+. "$LAB/kafka/server-properties.sh"
+kafka_properties 0.0.0.0:9092 "$POD_IP:9092" "$LOGDIR/data" >"$LOGDIR/server.properties"
 jvm() {
   java -Xmx512m -Dlog4j2.configurationFile="$LAB/kafka/log4j2.xml" -Dlab.logs="$LOGDIR" -cp "$LIB/*" "$@"
 }
