@@ -115,8 +115,10 @@ fn up(o: &Options) -> Result<()> {
     let started = Instant::now();
     let bin = ensure_built()?;
     let lab_node = build::ensure_lab_node()?;
-    if o.dir.join("pids").is_file() || !strays().is_empty() {
-        step("cluster: a cluster is already up (or a crashed one left processes); taking it down first");
+    // A run that was killed (CI's time limit, a machine's shutdown) leaves its namespaces and
+    // perhaps its processes behind, with its pid file in another checkout's directory.
+    if o.dir.join("pids").is_file() || !strays().is_empty() || nodes::left_behind() {
+        step("cluster: a cluster is already up (or a killed one left processes or namespaces); taking it down first");
         down(&o.dir)?;
     }
     let dir = &o.dir;

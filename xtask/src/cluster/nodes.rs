@@ -198,6 +198,11 @@ fn namespaces() -> Vec<String> {
         .collect()
 }
 
+/// Whether namespaces of a cluster are still here (one that is up, or one whose run was killed).
+pub fn left_behind() -> bool {
+    !namespaces().is_empty()
+}
+
 /// Removes every `ptk-*` namespace, ending what still runs in one (the processes `up` started
 /// are ended before this).
 pub fn down() -> usize {
