@@ -240,7 +240,7 @@ pub fn unsupported_lines(s: &EngineStats) -> Vec<String> {
         .unsupported_links
         .seen()
         .map(|(code, n)| {
-            format!("podtap: {n} frames of {} skipped: not supported", crate::capture::file::link_type_name(code))
+            format!("podtap: {n} frames of {} skipped: not supported", crate::capture::link_type_name(code))
         })
         .collect();
     if s.unsupported_links.others > 0 {

@@ -2,14 +2,19 @@
 //! by the test command): every request the server logged is one record, on its connection, with
 //! its operation and its error, connections joined mid-stream included; a WebSocket session is
 //! one record of what each side sent — and none of the values the clients sent is in any record.
+//! Each server is a pod behind a Service (end2end/lab/tier.sh): every record names the client
+//! pod, the Service it went through and the pod that answered, and Redis' two replicas, one of
+//! them pinned by sessionAffinity, are balanced as their own feeds say.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::server_logs::{Logged, general_log, logged, mysql, mysql_sessions, recorded, redis_monitor, sql};
-use podtap_shared::{Detail, Record, SqlExchange};
+use common::server_logs::{Feed, Logged, general_log, logged, mysql, mysql_sessions, recorded, redis_monitor, sql};
+use podtap::aggregate::balance::BalanceBuilder;
+use podtap::resolve::load_files;
+use podtap_shared::{Detail, Record, SqlExchange, ViaKind};
 
 fn lab_dir() -> PathBuf {
     PathBuf::from(std::env::var("PODTAP_DB_DIR").expect("PODTAP_DB_DIR: run by `cargo xtask test` after the lab"))
@@ -41,9 +46,24 @@ fn executes_after(marker: &str, pcap: &Path) -> u32 {
     executes - 1
 }
 
-/// Every record of a capture, requests and connections, as `podtap analyze` makes them.
-fn analyze(pcap: &Path) -> Vec<Record> {
-    common::analyze_in_step(pcap)
+/// Every record of a lab's capture, requests and connections, as `podtap analyze` makes them with
+/// the tier's List.
+fn analyze(name: &str) -> Vec<Record> {
+    let dir = lab_dir();
+    common::analyze_in_step(&dir.join(name), &dir.join("db-cluster.json"))
+}
+
+/// Every record is the client pod's, through the Service, answered by one of its `servers` (the
+/// pods of end2end/lab/db_tier.py), and seen on both sides of the node's rules: the client's veth
+/// (to the ClusterIP) and the server's (to the pod).
+fn behind_service(records: &[Record], client: &str, service: &str, servers: &[&str]) {
+    assert!(!records.is_empty());
+    for r in records {
+        assert_eq!(r.src.qualified_name().as_deref(), Some(client), "{r:?}");
+        assert_eq!((r.via.kind, r.via.service.as_deref()), (ViaKind::ClusterIp, Some(service)), "{r:?}");
+        assert!(r.dst.qualified_name().is_some_and(|d| servers.contains(&d.as_str())), "{r:?}");
+        assert_eq!(r.observations, 2, "the client's veth and the server's: {r:?}");
+    }
 }
 
 #[test]
@@ -52,7 +72,8 @@ fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate()
     let dir = lab_dir();
     let truth = logged(&dir.join("logs/postgres.log"));
     assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the log");
-    let records = analyze(&dir.join("postgres.pcap"));
+    let records = analyze("postgres.pcapng");
+    behind_service(&records, "shop/orders-6c9f7d8b5-q7w2x", "data/postgres", &["data/postgres-0"]);
     let seen = recorded(&records);
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b", "c"], "each session's mark in the capture");
     for (mark, logged) in &truth {
@@ -83,7 +104,7 @@ fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate()
     // How many of the pipeline's later requests the client still sent before its Sync depends on
     // when psycopg read the error (it stops sending then): Wireshark's own PostgreSQL dissector
     // says how many were on the wire.
-    let skipped = executes_after("missing_in_pipeline", &dir.join("postgres.pcap"));
+    let skipped = executes_after("missing_in_pipeline", &dir.join("postgres.pcapng"));
     assert_eq!((failed[0].error.as_deref(), failed[0].skipped), (Some("42P01"), skipped));
     let copy = c.iter().filter_map(|r| sql(r)).find(|q| q.operation == "COPY").expect("the COPY");
     assert_eq!(copy.rows, Some(5));
@@ -98,8 +119,18 @@ fn every_request_postgres_logged_is_one_record_with_its_operation_and_sqlstate()
 #[ignore = "needs the Redis lab: cargo xtask test runs it after end2end/lab/redis.sh"]
 fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
     let dir = lab_dir();
-    let feed = redis_monitor(&dir.join("logs/redis-monitor.log"), "10.251.1.1");
-    let all = analyze(&dir.join("redis.pcap"));
+    // Each replica's own feed; kube-proxy's affinity sent every connection to one of them.
+    let replicas = ["data/redis-5f6d7c8b9-h2j4k", "data/redis-5f6d7c8b9-t6v8w"];
+    let feeds: BTreeMap<&str, Feed> = replicas
+        .iter()
+        .map(|p| (*p, redis_monitor(&dir.join(format!("logs/{}-monitor.log", &p[5..])), "10.251.1.1")))
+        .collect();
+    let busy: Vec<&str> = feeds.iter().filter(|(_, f)| !f.is_empty()).map(|(p, _)| *p).collect();
+    assert_eq!(busy.len(), 1, "sessionAffinity: ClientIP sends the client's connections to one replica: {feeds:?}");
+    let (busy, idle) = (busy[0], replicas.into_iter().find(|p| *p != busy[0]).unwrap());
+    let feed = &feeds[busy];
+    let all = analyze("redis.pcapng");
+    behind_service(&all, "shop/cart-7b8c9d6f5-k3m9p", "data/redis", &[busy]);
     let mut by_port: BTreeMap<u16, Vec<&Record>> = BTreeMap::new();
     for r in all.iter().filter(|r| r.redis().is_some()) {
         by_port.entry(r.src.port).or_default().push(r);
@@ -108,7 +139,7 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
     // when the capture saw it open.
     let opened: Vec<u16> = all.iter().filter(|r| r.tcp().is_some_and(|t| t.handshake)).map(|r| r.src.port).collect();
     let mut compared = 0;
-    for (port, commands) in &feed {
+    for (port, commands) in feed {
         let from =
             match commands.iter().position(|(c, k)| c == "GET" && k.as_deref().is_some_and(|k| k.starts_with("mark:")))
             {
@@ -144,6 +175,22 @@ fn every_command_redis_ran_is_one_record_with_its_key_and_reply() {
         .map(|x| x.command.as_str())
         .collect();
     assert_eq!(sub, ["SUBSCRIBE", "UNSUBSCRIBE"]);
+    // The balance: every request and connection on the busy replica, the idle one named with
+    // nothing, and the cause said.
+    let mut balance = BalanceBuilder::default();
+    all.iter().for_each(|r| balance.add(r));
+    let cluster = load_files(&[dir.join("db-cluster.json")]).unwrap();
+    let b = balance.balance("data/redis", &cluster).expect("redis's balance");
+    let row = |pod: &str| b.endpoints.iter().find(|e| e.pod.as_deref() == Some(pod)).expect("a row per replica");
+    let connections = by_port.len() as u64;
+    assert_eq!((row(busy).requests, row(busy).connections), (compared as u64, connections), "{b:?}");
+    assert_eq!((row(idle).requests, row(idle).connections), (0, 0), "{b:?}");
+    assert_eq!(b.skew, 1.0);
+    let cause = b.cause.as_deref().expect("a cause for the skew");
+    assert!(
+        cause.contains(&format!("went to {}", &busy[5..])) && cause.contains("sessionAffinity: ClientIP"),
+        "{cause}"
+    );
     let text = serde_json::to_string(&all).unwrap();
     for secret in ["secret-value", "secret-message", "secret-item"] {
         assert!(!text.contains(secret), "`{secret}` left the node");
@@ -156,7 +203,8 @@ fn every_command_mariadb_logged_is_one_record_and_prepared_statements_keep_their
     let dir = lab_dir();
     let truth = general_log(&dir.join("logs/mysql-general.log"));
     assert_eq!(truth.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the log");
-    let all = analyze(&dir.join("mysql.pcap"));
+    let all = analyze("mysql.pcapng");
+    behind_service(&all, "shop/billing-5d7e8f9a6-r4s5t", "data/mariadb", &["data/mariadb-0"]);
     let seen = mysql_sessions(&all);
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "b"], "each session's mark in the capture");
     for (mark, logged) in &truth {
@@ -197,7 +245,8 @@ fn a_websocket_session_is_one_record_with_what_each_side_sent_and_how_it_closed(
     let size =
         |key: &str| lines.iter().filter(|l| l.get(key).is_some()).map(|l| l["size"].as_u64().unwrap()).sum::<u64>();
     let close = lines.iter().find(|l| l.get("close_code").is_some()).expect("the close the server got");
-    let all = analyze(&dir.join("websocket.pcap"));
+    let all = analyze("websocket.pcapng");
+    behind_service(&all, "shop/chat-client-8f9a6b7c5-x5y6z", "shop/chat", &["shop/chat-6a7b8c9d4-m1n2p"]);
     let ws: Vec<&podtap_shared::WebSocketExchange> = all
         .iter()
         .filter_map(|r| match &r.detail {

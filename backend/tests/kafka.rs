@@ -2,8 +2,10 @@
 //! every request the broker's request log shows from the clients since the run's mark is one
 //! record — same connection, API, version and correlation id, in the same order — including the
 //! producer's connection joined mid-stream, the fire-and-forget produces (`acks=0`, no answer by
-//! design), and the error codes the broker answered; and no key or value reaches a record. On the
-//! map, each topic's producers and consumers are counted as the broker logged them.
+//! design), and the error codes the broker answered; and no key or value reaches a record. The
+//! broker is a pod behind a Service (end2end/lab/tier.sh): the clients bootstrap through it and
+//! then call the broker's pod at the address it advertises, and every record says which way it
+//! went. On the map, each topic's producers and consumers are counted as the broker logged them.
 
 mod common;
 
@@ -19,6 +21,10 @@ fn lab_dir() -> PathBuf {
 }
 
 const CLIENT: &str = "10.251.5.1";
+/// The client pod, the broker's pod and its Service (end2end/lab/db_tier.py).
+const CLIENT_POD: &str = "shop/events-9b8a7c6d5-w3e4r";
+const BROKER_POD: &str = "data/kafka-0";
+const SERVICE: &str = "data/kafka";
 
 fn logged() -> (Vec<Logged>, BTreeMap<String, String>) {
     kafka_log::logged(&lab_dir().join("logs/kafka-requests.log"), CLIENT)
@@ -28,7 +34,8 @@ fn logged() -> (Vec<Logged>, BTreeMap<String, String>) {
 #[ignore = "needs the Kafka lab: cargo xtask test runs it after end2end/lab/kafka.sh"]
 fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     let (truth, names) = logged();
-    let records = common::analyze_in_step(&lab_dir().join("kafka.pcap"));
+    let dir = lab_dir();
+    let records = common::analyze_in_step(&dir.join("kafka.pcapng"), &dir.join("db-cluster.json"));
     // Per client port, in order: (API key, version, correlation id).
     let mut want: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
     for l in &truth {
@@ -37,11 +44,19 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
     let mut got: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
     let mut sorted: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
     sorted.sort_by_key(|r| (r.ts, r.id));
+    let mut ways: BTreeMap<String, usize> = BTreeMap::new();
     for r in &sorted {
         let k = r.kafka().unwrap();
         got.entry(r.src.port).or_default().push((k.api_key, k.version, k.correlation_id));
+        assert_eq!(r.src.qualified_name().as_deref(), Some(CLIENT_POD), "{r:?}");
+        assert_eq!(r.dst.qualified_name().as_deref(), Some(BROKER_POD), "{r:?}");
+        assert_eq!(r.observations, 2, "the client's veth and the broker's: {r:?}");
+        *ways.entry(format!("{:?} {}", r.via.kind, r.via.service.as_deref().unwrap_or("-"))).or_default() += 1;
     }
     assert_eq!(got, want, "podtap's Kafka records against the broker's request log");
+    // The bootstrap through the Service; everything after it straight to the advertised pod.
+    let ways: Vec<String> = ways.into_keys().collect();
+    assert_eq!(ways, [format!("ClusterIp {SERVICE}"), "Direct -".to_string()]);
     assert!(want.len() >= 5, "the producers', the admin's and the consumer's connections: {:?}", want.keys());
 
     // Each record says what the broker says of it.
@@ -95,11 +110,13 @@ fn every_request_the_broker_completed_is_one_record_on_its_connection() {
 #[ignore = "needs the Kafka lab: cargo xtask test runs it after end2end/lab/kafka.sh"]
 fn each_topics_writers_and_readers_are_counted_on_the_map_as_the_broker_logged_them() {
     let (truth, names) = logged();
-    let broker = "topic:10.251.5.2/".to_string();
-    let want = kafka_log::topic_edges(&truth, &names, &format!("ip:{CLIENT}"), &broker);
+    // The broker's topics live under its workload, the StatefulSet `kafka`.
+    let want = kafka_log::topic_edges(&truth, &names, &format!("pod:{CLIENT_POD}"), "topic:data/kafka/");
     // The map as `analyze --format summary` gives it.
+    let dir = lab_dir();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
-        .args(["analyze", &lab_dir().join("kafka.pcap").display().to_string(), "--format", "summary"])
+        .args(["analyze", &dir.join("kafka.pcapng").display().to_string(), "--format", "summary", "--cluster"])
+        .arg(dir.join("db-cluster.json"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -117,7 +134,7 @@ fn each_topics_writers_and_readers_are_counted_on_the_map_as_the_broker_logged_t
                 assert!(!topic.starts_with("id:"), "{e}");
                 *got.entry((s.to_string(), t.to_string())).or_default() += requests;
             }
-            None if t == "ip:10.251.5.2" => broker_requests += requests,
+            None if t == format!("pod:{BROKER_POD}") => broker_requests += requests,
             None => {}
         }
     }
@@ -125,6 +142,7 @@ fn each_topics_writers_and_readers_are_counted_on_the_map_as_the_broker_logged_t
     assert_eq!(got, want, "writers and readers of each topic, against the broker's request log");
     assert!(want.keys().any(|(s, _)| s.starts_with("topic:")), "a consumer read a topic: {want:?}");
     assert!(want.len() >= 3, "two topics written, one read: {want:?}");
-    // The edge to the broker still counts every request once.
+    // The edges into the broker's pod (from the Service and straight from the client) still count
+    // every request once.
     assert_eq!(broker_requests, truth.len() as u64);
 }

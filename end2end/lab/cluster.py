@@ -72,19 +72,11 @@ def backends(s):
 
 
 def pod(p):
-    n = node_of(p["node"])
-    obj = topology.pod(p)
-    obj["spec"]["nodeName"] = n["name"]
-    obj["status"]["hostIP"] = n["ip"]
-    return obj
+    return topology.pod(p, node_of(p["node"]))
 
 
 def endpoint_slice(s):
-    obj = topology.endpoint_slice(s)
-    obj["endpoints"] = [{"addresses": [p["ip"]], "conditions": {"ready": True}, "nodeName": node_of(p["node"])["name"],
-                         "targetRef": {"kind": "Pod", "name": p["name"], "namespace": p["namespace"]}}
-                        for p in backends(s)]
-    return obj
+    return topology.endpoint_slice(s, backends(s), lambda p: node_of(p["node"])["name"])
 
 
 def node(n):
@@ -107,6 +99,15 @@ def cluster_list():
 def rules():
     """kube-proxy's iptables rules (iptables mode), the same on every node as kube-proxy writes
     them: every Service's backends on every node, picked at random per connection."""
+    return iptables_rules(SERVICES, backends, CLUSTER_CIDR)
+
+
+def iptables_rules(services, backends_of, cluster_cidr):
+    """kube-proxy's nat table in iptables mode for `services` (their backends from `backends_of`):
+    KUBE-SERVICES to a KUBE-SVC chain per Service and protocol, a random pick among its KUBE-SEP
+    chains (one DNAT each), clients from outside `cluster_cidr` masqueraded; a Service with
+    `affinity` (sessionAffinity: ClientIP) first sends a client address back to the backend it
+    had (the `recent` match, as kube-proxy does, 10800 s)."""
     out = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
            ":POSTROUTING ACCEPT [0:0]"]
     chains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
@@ -117,24 +118,28 @@ def rules():
         "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
         "-A KUBE-POSTROUTING -j MASQUERADE",
     ]
-    for s in SERVICES:
+    for s in services:
         protocols = ["udp", "tcp"] if s["port"] == 53 else ["tcp"]
         for proto in protocols:
             svc = f"KUBE-SVC-{s['name'].upper()}-{proto.upper()}"
             chains.append(svc)
             body.append(f"-A KUBE-SERVICES -d {s['cluster_ip']}/32 -p {proto} -m {proto} --dport {s['port']} -j {svc}")
-            body.append(f"-A {svc} ! -s {CLUSTER_CIDR} -d {s['cluster_ip']}/32 -p {proto} -m {proto} "
+            body.append(f"-A {svc} ! -s {cluster_cidr} -d {s['cluster_ip']}/32 -p {proto} -m {proto} "
                         f"--dport {s['port']} -j KUBE-MARK-MASQ")
-            ends = backends(s)
-            for i, p in enumerate(ends):
-                sep = f"KUBE-SEP-{p['key']}-{proto.upper()}"
+            ends = backends_of(s)
+            seps = [f"KUBE-SEP-{p['key']}-{proto.upper()}" for p in ends]
+            recent = "-m recent --mask 255.255.255.255 --rsource"
+            if s.get("affinity"):
+                body += [f"-A {svc} {recent} --name {sep} --rcheck --seconds 10800 --reap -j {sep}" for sep in seps]
+            for i, (p, sep) in enumerate(zip(ends, seps)):
                 chains.append(sep)
                 left = len(ends) - i
                 pick = "" if left == 1 else f"-m statistic --mode random --probability {1 / left:.11f} "
+                remember = f"{recent} --name {sep} --set " if s.get("affinity") else ""
                 body.append(f"-A {svc} {pick}-j {sep}")
                 body.append(f"-A {sep} -s {p['ip']}/32 -j KUBE-MARK-MASQ")
-                body.append(f"-A {sep} -p {proto} -m {proto} -j DNAT --to-destination {p['ip']}:{s['target_port']}")
-            if s["node_port"]:
+                body.append(f"-A {sep} -p {proto} {remember}-m {proto} -j DNAT --to-destination {p['ip']}:{s['target_port']}")
+            if s.get("node_port"):
                 ext = f"KUBE-EXT-{s['name'].upper()}"
                 chains.append(ext)
                 body.append(f"-A KUBE-NODEPORTS -p tcp -m tcp --dport {s['node_port']} -j {ext}")

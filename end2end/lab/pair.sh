@@ -1,6 +1,7 @@
-# Sourced by the real-server lab scripts (postgres.sh, redis.sh, mysql.sh, websocket.sh): two
-# network namespaces joined by a veth, as a pod and its server are, and tcpdump on the client's
-# end. Needs quiet.sh sourced first (`capture_stop` waits with `lab_quiet`).
+# Sourced by the per-protocol benchmark (bench-db.sh): two network namespaces joined by a veth, a
+# client and its server, and tcpdump on the client's end: one interface, so a bench's capture has
+# each packet once. (The real-server labs put the server behind a Service instead: tier.sh.)
+# Needs quiet.sh sourced first (`capture_stop` waits with `lab_quiet`).
 
 # Ends everything in namespaces C and S and deletes them (safe when they do not exist).
 pair_down() {  # C S

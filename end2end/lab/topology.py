@@ -79,7 +79,9 @@ def meta(name, namespace=None, labels=None, owner=None, uid=None):
     return m
 
 
-def pod(p):
+def pod(p, node=None):
+    """A pod on `node` (the single-node lab's NODE unless given: a dict with name and ip)."""
+    node = node or NODE
     container = {"name": p["name"].split("-")[0], "image": "lab/app:1"}
     if p["port"] == 53:
         container["ports"] = [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
@@ -92,8 +94,8 @@ def pod(p):
         container["readinessProbe"] = {"httpGet": http_get, "periodSeconds": 2}
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": meta(p["name"], p["namespace"], p["labels"], p["owner"]),
-            "spec": {"nodeName": NODE["name"], "containers": [container]},
-            "status": {"phase": "Running", "hostIP": NODE["ip"], "podIP": p["ip"],
+            "spec": {"nodeName": node["name"], "containers": [container]},
+            "status": {"phase": "Running", "hostIP": node["ip"], "podIP": p["ip"],
                        "podIPs": [{"ip": p["ip"]}], "startTime": CREATED}}
 
 
@@ -116,14 +118,17 @@ def service(s):
                      "ports": ports, "selector": s["selector"]}}
 
 
-def endpoint_slice(s):
-    backends = [p for p in PODS if all(p["labels"].get(k) == v for k, v in s["selector"].items())]
+def endpoint_slice(s, backends=None, node_name=lambda p: NODE["name"]):
+    """A Service's EndpointSlice: its `backends` (by its selector among PODS unless given), each
+    on the node `node_name(pod)` names."""
+    if backends is None:
+        backends = [p for p in PODS if all(p["labels"].get(k) == v for k, v in s["selector"].items())]
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": meta(f"{s['name']}-abcde", s["namespace"],
                              {"kubernetes.io/service-name": s["name"]}),
             "addressType": "IPv4",
             "endpoints": [{"addresses": [p["ip"]], "conditions": {"ready": True},
-                           "nodeName": NODE["name"],
+                           "nodeName": node_name(p),
                            "targetRef": {"kind": "Pod", "name": p["name"], "namespace": p["namespace"]}}
                           for p in backends],
             "ports": [{"name": name, "port": s["target_port"], "protocol": protocol}

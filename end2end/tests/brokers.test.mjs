@@ -1,8 +1,9 @@
 // Databases and brokers on the map, in a real browser, on the captures of the lab's real servers
-// (end2end/lab/kafka.sh, redis.sh; the Rust tests check the same captures against the servers'
-// logs): a Kafka topic is a box between its producers and its consumers, its edges counted apart
-// from the broker's (every request once on the map), and the hover card of an edge into Redis
-// lists its commands as the API counts them.
+// behind their Services (end2end/lab/kafka.sh, redis.sh, named by the tier's List; the Rust tests
+// check the same captures against the servers' logs): a Kafka topic is a box between its
+// producers and its consumers, its edges counted apart from the broker's (every request once on
+// the map), the hover card of an edge into Redis lists its commands as the API counts them, and
+// the Redis Service's balance shows the pool pinned to one replica, with its cause.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -10,15 +11,15 @@ import { launchBrowser, PodtapPage, startPodtap } from './podtap.page.mjs';
 
 const db = process.env.PODTAP_DB_DIR;
 // Run by `cargo xtask test` after the labs; by hand without them, said and skipped.
-const skip = db && existsSync(db + '/kafka.pcap') ? false : 'PODTAP_DB_DIR has no lab captures (run the labs first)';
+const skip = db && existsSync(db + '/kafka.pcapng') ? false : 'PODTAP_DB_DIR has no lab captures (run the labs first)';
 
 let browser, kafka, redis;
 before(async () => {
   if (skip) return;
   [browser, kafka, redis] = await Promise.all([
     launchBrowser(),
-    startPodtap(['--pcap', db + '/kafka.pcap']),
-    startPodtap(['--pcap', db + '/redis.pcap']),
+    startPodtap(['--pcap', db + '/kafka.pcapng', '--cluster', db + '/db-cluster.json']),
+    startPodtap(['--pcap', db + '/redis.pcapng', '--cluster', db + '/db-cluster.json']),
   ]);
 });
 after(async () => { kafka?.stop(); redis?.stop(); await browser?.close(); });
@@ -55,10 +56,14 @@ test('a Kafka topic is a box between its producers and consumers, counted apart 
       return topicEdges.every((t) => drawn.some((d) => d.source === t.source && d.target === t.target
         && d.requests === t.requests && d.topic === t.topic)) ? drawn : null;
     });
-    // The map's total counts each request once: on its edge to the broker, not again on a topic's.
+    // The map's total counts each request once: on its edge to the broker, not again on a topic's
+    // (a bootstrap request through the Service is on the edge into it and again on the edge out
+    // of it, to the broker's pod; the rest go straight to the pod the broker advertises).
     const total = Number(await ui.page.getByTestId('map').getAttribute('data-requests'));
     assert.equal(total, records.length);
-    assert.equal(sum(shown.filter((e) => !e.topic), (e) => e.requests), records.length);
+    const into = shown.filter((e) => !e.topic && !e.source.startsWith('service:'));
+    assert.ok(shown.some((e) => e.source.startsWith('service:')) && into.some((e) => e.target.startsWith('pod:')), 'through the Service and straight to the pod');
+    assert.equal(sum(into, (e) => e.requests), records.length);
     // The topic's box: its own level, never folded, and its focus names producers and consumers.
     const orders = topicEdges.find((e) => e.source.startsWith('topic:')).source;
     const box = ui.page.locator(`[data-testid="map-node"][data-id="${orders}"]`);
@@ -114,6 +119,29 @@ test('the hover card of an edge into Redis lists its commands as the API counts 
     const want = detail.operations.map((o) => ({ op: o.operation, requests: o.requests, errors: o.errors }));
     assert.deepEqual(rows, want.slice(0, rows.length), 'the busiest first, as the API has them');
     assert.ok(rows.some((r) => r.op === 'SET') && rows.some((r) => r.errors > 0), `SET and an error among ${JSON.stringify(rows)}`);
+    assert.deepEqual(ui.errors, []);
+  } finally {
+    await ui.page.close();
+  }
+});
+
+test('the balance of the Redis Service shows the pool pinned to one replica, and why', { skip }, async () => {
+  const ui = new PodtapPage(await browser.context.newPage());
+  try {
+    await ui.open(redis.url, '?service=data/redis');
+    await replayed(ui, redis);
+    const api = await (await ui.page.request.get(`${redis.url}/api/v1/services/data/redis/balance`)).json();
+    const records = (await (await ui.page.request.get(`${redis.url}/api/v1/records?limit=10000&filter=kind:redis`)).json()).records;
+    const busy = api.endpoints.find((e) => e.requests > 0);
+    assert.equal(busy.requests, records.length, 'every command on one replica');
+    assert.equal(api.endpoints.length, 2);
+    const { rows, cause } = await ui.until('both replicas, as the API has them', async () => {
+      const b = await ui.balance();
+      return b.rows.length === 2 && b.rows.every((r) => r.requests === api.endpoints.find((e) => e.pod === r.pod)?.requests) ? b : null;
+    });
+    assert.deepEqual(rows.map((r) => r.requests).sort((a, b) => a - b), [0, records.length]);
+    assert.equal(cause, api.cause);
+    assert.match(cause, /sessionAffinity: ClientIP/);
     assert.deepEqual(ui.errors, []);
   } finally {
     await ui.page.close();

@@ -122,17 +122,18 @@ fn run_lab(out: &Path) -> Result<()> {
     status(Command::new("bash").arg(root().join("end2end/lab/vxlan.sh")).arg(out))
 }
 
-/// The database tier: real servers and their clients' pools (end2end/lab/postgres.sh, redis.sh,
-/// mysql.sh), a WebSocket session (websocket.sh) and an Apache Kafka broker with Kafka's own
-/// clients (kafka.sh: its jars fetched once from Maven Central into the cache).
+/// The database tier: real servers as pods behind Services (end2end/lab/tier.sh) and their
+/// clients' pools (postgres.sh, redis.sh with two replicas, mysql.sh), a WebSocket session
+/// (websocket.sh) and an Apache Kafka broker with Kafka's own clients (kafka.sh: its jars fetched
+/// once from Maven Central into the cache).
 fn run_db_lab(out: &Path) -> Result<()> {
     for script in ["postgres.sh", "redis.sh", "mysql.sh", "websocket.sh", "kafka.sh"] {
         let lab =
             || Command::new("bash").arg(root().join("end2end/lab").join(script)).arg(out).status().context(script);
-        // Exit 75: the lab's own tcpdump dropped packets (a loaded machine), not podtap: once more.
+        // Exit 75: the lab's own dumpcap dropped packets (a loaded machine), not podtap: once more.
         let mut run = lab()?;
         if run.code() == Some(75) {
-            step(&format!("lab: tcpdump (the lab's, not podtap) dropped packets; running {script} once more"));
+            step(&format!("lab: dumpcap (the lab's, not podtap) dropped packets; running {script} once more"));
             run = lab()?;
         }
         if !run.success() {
@@ -160,7 +161,9 @@ fn lab() -> Result<()> {
     step("lab: two nodes, an agent on each, one hub, an agent and the hub restarted");
     let nodes = target_dir().join("lab-nodes");
     run_nodes_lab(&nodes)?;
-    step("lab: a real PostgreSQL, Redis and MariaDB, their clients joined mid-stream; a WebSocket session");
+    step(
+        "lab: a real PostgreSQL, Redis, MariaDB and Kafka behind Services, their clients joined mid-stream; a WebSocket session",
+    );
     let db = target_dir().join("lab-db");
     run_db_lab(&db)?;
     step("lab: podtap against the servers' ground truth");

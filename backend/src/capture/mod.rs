@@ -2,8 +2,11 @@
 //! on a node's interfaces. Owns the `Frame` type handed to decode; knows nothing of protocols.
 
 pub mod file;
+pub mod link;
 pub mod live;
+mod order;
 mod pcapng;
 pub mod write;
 
-pub use file::{CaptureError, CaptureFile, Frame, Interface, LinkType};
+pub use file::{CaptureError, CaptureFile};
+pub use link::{Frame, Interface, LinkType, link_type_name};

@@ -3,7 +3,7 @@
 //! block is skipped by its length. Borrows packet bytes; allocates only per interface.
 //! Hand-written because pcap-file allocates per packet and ignores `if_tsresol`.
 
-use super::file::{Interface, LinkType};
+use super::link::{Interface, LinkType};
 
 pub const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 1;

@@ -59,11 +59,12 @@ pub fn analyze_everything(dir: &Path, name: &str, how: Records) -> (Vec<Record>,
     (records, engine.stats())
 }
 
-/// Every record of a capture named by no cluster (a real server's lab: databases, Kafka),
-/// requests and connections; the capture must be whole and every stream in step.
-pub fn analyze_in_step(pcap: &Path) -> Vec<Record> {
+/// Every record of a real server's lab capture (databases, Kafka: end2end/lab/tier.sh), named by
+/// the tier's List `cluster`, requests and connections; the capture must be whole and every
+/// stream in step.
+pub fn analyze_in_step(pcap: &Path, cluster: &Path) -> Vec<Record> {
     let file = CaptureFile::open(pcap).expect("the capture opens");
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
+    let mut engine = Engine::new(Arc::new(load_files(&[cluster]).expect("the tier's List loads")));
     let mut records = Vec::new();
     engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
     let stats = engine.stats();
