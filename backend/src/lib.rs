@@ -3,6 +3,7 @@
 //! (`Frame`, `Segment`, ordered bytes, `Exchange`, `Endpoint`, `Record`, `ServiceMap`).
 //! The `podtap` binary (`main.rs`) only parses flags and calls in here.
 
+pub mod access;
 pub mod aggregate;
 pub mod analyze;
 pub mod capture;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use podtap::access::link::Scope;
 use podtap::cli::ShareConfig;
 use podtap::feed::replay::{Pacing, run};
 use podtap::publish::{AppState, Assets, Guard, Hub, app};
-use podtap::share::link::Scope;
 use podtap::share::{Share, from_config, packet_store};
 use podtap::store::Limits;
 use podtap_shared::{Clock, Record};
@@ -185,12 +185,17 @@ async fn a_session_link_shows_what_was_saved_and_nothing_more() {
     // The page opens, and its embed; tampered and expired links get a page that says so.
     assert_eq!(anon_get(&s, &format!("/s/{id}?{q}")).await.status, StatusCode::OK);
     assert_eq!(anon_get(&s, &format!("/embed/timeline?session={id}&{q}")).await.status, StatusCode::OK);
+    // The session's link where an embed of the live view wants a live link (`link=` for
+    // `session=`): refused with a page saying what the link opens, not served to retry forever.
+    let misused = anon_get(&s, &format!("/embed/map?link={id}&{q}")).await;
+    assert_eq!(misused.status, StatusCode::FORBIDDEN);
+    assert!(misused.text().contains("opens one saved session"), "{}", misused.text());
     let sig = q.split("sig=").nth(1).unwrap();
     let exp: u64 = q.split("exp=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
     let tampered = anon_get(&s, &format!("/s/{id}?exp={}&sig={sig}", exp + 3600)).await;
     assert_eq!(tampered.status, StatusCode::FORBIDDEN);
     assert!(tampered.text().contains("signature does not match"), "{}", tampered.text());
-    let expired_exp = podtap::share::access::now_s() - 1;
+    let expired_exp = podtap::publish::auth::now_s() - 1;
     let expired_sig = s.share.keys.sign(&id, expired_exp, &Scope::Session);
     let expired = anon_get(&s, &format!("/s/{id}?exp={expired_exp}&sig={expired_sig}")).await;
     assert_eq!(expired.status, StatusCode::GONE);

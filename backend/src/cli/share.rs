@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use super::ConfigError;
+use crate::access::link::MIN_KEY_LEN;
 use crate::share::db::Bounds;
-use crate::share::link::MIN_KEY_LEN;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShareArgs {

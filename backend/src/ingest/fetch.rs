@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::wire::HubMessage;
 use crate::packets::{Found, Wanted};
 use crate::publish::Hub;
-use crate::publish::api::RemotePackets;
+use crate::store::RemotePackets;
 
 /// How long an export waits for the agents' answers.
 const ANSWER_WAIT: Duration = Duration::from_secs(5);

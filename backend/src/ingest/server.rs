@@ -20,7 +20,6 @@ use super::fetch::PacketFetch;
 use super::join::Event;
 use super::wire::{self, AgentMessage, HubMessage};
 use crate::feed::replay::now_us;
-use crate::publish::guard;
 
 /// What the ingest handlers share.
 #[derive(Clone)]
@@ -82,7 +81,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<IngestState>, headers
     if let Some(token) = &state.token {
         let bearer =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if !bearer.is_some_and(|b| guard::same_secret(b, token)) {
+        if !bearer.is_some_and(|b| crate::access::link::same_secret(b, token)) {
             return (StatusCode::UNAUTHORIZED, "a valid agent token is required: Authorization: Bearer TOKEN\n")
                 .into_response();
         }

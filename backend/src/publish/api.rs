@@ -14,11 +14,13 @@ use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::access::Refusal;
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::packets::{Found, Wanted};
 use crate::publish::hub::{ClusterStatus, Hub};
 use crate::store::{Bucket, Connection, Cursor, Kinds, STEP_US, StoreStats, Window};
+pub use crate::store::{Data, RemotePackets, find_packets};
 use crate::timespec;
 
 /// Largest `limit` accepted by `/api/v1/records`.
@@ -27,17 +29,9 @@ pub const MAX_LIMIT: usize = 10_000;
 /// API errors as the client sees them.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Missing or wrong token.
-    #[error(
-        "a valid token is required: sign in (open podtap with the token, or POST it to /api/v1/login), or send Authorization: Bearer TOKEN"
-    )]
-    Unauthorized,
-    /// A link that grants nothing here (tampered, revoked, another scope).
-    #[error("{0}")]
-    Forbidden(String),
-    /// A link that has expired.
-    #[error("{0}")]
-    Expired(String),
+    /// What access refused: no token, a link that grants nothing here, or has expired.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// Session storage refused (full, failed).
     #[error("{0}")]
     Storage(String),
@@ -64,10 +58,10 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Expired(_) => StatusCode::GONE,
-            ApiError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Refused(Refusal::Unauthorized) => StatusCode::UNAUTHORIZED,
+            ApiError::Refused(Refusal::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Refused(Refusal::Expired(_)) => StatusCode::GONE,
+            ApiError::Refused(Refusal::Storage(_)) | ApiError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound
             | ApiError::NoSuchService(_)
@@ -103,43 +97,6 @@ pub struct Health {
     /// `serve`'s own engine (reassembly gaps, responses without a request, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::engine::EngineStats>,
-}
-
-/// What the windowed endpoints read: the live store (`Hub`) or a saved session (`Frozen`).
-pub trait Data: Send + Sync {
-    /// "Now" for relative times.
-    fn now_us(&self) -> u64;
-    fn store_stats(&self) -> StoreStats;
-    fn total(&self) -> u64;
-    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool);
-    fn record(&self, id: u64) -> Option<Record>;
-    fn connection(&self, conn: u64) -> Option<Connection>;
-    fn map(&self, filter: &Filter, w: Window) -> ServiceMap;
-    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket>;
-    fn balance(&self, service: &str, w: Window) -> Option<Balance>;
-    fn balances(&self, w: Window) -> Vec<Balance>;
-    /// The retained packets of the wanted flows, and whether some aged out; `None` when this
-    /// source keeps no packets here (see `remote`).
-    fn packets(&self, _wanted: &[Wanted]) -> Option<Found> {
-        None
-    }
-    /// Where packets are kept when not here: the nodes' agents, asked over their connections.
-    fn remote(&self) -> Option<Arc<dyn RemotePackets>> {
-        None
-    }
-}
-
-/// Packets kept on other machines (every node's agent), fetched on demand.
-pub trait RemotePackets: Send + Sync {
-    fn fetch(&self, wanted: Vec<Wanted>) -> std::pin::Pin<Box<dyn Future<Output = Option<Found>> + Send>>;
-}
-
-/// The packets of the wanted flows, wherever the data keeps them.
-pub async fn find_packets(data: &dyn Data, wanted: Vec<Wanted>) -> Option<Found> {
-    match data.remote() {
-        Some(remote) => remote.fetch(wanted).await,
-        None => data.packets(&wanted),
-    }
 }
 
 impl Data for Hub {

@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use subtle::ConstantTimeEq;
 
 use super::{AppState, plain};
 
@@ -82,11 +81,6 @@ impl Guard {
         let forwarded = header_str(headers, "x-forwarded-host".parse().expect("a header name"));
         !self.origin_allowed(origin, host) && !forwarded.is_some_and(|f| self.origin_allowed(origin, Some(f)))
     }
-}
-
-/// Compares a presented secret with the expected one in time independent of where they differ.
-pub fn same_secret(presented: &str, expected: &str) -> bool {
-    presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -178,12 +172,5 @@ mod tests {
         assert!(g.foreign(&h(&[("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")]), host));
         let proxied = h(&[("origin", "https://tools.example"), ("x-forwarded-host", "tools.example")]);
         assert!(!g.foreign(&proxied, host), "behind a proxy that rewrote Host");
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("s3cret", "s3cret"));
-        assert!(!same_secret("s3cre", "s3cret"));
-        assert!(!same_secret("s3creT", "s3cret"));
     }
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 
-use crate::share::{self, Share};
+use crate::share::Share;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,10 +16,13 @@ use tower_http::compression::CompressionLayer;
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod edge;
 pub mod guard;
 pub mod hub;
 pub mod metrics;
+pub mod pages;
+pub mod sharing;
 pub mod stream;
 
 pub use assets::Assets;
@@ -48,8 +51,8 @@ fn data_routes() -> Router<AppState> {
         .route("/timeline", get(api::timeline))
         .route("/services", get(api::services))
         .route("/services/{namespace}/{name}/balance", get(api::balance))
-        .route("/export", get(share::api::export))
-        .route("/packets", get(share::api::packets))
+        .route("/export", get(sharing::export))
+        .route("/packets", get(sharing::packets))
 }
 
 /// The podtap router: `/healthz`, `/metrics`, `/api/v1/…`, `WS /api/v1/stream`, and the app for
@@ -59,15 +62,15 @@ pub fn app(state: AppState) -> Router {
     let api = data_routes()
         .nest("/sessions/{sid}", data_routes())
         .route("/stream", get(stream::upgrade))
-        .route("/access", get(share::api::access))
-        .route("/sessions", get(share::api::list_sessions).post(share::api::create_session))
-        .route("/sessions/{sid}", get(share::api::session_meta).delete(share::api::delete_session))
-        .route("/sessions/{sid}/links", post(share::api::link_session))
-        .route("/links", get(share::api::list_links).post(share::api::create_link))
-        .route("/links/{id}", delete(share::api::revoke_link))
-        .route("/login", post(share::api::login))
-        .route("/logout", post(share::api::logout))
-        .route_layer(middleware::from_fn_with_state(state.clone(), share::access::authorize))
+        .route("/access", get(sharing::access))
+        .route("/sessions", get(sharing::list_sessions).post(sharing::create_session))
+        .route("/sessions/{sid}", get(sharing::session_meta).delete(sharing::delete_session))
+        .route("/sessions/{sid}/links", post(sharing::link_session))
+        .route("/links", get(sharing::list_links).post(sharing::create_link))
+        .route("/links/{id}", delete(sharing::revoke_link))
+        .route("/login", post(sharing::login))
+        .route("/logout", post(sharing::logout))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
         .fallback(api::not_found);
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
@@ -90,10 +93,10 @@ pub fn app(state: AppState) -> Router {
 
 /// `/metrics` is the admin's only (a scraper sends the token as a bearer).
 async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if share::access::is_admin(&state, req.headers()) {
+    if auth::is_admin(&state, req.headers()) {
         next.run(req).await
     } else {
-        api::ApiError::Unauthorized.into_response()
+        api::ApiError::Refused(crate::access::Refusal::Unauthorized).into_response()
     }
 }
 

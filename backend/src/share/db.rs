@@ -245,6 +245,19 @@ impl Sessions {
     }
 }
 
+/// The gate asks here what an id is: a saved session, or a live link (revoked or not).
+impl crate::access::Links for Sessions {
+    fn entry(&self, id: &str) -> Result<Option<crate::access::LinkEntry>, String> {
+        if self.meta(id).map_err(|e| e.to_string())?.is_some() {
+            return Ok(Some(crate::access::LinkEntry::Session));
+        }
+        Ok(self
+            .link(id)
+            .map_err(|e| e.to_string())?
+            .map(|l| crate::access::LinkEntry::Live { filter: l.filter, revoked: l.revoked_us.is_some() }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

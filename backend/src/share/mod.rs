@@ -1,19 +1,15 @@
-//! Sharing: saved sessions in an embedded database, signed expiring links to a session or to the
-//! live view under a filter, the admin token exchanged for a cookie, and downloads (JSON lines,
+//! Sharing: saved sessions in an embedded database, the live links kept so they can be listed and
+//! revoked (their signing and checking are `access`'s), and downloads (JSON lines,
 //! HAR, pcapng). `Share` is what the server holds for all of it.
 
 use std::sync::{Arc, Mutex};
 
-pub mod access;
-pub mod api;
 pub mod db;
 pub mod export;
-pub mod link;
-pub mod pages;
 pub mod session;
 
+use crate::access::link::{self, LinkKeys};
 use db::Sessions;
-use link::LinkKeys;
 use session::Frozen;
 
 /// Sessions opened recently, kept in memory so a page's dozen queries read the database once.

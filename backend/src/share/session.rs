@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::balance::Balance;
 use crate::packets::{Found, Wanted};
-use crate::publish::api::Data;
 use crate::resolve::{Backend, ClusterState};
-use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, STEP_US, Store, StoreStats, Window};
+use crate::store::{Bucket, Connection, Cursor, Data, Kinds, Limits, STEP_US, Store, StoreStats, Window};
 
 /// Most records one session keeps; a bigger window is refused with this number in the sentence.
 pub const MAX_SESSION_RECORDS: usize = 250_000;

@@ -18,10 +18,12 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::balance::{Balance, BalanceBuilder};
 use crate::resolve::ClusterState;
 
+mod data;
 mod step;
 #[cfg(test)]
 mod tests;
 
+pub use data::{Data, RemotePackets, find_packets};
 use step::{Rollup, Step};
 
 /// One rollup step.

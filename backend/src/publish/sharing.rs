@@ -12,14 +12,16 @@ use axum::{Extension, Form, Json};
 use podtap_shared::{Access, Filter, PacketsInfo, Record, SharedLink};
 use serde::Deserialize;
 
-use super::access::{Grant, now_s, over_tls, sign_in_cookie, sign_out_cookie};
-use super::db::LiveLink;
-use super::link::{Scope, random_text};
-use super::session::{MAX_SESSION_RECORDS, Payload, SessionMeta};
-use super::{export, pages};
+use super::AppState;
+use super::api::{ApiError, Scoped, WindowQuery, find_packets};
+use super::auth::{now_s, over_tls, sign_in_cookie, sign_out_cookie};
+use super::pages;
+use crate::access::Grant;
+use crate::access::link::{Scope, random_text, same_secret};
 use crate::packets::Found;
-use crate::publish::AppState;
-use crate::publish::api::{ApiError, Scoped, WindowQuery, find_packets};
+use crate::share::db::LiveLink;
+use crate::share::export;
+use crate::share::session::{MAX_SESSION_RECORDS, Payload, SessionMeta};
 use crate::store::{Cursor, Kinds};
 
 /// A link's lifetime when none is asked for, and the longest one podtap signs.
@@ -68,7 +70,7 @@ fn ttl(asked: Option<u64>) -> Result<u64, ApiError> {
     }
 }
 
-fn storage(e: super::db::DbError) -> ApiError {
+fn storage(e: crate::share::db::DbError) -> ApiError {
     ApiError::Storage(e.to_string())
 }
 
@@ -238,10 +240,10 @@ pub async fn access(
             can_share: false,
             embed_origins,
         },
-        Grant::Live { link, expires_s } => Access {
+        Grant::Live { filter, expires_s, .. } => Access {
             scope: "live".into(),
             session: None,
-            filter: Some(link.filter),
+            filter: Some(filter),
             expires: Some(expires_s),
             can_share: false,
             embed_origins,
@@ -343,7 +345,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
     let Some(token) = &state.token else {
         return Redirect::to(&pages::local_next(&state.share.base, &form.next)).into_response();
     };
-    if !crate::publish::guard::same_secret(form.token.trim(), token) {
+    if !same_secret(form.token.trim(), token) {
         return pages::sign_in(&state.share.base, StatusCode::UNAUTHORIZED, "That token is not podtap's.", &form.next);
     }
     let cookie = sign_in_cookie(&state, over_tls(&headers));

@@ -113,8 +113,20 @@ pub fn random_text(len: usize) -> String {
     text
 }
 
+/// Compares a presented secret with the expected one in time independent of where they differ.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("s3creT", "s3cret"));
+    }
     use super::*;
 
     const NOW: u64 = 1_800_000_000;

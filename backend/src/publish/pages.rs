@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::publish::api::ApiError;
+use super::api::ApiError;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
@@ -58,7 +58,7 @@ pub fn sign_in(base: &str, status: StatusCode, why: &str, next: &str) -> Respons
 /// The page for a link that grants nothing.
 pub fn link_refused(e: &ApiError) -> Response {
     let (status, title) = match e {
-        ApiError::Expired(_) => (StatusCode::GONE, "This link has expired"),
+        ApiError::Refused(crate::access::Refusal::Expired(_)) => (StatusCode::GONE, "This link has expired"),
         _ => (StatusCode::FORBIDDEN, "This link does not open anything"),
     };
     let body = format!(

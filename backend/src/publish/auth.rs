@@ -1,0 +1,116 @@
+//! Access on the wire: the middleware in front of every API handler asks the access stage what the
+//! request was granted and what its route reads, and hands the handler a `Scoped` view of that
+//! data; a page asks the same about the route it will read. Also the sign-in cookie and the query
+//! helpers the pages share. Nothing here decides access: `crate::access` does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::api::{ApiError, Scoped};
+use crate::access::grant::{AUTH_COOKIE, SIGN_IN_S};
+use crate::access::{Credentials, Gate, Grant, Reads, Refusal, Route, page_route, reads};
+
+pub fn now_s() -> u64 {
+    crate::feed::replay::now_us() / 1_000_000
+}
+
+/// The query parameters of a request, decoded.
+pub fn query_params(uri: &axum::http::Uri) -> HashMap<String, String> {
+    Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default()
+}
+
+/// The query parameters in order, decoded (repeated names kept).
+pub fn query_params_ordered(uri: &axum::http::Uri) -> Vec<(String, String)> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+/// Query parameters put back into a query string.
+pub fn encode_query(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+}
+
+/// The gate of this server, now.
+pub fn gate(state: &AppState) -> Gate<'_> {
+    Gate { token: state.token.as_deref(), keys: &state.share.keys, links: &state.share.sessions, now_s: now_s() }
+}
+
+/// Whether the request comes from the admin.
+pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    gate(state).is_admin(&Credentials::of(headers, &HashMap::new(), None))
+}
+
+/// The `Set-Cookie` value that signs a browser in for `SIGN_IN_S`.
+pub fn sign_in_cookie(state: &AppState, secure: bool) -> String {
+    let value = gate(state).admin_cookie();
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{AUTH_COOKIE}={value}; Path={}; HttpOnly; SameSite=Strict; Max-Age={SIGN_IN_S}{secure}", state.share.base)
+}
+
+/// The cookie that signs a browser out.
+pub fn sign_out_cookie(state: &AppState) -> String {
+    format!("{AUTH_COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0", state.share.base)
+}
+
+/// Whether the browser reached podtap over TLS (podtap itself speaks plain HTTP; a proxy in
+/// front says so).
+pub fn over_tls(headers: &HeaderMap) -> bool {
+    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok());
+    forwarded.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// Why a page opened with a link (`sig` in its query) may not be shown: the link grants nothing,
+/// or not what the page reads (a saved session's link opened as the live view's embed).
+pub fn page_refusal(state: &AppState, path: &str, params: &HashMap<String, String>) -> Option<Refusal> {
+    params.get("sig")?;
+    let path_id =
+        path.strip_prefix("/s/").or_else(|| path.strip_prefix("/l/")).map(|rest| rest.split('/').next().unwrap_or(""));
+    let grant = match gate(state).grant(&Credentials::of(&HeaderMap::new(), params, path_id)) {
+        Ok(g) => g,
+        Err(r) => return Some(r),
+    };
+    reads(&grant, &page_route(path, params)).err()
+}
+
+/// The middleware on `/api/v1`: decides the grant and the data the handler reads.
+pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let path = path.strip_prefix("/api/v1").unwrap_or(path).to_string();
+    if path == "/login" || path == "/logout" {
+        return next.run(req).await; // signing in needs no grant yet
+    }
+    let route = Route::new(&path, req.method() == Method::GET || req.method() == Method::HEAD);
+    let params = query_params(req.uri());
+    let credentials = Credentials::of(req.headers(), &params, route.session.as_ref().map(|(id, _)| id.as_str()));
+    let decided = gate(&state).grant(&credentials).and_then(|g| reads(&g, &route).map(|r| (g, r)));
+    let (grant, what) = match decided {
+        Ok(d) => d,
+        Err(r) => return ApiError::from(r).into_response(),
+    };
+    let scoped = match what {
+        Reads::Live { restrict } => {
+            Some(Scoped { data: Arc::new(state.hub.clone()), restrict: restrict.map(|f| f.as_str().into()) })
+        }
+        Reads::Session(sid) => {
+            // Reading and building a big session takes a while: off the async workers.
+            let (share, id) = (state.share.clone(), sid.clone());
+            match tokio::task::spawn_blocking(move || share.open(&id)).await {
+                Ok(Ok(Some(frozen))) => Some(Scoped { data: frozen, restrict: None }),
+                Ok(Ok(None)) => return ApiError::NoSuchSession(sid).into_response(),
+                Ok(Err(e)) => return ApiError::Storage(e.to_string()).into_response(),
+                Err(e) => return ApiError::Storage(e.to_string()).into_response(),
+            }
+        }
+        Reads::Nothing => None,
+    };
+    if let Some(s) = scoped {
+        req.extensions_mut().insert(s);
+    }
+    req.extensions_mut().insert::<Grant>(grant);
+    next.run(req).await
+}
