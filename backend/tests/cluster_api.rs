@@ -116,31 +116,18 @@ async fn serve_with_kubeconfig_names_every_pod_and_serves_exact_balance() {
     )
     .unwrap();
     let kubeconfig = std::env::join_paths([&other, &tmp]).unwrap();
-    let addr = served::free_addr();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
-        .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
-        .args(["--context", "fake"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("PODTAP_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let seen = served::named_and_exact(addr, &truth).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    let podtap = served::start(
+        std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
+            .args(["--context", "fake"])
+            .env("KUBECONFIG", &kubeconfig),
+    );
+    let seen = served::named_and_exact(podtap.addr, &truth).await;
+    podtap.stop();
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(&other);
     let (health, balance, map) = seen.expect("podtap named the replay from the fake API server");
     served::assert_names_and_balance(&truth, &health, &balance, &map);
-}
-
-/// Stops a podtap and returns what it logged.
-fn stderr_of(child: &mut common::Running) -> String {
-    let _ = child.0.kill();
-    let mut log = String::new();
-    if let Some(mut err) = child.0.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut err, &mut log);
-    }
-    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,17 +137,12 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
     let api_port = served::reserve();
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-late-{}", std::process::id()));
     fake_api::kubeconfig_for(api_port.addr(), &kubeconfig);
-    let addr = served::free_addr();
-    let mut child = common::Running(
+    let podtap = served::start(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
             .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
-            .args(["--listen", &addr.to_string()])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("PODTAP_LOG", "warn")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .env("KUBECONFIG", &kubeconfig),
     );
+    let addr = podtap.addr;
     // Serving at once, but not ready: every connection to the API server is refused.
     until("podtap listening", || served::http_get(addr, "/healthz").is_some()).await;
     let (code, health) = served::http_get(addr, "/healthz").unwrap();
@@ -176,7 +158,7 @@ async fn a_replay_waits_for_an_api_server_that_answers_5_s_late_and_names_every_
     );
     let _api = FakeApi::start_on(api_port.listen(), fake_api::lab_objects(&dir)).await;
     let seen = served::named_and_exact(addr, &truth).await;
-    let log = stderr_of(&mut child);
+    let log = podtap.stop();
     let _ = std::fs::remove_file(&kubeconfig);
     let (health, balance, map) = seen.unwrap_or_else(|| panic!("podtap named the late replay:\n{log}"));
     served::assert_names_and_balance(&truth, &health, &balance, &map);
@@ -191,17 +173,13 @@ async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_wit
     // Held to the end: nothing ever answers there.
     let api_port = served::reserve();
     fake_api::kubeconfig_for(api_port.addr(), &kubeconfig);
-    let addr = served::free_addr();
-    let mut child = common::Running(
+    let podtap = served::start(
         std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
             .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
-            .args(["--listen", &addr.to_string(), "--api-wait", "2s"])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("PODTAP_LOG", "warn")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .args(["--api-wait", "2s"])
+            .env("KUBECONFIG", &kubeconfig),
     );
+    let addr = podtap.addr;
     // After the wait: ready, the replay served without names, and what is missing said.
     let mut health = Value::Null;
     until("podtap serving without the API server", || {
@@ -212,7 +190,7 @@ async fn an_api_server_that_never_answers_is_waited_for_api_wait_then_served_wit
         true
     })
     .await;
-    let log = stderr_of(&mut child);
+    let log = podtap.stop();
     let _ = std::fs::remove_file(&kubeconfig);
     let kinds: Vec<&str> =
         health["cluster"]["missing"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
@@ -303,14 +281,12 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
     api.forbid(fake_api::JOBS, &[]);
     let kubeconfig = std::env::temp_dir().join(format!("podtap-kubeconfig-rbac-{}", std::process::id()));
     fake_api::kubeconfig(&api, &kubeconfig);
-    let addr = served::free_addr();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
-        .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string(), "--listen", &addr.to_string()])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("PODTAP_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let podtap = served::start(
+        std::process::Command::new(env!("CARGO_BIN_EXE_podtap"))
+            .args(["serve", "--pcap", &dir.join("capture.pcapng").display().to_string()])
+            .env("KUBECONFIG", &kubeconfig),
+    );
+    let addr = podtap.addr;
     let start = Instant::now();
     let mut health = None;
     while start.elapsed() < Duration::from_secs(20) {
@@ -323,12 +299,10 @@ async fn serve_under_partial_rbac_starts_and_says_what_it_misses() {
     // A few retries of jobs, counted by the server: each could have logged again.
     let lists = api.lists(fake_api::JOBS);
     until("two more lists of jobs", || api.lists(fake_api::JOBS) >= lists + 2).await;
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let log = podtap.stop();
     let _ = std::fs::remove_file(&kubeconfig);
     let health = health.expect("serve started and is ready under partial RBAC");
     assert_eq!(health["cluster"]["missing"][0]["kind"], "jobs", "{health}");
     assert_eq!(health["cluster"]["missing"][0]["reason"], "forbidden (403)");
-    let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(log.matches("cannot list jobs").count(), 1, "logged once, not at every retry:\n{log}");
 }

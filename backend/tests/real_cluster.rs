@@ -14,7 +14,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::served;
@@ -168,20 +168,13 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     // just now, and a pod names no traffic from before it existed (names are as of each
     // record's time), so the capture's time moves to now.
     let truth = common::ground_truth(&common::demo_dir());
-    let addr = served::free_addr();
-    let serve = common::Running(
-        Command::new(env!("CARGO_BIN_EXE_podtap"))
-            .args(["serve", "--pcap", &common::demo_dir().join("capture.pcapng").display().to_string()])
-            .args(["--realtime", "--listen", &addr.to_string()])
-            .env("KUBECONFIG", &admin)
-            .env("PODTAP_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let serve = podtap(
+        &["serve", "--pcap", &common::demo_dir().join("capture.pcapng").display().to_string(), "--realtime"],
+        &admin,
     );
     // The capture lasts about 25 s.
-    let seen = served::named_and_exact_within(addr, &truth, Duration::from_secs(90)).await;
-    drop(serve);
+    let seen = served::named_and_exact_within(serve.addr, &truth, Duration::from_secs(90)).await;
+    serve.stop();
     let (health, balance, map) = seen.expect("podtap named the demo from the real API server");
     served::assert_names_and_balance(&truth, &health, &balance, &map);
     assert_eq!(health["cluster"]["missing"], json!([]), "{health}");
@@ -210,10 +203,9 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
         serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
     let token = accounts.create_token_request("podtap-hub", &PostParams::default(), &token).await.unwrap();
     let sa_config = token_kubeconfig(&dir, "podtap-hub", &token.status.expect("a token").token, None);
-    let (listen, ingest) = (served::free_addr(), served::free_addr());
-    let hub = podtap(&["hub", "--listen", &listen.to_string(), "--ingest", &ingest.to_string()], &sa_config);
-    let health = ready(listen, "the hub ready with its ServiceAccount").await;
-    drop(hub);
+    let hub = podtap(&["hub", "--ingest", "127.0.0.1:0"], &sa_config);
+    let health = ready(hub.addr, "the hub ready with its ServiceAccount").await;
+    hub.stop();
     assert_eq!(health["cluster"]["missing"], json!([]), "every kind listed under its RBAC: {health}");
     assert!(health["cluster"]["objects"].as_u64().unwrap() > 0, "{health}");
     // Read-only, and no Secret: what the authorizer says the token may not do.
@@ -289,10 +281,9 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
     let config = token_kubeconfig(dir, "shop-viewer", &token.status.expect("a token").token, Some(ns));
     assert!(run_kubectl(&config, &["auth", "can-i", "list", "pods", "-n", "default"]).is_err(), "one namespace only");
 
-    let addr = served::free_addr();
     let capture = common::demo_dir().join("capture.pcapng").display().to_string();
-    let serve = podtap(&["serve", "--pcap", &capture, "--realtime", "--listen", &addr.to_string()], &config);
-    let health = ready(addr, "serve ready under one Role").await;
+    let serve = podtap(&["serve", "--pcap", &capture, "--realtime"], &config);
+    let health = ready(serve.addr, "serve ready under one Role").await;
     let missing = health["cluster"]["missing"].as_array().cloned().unwrap_or_default();
     let reason =
         |kind: &str| missing.iter().find(|m| m["kind"] == kind).map(|m| m["reason"].as_str().unwrap().to_string());
@@ -300,7 +291,7 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
     assert!(reason("pods").is_some_and(|r| r.contains("shop")), "pods listed only in shop, and said so: {health}");
     // shop's pods are named from its own lists; default's are not (it may not see them).
     until("a request to a shop pod, named", || {
-        let page = served::http_get(addr, "/api/v1/records?limit=10000");
+        let page = served::http_get(serve.addr, "/api/v1/records?limit=10000");
         let records = page.map(|(_, v)| v["records"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
         let shop = records.iter().any(|r| r["dst"]["namespace"] == "shop" && r["dst"]["name"].is_string());
         let default_named = records.iter().any(|r| r["dst"]["namespace"] == "default" && r["dst"]["kind"] == "pod");
@@ -308,20 +299,13 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
         async move { shop }
     })
     .await;
-    drop(serve);
+    serve.stop();
 }
 
 /// `podtap ARGS` with `kubeconfig`, its log quiet.
-fn podtap(args: &[&str], kubeconfig: &Path) -> common::Running {
-    common::Running(
-        Command::new(env!("CARGO_BIN_EXE_podtap"))
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("PODTAP_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+/// A podtap with `kubeconfig`, listening where the kernel put it.
+fn podtap(args: &[&str], kubeconfig: &Path) -> served::Served {
+    served::start(Command::new(env!("CARGO_BIN_EXE_podtap")).args(args).env("KUBECONFIG", kubeconfig))
 }
 
 /// Until `/healthz` at `addr` answers 200: its body.

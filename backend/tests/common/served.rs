@@ -1,7 +1,10 @@
 //! A podtap `serve` or `hub` as its tests see it from outside: its HTTP API over a real socket,
 //! and the checks of a demo replay named from an API server (every pod named, balance exact).
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,9 +20,58 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
     Some((code, serde_json::from_str(text.split("\r\n\r\n").nth(1)?).ok()?))
 }
 
-/// A loopback address nothing listens on (yet).
-pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+/// A podtap `serve` or `hub` listening where the kernel put it, and what it has logged.
+pub struct Served {
+    pub child: super::Running,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `cmd` (a podtap `serve` or `hub`, without `--listen`) on a loopback port the kernel
+/// picks as it binds, and reads which from its log (at most 60 s). A port chosen by the test and
+/// freed for podtap to bind could be taken in between (an outgoing connection's, another test's);
+/// this one is podtap's from the start.
+pub fn start(cmd: &mut Command) -> Served {
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0"])
+        .env("PODTAP_LOG", "warn,podtap=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("podtap starts");
+    let stderr = child.stderr.take().expect("its stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let kept = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("podtap serving http://").nth(1) {
+                let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+                let _ = tx.send(addr.parse::<SocketAddr>());
+            }
+            let mut log = kept.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let child = super::Running(child);
+    let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(addr)) => addr,
+        other => panic!("podtap did not say where it listens ({other:?}):\n{}", log.lock().unwrap()),
+    };
+    Served { child, addr, log, reader: Some(reader) }
+}
+
+impl Served {
+    /// Ends it: everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.log.lock().unwrap().clone()
+    }
 }
 
 /// A loopback port kept for a server that comes up late (or never) where a client already
