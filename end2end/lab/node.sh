@@ -11,6 +11,7 @@
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$LAB/quiet.sh"
+source "$LAB/cni.sh"
 eval "$(python3 "$LAB/topology.py" env)"
 ALL_NS="$POD_NETNS $EXT_NS $NODE_NS"
 
@@ -49,27 +50,12 @@ lab_claim() {
 }
 
 lab_add_pod() {  # netns ip veth
-  local ns=$1 ip=$2 veth=$3
-  ip netns add "$ns"
-  ip -n "$NODE_NS" link add "$veth" type veth peer name eth0 netns "$ns"
-  ip -n "$NODE_NS" link set "$veth" master cni0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$ip/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add default via "$BRIDGE_IP"
+  cni_pod "$NODE_NS" "$BRIDGE_IP" "$@"
 }
 
 lab_up() {  # [--later-client]: leave the client pod for the caller to add (lab_add_pod) later
   # The node.
-  ip netns add "$NODE_NS"
-  ip -n "$NODE_NS" link set lo up
-  ip -n "$NODE_NS" link add cni0 type bridge
-  ip -n "$NODE_NS" addr add "$BRIDGE_IP/24" dev cni0
-  ip -n "$NODE_NS" link set cni0 up
-  nsx "$NODE_NS" sysctl -qw net.ipv4.ip_forward=1
-  # Pod-to-pod replies cross the bridge without routing; kube-proxy needs them to pass conntrack so
-  # the ClusterIP reply is un-DNATed (the br_netfilter setting every kubeadm node has).
-  nsx "$NODE_NS" sysctl -qw net.bridge.bridge-nf-call-iptables=1
+  cni_node "$NODE_NS" "$BRIDGE_IP"
 
   # Pods: one namespace each, eth0 inside, vethXXXX on cni0 in the node.
   lab_add_pod "$WEB1_NS" "$WEB1_IP" "$WEB1_VETH"

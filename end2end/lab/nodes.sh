@@ -21,6 +21,7 @@ OUT=${1:?usage: nodes.sh OUTDIR}
 PODTAP=${PODTAP:?set PODTAP to the podtap binary}
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 APPS="$LAB/apps"
+source "$LAB/cni.sh"
 eval "$(python3 "$LAB/cluster.py" env)"
 TOKEN=lab-token
 [[ $EUID -eq 0 ]] || { echo "nodes: needs root (network namespaces, iptables)" >&2; exit 1; }
@@ -75,13 +76,7 @@ for k in $NODE_KEYS; do
     net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
   for p in ${!pods}; do
     pns=${p}_NS pip=${p}_IP veth=${p}_VETH
-    ip netns add "${!pns}"
-    ip -n "${!ns}" link add "${!veth}" type veth peer name eth0 netns "${!pns}"
-    ip -n "${!ns}" link set "${!veth}" master cni0 up
-    ip -n "${!pns}" link set lo up
-    ip -n "${!pns}" addr add "${!pip}/24" dev eth0
-    ip -n "${!pns}" link set eth0 up
-    ip -n "${!pns}" route add default via "${!bridge}"
+    cni_pod "${!ns}" "${!bridge}" "${!pns}" "${!pip}" "${!veth}"
   done
   nsx "${!ns}" iptables-restore < <(python3 "$LAB/cluster.py" rules)
 done

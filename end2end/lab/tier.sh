@@ -7,6 +7,7 @@
 # Needs quiet.sh sourced first.
 
 TIER_LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$TIER_LAB_DIR/cni.sh"
 
 # The lab's names and addresses (C, CLIENT_IP, SVC_IP, SERVERS, SERVER_IPS, TIER_NODE…).
 tier_env() {  # LAB
@@ -25,23 +26,10 @@ tier_down() {
 
 # The node (cni0 bridge, forwarding, the Service's rules) and its pods: the client, then the servers.
 tier_up() {
-  local ns veths=($TIER_VETHS) pods=("$C" $SERVERS) ips=("$CLIENT_IP" $SERVER_IPS) i
-  ip netns add "$TIER_NODE"
-  ip -n "$TIER_NODE" link set lo up
-  ip -n "$TIER_NODE" link add cni0 type bridge
-  ip -n "$TIER_NODE" addr add "$TIER_BRIDGE/24" dev cni0
-  ip -n "$TIER_NODE" link set cni0 up
-  ip netns exec "$TIER_NODE" sysctl -qw net.ipv4.ip_forward=1
-  ip netns exec "$TIER_NODE" sysctl -qw net.bridge.bridge-nf-call-iptables=1
+  local veths=($TIER_VETHS) pods=("$C" $SERVERS) ips=("$CLIENT_IP" $SERVER_IPS) i
+  cni_node "$TIER_NODE" "$TIER_BRIDGE"
   for i in "${!pods[@]}"; do
-    ns=${pods[$i]}
-    ip netns add "$ns"
-    ip -n "$TIER_NODE" link add "${veths[$i]}" type veth peer name eth0 netns "$ns"
-    ip -n "$TIER_NODE" link set "${veths[$i]}" master cni0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "${ips[$i]}/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" route add default via "$TIER_BRIDGE"
+    cni_pod "$TIER_NODE" "$TIER_BRIDGE" "${pods[$i]}" "${ips[$i]}" "${veths[$i]}"
   done
   ip netns exec "$TIER_NODE" iptables-restore < <(python3 "$TIER_LAB_DIR/db_tier.py" rules "$TIER_LAB")
 }
