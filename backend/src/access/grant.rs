@@ -239,14 +239,21 @@ pub fn reads(grant: &Grant, route: &Route) -> Result<Reads, Refusal> {
     }
 }
 
+/// The link id a page's path names: `/s/{id}` (a saved session's page) or `/l/{id}` (a live
+/// link's), with whether it is a session's.
+pub fn page_path_id(path: &str) -> Option<(&str, bool)> {
+    let (rest, session) = match path.strip_prefix("/s/") {
+        Some(rest) => (rest, true),
+        None => (path.strip_prefix("/l/")?, false),
+    };
+    Some((rest.split('/').next().unwrap_or(""), session))
+}
+
 /// The API route a page reads first: a saved session's map (`?session=ID`, `/s/{id}`) or the live
 /// map (`?link=ID`, `/l/{id}`, any other page).
 pub fn page_route(path: &str, params: &HashMap<String, String>) -> Route {
-    let session = params
-        .get("session")
-        .map(String::as_str)
-        .or_else(|| path.strip_prefix("/s/").map(|rest| rest.split('/').next().unwrap_or("")));
-    match session {
+    let in_path = page_path_id(path).filter(|(_, session)| *session).map(|(id, _)| id);
+    match params.get("session").map(String::as_str).or(in_path) {
         Some(id) => Route::new(&format!("/sessions/{id}/map"), true),
         None => Route::new("/map", true),
     }

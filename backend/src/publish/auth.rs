@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::api::{ApiError, Scoped};
+use crate::access::grant::page_path_id;
 use crate::access::grant::{AUTH_COOKIE, SIGN_IN_S};
 use crate::access::{Credentials, Gate, Grant, Reads, Refusal, Route, page_route, reads};
 
@@ -68,8 +69,7 @@ pub fn over_tls(headers: &HeaderMap) -> bool {
 /// or not what the page reads (a saved session's link opened as the live view's embed).
 pub fn page_refusal(state: &AppState, path: &str, params: &HashMap<String, String>) -> Option<Refusal> {
     params.get("sig")?;
-    let path_id =
-        path.strip_prefix("/s/").or_else(|| path.strip_prefix("/l/")).map(|rest| rest.split('/').next().unwrap_or(""));
+    let path_id = page_path_id(path).map(|(id, _)| id);
     let grant = match gate(state).grant(&Credentials::of(&HeaderMap::new(), params, path_id)) {
         Ok(g) => g,
         Err(r) => return Some(r),
