@@ -88,6 +88,8 @@ fn bench_sessions(c: &mut Criterion) {
         source: "bench".into(),
         clock: podtap_shared::Clock::Wall,
         bytes: 0,
+        owner: None,
+        seen_as: None,
     };
     let payload = Payload { records, ..Payload::default() };
     let dir = std::env::temp_dir().join(format!("podtap-bench-sessions-{}", std::process::id()));

@@ -5,8 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use podtap::access::Sight;
 use podtap::feed::synthetic::Cluster;
-use podtap::store::{Limits, STEP_US, Store, Window};
+use podtap::store::{Lens, Limits, STEP_US, Store, Window};
 use podtap_shared::{Filter, Record};
 
 #[global_allocator]
@@ -53,21 +54,30 @@ fn bench_queries(c: &mut Criterion) {
     let none = Filter::default();
     let mut g = c.benchmark_group("store");
     g.sample_size(10);
-    g.bench_function("map_15_minutes_1000_pods", |b| b.iter(|| black_box(store.map(all, &none)).edges.len()));
-    g.bench_function("map_15_minutes_cut_window", |b| b.iter(|| black_box(store.map(cut, &none)).edges.len()));
+    g.bench_function("map_15_minutes_1000_pods", |b| {
+        b.iter(|| black_box(store.map(all, Lens::all(&none))).edges.len())
+    });
+    g.bench_function("map_15_minutes_cut_window", |b| {
+        b.iter(|| black_box(store.map(cut, Lens::all(&none))).edges.len())
+    });
     g.bench_function("balance_15_minutes_one_service", |b| {
         let cluster_state = podtap::resolve::ClusterState::default();
-        b.iter(|| black_box(store.balance(all, "ns-1/app-1", &cluster_state)).map(|b| b.requests))
+        b.iter(|| black_box(store.balance(all, "ns-1/app-1", &cluster_state, &Sight::All)).map(|b| b.requests))
     });
     g.bench_function("timeline_15_minutes_180_steps", |b| {
-        b.iter(|| black_box(store.timeline(all, 5 * STEP_US, &none)).len())
+        b.iter(|| black_box(store.timeline(all, 5 * STEP_US, Lens::all(&none))).len())
     });
     g.bench_function("timeline_15_minutes_unaligned_steps", |b| {
-        b.iter(|| black_box(store.timeline(all, 4_500_000, &none)).len())
+        b.iter(|| black_box(store.timeline(all, 4_500_000, Lens::all(&none))).len())
     });
     g.bench_function("map_15_minutes_filtered_ns", |b| {
         let f = Filter::parse("ns:ns-7").unwrap();
-        b.iter(|| black_box(store.map(all, &f)).edges.len())
+        b.iter(|| black_box(store.map(all, Lens::all(&f))).edges.len())
+    });
+    // A person who sees one namespace: the map is folded from the records as they see them.
+    g.bench_function("map_15_minutes_one_namespace_viewer", |b| {
+        let sight = Sight::of(["ns-7"]);
+        b.iter(|| black_box(store.map(all, Lens::new(&none, &sight))).edges.len())
     });
     g.finish();
 }

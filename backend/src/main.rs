@@ -230,14 +230,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
     let assets = Arc::new(assets.framed_by(&config.embed_origins));
-    let state = AppState { hub, assets, token: config.token.map(Into::into), guard, share };
+    let people = Arc::new(people_of(config.auth.clone()));
+    let state = AppState { people, ..AppState::new(hub, assets, config.token.map(Into::into), guard, share) };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!("podtap serving http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     stop.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// The identity sources and how people's sight is decided, from the flags.
+fn people_of(auth: podtap::cli::AuthConfig) -> podtap::access::People {
+    let decider = podtap::access::Decider::new(auth.scopes, None, auth.admin_groups, auth.unnamespaced_groups);
+    podtap::access::People { proxy: auth.proxy, decider }
 }
 
 /// Where names come from: `--cluster` files, the demo's List, the API server (a kubeconfig or

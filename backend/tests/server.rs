@@ -23,13 +23,8 @@ fn rec(id: u64) -> Record {
 
 fn state(hub: Hub, token: Option<&str>) -> AppState {
     let guard = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
-    AppState {
-        hub,
-        assets: Arc::new(Assets::not_built()),
-        token: token.map(Into::into),
-        guard,
-        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
-    }
+    let share = Arc::new(podtap::share::Share::ephemeral());
+    AppState::new(hub, Arc::new(Assets::not_built()), token.map(Into::into), guard, share)
 }
 
 async fn get(state: AppState, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -159,13 +154,8 @@ async fn app_files_have_types_caching_compression_and_a_route_fallback() {
     std::fs::write(dir.join("podtap-0123456789abcdef.wasm"), &wasm).unwrap();
     std::fs::write(dir.join("podtap-0123456789abcdef.js"), "export default function init() {}").unwrap();
     let assets = Arc::new(Assets::load(&dir).unwrap());
-    let s = || AppState {
-        hub: Hub::new("t", 1),
-        assets: assets.clone(),
-        token: None,
-        guard: Guard::default(),
-        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
-    };
+    let share = Arc::new(podtap::share::Share::ephemeral());
+    let s = || AppState::new(Hub::new("t", 1), assets.clone(), None, Guard::default(), share.clone());
 
     let (status, h, body) = get(s(), "/podtap-0123456789abcdef.wasm", &[]).await;
     assert_eq!(status, StatusCode::OK);

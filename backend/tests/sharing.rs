@@ -6,96 +6,21 @@
 //! and by `tshark`, giving the session's requests.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
 use podtap::access::link::Scope;
-use podtap::cli::ShareConfig;
-use podtap::feed::replay::{Pacing, run};
-use podtap::publish::{AppState, Assets, Guard, Hub, app};
-use podtap::share::{Share, from_config, packet_store};
-use podtap::store::Limits;
-use podtap_shared::{Clock, Record};
+use podtap::publish::{Assets, Hub, app};
+use podtap::share::{Share, from_config};
+use podtap_shared::Record;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const TOKEN: &str = "s3cret-token";
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("podtap-sharing-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(dir: &Path, base: &str) -> ShareConfig {
-    ShareConfig { data_dir: Some(dir.to_path_buf()), base_path: base.into(), ..ShareConfig::default() }
-}
-
-/// The demo replayed once on its own clock into a hub that keeps its packets.
-fn demo_hub(share: &ShareConfig) -> Hub {
-    let hub = Hub::with_limits("built-in demo", Limits::default(), Clock::Capture);
-    let cluster = Arc::new(podtap::demo::cluster());
-    hub.set_cluster(cluster.clone());
-    hub.set_packets(packet_store(share).unwrap().expect("retention is on by default"));
-    let errors =
-        run(&[podtap::demo::capture()], podtap::feed::fixed(cluster), &hub, Pacing { realtime: false, looped: false });
-    assert!(errors.is_empty(), "{errors:?}");
-    hub
-}
-
-fn state(hub: &Hub, share: Share, token: Option<&str>) -> AppState {
-    AppState {
-        hub: hub.clone(),
-        assets: Arc::new(Assets::not_built()),
-        token: token.map(Into::into),
-        guard: Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]),
-        share: Arc::new(share),
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-async fn call(s: &AppState, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<Value>) -> Answer {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let body = match body {
-        Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = app(s.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    Answer { status, headers, body: to_bytes(resp.into_body(), 256 << 20).await.unwrap().to_vec() }
-}
-
-const ADMIN: &[(&str, &str)] = &[("authorization", "Bearer s3cret-token")];
-
-async fn admin_get(s: &AppState, uri: &str) -> Answer {
-    call(s, Method::GET, uri, ADMIN, None).await
-}
-
-async fn anon_get(s: &AppState, uri: &str) -> Answer {
-    call(s, Method::GET, uri, &[], None).await
-}
+use common::router::*;
 
 /// `/s/{id}?exp=…&sig=…` → `(id, "exp=…&sig=…")`.
 fn link_parts(url: &str) -> (String, String) {
@@ -118,7 +43,7 @@ fn more_traffic(hub: &Hub) {
     let all = podtap::publish::api::Data::records(
         hub,
         podtap::store::Window::ALL,
-        &Default::default(),
+        podtap::store::Lens::all(&Default::default()),
         podtap::store::Kinds::All,
         None,
         1_000_000,
@@ -483,19 +408,6 @@ async fn exports_read_back_as_the_sessions_requests() {
         .unwrap();
     assert!(String::from_utf8_lossy(&comments.stdout).contains("podtap conn "), "packet comments name the connection");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// The next message the server sends, as the browser reads it.
-async fn next_message(
-    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-) -> podtap_shared::ServerMessage {
-    use futures_util::StreamExt;
-    loop {
-        match ws.next().await.expect("open").expect("a frame") {
-            tokio_tungstenite::tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            _ => continue,
-        }
-    }
 }
 
 #[tokio::test]

@@ -44,13 +44,9 @@ fn hub() -> Hub {
 }
 
 async fn get(hub: &Hub, uri: &str) -> (StatusCode, Value) {
-    let state = AppState {
-        hub: hub.clone(),
-        assets: Arc::new(Assets::not_built()),
-        token: None,
-        guard: Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]),
-        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
-    };
+    let guard = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
+    let share = Arc::new(podtap::share::Share::ephemeral());
+    let state = AppState::new(hub.clone(), Arc::new(Assets::not_built()), None, guard, share);
     let resp = app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = resp.status();
     (status, serde_json::from_slice(&to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap())

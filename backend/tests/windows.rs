@@ -73,13 +73,8 @@ fn quiet_window(rows: &[Served]) -> (u64, u64) {
 
 async fn get(hub: &Hub, uri: &str) -> Value {
     let guard = Guard::new("127.0.0.1:8080".parse().unwrap(), vec![]);
-    let state = AppState {
-        hub: hub.clone(),
-        assets: std::sync::Arc::new(Assets::not_built()),
-        token: None,
-        guard,
-        share: std::sync::Arc::new(podtap::share::Share::ephemeral()),
-    };
+    let share = std::sync::Arc::new(podtap::share::Share::ephemeral());
+    let state = AppState::new(hub.clone(), std::sync::Arc::new(Assets::not_built()), None, guard, share);
     let resp = app(state).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     assert!(resp.status().is_success(), "{uri}: {}", resp.status());
     serde_json::from_slice(&to_bytes(resp.into_body(), 64 << 20).await.unwrap()).unwrap()

@@ -29,5 +29,5 @@ pub use record::{
     Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
     TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name, port_hint,
 };
-pub use share::{Access, PacketsInfo, SessionMeta, SharedLink};
+pub use share::{Access, PacketsInfo, SessionMeta, SharedLink, WhoAmI};
 pub use stream::{ClientMessage, Clock, ServerMessage};

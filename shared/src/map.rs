@@ -27,6 +27,9 @@ pub struct MapNode {
     /// The Kubernetes node a pod runs on (the map marks pods whose node's capture is incomplete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Outside the viewer's namespaces: drawn locked, as its namespace and workload only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 /// An arrow on the map: traffic from `source` to `target`.
@@ -394,6 +397,7 @@ impl MapBuilder {
                     namespace: Some(namespace.to_string()).filter(|n| !n.is_empty()),
                     workload: None,
                     node: None,
+                    locked: false,
                 });
                 EdgePath::through(self.edge(source, id.clone()), self.edge(id, target))
             }
@@ -426,6 +430,7 @@ impl MapBuilder {
             namespace: ep.namespace.as_deref().map(str::to_string),
             workload: ep.workload.as_deref().map(str::to_string),
             node: ep.node.as_deref().filter(|_| ep.kind == EndpointKind::Pod).map(str::to_string),
+            locked: ep.hidden,
         });
         id
     }

@@ -27,6 +27,20 @@ pub enum EndpointKind {
 /// every record of a busy pod names it, and cloning a `Name` is a reference count.
 pub type Name = Arc<str>;
 
+impl EndpointKind {
+    /// The kind as JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Pod => "pod",
+            EndpointKind::Service => "service",
+            EndpointKind::Node => "node",
+            EndpointKind::External => "external",
+            EndpointKind::Unknown => "unknown",
+            EndpointKind::Topic => "topic",
+        }
+    }
+}
+
 /// One side of an exchange: an address, and what the cluster state says it is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -42,12 +56,25 @@ pub struct Endpoint {
     pub workload: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Name>,
+    /// Outside the viewer's namespaces: of this side only its kind, namespace and workload are
+    /// shown (no name, address, port or node; the backend's `access::rule`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 impl Endpoint {
     /// An address nothing is known about yet.
     pub fn unknown(ip: IpAddr, port: u16) -> Self {
-        Self { ip, port, kind: EndpointKind::Unknown, name: None, namespace: None, workload: None, node: None }
+        Self {
+            ip,
+            port,
+            kind: EndpointKind::Unknown,
+            name: None,
+            namespace: None,
+            workload: None,
+            node: None,
+            hidden: false,
+        }
     }
 
     /// `ns/name` when the endpoint is named.
@@ -60,8 +87,17 @@ impl Endpoint {
     }
 
     /// The Service Map node this endpoint belongs to: `pod:ns/name`, `service:ns/name`,
-    /// `node:name`, `external:IP`, or `ip:IP` while the address is unresolved.
+    /// `node:name`, `external:IP`, or `ip:IP` while the address is unresolved; a hidden endpoint
+    /// (outside the viewer's namespaces) is its workload's box, `workload:ns/Kind/name`, or
+    /// `namespace:ns`, or `hidden:KIND` when it has no namespace either.
     pub fn map_id(&self) -> String {
+        if self.hidden {
+            return match (self.namespace.as_deref(), self.workload.as_deref()) {
+                (Some(ns), Some(w)) => format!("workload:{ns}/{w}"),
+                (Some(ns), None) => format!("namespace:{ns}"),
+                (None, _) => format!("hidden:{}", self.kind.as_str()),
+            };
+        }
         match (self.kind, self.qualified_name()) {
             (EndpointKind::Pod, Some(n)) => format!("pod:{n}"),
             (EndpointKind::Service, Some(n)) => format!("service:{n}"),
@@ -71,8 +107,13 @@ impl Endpoint {
         }
     }
 
-    /// A short human label: the name when known, else the address.
+    /// A short human label: the name when known, else the address; a hidden endpoint's workload
+    /// (without its kind) or namespace.
     pub fn label(&self) -> String {
+        if self.hidden {
+            let workload = self.workload.as_deref().map(|w| w.rsplit('/').next().unwrap_or(w));
+            return workload.or(self.namespace.as_deref()).unwrap_or("outside your namespaces").to_string();
+        }
         self.name.as_deref().map_or_else(|| self.ip.to_string(), str::to_string)
     }
 }

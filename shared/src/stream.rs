@@ -136,6 +136,7 @@ mod tests {
             namespace: Some("default".into()),
             workload: None,
             node: None,
+            locked: false,
         });
         let messages = [
             ServerMessage::Snapshot { records: vec![Record::test(), Record::test()], map, filter: "ns:default".into() },

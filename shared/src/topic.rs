@@ -66,6 +66,7 @@ pub fn topic_node(broker: &Endpoint, name: &str) -> MapNode {
         namespace: broker.namespace.as_deref().map(str::to_string),
         workload: None,
         node: None,
+        locked: false,
     }
 }
 

@@ -1,15 +1,19 @@
-//! What a request was granted and what a grant may read. A request is the admin (no token
-//! configured, the token as a bearer, or the signed cookie the token was exchanged for) or the
-//! holder of a signed link: to one saved session (its data, read-only) or to the live view under
-//! a filter (narrowed, never widened). `Gate::grant` decides the grant; `reads` decides, for a
+//! What a request was granted and what a grant may read. A request is the admin (no token and no
+//! identity source configured, the token as a bearer, or the signed cookie the token was exchanged
+//! for), a person signed in through an identity source (`User`: what they see was decided by
+//! `decide`), or the holder of a signed link: to one saved session (its data, read-only) or to
+//! the live view under a filter (narrowed, never widened) and its creator's sight. `Gate::grant` decides the grant; `reads` decides, for a
 //! route of the API, which data it reads under that grant; a page is decided by asking `reads`
 //! for the route the page will read (`page_route`), so a page and its data never disagree.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 
+use super::decide::Viewer;
 use super::link::{LinkError, LinkKeys, Scope, same_secret};
+use super::rule::Sight;
 
 /// The cookie a browser holds once it signed in with the token.
 pub const AUTH_COOKIE: &str = "podtap_auth";
@@ -27,12 +31,44 @@ pub enum Grant {
         id: String,
         expires_s: u64,
     },
-    /// A live link under `filter`.
+    /// A live link under `filter`, seeing what its creator saw when they made it.
     Live {
         id: String,
         filter: String,
         expires_s: u64,
+        sight: Sight,
     },
+    /// A signed-in person.
+    User(Arc<Viewer>),
+}
+
+impl Grant {
+    /// The namespaces this grant sees records of.
+    pub fn sight(&self) -> Sight {
+        match self {
+            // A saved session holds what its creator saw, already through their sight.
+            Grant::Admin | Grant::Session { .. } => Sight::All,
+            Grant::Live { sight, .. } => sight.clone(),
+            Grant::User(v) => v.sight.clone(),
+        }
+    }
+
+    /// Whether this grant may do everything: see all, manage every session, link and sign-in.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Grant::Admin => true,
+            Grant::User(v) => v.admin,
+            _ => false,
+        }
+    }
+
+    /// The signed-in person's name (`None` for the admin token and links).
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Grant::User(v) => Some(&v.who.user),
+            _ => None,
+        }
+    }
 }
 
 /// Why a request gets nothing, in one sentence.
@@ -68,8 +104,8 @@ impl From<LinkError> for Refusal {
 pub enum LinkEntry {
     /// A saved session.
     Session,
-    /// A live link; a revoked one is kept so its holder is told so.
-    Live { filter: String, revoked: bool },
+    /// A live link and its creator's sight; a revoked one is kept so its holder is told so.
+    Live { filter: String, revoked: bool, sight: Sight },
 }
 
 /// Where links are kept (the share's database): asked, never written, by the gate.
@@ -114,8 +150,11 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// What decides grants: the admin token, the link keys and where links are kept, at a time.
+/// `open`: no token and no identity source is configured, so every request is the admin's
+/// (podtap on loopback, for one person).
 pub struct Gate<'a> {
     pub token: Option<&'a str>,
+    pub open: bool,
     pub keys: &'a LinkKeys,
     pub links: &'a dyn Links,
     pub now_s: u64,
@@ -124,7 +163,7 @@ pub struct Gate<'a> {
 impl Gate<'_> {
     /// The admin: no token configured, the token as a bearer, or a valid sign-in cookie.
     pub fn is_admin(&self, c: &Credentials) -> bool {
-        let Some(token) = self.token else { return true };
+        let Some(token) = self.token else { return self.open };
         if c.bearer.as_deref().is_some_and(|b| same_secret(b, token)) {
             return true;
         }
@@ -149,12 +188,12 @@ impl Gate<'_> {
                 self.keys.verify(id, exp, &Scope::Session, sig, self.now_s)?;
                 Ok(Grant::Session { id: id.to_string(), expires_s: exp })
             }
-            Some(LinkEntry::Live { filter, revoked }) => {
+            Some(LinkEntry::Live { filter, revoked, sight }) => {
                 self.keys.verify(id, exp, &Scope::Live(filter.clone()), sig, self.now_s)?;
                 if revoked {
                     return Err(Refusal::Forbidden("this link was revoked".into()));
                 }
-                Ok(Grant::Live { id: id.to_string(), filter, expires_s: exp })
+                Ok(Grant::Live { id: id.to_string(), filter, expires_s: exp, sight })
             }
             // Gone: say "revoked" only to a holder of a genuine link.
             None => match self.keys.verify(id, exp, &Scope::Session, sig, u64::MIN) {
@@ -165,7 +204,8 @@ impl Gate<'_> {
     }
 
     /// The grant of a request: a link when it presents one (a bad link is refused even where the
-    /// request would be allowed without it), else the admin, else nothing.
+    /// request would be allowed without it), else the admin, else nothing (a person's identity is
+    /// asked of `People` after this).
     pub fn grant(&self, c: &Credentials) -> Result<Grant, Refusal> {
         if let Some((id, exp, sig)) = &c.link {
             return self.check_link(id, exp, sig);
@@ -212,8 +252,25 @@ fn live_readable(path: &str) -> bool {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     matches!(
         first,
-        "records" | "connections" | "map" | "timeline" | "services" | "stream" | "export" | "packets" | "access"
+        "records"
+            | "connections"
+            | "map"
+            | "edge"
+            | "timeline"
+            | "services"
+            | "stream"
+            | "export"
+            | "packets"
+            | "access"
+            | "whoami"
     )
+}
+
+/// API routes a signed-in person may use besides the live data: their own sessions and links
+/// (the handlers keep them to their own), and who they are.
+fn person_route(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(first, "sessions" | "links" | "whoami" | "access" | "logout")
 }
 
 /// What `route` reads under `grant`, or why it may not.
@@ -222,7 +279,7 @@ pub fn reads(grant: &Grant, route: &Route) -> Result<Reads, Refusal> {
     match grant {
         Grant::Session { id, .. } => match &route.session {
             Some((sid, _)) if sid == id && route.read => Ok(session_data.map_or(Reads::Nothing, Reads::Session)),
-            _ if route.path == "/access" => Ok(Reads::Nothing),
+            _ if route.path == "/access" || route.path == "/whoami" => Ok(Reads::Nothing),
             _ => Err(Refusal::Forbidden("this link opens one saved session, read-only, and nothing else".into())),
         },
         Grant::Live { filter, .. } => match &route.session {
@@ -236,6 +293,15 @@ pub fn reads(grant: &Grant, route: &Route) -> Result<Reads, Refusal> {
             (Some(_), Some(sid)) => Reads::Session(sid),
             (Some(_), None) => Reads::Nothing,
         }),
+        Grant::User(v) => match (&route.session, session_data) {
+            // The live data through their sight (saving a session reads it too).
+            (None, _) if v.admin || live_readable(&route.path) || person_route(&route.path) => {
+                Ok(Reads::Live { restrict: None })
+            }
+            (None, _) => Err(Refusal::Forbidden(format!("{} may not use {}", v.who.user, route.path))),
+            (Some(_), Some(sid)) => Ok(Reads::Session(sid)),
+            (Some(_), None) => Ok(Reads::Nothing),
+        },
     }
 }
 
@@ -282,9 +348,9 @@ mod tests {
         let keys = LinkKeys::random();
         let store = Store(vec![
             ("s1", LinkEntry::Session),
-            ("l1", LinkEntry::Live { filter: "ns:shop".into(), revoked: false }),
+            ("l1", LinkEntry::Live { filter: "ns:shop".into(), revoked: false, sight: Sight::All }),
         ]);
-        let gate = Gate { token: Some("t"), keys: &keys, links: &store, now_s: 1_000 };
+        let gate = Gate { token: Some("t"), open: false, keys: &keys, links: &store, now_s: 1_000 };
         let session = gate.check_link("s1", "2000", &keys.sign("s1", 2_000, &Scope::Session)).unwrap();
         let live = gate.check_link("l1", "2000", &keys.sign("l1", 2_000, &Scope::Live("ns:shop".into()))).unwrap();
         let page = |path: &str, q: &[(&str, &str)], g: &Grant| reads(g, &page_route(path, &params(q)));
@@ -299,8 +365,8 @@ mod tests {
     #[test]
     fn links_are_checked_against_signature_expiry_scope_and_revocation() {
         let keys = LinkKeys::random();
-        let store = Store(vec![("l1", LinkEntry::Live { filter: "ns:a".into(), revoked: true })]);
-        let gate = Gate { token: Some("t"), keys: &keys, links: &store, now_s: 1_000 };
+        let store = Store(vec![("l1", LinkEntry::Live { filter: "ns:a".into(), revoked: true, sight: Sight::All })]);
+        let gate = Gate { token: Some("t"), open: false, keys: &keys, links: &store, now_s: 1_000 };
         let sig = keys.sign("l1", 2_000, &Scope::Live("ns:a".into()));
         assert_eq!(gate.check_link("l1", "2000", &sig), Err(Refusal::Forbidden("this link was revoked".into())));
         // Signed for a wider filter than the store holds: tampered.
@@ -323,7 +389,7 @@ mod tests {
     fn the_admin_is_the_token_or_its_cookie_and_a_link_never_widens() {
         let keys = LinkKeys::random();
         let store = Store(vec![]);
-        let gate = Gate { token: Some("secret"), keys: &keys, links: &store, now_s: 1_000 };
+        let gate = Gate { token: Some("secret"), open: false, keys: &keys, links: &store, now_s: 1_000 };
         let with = |bearer: Option<&str>, cookie: Option<String>| Credentials {
             bearer: bearer.map(str::to_string),
             cookie,
@@ -336,7 +402,7 @@ mod tests {
         // The token with a bad link: the link decides, and is refused.
         let c = Credentials { link: Some(("x".into(), "2000".into(), "bad".into())), ..with(Some("secret"), None) };
         assert!(gate.grant(&c).is_err());
-        let live = Grant::Live { id: "l".into(), filter: "ns:a".into(), expires_s: 2_000 };
+        let live = Grant::Live { id: "l".into(), filter: "ns:a".into(), expires_s: 2_000, sight: Sight::All };
         assert!(reads(&live, &Route::new("/sessions", false)).is_err());
         assert!(reads(&live, &Route::new("/links", true)).is_err());
         assert!(reads(&live, &Route::new("/sessions/s1/map", true)).is_err());

@@ -13,9 +13,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use podtap_shared::{Endpoint, Record};
+use serde::{Deserialize, Serialize};
 
 /// What a viewer may see.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sight {
     /// Everything: the admin, or `"*"`.
     All,
@@ -29,8 +31,32 @@ impl Sight {
         Sight::Namespaces { names: names.into_iter().map(Into::into).collect(), unnamespaced: false }
     }
 
+    /// Whether this viewer sees everything.
+    pub fn is_all(&self) -> bool {
+        matches!(self, Sight::All)
+    }
+
+    /// The namespaces seen, in words: `every namespace`, `namespaces team-a, team-b`.
+    pub fn describe(&self) -> String {
+        match self {
+            Sight::All => "every namespace".into(),
+            Sight::Namespaces { names, unnamespaced } if names.is_empty() => {
+                if *unnamespaced {
+                    "traffic with no namespace only".into()
+                } else {
+                    "no namespace".into()
+                }
+            }
+            Sight::Namespaces { names, unnamespaced } => {
+                let list = names.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+                let extra = if *unnamespaced { ", and traffic with no namespace" } else { "" };
+                format!("namespace{} {list}{extra}", if names.len() == 1 { "" } else { "s" })
+            }
+        }
+    }
+
     /// Whether an endpoint of this namespace is the viewer's.
-    fn owns(&self, namespace: Option<&str>) -> bool {
+    pub fn owns(&self, namespace: Option<&str>) -> bool {
         match self {
             Sight::All => true,
             Sight::Namespaces { names, .. } => namespace.is_some_and(|ns| names.contains(ns)),
@@ -48,21 +74,33 @@ fn reduced(e: &Endpoint) -> Endpoint {
         namespace: e.namespace.clone(),
         workload: e.workload.clone(),
         node: None,
+        hidden: true,
+    }
+}
+
+/// Whether a viewer with `sight` sees anything of `r` (`view` without the copy).
+pub fn sees(r: &Record, sight: &Sight) -> bool {
+    sees_ends(r.src.namespace.as_deref(), r.dst.namespace.as_deref(), sight)
+}
+
+/// Whether a viewer with `sight` sees a record between these namespaces.
+pub fn sees_ends(src_ns: Option<&str>, dst_ns: Option<&str>, sight: &Sight) -> bool {
+    match sight {
+        Sight::All => true,
+        Sight::Namespaces { unnamespaced, .. } if src_ns.is_none() && dst_ns.is_none() => *unnamespaced,
+        _ => sight.owns(src_ns) || sight.owns(dst_ns),
     }
 }
 
 /// What a viewer with `sight` sees of `r`, or `None` when it is not theirs to see.
 pub fn view(r: &Record, sight: &Sight) -> Option<Record> {
-    let Sight::Namespaces { unnamespaced, .. } = sight else { return Some(r.clone()) };
-    let (src_ns, dst_ns) = (r.src.namespace.as_deref(), r.dst.namespace.as_deref());
-    if src_ns.is_none() && dst_ns.is_none() {
-        return unnamespaced.then(|| r.clone());
-    }
-    let (src_mine, dst_mine) = (sight.owns(src_ns), sight.owns(dst_ns));
-    if !src_mine && !dst_mine {
+    if !sees(r, sight) {
         return None;
     }
-    if src_mine && dst_mine {
+    let (src_ns, dst_ns) = (r.src.namespace.as_deref(), r.dst.namespace.as_deref());
+    let (src_mine, dst_mine) = (sight.owns(src_ns), sight.owns(dst_ns));
+    // Both sides the viewer's, or neither has a namespace (and the viewer may see such records).
+    if (src_mine && dst_mine) || (src_ns.is_none() && dst_ns.is_none()) {
         return Some(r.clone());
     }
     let mut out = r.clone();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{ConfigError, LiveArgs, ServeArgs, ServeConfig, ShareArgs, Source};
+use super::{AuthArgs, ConfigError, LiveArgs, ServeArgs, ServeConfig, ShareArgs, Source};
 use crate::capture::live::{RingSize, Selection};
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,8 @@ pub struct HubArgs {
     pub capture_clock: bool,
     #[command(flatten)]
     pub share: ShareArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl HubArgs {
@@ -74,6 +76,7 @@ impl HubArgs {
             max_records: self.max_records,
             embed_origins: self.embed_origins,
             share: self.share,
+            auth: self.auth,
         };
         let mut config = serve.validate()?;
         config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock };

@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::capture::live::{POD_PATTERNS, RingSize, Selection};
 
+mod auth;
 mod cluster;
 mod share;
 
+pub use auth::{AuthArgs, AuthConfig};
 pub use cluster::{AgentArgs, AgentConfig, AgentSource, HubArgs};
 pub use share::{ShareArgs, ShareConfig};
 
@@ -172,6 +174,8 @@ pub struct ServeArgs {
     pub embed_origins: Vec<String>,
     #[command(flatten)]
     pub share: ShareArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,6 +268,7 @@ pub struct ServeConfig {
     pub limits: crate::store::Limits,
     pub embed_origins: Vec<String>,
     pub share: ShareConfig,
+    pub auth: AuthConfig,
 }
 
 /// Why flags were refused.
@@ -310,6 +315,9 @@ pub enum ConfigError {
     ZeroBuffer,
     #[error("--node: could not tell this node's name (no hostname); give --node NAME")]
     NoNodeName,
+    /// A sign-in or scope flag.
+    #[error("{0}")]
+    Auth(String),
     /// --exclude or --ring-mb without anything to capture.
     #[error("--exclude and --ring-mb apply to live capture: add --interface or --pod-interfaces")]
     LiveOptionsWithoutCapture,
@@ -367,6 +375,7 @@ impl ServeArgs {
             limits,
             embed_origins: self.embed_origins,
             share: self.share.validate()?,
+            auth: self.auth.validate()?,
         })
     }
 }

@@ -59,6 +59,7 @@ impl Cluster {
             namespace: Some(ns.clone()),
             workload: Some(workload.clone()),
             node: Some(self.node.clone()),
+            hidden: false,
         }
     }
 

@@ -14,12 +14,12 @@ use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::access::Refusal;
+use crate::access::{Refusal, Sight};
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::packets::{Found, Wanted};
 use crate::publish::hub::{ClusterStatus, Hub};
-use crate::store::{Bucket, Connection, Cursor, Kinds, STEP_US, StoreStats, Window};
+use crate::store::{Bucket, Connection, Cursor, Kinds, Lens, STEP_US, StoreStats, Window};
 pub use crate::store::{Data, RemotePackets, find_packets};
 use crate::timespec;
 
@@ -106,29 +106,29 @@ impl Data for Hub {
     fn store_stats(&self) -> StoreStats {
         Hub::store_stats(self)
     }
-    fn total(&self) -> u64 {
-        Hub::total(self)
+    fn total(&self, sight: &Sight) -> u64 {
+        Hub::total_seen(self, sight)
     }
-    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
-        Hub::records(self, w, f, k, after, limit)
+    fn records(&self, w: Window, lens: Lens, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
+        Hub::records(self, w, lens, k, after, limit)
     }
-    fn record(&self, id: u64) -> Option<Record> {
-        Hub::record(self, id)
+    fn record(&self, id: u64, sight: &Sight) -> Option<Record> {
+        Hub::record(self, id, sight)
     }
-    fn connection(&self, conn: u64) -> Option<Connection> {
-        Hub::connection(self, conn)
+    fn connection(&self, conn: u64, sight: &Sight) -> Option<Connection> {
+        Hub::connection(self, conn, sight)
     }
-    fn map(&self, filter: &Filter, w: Window) -> ServiceMap {
-        Hub::map(self, filter, w)
+    fn map(&self, lens: Lens, w: Window) -> ServiceMap {
+        Hub::map(self, lens, w)
     }
-    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
-        Hub::timeline(self, w, step_us, filter)
+    fn timeline(&self, w: Window, step_us: u64, lens: Lens) -> Vec<Bucket> {
+        Hub::timeline(self, w, step_us, lens)
     }
-    fn balance(&self, service: &str, w: Window) -> Option<Balance> {
-        Hub::balance(self, service, w)
+    fn balance(&self, service: &str, w: Window, sight: &Sight) -> Option<Balance> {
+        Hub::balance(self, service, w, sight)
     }
-    fn balances(&self, w: Window) -> Vec<Balance> {
-        Hub::balances(self, w)
+    fn balances(&self, w: Window, sight: &Sight) -> Vec<Balance> {
+        Hub::balances(self, w, sight)
     }
     fn packets(&self, wanted: &[Wanted]) -> Option<Found> {
         let store = self.packets()?;
@@ -146,11 +146,12 @@ impl Data for Hub {
 }
 
 /// The data a request may read, as the access check decided: the live store or one session,
-/// and for a live link the filter it is restricted to.
+/// for a live link the filter it is restricted to, and the namespaces the viewer sees.
 #[derive(Clone)]
 pub struct Scoped {
     pub data: Arc<dyn Data>,
     pub restrict: Option<Arc<str>>,
+    pub sight: Arc<Sight>,
 }
 
 impl Scoped {
@@ -159,7 +160,12 @@ impl Scoped {
         parse_filter(&narrowed(self.restrict.as_deref(), text))
     }
 
-    /// Whether one record may be shown under the link's filter.
+    /// What a query with `filter` sees.
+    pub fn lens<'a>(&'a self, filter: &'a Filter) -> Lens<'a> {
+        Lens::new(filter, &self.sight)
+    }
+
+    /// Whether one record (as the viewer sees it) may be shown under the link's filter.
     fn admits(&self, r: &Record) -> bool {
         self.restrict.as_deref().is_none_or(|t| Filter::parse(t).is_ok_and(|f| f.matches(r)))
     }
@@ -175,10 +181,10 @@ pub fn narrowed(restrict: Option<&str>, text: &str) -> String {
 
 /// Whether a live link restricted to `restrict` may see Service `service`'s balance: balance is
 /// per Service, so only a Service some request under the link's filter went through.
-pub fn service_visible(data: &dyn Data, restrict: Option<&str>, service: &str) -> bool {
+pub fn service_visible(data: &dyn Data, restrict: Option<&str>, sight: &Sight, service: &str) -> bool {
     let Some(r) = restrict else { return true };
     let Ok(f) = Filter::parse(&format!("{r} svc:{service}")) else { return false };
-    !data.records(Window::ALL, &f, Kinds::Requests, None, 1).0.is_empty()
+    !data.records(Window::ALL, Lens::new(&f, sight), Kinds::Requests, None, 1).0.is_empty()
 }
 
 /// `GET /metrics`: OpenMetrics text (see `metrics`).
@@ -190,23 +196,36 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// 200 when serving with names loaded; 503 while the API server's first lists are still coming
 /// (a readiness probe then keeps the pod out of its Service), with the same JSON either way.
-pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+/// Where people sign in (an identity source is configured), only the admin gets the counts: they
+/// are of every namespace's traffic; anyone else (a probe, a person, a link) gets the status, the
+/// cluster's and the span the store holds.
+pub async fn healthz(State(state): State<AppState>, req: axum::extract::Request) -> (StatusCode, Json<Health>) {
     let hub = &state.hub;
     let cluster = hub.cluster_status();
     let code = if cluster.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let counts = !state.people.configured() || {
+        let credentials = crate::access::Credentials::of(req.headers(), &HashMap::new(), None);
+        super::auth::grant_of(&state, req.headers(), super::auth::peer(&req), &credentials)
+            .await
+            .is_ok_and(|g| g.is_admin())
+    };
+    let mut store = hub.store_stats();
+    if !counts {
+        store = StoreStats { oldest_us: store.oldest_us, newest_us: store.newest_us, ..StoreStats::default() };
+    }
     (
         code,
         Json(Health {
             status: if cluster.ready { "ok" } else { "starting" },
             source: hub.source().to_string(),
-            records: hub.total(),
-            capture: hub.capture(),
+            records: if counts { hub.total() } else { 0 },
+            capture: hub.capture().filter(|_| counts),
             cluster,
             app: state.assets.origin.clone(),
-            store: hub.store_stats(),
+            store,
             clock: hub.clock(),
-            agents: hub.agents().map(|(a, _)| a),
-            engine: hub.engine(),
+            agents: hub.agents().filter(|_| counts).map(|(a, _)| a),
+            engine: hub.engine().filter(|_| counts),
         }),
     )
 }
@@ -270,10 +289,10 @@ pub async fn balance(
 ) -> Result<Json<Balance>, ApiError> {
     let service = format!("{}/{}", param(&params, "namespace"), param(&params, "name"));
     let window = q.window(&*scope.data)?;
-    if !service_visible(&*scope.data, scope.restrict.as_deref(), &service) {
+    if !service_visible(&*scope.data, scope.restrict.as_deref(), &scope.sight, &service) {
         return Err(ApiError::NoSuchService(service));
     }
-    scope.data.balance(&service, window).map(Json).ok_or(ApiError::NoSuchService(service))
+    scope.data.balance(&service, window, &scope.sight).map(Json).ok_or(ApiError::NoSuchService(service))
 }
 
 /// `GET /api/v1/services?from=&to=`: every Service's balance in the window, most skewed first.
@@ -281,8 +300,8 @@ pub async fn services(
     Extension(scope): Extension<Scoped>,
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<Vec<Balance>>, ApiError> {
-    let mut all = scope.data.balances(q.window(&*scope.data)?);
-    all.retain(|b| service_visible(&*scope.data, scope.restrict.as_deref(), &b.service));
+    let mut all = scope.data.balances(q.window(&*scope.data)?, &scope.sight);
+    all.retain(|b| service_visible(&*scope.data, scope.restrict.as_deref(), &scope.sight, &b.service));
     all.sort_by(|a, b| b.skew.total_cmp(&a.skew).then_with(|| a.service.cmp(&b.service)));
     Ok(Json(all))
 }
@@ -346,9 +365,9 @@ pub async fn records(
         (None, Some(_)) => Some(Cursor { ts: 0, id: 0 }),
         (None, None) => None,
     };
-    let (records, more) = scope.data.records(window, &filter, kinds, after, limit);
+    let (records, more) = scope.data.records(window, scope.lens(&filter), kinds, after, limit);
     let next = (more && after.is_some()).then(|| records.last().map(|r| Cursor { ts: r.ts, id: r.id }.to_string()));
-    Ok(Json(RecordsPage { records, total: scope.data.total(), next: next.flatten() }))
+    Ok(Json(RecordsPage { records, total: scope.data.total(&scope.sight), next: next.flatten() }))
 }
 
 /// `GET /api/v1/records/{id}`: one record in full.
@@ -358,7 +377,7 @@ pub async fn record(
 ) -> Result<Json<Record>, ApiError> {
     let id = param(&params, "id");
     let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a record id")))?;
-    scope.data.record(n).filter(|r| scope.admits(r)).map(Json).ok_or(ApiError::NoSuchRecord(n))
+    scope.data.record(n, &scope.sight).filter(|r| scope.admits(r)).map(Json).ok_or(ApiError::NoSuchRecord(n))
 }
 
 /// `GET /api/v1/connections/{conn}`: the connection's `tcp` record and all its requests.
@@ -368,7 +387,7 @@ pub async fn connection(
 ) -> Result<Json<Connection>, ApiError> {
     let id = param(&params, "conn");
     let n: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a connection id")))?;
-    let mut c = scope.data.connection(n).ok_or(ApiError::NoSuchConnection(n))?;
+    let mut c = scope.data.connection(n, &scope.sight).ok_or(ApiError::NoSuchConnection(n))?;
     c.requests.retain(|r| scope.admits(r));
     c.connection = c.connection.filter(|r| scope.admits(r));
     if c.connection.is_none() && c.requests.is_empty() {
@@ -383,7 +402,7 @@ pub async fn map(
     Query(q): Query<WindowQuery>,
 ) -> Result<Json<ServiceMap>, ApiError> {
     let window = q.window(&*scope.data)?;
-    Ok(Json(scope.data.map(&q.filter(&scope)?, window)))
+    Ok(Json(scope.data.map(scope.lens(&q.filter(&scope)?), window)))
 }
 
 #[derive(Deserialize)]
@@ -411,13 +430,13 @@ pub async fn timeline(
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<Timeline>, ApiError> {
     let filter = q.window.filter(&scope)?;
-    Ok(Json(q.timeline(&*scope.data, &filter)?))
+    Ok(Json(q.timeline(&*scope.data, scope.lens(&filter))?))
 }
 
 impl TimelineQuery {
     /// Counts per step of the records `filter` admits: the whole retained span unless `from` or
     /// `to` is given, in about 200 steps unless `step` is.
-    pub fn timeline(&self, hub: &dyn Data, filter: &Filter) -> Result<Timeline, ApiError> {
+    pub fn timeline(&self, hub: &dyn Data, lens: Lens) -> Result<Timeline, ApiError> {
         let mut window = self.window.window(hub)?;
         let stats = hub.store_stats();
         if self.window.from.is_none() {
@@ -436,7 +455,7 @@ impl TimelineQuery {
                 "step must be positive and give at most {MAX_BUCKETS} buckets over the window"
             )));
         }
-        let buckets = hub.timeline(window, step_us, filter);
+        let buckets = hub.timeline(window, step_us, lens);
         Ok(Timeline { from: window.from, to: window.to, step_us, buckets })
     }
 }

@@ -4,9 +4,10 @@
 //! helpers the pages share. Nothing here decides access: `crate::access` does.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,7 +39,35 @@ pub fn encode_query(params: &[(String, String)]) -> String {
 
 /// The gate of this server, now.
 pub fn gate(state: &AppState) -> Gate<'_> {
-    Gate { token: state.token.as_deref(), keys: &state.share.keys, links: &state.share.sessions, now_s: now_s() }
+    Gate {
+        token: state.token.as_deref(),
+        open: state.token.is_none() && !state.people.configured(),
+        keys: &state.share.keys,
+        links: &state.share.sessions,
+        now_s: now_s(),
+    }
+}
+
+/// The address a request came from, when the server knows it.
+pub fn peer(req: &Request) -> Option<IpAddr> {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// What a request was granted: a link or the admin (`Gate`), else the person an identity source
+/// names, with what they see decided now (RBAC is asked, through a short cache).
+pub async fn grant_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    credentials: &Credentials,
+) -> Result<Grant, Refusal> {
+    match gate(state).grant(credentials) {
+        Err(Refusal::Unauthorized) => {}
+        decided => return decided,
+    }
+    let who = state.people.who(headers, peer)?.ok_or(Refusal::Unauthorized)?;
+    let namespaces = state.hub.cluster().known_namespaces();
+    Ok(state.people.grant(who, &namespaces).await)
 }
 
 /// Whether the request comes from the admin.
@@ -87,20 +116,27 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let route = Route::new(&path, req.method() == Method::GET || req.method() == Method::HEAD);
     let params = query_params(req.uri());
     let credentials = Credentials::of(req.headers(), &params, route.session.as_ref().map(|(id, _)| id.as_str()));
-    let decided = gate(&state).grant(&credentials).and_then(|g| reads(&g, &route).map(|r| (g, r)));
+    let granted = grant_of(&state, req.headers(), peer(&req), &credentials).await;
+    let presented = Presented { headers: req.headers().clone(), peer: peer(&req), credentials };
+    let decided = granted.and_then(|g| reads(&g, &route).map(|r| (g, r)));
     let (grant, what) = match decided {
         Ok(d) => d,
         Err(r) => return ApiError::from(r).into_response(),
     };
+    let sight = Arc::new(grant.sight());
     let scoped = match what {
         Reads::Live { restrict } => {
-            Some(Scoped { data: Arc::new(state.hub.clone()), restrict: restrict.map(|f| f.as_str().into()) })
+            Some(Scoped { data: Arc::new(state.hub.clone()), restrict: restrict.map(|f| f.as_str().into()), sight })
         }
         Reads::Session(sid) => {
             // Reading and building a big session takes a while: off the async workers.
             let (share, id) = (state.share.clone(), sid.clone());
             match tokio::task::spawn_blocking(move || share.open(&id)).await {
-                Ok(Ok(Some(frozen))) => Some(Scoped { data: frozen, restrict: None }),
+                // A person opens their own sessions; others' only through a link.
+                Ok(Ok(Some(frozen))) if !owns(&grant, frozen.meta.owner.as_deref()) => {
+                    return ApiError::NoSuchSession(sid).into_response();
+                }
+                Ok(Ok(Some(frozen))) => Some(Scoped { data: frozen, restrict: None, sight }),
                 Ok(Ok(None)) => return ApiError::NoSuchSession(sid).into_response(),
                 Ok(Err(e)) => return ApiError::Storage(e.to_string()).into_response(),
                 Err(e) => return ApiError::Storage(e.to_string()).into_response(),
@@ -112,5 +148,30 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         req.extensions_mut().insert(s);
     }
     req.extensions_mut().insert::<Grant>(grant);
+    req.extensions_mut().insert(presented);
     next.run(req).await
+}
+
+/// What a request presented, kept so a long-lived stream can be decided again.
+#[derive(Clone)]
+pub struct Presented {
+    pub headers: HeaderMap,
+    pub peer: Option<IpAddr>,
+    pub credentials: Credentials,
+}
+
+impl Presented {
+    /// The grant these credentials get now (a revoked sign-in, an expired link or a removed
+    /// RoleBinding shows here).
+    pub async fn grant_now(&self, state: &AppState) -> Result<Grant, Refusal> {
+        grant_of(state, &self.headers, self.peer, &self.credentials).await
+    }
+}
+
+/// Whether `grant` may open a session `owner` saved: the admin, a link to it, or its owner.
+fn owns(grant: &Grant, owner: Option<&str>) -> bool {
+    match grant {
+        Grant::User(v) => v.admin || owner == Some(v.who.user.as_str()),
+        _ => true,
+    }
 }

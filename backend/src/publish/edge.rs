@@ -54,7 +54,7 @@ pub async fn edge(
     let filter = scope.filter(&text)?;
     let data = &*scope.data;
     let window = q.timeline.window.window(data)?;
-    let (records, more) = data.records(window, &filter, Kinds::All, None, MAX_EDGE_RECORDS);
+    let (records, more) = data.records(window, scope.lens(&filter), Kinds::All, None, MAX_EDGE_RECORDS);
     let mut stats = EdgeStats::default();
     let mut by_operation: BTreeMap<&str, EdgeStats> = BTreeMap::new();
     for r in &records {
@@ -64,7 +64,7 @@ pub async fn edge(
         }
     }
     let (operations, more_operations) = operations(by_operation);
-    let timeline = q.timeline.timeline(data, &filter)?;
+    let timeline = q.timeline.timeline(data, scope.lens(&filter))?;
     let edge = stats.edge(&q.source, &q.target);
     Ok(Json(EdgeDetail { edge, complete: !more, timeline, operations, more_operations }))
 }

@@ -6,9 +6,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use podtap_shared::{Clock, Filter, MapStats, MissingKind, Record, ServerMessage, ServiceMap};
+use podtap_shared::{Clock, Filter, MapStats, MissingKind, Name, Record, ServerMessage, ServiceMap};
+use rustc_hash::FxHashMap;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::access::rule::sees_ends;
+use crate::access::{Sight, sees, view};
 use crate::aggregate::balance::Balance;
 use crate::capture::live::LiveStats;
 use crate::engine::EngineStats;
@@ -16,7 +19,7 @@ use crate::packets::PacketStore;
 use crate::publish::api::RemotePackets;
 use crate::resolve::ClusterState;
 use crate::resolve::access::Access;
-use crate::store::{Bucket, Connection, Cursor, Kinds, Limits, Store, StoreStats, Window};
+use crate::store::{Bucket, Connection, Cursor, Kinds, Lens, Limits, Store, StoreStats, Window};
 use podtap_shared::AgentStatus;
 
 /// Record batches queued per browser before its records are counted as skipped.
@@ -33,13 +36,18 @@ pub struct Published {
 
 struct Subscriber {
     tx: mpsc::Sender<Arc<Published>>,
-    /// Records that did not fit in the queue, not yet reported.
+    /// Records it would have seen that did not fit in the queue, not yet reported.
     skipped: Arc<AtomicU64>,
+    /// What its viewer sees: only those records are counted as skipped.
+    sight: Arc<Sight>,
 }
 
 struct State {
     store: Store,
     total: u64,
+    /// Records since start by (source, destination) namespace: a viewer's total is the sum over
+    /// the pairs they see, never a number of records they may not see.
+    by_namespaces: FxHashMap<(Option<Name>, Option<Name>), u64>,
     /// Batches published so far.
     seq: u64,
     capture: Option<LiveStats>,
@@ -117,6 +125,7 @@ impl Hub {
         let state = State {
             store: Store::new(limits),
             total: 0,
+            by_namespaces: FxHashMap::default(),
             seq: 0,
             capture: None,
             agents: None,
@@ -195,6 +204,9 @@ impl Hub {
         self.inner.metrics.observe(&records);
         let mut state = self.lock();
         state.total += records.len() as u64;
+        for r in &records {
+            *state.by_namespaces.entry((r.src.namespace.clone(), r.dst.namespace.clone())).or_default() += 1;
+        }
         state.seq += 1;
         state.subscribers.retain(|s| !s.tx.is_closed());
         if state.subscribers.is_empty() {
@@ -211,7 +223,8 @@ impl Hub {
         state.subscribers.retain(|s| match s.tx.try_send(batch.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                s.skipped.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                let seen = batch.records.iter().filter(|r| sees(r, &s.sight)).count();
+                s.skipped.fetch_add(seen as u64, Ordering::Relaxed);
                 self.inner.metrics.lagged(batch.records.len() as u64);
                 true
             }
@@ -253,15 +266,15 @@ impl Hub {
     }
 
     /// Replica balance of Service `ns/name` over the window; `None` for a Service nobody knows.
-    pub fn balance(&self, service: &str, window: Window) -> Option<Balance> {
+    pub fn balance(&self, service: &str, window: Window, sight: &Sight) -> Option<Balance> {
         let cluster = self.cluster();
-        self.lock().store.balance(window, service, &cluster)
+        self.lock().store.balance(window, service, &cluster, sight)
     }
 
     /// Every Service's balance over the window, for the balance view's picker.
-    pub fn balances(&self, window: Window) -> Vec<Balance> {
+    pub fn balances(&self, window: Window, sight: &Sight) -> Vec<Balance> {
         let cluster = self.cluster();
-        self.lock().store.balances(window, &cluster)
+        self.lock().store.balances(window, &cluster, sight)
     }
 
     /// The live capture's kernel counters (packets, drops per interface), for `/healthz`.
@@ -314,43 +327,54 @@ impl Hub {
         self.lock().total
     }
 
+    /// Records since start that `sight` sees.
+    pub fn total_seen(&self, sight: &Sight) -> u64 {
+        let state = self.lock();
+        if sight.is_all() {
+            return state.total;
+        }
+        let pairs = state.by_namespaces.iter();
+        pairs.filter(|((s, d), _)| sees_ends(s.as_deref(), d.as_deref(), sight)).map(|(_, n)| n).sum()
+    }
+
     pub fn store_stats(&self) -> StoreStats {
         self.lock().store.stats()
     }
 
     /// The newest `limit` requests that pass `filter`, in `Record::time_order`.
     pub fn recent(&self, limit: usize, filter: &Filter) -> Vec<Record> {
-        self.records(Window::ALL, filter, Kinds::Requests, None, limit).0
+        self.records(Window::ALL, Lens::all(filter), Kinds::Requests, None, limit).0
     }
 
     /// A page of records of the window: after `after`, else the newest; and whether more follow.
     pub fn records(
         &self,
         window: Window,
-        filter: &Filter,
+        lens: Lens,
         kinds: Kinds,
         after: Option<Cursor>,
         limit: usize,
     ) -> (Vec<Record>, bool) {
-        self.lock().store.records(window, filter, kinds, after, limit)
+        self.lock().store.records(window, lens, kinds, after, limit)
     }
 
-    pub fn record(&self, id: u64) -> Option<Record> {
-        self.lock().store.record(id).cloned()
+    /// One record, as `sight` shows it.
+    pub fn record(&self, id: u64, sight: &Sight) -> Option<Record> {
+        view(self.lock().store.record(id)?, sight)
     }
 
-    pub fn connection(&self, conn: u64) -> Option<Connection> {
-        self.lock().store.connection(conn)
+    pub fn connection(&self, conn: u64, sight: &Sight) -> Option<Connection> {
+        self.lock().store.connection(conn, sight)
     }
 
-    /// The map of the window, of the records that pass `filter`.
-    pub fn map(&self, filter: &Filter, window: Window) -> ServiceMap {
-        self.lock().store.map(window, filter)
+    /// The map of the window, of the records the lens shows.
+    pub fn map(&self, lens: Lens, window: Window) -> ServiceMap {
+        self.lock().store.map(window, lens)
     }
 
     /// Requests and errors per step over the window.
-    pub fn timeline(&self, window: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
-        self.lock().store.timeline(window, step_us, filter)
+    pub fn timeline(&self, window: Window, step_us: u64, lens: Lens) -> Vec<Bucket> {
+        self.lock().store.timeline(window, step_us, lens)
     }
 
     /// Streams the cluster status when it changed; called on a timer.
@@ -364,21 +388,21 @@ impl Hub {
     }
 
     /// A new browser's feed: its records queue and the control messages.
-    pub fn feed(&self) -> Feed {
+    pub fn feed(&self, sight: Arc<Sight>) -> Feed {
         let (tx, records) = mpsc::channel(CLIENT_QUEUE);
         let skipped = Arc::new(AtomicU64::new(0));
         let control = self.inner.control.subscribe();
-        self.lock().subscribers.push(Subscriber { tx, skipped: skipped.clone() });
+        self.lock().subscribers.push(Subscriber { tx, skipped: skipped.clone(), sight });
         Feed { records, skipped, control }
     }
 
     /// What a browser subscribing with `filter` starts from: the newest `limit` matching records
     /// (requests and connections) and the map of the retained window; batches up to `seq` are in
     /// it.
-    pub fn subscribe(&self, filter: &Filter, filter_text: &str, limit: usize) -> Subscription {
+    pub fn subscribe(&self, lens: Lens, filter_text: &str, limit: usize) -> Subscription {
         let state = self.lock();
-        let (records, _) = state.store.records(Window::ALL, filter, Kinds::All, None, limit);
-        let map = state.store.map_stats(Window::ALL, filter);
+        let (records, _) = state.store.records(Window::ALL, lens, Kinds::All, None, limit);
+        let map = state.store.map_stats(Window::ALL, lens);
         let snapshot = ServerMessage::Snapshot { records, map: map.build(), filter: filter_text.to_string() };
         Subscription { snapshot, map, seq: state.seq }
     }
@@ -406,10 +430,10 @@ mod tests {
         assert_eq!(hub.recent(10, &all).iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 4, 5]);
         assert_eq!(hub.recent(1, &all)[0].id, 5);
         // The rollups still count what was evicted by count.
-        assert_eq!(hub.map(&all, Window::ALL).edges[0].requests, 5);
+        assert_eq!(hub.map(Lens::all(&all), Window::ALL).edges[0].requests, 5);
         let none = Filter::parse("status:5xx").unwrap();
         assert!(hub.recent(10, &none).is_empty());
-        assert!(hub.map(&none, Window::ALL).edges.is_empty());
+        assert!(hub.map(Lens::all(&none), Window::ALL).edges.is_empty());
     }
 
     #[test]
@@ -427,8 +451,8 @@ mod tests {
     fn a_subscriber_gets_a_snapshot_then_only_newer_batches() {
         let hub = Hub::new("test", 100);
         hub.publish(&[rec(1)]);
-        let mut feed = hub.feed();
-        let sub = hub.subscribe(&Filter::default(), "", 50);
+        let mut feed = hub.feed(Arc::new(Sight::All));
+        let sub = hub.subscribe(Lens::all(&Filter::default()), "", 50);
         let ServerMessage::Snapshot { records, map, .. } = sub.snapshot else { panic!("not a snapshot") };
         assert_eq!((records.len(), map.edges.len(), sub.seq), (1, 1, 1));
         hub.publish(&[rec(2)]);
@@ -439,7 +463,7 @@ mod tests {
     #[test]
     fn a_full_queue_counts_records_not_batches() {
         let hub = Hub::new("test", 100_000);
-        let feed = hub.feed();
+        let feed = hub.feed(Arc::new(Sight::All));
         for i in 0..(CLIENT_QUEUE as u64 + 3) {
             hub.publish(&[rec(2 * i + 1), rec(2 * i + 2)]);
         }

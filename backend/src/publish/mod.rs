@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod pages;
 pub mod sharing;
 pub mod stream;
+pub mod whoami;
 
 pub use assets::Assets;
 pub use guard::Guard;
@@ -37,6 +38,15 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     pub guard: Guard,
     pub share: Arc<Share>,
+    /// Identity sources and how people's sight is decided.
+    pub people: Arc<crate::access::People>,
+}
+
+impl AppState {
+    /// A server with no identity source: the token is the admin (no token: whoever reaches it).
+    pub fn new(hub: Hub, assets: Arc<Assets>, token: Option<Arc<str>>, guard: Guard, share: Arc<Share>) -> Self {
+        AppState { hub, assets, token, guard, share, people: Arc::default() }
+    }
 }
 
 /// The windowed data routes, served for the live store at `/api/v1/…` and for a saved session at
@@ -63,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/sessions/{sid}", data_routes())
         .route("/stream", get(stream::upgrade))
         .route("/access", get(sharing::access))
+        .route("/whoami", get(whoami::whoami))
         .route("/sessions", get(sharing::list_sessions).post(sharing::create_session))
         .route("/sessions/{sid}", get(sharing::session_meta).delete(sharing::delete_session))
         .route("/sessions/{sid}/links", post(sharing::link_session))

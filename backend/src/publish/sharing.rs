@@ -80,10 +80,24 @@ fn session_link(state: &AppState, id: &str, ttl_s: u64) -> SharedLink {
     SharedLink { id: id.to_string(), url: format!("{}s/{id}?exp={expires}&sig={sig}", state.share.base), expires }
 }
 
-/// `POST /api/v1/sessions`: freezes a window into a saved session and signs a link to it.
+/// Whether `grant` manages what `owner` made: admins everything, people their own.
+fn manages(grant: &Grant, owner: Option<&str>) -> bool {
+    grant.is_admin() || grant.user().is_some_and(|u| owner == Some(u))
+}
+
+/// The session `id`'s description when `grant` may see it (its owner, an admin, or its link).
+fn visible_meta(state: &AppState, grant: &Grant, id: &str) -> Result<SessionMeta, ApiError> {
+    let meta = state.share.sessions.meta(id).map_err(storage)?;
+    let linked = matches!(grant, Grant::Session { id: linked, .. } if linked == id);
+    meta.filter(|m| linked || manages(grant, m.owner.as_deref())).ok_or_else(|| ApiError::NoSuchSession(id.to_string()))
+}
+
+/// `POST /api/v1/sessions`: freezes a window into a saved session and signs a link to it. It
+/// holds the records as its creator sees them.
 pub async fn create_session(
     State(state): State<AppState>,
     Extension(scope): Extension<Scoped>,
+    Extension(grant): Extension<Grant>,
     Json(body): Json<NewSession>,
 ) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
     let ttl_s = ttl(body.ttl_s)?;
@@ -91,7 +105,9 @@ pub async fn create_session(
     let window = q.window(&*scope.data)?;
     let filter = q.filter(&scope)?;
     let hub = &state.hub;
-    let (records, more) = hub.records(window, &filter, Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_SESSION_RECORDS);
+    // What the creator sees, as they see it: a session never shows more than its creator could.
+    let (records, more) =
+        hub.records(window, scope.lens(&filter), Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_SESSION_RECORDS);
     if more {
         return Err(ApiError::BadRequest(format!(
             "this window holds more than {MAX_SESSION_RECORDS} records, more than a session keeps: choose a shorter window or a narrower filter"
@@ -119,6 +135,8 @@ pub async fn create_session(
         source: hub.source().to_string(),
         clock: hub.clock(),
         bytes: 0,
+        owner: grant.user().map(str::to_string),
+        seen_as: (!scope.sight.is_all()).then(|| scope.sight.describe()),
     };
     let payload = Payload { records, backends: hub.cluster().backends_snapshot(), packets };
     let share = state.share.clone();
@@ -135,21 +153,33 @@ pub async fn create_session(
     Ok((StatusCode::CREATED, Json(session_link(&state, &id, ttl_s))))
 }
 
-/// `GET /api/v1/sessions`: every saved session, oldest first.
-pub async fn list_sessions(State(state): State<AppState>) -> Result<Json<Vec<SessionMeta>>, ApiError> {
-    state.share.sessions.list().map(Json).map_err(storage)
+/// `GET /api/v1/sessions`: every saved session the request manages (an admin's: all), oldest
+/// first.
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+) -> Result<Json<Vec<SessionMeta>>, ApiError> {
+    let mut all = state.share.sessions.list().map_err(storage)?;
+    all.retain(|m| manages(&grant, m.owner.as_deref()));
+    Ok(Json(all))
 }
 
 /// `GET /api/v1/sessions/{id}`: what the session holds and the view to restore.
 pub async fn session_meta(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionMeta>, ApiError> {
-    state.share.sessions.meta(&id).map_err(storage)?.map(Json).ok_or(ApiError::NoSuchSession(id))
+    visible_meta(&state, &grant, &id).map(Json)
 }
 
 /// `DELETE /api/v1/sessions/{id}`: the session and every link to it.
-pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_meta(&state, &grant, &id)?;
     state.share.forget(&id);
     match state.share.sessions.delete(&id).map_err(storage)? {
         true => Ok(StatusCode::NO_CONTENT),
@@ -168,19 +198,20 @@ pub struct NewLink {
 /// `POST /api/v1/sessions/{id}/links` `{"ttl_s"}`: another link to a saved session.
 pub async fn link_session(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Path(id): Path<String>,
     Json(body): Json<NewLink>,
 ) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
     let ttl_s = ttl(body.ttl_s)?;
-    if state.share.sessions.meta(&id).map_err(storage)?.is_none() {
-        return Err(ApiError::NoSuchSession(id));
-    }
+    visible_meta(&state, &grant, &id)?;
     Ok((StatusCode::CREATED, Json(session_link(&state, &id, ttl_s))))
 }
 
-/// `POST /api/v1/links` `{"filter", "ttl_s"}`: a link to the live view under `filter`.
+/// `POST /api/v1/links` `{"filter", "ttl_s"}`: a link to the live view under `filter`, showing
+/// what its creator sees now, never more (even if they later see more).
 pub async fn create_link(
     State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
     Json(body): Json<NewLink>,
 ) -> Result<(StatusCode, Json<SharedLink>), ApiError> {
     let ttl_s = ttl(body.ttl_s)?;
@@ -192,6 +223,8 @@ pub async fn create_link(
         created_us: crate::feed::replay::now_us(),
         expires_s: expires,
         revoked_us: None,
+        owner: grant.user().map(str::to_string),
+        sight: Some(grant.sight()).filter(|s| !s.is_all()),
     };
     state.share.sessions.add_link(&link).map_err(storage)?;
     let sig = state.share.keys.sign(&link.id, expires, &Scope::Live(link.filter.clone()));
@@ -199,13 +232,26 @@ pub async fn create_link(
     Ok((StatusCode::CREATED, Json(SharedLink { id: link.id, url, expires })))
 }
 
-/// `GET /api/v1/links`: the live links not revoked.
-pub async fn list_links(State(state): State<AppState>) -> Result<Json<Vec<LiveLink>>, ApiError> {
-    state.share.sessions.links().map(Json).map_err(storage)
+/// `GET /api/v1/links`: the live links not revoked that the request manages.
+pub async fn list_links(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+) -> Result<Json<Vec<LiveLink>>, ApiError> {
+    let mut all = state.share.sessions.links().map_err(storage)?;
+    all.retain(|l| manages(&grant, l.owner.as_deref()));
+    Ok(Json(all))
 }
 
 /// `DELETE /api/v1/links/{id}`: revokes a live link.
-pub async fn revoke_link(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_link(
+    State(state): State<AppState>,
+    Extension(grant): Extension<Grant>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let link = state.share.sessions.link(&id).map_err(storage)?;
+    if !link.is_some_and(|l| manages(&grant, l.owner.as_deref())) {
+        return Err(ApiError::BadRequest(format!("no live link {id}")));
+    }
     match state.share.sessions.revoke(&id, crate::feed::replay::now_us()).map_err(storage)? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::BadRequest(format!("no live link {id}"))),
@@ -220,33 +266,37 @@ pub async fn access(
 ) -> Result<Json<Access>, ApiError> {
     let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
     let embed_origins = state.guard.embed_origins().to_vec();
-    Ok(Json(match grant {
-        Grant::Admin => Access {
-            scope: "admin".into(),
+    let whoami = super::whoami::of(&state, &grant);
+    Ok(Json(match &grant {
+        Grant::Admin | Grant::User(_) => Access {
+            scope: if matches!(grant, Grant::Admin) { "admin" } else { "user" }.into(),
             session: match q.get("session") {
-                Some(id) => Some(meta(id)?.ok_or_else(|| ApiError::NoSuchSession(id.clone()))?),
+                Some(id) => Some(visible_meta(&state, &grant, id)?),
                 None => None,
             },
             filter: None,
             expires: None,
             can_share: true,
             embed_origins,
+            whoami,
         },
         Grant::Session { id, expires_s } => Access {
             scope: "session".into(),
-            session: meta(&id)?,
+            session: meta(id)?,
             filter: None,
-            expires: Some(expires_s),
+            expires: Some(*expires_s),
             can_share: false,
             embed_origins,
+            whoami,
         },
         Grant::Live { filter, expires_s, .. } => Access {
             scope: "live".into(),
             session: None,
-            filter: Some(filter),
-            expires: Some(expires_s),
+            filter: Some(filter.clone()),
+            expires: Some(*expires_s),
             can_share: false,
             embed_origins,
+            whoami,
         },
     }))
 }
@@ -270,7 +320,8 @@ fn export_records(scope: &Scoped, q: &ExportQuery) -> Result<Vec<Record>, ApiErr
             scope.filter(&format!("{} conn:{conn}", q.window.filter_text()))?
         }
     };
-    let (records, more) = scope.data.records(window, &filter, Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_EXPORT);
+    let (records, more) =
+        scope.data.records(window, scope.lens(&filter), Kinds::All, Some(Cursor { ts: 0, id: 0 }), MAX_EXPORT);
     if more {
         return Err(ApiError::BadRequest(format!(
             "this window holds more than {MAX_EXPORT} records: choose a shorter window or a narrower filter"
@@ -307,9 +358,14 @@ pub async fn export(Extension(scope): Extension<Scoped>, Query(q): Query<ExportQ
                 ));
             };
             if found.frames.is_empty() {
-                return Err(ApiError::NotRetained(
-                    "no packets of these connections are retained: they aged out of the packet ring".into(),
-                ));
+                let withheld = export::withheld(&records);
+                return Err(ApiError::NotRetained(if withheld > 0 {
+                    format!(
+                        "no packets can be exported: {withheld} of these connections have a peer outside your namespaces, and the others' packets aged out or were none"
+                    )
+                } else {
+                    "no packets of these connections are retained: they aged out of the packet ring".into()
+                }));
             }
             let body = export::pcapng(&found, &records).map_err(|e| ApiError::Storage(e.to_string()))?;
             Ok(attachment("application/x-pcapng", format!("{stem}.pcapng"), body))
@@ -326,9 +382,12 @@ pub async fn packets(
 ) -> Result<Json<PacketsInfo>, ApiError> {
     let records = export_records(&scope, &q)?;
     let connections = records.iter().map(|r| r.conn).collect::<std::collections::BTreeSet<_>>().len() as u64;
+    let withheld = export::withheld(&records);
     Ok(Json(match find_packets(&*scope.data, export::flows(&records)).await {
-        Some(f) => PacketsInfo { retained: true, frames: f.frames.len() as u64, connections, aged_out: f.aged_out },
-        None => PacketsInfo { retained: false, frames: 0, connections, aged_out: connections > 0 },
+        Some(f) => {
+            PacketsInfo { retained: true, frames: f.frames.len() as u64, connections, aged_out: f.aged_out, withheld }
+        }
+        None => PacketsInfo { retained: false, frames: 0, connections, aged_out: connections > 0, withheld },
     }))
 }
 

@@ -19,21 +19,39 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::api::Scoped;
+use super::auth::Presented;
 use super::hub::{Hub, Published, to_json};
-use crate::store::Window;
+use crate::access::Refusal;
+use crate::access::Sight;
+use crate::store::{Lens, Window};
+use std::pin::Pin;
 
 /// Records (requests and connections) in the snapshot a new browser gets.
 pub const SNAPSHOT_RECORDS: usize = 2_000;
+/// How the agents message starts on the wire (`ServerMessage::Agents`).
+const AGENTS_TAG: &str = r#"{"type":"agents""#;
 /// How often map deltas, balance and notices go out.
 const TICK: Duration = Duration::from_secs(1);
 
-/// The upgrade; a live link's filter (`restrict`) holds for every subscription on the socket.
+/// The upgrade; a live link's filter (`restrict`) holds for every subscription on the socket,
+/// and what the viewer sees is decided again every `RECHECK` while it stays open.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     scoped: Option<Extension<Scoped>>,
+    presented: Option<Extension<Presented>>,
 ) -> Response {
-    let restrict = scoped.and_then(|Extension(s)| s.restrict);
+    let (restrict, sight) = match scoped {
+        Some(Extension(s)) => (s.restrict, s.sight),
+        None => (None, Arc::new(Sight::All)),
+    };
+    let recheck: Option<Recheck> = presented.map(|Extension(p)| {
+        let state = state.clone();
+        Arc::new(move || {
+            let (p, state) = (p.clone(), state.clone());
+            Box::pin(async move { p.grant_now(&state).await.map(|g| g.sight()) }) as Rechecking
+        }) as Recheck
+    });
     ws.on_upgrade(move |socket: WebSocket| async move {
         let (tx, rx) = socket.split();
         let tx = tx.with(|text: Arc<str>| async move { Ok::<_, axum::Error>(Message::Text(text.as_ref().into())) });
@@ -45,12 +63,36 @@ pub async fn upgrade(
                 Err(e) => Some(Err(e)),
             }
         });
-        pump(Box::pin(tx), rx, state.hub, restrict).await;
+        pump(Box::pin(tx), rx, state.hub, Viewer { restrict, sight, recheck }).await;
     })
+}
+
+/// What a stream's viewer sees now, or why they no longer may.
+pub type Rechecking = Pin<Box<dyn Future<Output = Result<Sight, Refusal>> + Send>>;
+pub type Recheck = Arc<dyn Fn() -> Rechecking + Send + Sync>;
+
+/// How often an open stream's viewer is decided again (RBAC answers are cached as long).
+const RECHECK: Duration = crate::access::decide::REVIEW_TTL;
+
+/// Who the stream is for: a live link's filter, which holds for every subscription on the
+/// socket, the namespaces the viewer sees, and how to decide that again.
+#[derive(Clone)]
+pub struct Viewer {
+    pub restrict: Option<Arc<str>>,
+    pub sight: Arc<Sight>,
+    pub recheck: Option<Recheck>,
+}
+
+impl Viewer {
+    /// The admin's: everything.
+    pub fn all() -> Self {
+        Viewer { restrict: None, sight: Arc::new(Sight::All), recheck: None }
+    }
 }
 
 /// One browser's subscription and what it has been sent.
 struct Session {
+    sight: Arc<Sight>,
     filter: Filter,
     /// The filter as the browser wrote it: a subscription with the same one needs no snapshot.
     filter_text: String,
@@ -112,13 +154,15 @@ fn wall_second() -> u64 {
 impl Session {
     fn new(
         hub: &Hub,
+        sight: Arc<Sight>,
         filter: Filter,
         filter_text: String,
         service: Option<String>,
         max_rate: u64,
     ) -> (Self, ServerMessage) {
-        let sub = hub.subscribe(&filter, &filter_text, SNAPSHOT_RECORDS);
+        let sub = hub.subscribe(Lens::new(&filter, &sight), &filter_text, SNAPSHOT_RECORDS);
         let session = Session {
+            sight,
             filter,
             filter_text,
             service,
@@ -141,12 +185,13 @@ impl Session {
         let mut out = Vec::new();
         let mut notice = None;
         let now = wall_second();
-        for r in batch.records.iter().filter(|r| self.filter.matches(r)) {
-            self.fresh.add(r);
+        let lens = Lens::new(&self.filter, &self.sight);
+        for r in batch.records.iter().filter_map(|r| lens.show(r)) {
+            self.fresh.add(&r);
             let (send, n) = self.sample.take(now, self.max_rate);
             notice = notice.or(n);
             if send {
-                out.push(r.clone());
+                out.push(r.into_owned());
             }
         }
         (out, notice)
@@ -169,7 +214,7 @@ impl Session {
             out.push(ServerMessage::MapDelta { nodes: new_nodes, edges });
         }
         if let Some(service) = &self.service {
-            let balance = hub.balance(service, Window::ALL);
+            let balance = hub.balance(service, Window::ALL, &self.sight);
             if balance != self.balance {
                 if let Some(b) = &balance {
                     out.push(ServerMessage::Balance { balance: b.clone() });
@@ -185,9 +230,10 @@ impl Session {
 }
 
 /// Sends hello, cluster and snapshot, then the subscription's stream, until either side goes away.
-/// With `restrict` (a live link's filter) every subscription is narrowed by it, and a Service's
-/// balance is sent only when some request through it passes it.
-pub async fn pump<S, R, E>(mut sink: S, incoming: R, hub: Hub, restrict: Option<Arc<str>>)
+/// Every record, map number and balance is what the viewer sees; with a live link's filter every
+/// subscription is narrowed by it, and a Service's balance is sent only when some request through
+/// it passes it.
+pub async fn pump<S, R, E>(mut sink: S, incoming: R, hub: Hub, viewer: Viewer)
 where
     S: Sink<Arc<str>> + Unpin,
     R: Stream<Item = Result<Option<String>, E>>,
@@ -198,12 +244,17 @@ where
         protocol: PROTOCOL,
         clock: hub.clock(),
     };
-    let mut feed = hub.feed();
+    let Viewer { restrict, mut sight, recheck } = viewer;
+    let mut rechecked = tokio::time::Instant::now();
+    let mut feed = hub.feed(sight.clone());
     let narrowed = |text: &str| Filter::parse(&super::api::narrowed(restrict.as_deref(), text));
     let start = narrowed("").unwrap_or_default();
-    let (mut session, snapshot) = Session::new(&hub, start, String::new(), None, u64::from(DEFAULT_MAX_RATE));
+    let (mut session, snapshot) =
+        Session::new(&hub, sight.clone(), start, String::new(), None, u64::from(DEFAULT_MAX_RATE));
     let cluster = hub.cluster_message();
-    let agents = hub.agents_message();
+    // The agents' counts are of every namespace's traffic: a viewer of some gets none.
+    let everything = sight.is_all();
+    let agents = hub.agents_message().filter(|_| everything);
     for msg in [Some(hello), Some(cluster), agents, Some(snapshot)].into_iter().flatten() {
         if sink.send(to_json(&msg)).await.is_err() {
             return;
@@ -224,13 +275,37 @@ where
                 out
             }
             control = feed.control.recv() => match control {
+                Ok(text) if !everything && text.starts_with(AGENTS_TAG) => Vec::new(),
                 Ok(text) => vec![text],
                 Err(RecvError::Lagged(_)) => {
-                    std::iter::once(hub.cluster_message()).chain(hub.agents_message()).map(|m| to_json(&m)).collect()
+                    let agents = hub.agents_message().filter(|_| everything);
+                    std::iter::once(hub.cluster_message()).chain(agents).map(|m| to_json(&m)).collect()
                 }
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {
+                if let Some(recheck) = recheck.as_ref().filter(|_| rechecked.elapsed() >= RECHECK) {
+                    rechecked = tokio::time::Instant::now();
+                    match recheck().await {
+                        Err(refusal) => {
+                            let message = format!("this stream ended: {refusal}");
+                            let _ = sink.send(to_json(&ServerMessage::Error { message })).await;
+                            return;
+                        }
+                        // What the viewer sees changed: start again from a snapshot of it.
+                        Ok(now) if now != *sight => {
+                            sight = Arc::new(now);
+                            let filter = narrowed(&session.filter_text).unwrap_or_default();
+                            let (text, service, rate) = (session.filter_text.clone(), session.service.clone(), session.max_rate);
+                            let (next, snapshot) = Session::new(&hub, sight.clone(), filter, text, service, rate);
+                            session = next;
+                            if sink.send(to_json(&snapshot)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
                 let mut out: Vec<Arc<str>> = session.tick(&hub).iter().map(to_json).collect();
                 let skipped = feed.skipped.swap(0, Ordering::Relaxed);
                 if skipped > 0 {
@@ -242,7 +317,7 @@ where
                 Some(Ok(Some(text))) => match serde_json::from_str::<ClientMessage>(&text) {
                     Ok(ClientMessage::Subscribe { filter, service, max_rate }) => match narrowed(&filter) {
                         Ok(parsed) => {
-                            let service = service.filter(|s| super::api::service_visible(&hub, restrict.as_deref(), s));
+                            let service = service.filter(|s| super::api::service_visible(&hub, restrict.as_deref(), &sight, s));
                             let rate = u64::from(max_rate.unwrap_or(DEFAULT_MAX_RATE).clamp(1, 100_000));
                             if filter == session.filter_text {
                                 // The browser's first subscription is usually the filter it was
@@ -254,7 +329,7 @@ where
                                 (session.service, session.max_rate) = (service, rate);
                                 Vec::new()
                             } else {
-                                let (next, snapshot) = Session::new(&hub, parsed, filter, service, rate);
+                                let (next, snapshot) = Session::new(&hub, sight.clone(), parsed, filter, service, rate);
                                 session = next;
                                 vec![to_json(&snapshot)]
                             }
@@ -278,6 +353,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agents_message_starts_with_its_tag() {
+        let text = to_json(&ServerMessage::Agents { agents: Vec::new() });
+        assert!(text.starts_with(AGENTS_TAG), "{text}");
+    }
 
     #[test]
     fn sampling_sends_at_most_the_rate_spread_over_the_second_and_says_so() {

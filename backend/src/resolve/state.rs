@@ -364,7 +364,6 @@ impl ClusterState {
         }
     }
 
-    /// Every Service with EndpointSlices, `ns/name` → backends, sorted by name.
     /// The cluster's nodes by name, sorted.
     pub fn node_names(&self) -> Vec<Name> {
         let mut names: Vec<Name> = self.nodes.values().cloned().collect();
@@ -373,6 +372,16 @@ impl ClusterState {
         names
     }
 
+    /// Every namespace the state knows of: from Namespace objects, pods and Services (what RBAC
+    /// is asked about, one by one, for a person it does not allow cluster-wide).
+    pub fn known_namespaces(&self) -> std::collections::BTreeSet<String> {
+        let mut all = self.namespaces.clone();
+        all.extend(self.pods.values().flatten().map(|p| p.namespace.to_string()));
+        all.extend(self.backends.keys().filter_map(|s| s.split_once('/')).map(|(ns, _)| ns.to_string()));
+        all
+    }
+
+    /// Every Service with EndpointSlices, `ns/name` → backends, sorted by name.
     pub fn service_backends(&self) -> impl Iterator<Item = (&str, &[Backend])> {
         self.backends.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }

@@ -41,6 +41,12 @@ pub struct LiveLink {
     /// When it was revoked: kept, so its holder is told "revoked", not "tampered".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_us: Option<u64>,
+    /// Who made it (a signed-in person; none for the admin token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What its creator saw when they made it, which is all it ever shows (none: everything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sight: Option<crate::access::Sight>,
 }
 
 /// What went wrong, in a sentence for the API.
@@ -251,10 +257,11 @@ impl crate::access::Links for Sessions {
         if self.meta(id).map_err(|e| e.to_string())?.is_some() {
             return Ok(Some(crate::access::LinkEntry::Session));
         }
-        Ok(self
-            .link(id)
-            .map_err(|e| e.to_string())?
-            .map(|l| crate::access::LinkEntry::Live { filter: l.filter, revoked: l.revoked_us.is_some() }))
+        Ok(self.link(id).map_err(|e| e.to_string())?.map(|l| crate::access::LinkEntry::Live {
+            filter: l.filter,
+            revoked: l.revoked_us.is_some(),
+            sight: l.sight.unwrap_or(crate::access::Sight::All),
+        }))
     }
 }
 
@@ -278,6 +285,8 @@ mod tests {
             source: "t".into(),
             clock: podtap_shared::Clock::Wall,
             bytes: 0,
+            owner: None,
+            seen_as: None,
         }
     }
 
@@ -321,7 +330,15 @@ mod tests {
         assert!(db.delete("a").unwrap());
         assert!(!db.delete("a").unwrap());
         assert!(db.meta("a").unwrap().is_none());
-        let link = LiveLink { id: "l".into(), filter: "ns:x".into(), created_us: 1, expires_s: 2, revoked_us: None };
+        let link = LiveLink {
+            id: "l".into(),
+            filter: "ns:x".into(),
+            created_us: 1,
+            expires_s: 2,
+            revoked_us: None,
+            owner: Some("alice".into()),
+            sight: Some(crate::access::Sight::of(["team-a"])),
+        };
         db.add_link(&link).unwrap();
         assert_eq!(db.link("l").unwrap(), Some(link));
         assert_eq!(db.links().unwrap().len(), 1);

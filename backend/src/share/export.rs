@@ -16,10 +16,23 @@ use crate::timespec;
 /// Margin around a connection's span for its handshake and last acknowledgements.
 const SLACK_US: u64 = 1_000_000;
 
-/// The flows (both legs of a rewritten connection) and spans of the records' connections.
+/// Whether a record's packets may leave: not when one side is hidden from the viewer (packets
+/// carry that side's addresses, which the viewer may not see).
+pub fn packets_shown(r: &Record) -> bool {
+    !r.src.hidden && !r.dst.hidden
+}
+
+/// The connections among `records` whose packets are withheld (`packets_shown`).
+pub fn withheld(records: &[Record]) -> u64 {
+    let conns: std::collections::BTreeSet<u64> = records.iter().filter(|r| !packets_shown(r)).map(|r| r.conn).collect();
+    conns.len() as u64
+}
+
+/// The flows (both legs of a rewritten connection) and spans of the records' connections,
+/// of those whose packets may be shown.
 pub fn flows(records: &[Record]) -> Vec<Wanted> {
     let mut spans: BTreeMap<(FlowKey, u64), (u64, u64)> = BTreeMap::new();
-    for r in records {
+    for r in records.iter().filter(|r| packets_shown(r)) {
         let end = r.end_us.unwrap_or(r.ts + r.latency_us.unwrap_or(0)).max(r.ts);
         let starts = [Some(&r.src), r.proxy.as_deref(), r.snat.as_deref()];
         let ends = [Some(&r.dst), r.addressed.as_deref()];

@@ -10,10 +10,11 @@ pub use podtap_shared::SessionMeta;
 use podtap_shared::{Filter, Record, ServiceMap};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Sight, view};
 use crate::aggregate::balance::Balance;
 use crate::packets::{Found, Wanted};
 use crate::resolve::{Backend, ClusterState};
-use crate::store::{Bucket, Connection, Cursor, Data, Kinds, Limits, STEP_US, Store, StoreStats, Window};
+use crate::store::{Bucket, Connection, Cursor, Data, Kinds, Lens, Limits, STEP_US, Store, StoreStats, Window};
 
 /// Most records one session keeps; a bigger window is refused with this number in the sentence.
 pub const MAX_SESSION_RECORDS: usize = 250_000;
@@ -60,29 +61,32 @@ impl Data for Frozen {
     fn store_stats(&self) -> StoreStats {
         self.store.stats()
     }
-    fn total(&self) -> u64 {
-        self.meta.records
+    fn total(&self, sight: &Sight) -> u64 {
+        match sight {
+            Sight::All => self.meta.records,
+            sight => self.store.count(Window::ALL, Lens::new(&Filter::default(), sight)),
+        }
     }
-    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
-        self.store.records(w, f, k, after, limit)
+    fn records(&self, w: Window, lens: Lens, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool) {
+        self.store.records(w, lens, k, after, limit)
     }
-    fn record(&self, id: u64) -> Option<Record> {
-        self.store.record(id).cloned()
+    fn record(&self, id: u64, sight: &Sight) -> Option<Record> {
+        view(self.store.record(id)?, sight)
     }
-    fn connection(&self, conn: u64) -> Option<Connection> {
-        self.store.connection(conn)
+    fn connection(&self, conn: u64, sight: &Sight) -> Option<Connection> {
+        self.store.connection(conn, sight)
     }
-    fn map(&self, filter: &Filter, w: Window) -> ServiceMap {
-        self.store.map(w, filter)
+    fn map(&self, lens: Lens, w: Window) -> ServiceMap {
+        self.store.map(w, lens)
     }
-    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
-        self.store.timeline(w, step_us, filter)
+    fn timeline(&self, w: Window, step_us: u64, lens: Lens) -> Vec<Bucket> {
+        self.store.timeline(w, step_us, lens)
     }
-    fn balance(&self, service: &str, w: Window) -> Option<Balance> {
-        self.store.balance(w, service, &self.cluster)
+    fn balance(&self, service: &str, w: Window, sight: &Sight) -> Option<Balance> {
+        self.store.balance(w, service, &self.cluster, sight)
     }
-    fn balances(&self, w: Window) -> Vec<Balance> {
-        self.store.balances(w, &self.cluster)
+    fn balances(&self, w: Window, sight: &Sight) -> Vec<Balance> {
+        self.store.balances(w, &self.cluster, sight)
     }
     fn packets(&self, wanted: &[Wanted]) -> Option<Found> {
         let frames = crate::packets::select(self.packets.frames.iter(), wanted);

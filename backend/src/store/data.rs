@@ -3,25 +3,29 @@
 
 use std::sync::Arc;
 
-use podtap_shared::{Filter, Record, ServiceMap};
+use podtap_shared::{Record, ServiceMap};
 
-use super::{Bucket, Connection, Cursor, Kinds, StoreStats, Window};
+use super::{Bucket, Connection, Cursor, Kinds, Lens, StoreStats, Window};
+use crate::access::Sight;
 use crate::aggregate::balance::Balance;
 use crate::packets::{Found, Wanted};
 
-/// What the windowed endpoints read: the live store (`Hub`) or a saved session (`Frozen`).
+/// What the windowed endpoints read: the live store (`Hub`) or a saved session (`Frozen`). Every
+/// query that reads records reads them through the viewer's sight (`Lens`, `Sight`): nothing
+/// here answers from records the viewer may not see.
 pub trait Data: Send + Sync {
     /// "Now" for relative times.
     fn now_us(&self) -> u64;
     fn store_stats(&self) -> StoreStats;
-    fn total(&self) -> u64;
-    fn records(&self, w: Window, f: &Filter, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool);
-    fn record(&self, id: u64) -> Option<Record>;
-    fn connection(&self, conn: u64) -> Option<Connection>;
-    fn map(&self, filter: &Filter, w: Window) -> ServiceMap;
-    fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket>;
-    fn balance(&self, service: &str, w: Window) -> Option<Balance>;
-    fn balances(&self, w: Window) -> Vec<Balance>;
+    /// Records since start (a saved session: in it) that `sight` sees.
+    fn total(&self, sight: &Sight) -> u64;
+    fn records(&self, w: Window, lens: Lens, k: Kinds, after: Option<Cursor>, limit: usize) -> (Vec<Record>, bool);
+    fn record(&self, id: u64, sight: &Sight) -> Option<Record>;
+    fn connection(&self, conn: u64, sight: &Sight) -> Option<Connection>;
+    fn map(&self, lens: Lens, w: Window) -> ServiceMap;
+    fn timeline(&self, w: Window, step_us: u64, lens: Lens) -> Vec<Bucket>;
+    fn balance(&self, service: &str, w: Window, sight: &Sight) -> Option<Balance>;
+    fn balances(&self, w: Window, sight: &Sight) -> Vec<Balance>;
     /// The retained packets of the wanted flows, and whether some aged out; `None` when this
     /// source keeps no packets here (see `remote`).
     fn packets(&self, _wanted: &[Wanted]) -> Option<Found> {

@@ -15,16 +15,22 @@ use podtap_shared::{EdgeStats, Filter, MapBuilder, MapStats, Record, ServiceMap}
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::access::Sight;
 use crate::aggregate::balance::{Balance, BalanceBuilder};
 use crate::resolve::ClusterState;
 
 mod data;
+mod lens;
 mod step;
 #[cfg(test)]
 mod tests;
 
 pub use data::{Data, RemotePackets, find_packets};
+pub use lens::Lens;
 use step::{Rollup, Step};
+
+/// The filter that admits everything.
+static NO_FILTER: std::sync::LazyLock<Filter> = std::sync::LazyLock::new(Filter::default);
 
 /// One rollup step.
 pub const STEP_US: u64 = 1_000_000;
@@ -372,16 +378,37 @@ impl Store {
         out
     }
 
-    /// The Service Map of the window; with a filter, of the matching records in it.
-    pub fn map(&self, w: Window, filter: &Filter) -> ServiceMap {
-        let acc = self.edge_stats(w, filter);
+    /// The Service Map of the window; with a filter, of the matching records in it; for a viewer
+    /// of some namespaces, of the records as they see them.
+    pub fn map(&self, w: Window, lens: Lens) -> ServiceMap {
+        if !lens.sees_all() {
+            return self.seen_map(w, lens).build();
+        }
+        let acc = self.edge_stats(w, lens.filter);
         self.names.build_with(|i| acc[i].as_ref())
     }
 
     /// The same, as mergeable numbers (a live view adds new records to them).
-    pub fn map_stats(&self, w: Window, filter: &Filter) -> MapStats {
-        let mut acc = self.edge_stats(w, filter);
+    pub fn map_stats(&self, w: Window, lens: Lens) -> MapStats {
+        if !lens.sees_all() {
+            return self.seen_map(w, lens).take_stats();
+        }
+        let mut acc = self.edge_stats(w, lens.filter);
         self.names.stats_with(|i| acc[i].take())
+    }
+
+    /// The map folded from the records a viewer of some namespaces sees (their edges differ from
+    /// the stored ones: a hidden peer is its workload's box).
+    fn seen_map(&self, w: Window, lens: Lens) -> MapBuilder {
+        let mut b = MapBuilder::new();
+        for (_, step, _) in self.steps_in(w) {
+            for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts)) {
+                if let Some(seen) = lens.show(r) {
+                    b.add(&seen);
+                }
+            }
+        }
+        b
     }
 
     /// Stats by edge number over the window.
@@ -417,17 +444,34 @@ impl Store {
     }
 
     /// Replica balance of Service `ns/name` over the window (unfiltered: balance is per Service).
-    pub fn balance(&self, w: Window, service: &str, cluster: &ClusterState) -> Option<Balance> {
-        self.balance_builder(w, Some(service)).balance(service, cluster)
+    /// A viewer sees the balance of their namespaces' Services only, from the records they see.
+    pub fn balance(&self, w: Window, service: &str, cluster: &ClusterState, sight: &Sight) -> Option<Balance> {
+        if !sight.owns(service.split_once('/').map(|(ns, _)| ns)) {
+            return None;
+        }
+        self.balance_builder(w, Some(service), sight).balance(service, cluster)
     }
 
-    /// Every Service's balance over the window.
-    pub fn balances(&self, w: Window, cluster: &ClusterState) -> Vec<Balance> {
-        self.balance_builder(w, None).build(cluster)
+    /// Every Service's balance over the window (a viewer's: their namespaces' Services).
+    pub fn balances(&self, w: Window, cluster: &ClusterState, sight: &Sight) -> Vec<Balance> {
+        let mut all = self.balance_builder(w, None, sight).build(cluster);
+        all.retain(|b| sight.owns(b.service.split_once('/').map(|(ns, _)| ns)));
+        all
     }
 
-    fn balance_builder(&self, w: Window, service: Option<&str>) -> BalanceBuilder {
+    fn balance_builder(&self, w: Window, service: Option<&str>, sight: &Sight) -> BalanceBuilder {
         let mut b = BalanceBuilder::default();
+        if !sight.is_all() {
+            let lens = Lens::new(&NO_FILTER, sight);
+            for (_, step, _) in self.steps_in(w) {
+                for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts)) {
+                    if let Some(seen) = lens.show(r) {
+                        b.add(&seen);
+                    }
+                }
+            }
+            return b;
+        }
         for piece in self.pieces(w) {
             match (piece, service) {
                 (Piece::Rollup(r), Some(s)) => b.merge_one(&r.balance, s),
@@ -441,7 +485,7 @@ impl Store {
     }
 
     /// Requests, errors and new connections per `step_us` over the window, every step listed.
-    pub fn timeline(&self, w: Window, step_us: u64, filter: &Filter) -> Vec<Bucket> {
+    pub fn timeline(&self, w: Window, step_us: u64, lens: Lens) -> Vec<Bucket> {
         let step_us = step_us.max(1);
         let start = w.from - w.from % step_us;
         let n = w.to.saturating_sub(start).div_ceil(step_us) as usize;
@@ -449,13 +493,13 @@ impl Store {
             (0..n as u64).map(|i| Bucket { ts: start + i * step_us, ..Bucket::default() }).collect();
         let aligned = step_us.is_multiple_of(STEP_US);
         for (ts, step, whole) in self.steps_in(w) {
-            if whole && aligned && filter.is_empty() {
+            if whole && aligned && lens.is_whole() {
                 let b = &mut buckets[((ts.max(start) - start) / step_us) as usize];
                 b.requests += step.rollup.requests;
                 b.errors += step.rollup.errors;
                 b.connections += step.rollup.connections;
             } else {
-                for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && filter.matches(r)) {
+                for (r, _) in step.records.iter().filter(|(r, _)| w.contains(r.ts) && lens.show(r).is_some()) {
                     let b = &mut buckets[((r.ts - start) / step_us) as usize];
                     if r.is_request() {
                         b.requests += 1;
@@ -474,45 +518,59 @@ impl Store {
     pub fn records(
         &self,
         w: Window,
-        filter: &Filter,
+        lens: Lens,
         kinds: Kinds,
         after: Option<Cursor>,
         limit: usize,
     ) -> (Vec<Record>, bool) {
-        let admit = |r: &Record| {
-            w.contains(r.ts)
-                && kinds.admits(r)
-                && after.is_none_or(|c| (r.ts, r.id) > (c.ts, c.id))
-                && filter.matches(r)
-        };
+        fn admit<'r>(
+            r: &'r Record,
+            w: Window,
+            lens: Lens,
+            kinds: Kinds,
+            after: Option<Cursor>,
+        ) -> Option<std::borrow::Cow<'r, Record>> {
+            let wanted = w.contains(r.ts) && kinds.admits(r) && after.is_none_or(|c| (r.ts, r.id) > (c.ts, c.id));
+            if wanted { lens.show(r) } else { None }
+        }
         let mut page = Vec::new();
         let mut more = false;
         match after {
             Some(_) => {
                 'steps: for (_, step, _) in self.steps_in(w) {
-                    for (r, _) in step.records.iter().filter(|(r, _)| admit(r)) {
+                    for r in step.records.iter().filter_map(|(r, _)| admit(r, w, lens, kinds, after)) {
                         if page.len() == limit {
                             more = true;
                             break 'steps;
                         }
-                        page.push(r.clone());
+                        page.push(r.into_owned());
                     }
                 }
             }
             None => {
                 'back: for (_, step, _) in self.steps_in(w).rev() {
-                    for (r, _) in step.records.iter().rev().filter(|(r, _)| admit(r)) {
+                    for r in step.records.iter().rev().filter_map(|(r, _)| admit(r, w, lens, kinds, after)) {
                         if page.len() == limit {
                             more = true;
                             break 'back;
                         }
-                        page.push(r.clone());
+                        page.push(r.into_owned());
                     }
                 }
                 page.reverse();
             }
         }
         (page, more)
+    }
+
+    /// How many records of the window the lens shows.
+    pub fn count(&self, w: Window, lens: Lens) -> u64 {
+        let steps = self.steps_in(w);
+        steps
+            .map(|(_, step, _)| {
+                step.records.iter().filter(|(r, _)| w.contains(r.ts) && lens.show(r).is_some()).count() as u64
+            })
+            .sum()
     }
 
     /// One record by id.
@@ -527,17 +585,19 @@ impl Store {
         Some(&step.records[i].0)
     }
 
-    /// A connection: its `tcp` record (once closed) and all its retained requests.
-    pub fn connection(&self, conn: u64) -> Option<Connection> {
+    /// A connection: its `tcp` record (once closed) and all its retained requests, as `sight`
+    /// shows them; `None` when it sees none of them.
+    pub fn connection(&self, conn: u64, sight: &Sight) -> Option<Connection> {
         let keys = self.by_conn.get(&conn)?;
         let mut out = Connection { conn, connection: None, requests: Vec::new() };
-        for r in keys.iter().filter_map(|&(ts, id)| self.find(ts, id)) {
+        let lens = Lens::new(&NO_FILTER, sight);
+        for r in keys.iter().filter_map(|&(ts, id)| self.find(ts, id)).filter_map(|r| lens.show(r)) {
             match r.is_request() {
-                true => out.requests.push(r.clone()),
-                false => out.connection = Some(r.clone()),
+                true => out.requests.push(r.into_owned()),
+                false => out.connection = Some(r.into_owned()),
             }
         }
-        Some(out)
+        (out.connection.is_some() || !out.requests.is_empty()).then_some(out)
     }
 
     /// Oldest and newest retained times, counts and evictions.

@@ -1,7 +1,7 @@
 //! The store's rollups against a brute-force fold over the same records, on random records and
 //! windows of any alignment, over two and a half minutes so 10- and 60-step blocks are built and
-//! records arrive after their block was (in any order); eviction by age and by count; paging,
-//! lookups.
+//! records arrive after their block was (in any order), for random viewers (the fold is then over
+//! the records as `access::view` shows them); eviction by age and by count; paging, lookups.
 
 use std::sync::Arc;
 
@@ -13,10 +13,13 @@ use crate::aggregate::balance::BalanceBuilder;
 
 const T0: u64 = 1_800_000_000_000_000;
 
-fn pod(r: &mut podtap_shared::Endpoint, name: &str, last: u8) {
+/// The clients' namespaces (the replicas are all in `default`).
+const NAMESPACES: [&str; 3] = ["default", "team-a", "team-b"];
+
+fn pod(r: &mut podtap_shared::Endpoint, ns: &str, name: &str, last: u8) {
     r.kind = EndpointKind::Pod;
     r.name = Some(name.into());
-    r.namespace = Some("default".into());
+    r.namespace = Some(ns.into());
     r.ip = [10, 244, 0, last].into();
 }
 
@@ -30,8 +33,8 @@ fn record(id: u64, (_, _, through, offset_us, conn, status, latency, tcp): Gen) 
     r.id = id;
     r.ts = T0 + offset_us;
     r.conn = conn;
-    pod(&mut r.src, &format!("client-{client}"), 10 + client);
-    pod(&mut r.dst, &format!("web-{replica}"), 20 + replica);
+    pod(&mut r.src, NAMESPACES[client as usize], &format!("client-{client}"), 10 + client);
+    pod(&mut r.dst, "default", &format!("web-{replica}"), 20 + replica);
     r.latency_us = Some(latency);
     r.end_us = Some(r.ts + latency + 10);
     if through {
@@ -71,10 +74,21 @@ fn brute_map(records: &[Record], w: Window, filter: &Filter) -> ServiceMap {
     b.build()
 }
 
-fn brute_balance(records: &[Record], w: Window) -> Vec<Balance> {
+/// Every Service's balance from `records` (as the viewer sees them), of the viewer's Services.
+fn brute_balance(records: &[Record], w: Window, sight: &Sight) -> Vec<Balance> {
     let mut b = BalanceBuilder::default();
     records.iter().filter(|r| w.contains(r.ts)).for_each(|r| b.add(r));
-    b.build(&cluster())
+    let mut all = b.build(&cluster());
+    all.retain(|b| sight.owns(b.service.split_once('/').map(|(ns, _)| ns)));
+    all
+}
+
+fn sight() -> impl Strategy<Value = Sight> {
+    prop_oneof![
+        1 => Just(Sight::All),
+        3 => prop::collection::btree_set(0..NAMESPACES.len(), 0..3)
+            .prop_map(|s| Sight::of(s.into_iter().map(|i| NAMESPACES[i]))),
+    ]
 }
 
 fn store_of(records: &[Record]) -> Store {
@@ -91,37 +105,55 @@ proptest! {
         gens in prop::collection::vec(gen_record(), 1..250),
         from in 0u64..160_000_000,
         len in 0u64..160_000_000,
-        filtered in any::<bool>(),
+        filtered in 0..3usize,
+        sight in sight(),
     ) {
         let records: Vec<Record> = gens.into_iter().enumerate().map(|(i, g)| record(i as u64 + 1, g)).collect();
         let store = store_of(&records);
         let w = Window { from: T0 + from, to: T0 + from + len };
-        let filter = if filtered { Filter::parse("pod:web-1").unwrap() } else { Filter::default() };
-        prop_assert_eq!(store.map(w, &filter), brute_map(&records, w, &filter));
-        prop_assert_eq!(store.balances(w, &cluster()), brute_balance(&records, w));
-        let one = store.balance(w, "default/web", &cluster());
-        prop_assert_eq!(one, brute_balance(&records, w).into_iter().find(|b| b.service == "default/web"));
+        // The second filter names a client pod, which some viewers see only as its namespace.
+        let filter = ["", "pod:web-1", "pod:client-1"][filtered];
+        let filter = Filter::parse(filter).unwrap();
+        let lens = Lens::new(&filter, &sight);
+        // What the viewer sees: the fold of every query is over these.
+        let seen: Vec<Record> = records.iter().filter_map(|r| crate::access::view(r, &sight)).collect();
+        prop_assert_eq!(store.map(w, lens), brute_map(&seen, w, &filter));
+        prop_assert_eq!(store.balances(w, &cluster(), &sight), brute_balance(&seen, w, &sight));
+        let one = store.balance(w, "default/web", &cluster(), &sight);
+        prop_assert_eq!(one, brute_balance(&seen, w, &sight).into_iter().find(|b| b.service == "default/web"));
         let step = [STEP_US, 20 * STEP_US, 250_000][(from % 3) as usize];
-        let buckets = store.timeline(w, step, &filter);
-        let in_window: Vec<&Record> = records.iter().filter(|r| w.contains(r.ts) && filter.matches(r)).collect();
+        let buckets = store.timeline(w, step, lens);
+        let in_window: Vec<&Record> = seen.iter().filter(|r| w.contains(r.ts) && filter.matches(r)).collect();
         prop_assert_eq!(buckets.iter().map(|b| b.requests).sum::<u64>(), in_window.iter().filter(|r| r.is_request()).count() as u64);
         prop_assert_eq!(buckets.iter().map(|b| b.errors).sum::<u64>(), in_window.iter().filter(|r| r.is_request() && r.is_error()).count() as u64);
         for b in &buckets {
             let here = in_window.iter().filter(|r| r.is_request() && r.ts >= b.ts && r.ts < b.ts + step).count() as u64;
             prop_assert_eq!(b.requests, here, "bucket at {}", b.ts);
         }
-        // Paging through the window gives every matching record once, in time order.
-        let mut seen = Vec::new();
+        // Paging through the window gives every matching record once, in time order, as seen.
+        let mut paged = Vec::new();
         let mut after = Some(Cursor { ts: 0, id: 0 });
         loop {
-            let (page, more) = store.records(w, &filter, Kinds::All, after, 7);
-            seen.extend(page.iter().map(|r| r.id));
+            let (page, more) = store.records(w, lens, Kinds::All, after, 7);
+            paged.extend(page.iter().cloned());
             after = page.last().map(|r| Cursor { ts: r.ts, id: r.id });
             if !more { break; }
         }
-        let mut want: Vec<&Record> = in_window.clone();
+        let mut want: Vec<Record> = in_window.iter().map(|r| (*r).clone()).collect();
         want.sort_by_key(|r| r.time_order());
-        prop_assert_eq!(seen, want.iter().map(|r| r.id).collect::<Vec<_>>());
+        prop_assert_eq!(paged, want);
+        // A connection, as seen.
+        for conn in 1..12 {
+            let got = store.connection(conn, &sight);
+            // (The generator may give a connection two `tcp` records; a capture never does.)
+            let mine: Vec<&Record> = seen.iter().filter(|r| r.conn == conn).collect();
+            prop_assert_eq!(got.is_some(), !mine.is_empty());
+            let requests: Vec<&Record> = mine.iter().copied().filter(|r| r.is_request()).collect();
+            prop_assert_eq!(got.as_ref().map_or(0, |c| c.requests.len()), requests.len());
+            if let Some(c) = got {
+                prop_assert!(c.requests.iter().all(|r| requests.contains(&r)));
+            }
+        }
     }
 }
 
@@ -129,12 +161,12 @@ proptest! {
 fn the_newest_page_comes_without_a_cursor() {
     let records: Vec<Record> = (0..20).map(|i| record(i + 1, ((), (), true, i * 100_000, 1, 1, 10, false))).collect();
     let store = store_of(&records);
-    let (page, more) = store.records(Window::ALL, &Filter::default(), Kinds::Requests, None, 5);
+    let (page, more) = store.records(Window::ALL, Lens::all(&Filter::default()), Kinds::Requests, None, 5);
     assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [16, 17, 18, 19, 20]);
     assert!(more);
     assert_eq!(store.record(7).map(|r| r.id), Some(7));
     assert_eq!(store.record(99), None);
-    let conn = store.connection(1).unwrap();
+    let conn = store.connection(1, &Sight::All).unwrap();
     assert_eq!((conn.requests.len(), conn.connection.is_none()), (20, true));
 }
 
@@ -148,13 +180,13 @@ fn age_drops_old_steps_and_count_drops_records_but_keeps_rollups() {
     // 10 s of traffic, 10 records a second; only the newest 50 records are kept.
     assert_eq!(store.len(), 50);
     assert_eq!(store.stats().evicted_by_count, 50);
-    let all = store.map(Window::ALL, &Filter::default());
+    let all = store.map(Window::ALL, Lens::all(&Filter::default()));
     assert_eq!(all.edges[0].requests, 100, "rollups still count what was evicted by count");
     assert_eq!(store.record(1), None);
     // 30 s later, everything older than 10 s is gone, rollups too.
     store.insert(record(101, ((), (), false, 40_000_000, 1, 1, 10, false)));
     assert_eq!(store.len(), 1);
-    assert_eq!(store.map(Window::ALL, &Filter::default()).edges[0].requests, 1);
+    assert_eq!(store.map(Window::ALL, Lens::all(&Filter::default())).edges[0].requests, 1);
     assert_eq!(store.stats().evicted_by_age, 50);
     // A record older than the retention is refused and counted.
     store.insert(record(102, ((), (), false, 0, 1, 1, 10, false)));
@@ -168,7 +200,7 @@ fn a_window_cut_inside_an_evicted_step_counts_the_step_whole() {
         store.insert(record(i + 1, ((), (), false, i * 100_000, 1, 1, 10, false)));
     }
     let half = Window { from: T0, to: T0 + 500_000 };
-    assert_eq!(store.map(half, &Filter::default()).edges[0].requests, 10);
+    assert_eq!(store.map(half, Lens::all(&Filter::default())).edges[0].requests, 10);
     let _ = Arc::new(());
 }
 
@@ -185,14 +217,14 @@ fn blocks_are_built_once_settled_and_take_late_records() {
     store.insert(record(500, ((), (), true, 30 * STEP_US + 5, 3, 1, 10, true)));
     let whole = Window { from: T0, to: T0 + 120 * STEP_US };
     assert_eq!(store.pieces(whole).len(), 2, "two minutes, two blocks");
-    let map = store.map(whole, &Filter::default());
+    let map = store.map(whole, Lens::all(&Filter::default()));
     let edge = map.edges.iter().find(|e| e.source == "pod:default/client-0").unwrap();
     assert_eq!((edge.requests, edge.connections), (120, 1));
-    let b = store.balance(whole, "default/web", &cluster()).unwrap();
+    let b = store.balance(whole, "default/web", &cluster(), &Sight::All).unwrap();
     assert_eq!(b.requests, 120);
     let records: Vec<Record> =
-        store.records(Window::ALL, &Filter::default(), Kinds::All, Some(Cursor { ts: 0, id: 0 }), 1000).0;
-    assert_eq!(store.map(whole, &Filter::default()), brute_map(&records, whole, &Filter::default()));
+        store.records(Window::ALL, Lens::all(&Filter::default()), Kinds::All, Some(Cursor { ts: 0, id: 0 }), 1000).0;
+    assert_eq!(store.map(whole, Lens::all(&Filter::default())), brute_map(&records, whole, &Filter::default()));
 }
 
 #[test]

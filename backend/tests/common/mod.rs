@@ -6,6 +6,7 @@ pub mod fake_api;
 pub mod kafka_log;
 pub mod lab_cluster;
 pub mod packets;
+pub mod router;
 pub mod served;
 pub mod server_logs;
 

@@ -109,6 +109,10 @@ proptest! {
                 (theirs.kind, &theirs.namespace, &theirs.workload),
                 (original.1.kind, &original.1.namespace, &original.1.workload)
             );
+            // And says so: the map draws it locked, by its workload.
+            prop_assert!(theirs.hidden && !mine.hidden);
+            let hidden_pod = format!("pod-of-{tag}");
+            prop_assert!(!theirs.map_id().contains(&hidden_pod));
             let text = serde_json::to_string(&v).unwrap();
             let o = original.1;
             for leak in [format!("pod-of-{tag}"), format!("node-of-{tag}"), o.ip.to_string(), format!("\"port\":{}", o.port)] {

@@ -14,6 +14,7 @@ fn node(id: &str, kind: EndpointKind, ns: Option<&str>, workload: Option<&str>) 
         namespace: ns.map(str::to_string),
         workload: workload.map(str::to_string),
         node: (kind == EndpointKind::Pod).then(|| "node-1".to_string()),
+        locked: false,
     }
 }
 

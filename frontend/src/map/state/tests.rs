@@ -38,6 +38,7 @@ pub fn cluster(pods: u32, pairs: u32) -> ServiceMap {
             namespace: Some(ns(p / 4)),
             workload: Some(format!("Deployment/app-{}", p / 4)),
             node: Some(format!("node-{}", p % 8)),
+            locked: false,
         })
         .collect();
     for app in 0..pods / 4 {
@@ -48,6 +49,7 @@ pub fn cluster(pods: u32, pairs: u32) -> ServiceMap {
             namespace: Some(ns(app)),
             workload: None,
             node: None,
+            locked: false,
         });
     }
     let mut edges = std::collections::BTreeMap::new();
@@ -191,6 +193,7 @@ fn the_nodes_stand_apart_in_a_band_below_under_the_pods_they_probe() {
             namespace: None,
             workload: None,
             node: Some(format!("node-{n}")),
+            locked: false,
         });
         // Each node's kubelet probes the pods on it.
         for p in map
