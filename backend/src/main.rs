@@ -180,7 +180,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     {
         hub.set_packets(packets);
     }
-    let cluster = cluster_feed(&config, &hub).await?;
+    let (cluster, kube_client) = cluster_feed(&config, &hub).await?;
     let stop = Arc::new(AtomicBool::new(false));
     match config.source.clone() {
         Source::Demo => replay_into(vec![demo::capture()], &hub, cluster, Pacing { realtime: true, looped: true })?,
@@ -230,7 +230,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
     let assets = Arc::new(assets.framed_by(&config.embed_origins));
-    let people = Arc::new(people_of(config.auth.clone()));
+    let people = Arc::new(people_of(config.auth.clone(), kube_client));
     let state = AppState { people, ..AppState::new(hub, assets, config.token.map(Into::into), guard, share) };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -242,9 +242,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The identity sources and how people's sight is decided, from the flags.
-fn people_of(auth: podtap::cli::AuthConfig) -> podtap::access::People {
-    let decider = podtap::access::Decider::new(auth.scopes, None, auth.admin_groups, auth.unnamespaced_groups);
+/// The identity sources and how people's sight is decided, from the flags: RBAC is asked when
+/// people sign in and names come from an API server.
+fn people_of(auth: podtap::cli::AuthConfig, client: Option<kube::Client>) -> podtap::access::People {
+    let reviewer = match (auth.has_identity(), client, &auth.rbac) {
+        (true, Some(client), Some((verb, resource))) => {
+            let r = podtap::resolve::review::KubeReviewer::new(client, verb, resource);
+            tracing::info!(
+                "people see the namespaces where RBAC allows them `{}`",
+                podtap::access::decide::Reviewer::asks(&r)
+            );
+            Some(Arc::new(r) as Arc<dyn podtap::access::decide::Reviewer>)
+        }
+        _ => None,
+    };
+    let decider = podtap::access::Decider::new(auth.scopes, reviewer, auth.admin_groups, auth.unnamespaced_groups);
     podtap::access::People { proxy: auth.proxy, decider }
 }
 
@@ -253,12 +265,12 @@ fn people_of(auth: podtap::cli::AuthConfig) -> podtap::access::People {
 /// the feed is `None` until its first lists are in or `--api-wait` is over: `/healthz` says 503
 /// meanwhile, a replay waits and live records are held (`feed::engine_for`), so nothing is named
 /// without the cluster for good.
-async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<ClusterFeed> {
+async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<(ClusterFeed, Option<kube::Client>)> {
     let fixed = |state: ClusterState, source: &str| {
         let state = Arc::new(state);
         hub.set_cluster(state.clone());
         hub.set_cluster_status(source, true);
-        feed::fixed(state)
+        (feed::fixed(state), None)
     };
     if !config.cluster.is_empty() {
         return Ok(fixed(load_files(&config.cluster)?, "files"));
@@ -288,13 +300,13 @@ async fn cluster_feed(config: &ServeConfig, hub: &Hub) -> anyhow::Result<Cluster
         "waiting for the API server's first lists of pods, Services, EndpointSlices and nodes (at most {:?})",
         config.api_wait
     );
-    let access = watch::start(client, scope, config.api_wait, move |state| {
+    let access = watch::start(client.clone(), scope, config.api_wait, move |state| {
         h.set_cluster(state.clone());
         h.set_cluster_status("api", true);
         let _ = tx.send(Some(state));
     });
     hub.set_cluster_access(access);
-    Ok(rx)
+    Ok((rx, Some(client)))
 }
 
 /// Starts replaying `captures` into `hub` on their own thread.

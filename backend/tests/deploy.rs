@@ -1,6 +1,7 @@
 //! The Kubernetes manifests in `deploy/kubernetes/` (a kustomize base) read as the official
-//! types; the hub's ClusterRole grants exactly what its reflectors list and watch, and nothing
-//! else is granted to anyone; the agent has no API access and only CAP_NET_RAW; the hub meets
+//! types; the hub's ClusterRole grants exactly what its reflectors list and watch and the one
+//! write that asks RBAC about people (create subjectaccessreviews), the viewers' exactly `get
+//! traffic.podtap.io`, and nothing else is granted to anyone; the agent has no API access and only CAP_NET_RAW; the hub meets
 //! Pod Security "restricted"; only agents reach the ingest port; and every container's flags and
 //! environment are ones the binary takes.
 
@@ -86,9 +87,28 @@ fn every_document_is_a_valid_object_of_its_kind() {
 }
 
 #[test]
-fn only_the_hub_reads_the_api_and_only_what_its_reflectors_watch() {
-    let role: ClusterRole = one("ClusterRole");
-    let rules = role.rules.unwrap_or_default();
+fn only_the_hub_reads_the_api_and_only_what_its_reflectors_watch_and_asks_rbac() {
+    let roles: Vec<ClusterRole> = all("ClusterRole");
+    let named = |name: &str| roles.iter().find(|r| r.metadata.name.as_deref() == Some(name)).cloned().unwrap();
+    assert_eq!(roles.len(), 2, "the hub's, and the one people are bound to");
+    let mut rules = named("podtap-hub").rules.unwrap_or_default();
+    // People's namespaces are asked of RBAC: create subjectaccessreviews, exactly.
+    let review = rules.iter().position(|r| r.resources.iter().flatten().any(|x| x == "subjectaccessreviews"));
+    let review = rules.remove(review.expect("the hub asks RBAC about people"));
+    assert_eq!(
+        (review.api_groups.unwrap(), review.resources.unwrap(), review.verbs),
+        (
+            vec!["authorization.k8s.io".to_string()],
+            vec!["subjectaccessreviews".to_string()],
+            vec!["create".to_string()]
+        )
+    );
+    let viewer = named("podtap-traffic-viewer").rules.unwrap();
+    assert_eq!(viewer.len(), 1);
+    assert_eq!(
+        (viewer[0].api_groups.clone().unwrap(), viewer[0].resources.clone().unwrap(), viewer[0].verbs.clone()),
+        (vec!["podtap.io".to_string()], vec!["traffic".to_string()], vec!["get".to_string()])
+    );
     // (API group, resource) of every reflector in resolve/watch.rs.
     let watched = [
         ("", "pods"),

@@ -217,6 +217,7 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
         assert!(run_kubectl(&sa_config, &["auth", "can-i", "watch", what, "-A"]).is_ok(), "watch {what}");
     }
     a_user_with_one_namespaced_role(&client, &dir).await;
+    people_see_what_rbac_grants(&client, &sa_config).await;
     heartbeat.abort();
     // Leave the cluster as it was for a run after this one.
     let _ =
@@ -302,7 +303,115 @@ async fn a_user_with_one_namespaced_role(client: &kube::Client, dir: &Path) {
     serve.stop();
 }
 
-/// `podtap ARGS` with `kubeconfig`, its log quiet.
+/// People signed in through a trusted proxy see the namespaces RBAC grants them: the hub (with
+/// its own ServiceAccount, whose only write is `create subjectaccessreviews`) asks the real
+/// authorizer whether they may `get traffic.podtap.io` — alice by a RoleBinding in shop, the
+/// group team-default by one in default, the group traffic-all by a ClusterRoleBinding, carol by
+/// nothing. Removing alice's RoleBinding ends what her open stream shows within the cache's time.
+async fn people_see_what_rbac_grants(client: &kube::Client, hub_config: &Path) {
+    use futures_util::StreamExt;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    assert!(
+        run_kubectl(hub_config, &["auth", "can-i", "create", "subjectaccessreviews.authorization.k8s.io"]).is_ok(),
+        "the hub may ask RBAC"
+    );
+    let role = json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "podtap-traffic-viewer"});
+    let binding = |ns: &str, name: &str, kind: &str, subject: &str| {
+        json!({"metadata": {"name": name, "namespace": ns}, "roleRef": role,
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}]})
+    };
+    let shop_bindings = Api::<RoleBinding>::namespaced(client.clone(), "shop");
+    create(&shop_bindings, binding("shop", "alice-traffic", "User", "alice")).await;
+    let default_bindings = Api::<RoleBinding>::namespaced(client.clone(), "default");
+    create(&default_bindings, binding("default", "team-default-traffic", "Group", "team-default")).await;
+    let everywhere = Api::<ClusterRoleBinding>::all(client.clone());
+    let mut all = binding("", "traffic-all", "Group", "traffic-all");
+    all["metadata"].as_object_mut().unwrap().remove("namespace");
+    create(&everywhere, all).await;
+
+    let capture = common::demo_dir().join("capture.pcapng").display().to_string();
+    let proxy = ["--auth-proxy-user-header", "X-Forwarded-User", "--auth-proxy-groups-header", "X-Forwarded-Groups"];
+    let mut args = vec!["serve", "--pcap", &capture, "--realtime", "--token", "admin-s3cret"];
+    args.extend(proxy);
+    args.extend(["--auth-proxy-from", "127.0.0.1/32"]);
+    let serve = podtap(&args, hub_config);
+    ready(serve.addr, "serve with people, under the hub's RBAC").await;
+    let addr = serve.addr;
+    let as_ = move |user: &'static str, groups: &'static str, path: &str| {
+        served::http_get_with(addr, path, &[("X-Forwarded-User", user), ("X-Forwarded-Groups", groups)])
+            .unwrap_or_else(|| panic!("{path} as {user}"))
+            .1
+    };
+    until("alice's records", || {
+        let n = as_("alice", "", "/api/v1/records?limit=10000")["records"].as_array().map_or(0, Vec::len);
+        async move { n > 20 }
+    })
+    .await;
+    for (user, groups, namespaces) in [
+        ("alice", "", json!(["shop"])),
+        ("dave", "team-default", json!(["default"])),
+        ("erin", "traffic-all", Value::Null),
+        ("carol", "", json!([])),
+    ] {
+        let me = as_(user, groups, "/api/v1/whoami");
+        assert_eq!(me["namespaces"], namespaces, "{user}: {me}");
+        let why = me["why"].to_string();
+        assert!(namespaces == json!([]) || why.contains("RBAC allows get traffic.podtap.io"), "{user}: {me}");
+        assert!(why.contains("RoleBinding") || why.contains("ClusterRoleBinding") || namespaces == json!([]), "{me}");
+    }
+    let records = as_("alice", "", "/api/v1/records?limit=10000&kind=all")["records"].as_array().cloned().unwrap();
+    for r in &records {
+        let ns = |side: &str| r[side]["namespace"].as_str().map(str::to_string);
+        assert!(ns("src").as_deref() == Some("shop") || ns("dst").as_deref() == Some("shop"), "alice sees {r}");
+        for side in ["src", "dst"] {
+            if ns(side).as_deref() != Some("shop") {
+                assert_eq!(r[side]["hidden"], true, "{r}");
+                assert!(r[side]["name"].is_null() && r[side]["ip"] == "0.0.0.0", "{r}");
+            }
+        }
+    }
+    assert!(as_("carol", "", "/api/v1/records?limit=10000")["records"].as_array().unwrap().is_empty());
+
+    // Alice's stream, open while her RoleBinding goes: it starts again from an empty snapshot.
+    let mut req = format!("ws://{addr}/api/v1/stream").into_client_request().unwrap();
+    req.headers_mut().insert("x-forwarded-user", "alice".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut snapshots = 0;
+    let revoked_at = loop {
+        let text = match ws.next().await.expect("open").expect("a frame") {
+            tokio_tungstenite::tungstenite::Message::Text(t) => t.to_string(),
+            _ => continue,
+        };
+        let m: Value = serde_json::from_str(&text).unwrap();
+        if m["type"] == "snapshot" {
+            snapshots += 1;
+            assert!(!m["records"].as_array().unwrap().is_empty(), "alice's first snapshot");
+            shop_bindings.delete("alice-traffic", &DeleteParams::default()).await.unwrap();
+            break Instant::now();
+        }
+    };
+    let emptied = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = ws.next().await else { continue };
+            let m: Value = serde_json::from_str(&t).unwrap();
+            if m["type"] == "snapshot" && m["records"].as_array().unwrap().is_empty() {
+                return;
+            }
+            if m["type"] == "records" {
+                let shown = m["records"].as_array().unwrap().len();
+                assert!(revoked_at.elapsed() < Duration::from_secs(25), "{shown} records after the binding went");
+            }
+        }
+    })
+    .await;
+    assert!(emptied.is_ok() && snapshots == 1, "the stream followed the RoleBinding's removal");
+    assert_eq!(as_("alice", "", "/api/v1/whoami")["namespaces"], json!([]));
+    serve.stop();
+    let _ = default_bindings.delete("team-default-traffic", &DeleteParams::default()).await;
+    let _ = everywhere.delete("traffic-all", &DeleteParams::default()).await;
+}
+
 /// A podtap with `kubeconfig`, listening where the kernel put it.
 fn podtap(args: &[&str], kubeconfig: &Path) -> served::Served {
     served::start(Command::new(env!("CARGO_BIN_EXE_podtap")).args(args).env("KUBECONFIG", kubeconfig))

@@ -36,6 +36,13 @@ pub struct AuthArgs {
     /// network, the outside); everyone else but admins does not.
     #[arg(long = "unnamespaced-group", value_name = "GROUP", num_args = 1..)]
     pub unnamespaced_groups: Vec<String>,
+    /// What RBAC must allow a person in a namespace for them to see its traffic (asked with a
+    /// SubjectAccessReview when podtap watches an API server): `VERB RESOURCE[.GROUP]`.
+    #[arg(long, value_name = "VERB RESOURCE", default_value = "get traffic.podtap.io")]
+    pub rbac_rule: String,
+    /// Do not ask RBAC: people see what the scopes file grants them, nothing more.
+    #[arg(long)]
+    pub no_rbac: bool,
 }
 
 /// Validated sign-in and scope flags.
@@ -45,6 +52,8 @@ pub struct AuthConfig {
     pub scopes: Option<Scopes>,
     pub admin_groups: BTreeSet<String>,
     pub unnamespaced_groups: BTreeSet<String>,
+    /// The verb and resource RBAC is asked about; none: RBAC is not asked.
+    pub rbac: Option<(String, String)>,
 }
 
 impl AuthConfig {
@@ -92,11 +101,22 @@ impl AuthArgs {
             (None, _) => None,
         };
         let scopes = self.scopes.as_deref().map(Scopes::load).transpose().map_err(ConfigError::Auth)?;
+        let rbac = match self.rbac_rule.split_whitespace().collect::<Vec<_>>()[..] {
+            _ if self.no_rbac => None,
+            [verb, resource] => Some((verb.to_string(), resource.to_string())),
+            _ => {
+                return Err(ConfigError::Auth(format!(
+                    "--rbac-rule {}: give a verb and a resource, like `get traffic.podtap.io` or `get pods`",
+                    self.rbac_rule
+                )));
+            }
+        };
         Ok(AuthConfig {
             proxy,
             scopes,
             admin_groups: self.admin_groups.into_iter().collect(),
             unnamespaced_groups: self.unnamespaced_groups.into_iter().collect(),
+            rbac,
         })
     }
 }

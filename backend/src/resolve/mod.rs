@@ -6,6 +6,7 @@
 pub mod access;
 mod cluster_file;
 mod dns_names;
+pub mod review;
 mod state;
 pub mod watch;
 

@@ -11,9 +11,15 @@ use serde_json::Value;
 
 /// `GET path` from a podtap on `addr`: the status code and the JSON body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
+    http_get_with(addr, path, &[])
+}
+
+/// `http_get` with request headers.
+pub fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<(u16, Value)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split(' ').nth(1)?.parse().ok()?;
