@@ -230,8 +230,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
     let assets = Arc::new(assets.framed_by(&config.embed_origins));
-    let people = Arc::new(people_of(config.auth.clone(), kube_client));
-    let state = AppState { people, ..AppState::new(hub, assets, config.token.map(Into::into), guard, share) };
+    let people = Arc::new(people_of(config.auth.clone(), kube_client, &share)?);
+    let out: Option<Box<dyn std::io::Write + Send>> = match &config.auth.audit_log {
+        Some(path) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the audit log {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let counting = Arc::new(hub.audit_counting());
+    let audit = Arc::new(podtap::access::audit::Audit::new(out, Some(counting)));
+    let state = AppState { people, audit, ..AppState::new(hub, assets, config.token.map(Into::into), guard, share) };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -243,8 +255,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The identity sources and how people's sight is decided, from the flags: RBAC is asked when
-/// people sign in and names come from an API server.
-fn people_of(auth: podtap::cli::AuthConfig, client: Option<kube::Client>) -> podtap::access::People {
+/// people sign in and names come from an API server; sign-ins are kept with the sessions.
+fn people_of(
+    auth: podtap::cli::AuthConfig,
+    client: Option<kube::Client>,
+    share: &Arc<podtap::share::Share>,
+) -> anyhow::Result<podtap::access::People> {
+    use podtap::access::jwt::{Keys, TokenCheck};
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot make the HTTP client identity providers are asked with")?;
     let reviewer = match (auth.has_identity(), client, &auth.rbac) {
         (true, Some(client), Some((verb, resource))) => {
             let r = podtap::resolve::review::KubeReviewer::new(client, verb, resource);
@@ -257,7 +279,15 @@ fn people_of(auth: podtap::cli::AuthConfig, client: Option<kube::Client>) -> pod
         _ => None,
     };
     let decider = podtap::access::Decider::new(auth.scopes, reviewer, auth.admin_groups, auth.unnamespaced_groups);
-    podtap::access::People { proxy: auth.proxy, decider }
+    let jwt = auth.jwt.map(|(jwks, audience, issuer)| TokenCheck {
+        keys: Keys::new(jwks, http.clone()),
+        audience,
+        issuer,
+        claims: auth.claims.clone(),
+    });
+    let oidc = auth.oidc.map(|c| podtap::access::oidc::Oidc::new(c, http.clone()));
+    let signins = oidc.is_some().then(|| share.clone() as Arc<dyn podtap::access::signin::SignIns>);
+    Ok(podtap::access::People { proxy: auth.proxy, jwt, oidc, signins, lifetimes: auth.lifetimes, decider })
 }
 
 /// Where names come from: `--cluster` files, the demo's List, the API server (a kubeconfig or

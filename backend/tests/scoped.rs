@@ -56,7 +56,7 @@ fn scoped_state(name: &str) -> (AppState, std::path::PathBuf) {
         ["podtap-admins".to_string()].into(),
         ["nodes-team".to_string()].into(),
     );
-    s.people = Arc::new(People { proxy: Some(proxy), decider });
+    s.people = Arc::new(People { proxy: Some(proxy), decider, ..People::default() });
     (s, dir)
 }
 

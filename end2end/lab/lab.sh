@@ -114,7 +114,15 @@ if [[ -n "${PODTAP:-}" ]]; then
     name=${serve%%:*} SERVE_PORT=${serve##*:}
     nsx "$NODE_NS" python3 "$LAB/settled.py" "http://127.0.0.1:$SERVE_PORT" "$OUT"
     api "/api/v1/records?limit=10000&kind=all" > "$OUT/$name-records.json"
-    api "/healthz" > "$OUT/$name-health.json"
+    # The capture's counters reach /healthz on their own beat after the log line: until they say
+    # the client's interface is closed (at most 10 s; the test says what they showed).
+    for _ in $(seq 100); do
+      api "/healthz" > "$OUT/$name-health.json"
+      python3 -c 'import json, sys; h = json.load(open(sys.argv[1]))
+sys.exit(0 if any(i["name"] == sys.argv[2] and not i["open"] for i in h["capture"]["interfaces"]) else 1)' \
+        "$OUT/$name-health.json" "$CLIENT_VETH" && break
+      sleep 0.1
+    done
     api "/api/v1/services/default/web/balance" > "$OUT/$name-balance.json"
   done
   lab_podtap_stop

@@ -25,7 +25,7 @@ impl Span {
     }
 }
 
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     crate::page::enc(s)
 }
 
@@ -34,10 +34,13 @@ fn encode(s: &str) -> String {
 pub struct Refused {
     pub status: u16,
     pub message: String,
+    /// Where to sign in with the organisation's identity, when podtap offers it (a 401's
+    /// `sign_in`).
+    pub sign_in: Option<String>,
 }
 
 async fn fetch(url: &str, init: Option<&web_sys::RequestInit>) -> Result<String, Refused> {
-    let unreachable = |m: &str| Refused { status: 0, message: m.to_string() };
+    let unreachable = |m: &str| Refused { status: 0, message: m.to_string(), sign_in: None };
     let window = web_sys::window().ok_or_else(|| unreachable("no window"))?;
     let promise = match init {
         Some(init) => window.fetch_with_str_and_init(url, init),
@@ -50,11 +53,11 @@ async fn fetch(url: &str, init: Option<&web_sys::RequestInit>) -> Result<String,
         .map_err(|_| unreachable("the body did not arrive"))?;
     let text = text.as_string().unwrap_or_default();
     if !response.ok() {
-        let error: Option<String> = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string));
+        let body = serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();
+        let field = |name: &str| body.get(name).and_then(|e| e.as_str()).map(str::to_string);
         let status = response.status();
-        return Err(Refused { status, message: error.unwrap_or_else(|| format!("HTTP {status}")) });
+        let message = field("error").unwrap_or_else(|| format!("HTTP {status}"));
+        return Err(Refused { status, message, sign_in: field("sign_in") });
     }
     Ok(text)
 }
@@ -90,7 +93,11 @@ pub async fn fetch_access() -> Result<Access, Refused> {
         _ => "access".to_string(),
     };
     let text = fetch(&page.api_url(&query), None).await?;
-    serde_json::from_str(&text).map_err(|e| Refused { status: 0, message: format!("unreadable answer: {e}") })
+    serde_json::from_str(&text).map_err(|e| Refused {
+        status: 0,
+        message: format!("unreadable answer: {e}"),
+        sign_in: None,
+    })
 }
 
 /// `POST /api/v1/sessions`: saves the window (or everything retained) under the filter, with the

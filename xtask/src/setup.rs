@@ -58,11 +58,13 @@ pub fn for_tests() -> Result<()> {
     build::ensure_wasm_target()?;
     debian(DEBIAN)?;
     let e2e = root().join("end2end");
-    let installed = ["playwright-core", "har-validator"]
-        .iter()
-        .all(|p| e2e.join("node_modules").join(p).join("package.json").is_file());
+    // Every dependency package.json names, installed (a new one since the last `npm ci` too).
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(e2e.join("package.json"))?)?;
+    let wanted: Vec<&str> =
+        manifest["dependencies"].as_object().map(|d| d.keys().map(String::as_str).collect()).unwrap_or_default();
+    let installed = wanted.iter().all(|p| e2e.join("node_modules").join(p).join("package.json").is_file());
     if !installed {
-        step("npm ci (end2end: playwright-core, har-validator)");
+        step(&format!("npm ci (end2end: {})", wanted.join(", ")));
         status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
     }
     Ok(())

@@ -59,6 +59,11 @@ pub struct Viewer {
     pub sight: Sight,
     pub why: Vec<String>,
     pub admin: bool,
+    /// When their sign-in ends, when it does (an OpenID Connect sign-in).
+    pub expires_s: Option<u64>,
+    /// Their sign-in's id (signing out deletes it).
+    #[serde(skip)]
+    pub signin: Option<String>,
 }
 
 /// How people's sight is decided (`--scopes`, RBAC, `--admin-group`, `--unnamespaced-group`).
@@ -85,7 +90,7 @@ impl Decider {
     pub async fn viewer(&self, who: Who, namespaces: &BTreeSet<String>) -> Viewer {
         if let Some(group) = who.groups.iter().find(|g| self.admin_groups.contains(*g)) {
             let why = vec![format!("member of {group}, an admin group (--admin-group): sees and manages everything")];
-            return Viewer { sight: Sight::All, why, admin: true, who };
+            return Viewer { sight: Sight::All, why, admin: true, who, expires_s: None, signin: None };
         }
         let mut reach = Reach::default();
         if let Some(scopes) = &self.scopes {
@@ -118,7 +123,7 @@ impl Decider {
             let rbac = self.reviewer.as_ref().map(|r| format!(" nor RBAC ({})", r.asks())).unwrap_or_default();
             why.push(format!("no namespace: neither the scopes file{rbac} grants {} any", who.user));
         }
-        Viewer { who, sight, why, admin: false }
+        Viewer { who, sight, why, admin: false, expires_s: None, signin: None }
     }
 
     /// RBAC cluster-wide, then per namespace not yet granted; failures become sentences.

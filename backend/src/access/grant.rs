@@ -88,6 +88,13 @@ pub enum Refusal {
     /// The links could not be looked up.
     #[error("{0}")]
     Storage(String),
+    /// Credentials that do not hold: a token not valid (signature, audience, expiry), a sign-in
+    /// that ended.
+    #[error("{0}")]
+    Invalid(String),
+    /// What decides could not be asked (the identity provider's keys).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<LinkError> for Refusal {
@@ -140,7 +147,8 @@ impl Credentials {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -270,7 +278,7 @@ fn live_readable(path: &str) -> bool {
 /// (the handlers keep them to their own), and who they are.
 fn person_route(path: &str) -> bool {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    matches!(first, "sessions" | "links" | "whoami" | "access" | "logout")
+    matches!(first, "sessions" | "links" | "signins" | "whoami" | "access" | "logout")
 }
 
 /// What `route` reads under `grant`, or why it may not.

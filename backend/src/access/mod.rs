@@ -8,12 +8,16 @@
 //! links it looks up come through `Links`, which the share's database implements; `publish` and
 //! `share` use this stage, and it uses neither.
 
+pub mod audit;
 pub mod decide;
 pub mod grant;
+pub mod jwt;
 pub mod link;
+pub mod oidc;
 pub mod people;
 pub mod rule;
 pub mod scopes;
+pub mod signin;
 pub mod who;
 
 pub use decide::{Decider, Viewer};

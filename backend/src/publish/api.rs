@@ -58,7 +58,8 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
-            ApiError::Refused(Refusal::Unauthorized) => StatusCode::UNAUTHORIZED,
+            ApiError::Refused(Refusal::Unauthorized | Refusal::Invalid(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Refused(Refusal::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused(Refusal::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Refused(Refusal::Expired(_)) => StatusCode::GONE,
             ApiError::Refused(Refusal::Storage(_)) | ApiError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,

@@ -195,7 +195,7 @@ fn asset(rel: &str, bytes: Bytes) -> Asset {
 
 /// The base path a page is served under: the proxy's `X-Forwarded-Prefix` when it sends a sane
 /// one, else `--base-path`; always with a trailing slash.
-fn base_of(headers: &HeaderMap, configured: &str) -> String {
+pub(crate) fn base_of(headers: &HeaderMap, configured: &str) -> String {
     let forwarded = headers.get("x-forwarded-prefix").and_then(|v| v.to_str().ok()).filter(|p| {
         p.starts_with('/')
             && !p.starts_with("//")

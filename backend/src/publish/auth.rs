@@ -65,9 +65,9 @@ pub async fn grant_of(
         Err(Refusal::Unauthorized) => {}
         decided => return decided,
     }
-    let who = state.people.who(headers, peer)?.ok_or(Refusal::Unauthorized)?;
+    let named = state.people.who(headers, peer, now_s()).await?.ok_or(Refusal::Unauthorized)?;
     let namespaces = state.hub.cluster().known_namespaces();
-    Ok(state.people.grant(who, &namespaces).await)
+    Ok(state.people.grant(named, &namespaces).await)
 }
 
 /// Whether the request comes from the admin.
@@ -121,7 +121,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let decided = granted.and_then(|g| reads(&g, &route).map(|r| (g, r)));
     let (grant, what) = match decided {
         Ok(d) => d,
-        Err(r) => return ApiError::from(r).into_response(),
+        Err(r) => {
+            let peer = presented.peer.map(|p| p.to_string());
+            state.audit.record("refused", serde_json::json!({"path": path, "reason": r.to_string(), "peer": peer}));
+            return refusal(&state, r);
+        }
     };
     let sight = Arc::new(grant.sight());
     let scoped = match what {
@@ -174,4 +178,15 @@ fn owns(grant: &Grant, owner: Option<&str>) -> bool {
         Grant::User(v) => v.admin || owner == Some(v.who.user.as_str()),
         _ => true,
     }
+}
+
+/// A refusal as the API answers it; one that signing in would lift says where to sign in, when
+/// podtap offers OpenID Connect (`sign_in`, relative to the base path).
+pub fn refusal(state: &AppState, r: Refusal) -> Response {
+    let sign_in = matches!(r, Refusal::Unauthorized | Refusal::Invalid(_)) && state.people.oidc.is_some();
+    if !sign_in {
+        return ApiError::from(r).into_response();
+    }
+    let body = serde_json::json!({ "error": r.to_string(), "sign_in": "auth/login" });
+    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }

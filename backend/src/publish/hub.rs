@@ -297,6 +297,11 @@ impl Hub {
         state.agents.as_ref().map(|(_, e)| *e).or(state.engine)
     }
 
+    /// Where the audit log counts its events (`/metrics`).
+    pub fn audit_counting(&self) -> super::metrics::AuditCounting {
+        super::metrics::AuditCounting(self.inner.metrics.audit.clone())
+    }
+
     /// `GET /metrics`: the OpenMetrics text as of now.
     pub fn metrics_text(&self) -> String {
         let store = self.store_stats();

@@ -37,6 +37,23 @@ struct NodeLabels {
     node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
+}
+
+/// The audit log's counters (`access::audit`), one series per kind of event.
+pub type AuditCounters = Family<EventLabels, Counter>;
+
+/// The audit log counts here.
+pub struct AuditCounting(pub AuditCounters);
+
+impl crate::access::audit::Counting for AuditCounting {
+    fn count(&self, event: &'static str) {
+        self.0.get_or_create(&EventLabels { event }).inc();
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to ~16 s, doubling.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -47,6 +64,8 @@ type Latency = Family<EdgeLabels, Histogram, fn() -> Histogram>;
 /// The registry and the series podtap keeps.
 pub struct Metrics {
     registry: Registry,
+    /// Shared with the audit log, which counts into it.
+    pub audit: AuditCounters,
     requests: Family<EdgeLabels, Counter>,
     failed: Family<EdgeLabels, Counter>,
     seconds: Latency,
@@ -86,6 +105,12 @@ impl Default for Metrics {
         registry.register("podtap_store_records", "Records the store holds", stored.clone());
         registry.register("podtap_store_evicted_records", "Records the store let go (age or count)", evicted.clone());
         registry.register("podtap_browser_lagged_records", "Records a slow browser was not sent", lagged.clone());
+        let audit = AuditCounters::default();
+        registry.register(
+            "podtap_audit_events",
+            "Events of the audit log: sign-ins, refusals, exports…",
+            audit.clone(),
+        );
         let agent_connected = Family::<NodeLabels, Gauge>::default();
         let agent_lag = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
         let agent_offset = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
@@ -120,6 +145,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            audit,
             requests,
             failed,
             seconds,

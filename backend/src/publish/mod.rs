@@ -23,6 +23,7 @@ pub mod hub;
 pub mod metrics;
 pub mod pages;
 pub mod sharing;
+pub mod signin;
 pub mod stream;
 pub mod whoami;
 
@@ -40,12 +41,16 @@ pub struct AppState {
     pub share: Arc<Share>,
     /// Identity sources and how people's sight is decided.
     pub people: Arc<crate::access::People>,
+    pub audit: Arc<crate::access::audit::Audit>,
 }
 
 impl AppState {
     /// A server with no identity source: the token is the admin (no token: whoever reaches it).
+    /// Its audit events are counted, and written nowhere (`main` says where).
     pub fn new(hub: Hub, assets: Arc<Assets>, token: Option<Arc<str>>, guard: Guard, share: Arc<Share>) -> Self {
-        AppState { hub, assets, token, guard, share, people: Arc::default() }
+        let counting = Arc::new(hub.audit_counting());
+        let audit = Arc::new(crate::access::audit::Audit::new(Some(Box::new(std::io::sink())), Some(counting)));
+        AppState { hub, assets, token, guard, share, people: Arc::default(), audit }
     }
 }
 
@@ -79,6 +84,8 @@ pub fn app(state: AppState) -> Router {
         .route("/sessions/{sid}/links", post(sharing::link_session))
         .route("/links", get(sharing::list_links).post(sharing::create_link))
         .route("/links/{id}", delete(sharing::revoke_link))
+        .route("/signins", get(signin::list).delete(signin::revoke_user))
+        .route("/signins/{id}", delete(signin::revoke))
         .route("/login", post(sharing::login))
         .route("/logout", post(sharing::logout))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authorize))
@@ -89,6 +96,8 @@ pub fn app(state: AppState) -> Router {
     let base = state.share.base.trim_end_matches('/').to_string();
     let router = Router::new()
         .route("/healthz", get(api::healthz))
+        .route("/auth/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
         .merge(metrics)
         .nest("/api/v1", api)
         .fallback(assets::serve)

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use podtap_shared::{Access, Filter, PacketsInfo, Record, SharedLink};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::AppState;
 use super::api::{ApiError, Scoped, WindowQuery, find_packets};
@@ -150,6 +151,10 @@ pub async fn create_session(
         state.share.forget(&gone);
     }
     tracing::info!("session {id} saved: {} records, {} packets", meta.records, meta.packets);
+    state.audit.record(
+        "session_saved",
+        json!({"by": actor(&grant), "session": id, "from": meta.from, "to": meta.to, "filter": meta.filter, "records": meta.records}),
+    );
     Ok((StatusCode::CREATED, Json(session_link(&state, &id, ttl_s))))
 }
 
@@ -227,6 +232,7 @@ pub async fn create_link(
         sight: Some(grant.sight()).filter(|s| !s.is_all()),
     };
     state.share.sessions.add_link(&link).map_err(storage)?;
+    state.audit.record("link_made", json!({"by": actor(&grant), "link": link.id, "filter": link.filter}));
     let sig = state.share.keys.sign(&link.id, expires, &Scope::Live(link.filter.clone()));
     let url = format!("{}l/{}?exp={expires}&sig={sig}", state.share.base, link.id);
     Ok((StatusCode::CREATED, Json(SharedLink { id: link.id, url, expires })))
@@ -267,6 +273,15 @@ pub async fn access(
     let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
     let embed_origins = state.guard.embed_origins().to_vec();
     let whoami = super::whoami::of(&state, &grant);
+    // A page asks this first: who opened which session or link.
+    match (&grant, q.get("session")) {
+        (Grant::Session { id, .. }, _) => {
+            state.audit.record("session_opened", json!({"by": actor(&grant), "session": id}))
+        }
+        (Grant::Live { id, filter, .. }, _) => state.audit.record("link_opened", json!({"link": id, "filter": filter})),
+        (_, Some(id)) => state.audit.record("session_opened", json!({"by": actor(&grant), "session": id})),
+        _ => {}
+    }
     Ok(Json(match &grant {
         Grant::Admin | Grant::User(_) => Access {
             scope: if matches!(grant, Grant::Admin) { "admin" } else { "user" }.into(),
@@ -337,8 +352,19 @@ fn attachment(mime: &'static str, name: String, body: Vec<u8>) -> Response {
 }
 
 /// `GET …/export?format=pcapng|har|jsonl&from=&to=&filter=&conn=`.
-pub async fn export(Extension(scope): Extension<Scoped>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scoped>,
+    Extension(grant): Extension<Grant>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
     let records = export_records(&scope, &q)?;
+    let window = q.window.window(&*scope.data)?;
+    state.audit.record(
+        "export",
+        json!({"by": actor(&grant), "format": q.format.as_deref().unwrap_or("jsonl"), "from": window.from,
+            "to": window.to, "filter": q.window.filter_text(), "conn": q.conn, "records": records.len()}),
+    );
     let stem = match &q.conn {
         Some(c) => format!("podtap-conn-{c}"),
         None => "podtap".to_string(),
@@ -413,9 +439,27 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
     resp
 }
 
-/// `POST /api/v1/logout`: forgets the sign-in cookie.
-pub async fn logout(State(state): State<AppState>) -> Response {
+/// `POST /api/v1/logout`: forgets the sign-in cookie, and ends an OpenID Connect sign-in.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signin = crate::access::grant::cookie(&headers, crate::access::signin::SIGNIN_COOKIE);
+    if let (Some(id), Some(store)) = (signin, &state.people.signins)
+        && let Ok(Some(s)) = store.get(id)
+    {
+        let _ = store.delete(id);
+        state.audit.record("sign_out", json!({ "user": s.user }));
+    }
     let mut resp = Redirect::to(&state.share.base).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&sign_out_cookie(&state)).expect("ASCII"));
+    for cookie in [sign_out_cookie(&state), super::signin::forget_cookie(&state)] {
+        resp.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII"));
+    }
     resp
+}
+
+/// Who did it, for the audit log: a person's name, `admin`, or the link's id.
+fn actor(grant: &Grant) -> String {
+    match grant {
+        Grant::Admin => "admin".into(),
+        Grant::User(v) => v.who.user.clone(),
+        Grant::Session { id, .. } | Grant::Live { id, .. } => format!("link {id}"),
+    }
 }

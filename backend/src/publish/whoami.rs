@@ -41,7 +41,7 @@ pub fn of(state: &AppState, grant: &Grant) -> WhoAmI {
             unnamespaced,
             admin: v.admin,
             why: v.why.clone(),
-            expires: None,
+            expires: v.expires_s,
         },
         Grant::Session { id, expires_s } => WhoAmI {
             source: "link".into(),

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{Payload, SessionMeta};
 
+mod signins;
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("session_meta");
 const PAYLOAD: TableDefinition<&str, &[u8]> = TableDefinition::new("session_payload");
 const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_links");
@@ -111,6 +113,7 @@ impl Sessions {
         txn.open_table(META)?;
         txn.open_table(PAYLOAD)?;
         txn.open_table(LINKS)?;
+        txn.open_table(signins::SIGNINS)?;
         txn.commit()?;
         Ok(Self { db, bounds, location })
     }

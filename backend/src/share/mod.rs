@@ -132,3 +132,19 @@ pub fn packet_store(config: &crate::cli::ShareConfig) -> anyhow::Result<Option<A
         .with_context(|| format!("cannot keep packets in {}", dir.display()))?;
     Ok(Some(Arc::new(store)))
 }
+
+/// Sign-ins are kept with the sessions.
+impl crate::access::signin::SignIns for Share {
+    fn put(&self, s: &crate::access::signin::SignIn) -> Result<(), String> {
+        crate::access::signin::SignIns::put(&self.sessions, s)
+    }
+    fn get(&self, id: &str) -> Result<Option<crate::access::signin::SignIn>, String> {
+        crate::access::signin::SignIns::get(&self.sessions, id)
+    }
+    fn delete(&self, id: &str) -> Result<bool, String> {
+        crate::access::signin::SignIns::delete(&self.sessions, id)
+    }
+    fn all(&self) -> Result<Vec<crate::access::signin::SignIn>, String> {
+        crate::access::signin::SignIns::all(&self.sessions)
+    }
+}

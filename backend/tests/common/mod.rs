@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 pub mod fake_api;
+pub mod idp;
 pub mod kafka_log;
 pub mod lab_cluster;
 pub mod packets;

@@ -7,3 +7,4 @@ pub mod share;
 pub mod status_pill;
 pub mod term;
 pub mod ticker;
+pub mod who;

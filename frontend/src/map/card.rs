@@ -124,6 +124,9 @@ pub fn HoverCard(ctx: MapCtx) -> impl IntoView {
                     s.scene.quality.boxes.get(id).map(|b| b.iter().map(|b| b.text.clone()).collect()).unwrap_or_default();
                 let members = (g.members > 0).then(|| format!("{} pods folded in", g.members));
                 let hint = if g.folded { "click: open it · shift-click: focus" } else { "click: focus" };
+                let locked = (g.level == "locked").then(|| view! {
+                    <p class="hint" data-testid="locked-reason">"Outside your namespaces: podtap shows only its namespace and workload here — no pod, address, port or node — and only the requests to and from your own."</p>
+                });
                 Some(view! {
                     <h4>{g.label.clone()}</h4>
                     <div class="muted">{format!("{} · {}", g.level, g.sub)}</div>
@@ -133,6 +136,7 @@ pub fn HoverCard(ctx: MapCtx) -> impl IntoView {
                         {(g.internal > 0).then(|| view! { <dt>"inside"</dt><dd>{format!("{} requests", g.internal)}</dd> })}
                         {members.map(|m| view! { <dt>"pods"</dt><dd>{m}</dd> })}
                     </dl>
+                    {locked}
                     {badges.into_iter().map(|b| view! { <p class="hint">{b}</p> }).collect::<Vec<_>>()}
                     <p class="muted">{hint}</p>
                 }

@@ -219,7 +219,12 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
         if opts.hide_system && is_system(n) {
             continue;
         }
-        let (id, parent) = box_of(n, level, &opts.open, &blocks);
+        // A locked box stays itself, except inside its folded namespace.
+        let (id, parent) = match (n.locked, level, &n.namespace) {
+            (true, Level::Namespace, Some(ns)) if !opts.open.contains(&namespace_id(ns)) => (namespace_id(ns), None),
+            (true, _, _) => (n.id.clone(), None),
+            (false, _, _) => box_of(n, level, &opts.open, &blocks),
+        };
         let at = match group_at.get(&id) {
             Some(&at) => at,
             None => {
@@ -229,7 +234,8 @@ pub fn fold(map: &ServiceMap, opts: &Options) -> Folded {
             }
         };
         let g = &mut groups[at];
-        if n.kind == EndpointKind::Pod {
+        // A locked box's pods are not the viewer's to count.
+        if n.kind == EndpointKind::Pod && !n.locked {
             if g.level != "pod" {
                 g.members += 1;
                 g.replicas.push((n.id.clone(), 0));
@@ -330,6 +336,18 @@ fn take(e: &mut MapEdge, part: u64) -> Option<()> {
 fn new_group(id: &str, n: &MapNode, parent: Option<String>) -> Group {
     let (kind, rest) = id.split_once(':').unwrap_or(("ip", id));
     let (level, label, sub, folded) = match kind {
+        // A peer outside the viewer's namespaces: its workload only, never opened (folded into
+        // its namespace's box, that box is the namespace's, whatever came first).
+        _ if n.locked && kind != "namespace" => {
+            let sub = match (&n.workload, &n.namespace) {
+                (Some(w), Some(ns)) => {
+                    format!("{} · {ns} · outside your namespaces", w.split('/').next().unwrap_or(""))
+                }
+                (None, Some(ns)) => format!("namespace {ns} · outside your namespaces"),
+                _ => "outside your namespaces".to_string(),
+            };
+            ("locked", n.label.clone(), sub, false)
+        }
         "namespace" => ("namespace", rest.to_string(), "namespace".to_string(), true),
         "workload" => {
             let (kind, name) = rest.split_once('/').map_or(("", rest), |(_, w)| w.split_once('/').unwrap_or(("", w)));

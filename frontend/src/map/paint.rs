@@ -206,7 +206,8 @@ pub fn boxes(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
         ctx.set_line_width((1.5_f64).max(0.8 / c.k));
         for (level, boxes) in by_level {
             ctx.set_stroke_style_str(level_colour(level));
-            if level == "service" {
+            // A Service is a dashed box; so is a peer outside the viewer's namespaces (grey).
+            if level == "service" || level == "locked" {
                 dash(ctx, Dash::Probe, c.k);
             }
             ctx.begin_path();

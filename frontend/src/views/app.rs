@@ -18,6 +18,7 @@ use crate::components::gate::Gate;
 use crate::components::share::ShareMenu;
 use crate::components::status_pill::StatusPill;
 use crate::components::term::FilterText;
+use crate::components::who::{NoNamespace, WhoPill};
 use crate::embed;
 use crate::live::{Live, Wanted};
 use crate::map::view::{MapSource, MapView};
@@ -289,6 +290,17 @@ fn Shell(access: Access, live: Live, streaming: bool) -> impl IntoView {
         }
         .into_any();
     }
+    let who = access.whoami.clone();
+    if crate::components::who::sees_nothing(&who) {
+        return view! {
+            <header>
+                <h1>"podtap"</h1>
+                <WhoPill who=who.clone()/>
+            </header>
+            <main><NoNamespace who=who/></main>
+        }
+        .into_any();
+    }
     view! {
         <header>
             <h1>"podtap"</h1>
@@ -298,6 +310,7 @@ fn Shell(access: Access, live: Live, streaming: bool) -> impl IntoView {
             <AgentsPill live=live/>
             {window_badge}
             <ShareMenu filter=filter window=window.into() can_share=access.can_share/>
+            <WhoPill who=who/>
         </header>
         <FilterBox text=filter_text error=error/>
         <main>

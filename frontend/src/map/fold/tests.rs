@@ -268,3 +268,26 @@ fn a_topics_edges_are_drawn_but_counted_once_on_the_brokers_edge() {
     let billing = group(&f, "workload:shop/Deployment/billing");
     assert_eq!(billing.replicas, vec![("pod:shop/billing-1".to_string(), 0)]);
 }
+
+/// A peer outside the viewer's namespaces (the server's `workload:` box, locked) stays one
+/// locked box at every level but a folded namespace, which takes it in, and is never opened.
+#[test]
+fn a_locked_peer_is_its_own_box_and_never_opens() {
+    use EndpointKind::*;
+    let peer =
+        MapNode { locked: true, ..node("workload:team-b/Deployment/api", Pod, Some("team-b"), Some("Deployment/api")) };
+    let m = ServiceMap {
+        nodes: vec![node("pod:team-a/web-1", Pod, Some("team-a"), Some("Deployment/web")), peer],
+        edges: vec![edge("pod:team-a/web-1", "workload:team-b/Deployment/api", 9, 3)],
+    };
+    for level in [Level::Pod, Level::Workload] {
+        let f = fold(&m, &at(level));
+        let g = group(&f, "workload:team-b/Deployment/api");
+        assert_eq!((g.level, g.folded, g.members), ("locked", false, 0), "{level:?}");
+        assert!(g.sub.contains("outside your namespaces"), "{}", g.sub);
+        assert_eq!(f.requests, 9);
+    }
+    let f = fold(&m, &at(Level::Namespace));
+    assert_eq!(group(&f, "namespace:team-b").level, "namespace");
+    assert_eq!(f.requests, 9);
+}
