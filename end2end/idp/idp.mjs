@@ -54,6 +54,7 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: 'ES256',
   }],
   jwks: { keys: [providerKey.priv] },
   scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],

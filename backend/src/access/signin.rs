@@ -99,3 +99,85 @@ pub async fn check(
     }
     Ok((Who { user: s.user.clone(), groups: s.groups.clone(), source: Source::Oidc }, s))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::access::jwt::ClaimNames;
+    use crate::access::oidc::OidcConfig;
+
+    #[derive(Default)]
+    struct Memory(Mutex<HashMap<String, SignIn>>);
+
+    impl SignIns for Memory {
+        fn put(&self, s: &SignIn) -> Result<(), String> {
+            self.0.lock().unwrap().insert(s.id.clone(), s.clone());
+            Ok(())
+        }
+        fn get(&self, id: &str) -> Result<Option<SignIn>, String> {
+            Ok(self.0.lock().unwrap().get(id).cloned())
+        }
+        fn delete(&self, id: &str) -> Result<bool, String> {
+            Ok(self.0.lock().unwrap().remove(id).is_some())
+        }
+        fn all(&self) -> Result<Vec<SignIn>, String> {
+            Ok(self.0.lock().unwrap().values().cloned().collect())
+        }
+    }
+
+    fn signin(id: &str, created_s: u64, seen_s: u64, token_expires_s: u64) -> SignIn {
+        SignIn {
+            id: id.into(),
+            user: "alice".into(),
+            groups: vec![],
+            created_s,
+            seen_s,
+            token_expires_s,
+            refresh_token: None,
+        }
+    }
+
+    /// An issuer nobody is asked (none of these sign-ins has a refresh token).
+    fn nowhere() -> Oidc {
+        let config = OidcConfig {
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "podtap".into(),
+            client_secret: "s".into(),
+            scopes: vec!["openid".into()],
+            claims: ClaimNames::default(),
+        };
+        Oidc::new(config, reqwest::Client::new())
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_ends_idle_too_old_or_with_its_token_and_is_deleted() {
+        let store = Memory::default();
+        let life = Lifetimes { idle: Duration::from_secs(100), max: Duration::from_secs(1_000) };
+        let oidc = nowhere();
+        for s in [
+            signin("ok", 0, 500, 900),
+            signin("idle", 0, 300, 900),
+            signin("old", 0, 990, 2_000),
+            signin("token", 0, 500, 400),
+        ] {
+            store.put(&s).unwrap();
+        }
+        let (who, kept) = check(&store, &oidc, life, "ok", 550).await.unwrap();
+        assert_eq!((who.user.as_str(), who.source), ("alice", Source::Oidc));
+        assert_eq!(kept.seen_s, 500, "a use within a minute of the last is not written");
+        assert_eq!(check(&store, &oidc, life, "ok", 600).await.unwrap().1.seen_s, 600);
+        for (id, now, why) in
+            [("idle", 550, "idle"), ("old", 1_050, "longest"), ("token", 550, "expired"), ("gone", 550, "revoked")]
+        {
+            let e = check(&store, &oidc, life, id, now).await.unwrap_err();
+            assert!(matches!(&e, Refusal::Invalid(m) if m.contains(why)), "{id}: {e}");
+            assert_eq!(store.get(id).unwrap(), None, "{id} deleted");
+        }
+        // Within the clock skew allowed, a token just expired still holds.
+        store.put(&signin("skew", 0, 500, 520)).unwrap();
+        assert!(check(&store, &oidc, life, "skew", 560).await.is_ok());
+    }
+}
