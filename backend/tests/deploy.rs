@@ -1,9 +1,9 @@
 //! The Kubernetes manifests in `deploy/kubernetes/` (a kustomize base) read as the official
 //! types; the hub's ClusterRole grants exactly what its reflectors list and watch and the one
 //! write that asks RBAC about people (create subjectaccessreviews), the viewers' exactly `get
-//! traffic.podtap.io`, and nothing else is granted to anyone; the agent has no API access and only CAP_NET_RAW; the hub meets
-//! Pod Security "restricted"; only agents reach the ingest port; and every container's flags and
-//! environment are ones the binary takes.
+//! traffic.podtap.io`, and nothing else is granted to anyone; the agent has no API access and
+//! only CAP_NET_RAW; the hub meets Pod Security "restricted"; only agents reach the ingest port;
+//! and every container's flags and environment are ones the binary takes.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -9,7 +9,9 @@ use podtap_shared::{Detail, EndpointKind, Filter, MapBuilder, Record, TcpClose, 
 use proptest::prelude::*;
 
 use super::*;
-use crate::aggregate::balance::BalanceBuilder;
+use crate::aggregate::balance::{Balance, BalanceBuilder};
+use crate::resolve::ClusterState;
+use podtap_shared::ServiceMap;
 
 const T0: u64 = 1_800_000_000_000_000;
 
