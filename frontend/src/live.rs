@@ -389,6 +389,16 @@ fn connect(live: Live, attempt: u32) {
         close: Box::new(move || {
             let was_live = live.status.get_untracked() == Status::Live;
             retry(live, if was_live { 0 } else { attempt + 1 });
+            // A stream the server ended because the page may no longer see (a sign-in ended, a
+            // link revoked): the page starts again, and shows why (the sign-in, the refusal).
+            leptos::task::spawn_local(async {
+                if let Err(r) = crate::api::fetch_access().await
+                    && matches!(r.status, 401 | 403 | 410)
+                    && let Some(w) = web_sys::window()
+                {
+                    let _ = w.location().reload();
+                }
+            });
         }),
     };
     if socket::open(&url, Rc::new(events)).is_err() {
