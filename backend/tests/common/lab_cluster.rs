@@ -474,16 +474,29 @@ pub fn log_lines(dir: &Path, prefix: &str) -> BTreeMap<String, Vec<Value>> {
 /// the truth is the prober's own log (`probes-NODE.log`, kubelet's prober in lab-node), which
 /// must hold every probe the apps logged.
 pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
-    let mut web = log_lines(&c.logs(), "web-");
-    let probes: Vec<Value> = log_lines(&c.logs(), "probes-").into_values().flatten().collect();
     let key = |ip: &Value, port: &Value| (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0));
-    let sent: HashSet<(String, u64)> = probes.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
-    for (stem, lines) in &web {
-        for l in lines.iter().filter(|l| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/")) {
-            let peer = key(&l["peer_ip"], &l["peer_port"]);
-            assert!(sent.contains(&peer), "web-{stem} logged a probe from {peer:?} the probers did not log: {l}");
+    // The probers keep probing: a probe an app has just logged is in its prober's log once the
+    // answer is back (fresh clone 21b read them in between). Until every one is, 10 s at most.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut web, probes) = loop {
+        let web = log_lines(&c.logs(), "web-");
+        let probes: Vec<Value> = log_lines(&c.logs(), "probes-").into_values().flatten().collect();
+        let sent: HashSet<(String, u64)> = probes.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
+        let unlogged = web.iter().find_map(|(stem, lines)| {
+            let probe = |l: &&Value| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
+            lines.iter().filter(probe).find(|l| !sent.contains(&key(&l["peer_ip"], &l["peer_port"]))).map(|l| (stem, l))
+        });
+        match unlogged {
+            None => break (web, probes),
+            Some(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200))
+            }
+            Some((stem, l)) => panic!(
+                "web-{stem} logged a probe from {:?} the probers did not log: {l}",
+                key(&l["peer_ip"], &l["peer_port"])
+            ),
         }
-    }
+    };
     for p in &probes {
         let Some(stem) = p["pod"].as_str().and_then(|s| s.strip_prefix("default/web-")) else { continue };
         if p["wrote"] != true || p["answered"] == true {
