@@ -62,6 +62,16 @@ impl Grant {
         }
     }
 
+    /// Whether this grant manages (sees, links, deletes) what `owner` made: an admin everything,
+    /// a person their own, a link nothing. (A link to a saved session reads that session: `reads`.)
+    pub fn manages(&self, owner: Option<&str>) -> bool {
+        match self {
+            Grant::Admin => true,
+            Grant::User(v) => v.admin || owner == Some(v.who.user.as_str()),
+            Grant::Session { .. } | Grant::Live { .. } => false,
+        }
+    }
+
     /// The signed-in person's name (`None` for the admin token and links).
     pub fn user(&self) -> Option<&str> {
         match self {

@@ -136,8 +136,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
             // Reading and building a big session takes a while: off the async workers.
             let (share, id) = (state.share.clone(), sid.clone());
             match tokio::task::spawn_blocking(move || share.open(&id)).await {
-                // A person opens their own sessions; others' only through a link.
-                Ok(Ok(Some(frozen))) if !owns(&grant, frozen.meta.owner.as_deref()) => {
+                // A person opens their own sessions; others' only through a link (which `reads`
+                // let through for its own session only).
+                Ok(Ok(Some(frozen)))
+                    if !matches!(grant, Grant::Session { .. }) && !grant.manages(frozen.meta.owner.as_deref()) =>
+                {
                     return ApiError::NoSuchSession(sid).into_response();
                 }
                 Ok(Ok(Some(frozen))) => Some(Scoped { data: frozen, restrict: None, sight }),
@@ -169,14 +172,6 @@ impl Presented {
     /// RoleBinding shows here).
     pub async fn grant_now(&self, state: &AppState) -> Result<Grant, Refusal> {
         grant_of(state, &self.headers, self.peer, &self.credentials).await
-    }
-}
-
-/// Whether `grant` may open a session `owner` saved: the admin, a link to it, or its owner.
-fn owns(grant: &Grant, owner: Option<&str>) -> bool {
-    match grant {
-        Grant::User(v) => v.admin || owner == Some(v.who.user.as_str()),
-        _ => true,
     }
 }
 

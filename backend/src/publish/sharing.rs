@@ -81,16 +81,11 @@ fn session_link(state: &AppState, id: &str, ttl_s: u64) -> SharedLink {
     SharedLink { id: id.to_string(), url: format!("{}s/{id}?exp={expires}&sig={sig}", state.share.base), expires }
 }
 
-/// Whether `grant` manages what `owner` made: admins everything, people their own.
-fn manages(grant: &Grant, owner: Option<&str>) -> bool {
-    grant.is_admin() || grant.user().is_some_and(|u| owner == Some(u))
-}
-
 /// The session `id`'s description when `grant` may see it (its owner, an admin, or its link).
 fn visible_meta(state: &AppState, grant: &Grant, id: &str) -> Result<SessionMeta, ApiError> {
     let meta = state.share.sessions.meta(id).map_err(storage)?;
     let linked = matches!(grant, Grant::Session { id: linked, .. } if linked == id);
-    meta.filter(|m| linked || manages(grant, m.owner.as_deref())).ok_or_else(|| ApiError::NoSuchSession(id.to_string()))
+    meta.filter(|m| linked || grant.manages(m.owner.as_deref())).ok_or_else(|| ApiError::NoSuchSession(id.to_string()))
 }
 
 /// `POST /api/v1/sessions`: freezes a window into a saved session and signs a link to it. It
@@ -165,7 +160,7 @@ pub async fn list_sessions(
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<Vec<SessionMeta>>, ApiError> {
     let mut all = state.share.sessions.list().map_err(storage)?;
-    all.retain(|m| manages(&grant, m.owner.as_deref()));
+    all.retain(|m| grant.manages(m.owner.as_deref()));
     Ok(Json(all))
 }
 
@@ -244,7 +239,7 @@ pub async fn list_links(
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<Vec<LiveLink>>, ApiError> {
     let mut all = state.share.sessions.links().map_err(storage)?;
-    all.retain(|l| manages(&grant, l.owner.as_deref()));
+    all.retain(|l| grant.manages(l.owner.as_deref()));
     Ok(Json(all))
 }
 
@@ -255,7 +250,7 @@ pub async fn revoke_link(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let link = state.share.sessions.link(&id).map_err(storage)?;
-    if !link.is_some_and(|l| manages(&grant, l.owner.as_deref())) {
+    if !link.is_some_and(|l| grant.manages(l.owner.as_deref())) {
         return Err(ApiError::BadRequest(format!("no live link {id}")));
     }
     match state.share.sessions.revoke(&id, crate::feed::replay::now_us()).map_err(storage)? {

@@ -121,7 +121,7 @@ pub async fn list(
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<Vec<Listed>>, ApiError> {
     let all = signins(&state)?.all().map_err(ApiError::Storage)?;
-    let mine = |s: &SignIn| grant.is_admin() || grant.user() == Some(s.user.as_str());
+    let mine = |s: &SignIn| grant.manages(Some(&s.user));
     Ok(Json(
         all.into_iter()
             .filter(mine)
@@ -138,7 +138,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let store = signins(&state)?;
     let s = store.get(&id).map_err(ApiError::Storage)?;
-    let Some(s) = s.filter(|s| grant.is_admin() || grant.user() == Some(s.user.as_str())) else {
+    let Some(s) = s.filter(|s| grant.manages(Some(&s.user))) else {
         return Err(ApiError::BadRequest(format!("no sign-in {id}")));
     };
     store.delete(&id).map_err(ApiError::Storage)?;
