@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
 
 use super::rule::Sight;
 use super::scopes::{Reach, Scopes};
@@ -51,18 +50,15 @@ pub trait Reviewer: Send + Sync {
 }
 
 /// A person as podtap serves them: who, what they see and why, and whether they are an admin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Viewer {
-    #[serde(flatten)]
     pub who: Who,
-    #[serde(skip)]
     pub sight: Sight,
     pub why: Vec<String>,
     pub admin: bool,
     /// When their sign-in ends, when it does (an OpenID Connect sign-in).
     pub expires_s: Option<u64>,
     /// Their sign-in's id (signing out deletes it).
-    #[serde(skip)]
     pub signin: Option<String>,
 }
 

@@ -8,28 +8,33 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
-use serde::Serialize;
 
 use super::grant::Refusal;
 
-/// How the user proved who they are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How a person proved who they are (the admin token and links are not people: `Grant`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The break-glass admin token (or its cookie).
-    Token,
     /// A trusted authenticating proxy's headers.
     Proxy,
     /// A bearer JWT, verified against a JWKS.
     Jwt,
     /// An OpenID Connect sign-in (a server-side session).
     Oidc,
-    /// A share link.
-    Link,
+}
+
+impl Source {
+    /// As `whoami` says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Proxy => "proxy",
+            Source::Jwt => "jwt",
+            Source::Oidc => "oidc",
+        }
+    }
 }
 
 /// A person, as their identity source names them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Who {
     pub user: String,
     pub groups: Vec<String>,

@@ -32,10 +32,7 @@ pub fn of(state: &AppState, grant: &Grant) -> WhoAmI {
         }
         Grant::User(v) => WhoAmI {
             user: Some(v.who.user.clone()),
-            source: serde_json::to_value(v.who.source)
-                .ok()
-                .and_then(|s| s.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            source: v.who.source.as_str().into(),
             groups: v.who.groups.clone(),
             namespaces,
             unnamespaced,
