@@ -50,6 +50,12 @@ use crate::resolve::ClusterState;
 
 /// How long (capture time) an observation waits for the others of its request.
 pub const WINDOW_US: u64 = 1_000_000;
+/// How long an observation of a request to a pod on another node waits for that node's copy, and
+/// how far apart the two may be when their TCP sequence numbers say they are the same bytes: a
+/// request lost on the way is sent again (TCP's retransmission timer backs off 0.2, 0.4, 0.8,
+/// 1.6 s…), and the server's node then sees it seconds after the client's saw it leave (a fresh
+/// clone saw 1.73 s between two nodes of the lab cluster).
+pub const RETRANSMIT_US: u64 = 5_000_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -238,7 +244,9 @@ impl Merger {
             None => {
                 let id = self.first + self.groups.len() as u64;
                 self.groups.push_back(Group { seen: SmallVec::new(), listed: SmallVec::new() });
-                self.due.push(Reverse((now_us, id)));
+                // Bound for another node's pod: that node's copy may come late (retransmitted).
+                let wait = if crosses_nodes(&seen.record) { RETRANSMIT_US - WINDOW_US } else { 0 };
+                self.due.push(Reverse((now_us + wait, id)));
                 (id, SmallVec::new())
             }
         };
@@ -304,8 +312,13 @@ impl Merger {
         let queues =
             |key: Key| self.index.get(&key).into_iter().flatten().filter(move |(i, _)| *i != leg).map(|(_, q)| q);
         // Asked within the window of each other: repeats of one request on a keep-alive
-        // connection never pair across the gap left by an observation that was not captured.
-        let near = |g: &Group| g.seen[0].record.ts.abs_diff(r.ts) <= WINDOW_US;
+        // connection never pair across the gap left by an observation that was not captured. The
+        // same bytes (TCP sequence numbers) may be further apart: a retransmission.
+        let near = |g: &Group| {
+            let o = &g.seen[0].record;
+            let gap = o.ts.abs_diff(r.ts);
+            gap <= WINDOW_US || (gap <= RETRANSMIT_US && o.seq.is_some() && o.seq == r.seq)
+        };
         // Two pods are never one destination rewritten into the other: a client port the kernel
         // reused towards two pods (kubelet probing them one after another) is two requests. One
         // pod seen from two nodes (the client's and its own) is one request.
@@ -442,6 +455,15 @@ impl Merger {
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
 /// may still come). Seen by nodes' agents, only a request that stayed on one node is ever
 /// complete before its window has passed.
+/// Whether `r` was seen on its way to a pod on another node (whose agent will see it arrive):
+/// only where nodes are known (a hub, `analyze FILE@NODE`) and the bytes can be told apart.
+fn crosses_nodes(r: &Record) -> bool {
+    r.seq.is_some()
+        && r.dst.kind == EndpointKind::Pod
+        && !r.nodes.is_empty()
+        && r.dst.node.as_ref().is_some_and(|n| !r.nodes.contains(n))
+}
+
 fn is_complete(seen: &[Seen]) -> bool {
     if seen.len() < 2 {
         return false;

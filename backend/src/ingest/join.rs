@@ -13,7 +13,7 @@ use podtap_shared::{AgentStatus, Name, Outage, Record};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wire::{Batch, Hello, HubMessage, Report};
-use crate::correlate::merge::WINDOW_US;
+use crate::correlate::merge::{RETRANSMIT_US, WINDOW_US};
 use crate::dissect::Dissected;
 use crate::engine::{EngineStats, Joiner};
 use crate::feed::ClusterFeed;
@@ -60,8 +60,9 @@ pub enum Event {
 /// and send what it buffered.
 const GRACE_US: u64 = 5_000_000;
 /// A batch is acknowledged once the merge has passed it by this much: everything in it has left
-/// the merge as records, so a hub restarted later need not see it again.
-const SETTLED_US: u64 = 2 * WINDOW_US;
+/// the merge as records (a request bound for another node's pod waits longest: `RETRANSMIT_US`),
+/// so a hub restarted later need not see it again.
+const SETTLED_US: u64 = RETRANSMIT_US + WINDOW_US;
 /// Events taken before one flush.
 const BURST: usize = 32;
 /// Round-trip samples kept for the clock offset.

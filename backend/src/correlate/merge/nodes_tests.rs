@@ -100,6 +100,43 @@ fn a_pod_seen_from_the_clients_node_and_its_own_is_one_request_each_time() {
     }
 }
 
+/// A request lost between the nodes and sent again: the server's node sees it 1.73 s after the
+/// client's saw it leave (a fresh clone's lab cluster did), the same bytes (TCP sequence number).
+/// One request, not two; a second request on the connection, later, is its own.
+#[test]
+fn a_retransmitted_request_seen_late_on_the_servers_node_is_still_one() {
+    let c = cluster();
+    let with_seq = |mut r: Record, seq: u32| {
+        r.seq = Some(seq);
+        r
+    };
+    let records = vec![
+        with_seq(seen(1, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c), 7_000),
+        with_seq(seen(2, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 1_730_000, &c), 7_000),
+        with_seq(seen(3, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 1_740_000, &c), 7_050),
+        with_seq(seen(4, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 1_740_300, &c), 7_050),
+    ];
+    let (_, out) = merge(records.clone(), &c);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert!(out.iter().all(|r| r.nodes.len() == 2 && r.observations == 2), "{out:#?}");
+    // As a hub flushes, by time: the client's copy is still held when the usual window has passed.
+    let mut m = Merger::default();
+    let mut out = Vec::new();
+    let mut copies = records.into_iter();
+    m.push(copies.next().unwrap(), T0, &c, &mut out);
+    m.flush_due(T0 + 1_500_000, &mut out);
+    assert!(out.is_empty(), "the copy bound for n2 waits for n2's: {out:#?}");
+    m.push(copies.next().unwrap(), T0 + 1_730_000, &c, &mut out);
+    m.flush_due(T0 + RETRANSMIT_US + WINDOW_US + 1, &mut out);
+    assert_eq!(out.iter().map(|r| r.observations).collect::<Vec<_>>(), [2], "{out:#?}");
+    // Without the same bytes, that far apart is two requests (one copy not captured).
+    let records = vec![
+        seen(1, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c),
+        seen(2, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 1_730_000, &c),
+    ];
+    assert_eq!(merge(records, &c).1.len(), 2);
+}
+
 #[test]
 fn a_node_port_on_one_node_to_a_pod_on_another_is_one_request_whichever_node_reports_first() {
     let c = cluster();
