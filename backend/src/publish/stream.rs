@@ -4,6 +4,7 @@
 //! generic over `Sink`/`Stream` so tests drive it with channels; the axum handler only adapts a
 //! WebSocket to it. A message the server cannot read gets an `error` reply and changes nothing.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,10 +22,8 @@ use super::AppState;
 use super::api::Scoped;
 use super::auth::Presented;
 use super::hub::{Hub, Published, to_json};
-use crate::access::Refusal;
-use crate::access::Sight;
+use crate::access::{Refusal, Sight};
 use crate::store::{Lens, Window};
-use std::pin::Pin;
 
 /// Records (requests and connections) in the snapshot a new browser gets.
 pub const SNAPSHOT_RECORDS: usize = 2_000;
@@ -81,13 +80,6 @@ pub struct Viewer {
     pub restrict: Option<Arc<str>>,
     pub sight: Arc<Sight>,
     pub recheck: Option<Recheck>,
-}
-
-impl Viewer {
-    /// The admin's: everything.
-    pub fn all() -> Self {
-        Viewer { restrict: None, sight: Arc::new(Sight::All), recheck: None }
-    }
 }
 
 /// One browser's subscription and what it has been sent.
@@ -253,8 +245,7 @@ where
         Session::new(&hub, sight.clone(), start, String::new(), None, u64::from(DEFAULT_MAX_RATE));
     let cluster = hub.cluster_message();
     // The agents' counts are of every namespace's traffic: a viewer of some gets none.
-    let everything = sight.is_all();
-    let agents = hub.agents_message().filter(|_| everything);
+    let agents = hub.agents_message().filter(|_| sight.is_all());
     for msg in [Some(hello), Some(cluster), agents, Some(snapshot)].into_iter().flatten() {
         if sink.send(to_json(&msg)).await.is_err() {
             return;
@@ -275,10 +266,10 @@ where
                 out
             }
             control = feed.control.recv() => match control {
-                Ok(text) if !everything && text.starts_with(AGENTS_TAG) => Vec::new(),
+                Ok(text) if !sight.is_all() && text.starts_with(AGENTS_TAG) => Vec::new(),
                 Ok(text) => vec![text],
                 Err(RecvError::Lagged(_)) => {
-                    let agents = hub.agents_message().filter(|_| everything);
+                    let agents = hub.agents_message().filter(|_| sight.is_all());
                     std::iter::once(hub.cluster_message()).chain(agents).map(|m| to_json(&m)).collect()
                 }
                 Err(RecvError::Closed) => return,
