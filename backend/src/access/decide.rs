@@ -82,8 +82,9 @@ impl Decider {
         Decider { scopes, reviewer, admin_groups, unnamespaced_groups, cache: Mutex::default() }
     }
 
-    /// What `who` sees, among the cluster's `namespaces` (those RBAC is asked about one by one).
-    pub async fn viewer(&self, who: Who, namespaces: &BTreeSet<String>) -> Viewer {
+    /// What `who` sees, among the cluster's `namespaces` (those RBAC is asked about one by one,
+    /// listed only when RBAC refused cluster-wide).
+    pub async fn viewer(&self, who: Who, namespaces: impl FnOnce() -> BTreeSet<String>) -> Viewer {
         if let Some(group) = who.groups.iter().find(|g| self.admin_groups.contains(*g)) {
             let why = vec![format!("member of {group}, an admin group (--admin-group): sees and manages everything")];
             return Viewer { sight: Sight::All, why, admin: true, who, expires_s: None, signin: None };
@@ -127,7 +128,7 @@ impl Decider {
         &self,
         reviewer: &dyn Reviewer,
         who: &Who,
-        namespaces: &BTreeSet<String>,
+        namespaces: impl FnOnce() -> BTreeSet<String>,
         reach: &mut Reach,
         why: &mut Vec<String>,
     ) {
@@ -140,8 +141,7 @@ impl Decider {
             Ok(_) => {}
             Err(e) => why.push(format!("RBAC could not be asked: {e}")),
         }
-        let pending: Vec<String> =
-            namespaces.iter().filter(|ns| !reach.namespaces.contains_key(*ns)).cloned().collect();
+        let pending: Vec<String> = namespaces().into_iter().filter(|ns| !reach.namespaces.contains_key(ns)).collect();
         let answers: Vec<(String, Result<Answer, String>)> = futures_util::stream::iter(pending)
             .map(|ns| async { (ns.clone(), self.cached(reviewer, ask(Some(ns))).await) })
             .buffer_unordered(CONCURRENT_REVIEWS)
@@ -218,19 +218,19 @@ mod tests {
         let scopes = Scopes::parse("users:\n  alice: [shared]\n").unwrap();
         let d = Decider::new(Some(scopes), Some(table.clone()), ["admins".into()].into(), BTreeSet::new());
         let namespaces: BTreeSet<String> = ["team-a", "team-b", "shared"].map(String::from).into();
-        let alice = d.viewer(who("alice", &[]), &namespaces).await;
+        let alice = d.viewer(who("alice", &[]), || namespaces.clone()).await;
         assert_eq!(alice.sight, Sight::of(["shared", "team-a"]));
         assert_eq!(alice.why.len(), 2, "{:?}", alice.why);
         // Cluster-wide once, then team-a and team-b (shared was granted by the file).
         assert_eq!(table.asked.load(Ordering::Relaxed), 3);
-        d.viewer(who("alice", &[]), &namespaces).await;
+        d.viewer(who("alice", &[]), || namespaces.clone()).await;
         assert_eq!(table.asked.load(Ordering::Relaxed), 3, "answered from the cache");
-        let root = d.viewer(who("root", &[]), &namespaces).await;
+        let root = d.viewer(who("root", &[]), || namespaces.clone()).await;
         assert_eq!((root.sight, root.admin), (Sight::All, false));
-        let carol = d.viewer(who("carol", &[]), &namespaces).await;
+        let carol = d.viewer(who("carol", &[]), || namespaces.clone()).await;
         assert_eq!(carol.sight, Sight::of(Vec::<String>::new()));
         assert!(carol.why[0].starts_with("no namespace"), "{:?}", carol.why);
-        let admin = d.viewer(who("dave", &["admins"]), &namespaces).await;
+        let admin = d.viewer(who("dave", &["admins"]), || namespaces.clone()).await;
         assert_eq!((admin.sight, admin.admin), (Sight::All, true));
     }
 }

@@ -63,10 +63,6 @@ impl Keys {
         Keys { url, http, cached: Mutex::new(None) }
     }
 
-    fn cached(&self) -> Option<(Instant, JwkSet)> {
-        self.cached.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     async fn fetch(&self) -> Result<JwkSet, Refusal> {
         let unavailable = |e: String| Refusal::Unavailable(format!("the identity provider's keys ({}): {e}", self.url));
         let resp = self.http.get(&self.url).send().await.map_err(|e| unavailable(e.to_string()))?;
@@ -83,12 +79,18 @@ impl Keys {
             None if set.keys.len() == 1 => set.keys.first().cloned(),
             None => None,
         };
-        let set = match self.cached() {
-            Some((at, set)) if at.elapsed() < MAX_AGE && pick(&set).is_some() => set,
-            Some((at, set)) if at.elapsed() < MIN_REFETCH => set,
-            _ => self.fetch().await?,
+        // The key from the kept set when it has it and is fresh (only that key is copied).
+        let (kept, fetched_at) = {
+            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            let at = cached.as_ref().map(|(at, _)| *at);
+            (cached.as_ref().filter(|(at, _)| at.elapsed() < MAX_AGE).and_then(|(_, set)| pick(set)), at)
         };
-        let jwk = pick(&set).ok_or_else(|| {
+        let jwk = match (kept, fetched_at) {
+            (Some(jwk), _) => Some(jwk),
+            (None, Some(at)) if at.elapsed() < MIN_REFETCH => None,
+            _ => pick(&self.fetch().await?),
+        };
+        let jwk = jwk.ok_or_else(|| {
             Refusal::Invalid(format!(
                 "the token is signed with a key its issuer does not publish ({})",
                 kid.unwrap_or("no key id")

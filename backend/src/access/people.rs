@@ -62,8 +62,9 @@ impl People {
         Ok(None)
     }
 
-    /// The grant of a person: what they see among the cluster's `namespaces`.
-    pub async fn grant(&self, named: Named, namespaces: &BTreeSet<String>) -> Grant {
+    /// The grant of a person: what they see among the cluster's `namespaces` (listed only if
+    /// RBAC is to be asked about them one by one).
+    pub async fn grant(&self, named: Named, namespaces: impl FnOnce() -> BTreeSet<String>) -> Grant {
         let mut viewer: Viewer = self.decider.viewer(named.who, namespaces).await;
         (viewer.expires_s, viewer.signin) = (named.expires_s, named.signin);
         Grant::User(Arc::new(viewer))

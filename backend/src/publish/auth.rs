@@ -66,8 +66,8 @@ pub async fn grant_of(
         decided => return decided,
     }
     let named = state.people.who(headers, peer, now_s()).await?.ok_or(Refusal::Unauthorized)?;
-    let namespaces = state.hub.cluster().known_namespaces();
-    Ok(state.people.grant(named, &namespaces).await)
+    let cluster = state.hub.cluster();
+    Ok(state.people.grant(named, || cluster.known_namespaces()).await)
 }
 
 /// Whether the request comes from the admin.
@@ -116,13 +116,13 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
     let route = Route::new(&path, req.method() == Method::GET || req.method() == Method::HEAD);
     let params = query_params(req.uri());
     let credentials = Credentials::of(req.headers(), &params, route.session.as_ref().map(|(id, _)| id.as_str()));
-    let granted = grant_of(&state, req.headers(), peer(&req), &credentials).await;
-    let presented = Presented { headers: req.headers().clone(), peer: peer(&req), credentials };
+    let from = peer(&req);
+    let granted = grant_of(&state, req.headers(), from, &credentials).await;
     let decided = granted.and_then(|g| reads(&g, &route).map(|r| (g, r)));
     let (grant, what) = match decided {
         Ok(d) => d,
         Err(r) => {
-            let peer = presented.peer.map(|p| p.to_string());
+            let peer = from.map(|p| p.to_string());
             state.audit.record("refused", serde_json::json!({"path": path, "reason": r.to_string(), "peer": peer}));
             return refusal(&state, r);
         }
@@ -155,7 +155,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         req.extensions_mut().insert(s);
     }
     req.extensions_mut().insert::<Grant>(grant);
-    req.extensions_mut().insert(presented);
+    // A stream lives on: what it presented is kept to decide it again (`Presented`).
+    if path == "/stream" {
+        let presented = Presented { headers: req.headers().clone(), peer: from, credentials };
+        req.extensions_mut().insert(presented);
+    }
     next.run(req).await
 }
 
