@@ -117,7 +117,12 @@ async fn agent(
             seq += 1;
             let items = chunk
                 .iter()
-                .map(|(at, ex)| Observed { at_us: at + by, exchange: shift(ex, by, k << 20, index as u16) })
+                .map(|(at, ex)| Observed {
+                    at_us: at + by,
+                    exchange: shift(ex, by, k << 20, index as u16),
+                    learn: false,
+                    place: 0,
+                })
                 .collect();
             let watermark_us = chunk.last().map_or(0, |(t, _)| t + by);
             let batch = Batch { seq, interfaces: None, items, notes: Default::default(), watermark_us };

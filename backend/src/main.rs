@@ -194,8 +194,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .name("synthetic".into())
                 .spawn(move || podtap::feed::synthetic::run(&feeder, rate))?;
         }
+        Source::Agents { bus: Some(bus), .. } => {
+            let retention_us = config.limits.retention_us;
+            podtap::ingest::bus::replica::start(hub.clone(), cluster, bus, retention_us).await?;
+        }
         Source::Agents { ingest, .. } => {
-            let (events, merged) = podtap::ingest::join::start(hub.clone(), cluster)?;
+            let (events, merged) =
+                podtap::ingest::join::start(hub.clone(), podtap::ingest::join::Outlet::Hub, cluster)?;
             let fetch = podtap::ingest::fetch::PacketFetch::new(hub.clone());
             hub.set_remote_packets(Arc::new(podtap::ingest::fetch::Remote(fetch.clone())));
             let state = podtap::ingest::server::IngestState::new(events, merged, config.token.clone().map(Into::into))

@@ -17,7 +17,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::lab_cluster::*;
-use podtap_shared::ViaKind;
 
 #[test]
 #[ignore = "needs the real cluster: cargo xtask test runs it after `cluster up --nodes 2`"]
@@ -34,51 +33,8 @@ fn the_seed_on_a_real_cluster_is_exact() {
     // Beside the agents, capture files as users take them, analysed at the end.
     let captures = start_captures(&c, &nodes);
 
-    // The seed: its pods' interfaces appear while podtap watches; every probe is seen.
-    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
-    rollout(&c, "default", "web");
-
-    // The outside client through the NodePort, the first Job through the ClusterIP.
-    ext(&c, 1, 20);
-    let client_1 = c.run_client("seed-client-1", HUB_NODE);
-    // A web pod restarts: deleted, its replacement scheduled; the next Job on the deleted pod's
-    // node takes the lowest free address of that node, one another pod held before. Its node
-    // reports the pod's address 3 s after it started talking (a busy kubelet, a slow API
-    // server): every request it made meanwhile must wait for the name, not go without it.
-    let node = restart_a_web_pod(&c);
-    ext(&c, 2, 20);
-    let late = [(r#"report-after: "0s""#, r#"report-after: "3s""#)];
-    let client_2 = c.run_job("seed-client", "seed-client-2", &node, &late);
-
-    // A node that balances at the socket (Cilium's, Calico's eBPF kube-proxy replacement): the
-    // client resolves web through the cluster DNS, and its own namespace translates the
-    // ClusterIP at connect(). podtap counts those calls for web (`via: socketLB`); a pod that
-    // calls a web pod's address without resolving anything stays `direct`.
-    let web_ip = c.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
-    let dns = std::fs::read_to_string(repo().join("end2end/k8s/scenarios/dns.yaml")).unwrap();
-    c.apply(&dns.replace("WEB_CLUSTER_IP", &web_ip));
-    rollout(&c, "kube-system", "coredns");
-    let backends = c.web_pods();
-    let socket = c.run_job(
-        "socket-lb-client",
-        "socket-lb-client",
-        HUB_NODE,
-        &[("BACKEND_1", &backends[0].0), ("BACKEND_2", &backends[1].0)],
-    );
-    let other = nodes.iter().find(|n| n.as_str() != HUB_NODE).unwrap();
-    let direct = c.run_job(
-        "seed-client",
-        "direct-client",
-        other,
-        &[("$(WEB_SERVICE_HOST)", &backends[1].0), ("$(WEB_SERVICE_PORT)", "3000")],
-    );
-    let clients = [
-        ("seed-client-1", client_1.as_str(), ViaKind::ClusterIp),
-        ("seed-client-2", client_2.as_str(), ViaKind::ClusterIp),
-        ("socket-lb-client", socket.as_str(), ViaKind::SocketLb),
-        ("direct-client", direct.as_str(), ViaKind::Direct),
-    ];
-    finish_and_check(&c, &addresses, &clients, 2, Some(captures));
+    let clients = seed(&c, &nodes, || {});
+    finish_and_check(&c, &addresses, &jobs(&clients), 2, Some(captures));
     // Records waited for new pods' names (seed-client-2's for 3 s), and none waited in vain.
     let engine = &health().expect("the hub answers")["engine"];
     assert!(engine["late_named"].as_u64() > Some(0), "{}: no record waited for a name: {engine}", c.mode);

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -165,7 +165,15 @@ fn the_agent_captures_with_only_net_raw_and_no_api_access() {
 #[test]
 fn the_hub_meets_pod_security_restricted() {
     let d: Deployment = one("Deployment");
-    let pod = pod(d.spec, |s| s.template.spec);
+    restricted(&pod(d.spec, |s| s.template.spec));
+    let namespaces: Vec<Namespace> = all("Namespace");
+    let hub_ns = namespaces.iter().find(|n| n.metadata.name.as_deref() == Some("podtap")).unwrap();
+    let labels = hub_ns.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
+}
+
+/// What Pod Security "restricted" asks of a pod, and a memory limit on every container.
+fn restricted(pod: &PodSpec) {
     assert!(pod.host_network.is_none_or(|h| !h));
     let psc = pod.security_context.as_ref().unwrap();
     assert_eq!(psc.run_as_non_root, Some(true));
@@ -178,10 +186,6 @@ fn the_hub_meets_pod_security_restricted() {
         assert!(caps.add.is_none());
         assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")));
     }
-    let namespaces: Vec<Namespace> = all("Namespace");
-    let hub_ns = namespaces.iter().find(|n| n.metadata.name.as_deref() == Some("podtap")).unwrap();
-    let labels = hub_ns.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("pod-security.kubernetes.io/enforce").map(String::as_str), Some("restricted"));
 }
 
 #[test]
@@ -217,11 +221,15 @@ fn env_names(sub: &str) -> BTreeSet<String> {
 fn check_container(c: &Container, sub: &str) {
     let args = c.args.clone().unwrap_or_default();
     assert_eq!(args.first().map(String::as_str), Some(sub));
-    let parsed = podtap::cli::Args::try_parse_from(std::iter::once("podtap".to_string()).chain(args.clone()));
+    // As the kubelet expands `$(POD_INDEX)`: the second replica.
+    let expanded = args.iter().map(|a| a.replace("$(POD_INDEX)", "1"));
+    let parsed = podtap::cli::Args::try_parse_from(std::iter::once("podtap".to_string()).chain(expanded));
     let parsed = parsed.unwrap_or_else(|e| panic!("{sub} {args:?}: {e}"));
     let known = env_names(sub);
     for e in c.env.iter().flatten() {
-        assert!(known.contains(&e.name), "{sub} does not read {}: it reads {known:?}", e.name);
+        // A variable the arguments name (`$(POD_INDEX)`) is Kubernetes', not the binary's.
+        let in_args = args.iter().any(|a| a.contains(&format!("$({})", e.name)));
+        assert!(in_args || known.contains(&e.name), "{sub} does not read {}: it reads {known:?}", e.name);
     }
     // With the token the manifests give it, the flags validate as the binary would take them.
     match parsed.command {
@@ -243,4 +251,58 @@ fn every_container_s_flags_and_environment_are_the_binary_s() {
     check_container(&pod(ds.spec, |s| s.template.spec).containers[0], "agent");
     let d: Deployment = one("Deployment");
     check_container(&pod(d.spec, |s| s.template.spec).containers[0], "hub");
+}
+
+/// The overlay past one hub (`deploy/overlays/bus`): its own documents.
+fn overlay() -> Vec<Value> {
+    let dir = base().join("../overlays/bus");
+    ["bus.yaml", "hub-replicas.yaml"]
+        .iter()
+        .flat_map(|f| serde_saphyr::from_multiple::<Value>(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_overlay_s_bus_and_hub_replicas_meet_restricted_and_take_their_flags() {
+    let sets: Vec<StatefulSet> = overlay()
+        .into_iter()
+        .filter(|d| d["kind"] == "StatefulSet")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    let by = |name: &str| sets.iter().find(|s| s.metadata.name.as_deref() == Some(name)).unwrap().clone();
+    let bus = pod(by("podtap-bus").spec, |s| s.template.spec);
+    restricted(&bus);
+    assert_eq!(bus.automount_service_account_token, Some(false), "the bus needs no API access");
+    let hubs = by("podtap-hub").spec.unwrap();
+    let replicas = hubs.replicas.unwrap();
+    let hub = hubs.template.spec.unwrap();
+    restricted(&hub);
+    assert_eq!(hub.service_account_name.as_deref(), Some("podtap-hub"), "the base's RBAC, no more");
+    let c = &hub.containers[0];
+    check_container(c, "hub");
+    let args = c.args.clone().unwrap();
+    let replica = &args[args.iter().position(|a| a == "--replica").unwrap() + 1];
+    assert_eq!(replica, &format!("$(POD_INDEX)/{replicas}"), "as many replicas as the StatefulSet runs");
+    // The agents' arguments the overlay patches in.
+    let k: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(base().join("../overlays/bus/kustomization.yaml")).unwrap())
+            .unwrap();
+    let patch = k["patches"].as_array().unwrap().iter().find(|p| p["target"]["kind"] == "DaemonSet").unwrap();
+    let ops: Value = serde_saphyr::from_str(patch["patch"].as_str().unwrap()).unwrap();
+    let mut agent: Container = one::<DaemonSet>("DaemonSet").spec.unwrap().template.spec.unwrap().containers[0].clone();
+    agent.args = serde_json::from_value(ops[0]["value"].clone()).unwrap();
+    check_container(&agent, "agent");
+    // Only agents and hubs reach the bus.
+    let policy: NetworkPolicy = overlay()
+        .into_iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .unwrap();
+    for rule in policy.spec.unwrap().ingress.unwrap() {
+        for peer in rule.from.unwrap() {
+            let labels = peer.pod_selector.and_then(|s| s.match_labels).unwrap_or_default();
+            let component = labels.get("app.kubernetes.io/component").map(String::as_str);
+            assert!(matches!(component, Some("agent" | "hub")), "{component:?}");
+        }
+    }
 }

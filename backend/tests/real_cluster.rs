@@ -197,6 +197,19 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
         other => panic!("a privileged pod in podtap: {other:?}"),
     }
 
+    // Past one hub: the overlay's bus and hub replicas (StatefulSets) admitted the same way, with
+    // not a warning from PodSecurity "restricted" about their pod templates (the agents' namespace
+    // warns at "baseline", as for the base).
+    let overlay = repo().join("deploy/overlays/bus").display().to_string();
+    let applied = run_kubectl(&admin, &["apply", "-k", &overlay]).unwrap_or_else(|e| panic!("apply -k {overlay}: {e}"));
+    assert!(!applied.contains("PodSecurity \"restricted"), "{applied}");
+    for pod in ["podtap-hub-0", "podtap-hub-1", "podtap-bus-0"] {
+        until(&format!("{pod}, admitted under PodSecurity restricted"), || async {
+            hub_pods.get_opt(pod).await.unwrap().is_some()
+        })
+        .await;
+    }
+
     // The hub with its own ServiceAccount's token, as it runs in the cluster.
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), "podtap");
     let token: TokenRequest =
@@ -220,6 +233,7 @@ async fn podtap_names_the_demo_from_a_real_api_server_and_the_hub_needs_exactly_
     people_see_what_rbac_grants(&client, &sa_config).await;
     heartbeat.abort();
     // Leave the cluster as it was for a run after this one.
+    let _ = run_kubectl(&admin, &["delete", "-k", &overlay, "--wait=false"]);
     let _ =
         run_kubectl(&admin, &["delete", "-k", &repo().join("deploy/kubernetes").display().to_string(), "--wait=false"]);
     let _ = Api::<Pod>::namespaced(client.clone(), "default")

@@ -19,8 +19,11 @@
 //! - `setup`           only install what the tests need
 //! - `cluster up [--proxy-mode iptables|nftables] [--dir DIR] | down | status | kubectl ARGS…`
 //!   a real Kubernetes control plane built from its Go modules (end2end/k8s), on loopback
+//! - `bus up|down|status [--dir DIR]`  NATS JetStream built from its Go module, on loopback; `up`
+//!   prints the URL for `podtap agent --bus` and `podtap hub --bus`
 
 mod build;
+mod bus;
 mod cluster;
 mod setup;
 mod test;
@@ -41,7 +44,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl …";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };
@@ -60,6 +63,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench-protocols" => test::bench_protocols(),
         "setup" => setup::for_tests(),
         "cluster" => cluster::main(rest),
+        "bus" => bus::main(rest),
         "fuzz" => test::fuzz(rest.first().map(String::as_str).unwrap_or("60"), true),
         "help" | "--help" | "-h" => {
             eprintln!("{USAGE}");

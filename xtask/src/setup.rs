@@ -67,6 +67,8 @@ pub fn for_tests() -> Result<()> {
         step(&format!("npm ci (end2end: {})", wanted.join(", ")));
         status(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e))?;
     }
+    // The bus the hub-replica tests run on (backend/tests/bus.rs), from its Go module.
+    crate::bus::ensure_built()?;
     Ok(())
 }
 

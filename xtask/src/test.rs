@@ -183,14 +183,19 @@ fn lab() -> Result<()> {
 /// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
 /// and hub killed and started again (cluster_outages.rs), the database tier — a Redis pool
 /// kube-proxy pins to one replica, PostgreSQL, MariaDB and a Kafka broker (cluster_databases.rs) —
-/// in both; podtap under the deployment's
+/// in both; the seed again with two hub replicas on a bus, one killed mid-run (cluster_bus.rs)
+/// and podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
     let dir = target_dir().join("cluster");
     // The deployment's RBAC once: it does not depend on the mode.
     let both = [
-        ("iptables", &["cluster_seed", "cluster_faults", "cluster_outages", "cluster_databases", "real_cluster"][..]),
+        (
+            "iptables",
+            &["cluster_seed", "cluster_bus", "cluster_faults", "cluster_outages", "cluster_databases", "real_cluster"]
+                [..],
+        ),
         ("nftables", &["cluster_seed", "cluster_faults", "cluster_outages", "cluster_databases"][..]),
     ];
     for (mode, tests) in both {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::{AuthArgs, ConfigError, LiveArgs, ServeArgs, ServeConfig, ShareArgs, Source};
 use crate::capture::live::{RingSize, Selection};
+use crate::ingest::bus::BusConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct HubArgs {
@@ -49,6 +50,12 @@ pub struct HubArgs {
     #[arg(long)]
     pub capture_clock: bool,
     #[command(flatten)]
+    pub bus: BusArgs,
+    /// This hub is replica I of N on the bus (`0/1`: the only one): it merges the partitions
+    /// P with P % N == I, and reads every partition's records.
+    #[arg(long, default_value = "0/1", value_name = "I/N", env = "PODTAP_REPLICA")]
+    pub replica: String,
+    #[command(flatten)]
     pub share: ShareArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -79,16 +86,74 @@ impl HubArgs {
             auth: self.auth,
         };
         let mut config = serve.validate()?;
-        config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock };
+        let bus = self.bus.validate(&self.replica)?;
+        config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock, bus };
         Ok(config)
+    }
+}
+
+/// How agents and hubs reach the bus (`--bus`), shared by both.
+#[derive(Debug, clap::Args)]
+pub struct BusArgs {
+    /// A NATS JetStream server (`nats://HOST:PORT`, `cargo xtask bus up` prints one): agents
+    /// publish their observations there, and any number of hub replicas merge them.
+    #[arg(long, value_name = "URL", env = "PODTAP_BUS")]
+    pub bus: Option<String>,
+    /// Partitions of the observations on the bus; every agent and hub of a cluster must give
+    /// the same number.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub bus_partitions: u32,
+    /// How long the bus keeps observations and records (`1h`): a hub replica away for less loses
+    /// nothing.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub bus_retention: String,
+}
+
+impl BusArgs {
+    /// The bus, if one was given; `replica` is `I/N`.
+    pub fn validate(&self, replica: &str) -> Result<Option<BusConfig>, ConfigError> {
+        let Some(url) = &self.bus else {
+            if replica != "0/1" {
+                return Err(ConfigError::BadBus(format!("--replica {replica} needs --bus")));
+            }
+            return Ok(None);
+        };
+        if !url.starts_with("nats://") && !url.starts_with("tls://") {
+            return Err(ConfigError::BadBus(format!("--bus {url}: give nats://HOST:PORT")));
+        }
+        if !(1..=1024).contains(&self.bus_partitions) {
+            return Err(ConfigError::BadBus("--bus-partitions: give 1 to 1024".into()));
+        }
+        let bad = || ConfigError::BadBus(format!("--replica {replica}: give I/N with 0 <= I < N, like 0/2"));
+        let (i, n) = replica.split_once('/').ok_or_else(bad)?;
+        let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if n == 0 || i >= n {
+            return Err(bad());
+        }
+        if n > self.bus_partitions {
+            return Err(ConfigError::BadBus(format!(
+                "--replica {replica}: {n} replicas for {} partitions would leave a replica idle; raise --bus-partitions",
+                self.bus_partitions
+            )));
+        }
+        let retention = crate::timespec::parse_duration_us(&self.bus_retention)
+            .map_err(|e| ConfigError::BadBus(format!("--bus-retention: {e}")))?;
+        Ok(Some(BusConfig {
+            url: url.clone(),
+            partitions: self.bus_partitions,
+            replica: (i, n),
+            retention: std::time::Duration::from_micros(retention.max(1_000_000)),
+        }))
     }
 }
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The hub: http://HOST:PORT of its --ingest address.
+    /// The hub: http://HOST:PORT of its --ingest address (or --bus).
     #[arg(long, value_name = "URL", env = "PODTAP_HUB")]
-    pub hub: String,
+    pub hub: Option<String>,
+    #[command(flatten)]
+    pub bus: BusArgs,
     /// The hub's bearer token.
     #[arg(long, env = "PODTAP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -133,7 +198,10 @@ pub enum AgentSource {
 /// A validated `agent` configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
+    /// The hub's ingest WebSocket, or the bus's URL.
     pub url: String,
+    /// Publish to this bus instead of a hub.
+    pub bus: Option<BusConfig>,
     pub token: Option<String>,
     pub node: String,
     pub source: AgentSource,
@@ -149,7 +217,15 @@ impl AgentArgs {
         if self.token.as_deref() == Some("") {
             return Err(ConfigError::EmptyToken);
         }
-        let url = crate::ingest::agent::ingest_url(&self.hub).map_err(ConfigError::BadHub)?;
+        let bus = self.bus.validate("0/1")?;
+        let url = match (&self.hub, &bus) {
+            (Some(hub), None) => crate::ingest::agent::ingest_url(hub).map_err(ConfigError::BadHub)?,
+            (None, Some(bus)) => bus.url.clone(),
+            (Some(_), Some(_)) => return Err(ConfigError::BadHub("give --hub or --bus, not both".into())),
+            (None, None) => {
+                return Err(ConfigError::BadHub("give the hub (--hub http://HOST:PORT) or a bus (--bus)".into()));
+            }
+        };
         if self.buffer_mb == 0 {
             return Err(ConfigError::ZeroBuffer);
         }
@@ -166,6 +242,7 @@ impl AgentArgs {
         };
         Ok(AgentConfig {
             url,
+            bus,
             token: self.token,
             node,
             source,
@@ -210,7 +287,10 @@ mod tests {
     #[test]
     fn a_hub_takes_agents_and_opens_nothing_without_a_token() {
         let c = hub(&["--cluster", "c.json"]).unwrap();
-        assert_eq!(c.source, Source::Agents { ingest: "127.0.0.1:9091".parse().unwrap(), capture_clock: false });
+        assert_eq!(
+            c.source,
+            Source::Agents { ingest: "127.0.0.1:9091".parse().unwrap(), capture_clock: false, bus: None }
+        );
         assert!(matches!(hub(&["--ingest", "0.0.0.0:9091"]), Err(ConfigError::OpenIngestWithoutToken(_))));
         assert!(matches!(hub(&["--listen", "0.0.0.0:80"]), Err(ConfigError::OpenWithoutToken(_))));
         let c = hub(&["--ingest", "0.0.0.0:9091", "--listen", "0.0.0.0:8080", "--token", "t"]).unwrap();
@@ -231,5 +311,28 @@ mod tests {
         assert_eq!(agent(&["--hub", "http://h:1", "-i", "e", "--token", ""]).unwrap_err(), ConfigError::EmptyToken);
         let skewed = agent(&["--hub", "http://h:1", "-i", "e", "--clock-offset-ms", "-50"]).unwrap();
         assert_eq!(skewed.skew_us, -50_000);
+    }
+
+    #[test]
+    fn agents_and_hub_replicas_meet_on_a_bus() {
+        let a = agent(&["--bus", "nats://127.0.0.1:4222", "--node", "n1", "-i", "e"]).unwrap();
+        let bus = a.bus.unwrap();
+        assert_eq!((bus.url.as_str(), bus.partitions, bus.replica), ("nats://127.0.0.1:4222", 8, (0, 1)));
+        assert!(matches!(agent(&["-i", "e"]), Err(ConfigError::BadHub(_))));
+        assert!(matches!(
+            agent(&["--hub", "http://h:1", "--bus", "nats://b:4222", "-i", "e"]),
+            Err(ConfigError::BadHub(_))
+        ));
+        assert!(matches!(agent(&["--bus", "http://b:4222", "-i", "e"]), Err(ConfigError::BadBus(_))));
+        let h = hub(&["--bus", "nats://b:4222", "--replica", "1/2", "--bus-partitions", "4"]).unwrap();
+        let Source::Agents { bus: Some(bus), .. } = h.source else { panic!("a bus") };
+        assert_eq!((bus.partitions, bus.replica), (4, (1, 2)));
+        for bad in ["2/2", "1", "a/b", "0/0"] {
+            let e = hub(&["--bus", "nats://b:4222", "--replica", bad]).unwrap_err().to_string();
+            assert!(e.contains("I/N"), "{bad}: {e}");
+        }
+        let e = hub(&["--bus", "nats://b:4222", "--replica", "0/9"]).unwrap_err().to_string();
+        assert!(e.contains("raise --bus-partitions"), "{e}");
+        assert!(hub(&["--replica", "0/2"]).unwrap_err().to_string().contains("needs --bus"));
     }
 }

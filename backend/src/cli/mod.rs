@@ -250,6 +250,8 @@ pub enum Source {
         ingest: SocketAddr,
         /// The agents replay captures on their own time axis (`agent --pcap`), not live.
         capture_clock: bool,
+        /// Agents publish to this bus and this hub is one replica reading it (no `ingest`).
+        bus: Option<crate::ingest::bus::BusConfig>,
     },
 }
 
@@ -301,6 +303,9 @@ pub enum ConfigError {
     OpenIngestWithoutToken(SocketAddr),
     #[error("--hub: {0}")]
     BadHub(String),
+    /// `--bus`, `--replica`, `--bus-partitions` or `--bus-retention`.
+    #[error("{0}")]
+    BadBus(String),
     #[error("give the agent something to observe: --pod-interfaces, --interface NAME or --pcap FILE")]
     AgentWithoutSource,
     #[error("--link-key: a key must be 16 characters or more")]

@@ -158,9 +158,15 @@ pub struct Merger {
 
 /// What was asked, as a hash: equal for every observation of one request.
 fn identity(r: &Record) -> u64 {
+    identity_of(&r.detail, r.request_size, r.response_size)
+}
+
+/// What was asked, hashed, from a record's or an exchange's parts: two observations of one
+/// request always agree on it (the bus's join key is made of it where no sequence number is).
+pub fn identity_of(detail: &Detail, request_size: u64, response_size: u64) -> u64 {
     let mut h = FxHasher::default();
-    std::mem::discriminant(&r.detail).hash(&mut h);
-    match &r.detail {
+    std::mem::discriminant(detail).hash(&mut h);
+    match detail {
         Detail::Http(x) => (&x.method, &x.path).hash(&mut h),
         Detail::Grpc(x) => x.path.hash(&mut h),
         Detail::Dns(x) => (&x.query, &x.qtype).hash(&mut h),
@@ -172,7 +178,7 @@ fn identity(r: &Record) -> u64 {
         // A connection before and after kube-proxy's rewrite carries the same bytes each way
         // (behind a NodePort's SNAT that is all that ties the two sides: a probe's connection from
         // the node to the same pod must not stand in for it).
-        Detail::Tcp(_) => (r.request_size, r.response_size).hash(&mut h),
+        Detail::Tcp(_) => (request_size, response_size).hash(&mut h),
     }
     h.finish()
 }

@@ -94,6 +94,28 @@ impl Exchange {
         }
     }
 
+    /// An exchange of `detail` between two made-up sockets, for tests.
+    #[cfg(test)]
+    pub fn test(detail: Detail) -> Self {
+        Exchange {
+            conn: 1,
+            opened_us: None,
+            interface: 0,
+            points: 1,
+            tunnel: None,
+            proxied: None,
+            client: "10.0.0.1:40000".parse().expect("an address"),
+            server: "10.0.0.2:80".parse().expect("an address"),
+            ts_us: 1_800_000_000_000_000,
+            response_ts_us: None,
+            end_us: None,
+            request_size: 0,
+            response_size: 0,
+            detail,
+            seq: None,
+        }
+    }
+
     /// The DNS part, when this is a DNS exchange.
     pub fn dns(&self) -> Option<&DnsExchange> {
         match &self.detail {
@@ -126,4 +148,7 @@ pub enum Dissected {
     Resync,
     /// A direction whose first bytes are not this protocol.
     NotThisProtocol,
+    /// An exchange another hub merges (it went to another bus partition): only what it teaches
+    /// about names (a DNS answer, a TLS server name) is taken here. Dissectors never make one.
+    Learn(Box<Exchange>),
 }

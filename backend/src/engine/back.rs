@@ -228,6 +228,14 @@ impl Joiner {
                 Dissected::OneWay => self.stats.one_way_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
+                Dissected::Learn(ex) => {
+                    let iface = origin.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
+                    let mut ex = *ex;
+                    ex.conn += origin.conn_base;
+                    let record = correlate::record(ex, 0, iface, &self.cluster);
+                    self.names.learn(&record);
+                    self.socket_lb.learn(&record, &self.cluster);
+                }
             }
         }
         self.late.advance(now_us);

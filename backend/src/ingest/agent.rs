@@ -40,9 +40,11 @@ pub struct AgentOptions {
     pub stay: bool,
 }
 
-/// The addresses the hub's name stands for: the agent's own traffic to them is not observed.
+/// The addresses the hub's (or the bus's) name stands for: the agent's own traffic to them is not
+/// observed.
 pub async fn hub_addresses(url: &str) -> Vec<std::net::SocketAddr> {
-    let authority = url.trim_start_matches("ws://").split('/').next().unwrap_or_default();
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
     match tokio::net::lookup_host(authority).await {
         Ok(addrs) => addrs.collect(),
         Err(e) => {
@@ -93,7 +95,10 @@ impl Filling {
         let notes = &mut self.batch.notes;
         for d in items {
             match d {
-                Dissected::Exchange(ex) => self.batch.items.push(Observed { at_us, exchange: *ex }),
+                Dissected::Exchange(ex) => {
+                    self.batch.items.push(Observed { at_us, exchange: *ex, learn: false, place: 0 })
+                }
+                Dissected::Learn(_) => {}
                 Dissected::UnmatchedResponse => notes.unmatched_responses += 1,
                 Dissected::OneWay => notes.one_way_responses += 1,
                 Dissected::Resync => notes.resyncs += 1,

@@ -5,6 +5,7 @@
 //! hub's merge of all agents.
 
 pub mod agent;
+pub mod bus;
 pub mod fetch;
 pub mod join;
 pub mod outbox;

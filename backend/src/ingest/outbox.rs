@@ -164,6 +164,8 @@ mod tests {
                 seq: None,
                 detail: podtap_shared::Detail::Http(Default::default()),
             },
+            learn: false,
+            place: 0,
         };
         Batch { items: vec![ex; items], ..Batch::default() }
     }

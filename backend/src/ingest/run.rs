@@ -60,7 +60,10 @@ pub async fn agent(config: AgentConfig, shutdown: impl Future<Output = ()>) -> a
         }
     };
     tracing::info!("podtap agent on node {} sending to {}", config.node, config.url);
-    let sender = tokio::spawn(agent::send(options, outbox.clone(), report, wall_clock, stopped));
+    let sender = match config.bus.clone() {
+        Some(bus) => tokio::spawn(super::bus::send::send(bus, options, outbox.clone(), report, wall_clock, stopped)),
+        None => tokio::spawn(agent::send(options, outbox.clone(), report, wall_clock, stopped)),
+    };
     tokio::pin!(shutdown);
     tokio::pin!(sender);
     let sent = tokio::select! {

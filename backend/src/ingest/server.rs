@@ -17,7 +17,7 @@ use axum::routing::get;
 use tokio::sync::{mpsc, oneshot};
 
 use super::fetch::PacketFetch;
-use super::join::Event;
+use super::join::{Event, Reply};
 use super::wire::{self, AgentMessage, HubMessage};
 use crate::feed::replay::now_us;
 
@@ -136,7 +136,12 @@ async fn connection(mut socket: WebSocket, state: IngestState) {
             fetch.unregister(slot);
         }
     };
-    if state.events.send(Event::Connected { slot, hello, reply, have: have_tx }).await.is_err() {
+    if state
+        .events
+        .send(Event::Connected { slot, hello, reply: Reply::Agent(reply), have: have_tx, partition: 0 })
+        .await
+        .is_err()
+    {
         unregister(&state);
         return;
     }

@@ -73,7 +73,7 @@ pub enum HubMessage {
 }
 
 /// Who is speaking.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Hello {
     pub protocol: u32,
     /// podtap's version (`CARGO_PKG_VERSION`).
@@ -106,6 +106,13 @@ pub struct Batch {
 pub struct Observed {
     pub at_us: u64,
     pub exchange: Exchange,
+    /// Over the bus: another partition merges it; this one only learns names from it (a DNS
+    /// answer, a TLS server name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learn: bool,
+    /// Over the bus: its place in the agent's batch, which its partitions' parts put back together.
+    #[serde(default)]
+    pub place: u32,
 }
 
 /// The dissectors' notes of what they could not use (`Dissected` other than exchanges).
@@ -140,7 +147,7 @@ pub struct DecodeError {
 }
 
 /// One message as bytes (named fields).
-pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+pub fn encode<T: Serialize + ?Sized>(msg: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(msg).expect("protocol messages always encode")
 }
 
@@ -199,7 +206,7 @@ mod tests {
         let batch = Batch {
             seq: 3,
             interfaces: Some(vec![Some("eth0".into()), None]),
-            items: vec![Observed { at_us: 5, exchange: exchange() }],
+            items: vec![Observed { at_us: 5, exchange: exchange(), learn: false, place: 0 }],
             notes: Notes { resyncs: 1, ..Notes::default() },
             watermark_us: 9,
         };

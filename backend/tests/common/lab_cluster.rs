@@ -23,6 +23,9 @@ pub const HUB_IP: &str = "192.168.77.11";
 pub const HUB_API: &str = "127.0.0.1:18480";
 pub const HUB_INGEST: u16 = 18481;
 pub const NODE_PORT: u16 = 30007;
+/// The bus (`nats-server`) on lab-node-1, and the API of the second hub replica beside the first.
+pub const BUS_URL: &str = "nats://192.168.77.11:4222";
+pub const REPLICA_API: &str = "127.0.0.1:18482";
 
 pub struct Cluster {
     pub dir: PathBuf,
@@ -342,10 +345,15 @@ pub fn hub(path: &str) -> Option<Value> {
 
 /// GET on the hub's API; `ok_only`: nothing unless the status is 2xx.
 fn hub_get(path: &str, ok_only: bool) -> Option<Value> {
+    hub_at(HUB_API, path, ok_only)
+}
+
+/// GET on the API of the hub at `api` on lab-node-1 (a replica's: `REPLICA_API`).
+pub fn hub_at(api: &str, path: &str, ok_only: bool) -> Option<Value> {
     let out = Command::new("ip")
         .args(["netns", "exec", "ptk-lab-node-1", "curl", if ok_only { "-sf" } else { "-s" }, "--max-time", "5", "-H"])
         .arg(format!("Authorization: Bearer {TOKEN}"))
-        .arg(format!("http://{HUB_API}{path}"))
+        .arg(format!("http://{api}{path}"))
         .output()
         .ok()?;
     out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
@@ -559,20 +567,42 @@ pub fn start_hub(c: &Cluster, kubeconfig: &Path, log: &str) -> Running {
 /// `podtap agent` on `node` following pod interfaces and eth0 (its errors in OUT/LOG), once it
 /// captures on eth0.
 pub fn start_agent(c: &Cluster, node: &str, log: &str) -> Running {
+    let to = ["--hub".to_string(), format!("http://{HUB_IP}:{HUB_INGEST}"), "--token".into(), TOKEN.into()];
+    agent_to(c, node, log, &to)
+}
+
+/// The bus on lab-node-1 (`nats-server` with JetStream, its store under OUT), once it answers.
+pub fn start_bus(c: &Cluster) -> Running {
+    let store = c.out.join("bus");
+    let log = c.out.join("bus.log");
+    let args = ["--jetstream", "--addr", HUB_IP, "--port", "4222", "--store_dir"].map(String::from);
+    let args = [&args[..], &[store.display().to_string(), "--log".into(), log.display().to_string()]].concat();
+    let bus = spawn_in("ptk-lab-node-1", &super::nats_server(), &args, &[], &c.out.join("bus.err"));
+    until("the bus", || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Server is ready")));
+    bus
+}
+
+/// Hub replica `index` of 2 on the bus, on lab-node-1 (replica 0 answers on `HUB_API`, 1 on
+/// `REPLICA_API`), its errors in OUT/LOG, once it serves.
+pub fn start_replica(c: &Cluster, kubeconfig: &Path, index: u32, log: &str) -> Running {
+    let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
+    let api = if index == 0 { HUB_API } else { REPLICA_API };
+    let args = ["hub", "--listen", api, "--token", TOKEN, "--bus", BUS_URL, "--replica", &format!("{index}/2")];
+    let err = c.out.join(log);
+    let hub = spawn_in("ptk-lab-node-1", &podtap, &args.map(String::from), &[("KUBECONFIG", kubeconfig)], &err);
+    until("the hub replica", || std::fs::read_to_string(&err).is_ok_and(|t| t.contains("podtap serving")));
+    hub
+}
+
+/// `podtap agent --bus` on `node`, as `start_agent`.
+pub fn start_bus_agent(c: &Cluster, node: &str, log: &str) -> Running {
+    agent_to(c, node, log, &["--bus".into(), BUS_URL.into()])
+}
+
+fn agent_to(c: &Cluster, node: &str, log: &str, to: &[String]) -> Running {
     let podtap = PathBuf::from(env!("CARGO_BIN_EXE_podtap"));
     let s = |v: &str| v.to_string();
-    let args = [
-        s("agent"),
-        s("--hub"),
-        format!("http://{HUB_IP}:{HUB_INGEST}"),
-        s("--token"),
-        s(TOKEN),
-        s("--node"),
-        s(node),
-        s("--pod-interfaces"),
-        s("-i"),
-        s("eth0"),
-    ];
+    let args = [&[s("agent")], to, &[s("--node"), s(node), s("--pod-interfaces"), s("-i"), s("eth0")]].concat();
     let err = c.out.join(log);
     let agent = spawn_in(&format!("ptk-{node}"), &podtap, &args, &[], &err);
     until("the agent capturing", || std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 ")));
@@ -620,6 +650,64 @@ pub fn restart_a_web_pod(c: &Cluster) -> String {
     c.kubectl(&["delete", "pod", &name, "--wait=true", "--timeout=90s"]);
     rollout(c, "default", "web");
     node
+}
+
+/// The seed scenario's traffic (DESIGN.md, `end2end/k8s/scenarios/seed.yaml`): the outside
+/// client through the NodePort and a Job through the ClusterIP; `mid` (a fault: a podtap process
+/// killed); a web pod restarted, so an address passes to another pod; the outside client again and
+/// a Job whose node reports its pod's address 3 s late; a socket-level balancer's client and a
+/// direct one. The Jobs: (Job, its pod, the way its calls went).
+pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str, String, ViaKind); 4] {
+    // The seed: its pods' interfaces appear while podtap watches; every probe is seen.
+    c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
+    rollout(c, "default", "web");
+
+    // The outside client through the NodePort, the first Job through the ClusterIP.
+    ext(c, 1, 20);
+    let client_1 = c.run_client("seed-client-1", HUB_NODE);
+    mid();
+    // A web pod restarts: deleted, its replacement scheduled; the next Job on the deleted pod's
+    // node takes the lowest free address of that node, one another pod held before. Its node
+    // reports the pod's address 3 s after it started talking (a busy kubelet, a slow API
+    // server): every request it made meanwhile must wait for the name, not go without it.
+    let node = restart_a_web_pod(c);
+    ext(c, 2, 20);
+    let late = [(r#"report-after: "0s""#, r#"report-after: "3s""#)];
+    let client_2 = c.run_job("seed-client", "seed-client-2", &node, &late);
+
+    // A node that balances at the socket (Cilium's, Calico's eBPF kube-proxy replacement): the
+    // client resolves web through the cluster DNS, and its own namespace translates the
+    // ClusterIP at connect(). podtap counts those calls for web (`via: socketLB`); a pod that
+    // calls a web pod's address without resolving anything stays `direct`.
+    let web_ip = c.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let dns = std::fs::read_to_string(repo().join("end2end/k8s/scenarios/dns.yaml")).unwrap();
+    c.apply(&dns.replace("WEB_CLUSTER_IP", &web_ip));
+    rollout(c, "kube-system", "coredns");
+    let backends = c.web_pods();
+    let socket = c.run_job(
+        "socket-lb-client",
+        "socket-lb-client",
+        HUB_NODE,
+        &[("BACKEND_1", &backends[0].0), ("BACKEND_2", &backends[1].0)],
+    );
+    let other = nodes.iter().find(|n| n.as_str() != HUB_NODE).unwrap();
+    let direct = c.run_job(
+        "seed-client",
+        "direct-client",
+        other,
+        &[("$(WEB_SERVICE_HOST)", &backends[1].0), ("$(WEB_SERVICE_PORT)", "3000")],
+    );
+    [
+        ("seed-client-1", client_1, ViaKind::ClusterIp),
+        ("seed-client-2", client_2, ViaKind::ClusterIp),
+        ("socket-lb-client", socket, ViaKind::SocketLb),
+        ("direct-client", direct, ViaKind::Direct),
+    ]
+}
+
+/// The seed's Jobs as `finish_and_check` takes them.
+pub fn jobs<'a>(clients: &'a [(&'static str, String, ViaKind)]) -> Vec<(&'static str, &'a str, ViaKind)> {
+    clients.iter().map(|(job, pod, via)| (*job, pod.as_str(), *via)).collect()
 }
 
 /// The end of a scenario: web goes (its probes with it, so the logs are final), the hub is

@@ -10,6 +10,7 @@ pub mod packets;
 pub mod router;
 pub mod served;
 pub mod server_logs;
+pub mod two_nodes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,19 @@ use podtap_shared::Record;
 /// The lab run shipped as the built-in demo: `capture.pcapng`, `cluster.json`, `ground-truth.json`.
 pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
+}
+
+/// `nats-server` as `cargo xtask bus up` builds it (`PODTAP_NATS_SERVER` overrides).
+pub fn nats_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("PODTAP_NATS_SERVER") {
+        return p.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    let p = cache.join("podtap/nats-v2.15.3/nats-server");
+    assert!(p.is_file(), "{} is missing: `cargo xtask setup` (or `cargo xtask bus up`) builds it", p.display());
+    p
 }
 
 /// A lab directory's cluster state.

@@ -66,7 +66,7 @@ pub fn ensure_built() -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn which_go() -> Option<PathBuf> {
+pub fn which_go() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join("go"))
         .chain([PathBuf::from("/usr/local/go/bin/go")])

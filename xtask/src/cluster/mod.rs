@@ -21,7 +21,7 @@ mod nodes;
 mod pki;
 mod process;
 
-pub use build::{bin_dir, ensure_built};
+pub use build::{bin_dir, ensure_built, which_go};
 use process::{alive, pids, start, strays, wait_for};
 
 use crate::{root, status, step, target_dir};

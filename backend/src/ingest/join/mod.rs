@@ -3,8 +3,17 @@
 //! capture time any connected agent has reached, so a partner observation still on its way from
 //! another node is waited for. Per-agent status (connected, lag, offset, drops) is kept here and
 //! published for `/healthz`, `/metrics` and the page.
+//!
+//! Over a bus (`bus`), this hub is one replica: its parts are the partitions it owns, each agent
+//! instance has one part per partition, the records go back to the bus (`Outlet::Bus`) for every
+//! replica's store, and a batch is acknowledged to the bus only after the records made of it.
+
+mod agent;
 
 use std::collections::{HashMap, VecDeque};
+
+pub use agent::Reply;
+use agent::{Agent, SAMPLES};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,8 +36,10 @@ pub enum Event {
     Connected {
         slot: u64,
         hello: Hello,
-        reply: mpsc::UnboundedSender<HubMessage>,
+        reply: Reply,
         have: oneshot::Sender<u64>,
+        /// The bus partition the connection carries (0 for a WebSocket).
+        partition: u32,
     },
     Batch {
         slot: u64,
@@ -48,6 +59,18 @@ pub enum Event {
     Disconnected {
         slot: u64,
     },
+    /// Over the bus: an agent's batch was sent at `agent_us` (its clock) and stored by the bus at
+    /// `bus_us` (the bus's).
+    Stamp {
+        slot: u64,
+        agent_us: u64,
+        bus_us: u64,
+    },
+    /// Over the bus: an agent's counters.
+    BusReport {
+        hello: Hello,
+        report: Box<Report>,
+    },
     /// The hub refused an agent (another protocol version).
     Refused {
         node: String,
@@ -58,15 +81,15 @@ pub enum Event {
 
 /// How long a disconnected agent's capture time still holds the merge back: it may reconnect
 /// and send what it buffered.
-const GRACE_US: u64 = 5_000_000;
+pub(crate) const GRACE_US: u64 = 5_000_000;
 /// A batch is acknowledged once the merge has passed it by this much: everything in it has left
 /// the merge as records (a request bound for another node's pod waits longest: `RETRANSMIT_US`),
 /// so a hub restarted later need not see it again.
 const SETTLED_US: u64 = RETRANSMIT_US + WINDOW_US;
+/// An agent on the bus whose batches stopped this long ago is shown as gone.
+const BUS_SILENCE_US: u64 = 3_000_000;
 /// Events taken before one flush.
 const BURST: usize = 32;
-/// Round-trip samples kept for the clock offset.
-const SAMPLES: usize = 16;
 /// Outages kept per agent.
 const OUTAGES: usize = 16;
 /// After the hub starts, the merge waits this long (wall clock) for every node the cluster lists
@@ -76,57 +99,33 @@ const OUTAGES: usize = 16;
 const EXPECT_WAIT_US: u64 = 10_000_000;
 const EXPECT_WAIT_REPLAY_US: u64 = 30_000_000;
 
-/// One agent instance (one run of `podtap agent`).
-struct Agent {
-    node: String,
-    instance: u64,
-    wall_clock: bool,
-    origin: usize,
-    /// The last batch applied.
-    have: u64,
-    /// Capture time it has reached (corrected), `u64::MAX` once its input ended.
-    watermark: u64,
-    /// Its last real capture time, for a finished replay.
-    last_time: u64,
-    /// When its last batch came (wall clock).
-    last_batch_us: u64,
-    connected: Option<u64>,
-    reply: Option<mpsc::UnboundedSender<HubMessage>>,
-    /// Batches not yet acknowledged: (seq, watermark).
-    unacked: VecDeque<(u64, u64)>,
-    /// (round trip, offset) samples, µs.
-    samples: VecDeque<(u64, i64)>,
-    status: AgentStatus,
+/// Where the merged records go.
+pub enum Outlet {
+    /// Into this hub's store.
+    Hub,
+    /// To the bus, for every replica's store: records and acknowledgements in the order made.
+    /// Each agent's batches come in `parts` parts (the partitions this replica owns).
+    Bus { tx: mpsc::UnboundedSender<BusOut>, parts: usize },
 }
 
-impl Agent {
-    /// Its clock minus the hub's, from the sample with the shortest round trip.
-    fn offset_us(&self) -> i64 {
-        if !self.wall_clock {
-            return 0;
-        }
-        self.samples.iter().min_by_key(|(rtt, _)| *rtt).map_or(0, |(_, o)| *o)
-    }
-
-    fn fix(&self, t: u64) -> u64 {
-        t.saturating_add_signed(-self.offset_us())
-    }
-
-    /// Whether its capture time still holds the merge back.
-    fn holds(&self, now: u64) -> bool {
-        self.watermark != u64::MAX
-            // Connected and sending, or gone only lately (it may come back with its buffer).
-            && now.saturating_sub(self.last_batch_us) < GRACE_US
-    }
+/// What the join thread hands the bus.
+pub enum BusOut {
+    /// What a flush up to `watermark` (capture time) merged.
+    Records { records: Vec<Record>, watermark: u64 },
+    /// Every batch up to `seq` of the part on `slot` is merged.
+    Ack { slot: u64, seq: u64 },
 }
 
 /// The join thread's state.
 struct Join {
     joiner: Joiner,
     hub: Hub,
+    outlet: Outlet,
+    /// Parts each agent's batch comes in.
+    parts: usize,
     agents: Vec<Agent>,
-    /// Connection slot → agent.
-    slots: HashMap<u64, usize>,
+    /// Connection slot → (agent, its part).
+    slots: HashMap<u64, (usize, usize)>,
     refused: Vec<AgentStatus>,
     /// Counters of every agent's observer, as last reported, by origin.
     fronts: HashMap<usize, EngineStats>,
@@ -139,9 +138,21 @@ struct Join {
 /// Runs the join thread until every connection's sender is gone.
 /// `merged` is kept at the capture time the merge has reached (0 before it starts, `u64::MAX`
 /// when nothing holds it): connections that run far ahead of it wait (`server`).
-pub fn run(mut events: mpsc::Receiver<Event>, hub: Hub, mut cluster: ClusterFeed, merged: Arc<AtomicU64>) {
+pub fn run(
+    mut events: mpsc::Receiver<Event>,
+    hub: Hub,
+    outlet: Outlet,
+    mut cluster: ClusterFeed,
+    merged: Arc<AtomicU64>,
+) {
     let capture_clock = hub.clock() == podtap_shared::Clock::Capture;
+    let parts = match &outlet {
+        Outlet::Hub => 1,
+        Outlet::Bus { parts, .. } => (*parts).max(1),
+    };
     let mut join = Join {
+        parts,
+        outlet,
         capture_clock,
         started_us: now_us(),
         joiner: {
@@ -208,44 +219,56 @@ impl Join {
         let now = now_us();
         let changed = matches!(event, Event::Connected { .. } | Event::Disconnected { .. } | Event::Refused { .. });
         match event {
-            Event::Connected { slot, hello, reply, have } => {
-                let index = self.agent_for(&hello, now);
+            Event::Connected { slot, hello, reply, have, partition } => {
+                let bus = matches!(reply, Reply::Bus);
+                let index = self.agent_for(&hello, bus, now);
                 let agent = &mut self.agents[index];
-                agent.connected = Some(slot);
-                agent.reply = Some(reply);
-                agent.samples.clear();
-                agent.unacked.clear();
-                let s = &mut agent.status;
-                (s.connected, s.since_us, s.last_seen_us, s.version) = (true, now, now, hello.version.clone());
-                s.sessions += 1;
-                if let Some(o) = s.outages.last_mut().filter(|o| o.to_us.is_none()) {
-                    o.to_us = Some(now);
+                let first = agent.parts.is_empty();
+                if !bus {
+                    agent.connected = Some(slot);
+                    agent.samples.clear();
+                }
+                let part = agent.part(partition, slot, now);
+                part.slot = slot;
+                part.reply = Some(reply);
+                part.unacked.clear();
+                let had = part.have;
+                let at = agent.parts.iter().position(|(p, _)| *p == partition).unwrap_or(0);
+                if !bus || first {
+                    let s = &mut agent.status;
+                    (s.connected, s.since_us, s.last_seen_us, s.version) = (true, now, now, hello.version.clone());
+                    s.sessions += 1;
+                    if let Some(o) = s.outages.last_mut().filter(|o| o.to_us.is_none()) {
+                        o.to_us = Some(now);
+                    }
                 }
                 self.refused.retain(|r| r.node != hello.node);
-                self.slots.insert(slot, index);
-                let _ = have.send(self.agents[index].have);
+                self.slots.insert(slot, (index, at));
+                let _ = have.send(had);
             }
             Event::Batch { slot, batch } => {
-                if let Some(&i) = self.slots.get(&slot) {
-                    self.apply(i, batch, now);
+                if let Some(&(i, part)) = self.slots.get(&slot) {
+                    self.receive(i, part, batch, now);
+                }
+            }
+            Event::Stamp { slot, agent_us, bus_us } => {
+                if let Some(&(i, _)) = self.slots.get(&slot) {
+                    self.agents[i].stamp(agent_us, bus_us);
+                }
+            }
+            Event::BusReport { hello, report } => {
+                let known = self.agents.iter().position(|a| a.node == hello.node && a.instance == hello.instance);
+                if let Some(i) = known {
+                    self.report(i, &report, now);
                 }
             }
             Event::Report { slot, report } => {
-                if let Some(&i) = self.slots.get(&slot) {
-                    let a = &mut self.agents[i];
-                    let s = &mut a.status;
-                    s.last_seen_us = now;
-                    (s.buffered_batches, s.buffered_bytes) = (report.buffered_batches, report.buffered_bytes);
-                    (s.dropped_batches, s.dropped_observations) = (report.dropped_batches, report.dropped_observations);
-                    (s.kernel_packets, s.kernel_drops) = (report.kernel_packets, report.kernel_drops);
-                    s.reassembly_gaps = report.engine.tcp.gaps;
-                    s.interfaces = report.interfaces.clone();
-                    let origin = a.origin;
-                    self.fronts.insert(origin, report.engine);
+                if let Some(&(i, _)) = self.slots.get(&slot) {
+                    self.report(i, &report, now);
                 }
             }
             Event::Pong { slot, hub_us, agent_us, back_us } => {
-                if let Some(&i) = self.slots.get(&slot) {
+                if let Some(&(i, _)) = self.slots.get(&slot) {
                     let a = &mut self.agents[i];
                     let rtt = back_us.saturating_sub(hub_us);
                     let mid = hub_us + rtt / 2;
@@ -260,15 +283,16 @@ impl Join {
                 }
             }
             Event::Disconnected { slot } => {
-                if let Some(i) = self.slots.remove(&slot) {
+                if let Some((i, part)) = self.slots.remove(&slot) {
                     let a = &mut self.agents[i];
                     if a.connected == Some(slot) {
                         a.connected = None;
-                        a.reply = None;
+                        a.parts[part].1.reply = None;
+                        let ended = a.watermark() == u64::MAX;
                         let s = &mut a.status;
                         (s.connected, s.since_us, s.last_seen_us) = (false, now, now);
                         // A replay that ended and was fully acknowledged is not an outage.
-                        if a.watermark != u64::MAX {
+                        if !ended {
                             s.outages.push(Outage { from_us: now, to_us: None });
                             if s.outages.len() > OUTAGES {
                                 s.outages.remove(0);
@@ -293,13 +317,18 @@ impl Join {
     }
 
     /// The agent for this instance, new if it is.
-    fn agent_for(&mut self, hello: &Hello, now: u64) -> usize {
+    fn agent_for(&mut self, hello: &Hello, bus: bool, now: u64) -> usize {
         if let Some(i) = self.agents.iter().position(|a| a.node == hello.node && a.instance == hello.instance) {
             return i;
         }
         let origin = self.agents.len() + 1;
         let o = self.joiner.origin_mut(origin);
         o.node = Some(Name::from(hello.node.as_str()));
+        // Over the bus the agent's connection ids are unique already (it numbers them from its
+        // place on the bus): every replica names a connection alike.
+        if bus {
+            o.conn_base = 0;
+        }
         // An agent that restarted is a new instance: the old one is gone for good.
         let sessions = self.agents.iter().filter(|a| a.node == hello.node).map(|a| a.status.sessions).sum();
         let outages = self
@@ -308,21 +337,20 @@ impl Join {
             .filter(|a| a.node == hello.node)
             .flat_map(|a| a.status.outages.iter().copied())
             .collect::<Vec<_>>();
-        self.agents.retain(|a| a.node != hello.node || a.connected.is_some());
+        // (Over the bus an old instance's partitions may still be draining: it stays until
+        // it has ended.)
+        self.agents.retain(|a| a.node != hello.node || a.connected.is_some() || (a.bus && a.holding(now).is_some()));
         let index = self.agents.len();
         self.agents.push(Agent {
             node: hello.node.clone(),
             instance: hello.instance,
             wall_clock: hello.wall_clock,
+            bus,
             origin,
-            have: 0,
-            watermark: 0,
-            last_time: 0,
-            last_batch_us: now,
+            parts: Vec::new(),
             connected: None,
-            reply: None,
-            unacked: VecDeque::new(),
             samples: VecDeque::new(),
+            stamps: VecDeque::new(),
             status: AgentStatus {
                 node: hello.node.clone(),
                 version: hello.version.clone(),
@@ -333,63 +361,154 @@ impl Join {
             },
         });
         // Indexes moved: rebuild the slot map.
-        self.slots = self.agents.iter().enumerate().filter_map(|(i, a)| a.connected.map(|slot| (slot, i))).collect();
+        self.slots = self
+            .agents
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| {
+                let live = a.bus || a.connected.is_some();
+                a.parts.iter().enumerate().filter(move |_| live).map(move |(at, (_, p))| (p.slot, (i, at)))
+            })
+            .collect();
         index
     }
 
-    fn apply(&mut self, i: usize, batch: Batch, now: u64) {
+    fn report(&mut self, i: usize, report: &Report, now: u64) {
+        let a = &mut self.agents[i];
+        let s = &mut a.status;
+        s.last_seen_us = now;
+        (s.buffered_batches, s.buffered_bytes) = (report.buffered_batches, report.buffered_bytes);
+        (s.dropped_batches, s.dropped_observations) = (report.dropped_batches, report.dropped_observations);
+        (s.kernel_packets, s.kernel_drops) = (report.kernel_packets, report.kernel_drops);
+        s.reassembly_gaps = report.engine.tcp.gaps;
+        s.interfaces = report.interfaces.clone();
+        let origin = a.origin;
+        self.fronts.insert(origin, report.engine);
+    }
+
+    /// Takes a batch of one part; applies what every part of the agent has (`drain`).
+    fn receive(&mut self, i: usize, at: usize, batch: Batch, now: u64) {
         let agent = &mut self.agents[i];
         agent.status.last_seen_us = now;
-        agent.last_batch_us = now;
-        if batch.seq <= agent.have {
-            // Sent again after a reconnect, already here.
-            agent.unacked.push_back((batch.seq, 0));
+        let part = &mut agent.parts[at].1;
+        part.last_batch_us = now;
+        if batch.seq <= part.have {
+            // Sent again after a reconnect (or delivered again by the bus), already here.
+            part.unacked.push_back((batch.seq, 0));
             return;
         }
-        agent.have = batch.seq;
-        let origin = agent.origin;
-        if let Some(names) = batch.interfaces {
-            self.joiner.origin_mut(origin).interfaces = names;
+        part.have = batch.seq;
+        part.queue.push_back(batch);
+        self.drain(i, false);
+    }
+
+    /// Applies the agent's batches in its own order: one batch is cut into a part per bus
+    /// partition, and the parts of batch N come on separate consumers, so the batch goes to the
+    /// merge once every part this hub owns has it (a part already past it will not get it: a
+    /// resumed partition starts a little later than another). `partial`: the agent went silent,
+    /// and what its parts hold goes as it is.
+    fn drain(&mut self, i: usize, partial: bool) {
+        loop {
+            let agent = &mut self.agents[i];
+            let all_there = agent.parts.len() >= self.parts && agent.parts.iter().all(|(_, p)| !p.queue.is_empty());
+            if !all_there && !partial {
+                return;
+            }
+            let Some(next) = agent.parts.iter().filter_map(|(_, p)| p.queue.front().map(|b| b.seq)).min() else {
+                return;
+            };
+            let taken: Vec<(usize, Batch)> = agent
+                .parts
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, (_, p))| p.queue.front().is_some_and(|b| b.seq == next))
+                .filter_map(|(at, (_, p))| p.queue.pop_front().map(|b| (at, b)))
+                .collect();
+            self.apply(i, taken);
+        }
+    }
+
+    /// One batch of an agent (its parts that are here) into the merge, in the order the agent
+    /// observed it.
+    fn apply(&mut self, i: usize, taken: Vec<(usize, Batch)>) {
+        let Some((seq, watermark_us)) = taken.first().map(|(_, b)| (b.seq, b.watermark_us)) else { return };
+        let origin = self.agents[i].origin;
+        let mut observed = Vec::new();
+        let mut notes = crate::ingest::wire::Notes::default();
+        let mut parts = Vec::with_capacity(taken.len());
+        for (at, batch) in taken {
+            if let Some(names) = batch.interfaces {
+                self.joiner.origin_mut(origin).interfaces = names;
+            }
+            observed.extend(batch.items);
+            let n = batch.notes;
+            notes.unmatched_responses += n.unmatched_responses;
+            notes.one_way_responses += n.one_way_responses;
+            notes.resyncs += n.resyncs;
+            notes.not_this_protocol += n.not_this_protocol;
+            parts.push(at);
+        }
+        // Back in the order the agent made them (each part kept its own).
+        if parts.len() > 1 {
+            observed.sort_by_key(|o| o.place);
         }
         let agent = &self.agents[i];
-        let mut items = Vec::with_capacity(batch.items.len());
-        for o in batch.items {
+        let mut items = Vec::with_capacity(observed.len());
+        let mut observations = 0;
+        for o in observed {
             let mut ex = o.exchange;
             ex.ts_us = agent.fix(ex.ts_us);
             ex.response_ts_us = ex.response_ts_us.map(|t| agent.fix(t));
             ex.end_us = ex.end_us.map(|t| agent.fix(t));
-            items.push((agent.fix(o.at_us), Dissected::Exchange(Box::new(ex))));
+            let item = if o.learn {
+                Dissected::Learn(Box::new(ex))
+            } else {
+                observations += 1;
+                Dissected::Exchange(Box::new(ex))
+            };
+            items.push((agent.fix(o.at_us), item));
         }
-        let n = batch.notes;
-        let notes = std::iter::repeat_n(Dissected::UnmatchedResponse, n.unmatched_responses as usize)
-            .chain(std::iter::repeat_n(Dissected::OneWay, n.one_way_responses as usize))
-            .chain(std::iter::repeat_n(Dissected::Resync, n.resyncs as usize))
-            .chain(std::iter::repeat_n(Dissected::NotThisProtocol, n.not_this_protocol as usize));
-        let observations = items.len() as u64;
+        let notes = std::iter::repeat_n(Dissected::UnmatchedResponse, notes.unmatched_responses as usize)
+            .chain(std::iter::repeat_n(Dissected::OneWay, notes.one_way_responses as usize))
+            .chain(std::iter::repeat_n(Dissected::Resync, notes.resyncs as usize))
+            .chain(std::iter::repeat_n(Dissected::NotThisProtocol, notes.not_this_protocol as usize));
         for (at, item) in items {
             self.joiner.take(origin, [item], at, &mut self.out);
         }
         self.joiner.take(origin, notes, 0, &mut self.out);
         let agent = &mut self.agents[i];
         agent.status.observations += observations;
-        // `u64::MAX`: its input ended, and its last batch settles with its last real time.
-        let settles_at = if batch.watermark_us == u64::MAX {
-            agent.watermark = u64::MAX;
-            agent.last_time
-        } else {
-            let watermark = agent.fix(batch.watermark_us);
-            agent.last_time = agent.last_time.max(watermark);
-            agent.watermark = agent.watermark.max(watermark);
-            watermark
-        };
-        agent.unacked.push_back((batch.seq, settles_at));
+        let fixed = (watermark_us != u64::MAX).then(|| agent.fix(watermark_us));
+        for at in parts {
+            let part = &mut agent.parts[at].1;
+            // `u64::MAX`: its input ended, and its last batch settles with its last real time.
+            let settles_at = match fixed {
+                None => {
+                    part.watermark = u64::MAX;
+                    part.last_time
+                }
+                Some(watermark) => {
+                    part.last_time = part.last_time.max(watermark);
+                    part.watermark = part.watermark.max(watermark);
+                    watermark
+                }
+            };
+            part.unacked.push_back((seq, settles_at));
+        }
     }
 
     /// Merges up to the oldest capture time of the agents that hold it back, publishes the
     /// records, and acknowledges every batch the merge has passed.
     fn flush(&mut self) -> u64 {
         let now = now_us();
-        let mut holding = self.agents.iter().filter(|a| a.holds(now)).map(|a| a.watermark).min();
+        // An agent gone silent with parts of batches held: they will not be completed.
+        for i in 0..self.agents.len() {
+            let a = &self.agents[i];
+            if a.parts.iter().any(|(_, p)| !p.queue.is_empty()) && now.saturating_sub(a.last_batch_us()) >= GRACE_US {
+                self.drain(i, true);
+            }
+        }
+        let mut holding = self.agents.iter().filter_map(|a| a.holding(now)).min();
         let wait = if self.capture_clock { EXPECT_WAIT_REPLAY_US } else { EXPECT_WAIT_US };
         // Nothing is settled (and acknowledged to its agent) while the joiner holds exchanges
         // for the cluster state: a hub stopped meanwhile loses none of them.
@@ -407,17 +526,31 @@ impl Join {
         if !self.out.is_empty() {
             // The next batch is likely as big: its room is made once, not grown into.
             let room = self.out.len();
-            self.hub.publish_owned(std::mem::replace(&mut self.out, Vec::with_capacity(room)));
+            let records = std::mem::replace(&mut self.out, Vec::with_capacity(room));
+            match &self.outlet {
+                Outlet::Hub => self.hub.publish_owned(records),
+                Outlet::Bus { tx, .. } => {
+                    let _ = tx.send(BusOut::Records { records, watermark });
+                }
+            }
         }
         // A record waiting for a pod's name has not left: its batch is not settled either.
         let settled = self.joiner.waiting_since().map_or(watermark, |w| w.min(watermark));
         for a in &mut self.agents {
-            let mut ack = None;
-            while a.unacked.front().is_some_and(|(_, w)| w.saturating_add(SETTLED_US) <= settled) {
-                ack = a.unacked.pop_front().map(|(seq, _)| seq);
-            }
-            if let (Some(seq), Some(reply)) = (ack, &a.reply) {
-                let _ = reply.send(HubMessage::Ack { seq });
+            for (_, part) in &mut a.parts {
+                let mut ack = None;
+                while part.unacked.front().is_some_and(|(_, w)| w.saturating_add(SETTLED_US) <= settled) {
+                    ack = part.unacked.pop_front().map(|(seq, _)| seq);
+                }
+                match (ack, &part.reply, &self.outlet) {
+                    (Some(seq), Some(Reply::Agent(reply)), _) => {
+                        let _ = reply.send(HubMessage::Ack { seq });
+                    }
+                    (Some(seq), Some(Reply::Bus), Outlet::Bus { tx, .. }) => {
+                        let _ = tx.send(BusOut::Ack { slot: part.slot, seq });
+                    }
+                    _ => {}
+                }
             }
         }
         watermark
@@ -444,8 +577,22 @@ impl Join {
             })
             .collect();
         for a in &mut self.agents {
-            if a.wall_clock && a.connected.is_some() && a.watermark != u64::MAX {
-                a.status.lag_ms = Some(now.saturating_sub(a.watermark) as f64 / 1000.0);
+            let watermark = a.watermark();
+            // Over the bus an agent is there while its batches come (a heartbeat every half second).
+            if a.bus {
+                let sending = now.saturating_sub(a.last_batch_us()) < BUS_SILENCE_US || watermark == u64::MAX;
+                if a.status.connected && !sending && watermark != u64::MAX {
+                    a.status.outages.push(Outage { from_us: now, to_us: None });
+                } else if !a.status.connected
+                    && sending
+                    && let Some(o) = a.status.outages.last_mut().filter(|o| o.to_us.is_none())
+                {
+                    o.to_us = Some(now);
+                }
+                a.status.connected = sending && watermark != u64::MAX;
+            }
+            if a.wall_clock && (a.connected.is_some() || a.status.connected) && watermark != u64::MAX {
+                a.status.lag_ms = Some(now.saturating_sub(watermark) as f64 / 1000.0);
             }
             statuses.push(a.status.clone());
         }
@@ -466,164 +613,14 @@ pub fn channel() -> (mpsc::Sender<Event>, mpsc::Receiver<Event>) {
 }
 
 /// Starts the join thread publishing into `hub`.
-pub fn start(hub: Hub, cluster: ClusterFeed) -> std::io::Result<(mpsc::Sender<Event>, Arc<AtomicU64>)> {
+pub fn start(hub: Hub, outlet: Outlet, cluster: ClusterFeed) -> std::io::Result<(mpsc::Sender<Event>, Arc<AtomicU64>)> {
     let (tx, rx) = channel();
     let merged = Arc::new(AtomicU64::new(0));
     let m = merged.clone();
-    std::thread::Builder::new().name("join".into()).spawn(move || run(rx, hub, cluster, m))?;
+    std::thread::Builder::new().name("join".into()).spawn(move || run(rx, hub, outlet, cluster, m))?;
     tokio::spawn(tick(tx.clone()));
     Ok((tx, merged))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ingest::wire::{Notes, Observed};
-    use podtap_shared::{Detail, HttpExchange};
-
-    const T0: u64 = 1_800_000_000_000_000;
-
-    fn observed(n: u64) -> Observed {
-        let http =
-            HttpExchange { method: "GET".into(), path: format!("/{n}"), status: Some(200), ..Default::default() };
-        let exchange = crate::dissect::Exchange {
-            conn: n,
-            opened_us: None,
-            interface: 0,
-            points: 1,
-            tunnel: None,
-            proxied: None,
-            client: format!("10.0.0.1:{}", 40000 + n).parse().unwrap(),
-            server: "10.0.0.2:80".parse().unwrap(),
-            ts_us: T0 + n * 1000,
-            response_ts_us: Some(T0 + n * 1000 + 500),
-            end_us: None,
-            request_size: 10,
-            response_size: 20,
-            seq: None,
-            detail: Detail::Http(http),
-        };
-        Observed { at_us: T0 + n * 1000 + 500, exchange }
-    }
-
-    fn batch(seq: u64, items: std::ops::Range<u64>, watermark_us: u64) -> Batch {
-        Batch { seq, interfaces: None, items: items.map(observed).collect(), notes: Notes::default(), watermark_us }
-    }
-
-    fn join(hub: &Hub) -> Join {
-        Join {
-            joiner: Joiner::new(Arc::new(crate::resolve::ClusterState::default())),
-            hub: hub.clone(),
-            agents: Vec::new(),
-            slots: HashMap::new(),
-            refused: Vec::new(),
-            fronts: HashMap::new(),
-            out: Vec::new(),
-            capture_clock: true,
-            started_us: 0,
-        }
-    }
-
-    fn connect(j: &mut Join, slot: u64, instance: u64) -> (u64, mpsc::UnboundedReceiver<HubMessage>) {
-        let (reply, replies) = mpsc::unbounded_channel();
-        let (have, got) = oneshot::channel();
-        let hello = Hello { protocol: 1, version: "t".into(), node: "n1".into(), instance, wall_clock: false };
-        j.on(Event::Connected { slot, hello, reply, have });
-        (got.blocking_recv().unwrap(), replies)
-    }
-
-    #[test]
-    fn batches_sent_again_after_a_reconnect_are_not_counted_twice() {
-        let hub = Hub::new("test", 1000);
-        let mut j = join(&hub);
-        let (have, _r) = connect(&mut j, 1, 7);
-        assert_eq!(have, 0);
-        j.on(Event::Batch { slot: 1, batch: batch(1, 0..5, T0) });
-        j.on(Event::Batch { slot: 1, batch: batch(2, 5..10, T0 + 20_000) });
-        j.on(Event::Disconnected { slot: 1 });
-        // The same instance comes back: the hub says what it has, and what is sent again is
-        // skipped.
-        let (have, _r) = connect(&mut j, 2, 7);
-        assert_eq!(have, 2);
-        j.on(Event::Batch { slot: 2, batch: batch(2, 5..10, T0 + 20_000) });
-        j.on(Event::Batch { slot: 2, batch: batch(3, 10..12, u64::MAX) });
-        j.flush();
-        assert_eq!(hub.total(), 12);
-        // A new instance of the node starts over at batch 1.
-        let (have, _r) = connect(&mut j, 3, 8);
-        assert_eq!(have, 0);
-    }
-
-    #[test]
-    fn a_batch_is_acknowledged_once_the_merge_has_passed_it() {
-        let hub = Hub::new("test", 1000);
-        let mut j = join(&hub);
-        let (_, mut replies) = connect(&mut j, 1, 7);
-        j.on(Event::Batch { slot: 1, batch: batch(1, 0..3, T0 + 10_000) });
-        j.flush();
-        assert!(replies.try_recv().is_err(), "not merged yet: no acknowledgement");
-        j.on(Event::Batch { slot: 1, batch: batch(2, 3..4, T0 + 10_000 + SETTLED_US) });
-        j.flush();
-        assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
-    }
-
-    /// A node whose pod network holds the test's addresses (10.0.0.0/24; 10.0.0.1, the client,
-    /// is its bridge), and, with `pods`, the server pod at 10.0.0.2.
-    fn cluster(pods: bool) -> Arc<crate::resolve::ClusterState> {
-        let pod = |name: &str, ip: &str| {
-            format!(
-                r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"default",
-                "creationTimestamp":"2020-01-01T00:00:00Z"}},"spec":{{"nodeName":"n1","containers":[]}},
-                "status":{{"podIP":"{ip}","phase":"Running"}}}}"#
-            )
-        };
-        let mut items = vec![
-            r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},
-            "spec":{"podCIDR":"10.0.0.0/24"},"status":{"addresses":[{"type":"InternalIP","address":"192.168.1.10"}]}}"#
-                .to_string(),
-        ];
-        if pods {
-            items.push(pod("server", "10.0.0.2"));
-        }
-        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#, items.join(","));
-        let mut state = crate::resolve::ClusterState::default();
-        crate::resolve::parse_list("test", list.as_bytes(), &mut state).unwrap();
-        Arc::new(state)
-    }
-
-    #[test]
-    fn a_record_waits_for_its_pods_name_and_its_batch_is_not_acknowledged_meanwhile() {
-        let hub = Hub::new("test", 1000);
-        let mut j = join(&hub);
-        j.joiner = Joiner::new(cluster(false));
-        j.joiner.await_names(crate::correlate::late::LIVE_WAIT_US);
-        let (_, mut replies) = connect(&mut j, 1, 7);
-        j.on(Event::Batch { slot: 1, batch: batch(1, 0..2, T0 + 10_000) });
-        j.on(Event::Batch { slot: 1, batch: batch(2, 2..3, T0 + 10_000 + SETTLED_US) });
-        j.flush();
-        assert_eq!(hub.total(), 0, "the server's address is in the pod network and nobody's yet");
-        assert!(replies.try_recv().is_err(), "what waits is not settled");
-        // The API server reports the pod: the records go, named as of their time.
-        j.joiner.set_cluster(cluster(true));
-        j.flush();
-        assert_eq!(hub.total(), 3);
-        assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
-        let stats = j.joiner.stats();
-        assert_eq!((stats.late_named, stats.late_unnamed), (3, 0));
-        let names = hub.recent(10, &Default::default()).iter().map(|r| r.dst.qualified_name()).collect::<Vec<_>>();
-        assert_eq!(names, vec![Some("default/server".to_string()); 3]);
-    }
-
-    #[test]
-    fn the_clock_offset_comes_from_the_shortest_round_trip() {
-        let hub = Hub::new("test", 1000);
-        let mut j = join(&hub);
-        let (_r1, _r2) = connect(&mut j, 1, 7);
-        j.agents[0].wall_clock = true;
-        // Agent 50 ms ahead; one slow round trip (20 ms, asymmetric) and one quick one.
-        j.on(Event::Pong { slot: 1, hub_us: 1_000_000, agent_us: 1_065_000, back_us: 1_020_000 });
-        j.on(Event::Pong { slot: 1, hub_us: 2_000_000, agent_us: 2_050_100, back_us: 2_000_200 });
-        assert_eq!(j.agents[0].offset_us(), 50_000);
-        assert_eq!(j.agents[0].status.rtt_ms, Some(0.2));
-    }
-}
+mod tests;

@@ -1,0 +1,144 @@
+//! Past one hub: agents and hub replicas over NATS JetStream (an existing partitioned log), in
+//! place of the agent → hub WebSocket.
+//!
+//! - Agents (`send`) split each batch by the join key (`key`) over `partitions` subjects
+//!   (`podtap.obs.P`) of the stream `PODTAP_OBS`, and forget a batch once the bus has stored
+//!   every part of it.
+//! - Hub replica `I` of `N` (`replica`) owns the partitions `P` with `P % N == I` through one
+//!   durable consumer each, and merges them as one hub merges its agents; it publishes the records
+//!   to `PODTAP_RECORDS` (`podtap.records.P`), and only then acknowledges the observations, and
+//!   records how far it merged in `PODTAP_MARKS`. A replica that restarts reads its partitions
+//!   again from a little before what it acknowledged and drops what it had published already:
+//!   nothing on the bus is lost, nothing counted twice.
+//! - Every replica reads every partition's records (`records`) into its own store, so any hub
+//!   answers every API, the stream and the page for the whole cluster.
+//!
+//! Messages are MessagePack, like the WebSocket's (`wire`).
+
+pub mod key;
+pub mod records;
+pub mod replica;
+pub mod send;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+
+use super::wire::{Batch, Hello, Report};
+
+/// How the bus is reached and cut.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusConfig {
+    /// `nats://HOST:PORT`.
+    pub url: String,
+    /// Partitions of the observations (agents and hubs must agree).
+    pub partitions: u32,
+    /// This hub is replica `.0` of `.1`.
+    pub replica: (u32, u32),
+    /// How long the bus keeps observations and records.
+    pub retention: Duration,
+}
+
+/// The stream of agents' observations, one subject per partition.
+pub const OBS: &str = "PODTAP_OBS";
+/// The stream of merged records, one subject per partition.
+pub const RECORDS: &str = "PODTAP_RECORDS";
+/// How far each partition was merged: one message per partition, the last.
+pub const MARKS: &str = "PODTAP_MARKS";
+
+pub fn obs_subject(partition: u32) -> String {
+    format!("podtap.obs.{partition}")
+}
+
+/// Where an agent announces a new instance (the stream's sequence numbers its connections).
+pub const HELLO_SUBJECT: &str = "podtap.obs.hello";
+
+pub fn records_subject(partition: u32) -> String {
+    format!("podtap.records.{partition}")
+}
+
+pub fn mark_subject(partition: u32) -> String {
+    format!("podtap.mark.{partition}")
+}
+
+/// Agents' counters, every second (not kept: the next replaces it).
+pub fn report_subject(node: &str) -> String {
+    format!("podtap.report.{}", node.replace(['.', '*', '>', ' '], "_"))
+}
+
+/// One part of an agent's batch, as stored on the bus.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub hello: Hello,
+    /// When the agent sent it (its clock, skew included): with the bus's own time of storing it,
+    /// the agent's clock offset.
+    pub sent_us: u64,
+    pub batch: Batch,
+}
+
+/// An agent's counters on the bus.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Counters {
+    pub hello: Hello,
+    pub report: Report,
+}
+
+/// Why the bus could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The server did not answer or refused the connection.
+    #[error("cannot reach the bus at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// JetStream refused to make or open a stream or consumer.
+    #[error("the bus at {url} refused {what}: {detail}")]
+    Refused { url: String, what: String, detail: String },
+}
+
+/// Connects with a name the server's monitoring shows.
+pub async fn connect(url: &str, name: &str) -> Result<(async_nats::Client, jetstream::Context), BusError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
+    let js = jetstream::new(client.clone());
+    Ok((client, js))
+}
+
+/// Opens the three streams, making those that are not there yet (whoever comes first).
+pub async fn streams(js: &jetstream::Context, url: &str, retention: Duration) -> Result<(), BusError> {
+    let make = |name: &str, subjects: &str, max_age: Duration, per_subject: i64| jetstream::stream::Config {
+        name: name.to_string(),
+        subjects: vec![subjects.to_string()],
+        max_age,
+        max_messages_per_subject: per_subject,
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120).min(max_age.max(Duration::from_secs(1))),
+        ..Default::default()
+    };
+    for config in [
+        make(OBS, "podtap.obs.>", retention, -1),
+        make(RECORDS, "podtap.records.*", retention, -1),
+        make(MARKS, "podtap.mark.*", Duration::ZERO, 1),
+    ] {
+        let what = format!("the stream {}", config.name);
+        js.get_or_create_stream(config).await.map_err(|e| BusError::Refused {
+            url: url.to_string(),
+            what,
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// A JetStream message's stored time, µs since the epoch.
+pub fn stored_us(info: &jetstream::message::Info<'_>) -> u64 {
+    u64::try_from(info.published.unix_timestamp_nanos() / 1000).unwrap_or(0)
+}

@@ -1,0 +1,216 @@
+//! Past one hub: the demo capture cut in two as if its client pod sat on another node, replayed
+//! by two `podtap agent --bus` into a real NATS JetStream (`nats-server`, built from its Go
+//! module by `cargo xtask bus up`/`setup`), merged by two `podtap hub --bus --replica I/2`. Each
+//! hub must give the records the whole capture gives — a request seen before DNAT on one node
+//! and after it on the other is one record, though each replica merges only its partitions —
+//! and the same records as the other hub, ids included. Then the same with one replica killed
+//! (SIGKILL) mid-replay and started again: nothing lost, nothing counted twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Running;
+use common::two_nodes::*;
+use podtap_shared::Record;
+
+const BIN: &str = env!("CARGO_BIN_EXE_podtap");
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("podtap-bus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A JetStream server of its own on a port the kernel picks, its store in `dir`; its URL.
+fn bus(dir: &Path) -> (Running, String) {
+    let log = dir.join("nats.log");
+    let child = Command::new(common::nats_server())
+        .args(["--jetstream", "--addr", "127.0.0.1", "--port", "-1", "--store_dir"])
+        .arg(dir.join("store"))
+        .args(["--log"])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let port = text
+            .lines()
+            .find_map(|l| l.split("Listening for client connections on 127.0.0.1:").nth(1))
+            .map(|p| p.trim().to_string());
+        if let Some(port) = port
+            && text.contains("Server is ready")
+        {
+            return (running, format!("nats://127.0.0.1:{port}"));
+        }
+        assert!(Instant::now() < deadline, "nats-server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Hub replica `replica` on `url`; its log in `dir/hub-I.log`; (process, listen address).
+fn hub(dir: &Path, cluster: &Path, url: &str, replica: &str, extra: &[&str]) -> (Running, String) {
+    let log = dir.join(format!("hub-{}.log", replica.replace('/', "of")));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["hub", "--cluster"]).arg(cluster);
+    cmd.args(["--bus", url, "--replica", replica, "--listen", "127.0.0.1:0", "--token", "s3cret"]);
+    cmd.args(extra).env("RUST_LOG", "info");
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+    let child = Running(cmd.stdout(Stdio::null()).stderr(out).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = std::fs::read_to_string(&log).unwrap_or_default().len();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = text[seen..].lines().find_map(|l| l.split("podtap serving http://").nth(1)) {
+            return (child, addr.trim().to_string());
+        }
+        assert!(Instant::now() < deadline, "hub {replica} did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn agents(url: &str, client: &Path, lab: &Path, extra: &[&str]) -> Vec<Child> {
+    [(client, "client-node"), (lab, "lab-node")]
+        .into_iter()
+        .map(|(file, node)| {
+            Command::new(BIN)
+                .args(["agent", "--bus", url, "--node", node, "--packet-retention-mb", "0"])
+                .args(extra)
+                .arg("--pcap")
+                .arg(file)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn records(addr: &str) -> Vec<Record> {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Authorization: Bearer s3cret",
+            &format!("http://{addr}/api/v1/records?limit=10000&kind=all"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET records from {addr}");
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(page["records"].clone()).unwrap()
+}
+
+/// `addr`'s records once there are `n` of them and they stay so for a second (at most 60 s).
+fn settled(addr: &str, n: usize) -> Vec<Record> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = records(addr);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = records(addr);
+        if (now.len() >= n && now.len() == last.len()) || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+fn wait_agents(agents: Vec<Child>) {
+    for a in agents {
+        let out = a.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Fails with the entries two counts differ in (at most 20), not both maps whole.
+fn same(what: &str, got: &BTreeMap<String, usize>, want: &BTreeMap<String, usize>) {
+    let keys: std::collections::BTreeSet<&String> = got.keys().chain(want.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| format!("{:>3} got, {:>3} wanted: {k}", got.get(k).unwrap_or(&0), want.get(k).unwrap_or(&0)))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{what}: {} differ:\n{}",
+        diff.len(),
+        diff.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Shapes without the time (a realtime replay moves it to now).
+fn timeless(records: &[Record]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        let s = shape(r);
+        *m.entry(s.split_once(' ').map_or(s.clone(), |(_, rest)| rest.to_string())).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn two_hub_replicas_on_a_bus_give_the_records_of_the_whole_capture() {
+    let dir = tmp("replicas");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (_bus, url) = bus(&dir);
+    let (_h0, a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
+    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
+    wait_agents(agents(&url, &client, &lab, &[]));
+    let whole = whole();
+    let (r0, r1) = (settled(&a0, whole.len()), settled(&a1, whole.len()));
+    same("records", &shapes(&r0), &shapes(&whole));
+    assert_eq!(connections(&r0), connections(&whole));
+    // Any hub answers for the whole cluster: the same records, the same ids.
+    let ids = |rs: &[Record]| rs.iter().map(|r| (r.id, shape(r))).collect::<BTreeMap<_, _>>();
+    assert_eq!(ids(&r0), ids(&r1));
+    // Each replica merged only its share, and each share had requests in it.
+    for log in ["hub-0of2.log", "hub-1of2.log"] {
+        let text = std::fs::read_to_string(dir.join(log)).unwrap();
+        assert!(text.contains("merging partitions"), "{text}");
+    }
+    let crossed = r0.iter().filter(|r| r.nodes.len() == 2).count();
+    assert!(crossed > 100, "{crossed}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothing() {
+    let dir = tmp("kill");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (_bus, url) = bus(&dir);
+    let (_h0, a0) = hub(&dir, &cluster, &url, "0/2", &[]);
+    let (h1, _) = hub(&dir, &cluster, &url, "1/2", &[]);
+    // At capture speed (26 s), as if live: the kill lands while both replicas merge.
+    let running = agents(&url, &client, &lab, &["--realtime"]);
+    let log1 = dir.join("hub-1of2.log");
+    let merged_some = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&log1).unwrap_or_default().matches("records").count() == 0
+        && records(&a0).len() < 200
+        && Instant::now() < merged_some
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = records(&a0).len();
+    drop(h1); // SIGKILL
+    std::thread::sleep(Duration::from_secs(3));
+    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &[]);
+    wait_agents(running);
+    let whole = whole();
+    let (r0, r1) = (settled(&a0, whole.len()), settled(&a1, whole.len()));
+    assert!(before > 0 && before < whole.len(), "the kill came mid-replay: {before} of {}", whole.len());
+    same("records", &timeless(&r0), &timeless(&whole));
+    assert_eq!(connections(&r0), connections(&whole));
+    same("the restarted replica's records", &timeless(&r1), &timeless(&whole));
+    let text = std::fs::read_to_string(&log1).unwrap();
+    assert!(text.contains("resuming from"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
