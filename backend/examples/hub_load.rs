@@ -4,7 +4,12 @@
 //! agents' copies of a request look alike, its connection ids its own, every replay later than
 //! the last — over the real ingest protocol, as fast as the hub takes them.
 //!
-//!   cargo run --release --example hub_load -- target/release/podtap AGENTS LOOPS MAX_RECORDS
+//!   cargo run --release --example hub_load -- target/release/podtap AGENTS LOOPS MAX_RECORDS [BUS REPLICAS]
+//!
+//! With `BUS` (`nats://…`, a NATS JetStream server) the agents publish to it as `podtap agent
+//! --bus` does (each batch cut into the bus's partitions, every part stored before the next
+//! batch) and `REPLICAS` hubs (`--replica I/N`) merge it; each replica's own share, its CPU and
+//! the bus server's are reported.
 //!
 //! `cargo xtask bench-hub` runs it with the built-in demo capture; figures in BENCHMARKS.md.
 
@@ -84,6 +89,60 @@ fn records(port: u16) -> u64 {
         .unwrap_or(0)
 }
 
+/// The batches of one simulated agent: the capture replayed `loops` times, each later than the
+/// last, in chunks of 128 observations, then its end.
+fn batches(observed: &[(u64, Exchange)], index: usize, loops: u64) -> impl Iterator<Item = Batch> + '_ {
+    let span = observed.last().map_or(0, |(t, _)| *t) - observed.first().map_or(0, |(t, _)| *t);
+    let period = span + 2_000_000;
+    let chunks = (0..loops).flat_map(move |k| observed.chunks(128).map(move |c| (k, c)));
+    chunks
+        .enumerate()
+        .map(move |(n, (k, chunk))| {
+            let by = k * period;
+            let items = chunk
+                .iter()
+                .map(|(at, ex)| Observed {
+                    at_us: at + by,
+                    exchange: shift(ex, by, k << 20, index as u16),
+                    learn: false,
+                    place: 0,
+                })
+                .collect();
+            let watermark_us = chunk.last().map_or(0, |(t, _)| t + by);
+            Batch { seq: n as u64 + 1, interfaces: None, items, notes: Default::default(), watermark_us }
+        })
+        .chain(std::iter::once(Batch { watermark_us: u64::MAX, ..Batch::default() }))
+}
+
+/// One simulated agent publishing to the bus: every part of a batch stored before the next.
+async fn bus_agent(
+    bus: podtap::ingest::bus::BusConfig,
+    index: usize,
+    node: String,
+    observed: std::sync::Arc<Vec<(u64, Exchange)>>,
+    loops: u64,
+    step: std::sync::Arc<tokio::sync::Barrier>,
+) {
+    let (_client, js) = podtap::ingest::bus::connect(&bus.url, "hub_load").await.expect("the bus");
+    let hello = Hello {
+        protocol: wire::PROTOCOL,
+        version: env!("CARGO_PKG_VERSION").into(),
+        node,
+        instance: index as u64 + 1,
+        wall_clock: false,
+    };
+    let mut last_seq = 0;
+    for mut batch in batches(&observed, index, loops) {
+        step.wait().await;
+        if batch.watermark_us == u64::MAX {
+            batch.seq = last_seq + 1;
+        }
+        last_seq = batch.seq;
+        let conn_base = (index as u64 + 1) << 34;
+        podtap::ingest::bus::send::publish(&js, &bus, &hello, conn_base, batch, 0).await.expect("published");
+    }
+}
+
 /// One simulated agent. Agents move through capture time in step (a barrier every batch), as live
 /// agents do on the wall clock: the hub merges up to the slowest one's time.
 async fn agent(
@@ -107,31 +166,16 @@ async fn agent(
     let (mut tx, mut rx) = ws.split();
     // Acknowledgements and pings are read and dropped.
     tokio::spawn(async move { while rx.next().await.is_some() {} });
-    let span = observed.last().map_or(0, |(t, _)| *t) - observed.first().map_or(0, |(t, _)| *t);
-    let (period, offset) = (span + 2_000_000, 0);
-    let mut seq = 0;
-    for k in 0..loops {
-        let by = k * period + offset;
-        for chunk in observed.chunks(128) {
+    let mut last_seq = 0;
+    for mut batch in batches(&observed, index, loops) {
+        if batch.watermark_us == u64::MAX {
+            batch.seq = last_seq + 1;
+        } else {
             step.wait().await;
-            seq += 1;
-            let items = chunk
-                .iter()
-                .map(|(at, ex)| Observed {
-                    at_us: at + by,
-                    exchange: shift(ex, by, k << 20, index as u16),
-                    learn: false,
-                    place: 0,
-                })
-                .collect();
-            let watermark_us = chunk.last().map_or(0, |(t, _)| t + by);
-            let batch = Batch { seq, interfaces: None, items, notes: Default::default(), watermark_us };
-            tx.send(Message::Binary(wire::encode(&AgentMessage::Batch(batch)).into())).await.unwrap();
         }
+        last_seq = batch.seq;
+        tx.send(Message::Binary(wire::encode(&AgentMessage::Batch(batch)).into())).await.unwrap();
     }
-    seq += 1;
-    let last = Batch { seq, watermark_us: u64::MAX, ..Batch::default() };
-    tx.send(Message::Binary(wire::encode(&AgentMessage::Batch(last)).into())).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3600)).await;
 }
 
@@ -142,25 +186,37 @@ async fn main() {
     let agents: u64 = args.get(2).map_or(8, |a| a.parse().unwrap());
     let loops: u64 = args.get(3).map_or(40, |a| a.parse().unwrap());
     let max_records = args.get(4).cloned().unwrap_or_else(|| "1000000".into());
+    let bus = args.get(5).cloned();
+    let replicas: u32 = args.get(6).map_or(1, |a| a.parse().unwrap());
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
     let file = CaptureFile::open(&demo.join("capture.pcapng")).unwrap();
     let observed = std::sync::Arc::new(observe(&file));
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (listen, ingest) = (free(), free());
-    let hub = Proc {
-        child: Command::new(&podtap)
-            .args(["hub", "--capture-clock", "--retention", "1h", "--max-records", &max_records, "--cluster"])
+    let hub_at = |listen: u16, replica: u32| {
+        let mut cmd = Command::new(&podtap);
+        cmd.args(["hub", "--capture-clock", "--retention", "1h", "--max-records", &max_records, "--cluster"])
             .arg(demo.join("cluster.json"))
-            .args(["--listen", &format!("127.0.0.1:{listen}"), "--ingest", &format!("127.0.0.1:{ingest}")])
-            .env("PODTAP_LOG", "warn")
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+            .args(["--listen", &format!("127.0.0.1:{listen}"), "--ingest", &format!("127.0.0.1:{ingest}")]);
+        if let Some(url) = &bus {
+            cmd.args(["--bus", url, "--replica", &format!("{replica}/{replicas}")]);
+        }
+        Proc { child: cmd.env("PODTAP_LOG", "warn").stderr(Stdio::inherit()).spawn().unwrap() }
     };
-    let pid = hub.child.id();
-    while std::net::TcpStream::connect(("127.0.0.1", ingest)).is_err() {
+    let mut hubs = vec![hub_at(listen, 0)];
+    for r in 1..replicas {
+        hubs.push(hub_at(free(), r));
+    }
+    let pid = hubs[0].child.id();
+    let serving = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    while !serving(if bus.is_some() { listen } else { ingest }) {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The bus server's own cost, when the caller says which process it is.
+    let bus_pid: Option<u32> = std::env::var("HUB_LOAD_BUS_PID").ok().and_then(|p| p.parse().ok());
+    let pids: Vec<u32> = hubs.iter().map(|h| h.child.id()).collect();
+    let cpus = |pids: &[u32]| pids.iter().map(|p| usage(*p).1).collect::<Vec<f64>>();
+    let (hub_cpu0, bus_cpu0) = (cpus(&pids), bus_pid.map_or(0.0, |p| usage(p).1));
     let total = observed.len() as u64 * loops * agents;
     println!(
         "hub_load: {agents} agents × {loops} replays of {} observations = {total} observations, --max-records {max_records}",
@@ -173,7 +229,20 @@ async fn main() {
     for i in 0..agents as usize {
         // The cluster knows one node: the first agent is it, so the hub need not wait for it.
         let node = if i == 0 { "lab-node".to_string() } else { format!("sim-{i}") };
-        tokio::spawn(agent(url.clone(), i, node, observed.clone(), loops, step.clone()));
+        match &bus {
+            Some(url) => {
+                let config = podtap::ingest::bus::BusConfig {
+                    url: url.clone(),
+                    partitions: 8,
+                    replica: (0, 1),
+                    retention: Duration::from_secs(3600),
+                };
+                tokio::spawn(bus_agent(config, i, node, observed.clone(), loops, step.clone()));
+            }
+            None => {
+                tokio::spawn(agent(url.clone(), i, node, observed.clone(), loops, step.clone()));
+            }
+        }
     }
     let (mut last, mut still, mut peak) = (0, 0, rss0);
     let mut done_at = start;
@@ -202,6 +271,18 @@ async fn main() {
     }
     let (_, cpu) = usage(pid);
     let secs = done_at.duration_since(start).as_secs_f64();
+    if bus.is_some() {
+        let hub_cpu: Vec<f64> = cpus(&pids).iter().zip(&hub_cpu0).map(|(a, b)| a - b).collect();
+        let bus_cpu = bus_pid.map_or(0.0, |p| usage(p).1) - bus_cpu0;
+        println!(
+            "hub_load: {replicas} replicas on the bus, CPU s each: {:?} ({:.2} cores in all); the bus server {:.1} s \
+             ({:.2} cores)",
+            hub_cpu.iter().map(|c| (c * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            hub_cpu.iter().sum::<f64>() / secs,
+            bus_cpu,
+            bus_cpu / secs
+        );
+    }
     println!(
         "hub_load: {last} records from {total} observations in {secs:.1} s: {:.0} records/s ({:.0} observations/s), \
          hub CPU {:.1} s ({:.2} cores), peak RSS {} MiB",

@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Hub(h) => h.validate().map_err(Into::into).and_then(run_serve_config),
         Command::Agent(a) => run_agent(a),
     };
+    podtap::share::remove_temporary_packets();
     match result {
         Ok(code) => code,
         Err(e) => {

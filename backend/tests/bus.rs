@@ -4,7 +4,8 @@
 //! hub must give the records the whole capture gives — a request seen before DNAT on one node
 //! and after it on the other is one record, though each replica merges only its partitions —
 //! and the same records as the other hub, ids included. Then the same with one replica killed
-//! (SIGKILL) mid-replay and started again: nothing lost, nothing counted twice.
+//! (SIGKILL) mid-replay — the other names its partitions as unread on `/healthz` — and started
+//! again: nothing lost, nothing counted twice.
 
 mod common;
 
@@ -122,6 +123,29 @@ fn settled(addr: &str, n: usize) -> Vec<Record> {
     }
 }
 
+/// The partitions `addr`'s `/healthz` says nobody reads, once `done` holds of them (at most 30 s).
+fn stalled_until(addr: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("curl")
+            .args(["-s", "-H", "Authorization: Bearer s3cret", &format!("http://{addr}/healthz")])
+            .output()
+            .unwrap();
+        let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let stalled: Vec<u32> = health["bus"]["partitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["stalled_s"].is_number() && p["waiting"].as_u64() > Some(0))
+            .map(|p| p["partition"].as_u64().unwrap() as u32)
+            .collect();
+        if done(&stalled) || Instant::now() > deadline {
+            return stalled;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn wait_agents(agents: Vec<Child>) {
     for a in agents {
         let out = a.wait_with_output().unwrap();
@@ -201,7 +225,9 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     }
     let before = records(&a0).len();
     drop(h1); // SIGKILL
-    std::thread::sleep(Duration::from_secs(3));
+    // The other replica says so: replica 1's partitions unread, what waits on them.
+    let away = stalled_until(&a0, |s| s == [1, 3, 5, 7]);
+    assert_eq!(away, [1, 3, 5, 7], "replica 0's /healthz names replica 1's partitions");
     let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &[]);
     wait_agents(running);
     let whole = whole();
@@ -212,5 +238,6 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     same("the restarted replica's records", &timeless(&r1), &timeless(&whole));
     let text = std::fs::read_to_string(&log1).unwrap();
     assert!(text.contains("resuming from"), "{text}");
+    assert_eq!(stalled_until(&a0, <[u32]>::is_empty), Vec::<u32>::new(), "every partition read again");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,8 +1,8 @@
 //! Past one hub on the real cluster (`cargo xtask cluster up --nodes 2`): the seed scenario
 //! (`common::lab_cluster::seed`) with one `podtap agent --bus` per node publishing to a real NATS
 //! JetStream on lab-node-1, and two `podtap hub --bus --replica I/2` merging half the partitions
-//! each. Replica 1 is killed (SIGKILL) mid-run while the probes go on, and started again 5 s
-//! later. Replica 0 must then count every request the web pods logged, every probe, every
+//! each. Replica 1 is killed (SIGKILL) mid-run while the probes go on; replica 0's `/healthz`
+//! names its partitions as unread, and it is started again. Replica 0 must then count every request the web pods logged, every probe, every
 //! connection, every path and every name exactly (`finish_and_check`), and replica 1 must answer
 //! the same records: any hub answers for the whole cluster, and the one that was killed lost
 //! nothing that was on the bus and published nothing twice.
@@ -44,7 +44,18 @@ fn two_hub_replicas_on_a_bus_count_the_seed_exactly_through_a_replica_killed() {
 
     let clients = seed(&c, &nodes, || {
         drop(replica_1.take()); // SIGKILL, while the web pods are probed
-        std::thread::sleep(std::time::Duration::from_secs(5));
+        // Replica 0 names the partitions nobody merges now.
+        until("replica 0 showing replica 1's partitions stalled", || {
+            health().is_some_and(|h| {
+                let parts = h["bus"]["partitions"].as_array().cloned().unwrap_or_default();
+                let stalled: Vec<u64> = parts
+                    .iter()
+                    .filter(|p| p["stalled_s"].is_number())
+                    .map(|p| p["partition"].as_u64().unwrap())
+                    .collect();
+                stalled == [1, 3, 5, 7]
+            })
+        });
         replica_1 = Some(start_replica(&c, &kubeconfig, 1, "hub-1-again.err"));
     });
     finish_and_check(&c, &addresses, &jobs(&clients), 2, None);

@@ -73,3 +73,26 @@ pub struct Outage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_us: Option<u64>,
 }
+
+/// A hub replica's view of the bus (`podtap hub --bus`, `/healthz` `bus`): which replica it is,
+/// and for every partition whether some replica merges it. A partition nobody merges (its
+/// replica is away) is shown, with what waits on it: its records are late, not lost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusStatus {
+    /// This hub is replica `replica` of `replicas`.
+    pub replica: u32,
+    pub replicas: u32,
+    pub partitions: Vec<BusPartition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusPartition {
+    pub partition: u32,
+    /// The replica that owns it (`partition % replicas`).
+    pub replica: u32,
+    /// Observations on the bus not yet read by its replica.
+    pub waiting: u64,
+    /// How long nothing of it has been read while observations wait (a replica away), seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_s: Option<f64>,
+}

@@ -21,7 +21,7 @@ pub mod topic;
 pub use balance::{Balance, EndpointBalance};
 pub use database::{RedisExchange, SqlExchange, WebSocketExchange, WebSocketSide, sqlstate_name};
 pub use filter::{Filter, FilterError};
-pub use health::{AgentStatus, MissingKind, Outage};
+pub use health::{AgentStatus, BusPartition, BusStatus, MissingKind, Outage};
 pub use histogram::Histogram;
 pub use kafka::{KafkaExchange, KafkaTopic};
 pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, OperationStats, PROTOCOLS, ServiceMap};

@@ -13,8 +13,9 @@
 //!   capture and List: first full map, layout, pan/zoom frames, update cost, JS heap
 //! - `bench-protocols`  pgbench, redis-benchmark and mariadb-slap against real servers, captured;
 //!   podtap's MB/s per protocol against tcpdump's read of the same file
-//! - `bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS]`  simulated agents into one `podtap hub`:
-//!   records/s with merge and rollups, hub CPU and RSS (backend/examples/hub_load.rs)
+//! - `bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS]`  simulated agents into one `podtap
+//!   hub`: records/s with merge and rollups, hub CPU and RSS (backend/examples/hub_load.rs); with
+//!   REPLICAS, through the bus into that many hub replicas
 //! - `fuzz [SECONDS]`   run every cargo-fuzz target for SECONDS each (nightly; default 60)
 //! - `setup`           only install what the tests need
 //! - `cluster up [--proxy-mode iptables|nftables] [--dir DIR] | down | status | kubectl ARGS…`
@@ -44,7 +45,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };

@@ -245,14 +245,24 @@ pub fn bench_hub(args: &[String]) -> Result<()> {
     let agents = args.first().map_or("8", String::as_str);
     let replays = args.get(1).map_or("200", String::as_str);
     let max_records = args.get(2).map_or("1000000", String::as_str);
-    step(&format!("bench-hub: {agents} agents, {replays} replays each, --max-records {max_records}"));
-    status(
-        Command::new(target_dir().join("release/examples/hub_load"))
-            .args([target_dir().join("release/podtap").to_str().unwrap_or_default(), agents, replays, max_records])
-            // As deploy/Dockerfile sets it: mimalloc keeps freed pages a second before returning
-            // them, instead of zeroing fresh ones for every batch (BENCHMARKS.md).
-            .env("MIMALLOC_PURGE_DELAY", "1000"),
-    )
+    let mut cmd = Command::new(target_dir().join("release/examples/hub_load"));
+    cmd.args([target_dir().join("release/podtap").to_str().unwrap_or_default(), agents, replays, max_records])
+        // As deploy/Dockerfile sets it: mimalloc keeps freed pages a second before returning
+        // them, instead of zeroing fresh ones for every batch (BENCHMARKS.md).
+        .env("MIMALLOC_PURGE_DELAY", "1000");
+    // With REPLICAS: a fresh bus, the agents publishing to it, that many hub replicas.
+    let Some(replicas) = args.get(3) else {
+        step(&format!("bench-hub: {agents} agents, {replays} replays each, --max-records {max_records}"));
+        return status(&mut cmd);
+    };
+    let dir = target_dir().join("bench-bus");
+    crate::bus::down(&dir)?;
+    let url = crate::bus::up(&dir)?;
+    let pid = std::fs::read_to_string(dir.join("pid"))?;
+    step(&format!("bench-hub: {agents} agents on the bus, {replicas} hub replicas, {replays} replays each"));
+    let ran = status(cmd.args([url.as_str(), replicas]).env("HUB_LOAD_BUS_PID", pid.trim()));
+    crate::bus::down(&dir)?;
+    ran
 }
 
 /// The browser benchmark: a release podtap serving a synthetic 1,000-pod cluster at `rate`

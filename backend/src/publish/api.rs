@@ -98,6 +98,9 @@ pub struct Health {
     /// `serve`'s own engine (reassembly gaps, responses without a request, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::engine::EngineStats>,
+    /// `podtap hub --bus`: this replica, and every partition's, merged or waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<podtap_shared::BusStatus>,
 }
 
 impl Data for Hub {
@@ -227,6 +230,7 @@ pub async fn healthz(State(state): State<AppState>, req: axum::extract::Request)
             clock: hub.clock(),
             agents: hub.agents().filter(|_| counts).map(|(a, _)| a),
             engine: hub.engine().filter(|_| counts),
+            bus: hub.bus().filter(|_| counts),
         }),
     )
 }

@@ -53,6 +53,8 @@ struct State {
     capture: Option<LiveStats>,
     /// `podtap hub`: the agents, and what their captures saw.
     agents: Option<(Vec<AgentStatus>, EngineStats)>,
+    /// `podtap hub --bus`: this replica's view of the bus.
+    bus: Option<podtap_shared::BusStatus>,
     /// `podtap serve`: what its own engine saw (gaps, responses without a request, …).
     engine: Option<EngineStats>,
     subscribers: Vec<Subscriber>,
@@ -129,6 +131,7 @@ impl Hub {
             seq: 0,
             capture: None,
             agents: None,
+            bus: None,
             engine: None,
             subscribers: Vec::new(),
         };
@@ -316,6 +319,15 @@ impl Hub {
             let _ = self.inner.control.send(to_json(&ServerMessage::Agents { agents: agents.clone() }));
         }
         self.lock().agents = Some((agents, engine));
+    }
+
+    /// A hub replica's view of the bus, every few seconds.
+    pub fn set_bus(&self, bus: podtap_shared::BusStatus) {
+        self.lock().bus = Some(bus);
+    }
+
+    pub fn bus(&self) -> Option<podtap_shared::BusStatus> {
+        self.lock().bus.clone()
     }
 
     /// The agents message for a browser, in hub mode.

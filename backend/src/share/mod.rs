@@ -126,11 +126,42 @@ pub fn packet_store(config: &crate::cli::ShareConfig) -> anyhow::Result<Option<A
     }
     let (dir, temporary) = match &config.data_dir {
         Some(d) => (d.join("packets"), false),
-        None => (std::env::temp_dir().join(format!("podtap-packets-{}", std::process::id())), true),
+        None => {
+            sweep_temporary_packets();
+            (temporary_packets(std::process::id()), true)
+        }
     };
     let store = crate::packets::PacketStore::open(&dir, config.packet_retention_bytes, temporary)
         .with_context(|| format!("cannot keep packets in {}", dir.display()))?;
     Ok(Some(Arc::new(store)))
+}
+
+/// Where a podtap without `--data-dir` keeps its packet ring: `TMP/podtap-packets-PID`.
+fn temporary_packets(pid: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("podtap-packets-{pid}"))
+}
+
+/// Removes this process's temporary packet ring, if it made one: at exit, where the store's own
+/// `Drop` may never run (threads that hold it outlive `main`).
+pub fn remove_temporary_packets() {
+    let _ = std::fs::remove_dir_all(temporary_packets(std::process::id()));
+}
+
+/// Removes the temporary packet rings of podtaps that are gone (killed: nothing of theirs ran at
+/// exit), so they do not pile up in `TMP`.
+fn sweep_temporary_packets() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) =
+            name.to_str().and_then(|n| n.strip_prefix("podtap-packets-")).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Sign-ins are kept with the sessions.
@@ -146,5 +177,25 @@ impl crate::access::signin::SignIns for Share {
     }
     fn all(&self) -> Result<Vec<crate::access::signin::SignIn>, String> {
         crate::access::signin::SignIns::all(&self.sessions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_packet_ring_sweeps_those_of_podtaps_gone_and_goes_at_exit() {
+        // No process has this pid (above Linux's largest).
+        let gone = temporary_packets(u32::MAX - 7);
+        std::fs::create_dir_all(gone.join("segments")).unwrap();
+        let config = crate::cli::ShareConfig { packet_retention_bytes: 1 << 20, ..Default::default() };
+        let store = packet_store(&config).unwrap().expect("a ring");
+        assert!(!gone.exists(), "a dead podtap's ring is removed");
+        let mine = temporary_packets(std::process::id());
+        assert!(mine.exists());
+        drop(store);
+        remove_temporary_packets();
+        assert!(!mine.exists());
     }
 }

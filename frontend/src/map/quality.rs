@@ -19,6 +19,9 @@ pub struct Health {
     pub engine: Option<EngineHealth>,
     #[serde(default)]
     pub store: StoreHealth,
+    /// A hub replica on a bus: every partition, merged or waiting.
+    #[serde(default)]
+    pub bus: Option<podtap_shared::BusStatus>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -213,6 +216,27 @@ fn bar(q: &mut Quality, f: &Folded, ctx: &Context, unresolved: u64, total: u64) 
             format!("{:.1} % of requests to or from unresolved addresses", unresolved as f64 * 100.0 / total as f64),
             "addresses the cluster state does not name: pods that are gone, or names podtap could not list",
         ));
+    }
+    if let Some(bus) = &health.bus {
+        let stalled: Vec<&podtap_shared::BusPartition> =
+            bus.partitions.iter().filter(|p| p.stalled_s.is_some()).collect();
+        if !stalled.is_empty() {
+            let mut replicas: Vec<String> = stalled.iter().map(|p| format!("{}/{}", p.replica, bus.replicas)).collect();
+            replicas.dedup();
+            let waiting: u64 = stalled.iter().map(|p| p.waiting).sum();
+            let longest = stalled.iter().filter_map(|p| p.stalled_s).fold(0.0, f64::max);
+            let which: Vec<String> = stalled.iter().map(|p| p.partition.to_string()).collect();
+            q.bar.push(note(
+                "bus",
+                format!("hub replica {} not merging: its records are late", replicas.join(", ")),
+                &format!(
+                    "bus partitions {} unread for {longest:.0} s, {} waiting on the bus: nothing is lost, the \
+                     records come when the replica is back",
+                    which.join(", "),
+                    plural(waiting, "batch part", "batch parts")
+                ),
+            ));
+        }
     }
     let away: Vec<&str> = ctx.agents.iter().filter(|a| !a.connected).map(|a| a.node.as_str()).collect();
     if !away.is_empty() {

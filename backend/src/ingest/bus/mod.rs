@@ -6,10 +6,9 @@
 //!   every part of it.
 //! - Hub replica `I` of `N` (`replica`) owns the partitions `P` with `P % N == I` through one
 //!   durable consumer each, and merges them as one hub merges its agents; it publishes the records
-//!   to `PODTAP_RECORDS` (`podtap.records.P`), and only then acknowledges the observations, and
-//!   records how far it merged in `PODTAP_MARKS`. A replica that restarts reads its partitions
-//!   again from a little before what it acknowledged and drops what it had published already:
-//!   nothing on the bus is lost, nothing counted twice.
+//!   to `PODTAP_RECORDS` (`podtap.records.P`), and only then acknowledges the observations. A
+//!   replica that restarts reads its partitions again from a little before what it acknowledged
+//!   and drops what it had published already: nothing on the bus is lost, nothing counted twice.
 //! - Every replica reads every partition's records (`records`) into its own store, so any hub
 //!   answers every API, the stream and the page for the whole cluster.
 //!
@@ -44,8 +43,6 @@ pub struct BusConfig {
 pub const OBS: &str = "PODTAP_OBS";
 /// The stream of merged records, one subject per partition.
 pub const RECORDS: &str = "PODTAP_RECORDS";
-/// How far each partition was merged: one message per partition, the last.
-pub const MARKS: &str = "PODTAP_MARKS";
 
 pub fn obs_subject(partition: u32) -> String {
     format!("podtap.obs.{partition}")
@@ -56,10 +53,6 @@ pub const HELLO_SUBJECT: &str = "podtap.obs.hello";
 
 pub fn records_subject(partition: u32) -> String {
     format!("podtap.records.{partition}")
-}
-
-pub fn mark_subject(partition: u32) -> String {
-    format!("podtap.mark.{partition}")
 }
 
 /// Agents' counters, every second (not kept: the next replaces it).
@@ -112,22 +105,18 @@ pub async fn connect(url: &str, name: &str) -> Result<(async_nats::Client, jetst
     Ok((client, js))
 }
 
-/// Opens the three streams, making those that are not there yet (whoever comes first).
+/// Opens the two streams, making those that are not there yet (whoever comes first).
 pub async fn streams(js: &jetstream::Context, url: &str, retention: Duration) -> Result<(), BusError> {
-    let make = |name: &str, subjects: &str, max_age: Duration, per_subject: i64| jetstream::stream::Config {
+    let make = |name: &str, subjects: &str| jetstream::stream::Config {
         name: name.to_string(),
         subjects: vec![subjects.to_string()],
-        max_age,
-        max_messages_per_subject: per_subject,
+        max_age: retention,
         storage: jetstream::stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120).min(max_age.max(Duration::from_secs(1))),
+        // Within it the bus drops a part an agent sent again (its `Nats-Msg-Id`).
+        duplicate_window: Duration::from_secs(120).min(retention),
         ..Default::default()
     };
-    for config in [
-        make(OBS, "podtap.obs.>", retention, -1),
-        make(RECORDS, "podtap.records.*", retention, -1),
-        make(MARKS, "podtap.mark.*", Duration::ZERO, 1),
-    ] {
+    for config in [make(OBS, "podtap.obs.>"), make(RECORDS, "podtap.records.*")] {
         let what = format!("the stream {}", config.name);
         js.get_or_create_stream(config).await.map_err(|e| BusError::Refused {
             url: url.to_string(),

@@ -108,6 +108,7 @@ pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us:
         tokio::spawn(partition(p, consumer, events.clone(), pending.clone(), slots.clone()));
     }
     tokio::spawn(reports(client.clone(), events));
+    tokio::spawn(watch_partitions(js.clone(), hub.clone(), bus.partitions, (index, count)));
     let publisher = Publisher {
         js: js.clone(),
         url: bus.url.clone(),
@@ -197,6 +198,47 @@ async fn partition(
                 return;
             }
         }
+    }
+}
+
+/// How long a partition may go unread while observations wait before it is shown as stalled:
+/// agents send every partition a part at least every half second, so its replica reads it at
+/// least that often.
+const STALLED_AFTER: Duration = Duration::from_secs(5);
+
+/// Every few seconds, every partition's consumer as the bus sees it, for `/healthz` and the
+/// page: a partition nobody reads (its replica away) is named, with what waits on it.
+async fn watch_partitions(js: jetstream::Context, hub: Hub, partitions: u32, (replica, replicas): (u32, u32)) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        let Ok(stream) = js.get_stream(OBS).await else { continue };
+        let mut status = podtap_shared::BusStatus { replica, replicas, partitions: Vec::new() };
+        let now = now_us();
+        for p in 0..partitions {
+            let Ok(info) = stream.consumer_info(format!("podtap-obs-{p}")).await else {
+                // Its replica never started.
+                status.partitions.push(podtap_shared::BusPartition {
+                    partition: p,
+                    replica: p % replicas,
+                    waiting: 0,
+                    stalled_s: Some(0.0),
+                });
+                continue;
+            };
+            let waiting = info.num_pending + info.num_ack_pending as u64;
+            let read_us =
+                info.delivered.last_active.map_or(0, |t| u64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(0));
+            let idle = Duration::from_micros(now.saturating_sub(read_us));
+            let stalled = (info.num_pending > 0 && idle >= STALLED_AFTER).then(|| idle.as_secs_f64().round());
+            status.partitions.push(podtap_shared::BusPartition {
+                partition: p,
+                replica: p % replicas,
+                waiting,
+                stalled_s: stalled,
+            });
+        }
+        hub.set_bus(status);
     }
 }
 

@@ -115,8 +115,9 @@ pub async fn send(
     }
 }
 
-/// Publishes one batch as one part per partition and waits until the bus has stored them all.
-async fn publish(
+/// Publishes one batch as one part per partition and waits until the bus has stored them all
+/// (`conn_base` is added to its connection ids; the hub benchmark publishes as agents do).
+pub async fn publish(
     js: &jetstream::Context,
     bus: &BusConfig,
     hello: &Hello,

@@ -86,3 +86,25 @@ fn health_is_read_from_what_healthz_answers() {
         ]
     );
 }
+
+#[test]
+fn a_hub_replica_away_is_named_with_what_waits_for_it() {
+    let h: Health = serde_json::from_str(
+        r#"{"status":"ok","store":{},"bus":{"replica":0,"replicas":2,"partitions":[
+            {"partition":0,"replica":0,"waiting":0},
+            {"partition":1,"replica":1,"waiting":12,"stalled_s":40.0},
+            {"partition":2,"replica":0,"waiting":1},
+            {"partition":3,"replica":1,"waiting":9,"stalled_s":38.0}]}}"#,
+    )
+    .unwrap();
+    let q = assess(&Folded::default(), &Context { health: Some(h.clone()), ..Context::default() });
+    let note = q.bar.iter().find(|n| n.kind == "bus").expect("a bus note");
+    assert_eq!(note.text, "hub replica 1/2 not merging: its records are late");
+    assert!(note.title.starts_with("bus partitions 1, 3 unread for 40 s, 21 batch parts waiting"), "{}", note.title);
+    // Every partition read again: nothing to say.
+    let mut back = h;
+    for p in &mut back.bus.as_mut().unwrap().partitions {
+        p.stalled_s = None;
+    }
+    assert!(assess(&Folded::default(), &Context { health: Some(back), ..Context::default() }).bar.is_empty());
+}
