@@ -82,8 +82,9 @@ fn agents(url: &str, client: &Path, lab: &Path, extra: &[&str]) -> Vec<Child> {
     [(client, "client-node"), (lab, "lab-node")]
         .into_iter()
         .map(|(file, node)| {
+            let packets = if extra.contains(&"--stay") { "16" } else { "0" };
             Command::new(BIN)
-                .args(["agent", "--bus", url, "--node", node, "--packet-retention-mb", "0"])
+                .args(["agent", "--bus", url, "--node", node, "--packet-retention-mb", packets])
                 .args(extra)
                 .arg("--pcap")
                 .arg(file)
@@ -239,5 +240,37 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     let text = std::fs::read_to_string(&log1).unwrap();
     assert!(text.contains("resuming from"), "{text}");
     assert_eq!(stalled_until(&a0, <[u32]>::is_empty), Vec::<u32>::new(), "every partition read again");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_export_from_either_replica_has_the_packets_the_agents_keep() {
+    let dir = tmp("export");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (_bus, url) = bus(&dir);
+    let (_h0, _a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
+    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
+    // Agents that stay after their replay: their packet rings stay to be asked, over the bus.
+    let _agents: Vec<Running> = agents(&url, &client, &lab, &["--stay"]).into_iter().map(Running).collect();
+    let whole = whole();
+    let records = settled(&a1, whole.len());
+    same("records", &shapes(&records), &shapes(&whole));
+    let file = dir.join("export.pcapng");
+    let out = Command::new("curl")
+        .args(["-sf", "-H", "Authorization: Bearer s3cret", &format!("http://{a1}/api/v1/export?format=pcapng")])
+        .arg("-o")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the export: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&file).unwrap();
+    for node in ["client-node", "lab-node"] {
+        let said = format!("on node {node}");
+        assert!(bytes.windows(said.len()).any(|w| w == said.as_bytes()), "an interface of {node}");
+    }
+    // Read back as one capture: the same requests the replicas merged from both nodes.
+    let again = analyze(&[file.to_str().unwrap(), "--cluster", cluster.to_str().unwrap()]);
+    same("the export's records", &shapes(&again), &shapes(&records));
     std::fs::remove_dir_all(dir).unwrap();
 }

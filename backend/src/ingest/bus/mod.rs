@@ -12,9 +12,12 @@
 //! - Every replica reads every partition's records (`records`) into its own store, so any hub
 //!   answers every API, the stream and the page for the whole cluster.
 //!
+//! - A pcapng export asks the agents for their packets over the bus (`packets`).
+//!
 //! Messages are MessagePack, like the WebSocket's (`wire`).
 
 pub mod key;
+pub mod packets;
 pub mod records;
 pub mod replica;
 pub mod send;

@@ -108,6 +108,8 @@ pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us:
         tokio::spawn(partition(p, consumer, events.clone(), pending.clone(), slots.clone()));
     }
     tokio::spawn(reports(client.clone(), events));
+    let packets = Arc::new(super::packets::BusPackets { client: client.clone(), hub: hub.clone() });
+    hub.set_remote_packets(Arc::new(packets));
     tokio::spawn(watch_partitions(js.clone(), hub.clone(), bus.partitions, (index, count)));
     let publisher = Publisher {
         js: js.clone(),

@@ -59,6 +59,8 @@ pub async fn send(
         }
     };
     tracing::info!("publishing to the bus at {} ({} partitions) as agent {number}", bus.url, bus.partitions);
+    let answering = tokio::spawn(super::packets::answer(client.clone(), options.node.clone(), options.packets.clone()));
+    let _stop_answering = AbortOnDrop(answering);
     let conn_base = number << CONN_STRIDE_BITS;
     let mut reports = tokio::time::interval(Duration::from_secs(1));
     let mut sent = 0;
@@ -112,6 +114,15 @@ pub async fn send(
             _ = stop.changed(), if !stopping => {}
             _ = reports.tick() => counters(&client, &hello, &report, &outbox, options.skew_us).await,
         }
+    }
+}
+
+/// Ends a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
