@@ -58,8 +58,9 @@ struct Half {
     state: State,
     buf: Vec<u8>,
     hpack: Decoder<'static>,
-    /// A header block waiting for CONTINUATION frames: (stream, flags of the HEADERS frame, bytes).
-    block: Option<(u32, u8, Vec<u8>)>,
+    /// A header block waiting for CONTINUATION frames: (stream, flags of the HEADERS frame, bytes,
+    /// the HEADERS frame's TCP sequence number).
+    block: Option<(u32, u8, Vec<u8>, u32)>,
     /// Time of the segment that carried the frame header now being read.
     frame_ts: u64,
 }
@@ -82,10 +83,23 @@ struct Stream {
     headers: BTreeMap<String, String>,
     resp_ts: Option<u64>,
     resp_size: u64,
+    /// The TCP sequence number of its HEADERS frame's first byte: the same on both sides of
+    /// kube-proxy's rewrite (the bus's join key).
+    seq: Option<u32>,
     status: Option<u16>,
     grpc_status: Option<u32>,
     grpc_message: Option<String>,
     has_request: bool,
+}
+
+/// A frame's header as the handlers need it, with when and where (TCP sequence number) it began.
+#[derive(Clone, Copy)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    id: u32,
+    ts_us: u64,
+    seq: u32,
 }
 
 /// One HTTP/2 connection.
@@ -137,16 +151,26 @@ impl Http2 {
         if input.is_empty() {
             self.halves[d].frame_ts = ts_us;
         }
+        // What is buffered came just before `data`.
+        let seq = info.seq[d].wrapping_sub(input.len() as u32);
         input.extend_from_slice(data);
-        let used = self.consume(info, dir, ts_us, &input, out);
+        let used = self.consume(info, dir, (ts_us, seq), &input, out);
         if self.halves[d].state != State::Off {
             input.drain(..used);
             self.halves[d].buf = input;
         }
     }
 
-    /// Reads whole frames from `input`; returns the bytes used.
-    fn consume(&mut self, info: &ConnInfo, dir: Dir, ts_us: u64, input: &[u8], out: &mut Vec<Dissected>) -> usize {
+    /// Reads whole frames from `input` (its first byte's TCP sequence number `seq`); returns the
+    /// bytes used.
+    fn consume(
+        &mut self,
+        info: &ConnInfo,
+        dir: Dir,
+        (ts_us, seq): (u64, u32),
+        input: &[u8],
+        out: &mut Vec<Dissected>,
+    ) -> usize {
         let d = dir as usize;
         let mut at = 0;
         loop {
@@ -198,8 +222,10 @@ impl Http2 {
                     if rest.len() < 9 + len {
                         return at;
                     }
+                    let frame_seq = seq.wrapping_add(at as u32);
                     at += 9 + len;
-                    self.on_frame(info, dir, kind, flags, stream, &rest[9..9 + len], frame_ts, out);
+                    let frame = Frame { kind, flags, id: stream, ts_us: frame_ts, seq: frame_seq };
+                    self.on_frame(info, dir, frame, &rest[9..9 + len], out);
                     self.halves[d].frame_ts = ts_us;
                 }
             }
@@ -238,18 +264,8 @@ impl Http2 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_frame(
-        &mut self,
-        info: &ConnInfo,
-        dir: Dir,
-        kind: u8,
-        flags: u8,
-        id: u32,
-        payload: &[u8],
-        ts_us: u64,
-        out: &mut Vec<Dissected>,
-    ) {
+    fn on_frame(&mut self, info: &ConnInfo, dir: Dir, frame: Frame, payload: &[u8], out: &mut Vec<Dissected>) {
+        let Frame { kind, flags, id, ts_us, seq } = frame;
         let d = dir as usize;
         match kind {
             HEADERS | PUSH_PROMISE => {
@@ -266,14 +282,15 @@ impl Http2 {
                 } else {
                     (id, flags)
                 };
+                let block = Frame { kind, flags: kind_flags, id, ts_us, seq };
                 if flags & END_HEADERS != 0 {
-                    self.on_header_block(info, dir, id, kind_flags, fragment, payload.len(), ts_us, out);
+                    self.on_header_block(info, dir, block, fragment, payload.len(), out);
                 } else {
-                    self.halves[d].block = Some((id, kind_flags, fragment.to_vec()));
+                    self.halves[d].block = Some((id, kind_flags, fragment.to_vec(), seq));
                 }
             }
             CONTINUATION => {
-                let Some((sid, first_flags, mut block)) = self.halves[d].block.take() else {
+                let Some((sid, first_flags, mut block, first_seq)) = self.halves[d].block.take() else {
                     return self.give_up(dir, Dissected::Resync, out);
                 };
                 block.extend_from_slice(payload);
@@ -281,9 +298,10 @@ impl Http2 {
                     return self.give_up(dir, Dissected::Resync, out);
                 }
                 if flags & END_HEADERS != 0 {
-                    self.on_header_block(info, dir, sid, first_flags, &block, block.len(), ts_us, out);
+                    let first = Frame { kind: HEADERS, flags: first_flags, id: sid, ts_us, seq: first_seq };
+                    self.on_header_block(info, dir, first, &block, block.len(), out);
                 } else {
-                    self.halves[d].block = Some((sid, first_flags, block));
+                    self.halves[d].block = Some((sid, first_flags, block, first_seq));
                 }
             }
             RST_STREAM if self.streams.contains_key(&id) => self.finish(info, id, out),
@@ -300,18 +318,17 @@ impl Http2 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A whole header block of the frame `frame` (a HEADERS frame's flags, id and sequence number).
     fn on_header_block(
         &mut self,
         info: &ConnInfo,
         dir: Dir,
-        id: u32,
-        flags: u8,
+        frame: Frame,
         block: &[u8],
         size: usize,
-        ts_us: u64,
         out: &mut Vec<Dissected>,
     ) {
+        let Frame { flags, id, ts_us, seq, .. } = frame;
         let mut fields = Fields::default();
         let decoded = self.halves[dir as usize].hpack.decode_with_cb(block, |name, value| fields.add(&name, &value));
         if decoded.is_err() {
@@ -337,6 +354,7 @@ impl Http2 {
                 grpc,
                 headers: fields.kept,
                 has_request: true,
+                seq: Some(seq),
                 ..Stream::default()
             };
             self.streams.insert(id, stream);
@@ -395,7 +413,9 @@ impl Http2 {
         };
         let timing =
             Timing { ts_us: s.req_ts, response_ts_us: s.resp_ts, request_size: s.req_size, response_size: s.resp_size };
-        out.push(Dissected::Exchange(Box::new(Exchange::on(info, (client, server), timing, detail))));
+        let mut ex = Exchange::on(info, (client, server), timing, detail);
+        ex.seq = s.seq;
+        out.push(Dissected::Exchange(Box::new(ex)));
     }
 
     pub fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {

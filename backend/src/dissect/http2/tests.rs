@@ -246,3 +246,36 @@ pub(crate) fn get_request_conversation() -> Vec<(Dir, Vec<u8>)> {
     s.extend(headers(&mut server, 1, END_STREAM, &[(":status", "200")]));
     vec![(Dir::AtoB, c), (Dir::BtoA, s)]
 }
+
+#[test]
+fn a_stream_carries_its_headers_frames_sequence_number_however_the_bytes_are_cut() {
+    // The bus's join key: both sides of a rewrite see the same bytes at the same sequence
+    // numbers, so a stream is known by where its HEADERS frame began.
+    let (mut client, mut server) = (Encoder::new(), Encoder::new());
+    let mut c = PREFACE.to_vec();
+    c.extend(frame(SETTINGS, 0, 0, &[]));
+    let fields = [(":method", "POST"), (":scheme", "http"), (":path", "/demo.Greeter/SayHello")];
+    let first = c.len() as u32;
+    c.extend(headers(&mut client, 1, 0, &[&fields[..], &[("content-type", "application/grpc")]].concat()));
+    c.extend(frame(DATA, END_STREAM, 1, b"\0\0\0\0\x05hello"));
+    let second = c.len() as u32;
+    c.extend(headers(&mut client, 3, END_STREAM, &fields));
+    let mut s = frame(SETTINGS, 0, 0, &[]);
+    for stream in [1, 3] {
+        s.extend(headers(&mut server, stream, END_STREAM, &[(":status", "200"), ("grpc-status", "0")]));
+    }
+    for cut in [1, 5, 9, 64, 4096] {
+        let mut h = Http2::new(Dir::AtoB);
+        let mut info = info();
+        info.seq = [0xffff_fff0, 77]; // wrapping past 2^32 on the way
+        let mut out = Vec::new();
+        for piece in c.chunks(cut) {
+            h.on_data(&info, Dir::AtoB, 1, piece, &mut out);
+            info.seq[0] = info.seq[0].wrapping_add(piece.len() as u32);
+        }
+        h.on_data(&info, Dir::BtoA, 2, &s, &mut out);
+        let seqs: Vec<Option<u32>> = exchanges(&out).iter().map(|e| e.seq).collect();
+        let want = [first, second].map(|at| Some(0xffff_fff0u32.wrapping_add(at)));
+        assert_eq!(seqs, want, "cut every {cut} bytes");
+    }
+}

@@ -4,12 +4,13 @@
 //! socket-level balancer — must land on one partition, so the key is made only of what no
 //! rewrite touches and what the merge (`correlate::merge`) requires equal:
 //!
-//! - a TCP request whose dissector always knows the sequence number of its first byte (HTTP/1,
-//!   Redis, PostgreSQL, MySQL, Kafka): that number. NAT rewrites addresses and ports, never
-//!   sequence numbers, and the merge pairs only equal ones; they are random per connection, so
-//!   probes, one client's keep-alive connection and in-node traffic spread over every partition;
-//! - anything else: what was asked (`merge::identity`: a DNS question, a TLS server name, a gRPC
-//!   method, a connection's byte counts), which the merge requires equal too.
+//! - a TCP request whose dissector knows the sequence number of its first byte (HTTP/1, an
+//!   HTTP/2 or gRPC stream's HEADERS frame, Redis, PostgreSQL, MySQL, Kafka): that number. NAT
+//!   rewrites addresses and ports, never sequence numbers, and the merge pairs only equal ones;
+//!   they are random per connection, so probes, one client's keep-alive connection and in-node
+//!   traffic spread over every partition;
+//! - anything else: what was asked (`merge::identity`: a DNS question, a TLS server name, a
+//!   connection's byte counts), which the merge requires equal too.
 //!
 //! DNS answers and TLS server names also name addresses for every other request (external
 //! names, socket-level balancing), so they go to every partition: merged on their own one,
@@ -46,9 +47,15 @@ pub fn route_record(r: &Record, partitions: u32) -> u32 {
 fn partition_of(detail: &Detail, seq: Option<u32>, (request, response): (u64, u64), partitions: u32) -> u32 {
     let mut h = FxHasher::default();
     match (detail, seq) {
-        (Detail::Http(_) | Detail::Redis(_) | Detail::Postgres(_) | Detail::Mysql(_) | Detail::Kafka(_), Some(seq)) => {
-            seq.hash(&mut h)
-        }
+        (
+            Detail::Http(_)
+            | Detail::Grpc(_)
+            | Detail::Redis(_)
+            | Detail::Postgres(_)
+            | Detail::Mysql(_)
+            | Detail::Kafka(_),
+            Some(seq),
+        ) => seq.hash(&mut h),
         _ => crate::correlate::merge::identity_of(detail, request, response).hash(&mut h),
     }
     // FxHash's low bits are weak for small integers: fold the high half in.
