@@ -56,6 +56,9 @@ fn shift(ex: &Exchange, by: u64, conn: u64, agent: u16) -> Exchange {
     e.response_ts_us = e.response_ts_us.map(|t| t + by);
     e.end_us = e.end_us.map(|t| t + by);
     e.conn += conn;
+    // Another connection's bytes: another sequence number (two copies with one would be taken for
+    // one request whose source port conntrack changed).
+    e.seq = e.seq.map(|s| s.wrapping_add(u32::from(agent) << 24).wrapping_add((conn >> 20) as u32 * 65_537));
     e
 }
 
@@ -276,11 +279,12 @@ async fn main() {
         let bus_cpu = bus_pid.map_or(0.0, |p| usage(p).1) - bus_cpu0;
         println!(
             "hub_load: {replicas} replicas on the bus, CPU s each: {:?} ({:.2} cores in all); the bus server {:.1} s \
-             ({:.2} cores)",
+             ({:.2} cores); the simulated agents {:.1} s",
             hub_cpu.iter().map(|c| (c * 10.0).round() / 10.0).collect::<Vec<_>>(),
             hub_cpu.iter().sum::<f64>() / secs,
             bus_cpu,
-            bus_cpu / secs
+            bus_cpu / secs,
+            usage(std::process::id()).1
         );
     }
     println!(

@@ -93,6 +93,15 @@ pub fn up(dir: &Path) -> Result<String> {
         return Ok(url());
     }
     let program = ensure_built()?;
+    // Another server on the ports would answer for this one.
+    for port in [PORT, MONITOR_PORT] {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!(
+                "127.0.0.1:{port} is taken (another nats-server? `cargo xtask bus status --dir DIR` of the dir it \
+                 runs from, or `ss -ltnp`): not starting a second"
+            );
+        }
+    }
     std::fs::create_dir_all(dir.join("store"))?;
     let log = dir.join("nats-server.log");
     let out = std::fs::File::create(&log)?;
@@ -105,7 +114,7 @@ pub fn up(dir: &Path) -> Result<String> {
         .stdout(out.try_clone()?)
         .stderr(out);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().context("cannot start nats-server")?;
+    let mut child = cmd.spawn().context("cannot start nats-server")?;
     std::fs::write(dir.join("pid"), child.id().to_string())?;
     let deadline = Instant::now() + Duration::from_secs(30);
     // JetStream answers on the monitoring port once its store is ready.
@@ -117,10 +126,12 @@ pub fn up(dir: &Path) -> Result<String> {
             .is_ok_and(|s| s.success())
     };
     while !ready() {
-        if Instant::now() > deadline {
+        let exited = child.try_wait()?.is_some();
+        if exited || Instant::now() > deadline {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let _ = down(dir);
-            bail!("nats-server did not come up in 30 s; its log:\n{text}");
+            let why = if exited { "exited" } else { "did not come up in 30 s" };
+            bail!("nats-server {why}; its log:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -137,13 +148,13 @@ fn running(dir: &Path) -> Option<i32> {
 /// Stops the server and removes `dir`.
 pub fn down(dir: &Path) -> Result<()> {
     if let Some(pid) = running(dir) {
-        let _ = Command::new("kill").args(["-TERM", &format!("-{pid}")]).status();
+        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while running(dir).is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         if running(dir).is_some() {
-            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
         }
     }
     if dir.exists() {
