@@ -147,6 +147,13 @@ fn stalled_until(addr: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
     }
 }
 
+/// Stops `running` (the bus last: it writes its store into `dir` until it stops), then removes
+/// `dir`.
+fn clean_up(dir: &Path, running: Vec<Running>) {
+    drop(running);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 fn wait_agents(agents: Vec<Child>) {
     for a in agents {
         let out = a.wait_with_output().unwrap();
@@ -185,9 +192,9 @@ fn two_hub_replicas_on_a_bus_give_the_records_of_the_whole_capture() {
     let dir = tmp("replicas");
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let cluster = two_node_cluster(&dir);
-    let (_bus, url) = bus(&dir);
-    let (_h0, a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
-    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
+    let (bus_server, url) = bus(&dir);
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
     wait_agents(agents(&url, &client, &lab, &[]));
     let whole = whole();
     let (r0, r1) = (settled(&a0, whole.len()), settled(&a1, whole.len()));
@@ -203,7 +210,7 @@ fn two_hub_replicas_on_a_bus_give_the_records_of_the_whole_capture() {
     }
     let crossed = r0.iter().filter(|r| r.nodes.len() == 2).count();
     assert!(crossed > 100, "{crossed}");
-    std::fs::remove_dir_all(dir).unwrap();
+    clean_up(&dir, vec![h0, h1, bus_server]);
 }
 
 #[test]
@@ -211,8 +218,8 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     let dir = tmp("kill");
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let cluster = two_node_cluster(&dir);
-    let (_bus, url) = bus(&dir);
-    let (_h0, a0) = hub(&dir, &cluster, &url, "0/2", &[]);
+    let (bus_server, url) = bus(&dir);
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &[]);
     let (h1, _) = hub(&dir, &cluster, &url, "1/2", &[]);
     // At capture speed (26 s), as if live: the kill lands while both replicas merge.
     let running = agents(&url, &client, &lab, &["--realtime"]);
@@ -229,7 +236,7 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     // The other replica says so: replica 1's partitions unread, what waits on them.
     let away = stalled_until(&a0, |s| s == [1, 3, 5, 7]);
     assert_eq!(away, [1, 3, 5, 7], "replica 0's /healthz names replica 1's partitions");
-    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &[]);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &[]);
     wait_agents(running);
     let whole = whole();
     let (r0, r1) = (settled(&a0, whole.len()), settled(&a1, whole.len()));
@@ -240,7 +247,7 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     let text = std::fs::read_to_string(&log1).unwrap();
     assert!(text.contains("resuming from"), "{text}");
     assert_eq!(stalled_until(&a0, <[u32]>::is_empty), Vec::<u32>::new(), "every partition read again");
-    std::fs::remove_dir_all(dir).unwrap();
+    clean_up(&dir, vec![h0, h1, bus_server]);
 }
 
 #[test]
@@ -248,11 +255,11 @@ fn an_export_from_either_replica_has_the_packets_the_agents_keep() {
     let dir = tmp("export");
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let cluster = two_node_cluster(&dir);
-    let (_bus, url) = bus(&dir);
-    let (_h0, _a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
-    let (_h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
+    let (bus_server, url) = bus(&dir);
+    let (h0, _a0) = hub(&dir, &cluster, &url, "0/2", &["--capture-clock"]);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &["--capture-clock"]);
     // Agents that stay after their replay: their packet rings stay to be asked, over the bus.
-    let _agents: Vec<Running> = agents(&url, &client, &lab, &["--stay"]).into_iter().map(Running).collect();
+    let staying: Vec<Running> = agents(&url, &client, &lab, &["--stay"]).into_iter().map(Running).collect();
     let whole = whole();
     let records = settled(&a1, whole.len());
     same("records", &shapes(&records), &shapes(&whole));
@@ -272,5 +279,5 @@ fn an_export_from_either_replica_has_the_packets_the_agents_keep() {
     // Read back as one capture: the same requests the replicas merged from both nodes.
     let again = analyze(&[file.to_str().unwrap(), "--cluster", cluster.to_str().unwrap()]);
     same("the export's records", &shapes(&again), &shapes(&records));
-    std::fs::remove_dir_all(dir).unwrap();
+    clean_up(&dir, staying.into_iter().chain([h0, h1, bus_server]).collect());
 }

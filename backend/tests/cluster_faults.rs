@@ -12,6 +12,10 @@
 //! Names stay right throughout: every pod address in every record is the pod that held it at the
 //! record's time (from a watch of the Pods), and every count equals the apps' logs (and, for
 //! probes, the prober's: a probe a stopping pod never read is on the wire all the same).
+//!
+//! The test command runs it twice in iptables mode: with one hub, and (`PODTAP_LAB_BUS=1`) with
+//! the agents on a bus and two hub replicas, each with its own reflectors through the same late,
+//! then restarted, API server; the checks ask replica 0.
 
 mod common;
 

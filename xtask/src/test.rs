@@ -183,8 +183,8 @@ fn lab() -> Result<()> {
 /// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
 /// and hub killed and started again (cluster_outages.rs), the database tier — a Redis pool
 /// kube-proxy pins to one replica, PostgreSQL, MariaDB and a Kafka broker (cluster_databases.rs) —
-/// in both; the seed again with two hub replicas on a bus, one killed mid-run (cluster_bus.rs)
-/// and podtap under the deployment's
+/// in both; the seed again with two hub replicas on a bus, one killed mid-run (cluster_bus.rs),
+/// the API server's faults again with two replicas on a bus, and podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
@@ -193,8 +193,15 @@ fn real_cluster() -> Result<()> {
     let both = [
         (
             "iptables",
-            &["cluster_seed", "cluster_bus", "cluster_faults", "cluster_outages", "cluster_databases", "real_cluster"]
-                [..],
+            &[
+                "cluster_seed",
+                "cluster_bus",
+                "cluster_faults",
+                "cluster_faults:bus",
+                "cluster_outages",
+                "cluster_databases",
+                "real_cluster",
+            ][..],
         ),
         ("nftables", &["cluster_seed", "cluster_faults", "cluster_outages", "cluster_databases"][..]),
     ];
@@ -202,12 +209,16 @@ fn real_cluster() -> Result<()> {
         step(&format!("cluster: a real Kubernetes from its Go modules, kube-proxy in {mode} mode"));
         crate::cluster::up_at(&dir, mode, 2)?;
         let mut tested = Ok(());
-        for test in tests {
-            step(&format!("cluster ({mode}): backend/tests/{test}.rs"));
+        for entry in tests {
+            // `TEST:bus`: the scenario again with two hub replicas on a bus.
+            let (test, bus) = entry.split_once(':').map_or((*entry, false), |(t, _)| (t, true));
+            let how = if bus { ", two hub replicas on a bus" } else { "" };
+            step(&format!("cluster ({mode}): backend/tests/{test}.rs{how}"));
             tested = status(
                 linted(&mut cargo_command(&[&["test"], PACKAGES, &["--test", test]].concat()))?
                     .args(["--", "--ignored"])
                     .env("PODTAP_CLUSTER_DIR", &dir)
+                    .env("PODTAP_LAB_BUS", if bus { "1" } else { "0" })
                     .env("PODTAP_KUBECTL", crate::cluster::bin_dir().join("kubectl")),
             );
             if tested.is_err() {

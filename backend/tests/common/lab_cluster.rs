@@ -43,7 +43,8 @@ impl Cluster {
         let kubectl = PathBuf::from(std::env::var("PODTAP_KUBECTL").expect("PODTAP_KUBECTL: the built kubectl"));
         let mode = std::fs::read_to_string(dir.join("proxy-mode")).unwrap_or_default();
         // One per scenario and mode: the test command's next run in the other mode keeps this one.
-        let out = dir.join(format!("{scenario}-{mode}"));
+        let bus = if on_bus() { "-bus" } else { "" };
+        let out = dir.join(format!("{scenario}{bus}-{mode}"));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         // The apps' logs of an earlier scenario on this cluster (its pods are gone) are not this
@@ -523,10 +524,20 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
 }
 
 /// The hub (on lab-node-1, with `kubeconfig`) and one agent per node, each following pod
-/// interfaces and eth0; waits until every agent is capturing and connected.
+/// interfaces and eth0; waits until every agent is capturing and connected. On the bus
+/// (`PODTAP_LAB_BUS`): the bus, two hub replicas (replica 0 is `hub`, on `HUB_API`, its errors in
+/// `hub.err`) and agents publishing to it.
 pub struct Podtap {
     pub hub: Running,
     pub agents: Vec<Running>,
+    /// On the bus: the bus and the second replica.
+    pub rest: Vec<Running>,
+}
+
+/// Whether the scenario runs with two hub replicas on a bus (`PODTAP_LAB_BUS=1`, which the test
+/// command sets for a second run of `cluster_faults.rs`).
+pub fn on_bus() -> bool {
+    std::env::var_os("PODTAP_LAB_BUS").is_some_and(|v| v == "1")
 }
 
 pub fn node_names(c: &Cluster) -> Vec<String> {
@@ -542,10 +553,18 @@ pub fn node_names(c: &Cluster) -> Vec<String> {
 }
 
 pub fn start_podtap(c: &Cluster, nodes: &[String], kubeconfig: &Path) -> Podtap {
+    if on_bus() {
+        let bus = start_bus(c);
+        let hub = start_replica(c, kubeconfig, 0, "hub.err");
+        let second = start_replica(c, kubeconfig, 1, "hub-1.err");
+        let agents = nodes.iter().map(|node| start_bus_agent(c, node, &format!("agent-{node}.err"))).collect();
+        until("every agent publishing", || agents_connected() == nodes.len());
+        return Podtap { hub, agents, rest: vec![bus, second] };
+    }
     let hub = start_hub(c, kubeconfig, "hub.err");
     let agents = nodes.iter().map(|node| start_agent(c, node, &format!("agent-{node}.err"))).collect();
     until("every agent connected", || agents_connected() == nodes.len());
-    Podtap { hub, agents }
+    Podtap { hub, agents, rest: Vec::new() }
 }
 
 /// `podtap hub` on lab-node-1 (its errors in OUT/LOG), once it listens.
