@@ -50,7 +50,7 @@ pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us:
         what,
         detail: e.to_string(),
     };
-    let mut stream = js.get_stream(OBS).await.map_err(|e| refused(format!("the stream {OBS}"), &e))?;
+    let stream = js.get_stream(OBS).await.map_err(|e| refused(format!("the stream {OBS}"), &e))?;
     let mut consumers = Vec::new();
     // Resuming: the capture time every part had been acknowledged to, and what was published.
     let mut resume: Option<u64> = None;
@@ -98,7 +98,6 @@ pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us:
             stream.create_consumer(config).await.map_err(|e| refused(format!("the consumer {name}"), &e))?;
         consumers.push((p, consumer));
     }
-    let _ = stream.info().await;
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (events, _merged) = join::start(hub.clone(), Outlet::Bus { tx: out_tx, parts: owned.len() }, cluster)
         .map_err(|e| refused("the join thread".into(), &e))?;

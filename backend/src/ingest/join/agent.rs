@@ -68,7 +68,7 @@ pub struct Agent {
     /// Its batches come over the bus (its parts are partitions; it never connects here).
     pub bus: bool,
     pub origin: usize,
-    /// Part index by `Reply`-less partition number (the WebSocket's part is 0).
+    /// Its parts, by bus partition (a WebSocket agent has one, partition 0).
     pub parts: Vec<(u32, Part)>,
     /// The WebSocket connection, while there is one.
     pub connected: Option<u64>,

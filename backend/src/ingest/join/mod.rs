@@ -11,12 +11,12 @@
 mod agent;
 
 use std::collections::{HashMap, VecDeque};
-
-pub use agent::Reply;
-use agent::{Agent, SAMPLES};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use agent::Reply;
+use agent::{Agent, SAMPLES};
 
 use podtap_shared::{AgentStatus, Name, Outage, Record};
 use tokio::sync::{mpsc, oneshot};
