@@ -5,9 +5,9 @@
 //!
 //! Resuming after a stop: a partition's consumer is made again to start a little before the
 //! first observation not acknowledged (`REPLAY_US`), so that every partner of the observations
-//! not acknowledged is read again and the same records come out; what comes out while the merge
-//! is still before what had been acknowledged, and every record the bus already holds (by
-//! fingerprint), is dropped. Nothing on the bus is lost, nothing published twice.
+//! not acknowledged is read again and the same records come out; what ended before what had been
+//! acknowledged, and every record the bus already holds (by fingerprint), is dropped. Nothing on
+//! the bus is lost, nothing published twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,7 +264,7 @@ struct Publisher {
     url: String,
     pending: Pending,
     partitions: u32,
-    /// Resuming: what comes out of the merge before this capture time was published before.
+    /// Resuming: records that ended before this capture time were published before.
     resume: Option<u64>,
     seen: Seen,
     dropped: u64,
@@ -282,11 +282,15 @@ impl Publisher {
 
     async fn records(&mut self, mut records: Vec<Record>, watermark: u64) {
         if let Some(until) = self.resume {
-            if watermark <= until {
-                self.dropped += records.len() as u64;
-                return;
+            // What ended before the first observation not acknowledged was published before the
+            // stop (its whole group had left the merge), or is half of a request whose other
+            // half came before the part read again: neither is published (now).
+            let before = records.len();
+            records.retain(|r| records::left_at(r) > until);
+            self.dropped += (before - records.len()) as u64;
+            if watermark == u64::MAX || watermark > until.saturating_add(2 * RETRANSMIT_US) {
+                self.resume = None;
             }
-            self.resume = None;
         }
         if !self.seen.is_empty() {
             let before = records.len();
