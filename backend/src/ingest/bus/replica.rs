@@ -64,25 +64,27 @@ pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us:
         let mut deliver = jetstream::consumer::DeliverPolicy::All;
         if let Some(floor) = floor {
             let _ = stream.delete_consumer(&name).await;
-            if floor > 0
-                && let Ok(m) = stream.get_raw_message(floor).await
-            {
+            // The last observation acknowledged; none (a replica stopped before its first
+            // acknowledgement), or gone with the retention: read what the bus still holds.
+            let acknowledged = if floor > 0 { stream.get_raw_message(floor).await.ok() } else { None };
+            let mut from = 0;
+            if let Some(m) = acknowledged {
                 let stored = u64::try_from(m.time.unix_timestamp_nanos() / 1000).unwrap_or(0);
-                let from = stored.saturating_sub(REPLAY_US);
+                from = stored.saturating_sub(REPLAY_US);
                 deliver = jetstream::consumer::DeliverPolicy::ByStartTime { start_time: records::time_at(from) };
                 if let Ok(envelope) = rmp_serde::from_slice::<Envelope>(&m.payload) {
                     let w = envelope.batch.watermark_us;
                     resume = Some(resume.map_or(w, |r: u64| r.min(w)));
                 }
-                let tail = records::published_since(&js, &bus.url, p, from.saturating_sub(REPLAY_US)).await?;
-                tracing::info!(
-                    "partition {p}: resuming from {} s before the last acknowledged observation; {} records it had \
-                     published are not published again",
-                    REPLAY_US / 1_000_000,
-                    tail.len()
-                );
-                seen.absorb(tail);
             }
+            let tail = records::published_since(&js, &bus.url, p, from.saturating_sub(REPLAY_US)).await?;
+            tracing::info!(
+                "partition {p}: resuming from {} s before the last acknowledged observation; {} records it had \
+                 published are not published again",
+                REPLAY_US / 1_000_000,
+                tail.len()
+            );
+            seen.absorb(tail);
         }
         let config = jetstream::consumer::pull::Config {
             durable_name: Some(name.clone()),
