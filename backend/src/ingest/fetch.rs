@@ -72,14 +72,7 @@ impl PacketFetch {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             for (slot, agent) in agents.iter() {
                 let offset = offsets.get(&agent.node).copied().unwrap_or(0);
-                let theirs = wanted
-                    .iter()
-                    .map(|w| Wanted {
-                        from_us: w.from_us.saturating_add_signed(offset),
-                        to_us: w.to_us.saturating_add_signed(offset),
-                        ..*w
-                    })
-                    .collect();
+                let theirs = wanted.iter().map(|w| w.on_clock(offset)).collect();
                 let (tx, rx) = oneshot::channel();
                 if agent.tx.send(HubMessage::Packets { request, wanted: theirs }).is_ok() {
                     pending.insert((request, *slot), tx);

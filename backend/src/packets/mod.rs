@@ -41,6 +41,17 @@ pub struct Wanted {
     pub to_us: u64,
 }
 
+impl Wanted {
+    /// The same flow over the same span on a clock `offset_us` ahead (an agent's).
+    pub fn on_clock(&self, offset_us: i64) -> Wanted {
+        Wanted {
+            from_us: self.from_us.saturating_add_signed(offset_us),
+            to_us: self.to_us.saturating_add_signed(offset_us),
+            ..*self
+        }
+    }
+}
+
 /// One retained frame, as an export or a saved session holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredFrame {

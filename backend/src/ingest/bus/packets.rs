@@ -117,14 +117,7 @@ impl BusPackets {
         let heard = |a: &&podtap_shared::AgentStatus| now.saturating_sub(a.last_seen_us) < HEARD_US;
         let answers = agents.iter().filter(heard).filter(|a| asked.insert(a.node.clone())).map(|a| {
             let offset = a.clock_offset_ms.map_or(0, |ms| (ms * 1000.0) as i64);
-            let theirs: Vec<Wanted> = wanted
-                .iter()
-                .map(|w| Wanted {
-                    from_us: w.from_us.saturating_add_signed(offset),
-                    to_us: w.to_us.saturating_add_signed(offset),
-                    ..*w
-                })
-                .collect();
+            let theirs: Vec<Wanted> = wanted.iter().map(|w| w.on_clock(offset)).collect();
             let this = self.clone();
             async move { (a, offset, this.ask(&a.node, &theirs).await) }
         });
