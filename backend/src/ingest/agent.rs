@@ -287,14 +287,7 @@ pub async fn send(
     wall_clock: bool,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let instance = now_us() ^ (u64::from(std::process::id()) << 40);
-    let hello = Hello {
-        protocol: wire::PROTOCOL,
-        version: env!("CARGO_PKG_VERSION").into(),
-        node: options.node.clone(),
-        instance,
-        wall_clock,
-    };
+    let hello = Hello::of_this_run(&options.node, wall_clock);
     let hello = Bytes::from(wire::encode(&AgentMessage::Hello(hello)));
     let mut backoff = Duration::from_millis(200);
     let mut stopped_at: Option<Instant> = None;

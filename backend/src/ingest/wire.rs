@@ -86,6 +86,19 @@ pub struct Hello {
     pub wall_clock: bool,
 }
 
+impl Hello {
+    /// This agent process's: this protocol and version, a new instance number each run.
+    pub fn of_this_run(node: &str, wall_clock: bool) -> Hello {
+        Hello {
+            protocol: PROTOCOL,
+            version: env!("CARGO_PKG_VERSION").into(),
+            node: node.to_string(),
+            instance: crate::feed::replay::now_us() ^ (u64::from(std::process::id()) << 40),
+            wall_clock,
+        }
+    }
+}
+
 /// What the agent's observer finished since the last batch.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Batch {

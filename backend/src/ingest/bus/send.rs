@@ -31,13 +31,7 @@ pub async fn send(
     wall_clock: bool,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let hello = Hello {
-        protocol: wire::PROTOCOL,
-        version: env!("CARGO_PKG_VERSION").into(),
-        node: options.node.clone(),
-        instance: now_us() ^ (u64::from(std::process::id()) << 40),
-        wall_clock,
-    };
+    let hello = Hello::of_this_run(&options.node, wall_clock);
     let (client, js) = super::connect(&bus.url, &format!("podtap-agent {}", options.node)).await?;
     // Ids of this instance's connections, unique among every agent's on the bus: the sequence
     // number the bus gives its announcement.
