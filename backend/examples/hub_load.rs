@@ -239,6 +239,7 @@ async fn main() {
                     partitions: 8,
                     replica: (0, 1),
                     retention: Duration::from_secs(3600),
+                    takeover: None,
                 };
                 tokio::spawn(bus_agent(config, i, node, observed.clone(), loops, step.clone()));
             }

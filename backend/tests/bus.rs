@@ -5,7 +5,8 @@
 //! and after it on the other is one record, though each replica merges only its partitions —
 //! and the same records as the other hub, ids included. Then the same with one replica killed
 //! (SIGKILL) mid-replay — the other names its partitions as unread on `/healthz` — and started
-//! again: nothing lost, nothing counted twice.
+//! again: nothing lost, nothing counted twice. And with takeover: the killed replica's share is
+//! merged by its peer until it returns, and handed back then, exact at every step.
 
 mod common;
 
@@ -124,27 +125,38 @@ fn settled(addr: &str, n: usize) -> Vec<Record> {
     }
 }
 
-/// The partitions `addr`'s `/healthz` says nobody reads, once `done` holds of them (at most 30 s).
-fn stalled_until(addr: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// The partitions `addr`'s `/healthz` picks out with `pick`, once `done` holds of them (at most
+/// 60 s).
+fn partitions_until(addr: &str, pick: impl Fn(&serde_json::Value) -> bool, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = Command::new("curl")
             .args(["-s", "-H", "Authorization: Bearer s3cret", &format!("http://{addr}/healthz")])
             .output()
             .unwrap();
         let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let stalled: Vec<u32> = health["bus"]["partitions"]
+        let picked: Vec<u32> = health["bus"]["partitions"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|p| p["stalled_s"].is_number() && p["waiting"].as_u64() > Some(0))
+            .filter(|p| pick(p))
             .map(|p| p["partition"].as_u64().unwrap() as u32)
             .collect();
-        if done(&stalled) || Instant::now() > deadline {
-            return stalled;
+        if done(&picked) || Instant::now() > deadline {
+            return picked;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// The partitions nobody reads while observations wait on them, once `done` holds of them.
+fn stalled_until(addr: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    partitions_until(addr, |p| p["stalled_s"].is_number() && p["waiting"].as_u64() > Some(0), done)
+}
+
+/// The partitions replica `replica` merges, once `done` holds of them.
+fn merged_by_until(addr: &str, replica: u64, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    partitions_until(addr, |p| p["merged_by"].as_u64() == Some(replica), done)
 }
 
 /// Stops `running` (the bus last: it writes its store into `dir` until it stops), then removes
@@ -219,8 +231,10 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
     let cluster = two_node_cluster(&dir);
     let (bus_server, url) = bus(&dir);
-    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &[]);
-    let (h1, _) = hub(&dir, &cluster, &url, "1/2", &[]);
+    // No takeover: replica 1's share waits for it.
+    let off = ["--bus-takeover-after", "off"];
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &off);
+    let (h1, _) = hub(&dir, &cluster, &url, "1/2", &off);
     // At capture speed (26 s), as if live: the kill lands while both replicas merge.
     let running = agents(&url, &client, &lab, &["--realtime"]);
     let log1 = dir.join("hub-1of2.log");
@@ -236,7 +250,7 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     // The other replica says so: replica 1's partitions unread, what waits on them.
     let away = stalled_until(&a0, |s| s == [1, 3, 5, 7]);
     assert_eq!(away, [1, 3, 5, 7], "replica 0's /healthz names replica 1's partitions");
-    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &[]);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &off);
     wait_agents(running);
     let whole = whole();
     let (r0, r1) = (settled(&a0, whole.len()), settled(&a1, whole.len()));
@@ -247,6 +261,50 @@ fn a_replica_killed_mid_replay_and_started_again_loses_nothing_and_repeats_nothi
     let text = std::fs::read_to_string(&log1).unwrap();
     assert!(text.contains("resuming from"), "{text}");
     assert_eq!(stalled_until(&a0, <[u32]>::is_empty), Vec::<u32>::new(), "every partition read again");
+    clean_up(&dir, vec![h0, h1, bus_server]);
+}
+
+#[test]
+fn a_killed_replicas_share_is_taken_over_by_its_peer_and_handed_back_when_it_returns() {
+    let dir = tmp("takeover");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (bus_server, url) = bus(&dir);
+    let soon = ["--bus-takeover-after", "5s"];
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &soon);
+    let (h1, _) = hub(&dir, &cluster, &url, "1/2", &soon);
+    let theirs = |s: &[u32]| s == [1, 3, 5, 7];
+    assert_eq!(merged_by_until(&a0, 1, theirs), [1, 3, 5, 7], "replica 1 merges its share");
+    let running = agents(&url, &client, &lab, &["--realtime"]);
+    let merged_some = Instant::now() + Duration::from_secs(30);
+    while records(&a0).len() < 200 && Instant::now() < merged_some {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = records(&a0).len();
+    drop(h1); // SIGKILL
+    // Replica 0 takes replica 1's share over (its lease not renewed), while the replay goes on.
+    assert_eq!(merged_by_until(&a0, 0, |s: &[u32]| s.len() == 8), (0..8).collect::<Vec<_>>(), "replica 0 merges all");
+    let log0 = std::fs::read_to_string(dir.join("hub-0of2.log")).unwrap();
+    assert!(log0.contains("replica 0 takes its share of the partitions over"), "{log0}");
+    wait_agents(running);
+    let whole = whole();
+    assert!(before > 0 && before < whole.len(), "the kill came mid-replay: {before} of {}", whole.len());
+    // Nothing lost, though replica 1 never came back.
+    let r0 = settled(&a0, whole.len());
+    same("records merged without replica 1", &timeless(&r0), &timeless(&whole));
+    assert_eq!(connections(&r0), connections(&whole));
+    // Replica 1 returns: replica 0 hands its share back, and it resumes where replica 0 stopped.
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &soon);
+    assert_eq!(merged_by_until(&a0, 1, theirs), [1, 3, 5, 7], "the share is handed back");
+    let log0 = std::fs::read_to_string(dir.join("hub-0of2.log")).unwrap();
+    assert!(log0.contains("handed back"), "{log0}");
+    same("the returned replica's records", &timeless(&settled(&a1, whole.len())), &timeless(&whole));
+    // The capture again, after the hand back: each share merged by one replica only (replica 0
+    // no longer merging replica 1's would count its requests twice).
+    wait_agents(agents(&url, &client, &lab, &["--realtime"]));
+    let twice: BTreeMap<String, usize> = timeless(&whole).into_iter().map(|(k, n)| (k, 2 * n)).collect();
+    same("replica 0, two replays", &timeless(&settled(&a0, 2 * whole.len())), &twice);
+    same("replica 1, two replays", &timeless(&settled(&a1, 2 * whole.len())), &twice);
     clean_up(&dir, vec![h0, h1, bus_server]);
 }
 

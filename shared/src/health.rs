@@ -95,4 +95,8 @@ pub struct BusPartition {
     /// How long nothing of it has been read while observations wait (a replica away), seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled_s: Option<f64>,
+    /// The replica merging it now, by its lease on the bus: another than `replica` while that
+    /// one is away and a peer took its share over; none while nobody does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_by: Option<u32>,
 }

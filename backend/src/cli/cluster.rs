@@ -55,6 +55,11 @@ pub struct HubArgs {
     /// P with P % N == I, and reads every partition's records.
     #[arg(long, default_value = "0/1", value_name = "I/N", env = "PODTAP_REPLICA")]
     pub replica: String,
+    /// A hub replica takes over the share of the partitions of a peer that has been silent this
+    /// long (`10s`), and hands it back when the peer returns; `off`: a share waits for its own
+    /// replica (a StatefulSet restarts it).
+    #[arg(long, default_value = "10s", value_name = "DURATION|off")]
+    pub bus_takeover_after: String,
     #[command(flatten)]
     pub share: ShareArgs,
     #[command(flatten)]
@@ -86,10 +91,29 @@ impl HubArgs {
             auth: self.auth,
         };
         let mut config = serve.validate()?;
-        let bus = self.bus.validate(&self.replica)?;
+        let mut bus = self.bus.validate(&self.replica)?;
+        if let Some(bus) = &mut bus {
+            bus.takeover = takeover(&self.bus_takeover_after)?;
+        }
         config.source = Source::Agents { ingest: self.ingest, capture_clock: self.capture_clock, bus };
         Ok(config)
     }
+}
+
+/// `--bus-takeover-after`: a duration of 5 s or more, or `off`.
+fn takeover(after: &str) -> Result<Option<std::time::Duration>, ConfigError> {
+    if after == "off" {
+        return Ok(None);
+    }
+    let us = crate::timespec::parse_duration_us(after)
+        .map_err(|e| ConfigError::BadBus(format!("--bus-takeover-after: {e}")))?;
+    if us < 5_000_000 {
+        return Err(ConfigError::BadBus(format!(
+            "--bus-takeover-after {after}: give 5s or more (a replica is taken for dead 3 s after its last word), \
+             or off"
+        )));
+    }
+    Ok(Some(std::time::Duration::from_micros(us)))
 }
 
 /// How agents and hubs reach the bus (`--bus`), shared by both.
@@ -143,6 +167,7 @@ impl BusArgs {
             partitions: self.bus_partitions,
             replica: (i, n),
             retention: std::time::Duration::from_micros(retention.max(1_000_000)),
+            takeover: None,
         }))
     }
 }
@@ -334,5 +359,17 @@ mod tests {
         let e = hub(&["--bus", "nats://b:4222", "--replica", "0/9"]).unwrap_err().to_string();
         assert!(e.contains("raise --bus-partitions"), "{e}");
         assert!(hub(&["--replica", "0/2"]).unwrap_err().to_string().contains("needs --bus"));
+        // A peer's share is taken over after 10 s by default; never, or later, if asked.
+        assert_eq!(bus.takeover, Some(std::time::Duration::from_secs(10)));
+        let takeover = |v: &str| match hub(&["--bus", "nats://b:4222", "--bus-takeover-after", v]) {
+            Ok(c) => match c.source {
+                Source::Agents { bus: Some(bus), .. } => Ok(bus.takeover),
+                _ => panic!("a hub on the bus"),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(takeover("off"), Ok(None));
+        assert_eq!(takeover("1m"), Ok(Some(std::time::Duration::from_secs(60))));
+        assert!(takeover("2s").unwrap_err().contains("give 5s or more"));
     }
 }

@@ -237,6 +237,25 @@ fn bar(q: &mut Quality, f: &Folded, ctx: &Context, unresolved: u64, total: u64) 
                 ),
             ));
         }
+        // A peer merging a share not its own: nothing is late, but one replica does two's work.
+        let mut moved: Vec<(u32, u32)> = bus
+            .partitions
+            .iter()
+            .filter(|p| p.stalled_s.is_none())
+            .filter_map(|p| p.merged_by.filter(|m| *m != p.replica).map(|m| (p.replica, m)))
+            .collect();
+        moved.sort_unstable();
+        moved.dedup();
+        if !moved.is_empty() {
+            let said: Vec<String> =
+                moved.iter().map(|(away, by)| format!("replica {away}/{n}'s by {by}/{n}", n = bus.replicas)).collect();
+            q.bar.push(note(
+                "bus-takeover",
+                format!("hub replica shares taken over: {}", said.join(", ")),
+                "a hub replica is away and a peer merges its bus partitions: nothing is late or lost, and the \
+                 share goes back when the replica returns",
+            ));
+        }
     }
     let away: Vec<&str> = ctx.agents.iter().filter(|a| !a.connected).map(|a| a.node.as_str()).collect();
     if !away.is_empty() {

@@ -4,11 +4,12 @@
 //! - Agents (`send`) split each batch by the join key (`key`) over `partitions` subjects
 //!   (`podtap.obs.P`) of the stream `PODTAP_OBS`, and forget a batch once the bus has stored
 //!   every part of it.
-//! - Hub replica `I` of `N` (`replica`) owns the partitions `P` with `P % N == I` through one
-//!   durable consumer each, and merges them as one hub merges its agents; it publishes the records
-//!   to `PODTAP_RECORDS` (`podtap.records.P`), and only then acknowledges the observations. A
-//!   replica that restarts reads its partitions again from a little before what it acknowledged
-//!   and drops what it had published already: nothing on the bus is lost, nothing counted twice.
+//! - Hub replica `I` of `N` (`replica`) merges share `I`, the partitions `P` with `P % N == I`,
+//!   through one durable consumer each, as one hub merges its agents (`slot`); it publishes the
+//!   records to `PODTAP_RECORDS` (`podtap.records.P`), and only then acknowledges the
+//!   observations. A share started again (its replica restarted, or a peer took it over:
+//!   `lease`) is read again from a little before what was acknowledged, and what was published
+//!   already is dropped: nothing on the bus is lost, nothing counted twice.
 //! - Every replica reads every partition's records (`records`) into its own store, so any hub
 //!   answers every API, the stream and the page for the whole cluster.
 //!
@@ -17,10 +18,12 @@
 //! Messages are MessagePack, like the WebSocket's (`wire`).
 
 pub mod key;
+pub mod lease;
 pub mod packets;
 pub mod records;
 pub mod replica;
 pub mod send;
+pub mod slot;
 
 use std::time::Duration;
 
@@ -40,6 +43,9 @@ pub struct BusConfig {
     pub replica: (u32, u32),
     /// How long the bus keeps observations and records.
     pub retention: Duration,
+    /// A replica takes over the share of a peer silent this long (`None`: never; the share waits
+    /// for its replica).
+    pub takeover: Option<Duration>,
 }
 
 /// The stream of agents' observations, one subject per partition.

@@ -1,207 +1,40 @@
-//! A hub replica on the bus: it owns the partitions `P % N == I`, reads each through one durable
-//! consumer into the join thread (each agent instance's part of a partition is one of the
-//! join's parts), publishes what the join merged and only then acknowledges the observations,
-//! and reads every partition's records into its store (`records::into_hub`).
-//!
-//! Resuming after a stop: a partition's consumer is made again to start a little before the
-//! first observation not acknowledged (`REPLAY_US`), so that every partner of the observations
-//! not acknowledged is read again and the same records come out; what ended before what had been
-//! acknowledged, and every record the bus already holds (by fingerprint), is dropped. Nothing on
-//! the bus is lost, nothing published twice.
+//! A hub replica on the bus: it merges its share of the partitions (`P % N == I`, `slot`), and a
+//! peer's when that peer is away (`lease`); it reads every partition's records into its store
+//! (`records::into_hub`), so it answers for the whole cluster; it shows on `/healthz` which
+//! replica merges each partition and which nobody reads; it asks the agents for packets
+//! (`packets`).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use futures_util::StreamExt;
-use podtap_shared::Record;
-use tokio::sync::{mpsc, oneshot};
 
-use super::records::{self, Seen};
-use super::{BusConfig, BusError, Counters, Envelope, OBS};
-use crate::correlate::merge::{RETRANSMIT_US, WINDOW_US};
+use super::lease::{self, Holders};
+use super::records;
+use super::slot::Shared;
+use super::{BusConfig, BusError, OBS};
 use crate::feed::ClusterFeed;
 use crate::feed::replay::now_us;
-use crate::ingest::join::{self, BusOut, Event, Outlet, Reply};
-use crate::ingest::wire::{self, PROTOCOL};
 use crate::publish::Hub;
 
-/// How far before the first observation not acknowledged a resumed partition is read again (bus
-/// time): longer than a request waits in the merge for its partner.
-const REPLAY_US: u64 = 2 * (RETRANSMIT_US + WINDOW_US) + 3_000_000;
-/// Acknowledgement is expected within this (the merge settles a batch in seconds; a hub that
-/// still holds everything for the cluster's first lists waits up to `--api-wait`).
-const ACK_WAIT: Duration = Duration::from_secs(120);
-
-/// Observations delivered and not yet acknowledged, by part (`slot`): (batch, message).
-type Pending = Arc<Mutex<HashMap<u64, VecDeque<(u64, jetstream::Message)>>>>;
-
 /// Runs replica `bus.replica` into `hub` until the process ends; returns once it has joined the
-/// bus (its consumers made, its resume point known).
+/// bus (its own share started when it was free).
 pub async fn start(hub: Hub, cluster: ClusterFeed, bus: BusConfig, retention_us: u64) -> Result<(), BusError> {
     let (index, count) = bus.replica;
     let (client, js) = super::connect(&bus.url, &format!("podtap-hub {index}/{count}")).await?;
     super::streams(&js, &bus.url, bus.retention).await?;
-    let owned: Vec<u32> = (0..bus.partitions).filter(|p| p % count == index).collect();
-    let refused = |what: String, e: &dyn std::fmt::Display| BusError::Refused {
-        url: bus.url.clone(),
-        what,
-        detail: e.to_string(),
-    };
-    let stream = js.get_stream(OBS).await.map_err(|e| refused(format!("the stream {OBS}"), &e))?;
-    let mut consumers = Vec::new();
-    // Resuming: the capture time every part had been acknowledged to, and what was published.
-    let mut resume: Option<u64> = None;
-    let mut seen = Seen::default();
-    for &p in &owned {
-        let name = format!("podtap-obs-{p}");
-        let floor = match stream.consumer_info(&name).await {
-            Ok(info) => Some(info.ack_floor.stream_sequence),
-            Err(_) => None,
-        };
-        let mut deliver = jetstream::consumer::DeliverPolicy::All;
-        if let Some(floor) = floor {
-            let _ = stream.delete_consumer(&name).await;
-            // The last observation acknowledged; none (a replica stopped before its first
-            // acknowledgement), or gone with the retention: read what the bus still holds.
-            let acknowledged = if floor > 0 { stream.get_raw_message(floor).await.ok() } else { None };
-            let mut from = 0;
-            if let Some(m) = acknowledged {
-                let stored = u64::try_from(m.time.unix_timestamp_nanos() / 1000).unwrap_or(0);
-                from = stored.saturating_sub(REPLAY_US);
-                deliver = jetstream::consumer::DeliverPolicy::ByStartTime { start_time: records::time_at(from) };
-                if let Ok(envelope) = rmp_serde::from_slice::<Envelope>(&m.payload) {
-                    let w = envelope.batch.watermark_us;
-                    resume = Some(resume.map_or(w, |r: u64| r.min(w)));
-                }
-            }
-            let tail = records::published_since(&js, &bus.url, p, from.saturating_sub(REPLAY_US)).await?;
-            tracing::info!(
-                "partition {p}: resuming from {} s before the last acknowledged observation; {} records it had \
-                 published are not published again",
-                REPLAY_US / 1_000_000,
-                tail.len()
-            );
-            seen.absorb(tail);
-        }
-        let config = jetstream::consumer::pull::Config {
-            durable_name: Some(name.clone()),
-            filter_subject: super::obs_subject(p),
-            deliver_policy: deliver,
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
-            max_ack_pending: 100_000,
-            max_deliver: -1,
-            ..Default::default()
-        };
-        let consumer: jetstream::consumer::PullConsumer =
-            stream.create_consumer(config).await.map_err(|e| refused(format!("the consumer {name}"), &e))?;
-        consumers.push((p, consumer));
-    }
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let (events, _merged) = join::start(hub.clone(), Outlet::Bus { tx: out_tx, parts: owned.len() }, cluster)
-        .map_err(|e| refused("the join thread".into(), &e))?;
-    let pending: Pending = Arc::default();
-    let slots = Arc::new(AtomicU64::new(1));
-    for (p, consumer) in consumers {
-        tokio::spawn(partition(p, consumer, events.clone(), pending.clone(), slots.clone()));
-    }
-    tokio::spawn(reports(client.clone(), events));
     let packets = Arc::new(super::packets::BusPackets { client: client.clone(), hub: hub.clone() });
     hub.set_remote_packets(Arc::new(packets));
-    tokio::spawn(watch_partitions(js.clone(), hub.clone(), bus.partitions, (index, count)));
-    let publisher = Publisher {
-        js: js.clone(),
-        url: bus.url.clone(),
-        pending,
-        partitions: bus.partitions,
-        resume,
-        seen,
-        dropped: 0,
-    };
-    tokio::spawn(publisher.run(out_rx));
+    let holders = Holders::default();
+    tokio::spawn(watch_partitions(js.clone(), hub.clone(), bus.partitions, (index, count), holders.clone()));
     let since = now_us().saturating_sub(retention_us);
-    tokio::spawn(records::into_hub(js, bus.url.clone(), hub, since));
-    tracing::info!(
-        "hub replica {index} of {count} on the bus at {}: merging partitions {owned:?} of {}",
-        bus.url,
-        bus.partitions
-    );
+    tokio::spawn(records::into_hub(js.clone(), bus.url.clone(), hub.clone(), since));
+    let (url, partitions, takeover) = (bus.url.clone(), bus.partitions, bus.takeover);
+    let shared = Arc::new(Shared { client, js, hub, cluster, bus });
+    lease::start(shared, takeover, holders).await?;
+    let owned: Vec<u32> = (0..partitions).filter(|p| p % count == index).collect();
+    tracing::info!("hub replica {index} of {count} on the bus at {url}: merging partitions {owned:?} of {partitions}");
     Ok(())
-}
-
-/// Reads one partition into the join thread.
-async fn partition(
-    p: u32,
-    consumer: jetstream::consumer::PullConsumer,
-    events: mpsc::Sender<Event>,
-    pending: Pending,
-    slots: Arc<AtomicU64>,
-) {
-    // (agent instance) → its part's slot.
-    let mut parts: HashMap<u64, u64> = HashMap::new();
-    loop {
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!("partition {p}: {e}; again in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(m) = messages.next().await {
-            let m = match m {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!("partition {p}: {e}");
-                    continue;
-                }
-            };
-            let Ok(bus_us) = m.info().map(|i| super::stored_us(&i)) else { continue };
-            let envelope = match rmp_serde::from_slice::<Envelope>(&m.payload) {
-                Ok(e) => e,
-                Err(e) => {
-                    // Nothing else will read it either: it is dropped, once, with a sentence.
-                    tracing::warn!("partition {p}: an unreadable message, dropped: {e}");
-                    let _ = m.ack_with(jetstream::AckKind::Term).await;
-                    continue;
-                }
-            };
-            let hello = envelope.hello;
-            if hello.protocol != PROTOCOL {
-                let reason = wire::mismatch(&hello);
-                let _ = events
-                    .send(Event::Refused { node: hello.node.clone(), version: hello.version.clone(), reason })
-                    .await;
-                let _ = m.ack_with(jetstream::AckKind::Term).await;
-                continue;
-            }
-            let slot = match parts.get(&hello.instance) {
-                Some(s) => *s,
-                None => {
-                    let slot = slots.fetch_add(1, Ordering::Relaxed);
-                    parts.insert(hello.instance, slot);
-                    let (have, _) = oneshot::channel();
-                    let connected =
-                        Event::Connected { slot, hello: hello.clone(), reply: Reply::Bus, have, partition: p };
-                    if events.send(connected).await.is_err() {
-                        return;
-                    }
-                    slot
-                }
-            };
-            let seq = envelope.batch.seq;
-            pending.lock().unwrap_or_else(|e| e.into_inner()).entry(slot).or_default().push_back((seq, m));
-            let stamp = Event::Stamp { slot, agent_us: envelope.sent_us, bus_us };
-            if events.send(stamp).await.is_err()
-                || events.send(Event::Batch { slot, batch: envelope.batch }).await.is_err()
-            {
-                return;
-            }
-        }
-    }
 }
 
 /// How long a partition may go unread while observations wait before it is shown as stalled:
@@ -211,14 +44,22 @@ const STALLED_AFTER: Duration = Duration::from_secs(5);
 
 /// Every few seconds, every partition's consumer as the bus sees it, for `/healthz` and the
 /// page: a partition nobody reads (its replica away) is named, with what waits on it.
-async fn watch_partitions(js: jetstream::Context, hub: Hub, partitions: u32, (replica, replicas): (u32, u32)) {
+async fn watch_partitions(
+    js: jetstream::Context,
+    hub: Hub,
+    partitions: u32,
+    (replica, replicas): (u32, u32),
+    holders: Holders,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(2));
     loop {
         every.tick().await;
         let Ok(stream) = js.get_stream(OBS).await else { continue };
         let mut status = podtap_shared::BusStatus { replica, replicas, partitions: Vec::new() };
         let now = now_us();
+        let merged_by = holders.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for p in 0..partitions {
+            let merged_by = merged_by.get(&(p % replicas)).copied();
             let Ok(info) = stream.consumer_info(format!("podtap-obs-{p}")).await else {
                 // Its replica never started.
                 status.partitions.push(podtap_shared::BusPartition {
@@ -226,6 +67,7 @@ async fn watch_partitions(js: jetstream::Context, hub: Hub, partitions: u32, (re
                     replica: p % replicas,
                     waiting: 0,
                     stalled_s: Some(0.0),
+                    merged_by,
                 });
                 continue;
             };
@@ -239,111 +81,9 @@ async fn watch_partitions(js: jetstream::Context, hub: Hub, partitions: u32, (re
                 replica: p % replicas,
                 waiting,
                 stalled_s: stalled,
+                merged_by,
             });
         }
         hub.set_bus(status);
-    }
-}
-
-/// Agents' counters into the join thread.
-async fn reports(client: async_nats::Client, events: mpsc::Sender<Event>) {
-    let Ok(mut sub) = client.subscribe("podtap.report.*").await else {
-        tracing::warn!("cannot hear agents' counters on the bus");
-        return;
-    };
-    while let Some(m) = sub.next().await {
-        if let Ok(c) = rmp_serde::from_slice::<Counters>(&m.payload)
-            && events.send(Event::BusReport { hello: c.hello, report: Box::new(c.report) }).await.is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Publishes the join's records per partition, then acknowledges what they were made of.
-struct Publisher {
-    js: jetstream::Context,
-    url: String,
-    pending: Pending,
-    partitions: u32,
-    /// Resuming: records that ended before this capture time were published before.
-    resume: Option<u64>,
-    seen: Seen,
-    dropped: u64,
-}
-
-impl Publisher {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<BusOut>) {
-        while let Some(out) = rx.recv().await {
-            match out {
-                BusOut::Records { records, watermark } => self.records(records, watermark).await,
-                BusOut::Ack { slot, seq } => self.ack(slot, seq).await,
-            }
-        }
-    }
-
-    async fn records(&mut self, mut records: Vec<Record>, watermark: u64) {
-        if let Some(until) = self.resume {
-            // What ended before the first observation not acknowledged was published before the
-            // stop (its whole group had left the merge), or is half of a request whose other
-            // half came before the part read again: neither is published (now).
-            let before = records.len();
-            records.retain(|r| records::left_at(r) > until);
-            self.dropped += (before - records.len()) as u64;
-            if watermark == u64::MAX || watermark > until.saturating_add(2 * RETRANSMIT_US) {
-                self.resume = None;
-            }
-        }
-        if !self.seen.is_empty() {
-            let before = records.len();
-            records.retain(|r| !self.seen.had(r));
-            self.dropped += (before - records.len()) as u64;
-            if watermark != u64::MAX && watermark > self.seen.until().saturating_add(2 * RETRANSMIT_US) {
-                tracing::info!("resumed: {} records published before the stop were not published again", self.dropped);
-                self.seen = Seen::default();
-            }
-        }
-        let mut by_partition: HashMap<u32, Vec<Record>> = HashMap::new();
-        for r in records {
-            by_partition.entry(super::key::route_record(&r, self.partitions)).or_default().push(r);
-        }
-        for (p, records) in by_partition {
-            for payload in records::encode(&records) {
-                self.publish(super::records_subject(p), payload).await;
-            }
-        }
-    }
-
-    /// Publishes until the bus has it (the join's acknowledgements wait behind it).
-    async fn publish(&self, subject: String, payload: Vec<u8>) {
-        let payload = bytes::Bytes::from(payload);
-        loop {
-            let sent = async { self.js.publish(subject.clone(), payload.clone()).await?.await };
-            match sent.await {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!("publishing records to the bus at {}: {e}; again in 1 s", self.url);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-
-    async fn ack(&self, slot: u64, seq: u64) {
-        let done: Vec<jetstream::Message> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(queue) = pending.get_mut(&slot) else { return };
-            let mut done = Vec::new();
-            while queue.front().is_some_and(|(s, _)| *s <= seq) {
-                done.extend(queue.pop_front().map(|(_, m)| m));
-            }
-            done
-        };
-        for m in done {
-            if let Err(e) = m.ack().await {
-                // Not acknowledged: the bus delivers it again, and the join skips what it has.
-                tracing::debug!("acknowledging an observation: {e}");
-            }
-        }
     }
 }

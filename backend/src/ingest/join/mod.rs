@@ -77,6 +77,9 @@ pub enum Event {
         version: String,
         reason: String,
     },
+    /// Over the bus: this replica gives its share of the partitions up. The thread ends at once,
+    /// without flushing what waits in the merge: whoever takes the share over reads it again.
+    Stop,
 }
 
 /// How long a disconnected agent's capture time still holds the merge back: it may reconnect
@@ -104,8 +107,10 @@ pub enum Outlet {
     /// Into this hub's store.
     Hub,
     /// To the bus, for every replica's store: records and acknowledgements in the order made.
-    /// Each agent's batches come in `parts` parts (the partitions this replica owns).
-    Bus { tx: mpsc::UnboundedSender<BusOut>, parts: usize },
+    /// Each agent's batches come in `parts` parts (the partitions of this share); `agents`: this
+    /// join is the one that shows the agents on `/healthz` (a replica's own share, not one it
+    /// took over).
+    Bus { tx: mpsc::UnboundedSender<BusOut>, parts: usize, agents: bool },
 }
 
 /// What the join thread hands the bus.
@@ -177,7 +182,7 @@ pub fn run(
     let mut last_status = 0;
     loop {
         let event = events.blocking_recv();
-        let Some(event) = event else { break };
+        let Some(event) = event.filter(|e| !matches!(e, Event::Stop)) else { break };
         if cluster.has_changed().unwrap_or(false)
             && let Some(state) = cluster.borrow_and_update().clone()
         {
@@ -189,6 +194,9 @@ pub fn run(
         // (a bounded burst: agents that never pause must not keep the merge from flushing).
         for _ in 0..BURST {
             let Ok(e) = events.try_recv() else { break };
+            if matches!(e, Event::Stop) {
+                return;
+            }
             changed |= join.on(e);
         }
         merged.store(join.flush(), Ordering::Relaxed);
@@ -301,6 +309,7 @@ impl Join {
                     }
                 }
             }
+            Event::Stop => {}
             Event::Refused { node, version, reason } => {
                 self.refused.retain(|r| r.node != node);
                 self.refused.push(AgentStatus {
@@ -602,7 +611,9 @@ impl Join {
         for s in self.fronts.values() {
             fronts.add(s);
         }
-        self.hub.set_agents(statuses, EngineStats::joined(&fronts, self.joiner.stats()));
+        if !matches!(self.outlet, Outlet::Bus { agents: false, .. }) {
+            self.hub.set_agents(statuses, EngineStats::joined(&fronts, self.joiner.stats()));
+        }
     }
 }
 

@@ -154,7 +154,7 @@ fn the_clock_offset_comes_from_the_shortest_round_trip() {
 fn bus_join(hub: &Hub, parts: usize) -> (Join, mpsc::UnboundedReceiver<BusOut>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut j = join(hub);
-    (j.outlet, j.parts) = (Outlet::Bus { tx, parts }, parts);
+    (j.outlet, j.parts) = (Outlet::Bus { tx, parts, agents: true }, parts);
     (j, rx)
 }
 

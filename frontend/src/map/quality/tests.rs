@@ -106,5 +106,12 @@ fn a_hub_replica_away_is_named_with_what_waits_for_it() {
     for p in &mut back.bus.as_mut().unwrap().partitions {
         p.stalled_s = None;
     }
-    assert!(assess(&Folded::default(), &Context { health: Some(back), ..Context::default() }).bar.is_empty());
+    assert!(assess(&Folded::default(), &Context { health: Some(back.clone()), ..Context::default() }).bar.is_empty());
+    // Replica 0 took replica 1's share over: said, as a takeover, not as lateness.
+    for p in &mut back.bus.as_mut().unwrap().partitions {
+        p.merged_by = Some(0);
+    }
+    let q = assess(&Folded::default(), &Context { health: Some(back), ..Context::default() });
+    let texts: Vec<(&str, &str)> = q.bar.iter().map(|n| (n.kind, n.text.as_str())).collect();
+    assert_eq!(texts, [("bus-takeover", "hub replica shares taken over: replica 1/2's by 0/2")]);
 }
