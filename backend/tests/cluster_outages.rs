@@ -10,6 +10,10 @@
 //! 4. the hub killed (SIGKILL) while both agents buffer, then started again: every call of the
 //!    phase it was down for, and of the one after, exact at the new hub; no batch dropped.
 //!
+//! With `PODTAP_LAB_BUS=1` (a second run in iptables mode), the agents publish to a bus and two
+//! hub replicas merge it; in phase 4 both replicas are killed while the bus keeps what the
+//! agents publish.
+//!
 //! Exact means: the client's calls as its log says (one local port each) and the web pod that
 //! logged each are the records' source ports and server pods, one for one.
 
@@ -141,7 +145,9 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     assert_eq!(seen(&records, &down), want, "{mode}: with {CLIENT_NODE}'s agent away, what {HUB_NODE} saw");
 
     // 3. The agent back.
-    podtap.agents[i] = start_agent(&c, CLIENT_NODE, &format!("agent-{CLIENT_NODE}-2.err"));
+    let log = format!("agent-{CLIENT_NODE}-2.err");
+    podtap.agents[i] =
+        if on_bus() { start_bus_agent(&c, CLIENT_NODE, &log) } else { start_agent(&c, CLIENT_NODE, &log) };
     until("the agent back", || agents_connected() == nodes.len());
     let (back, _, _) = phase(&c, "outage-agent-back");
     let want = truth(&c, "outage-agent-back", &address(&addresses, &back), all);
@@ -157,11 +163,19 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
         "{mode}: the outage {outage} covers the phase {from}..{to}: {agent}"
     );
 
-    // 4. The hub killed while both agents buffer, started again.
+    // 4. The hub killed while both agents buffer (on the bus: every replica, while the bus keeps
+    //    what the agents publish), started again.
     podtap.hub.0.kill().unwrap();
     podtap.hub.0.wait().unwrap();
+    let second = podtap.rest.get_mut(1).map(|r| r.0.kill().and_then(|()| r.0.wait()));
+    assert_eq!(second.is_some(), on_bus(), "{mode}: the second replica");
     let (hub_down, _, _) = phase(&c, "outage-hub-down");
-    podtap.hub = start_hub(&c, &kubeconfig, "hub-2.err");
+    if on_bus() {
+        podtap.hub = start_replica(&c, &kubeconfig, 0, "hub-2.err");
+        podtap.rest[1] = start_replica(&c, &kubeconfig, 1, "hub-1-2.err");
+    } else {
+        podtap.hub = start_hub(&c, &kubeconfig, "hub-2.err");
+    }
     until("the agents back at the new hub", || agents_connected() == nodes.len());
     until("the new hub's names listed", names_listed);
     let want = truth(&c, "outage-hub-down", &address(&addresses, &hub_down), all);

@@ -183,8 +183,9 @@ fn lab() -> Result<()> {
 /// three formats, a window), the API server's faults (cluster_faults.rs) and podtap's own agent
 /// and hub killed and started again (cluster_outages.rs), the database tier — a Redis pool
 /// kube-proxy pins to one replica, PostgreSQL, MariaDB and a Kafka broker (cluster_databases.rs) —
-/// in both; the seed again with two hub replicas on a bus, one killed mid-run (cluster_bus.rs),
-/// the API server's faults again with two replicas on a bus, and podtap under the deployment's
+/// in both; the seed again with two hub replicas on a bus, one killed mid-run and its share taken
+/// over (cluster_bus.rs), the API server's faults and podtap's outages again with two replicas on
+/// a bus, and podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
@@ -199,6 +200,7 @@ fn real_cluster() -> Result<()> {
                 "cluster_faults",
                 "cluster_faults:bus",
                 "cluster_outages",
+                "cluster_outages:bus",
                 "cluster_databases",
                 "real_cluster",
             ][..],

@@ -535,7 +535,7 @@ pub struct Podtap {
 }
 
 /// Whether the scenario runs with two hub replicas on a bus (`PODTAP_LAB_BUS=1`, which the test
-/// command sets for a second run of `cluster_faults.rs`).
+/// command sets for a second run of `cluster_faults.rs` and `cluster_outages.rs`).
 pub fn on_bus() -> bool {
     std::env::var_os("PODTAP_LAB_BUS").is_some_and(|v| v == "1")
 }
