@@ -11,6 +11,10 @@
 //! batch) and `REPLICAS` hubs (`--replica I/N`) merge it; each replica's own share, its CPU and
 //! the bus server's are reported.
 //!
+//! With `HUB_LOAD_PAGES=N` in the environment, N pages watch the hub's live stream as it merges
+//! (WebSocket `/api/v1/stream`, read and dropped): the cost of sending every record to them is
+//! then in the figures.
+//!
 //! `cargo xtask bench-hub` runs it with the built-in demo capture; figures in BENCHMARKS.md.
 
 use std::process::{Child, Command, Stdio};
@@ -25,6 +29,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A page on the hub's live stream: every message read, none looked at.
+async fn page(listen: u16) {
+    let url = format!("ws://127.0.0.1:{listen}/api/v1/stream");
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+        return println!("hub_load: a page could not open {url}");
+    };
+    while let Some(Ok(_)) = ws.next().await {}
+}
 
 /// Every observation of the capture, with the capture time it was finished at.
 fn observe(file: &CaptureFile) -> Vec<(u64, Exchange)> {
@@ -225,6 +238,13 @@ async fn main() {
         "hub_load: {agents} agents × {loops} replays of {} observations = {total} observations, --max-records {max_records}",
         observed.len()
     );
+    let pages: usize = std::env::var("HUB_LOAD_PAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    for _ in 0..pages {
+        tokio::spawn(page(listen));
+    }
+    if pages > 0 {
+        println!("hub_load: {pages} pages on the hub's live stream");
+    }
     let (rss0, cpu0) = usage(pid);
     let url = format!("ws://127.0.0.1:{ingest}{}", wire::PATH);
     let start = Instant::now();

@@ -31,7 +31,8 @@ const CONTROL_QUEUE: usize = 64;
 /// already holds.
 pub struct Published {
     pub seq: u64,
-    pub records: Vec<Record>,
+    /// The same records the store holds.
+    pub records: Vec<Arc<Record>>,
 }
 
 struct Subscriber {
@@ -212,14 +213,12 @@ impl Hub {
         }
         state.seq += 1;
         state.subscribers.retain(|s| !s.tx.is_closed());
-        if state.subscribers.is_empty() {
-            for r in records {
-                state.store.insert(r);
-            }
-            return;
-        }
+        let records: Vec<Arc<Record>> = records.into_iter().map(Arc::new).collect();
         for r in &records {
             state.store.insert(r.clone());
+        }
+        if state.subscribers.is_empty() {
+            return;
         }
         // Queued under the lock so a subscriber's snapshot and its stream never overlap or miss.
         let batch = Arc::new(Published { seq: state.seq, records });
@@ -474,7 +473,7 @@ mod tests {
         assert_eq!((records.len(), map.edges.len(), sub.seq), (1, 1, 1));
         hub.publish(&[rec(2)]);
         let next = feed.records.try_recv().unwrap();
-        assert_eq!((next.seq, next.records.clone()), (2, vec![rec(2)]));
+        assert_eq!((next.seq, next.records.clone()), (2, vec![Arc::new(rec(2))]));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! property on random records, windows and viewers).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use podtap_shared::{Filter, MapBuilder, Record};
 use rustc_hash::FxHashMap;
@@ -208,7 +209,8 @@ impl Store {
     }
 
     /// Adds one record to its step's records and rollups, then evicts what the limits say.
-    pub fn insert(&mut self, r: Record) {
+    pub fn insert(&mut self, r: impl Into<Arc<Record>>) {
+        let r = r.into();
         let index = r.ts / STEP_US;
         if r.ts.saturating_add(self.limits.retention_us) < self.newest_us {
             self.stats.too_old += 1;

@@ -3,6 +3,8 @@
 //! connection counts — kept as they arrive and mergeable, so blocks of 10 and 60 steps are merges
 //! of their steps.
 
+use std::sync::Arc;
+
 use podtap_shared::{EdgePath, EdgeStats, Record};
 use rustc_hash::FxHashMap;
 
@@ -57,14 +59,14 @@ impl Rollup {
 #[derive(Default)]
 pub(super) struct Step {
     /// In `Record::time_order`.
-    pub records: Vec<(Record, EdgePath)>,
+    pub records: Vec<(Arc<Record>, EdgePath)>,
     /// Whether records were evicted by count (the rollup stays).
     pub evicted: bool,
     pub rollup: Rollup,
 }
 
 impl Step {
-    pub fn insert(&mut self, r: Record, path: EdgePath) {
+    pub fn insert(&mut self, r: Arc<Record>, path: EdgePath) {
         self.rollup.add(&r, &path);
         // Records come nearly in order: the place is at or near the end.
         let key = r.time_order();
@@ -73,7 +75,7 @@ impl Step {
     }
 
     /// Takes the oldest `n` records out, keeping the rollup.
-    pub fn drop_oldest(&mut self, n: usize) -> std::vec::Drain<'_, (Record, EdgePath)> {
+    pub fn drop_oldest(&mut self, n: usize) -> std::vec::Drain<'_, (Arc<Record>, EdgePath)> {
         self.evicted = true;
         let n = n.min(self.records.len());
         self.records.drain(..n)
