@@ -236,7 +236,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
     let assets = Arc::new(assets.framed_by(&config.embed_origins));
-    let people = Arc::new(people_of(config.auth.clone(), kube_client, &share)?);
+    // Hub replicas on a bus keep sign-ins there, so each knows every one.
+    let kept: Option<Arc<dyn podtap::access::signin::SignIns>> = match &config.source {
+        Source::Agents { bus: Some(bus), .. } if config.auth.oidc.is_some() => {
+            if config.share.link_keys.is_empty() {
+                tracing::warn!(
+                    "sign-ins are kept on the bus sealed with this replica's own link key: give every hub replica the \
+                     same --link-key, or people signed in at one are not at another"
+                );
+            }
+            Some(podtap::ingest::bus::signins::BusSignIns::start(&bus.url, &share.keys).await?)
+        }
+        _ => None,
+    };
+    let people = Arc::new(people_of(config.auth.clone(), kube_client, &share, kept)?);
     let out: Option<Box<dyn std::io::Write + Send>> = match &config.auth.audit_log {
         Some(path) => Some(Box::new(
             std::fs::OpenOptions::new()
@@ -261,11 +274,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The identity sources and how people's sight is decided, from the flags: RBAC is asked when
-/// people sign in and names come from an API server; sign-ins are kept with the sessions.
+/// people sign in and names come from an API server; sign-ins are kept with the sessions (or
+/// `kept`: on the bus).
 fn people_of(
     auth: podtap::cli::AuthConfig,
     client: Option<kube::Client>,
     share: &Arc<podtap::share::Share>,
+    kept: Option<Arc<dyn podtap::access::signin::SignIns>>,
 ) -> anyhow::Result<podtap::access::People> {
     use podtap::access::jwt::{Keys, TokenCheck};
     let http = reqwest::Client::builder()
@@ -292,7 +307,7 @@ fn people_of(
         claims: auth.claims.clone(),
     });
     let oidc = auth.oidc.map(|c| podtap::access::oidc::Oidc::new(c, http.clone()));
-    let signins = oidc.is_some().then(|| share.clone() as Arc<dyn podtap::access::signin::SignIns>);
+    let signins = oidc.is_some().then(|| kept.unwrap_or_else(|| share.clone()));
     Ok(podtap::access::People { proxy: auth.proxy, jwt, oidc, signins, lifetimes: auth.lifetimes, decider })
 }
 

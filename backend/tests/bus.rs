@@ -339,3 +339,72 @@ fn an_export_from_either_replica_has_the_packets_the_agents_keep() {
     same("the export's records", &shapes(&again), &shapes(&records));
     clean_up(&dir, staying.into_iter().chain([h0, h1, bus_server]).collect());
 }
+
+#[test]
+fn a_sign_in_kept_on_the_bus_is_known_to_every_replica_and_never_in_the_clear() {
+    use podtap::access::link::LinkKeys;
+    use podtap::access::signin::{SignIn, SignIns};
+    use podtap::ingest::bus::signins::{BUCKET, BusSignIns};
+
+    let dir = tmp("signins");
+    let (bus_server, url) = bus(&dir);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in = rt.enter();
+    let keys = || LinkKeys::new(["the-link-key-all-replicas-share"]).unwrap();
+    let (a, b) =
+        rt.block_on(async { (BusSignIns::start(&url, &keys()).await, BusSignIns::start(&url, &keys()).await) });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let other = rt.block_on(BusSignIns::start(&url, &LinkKeys::new(["another-replicas-own-key"]).unwrap())).unwrap();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let s = SignIn {
+        id: "cookie-value-7f3a".into(),
+        user: "alice".into(),
+        groups: vec!["team-a".into()],
+        created_s: 10,
+        seen_s: 20,
+        token_expires_s: 30,
+        refresh_token: Some("refresh-secret-91c2".into()),
+    };
+    // Signed in at replica A: replica B knows it, refresh token and all.
+    a.put(&s).unwrap();
+    until("replica B sees the sign-in", &|| b.get(&s.id).unwrap().is_some());
+    assert_eq!(b.get(&s.id).unwrap(), Some(s.clone()));
+    assert_eq!(b.all().unwrap(), std::slice::from_ref(&s));
+    // The bus holds neither the id (a cookie) nor the refresh token in the clear.
+    let raw: Vec<(String, Vec<u8>)> = rt.block_on(async {
+        let client = async_nats::connect(&url).await.unwrap();
+        let kv = async_nats::jetstream::new(client).get_key_value(BUCKET).await.unwrap();
+        let mut keys = kv.keys().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(k) = futures_util::StreamExt::next(&mut keys).await {
+            let k = k.unwrap();
+            out.push((k.clone(), kv.get(&k).await.unwrap().unwrap().to_vec()));
+        }
+        out
+    });
+    assert_eq!(raw.len(), 1);
+    for secret in ["cookie-value-7f3a", "refresh-secret-91c2", "alice"] {
+        let (key, value) = &raw[0];
+        assert!(!key.contains(secret), "{secret} in the key");
+        assert!(!value.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} on the bus");
+    }
+    // A replica given other link keys cannot open it (and says so in its log).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(other.get(&s.id).unwrap(), None);
+    // Renewed at B (the last use moves on): A has it; signed out at A: gone at B too.
+    let seen = SignIn { seen_s: 25, ..s.clone() };
+    b.put(&seen).unwrap();
+    until("replica A sees the renewal", &|| a.get(&s.id).unwrap().is_some_and(|x| x.seen_s == 25));
+    assert!(a.delete(&s.id).unwrap());
+    until("replica B sees the sign-out", &|| b.get(&s.id).unwrap().is_none());
+    assert!(b.all().unwrap().is_empty());
+    drop((a, b, other, _in));
+    drop(rt);
+    clean_up(&dir, vec![bus_server]);
+}

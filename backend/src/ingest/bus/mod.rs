@@ -14,6 +14,7 @@
 //!   answers every API, the stream and the page for the whole cluster.
 //!
 //! - A pcapng export asks the agents for their packets over the bus (`packets`).
+//! - Sign-ins are kept on the bus (`signins`), so a person signed in at one replica is at all.
 //!
 //! Messages are MessagePack, like the WebSocket's (`wire`).
 
@@ -23,6 +24,7 @@ pub mod packets;
 pub mod records;
 pub mod replica;
 pub mod send;
+pub mod signins;
 pub mod slot;
 
 use std::time::Duration;
