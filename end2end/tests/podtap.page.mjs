@@ -10,11 +10,11 @@ import { chromium } from 'playwright-core';
 const BIN = process.env.PODTAP_BIN ?? new URL('../../target/debug/podtap', import.meta.url).pathname;
 const ASSETS = process.env.PODTAP_ASSETS ?? new URL('../../dist', import.meta.url).pathname;
 
-/** Starts `podtap serve ARGS` on 127.0.0.1:0 unless ARGS say `--listen` (with `env` added);
+/** Starts `podtap COMMAND ARGS` (`serve` unless told) on 127.0.0.1:0 unless ARGS say `--listen` (with `env` added);
  * resolves once it logs its address. */
-export function startPodtap(args = [], env = {}) {
+export function startPodtap(args = [], env = {}, command = 'serve') {
   const listen = args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
-  const proc = spawn(BIN, ['serve', ...listen, '--assets', ASSETS, ...args], {
+  const proc = spawn(BIN, [command, ...listen, '--assets', ASSETS, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, PODTAP_LOG: 'info', ...env },
   });

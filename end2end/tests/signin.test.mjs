@@ -3,12 +3,13 @@
 // the provider's own pages and sees her namespace (shop) and, of the others, only locked boxes
 // with the reason on hover; the header says who she is and what she sees; an admin ending her
 // sign-ins ends her open stream; carol, who may see no namespace, gets a sentence; sign-out; and
-// the audit log has every step.
+// the audit log has every step. Then two hub replicas on a bus (a real NATS JetStream): signed in
+// at one, she is signed in at the other; signed out at that one, she is at neither.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startPodtap, launchBrowser } from './podtap.page.mjs';
@@ -124,6 +125,81 @@ test('people sign in with OpenID Connect and see what their namespaces allow', a
   } finally {
     await browser.close();
     podtap.stop();
+    idp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A NATS JetStream server of its own (built by `cargo xtask setup`) on a port the kernel picks,
+ * its store in `dir`; resolves to {url, stop}. */
+async function startBus(dir) {
+  const bin = process.env.PODTAP_NATS_SERVER
+    ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'podtap/nats-v2.15.3/nats-server');
+  assert.ok(existsSync(bin), `${bin} is missing: cargo xtask setup builds it`);
+  const log = join(dir, 'nats.log');
+  const proc = spawn(bin, ['--jetstream', '--addr', '127.0.0.1', '--port', '-1', '--store_dir', join(dir, 'store'), '--log', log],
+    { stdio: 'ignore' });
+  const stop = () => proc.kill('SIGTERM');
+  const exited = new Promise((done) => proc.once('exit', done));
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+    const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+    const port = text.match(/Listening for client connections on 127\.0\.0\.1:(\d+)/);
+    if (port && text.includes('Server is ready')) return { url: `nats://127.0.0.1:${port[1]}`, stop, stopped: () => { stop(); return exited; } };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  stop();
+  throw new Error('nats-server did not start in 20 s');
+}
+
+test('a person signed in at one hub replica on a bus is signed in at the other, and signed out at both', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'podtap-signin-bus-'));
+  const secret = 'client-s3cret';
+  writeFileSync(join(dir, 'secret'), secret);
+  writeFileSync(join(dir, 'scopes.yaml'), 'groups:\n  team-shop: [shop]\n');
+  const idp = await startIdp(secret);
+  const bus = await startBus(dir);
+  const replica = (i) => startPodtap(['--token', ADMIN, '--bus', bus.url, '--replica', `${i}/2`,
+    '--ingest', '127.0.0.1:0', '--link-key', 'the-key-every-replica-is-given',
+    '--oidc-issuer', idp.issuer, '--oidc-client-id', 'podtap', '--oidc-client-secret-file', join(dir, 'secret'),
+    '--oidc-scopes', 'openid email groups', '--scopes', join(dir, 'scopes.yaml')], {}, 'hub');
+  const hubs = [await replica(0), await replica(1)];
+  const browser = await launchBrowser();
+  /** alice's sign-ins as replica `i` lists them to the admin. */
+  const listed = async (i) => (await (await fetch(`${hubs[i].url}/api/v1/signins`, { headers: { authorization: `Bearer ${ADMIN}` } })).json())
+    .filter((s) => s.user === 'alice').length;
+  const until = async (what, done) => {
+    for (const deadline = Date.now() + 10_000; !(await done());) {
+      assert.ok(Date.now() < deadline, what);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(hubs[0].url + '/');
+    await page.waitForSelector('[data-testid="sign-in"]');
+    await signIn(page, 'alice');
+    const who = await page.waitForSelector('[data-testid="whoami"]', { timeout: 30_000 });
+    assert.equal(await who.getAttribute('data-user'), 'alice');
+
+    // Replica 1 knows the sign-in (the cookie is the host's, whatever the port): its page and API say alice.
+    await until('replica 1 lists alice\'s sign-in', async () => (await listed(1)) === 1);
+    const other = await browser.context.newPage();
+    await other.goto(hubs[1].url + '/');
+    const there = await other.waitForSelector('[data-testid="whoami"]', { timeout: 30_000 });
+    assert.equal(await there.getAttribute('data-user'), 'alice');
+    const me = await other.evaluate(async () => (await fetch('/api/v1/whoami')).json());
+    assert.deepEqual([me.user, me.source, me.namespaces], ['alice', 'oidc', ['shop']]);
+
+    // Signed out at replica 1: replica 0 no longer knows her either.
+    await other.getByTestId('sign-out').click();
+    await other.waitForSelector('[data-testid="sign-in"]');
+    await until('replica 0 forgets the sign-in', async () => (await listed(0)) === 0);
+    assert.equal(await page.evaluate(async () => (await fetch('/api/v1/whoami')).status), 401);
+    assert.match(hubs[0].log(), /merging partitions/);
+  } finally {
+    await browser.close();
+    await Promise.all(hubs.map((h) => h.stopped()));
+    await bus.stopped();
     idp.stop();
     rmSync(dir, { recursive: true, force: true });
   }
