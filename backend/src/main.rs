@@ -175,7 +175,24 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         _ => podtap_shared::Clock::Wall,
     };
     let hub = Hub::with_limits(source, config.limits, clock);
-    let share = Arc::new(podtap::share::from_config(&config.share)?);
+    let mut share = podtap::share::from_config(&config.share)?;
+    // Hub replicas on a bus keep live links and sign-ins there, so each knows every one.
+    let bus_url = match &config.source {
+        Source::Agents { bus: Some(bus), .. } => Some(bus.url.clone()),
+        _ => None,
+    };
+    if let Some(url) = &bus_url {
+        use podtap::ingest::bus::kept::Kept;
+        if config.share.link_keys.is_empty() {
+            tracing::warn!(
+                "live links and sign-ins are kept on the bus sealed with this replica's own link key: give every hub \
+                 replica the same --link-key, or what one made the others cannot open"
+            );
+        }
+        let links = Kept::<podtap::share::db::LiveLink>::start(url, &share.keys).await?;
+        share = share.with_links(links);
+    }
+    let share = Arc::new(share);
     if !matches!(config.source, Source::Agents { .. } | Source::Synthetic { .. })
         && let Some(packets) = podtap::share::packet_store(&config.share)?
     {
@@ -236,16 +253,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let guard = Guard::new(config.listen, config.embed_origins.clone());
     let assets = Arc::new(assets.framed_by(&config.embed_origins));
-    // Hub replicas on a bus keep sign-ins there, so each knows every one.
-    let kept: Option<Arc<dyn podtap::access::signin::SignIns>> = match &config.source {
-        Source::Agents { bus: Some(bus), .. } if config.auth.oidc.is_some() => {
-            if config.share.link_keys.is_empty() {
-                tracing::warn!(
-                    "sign-ins are kept on the bus sealed with this replica's own link key: give every hub replica the \
-                     same --link-key, or people signed in at one are not at another"
-                );
-            }
-            Some(podtap::ingest::bus::signins::BusSignIns::start(&bus.url, &share.keys).await?)
+    let kept: Option<Arc<dyn podtap::access::signin::SignIns>> = match &bus_url {
+        Some(url) if config.auth.oidc.is_some() => {
+            Some(podtap::ingest::bus::kept::Kept::<podtap::access::signin::SignIn>::start(url, &share.keys).await?)
         }
         _ => None,
     };

@@ -344,7 +344,8 @@ fn an_export_from_either_replica_has_the_packets_the_agents_keep() {
 fn a_sign_in_kept_on_the_bus_is_known_to_every_replica_and_never_in_the_clear() {
     use podtap::access::link::LinkKeys;
     use podtap::access::signin::{SignIn, SignIns};
-    use podtap::ingest::bus::signins::{BUCKET, BusSignIns};
+    use podtap::ingest::bus::kept::{Kept, SIGNINS as BUCKET};
+    type BusSignIns = Kept<SignIn>;
 
     let dir = tmp("signins");
     let (bus_server, url) = bus(&dir);
@@ -407,4 +408,64 @@ fn a_sign_in_kept_on_the_bus_is_known_to_every_replica_and_never_in_the_clear() 
     drop((a, b, other, _in));
     drop(rt);
     clean_up(&dir, vec![bus_server]);
+}
+
+/// `curl` of `path` at `addr` (with the admin token when `admin`, a `method`, a JSON `body`):
+/// (status, body).
+fn call(addr: &str, method: &str, path: &str, admin: bool, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    if admin {
+        cmd.args(["-H", "Authorization: Bearer s3cret"]);
+    }
+    if let Some(body) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    let out = cmd.arg(format!("http://{addr}{path}")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn a_live_link_made_at_one_replica_opens_at_the_other_and_its_revocation_holds_at_both() {
+    let dir = tmp("links");
+    let cluster = two_node_cluster(&dir);
+    let (bus_server, url) = bus(&dir);
+    let key = ["--link-key", "the-link-key-all-replicas-share"];
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &key);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &key);
+    let (status, made) = call(&a0, "POST", "/api/v1/links", true, Some(r#"{"filter":"ns:shop","ttl_s":600}"#));
+    assert_eq!(status, 201, "{made}");
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let (id, link) = (made["id"].as_str().unwrap(), made["url"].as_str().unwrap());
+    let q = format!("link={id}&{}", link.split_once('?').unwrap().1);
+    // Within moments replica 1 knows it: the link opens there, narrowed to its filter.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let opened = loop {
+        let (status, body) = call(&a1, "GET", &format!("/api/v1/access?{q}"), false, None);
+        if status == 200 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(opened.0, 200, "the link at replica 1: {}", opened.1);
+    assert!(opened.1.contains("ns:shop"), "{}", opened.1);
+    assert_eq!(call(&a1, "GET", link, false, None).0, 200, "the link's page at replica 1");
+    let listed = call(&a1, "GET", "/api/v1/links", true, None).1;
+    assert!(listed.contains(id), "replica 1 lists it: {listed}");
+    // Revoked at replica 1: refused at replica 0 too, as revoked.
+    assert_eq!(call(&a1, "DELETE", &format!("/api/v1/links/{id}"), true, None).0, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let (status, body) = call(&a0, "GET", &format!("/api/v1/map?{q}"), false, None);
+        if status == 403 || Instant::now() > deadline {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused.0, 403, "{}", refused.1);
+    assert!(refused.1.contains("revoked"), "{}", refused.1);
+    assert_eq!(call(&a0, "GET", "/api/v1/links", true, None).1.trim(), "[]");
+    clean_up(&dir, vec![h0, h1, bus_server]);
 }

@@ -43,7 +43,7 @@ pub fn gate(state: &AppState) -> Gate<'_> {
         token: state.token.as_deref(),
         open: state.token.is_none() && !state.people.configured(),
         keys: &state.share.keys,
-        links: &state.share.sessions,
+        links: &*state.share,
         now_s: now_s(),
     }
 }

@@ -226,7 +226,7 @@ pub async fn create_link(
         owner: grant.user().map(str::to_string),
         sight: Some(grant.sight()).filter(|s| !s.is_all()),
     };
-    state.share.sessions.add_link(&link).map_err(storage)?;
+    state.share.links().add_link(&link).map_err(ApiError::Storage)?;
     state.audit.record("link_made", json!({"by": actor(&grant), "link": link.id, "filter": link.filter}));
     let sig = state.share.keys.sign(&link.id, expires, &Scope::Live(link.filter.clone()));
     let url = format!("{}l/{}?exp={expires}&sig={sig}", state.share.base, link.id);
@@ -238,7 +238,7 @@ pub async fn list_links(
     State(state): State<AppState>,
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<Vec<LiveLink>>, ApiError> {
-    let mut all = state.share.sessions.links().map_err(storage)?;
+    let mut all = state.share.links().links().map_err(ApiError::Storage)?;
     all.retain(|l| grant.manages(l.owner.as_deref()));
     Ok(Json(all))
 }
@@ -249,11 +249,11 @@ pub async fn revoke_link(
     Extension(grant): Extension<Grant>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let link = state.share.sessions.link(&id).map_err(storage)?;
+    let link = state.share.links().link(&id).map_err(ApiError::Storage)?;
     if !link.is_some_and(|l| grant.manages(l.owner.as_deref())) {
         return Err(ApiError::BadRequest(format!("no live link {id}")));
     }
-    match state.share.sessions.revoke(&id, crate::feed::replay::now_us()).map_err(storage)? {
+    match state.share.links().revoke(&id, crate::feed::replay::now_us()).map_err(ApiError::Storage)? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::BadRequest(format!("no live link {id}"))),
     }

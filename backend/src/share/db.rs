@@ -51,6 +51,36 @@ pub struct LiveLink {
     pub sight: Option<crate::access::Sight>,
 }
 
+/// Where live links are kept: this podtap's database, or the bus (hub replicas).
+pub trait LinkRows: Send + Sync {
+    fn add_link(&self, link: &LiveLink) -> Result<(), String>;
+    fn link(&self, id: &str) -> Result<Option<LiveLink>, String>;
+    /// Every link, revoked ones too.
+    fn all_links(&self) -> Result<Vec<LiveLink>, String>;
+    /// Writes `link` over the one with its id.
+    fn put_link(&self, link: &LiveLink) -> Result<(), String>;
+    fn forget_link(&self, id: &str) -> Result<(), String>;
+
+    /// The live links not revoked.
+    fn links(&self) -> Result<Vec<LiveLink>, String> {
+        Ok(self.all_links()?.into_iter().filter(|l| l.revoked_us.is_none()).collect())
+    }
+
+    /// Revokes a live link at `now_us`; whether it was live. (Revoked links are forgotten once
+    /// they would have expired anyway, when the next is revoked.)
+    fn revoke(&self, id: &str, now_us: u64) -> Result<bool, String> {
+        let Some(mut link) = self.link(id)?.filter(|l| l.revoked_us.is_none()) else { return Ok(false) };
+        link.revoked_us = Some(now_us);
+        for gone in self.all_links()? {
+            if gone.revoked_us.is_some() && gone.expires_s.saturating_mul(1_000_000) < now_us {
+                self.forget_link(&gone.id)?;
+            }
+        }
+        self.put_link(&link)?;
+        Ok(true)
+    }
+}
+
 /// What went wrong, in a sentence for the API.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -210,61 +240,43 @@ impl Sessions {
         txn.commit()?;
         Ok(existed)
     }
-
-    pub fn add_link(&self, link: &LiveLink) -> Result<(), DbError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut links = txn.open_table(LINKS)?;
-            links.insert(link.id.as_str(), serde_json::to_vec(link).expect("a link serialises").as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    pub fn link(&self, id: &str) -> Result<Option<LiveLink>, DbError> {
-        self.row(LINKS, id)
-    }
-
-    /// The live links not revoked.
-    pub fn links(&self) -> Result<Vec<LiveLink>, DbError> {
-        Ok(self.rows::<LiveLink>(LINKS)?.into_iter().filter(|l| l.revoked_us.is_none()).collect())
-    }
-
-    /// Revokes a live link at `now_us`; whether it was live. (Revoked links are forgotten once
-    /// they would have expired anyway, when the next is revoked.)
-    pub fn revoke(&self, id: &str, now_us: u64) -> Result<bool, DbError> {
-        let Some(mut link) = self.link(id)?.filter(|l| l.revoked_us.is_none()) else { return Ok(false) };
-        link.revoked_us = Some(now_us);
-        let expired: Vec<String> = self
-            .rows::<LiveLink>(LINKS)?
-            .into_iter()
-            .filter(|l| l.revoked_us.is_some() && l.expires_s.saturating_mul(1_000_000) < now_us)
-            .map(|l| l.id)
-            .collect();
-        let txn = self.db.begin_write()?;
-        {
-            let mut links = txn.open_table(LINKS)?;
-            for gone in &expired {
-                links.remove(gone.as_str())?;
-            }
-            links.insert(id, serde_json::to_vec(&link).expect("a link serialises").as_slice())?;
-        }
-        txn.commit()?;
-        Ok(true)
-    }
 }
 
-/// The gate asks here what an id is: a saved session, or a live link (revoked or not).
-impl crate::access::Links for Sessions {
-    fn entry(&self, id: &str) -> Result<Option<crate::access::LinkEntry>, String> {
-        if self.meta(id).map_err(|e| e.to_string())?.is_some() {
-            return Ok(Some(crate::access::LinkEntry::Session));
-        }
-        Ok(self.link(id).map_err(|e| e.to_string())?.map(|l| crate::access::LinkEntry::Live {
-            filter: l.filter,
-            revoked: l.revoked_us.is_some(),
-            sight: l.sight.unwrap_or(crate::access::Sight::All),
-        }))
+/// Live links in this podtap's database.
+impl LinkRows for Sessions {
+    fn add_link(&self, link: &LiveLink) -> Result<(), String> {
+        self.put_link(link)
+    }
+
+    fn link(&self, id: &str) -> Result<Option<LiveLink>, String> {
+        self.row(LINKS, id).map_err(|e| e.to_string())
+    }
+
+    fn all_links(&self) -> Result<Vec<LiveLink>, String> {
+        self.rows(LINKS).map_err(|e| e.to_string())
+    }
+
+    fn put_link(&self, link: &LiveLink) -> Result<(), String> {
+        let write = || -> Result<(), DbError> {
+            let txn = self.db.begin_write()?;
+            {
+                let mut links = txn.open_table(LINKS)?;
+                links.insert(link.id.as_str(), serde_json::to_vec(link).expect("a link serialises").as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| e.to_string())
+    }
+
+    fn forget_link(&self, id: &str) -> Result<(), String> {
+        let write = || -> Result<(), DbError> {
+            let txn = self.db.begin_write()?;
+            txn.open_table(LINKS)?.remove(id)?;
+            txn.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| e.to_string())
     }
 }
 

@@ -9,7 +9,7 @@ pub mod export;
 pub mod session;
 
 use crate::access::link::{self, LinkKeys};
-use db::Sessions;
+use db::{LinkRows, Sessions};
 use session::Frozen;
 
 /// Sessions opened recently, kept in memory so a page's dozen queries read the database once.
@@ -18,6 +18,8 @@ const OPEN_SESSIONS: usize = 4;
 /// Everything sharing needs, shared by all handlers.
 pub struct Share {
     pub sessions: Sessions,
+    /// Live links kept elsewhere than `sessions` (on the bus, for hub replicas).
+    links: Option<Arc<dyn LinkRows>>,
     pub keys: LinkKeys,
     /// Where the app is mounted, with a trailing slash (`/`, `/podtap/`).
     pub base: String,
@@ -34,7 +36,17 @@ impl std::fmt::Debug for Share {
 
 impl Share {
     pub fn new(sessions: Sessions, keys: LinkKeys, base: String) -> Self {
-        Self { sessions, keys, base, secure_cookies: false, opened: Mutex::new(Vec::new()) }
+        Self { sessions, links: None, keys, base, secure_cookies: false, opened: Mutex::new(Vec::new()) }
+    }
+
+    /// Live links kept in `rows` instead of the session database.
+    pub fn with_links(self, rows: Arc<dyn LinkRows>) -> Self {
+        Self { links: Some(rows), ..self }
+    }
+
+    /// Where live links are kept.
+    pub fn links(&self) -> &dyn LinkRows {
+        self.links.as_deref().unwrap_or(&self.sessions)
     }
 
     /// Sessions in memory, a random key, mounted at `/`: for tests and `analyze`-like uses.
@@ -161,6 +173,20 @@ fn sweep_temporary_packets() {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+/// The gate asks here what an id is: a saved session, or a live link (revoked or not).
+impl crate::access::Links for Share {
+    fn entry(&self, id: &str) -> Result<Option<crate::access::LinkEntry>, String> {
+        if self.sessions.meta(id).map_err(|e| e.to_string())?.is_some() {
+            return Ok(Some(crate::access::LinkEntry::Session));
+        }
+        Ok(self.links().link(id)?.map(|l| crate::access::LinkEntry::Live {
+            filter: l.filter,
+            revoked: l.revoked_us.is_some(),
+            sight: l.sight.unwrap_or(crate::access::Sight::All),
+        }))
     }
 }
 

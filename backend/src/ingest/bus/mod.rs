@@ -14,17 +14,17 @@
 //!   answers every API, the stream and the page for the whole cluster.
 //!
 //! - A pcapng export asks the agents for their packets over the bus (`packets`).
-//! - Sign-ins are kept on the bus (`signins`), so a person signed in at one replica is at all.
+//! - Sign-ins and live links are kept on the bus (`kept`), so every replica knows them alike.
 //!
 //! Messages are MessagePack, like the WebSocket's (`wire`).
 
+pub mod kept;
 pub mod key;
 pub mod lease;
 pub mod packets;
 pub mod records;
 pub mod replica;
 pub mod send;
-pub mod signins;
 pub mod slot;
 
 use std::time::Duration;
