@@ -176,7 +176,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let hub = Hub::with_limits(source, config.limits, clock);
     let mut share = podtap::share::from_config(&config.share)?;
-    // Hub replicas on a bus keep live links and sign-ins there, so each knows every one.
+    // Hub replicas on a bus keep saved sessions, live links and sign-ins there, so each knows
+    // every one.
     let bus_url = match &config.source {
         Source::Agents { bus: Some(bus), .. } => Some(bus.url.clone()),
         _ => None,
@@ -185,12 +186,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         use podtap::ingest::bus::kept::Kept;
         if config.share.link_keys.is_empty() {
             tracing::warn!(
-                "live links and sign-ins are kept on the bus sealed with this replica's own link key: give every hub \
-                 replica the same --link-key, or what one made the others cannot open"
+                "saved sessions, live links and sign-ins are kept on the bus sealed with this replica's own link key: \
+                 give every hub replica the same --link-key, or what one made the others cannot open"
             );
         }
         let links = Kept::<podtap::share::db::LiveLink>::start(url, &share.keys).await?;
-        share = share.with_links(links);
+        let saved = podtap::ingest::bus::saved::BusSessions::start(url, &share.keys, config.share.bounds).await?;
+        share = share.kept_in(saved, links);
     }
     let share = Arc::new(share);
     if !matches!(config.source, Source::Agents { .. } | Source::Synthetic { .. })

@@ -427,6 +427,54 @@ fn call(addr: &str, method: &str, path: &str, admin: bool, body: Option<&str>) -
     (status.trim().parse().unwrap(), body.to_string())
 }
 
+/// `addr`'s answer to `path` once `done` holds of it (at most 10 s).
+fn call_until(addr: &str, path: &str, admin: bool, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = call(addr, "GET", path, admin, None);
+        if done(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_session_saved_at_one_replica_opens_at_the_other_and_goes_from_both() {
+    let dir = tmp("sessions");
+    let (client, lab) = split(&common::demo_dir().join("capture.pcapng"), |n| n == CLIENT_VETH, &dir);
+    let cluster = two_node_cluster(&dir);
+    let (bus_server, url) = bus(&dir);
+    let key = ["--link-key", "the-link-key-all-replicas-share", "--capture-clock"];
+    let (h0, a0) = hub(&dir, &cluster, &url, "0/2", &key);
+    let (h1, a1) = hub(&dir, &cluster, &url, "1/2", &key);
+    wait_agents(agents(&url, &client, &lab, &[]));
+    let whole = whole();
+    settled(&a0, whole.len());
+    // Saved at replica 0, with every record of the capture.
+    let (status, saved) = call(&a0, "POST", "/api/v1/sessions", true, Some(r#"{"title":"both nodes"}"#));
+    assert_eq!(status, 201, "{saved}");
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    let link = saved["url"].as_str().unwrap();
+    let id = link.strip_prefix("/s/").unwrap().split_once('?').unwrap().0;
+    let q = format!("session={id}&{}", link.split_once('?').unwrap().1);
+    // Replica 1 lists it and opens it through its link: the same records.
+    let (_, listed) = call_until(&a1, "/api/v1/sessions", true, |_, b| b.contains(id));
+    assert!(listed.contains("both nodes"), "{listed}");
+    let path = format!("/api/v1/sessions/{id}/records?kind=all&limit=10000&from=0&{q}");
+    let (status, body) = call(&a1, "GET", &path, false, None);
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    same("the session at replica 1", &shapes(&records), &shapes(&whole));
+    // Deleted at replica 1: gone from replica 0's list, and its link refused there.
+    assert_eq!(call(&a1, "DELETE", &format!("/api/v1/sessions/{id}"), true, None).0, 204);
+    let (_, listed) = call_until(&a0, "/api/v1/sessions", true, |_, b| !b.contains(id));
+    assert!(!listed.contains(id), "{listed}");
+    assert_ne!(call(&a0, "GET", &path, false, None).0, 200);
+    clean_up(&dir, vec![h0, h1, bus_server]);
+}
+
 #[test]
 fn a_live_link_made_at_one_replica_opens_at_the_other_and_its_revocation_holds_at_both() {
     let dir = tmp("links");
@@ -441,14 +489,7 @@ fn a_live_link_made_at_one_replica_opens_at_the_other_and_its_revocation_holds_a
     let (id, link) = (made["id"].as_str().unwrap(), made["url"].as_str().unwrap());
     let q = format!("link={id}&{}", link.split_once('?').unwrap().1);
     // Within moments replica 1 knows it: the link opens there, narrowed to its filter.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let opened = loop {
-        let (status, body) = call(&a1, "GET", &format!("/api/v1/access?{q}"), false, None);
-        if status == 200 || Instant::now() > deadline {
-            break (status, body);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let opened = call_until(&a1, &format!("/api/v1/access?{q}"), false, |status, _| status == 200);
     assert_eq!(opened.0, 200, "the link at replica 1: {}", opened.1);
     assert!(opened.1.contains("ns:shop"), "{}", opened.1);
     assert_eq!(call(&a1, "GET", link, false, None).0, 200, "the link's page at replica 1");
@@ -456,14 +497,7 @@ fn a_live_link_made_at_one_replica_opens_at_the_other_and_its_revocation_holds_a
     assert!(listed.contains(id), "replica 1 lists it: {listed}");
     // Revoked at replica 1: refused at replica 0 too, as revoked.
     assert_eq!(call(&a1, "DELETE", &format!("/api/v1/links/{id}"), true, None).0, 204);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        let (status, body) = call(&a0, "GET", &format!("/api/v1/map?{q}"), false, None);
-        if status == 403 || Instant::now() > deadline {
-            break (status, body);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let refused = call_until(&a0, &format!("/api/v1/map?{q}"), false, |status, _| status == 403);
     assert_eq!(refused.0, 403, "{}", refused.1);
     assert!(refused.1.contains("revoked"), "{}", refused.1);
     assert_eq!(call(&a0, "GET", "/api/v1/links", true, None).1.trim(), "[]");

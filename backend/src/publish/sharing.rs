@@ -83,7 +83,7 @@ fn session_link(state: &AppState, id: &str, ttl_s: u64) -> SharedLink {
 
 /// The session `id`'s description when `grant` may see it (its owner, an admin, or its link).
 fn visible_meta(state: &AppState, grant: &Grant, id: &str) -> Result<SessionMeta, ApiError> {
-    let meta = state.share.sessions.meta(id).map_err(storage)?;
+    let meta = state.share.saved().meta(id).map_err(storage)?;
     let linked = matches!(grant, Grant::Session { id: linked, .. } if linked == id);
     meta.filter(|m| linked || grant.manages(m.owner.as_deref())).ok_or_else(|| ApiError::NoSuchSession(id.to_string()))
 }
@@ -137,7 +137,7 @@ pub async fn create_session(
     let payload = Payload { records, backends: hub.cluster().backends_snapshot(), packets };
     let share = state.share.clone();
     let meta_saved = meta.clone();
-    let evicted = tokio::task::spawn_blocking(move || share.sessions.save(&meta_saved, &payload))
+    let evicted = tokio::task::spawn_blocking(move || share.saved().save(&meta_saved, &payload))
         .await
         .map_err(|e| ApiError::Storage(e.to_string()))?
         .map_err(storage)?;
@@ -159,7 +159,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<Vec<SessionMeta>>, ApiError> {
-    let mut all = state.share.sessions.list().map_err(storage)?;
+    let mut all = state.share.saved().list().map_err(storage)?;
     all.retain(|m| grant.manages(m.owner.as_deref()));
     Ok(Json(all))
 }
@@ -181,7 +181,7 @@ pub async fn delete_session(
 ) -> Result<StatusCode, ApiError> {
     visible_meta(&state, &grant, &id)?;
     state.share.forget(&id);
-    match state.share.sessions.delete(&id).map_err(storage)? {
+    match state.share.saved().delete(&id).map_err(storage)? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(ApiError::NoSuchSession(id)),
     }
@@ -265,7 +265,7 @@ pub async fn access(
     Extension(grant): Extension<Grant>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Access>, ApiError> {
-    let meta = |id: &str| state.share.sessions.meta(id).map_err(storage);
+    let meta = |id: &str| state.share.saved().meta(id).map_err(storage);
     let embed_origins = state.guard.embed_origins().to_vec();
     let whoami = super::whoami::of(&state, &grant);
     // A page asks this first: who opened which session or link.

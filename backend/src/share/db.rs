@@ -51,6 +51,43 @@ pub struct LiveLink {
     pub sight: Option<crate::access::Sight>,
 }
 
+/// Where saved sessions are kept: this podtap's database, or the bus (hub replicas).
+pub trait SessionRows: Send + Sync {
+    /// Every session's description, oldest first.
+    fn list(&self) -> Result<Vec<SessionMeta>, DbError>;
+    fn meta(&self, id: &str) -> Result<Option<SessionMeta>, DbError>;
+    fn payload(&self, id: &str) -> Result<Option<Payload>, DbError>;
+    /// Stores a session, evicting the oldest first if allowed and needed; the ids evicted.
+    fn save(&self, meta: &SessionMeta, payload: &Payload) -> Result<Vec<String>, DbError>;
+    /// Deletes a session (and with it every link to it); whether it existed.
+    fn delete(&self, id: &str) -> Result<bool, DbError>;
+}
+
+/// Which of `existing` (oldest first) must go for a new session of `bytes` to fit `bounds`.
+pub fn evictions(existing: &[SessionMeta], bytes: u64, bounds: Bounds) -> Result<Vec<String>, DbError> {
+    if bytes > bounds.max_bytes {
+        return Err(DbError::TooLarge(bytes >> 20));
+    }
+    let mut used: u64 = existing.iter().map(|m| m.bytes).sum();
+    let mut count = existing.len();
+    let mut evict = Vec::new();
+    let mut oldest = existing.iter();
+    while count + 1 > bounds.max_sessions || used + bytes > bounds.max_bytes {
+        let Some(victim) = oldest.next().filter(|_| bounds.evict_oldest) else {
+            return Err(DbError::Full {
+                sessions: count,
+                mib: used >> 20,
+                max_sessions: bounds.max_sessions,
+                max_mib: bounds.max_bytes >> 20,
+            });
+        };
+        used -= victim.bytes;
+        count -= 1;
+        evict.push(victim.id.clone());
+    }
+    Ok(evict)
+}
+
 /// Where live links are kept: this podtap's database, or the bus (hub replicas).
 pub trait LinkRows: Send + Sync {
     fn add_link(&self, link: &LiveLink) -> Result<(), String>;
@@ -191,27 +228,7 @@ impl Sessions {
         let body = rmp_serde::to_vec_named(payload).map_err(|e| DbError::Storage(e.to_string()))?;
         let mut meta = meta.clone();
         meta.bytes = body.len() as u64;
-        if meta.bytes > self.bounds.max_bytes {
-            return Err(DbError::TooLarge(meta.bytes >> 20));
-        }
-        let existing = self.list()?;
-        let mut used: u64 = existing.iter().map(|m| m.bytes).sum();
-        let mut count = existing.len();
-        let mut evict = Vec::new();
-        let mut oldest = existing.iter();
-        while count + 1 > self.bounds.max_sessions || used + meta.bytes > self.bounds.max_bytes {
-            let Some(victim) = oldest.next().filter(|_| self.bounds.evict_oldest) else {
-                return Err(DbError::Full {
-                    sessions: count,
-                    mib: used >> 20,
-                    max_sessions: self.bounds.max_sessions,
-                    max_mib: self.bounds.max_bytes >> 20,
-                });
-            };
-            used -= victim.bytes;
-            count -= 1;
-            evict.push(victim.id.clone());
-        }
+        let evict = evictions(&self.list()?, meta.bytes, self.bounds)?;
         let txn = self.db.begin_write()?;
         {
             let mut metas = txn.open_table(META)?;
@@ -239,6 +256,25 @@ impl Sessions {
         };
         txn.commit()?;
         Ok(existed)
+    }
+}
+
+/// Saved sessions in this podtap's database.
+impl SessionRows for Sessions {
+    fn list(&self) -> Result<Vec<SessionMeta>, DbError> {
+        Sessions::list(self)
+    }
+    fn meta(&self, id: &str) -> Result<Option<SessionMeta>, DbError> {
+        Sessions::meta(self, id)
+    }
+    fn payload(&self, id: &str) -> Result<Option<Payload>, DbError> {
+        Sessions::payload(self, id)
+    }
+    fn save(&self, meta: &SessionMeta, payload: &Payload) -> Result<Vec<String>, DbError> {
+        Sessions::save(self, meta, payload)
+    }
+    fn delete(&self, id: &str) -> Result<bool, DbError> {
+        Sessions::delete(self, id)
     }
 }
 

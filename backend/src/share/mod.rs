@@ -9,7 +9,7 @@ pub mod export;
 pub mod session;
 
 use crate::access::link::{self, LinkKeys};
-use db::{LinkRows, Sessions};
+use db::{LinkRows, SessionRows, Sessions};
 use session::Frozen;
 
 /// Sessions opened recently, kept in memory so a page's dozen queries read the database once.
@@ -18,7 +18,9 @@ const OPEN_SESSIONS: usize = 4;
 /// Everything sharing needs, shared by all handlers.
 pub struct Share {
     pub sessions: Sessions,
-    /// Live links kept elsewhere than `sessions` (on the bus, for hub replicas).
+    /// Saved sessions and live links kept elsewhere than `sessions` (on the bus, for hub
+    /// replicas).
+    saved: Option<Arc<dyn SessionRows>>,
     links: Option<Arc<dyn LinkRows>>,
     pub keys: LinkKeys,
     /// Where the app is mounted, with a trailing slash (`/`, `/podtap/`).
@@ -36,12 +38,17 @@ impl std::fmt::Debug for Share {
 
 impl Share {
     pub fn new(sessions: Sessions, keys: LinkKeys, base: String) -> Self {
-        Self { sessions, links: None, keys, base, secure_cookies: false, opened: Mutex::new(Vec::new()) }
+        Self { sessions, saved: None, links: None, keys, base, secure_cookies: false, opened: Mutex::new(Vec::new()) }
     }
 
-    /// Live links kept in `rows` instead of the session database.
-    pub fn with_links(self, rows: Arc<dyn LinkRows>) -> Self {
-        Self { links: Some(rows), ..self }
+    /// Saved sessions and live links kept in `saved` and `links` instead of the session database.
+    pub fn kept_in(self, saved: Arc<dyn SessionRows>, links: Arc<dyn LinkRows>) -> Self {
+        Self { saved: Some(saved), links: Some(links), ..self }
+    }
+
+    /// Where saved sessions are kept.
+    pub fn saved(&self) -> &dyn SessionRows {
+        self.saved.as_deref().unwrap_or(&self.sessions)
     }
 
     /// Where live links are kept.
@@ -61,7 +68,7 @@ impl Share {
         if let Some(f) = opened.iter().find(|f| f.meta.id == id) {
             return Ok(Some(f.clone()));
         }
-        let (Some(meta), Some(payload)) = (self.sessions.meta(id)?, self.sessions.payload(id)?) else {
+        let (Some(meta), Some(payload)) = (self.saved().meta(id)?, self.saved().payload(id)?) else {
             return Ok(None);
         };
         let frozen = Arc::new(Frozen::open(meta, payload));
@@ -179,7 +186,7 @@ fn sweep_temporary_packets() {
 /// The gate asks here what an id is: a saved session, or a live link (revoked or not).
 impl crate::access::Links for Share {
     fn entry(&self, id: &str) -> Result<Option<crate::access::LinkEntry>, String> {
-        if self.sessions.meta(id).map_err(|e| e.to_string())?.is_some() {
+        if self.saved().meta(id).map_err(|e| e.to_string())?.is_some() {
             return Ok(Some(crate::access::LinkEntry::Session));
         }
         Ok(self.links().link(id)?.map(|l| crate::access::LinkEntry::Live {

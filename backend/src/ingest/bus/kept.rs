@@ -1,7 +1,8 @@
 //! What every hub replica must know alike, kept on the bus: sign-ins (a person signed in at one
 //! replica is signed in at all, whichever the Service sends them to and after their replica
 //! died; signing out or an admin's revocation holds on every replica at once) and live links (a
-//! link made at one replica opens at any, and its revocation holds everywhere).
+//! link made at one replica opens at any, and its revocation holds everywhere) and saved
+//! sessions' descriptions (their payloads are in an object store: `saved`).
 //!
 //! Each kind lives in a JetStream key-value bucket (`podtap-signins`, `podtap-links`: one key per
 //! row) that each replica mirrors into its memory by watching it: reads are local, writes go to
@@ -32,6 +33,8 @@ use crate::share::db::{LinkRows, LiveLink};
 pub const SIGNINS: &str = "podtap-signins";
 /// The bucket of live links.
 pub const LINKS: &str = "podtap-links";
+/// The bucket of saved sessions' descriptions (their payloads: `saved`).
+pub const SESSIONS: &str = "podtap-sessions";
 
 /// Rows of one kind mirrored from the bus, by their key there.
 pub struct Kept<T> {
@@ -60,6 +63,11 @@ impl Row for SignIn {
 impl Row for LiveLink {
     const BUCKET: &'static str = LINKS;
     const WHAT: &'static str = "live link";
+}
+
+impl Row for podtap_shared::SessionMeta {
+    const BUCKET: &'static str = SESSIONS;
+    const WHAT: &'static str = "saved session";
 }
 
 impl<T: Row> Kept<T> {
@@ -92,28 +100,36 @@ impl<T: Row> Kept<T> {
     }
 
     /// The bus's key for the row `id`.
-    fn key(&self, id: &str) -> String {
+    pub fn key(&self, id: &str) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.naming).expect("HMAC takes keys of any length");
         mac.update(id.as_bytes());
         let hash = mac.finalize().into_bytes();
         hash[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// `row` as it goes on the bus: sealed.
-    fn sealed(&self, row: &T) -> Vec<u8> {
+    /// `text` as it goes on the bus: 12 bytes of nonce, then `text` sealed.
+    pub fn seal(&self, text: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).expect("the OS random source is available");
-        let text = serde_json::to_vec(row).expect("a row serialises");
         let mut bytes = nonce.to_vec();
-        bytes.extend(self.cipher.encrypt(Nonce::from_slice(&nonce), text.as_slice()).expect("sealing never fails"));
+        bytes.extend(self.cipher.encrypt(Nonce::from_slice(&nonce), text).expect("sealing never fails"));
         bytes
+    }
+
+    /// What `seal` sealed (none: sealed with other keys, or not sealed).
+    pub fn open(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, sealed) = bytes.split_at_checked(12)?;
+        self.cipher.decrypt(Nonce::from_slice(nonce), sealed).ok()
+    }
+
+    /// `row` as it goes on the bus: sealed.
+    fn sealed(&self, row: &T) -> Vec<u8> {
+        self.seal(&serde_json::to_vec(row).expect("a row serialises"))
     }
 
     /// A row from the bus, opened (none: sealed with other keys, or not such a row).
     fn opened(&self, bytes: &[u8]) -> Option<T> {
-        let (nonce, sealed) = bytes.split_at_checked(12)?;
-        let text = self.cipher.decrypt(Nonce::from_slice(nonce), sealed).ok()?;
-        serde_json::from_slice(&text).ok()
+        serde_json::from_slice(&self.open(bytes)?).ok()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, T>> {

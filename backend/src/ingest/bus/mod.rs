@@ -14,7 +14,8 @@
 //!   answers every API, the stream and the page for the whole cluster.
 //!
 //! - A pcapng export asks the agents for their packets over the bus (`packets`).
-//! - Sign-ins and live links are kept on the bus (`kept`), so every replica knows them alike.
+//! - Sign-ins, live links and saved sessions are kept on the bus (`kept`, `saved`), so every
+//!   replica knows them alike.
 //!
 //! Messages are MessagePack, like the WebSocket's (`wire`).
 
@@ -24,6 +25,7 @@ pub mod lease;
 pub mod packets;
 pub mod records;
 pub mod replica;
+pub mod saved;
 pub mod send;
 pub mod slot;
 
