@@ -427,9 +427,9 @@ fn call(addr: &str, method: &str, path: &str, admin: bool, body: Option<&str>) -
     (status.trim().parse().unwrap(), body.to_string())
 }
 
-/// `addr`'s answer to `path` once `done` holds of it (at most 10 s).
+/// `addr`'s answer to `path` once `done` holds of it (at most 20 s).
 fn call_until(addr: &str, path: &str, admin: bool, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, body) = call(addr, "GET", path, admin, None);
         if done(status, &body) || Instant::now() > deadline {
@@ -501,5 +501,10 @@ fn a_live_link_made_at_one_replica_opens_at_the_other_and_its_revocation_holds_a
     assert_eq!(refused.0, 403, "{}", refused.1);
     assert!(refused.1.contains("revoked"), "{}", refused.1);
     assert_eq!(call(&a0, "GET", "/api/v1/links", true, None).1.trim(), "[]");
-    clean_up(&dir, vec![h0, h1, bus_server]);
+    // The bus stopped: each hub says so on `/healthz`, not the last thing it saw.
+    drop(bus_server);
+    let (_, health) = call_until(&a0, "/healthz", true, |_, b| b.contains("unreachable_s"));
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(health["bus"]["unreachable_s"].is_number(), "{health}");
+    clean_up(&dir, vec![h0, h1]);
 }

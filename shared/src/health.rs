@@ -83,6 +83,10 @@ pub struct BusStatus {
     pub replica: u32,
     pub replicas: u32,
     pub partitions: Vec<BusPartition>,
+    /// How long the bus has not answered this hub, seconds (none while it does): nothing is
+    /// merged or read into this hub's store meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -217,7 +217,17 @@ fn bar(q: &mut Quality, f: &Folded, ctx: &Context, unresolved: u64, total: u64) 
             "addresses the cluster state does not name: pods that are gone, or names podtap could not list",
         ));
     }
-    if let Some(bus) = &health.bus {
+    if let Some(bus) = health.bus.as_ref().filter(|b| b.unreachable_s.is_some()) {
+        q.bar.push(note(
+            "bus",
+            "the bus does not answer: no records merged or read".to_string(),
+            &format!(
+                "this hub has had no answer from the bus for {:.0} s: the agents keep what they capture until it \
+                 is back, and nothing is lost within the bus's retention",
+                bus.unreachable_s.unwrap_or_default()
+            ),
+        ));
+    } else if let Some(bus) = &health.bus {
         let stalled: Vec<&podtap_shared::BusPartition> =
             bus.partitions.iter().filter(|p| p.stalled_s.is_some()).collect();
         if !stalled.is_empty() {

@@ -52,11 +52,20 @@ async fn watch_partitions(
     holders: Holders,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(2));
+    let mut answered = now_us();
     loop {
         every.tick().await;
-        let Ok(stream) = js.get_stream(OBS).await else { continue };
-        let mut status = podtap_shared::BusStatus { replica, replicas, partitions: Vec::new() };
         let now = now_us();
+        let asked = tokio::time::timeout(Duration::from_secs(2), js.get_stream(OBS)).await;
+        let Ok(Ok(stream)) = asked else {
+            // The bus does not answer: said, and what was last seen of its partitions kept.
+            let mut status = hub.bus().unwrap_or(podtap_shared::BusStatus { replica, replicas, ..Default::default() });
+            status.unreachable_s = Some((now.saturating_sub(answered) as f64 / 1e6).round());
+            hub.set_bus(status);
+            continue;
+        };
+        answered = now;
+        let mut status = podtap_shared::BusStatus { replica, replicas, ..Default::default() };
         let merged_by = holders.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for p in 0..partitions {
             let merged_by = merged_by.get(&(p % replicas)).copied();

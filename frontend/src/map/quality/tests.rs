@@ -102,7 +102,7 @@ fn a_hub_replica_away_is_named_with_what_waits_for_it() {
     assert_eq!(note.text, "hub replica 1/2 not merging: its records are late");
     assert!(note.title.starts_with("bus partitions 1, 3 unread for 40 s, 21 batch parts waiting"), "{}", note.title);
     // Every partition read again: nothing to say.
-    let mut back = h;
+    let mut back = h.clone();
     for p in &mut back.bus.as_mut().unwrap().partitions {
         p.stalled_s = None;
     }
@@ -114,4 +114,11 @@ fn a_hub_replica_away_is_named_with_what_waits_for_it() {
     let q = assess(&Folded::default(), &Context { health: Some(back), ..Context::default() });
     let texts: Vec<(&str, &str)> = q.bar.iter().map(|n| (n.kind, n.text.as_str())).collect();
     assert_eq!(texts, [("bus-takeover", "hub replica shares taken over: replica 1/2's by 0/2")]);
+    // The bus itself silent: that alone is said (what the partitions were is stale).
+    let mut silent = h;
+    silent.bus.as_mut().unwrap().unreachable_s = Some(12.0);
+    let q = assess(&Folded::default(), &Context { health: Some(silent), ..Context::default() });
+    let texts: Vec<(&str, &str)> = q.bar.iter().map(|n| (n.kind, n.text.as_str())).collect();
+    assert_eq!(texts, [("bus", "the bus does not answer: no records merged or read")]);
+    assert!(q.bar[0].title.contains("for 12 s"), "{}", q.bar[0].title);
 }
