@@ -192,7 +192,7 @@ impl Leases {
             (Some(s), true) => s.holder.is_none() || s.age_us >= ALIVE_US,
             (Some(s), false) => {
                 let dead = s.holder.is_none() || self.takeover_us.is_some_and(|t| s.age_us >= t);
-                s.holder != Some(self.me) && dead && self.may_take_over(share, now).await
+                dead && self.may_take_over(share, now).await
             }
         };
         if !may {
