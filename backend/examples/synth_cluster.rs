@@ -23,6 +23,19 @@ const NODES: u32 = 8;
 /// 2026-12-01T00:00:00Z, in ns.
 const T0_NS: u64 = 1_796_083_200_000_000_000;
 
+/// Pod `p`'s address: its node's `10.244.N.0/24` for the first 250 on each node (the 1,000-pod
+/// cluster's), then `10.244.N+8.0/24`, `10.244.N+16.0/24`… (the node's further pod ranges).
+fn pod_ip(p: u32) -> Ipv4Addr {
+    let (node, i) = (p % NODES, p / NODES);
+    Ipv4Addr::new(10, 244, (node + NODES * (i / 250)) as u8, (i % 250 + 2) as u8)
+}
+
+/// Node `n`'s pod ranges for `pods` pods.
+fn pod_cidrs(n: u32, pods: u32) -> Vec<String> {
+    let ranges = pods.div_ceil(NODES).div_ceil(250).max(1);
+    (0..ranges).map(|r| format!("10.244.{}.0/24", n + NODES * r)).collect()
+}
+
 struct Pod {
     name: String,
     ns: String,
@@ -37,7 +50,7 @@ fn pod(p: u32) -> Pod {
         name: format!("app-{app}-5d9f7c6b8-{:05x}", p.wrapping_mul(40_503) & 0xfffff),
         ns: format!("ns-{}", app % NAMESPACES),
         app,
-        ip: Ipv4Addr::new(10, 244, (p % NODES) as u8, (p / NODES + 2) as u8),
+        ip: pod_ip(p),
         node: p % NODES,
     }
 }
@@ -70,7 +83,7 @@ fn list(pods: &[Pod], apps: u32) -> Value {
     }
     for n in 0..NODES {
         items.push(json!({ "apiVersion": "v1", "kind": "Node", "metadata": meta(&format!("node-{n}"), None),
-            "spec": { "podCIDR": format!("10.244.{n}.0/24"), "podCIDRs": [format!("10.244.{n}.0/24")] },
+            "spec": { "podCIDR": format!("10.244.{n}.0/24"), "podCIDRs": pod_cidrs(n, pods.len() as u32) },
             "status": { "addresses": [{ "type": "InternalIP", "address": format!("192.168.50.{}", n + 2) }] } }));
     }
     for p in pods {

@@ -9,8 +9,9 @@
 //!   tcpdump and tshark on it (root; see BENCHMARKS.md)
 //! - `bench-browser [SECONDS] [RATE]`  the page in Chromium while `podtap serve --synthetic RATE`
 //!   (1,000 pods) streams: frame times, record-to-screen lag, JS heap (BENCHMARKS.md)
-//! - `bench-map [SECONDS]`  the Service Map in Chromium on a synthetic 1,000-pod cluster's
-//!   capture and List: first full map, layout, pan/zoom frames, update cost, JS heap
+//! - `bench-map [SECONDS] [PODS] [PAIRS]`  the Service Map in Chromium on a synthetic cluster's
+//!   capture and List (1,000 pods, 3,000 pairs unless told): first full map, layout, pan/zoom
+//!   frames, update cost, JS heap
 //! - `bench-protocols`  pgbench, redis-benchmark and mariadb-slap against real servers, captured;
 //!   podtap's MB/s per protocol against tcpdump's read of the same file
 //! - `bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS]`  simulated agents into one `podtap
@@ -45,7 +46,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] [PODS] [PAIRS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };
@@ -60,7 +61,11 @@ fn dispatch(args: &[String]) -> Result<()> {
             rest.get(1).map(String::as_str).unwrap_or("20000"),
         ),
         "bench-hub" => test::bench_hub(rest),
-        "bench-map" => test::bench_map(rest.first().map(String::as_str).unwrap_or("60")),
+        "bench-map" => test::bench_map(
+            rest.first().map(String::as_str).unwrap_or("60"),
+            rest.get(1).map(String::as_str).unwrap_or("1000"),
+            rest.get(2).map(String::as_str).unwrap_or("3000"),
+        ),
         "bench-protocols" => test::bench_protocols(),
         "setup" => setup::for_tests(),
         "cluster" => cluster::main(rest),

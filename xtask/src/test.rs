@@ -295,15 +295,20 @@ pub fn bench_browser(secs: &str, rate: &str) -> Result<()> {
     )
 }
 
-/// The map benchmark: a synthetic cluster's capture and List (backend/examples/synth_cluster.rs)
-/// replayed by a release podtap, the map in Chromium (end2end/bench/map.mjs).
-pub fn bench_map(secs: &str) -> Result<()> {
+/// The map benchmark: a synthetic cluster's capture and List (backend/examples/synth_cluster.rs:
+/// `pods` pods, `pairs` caller → callee pairs) replayed by a release podtap, the map in Chromium
+/// (end2end/bench/map.mjs).
+pub fn bench_map(secs: &str, pods: &str, pairs: &str) -> Result<()> {
     setup::for_tests()?;
     step("bench-map: cargo build --release -p podtap (and the synthetic cluster), the app in release");
     cargo(&["build", "--release", "-p", "podtap", "--bin", "podtap", "--example", "synth_cluster"])?;
     crate::build::frontend(false)?;
-    let dir = target_dir().join("synth-cluster");
-    status(Command::new(target_dir().join("release/examples/synth_cluster")).arg(&dir))?;
+    let dir = target_dir().join(if pods == "1000" && pairs == "3000" {
+        "synth-cluster".to_string()
+    } else {
+        format!("synth-cluster-{pods}-{pairs}")
+    });
+    status(Command::new(target_dir().join("release/examples/synth_cluster")).arg(&dir).args([pods, pairs]))?;
     step(&format!("bench-map: first full map, levels, pan and zoom; then {secs} s live"));
     status(
         Command::new("node")
