@@ -102,6 +102,12 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     let c = Cluster::from_env("outages");
     // An earlier run's Jobs and web pods on this cluster (their logs are gone) are not this one's.
     c.kubectl(&[&["delete", "job", "--ignore-not-found", "--wait=true"], &JOBS[..]].concat());
+    // And their logs: a Job's client appends to `NAME.log`, and an earlier run's calls (the test
+    // command runs this scenario twice on one cluster, the second time on a bus) would be taken
+    // for this run's, with web pods long gone to answer for them.
+    for job in JOBS {
+        let _ = std::fs::remove_file(c.logs().join(format!("{job}.log")));
+    }
     c.kubectl(&["delete", "deployment", "web", "--ignore-not-found", "--cascade=foreground", "--wait=true"]);
     let nodes = node_names(&c);
     assert!(nodes.iter().any(|n| n == CLIENT_NODE), "{nodes:?}");

@@ -603,8 +603,19 @@ impl Join {
             if a.wall_clock && (a.connected.is_some() || a.status.connected) && watermark != u64::MAX {
                 a.status.lag_ms = Some(now.saturating_sub(watermark) as f64 / 1000.0);
             }
-            statuses.push(a.status.clone());
         }
+        // One row per node: an instance a newer one replaced (over the bus it stays while its
+        // batches drain, and a resumed replica reads it again) is that node's past. Its row is
+        // the instance that is there, else the one furthest on.
+        let rank = |i: usize| {
+            let a = &self.agents[i];
+            (a.status.connected, a.watermark(), i)
+        };
+        let shown = (0..self.agents.len()).filter(|&i| {
+            let node = &self.agents[i].node;
+            !(0..self.agents.len()).any(|j| j != i && self.agents[j].node == *node && rank(j) > rank(i))
+        });
+        statuses.extend(shown.map(|i| self.agents[i].status.clone()));
         statuses.extend(self.refused.iter().cloned());
         statuses.sort_by(|a, b| a.node.cmp(&b.node));
         let mut fronts = EngineStats::default();

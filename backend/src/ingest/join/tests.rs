@@ -159,8 +159,12 @@ fn bus_join(hub: &Hub, parts: usize) -> (Join, mpsc::UnboundedReceiver<BusOut>) 
 }
 
 fn bus_part(j: &mut Join, slot: u64, partition: u32) {
+    bus_part_of(j, slot, partition, 9);
+}
+
+fn bus_part_of(j: &mut Join, slot: u64, partition: u32, instance: u64) {
     let (have, _) = oneshot::channel();
-    let hello = Hello { protocol: 2, version: "t".into(), node: "n1".into(), instance: 9, wall_clock: false };
+    let hello = Hello { protocol: 2, version: "t".into(), node: "n1".into(), instance, wall_clock: false };
     j.on(Event::Connected { slot, hello, reply: Reply::Bus, have, partition });
 }
 
@@ -219,4 +223,22 @@ fn a_silent_agents_parts_go_as_they_are() {
     j.agents[0].parts[1].1.last_batch_us = now_us() - GRACE_US;
     j.flush();
     assert_eq!(j.agents[0].status.observations, 1);
+}
+
+#[test]
+fn over_the_bus_a_restarted_agent_is_one_row_though_its_old_instance_still_drains() {
+    let hub = Hub::new("test", 1000);
+    let (mut j, _out) = bus_join(&hub, 1);
+    bus_part_of(&mut j, 10, 0, 9);
+    j.on(Event::Batch { slot: 10, batch: part(1, &[0], T0 + 10_000) });
+    // The agent restarted: a new instance of n1, while the old one's batches are still read
+    // (a resumed replica reads both).
+    bus_part_of(&mut j, 11, 0, 10);
+    j.on(Event::Batch { slot: 11, batch: part(1, &[1], T0 + 20_000) });
+    j.on(Event::Batch { slot: 10, batch: part(2, &[2], T0 + 15_000) });
+    assert_eq!(j.agents.len(), 2, "the old instance stays while it drains");
+    j.publish_status(now_us());
+    let (shown, _) = hub.agents().expect("statuses published");
+    let nodes: Vec<(&str, bool)> = shown.iter().map(|a| (a.node.as_str(), a.connected)).collect();
+    assert_eq!(nodes, [("n1", true)], "one row for n1, its newest instance");
 }
