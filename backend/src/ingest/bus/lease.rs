@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 
 use super::BusError;
 use super::slot::{self, Running, Shared};
@@ -41,9 +42,31 @@ pub type Holders = Arc<Mutex<HashMap<u32, u32>>>;
 
 /// A share this replica merges.
 struct Held {
-    running: Running,
+    running: Share,
     revision: u64,
     renewed: Instant,
+}
+
+/// A share being started (resuming it reads the bus, which must not hold up the renewals of the
+/// others), or merged.
+enum Share {
+    Starting(JoinHandle<Result<Running, super::BusError>>),
+    Running(Running),
+}
+
+impl Share {
+    /// Stops it, wherever it is.
+    async fn stop(self) {
+        match self {
+            Share::Starting(start) => {
+                start.abort();
+                if let Ok(Ok(running)) = start.await {
+                    running.stop().await;
+                }
+            }
+            Share::Running(running) => running.stop().await,
+        }
+    }
 }
 
 /// One replica's side of the leases.
@@ -109,6 +132,7 @@ impl Leases {
             self.fence();
             return;
         };
+        self.settle().await;
         for share in 0..self.count {
             let key = format!("share-{share}");
             let seen = match self.store.entry(key.as_str()).await {
@@ -215,13 +239,32 @@ impl Leases {
                 self.me
             );
         }
-        match slot::start(&self.shared, share).await {
-            Ok(running) => {
-                self.held.insert(share, Held { running, revision, renewed: Instant::now() });
-            }
-            Err(e) => {
-                tracing::warn!("starting share {share}: {e}; again in a second");
-                let _ = self.store.update(key, Bytes::from_static(FREE.as_bytes()), revision).await;
+        let shared = self.shared.clone();
+        let start = tokio::spawn(async move { slot::start(&shared, share).await });
+        self.held.insert(share, Held { running: Share::Starting(start), revision, renewed: Instant::now() });
+    }
+
+    /// Shares whose start has ended: merged, or (it failed) given up to be taken again.
+    async fn settle(&mut self) {
+        let ended: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| matches!(&h.running, Share::Starting(start) if start.is_finished()))
+            .map(|(share, _)| *share)
+            .collect();
+        for share in ended {
+            let Some(held) = self.held.remove(&share) else { continue };
+            let Share::Starting(start) = held.running else { continue };
+            match start.await {
+                Ok(Ok(running)) => {
+                    self.held.insert(share, Held { running: Share::Running(running), ..held });
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!("starting share {share}: {e}; again in a second");
+                    let free = Bytes::from_static(FREE.as_bytes());
+                    let _ = self.store.update(format!("share-{share}"), free, held.revision).await;
+                }
+                Err(e) => tracing::warn!("starting share {share}: {e}"),
             }
         }
     }
