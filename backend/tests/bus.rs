@@ -395,8 +395,11 @@ fn a_sign_in_kept_on_the_bus_is_known_to_every_replica_and_never_in_the_clear() 
         assert!(!key.contains(secret), "{secret} in the key");
         assert!(!value.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} on the bus");
     }
-    // A replica given other link keys cannot open it (and says so in its log).
-    std::thread::sleep(Duration::from_millis(300));
+    // A replica given other link keys cannot open it (and says so in its log); one whose keys
+    // rotated (a new one first, the old one after) still does.
+    let rotated = ["a-newer-key-put-first", "the-link-key-all-replicas-share"];
+    let rotated = rt.block_on(BusSignIns::start(&url, &LinkKeys::new(rotated).unwrap())).unwrap();
+    until("the replica with rotated keys sees the sign-in", &|| rotated.get(&s.id).unwrap().is_some());
     assert_eq!(other.get(&s.id).unwrap(), None);
     // Renewed at B (the last use moves on): A has it; signed out at A: gone at B too.
     let seen = SignIn { seen_s: 25, ..s.clone() };
@@ -405,7 +408,8 @@ fn a_sign_in_kept_on_the_bus_is_known_to_every_replica_and_never_in_the_clear() 
     assert!(a.delete(&s.id).unwrap());
     until("replica B sees the sign-out", &|| b.get(&s.id).unwrap().is_none());
     assert!(b.all().unwrap().is_empty());
-    drop((a, b, other, _in));
+    until("so does the one with rotated keys", &|| rotated.get(&s.id).unwrap().is_none());
+    drop((a, b, other, rotated, _in));
     drop(rt);
     clean_up(&dir, vec![bus_server]);
 }

@@ -69,13 +69,17 @@ impl LinkKeys {
         Self { keys: vec![random_text(32).into_bytes()] }
     }
 
-    /// A secret for `purpose`, derived from the signing key: replicas given the same link keys
-    /// derive the same one (used to seal what they keep on a shared bus).
-    pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.keys[0]).expect("HMAC takes keys of any length");
-        mac.update(b"podtap derived v1\0");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
+    /// Secrets for `purpose`, one derived from each key, the signing key's first: replicas given
+    /// the same link keys derive the same (used to seal what they keep on a shared bus; what an
+    /// older key sealed still opens after the keys rotate).
+    pub fn derive(&self, purpose: &str) -> Vec<[u8; 32]> {
+        let one = |key: &Vec<u8>| -> [u8; 32] {
+            let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+            mac.update(b"podtap derived v1\0");
+            mac.update(purpose.as_bytes());
+            mac.finalize().into_bytes().into()
+        };
+        self.keys.iter().map(one).collect()
     }
 
     fn mac(key: &[u8], id: &str, exp: u64, scope: &Scope) -> [u8; 32] {

@@ -9,7 +9,9 @@
 //! the bus and come back to every replica's mirror. A sign-in's id is its cookie and its refresh
 //! token a secret, so nothing is on the bus in the clear: a key is a keyed hash of the row's id,
 //! a value is sealed (ChaCha20-Poly1305), both with keys derived from the link keys, which every
-//! replica must be given alike. A replica with other link keys cannot open them, and says so.
+//! replica must be given alike. The first link key seals and names what is written; every one
+//! opens and finds (so rotating the keys, new first, loses nothing). A replica with other link
+//! keys cannot open them, and says so.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -40,9 +42,10 @@ pub const SESSIONS: &str = "podtap-sessions";
 pub struct Kept<T> {
     kv: kv::Store,
     mirror: Arc<RwLock<HashMap<String, T>>>,
-    cipher: ChaCha20Poly1305,
-    /// Keys the hash of an id.
-    naming: [u8; 32],
+    /// One per link key, the signing key's first: it seals, and any opens.
+    ciphers: Vec<ChaCha20Poly1305>,
+    /// Key the hash of an id, likewise: the first names what is written, any finds.
+    namings: Vec<[u8; 32]>,
     /// What the rows are, for the log.
     what: &'static str,
 }
@@ -87,9 +90,10 @@ impl<T: Row> Kept<T> {
                     detail: e.to_string(),
                 })?,
         };
-        let cipher = ChaCha20Poly1305::new(&keys.derive(&format!("{bucket} on the bus")).into());
-        let naming = keys.derive(&format!("{bucket} ids on the bus"));
-        let this = Arc::new(Self { kv, mirror: Arc::default(), cipher, naming, what: T::WHAT });
+        let ciphers =
+            keys.derive(&format!("{bucket} on the bus")).iter().map(|k| ChaCha20Poly1305::new(k.into())).collect();
+        let namings = keys.derive(&format!("{bucket} ids on the bus"));
+        let this = Arc::new(Self { kv, mirror: Arc::default(), ciphers, namings, what: T::WHAT });
         let watch = this.kv.watch_with_history(">").await.map_err(|e| BusError::Refused {
             url: url.into(),
             what: format!("a watch of {bucket}"),
@@ -99,12 +103,20 @@ impl<T: Row> Kept<T> {
         Ok(this)
     }
 
-    /// The bus's key for the row `id`.
+    /// The bus's key for the row `id`, as it is written now.
     pub fn key(&self, id: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.naming).expect("HMAC takes keys of any length");
-        mac.update(id.as_bytes());
-        let hash = mac.finalize().into_bytes();
-        hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+        self.keys_of(id).swap_remove(0)
+    }
+
+    /// Every key the row `id` may be under: written with the link key now first, or before the
+    /// keys rotated.
+    pub fn keys_of(&self, id: &str) -> Vec<String> {
+        let name = |naming: &[u8; 32]| -> String {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(naming).expect("HMAC takes keys of any length");
+            mac.update(id.as_bytes());
+            mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        };
+        self.namings.iter().map(name).collect()
     }
 
     /// `text` as it goes on the bus: 12 bytes of nonce, then `text` sealed.
@@ -112,14 +124,14 @@ impl<T: Row> Kept<T> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).expect("the OS random source is available");
         let mut bytes = nonce.to_vec();
-        bytes.extend(self.cipher.encrypt(Nonce::from_slice(&nonce), text).expect("sealing never fails"));
+        bytes.extend(self.ciphers[0].encrypt(Nonce::from_slice(&nonce), text).expect("sealing never fails"));
         bytes
     }
 
-    /// What `seal` sealed (none: sealed with other keys, or not sealed).
+    /// What `seal` sealed, with any of the link keys (none: with others, or not sealed).
     pub fn open(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         let (nonce, sealed) = bytes.split_at_checked(12)?;
-        self.cipher.decrypt(Nonce::from_slice(nonce), sealed).ok()
+        self.ciphers.iter().find_map(|c| c.decrypt(Nonce::from_slice(nonce), sealed).ok())
     }
 
     /// `row` as it goes on the bus: sealed.
@@ -138,12 +150,15 @@ impl<T: Row> Kept<T> {
 
     /// The row `id`.
     pub fn row(&self, id: &str) -> Option<T> {
-        self.mirror.read().unwrap_or_else(|e| e.into_inner()).get(&self.key(id)).cloned()
+        let mirror = self.mirror.read().unwrap_or_else(|e| e.into_inner());
+        self.keys_of(id).iter().find_map(|k| mirror.get(k).cloned())
     }
 
-    /// Keeps `row` as `id`: here at once, on every replica in moments.
+    /// Keeps `row` as `id`: here at once, on every replica in moments (under the key of the link
+    /// key now first; one under an older key goes).
     pub fn keep(&self, id: &str, row: &T) {
         let key = self.key(id);
+        self.forget_older(id);
         self.write().insert(key.clone(), row.clone());
         let (kv, value) = (self.kv.clone(), self.sealed(row));
         send(self.what, async move { kv.put(key, value.into()).await.map(|_| ()).map_err(|e| e.to_string()) });
@@ -152,10 +167,24 @@ impl<T: Row> Kept<T> {
     /// Forgets the row `id`; whether there was one.
     pub fn forget(&self, id: &str) -> bool {
         let key = self.key(id);
-        let existed = self.write().remove(&key).is_some();
+        let here = self.write().remove(&key).is_some();
+        let existed = self.forget_older(id) || here;
         let kv = self.kv.clone();
         send(self.what, async move { kv.delete(key).await.map_err(|e| e.to_string()) });
         existed
+    }
+
+    /// Forgets the row `id` under the keys of older link keys; whether it was under one.
+    fn forget_older(&self, id: &str) -> bool {
+        let mut had = false;
+        for key in self.keys_of(id).into_iter().skip(1) {
+            if self.write().remove(&key).is_some() {
+                had = true;
+                let kv = self.kv.clone();
+                send(self.what, async move { kv.delete(key).await.map_err(|e| e.to_string()) });
+            }
+        }
+        had
     }
 
     /// Every row.

@@ -47,11 +47,19 @@ impl BusSessions {
     }
 
     async fn read(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
-        let mut object = match self.payloads.get(self.metas.key(id)).await {
-            Ok(o) => o,
-            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(DbError::Storage(format!("the bus: {e}"))),
-        };
+        let mut found = None;
+        // Saved before the link keys rotated, it is under an older key's name.
+        for name in self.metas.keys_of(id) {
+            match self.payloads.get(name).await {
+                Ok(o) => {
+                    found = Some(o);
+                    break;
+                }
+                Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {}
+                Err(e) => return Err(DbError::Storage(format!("the bus: {e}"))),
+            }
+        }
+        let Some(mut object) = found else { return Ok(None) };
         let mut sealed = Vec::new();
         object.read_to_end(&mut sealed).await.map_err(|e| DbError::Storage(format!("the bus: {e}")))?;
         let text = self.metas.open(&sealed).ok_or_else(|| {
@@ -64,8 +72,10 @@ impl BusSessions {
 
     async fn remove(&self, id: &str) {
         self.metas.forget(id);
-        if let Err(e) = self.payloads.delete(self.metas.key(id)).await {
-            tracing::debug!("deleting a session's payload on the bus: {e}");
+        for name in self.metas.keys_of(id) {
+            if let Err(e) = self.payloads.delete(name).await {
+                tracing::debug!("deleting a session's payload on the bus: {e}");
+            }
         }
     }
 }
