@@ -90,7 +90,9 @@ pub fn evictions(existing: &[SessionMeta], bytes: u64, bounds: Bounds) -> Result
 
 /// Where live links are kept: this podtap's database, or the bus (hub replicas).
 pub trait LinkRows: Send + Sync {
-    fn add_link(&self, link: &LiveLink) -> Result<(), String>;
+    fn add_link(&self, link: &LiveLink) -> Result<(), String> {
+        self.put_link(link)
+    }
     fn link(&self, id: &str) -> Result<Option<LiveLink>, String>;
     /// Every link, revoked ones too.
     fn all_links(&self) -> Result<Vec<LiveLink>, String>;
@@ -280,10 +282,6 @@ impl SessionRows for Sessions {
 
 /// Live links in this podtap's database.
 impl LinkRows for Sessions {
-    fn add_link(&self, link: &LiveLink) -> Result<(), String> {
-        self.put_link(link)
-    }
-
     fn link(&self, id: &str) -> Result<Option<LiveLink>, String> {
         self.row(LINKS, id).map_err(|e| e.to_string())
     }

@@ -79,17 +79,7 @@ impl<T: Row> Kept<T> {
     pub async fn start(url: &str, keys: &LinkKeys) -> Result<Arc<Self>, BusError> {
         let bucket = T::BUCKET;
         let (_, js) = super::connect(url, &format!("podtap-hub {bucket}")).await?;
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config { bucket: bucket.into(), history: 1, ..Default::default() })
-                .await
-                .map_err(|e| BusError::Refused {
-                    url: url.into(),
-                    what: format!("the key-value bucket {bucket}"),
-                    detail: e.to_string(),
-                })?,
-        };
+        let kv = super::key_value(&js, url, bucket).await?;
         let ciphers =
             keys.derive(&format!("{bucket} on the bus")).iter().map(|k| ChaCha20Poly1305::new(k.into())).collect();
         let namings = keys.derive(&format!("{bucket} ids on the bus"));
@@ -258,11 +248,6 @@ impl SignIns for Kept<SignIn> {
 }
 
 impl LinkRows for Kept<LiveLink> {
-    fn add_link(&self, link: &LiveLink) -> Result<(), String> {
-        self.keep(&link.id, link);
-        Ok(())
-    }
-
     fn link(&self, id: &str) -> Result<Option<LiveLink>, String> {
         Ok(self.row(id))
     }

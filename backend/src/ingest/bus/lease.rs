@@ -93,16 +93,7 @@ struct Seen {
 /// Opens the bucket, takes this replica's own share if it can (the first look is done before
 /// returning), then keeps the leases until the process ends.
 pub async fn start(shared: Arc<Shared>, takeover: Option<Duration>, holders: Holders) -> Result<(), BusError> {
-    let url = shared.bus.url.clone();
-    let config = kv::Config { bucket: BUCKET.into(), history: 1, ..Default::default() };
-    let store = match shared.js.get_key_value(BUCKET).await {
-        Ok(s) => s,
-        Err(_) => shared.js.create_key_value(config).await.map_err(|e| BusError::Refused {
-            url,
-            what: format!("the key-value bucket {BUCKET}"),
-            detail: e.to_string(),
-        })?,
-    };
+    let store = super::key_value(&shared.js, &shared.bus.url, BUCKET).await?;
     let (me, count) = shared.bus.replica;
     let mut leases = Leases {
         store,

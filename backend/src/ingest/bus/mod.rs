@@ -140,6 +140,19 @@ pub async fn streams(js: &jetstream::Context, url: &str, retention: Duration) ->
     Ok(())
 }
 
+/// The key-value bucket `bucket` (one value per key), made if it is not there yet.
+pub async fn key_value(js: &jetstream::Context, url: &str, bucket: &str) -> Result<jetstream::kv::Store, BusError> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    let config = jetstream::kv::Config { bucket: bucket.into(), history: 1, ..Default::default() };
+    js.create_key_value(config).await.map_err(|e| BusError::Refused {
+        url: url.into(),
+        what: format!("the key-value bucket {bucket}"),
+        detail: e.to_string(),
+    })
+}
+
 /// A JetStream message's stored time, µs since the epoch.
 pub fn stored_us(info: &jetstream::message::Info<'_>) -> u64 {
     u64::try_from(info.published.unix_timestamp_nanos() / 1000).unwrap_or(0)
