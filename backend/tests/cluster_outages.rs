@@ -42,29 +42,34 @@ fn phase(c: &Cluster, name: &str) -> (String, u64, u64) {
     (pod, *ts.iter().min().unwrap(), *ts.iter().max().unwrap())
 }
 
-/// What the logs say of `job`'s calls (its pod `pod` at address `ip`): each call's port and the
-/// web pod that logged it, keeping those `keep` allows (by the serving pod). Every phase's client
-/// may get the same address, so a web pod's lines count from the Job's own run only.
+/// How long before its client logged a call (after reading the answer) the web pod may have
+/// logged it (before answering): a call slowed by a retransmission takes more than a second.
+const CALL_S: f64 = 5.0;
+
+/// What the logs say of `job`'s calls (its pod at address `ip`): each call's port and the web pod
+/// that logged it, keeping those `keep` allows (by the serving pod). Every phase's client may get
+/// the same address (and a port again), so each call is matched to the web pod's line from its
+/// address and port that came last before the client logged it, within `CALL_S`; no line twice.
 fn truth(c: &Cluster, job: &str, ip: &str, keep: impl Fn(&str) -> bool) -> Calls {
     let lines = &log_lines(&c.logs(), "")[job];
     let ts = |l: &Value| l["ts"].as_f64().unwrap();
-    let first = lines.iter().map(ts).fold(f64::INFINITY, f64::min) - 0.5;
-    let last = lines.iter().map(ts).fold(0.0, f64::max) + 0.5;
-    let mut served: BTreeMap<u64, String> = BTreeMap::new();
-    for (stem, lines) in &web_truth(c) {
-        for l in lines.iter().filter(|l| l["peer_ip"] == ip && (first..=last).contains(&ts(l))) {
-            let port = l["peer_port"].as_u64().unwrap();
-            let earlier = served.insert(port, format!("default/web-{stem}"));
-            assert!(earlier.is_none(), "{job}: two calls from port {port} in its run");
-        }
-    }
+    let web = web_truth(c);
+    let mut used: std::collections::HashSet<(String, u64)> = std::collections::HashSet::new();
     let mut calls: Calls = lines
         .iter()
         .map(|l| {
-            let port = l["local_port"].as_u64().unwrap();
-            let pod =
-                served.get(&port).unwrap_or_else(|| panic!("{job}'s call from port {port}: no web pod logged it"));
-            (port, pod.clone())
+            let (port, at) = (l["local_port"].as_u64().unwrap(), ts(l));
+            let served = web
+                .iter()
+                .flat_map(|(stem, lines)| lines.iter().map(move |w| (stem, w)))
+                .filter(|(_, w)| w["peer_ip"] == ip && w["peer_port"].as_u64() == Some(port))
+                .filter(|(_, w)| (at - CALL_S..=at + 0.01).contains(&ts(w)))
+                .max_by(|a, b| ts(a.1).total_cmp(&ts(b.1)));
+            let (stem, w) =
+                served.unwrap_or_else(|| panic!("{job}'s call from port {port} at {at}: no web pod logged it"));
+            let once = used.insert((stem.clone(), ts(w).to_bits()));
+            assert!(once, "{job}: web-{stem}'s line {w} matched two calls");
+            (port, format!("default/web-{stem}"))
         })
         .filter(|(_, pod)| keep(pod))
         .collect();

@@ -184,8 +184,8 @@ fn lab() -> Result<()> {
 /// and hub killed and started again (cluster_outages.rs), the database tier — a Redis pool
 /// kube-proxy pins to one replica, PostgreSQL, MariaDB and a Kafka broker (cluster_databases.rs) —
 /// in both; the seed again with two hub replicas on a bus, one killed mid-run and its share taken
-/// over (cluster_bus.rs), the API server's faults again with two replicas on a bus (podtap's
-/// outages on a bus, `PODTAP_LAB_BUS=1`, are run by hand: see README), and podtap under the deployment's
+/// over (cluster_bus.rs), the API server's faults and podtap's outages again with two replicas on
+/// a bus, and podtap under the deployment's
 /// RBAC and a one-Role user (real_cluster.rs) in iptables mode.
 /// The cluster is taken down after each, whatever happened.
 fn real_cluster() -> Result<()> {
@@ -200,6 +200,7 @@ fn real_cluster() -> Result<()> {
                 "cluster_faults",
                 "cluster_faults:bus",
                 "cluster_outages",
+                "cluster_outages:bus",
                 "cluster_databases",
                 "real_cluster",
             ][..],
