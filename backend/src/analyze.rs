@@ -23,6 +23,8 @@ pub struct Options {
     pub per_interface: bool,
     /// Only records that started in this window (`--from`, `--to`).
     pub window: crate::store::Window,
+    /// Threads to read a file with (`Engine::run_file_on`); the engine's choice when `None`.
+    pub threads: Option<usize>,
 }
 
 /// Runs the analysis; returns the engine's counters and the per-file errors (as sentences).
@@ -76,7 +78,8 @@ pub fn run(
                 }
             };
             let mut bar = ProgressBar::new(progress, &file);
-            let result = engine.run_file_with_progress(&file, &mut write, |done| bar.update(done));
+            let threads = options.threads.unwrap_or_else(Engine::threads);
+            let result = engine.run_file_on(&file, threads, &mut write, |done| bar.update(done));
             bar.finish();
             if let Err(e) = result {
                 errors.push(e.to_string());

@@ -58,7 +58,12 @@ fn run_analyze(a: AnalyzeArgs) -> anyhow::Result<std::process::ExitCode> {
         &a.files,
         cluster,
         a.format,
-        analyze::Options { progress: a.progress, per_interface: a.per_interface, window },
+        analyze::Options {
+            progress: a.progress,
+            per_interface: a.per_interface,
+            window,
+            threads: a.threads.map(usize::from),
+        },
         &mut out,
     )?;
     for line in analyze::unsupported_lines(&stats) {

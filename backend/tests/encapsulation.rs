@@ -76,11 +76,10 @@ fn outer_udp(dst_port: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 fn records(file: &CaptureFile) -> (Vec<Record>, podtap::engine::EngineStats) {
-    let mut engine = Engine::new(Arc::new(ClusterState::default()));
-    let mut out = Vec::new();
-    engine.run_file(file, |b| out.append(b)).unwrap();
+    // Sharded by connection, a tunnel's packets land with their inner connection's.
+    let (mut out, stats) = common::sharded_alike(file, || Engine::new(Arc::new(ClusterState::default())));
     out.retain(Record::is_request);
-    (out, engine.stats())
+    (out, stats)
 }
 
 /// The one exchange of `file`: GET /through-the-tunnel → 200 between the inner addresses.

@@ -2,7 +2,9 @@
 """podtap's file benchmark: times `podtap analyze` against `tcpdump -r FILE -w /dev/null` (a plain
 read) and `tshark -Y http.request` (full dissection) on the same capture, with interleaved runs,
 medians, ratios and peak RSS, and checks podtap's and tshark's request counts against the servers'
-logs (ground-truth.json from bench-capture.sh).
+logs (ground-truth.json from bench-capture.sh). Each format the capture directory holds is timed:
+the pcapng of every interface and, when there, its classic-pcap merge (capture.pcap). podtap runs
+on the threads it chooses, and on one (`--threads 1`) beside it.
 
 usage: bench.py CAPTURE_DIR PODTAP_BINARY [--runs N] [--tshark-runs N]   (--tshark-runs 0: no tshark)
 Prints a Markdown report to stdout.
@@ -39,6 +41,44 @@ def count_answered_http(cmd):
     return count_lines(cmd, lambda line: b'"kind":"http"' in line and b'"status":null' not in line)
 
 
+def time_format(a, cap, cluster):
+    """Interleaved runs of every tool on one capture: (times, peak RSS, the summary podtap printed)."""
+    podtap = [a.podtap, "analyze", cap, "--cluster", cluster, "--format", "summary"]
+    tools = {
+        "tcpdump -r FILE -w /dev/null": ["tcpdump", "-r", cap, "-w", "/dev/null"],
+        "podtap analyze --format summary": podtap,
+        "podtap analyze --format summary --threads 1": podtap + ["--threads", "1"],
+        "podtap analyze --format summary --per-interface": podtap + ["--per-interface"],
+    }
+    times = {name: [] for name in tools}
+    rss = {name: 0.0 for name in tools}
+    summaries = []
+    run(tools["tcpdump -r FILE -w /dev/null"])  # warm the page cache for everyone
+    for _ in range(a.runs):  # interleaved, so drift in the machine hits every tool alike
+        for name, cmd in tools.items():
+            wall, peak, out = run(cmd, subprocess.PIPE if "podtap" in name else subprocess.DEVNULL)
+            times[name].append(wall)
+            rss[name] = max(rss[name], peak)
+            if out and "--per-interface" not in name:
+                summaries.append(out)
+    if len(set(summaries)) != 1:
+        raise SystemExit(f"{cap}: podtap's summaries differ between its runs (threads or not)")
+    return times, rss, json.loads(summaries[0])
+
+
+def report(a, cap, times, rss):
+    size_mb = os.path.getsize(cap) / 1e6
+    base = statistics.median(times["tcpdump -r FILE -w /dev/null"])
+    print(f"Capture: {size_mb:.0f} MB, {cap}\n")
+    print("| tool | median wall time | vs tcpdump | MB/s | peak RSS |")
+    print("|---|---|---|---|---|")
+    for name in times:
+        m = statistics.median(times[name])
+        print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {rss[name]:.0f} MiB |")
+    print(f"\nRuns: {a.runs} interleaved. podtap's peak RSS includes the capture's mapped pages "
+          "(file-backed, reclaimable).\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -48,23 +88,15 @@ def main():
     a = ap.parse_args()
     cap, cluster = f"{a.dir}/capture.pcapng", f"{a.dir}/cluster.json"
     truth = json.load(open(f"{a.dir}/ground-truth.json"))["requests_per_pod"]
-    tools = {
-        "tcpdump -r FILE -w /dev/null": ["tcpdump", "-r", cap, "-w", "/dev/null"],
-        "podtap analyze --format summary --per-interface": [
-            a.podtap, "analyze", cap, "--cluster", cluster, "--format", "summary", "--per-interface"],
-        "podtap analyze --format summary": [a.podtap, "analyze", cap, "--cluster", cluster, "--format", "summary"],
-    }
-    times = {name: [] for name in tools}
-    rss = {name: 0.0 for name in tools}
     summary = None
-    run(tools["tcpdump -r FILE -w /dev/null"])  # warm the page cache for everyone
-    for _ in range(a.runs):  # interleaved, so drift in the machine hits every tool alike
-        for name, cmd in tools.items():
-            wall, peak, out = run(cmd, subprocess.PIPE if "podtap" in name else subprocess.DEVNULL)
-            times[name].append(wall)
-            rss[name] = max(rss[name], peak)
-            if out and "--per-interface" not in name:
-                summary = json.loads(out)
+    for path in [cap, f"{a.dir}/capture.pcap"]:
+        if not os.path.exists(path):
+            continue
+        times, rss, s = time_format(a, path, cluster)
+        if summary is not None and s != summary:
+            raise SystemExit(f"{path}: podtap's summary differs from the pcapng's")
+        summary = s
+        report(a, path, times, rss)
     # Counted after the timed runs and streamed: a parent holding gigabytes would inflate every
     # later child's peak RSS (a forked child starts with the parent's pages).
     # One record per observation here: each request counts once per veth it crossed, as tshark sees it.
@@ -76,20 +108,10 @@ def main():
         tshark_times.append(wall)
         tshark_rss = max(tshark_rss, peak)
     tshark_count = count_lines(tshark) if a.tshark_runs else None  # --tshark-runs 0: not run
-
-    size_mb = os.path.getsize(cap) / 1e6
-    base = statistics.median(times["tcpdump -r FILE -w /dev/null"])
-    print(f"Capture: {size_mb:.0f} MB, {cap}\n")
-    print("| tool | median wall time | vs tcpdump | MB/s | peak RSS |")
-    print("|---|---|---|---|---|")
-    for name in tools:
-        m = statistics.median(times[name])
-        print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {rss[name]:.0f} MiB |")
     if tshark_times:
         m = statistics.median(tshark_times)
-        print(f"| `tshark -Y http.request` | {m:.1f} s | {m / base:.0f}× | {size_mb / m:.1f} | {tshark_rss:.0f} MiB |")
-    print(f"\nRuns: {a.runs} interleaved (tshark: {a.tshark_runs}). "
-          "podtap's peak RSS includes the capture's mapped pages (file-backed, reclaimable).\n")
+        print(f"`tshark -Y http.request` on the pcapng: {m:.1f} s, {os.path.getsize(cap) / 1e6 / m:.1f} MB/s, "
+              f"{tshark_rss:.0f} MiB ({a.tshark_runs} runs).\n")
     web = next(s for s in summary["services"] if s["service"] == "default/web")
     print("| pod | nginx access log | podtap requests | podtap connections |")
     print("|---|---|---|---|")

@@ -19,7 +19,7 @@ source "$(dirname "$0")/node.sh"
 lab_require nginx wrk tcpdump mergecap
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
-rm -f "$OUT"/logs/* "$OUT/capture.pcapng" "$OUT/live-health.json"
+rm -f "$OUT"/logs/* "$OUT/capture.pcapng" "$OUT/capture.pcap" "$OUT/live-health.json"
 lab_claim
 lab_up
 python3 "$LAB/topology.py" list > "$OUT/cluster.json"
@@ -78,6 +78,9 @@ fi
 # -I none: one interface per input file (identical unnamed pcap interfaces would be merged into one,
 # and the same request seen on two veths would look like two requests on one).
 mergecap -I none -w "$OUT/capture.pcapng" "$OUT"/logs/veth*.pcap
+# The same as one classic pcap (no interfaces: copies of a request on two veths are told apart by
+# their addresses alone), the other format the benchmark times.
+mergecap -F pcap -w "$OUT/capture.pcap" "$OUT"/logs/veth*.pcap
 rm -f "$OUT"/logs/veth*.pcap
 
 python3 - "$OUT" "$WEB1_NAME" "$WEB2_NAME" <<'PY'

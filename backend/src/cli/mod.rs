@@ -194,6 +194,12 @@ pub struct AnalyzeArgs {
     /// before and after kube-proxy's DNAT/SNAT are then not merged).
     #[arg(long)]
     pub per_interface: bool,
+    /// Threads to read one file with: 1 reads on one; 2 reads, decodes and dissects beside the
+    /// naming and merging; from 3, the dissecting is shared by connection over all but two.
+    /// Records are the same however many. Default: the machine's cores, at least 3 when it has
+    /// two.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<std::num::NonZeroUsize>,
     /// A progress bar on stderr: `auto` shows it for files of 16 MiB or more when stderr is a
     /// terminal.
     #[arg(long, value_enum, default_value_t = Progress::Auto)]

@@ -180,6 +180,9 @@ struct Pending {
     qtype: String,
 }
 
+/// Where a query reported unanswered goes among others reported at once: (time, flow, id, question).
+pub type QueryOrder = (u64, u64, u64, u64);
+
 /// Pairs DNS queries and responses. A query is its client socket, server, id and question,
 /// wherever it was seen: copies on several interfaces are one query, and its retries (the same
 /// again, later, on the same interface) are folded into it and restart its timeout.
@@ -288,28 +291,47 @@ impl DnsTracker {
     /// Reports queries unanswered for longer than the timeout (since they were last sent), and
     /// forgets idle flows and old answers.
     pub fn sweep(&mut self, now_us: u64, out: &mut Vec<Exchange>) {
+        self.sweep_marked(now_us, out, &mut Vec::new());
+    }
+
+    /// `sweep`, telling `marks` the order of each query reported (`DnsTracker::order`).
+    pub fn sweep_marked(&mut self, now_us: u64, out: &mut Vec<Exchange>, marks: &mut Vec<QueryOrder>) {
         let expired: Vec<Key> = self
             .pending
             .iter()
             .filter(|(_, p)| now_us.saturating_sub(p.last_us) > QUERY_TIMEOUT_US)
             .map(|(k, _)| *k)
             .collect();
-        self.expire(expired, out);
+        self.expire(expired, out, marks);
         self.flows.retain(|_, (_, last)| now_us.saturating_sub(*last) <= QUERY_TIMEOUT_US);
         self.answered.retain(|_, at| now_us.saturating_sub(*at) <= QUERY_TIMEOUT_US);
     }
 
     /// End of input: every query still waiting is reported without a response.
     pub fn finish(&mut self, out: &mut Vec<Exchange>) {
+        self.finish_marked(out, &mut Vec::new());
+    }
+
+    /// `finish`, telling `marks` the order of each query reported.
+    pub fn finish_marked(&mut self, out: &mut Vec<Exchange>, marks: &mut Vec<QueryOrder>) {
         let all: Vec<Key> = self.pending.keys().copied().collect();
-        self.expire(all, out);
+        self.expire(all, out, marks);
         self.answered.clear();
         self.flows.clear();
     }
 
-    fn expire(&mut self, mut keys: Vec<Key>, out: &mut Vec<Exchange>) {
-        keys.sort_by_key(|k| self.pending[k].ts_us);
+    /// Where a waiting query goes among others reported at once: by its time, then its flow, id
+    /// and question, so trackers that each hold some of a capture's flows agree with one that
+    /// holds them all.
+    fn order(&self, key: &Key) -> QueryOrder {
+        let p = &self.pending[key];
+        (p.ts_us, p.flow, u64::from(key.id), key.question)
+    }
+
+    fn expire(&mut self, mut keys: Vec<Key>, out: &mut Vec<Exchange>, marks: &mut Vec<QueryOrder>) {
+        keys.sort_by_cached_key(|k| self.order(k));
         for key in keys {
+            marks.push(self.order(&key));
             let p = self.pending.remove(&key).expect("listed");
             self.stats.timed_out += 1;
             let dns = DnsExchange { query: p.query.clone(), qtype: p.qtype.clone(), rcode: None, answers: Vec::new() };

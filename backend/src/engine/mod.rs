@@ -8,8 +8,11 @@ use podtap_shared::Record;
 use serde::{Deserialize, Serialize};
 
 mod back;
+mod decoder;
+mod dissector;
 mod front;
 pub mod nodes;
+mod shards;
 
 pub use back::{CONN_STRIDE, Joiner, Origin};
 pub use front::Observer;
@@ -174,6 +177,13 @@ impl Engine {
         self
     }
 
+    /// Numbers connections and DNS flows by the frame that opened them, as a file's runs do
+    /// (`Observer::numbered_by_frame`): frame by frame, the records of `run_file`.
+    pub fn numbered_by_frame(mut self) -> Self {
+        self.front.numbered_by_frame();
+        self
+    }
+
     /// Names records with a newer cluster state from now on.
     pub fn set_cluster(&mut self, cluster: Arc<ClusterState>) {
         self.back.set_cluster(cluster);
@@ -261,29 +271,73 @@ impl Engine {
         self.run_file_with_progress(file, sink, |_| {})
     }
 
-    /// `run_file`, telling `progress` how many bytes of the file are done every so often. With a
-    /// second core, the front half reads and dissects on its own thread while this one names,
-    /// merges and calls `sink`: the same records in the same order, in less time.
+    /// `run_file`, telling `progress` how many bytes of the file are done every so often, on as
+    /// many threads as `Engine::threads` says: the same records in the same order, in less time.
     pub fn run_file_with_progress(
         &mut self,
         file: &CaptureFile,
+        sink: impl FnMut(&mut Vec<Record>),
+        progress: impl FnMut(usize),
+    ) -> Result<(), CaptureError> {
+        self.run_file_on(file, Self::threads(), sink, progress)
+    }
+
+    /// Threads a file's run uses by default: the machine's cores, and three on two (the reading
+    /// thread is light, and the dissecting and the joining each want a core).
+    pub fn threads() -> usize {
+        match std::thread::available_parallelism().map_or(1, usize::from) {
+            1 => 1,
+            2 => 3,
+            n => n,
+        }
+    }
+
+    /// `run_file_with_progress` on `threads` threads: one reads, dissects, names and merges on
+    /// this one (`run_file_serially`); two reads and dissects on its own thread beside this one;
+    /// more shard the dissecting by connection over all but two (`run_file_sharded`).
+    pub fn run_file_on(
+        &mut self,
+        file: &CaptureFile,
+        threads: usize,
         mut sink: impl FnMut(&mut Vec<Record>),
         mut progress: impl FnMut(usize),
     ) -> Result<(), CaptureError> {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        if cores < 2 {
-            return self.run_file_serially(file, sink, progress);
-        }
-        let Engine { front, back } = self;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-        std::thread::scope(|scope| {
-            let reader = scope.spawn(move || front.run(file, |batch| tx.send(batch).is_ok()));
-            let mut out = Vec::new();
-            for batch in rx {
-                deliver(back, batch, &mut out, &mut sink, &mut progress);
+        match threads {
+            0 | 1 => self.run_file_serially(file, sink, progress),
+            2 => {
+                let Engine { front, back } = self;
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+                std::thread::scope(|scope| {
+                    let reader = scope.spawn(move || front.run(file, |batch| tx.send(batch).is_ok()));
+                    let mut out = Vec::new();
+                    for batch in rx {
+                        deliver(back, batch, &mut out, &mut sink, &mut progress);
+                    }
+                    reader.join().expect("the reading thread does not panic")
+                })
             }
-            reader.join().expect("the reading thread does not panic")
-        })
+            n => self.run_file_sharded(file, n - 2, sink, progress),
+        }
+    }
+
+    /// `run_file_with_progress` with the front half dealt over `shards` threads by connection,
+    /// beside a reading thread and this one (which names, merges and calls `sink`): the records
+    /// one thread gives, in the same order, with every core busy.
+    pub fn run_file_sharded(
+        &mut self,
+        file: &CaptureFile,
+        shards: usize,
+        mut sink: impl FnMut(&mut Vec<Record>),
+        mut progress: impl FnMut(usize),
+    ) -> Result<(), CaptureError> {
+        let Engine { front, back } = self;
+        front.numbered_by_frame();
+        let mut out = Vec::new();
+        let (result, counted) = shards::run(&mut front.decoder, file, shards, |batch| {
+            deliver(back, batch, &mut out, &mut sink, &mut progress);
+        });
+        front.absorbed.add(&counted);
+        result
     }
 
     /// `run_file_with_progress` on this thread alone (one core): the same batches, applied as
@@ -321,6 +375,7 @@ fn deliver(
 }
 
 /// Frames the front read, as steps for the back.
+#[derive(Default)]
 pub(crate) struct Batch {
     steps: Vec<Step>,
     /// The items of every step, in order.
@@ -332,4 +387,32 @@ pub(crate) struct Batch {
     offset: usize,
     /// The end of the file: the back finishes after this batch.
     last: bool,
+    /// Items the steps so far hold (the rest are the current frame's).
+    stepped: usize,
+}
+
+impl Batch {
+    /// One frame read: the items added since the last step are its step's, taken at `now_us`
+    /// and flushed to `watermark`; a frame that finished nothing moves `since_step` on instead.
+    fn step(&mut self, since_step: &mut u64, now_us: u64, watermark: u64) {
+        match self.items.len() - self.stepped {
+            0 => *since_step = (*since_step).max(watermark),
+            items => {
+                self.steps.push(Step { before: *since_step, now_us, watermark, items });
+                self.stepped = self.items.len();
+                *since_step = 0;
+            }
+        }
+    }
+
+    /// End of input: the items added since the last step are what finishing gave; the back
+    /// finishes after this batch, which ends at `offset`.
+    fn end(&mut self, since_step: u64, offset: usize) {
+        self.after = since_step;
+        let items = self.items.len() - self.stepped;
+        self.steps.push(Step { before: since_step, now_us: u64::MAX, watermark: u64::MAX, items });
+        self.stepped = self.items.len();
+        self.offset = offset;
+        self.last = true;
+    }
 }

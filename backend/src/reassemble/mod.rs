@@ -293,6 +293,13 @@ impl<H: ConnHandler> Reassembler<H> {
         self.next_id - 1
     }
 
+    /// Numbers the connection the next segment opens (and the next flow `allocate_id` hands out)
+    /// `id`. A file's runs number connections by the frame that opened them: the same numbers
+    /// however the file's connections are shared among threads.
+    pub fn number_next(&mut self, id: u64) {
+        self.next_id = id;
+    }
+
     /// Connections currently tracked.
     pub fn open_connections(&self) -> usize {
         self.conns.len()
@@ -417,17 +424,29 @@ impl<H: ConnHandler> Reassembler<H> {
         self.closed.insert(key, Closed { ranges, at_us: ts_us });
     }
 
-    /// Closes connections idle for longer than the timeout, measured in capture time.
+    /// Closes connections idle for longer than the timeout, measured in capture time, oldest
+    /// first.
     pub fn sweep(&mut self, now_us: u64, out: &mut Vec<H::Output>) {
+        self.sweep_marked(now_us, out, &mut Vec::new());
+    }
+
+    /// `sweep`, telling `marks` each closed connection's id and where its outputs end in `out`.
+    pub fn sweep_marked(&mut self, now_us: u64, out: &mut Vec<H::Output>, marks: &mut Vec<(u64, usize)>) {
         let timeout = self.limits.idle_timeout_us;
-        let idle: Vec<Key> =
-            self.conns.iter().filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout).map(|(k, _)| *k).collect();
-        for key in idle {
+        let mut idle: Vec<(u64, Key)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now_us.saturating_sub(c.last_ts) > timeout)
+            .map(|(k, c)| (c.info.id, *k))
+            .collect();
+        idle.sort_unstable_by_key(|(id, _)| *id);
+        for (id, key) in idle {
             let mut conn = self.conns.remove(&key).expect("listed");
             conn.info.life.close = TcpClose::Idle;
             self.stats.idle_closed += 1;
             flush(&mut conn, &mut self.stats, out);
             self.close(key, conn, now_us, out);
+            marks.push((id, out.len()));
         }
         self.closed.retain(|_, c| now_us.saturating_sub(c.at_us) <= Closed::KEEP_US);
     }
@@ -457,6 +476,11 @@ impl<H: ConnHandler> Reassembler<H> {
 
     /// End of input: flushes and closes every connection, oldest first.
     pub fn finish(&mut self, out: &mut Vec<H::Output>) {
+        self.finish_marked(out, &mut Vec::new());
+    }
+
+    /// `finish`, telling `marks` each connection's id and where its outputs end in `out`.
+    pub fn finish_marked(&mut self, out: &mut Vec<H::Output>, marks: &mut Vec<(u64, usize)>) {
         let mut conns: Vec<Conn<H>> = self.conns.drain().map(|(_, c)| c).collect();
         conns.sort_by_key(|c| c.info.id);
         self.closed.clear();
@@ -464,6 +488,7 @@ impl<H: ConnHandler> Reassembler<H> {
             flush(&mut conn, &mut self.stats, out);
             let ts = conn.last_ts;
             conn.handler.on_close(&conn.info, ts, out);
+            marks.push((conn.info.id, out.len()));
         }
     }
 }

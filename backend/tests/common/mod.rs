@@ -75,15 +75,36 @@ pub fn analyze_everything(dir: &Path, name: &str, how: Records) -> (Vec<Record>,
     (records, engine.stats())
 }
 
+/// `file` through engines from `engine`: on one thread, then with the front half sharded over
+/// one, two and three dissectors. Every record must be the same, in the same order, and every
+/// counter; returns the one thread's records and counters.
+pub fn sharded_alike(file: &CaptureFile, engine: impl Fn() -> Engine) -> (Vec<Record>, EngineStats) {
+    let mut one = engine();
+    let mut records = Vec::new();
+    one.run_file_serially(file, |batch| records.append(batch), |_| {}).expect("the capture is whole");
+    for shards in 1..=3 {
+        let mut sharded = engine();
+        let mut same = Vec::new();
+        sharded.run_file_sharded(file, shards, |batch| same.append(batch), |_| {}).expect("the capture is whole");
+        assert!(
+            records == same,
+            "{} over {shards} shards: {} records against {}",
+            file.name(),
+            same.len(),
+            records.len()
+        );
+        assert_eq!(one.stats(), sharded.stats(), "{} over {shards} shards", file.name());
+    }
+    (records, one.stats())
+}
+
 /// Every record of a real server's lab capture (databases, Kafka: end2end/lab/tier.sh), named by
 /// the tier's List `cluster`, requests and connections; the capture must be whole and every
 /// stream in step.
 pub fn analyze_in_step(pcap: &Path, cluster: &Path) -> Vec<Record> {
     let file = CaptureFile::open(pcap).expect("the capture opens");
-    let mut engine = Engine::new(Arc::new(load_files(&[cluster]).expect("the tier's List loads")));
-    let mut records = Vec::new();
-    engine.run_file(&file, |batch| records.append(batch)).expect("the capture is whole");
-    let stats = engine.stats();
+    let cluster = Arc::new(load_files(&[cluster]).expect("the tier's List loads"));
+    let (records, stats) = sharded_alike(&file, || Engine::new(cluster.clone()));
     assert_eq!((stats.tcp.gaps, stats.resyncs, stats.unmatched_responses), (0, 0, 0), "{stats:?}");
     records
 }
@@ -153,13 +174,12 @@ pub fn reframe(dir: &Path, name: &str, how: Reframe) -> CaptureFile {
     CaptureFile::from_bytes(format!("{name} as {how:?}"), out).expect("a classic pcap")
 }
 
-/// Records of a capture already open.
+/// Records of a capture already open (alike however many threads share its front half).
 pub fn analyze_capture(dir: &Path, file: &CaptureFile) -> (Vec<Record>, EngineStats) {
-    let mut engine = Engine::new(cluster(dir));
-    let mut records = Vec::new();
-    engine.run_file(file, |batch| records.append(batch)).expect("capture is whole");
+    let cluster = cluster(dir);
+    let (mut records, stats) = sharded_alike(file, || Engine::new(cluster.clone()));
     records.retain(Record::is_request);
-    (records, engine.stats())
+    (records, stats)
 }
 
 /// A child process killed (and reaped) when dropped: a failing test leaves no podtap behind
