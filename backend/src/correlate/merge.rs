@@ -38,8 +38,9 @@
 //! partner was not captured stays a record of its own (`observations: 1`). Probes never merge
 //! with NodePort traffic.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
+
+use super::due::Due;
 use std::hash::{Hash, Hasher};
 
 use podtap_shared::{Detail, EndpointKind, Record, Via, ViaKind};
@@ -147,7 +148,7 @@ pub struct Merger {
     /// Waiting groups by when they arrived, (arrival, id), soonest first: several nodes' agents
     /// deliver out of capture-time order, and a group that arrived late in id order must not
     /// hold back the ones behind it.
-    due: BinaryHeap<Reverse<(u64, u64)>>,
+    due: Due,
     /// The id of the group at the front.
     first: u64,
     /// Open groups (still waiting for an observation) by key and by the leg that saw them,
@@ -252,7 +253,7 @@ impl Merger {
                 self.groups.push_back(Group { seen: SmallVec::new(), listed: SmallVec::new() });
                 // Bound for another node's pod: that node's copy may come late (retransmitted).
                 let wait = if crosses_nodes(&seen.record) { RETRANSMIT_US - WINDOW_US } else { 0 };
-                self.due.push(Reverse((now_us + wait, id)));
+                self.due.push((now_us + wait, id));
                 (id, SmallVec::new())
             }
         };
@@ -406,7 +407,7 @@ impl Merger {
 
     /// Emits, in the order they arrived, every request whose window has passed by `now_us`.
     pub fn flush_due(&mut self, now_us: u64, out: &mut Vec<Record>) {
-        while let Some(&Reverse((arrival, id))) = self.due.peek() {
+        while let Some((arrival, id)) = self.due.peek() {
             if now_us.saturating_sub(arrival) <= WINDOW_US {
                 break;
             }

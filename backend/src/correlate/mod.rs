@@ -4,6 +4,7 @@
 //! `socket_lb` counts a call a socket-level load balancer translated before the wire for its
 //! Service; `late` names again what left before the cluster state knew a new pod's address.
 
+mod due;
 pub mod late;
 pub mod merge;
 pub mod socket_lb;

@@ -282,12 +282,13 @@ impl Engine {
         self.run_file_on(file, Self::threads(), sink, progress)
     }
 
-    /// Threads a file's run uses by default: the machine's cores, and three on two (the reading
-    /// thread is light, and the dissecting and the joining each want a core).
+    /// Threads a file's run uses by default: the machine's cores, and four on two (a reading
+    /// thread, two shards and the joiner: on 2 cores that measured as fast as three, and no
+    /// slower than six; BENCHMARKS.md, session 24).
     pub fn threads() -> usize {
         match std::thread::available_parallelism().map_or(1, usize::from) {
             1 => 1,
-            2 => 3,
+            2 => 4,
             n => n,
         }
     }
