@@ -1,12 +1,21 @@
 // The browser benchmark: `podtap serve --synthetic RATE` (1,000 pods, 3,000 caller → callee
 // pairs) with the page open in headless Chromium for SECS seconds, live. Measures what a user
 // feels: frame times (requestAnimationFrame deltas), long tasks, record-to-screen lag (the newest
-// row's request time against the clock, sampled 4 times a second) and the JS heap over the run.
-// Prints one JSON object. Run: `cargo xtask bench-browser [SECS] [RATE]` (BENCHMARKS.md).
+// row's request time against the clock, sampled 4 times a second) and the JS heap over the run;
+// and the server's lag (its newest record's request time against the clock, from /healthz).
+// With a capture directory instead of RATE (a synthetic cluster's capture.pcapng and
+// cluster.json: backend/examples/synth_cluster.rs), that capture is looped in real time through
+// the whole engine (`serve --pcap … --loop --realtime`) instead of records made up past it.
+// Prints one JSON object. Run: `cargo xtask bench-browser [SECS] [RATE|capture]` (BENCHMARKS.md).
+import { existsSync } from 'node:fs';
 import { launchBrowser, startPodtap } from '../tests/podtap.page.mjs';
 
 const secs = Number(process.argv[2] ?? 60);
-const rate = Number(process.argv[3] ?? 20000);
+const source = process.argv[3] ?? '20000';
+const capture = existsSync(source + '/capture.pcapng') ? source : null;
+const args = capture
+  ? ['--pcap', capture + '/capture.pcapng', '--cluster', capture + '/cluster.json', '--loop', '--realtime']
+  : ['--synthetic', source];
 
 const pct = (xs, p) => {
   if (!xs.length) return null;
@@ -15,7 +24,7 @@ const pct = (xs, p) => {
 };
 const round = (x) => (x == null ? null : Math.round(x * 10) / 10);
 
-const server = await startPodtap(['--synthetic', String(rate)]);
+const server = await startPodtap(args);
 const browser = await launchBrowser(['--enable-precise-memory-info']);
 try {
   const page = await browser.context.newPage();
@@ -35,10 +44,14 @@ try {
   const heap = async () => page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
   const heapStart = await heap();
   const lags = [];
+  const serverLags = [];
   const heaps = [];
   const started = Date.now();
+  const firstRecords = (await (await page.request.get(server.url + '/healthz')).json()).records;
   while (Date.now() - started < secs * 1000) {
     await page.waitForTimeout(250);
+    const h = await (await page.request.get(server.url + '/healthz')).json();
+    if (h.store?.newest_us) serverLags.push(Date.now() - h.store.newest_us / 1000);
     const sample = await page.evaluate(() => {
       const row = document.querySelector('[data-testid="timeline-row"] td');
       if (!row) return null;
@@ -56,6 +69,9 @@ try {
   const lanes = await page.locator('.lanes-count').textContent();
   const sampled = await page.getByTestId('sampled').textContent().catch(() => null);
   const health = await (await page.request.get(server.url + '/healthz')).json();
+  const elapsed = (Date.now() - started) / 1000;
+  // Records per second the server made while the page was open: the offered rate, or less.
+  const rate = Math.round((health.records - firstRecords) / elapsed);
 
   // A chosen window of 100,000 requests: load it, then zoom and pan the lanes for 10 s.
   const newest = health.store.newest_us;
@@ -92,7 +108,8 @@ try {
       requests: windowRequests, load_ms: loadMs, frames: winFrames.length,
       frame_ms: { p50: round(pct(winFrames, 50)), p95: round(pct(winFrames, 95)), p99: round(pct(winFrames, 99)) },
     },
-    rate, secs,
+    source: capture ?? `--synthetic ${source}`, rate, secs,
+    server_lag_ms: { p50: Math.round(pct(serverLags, 50)), p99: Math.round(pct(serverLags, 99)), max: Math.round(Math.max(...serverLags)) },
     frames: frames.length,
     fps: round(frames.length / secs),
     frame_ms: { p50: round(pct(frames, 50)), p95: round(pct(frames, 95)), p99: round(pct(frames, 99)), max: round(Math.max(...frames)) },

@@ -7,8 +7,9 @@
 //! - `demo`            regenerate the built-in demo capture with the lab (root)
 //! - `bench [SECONDS]`  make a large capture with the lab (nginx + wrk) and time podtap against
 //!   tcpdump and tshark on it (root; see BENCHMARKS.md)
-//! - `bench-browser [SECONDS] [RATE]`  the page in Chromium while `podtap serve --synthetic RATE`
-//!   (1,000 pods) streams: frame times, record-to-screen lag, JS heap (BENCHMARKS.md)
+//! - `bench-browser [SECONDS] [RATE|capture]`  the page in Chromium while `podtap serve --synthetic
+//!   RATE` (1,000 pods) streams, or (`capture`) the synthetic cluster's capture is looped in real
+//!   time through the engine: frame times, record-to-screen and server lag, JS heap (BENCHMARKS.md)
 //! - `bench-map [SECONDS] [PODS] [PAIRS]`  the Service Map in Chromium on a synthetic cluster's
 //!   capture and List (1,000 pods, 3,000 pairs unless told): first full map, layout, pan/zoom
 //!   frames, update cost, JS heap
@@ -46,7 +47,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE] | bench-map [SECONDS] [PODS] [PAIRS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
+const USAGE: &str = "usage: cargo xtask build [--dev] | run [podtap serve args…] | test | demo | bench [SECONDS] | bench-browser [SECONDS] [RATE|capture] | bench-map [SECONDS] [PODS] [PAIRS] | bench-protocols | bench-hub [AGENTS] [REPLAYS] [MAX_RECORDS] [REPLICAS] | fuzz [SECONDS] | setup | cluster up|down|status|kubectl … | bus up|down|status";
 
 fn dispatch(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else { bail!("no command given\n{USAGE}") };

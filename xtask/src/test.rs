@@ -282,13 +282,25 @@ pub fn bench_hub(args: &[String]) -> Result<()> {
 /// records/s, the page open in Chromium for `secs` seconds (end2end/bench/browser.mjs).
 pub fn bench_browser(secs: &str, rate: &str) -> Result<()> {
     setup::for_tests()?;
-    step("bench-browser: cargo build --release -p podtap, the app in release");
-    cargo(&["build", "--release", "-p", "podtap"])?;
+    step("bench-browser: cargo build --release -p podtap (and the synthetic cluster), the app in release");
+    cargo(&["build", "--release", "-p", "podtap", "--bin", "podtap", "--example", "synth_cluster"])?;
     crate::build::frontend(false)?;
-    step(&format!("bench-browser: {secs} s at {rate} records/s"));
+    // `capture`: the synthetic 1,000-pod cluster's capture through the whole engine, in real time.
+    let source = match rate {
+        "capture" => {
+            let dir = target_dir().join("synth-cluster");
+            status(Command::new(target_dir().join("release/examples/synth_cluster")).arg(&dir).args(["1000", "3000"]))?;
+            step(&format!("bench-browser: {secs} s of the synthetic cluster's capture, looped in real time"));
+            dir.to_string_lossy().into_owned()
+        }
+        rate => {
+            step(&format!("bench-browser: {secs} s at {rate} records/s"));
+            rate.to_string()
+        }
+    };
     status(
         Command::new("node")
-            .args(["bench/browser.mjs", secs, rate])
+            .args(["bench/browser.mjs", secs, &source])
             .env("PODTAP_BIN", target_dir().join("release/podtap"))
             .env("PODTAP_ASSETS", root().join("dist"))
             .current_dir(root().join("end2end")),

@@ -11,7 +11,7 @@ use crate::correlate::late::LateNames;
 use crate::correlate::merge::Merger;
 use crate::correlate::socket_lb::SocketLb;
 use crate::dissect::Dissected;
-use crate::resolve::{ClusterState, DnsNames};
+use crate::resolve::{ClusterState, DnsNames, TopicNames};
 
 use super::{Batch, EngineStats};
 
@@ -52,6 +52,8 @@ pub struct Joiner {
     merger: Option<Merger>,
     /// Names for external addresses from the DNS answers and TLS SNIs seen so far.
     names: DnsNames,
+    /// Kafka topic names for the ids Metadata responses named so far.
+    topics: TopicNames,
     /// Which Services' ClusterIPs each pod was given by DNS: for calls a socket-level load
     /// balancer translated before the wire.
     socket_lb: SocketLb,
@@ -70,6 +72,7 @@ impl Joiner {
             next_id: 1,
             merger: Some(Merger::default()),
             names: DnsNames::default(),
+            topics: TopicNames::default(),
             socket_lb: SocketLb::default(),
             late: LateNames::default(),
             stats: EngineStats::default(),
@@ -214,6 +217,8 @@ impl Joiner {
                     record.nodes.extend(origin.node.clone());
                     self.names.learn(&record);
                     self.names.name(&mut record);
+                    self.topics.learn(&record);
+                    self.topics.name(&mut record);
                     // Learned as observations come; applied as records leave the merge (below), when
                     // every node's observations before them — a DNS answer on the client's node —
                     // have come too.
@@ -234,6 +239,7 @@ impl Joiner {
                     ex.conn += origin.conn_base;
                     let record = correlate::record(ex, 0, iface, &self.cluster);
                     self.names.learn(&record);
+                    self.topics.learn(&record);
                     self.socket_lb.learn(&record, &self.cluster);
                 }
             }

@@ -5,6 +5,7 @@
 use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
 use crate::dissect::Dissected;
+use crate::engine::Joiner;
 
 use super::decoder::Decoder;
 use super::dissector::Dissector;
@@ -14,7 +15,7 @@ use super::{Batch, EngineStats, PIPE_FRAMES};
 #[derive(Default)]
 pub struct Observer {
     pub(super) decoder: Decoder,
-    dissector: Dissector,
+    pub(super) dissector: Dissector,
     /// Connections are numbered by the frame that opened them (a file's runs), not in turn.
     numbered: bool,
     /// What dissectors on other threads counted for this observer (a sharded file run).
@@ -133,5 +134,76 @@ impl Observer {
         batch.end(since_step, frames.offset());
         send(batch);
         result
+    }
+}
+
+/// A front fed frame by frame on its own thread, handing what it finished to a `Joiner` on
+/// another in batches (`Joiner::apply`): a replay's reading half. The batches are the ones a
+/// file's run makes, so the records are the ones `Engine::on_frame` makes.
+pub struct Feeding {
+    observer: Observer,
+    batch: Batch,
+    since_step: u64,
+    frames: usize,
+}
+
+impl Feeding {
+    /// The front of an engine split in two (`Engine::split`).
+    pub(crate) fn new(observer: Observer) -> Self {
+        Self { observer, batch: Batch::default(), since_step: 0, frames: 0 }
+    }
+
+    /// One frame of `frames` (whose interfaces it takes when they changed).
+    pub fn frame(&mut self, frame: &Frame<'_>, frames: &Frames<'_>) {
+        if self.observer.sync_interfaces(frames) {
+            self.batch.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
+        }
+        self.observer.on_frame(frame);
+        self.observer.dissector.move_items(&mut self.batch.items);
+        self.batch.step(&mut self.since_step, frame.ts_us, self.observer.watermark());
+        self.frames += 1;
+    }
+
+    /// Whether no frame waits to be handed over.
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// Whether enough frames wait to be worth handing over.
+    pub fn full(&self) -> bool {
+        self.frames >= PIPE_FRAMES
+    }
+
+    /// What was read since the last hand-over.
+    pub fn take(&mut self) -> Handover {
+        self.batch.after = self.since_step;
+        self.frames = 0;
+        Handover(std::mem::take(&mut self.batch))
+    }
+
+    /// The end of a pass over the input: every connection closed, every query given up; the last
+    /// hand-over of it, after which the joiner finishes too.
+    pub fn finish(&mut self) -> Handover {
+        self.observer.dissector.finish();
+        self.observer.dissector.move_items(&mut self.batch.items);
+        self.batch.end(self.since_step, 0);
+        self.since_step = 0;
+        self.frames = 0;
+        Handover(std::mem::take(&mut self.batch))
+    }
+
+    /// What this half counted so far.
+    pub fn stats(&self) -> EngineStats {
+        self.observer.stats()
+    }
+}
+
+/// Frames a `Feeding` read, for its joiner.
+pub struct Handover(Batch);
+
+impl Joiner {
+    /// Names and merges what a `Feeding` handed over, into `out`.
+    pub fn take_over(&mut self, handover: Handover, out: &mut Vec<podtap_shared::Record>) {
+        self.apply(0, handover.0, out);
     }
 }

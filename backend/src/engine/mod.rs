@@ -15,7 +15,7 @@ pub mod nodes;
 mod shards;
 
 pub use back::{CONN_STRIDE, Joiner, Origin};
-pub use front::Observer;
+pub use front::{Feeding, Handover, Observer};
 
 use crate::capture::file::Frames;
 use crate::capture::{CaptureError, CaptureFile, Frame};
@@ -182,6 +182,12 @@ impl Engine {
     pub fn numbered_by_frame(mut self) -> Self {
         self.front.numbered_by_frame();
         self
+    }
+
+    /// The two halves apart, for a source read on one thread and joined on another: a replay's
+    /// `Feeding` hands the joiner its batches (`Joiner::take_over`).
+    pub fn split(self) -> (Feeding, Joiner) {
+        (Feeding::new(self.front), self.back)
     }
 
     /// Names records with a newer cluster state from now on.

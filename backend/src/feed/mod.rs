@@ -47,11 +47,17 @@ pub fn is_live(feed: &ClusterFeed) -> bool {
 /// Gives the engine the newest cluster state when it changed (one atomic load when it did not);
 /// with the first, what it held is named, into `out`.
 fn follow_cluster(engine: &mut Engine, feed: &mut ClusterFeed, out: &mut Vec<Record>) {
-    if feed.has_changed().unwrap_or(false)
-        && let Some(cluster) = feed.borrow_and_update().clone()
-    {
+    if let Some(cluster) = newer_cluster(feed) {
         engine.set_cluster(cluster);
         engine.release(out);
+    }
+}
+
+/// The feed's state, when it changed since it was last read.
+fn newer_cluster(feed: &mut ClusterFeed) -> Option<Arc<ClusterState>> {
+    match feed.has_changed() {
+        Ok(true) => feed.borrow_and_update().clone(),
+        _ => None,
     }
 }
 
@@ -64,7 +70,7 @@ pub fn wait_for_cluster(feed: &ClusterFeed) {
 }
 
 /// How records are batched toward the hub.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const FLUSH_AT: usize = 512;
 
 /// Records on their way to the hub: sent when the batch is full or old enough.

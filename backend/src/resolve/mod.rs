@@ -8,8 +8,10 @@ mod cluster_file;
 mod dns_names;
 pub mod review;
 mod state;
+mod topic_names;
 pub mod watch;
 
 pub use cluster_file::{ClusterFileError, load_files, parse_list};
 pub use dns_names::DnsNames;
 pub use state::{Backend, ClusterState, ServiceRef};
+pub use topic_names::TopicNames;

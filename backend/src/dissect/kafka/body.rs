@@ -8,28 +8,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use podtap_shared::kafka::{KafkaExchange, KafkaTopic, MAX_PARTITIONS, MAX_TOPICS};
-use rustc_hash::FxHashMap;
-use std::sync::{LazyLock, Mutex};
-
-/// Topic ids to names, as Metadata responses on any connection gave them: an id is a cluster's
-/// name for one topic for good (a topic made again gets another), so one table serves every
-/// connection — a producer joined mid-stream sends ids whose Metadata came before the capture,
-/// and a consumer's Metadata names them.
-static TOPIC_IDS: LazyLock<Mutex<FxHashMap<[u8; 16], String>>> = LazyLock::new(Mutex::default);
-
-/// At most this many topic ids are remembered; past it the table starts again.
-const MAX_TOPIC_IDS: usize = 100_000;
-
-fn ids() -> std::sync::MutexGuard<'static, FxHashMap<[u8; 16], String>> {
-    TOPIC_IDS.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A topic id as Kafka writes it (`Uuid.toString()`: URL-safe base64, no padding).
 fn kafka_id(id: &uuid::Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-/// Adds a topic to the exchange (bounded), by name, else by id (named if known).
+/// Adds a topic to the exchange (bounded), by name, else by id (`id:…`: the joiner names it
+/// from the Metadata responses it has seen, `resolve::TopicNames`).
 fn topic(k: &mut KafkaExchange, name: &str, id: &uuid::Uuid, partitions: impl Iterator<Item = i32>) {
     let name = topic_name(name, id);
     if k.topics.len() >= MAX_TOPICS {
@@ -39,13 +25,9 @@ fn topic(k: &mut KafkaExchange, name: &str, id: &uuid::Uuid, partitions: impl It
     k.topics.push(KafkaTopic { name: bounded(&name), partitions: partitions.take(MAX_PARTITIONS).collect() });
 }
 
-/// A topic's name, or the one a Metadata response gave its id, or `id:` and the id.
+/// A topic's name, or `id:` and its id.
 fn topic_name(name: &str, id: &uuid::Uuid) -> String {
-    if name.is_empty() && !id.is_nil() {
-        ids().get(id.as_bytes()).cloned().unwrap_or_else(|| format!("id:{}", kafka_id(id)))
-    } else {
-        name.to_string()
-    }
+    if name.is_empty() && !id.is_nil() { format!("id:{}", kafka_id(id)) } else { name.to_string() }
 }
 
 fn bounded(s: &str) -> String {
@@ -178,15 +160,9 @@ pub fn response(k: &mut KafkaExchange, body: &ResponseKind) {
                 code(k, t.error_code, false);
                 if let Some(name) = &t.name
                     && !t.topic_id.is_nil()
+                    && k.topic_ids.len() < MAX_TOPICS
                 {
-                    if k.topic_ids.len() < MAX_TOPICS {
-                        k.topic_ids.insert(format!("id:{}", kafka_id(&t.topic_id)), bounded(name.as_str()));
-                    }
-                    let mut ids = ids();
-                    if ids.len() >= MAX_TOPIC_IDS {
-                        ids.clear();
-                    }
-                    ids.insert(*t.topic_id.as_bytes(), bounded(name.as_str()));
+                    k.topic_ids.insert(format!("id:{}", kafka_id(&t.topic_id)), bounded(name.as_str()));
                 }
             }
         }

@@ -168,8 +168,21 @@ fn fetch_by_topic_id_is_named_from_the_metadata_response() {
         (S, response(ApiKey::Fetch, 13, 2, &answer)),
     ]);
     assert_eq!(ex.len(), 2);
+    // The dissector writes the id as Kafka does, and the Metadata exchange says what it names;
+    // the joiner's table (in capture order, whichever connection) puts the name in.
+    assert_eq!(ex[1].detail.request_line(), "Fetch id:EjRWeJq83vASNFZ4mrze8A[2]");
+    assert_eq!(kafka(&ex[0]).topic_ids.get("id:EjRWeJq83vASNFZ4mrze8A").map(String::as_str), Some("orders"));
+    let cluster = crate::resolve::ClusterState::default();
+    let mut names = crate::resolve::TopicNames::default();
+    let mut records = ex.iter().map(|e| crate::correlate::record(e.clone(), 1, None, &cluster));
+    let (metadata, mut fetch) = (records.next().unwrap(), records.next().unwrap());
+    names.name(&mut fetch);
+    assert_eq!(fetch.detail.request_line(), "Fetch id:EjRWeJq83vASNFZ4mrze8A[2]", "nothing learned yet");
+    names.learn(&metadata);
+    names.name(&mut fetch);
+    assert_eq!(fetch.detail.request_line(), "Fetch orders[2]");
+    assert_eq!(fetch.kafka().and_then(|k| k.topic.as_deref()), Some("orders"));
     let k = kafka(&ex[1]);
-    assert_eq!(ex[1].detail.request_line(), "Fetch orders[2]");
     assert_eq!((k.records_bytes, k.error.as_deref()), (Some(10), None));
     // An id no Metadata response named is all there is, as Kafka writes ids.
     let unseen = uuid::Uuid::from_u128(0x77d0_bf5f_6cc0_44bf_a7a4_2f9b_5e32_34ab);
