@@ -179,7 +179,11 @@ fn read(replay: Replay<'_>, mut take: impl FnMut(Read<'_, '_>) -> bool) -> Vec<S
         pass += 1;
         for file in captures {
             let start_wall = Instant::now();
-            let start_us = now_us().max(pass_end_us + 1_000_000);
+            // Paced, a pass starts now: the last one ended a moment ago in real time too (a
+            // second's gap here put every pass a second further ahead of the clock). Unpaced,
+            // passes a second apart.
+            let gap = if pacing.realtime { 1 } else { 1_000_000 };
+            let start_us = now_us().max(pass_end_us + gap);
             let mut first_ts: Option<u64> = None;
             let mut frames = file.frames();
             let mut named = 0;
