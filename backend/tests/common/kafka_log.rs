@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// One request as the broker logged it (kafka.request.logger at TRACE): its client port, API
 /// key, version, correlation id, `acks` for a Produce, and the error codes of its response.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Logged {
     pub port: u16,
     pub key: i16,
@@ -43,7 +43,16 @@ fn error_codes(v: &Value, out: &mut Vec<i64>) {
 /// The requests of the clients at address `client`, from the run's mark (the producer's first record to `audit` after its
 /// early ones — the log names topics by id, so: the fifth Produce of `orders-producer`) to the
 /// end, in the order the broker completed them; and every topic id a Metadata response named.
+#[allow(dead_code)] // not every test binary reads the window before the mark
 pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String>) {
+    let (truth, _, names) = logged_around_mark(log, client);
+    (truth, names)
+}
+
+/// `logged`, and the requests the broker completed between the producer's last record before the
+/// capture (its fourth Produce) and the mark. The capture starts in that gap, so it may hold the
+/// last few of them (a producer's background Metadata refresh), and no request before it.
+pub fn logged_around_mark(log: &Path, client: &str) -> (Vec<Logged>, Vec<Logged>, BTreeMap<String, String>) {
     let text = std::fs::read_to_string(log).expect("the broker's request log");
     let (mut all, mut names) = (Vec::new(), BTreeMap::new());
     for line in text.lines() {
@@ -97,8 +106,30 @@ pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String
     // The producer sent three records to orders and one to audit before the capture; its next
     // Produce is the mark.
     let mut produces = all.iter().enumerate().filter(|(_, (client, l))| client == "orders-producer" && l.key == 0);
-    let (mark, _) = produces.nth(4).expect("the mark: the producer's fifth Produce");
-    (all.into_iter().skip(mark).map(|(_, l)| l).collect(), names)
+    let (fourth, _) = produces.nth(3).expect("the producer's fourth Produce");
+    let (mark, _) = produces.next().expect("the mark: the producer's fifth Produce");
+    let mut all: Vec<Logged> = all.into_iter().map(|(_, l)| l).collect();
+    let truth = all.split_off(mark);
+    (truth, all.split_off(fourth + 1), names)
+}
+
+/// The truth a capture holds: of `early` (before the mark), the last ones on each connection
+/// that podtap's records (`seen`: per client port, correlation ids in order) begin with, before
+/// that connection's first request of `truth`; then `truth`. What podtap saw before the mark that
+/// is not the end of what the broker completed there is left out, so comparing still fails.
+pub fn with_early_seen(truth: &[Logged], early: &[Logged], seen: &BTreeMap<u16, Vec<i32>>) -> Vec<Logged> {
+    let mut out: Vec<Logged> = Vec::new();
+    for (port, ids) in seen {
+        let first = truth.iter().find(|l| l.port == *port).map(|l| l.correlation);
+        let n = first.and_then(|c| ids.iter().position(|i| *i == c)).unwrap_or(0);
+        let before: Vec<&Logged> = early.iter().filter(|l| l.port == *port).collect();
+        let tail = &before[before.len().saturating_sub(n)..];
+        if tail.len() == n && tail.iter().map(|l| l.correlation).eq(ids[..n].iter().copied()) {
+            out.extend(tail.iter().map(|l| (*l).clone()));
+        }
+    }
+    out.extend(truth.iter().cloned());
+    out
 }
 
 /// The map's topic edges as the broker logged them: per (source, target), how many Produces of
