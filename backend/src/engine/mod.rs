@@ -144,8 +144,9 @@ impl UnsupportedLinks {
 /// One engine per capture (or per live node): its connection ids and record ids are unique.
 /// Two halves: an `Observer` turns frames into dissected exchanges (decode, defragment,
 /// reassemble, dissect), a `Joiner` turns those into records (name, merge). They run one after
-/// the other on a frame, or, for a whole file, on two threads (`run_file_with_progress`), with the
-/// same records. On a cluster, each node's agent runs an observer and the hub one joiner.
+/// the other on a frame; for a whole file on two threads, or with the front sharded by
+/// connection over more (`run_file_on`); for a replay on two (`split`): always with the same
+/// records. On a cluster, each node's agent runs an observer and the hub one joiner.
 pub struct Engine {
     front: Observer,
     back: Joiner,
