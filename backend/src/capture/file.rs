@@ -161,6 +161,11 @@ impl<'a> Frames<'a> {
         }
     }
 
+    /// The names of the interfaces described so far (by `Frame::interface`).
+    pub fn interface_names(&self) -> Vec<Option<String>> {
+        self.interfaces().iter().map(|i| i.name.clone()).collect()
+    }
+
     fn damaged(&mut self, reason: impl ToString) -> Option<Result<Frame<'a>, CaptureError>> {
         self.done = true;
         Some(Err(CaptureError::Damaged { path: self.file.path.clone(), offset: self.pos, reason: reason.to_string() }))

@@ -156,7 +156,7 @@ mod tests {
         assert_eq!((a.interface, a.ts_us, a.link, a.data), (1, 1_700_000_000_123_456, LinkType::RawIp, &b"abcde"[..]));
         let b = frames.next().unwrap().unwrap();
         assert_eq!((b.interface, b.ts_us, b.data), (0, 1_700_000_001_000_000, &b"xyz"[..]));
-        let names: Vec<_> = frames.interfaces().iter().map(|i| i.name.clone()).collect();
+        let names = frames.interface_names();
         assert_eq!(names, [Some("veth1".to_string()), Some("wg0".to_string())]);
         assert!(frames.next().is_none());
     }

@@ -102,10 +102,10 @@ impl Observer {
     /// The front half of a whole file: batches of steps to `send`, which says whether to go on.
     pub(crate) fn run(&mut self, file: &CaptureFile, mut send: impl FnMut(Batch) -> bool) -> Result<(), CaptureError> {
         self.numbered_by_frame();
+        let mut feeding = Feeding::new(std::mem::take(self));
         let mut frames = file.frames();
         let mut result = Ok(());
-        let mut batch = Batch::default();
-        let mut since_step = 0u64;
+        let mut going = true;
         while let Some(frame) = frames.next() {
             let frame = match frame {
                 Ok(f) => f,
@@ -114,32 +114,25 @@ impl Observer {
                     break;
                 }
             };
-            if self.sync_interfaces(&frames) {
-                batch.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
-            }
-            self.on_frame(&frame);
-            let watermark = self.watermark();
-            self.dissector.move_items(&mut batch.items);
-            batch.step(&mut since_step, frame.ts_us, watermark);
-            if self.decoder.frames().is_multiple_of(PIPE_FRAMES as u64) {
-                batch.after = since_step;
-                batch.offset = frames.offset();
-                if !send(std::mem::take(&mut batch)) {
-                    return result;
-                }
+            feeding.frame(&frame, &frames);
+            if feeding.full() && !send(feeding.take().0) {
+                going = false;
+                break;
             }
         }
-        self.dissector.finish();
-        self.dissector.move_items(&mut batch.items);
-        batch.end(since_step, frames.offset());
-        send(batch);
+        if going {
+            let mut last = feeding.finish().0;
+            last.offset = frames.offset();
+            send(last);
+        }
+        *self = feeding.observer;
         result
     }
 }
 
-/// A front fed frame by frame on its own thread, handing what it finished to a `Joiner` on
-/// another in batches (`Joiner::apply`): a replay's reading half. The batches are the ones a
-/// file's run makes, so the records are the ones `Engine::on_frame` makes.
+/// A front fed frame by frame, handing what it finished to a `Joiner` in batches
+/// (`Joiner::apply`): a file's run (`Observer::run`), and a replay's reading half on its own
+/// thread. The records are the ones `Engine::on_frame` makes.
 pub struct Feeding {
     observer: Observer,
     batch: Batch,
@@ -156,11 +149,12 @@ impl Feeding {
     /// One frame of `frames` (whose interfaces it takes when they changed).
     pub fn frame(&mut self, frame: &Frame<'_>, frames: &Frames<'_>) {
         if self.observer.sync_interfaces(frames) {
-            self.batch.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
+            self.batch.interfaces = Some(frames.interface_names());
         }
         self.observer.on_frame(frame);
         self.observer.dissector.move_items(&mut self.batch.items);
         self.batch.step(&mut self.since_step, frame.ts_us, self.observer.watermark());
+        self.batch.offset = frames.offset();
         self.frames += 1;
     }
 

@@ -223,7 +223,7 @@ impl Engine {
     /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
     pub fn sync_interfaces(&mut self, frames: &Frames<'_>) {
         if self.front.sync_interfaces(frames) {
-            self.back.origin_mut(0).interfaces = frames.interfaces().iter().map(|i| i.name.clone()).collect();
+            self.back.origin_mut(0).interfaces = frames.interface_names();
         }
     }
 

@@ -106,7 +106,7 @@ fn read<'a>(
             }
         };
         if decoder.sync_interfaces(&frames) {
-            meta.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
+            meta.interfaces = Some(frames.interface_names());
         }
         if let Some(work) = decoder.decode(&frame) {
             let shard = work.shard(shards.len());

@@ -231,7 +231,7 @@ pub fn replay(
                 }
             };
             if observer.sync_interfaces(&frames) {
-                filling.batch.interfaces = Some(frames.interfaces().iter().map(|i| i.name.clone()).collect());
+                filling.batch.interfaces = Some(frames.interface_names());
                 if let Some(p) = packets {
                     for (index, i) in frames.interfaces().iter().enumerate() {
                         p.name_interface(index as u32, i.name.clone());
