@@ -65,8 +65,21 @@ fn truth(c: &Cluster, job: &str, ip: &str, keep: impl Fn(&str) -> bool) -> Calls
                 .filter(|(_, w)| w["peer_ip"] == ip && w["peer_port"].as_u64() == Some(port))
                 .filter(|(_, w)| (at - CALL_S..=at + 0.01).contains(&ts(w)))
                 .max_by(|a, b| ts(a.1).total_cmp(&ts(b.1)));
-            let (stem, w) =
-                served.unwrap_or_else(|| panic!("{job}'s call from port {port} at {at}: no web pod logged it"));
+            let (stem, w) = served.unwrap_or_else(|| {
+                let pods = c.kubectl(&["get", "pods", "-l", "app=web", "-o", "name"]);
+                let port_lines: Vec<String> = web
+                    .iter()
+                    .flat_map(|(stem, lines)| lines.iter().map(move |w| (stem, w)))
+                    .filter(|(_, w)| w["peer_port"].as_u64() == Some(port))
+                    .map(|(stem, w)| format!("web-{stem} {} {}", w["peer_ip"], ts(w)))
+                    .collect();
+                panic!(
+                    "{job}'s call from {ip} port {port} at {at}: no web pod logged it; web pods now: {:?}, \
+                     web logs: {:?}, lines from that port: {port_lines:?}",
+                    pods.split_whitespace().collect::<Vec<_>>(),
+                    web.keys().collect::<Vec<_>>()
+                )
+            });
             let once = used.insert((stem.clone(), ts(w).to_bits()));
             assert!(once, "{job}: web-{stem}'s line {w} matched two calls");
             (port, format!("default/web-{stem}"))
@@ -200,5 +213,8 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
         assert_eq!((a["connected"].as_bool(), a["dropped_batches"].as_u64()), (Some(true), Some(0)), "{mode}: {a}");
     }
     c.kubectl(&[&["delete", "job", "--wait=true"], &JOBS[..]].concat());
-    c.kubectl(&["delete", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string(), "--wait=true"]);
+    // In the foreground: the web pods are gone when the test ends, not left to the garbage
+    // collector while the next scenario starts.
+    let seed = repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string();
+    c.kubectl(&["delete", "-f", &seed, "--cascade=foreground", "--wait=true", "--timeout=90s"]);
 }

@@ -21,7 +21,13 @@
 //!    because its own would have clashed with a DNAT'd connection's reply (a Kafka client that
 //!    bootstrapped through a Service and then connects to the broker's pod address from the
 //!    same port). Here, and only here, the same destination is no obstacle; the sequence number
-//!    is required.
+//!    is required; or
+//! 4. one went to a ClusterIP and the other reached a pod that backs its Service, from the same
+//!    client address with another source port and the same TCP sequence number: the DNAT'd
+//!    connection's reply would have clashed with one conntrack still held (an earlier pod's, with
+//!    the same address and port, in TIME_WAIT for up to two minutes), so conntrack gave it
+//!    another source port too (a real cluster's second run of one scenario: CI of 4e26e12). The
+//!    sequence number is required.
 //!
 //! Where both observations carry a TCP sequence number (`seq`: an HTTP/1 request's first byte; a
 //! connection's initial one), it must be equal: NAT rewrites addresses and ports, never sequence
@@ -64,8 +70,9 @@ enum Key {
     Socket(std::net::IpAddr, u16, u64),
     /// Through a NodePort from outside, or from a node address to a pod: what was asked.
     Snat(u64),
-    /// To a pod socket, by the request's TCP sequence number: (ip, port, seq, what was asked).
-    Moved(std::net::IpAddr, u16, u32, u64),
+    /// From a client address, by the request's TCP sequence number, to a pod or a ClusterIP:
+    /// (client ip, seq, what was asked).
+    Moved(std::net::IpAddr, u32, u64),
 }
 
 /// One observation: the record and where it was sent (`leg`). The record is boxed: a group waits
@@ -184,6 +191,11 @@ pub fn identity_of(detail: &Detail, request_size: u64, response_size: u64) -> u6
     h.finish()
 }
 
+/// Addressed to a Service from inside (its ClusterIP): kube-proxy's DNAT is all that happens.
+fn to_cluster_ip(r: &Record) -> bool {
+    r.dst.kind == EndpointKind::Service && !through_node_port(r)
+}
+
 fn through_node_port(r: &Record) -> bool {
     matches!(r.via.kind, ViaKind::NodePort | ViaKind::LoadBalancer)
 }
@@ -204,8 +216,10 @@ fn leg_of(r: &Record) -> u64 {
 /// The keys under which an observation is found by its partners.
 fn keys_of(r: &Record, what: u64) -> impl Iterator<Item = Key> {
     let snat = (through_node_port(r) || from_node_to_pod(r)).then_some(Key::Snat(what));
-    let moved =
-        r.seq.filter(|_| r.dst.kind == EndpointKind::Pod).map(|seq| Key::Moved(r.dst.ip, r.dst.port, seq, what));
+    let moved = r
+        .seq
+        .filter(|_| r.dst.kind == EndpointKind::Pod || to_cluster_ip(r))
+        .map(|seq| Key::Moved(r.src.ip, seq, what));
     std::iter::once(Key::Socket(r.src.ip, r.src.port, what)).chain(snat).chain(moved)
 }
 
@@ -352,18 +366,27 @@ impl Merger {
         if socket.is_some() {
             return socket.map(|id| (id, None));
         }
-        // Rule 3: the same pod socket, the same client address and bytes, another source port.
-        if let (Some(seq), EndpointKind::Pod) = (r.seq, r.dst.kind) {
-            let moved = |g: &Group| {
-                near(g)
-                    && g.seen.iter().all(|s| {
-                        let o = &*s.record;
-                        o.src.ip == r.src.ip
-                            && o.src.port != r.src.port
-                            && (o.dst.ip, o.dst.port) == (r.dst.ip, r.dst.port)
-                    })
+        // Rules 3 and 4: the same client address and bytes, another source port, to the same pod
+        // socket, or to a ClusterIP and a pod that backs its Service.
+        if let Some(seq) = r.seq.filter(|_| r.dst.kind == EndpointKind::Pod || to_cluster_ip(r)) {
+            let backs = |front: &Record, back: &Record| {
+                to_cluster_ip(front)
+                    && back.dst.kind == EndpointKind::Pod
+                    && front.via.service.as_deref().is_some_and(|s| cluster.is_backend(s, back.dst.ip))
             };
-            let key = Key::Moved(r.dst.ip, r.dst.port, seq, what);
+            let pair = |o: &Record| {
+                o.seq == Some(seq)
+                    && o.src.port != r.src.port
+                    && ((o.dst.kind == EndpointKind::Pod
+                        && r.dst.kind == EndpointKind::Pod
+                        && (o.dst.ip, o.dst.port) == (r.dst.ip, r.dst.port))
+                        || backs(o, r)
+                        || backs(r, o))
+            };
+            let moved = |g: &Group| {
+                near(g) && g.seen.iter().all(|s| s.record.src.ip == r.src.ip) && g.seen.iter().any(|s| pair(&s.record))
+            };
+            let key = Key::Moved(r.src.ip, seq, what);
             let found = self.index.get(&key).into_iter().flatten().flat_map(|(_, q)| q.iter().copied());
             if let Some(id) = found.filter(|id| moved(self.group(*id))).min() {
                 return Some((id, None));

@@ -236,6 +236,32 @@ fn a_source_port_conntrack_moved_is_one_request_by_its_sequence_number() {
 }
 
 #[test]
+fn a_cluster_ip_request_whose_source_port_conntrack_moved_is_one_request_by_its_sequence_number() {
+    // An earlier pod with the client's address had connected from the same port to the pod the
+    // DNAT chose, and conntrack still held that connection: the DNAT'd one got another source
+    // port too. Rule 1 (same client socket) cannot pair them; the sequence number does.
+    let at = |mut r: Record, seq: Option<u32>| {
+        r.seq = seq;
+        r
+    };
+    let client = |seq| at(seen(1, 10, "veth-client", "10.244.0.20:40000", "10.96.12.34:80", "/k", "lib", 900), seq);
+    let server = |seq, pod: &str| at(seen(2, 11, "veth-web1", "10.244.0.20:43225", pod, "/k", "lib", 800), seq);
+    for order in [[0, 1], [1, 0]] {
+        let pair = [client(Some(7)), server(Some(7), "10.244.0.11:3000")];
+        let out = merge(order.iter().map(|i| pair[*i].clone()).collect());
+        assert_eq!(out.len(), 1, "one request, whichever copy comes first");
+        let r = &out[0];
+        assert_eq!((r.src.port, r.snat.as_ref().map(|s| s.port), r.observations), (40000, Some(43225), 2));
+        assert_eq!((r.dst.ip, r.via.kind), ("10.244.0.11".parse().unwrap(), ViaKind::ClusterIp));
+        assert_eq!(r.via.service.as_deref(), Some("default/web"));
+    }
+    // Other bytes, no sequence number, or a pod that does not back the Service: two requests.
+    assert_eq!(merge(vec![client(Some(7)), server(Some(8), "10.244.0.11:3000")]).len(), 2);
+    assert_eq!(merge(vec![client(None), server(None, "10.244.0.11:3000")]).len(), 2);
+    assert_eq!(merge(vec![client(Some(7)), server(Some(7), "10.244.0.20:3000")]).len(), 2);
+}
+
+#[test]
 fn a_queue_keeps_its_ids_in_order_whatever_leaves_first() {
     let mut q = Queue::default();
     for id in [3, 1, 2, 5, 4] {
