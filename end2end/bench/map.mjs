@@ -5,8 +5,9 @@
 //     focusing a pod, and whether every workload's count equals the generator's truth;
 //  2. the capture looped in real time for SECS seconds: the cost of each update, frame times, and
 //     the JS heap.
-// Prints one JSON object. Run: `cargo xtask bench-map [SECS]` (BENCHMARKS.md).
-import { readFileSync } from 'node:fs';
+// Prints one JSON object. Run: `cargo xtask bench-map [SECS]` (BENCHMARKS.md). With PODTAP_PROFILE=PREFIX, each
+// pan and zoom is also recorded by Chromium's CPU profiler into PREFIX-LEVEL.cpuprofile (profile.mjs).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { launchBrowser, startPodtap } from '../tests/podtap.page.mjs';
 
 const dir = process.argv[2];
@@ -38,7 +39,14 @@ const camera = (page) => page.locator('[data-testid="map"] .map-hooks > g').firs
 /** Pans and zooms the map for `ms`: wheel in and out around moving points, and drags. The map
  * is scrolled into view first (below the timeline it starts under the fold, where a wheel would
  * scroll the page instead), and the camera must have moved. */
-async function panAndZoom(page, ms) {
+async function panAndZoom(page, ms, name) {
+  const profileTo = process.env.PODTAP_PROFILE && `${process.env.PODTAP_PROFILE}-${name}.cpuprofile`;
+  const cdp = profileTo ? await page.context().newCDPSession(page) : null;
+  if (cdp) {
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    await cdp.send('Profiler.start');
+  }
   await page.getByTestId('map').scrollIntoViewIfNeeded();
   await page.waitForTimeout(300);
   const box = await page.getByTestId('map').boundingBox();
@@ -60,6 +68,7 @@ async function panAndZoom(page, ms) {
     if (step % 5 === 0) moved ||= (await camera(page)) !== before;
   }
   const stats = frameStats(await takeFrames(page));
+  if (cdp) writeFileSync(profileTo, JSON.stringify((await cdp.send('Profiler.stop')).profile));
   if (!moved && (await camera(page)) === before) throw new Error('pan and zoom did not move the camera');
   return stats;
 }
@@ -109,7 +118,7 @@ try {
       boxes: Number(await mapAttr(page, 'data-boxes')), edges: Number(await mapAttr(page, 'data-edges')),
       layout_ms: Number(await mapAttr(page, 'data-layout-ms')),
     };
-    out.pan_zoom_namespaces = await panAndZoom(page, 8000);
+    out.pan_zoom_namespaces = await panAndZoom(page, 8000, 'namespaces');
     // Open one namespace: its workloads appear where it was.
     const ns = page.locator('[data-testid="map-node"][data-level="namespace"]').first();
     await page.getByTestId('map-fit').click();
@@ -134,9 +143,9 @@ try {
     out.workloads.exact = wrong.length === 0;
     out.workloads.wrong = wrong.length;
     out.workloads.first_wrong = wrong.slice(0, 5).map(([id, n]) => ({ id, truth: n, map: into[id] ?? null }));
-    out.pan_zoom_workloads = await panAndZoom(page, 8000);
+    out.pan_zoom_workloads = await panAndZoom(page, 8000, 'workloads');
     out.pods = await setLevel(page, 'pod');
-    out.pan_zoom_pods = await panAndZoom(page, 8000);
+    out.pan_zoom_pods = await panAndZoom(page, 8000, 'pods');
     // Focus one pod of the 1,250: the rest dims, its callers and callees stay lit. (After the
     // fit has moved the camera and the edges were drawn afresh at rest.)
     await page.getByTestId('map-fit').click();

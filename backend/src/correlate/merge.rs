@@ -266,8 +266,9 @@ impl Merger {
                 let id = self.first + self.groups.len() as u64;
                 self.groups.push_back(Group { seen: SmallVec::new(), listed: SmallVec::new() });
                 // Bound for another node's pod: that node's copy may come late (retransmitted).
+                // (At the end of a file `now_us` is u64::MAX: everything leaves then anyway.)
                 let wait = if crosses_nodes(&seen.record) { RETRANSMIT_US - WINDOW_US } else { 0 };
-                self.due.push((now_us + wait, id));
+                self.due.push((now_us.saturating_add(wait), id));
                 (id, SmallVec::new())
             }
         };

@@ -50,37 +50,38 @@ impl Cluster {
         let c = Cluster { dir, kubectl, out, mode };
         // The apps' logs of an earlier scenario on this cluster are not this one's truth, once its
         // pods are gone: a pod still running writes on to a removed file, and a new Service's
-        // selector takes it in (CI's run of 4e26e12: web pods a background delete left behind
-        // answered calls no log held).
-        c.until_no_live_pods();
+        // selector takes it in (CI's run of 4e26e12: web pods a background delete left to the
+        // garbage collector answered calls no log held). Every scenario deletes its own in the
+        // foreground; a failed one's are left to the next run's own start.
+        c.until_none_terminating();
         for e in std::fs::read_dir(c.dir.join("lab/logs")).into_iter().flatten().flatten() {
             let _ = std::fs::remove_file(e.path());
         }
         c
     }
 
-    /// Waits (90 s at most) until no pod in `default`, where every scenario runs, is running or
-    /// about to: an earlier scenario's are all deleted or finished.
-    pub fn until_no_live_pods(&self) {
-        let live = || -> Vec<String> {
+    /// Waits (90 s at most) until no pod in `default`, where every scenario runs, is being
+    /// deleted: an earlier scenario's are gone.
+    pub fn until_none_terminating(&self) {
+        let terminating = || -> Vec<String> {
             let pods = self.kubectl_json(&["get", "pods", "-n", "default"]);
             let items = pods["items"].as_array().cloned().unwrap_or_default();
             items
                 .iter()
-                .filter(|p| !["Succeeded", "Failed"].contains(&p["status"]["phase"].as_str().unwrap_or("")))
+                .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
                 .map(|p| p["metadata"]["name"].as_str().unwrap_or("?").to_string())
                 .collect()
         };
         let start = Instant::now();
         loop {
-            let left = live();
+            let left = terminating();
             if left.is_empty() {
                 if start.elapsed() > Duration::from_millis(500) {
                     eprintln!("waited {:?} for an earlier scenario's pods to go", start.elapsed());
                 }
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(90), "an earlier scenario's pods still run: {left:?}");
+            assert!(start.elapsed() < Duration::from_secs(90), "an earlier scenario's pods are still going: {left:?}");
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -706,7 +707,7 @@ pub fn restart_a_web_pod(c: &Cluster) -> String {
 /// killed); a web pod restarted, so an address passes to another pod; the outside client again and
 /// a Job whose node reports its pod's address 3 s late; a socket-level balancer's client and a
 /// direct one. The Jobs: (Job, its pod, the way its calls went).
-pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str, String, ViaKind); 4] {
+pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str, String, ViaKind); 5] {
     // The seed: its pods' interfaces appear while podtap watches; every probe is seen.
     c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
     rollout(c, "default", "web");
@@ -746,12 +747,44 @@ pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str
         other,
         &[("$(WEB_SERVICE_HOST)", &backends[1].0), ("$(WEB_SERVICE_PORT)", "3000")],
     );
+    // Calls through the ClusterIP whose source port conntrack moves on the way: each from a port
+    // the client had just used, empty, straight to each web pod (client.py's `moved`). The pod
+    // sees another port than the client's node; podtap must still make one record of each.
+    let moved = c.run_job(
+        "seed-client",
+        "moved-client",
+        other,
+        &[
+            (r#""keepalive", "30""#, r#""moved", "10""#),
+            (r#""seed-client"]"#, &format!(r#""moved-client", "{}", "{}"]"#, backends[0].0, backends[1].0)),
+        ],
+    );
+    assert_all_moved(c, "moved-client", &moved);
     [
         ("seed-client-1", client_1, ViaKind::ClusterIp),
         ("seed-client-2", client_2, ViaKind::ClusterIp),
         ("socket-lb-client", socket, ViaKind::SocketLb),
         ("direct-client", direct, ViaKind::Direct),
+        ("moved-client", moved, ViaKind::ClusterIp),
     ]
+}
+
+/// That conntrack gave every call of `job` (pod `pod`) another source port: no web pod logged a
+/// call of it (its user agent: client.py's MOVED_AGENT) with a port its client logged (else the
+/// scenario does not show what it is for).
+fn assert_all_moved(c: &Cluster, job: &str, pod: &str) {
+    let ip = c.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]);
+    let ports: HashSet<u64> = log_lines(&c.logs(), "")[job].iter().map(|l| l["local_port"].as_u64().unwrap()).collect();
+    let web = log_lines(&c.logs(), "web-");
+    let from_client: Vec<u64> = web
+        .values()
+        .flatten()
+        .filter(|w| w["peer_ip"] == ip.as_str() && w["user_agent"] == "podtap-lab-moved/1")
+        .filter_map(|w| w["peer_port"].as_u64())
+        .collect();
+    assert_eq!(from_client.len(), ports.len(), "{}: {job}'s calls at the web pods: {from_client:?}", c.mode);
+    let kept: Vec<&u64> = from_client.iter().filter(|p| ports.contains(p)).collect();
+    assert!(kept.is_empty(), "{}: conntrack kept {job}'s source ports {kept:?} (logged {ports:?})", c.mode);
 }
 
 /// The seed's Jobs as `finish_and_check` takes them.

@@ -7,12 +7,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,16 +22,14 @@ import (
 // announce waits until the pod's bridge port forwards (its carrier comes up asynchronously), then
 // sends the ARP request "who-has ADDR tell ADDR" from inside the pod's network namespace.
 func (s *sandbox) announce() error {
-	port := filepath.Join("/sys/class/net", s.veth)
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		state, _ := os.ReadFile(filepath.Join(port, "brport/state"))
-		oper, _ := os.ReadFile(filepath.Join(port, "operstate"))
-		if strings.TrimSpace(string(state)) == "3" && strings.TrimSpace(string(oper)) == "up" {
+		state, oper, err := portState(s.veth)
+		if err == nil && state == "forwarding" && oper == "UP" {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not start forwarding", s.veth)
+			return fmt.Errorf("%s did not start forwarding (state %q, operstate %q, %v)", s.veth, state, oper, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -41,6 +40,29 @@ func (s *sandbox) announce() error {
 		done <- s.sendGARP()
 	}()
 	return <-done
+}
+
+// portState is a bridge port's STP state and its operstate, as `ip -details link` reports them
+// in this (the node's) network namespace. Not from /sys/class/net: the agent shares the root's
+// mount of sysfs, which lists the root namespace's interfaces, never the node's (every
+// announcement failed so until session 25).
+func portState(dev string) (state, oper string, err error) {
+	out, err := exec.Command("ip", "-json", "-details", "link", "show", "dev", dev).Output()
+	if err != nil {
+		return "", "", err
+	}
+	var links []struct {
+		Operstate string `json:"operstate"`
+		Linkinfo  struct {
+			InfoSlaveData struct {
+				State string `json:"state"`
+			} `json:"info_slave_data"`
+		} `json:"linkinfo"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return "", "", fmt.Errorf("ip link show %s: %q", dev, out)
+	}
+	return links[0].Linkinfo.InfoSlaveData.State, links[0].Operstate, nil
 }
 
 func (s *sandbox) sendGARP() error {

@@ -189,3 +189,17 @@ fn copies_of_a_back_paired_with_the_wrong_front_leave_it_together() {
     assert!(by_port.contains(&(37428, "web-a".into(), 2)), "{by_port:?}");
     assert!(by_port.contains(&(37430, "web-b".into(), 3)), "{by_port:?}");
 }
+
+/// What a file's end hands the merger (capture time "the end": u64::MAX), bound for another
+/// node's pod, waits for nothing and overflows nothing (a `tcpdump -i any` capture's connection
+/// still open at its end did, in a debug build).
+#[test]
+fn a_request_to_another_node_at_the_end_of_a_file_leaves_with_the_rest() {
+    let c = cluster();
+    let mut r = seen(1, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c);
+    r.seq = Some(7_000);
+    let (mut m, mut out) = (Merger::default(), Vec::new());
+    m.push(r, u64::MAX, &c, &mut out);
+    m.flush_all(&mut out);
+    assert_eq!(out.len(), 1);
+}
