@@ -4,7 +4,8 @@
 //! own prober) by the lab's nodes, balanced by the real kube-proxy. An outside client calls the
 //! NodePort one connection per request; Jobs call the ClusterIP over one keep-alive connection; a
 //! web pod is deleted mid-run, so an address is handed from one pod to another; the second Job's
-//! node reports its pod's address 3 s after the pod began to talk. `podtap hub` (admin kubeconfig)
+//! node reports its pod's address 3 s after the pod began to talk; a last Job's calls through the
+//! ClusterIP each get another source port from conntrack on the way (`moved-client`). `podtap hub` (admin kubeconfig)
 //! with one `podtap agent` per node watches it all, and capture files taken beside them on every
 //! node (pcapng, its classic-pcap merge, `tcpdump -i any`) are analysed at the end.
 //!
