@@ -40,18 +40,13 @@ fn error_codes(v: &Value, out: &mut Vec<i64>) {
     }
 }
 
-/// The requests of the clients at address `client`, from the run's mark (the producer's first record to `audit` after its
-/// early ones — the log names topics by id, so: the fifth Produce of `orders-producer`) to the
-/// end, in the order the broker completed them; and every topic id a Metadata response named.
-#[allow(dead_code)] // not every test binary reads the window before the mark
-pub fn logged(log: &Path, client: &str) -> (Vec<Logged>, BTreeMap<String, String>) {
-    let (truth, _, names) = logged_around_mark(log, client);
-    (truth, names)
-}
-
-/// `logged`, and the requests the broker completed between the producer's last record before the
-/// capture (its fourth Produce) and the mark. The capture starts in that gap, so it may hold the
-/// last few of them (a producer's background Metadata refresh), and no request before it.
+/// The requests of the clients at address `client`, from the run's mark (the producer's first
+/// record to `audit` after its early ones — the log names topics by id, so: the fifth Produce of
+/// `orders-producer`) to the end, in the order the broker completed them; the requests it
+/// completed between the producer's last record before the capture (its fourth Produce) and the
+/// mark; and every topic id a Metadata response named. The capture (the agents) starts in that
+/// gap, so it may hold the last few of them (a producer's background Metadata refresh), and no
+/// request before it: `with_early_seen`.
 pub fn logged_around_mark(log: &Path, client: &str) -> (Vec<Logged>, Vec<Logged>, BTreeMap<String, String>) {
     let text = std::fs::read_to_string(log).expect("the broker's request log");
     let (mut all, mut names) = (Vec::new(), BTreeMap::new());
