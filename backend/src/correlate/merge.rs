@@ -205,11 +205,14 @@ fn from_node_to_pod(r: &Record) -> bool {
     !r.probe && r.src.kind == EndpointKind::Node && r.dst.kind == EndpointKind::Pod
 }
 
-/// Where an observation was sent, and on which node it was seen, hashed: one node's copies of a
-/// connection on several interfaces are already one observation, two nodes' copies are two.
+/// Where an observation was sent, from which source port, and on which node it was seen, hashed:
+/// one node's copies of a connection on several interfaces are already one observation, two
+/// nodes' copies are two. The source port tells apart one node's copies before and after
+/// conntrack moved it: a `tcpdump -i any` sees a DNAT'd request on the bridge with the client's
+/// port and on the uplink with the one conntrack gave it (rules 3 and 4).
 fn leg_of(r: &Record) -> u64 {
     let mut h = FxHasher::default();
-    (r.dst.ip, r.dst.port, r.nodes.first()).hash(&mut h);
+    (r.src.port, r.dst.ip, r.dst.port, r.nodes.first()).hash(&mut h);
     h.finish()
 }
 
@@ -557,7 +560,14 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     // The observation addressed to a Service (before DNAT) knows the client and the path taken;
     // the one addressed to a pod knows who served it.
     let front = records.iter().position(|r| r.dst.kind == EndpointKind::Service);
-    let back = records.iter().position(|r| r.dst.kind == EndpointKind::Pod);
+    // Of several copies at the pod, one from another socket than the front's, if any: the port
+    // NAT gave it on the way is the one the pod saw (`snat`).
+    let front_src = front.map(|f| (records[f].src.ip, records[f].src.port));
+    let at_pod = |r: &Box<Record>| r.dst.kind == EndpointKind::Pod;
+    let back = records
+        .iter()
+        .position(|r| at_pod(r) && front_src.is_some_and(|s| s != (r.src.ip, r.src.port)))
+        .or_else(|| records.iter().position(at_pod));
     let ts = records.iter().map(|r| r.ts).min().expect("records");
     let first_conn = records.iter().map(|r| r.conn).min().expect("records");
     // The client's side waits longest: its latency is the one users feel.

@@ -914,7 +914,24 @@ fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, wha
     let ambiguous = settled_by_second.get();
 
     // Per web pod: every request and connection it logged, probes apart, once.
-    assert_eq!(http.len(), logged, "{mode}: HTTP records vs requests the web pods logged");
+    if http.len() != logged {
+        // What there is, by client, server, way and observations: a request made two records
+        // shows as a pair of rows with one observation each.
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &http {
+            let name = |e: &podtap_shared::record::Endpoint| e.qualified_name().unwrap_or_else(|| e.ip.to_string());
+            let key = format!(
+                "{} → {} {:?} obs {} snat {}",
+                name(&r.src),
+                name(&r.dst),
+                r.via.kind,
+                r.observations,
+                r.snat.is_some()
+            );
+            *kinds.entry(key).or_default() += 1;
+        }
+        panic!("{mode}: {} HTTP records, {logged} requests the web pods logged: {kinds:#?}", http.len());
+    }
     // The calls that did not go through web (a pod calling a pod's address): not in its balance.
     let job_logs = log_lines(&c.logs(), "");
     let held_by = |pod: &str| addresses.held.iter().find(|h| h.1 == format!("default/{pod}")).map(|h| h.0.clone());

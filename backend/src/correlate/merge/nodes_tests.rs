@@ -203,3 +203,31 @@ fn a_request_to_another_node_at_the_end_of_a_file_leaves_with_the_rest() {
     m.flush_all(&mut out);
     assert_eq!(out.len(), 1);
 }
+
+/// A call through the ClusterIP whose source port conntrack moved, as `tcpdump -i any` on both
+/// nodes sees it: on the client's node before the DNAT (its veth), after the DNAT with its own
+/// port (the bridge), after conntrack moved the port (the uplink); on the pod's node with the
+/// moved port. In whatever order they come, one request, its client's port in `src` and the
+/// moved one in `snat` (a fresh clone's seed run made two records of three such calls).
+#[test]
+fn a_moved_cluster_ip_call_seen_on_every_interface_of_two_nodes_is_one_request() {
+    let c = cluster();
+    let with_seq = |mut r: Record| {
+        r.seq = Some(7_000);
+        r
+    };
+    let copies = [
+        with_seq(seen(1, "n1", "10.244.1.20:22920", "10.96.12.34:80", 0, &c)),
+        with_seq(seen(2, "n1", "10.244.1.20:22920", "10.244.2.11:3000", 10, &c)),
+        with_seq(seen(3, "n1", "10.244.1.20:27217", "10.244.2.11:3000", 20, &c)),
+        with_seq(seen(4, "n2", "10.244.1.20:27217", "10.244.2.11:3000", 300, &c)),
+    ];
+    let orders = [[0, 1, 2, 3], [3, 2, 1, 0], [0, 3, 1, 2], [3, 0, 2, 1], [1, 3, 0, 2], [2, 1, 3, 0], [1, 2, 0, 3]];
+    for order in orders {
+        let (_, out) = merge(order.iter().map(|i| copies[*i].clone()).collect(), &c);
+        assert_eq!(out.len(), 1, "{order:?}: {out:#?}");
+        let r = &out[0];
+        assert_eq!((r.observations, r.src.port, r.snat.as_ref().map(|s| s.port)), (4, 22920, Some(27217)), "{order:?}");
+        assert_eq!((r.dst.qualified_name().as_deref(), r.via.kind), (Some("default/web-b"), ViaKind::ClusterIp));
+    }
+}
