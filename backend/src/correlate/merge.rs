@@ -376,7 +376,7 @@ impl Merger {
             let backs = |front: &Record, back: &Record| {
                 to_cluster_ip(front)
                     && back.dst.kind == EndpointKind::Pod
-                    && front.via.service.as_deref().is_some_and(|s| cluster.is_backend(s, back.dst.ip))
+                    && front.via.service.as_deref().is_some_and(|s| cluster.was_backend(s, back.dst.ip, back.ts))
             };
             let pair = |o: &Record| {
                 o.seq == Some(seq)
@@ -407,7 +407,7 @@ impl Merger {
             let (front, back) = if is_front { (r, o) } else { (o, r) };
             through_node_port(front)
                 && from_node_to_pod(back)
-                && front.via.service.as_deref().is_some_and(|s| cluster.is_backend(s, back.dst.ip))
+                && front.via.service.as_deref().is_some_and(|s| cluster.was_backend(s, back.dst.ip, back.ts))
         };
         let mine = |o: &Record| if is_front { through_node_port(o) } else { from_node_to_pod(o) };
         let mut candidates: Vec<u64> =

@@ -139,7 +139,7 @@ impl SocketLb {
                 Some(said) => said,
                 None => self.resolved_for(r, cluster),
             },
-            (_, Addressed::Service(s)) => cluster.is_backend(&s, r.dst.ip).then_some(s),
+            (_, Addressed::Service(s)) => cluster.was_backend(&s, r.dst.ip, r.ts).then_some(s),
             (_, Addressed::Address) => None,
             (_, Addressed::Unsaid) => self.resolved_for(r, cluster),
         };
@@ -159,7 +159,9 @@ impl SocketLb {
     fn resolved_for(&self, r: &Record, cluster: &ClusterState) -> Option<Name> {
         let answers = self.resolved.get(&r.src.ip)?;
         let service = answers.iter().rev().find(|(service, first, last)| {
-            r.ts + CLOCK_SLACK_US >= *first && r.ts <= last + REMEMBER_US && cluster.is_backend(service, r.dst.ip)
+            r.ts + CLOCK_SLACK_US >= *first
+                && r.ts <= last + REMEMBER_US
+                && cluster.was_backend(service, r.dst.ip, r.ts)
         });
         service.map(|(service, _, _)| service.clone())
     }

@@ -334,3 +334,26 @@ fn a_connection_closes_when_every_interface_that_carried_it_has_ended() {
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(r.stats.interface_gone, 2);
 }
+
+#[test]
+fn a_copy_of_one_direction_only_ends_at_its_senders_fin() {
+    // A bridge's copy of a DNAT'd request whose source port conntrack then moved: the request
+    // and the client's FIN pass it, the replies come back by another address pair.
+    let mut r = Reassembler::<Recorder>::new(Limits::default());
+    let mut out = Vec::new();
+    r.on_segment(&seg(C, S, 100, SYN, b""), &mut out);
+    r.on_segment(&seg(C, S, 101, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
+    r.on_segment(&seg(C, S, 119, FIN, b""), &mut out);
+    assert_eq!(out.last(), Some(&Ev::Close(1)), "closed at the FIN, not at the end: {out:?}");
+    // A two-way connection whose client half-closes first waits for the server's FIN.
+    const D: &str = "10.0.0.3:40001";
+    out.clear();
+    r.on_segment(&seg(D, S, 700, SYN, b""), &mut out);
+    r.on_segment(&seg(S, D, 900, SYNACK, b""), &mut out);
+    r.on_segment(&seg(D, S, 701, ACK, b"GET / HTTP/1.1\r\n\r\n"), &mut out);
+    r.on_segment(&seg(D, S, 719, FIN, b""), &mut out);
+    assert!(!out.iter().any(|e| matches!(e, Ev::Close(_))), "{out:?}");
+    r.on_segment(&seg(S, D, 901, ACK, b"HTTP/1.1 200 OK\r\n\r\n"), &mut out);
+    r.on_segment(&seg(S, D, 920, FIN, b""), &mut out);
+    assert_eq!(out.last(), Some(&Ev::Close(2)));
+}

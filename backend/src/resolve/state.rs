@@ -112,6 +112,9 @@ pub struct ClusterState {
     pod_cidrs: Vec<IpNet>,
     /// `ns/name` of a Service → its ready and not-ready backends from EndpointSlices.
     backends: BTreeMap<String, Vec<Backend>>,
+    /// `ns/name` of a Service → backends its EndpointSlices no longer list, and when they left
+    /// (a live watch keeps them for an hour): a request from before still went through it.
+    former_backends: BTreeMap<String, Vec<(Backend, u64)>>,
     /// `ns/name` of every Service with `sessionAffinity: ClientIP`: kube-proxy sends each client
     /// address to one backend for as long as it keeps talking.
     client_ip_affinity: FxHashSet<Name>,
@@ -422,6 +425,20 @@ impl ClusterState {
     /// Whether `ip` is an endpoint of Service `ns/name`.
     pub fn is_backend(&self, service: &str, ip: IpAddr) -> bool {
         self.backends.get(service).is_some_and(|b| b.iter().any(|b| b.ip == ip))
+    }
+
+    /// Whether `ip` was a backend of `service` at `at_us`: it is one, or it was one until after
+    /// then. A record leaves the merge a second or more after its request, and its Service's
+    /// pods may have gone meanwhile (a scenario's end deletes them: fresh clone 25a's socket-level
+    /// calls were counted direct).
+    pub fn was_backend(&self, service: &str, ip: IpAddr, at_us: u64) -> bool {
+        self.is_backend(service, ip)
+            || self.former_backends.get(service).is_some_and(|b| b.iter().any(|(b, gone)| b.ip == ip && *gone > at_us))
+    }
+
+    /// A backend `service`'s EndpointSlices listed until `gone_us`.
+    pub(crate) fn add_former_backend(&mut self, service: &str, backend: Backend, gone_us: u64) {
+        self.former_backends.entry(service.to_string()).or_default().push((backend, gone_us));
     }
 
     /// What `ip:port` is now, as the destination of a request.

@@ -31,8 +31,8 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-use super::ClusterState;
 use super::access::{Access, Refusal};
+use super::{Backend, ClusterState};
 
 /// The shortest time between two rebuilds: a burst of events makes one new state.
 const REBUILD_EVERY: Duration = Duration::from_millis(250);
@@ -53,6 +53,11 @@ struct History {
     ended_seen: FxHashMap<String, u64>,
     /// The first list is in.
     listed: bool,
+    /// Every Service's backends (`ns/name`, address) at the last rebuild, and those that left
+    /// since, with when: so a record that leaves the merge after its Service's pod went still
+    /// went through it.
+    backends: FxHashMap<(String, std::net::IpAddr), Backend>,
+    former_backends: Vec<(String, Backend, u64)>,
 }
 
 fn uid(p: &Pod) -> String {
@@ -90,6 +95,27 @@ impl History {
             let departed: rustc_hash::FxHashSet<String> = self.departed.iter().map(|(p, _)| uid(p)).collect();
             let known = &self.known;
             self.ended_seen.retain(|id, _| known.contains_key(id) || departed.contains(id));
+        }
+    }
+
+    /// Notes the backends `state` lists now, and adds those that left (within `HISTORY`) to it.
+    fn note_backends(&mut self, state: &mut ClusterState, now: u64) {
+        let mut now_listed: FxHashMap<(String, std::net::IpAddr), Backend> = FxHashMap::default();
+        for (service, backends) in state.service_backends() {
+            for b in backends {
+                now_listed.insert((service.to_string(), b.ip), b.clone());
+            }
+        }
+        for (key, backend) in self.backends.drain() {
+            if !now_listed.contains_key(&key) {
+                self.former_backends.push((key.0, backend, now));
+            }
+        }
+        self.backends = now_listed;
+        let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
+        self.former_backends.retain(|(_, _, gone)| *gone >= horizon);
+        for (service, backend, gone) in &self.former_backends {
+            state.add_former_backend(service, backend.clone(), *gone);
         }
     }
 
@@ -180,6 +206,7 @@ pub fn start(
             history.departed.iter().for_each(|(p, gone)| state.add_departed_pod(p, *gone, history.ended_seen(p)));
             services.state().iter().for_each(|s| state.add_service(s));
             slices.state().iter().for_each(|s| state.add_endpoint_slice(s));
+            history.note_backends(&mut state, now_us());
             nodes.state().iter().for_each(|n| state.add_node(n));
             replica_sets.state().iter().for_each(|r| state.add_controller("ReplicaSet", &r.metadata));
             jobs.state().iter().for_each(|j| state.add_controller("Job", &j.metadata));
@@ -293,4 +320,41 @@ where
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(ips: &[&str]) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-x", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": ips.iter().map(|ip| serde_json::json!({"addresses": [ip]})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_backend_that_left_its_service_is_kept_with_when_it_left_for_an_hour() {
+        let mut history = History::default();
+        let rebuild = |history: &mut History, ips: &[&str], now: u64| {
+            let mut state = ClusterState::default();
+            state.add_endpoint_slice(&slice(ips));
+            history.note_backends(&mut state, now);
+            state
+        };
+        let t = 1_800_000_000_000_000;
+        rebuild(&mut history, &["10.244.0.11", "10.244.0.12"], t);
+        let state = rebuild(&mut history, &["10.244.0.11"], t + 5_000_000);
+        let gone: std::net::IpAddr = "10.244.0.12".parse().unwrap();
+        assert!(!state.is_backend("default/web", gone));
+        assert!(state.was_backend("default/web", gone, t + 4_000_000), "before it left");
+        assert!(!state.was_backend("default/web", gone, t + 6_000_000), "after it left");
+        // Kept through later rebuilds, for an hour.
+        let state = rebuild(&mut history, &["10.244.0.11"], t + 60_000_000);
+        assert!(state.was_backend("default/web", gone, t + 4_000_000));
+        let state = rebuild(&mut history, &["10.244.0.11"], t + 5_000_000 + HISTORY.as_micros() as u64 + 1);
+        assert!(!state.was_backend("default/web", gone, t + 4_000_000));
+    }
 }

@@ -914,9 +914,9 @@ fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, wha
     let ambiguous = settled_by_second.get();
 
     // Per web pod: every request and connection it logged, probes apart, once.
-    if http.len() != logged {
-        // What there is, by client, server, way and observations: a request made two records
-        // shows as a pair of rows with one observation each.
+    // What there is, by client, server, way and observations: a request made two records shows
+    // as a pair of rows with one observation each.
+    let kinds = || {
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for r in &http {
             let name = |e: &podtap_shared::record::Endpoint| e.qualified_name().unwrap_or_else(|| e.ip.to_string());
@@ -930,7 +930,10 @@ fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, wha
             );
             *kinds.entry(key).or_default() += 1;
         }
-        panic!("{mode}: {} HTTP records, {logged} requests the web pods logged: {kinds:#?}", http.len());
+        kinds
+    };
+    if http.len() != logged {
+        panic!("{mode}: {} HTTP records, {logged} requests the web pods logged: {:#?}", http.len(), kinds());
     }
     // The calls that did not go through web (a pod calling a pod's address): not in its balance.
     let job_logs = log_lines(&c.logs(), "");
@@ -974,7 +977,8 @@ fn check_records(truth: &Truth, records: &[Record], balance: Option<&Value>, wha
             assert!(through.is_empty(), "{mode}: {pod} missing from the balance view: {balance}");
             continue;
         };
-        assert_eq!(row["requests"].as_u64().unwrap() as usize, through.len(), "{mode}: balance requests {row}");
+        let requests = row["requests"].as_u64().unwrap() as usize;
+        assert_eq!(requests, through.len(), "{mode}: balance requests {row}: {:#?}", kinds());
         assert_eq!(row["probe_requests"].as_u64().unwrap() as usize, probes, "{mode}: balance probes {row}");
         assert_eq!(
             row["connections"].as_u64().unwrap() as usize,

@@ -135,3 +135,35 @@ fn the_host_a_request_names_decides_and_its_connection_follows() {
     lb.apply(&mut other, &c);
     assert_eq!(other.via.kind, ViaKind::Direct);
 }
+
+#[test]
+fn a_call_that_leaves_the_merge_after_its_pod_left_the_service_still_went_through_it() {
+    // web's 10.244.0.12 left its EndpointSlice (deleted) a second after the call, before the
+    // record left the merge: the call was made through web all the same.
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/cluster.json")).unwrap())
+            .unwrap();
+    for item in list["items"].as_array_mut().unwrap() {
+        if item["kind"] == "EndpointSlice" {
+            item["endpoints"].as_array_mut().unwrap().retain(|e| e["addresses"][0] != "10.244.0.12");
+        }
+    }
+    let mut c = ClusterState::default();
+    crate::resolve::parse_list("web's pod gone", &serde_json::to_vec(&list).unwrap(), &mut c).unwrap();
+    let pod = crate::resolve::Backend { ip: [10, 244, 0, 12].into(), pod: Some("default/web-2".into()) };
+    c.add_former_backend("default/web", pod, T0 + 1_000_000);
+    let named = |mut r: Record| {
+        if let Detail::Http(h) = &mut r.detail {
+            h.headers.insert("host".into(), "web".into());
+        }
+        r
+    };
+    let mut lb = SocketLb::default();
+    let mut before = named(call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0));
+    lb.apply(&mut before, &c);
+    assert_eq!((before.via.kind, before.via.service.as_deref()), (ViaKind::SocketLb, Some("default/web")));
+    // Made after it left: whatever it asked for, not through web.
+    let mut after = named(call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 2_000_000));
+    lb.apply(&mut after, &c);
+    assert_eq!(after.via.kind, ViaKind::Direct);
+}
