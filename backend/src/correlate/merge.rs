@@ -563,11 +563,11 @@ fn combine(mut records: SmallVec<[Box<Record>; 2]>) -> Record {
     // Of several copies at the pod, one from another socket than the front's, if any: the port
     // NAT gave it on the way is the one the pod saw (`snat`).
     let front_src = front.map(|f| (records[f].src.ip, records[f].src.port));
-    let at_pod = |r: &Box<Record>| r.dst.kind == EndpointKind::Pod;
+    let at_pod = |r: &Record| r.dst.kind == EndpointKind::Pod;
     let back = records
         .iter()
         .position(|r| at_pod(r) && front_src.is_some_and(|s| s != (r.src.ip, r.src.port)))
-        .or_else(|| records.iter().position(at_pod));
+        .or_else(|| records.iter().position(|r| at_pod(r)));
     let ts = records.iter().map(|r| r.ts).min().expect("records");
     let first_conn = records.iter().map(|r| r.conn).min().expect("records");
     // The client's side waits longest: its latency is the one users feel.
