@@ -485,19 +485,23 @@ impl Merger {
     }
 }
 
+/// Whether `r` went between a pod on another node and the node that saw it (its agent will see
+/// it too): only where nodes are known (a hub, `analyze FILE@NODE`) and the bytes can be told
+/// apart. Either node's copy may come seconds after the other's: a request lost on the way is
+/// sent again, and an observation leaves the dissector with its response, which may be the one
+/// lost on the way back (CI of fresh clone 25b: a Kafka Produce answered in 8 ms at the broker's
+/// node and 1.7 s later at the client's).
+fn crosses_nodes(r: &Record) -> bool {
+    let elsewhere = |e: &podtap_shared::Endpoint| {
+        e.kind == EndpointKind::Pod && e.node.as_ref().is_some_and(|n| !r.nodes.contains(n))
+    };
+    r.seq.is_some() && !r.nodes.is_empty() && (elsewhere(&r.dst) || elsewhere(&r.src))
+}
+
 /// Whether a request has all the observations it will get: the one addressed to the Service and
 /// the one at the pod (through a NodePort, with the source port kept — else a back that kept it
 /// may still come). Seen by nodes' agents, only a request that stayed on one node is ever
 /// complete before its window has passed.
-/// Whether `r` was seen on its way to a pod on another node (whose agent will see it arrive):
-/// only where nodes are known (a hub, `analyze FILE@NODE`) and the bytes can be told apart.
-fn crosses_nodes(r: &Record) -> bool {
-    r.seq.is_some()
-        && r.dst.kind == EndpointKind::Pod
-        && !r.nodes.is_empty()
-        && r.dst.node.as_ref().is_some_and(|n| !r.nodes.contains(n))
-}
-
 fn is_complete(seen: &[Seen]) -> bool {
     if seen.len() < 2 {
         return false;

@@ -231,3 +231,24 @@ fn a_moved_cluster_ip_call_seen_on_every_interface_of_two_nodes_is_one_request()
         assert_eq!((r.dst.qualified_name().as_deref(), r.via.kind), (Some("default/web-b"), ViaKind::ClusterIp));
     }
 }
+
+/// The answer lost on its way back: the server's node saw the request answered at once, the
+/// client's node 1.7 s later, so the client's copy reaches the merger 1.7 s after the server's.
+/// One request, not two (fresh clone 25b's Kafka Produce).
+#[test]
+fn a_request_whose_answer_came_late_to_the_clients_node_is_still_one() {
+    let c = cluster();
+    let with_seq = |mut r: Record| {
+        r.seq = Some(9_000);
+        r
+    };
+    let server_side = with_seq(seen(1, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c));
+    let client_side = with_seq(seen(2, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 1_000, &c));
+    let (mut m, mut out) = (Merger::default(), Vec::new());
+    m.push(server_side, T0 + 10_000, &c, &mut out);
+    m.flush_due(T0 + 1_700_000, &mut out);
+    m.push(client_side, T0 + 1_730_000, &c, &mut out);
+    m.flush_all(&mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!((out[0].observations, out[0].nodes.len()), (2, 2));
+}
