@@ -4,6 +4,7 @@
 //! shows. Only this module talks to the socket; views read `Live`'s signals.
 
 use std::cell::{Cell, RefCell};
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
@@ -296,20 +297,41 @@ impl Live {
     }
 }
 
-/// Replaces the edges (and adds the nodes) a `mapDelta` carries, keeping the map sorted.
+/// Replaces the edges (and adds the nodes) `mapDelta`s carry, keeping the map sorted: the
+/// changes sorted once and merged into the map in one pass, the later of two for one edge winning.
+/// (Inserting each into the sorted map moved the map's tail once per change: a 40,000-edge map's
+/// two seconds of changes took the page 130 ms — 6% of its time under the capture bench.)
 pub fn apply_delta(map: &mut ServiceMap, nodes: Vec<MapNode>, edges: Vec<MapEdge>) {
-    for n in nodes {
-        match map.nodes.binary_search_by(|o| o.id.cmp(&n.id)) {
-            Ok(_) => {}
-            Err(i) => map.nodes.insert(i, n),
+    merge_sorted(&mut map.nodes, nodes, |a, b| a.id.cmp(&b.id), false);
+    merge_sorted(&mut map.edges, edges, |a, b| (&a.source, &a.target).cmp(&(&b.source, &b.target)), true);
+}
+
+/// Merges `new` into `all` (sorted by `cmp`, no two equal). When `replace`, a change replaces what
+/// equals it and the last of several wins (an edge's counts); else only a new one is added, the
+/// first of several (a node).
+fn merge_sorted<T>(all: &mut Vec<T>, mut new: Vec<T>, cmp: impl Fn(&T, &T) -> Ordering, replace: bool) {
+    if new.is_empty() {
+        return;
+    }
+    // Stable: equal ones keep the order they came in; `dedup_by` keeps the first of a run.
+    if replace {
+        new.reverse();
+    }
+    new.sort_by(&cmp);
+    new.dedup_by(|later, first| cmp(later, first) == Ordering::Equal);
+    let old = std::mem::take(all);
+    all.reserve(old.len() + new.len());
+    let mut old = old.into_iter().peekable();
+    for t in new {
+        while let Some(o) = old.next_if(|o| cmp(o, &t) == Ordering::Less) {
+            all.push(o);
+        }
+        match old.next_if(|o| cmp(o, &t) == Ordering::Equal) {
+            Some(o) => all.push(if replace { t } else { o }),
+            None => all.push(t),
         }
     }
-    for e in edges {
-        match map.edges.binary_search_by(|o| (&o.source, &o.target).cmp(&(&e.source, &e.target))) {
-            Ok(i) => map.edges[i] = e,
-            Err(i) => map.edges.insert(i, e),
-        }
-    }
+    all.extend(old);
 }
 
 /// Adds `new` to `all` (already in `Record::time_order`) by request time, keeping the newest
@@ -418,6 +440,29 @@ mod tests {
 
     fn at(id: u64, ts: u64) -> Record {
         Record { id, ts, ..Record::test() }
+    }
+
+    #[test]
+    fn deltas_replace_edges_and_add_nodes_in_order_the_last_change_winning() {
+        let edge = |s: &str, t: &str, n: u64| -> MapEdge {
+            serde_json::from_value(serde_json::json!({"source": s, "target": t, "requests": n, "connections": 1,
+                "errors": 0, "probe_requests": 0, "bytes": 0, "p50_ms": null, "p95_ms": null, "p99_ms": null}))
+            .unwrap()
+        };
+        let node = |id: &str, label: &str| -> MapNode {
+            serde_json::from_value(serde_json::json!({"id": id, "kind": "pod", "label": label})).unwrap()
+        };
+        let mut map = ServiceMap {
+            nodes: vec![node("a", "a"), node("c", "c")],
+            edges: vec![edge("a", "b", 1), edge("a", "c", 1), edge("c", "a", 1)],
+        };
+        let edges = vec![edge("a", "c", 2), edge("b", "a", 1), edge("a", "c", 3), edge("z", "a", 1), edge("a", "a", 1)];
+        apply_delta(&mut map, vec![node("b", "b"), node("a", "new label"), node("b", "b2")], edges);
+        let ids: Vec<(&str, &str)> = map.nodes.iter().map(|n| (n.id.as_str(), n.label.as_str())).collect();
+        assert_eq!(ids, [("a", "a"), ("b", "b"), ("c", "c")], "a node is added (the first), never replaced");
+        let got: Vec<(&str, &str, u64)> =
+            map.edges.iter().map(|e| (e.source.as_str(), e.target.as_str(), e.requests)).collect();
+        assert_eq!(got, [("a", "a", 1), ("a", "b", 1), ("a", "c", 3), ("b", "a", 1), ("c", "a", 1), ("z", "a", 1)]);
     }
 
     #[test]

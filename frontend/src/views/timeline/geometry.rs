@@ -89,7 +89,7 @@ pub fn hit(set: &LaneSet, placed: &[Placed], scale: &Scale, x: f64, y: f64) -> O
     let i = placed.partition_point(|p| p.y + p.h <= y);
     let p = placed.get(i).filter(|p| p.y <= y)?;
     match &p.row {
-        Row::Group { key, .. } => Some(Hit::Group(key.clone())),
+        Row::Group { group, .. } => Some(Hit::Group(set.groups[*group].key.clone())),
         Row::Lane(l) => {
             let lane: &Lane = &set.lanes[*l];
             let row = ((y - p.y - 4.0) / 10.0).floor().clamp(0.0, f64::from(lane.rows() - 1)) as u8;

@@ -112,6 +112,8 @@ pub struct Lane {
     row_ends: Vec<u64>,
     /// The longest bar's duration.
     longest: u64,
+    /// Its group's index in `LaneSet::groups`.
+    group: usize,
 }
 
 impl Lane {
@@ -136,6 +138,7 @@ impl Lane {
             bars: Vec::new(),
             row_ends: Vec::new(),
             longest: 0,
+            group: 0,
         }
     }
 
@@ -178,11 +181,23 @@ impl Lane {
     }
 }
 
-/// A row of the swimlane view: a group header or a lane.
+/// A row of the swimlane view: a group header (`group`: its index in `LaneSet::groups`, with what
+/// it shows) or a lane.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Row {
-    Group { key: (String, String), label: String, lanes: usize, requests: usize, collapsed: bool },
+    Group { group: usize, lanes: usize, requests: usize, collapsed: bool },
     Lane(usize),
+}
+
+/// The lanes of one client → server pair.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// (client map id, server map id).
+    pub key: (String, String),
+    /// "client → server", as its first lane names them.
+    pub label: String,
+    /// Its lanes, in start order.
+    members: Vec<usize>,
 }
 
 /// Every lane, grouped by (client, server).
@@ -190,12 +205,28 @@ pub enum Row {
 pub struct LaneSet {
     pub lanes: Vec<Lane>,
     by_conn: FxHashMap<u64, usize>,
-    /// (client map id, server map id) → lanes, in start order.
-    groups: BTreeMap<(String, String), Vec<usize>>,
+    /// In the order they were made (a lane's `group` and a row's point into it).
+    pub groups: Vec<Group>,
+    /// The groups in the order the rows show them: pods' own clients first, then unresolved and
+    /// outside ones, the nodes' (probes) last; by key within each. Kept sorted as groups come, so
+    /// the rows are never sorted again (a capture's 40,000 pairs are 40,000 groups, and sorting
+    /// and labelling them four times a second was the page's costliest work).
+    order: BTreeMap<(u8, String, String), usize>,
     /// Bumped when lanes or groups are added (the row list must be rebuilt).
     pub shape: u64,
     /// Bumped on every change (a redraw is due).
     pub version: u64,
+}
+
+/// Where a client's groups go among the rows.
+fn rank(id: &str) -> u8 {
+    match id.split(':').next() {
+        Some("pod") => 0,
+        Some("ip") => 1,
+        Some("external") => 2,
+        Some("service") => 3,
+        _ => 4,
+    }
 }
 
 impl LaneSet {
@@ -217,22 +248,30 @@ impl LaneSet {
                 self.lanes[i].add(r);
                 if self.lanes[i].start != before {
                     self.shape += 1;
-                    let key = (self.lanes[i].src.clone(), self.lanes[i].dst.clone());
                     let lanes = &self.lanes;
-                    if let Some(g) = self.groups.get_mut(&key) {
-                        g.sort_by_key(|&l| (lanes[l].start, lanes[l].conn));
-                    }
+                    self.groups[lanes[i].group].members.sort_by_key(|&l| (lanes[l].start, lanes[l].conn));
                 }
             }
             None => {
                 let mut lane = Lane::new(r);
                 lane.add(r);
                 let i = self.lanes.len();
-                let key = (lane.src.clone(), lane.dst.clone());
-                let group = self.groups.entry(key).or_default();
-                let at =
-                    group.partition_point(|&l| (self.lanes[l].start, self.lanes[l].conn) <= (lane.start, lane.conn));
-                group.insert(at, i);
+                let key = (rank(&lane.src), lane.src.clone(), lane.dst.clone());
+                let g = match self.order.get(&key) {
+                    Some(&g) => g,
+                    None => {
+                        let g = self.groups.len();
+                        let label = format!("{} → {}", lane.src_label, lane.dst_label);
+                        self.groups.push(Group { key: (key.1.clone(), key.2.clone()), label, members: Vec::new() });
+                        self.order.insert(key, g);
+                        g
+                    }
+                };
+                lane.group = g;
+                let lanes = &self.lanes;
+                let members = &mut self.groups[g].members;
+                let at = members.partition_point(|&l| (lanes[l].start, lanes[l].conn) <= (lane.start, lane.conn));
+                members.insert(at, i);
                 self.lanes.push(lane);
                 self.by_conn.insert(r.conn, i);
                 self.shape += 1;
@@ -252,44 +291,31 @@ impl LaneSet {
 
     /// The rows to draw, top to bottom: each group's header, then (unless collapsed) its lanes;
     /// probe-only lanes left out when `hide_probes`, and put in groups of their own after the
-    /// others otherwise (they are dimmed).
+    /// others otherwise (they are dimmed). Nothing is sorted, cloned or formatted: a row points
+    /// into the set.
     pub fn rows(&self, collapsed: &std::collections::BTreeSet<(String, String)>, hide_probes: bool) -> Vec<Row> {
-        let mut rows = Vec::new();
-        let mut probe_groups = Vec::new();
-        // Pods' own clients first, then unresolved and outside ones; the nodes' (probes) last.
-        let rank = |id: &str| match id.split(':').next() {
-            Some("pod") => 0,
-            Some("ip") => 1,
-            Some("external") => 2,
-            Some("service") => 3,
-            _ => 4,
-        };
-        let mut groups: Vec<_> = self.groups.iter().collect();
-        groups.sort_by(|a, b| (rank(&a.0.0), a.0).cmp(&(rank(&b.0.0), b.0)));
-        for (key, members) in groups {
-            let shown: Vec<usize> =
-                members.iter().copied().filter(|&l| !(hide_probes && self.lanes[l].probe)).collect();
-            if shown.is_empty() {
+        let mut rows = Vec::with_capacity(self.lanes.len() + self.groups.len());
+        let mut probe_rows = Vec::new();
+        let shown = |l: usize| !(hide_probes && self.lanes[l].probe);
+        for &g in self.order.values() {
+            let group = &self.groups[g];
+            let (mut lanes, mut requests, mut all_probes) = (0, 0, true);
+            for &l in group.members.iter().filter(|&&l| shown(l)) {
+                lanes += 1;
+                requests += self.lanes[l].bars.len();
+                all_probes &= self.lanes[l].probe;
+            }
+            if lanes == 0 {
                 continue;
             }
-            let all_probes = shown.iter().all(|&l| self.lanes[l].probe);
-            let first = &self.lanes[shown[0]];
-            let is_collapsed = collapsed.contains(key);
-            let requests = shown.iter().map(|&l| self.lanes[l].bars.len()).sum();
-            let header = Row::Group {
-                key: key.clone(),
-                label: format!("{} → {}", first.src_label, first.dst_label),
-                lanes: shown.len(),
-                requests,
-                collapsed: is_collapsed,
-            };
-            let target = if all_probes { &mut probe_groups } else { &mut rows };
-            target.push(header);
+            let is_collapsed = !collapsed.is_empty() && collapsed.contains(&group.key);
+            let target = if all_probes { &mut probe_rows } else { &mut rows };
+            target.push(Row::Group { group: g, lanes, requests, collapsed: is_collapsed });
             if !is_collapsed {
-                target.extend(shown.into_iter().map(Row::Lane));
+                target.extend(group.members.iter().copied().filter(|&l| shown(l)).map(Row::Lane));
             }
         }
-        rows.extend(probe_groups);
+        rows.extend(probe_rows);
         rows
     }
 
@@ -348,7 +374,7 @@ mod tests {
         let groups: Vec<(String, usize)> = rows
             .iter()
             .filter_map(|r| match r {
-                Row::Group { label, lanes, .. } => Some((label.clone(), *lanes)),
+                Row::Group { group, lanes, .. } => Some((set.groups[*group].label.clone(), *lanes)),
                 Row::Lane(_) => None,
             })
             .collect();
@@ -382,8 +408,12 @@ mod tests {
         probe.src.namespace = None;
         let set = LaneSet::from_records(&[probe, req(2, 2, 100, 200, "web-1")]);
         let rows = set.rows(&Default::default(), false);
-        assert!(matches!(&rows[0], Row::Group { label, .. } if label == "client → web-1"));
-        assert!(matches!(&rows[2], Row::Group { label, .. } if label == "node-a → web-1"));
+        let label = |row: &Row| match row {
+            Row::Group { group, .. } => set.groups[*group].label.clone(),
+            Row::Lane(_) => String::new(),
+        };
+        assert_eq!(label(&rows[0]), "client → web-1");
+        assert_eq!(label(&rows[2]), "node-a → web-1");
         assert_eq!(set.rows(&Default::default(), true).len(), 2);
     }
 }

@@ -444,8 +444,9 @@ fn paint_canvas(
 fn row_view(set: &LaneSet, p: &Placed, scale: &Scale, budget: &std::cell::Cell<usize>) -> AnyView {
     let style = format!("top: {:.0}px; height: {:.0}px", p.y, p.h);
     match &p.row {
-        Row::Group { key, label, lanes, requests, collapsed: is_collapsed } => {
+        Row::Group { group, lanes, requests, collapsed: is_collapsed } => {
             let mark = if *is_collapsed { "▸" } else { "▾" };
+            let lanes::Group { key, label, .. } = &set.groups[*group];
             view! {
                 <div class="lane-group" data-testid="timeline-group" data-src=key.0.clone() data-dst=key.1.clone() style=style>
                     <span class="lane-label">{format!("{mark} {label}")}</span>
