@@ -407,12 +407,13 @@ impl<H: ConnHandler> Reassembler<H> {
         if seg.flags.rst {
             conn.rst = true;
         }
-        // A copy of one direction only (the other never showed, not even its SYN-ACK: conntrack
-        // gave its replies another address pair — a bridge's copy of a DNAT'd request whose port
-        // conntrack then moved — or the capture sees one way): its sender's FIN ends it, so
-        // its requests leave with their partners' rather than at the end of the capture.
+        // A copy of one direction only, seen from its SYN (the other never showed, not even its
+        // SYN-ACK: conntrack gave its replies another address pair — a bridge's copy of a DNAT'd
+        // request whose port conntrack then moved — or the capture sees one way): its sender's FIN
+        // ends it, so its requests leave with their partners' rather than at the end of the
+        // capture. One joined mid-stream waits as before: the other side's FIN may be on its way.
         let other = &conn.streams[1 - dir as usize];
-        let one_sided = seg.flags.fin && other.start.is_none() && !other.syn;
+        let one_sided = seg.flags.fin && conn.streams[dir as usize].syn && other.start.is_none() && !other.syn;
         if conn.rst || (conn.streams[0].fin && conn.streams[1].fin) || one_sided {
             let mut conn = self.conns.remove(&key).expect("present");
             conn.info.life.close = if conn.rst { TcpClose::Rst } else { TcpClose::Fin };

@@ -356,4 +356,12 @@ fn a_copy_of_one_direction_only_ends_at_its_senders_fin() {
     r.on_segment(&seg(S, D, 901, ACK, b"HTTP/1.1 200 OK\r\n\r\n"), &mut out);
     r.on_segment(&seg(S, D, 920, FIN, b""), &mut out);
     assert_eq!(out.last(), Some(&Ev::Close(2)));
+    // Joined mid-stream (no SYN seen): the client's FIN may come before any of the server's
+    // packets (an agent that started following the pod just then), so it waits for the other.
+    const E: &str = "10.0.0.4:40002";
+    out.clear();
+    r.on_segment(&seg(E, S, 300, FIN, b"bye"), &mut out);
+    assert!(!out.iter().any(|e| matches!(e, Ev::Close(_))), "{out:?}");
+    r.on_segment(&seg(S, E, 600, FIN, b""), &mut out);
+    assert_eq!(out.last(), Some(&Ev::Close(3)));
 }
