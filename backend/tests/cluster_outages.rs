@@ -57,20 +57,30 @@ enum Port {
 /// What the logs say of `job`'s calls (its pod at address `ip`): each call's port and the web pod
 /// that logged it, keeping those `keep` allows (by the serving pod). The client calls one at a
 /// time, so each call's line at a web pod is the one from its address logged after the client's
-/// previous call ended and before this one did (the first: within `CALL_S`), whatever port it
-/// came from: conntrack gives a connection another source port when its DNAT'd reply would clash
-/// with a connection it still holds (an earlier pod with this address and that port, in the
-/// second run on one cluster: CI of 4e26e12). No line twice; more than one is ambiguous unless
-/// one has the client's port.
+/// previous call ended and before this one did (the first: within `CALL_S`, after the phase
+/// before), whatever port it came from: conntrack gives a connection another source port when
+/// its DNAT'd reply would clash with a connection it still holds (an earlier pod with this
+/// address and that port, in the second run on one cluster: CI of 4e26e12). No line twice; more
+/// than one is ambiguous unless one has the client's port.
 fn truth(c: &Cluster, job: &str, ip: &str, port_of: Port, keep: impl Fn(&str) -> bool) -> Calls {
-    let mut lines = log_lines(&c.logs(), "")[job].clone();
+    let logs = log_lines(&c.logs(), "");
+    let mut lines = logs[job].clone();
     let ts = |l: &Value| l["ts"].as_f64().unwrap();
     lines.sort_by(|a, b| ts(a).total_cmp(&ts(b)));
+    // The phase before ended before this one began: its client (often at this address) logged its
+    // last call after its web line, so nothing from before that is this phase's.
+    let first = lines.first().map_or(0.0, ts);
+    let earlier = logs
+        .iter()
+        .filter(|(name, _)| name.as_str() != job && JOBS.contains(&name.as_str()))
+        .flat_map(|(_, lines)| lines.iter().map(ts))
+        .filter(|t| *t < first)
+        .fold(0.0, f64::max);
     let web = web_truth(c);
     let is_probe = |w: &Value| w["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
     let mut used: std::collections::HashSet<(String, u64)> = std::collections::HashSet::new();
     let mut calls: Calls = Vec::new();
-    let mut after = lines.first().map_or(0.0, |l| ts(l) - CALL_S);
+    let mut after = (first - CALL_S).max(earlier);
     for l in &lines {
         let (port, at) = (l["local_port"].as_u64().unwrap(), ts(l));
         let candidates: Vec<(&String, &Value)> = web
