@@ -364,10 +364,10 @@ fn check_kafka(c: &Cluster) {
     let page = hub_page_when(c, &format!("Kafka records of the {} requests logged", truth.len()), truth.len(), count);
     std::fs::write(c.out.join("hub-records-kafka.json"), page.to_string()).unwrap();
     let records: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
+    let mut sorted: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
+    sorted.sort_by_key(|r| (r.ts, r.id));
     let mut seen: BTreeMap<u16, Vec<i32>> = BTreeMap::new();
-    let mut in_order: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
-    in_order.sort_by_key(|r| (r.ts, r.id));
-    for r in in_order {
+    for r in &sorted {
         seen.entry(port(r)).or_default().push(r.kafka().map_or(0, |k| k.correlation_id));
     }
     let truth = kafka_log::with_early_seen(&truth, &early, &seen);
@@ -375,8 +375,6 @@ fn check_kafka(c: &Cluster) {
     for l in &truth {
         want.entry(l.port).or_default().push((l.key, l.version, l.correlation));
     }
-    let mut sorted: Vec<&Record> = records.iter().filter(|r| r.kafka().is_some()).collect();
-    sorted.sort_by_key(|r| (r.ts, r.id));
     let mut got: BTreeMap<u16, Vec<(i16, i16, i32)>> = BTreeMap::new();
     let mut ways = BTreeMap::new();
     for r in &sorted {

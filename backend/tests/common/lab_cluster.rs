@@ -60,30 +60,15 @@ impl Cluster {
         c
     }
 
-    /// Waits (90 s at most) until no pod in `default`, where every scenario runs, is being
-    /// deleted: an earlier scenario's are gone.
+    /// Waits (`until`'s 90 s at most) until no pod in `default`, where every scenario runs, is
+    /// being deleted: an earlier scenario's are gone.
     pub fn until_none_terminating(&self) {
-        let terminating = || -> Vec<String> {
+        until("an earlier scenario's pods to go", || {
             let pods = self.kubectl_json(&["get", "pods", "-n", "default"]);
-            let items = pods["items"].as_array().cloned().unwrap_or_default();
-            items
-                .iter()
-                .filter(|p| !p["metadata"]["deletionTimestamp"].is_null())
-                .map(|p| p["metadata"]["name"].as_str().unwrap_or("?").to_string())
-                .collect()
-        };
-        let start = Instant::now();
-        loop {
-            let left = terminating();
-            if left.is_empty() {
-                if start.elapsed() > Duration::from_millis(500) {
-                    eprintln!("waited {:?} for an earlier scenario's pods to go", start.elapsed());
-                }
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "an earlier scenario's pods are still going: {left:?}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
+            pods["items"]
+                .as_array()
+                .is_none_or(|items| items.iter().all(|p| p["metadata"]["deletionTimestamp"].is_null()))
+        });
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
