@@ -34,6 +34,12 @@ pub fn fingerprint(r: &Record) -> u64 {
     h.finish()
 }
 
+/// How far two replicas' estimates of one agent's clock offset may differ (each takes the best of
+/// the last bus stamps; they differ by the way to the bus, milliseconds): a record that left the
+/// merge later than every one published before, by more than this, is new, though its
+/// fingerprint is one of theirs (the same capture replayed again).
+const OFFSET_PLAY_US: u64 = 1_000_000;
+
 /// When a record left the merge, about: its end, or its start.
 pub fn left_at(r: &Record) -> u64 {
     r.end_us.unwrap_or(r.ts).max(r.ts)
@@ -58,9 +64,11 @@ impl Seen {
         self.until = self.until.max(other.until);
     }
 
-    /// Whether `r` was published already.
+    /// Whether `r` was published already: the same fingerprint, and not later than them all.
     pub fn had(&self, r: &Record) -> bool {
-        !self.prints.is_empty() && self.prints.contains(&fingerprint(r))
+        !self.prints.is_empty()
+            && left_at(r) <= self.until.saturating_add(OFFSET_PLAY_US)
+            && self.prints.contains(&fingerprint(r))
     }
 
     pub fn until(&self) -> u64 {
@@ -183,6 +191,15 @@ mod tests {
         let mut other = r.clone();
         other.observations += 1;
         assert!(!seen.had(&other), "a lone observation is not the merged record");
+        // Its clock offset estimated a little otherwise: the same record.
+        let mut moved = r.clone();
+        moved.ts += OFFSET_PLAY_US / 2;
+        assert!(seen.had(&moved));
+        // The same request again later (the capture replayed once more): a new record.
+        let mut again = r.clone();
+        again.ts = left_at(&r) + 10 * OFFSET_PLAY_US;
+        again.end_us = Some(again.ts + 1000);
+        assert!(!seen.had(&again), "a record later than all published before is new");
         assert_eq!(encode(&vec![r; PER_MESSAGE + 1]).len(), 2);
     }
 }

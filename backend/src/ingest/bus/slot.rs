@@ -103,8 +103,7 @@ pub async fn start(shared: &Shared, index: u32) -> Result<Running, BusError> {
                 let stored = u64::try_from(m.time.unix_timestamp_nanos() / 1000).unwrap_or(0);
                 from = stored.saturating_sub(REPLAY_US);
                 deliver = jetstream::consumer::DeliverPolicy::ByStartTime { start_time: records::time_at(from) };
-                if let Ok(envelope) = rmp_serde::from_slice::<Envelope>(&m.payload) {
-                    let w = envelope.batch.watermark_us;
+                if let Some(w) = rmp_serde::from_slice::<Envelope>(&m.payload).ok().as_ref().and_then(seen_to) {
                     resume = Some(resume.map_or(w, |r: u64| r.min(w)));
                 }
             }
@@ -153,6 +152,21 @@ pub async fn start(shared: &Shared, index: u32) -> Result<Running, BusError> {
     };
     tasks.push(tokio::spawn(publisher.run(out_rx)));
     Ok(Running { events, tasks })
+}
+
+/// The capture time up to which the agent that sent `envelope` had seen everything. Its last
+/// batch says "everything" (`u64::MAX`: it stopped): then the time it stopped, which a new
+/// agent's records (the same capture replayed again, say) come after — the time it sent it for a
+/// live agent, its last exchange's for a file read at capture time (none: no bound).
+fn seen_to(envelope: &Envelope) -> Option<u64> {
+    let batch = &envelope.batch;
+    if batch.watermark_us != u64::MAX {
+        return Some(batch.watermark_us);
+    }
+    if envelope.hello.wall_clock {
+        return Some(envelope.sent_us);
+    }
+    batch.items.iter().map(|o| o.at_us).max()
 }
 
 /// Reads one partition into the join thread.
@@ -327,5 +341,26 @@ impl Publisher {
                 tracing::debug!("acknowledging an observation: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::wire::{Batch, Hello};
+
+    fn envelope(wall_clock: bool, watermark_us: u64) -> Envelope {
+        let batch = Batch { seq: 9, watermark_us, ..Default::default() };
+        Envelope { hello: Hello::of_this_run("n1", wall_clock), sent_us: 5_000, batch }
+    }
+
+    #[test]
+    fn an_agents_last_batch_bounds_the_resume_at_when_it_stopped_not_at_the_end_of_time() {
+        assert_eq!(seen_to(&envelope(true, 4_000)), Some(4_000));
+        // A live agent's last batch: what came after it is new, so no u64::MAX, which would
+        // hold every later record back as published before.
+        assert_eq!(seen_to(&envelope(true, u64::MAX)), Some(5_000));
+        // A file at capture time: its last exchange's time, or no bound.
+        assert_eq!(seen_to(&envelope(false, u64::MAX)), None);
     }
 }
