@@ -7,11 +7,10 @@
 // cluster.json: backend/examples/synth_cluster.rs), that capture is looped in real time through
 // the whole engine (`serve --pcap … --loop --realtime`) instead of records made up past it.
 // Prints one JSON object. Run: `cargo xtask bench-browser [SECS] [RATE|capture]` (BENCHMARKS.md).
-// With PODTAP_PROFILE=FILE, the live part is also recorded by Chromium's CPU profiler into FILE
-// (a .cpuprofile; `node end2end/bench/profile.mjs FILE` sums it by function; a build with
-// PODTAP_WASM_NAMES=1 names the app's functions).
-import { existsSync, writeFileSync } from 'node:fs';
+// With PODTAP_PROFILE=FILE or PODTAP_TRACE=FILE the live part is also recorded (record.mjs).
+import { existsSync } from 'node:fs';
 import { launchBrowser, startPodtap } from '../tests/podtap.page.mjs';
+import { record } from './record.mjs';
 
 const secs = Number(process.argv[2] ?? 60);
 const source = process.argv[3] ?? '20000';
@@ -44,13 +43,7 @@ try {
     requestAnimationFrame(tick);
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ entryTypes: ['longtask'] });
   });
-  const profileTo = process.env.PODTAP_PROFILE;
-  const cdp = profileTo ? await browser.context.newCDPSession(page) : null;
-  if (cdp) {
-    await cdp.send('Profiler.enable');
-    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
-    await cdp.send('Profiler.start');
-  }
+  const stopRecording = await record(page);
   const heap = async () => page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
   const heapStart = await heap();
   const lags = [];
@@ -75,10 +68,7 @@ try {
     if (lags.length % 20 === 0) heaps.push(await heap());
   }
   const heapEnd = await heap();
-  if (cdp) {
-    const { profile } = await cdp.send('Profiler.stop');
-    writeFileSync(profileTo, JSON.stringify(profile));
-  }
+  await stopRecording();
   const { frames, long } = await page.evaluate(() => ({ frames: window.__frames, long: window.__long }));
   const lanes = await page.locator('.lanes-count').textContent();
   const sampled = await page.getByTestId('sampled').textContent().catch(() => null);

@@ -5,10 +5,12 @@
 //     focusing a pod, and whether every workload's count equals the generator's truth;
 //  2. the capture looped in real time for SECS seconds: the cost of each update, frame times, and
 //     the JS heap.
-// Prints one JSON object. Run: `cargo xtask bench-map [SECS]` (BENCHMARKS.md). With PODTAP_PROFILE=PREFIX, each
-// pan and zoom is also recorded by Chromium's CPU profiler into PREFIX-LEVEL.cpuprofile (profile.mjs).
-import { readFileSync, writeFileSync } from 'node:fs';
+// Prints one JSON object. Run: `cargo xtask bench-map [SECS]` (BENCHMARKS.md). With PODTAP_PROFILE=FILE or
+// PODTAP_TRACE=FILE, each pan and zoom is also recorded, into FILE with the level before its
+// extension (record.mjs).
+import { readFileSync } from 'node:fs';
 import { launchBrowser, startPodtap } from '../tests/podtap.page.mjs';
+import { record } from './record.mjs';
 
 const dir = process.argv[2];
 const secs = Number(process.argv[3] ?? 60);
@@ -40,13 +42,7 @@ const camera = (page) => page.locator('[data-testid="map"] .map-hooks > g').firs
  * is scrolled into view first (below the timeline it starts under the fold, where a wheel would
  * scroll the page instead), and the camera must have moved. */
 async function panAndZoom(page, ms, name) {
-  const profileTo = process.env.PODTAP_PROFILE && `${process.env.PODTAP_PROFILE}-${name}.cpuprofile`;
-  const cdp = profileTo ? await page.context().newCDPSession(page) : null;
-  if (cdp) {
-    await cdp.send('Profiler.enable');
-    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
-    await cdp.send('Profiler.start');
-  }
+  const stopRecording = await record(page, name);
   await page.getByTestId('map').scrollIntoViewIfNeeded();
   await page.waitForTimeout(300);
   const box = await page.getByTestId('map').boundingBox();
@@ -68,7 +64,7 @@ async function panAndZoom(page, ms, name) {
     if (step % 5 === 0) moved ||= (await camera(page)) !== before;
   }
   const stats = frameStats(await takeFrames(page));
-  if (cdp) writeFileSync(profileTo, JSON.stringify((await cdp.send('Profiler.stop')).profile));
+  await stopRecording();
   if (!moved && (await camera(page)) === before) throw new Error('pan and zoom did not move the camera');
   return stats;
 }

@@ -53,6 +53,9 @@ pub struct Live {
     pub clock: RwSignal<Clock>,
     /// In `Record::time_order`, oldest first, at most `KEEP_RECORDS`; requests and connections.
     pub records: RwSignal<VecDeque<Record>>,
+    /// How many of `records` are requests (the list says so 4 times a second: counting 50,000
+    /// records each time was a frame's work).
+    pub requests: StoredValue<usize>,
     /// Bumped when a snapshot replaced every record.
     pub generation: RwSignal<u64>,
     /// Bumped when records arrived (`take_arrived` hands them out once).
@@ -125,6 +128,7 @@ impl Live {
             source: RwSignal::new(String::new()),
             clock: RwSignal::new(Clock::Wall),
             records: RwSignal::new(VecDeque::new()),
+            requests: StoredValue::new(0),
             generation: RwSignal::new(0),
             arrivals: RwSignal::new(0),
             map: RwSignal::new(ServiceMap::default()),
@@ -182,7 +186,9 @@ impl Live {
                     return;
                 };
                 ARRIVED.with(|a| a.borrow_mut().extend(records.iter().cloned()));
-                self.records.update(|all| *all = in_time_order(std::mem::take(all), records));
+                let mut requests = self.requests.get_value();
+                self.records.update(|all| *all = in_time_order(std::mem::take(all), records, &mut requests));
+                self.requests.set_value(requests);
                 self.arrivals.update(|n| *n += 1);
             }
             ServerMessage::Map { map } => self.map.set(map),
@@ -226,7 +232,9 @@ impl Live {
         };
         self.note_newest(&records);
         records.extend(held.records);
-        self.records.set(in_time_order(VecDeque::new(), records));
+        let mut requests = 0;
+        self.records.set(in_time_order(VecDeque::new(), records, &mut requests));
+        self.requests.set_value(requests);
         self.generation.update(|g| *g += 1);
         if !self.settled.get_untracked() {
             self.settled.set(true);
@@ -336,14 +344,17 @@ fn merge_sorted<T>(all: &mut Vec<T>, mut new: Vec<T>, cmp: impl Fn(&T, &T) -> Or
 
 /// Adds `new` to `all` (already in `Record::time_order`) by request time, keeping the newest
 /// `KEEP_RECORDS`: in arrival order a probe would stand a second below newer requests.
-fn in_time_order(mut all: VecDeque<Record>, new: Vec<Record>) -> VecDeque<Record> {
+fn in_time_order(mut all: VecDeque<Record>, new: Vec<Record>, requests: &mut usize) -> VecDeque<Record> {
     for r in new {
+        *requests += usize::from(r.is_request());
         // Almost always at or near the end: the search is short and so is the shift.
         let at = all.partition_point(|o| o.time_order() <= r.time_order());
         all.insert(at, r);
     }
     while all.len() > KEEP_RECORDS {
-        all.pop_front();
+        if all.pop_front().is_some_and(|r| r.is_request()) {
+            *requests -= 1;
+        }
     }
     all
 }
@@ -468,13 +479,29 @@ mod tests {
     #[test]
     fn records_are_kept_in_request_time_order_whatever_order_they_arrive_in() {
         // A merged request (id 2) arrives before a probe from a second earlier (id 1).
-        let all = in_time_order(VecDeque::new(), vec![at(2, 2_000_000), at(3, 2_500_000)]);
-        let all = in_time_order(all, vec![at(1, 1_000_000), at(4, 2_400_000)]);
+        let mut requests = 0;
+        let all = in_time_order(VecDeque::new(), vec![at(2, 2_000_000), at(3, 2_500_000)], &mut requests);
+        let all = in_time_order(all, vec![at(1, 1_000_000), at(4, 2_400_000)], &mut requests);
         assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 4, 3]);
         // The oldest by time leave first when the list is full.
-        let many: Vec<Record> = (0..KEEP_RECORDS as u64 + 5).map(|i| at(10 + i, 3_000_000 + i)).collect();
-        let all = in_time_order(all, many);
+        let mut many: Vec<Record> = (0..KEEP_RECORDS as u64 + 5).map(|i| at(10 + i, 3_000_000 + i)).collect();
+        many[7].detail = podtap_shared::Detail::Tcp(podtap_shared::TcpConnection {
+            likely: None,
+            handshake: true,
+            close: podtap_shared::TcpClose::Fin,
+            rtt_us: None,
+            retransmissions: 0,
+            gaps: 0,
+            protocol: None,
+            requests: 0,
+        });
+        let all = in_time_order(all, many, &mut requests);
         assert_eq!(all.len(), KEEP_RECORDS);
+        assert_eq!(
+            requests,
+            all.iter().filter(|r| r.is_request()).count(),
+            "the requests held, counted as they come and go"
+        );
         assert_eq!(all[0].id, 15);
         let all: Vec<Record> = all.into();
         assert!(all.windows(2).all(|w| w[0].time_order() <= w[1].time_order()));

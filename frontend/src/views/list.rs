@@ -42,10 +42,11 @@ pub fn clock(ts_us: u64) -> String {
     format!("{:02}:{:02}:{:02}.{:03}", d.get_hours(), d.get_minutes(), d.get_seconds(), d.get_milliseconds())
 }
 
-/// The rows of the list from `first`, `n` of them, and how many there are: newest first (a walk
-/// back from the end, nothing sorted or copied), or slowest first.
+/// The rows of the list from `first`, `n` of them, and how many there are (`known`, or counted):
+/// newest first (a walk back from the end, nothing sorted or copied), or slowest first.
 fn page<'a>(
     records: impl DoubleEndedIterator<Item = &'a Record> + Clone,
+    known: Option<usize>,
     order: Order,
     first: usize,
     n: usize,
@@ -53,7 +54,7 @@ fn page<'a>(
     let requests = records.clone().filter(|r| r.is_request());
     match order {
         Order::Newest => {
-            let total = requests.clone().count();
+            let total = known.unwrap_or_else(|| requests.clone().count());
             (requests.rev().skip(first).take(n).map(|r| (r.ts, r.id)).collect(), total)
         }
         Order::Slowest => {
@@ -102,15 +103,16 @@ pub fn RequestList(
     let keys = Memo::new(move |_| {
         let (o, first) = (order.get(), scroll.get());
         let n = VIEW_ROWS + 4;
-        if let Some(frozen) = paused.with(|p| p.as_ref().map(|p| page(p.iter(), o, first, n))) {
+        if let Some(frozen) = paused.with(|p| p.as_ref().map(|p| page(p.iter(), None, o, first, n))) {
             return frozen;
         }
-        match windowed.with(|w| w.as_ref().map(|w| page(w.iter(), o, first, n))) {
+        match windowed.with(|w| w.as_ref().map(|w| page(w.iter(), None, o, first, n))) {
             Some(k) => k,
             None => {
                 tick.track();
                 live.generation.track();
-                live.records.with_untracked(|all| page(all.iter(), o, first, n))
+                let known = Some(live.requests.get_value());
+                live.records.with_untracked(|all| page(all.iter(), known, o, first, n))
             }
         }
     });

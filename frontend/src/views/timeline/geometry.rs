@@ -27,7 +27,7 @@ pub fn place(rows: Vec<Row>, set: &LaneSet) -> (Vec<Placed>, f64) {
         .map(|row| {
             let h = match &row {
                 Row::Group { .. } => GROUP_H,
-                Row::Lane(i) => lane_h(set.lanes[*i].rows()),
+                Row::Lane(i) => lane_h(set.lane_rows[*i]),
             };
             let p = Placed { row, y, h };
             y += h;

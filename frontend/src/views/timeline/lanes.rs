@@ -198,12 +198,55 @@ pub struct Group {
     pub label: String,
     /// Its lanes, in start order.
     members: Vec<usize>,
+    /// Its lanes and their requests, and how many of each are probes' (kept as lanes change:
+    /// the rows are made without visiting every lane).
+    tally: Tally,
+}
+
+/// Lanes and requests of a group, all and probe-only.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Tally {
+    lanes: usize,
+    requests: usize,
+    probe_lanes: usize,
+    probe_requests: usize,
+}
+
+impl Tally {
+    fn add(&mut self, lane: &Lane) {
+        self.lanes += 1;
+        self.requests += lane.bars.len();
+        if lane.probe {
+            self.probe_lanes += 1;
+            self.probe_requests += lane.bars.len();
+        }
+    }
+
+    fn remove(&mut self, lane: &Lane) {
+        self.lanes -= 1;
+        self.requests -= lane.bars.len();
+        if lane.probe {
+            self.probe_lanes -= 1;
+            self.probe_requests -= lane.bars.len();
+        }
+    }
+
+    /// (lanes, requests, all of them probes') shown.
+    fn shown(&self, hide_probes: bool) -> (usize, usize, bool) {
+        if hide_probes {
+            (self.lanes - self.probe_lanes, self.requests - self.probe_requests, false)
+        } else {
+            (self.lanes, self.requests, self.probe_lanes == self.lanes)
+        }
+    }
 }
 
 /// Every lane, grouped by (client, server).
 #[derive(Clone, Debug, Default)]
 pub struct LaneSet {
     pub lanes: Vec<Lane>,
+    /// Each lane's parallel rows (`Lane::rows`), side by side: placing the rows reads only these.
+    pub lane_rows: Vec<u8>,
     by_conn: FxHashMap<u64, usize>,
     /// In the order they were made (a lane's `group` and a row's point into it).
     pub groups: Vec<Group>,
@@ -245,7 +288,11 @@ impl LaneSet {
         match self.by_conn.get(&r.conn) {
             Some(&i) => {
                 let before = self.lanes[i].start;
+                let g = self.lanes[i].group;
+                self.groups[g].tally.remove(&self.lanes[i]);
                 self.lanes[i].add(r);
+                self.groups[g].tally.add(&self.lanes[i]);
+                self.lane_rows[i] = self.lanes[i].rows();
                 if self.lanes[i].start != before {
                     self.shape += 1;
                     let lanes = &self.lanes;
@@ -262,7 +309,8 @@ impl LaneSet {
                     None => {
                         let g = self.groups.len();
                         let label = format!("{} → {}", lane.src_label, lane.dst_label);
-                        self.groups.push(Group { key: (key.1.clone(), key.2.clone()), label, members: Vec::new() });
+                        let pair = (key.1.clone(), key.2.clone());
+                        self.groups.push(Group { key: pair, label, members: Vec::new(), tally: Tally::default() });
                         self.order.insert(key, g);
                         g
                     }
@@ -272,6 +320,8 @@ impl LaneSet {
                 let members = &mut self.groups[g].members;
                 let at = members.partition_point(|&l| (lanes[l].start, lanes[l].conn) <= (lane.start, lane.conn));
                 members.insert(at, i);
+                self.groups[g].tally.add(&lane);
+                self.lane_rows.push(lane.rows());
                 self.lanes.push(lane);
                 self.by_conn.insert(r.conn, i);
                 self.shape += 1;
@@ -292,27 +342,26 @@ impl LaneSet {
     /// The rows to draw, top to bottom: each group's header, then (unless collapsed) its lanes;
     /// probe-only lanes left out when `hide_probes`, and put in groups of their own after the
     /// others otherwise (they are dimmed). Nothing is sorted, cloned or formatted: a row points
-    /// into the set.
+    /// into the set, and a lane is visited only to leave a probe's out.
     pub fn rows(&self, collapsed: &std::collections::BTreeSet<(String, String)>, hide_probes: bool) -> Vec<Row> {
         let mut rows = Vec::with_capacity(self.lanes.len() + self.groups.len());
         let mut probe_rows = Vec::new();
-        let shown = |l: usize| !(hide_probes && self.lanes[l].probe);
         for &g in self.order.values() {
             let group = &self.groups[g];
-            let (mut lanes, mut requests, mut all_probes) = (0, 0, true);
-            for &l in group.members.iter().filter(|&&l| shown(l)) {
-                lanes += 1;
-                requests += self.lanes[l].bars.len();
-                all_probes &= self.lanes[l].probe;
-            }
+            let (lanes, requests, all_probes) = group.tally.shown(hide_probes);
             if lanes == 0 {
                 continue;
             }
             let is_collapsed = !collapsed.is_empty() && collapsed.contains(&group.key);
             let target = if all_probes { &mut probe_rows } else { &mut rows };
             target.push(Row::Group { group: g, lanes, requests, collapsed: is_collapsed });
-            if !is_collapsed {
-                target.extend(group.members.iter().copied().filter(|&l| shown(l)).map(Row::Lane));
+            if is_collapsed {
+                continue;
+            }
+            if hide_probes && group.tally.probe_lanes > 0 {
+                target.extend(group.members.iter().copied().filter(|&l| !self.lanes[l].probe).map(Row::Lane));
+            } else {
+                target.extend(group.members.iter().copied().map(Row::Lane));
             }
         }
         rows.extend(probe_rows);
@@ -415,5 +464,35 @@ mod tests {
         assert_eq!(label(&rows[0]), "client → web-1");
         assert_eq!(label(&rows[2]), "node-a → web-1");
         assert_eq!(set.rows(&Default::default(), true).len(), 2);
+    }
+
+    #[test]
+    fn group_headers_count_what_their_lanes_hold_as_lanes_change() {
+        let probe = |id: u64, conn: u64, ts: u64| {
+            let mut r = req(id, conn, ts, ts + 10, "web-1");
+            r.probe = true;
+            r
+        };
+        // Lane 1 starts as a probe's and becomes an app's; lane 2 stays a probe's; lane 3 is an
+        // app's with two overlapping requests (two rows), then its connection record.
+        let records = [
+            probe(1, 1, 100),
+            probe(2, 2, 110),
+            req(3, 3, 120, 300, "web-1"),
+            req(4, 3, 130, 200, "web-1"),
+            req(5, 1, 140, 150, "web-1"),
+            probe(6, 2, 160),
+            tcp(3, 90, 400, "web-1"),
+        ];
+        let set = LaneSet::from_records(&records);
+        for hide in [false, true] {
+            let rows = set.rows(&Default::default(), hide);
+            let Row::Group { lanes, requests, .. } = rows[0] else { panic!("{rows:?}") };
+            let shown: Vec<&Lane> = set.lanes.iter().filter(|l| !(hide && l.probe)).collect();
+            assert_eq!((lanes, requests), (shown.len(), shown.iter().map(|l| l.bars.len()).sum()), "hide={hide}");
+        }
+        assert_eq!(set.lanes.iter().map(|l| l.probe).collect::<Vec<_>>(), [false, true, false]);
+        assert_eq!(set.lane_rows, set.lanes.iter().map(Lane::rows).collect::<Vec<_>>());
+        assert_eq!(set.lane_rows[2], 2);
     }
 }
