@@ -71,6 +71,7 @@ try {
   await stopRecording();
   const { frames, long } = await page.evaluate(() => ({ frames: window.__frames, long: window.__long }));
   const lanes = await page.locator('.lanes-count').textContent();
+  const mapShown = await page.getByTestId('map').evaluate((m) => ({ level: m.dataset.level, boxes: Number(m.dataset.boxes), edges: Number(m.dataset.edges) }));
   const sampled = await page.getByTestId('sampled').textContent().catch(() => null);
   const health = await (await page.request.get(server.url + '/healthz')).json();
   const elapsed = (Date.now() - started) / 1000;
@@ -121,7 +122,7 @@ try {
     long_task_ms_total: Math.round(long.reduce((a, b) => a + b, 0)),
     lag_ms: { p50: pct(lags, 50), p99: pct(lags, 99), max: Math.max(...lags) },
     heap_mb: { start: round(heapStart / 1e6), end: round(heapEnd / 1e6), max: round(Math.max(...heaps, heapEnd) / 1e6) },
-    lanes, sampled,
+    lanes, sampled, map: mapShown,
     server_records: health.records,
     errors,
   }, null, 1));

@@ -1,10 +1,12 @@
 // Sums a Chromium .cpuprofile (PODTAP_PROFILE of browser.mjs or map.mjs) by function: self time
 // and total time (the function and what it called, each sample counted once per function), the
-// top N of each. Run: node end2end/bench/profile.mjs FILE [N]
+// top N of each. With UNDER (a part of a function's name), only the samples taken inside that
+// function count: what it spends its time on. Run: node end2end/bench/profile.mjs FILE [N] [UNDER]
 import { readFileSync } from 'node:fs';
 
 const profile = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const top = Number(process.argv[3] ?? 30);
+const under = process.argv[4];
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -19,6 +21,11 @@ const total = new Map();
 let all = 0;
 profile.samples.forEach((id, i) => {
   const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+  if (under) {
+    let inside = false;
+    for (let at = id; at != null && !inside; at = parent.get(at)) inside = name(nodes.get(at)).includes(under);
+    if (!inside) return;
+  }
   all += dt;
   const n = nodes.get(id);
   const key = name(n);

@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use podtap_shared::stream::{DEFAULT_MAX_RATE, PROTOCOL};
-use podtap_shared::{Balance, ClientMessage, Filter, MapBuilder, MapStats, Record, ServerMessage};
+use podtap_shared::{Balance, ClientMessage, Filter, MapBuilder, MapEdge, MapNode, MapStats, Record, ServerMessage};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
@@ -31,6 +31,8 @@ pub const SNAPSHOT_RECORDS: usize = 2_000;
 const AGENTS_TAG: &str = r#"{"type":"agents""#;
 /// How often map deltas, balance and notices go out.
 const TICK: Duration = Duration::from_secs(1);
+/// Edges in one map delta at most (a busier second's go in several).
+const MAP_DELTA_EDGES: usize = 300;
 
 /// The upgrade; a live link's filter (`restrict`) holds for every subscription on the socket,
 /// and what the viewer sees is decided again every `RECHECK` while it stays open.
@@ -139,6 +141,21 @@ impl Sample {
     }
 }
 
+/// A second's map changes as messages of at most `MAP_DELTA_EDGES` edges (the new nodes in the
+/// first): a browser reads a message in one go, and thousands of edges in one took it 20–30 ms,
+/// more than a frame, every second.
+fn map_deltas(nodes: Vec<MapNode>, edges: Vec<MapEdge>) -> Vec<ServerMessage> {
+    let mut nodes = Some(nodes);
+    let mut out: Vec<ServerMessage> = edges
+        .chunks(MAP_DELTA_EDGES)
+        .map(|part| ServerMessage::MapDelta { nodes: nodes.take().unwrap_or_default(), edges: part.to_vec() })
+        .collect();
+    if let Some(nodes) = nodes.filter(|n| !n.is_empty()) {
+        out.push(ServerMessage::MapDelta { nodes, edges: Vec::new() });
+    }
+    out
+}
+
 fn wall_second() -> u64 {
     crate::feed::replay::now_us() / 1_000_000
 }
@@ -203,7 +220,7 @@ impl Session {
                 .collect();
             let touched = self.map.merge(&fresh);
             let edges = touched.iter().filter_map(|k| self.map.edge(k)).collect();
-            out.push(ServerMessage::MapDelta { nodes: new_nodes, edges });
+            out.extend(map_deltas(new_nodes, edges));
         }
         if let Some(service) = &self.service {
             let balance = hub.balance(service, Window::ALL, &self.sight);
@@ -349,6 +366,30 @@ mod tests {
     fn the_agents_message_starts_with_its_tag() {
         let text = to_json(&ServerMessage::Agents { agents: Vec::new() });
         assert!(text.starts_with(AGENTS_TAG), "{text}");
+    }
+
+    #[test]
+    fn a_busy_seconds_map_changes_go_in_parts_the_new_nodes_first() {
+        let edge = |i: usize| -> MapEdge {
+            serde_json::from_value(serde_json::json!({"source": format!("a{i}"), "target": "b", "requests": 1,
+                "connections": 1, "errors": 0, "probe_requests": 0, "bytes": 0, "p50_ms": null, "p95_ms": null,
+                "p99_ms": null}))
+            .unwrap()
+        };
+        let node = |id: &str| -> MapNode {
+            serde_json::from_value(serde_json::json!({"id": id, "kind": "pod", "label": id})).unwrap()
+        };
+        let parts = map_deltas(vec![node("a0"), node("b")], (0..MAP_DELTA_EDGES * 2 + 1).map(edge).collect());
+        let sizes: Vec<(usize, usize)> = parts
+            .iter()
+            .map(|m| match m {
+                ServerMessage::MapDelta { nodes, edges } => (nodes.len(), edges.len()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [(2, MAP_DELTA_EDGES), (0, MAP_DELTA_EDGES), (0, 1)]);
+        assert!(map_deltas(Vec::new(), Vec::new()).is_empty());
+        assert_eq!(map_deltas(vec![node("c")], Vec::new()).len(), 1, "new nodes without edges still go");
     }
 
     #[test]

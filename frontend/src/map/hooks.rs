@@ -132,6 +132,11 @@ impl Hooks {
                 left -= 1;
             }
         }
+        if left == 0 {
+            // The rest next frame: which hooks are in view is worked out once the rewrites are
+            // done, not again on every frame they take.
+            return false;
+        }
         let n = scene.groups.len();
         let wanted: FxHashSet<usize> = boxes.iter().copied().chain(edges.iter().map(|e| n + e)).collect();
         let keys: FxHashSet<&str> = wanted.iter().map(|&i| self.specs[i].0.as_str()).collect();

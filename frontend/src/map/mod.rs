@@ -8,6 +8,7 @@ pub mod card;
 pub mod fold;
 pub mod hooks;
 pub mod input;
+pub mod layer;
 pub mod layered;
 pub mod minimap;
 pub mod paint;

@@ -76,7 +76,7 @@ pub fn start(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super
     world(ctx, f, ratio)
 }
 
-fn world(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
+pub fn world(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) -> super::camera::Rect {
     let c = f.camera;
     let _ = ctx.set_transform(ratio * c.k, 0.0, 0.0, ratio * c.k, ratio * c.tx, ratio * c.ty);
     c.visible(f.width, f.height).grow(40.0)
@@ -109,14 +109,25 @@ pub fn lit_edges(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, ratio: f64) {
     hovered(ctx, f);
 }
 
+/// Edges of one look: (dimmed, colour, dash, width in quarter units).
+pub type Look = (bool, &'static str, u8, u32);
+
 /// The curves in `view`: all (dimmed where a focus leaves them out), or only the lit ones.
 fn strokes(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, view: &super::camera::Rect, lit_only: bool) {
-    let c = f.camera;
+    let arrows = f.camera.k > 0.25;
+    for (look, edges) in &batches(f, view, lit_only) {
+        stroke(ctx, f, *look, edges, arrows);
+    }
+    let _ = ctx.set_line_dash(&js_sys::Array::new());
+    ctx.set_global_alpha(1.0);
+}
+
+/// The edges in `view` batched by look (one stroke per colour, dash and width, not one per edge):
+/// all, or only the lit ones.
+pub fn batches(f: &Frame<'_>, view: &super::camera::Rect, lit_only: bool) -> Vec<(Look, Vec<usize>)> {
     let lit = |i: usize| f.lit.is_none_or(|l| l.contains(&i));
     let s = f.scene;
-
-    // Edges: batched by (dimmed, colour, dash, width in quarter units).
-    let mut batches: BTreeMap<(bool, &'static str, u8, u32), Vec<usize>> = BTreeMap::new();
+    let mut batches: BTreeMap<Look, Vec<usize>> = BTreeMap::new();
     for (e, curve) in f.curves.iter().enumerate() {
         let (a, b) = s.ends[e];
         let dimmed = !(lit(a) && lit(b));
@@ -131,30 +142,32 @@ fn strokes(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, view: &super::camera::
         };
         batches.entry((dimmed, look.colour, d, (look.width * 4.0) as u32)).or_default().push(e);
     }
-    let arrows = c.k > 0.25;
-    for ((dimmed, colour, d, w4), edges) in &batches {
-        ctx.set_global_alpha(if *dimmed { DIMMED_ALPHA } else { EDGE_ALPHA });
-        ctx.set_stroke_style_str(colour);
-        ctx.set_line_width((f64::from(*w4) / 4.0).max(0.7 / c.k));
-        dash(ctx, [Dash::Solid, Dash::Probe, Dash::Dns][usize::from(*d)], c.k);
+    batches.into_iter().collect()
+}
+
+/// `edges` of one look in one stroke, with their arrowheads in one fill.
+pub fn stroke(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, look: Look, edges: &[usize], arrows: bool) {
+    let (dimmed, colour, d, w4) = look;
+    let k = f.camera.k;
+    ctx.set_global_alpha(if dimmed { DIMMED_ALPHA } else { EDGE_ALPHA });
+    ctx.set_stroke_style_str(colour);
+    ctx.set_line_width((f64::from(w4) / 4.0).max(0.7 / k));
+    dash(ctx, [Dash::Solid, Dash::Probe, Dash::Dns][usize::from(d)], k);
+    ctx.begin_path();
+    for &e in edges {
+        let cv = &f.curves[e];
+        ctx.move_to(cv.p0.0, cv.p0.1);
+        ctx.bezier_curve_to(cv.c1.0, cv.c1.1, cv.c2.0, cv.c2.1, cv.p3.0, cv.p3.1);
+    }
+    ctx.stroke();
+    if arrows {
+        ctx.set_fill_style_str(colour);
         ctx.begin_path();
         for &e in edges {
-            let cv = &f.curves[e];
-            ctx.move_to(cv.p0.0, cv.p0.1);
-            ctx.bezier_curve_to(cv.c1.0, cv.c1.1, cv.c2.0, cv.c2.1, cv.p3.0, cv.p3.1);
+            arrowhead(ctx, &f.curves[e], 9.0);
         }
-        ctx.stroke();
-        if arrows {
-            ctx.set_fill_style_str(colour);
-            ctx.begin_path();
-            for &e in edges {
-                arrowhead(ctx, &f.curves[e], 9.0);
-            }
-            ctx.fill();
-        }
+        ctx.fill();
     }
-    let _ = ctx.set_line_dash(&js_sys::Array::new());
-    ctx.set_global_alpha(1.0);
 }
 
 /// The hovered edge, outlined over the rest.

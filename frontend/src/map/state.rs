@@ -40,8 +40,16 @@ pub struct MapState {
     /// Bumped whenever the edges change other than by the camera (a new picture, boxes moving;
     /// not a hover or a focus, drawn over them): a raster of the edges is good while it stays.
     pub picture: u64,
+    /// What the edges' raster shows of the picture (`drawn`): a new picture that draws the same
+    /// keeps `picture`, so a live update that changed only counts draws no raster again.
+    drawn: u64,
+    /// Bumped whenever boxes move (a new layout, each frame of a move to it): a raster of the
+    /// edges made for other positions is of another map.
+    pub layout: u64,
     /// The last paint moved the edges' raster instead of drawing them: draw them once at rest.
     pub edges_reused: bool,
+    /// A raster of the edges is being built, a part a frame: paint the next frame too.
+    pub edges_building: bool,
 }
 
 impl MapState {
@@ -60,7 +68,14 @@ impl MapState {
             .collect();
         let moving = !old.groups.is_empty() && from != scene.pos;
         self.from = moving.then(|| (from.clone(), now_ms));
-        self.pos = if moving { from } else { scene.pos.clone() };
+        let pos = if moving { from } else { scene.pos.clone() };
+        let drawn = drawn(&scene);
+        let same = !moving && pos == self.pos && drawn == self.drawn && !old.groups.is_empty();
+        if pos != self.pos {
+            self.layout += 1;
+        }
+        self.pos = pos;
+        self.drawn = drawn;
         self.curves = if moving { route::route(&self.pos, &scene.ends, &scene.apart) } else { scene.curves.clone() };
         self.scene = scene;
         self.memory = memory;
@@ -75,7 +90,9 @@ impl MapState {
         }
         self.dirty = true;
         self.hooks_due = true;
-        self.picture += 1;
+        if !same {
+            self.picture += 1;
+        }
     }
 
     /// Advances the move to the new layout; whether it is still moving.
@@ -91,6 +108,7 @@ impl MapState {
         self.curves = route::route(&self.pos, &self.scene.ends, &self.scene.apart);
         self.dirty = true;
         self.picture += 1;
+        self.layout += 1;
         if t >= 1.0 {
             self.from = None;
             self.pos = self.scene.pos.clone();
@@ -155,6 +173,19 @@ impl MapState {
         }
         Some(lit)
     }
+}
+
+/// What a raster of `scene`'s edges depends on besides the boxes' places: which boxes each joins,
+/// how far apart parallel ones run, and how each is drawn (its width as strokes quantise it).
+fn drawn(scene: &Scene) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    scene.ends.hash(&mut h);
+    scene.apart.hash(&mut h);
+    for look in &scene.looks {
+        (look.colour, look.dash as u8, (look.width * 4.0) as u32).hash(&mut h);
+    }
+    h.finish()
 }
 
 #[cfg(test)]

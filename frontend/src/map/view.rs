@@ -18,7 +18,7 @@ use super::quality::{Context, Health};
 use super::state::{HOOKS_AFTER_MS, MapState};
 
 /// DOM hooks added or removed in one frame, at most.
-const HOOKS_PER_FRAME: usize = 200;
+const HOOKS_PER_FRAME: usize = 100;
 use crate::api::Span;
 use crate::live::Live;
 use crate::url_state;
@@ -257,9 +257,27 @@ pub fn MapView(
                 s.tick(now);
                 let resting = now - s.last_move_ms >= HOOKS_AFTER_MS;
                 s.dirty |= resting && s.edges_reused;
+                if s.edges_building && !s.dirty {
+                    // Only the raster being built goes on; the canvas is painted when it is whole.
+                    let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+                    let base = Frame {
+                        scene: &s.scene,
+                        pos: &s.pos,
+                        curves: &s.curves,
+                        camera: s.camera,
+                        width: s.size.0,
+                        height: s.size.1,
+                        lit: None,
+                        focus: None,
+                        hover_edge: None,
+                        dark,
+                    };
+                    s.dirty = super::layer::advance(&base, ratio);
+                }
                 if s.dirty {
                     s.dirty = false;
-                    s.edges_reused = paint_main(&c, s, focus.as_deref(), !resting, dark);
+                    let composed = paint_main(&c, s, focus.as_deref(), !resting, dark);
+                    (s.edges_reused, s.edges_building) = (composed.stale, composed.building);
                     if let Some(m) = mini.get_untracked() {
                         minimap::paint(&m, s, dark);
                     }
@@ -390,37 +408,23 @@ pub fn MapView(
     }
 }
 
-/// The edges as last rasterised, and for which camera and picture.
-struct EdgeLayer {
-    canvas: web_sys::HtmlCanvasElement,
-    camera: super::camera::Camera,
-    picture: u64,
-    size: (f64, f64),
-}
-
-thread_local! {
-    static EDGE_LAYER: std::cell::RefCell<Option<EdgeLayer>> = const { std::cell::RefCell::new(None) };
-}
-
 /// Edges beyond which a move to a new layout draws only the boxes.
 const EDGES_HELD_WHILE_MOVING: usize = 600;
 
-/// A camera this far in or out from the edge layer's redraws it even while moving.
-const LAYER_ZOOM_RANGE: (f64, f64) = (0.6, 1.7);
-
-/// Paints the map: the edges from their raster while the camera moves and nothing else changed
-/// (thousands of curves cost the browser more to rasterise than a frame has; the layer is moved
-/// and scaled instead, and drawn afresh once the camera rests) or while only a focus or a hover
-/// changed, then the boxes over them. Whether a raster made for another camera was reused.
+/// Paints the map: the edges from their raster (`layer`: moved and scaled while the camera
+/// moves, built a part a frame when it must be drawn afresh) or directly while boxes move to a
+/// new layout, then the boxes over them. Whether to paint again: at rest (a raster made for
+/// another camera was shown), and next frame (a raster is being built).
 fn paint_main(
     canvas: &web_sys::HtmlCanvasElement,
     s: &MapState,
     focus: Option<&str>,
     moving: bool,
     dark: bool,
-) -> bool {
+) -> super::layer::Composed {
+    let nothing = super::layer::Composed { stale: false, building: false };
     let (w, h) = s.size;
-    let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return false };
+    let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return nothing };
     let lit = s.lit(focus);
     let frame = Frame {
         scene: &s.scene,
@@ -434,57 +438,28 @@ fn paint_main(
         hover_edge: s.hover_edge,
         dark,
     };
-    if s.boxes_moving() && s.curves.len() > EDGES_HELD_WHILE_MOVING {
-        // A big picture's boxes on their way to a new layout (opening a namespace): thousands of
-        // curves redrawn each frame of the move would stall it; they come when the boxes arrive.
-        paint::start(&c2d, &frame, ratio);
-        paint::boxes(&c2d, &frame, ratio);
-        return false;
+    if s.boxes_moving() {
+        if s.curves.len() > EDGES_HELD_WHILE_MOVING {
+            // A big picture's boxes on their way to a new layout (opening a namespace): thousands
+            // of curves redrawn each frame of the move would stall it; they come when the boxes
+            // arrive.
+            paint::start(&c2d, &frame, ratio);
+            paint::boxes(&c2d, &frame, ratio);
+        } else {
+            // The edges change with every frame of the move: a raster of them would be drawn
+            // once and copied once, for nothing.
+            paint::paint(&c2d, &frame, ratio);
+        }
+        return nothing;
     }
-    let c = s.camera;
     // The layer holds every edge undimmed and unhovered: a focus dims it as a whole and draws its
     // few lit edges over it; a hover only outlines one.
     let base = Frame { lit: None, hover_edge: None, ..frame };
-    let mut reused = false;
-    let drawn = EDGE_LAYER.with(|layer| {
-        let mut layer = layer.borrow_mut();
-        reused = layer.as_ref().is_some_and(|l| {
-            let r = c.k / l.camera.k;
-            let near = moving && r > LAYER_ZOOM_RANGE.0 && r < LAYER_ZOOM_RANGE.1;
-            l.picture == s.picture && l.size == s.size && (l.camera == c || near)
-        });
-        if !reused {
-            let fresh = layer.take().map(|l| l.canvas).or_else(|| {
-                web_sys::window()?
-                    .document()?
-                    .create_element("canvas")
-                    .ok()?
-                    .dyn_into::<web_sys::HtmlCanvasElement>()
-                    .ok()
-            })?;
-            let (ectx, _) = crate::canvas::context_2d(&fresh, w, h)?;
-            paint::edges(&ectx, &base, ratio);
-            *layer = Some(EdgeLayer { canvas: fresh, camera: c, picture: s.picture, size: s.size });
-        }
-        let l = layer.as_ref()?;
-        // Layer pixels p0 = ratio·(k0·x + t0); now p = ratio·(k·x + t) = r·p0 + ratio·(t − r·t0).
-        let r = c.k / l.camera.k;
-        let _ = c2d.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
-        c2d.clear_rect(0.0, 0.0, w * ratio, h * ratio);
-        let _ = c2d.set_transform(r, 0.0, 0.0, r, ratio * (c.tx - r * l.camera.tx), ratio * (c.ty - r * l.camera.ty));
-        if frame.lit.is_some() {
-            c2d.set_global_alpha(paint::DIMMED_ALPHA / paint::EDGE_ALPHA);
-        }
-        let drawn = c2d.draw_image_with_html_canvas_element(&l.canvas, 0.0, 0.0).ok();
-        c2d.set_global_alpha(1.0);
-        // Only a raster made for another camera is drawn afresh once the camera rests.
-        drawn.map(|()| l.camera != c)
-    });
-    let Some(stale) = drawn else {
+    let Some(composed) = super::layer::compose(&c2d, s, &base, frame.lit.is_some(), moving, ratio) else {
         paint::paint(&c2d, &frame, ratio);
-        return false;
+        return nothing;
     };
     paint::lit_edges(&c2d, &frame, ratio);
     paint::boxes(&c2d, &frame, ratio);
-    reused && stale
+    composed
 }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use podtap_shared::{Detail, Endpoint, EndpointKind, Record, ViaKind};
 use wasm_bindgen::JsCast;
 
-use crate::components::term::Term;
+use crate::components::term::{FilterText, add_term};
 use crate::live::Live;
 use crate::views::lanes_outcome_class;
 
@@ -77,6 +77,8 @@ pub fn RequestList(
     filter: Signal<String>,
 ) -> impl IntoView {
     let order = RwSignal::new(Order::Newest);
+    let filter_text = use_context::<FilterText>();
+    let filters = filter_text.is_some();
     // Live rows are refreshed at most 4 times a second: a busy stream never rebuilds the rows
     // for every batch.
     let tick = RwSignal::new(0u64);
@@ -168,7 +170,7 @@ pub fn RequestList(
             </button>
         </div>
         <div class="list-scroll" on:scroll=on_scroll>
-            <table class="timeline">
+            <table class="timeline" on:click=move |ev| on_click(&ev, selected, filter_text)>
                 <thead>
                     <tr>
                         <th>{sort_header(Order::Newest, "time")}</th><th>"source"</th><th>"destination"</th><th>"via"</th>
@@ -177,7 +179,7 @@ pub fn RequestList(
                 </thead>
                 <tbody>
                     <tr class="spacer" style=above></tr>
-                    <For each=rows key=|r| r.id children=move |r| view! { <Row record=r selected=selected/> }/>
+                    <For each=rows key=|r| r.id children=move |r| row(&r, selected, filters)/>
                     <tr class="spacer" style=below></tr>
                 </tbody>
             </table>
@@ -185,38 +187,65 @@ pub fn RequestList(
     }
 }
 
-fn who(e: &Endpoint) -> AnyView {
+/// Click-to-filter text as plain markup (`Term`'s look and hooks): the list's one click handler
+/// adds its term, so a row holds no handler, effect or component of its own, and 22 rows made
+/// and dropped 4 times a second under a busy stream cost what their elements do.
+fn term(text: String, term: String, filters: bool) -> AnyView {
+    if filters && !term.is_empty() && !term.contains(char::is_whitespace) {
+        let title = format!("filter: {term}");
+        view! { <button class="term" data-testid="filter-term" data-term=term title=title>{text}</button> }.into_any()
+    } else {
+        view! { <span>{text}</span> }.into_any()
+    }
+}
+
+fn who(e: &Endpoint, filters: bool) -> AnyView {
     let text = e.qualified_name().unwrap_or_else(|| format!("{}:{}", e.ip, e.port));
-    let term = match (e.kind, &e.name) {
+    let t = match (e.kind, &e.name) {
         (EndpointKind::Pod, Some(n)) => format!("pod:{n}"),
         (_, Some(n)) => n.to_string(),
         (_, None) => e.ip.to_string(),
     };
-    view! { <Term text=text term=term/> }.into_any()
+    term(text, t, filters)
 }
 
-/// One request.
-#[component]
-fn Row(record: Record, selected: RwSignal<Option<u64>>) -> impl IntoView {
+/// A click in the list: on a filter term, its term joins the page's filter; elsewhere in a row,
+/// the row is selected.
+fn on_click(ev: &web_sys::MouseEvent, selected: RwSignal<Option<u64>>, filter: Option<FilterText>) {
+    let Some(el) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+    if let Some(t) = el.closest("[data-testid=filter-term]").ok().flatten().and_then(|t| t.get_attribute("data-term")) {
+        if let Some(FilterText(f)) = filter {
+            f.update(|text| *text = add_term(text, &t));
+        }
+        return;
+    }
+    let row = el.closest("[data-testid=timeline-row]").ok().flatten();
+    if let Some(id) = row.and_then(|r| r.get_attribute("data-id")).and_then(|id| id.parse().ok()) {
+        selected.set(Some(id));
+    }
+}
+
+/// One request: markup only (the list handles its clicks), and its selection.
+fn row(record: &Record, selected: RwSignal<Option<u64>>, filters: bool) -> impl IntoView + use<> {
     let missing = match &record.detail {
         Detail::Grpc(g) if g.status.is_some() => "no trailers",
         Detail::Dns(_) => "no answer",
         Detail::Tls(_) => "no ServerHello",
         _ => "—",
     };
-    let status_class = format!("status {}", lanes_outcome_class(&record));
+    let status_class = format!("status {}", lanes_outcome_class(record));
     let status_text = record.detail.outcome().unwrap_or_else(|| missing.to_string());
     let status = match record.http_path_status().and_then(|(_, s)| s) {
-        Some(s) => view! { <Term text=status_text term=format!("status:{s}")/> }.into_any(),
-        None => view! { <span>{status_text}</span> }.into_any(),
+        Some(s) => term(status_text, format!("status:{s}"), filters),
+        None => term(status_text, String::new(), false),
     };
     let request = match record.http_path_status() {
-        Some((path, _)) => view! { <Term text=record.detail.request_line() term=format!("path:{path}")/> }.into_any(),
-        None => view! { <span>{record.detail.request_line()}</span> }.into_any(),
+        Some((path, _)) => term(record.detail.request_line(), format!("path:{path}"), filters),
+        None => term(record.detail.request_line(), String::new(), false),
     };
     let via_cell = match &record.via.service {
-        Some(s) => view! { <Term text=via(&record) term=format!("svc:{s}")/> }.into_any(),
-        None => view! { <span>{via(&record)}</span> }.into_any(),
+        Some(s) => term(via(record), format!("svc:{s}"), filters),
+        None => term(via(record), String::new(), false),
     };
     let latency = match record.latency_us {
         Some(l) if l < 1000 => format!("{:.2} ms", l as f64 / 1000.0),
@@ -232,10 +261,10 @@ fn Row(record: Record, selected: RwSignal<Option<u64>>) -> impl IntoView {
         c
     };
     view! {
-        <tr data-testid="timeline-row" data-id=id.to_string() class=row_class on:click=move |_| selected.set(Some(id))>
+        <tr data-testid="timeline-row" data-id=id.to_string() class=row_class>
             <td class="mono">{clock(record.ts)}</td>
-            <td>{who(&record.src)}</td>
-            <td>{who(&record.dst)}</td>
+            <td>{who(&record.src, filters)}</td>
+            <td>{who(&record.dst, filters)}</td>
             <td>{via_cell}</td>
             <td class="mono">
                 {request}
@@ -243,7 +272,7 @@ fn Row(record: Record, selected: RwSignal<Option<u64>>) -> impl IntoView {
             </td>
             <td class=status_class>{status}</td>
             <td class="num">{latency}</td>
-            <td class="num mono"><Term text=record.conn.to_string() term=format!("conn:{}", record.conn)/></td>
+            <td class="num mono">{term(record.conn.to_string(), format!("conn:{}", record.conn), filters)}</td>
         </tr>
     }
 }

@@ -137,7 +137,9 @@ fn opening_a_workload_puts_its_pods_where_it_was_and_they_move_there_smoothly() 
         assert_eq!(s.pos[i], at);
         assert_eq!(s.scene.pos[i].0, at.0);
     }
+    let layout = s.layout;
     assert!(s.tick(100.0 + MOVE_MS / 2.0));
+    assert!(s.layout > layout, "boxes moving: a raster of where they were is of another map");
     assert!(!s.tick(100.0 + MOVE_MS));
     assert_eq!(s.pos, s.scene.pos);
     assert_eq!(overlaps(&s.scene), 0);
@@ -175,10 +177,18 @@ fn an_update_of_counts_only_keeps_every_place_and_changes_the_labels() {
     for e in &mut busier.edges {
         e.requests *= 3;
     }
+    let (picture, layout) = (s.picture, s.layout);
     s.rebuild(fold::fold(&busier, &opts), Some(10.0), &Context::default(), 10.0);
     assert_eq!(s.scene.pos, pos);
     assert_ne!(s.scene.labels, labels);
     assert!(!s.tick(10.0 + MOVE_MS));
+    // Busier edges are drawn wider: a new picture of boxes where they were (the edges' raster on
+    // screen may stay while the new one is built).
+    assert_eq!((s.picture, s.layout), (picture + 1, layout));
+    // The same again draws the same: the raster stays good.
+    s.rebuild(fold::fold(&busier, &opts), Some(10.0), &Context::default(), 20.0);
+    assert_eq!((s.picture, s.layout), (picture + 1, layout));
+    assert!(s.dirty && s.hooks_due, "the labels and the hooks are drawn again all the same");
 }
 
 #[test]

@@ -30,6 +30,8 @@ const VIEW_H: f64 = 420.0;
 const DOM_BARS: usize = 400;
 /// The live view's span until the user zooms.
 const LIVE_SPAN_US: u64 = 60_000_000;
+/// Lanes from which new ones are laid out once a second.
+const MANY_LANES: usize = 10_000;
 
 /// The timeline panel.
 #[component]
@@ -45,17 +47,20 @@ pub fn Timeline(
     hide_probes: RwSignal<bool>,
 ) -> impl IntoView {
     let set = StoredValue::new_local(LaneSet::new());
-    // `set`'s version and shape as the DOM sees them: brought up to date at most 4 times a
-    // second (the canvas reads `set` itself on every frame), so a busy stream never re-lays the
-    // rows or rebuilds the DOM hooks for every batch.
+    // `set`'s version and shape as the page sees them: brought up to date at most 4 times a
+    // second, so a busy stream never re-lays the rows, rebuilds the DOM hooks or repaints the
+    // canvas for every batch.
     let version = RwSignal::new(0u64);
     let shape = RwSignal::new(0u64);
     // Whether records kept arriving since the last sync: bars then live on the canvas only (the
     // DOM would be rebuilt 4 times a second for nothing), and come back as DOM hooks once it is
     // quiet or the view is paused.
     let busy = RwSignal::new(false);
-    let sync = move || {
-        let (v, s) = set.with_value(|s| (s.version, s.shape));
+    // When the rows were last laid out: tens of thousands of lanes are laid out once a second,
+    // not four times (a new connection's lane waits a second; bars on the lanes do not).
+    let shaped_at = StoredValue::new(f64::NEG_INFINITY);
+    let sync = move |force: bool| {
+        let (v, s, lanes) = set.with_value(|s| (s.version, s.shape, s.lanes.len()));
         let changed = version.get_untracked() != v;
         if busy.get_untracked() != changed {
             busy.set(changed);
@@ -63,7 +68,10 @@ pub fn Timeline(
         if changed {
             version.set(v);
         }
-        if shape.get_untracked() != s {
+        let now = crate::map::view::MapCtx::now();
+        let due = force || lanes < MANY_LANES || now - shaped_at.get_value() >= 1000.0;
+        if shape.get_untracked() != s && due {
+            shaped_at.set_value(now);
             shape.set(s);
         }
     };
@@ -74,7 +82,7 @@ pub fn Timeline(
             let _ = live.take_arrived();
             let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
             set.update_value(|s| s.replace_with(fresh));
-            sync();
+            sync(true);
         }
     });
     Effect::new(move |_| {
@@ -92,7 +100,7 @@ pub fn Timeline(
             if let Some(records) = w {
                 let fresh = LaneSet::from_records(records.iter());
                 set.update_value(|s| s.replace_with(fresh));
-                sync();
+                sync(true);
             }
         });
     });
@@ -146,12 +154,13 @@ pub fn Timeline(
     let dom_timer = set_interval_with_handle(
         move || {
             ticks.update_value(|t| *t += 1);
-            if ticks.get_value().is_multiple_of(120) && windowed.with_untracked(Option::is_none) {
+            let rebuilt = ticks.get_value().is_multiple_of(120) && windowed.with_untracked(Option::is_none);
+            if rebuilt {
                 let _ = live.take_arrived();
                 let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
                 set.update_value(|s| s.replace_with(fresh));
             }
-            sync();
+            sync(rebuilt);
             if dom_view.get_untracked() != view.get_untracked() {
                 dom_view.set(view.get_untracked());
             }
@@ -175,7 +184,8 @@ pub fn Timeline(
         canvas_ref: NodeRef<leptos::html::Canvas>,
         state: FrameState,
     ) {
-        let FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark } = state;
+        let FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark, version } =
+            state;
         if !running.get_value() {
             return;
         }
@@ -183,13 +193,16 @@ pub fn Timeline(
             let (t0, t1) = view.get_untracked();
             let span = if t1 > t0 + 1 { t1 - t0 } else { LIVE_SPAN_US };
             let now = live.now_us().max(1);
-            if now != t1 {
+            // A whole pixel at a time: at a minute across the lanes that is 20 repaints a second,
+            // not 60, and the overview's frame moves as often.
+            let pixel = (span as f64 / width.get_untracked().max(1.0)) as u64;
+            if now < t1 || now >= t1.saturating_add(pixel.max(1)) {
                 view.set((now.saturating_sub(span), now));
             }
         }
         if let Some(canvas) = canvas_ref.get_untracked() {
             let key = (
-                set.with_value(|s| s.version),
+                version.get_untracked(),
                 view.get_untracked(),
                 scroll_top.get_untracked(),
                 selected.get_untracked(),
@@ -203,7 +216,7 @@ pub fn Timeline(
         }
         request_animation_frame(move || frame(live, set, canvas_ref, state));
     }
-    let state = FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark };
+    let state = FrameState { view, following, placed, scroll_top, width, selected, painted, running, dark, version };
     request_animation_frame(move || frame(live, set, canvas_ref, state));
 
     // Keep the canvas as wide as its column.
@@ -410,6 +423,8 @@ struct FrameState {
     painted: StoredValue<Painted, LocalStorage>,
     running: StoredValue<bool, LocalStorage>,
     dark: bool,
+    /// The lanes' version as last brought up to date.
+    version: RwSignal<u64>,
 }
 
 fn paint_canvas(
