@@ -148,19 +148,17 @@ pub fn Timeline(
 
     // The DOM hooks follow the view at most 4 times a second while it moves.
     let dom_view = RwSignal::new((0u64, 1u64));
-    // Live, lanes of records the page no longer holds are let go: every 30 s the lanes are
-    // rebuilt from what the page holds (bounded), so they never grow without end.
+    // Live, lanes of records the page no longer holds are let go every 30 s (the page holds a
+    // bounded number), so they never grow without end.
     let ticks = StoredValue::new(0u32);
     let dom_timer = set_interval_with_handle(
         move || {
             ticks.update_value(|t| *t += 1);
-            let rebuilt = ticks.get_value().is_multiple_of(120) && windowed.with_untracked(Option::is_none);
-            if rebuilt {
-                let _ = live.take_arrived();
-                let fresh = live.records.with_untracked(|all| LaneSet::from_records(all.iter()));
-                set.update_value(|s| s.replace_with(fresh));
+            let pruned = ticks.get_value().is_multiple_of(120) && windowed.with_untracked(Option::is_none);
+            if pruned && let Some(oldest) = live.records.with_untracked(|all| all.front().map(|r| r.ts)) {
+                set.update_value(|s| s.retain_since(oldest));
             }
-            sync(rebuilt);
+            sync(pruned);
             if dom_view.get_untracked() != view.get_untracked() {
                 dom_view.set(view.get_untracked());
             }
