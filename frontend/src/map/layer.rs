@@ -140,7 +140,9 @@ impl Layer {
         let drawn = c2d.draw_image_with_html_canvas_element(&r.canvas, 0.0, 0.0);
         c2d.set_global_alpha(1.0);
         drawn.ok()?;
-        Some(Composed { stale: r.camera != c || r.picture != s.picture, building })
+        // While a raster is built the frame loop goes on with it (`advance`), and paints once it
+        // is whole: no repaint at rest meanwhile.
+        Some(Composed { stale: !building && r.camera != c, building })
     }
 
     /// Starts a raster of `base` for the camera, picture and size of `s`, unless one is under way
