@@ -485,16 +485,7 @@ mod tests {
         assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 4, 3]);
         // The oldest by time leave first when the list is full.
         let mut many: Vec<Record> = (0..KEEP_RECORDS as u64 + 5).map(|i| at(10 + i, 3_000_000 + i)).collect();
-        many[7].detail = podtap_shared::Detail::Tcp(podtap_shared::TcpConnection {
-            likely: None,
-            handshake: true,
-            close: podtap_shared::TcpClose::Fin,
-            rtt_us: None,
-            retransmissions: 0,
-            gaps: 0,
-            protocol: None,
-            requests: 0,
-        });
+        many[7].detail = podtap_shared::Detail::Tcp(podtap_shared::TcpConnection::test(0));
         let all = in_time_order(all, many, &mut requests);
         assert_eq!(all.len(), KEEP_RECORDS);
         assert_eq!(

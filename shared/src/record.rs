@@ -331,6 +331,23 @@ pub struct TcpConnection {
     pub likely: Option<String>,
 }
 
+impl TcpConnection {
+    /// A plain connection for tests: opened with a handshake, closed by FIN, carrying HTTP,
+    /// `requests` requests.
+    pub fn test(requests: u64) -> Self {
+        TcpConnection {
+            handshake: true,
+            close: TcpClose::Fin,
+            rtt_us: None,
+            retransmissions: 0,
+            gaps: 0,
+            protocol: Some("http".into()),
+            requests,
+            likely: None,
+        }
+    }
+}
+
 /// What a well-known server port usually carries, for an opaque stream on it: `postgres (5432)`.
 pub fn port_hint(port: u16) -> Option<String> {
     let name = match port {

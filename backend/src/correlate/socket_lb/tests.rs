@@ -118,16 +118,7 @@ fn the_host_a_request_names_decides_and_its_connection_follows() {
     // …and so is its connection's record, though the client had just resolved web.
     let mut conn = call(&c, [10, 244, 0, 20], [10, 244, 0, 12], T0 + 1_000);
     conn.conn = 77;
-    conn.detail = Detail::Tcp(podtap_shared::TcpConnection {
-        likely: None,
-        handshake: true,
-        close: podtap_shared::TcpClose::Fin,
-        rtt_us: None,
-        retransmissions: 0,
-        gaps: 0,
-        protocol: Some("http".into()),
-        requests: 1,
-    });
+    conn.detail = Detail::Tcp(podtap_shared::TcpConnection::test(1));
     lb.apply(&mut conn, &c);
     assert_eq!(conn.via.kind, ViaKind::Direct);
     // Another Service's name that this pod does not back: not through web.

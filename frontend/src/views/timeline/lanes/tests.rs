@@ -1,7 +1,7 @@
 //! The lanes: keep-alive and new connections, parallel rows, probes, group tallies, pruning.
 
 use super::*;
-use podtap_shared::{EndpointKind, TcpClose, TcpConnection};
+use podtap_shared::{EndpointKind, TcpConnection};
 
 fn req(id: u64, conn: u64, ts: u64, end: u64, pod: &str) -> Record {
     let mut r = Record::test();
@@ -17,16 +17,7 @@ fn req(id: u64, conn: u64, ts: u64, end: u64, pod: &str) -> Record {
 
 fn tcp(conn: u64, open: u64, close: u64, pod: &str) -> Record {
     let mut r = req(1000 + conn, conn, open, close, pod);
-    r.detail = Detail::Tcp(TcpConnection {
-        likely: None,
-        handshake: true,
-        close: TcpClose::Fin,
-        rtt_us: None,
-        retransmissions: 0,
-        gaps: 0,
-        protocol: Some("http".into()),
-        requests: 2,
-    });
+    r.detail = Detail::Tcp(TcpConnection::test(2));
     r
 }
 
