@@ -23,6 +23,11 @@ pub fn context_2d(canvas: &HtmlCanvasElement, w: f64, h: f64) -> Option<(CanvasR
     Some((ctx, ratio))
 }
 
+/// The page's clock in ms (`performance.now()`), for frame budgets and animations.
+pub fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+}
+
 /// Calls `seen(width, height)` (`clientWidth`, `clientHeight`) now-ish and whenever `el` changes
 /// size, until the observer is disconnected. A ResizeObserver is told after
 /// layout, so reading the size there costs nothing, where reading it in a frame or an effect

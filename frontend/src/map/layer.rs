@@ -172,7 +172,7 @@ impl Layer {
     /// Draws the build on for `budget_ms` (whole chunks); whether it is done.
     fn step(&mut self, base: &Frame<'_>, ratio: f64, budget_ms: f64) -> bool {
         let Some(b) = self.build.as_mut() else { return true };
-        let now = || web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now());
+        let now = crate::canvas::now_ms;
         let began = now();
         let chunk = &mut self.chunk;
         // For the camera it was started for (the camera may have moved on since).

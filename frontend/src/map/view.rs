@@ -79,7 +79,7 @@ impl MapCtx {
     }
 
     pub fn now() -> f64 {
-        web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+        crate::canvas::now_ms()
     }
 }
 

@@ -68,7 +68,7 @@ pub fn Timeline(
         if changed {
             version.set(v);
         }
-        let now = crate::map::view::MapCtx::now();
+        let now = crate::canvas::now_ms();
         let due = force || lanes < MANY_LANES || now - shaped_at.get_value() >= 1000.0;
         if shape.get_untracked() != s && due {
             shaped_at.set_value(now);
