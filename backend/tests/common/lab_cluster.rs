@@ -20,6 +20,8 @@ use super::Running;
 pub const TOKEN: &str = "seed-hub-token";
 pub const HUB_NODE: &str = "lab-node-1";
 pub const HUB_IP: &str = "192.168.77.11";
+/// The wire between the lab's nodes (and its external client), as a capture filter names it.
+const NODE_NET: &str = "net 192.168.77.0/24";
 pub const HUB_API: &str = "127.0.0.1:18480";
 pub const HUB_INGEST: u16 = 18481;
 pub const NODE_PORT: u16 = 30007;
@@ -213,8 +215,12 @@ pub fn cluster_list(c: &Cluster, addresses: &Addresses) -> PathBuf {
 /// Capture files taken on every node while a scenario runs, the ways users take them:
 /// `podtap capture` (pcapng, every pod interface and eth0, as the agents capture), the same as
 /// one classic pcap (`mergecap -F pcap`: interface names gone), and `tcpdump -i any` (Linux
-/// cooked v2: every packet once per interface it crossed; the hub's and the API server's ports
-/// filtered out, as a user leaves out what is not theirs).
+/// cooked v2: every packet once per interface it crossed; the hub's and the API server's traffic
+/// filtered out, as a user leaves out what is not theirs). The filter names whole conversations,
+/// never a bare port: a NodePort call's SNAT'd leg (node address → pod) takes a random source
+/// port (kube-proxy masquerades `fully-random`), and one took 6443, the API server's.
+/// The API server (through the node's relay) and the hub's API are on loopback; agents reach
+/// the hub's ingest from one node's address to another's.
 pub struct Captures {
     running: Vec<Running>,
     nodes: Vec<String>,
@@ -233,7 +239,7 @@ pub fn start_captures(c: &Cluster, nodes: &[String]) -> Captures {
             std::fs::read_to_string(&err).is_ok_and(|t| t.contains("capturing on eth0 "))
         });
         let dump_err = c.out.join(format!("any-{node}.err"));
-        let filter = format!("not (port {} or port {HUB_INGEST} or port 6443)", HUB_API.rsplit(':').next().unwrap());
+        let filter = format!("not (host 127.0.0.1 or (tcp port {HUB_INGEST} and src {NODE_NET} and dst {NODE_NET}))");
         let args = ["-i", "any", "-y", "LINUX_SLL2", "-U", "-w", &file(&format!("any-{node}.pcap")), &filter];
         running.push(spawn_in(&ns, Path::new("/usr/bin/tcpdump"), &args.map(String::from), &[], &dump_err));
         until("tcpdump -i any", || std::fs::read_to_string(&dump_err).is_ok_and(|t| t.contains("listening on any")));
