@@ -252,3 +252,23 @@ fn agents_and_the_hub_killed_and_started_again_on_a_real_cluster() {
     let seed = repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string();
     c.kubectl(&["delete", "-f", &seed, "--cascade=foreground", "--wait=true", "--timeout=90s"]);
 }
+
+/// The web truth's probes: a probe the app logged is the prober's by its socket, or — when
+/// conntrack gave it another source port — by pod, address and time, one app line per prober
+/// line; anything else is reported.
+#[test]
+fn a_probe_whose_port_conntrack_changed_is_still_the_probers() {
+    let probe = |ts: f64, port: u64| serde_json::json!({"ts": ts, "pod": "default/web-a", "local_ip": "10.244.0.1", "local_port": port});
+    let app = |ts: f64, port: u64| serde_json::json!({"ts": ts, "peer_ip": "10.244.0.1", "peer_port": port, "user_agent": "kube-probe/1.37"});
+    let probes = [probe(10.0, 40000), probe(11.0, 40002), probe(13.0, 40004)];
+    // By socket, and one whose port changed (40002 → 1306) a few ms after the prober began it.
+    let lines = [app(10.001, 40000), app(11.004, 1306), app(13.001, 40004)];
+    assert_eq!(unsent_probe("a", &lines, &probes), None);
+    // The prober's line that the moved probe stands for accounts for one probe only.
+    let twice = [app(10.001, 40000), app(11.004, 1306), app(11.006, 1307)];
+    assert_eq!(unsent_probe("a", &twice, &probes), Some(&twice[2]));
+    // Too far from any prober's line, or another pod's probe: not the prober's.
+    let late = [app(10.001, 40000), app(14.5, 1306)];
+    assert_eq!(unsent_probe("a", &late, &probes), Some(&late[1]));
+    assert_eq!(unsent_probe("b", &lines[..1], &probes), Some(&lines[0]));
+}

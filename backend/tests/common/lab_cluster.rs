@@ -512,11 +512,7 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
     let (mut web, probes) = loop {
         let web = log_lines(&c.logs(), "web-");
         let probes: Vec<Value> = log_lines(&c.logs(), "probes-").into_values().flatten().collect();
-        let sent: HashSet<(String, u64)> = probes.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
-        let unlogged = web.iter().find_map(|(stem, lines)| {
-            let probe = |l: &&Value| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
-            lines.iter().filter(probe).find(|l| !sent.contains(&key(&l["peer_ip"], &l["peer_port"]))).map(|l| (stem, l))
-        });
+        let unlogged = web.iter().find_map(|(stem, lines)| unsent_probe(stem, lines, &probes).map(|l| (stem, l)));
         match unlogged {
             None => break (web, probes),
             Some(_) if std::time::Instant::now() < deadline => {
@@ -543,6 +539,42 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
         }
     }
     web
+}
+
+/// The first probe web pod `stem` logged (`lines`) that no prober's line accounts for. A probe is
+/// the prober's by its socket (`local_ip:local_port` = the app's peer) — or, when conntrack gave
+/// it another source port on the way, by pod, address and the nearest time (under a second). A
+/// NodePort call masqueraded to the node's bridge address with a `random-fully` port holds a
+/// conntrack entry whose reply would clash with a probe from that same port, so the probe leaves
+/// with another (a fresh clone's app logged a probe from port 1306). Each prober's line accounts
+/// for one probe.
+pub fn unsent_probe<'a>(stem: &str, lines: &'a [Value], probes: &[Value]) -> Option<&'a Value> {
+    let key = |ip: &Value, port: &Value| (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0));
+    let pod = format!("default/web-{stem}");
+    let mine: Vec<&Value> = probes.iter().filter(|p| p["pod"] == pod.as_str()).collect();
+    let by_socket: HashSet<(String, u64)> = mine.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
+    let peers: HashSet<(String, u64)> = lines.iter().map(|l| key(&l["peer_ip"], &l["peer_port"])).collect();
+    // The prober's lines whose socket the app never logged: those a port change may hide.
+    let mut moved: Vec<&Value> =
+        mine.iter().copied().filter(|p| !peers.contains(&key(&p["local_ip"], &p["local_port"]))).collect();
+    let probe = |l: &&Value| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
+    lines.iter().filter(probe).find(|l| {
+        if by_socket.contains(&key(&l["peer_ip"], &l["peer_port"])) {
+            return false;
+        }
+        let at = l["ts"].as_f64().unwrap_or(0.0);
+        let gap = |p: &Value| (p["ts"].as_f64().unwrap_or(f64::MAX) - at).abs();
+        let nearest = (0..moved.len())
+            .filter(|&i| moved[i]["local_ip"] == l["peer_ip"] && gap(moved[i]) < 1.0)
+            .min_by(|&a, &b| gap(moved[a]).total_cmp(&gap(moved[b])));
+        match nearest {
+            Some(i) => {
+                moved.remove(i);
+                false
+            }
+            None => true,
+        }
+    })
 }
 
 /// The hub (on lab-node-1, with `kubeconfig`) and one agent per node, each following pod
