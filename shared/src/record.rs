@@ -1,13 +1,13 @@
 //! `Record`: one logical exchange (an HTTP request and its response, …) between two endpoints, and
 //! the endpoint and path types it is made of. Field names are a contract (DESIGN.md, `jsonl`).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::database::{RedisExchange, SqlExchange, WebSocketExchange};
+use crate::headers::Headers;
 use crate::kafka::KafkaExchange;
 
 /// What an address turned out to be in the cluster.
@@ -160,8 +160,8 @@ pub struct HttpExchange {
     /// `None` when no response was seen (capture ended, connection reset, …).
     pub status: Option<u16>,
     /// Selected request headers, lower-cased names; secrets are replaced by `[redacted]` on the node.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
     /// `HTTP/2` for requests carried by HTTP/2 streams; absent for HTTP/1.x.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -190,8 +190,8 @@ pub struct GrpcExchange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_message: Option<String>,
     /// Selected request headers, as for HTTP; secrets redacted on the node.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
 }
 
 /// The canonical name of a gRPC status code (grpc/doc/statuscodes.md).
@@ -635,7 +635,7 @@ impl Record {
                 method: "GET".into(),
                 path: "/".into(),
                 status: Some(200),
-                headers: BTreeMap::new(),
+                headers: Headers::new(),
                 ..HttpExchange::default()
             }),
         }

@@ -7,12 +7,10 @@
 //! HPACK is stateful: a connection joined mid-way, a gap, or a header block that does not decode
 //! leaves the dynamic table unknown, so that direction is given up (counted), not guessed.
 
-use std::collections::BTreeMap;
-
 use loona_hpack::Decoder;
 use rustc_hash::FxHashMap;
 
-use podtap_shared::{Detail, GrpcExchange, HttpExchange};
+use podtap_shared::{Detail, GrpcExchange, Headers, HttpExchange};
 
 use super::redact;
 use super::{Dissected, Exchange, Timing};
@@ -80,7 +78,7 @@ struct Stream {
     method: String,
     path: String,
     grpc: bool,
-    headers: BTreeMap<String, String>,
+    headers: Headers,
     resp_ts: Option<u64>,
     resp_size: u64,
     /// The TCP sequence number of its HEADERS frame's first byte: the same on both sides of
@@ -459,7 +457,7 @@ struct Fields {
     content_type: Option<String>,
     grpc_status: Option<u32>,
     grpc_message: Option<String>,
-    kept: BTreeMap<String, String>,
+    kept: Headers,
 }
 
 impl Fields {
@@ -471,7 +469,7 @@ impl Fields {
             b":status" => self.status = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()),
             // HTTP/2's Host; kept under the name HTTP/1 users know.
             b":authority" => {
-                self.kept.insert("host".into(), text());
+                self.kept.insert("host", text());
             }
             b"grpc-status" => self.grpc_status = std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()),
             b"grpc-message" => self.grpc_message = Some(text()),

@@ -28,13 +28,13 @@ pub fn classify(name: &str) -> Option<Keep> {
 }
 
 /// Adds one header to what leaves the node, if it is kept at all: its value, or `[redacted]`.
-pub fn keep(kept: &mut std::collections::BTreeMap<String, String>, name: &str, value: &[u8]) {
+pub fn keep(kept: &mut podtap_shared::Headers, name: &str, value: &[u8]) {
     match classify(name) {
         Some(Keep::Value(name)) => {
-            kept.insert(name.to_string(), String::from_utf8_lossy(value).into_owned());
+            kept.insert(name, String::from_utf8_lossy(value).into_owned());
         }
         Some(Keep::Redacted(name)) => {
-            kept.insert(name.to_string(), REDACTED.to_string());
+            kept.insert(name, REDACTED.to_string());
         }
         None => {}
     }

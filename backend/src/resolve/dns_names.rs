@@ -47,7 +47,7 @@ impl DnsNames {
 
     /// A `Host` header names an address only when nothing better did: a client may send any
     /// host, an answer or an SNI is what it resolved or verified.
-    fn learn_host(&mut self, ip: IpAddr, headers: &std::collections::BTreeMap<String, String>) {
+    fn learn_host(&mut self, ip: IpAddr, headers: &podtap_shared::Headers) {
         if self.names.contains_key(&ip) {
             return;
         }
@@ -168,7 +168,7 @@ mod tests {
         let http = |ip: &str, host: &str| {
             let mut r = to_external(ip);
             let mut h = HttpExchange::default();
-            h.headers.insert("host".into(), host.into());
+            h.headers.insert("host", host.into());
             r.detail = Detail::Http(h);
             r
         };

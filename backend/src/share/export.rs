@@ -136,7 +136,9 @@ fn entry(r: &Record) -> Option<Value> {
             h.headers.clone(),
             h.version.clone().unwrap_or("HTTP/1.1".into()),
         ),
-        Detail::Grpc(g) => ("POST".to_string(), g.path.clone(), g.status, BTreeMap::new(), "HTTP/2".to_string()),
+        Detail::Grpc(g) => {
+            ("POST".to_string(), g.path.clone(), g.status, podtap_shared::Headers::new(), "HTTP/2".to_string())
+        }
         _ => return None,
     };
     let host =

@@ -111,11 +111,10 @@ fn Full(record: Record, conn: Option<Result<Connection, String>>, selected: RwSi
         Detail::Grpc(g) => g.headers.clone(),
         _ => Default::default(),
     };
-    let redacted: Vec<String> =
-        headers.iter().filter(|(_, v)| v.as_str() == "[redacted]").map(|(k, _)| k.clone()).collect();
+    let redacted: Vec<&str> = headers.iter().filter(|(_, v)| v.as_str() == "[redacted]").map(|(k, _)| k).collect();
     let header_rows = headers
         .iter()
-        .map(|(k, v)| view! { <tr><td class="mono">{k.clone()}</td><td class="mono">{v.clone()}</td></tr> })
+        .map(|(k, v)| view! { <tr><td class="mono">{k.to_string()}</td><td class="mono">{v.clone()}</td></tr> })
         .collect::<Vec<_>>();
     let redaction = if redacted.is_empty() {
         "No header was redacted.".to_string()

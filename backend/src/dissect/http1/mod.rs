@@ -11,7 +11,6 @@
 //! has some) is read from its first whole message, and a 1-byte TCP keep-alive before it is
 //! skipped. Heads httparse refuses are read leniently and flagged `malformed`.
 
-use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 
 use podtap_shared::{Detail, HttpExchange};
@@ -372,7 +371,7 @@ impl Http1 {
                         (l.len, text(l.first), text(l.second), fields, Some(e.to_string()))
                     }
                 };
-                let mut kept = BTreeMap::new();
+                let mut kept = podtap_shared::Headers::new();
                 let mut framing = Framing::default();
                 for (name, value) in &fields {
                     framing.note(name, value);
