@@ -452,7 +452,7 @@ pub struct Record {
     pub observations: u32,
     /// The capture interface, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
+    pub interface: Option<Name>,
     /// The nodes whose agents saw it (`podtap hub`, `analyze FILE@NODE`); empty when the capture
     /// named no node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

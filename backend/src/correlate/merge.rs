@@ -230,9 +230,9 @@ impl Merger {
     /// Takes one observation that became a record at `now_us` (capture time). A request that has
     /// all the observations it will get leaves at once, into `out`; the others wait for their
     /// window to pass (`flush_due`).
-    pub fn push(&mut self, record: Record, now_us: u64, cluster: &ClusterState, out: &mut Vec<Record>) {
+    pub fn push(&mut self, record: Box<Record>, now_us: u64, cluster: &ClusterState, out: &mut Vec<Record>) {
         let (what, leg) = (identity(&record), leg_of(&record));
-        self.push_seen(Seen { leg, what, record: Box::new(record) }, now_us, cluster, out);
+        self.push_seen(Seen { leg, what, record }, now_us, cluster, out);
         // Complete groups left their place empty: drop the empty places at the front.
         while self.groups.front().is_some_and(|g| g.seen.is_empty()) {
             self.groups.pop_front();

@@ -9,7 +9,7 @@ pub mod late;
 pub mod merge;
 pub mod socket_lb;
 
-use podtap_shared::{EndpointKind, Record, Via, ViaKind};
+use podtap_shared::{EndpointKind, Name, Record, Via, ViaKind};
 
 use crate::dissect::Exchange;
 use crate::resolve::ClusterState;
@@ -18,7 +18,7 @@ use crate::resolve::ClusterState;
 const PROBE_AGENT: &str = "kube-probe/";
 
 /// Turns one exchange into a record.
-pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterState) -> Record {
+pub fn record(ex: Exchange, id: u64, interface: Option<&Name>, cluster: &ClusterState) -> Record {
     // Named as they were when the request was made: an IP a new pod took over later keeps the
     // old owner's name for traffic from before.
     // Behind a PROXY protocol header the real client is the one it names; the peer that sent it
@@ -56,7 +56,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&str>, cluster: &ClusterS
         via,
         probe,
         observations: u32::from(ex.points.max(1)),
-        interface: interface.map(str::to_string),
+        interface: interface.cloned(),
         nodes: Vec::new(),
         tunnel: ex.tunnel.map(Box::new),
         proxy,
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn probes_are_flagged_and_direct() {
-        let r = record(exchange("kube-probe/1.31"), 9, Some("veth1"), &ClusterState::default());
+        let r = record(exchange("kube-probe/1.31"), 9, Some(&"veth1".into()), &ClusterState::default());
         assert!(r.probe);
         assert_eq!(r.via.kind, ViaKind::Direct);
         assert_eq!((r.id, r.conn, r.latency_us, r.interface.as_deref()), (9, 3, Some(750), Some("veth1")));

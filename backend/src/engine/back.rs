@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use podtap_shared::{Name, Record};
+use podtap_shared::{Detail, Name, Record};
 
 use crate::correlate;
 use crate::correlate::late::LateNames;
@@ -18,12 +18,31 @@ use super::{Batch, EngineStats};
 /// Where dissected exchanges came from: one capture (a node, when named) with its interfaces.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
-    /// Interface names by `Exchange::interface`.
-    pub interfaces: Vec<Option<String>>,
+    /// Interface names by `Exchange::interface`, shared by the records seen on them.
+    interfaces: Vec<Option<Name>>,
     /// The node whose interfaces these are, when known.
     pub node: Option<Name>,
     /// Added to this origin's connection ids: two origins never share one.
     pub conn_base: u64,
+}
+
+impl Origin {
+    /// Names the interfaces (index = `Exchange::interface`).
+    pub fn set_interfaces(&mut self, names: Vec<Option<String>>) {
+        self.interfaces = names.into_iter().map(|n| n.map(Name::from)).collect();
+    }
+
+    /// Names interface `index`.
+    pub fn name_interface(&mut self, index: usize, name: Option<String>) {
+        if self.interfaces.len() <= index {
+            self.interfaces.resize(index + 1, None);
+        }
+        self.interfaces[index] = name.map(Name::from);
+    }
+
+    fn interface(&self, index: u32) -> Option<&Name> {
+        self.interfaces.get(index as usize).and_then(Option::as_ref)
+    }
 }
 
 /// How far apart the connection ids of two origins start: far more connections than one capture
@@ -149,7 +168,7 @@ impl Joiner {
     /// `Engine::on_frame` makes frame by frame.
     pub(super) fn apply(&mut self, origin: usize, batch: Batch, out: &mut Vec<Record>) {
         if let Some(names) = batch.interfaces {
-            self.origin_mut(origin).interfaces = names;
+            self.origin_mut(origin).set_interfaces(names);
         }
         let mut items = batch.items.into_iter();
         for step in batch.steps {
@@ -197,44 +216,23 @@ impl Joiner {
             return;
         }
         self.origin_mut(origin);
-        let origin = &self.origins[origin];
+        let at = origin;
         let first = out.len();
         for d in items {
+            let origin = &self.origins[at];
             match d {
                 Dissected::Exchange(ex) => {
-                    self.stats.http_exchanges += u64::from(ex.http().is_some());
-                    if let Some(h) = ex.http() {
-                        self.stats.malformed_requests += u64::from(h.malformed.is_some());
-                        self.stats.uncertain_pairings += u64::from(h.paired.is_some());
-                    }
-                    self.stats.tls_handshakes += u64::from(matches!(ex.detail, podtap_shared::Detail::Tls(_)));
-                    self.stats.grpc_calls += u64::from(matches!(ex.detail, podtap_shared::Detail::Grpc(_)));
-                    let index = ex.interface;
-                    let iface = origin.interfaces.get(index as usize).and_then(|n| n.as_deref());
-                    let mut ex = *ex;
-                    ex.conn += origin.conn_base;
-                    let mut record = correlate::record(ex, self.next_id, iface, &self.cluster);
-                    record.nodes.extend(origin.node.clone());
-                    self.names.learn(&record);
-                    self.names.name(&mut record);
-                    self.topics.learn(&record);
-                    self.topics.name(&mut record);
-                    // Learned as observations come; applied as records leave the merge (below), when
-                    // every node's observations before them — a DNS answer on the client's node —
-                    // have come too.
-                    self.socket_lb.learn(&record, &self.cluster);
-                    self.next_id += 1;
-                    match &mut self.merger {
-                        Some(m) => m.push(record, now_us, &self.cluster, out),
-                        None => out.push(record),
-                    }
+                    let iface = origin.interface(ex.interface);
+                    let record = Box::new(correlate::record(*ex, 0, iface, &self.cluster));
+                    self.join(at, record, now_us, out);
                 }
+                Dissected::Made(record) => self.join(at, record, now_us, out),
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
                 Dissected::OneWay => self.stats.one_way_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
                 Dissected::Learn(ex) => {
-                    let iface = origin.interfaces.get(ex.interface as usize).and_then(|n| n.as_deref());
+                    let iface = origin.interface(ex.interface);
                     let mut ex = *ex;
                     ex.conn += origin.conn_base;
                     let record = correlate::record(ex, 0, iface, &self.cluster);
@@ -246,6 +244,34 @@ impl Joiner {
         }
         self.late.advance(now_us);
         self.leave(first, false, out);
+    }
+
+    /// One observation made into a record (here, or by a shard): its id, its origin's connection
+    /// base and node, and its names; then the merge.
+    fn join(&mut self, origin: usize, mut record: Box<Record>, now_us: u64, out: &mut Vec<Record>) {
+        if let Detail::Http(h) = &record.detail {
+            self.stats.http_exchanges += 1;
+            self.stats.malformed_requests += u64::from(h.malformed.is_some());
+            self.stats.uncertain_pairings += u64::from(h.paired.is_some());
+        }
+        self.stats.tls_handshakes += u64::from(matches!(record.detail, Detail::Tls(_)));
+        self.stats.grpc_calls += u64::from(matches!(record.detail, Detail::Grpc(_)));
+        let origin = &self.origins[origin];
+        record.id = self.next_id;
+        record.conn += origin.conn_base;
+        record.nodes.extend(origin.node.clone());
+        self.names.learn(&record);
+        self.names.name(&mut record);
+        self.topics.learn(&record);
+        self.topics.name(&mut record);
+        // Learned as observations come; applied as records leave the merge (below), when every
+        // node's observations before them — a DNS answer on the client's node — have come too.
+        self.socket_lb.learn(&record, &self.cluster);
+        self.next_id += 1;
+        match &mut self.merger {
+            Some(m) => m.push(record, now_us, &self.cluster, out),
+            None => out.push(*record),
+        }
     }
 
     /// Records leaving (`out[first..]`): those with a pod address not named yet wait for it; what

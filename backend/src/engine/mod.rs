@@ -223,19 +223,14 @@ impl Engine {
     /// Takes the interface names a capture file has declared so far (index = `Frame::interface`).
     pub fn sync_interfaces(&mut self, frames: &Frames<'_>) {
         if self.front.sync_interfaces(frames) {
-            self.back.origin_mut(0).interfaces = frames.interface_names();
+            self.back.origin_mut(0).set_interfaces(frames.interface_names());
         }
     }
 
     /// Names interface `index` (`Frame::interface`) for the records seen on it.
     pub fn name_interface(&mut self, index: u32, name: Option<String>) {
         self.front.declare(index);
-        let interfaces = &mut self.back.origin_mut(0).interfaces;
-        let index = index as usize;
-        if interfaces.len() <= index {
-            interfaces.resize(index + 1, None);
-        }
-        interfaces[index] = name;
+        self.back.origin_mut(0).name_interface(index as usize, name);
     }
 
     /// For live sources: closes idle connections by the wall clock when no packet has arrived to
@@ -341,7 +336,9 @@ impl Engine {
         let Engine { front, back } = self;
         front.numbered_by_frame();
         let mut out = Vec::new();
-        let (result, counted) = shards::run(&mut front.decoder, file, shards, |batch| {
+        // Held exchanges are named once the cluster state comes: those stay exchanges till then.
+        let cluster = (!back.holding()).then(|| back.cluster().clone());
+        let (result, counted) = shards::run(&mut front.decoder, file, shards, cluster, |batch| {
             deliver(back, batch, &mut out, &mut sink, &mut progress);
         });
         front.absorbed.add(&counted);

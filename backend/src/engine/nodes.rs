@@ -47,7 +47,7 @@ impl Source {
                 return;
             };
             if let Some(names) = batch.interfaces {
-                joiner.origin_mut(origin).interfaces = names;
+                joiner.origin_mut(origin).set_interfaces(names);
             }
             self.steps = batch.steps.into();
             self.items = batch.items.into_iter();

@@ -5,13 +5,20 @@
 //! exchanges back in the order one front gives them — frame by frame, and what a sweep or the end
 //! closed by connection id and query order (`Place`) — so the back takes the same steps and
 //! makes the same records. Connections are numbered by the frame that opened them, which no
-//! shard needs another to know.
+//! shard needs another to know. Given the file's cluster state, each shard also makes its
+//! exchanges into named records (`correlate::record`), which the joiner's one thread then only
+//! numbers, names further and merges.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use podtap_shared::Name;
+
 use crate::capture::{CaptureError, CaptureFile};
+use crate::correlate;
 use crate::dissect::Dissected;
 use crate::reassemble::Limits;
+use crate::resolve::ClusterState;
 
 use super::decoder::Decoder;
 use super::dissector::{Dissector, Place, Work};
@@ -19,6 +26,8 @@ use super::{Batch, EngineStats, PIPE_FRAMES};
 
 /// What a shard is given, with the number of the frame it came with.
 enum Job<'a> {
+    /// The file's interface names (by `Frame::interface`) from here on.
+    Interfaces(Vec<Option<Name>>),
     Frame(u64, Work<'a>),
     /// Every shard closes what is idle as of this capture time.
     Sweep(u64, u64),
@@ -54,11 +63,13 @@ struct Meta {
 }
 
 /// The front half of `file` over `shards` dissectors: one batch at a time to `deliver`, exactly
-/// as `Observer::run` hands them. Returns what the shards counted (the decoder keeps its own).
+/// as `Observer::run` hands them — with each exchange made into a record (`Dissected::Made`)
+/// when `cluster` is given. Returns what the shards counted (the decoder keeps its own).
 pub(super) fn run(
     decoder: &mut Decoder,
     file: &CaptureFile,
     shards: usize,
+    cluster: Option<Arc<ClusterState>>,
     mut deliver: impl FnMut(Batch),
 ) -> (Result<(), CaptureError>, EngineStats) {
     let shards = shards.max(1);
@@ -71,7 +82,8 @@ pub(super) fn run(
         for _ in 0..shards {
             let (job_tx, job_rx) = sync_channel::<Vec<Job<'_>>>(4);
             let (made_tx, made_rx) = sync_channel::<Made>(4);
-            scope.spawn(move || dissect(limits, job_rx, made_tx));
+            let cluster = cluster.clone();
+            scope.spawn(move || dissect(limits, cluster, job_rx, made_tx));
             job_txs.push(job_tx);
             made_rxs.push(made_rx);
         }
@@ -106,7 +118,10 @@ fn read<'a>(
             }
         };
         if decoder.sync_interfaces(&frames) {
-            meta.interfaces = Some(frames.interface_names());
+            let names = frames.interface_names();
+            let shared: Vec<Option<Name>> = names.iter().map(|n| n.as_deref().map(Name::from)).collect();
+            jobs.iter_mut().for_each(|j| j.push(Job::Interfaces(shared.clone())));
+            meta.interfaces = Some(names);
         }
         if let Some(work) = decoder.decode(&frame) {
             let shard = work.shard(shards.len());
@@ -132,14 +147,21 @@ fn read<'a>(
     result
 }
 
-/// A shard's thread: its jobs through its own dissector.
-fn dissect(limits: Limits, jobs: Receiver<Vec<Job<'_>>>, made: SyncSender<Made>) {
+/// A shard's thread: its jobs through its own dissector (and, with the cluster state, its
+/// exchanges made into records).
+fn dissect(limits: Limits, cluster: Option<Arc<ClusterState>>, jobs: Receiver<Vec<Job<'_>>>, made: SyncSender<Made>) {
     let mut dissector = Dissector::new(limits);
     let mut marks = Vec::new();
+    let mut names: Vec<Option<Name>> = Vec::new();
     for batch in jobs {
         let mut out = Made { items: Vec::new(), marks: Vec::new(), stats: None };
         for job in batch {
+            let before = out.items.len();
             let number = match job {
+                Job::Interfaces(now) => {
+                    names = now;
+                    continue;
+                }
                 Job::Frame(number, work) => {
                     dissector.work_into(work, number, &mut out.items, &mut marks);
                     number
@@ -154,10 +176,25 @@ fn dissect(limits: Limits, jobs: Receiver<Vec<Job<'_>>>, made: SyncSender<Made>)
                     FINISH
                 }
             };
+            if let Some(cluster) = &cluster {
+                make_records(&mut out.items[before..], &names, cluster);
+            }
             out.marks.extend(marks.drain(..).map(|(place, end)| (number, place, end)));
         }
         if made.send(out).is_err() {
             return;
+        }
+    }
+}
+
+/// Each exchange in `items` made into a record in place (the same place: marks count items).
+fn make_records(items: &mut [Dissected], names: &[Option<Name>], cluster: &ClusterState) {
+    for item in items {
+        if let Dissected::Exchange(_) = item
+            && let Dissected::Exchange(ex) = std::mem::replace(item, Dissected::OneWay)
+        {
+            let iface = names.get(ex.interface as usize).and_then(Option::as_ref);
+            *item = Dissected::Made(Box::new(correlate::record(*ex, 0, iface, cluster)));
         }
     }
 }

@@ -98,7 +98,8 @@ impl Filling {
                 Dissected::Exchange(ex) => {
                     self.batch.items.push(Observed { at_us, exchange: *ex, learn: false, place: 0 })
                 }
-                Dissected::Learn(_) => {}
+                // Only a file's sharded run makes records before the joiner; an agent sends exchanges.
+                Dissected::Learn(_) | Dissected::Made(_) => {}
                 Dissected::UnmatchedResponse => notes.unmatched_responses += 1,
                 Dissected::OneWay => notes.one_way_responses += 1,
                 Dissected::Resync => notes.resyncs += 1,

@@ -63,7 +63,7 @@ fn seen(id: u64, node: &str, client: &str, server: &str, after: u64, c: &Cluster
         seq: None,
         detail: Detail::Http(http),
     };
-    let mut r = record(ex, id, Some("eth0"), c);
+    let mut r = record(ex, id, Some(&"eth0".into()), c);
     r.nodes.push(Name::from(node));
     r
 }
@@ -74,7 +74,7 @@ fn merge(records: Vec<Record>, c: &ClusterState) -> (usize, Vec<Record>) {
     let mut out = Vec::new();
     for r in records {
         let now = r.ts;
-        m.push(r, now, c, &mut out);
+        m.push(Box::new(r), now, c, &mut out);
     }
     let early = out.len();
     m.flush_all(&mut out);
@@ -123,10 +123,10 @@ fn a_retransmitted_request_seen_late_on_the_servers_node_is_still_one() {
     let mut m = Merger::default();
     let mut out = Vec::new();
     let mut copies = records.into_iter();
-    m.push(copies.next().unwrap(), T0, &c, &mut out);
+    m.push(Box::new(copies.next().unwrap()), T0, &c, &mut out);
     m.flush_due(T0 + 1_500_000, &mut out);
     assert!(out.is_empty(), "the copy bound for n2 waits for n2's: {out:#?}");
-    m.push(copies.next().unwrap(), T0 + 1_730_000, &c, &mut out);
+    m.push(Box::new(copies.next().unwrap()), T0 + 1_730_000, &c, &mut out);
     m.flush_due(T0 + RETRANSMIT_US + WINDOW_US + 1, &mut out);
     assert_eq!(out.iter().map(|r| r.observations).collect::<Vec<_>>(), [2], "{out:#?}");
     // Without the same bytes, that far apart is two requests (one copy not captured).
@@ -199,7 +199,7 @@ fn a_request_to_another_node_at_the_end_of_a_file_leaves_with_the_rest() {
     let mut r = seen(1, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c);
     r.seq = Some(7_000);
     let (mut m, mut out) = (Merger::default(), Vec::new());
-    m.push(r, u64::MAX, &c, &mut out);
+    m.push(Box::new(r), u64::MAX, &c, &mut out);
     m.flush_all(&mut out);
     assert_eq!(out.len(), 1);
 }
@@ -245,9 +245,9 @@ fn a_request_whose_answer_came_late_to_the_clients_node_is_still_one() {
     let server_side = with_seq(seen(1, "n2", "10.244.1.20:40000", "10.244.2.11:3000", 0, &c));
     let client_side = with_seq(seen(2, "n1", "10.244.1.20:40000", "10.244.2.11:3000", 1_000, &c));
     let (mut m, mut out) = (Merger::default(), Vec::new());
-    m.push(server_side, T0 + 10_000, &c, &mut out);
+    m.push(Box::new(server_side), T0 + 10_000, &c, &mut out);
     m.flush_due(T0 + 1_700_000, &mut out);
-    m.push(client_side, T0 + 1_730_000, &c, &mut out);
+    m.push(Box::new(client_side), T0 + 1_730_000, &c, &mut out);
     m.flush_all(&mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!((out[0].observations, out[0].nodes.len()), (2, 2));

@@ -37,11 +37,11 @@ fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str,
         seq: None,
         detail: Detail::Http(http),
     };
-    record(ex, id, Some(iface), &cluster())
+    record(ex, id, Some(&iface.into()), &cluster())
 }
 
 fn push(m: &mut Merger, r: Record, now: u64, c: &ClusterState, out: &mut Vec<Record>) {
-    m.push(r, now, c, out);
+    m.push(Box::new(r), now, c, out);
 }
 
 fn merge(records: Vec<Record>) -> Vec<Record> {
@@ -150,8 +150,8 @@ fn no_interface_is_needed_to_merge() {
     a.interface = None;
     b.interface = None;
     let mut out = Vec::new();
-    m.push(a, 0, &c, &mut out);
-    m.push(b, 0, &c, &mut out);
+    m.push(Box::new(a), 0, &c, &mut out);
+    m.push(Box::new(b), 0, &c, &mut out);
     assert_eq!(out.len(), 1, "a complete request leaves at once, without waiting for its window");
     assert_eq!(m.pending(), 0);
     m.flush_all(&mut out);

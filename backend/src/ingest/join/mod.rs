@@ -447,7 +447,7 @@ impl Join {
         let mut parts = Vec::with_capacity(taken.len());
         for (at, batch) in taken {
             if let Some(names) = batch.interfaces {
-                self.joiner.origin_mut(origin).interfaces = names;
+                self.joiner.origin_mut(origin).set_interfaces(names);
             }
             observed.extend(batch.items);
             let n = batch.notes;
