@@ -846,7 +846,7 @@ pub fn finish_and_check(
     let what = format!("{mode}, the hub");
     let truth = Truth { c, addresses: &addresses, clients, ext_runs, web: &web_logs };
     check_records(&truth, &records, Some(&balance), &what, false);
-    check_a_window(c, &records, clients);
+    check_a_window(c, clients);
     if let Some(captures) = captures {
         let list = cluster_list(c, &addresses);
         for (format, files) in captures.stop() {
@@ -863,17 +863,38 @@ pub fn finish_and_check(
 
 /// A window of the hub's records, chosen from the truth: the first client's run, a second either
 /// side. The hub answers exactly the records of the whole run that started in it (`from`
-/// inclusive, `to` not), and every call that client logged is among them.
-fn check_a_window(c: &Cluster, records: &[Record], clients: &[(&str, &str, ViaKind)]) {
+/// inclusive, `to` not), and every call that client logged is among them. Records of the window
+/// may still come after every request is in (a connection's when it closes, a late probe's: a
+/// fresh clone's window had one the whole run fetched before it lacked), so the whole run is
+/// fetched between two equal answers for the window, until the three agree (30 s at most).
+fn check_a_window(c: &Cluster, clients: &[(&str, &str, ViaKind)]) {
     let (job, pod, _) = clients[0];
     let logs = log_lines(&c.logs(), "");
     let times: Vec<u64> = logs[job].iter().map(|l| (l["ts"].as_f64().unwrap() * 1e6) as u64).collect();
     let (from, to) = (times.iter().min().unwrap() - 1_000_000, times.iter().max().unwrap() + 1_000_000);
-    let page = hub(&format!("/api/v1/records?limit=10000&kind=all&from={from}&to={to}")).expect("a window");
-    let window: Vec<Record> = serde_json::from_value(page["records"].clone()).unwrap();
-    let ids = |rs: &mut dyn Iterator<Item = &Record>| rs.map(|r| r.id).collect::<BTreeSet<u64>>();
-    let expected = ids(&mut records.iter().filter(|r| from <= r.ts && r.ts < to));
-    assert_eq!(ids(&mut window.iter()), expected, "{}: the window {from}..{to}", c.mode);
+    let fetch = |path: &str| -> Vec<Record> {
+        serde_json::from_value(hub(path).expect("the hub's records")["records"].clone()).unwrap()
+    };
+    let ids = |rs: &[Record]| rs.iter().filter(|r| from <= r.ts && r.ts < to).map(|r| r.id).collect::<BTreeSet<u64>>();
+    let in_window = format!("/api/v1/records?limit=10000&kind=all&from={from}&to={to}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let window = loop {
+        let before = ids(&fetch(&in_window));
+        let whole = ids(&fetch("/api/v1/records?limit=10000&kind=all"));
+        let window = fetch(&in_window);
+        let after = ids(&window);
+        if (before == after && after == whole) || Instant::now() > deadline {
+            assert_eq!(after, whole, "{}: the window {from}..{to}", c.mode);
+            assert_eq!(
+                window.len(),
+                after.len(),
+                "{}: the window {from}..{to} has only records that began in it",
+                c.mode
+            );
+            break window;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let calls = window
         .iter()
         .filter(|r| r.http().is_some() && !r.probe && r.src.qualified_name() == Some(format!("default/{pod}")))
