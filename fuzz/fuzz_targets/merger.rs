@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             ..Record::test()
         };
         pushed += 1;
-        merger.push(record, now, &cluster, &mut out);
+        merger.push(Box::new(record), now, &cluster, &mut out);
         merger.flush_due(now, &mut out);
     }
     merger.flush_all(&mut out);
