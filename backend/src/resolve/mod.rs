@@ -6,6 +6,7 @@
 pub mod access;
 mod cluster_file;
 mod dns_names;
+mod history;
 pub mod review;
 mod state;
 mod topic_names;

@@ -3,8 +3,8 @@
 //! metadata), each a list + watch that kube-rs keeps alive — bookmarks, a relist on
 //! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
 //! objects arrive. Whenever a store changes, a new `ClusterState` is built from all the stores
-//! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when they left,
-//! and handed to `on_change`; the first once every watch has listed or been refused by the server
+//! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when their
+//! events came (`history`), and handed to `on_change`; the first once every watch has listed or been refused by the server
 //! (403, 404), or when the wait for that is over: a refused connection, a timeout or a 5xx is no
 //! answer, and names handed out before the server answers would be missing for good.
 //!
@@ -27,103 +27,15 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config, Resource, ResourceExt};
-use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
+use super::ClusterState;
 use super::access::{Access, Refusal};
-use super::{Backend, ClusterState};
+use super::history::{History, Stamps, now_us};
 
 /// The shortest time between two rebuilds: a burst of events makes one new state.
 const REBUILD_EVERY: Duration = Duration::from_millis(250);
-/// How long a pod that left keeps its name for traffic from before it left.
-const HISTORY: Duration = Duration::from_secs(3600);
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Pods that left the store, and when: so an IP a new pod takes over keeps the old owner's name
-/// for traffic captured before (the failure of tools that only know the present).
-/// Also when each pod was first seen finished or deleting: its timestamps say only the second.
-#[derive(Default)]
-struct History {
-    known: FxHashMap<String, Arc<Pod>>,
-    departed: Vec<(Arc<Pod>, u64)>,
-    ended_seen: FxHashMap<String, u64>,
-    /// The first list is in.
-    listed: bool,
-    /// Every Service's backends (`ns/name`, address) at the last rebuild, and those that left
-    /// since, with when: so a record that leaves the merge after its Service's pod went still
-    /// went through it.
-    backends: FxHashMap<(String, std::net::IpAddr), Backend>,
-    former_backends: Vec<(String, Backend, u64)>,
-}
-
-fn uid(p: &Pod) -> String {
-    p.metadata.uid.clone().unwrap_or_else(|| format!("{:?}/{:?}", p.metadata.namespace, p.metadata.name))
-}
-
-/// Whether the pod has finished, or is being deleted.
-fn ending(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_some()
-        || p.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
-}
-
-impl History {
-    fn note(&mut self, current: &[Arc<Pod>], now: u64) {
-        let now_known: FxHashMap<String, Arc<Pod>> = current.iter().map(|p| (uid(p), p.clone())).collect();
-        for (uid, pod) in self.known.drain() {
-            if !now_known.contains_key(&uid) {
-                self.ended_seen.entry(uid).or_insert(now);
-                self.departed.push((pod, now));
-            }
-        }
-        // Pods that had ended before the first list ended at some time before now, not now.
-        if self.listed {
-            for (uid, pod) in &now_known {
-                if ending(pod) {
-                    self.ended_seen.entry(uid.clone()).or_insert(now);
-                }
-            }
-        }
-        self.listed = true;
-        self.known = now_known;
-        let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
-        self.departed.retain(|(_, gone)| *gone >= horizon);
-        if self.ended_seen.len() > self.known.len() + self.departed.len() {
-            let departed: rustc_hash::FxHashSet<String> = self.departed.iter().map(|(p, _)| uid(p)).collect();
-            let known = &self.known;
-            self.ended_seen.retain(|id, _| known.contains_key(id) || departed.contains(id));
-        }
-    }
-
-    /// Notes the backends `state` lists now, and adds those that left (within `HISTORY`) to it.
-    fn note_backends(&mut self, state: &mut ClusterState, now: u64) {
-        let mut now_listed: FxHashMap<(String, std::net::IpAddr), Backend> = FxHashMap::default();
-        for (service, backends) in state.service_backends() {
-            for b in backends {
-                now_listed.insert((service.to_string(), b.ip), b.clone());
-            }
-        }
-        for (key, backend) in self.backends.drain() {
-            if !now_listed.contains_key(&key) {
-                self.former_backends.push((key.0, backend, now));
-            }
-        }
-        self.backends = now_listed;
-        let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
-        self.former_backends.retain(|(_, _, gone)| *gone >= horizon);
-        for (service, backend, gone) in &self.former_backends {
-            state.add_former_backend(service, backend.clone(), *gone);
-        }
-    }
-
-    fn ended_seen(&self, p: &Pod) -> Option<u64> {
-        self.ended_seen.get(&uid(p)).copied()
-    }
-}
-
 /// Why the API server could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -169,14 +81,19 @@ pub fn start(
     let namespaces =
         if scope.namespaces.is_empty() { vec![client.default_namespace().to_string()] } else { scope.namespaces };
     let w = Watches { client, access: Arc::default(), changed: Arc::new(Notify::new()), namespaces };
-    let pods = w.reflect::<Pod>(Some(Api::namespaced));
-    let services = w.reflect::<Service>(Some(Api::namespaced));
-    let slices = w.reflect::<EndpointSlice>(Some(Api::namespaced));
-    let nodes = w.reflect::<Node>(None);
+    let stamps = Stamps::default();
+    let stamp: OnEvent<Pod> = {
+        let stamps = stamps.clone();
+        Arc::new(move |event, relisting| stamps.event(event, relisting, now_us()))
+    };
+    let pods = w.reflect::<Pod>(Some(Api::namespaced), Some(stamp));
+    let services = w.reflect::<Service>(Some(Api::namespaced), None);
+    let slices = w.reflect::<EndpointSlice>(Some(Api::namespaced), None);
+    let nodes = w.reflect::<Node>(None, None);
     // Only their owners matter: `Api<PartialObjectMeta<_>>` asks for metadata alone.
-    let replica_sets = w.reflect::<PartialObjectMeta<ReplicaSet>>(Some(Api::namespaced));
-    let jobs = w.reflect::<PartialObjectMeta<Job>>(Some(Api::namespaced));
-    let namespaces = w.reflect::<PartialObjectMeta<Namespace>>(None);
+    let replica_sets = w.reflect::<PartialObjectMeta<ReplicaSet>>(Some(Api::namespaced), None);
+    let jobs = w.reflect::<PartialObjectMeta<Job>>(Some(Api::namespaced), None);
+    let namespaces = w.reflect::<PartialObjectMeta<Namespace>>(None, None);
     let Watches { access, changed, .. } = w;
     let status = access.clone();
     tokio::spawn(async move {
@@ -201,9 +118,8 @@ pub fn start(
         loop {
             let mut state = ClusterState::default();
             let current = pods.state();
-            history.note(&current, now_us());
-            current.iter().for_each(|p| state.add_watched_pod(p, history.ended_seen(p)));
-            history.departed.iter().for_each(|(p, gone)| state.add_departed_pod(p, *gone, history.ended_seen(p)));
+            history.note(&current, &stamps, now_us());
+            history.add_pods(&current, &mut state);
             services.state().iter().for_each(|s| state.add_service(s));
             slices.state().iter().for_each(|s| state.add_endpoint_slice(s));
             history.note_backends(&mut state, now_us());
@@ -219,6 +135,10 @@ pub fn start(
     });
     status
 }
+
+/// Called with each event of a watch as it comes, and whether the watch is listing again after
+/// its first list.
+type OnEvent<K> = Arc<dyn Fn(&watcher::Event<K>, bool) + Send + Sync>;
 
 /// What every reflector shares.
 struct Watches {
@@ -242,8 +162,8 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
 impl Watches {
     /// One kind's reflector on its own task. A namespaced kind (`in_namespace` makes its `Api`
     /// for one namespace) forbidden cluster-wide is watched again in each namespace of
-    /// `namespaces`, each with its own store.
-    fn reflect<K>(&self, in_namespace: Option<fn(Client, &str) -> Api<K>>) -> Stores<K>
+    /// `namespaces`, each with its own store. `on_event` sees every event.
+    fn reflect<K>(&self, in_namespace: Option<fn(Client, &str) -> Api<K>>, on_event: Option<OnEvent<K>>) -> Stores<K>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
@@ -254,9 +174,9 @@ impl Watches {
         let narrow_to = if in_namespace.is_some() { self.namespaces.clone() } else { Vec::new() };
         let all = stores.0.clone();
         tokio::spawn(async move {
-            let forbidden =
-                watch_into(Api::<K>::all(client.clone()), kind, None, &all, &access, &changed, !narrow_to.is_empty())
-                    .await;
+            let cluster_wide = Api::<K>::all(client.clone());
+            let hooks = Hooks { access: &access, changed: &changed, on_event: on_event.as_ref() };
+            let forbidden = watch_into(cluster_wide, kind, None, &all, hooks, !narrow_to.is_empty()).await;
             if !forbidden {
                 return;
             }
@@ -265,15 +185,26 @@ impl Watches {
             tracing::info!("{kind}: not allowed cluster-wide; watching namespaces {} instead", narrow_to.join(", "));
             for ns in narrow_to {
                 let api = in_namespace.expect("namespaced kinds only")(client.clone(), &ns);
-                let (all, access, changed) = (all.clone(), access.clone(), changed.clone());
-                tokio::spawn(async move { watch_into(api, kind, Some(&ns), &all, &access, &changed, false).await });
+                let (all, access, changed, on_event) = (all.clone(), access.clone(), changed.clone(), on_event.clone());
+                tokio::spawn(async move {
+                    let hooks = Hooks { access: &access, changed: &changed, on_event: on_event.as_ref() };
+                    watch_into(api, kind, Some(&ns), &all, hooks, false).await
+                });
             }
         });
         stores
     }
 }
 
-/// Lists and watches `api` into a new store added to `stores`, reporting to `access`, for as long
+/// Who hears of a watch's events: `access` of its answers, `changed` of every event, `on_event`
+/// of each event itself.
+struct Hooks<'a, K> {
+    access: &'a Access,
+    changed: &'a Notify,
+    on_event: Option<&'a OnEvent<K>>,
+}
+
+/// Lists and watches `api` into a new store added to `stores`, reporting to `hooks`, for as long
 /// as the reflector runs. With `stop_if_forbidden`, returns `true` at a 403 before the first list
 /// (the caller watches namespace by namespace instead).
 async fn watch_into<K>(
@@ -281,8 +212,7 @@ async fn watch_into<K>(
     kind: &'static str,
     scope: Option<&str>,
     stores: &Arc<std::sync::Mutex<Vec<Store<K>>>>,
-    access: &Access,
-    changed: &Notify,
+    hooks: Hooks<'_, K>,
     stop_if_forbidden: bool,
 ) -> bool
 where
@@ -295,8 +225,12 @@ where
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer);
     let mut stream = std::pin::pin!(stream);
+    let Hooks { access, changed, on_event } = hooks;
     let mut listed = false;
     while let Some(event) = stream.next().await {
+        if let (Some(hear), Ok(event)) = (on_event, &event) {
+            hear(event, listed);
+        }
         match event {
             Ok(watcher::Event::InitDone) => {
                 if listed {
@@ -320,41 +254,4 @@ where
         }
     }
     false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn slice(ips: &[&str]) -> EndpointSlice {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-x", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
-            "addressType": "IPv4",
-            "endpoints": ips.iter().map(|ip| serde_json::json!({"addresses": [ip]})).collect::<Vec<_>>(),
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn a_backend_that_left_its_service_is_kept_with_when_it_left_for_an_hour() {
-        let mut history = History::default();
-        let rebuild = |history: &mut History, ips: &[&str], now: u64| {
-            let mut state = ClusterState::default();
-            state.add_endpoint_slice(&slice(ips));
-            history.note_backends(&mut state, now);
-            state
-        };
-        let t = 1_800_000_000_000_000;
-        rebuild(&mut history, &["10.244.0.11", "10.244.0.12"], t);
-        let state = rebuild(&mut history, &["10.244.0.11"], t + 5_000_000);
-        let gone: std::net::IpAddr = "10.244.0.12".parse().unwrap();
-        assert!(!state.is_backend("default/web", gone));
-        assert!(state.was_backend("default/web", gone, t + 4_000_000), "before it left");
-        assert!(!state.was_backend("default/web", gone, t + 6_000_000), "after it left");
-        // Kept through later rebuilds, for an hour.
-        let state = rebuild(&mut history, &["10.244.0.11"], t + 60_000_000);
-        assert!(state.was_backend("default/web", gone, t + 4_000_000));
-        let state = rebuild(&mut history, &["10.244.0.11"], t + 5_000_000 + HISTORY.as_micros() as u64 + 1);
-        assert!(!state.was_backend("default/web", gone, t + 4_000_000));
-    }
 }
