@@ -151,9 +151,4 @@ pub enum Dissected {
     /// An exchange another hub merges (it went to another bus partition): only what it teaches
     /// about names (a DNS answer, a TLS server name) is taken here. Dissectors never make one.
     Learn(Box<Exchange>),
-    /// An exchange a shard of a file's sharded run already made into a record, named with the
-    /// file's cluster state (`correlate::record`, on the shard's core); the joiner gives it its
-    /// id, its origin's connection base and node, and what it learned of names. Dissectors
-    /// never make one.
-    Made(Box<podtap_shared::Record>),
 }

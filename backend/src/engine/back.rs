@@ -226,7 +226,6 @@ impl Joiner {
                     let record = Box::new(correlate::record(*ex, 0, iface, &self.cluster));
                     self.join(at, record, now_us, out);
                 }
-                Dissected::Made(record) => self.join(at, record, now_us, out),
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
                 Dissected::OneWay => self.stats.one_way_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
@@ -246,7 +245,7 @@ impl Joiner {
         self.leave(first, false, out);
     }
 
-    /// One observation made into a record (here, or by a shard): its id, its origin's connection
+    /// One observation made into a record: its id, its origin's connection
     /// base and node, and its names; then the merge.
     fn join(&mut self, origin: usize, mut record: Box<Record>, now_us: u64, out: &mut Vec<Record>) {
         if let Detail::Http(h) = &record.detail {

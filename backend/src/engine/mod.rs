@@ -336,9 +336,7 @@ impl Engine {
         let Engine { front, back } = self;
         front.numbered_by_frame();
         let mut out = Vec::new();
-        // Held exchanges are named once the cluster state comes: those stay exchanges till then.
-        let cluster = (!back.holding()).then(|| back.cluster().clone());
-        let (result, counted) = shards::run(&mut front.decoder, file, shards, cluster, |batch| {
+        let (result, counted) = shards::run(&mut front.decoder, file, shards, |batch| {
             deliver(back, batch, &mut out, &mut sink, &mut progress);
         });
         front.absorbed.add(&counted);

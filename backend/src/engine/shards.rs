@@ -5,20 +5,16 @@
 //! exchanges back in the order one front gives them — frame by frame, and what a sweep or the end
 //! closed by connection id and query order (`Place`) — so the back takes the same steps and
 //! makes the same records. Connections are numbered by the frame that opened them, which no
-//! shard needs another to know. Given the file's cluster state, each shard also makes its
-//! exchanges into named records (`correlate::record`), which the joiner's one thread then only
-//! numbers, names further and merges.
+//! shard needs another to know. The joiner's thread makes the exchanges into records: shards that
+//! made them (session 27) cost more than they saved on two cores — every name in a record is a
+//! reference count, and those counts' cache lines bounced between the shards and the joiner
+//! (BENCHMARKS.md, session 28).
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use podtap_shared::Name;
-
 use crate::capture::{CaptureError, CaptureFile};
-use crate::correlate;
 use crate::dissect::Dissected;
 use crate::reassemble::Limits;
-use crate::resolve::ClusterState;
 
 use super::decoder::Decoder;
 use super::dissector::{Dissector, Place, Work};
@@ -26,8 +22,6 @@ use super::{Batch, EngineStats, PIPE_FRAMES};
 
 /// What a shard is given, with the number of the frame it came with.
 enum Job<'a> {
-    /// The file's interface names (by `Frame::interface`) from here on.
-    Interfaces(Vec<Option<Name>>),
     Frame(u64, Work<'a>),
     /// Every shard closes what is idle as of this capture time.
     Sweep(u64, u64),
@@ -63,13 +57,11 @@ struct Meta {
 }
 
 /// The front half of `file` over `shards` dissectors: one batch at a time to `deliver`, exactly
-/// as `Observer::run` hands them — with each exchange made into a record (`Dissected::Made`)
-/// when `cluster` is given. Returns what the shards counted (the decoder keeps its own).
+/// as `Observer::run` hands them. Returns what the shards counted (the decoder keeps its own).
 pub(super) fn run(
     decoder: &mut Decoder,
     file: &CaptureFile,
     shards: usize,
-    cluster: Option<Arc<ClusterState>>,
     mut deliver: impl FnMut(Batch),
 ) -> (Result<(), CaptureError>, EngineStats) {
     let shards = shards.max(1);
@@ -82,8 +74,7 @@ pub(super) fn run(
         for _ in 0..shards {
             let (job_tx, job_rx) = sync_channel::<Vec<Job<'_>>>(4);
             let (made_tx, made_rx) = sync_channel::<Made>(4);
-            let cluster = cluster.clone();
-            scope.spawn(move || dissect(limits, cluster, job_rx, made_tx));
+            scope.spawn(move || dissect(limits, job_rx, made_tx));
             job_txs.push(job_tx);
             made_rxs.push(made_rx);
         }
@@ -106,7 +97,11 @@ fn read<'a>(
     let mut jobs: Vec<Vec<Job<'a>>> = shards.iter().map(|_| Vec::new()).collect();
     let mut meta = Meta { first: decoder.frames() + 1, ..Meta::default() };
     let send = |jobs: &mut Vec<Vec<Job<'a>>>, meta: Meta| {
-        let sent = shards.iter().zip(jobs.iter_mut()).all(|(tx, j)| tx.send(std::mem::take(j)).is_ok());
+        // The next batch's vectors start as large as this one's were: no growing them again.
+        let sent = shards.iter().zip(jobs.iter_mut()).all(|(tx, j)| {
+            let room = j.capacity();
+            tx.send(std::mem::replace(j, Vec::with_capacity(room))).is_ok()
+        });
         sent && metas.send(meta).is_ok()
     };
     while let Some(frame) = frames.next() {
@@ -118,10 +113,7 @@ fn read<'a>(
             }
         };
         if decoder.sync_interfaces(&frames) {
-            let names = frames.interface_names();
-            let shared: Vec<Option<Name>> = names.iter().map(|n| n.as_deref().map(Name::from)).collect();
-            jobs.iter_mut().for_each(|j| j.push(Job::Interfaces(shared.clone())));
-            meta.interfaces = Some(names);
+            meta.interfaces = Some(frames.interface_names());
         }
         if let Some(work) = decoder.decode(&frame) {
             let shard = work.shard(shards.len());
@@ -134,7 +126,8 @@ fn read<'a>(
         meta.ticks.push(Tick { ts_us: frame.ts_us, watermark: decoder.watermark(), sweep: sweep.is_some() });
         if decoder.frames().is_multiple_of(PIPE_FRAMES as u64) {
             meta.offset = frames.offset();
-            let next = Meta { first: decoder.frames() + 1, ..Meta::default() };
+            let ticks = Vec::with_capacity(PIPE_FRAMES);
+            let next = Meta { first: decoder.frames() + 1, ticks, ..Meta::default() };
             if !send(&mut jobs, std::mem::replace(&mut meta, next)) {
                 return result;
             }
@@ -147,21 +140,16 @@ fn read<'a>(
     result
 }
 
-/// A shard's thread: its jobs through its own dissector (and, with the cluster state, its
-/// exchanges made into records).
-fn dissect(limits: Limits, cluster: Option<Arc<ClusterState>>, jobs: Receiver<Vec<Job<'_>>>, made: SyncSender<Made>) {
+/// A shard's thread: its jobs through its own dissector.
+fn dissect(limits: Limits, jobs: Receiver<Vec<Job<'_>>>, made: SyncSender<Made>) {
     let mut dissector = Dissector::new(limits);
     let mut marks = Vec::new();
-    let mut names: Vec<Option<Name>> = Vec::new();
+    // Each batch's vectors start as large as the last one's grew.
+    let mut room = (0, 0);
     for batch in jobs {
-        let mut out = Made { items: Vec::new(), marks: Vec::new(), stats: None };
+        let mut out = Made { items: Vec::with_capacity(room.0), marks: Vec::with_capacity(room.1), stats: None };
         for job in batch {
-            let before = out.items.len();
             let number = match job {
-                Job::Interfaces(now) => {
-                    names = now;
-                    continue;
-                }
                 Job::Frame(number, work) => {
                     dissector.work_into(work, number, &mut out.items, &mut marks);
                     number
@@ -176,25 +164,11 @@ fn dissect(limits: Limits, cluster: Option<Arc<ClusterState>>, jobs: Receiver<Ve
                     FINISH
                 }
             };
-            if let Some(cluster) = &cluster {
-                make_records(&mut out.items[before..], &names, cluster);
-            }
             out.marks.extend(marks.drain(..).map(|(place, end)| (number, place, end)));
         }
+        room = (out.items.len(), out.marks.len());
         if made.send(out).is_err() {
             return;
-        }
-    }
-}
-
-/// Each exchange in `items` made into a record in place (the same place: marks count items).
-fn make_records(items: &mut [Dissected], names: &[Option<Name>], cluster: &ClusterState) {
-    for item in items {
-        if let Dissected::Exchange(_) = item
-            && let Dissected::Exchange(ex) = std::mem::replace(item, Dissected::OneWay)
-        {
-            let iface = names.get(ex.interface as usize).and_then(Option::as_ref);
-            *item = Dissected::Made(Box::new(correlate::record(*ex, 0, iface, cluster)));
         }
     }
 }

@@ -98,8 +98,7 @@ impl Filling {
                 Dissected::Exchange(ex) => {
                     self.batch.items.push(Observed { at_us, exchange: *ex, learn: false, place: 0 })
                 }
-                // Only a file's sharded run makes records before the joiner; an agent sends exchanges.
-                Dissected::Learn(_) | Dissected::Made(_) => {}
+                Dissected::Learn(_) => {}
                 Dissected::UnmatchedResponse => notes.unmatched_responses += 1,
                 Dissected::OneWay => notes.one_way_responses += 1,
                 Dissected::Resync => notes.resyncs += 1,

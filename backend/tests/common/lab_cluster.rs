@@ -499,13 +499,17 @@ pub fn log_lines(dir: &Path, prefix: &str) -> BTreeMap<String, Vec<Value>> {
     out
 }
 
+/// A log line's socket (its `ip` and `port` fields) as a key.
+fn socket(ip: &Value, port: &Value) -> (String, u64) {
+    (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0))
+}
+
 /// What the web pods served, by pod (`web-STEM.log`'s stem): every line their app logged, and
 /// every probe a node's prober wrote whole to one of them that got no answer and no app logged —
 /// a stopping pod's, never read. The wire carries its request, so podtap shows it: for probes
 /// the truth is the prober's own log (`probes-NODE.log`, kubelet's prober in lab-node), which
 /// must hold every probe the apps logged.
 pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
-    let key = |ip: &Value, port: &Value| (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0));
     // The probers keep probing: a probe an app has just logged is in its prober's log once the
     // answer is back (fresh clone 21b read them in between). Until every one is, 10 s at most.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -520,7 +524,7 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
             }
             Some((stem, l)) => panic!(
                 "web-{stem} logged a probe from {:?} the probers did not log: {l}",
-                key(&l["peer_ip"], &l["peer_port"])
+                socket(&l["peer_ip"], &l["peer_port"])
             ),
         }
     };
@@ -529,9 +533,9 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
         if p["wrote"] != true || p["answered"] == true {
             continue;
         }
-        let peer = key(&p["local_ip"], &p["local_port"]);
+        let peer = socket(&p["local_ip"], &p["local_port"]);
         let lines = web.entry(stem.to_string()).or_default();
-        if !lines.iter().any(|l| key(&l["peer_ip"], &l["peer_port"]) == peer) {
+        if !lines.iter().any(|l| socket(&l["peer_ip"], &l["peer_port"]) == peer) {
             eprintln!("{}: a probe written to web-{stem} and never answered: {p}", c.mode);
             lines.push(serde_json::json!({
                 "ts": p["ts"], "user_agent": "kube-probe/ (unanswered)", "peer_ip": peer.0, "peer_port": peer.1,
@@ -549,17 +553,16 @@ pub fn web_truth(c: &Cluster) -> BTreeMap<String, Vec<Value>> {
 /// with another (a fresh clone's app logged a probe from port 1306). Each prober's line accounts
 /// for one probe.
 pub fn unsent_probe<'a>(stem: &str, lines: &'a [Value], probes: &[Value]) -> Option<&'a Value> {
-    let key = |ip: &Value, port: &Value| (ip.as_str().unwrap_or("").to_string(), port.as_u64().unwrap_or(0));
     let pod = format!("default/web-{stem}");
     let mine: Vec<&Value> = probes.iter().filter(|p| p["pod"] == pod.as_str()).collect();
-    let by_socket: HashSet<(String, u64)> = mine.iter().map(|p| key(&p["local_ip"], &p["local_port"])).collect();
-    let peers: HashSet<(String, u64)> = lines.iter().map(|l| key(&l["peer_ip"], &l["peer_port"])).collect();
+    let by_socket: HashSet<(String, u64)> = mine.iter().map(|p| socket(&p["local_ip"], &p["local_port"])).collect();
+    let peers: HashSet<(String, u64)> = lines.iter().map(|l| socket(&l["peer_ip"], &l["peer_port"])).collect();
     // The prober's lines whose socket the app never logged: those a port change may hide.
     let mut moved: Vec<&Value> =
-        mine.iter().copied().filter(|p| !peers.contains(&key(&p["local_ip"], &p["local_port"]))).collect();
+        mine.iter().copied().filter(|p| !peers.contains(&socket(&p["local_ip"], &p["local_port"]))).collect();
     let probe = |l: &&Value| l["user_agent"].as_str().unwrap_or("").starts_with("kube-probe/");
     lines.iter().filter(probe).find(|l| {
-        if by_socket.contains(&key(&l["peer_ip"], &l["peer_port"])) {
+        if by_socket.contains(&socket(&l["peer_ip"], &l["peer_port"])) {
             return false;
         }
         let at = l["ts"].as_f64().unwrap_or(0.0);
