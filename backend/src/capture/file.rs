@@ -134,9 +134,9 @@ impl CaptureFile {
     }
 
     /// Makes the map's pages present a step at a time, ahead of the reader at `pos`: `present`
-    /// is how far they are. The kernel fills a step in one call (`MADV_POPULATE_READ`) for less
-    /// than one fault per 64 KiB of a file read in order costs; on a kernel without it, pages
-    /// fault in as they are read, as before.
+    /// is how far they are. The kernel fills a step in one call (`MADV_POPULATE_READ`), which
+    /// costs less than the fault per 64 KiB that reading in order takes otherwise; on a kernel
+    /// without it, pages fault in as they are read.
     fn populate_ahead(&self, pos: usize, present: &mut usize) {
         let Bytes::Mapped(map) = &self.bytes else { return };
         if pos + POPULATE_STEP / 2 < *present || *present >= map.len() {

@@ -245,8 +245,8 @@ impl Joiner {
         self.leave(first, false, out);
     }
 
-    /// One observation made into a record: its id, its origin's connection
-    /// base and node, and its names; then the merge.
+    /// One observation made into a record: its id, its origin's connection base and node, and
+    /// its names; then the merge.
     fn join(&mut self, origin: usize, mut record: Box<Record>, now_us: u64, out: &mut Vec<Record>) {
         if let Detail::Http(h) = &record.detail {
             self.stats.http_exchanges += 1;

@@ -4,9 +4,10 @@
 //! `410 Gone`, and the default backoff after a dropped connection. Managed fields are stripped as
 //! objects arrive. Whenever a store changes, a new `ClusterState` is built from all the stores
 //! (at most every `REBUILD_EVERY`), with the pods that left in the last hour and when their
-//! events came (`history`), and handed to `on_change`; the first once every watch has listed or been refused by the server
-//! (403, 404), or when the wait for that is over: a refused connection, a timeout or a 5xx is no
-//! answer, and names handed out before the server answers would be missing for good.
+//! events came (`history`), and handed to `on_change`; the first once every watch has listed or
+//! been refused by the server (403, 404), or when the wait for that is over: a refused
+//! connection, a timeout or a 5xx is no answer, and names handed out before the server answers
+//! would be missing for good.
 //!
 //! Partial permissions are normal: a kind the user may not list cluster-wide (403) is watched
 //! in each namespace of `Scope` instead (a Role's namespaces; by default the kubeconfig
