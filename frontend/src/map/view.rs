@@ -260,19 +260,7 @@ pub fn MapView(
                 if s.edges_building && !s.dirty {
                     // Only the raster being built goes on; the canvas is painted when it is whole.
                     let ratio = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
-                    let base = Frame {
-                        scene: &s.scene,
-                        pos: &s.pos,
-                        curves: &s.curves,
-                        camera: s.camera,
-                        width: s.size.0,
-                        height: s.size.1,
-                        lit: None,
-                        focus: None,
-                        hover_edge: None,
-                        dark,
-                    };
-                    s.dirty = super::layer::advance(&base, ratio);
+                    s.dirty = super::layer::advance(&unlit(s, dark), ratio);
                 }
                 if s.dirty {
                     s.dirty = false;
@@ -411,6 +399,22 @@ pub fn MapView(
 /// Edges beyond which a move to a new layout draws only the boxes.
 const EDGES_HELD_WHILE_MOVING: usize = 600;
 
+/// What paints the map as `s` holds it: nothing lit, focused or hovered.
+fn unlit(s: &MapState, dark: bool) -> Frame<'_> {
+    Frame {
+        scene: &s.scene,
+        pos: &s.pos,
+        curves: &s.curves,
+        camera: s.camera,
+        width: s.size.0,
+        height: s.size.1,
+        lit: None,
+        focus: None,
+        hover_edge: None,
+        dark,
+    }
+}
+
 /// Paints the map: the edges from their raster (`layer`: moved and scaled while the camera
 /// moves, built a part a frame when it must be drawn afresh) or directly while boxes move to a
 /// new layout, then the boxes over them. Whether to paint again: at rest (a raster made for
@@ -426,18 +430,10 @@ fn paint_main(
     let (w, h) = s.size;
     let Some((c2d, ratio)) = crate::canvas::context_2d(canvas, w, h) else { return nothing };
     let lit = s.lit(focus);
-    let frame = Frame {
-        scene: &s.scene,
-        pos: &s.pos,
-        curves: &s.curves,
-        camera: s.camera,
-        width: w,
-        height: h,
-        lit: lit.as_ref(),
-        focus: focus.and_then(|f| s.scene.index.get(f).copied()),
-        hover_edge: s.hover_edge,
-        dark,
-    };
+    // The layer holds every edge undimmed and unhovered (`base`): a focus dims it as a whole and
+    // draws its few lit edges over it; a hover only outlines one.
+    let base = Frame { focus: focus.and_then(|f| s.scene.index.get(f).copied()), ..unlit(s, dark) };
+    let frame = Frame { lit: lit.as_ref(), hover_edge: s.hover_edge, ..base };
     if s.boxes_moving() {
         if s.curves.len() > EDGES_HELD_WHILE_MOVING {
             // A big picture's boxes on their way to a new layout (opening a namespace): thousands
@@ -452,9 +448,6 @@ fn paint_main(
         }
         return nothing;
     }
-    // The layer holds every edge undimmed and unhovered: a focus dims it as a whole and draws its
-    // few lit edges over it; a hover only outlines one.
-    let base = Frame { lit: None, hover_edge: None, ..frame };
     let Some(composed) = super::layer::compose(&c2d, s, &base, frame.lit.is_some(), moving, ratio) else {
         paint::paint(&c2d, &frame, ratio);
         return nothing;
