@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
 use kube::runtime::watcher;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -27,14 +26,14 @@ fn uid(p: &Pod) -> String {
 }
 
 /// Whether the pod has finished, or is being deleted.
-pub(super) fn ending(p: &Pod) -> bool {
+fn ending(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some()
         || p.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
 }
 
 /// What the pod watch saw since the last rebuild, with when it saw it.
 #[derive(Debug, Default)]
-pub(super) struct Seen {
+struct Seen {
     /// Pods deleted from the store, and when the event came.
     deleted: Vec<(Arc<Pod>, u64)>,
     /// Pods first seen ending (`ending`), by uid, and when.
@@ -54,10 +53,10 @@ impl Stamps {
         match event {
             watcher::Event::Delete(p) => seen.deleted.push((Arc::new(p.clone()), now)),
             watcher::Event::Apply(p) if ending(p) => {
-                seen.ending.entry(p.uid().unwrap_or_default()).or_insert(now);
+                seen.ending.entry(uid(p)).or_insert(now);
             }
             watcher::Event::InitApply(p) if relisting && ending(p) => {
-                seen.ending.entry(p.uid().unwrap_or_default()).or_insert(now);
+                seen.ending.entry(uid(p)).or_insert(now);
             }
             _ => {}
         }
@@ -74,7 +73,7 @@ impl Stamps {
 #[derive(Default)]
 pub(super) struct History {
     known: FxHashMap<String, Arc<Pod>>,
-    pub(super) departed: Vec<(Arc<Pod>, u64)>,
+    departed: Vec<(Arc<Pod>, u64)>,
     ended_seen: FxHashMap<String, u64>,
     /// The first list is in.
     listed: bool,
