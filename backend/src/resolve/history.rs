@@ -75,8 +75,6 @@ pub(super) struct History {
     known: FxHashMap<String, Arc<Pod>>,
     departed: Vec<(Arc<Pod>, u64)>,
     ended_seen: FxHashMap<String, u64>,
-    /// The first list is in.
-    listed: bool,
     /// Every Service's backends (`ns/name`, address) at the last rebuild, and those that left
     /// since, with when: so a record that leaves the merge after its Service's pod went still
     /// went through it.
@@ -109,15 +107,8 @@ impl History {
                 self.departed.push((pod, gone.min(now)));
             }
         }
-        // Pods that had ended before the first list ended at some time before now, not now.
-        if self.listed {
-            for (id, pod) in &now_known {
-                if ending(pod) {
-                    self.ended_seen.entry(id.clone()).or_insert(now);
-                }
-            }
-        }
-        self.listed = true;
+        // A pod seen ending later was stamped as its event came (`Stamps::event`); one already
+        // ending in the first list ended some time before it, so it has no stamp.
         self.known = now_known;
         let horizon = now.saturating_sub(HISTORY.as_micros() as u64);
         self.departed.retain(|(_, gone)| *gone >= horizon);
@@ -250,6 +241,25 @@ mod tests {
         assert!(state.held_at(ip, T0 + 20_500_000));
         assert_eq!(at(20_300_000).as_deref(), Some("default/old"), "before the deletion came");
         assert_eq!(at(10_000_000).as_deref(), Some("default/old"));
+    }
+
+    /// A pod already deleting in the first list has no time it was seen ending, at any later
+    /// rebuild (its end is what its timestamps say); one seen ending later has its event's time.
+    #[test]
+    fn only_an_ending_the_watch_saw_happen_is_stamped() {
+        let (stamps, mut history) = (Stamps::default(), History::default());
+        let (before, later) = (pod("before", "10.244.0.9", 1, Some(3)), pod("later", "10.244.0.10", 1, None));
+        for p in [&before, &later] {
+            stamps.event(&watcher::Event::InitApply((**p).clone()), false, T0 + 40_000_000);
+        }
+        history.note(&[before.clone(), later.clone()], &stamps, T0 + 40_100_000);
+        let ending = pod("later", "10.244.0.10", 1, Some(20));
+        stamps.event(&watcher::Event::Apply((*ending).clone()), false, T0 + 50_200_000);
+        for now in [50_300_000, 50_600_000] {
+            history.note(&[before.clone(), ending.clone()], &stamps, T0 + now);
+        }
+        assert_eq!(history.ended_seen(&before), None, "ended before podtap looked");
+        assert_eq!(history.ended_seen(&ending), Some(T0 + 50_200_000));
     }
 
     /// A pod made and deleted between two rebuilds (a Job's short pod) keeps its name for its
