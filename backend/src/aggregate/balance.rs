@@ -26,7 +26,6 @@ struct EndpointAcc {
     /// `ns/name`.
     pod: Option<String>,
     requests: u64,
-    conns: FxHashSet<u64>,
 }
 
 #[derive(Clone)]
@@ -36,10 +35,23 @@ struct ConnAcc {
     endpoint: EndpointKey,
 }
 
+/// One Service's tallies. A connection is counted for the endpoint its first request went to
+/// (`ConnAcc::endpoint`): no set of connections per endpoint is kept beside the map of them.
 #[derive(Clone, Default)]
 struct ServiceAcc {
     endpoints: FxHashMap<EndpointKey, EndpointAcc>,
     conns: FxHashMap<u64, ConnAcc>,
+}
+
+impl ServiceAcc {
+    /// Connections per endpoint.
+    fn conns_by_endpoint(&self) -> FxHashMap<&EndpointKey, u64> {
+        let mut by: FxHashMap<&EndpointKey, u64> = FxHashMap::default();
+        for c in self.conns.values() {
+            *by.entry(&c.endpoint).or_default() += 1;
+        }
+        by
+    }
 }
 
 /// Folds records into per-Service balance; mergeable, so the balance of a window is the merge of
@@ -60,11 +72,19 @@ impl BalanceBuilder {
         }
         let (Some(service), EndpointKind::Pod) = (&r.via.service, r.dst.kind) else { return };
         let request = u64::from(r.is_request());
-        let acc = self.services.entry(service.clone()).or_default();
-        let e = acc.endpoints.entry(key.clone()).or_default();
-        e.pod = e.pod.take().or_else(|| r.dst.qualified_name());
+        // Found by reference: one Service and a few endpoints take almost every record.
+        let acc = match self.services.get_mut(&**service) {
+            Some(acc) => acc,
+            None => self.services.entry(service.clone()).or_default(),
+        };
+        let e = match acc.endpoints.get_mut(&key) {
+            Some(e) => e,
+            None => acc.endpoints.entry(key.clone()).or_default(),
+        };
+        if e.pod.is_none() {
+            e.pod = r.dst.qualified_name();
+        }
         e.requests += request;
-        e.conns.insert(r.conn);
         let c = acc.conns.entry(r.conn).or_insert_with(|| ConnAcc {
             requests: 0,
             client: r.src.qualified_name().unwrap_or_else(|| r.src.ip.to_string()),
@@ -102,7 +122,6 @@ impl BalanceBuilder {
             let mine = acc.endpoints.entry(key.clone()).or_default();
             mine.pod = mine.pod.take().or_else(|| e.pod.clone());
             mine.requests += e.requests;
-            mine.conns.extend(e.conns.iter().copied());
         }
         for (id, c) in &o.conns {
             acc.conns.entry(*id).and_modify(|m| m.requests += c.requests).or_insert_with(|| c.clone());
@@ -111,9 +130,7 @@ impl BalanceBuilder {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        let service = |a: &ServiceAcc| {
-            a.endpoints.values().map(|e| 48 + e.conns.capacity() * 9).sum::<usize>() + a.conns.capacity() * 56
-        };
+        let service = |a: &ServiceAcc| a.endpoints.len() * 48 + a.conns.capacity() * 56;
         self.services.values().map(service).sum::<usize>() + self.probes.capacity() * 32
     }
 
@@ -152,12 +169,13 @@ impl BalanceBuilder {
         }
         let requests: u64 = acc.map_or(0, |a| a.endpoints.values().map(|e| e.requests).sum());
         let connections = acc.map_or(0, |a| a.conns.len() as u64);
+        let conns_of = acc.map(ServiceAcc::conns_by_endpoint).unwrap_or_default();
         let share = |n: u64, of: u64| if of == 0 { 0.0 } else { round3(n as f64 / of as f64) };
         let endpoints: Vec<EndpointBalance> = rows
             .into_iter()
             .map(|row| {
                 let e = acc.and_then(|a| a.endpoints.get(&key(&row)));
-                let (r, c) = e.map_or((0, 0), |e| (e.requests, e.conns.len() as u64));
+                let (r, c) = e.map_or((0, 0), |e| (e.requests, conns_of.get(&key(&row)).copied().unwrap_or(0)));
                 let (ip, pod) = row;
                 let probes = self.probes.get(&(ip, name(&pod).map(Name::from))).copied().unwrap_or(0);
                 EndpointBalance {

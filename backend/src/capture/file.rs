@@ -229,8 +229,8 @@ impl<'a> Frames<'a> {
 impl<'a> Iterator for Frames<'a> {
     type Item = Result<Frame<'a>, CaptureError>;
 
-    /// Frames in capture-time order: as the file has them while it has one interface, held for
-    /// `order::WINDOW_US` once it has several.
+    /// Frames in capture-time order: as the file has them while it has one interface, held
+    /// until every interface has passed them (at most `order::WINDOW_US`) once it has several.
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(frame) = self.order.ready() {
@@ -243,7 +243,10 @@ impl<'a> Iterator for Frames<'a> {
                 None => {}
                 Some(Err(e)) => self.damage = Some(e),
                 Some(Ok(frame)) if self.order.is_empty() && self.interfaces().len() < 2 => return Some(Ok(frame)),
-                Some(Ok(frame)) => self.order.push(frame.interface, frame.ts_us, frame),
+                Some(Ok(frame)) => {
+                    self.order.declare(self.interfaces().len());
+                    self.order.push(frame.interface, frame.ts_us, frame);
+                }
             }
         }
     }

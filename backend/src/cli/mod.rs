@@ -196,7 +196,7 @@ pub struct AnalyzeArgs {
     pub per_interface: bool,
     /// Threads to read one file with: 1 reads on one; 2 reads, decodes and dissects beside the
     /// naming and merging; from 3, the dissecting is shared by connection over all but two.
-    /// Records are the same however many. Default: the machine's cores (4 on 2 cores).
+    /// Records are the same however many. Default: the machine's cores (3 on 2 cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<std::num::NonZeroUsize>,
     /// A progress bar on stderr: `auto` shows it for files of 16 MiB or more when stderr is a

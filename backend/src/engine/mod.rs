@@ -284,13 +284,14 @@ impl Engine {
         self.run_file_on(file, Self::threads(), sink, progress)
     }
 
-    /// Threads a file's run uses by default: the machine's cores, and four on two (a reading
-    /// thread, two shards and the joiner: on 2 cores that measured as fast as three, and no
-    /// slower than six; BENCHMARKS.md, session 24).
+    /// Threads a file's run uses by default: the machine's cores, and three on two (a reading
+    /// thread, one shard and the joiner). Four measured as fast as three in session 24; once the
+    /// interfaces' reordering let frames go while still in the cache, three took 9% less wall
+    /// and 12% less CPU than four on the bench pcapng (BENCHMARKS.md, session 29).
     pub fn threads() -> usize {
         match std::thread::available_parallelism().map_or(1, usize::from) {
             1 => 1,
-            2 => 4,
+            2 => 3,
             n => n,
         }
     }

@@ -97,9 +97,9 @@ fn read<'a>(
     let mut jobs: Vec<Vec<Job<'a>>> = shards.iter().map(|_| Vec::new()).collect();
     let mut meta = Meta { first: decoder.frames() + 1, ..Meta::default() };
     let send = |jobs: &mut Vec<Vec<Job<'a>>>, meta: Meta| {
-        // The next batch's vectors start as large as this one's were: no growing them again.
+        // The next batch's vectors start as large as this one's grew: no growing them again.
         let sent = shards.iter().zip(jobs.iter_mut()).all(|(tx, j)| {
-            let room = j.capacity();
+            let room = j.len();
             tx.send(std::mem::replace(j, Vec::with_capacity(room))).is_ok()
         });
         sent && metas.send(meta).is_ok()

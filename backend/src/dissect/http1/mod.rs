@@ -358,25 +358,26 @@ impl Http1 {
         match self.halves[i].role.expect("role set before head") {
             Role::Requests => {
                 let mut req = httparse::Request::new(&mut []);
-                let (n, method, path, fields, malformed) = match req.parse_with_uninit_headers(input, &mut headers) {
+                let mut kept = podtap_shared::Headers::new();
+                let mut framing = Framing::default();
+                // Each header as it is parsed: no vector of them per message.
+                let mut note = |name: &str, value: &[u8]| {
+                    framing.note(name, value);
+                    redact::keep(&mut kept, name, value);
+                };
+                let (n, method, path, malformed) = match req.parse_with_uninit_headers(input, &mut headers) {
                     Ok(httparse::Status::Complete(n)) => {
-                        let fields: Vec<(&str, &[u8])> = req.headers.iter().map(|h| (h.name, h.value)).collect();
-                        (n, req.method.unwrap_or(""), req.path.unwrap_or(""), fields, None)
+                        req.headers.iter().for_each(|h| note(h.name, h.value));
+                        (n, req.method.unwrap_or(""), req.path.unwrap_or(""), None)
                     }
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     Ok(httparse::Status::Partial) => return None,
                     Err(e) => {
                         let Some(l) = lenient_or_wait(input, true)? else { return Some(0) };
-                        let fields: Vec<(&str, &[u8])> = l.headers.iter().map(|(k, v)| (text(k), *v)).collect();
-                        (l.len, text(l.first), text(l.second), fields, Some(e.to_string()))
+                        l.headers.iter().for_each(|(k, v)| note(text(k), v));
+                        (l.len, text(l.first), text(l.second), Some(e.to_string()))
                     }
                 };
-                let mut kept = podtap_shared::Headers::new();
-                let mut framing = Framing::default();
-                for (name, value) in &fields {
-                    framing.note(name, value);
-                    redact::keep(&mut kept, name, value);
-                }
                 let http = HttpExchange {
                     method: method.to_string(),
                     path: path.to_string(),
@@ -396,26 +397,27 @@ impl Http1 {
                     input,
                     &mut headers,
                 );
-                let (n, status, fields) = match parsed {
+                let mut framing = Framing::default();
+                let mut to_h2c = false;
+                let mut websocket = super::websocket::Upgrade::default();
+                let mut note = |name: &str, value: &[u8]| {
+                    framing.note(name, value);
+                    to_h2c |= name.eq_ignore_ascii_case("upgrade") && value.eq_ignore_ascii_case(b"h2c");
+                    websocket.note(name, value);
+                };
+                let (n, status) = match parsed {
                     Ok(httparse::Status::Complete(n)) => {
-                        (n, resp.code.unwrap_or(0), resp.headers.iter().map(|h| (h.name, h.value)).collect::<Vec<_>>())
+                        resp.headers.iter().for_each(|h| note(h.name, h.value));
+                        (n, resp.code.unwrap_or(0))
                     }
                     Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => return Some(0),
                     Ok(httparse::Status::Partial) => return None,
                     Err(_) => {
                         let Some(l) = lenient_or_wait(input, false)? else { return Some(0) };
-                        let status = std::str::from_utf8(l.second).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-                        (l.len, status, l.headers.iter().map(|(k, v)| (text(k), *v)).collect())
+                        l.headers.iter().for_each(|(k, v)| note(text(k), v));
+                        (l.len, std::str::from_utf8(l.second).ok().and_then(|c| c.parse().ok()).unwrap_or(0))
                     }
                 };
-                let mut framing = Framing::default();
-                let mut to_h2c = false;
-                let mut websocket = super::websocket::Upgrade::default();
-                for (name, value) in &fields {
-                    framing.note(name, value);
-                    to_h2c |= name.eq_ignore_ascii_case("upgrade") && value.eq_ignore_ascii_case(b"h2c");
-                    websocket.note(name, value);
-                }
                 if (100..200).contains(&status) && status != 101 {
                     return Some(n); // interim response: the final one follows
                 }
@@ -430,7 +432,9 @@ impl Http1 {
                 for req in unanswered {
                     out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, None, 0))));
                 }
-                let method = request.as_ref().map(|(r, _)| r.http.method.clone()).unwrap_or_default();
+                // What the response's framing depends on in its request (no copy of the method).
+                let method = request.as_ref().map_or("", |(r, _)| r.http.method.as_str());
+                let (connect, head) = (method.eq_ignore_ascii_case("CONNECT"), method == "HEAD");
                 self.response = Some(PendingResponse { ts_us, status, request });
                 if status == 101 && to_h2c {
                     if let Some(PendingResponse { request: Some((req, _)), .. }) = self.response.take() {
@@ -441,7 +445,7 @@ impl Http1 {
                     self.stop_parsing();
                     return Some(n);
                 }
-                let tunnel = method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status);
+                let tunnel = connect && (200..300).contains(&status);
                 if status == 101 || tunnel {
                     self.halves[i].msg_size = n as u64;
                     self.finish_response(info, dir, out);
@@ -461,11 +465,8 @@ impl Http1 {
                     }
                     return Some(n);
                 }
-                let body = if method == "HEAD" || status == 204 || status == 304 {
-                    Body::Fixed(0)
-                } else {
-                    framing.response_body()
-                };
+                let body =
+                    if head || status == 204 || status == 304 { Body::Fixed(0) } else { framing.response_body() };
                 self.start_body(info, dir, ts_us, n, body, out);
                 Some(n)
             }
