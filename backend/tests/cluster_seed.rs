@@ -4,7 +4,7 @@
 //! own prober) by the lab's nodes, balanced by the real kube-proxy. An outside client calls the
 //! NodePort one connection per request; Jobs call the ClusterIP over one keep-alive connection; a
 //! web pod is deleted mid-run, so an address is handed from one pod to another; the second Job's
-//! node reports its pod's address 3 s after the pod began to talk; a last Job's calls through the
+//! node reports its pod's address 9 s after the pod's container started; a last Job's calls through the
 //! ClusterIP each get another source port from conntrack on the way (`moved-client`). `podtap hub` (admin kubeconfig)
 //! with one `podtap agent` per node watches it all, and capture files taken beside them on every
 //! node (pcapng, its classic-pcap merge, `tcpdump -i any`) are analysed at the end.
@@ -36,7 +36,7 @@ fn the_seed_on_a_real_cluster_is_exact() {
 
     let clients = seed(&c, &nodes, || {});
     finish_and_check(&c, &addresses, &jobs(&clients), 2, Some(captures));
-    // Records waited for new pods' names (seed-client-2's for 3 s), and none waited in vain.
+    // Records waited for new pods' names (seed-client-2's for up to 9 s), and none waited in vain.
     let engine = &health().expect("the hub answers")["engine"];
     assert!(engine["late_named"].as_u64() > Some(0), "{}: no record waited for a name: {engine}", c.mode);
     assert_eq!(engine["late_unnamed"].as_u64(), Some(0), "{}: {engine}", c.mode);
