@@ -28,8 +28,8 @@ pub use histogram::Histogram;
 pub use kafka::{KafkaExchange, KafkaTopic};
 pub use map::{EdgePath, EdgeStats, MapBuilder, MapEdge, MapNode, MapStats, OperationStats, PROTOCOLS, ServiceMap};
 pub use record::{
-    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Name, Record, TcpClose, TcpConnection,
-    TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name, port_hint,
+    Detail, DnsExchange, Endpoint, EndpointKind, GrpcExchange, HttpExchange, Method, Name, Record, TcpClose,
+    TcpConnection, TlsExchange, Tunnel, TunnelKind, Via, ViaKind, grpc_status_name, method_of, port_hint,
 };
 pub use share::{Access, PacketsInfo, SessionMeta, SharedLink, WhoAmI};
 pub use stream::{ClientMessage, Clock, ServerMessage};

@@ -152,10 +152,24 @@ impl Via {
     pub const UNKNOWN: Via = Via { kind: ViaKind::Unknown, service: None };
 }
 
+/// An HTTP method token. On the wire a string, as ever.
+pub type Method = std::borrow::Cow<'static, str>;
+
+/// The method `token` names: the standard ones shared, any other owned.
+pub fn method_of(token: &str) -> Method {
+    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+    match KNOWN.iter().find(|k| **k == token) {
+        Some(k) => Method::Borrowed(k),
+        None => Method::Owned(token.to_string()),
+    }
+}
+
 /// An HTTP/1.x request and, when it was seen, its response.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpExchange {
-    pub method: String,
+    /// The request's method: static for the methods of RFC 9110 and PATCH (`method_of`), so the
+    /// dissector allocates nothing for it.
+    pub method: Method,
     pub path: String,
     /// `None` when no response was seen (capture ended, connection reset, …).
     pub status: Option<u16>,

@@ -75,7 +75,7 @@ impl Half {
 struct Stream {
     req_ts: u64,
     req_size: u64,
-    method: String,
+    method: podtap_shared::Method,
     path: String,
     grpc: bool,
     headers: Headers,
@@ -347,7 +347,7 @@ impl Http2 {
             let stream = Stream {
                 req_ts: ts_us,
                 req_size: size as u64,
-                method: fields.method.unwrap_or_default(),
+                method: fields.method.unwrap_or_default().into(),
                 path: fields.path.unwrap_or_default(),
                 grpc,
                 headers: fields.kept,
@@ -413,7 +413,7 @@ impl Http2 {
             Timing { ts_us: s.req_ts, response_ts_us: s.resp_ts, request_size: s.req_size, response_size: s.resp_size };
         let mut ex = Exchange::on(info, (client, server), timing, detail);
         ex.seq = s.seq;
-        out.push(Dissected::Exchange(Box::new(ex)));
+        out.push(Dissected::Exchange(ex));
     }
 
     pub fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {

@@ -68,12 +68,15 @@ pub(super) fn run(
     // The bound on connections held at once is the whole front's, shared.
     let limits = Limits { max_connections: Limits::default().max_connections.div_ceil(shards), ..Limits::default() };
     std::thread::scope(|scope| {
-        let (meta_tx, meta_rx) = sync_channel::<Meta>(8);
+        // Room for 16 batches (~32k frames, ~20 MB) between stages: three threads share two
+        // cores, and a stage the scheduler left out for a time slice must not stop the others
+        // (4 batches stalled them; BENCHMARKS.md, session 30).
+        let (meta_tx, meta_rx) = sync_channel::<Meta>(32);
         let mut job_txs = Vec::new();
         let mut made_rxs = Vec::new();
         for _ in 0..shards {
-            let (job_tx, job_rx) = sync_channel::<Vec<Job<'_>>>(4);
-            let (made_tx, made_rx) = sync_channel::<Made>(4);
+            let (job_tx, job_rx) = sync_channel::<Vec<Job<'_>>>(16);
+            let (made_tx, made_rx) = sync_channel::<Made>(16);
             scope.spawn(move || dissect(limits, job_rx, made_tx));
             job_txs.push(job_tx);
             made_rxs.push(made_rx);

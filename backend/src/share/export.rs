@@ -130,7 +130,7 @@ pub fn har(records: &[Record]) -> Value {
 fn entry(r: &Record) -> Option<Value> {
     let (method, path, status, headers, version) = match &r.detail {
         Detail::Http(h) => (
-            h.method.clone(),
+            h.method.to_string(),
             h.path.clone(),
             h.status,
             h.headers.clone(),

@@ -211,7 +211,7 @@ fn asked_and_answered(r: &Record) -> AnyView {
             let host = h.headers.get("host").cloned().unwrap_or_else(|| "—".into());
             view! {
                 <dl class="facts">
-                    <dt>"method"</dt><dd><Term text=h.method.clone() term=format!("method:{}", h.method)/></dd>
+                    <dt>"method"</dt><dd><Term text=h.method.to_string() term=format!("method:{}", h.method)/></dd>
                     <dt>"path"</dt><dd class="mono"><Term text=h.path.clone() term=format!("path:{}", h.path)/></dd>
                     <dt>"authority"</dt><dd class="mono">{host}</dd>
                     <dt>"status"</dt><dd>{h.status.map(|s| status_term(s).into_any()).unwrap_or_else(|| "no response".into_any())}</dd>

@@ -188,7 +188,7 @@ impl ConnHandler for Http1 {
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
         for req in self.requests.drain() {
-            out.push(Dissected::Exchange(Box::new(exchange(info, other(req_dir), req, None, 0))));
+            out.push(Dissected::Exchange(exchange(info, other(req_dir), req, None, 0)));
         }
     }
 }
@@ -379,7 +379,7 @@ impl Http1 {
                     }
                 };
                 let http = HttpExchange {
-                    method: method.to_string(),
+                    method: podtap_shared::method_of(method),
                     path: path.to_string(),
                     headers: kept,
                     malformed,
@@ -430,10 +430,10 @@ impl Http1 {
                     Answer::Nothing => None,
                 };
                 for req in unanswered {
-                    out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, None, 0))));
+                    out.push(Dissected::Exchange(exchange(info, dir, req, None, 0)));
                 }
                 // What the response's framing depends on in its request (no copy of the method).
-                let method = request.as_ref().map_or("", |(r, _)| r.http.method.as_str());
+                let method = request.as_ref().map_or("", |(r, _)| &*r.http.method);
                 let (connect, head) = (method.eq_ignore_ascii_case("CONNECT"), method == "HEAD");
                 self.response = Some(PendingResponse { ts_us, status, request });
                 if status == 101 && to_h2c {
@@ -576,7 +576,7 @@ impl Http1 {
                     req.http.paired = Some("uncertain".into());
                 }
                 let resp = PendingResponse { request: None, ..resp };
-                out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, Some(resp), size))));
+                out.push(Dissected::Exchange(exchange(info, dir, req, Some(resp), size)));
             }
             None if self.halves[other(dir) as usize].role.is_none() => out.push(Dissected::OneWay),
             None => out.push(Dissected::UnmatchedResponse),

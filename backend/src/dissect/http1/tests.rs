@@ -19,7 +19,7 @@ fn run(chunks: &[(Dir, u64, &[u8])]) -> Vec<Dissected> {
 }
 
 fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e.as_ref()) } else { None }).collect()
+    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
 }
 
 const C: Dir = Dir::AtoB;
@@ -34,7 +34,7 @@ fn one_request_one_response_with_latency_sizes_and_redaction() {
     assert_eq!(ex.len(), 1);
     let e = ex[0];
     assert_eq!(
-        (e.http().unwrap().method.as_str(), e.http().unwrap().path.as_str(), e.http().unwrap().status),
+        (&*e.http().unwrap().method, e.http().unwrap().path.as_str(), e.http().unwrap().status),
         ("GET", "/users", Some(200))
     );
     assert_eq!((e.ts_us, e.response_ts_us), (100, Some(350)));

@@ -22,7 +22,7 @@ fn headers(enc: &mut Encoder<'_>, stream: u32, flags: u8, fields: &[(&str, &str)
 }
 
 fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(&**e) } else { None }).collect()
+    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
 }
 
 /// Feeds `bytes` in pieces of `cut` bytes, each at its own timestamp.
@@ -114,7 +114,7 @@ fn plain_http2_with_continuation_padding_and_a_reset_stream() {
     let Detail::Http(slow) = &ex[0].detail else { panic!() };
     assert_eq!((slow.path.as_str(), slow.status), ("/slow", None));
     let Detail::Http(users) = &ex[1].detail else { panic!() };
-    assert_eq!((users.method.as_str(), users.path.as_str(), users.status), ("GET", "/users", Some(404)));
+    assert_eq!((&*users.method, users.path.as_str(), users.status), ("GET", "/users", Some(404)));
     assert_eq!(users.version.as_deref(), Some("HTTP/2"));
     assert_eq!(ex[1].response_size, block_len(&mut Encoder::new(), &[(":status", "404")]) + 9);
 }
