@@ -36,7 +36,8 @@ fn the_seed_on_a_real_cluster_is_exact() {
 
     let clients = seed(&c, &nodes, || {});
     finish_and_check(&c, &addresses, &jobs(&clients), 2, Some(captures));
-    // Records waited for new pods' names (seed-client-2's for up to 9 s), and none waited in vain.
+    // Records waited for new pods' names (seed-client-2's until the test released its address),
+    // and none waited in vain.
     let engine = &health().expect("the hub answers")["engine"];
     assert!(engine["late_named"].as_u64() > Some(0), "{}: no record waited for a name: {engine}", c.mode);
     assert_eq!(engine["late_unnamed"].as_u64(), Some(0), "{}: {engine}", c.mode);

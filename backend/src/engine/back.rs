@@ -285,6 +285,7 @@ impl Joiner {
             self.late.release(&self.cluster, all, out);
             self.stats.late_named = self.late.stats.named_late;
             self.stats.late_unnamed = self.late.stats.wait_expired;
+            self.stats.waiting_names = self.late.len() as u64;
         }
         for r in &mut out[first..] {
             self.socket_lb.apply(r, &self.cluster);

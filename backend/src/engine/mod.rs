@@ -57,6 +57,10 @@ pub struct EngineStats {
     /// Records that waited for a pod address's name in vain (`correlate::late`).
     #[serde(default)]
     pub late_unnamed: u64,
+    /// Records waiting for a new pod's name now: a gauge, not a count (a test releases a pod's
+    /// late status report once it sees one waiting).
+    #[serde(default)]
+    pub waiting_names: u64,
     pub dns_over_tcp: u64,
     /// Frames of podtap's own traffic (an agent's stream to its hub), left out.
     #[serde(default)]
@@ -89,6 +93,7 @@ impl EngineStats {
             non_http_streams: back.non_http_streams,
             late_named: back.late_named,
             late_unnamed: back.late_unnamed,
+            waiting_names: back.waiting_names,
             ..*front
         }
     }
@@ -105,7 +110,7 @@ impl EngineStats {
         add_fields!(self, o; frames, bytes, truncated_frames, malformed_frames, unsupported_link_frames,
             udp_frames, other_frames, http_exchanges, tls_handshakes, grpc_calls, unmatched_responses,
             one_way_responses, malformed_requests, uncertain_pairings, resyncs, non_http_streams, dns_over_tcp,
-            own_frames, late_named, late_unnamed);
+            own_frames, late_named, late_unnamed, waiting_names);
         add_fields!(self.tcp, o.tcp; segments, connections, out_of_order_segments, retransmitted_bytes, gaps,
             gap_bytes, connections_over_limit, idle_closed, copies, interface_gone);
         add_fields!(self.dns, o.dns; queries, responses, malformed, unmatched_responses, retransmitted_queries,

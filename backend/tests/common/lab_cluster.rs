@@ -728,11 +728,22 @@ pub fn restart_a_web_pod(c: &Cluster) -> String {
     node
 }
 
+/// Releases the status report the node holds for Job `job`'s pod (`report-after: hold`) once the
+/// hub shows a record waiting for a pod's name: the pod's calls reached the hub before its
+/// address did, whatever the timing of the run. On the bus, either replica may merge them.
+pub fn release_when_waiting(c: &Cluster, job: &str) {
+    let waiting = |api| hub_at(api, "/healthz", false).is_some_and(|h| h["engine"]["waiting_names"].as_u64() > Some(0));
+    until("a record at the hub waiting for a new pod's name", || waiting(HUB_API) || waiting(REPLICA_API));
+    let selector = format!("job-name={job}");
+    let pod = c.kubectl(&["get", "pods", "-l", &selector, "-o", "jsonpath={.items[0].metadata.name}"]);
+    c.kubectl(&["annotate", "pod", pod.trim(), "lab.podtap.io/report=now"]);
+}
+
 /// The seed scenario's traffic (DESIGN.md, `end2end/k8s/scenarios/seed.yaml`): the outside
 /// client through the NodePort and a Job through the ClusterIP; `mid` (a fault: a podtap process
 /// killed); a web pod restarted, so an address passes to another pod; the outside client again and
-/// a Job whose node reports its pod's address 9 s late; a socket-level balancer's client and a
-/// direct one. The Jobs: (Job, its pod, the way its calls went).
+/// a Job whose node holds its pod's address until the hub shows a record waiting for it; a
+/// socket-level balancer's client and a direct one. The Jobs: (Job, its pod, the way its calls went).
 pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str, String, ViaKind); 5] {
     // The seed: its pods' interfaces appear while podtap watches; every probe is seen.
     c.kubectl(&["apply", "-f", &repo().join("end2end/k8s/scenarios/seed.yaml").display().to_string()]);
@@ -744,17 +755,19 @@ pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str
     mid();
     // A web pod restarts: deleted, its replacement scheduled; the next Job on the deleted pod's
     // node takes the lowest free address of that node, one another pod held before. Its node
-    // reports the pod's address 9 s after its container started (a busy kubelet, a slow API
-    // server): every request it made meanwhile must wait for the name, not go without it.
-    // 9 s, not less: a call to a web pod on the other node leaves the merge 6 s after it was
-    // made (that node's copy may come late), and the pod talks for its first 1–3 s. At 3 s,
-    // such calls left the merge after the address came and none waited (fresh clone 29c). Not
-    // more: a record waits at most 10 s for its name (`late::LIVE_WAIT_US`), and a call to the
-    // pod's own node leaves the merge at once.
+    // holds the pod's address back (a busy kubelet, a slow API server) until the hub shows a
+    // record waiting for a pod's name: every request the pod made meanwhile must wait for the
+    // name, not go without it. A condition, not a clock: a report 3 s late came before any
+    // call had left the merge in fresh clone 29c (a call across nodes waits there 6 s), and
+    // none waited. A record waits at most 10 s (`late::LIVE_WAIT_US`); the release takes about
+    // a second.
     let node = restart_a_web_pod(c);
     ext(c, 2, 20);
-    let late = [(r#"report-after: "0s""#, r#"report-after: "9s""#)];
-    let client_2 = c.run_job("seed-client", "seed-client-2", &node, &late);
+    let late = [(r#"report-after: "0s""#, r#"report-after: "hold""#)];
+    let client_2 = std::thread::scope(|s| {
+        s.spawn(|| release_when_waiting(c, "seed-client-2"));
+        c.run_job("seed-client", "seed-client-2", &node, &late)
+    });
 
     // A node that balances at the socket (Cilium's, Calico's eBPF kube-proxy replacement): the
     // client resolves web through the cluster DNS, and its own namespace translates the

@@ -61,7 +61,16 @@ func newPodWorker(a *agent, p *v1.Pod) *podWorker {
 }
 
 // reportAfter: a pod annotation, a Go duration; the pod's first status report waits that long.
+// Or "hold": it waits until the pod is annotated reportNow="now" (a test that saw what it waited
+// for), at most holdAtMost.
 const reportAfter = "lab.podtap.io/report-after"
+
+// reportNow: the annotation that releases a held first report.
+const reportNow = "lab.podtap.io/report"
+
+// holdAtMost: a held report goes anyway after this long, so a test that never releases it still
+// ends (its own check then says what it did not see).
+const holdAtMost = 2 * time.Minute
 
 func (w *podWorker) update(p *v1.Pod) {
 	select {
@@ -107,7 +116,12 @@ func (w *podWorker) run() {
 	// A kubelet under load (or facing a slow API server) reports a started pod's address
 	// seconds after its containers began to talk: the annotation makes this pod's first report
 	// that late, so a test can be sure of it instead of hoping for it.
-	if d, err := time.ParseDuration(p.Annotations[reportAfter]); err == nil && d > 0 {
+	if p.Annotations[reportAfter] == "hold" {
+		w.hold()
+		if w.pod.DeletionTimestamp != nil {
+			w.update(w.pod) // the loop below terminates it, after the report
+		}
+	} else if d, err := time.ParseDuration(p.Annotations[reportAfter]); err == nil && d > 0 {
 		log.Printf("pod %s: first status report in %v (%s)", w.name(), d, reportAfter)
 		select {
 		case <-time.After(d):
@@ -140,6 +154,25 @@ func (w *podWorker) run() {
 			return
 		}
 	}
+}
+
+// hold keeps the pod's first status report until the pod is annotated reportNow="now" (or the
+// worker quits, or holdAtMost passed).
+func (w *podWorker) hold() {
+	log.Printf("pod %s: first status report held until %s=now", w.name(), reportNow)
+	limit := time.After(holdAtMost)
+	for w.pod.Annotations[reportNow] != "now" {
+		select {
+		case np := <-w.updates:
+			w.pod = np
+		case <-limit:
+			log.Printf("pod %s: nothing released the report in %v: reporting", w.name(), holdAtMost)
+			return
+		case <-w.quit:
+			return
+		}
+	}
+	log.Printf("pod %s: first status report released", w.name())
 }
 
 // start runs container i's command in the pod's network namespace.

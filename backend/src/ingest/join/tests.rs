@@ -127,13 +127,14 @@ fn a_record_waits_for_its_pods_name_and_its_batch_is_not_acknowledged_meanwhile(
     j.flush();
     assert_eq!(hub.total(), 0, "the server's address is in the pod network and nobody's yet");
     assert!(replies.try_recv().is_err(), "what waits is not settled");
+    assert_eq!(j.joiner.stats().waiting_names, 3, "the gauge `/healthz` shows");
     // The API server reports the pod: the records go, named as of their time.
     j.joiner.set_cluster(cluster(true));
     j.flush();
     assert_eq!(hub.total(), 3);
     assert!(matches!(replies.try_recv(), Ok(HubMessage::Ack { seq: 1 })));
     let stats = j.joiner.stats();
-    assert_eq!((stats.late_named, stats.late_unnamed), (3, 0));
+    assert_eq!((stats.late_named, stats.late_unnamed, stats.waiting_names), (3, 0, 0));
     let names = hub.recent(10, &Default::default()).iter().map(|r| r.dst.qualified_name()).collect::<Vec<_>>();
     assert_eq!(names, vec![Some("default/server".to_string()); 3]);
 }
