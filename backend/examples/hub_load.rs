@@ -49,13 +49,13 @@ fn observe(file: &CaptureFile) -> Vec<(u64, Exchange)> {
         observer.on_frame(&frame);
         for d in observer.take_items() {
             if let Dissected::Exchange(ex) = d {
-                out.push((frame.ts_us, ex));
+                out.push((frame.ts_us, *ex));
             }
         }
     }
     let end = out.last().map_or(0, |(t, _)| *t);
     out.extend(observer.finish().into_iter().filter_map(|d| match d {
-        Dissected::Exchange(ex) => Some((end, ex)),
+        Dissected::Exchange(ex) => Some((end, *ex)),
         _ => None,
     }));
     out

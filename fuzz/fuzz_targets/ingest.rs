@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let mut joiner = Joiner::new(Arc::new(ClusterState::default()));
     let mut out = Vec::new();
     for o in batch.items {
-        joiner.take(1, [Dissected::Exchange(o.exchange)], o.at_us, &mut out);
+        joiner.take(1, [Dissected::Exchange(Box::new(o.exchange))], o.at_us, &mut out);
     }
     joiner.flush(batch.watermark_us, &mut out);
     joiner.finish(1, Vec::new(), &mut out);

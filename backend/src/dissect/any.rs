@@ -316,7 +316,7 @@ impl ConnHandler for AnyProtocol {
             Proto::StartTls(_) | Proto::Undecided => {}
         }
         self.took(&mut out[first..], info.life.last_us.min(ts_us));
-        out.push(Dissected::Exchange(self.connection(info)));
+        out.push(Dissected::Exchange(Box::new(self.connection(info))));
     }
 }
 
@@ -551,7 +551,7 @@ mod proxy_tests {
     use super::*;
 
     fn exchanges(out: &[Dissected]) -> Vec<&crate::dissect::Exchange> {
-        out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
+        out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e.as_ref()) } else { None }).collect()
     }
 
     fn run(chunks: &[(Dir, &[u8])]) -> Vec<Dissected> {

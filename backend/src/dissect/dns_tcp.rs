@@ -117,7 +117,7 @@ fn exchange(info: &ConnInfo, q: Query, response: Option<(u64, u64)>, dns: DnsExc
         request_size: q.size,
         response_size: response.map_or(0, |r| r.1),
     };
-    Dissected::Exchange(Exchange::on(info, (client, server), timing, Detail::Dns(dns)))
+    Dissected::Exchange(Box::new(Exchange::on(info, (client, server), timing, Detail::Dns(dns))))
 }
 
 #[cfg(test)]
@@ -137,7 +137,7 @@ mod tests {
     }
 
     fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-        out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
+        out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(&**e) } else { None }).collect()
     }
 
     #[test]

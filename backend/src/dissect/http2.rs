@@ -413,7 +413,7 @@ impl Http2 {
             Timing { ts_us: s.req_ts, response_ts_us: s.resp_ts, request_size: s.req_size, response_size: s.resp_size };
         let mut ex = Exchange::on(info, (client, server), timing, detail);
         ex.seq = s.seq;
-        out.push(Dissected::Exchange(ex));
+        out.push(Dissected::Exchange(Box::new(ex)));
     }
 
     pub fn on_gap(&mut self, _info: &ConnInfo, dir: Dir, _len: u64) {

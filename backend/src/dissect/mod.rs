@@ -135,13 +135,9 @@ impl Exchange {
 
 /// What dissectors hand downstream: exchanges, and notes of what could not be understood (counted
 /// by the engine so a user sees how sure the numbers are).
-// Exchanges inline, not boxed: they cross from a shard's thread to the joiner's, and a box made
-// on one thread and freed on the other cost more (the allocator's cross-thread frees, the cold
-// box) than moving a few hundred bytes in the batch's vector (BENCHMARKS.md, session 30).
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Dissected {
-    Exchange(Exchange),
+    Exchange(Box<Exchange>),
     /// A response with no request waiting for it.
     UnmatchedResponse,
     /// A response on a connection whose request direction was never seen at all: the capture
@@ -154,5 +150,5 @@ pub enum Dissected {
     NotThisProtocol,
     /// An exchange another hub merges (it went to another bus partition): only what it teaches
     /// about names (a DNS answer, a TLS server name) is taken here. Dissectors never make one.
-    Learn(Exchange),
+    Learn(Box<Exchange>),
 }

@@ -203,7 +203,7 @@ impl Tls {
                     if let Some(hello) = self.client.as_mut().filter(|h| h.dir != dir) {
                         hello.alert = Some(alert_name(a.code.0));
                         let hello = self.client.take().expect("present");
-                        out.push(Dissected::Exchange(self.exchange(info, &hello, None)));
+                        out.push(Dissected::Exchange(Box::new(self.exchange(info, &hello, None))));
                         self.done = true;
                     }
                 }
@@ -225,7 +225,7 @@ impl Tls {
         match self.client.take() {
             Some(hello) => {
                 let ex = self.exchange(info, &hello, Some((ts_us, size, alpn, version_name(version))));
-                out.push(Dissected::Exchange(ex));
+                out.push(Dissected::Exchange(Box::new(ex)));
             }
             None => out.push(Dissected::UnmatchedResponse),
         }
@@ -324,7 +324,7 @@ impl ConnHandler for Tls {
 
     fn on_close(&mut self, info: &ConnInfo, _ts_us: u64, out: &mut Vec<Dissected>) {
         if let Some(hello) = self.client.take() {
-            out.push(Dissected::Exchange(self.exchange(info, &hello, None)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, &hello, None))));
         }
     }
 }

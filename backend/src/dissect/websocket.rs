@@ -168,7 +168,7 @@ impl WebSocket {
         };
         let mut e = Exchange::on(info, info.endpoints(self.client), timing, Detail::Websocket(ex));
         e.end_us = Some(self.last_ts.max(self.upgrade.ts_us));
-        out.push(Dissected::Exchange(e));
+        out.push(Dissected::Exchange(Box::new(e)));
     }
 }
 

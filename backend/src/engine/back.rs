@@ -223,15 +223,16 @@ impl Joiner {
             match d {
                 Dissected::Exchange(ex) => {
                     let iface = origin.interface(ex.interface);
-                    let record = Box::new(correlate::record(ex, 0, iface, &self.cluster));
+                    let record = Box::new(correlate::record(*ex, 0, iface, &self.cluster));
                     self.join(at, record, now_us, out);
                 }
                 Dissected::UnmatchedResponse => self.stats.unmatched_responses += 1,
                 Dissected::OneWay => self.stats.one_way_responses += 1,
                 Dissected::Resync => self.stats.resyncs += 1,
                 Dissected::NotThisProtocol => self.stats.non_http_streams += 1,
-                Dissected::Learn(mut ex) => {
+                Dissected::Learn(ex) => {
                     let iface = origin.interface(ex.interface);
+                    let mut ex = *ex;
                     ex.conn += origin.conn_base;
                     let record = correlate::record(ex, 0, iface, &self.cluster);
                     self.names.learn(&record);

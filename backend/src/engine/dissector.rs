@@ -178,7 +178,7 @@ impl Dissector {
         }
         let tcp = self.scratch.len();
         to.append(&mut self.scratch);
-        to.extend(self.dns_out.drain(..).map(Dissected::Exchange));
+        to.extend(self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex))));
         tcp
     }
 

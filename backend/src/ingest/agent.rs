@@ -96,7 +96,7 @@ impl Filling {
         for d in items {
             match d {
                 Dissected::Exchange(ex) => {
-                    self.batch.items.push(Observed { at_us, exchange: ex, learn: false, place: 0 })
+                    self.batch.items.push(Observed { at_us, exchange: *ex, learn: false, place: 0 })
                 }
                 Dissected::Learn(_) => {}
                 Dissected::UnmatchedResponse => notes.unmatched_responses += 1,

@@ -188,7 +188,7 @@ impl ConnHandler for Http1 {
         }
         let req_dir = self.request_dir.unwrap_or(Dir::AtoB);
         for req in self.requests.drain() {
-            out.push(Dissected::Exchange(exchange(info, other(req_dir), req, None, 0)));
+            out.push(Dissected::Exchange(Box::new(exchange(info, other(req_dir), req, None, 0))));
         }
     }
 }
@@ -430,7 +430,7 @@ impl Http1 {
                     Answer::Nothing => None,
                 };
                 for req in unanswered {
-                    out.push(Dissected::Exchange(exchange(info, dir, req, None, 0)));
+                    out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, None, 0))));
                 }
                 // What the response's framing depends on in its request (no copy of the method).
                 let method = request.as_ref().map_or("", |(r, _)| &*r.http.method);
@@ -576,7 +576,7 @@ impl Http1 {
                     req.http.paired = Some("uncertain".into());
                 }
                 let resp = PendingResponse { request: None, ..resp };
-                out.push(Dissected::Exchange(exchange(info, dir, req, Some(resp), size)));
+                out.push(Dissected::Exchange(Box::new(exchange(info, dir, req, Some(resp), size))));
             }
             None if self.halves[other(dir) as usize].role.is_none() => out.push(Dissected::OneWay),
             None => out.push(Dissected::UnmatchedResponse),

@@ -19,7 +19,7 @@ fn run(chunks: &[(Dir, u64, &[u8])]) -> Vec<Dissected> {
 }
 
 fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
+    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e.as_ref()) } else { None }).collect()
 }
 
 const C: Dir = Dir::AtoB;

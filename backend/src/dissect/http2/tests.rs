@@ -22,7 +22,7 @@ fn headers(enc: &mut Encoder<'_>, stream: u32, flags: u8, fields: &[(&str, &str)
 }
 
 fn exchanges(out: &[Dissected]) -> Vec<&Exchange> {
-    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(e) } else { None }).collect()
+    out.iter().filter_map(|d| if let Dissected::Exchange(e) = d { Some(&**e) } else { None }).collect()
 }
 
 /// Feeds `bytes` in pieces of `cut` bytes, each at its own timestamp.

@@ -120,7 +120,7 @@ impl Kafka {
         }
         while self.waiting.len() > MAX_WAITING {
             let w = self.waiting.pop_front().expect("a waiting request");
-            out.push(Dissected::Exchange(self.exchange(info, w, None)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w, None))));
         }
     }
 
@@ -131,7 +131,7 @@ impl Kafka {
 
     pub fn on_close(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
         while let Some(w) = self.waiting.pop_front() {
-            out.push(Dissected::Exchange(self.exchange(info, w, None)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w, None))));
         }
     }
 
@@ -174,7 +174,7 @@ impl Kafka {
         first_topic(&mut exchange);
         let w = Waiting { exchange, api, ts_us: f.ts_us, seq, size: u64::from(f.len) + 4 };
         if w.exchange.no_response {
-            out.push(Dissected::Exchange(self.exchange(info, w, None)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w, None))));
         } else {
             self.waiting.push_back(w);
         }
@@ -190,7 +190,7 @@ impl Kafka {
         };
         for _ in 0..at {
             let w = self.waiting.pop_front().expect("an earlier request");
-            out.push(Dissected::Exchange(self.exchange(info, w, None)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w, None))));
         }
         let mut w = self.waiting.pop_front().expect("the request answered");
         // A response is read even when its request's body was not (a large Produce's answer is
@@ -215,7 +215,7 @@ impl Kafka {
             }
         }
         let answer = (f.ts_us, u64::from(f.len) + 4);
-        out.push(Dissected::Exchange(self.exchange(info, w, Some(answer))));
+        out.push(Dissected::Exchange(Box::new(self.exchange(info, w, Some(answer)))));
     }
 
     fn exchange(&self, info: &ConnInfo, w: Waiting, answer: Option<(u64, u64)>) -> Exchange {

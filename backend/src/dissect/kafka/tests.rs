@@ -20,7 +20,7 @@ fn run_on(port: u16, syn: bool, steps: &[(Dir, Vec<u8>)]) -> Vec<Exchange> {
     crate::dissect::conversation::converse(port, syn, steps)
         .into_iter()
         .filter_map(|d| match d {
-            Dissected::Exchange(e) if matches!(e.detail, Detail::Kafka(_)) => Some(e),
+            Dissected::Exchange(e) if matches!(e.detail, Detail::Kafka(_)) => Some(*e),
             _ => None,
         })
         .collect()

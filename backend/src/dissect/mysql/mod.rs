@@ -168,7 +168,7 @@ impl Mysql {
 
     pub fn on_close(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
         while let Some(u) = self.waiting.pop_front() {
-            out.push(Dissected::Exchange(self.exchange(info, u)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, u))));
         }
     }
 
@@ -405,7 +405,7 @@ impl Mysql {
     fn emit(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
         while self.waiting.front().is_some_and(|u| u.done || u.silent) {
             let u = self.waiting.pop_front().expect("a finished command");
-            out.push(Dissected::Exchange(self.exchange(info, u)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, u))));
         }
     }
 

@@ -94,7 +94,7 @@ fn run(steps: &[(Dir, Vec<u8>)], syn: bool) -> (Vec<Exchange>, Vec<Dissected>) {
     let records = out
         .iter()
         .filter_map(|d| match d {
-            Dissected::Exchange(e) if matches!(e.detail, Detail::Mysql(_)) => Some(e.clone()),
+            Dissected::Exchange(e) if matches!(e.detail, Detail::Mysql(_)) => Some((**e).clone()),
             _ => None,
         })
         .collect();

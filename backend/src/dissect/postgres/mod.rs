@@ -428,7 +428,7 @@ impl Postgres {
             if u.dropped || !u.runs && u.sql.error.is_none() {
                 continue;
             }
-            out.push(Dissected::Exchange(self.exchange(info, u)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, u))));
         }
     }
 

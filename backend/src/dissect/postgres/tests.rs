@@ -77,7 +77,7 @@ fn run(steps: &[(Dir, Vec<u8>)], syn: bool) -> (Vec<Exchange>, Vec<Dissected>) {
     let exchanges = out
         .iter()
         .filter_map(|d| match d {
-            Dissected::Exchange(e) if !matches!(e.detail, Detail::Tcp(_)) => Some(e.clone()),
+            Dissected::Exchange(e) if !matches!(e.detail, Detail::Tcp(_)) => Some((**e).clone()),
             _ => None,
         })
         .collect();
@@ -355,7 +355,7 @@ fn a_gap_costs_the_requests_in_flight_and_the_session_comes_back_in_step() {
     let records: Vec<&Exchange> = out
         .iter()
         .filter_map(|d| match d {
-            Dissected::Exchange(e) if matches!(e.detail, Detail::Postgres(_)) => Some(e),
+            Dissected::Exchange(e) if matches!(e.detail, Detail::Postgres(_)) => Some(&**e),
             _ => None,
         })
         .collect();

@@ -168,7 +168,7 @@ impl Redis {
         }
         while self.waiting.len() > MAX_WAITING {
             let w = self.waiting.pop_front().expect("a waiting command");
-            out.push(Dissected::Exchange(self.exchange(info, w)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w))));
         }
     }
 
@@ -180,7 +180,7 @@ impl Redis {
 
     pub fn on_close(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
         while let Some(w) = self.waiting.pop_front() {
-            out.push(Dissected::Exchange(self.exchange(info, w)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w))));
         }
     }
 
@@ -239,7 +239,7 @@ impl Redis {
             replies,
         };
         if replies == 0 && self.waiting.is_empty() {
-            out.push(Dissected::Exchange(self.exchange(info, w)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w))));
         } else {
             self.waiting.push_back(w);
         }
@@ -278,14 +278,14 @@ impl Redis {
         if name == "MONITOR" && w.exchange.error.is_none() {
             self.monitoring = true;
         }
-        out.push(Dissected::Exchange(self.exchange(info, w)));
+        out.push(Dissected::Exchange(Box::new(self.exchange(info, w))));
         self.release_silent(info, out);
     }
 
     fn release_silent(&mut self, info: &ConnInfo, out: &mut Vec<Dissected>) {
         while self.waiting.front().is_some_and(|w| w.replies == 0) {
             let w = self.waiting.pop_front().expect("a silent command");
-            out.push(Dissected::Exchange(self.exchange(info, w)));
+            out.push(Dissected::Exchange(Box::new(self.exchange(info, w))));
         }
     }
 

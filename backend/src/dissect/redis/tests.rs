@@ -27,7 +27,7 @@ fn run_on(steps: &[(Dir, Vec<u8>)], syn: bool) -> Vec<Exchange> {
     crate::dissect::conversation::converse(6379, syn, steps)
         .into_iter()
         .filter_map(|d| match d {
-            Dissected::Exchange(e) if matches!(e.detail, Detail::Redis(_)) => Some(e),
+            Dissected::Exchange(e) if matches!(e.detail, Detail::Redis(_)) => Some(*e),
             _ => None,
         })
         .collect()

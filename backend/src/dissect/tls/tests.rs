@@ -43,7 +43,7 @@ fn tls_of(out: &[Dissected]) -> Vec<(&Exchange, &TlsExchange)> {
     out.iter()
         .filter_map(|d| match d {
             Dissected::Exchange(e) => match &e.detail {
-                Detail::Tls(t) => Some((e, t)),
+                Detail::Tls(t) => Some((e.as_ref(), t)),
                 _ => None,
             },
             _ => None,

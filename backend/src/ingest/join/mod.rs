@@ -470,10 +470,10 @@ impl Join {
             ex.response_ts_us = ex.response_ts_us.map(|t| agent.fix(t));
             ex.end_us = ex.end_us.map(|t| agent.fix(t));
             let item = if o.learn {
-                Dissected::Learn(ex)
+                Dissected::Learn(Box::new(ex))
             } else {
                 observations += 1;
-                Dissected::Exchange(ex)
+                Dissected::Exchange(Box::new(ex))
             };
             items.push((agent.fix(o.at_us), item));
         }
