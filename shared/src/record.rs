@@ -672,6 +672,17 @@ mod tests {
     }
 
     #[test]
+    fn standard_methods_are_shared_and_any_other_token_is_kept_as_sent() {
+        assert!(matches!(method_of("GET"), Method::Borrowed("GET")));
+        assert!(matches!(method_of("PROPFIND"), Method::Owned(m) if m == "PROPFIND"));
+        // Case matters in a method token (RFC 9110 9.1): `get` is not `GET`, and stays as sent.
+        assert!(matches!(method_of("get"), Method::Owned(m) if m == "get"));
+        let http = HttpExchange { method: method_of("PROPFIND"), ..HttpExchange::default() };
+        let back: HttpExchange = serde_json::from_str(&serde_json::to_string(&http).unwrap()).unwrap();
+        assert_eq!(back.method, "PROPFIND");
+    }
+
+    #[test]
     fn dns_fields_sit_at_the_top_level_too() {
         let mut r = Record::test();
         r.detail = Detail::Dns(DnsExchange {
