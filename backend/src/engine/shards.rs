@@ -68,9 +68,10 @@ pub(super) fn run(
     // The bound on connections held at once is the whole front's, shared.
     let limits = Limits { max_connections: Limits::default().max_connections.div_ceil(shards), ..Limits::default() };
     std::thread::scope(|scope| {
-        // Room for 16 batches (~32k frames, ~20 MB) between stages: three threads share two
-        // cores, and a stage the scheduler left out for a time slice must not stop the others
-        // (4 batches stalled them; BENCHMARKS.md, session 30).
+        // Room for 16 batches (~32k frames, ~20 MB more RSS) between stages: three threads
+        // share two cores, and a stage the scheduler left out for a time slice should not stop
+        // the others. Against 4, lower median wall in three noisy series, each within the noise
+        // (BENCHMARKS.md, session 30): check again on a quiet machine.
         let (meta_tx, meta_rx) = sync_channel::<Meta>(32);
         let mut job_txs = Vec::new();
         let mut made_rxs = Vec::new();

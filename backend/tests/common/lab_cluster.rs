@@ -759,8 +759,8 @@ pub fn seed(c: &Cluster, nodes: &[String], mid: impl FnOnce()) -> [(&'static str
     // record waiting for a pod's name: every request the pod made meanwhile must wait for the
     // name, not go without it. A condition, not a clock: a report 3 s late came before any
     // call had left the merge in fresh clone 29c (a call across nodes waits there 6 s), and
-    // none waited. A record waits at most 10 s (`late::LIVE_WAIT_US`); the release takes about
-    // a second.
+    // none waited. A record waits at most 10 s (`late::LIVE_WAIT_US`); the release took 1–3 s
+    // in session 30's runs.
     let node = restart_a_web_pod(c);
     ext(c, 2, 20);
     let late = [(r#"report-after: "0s""#, r#"report-after: "hold""#)];
