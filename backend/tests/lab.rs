@@ -40,7 +40,7 @@ fn dns_on<'a>(records: &'a [Record], iface: &str) -> Vec<&'a Record> {
 
 /// What a pod served, by path and by status, against its server's log.
 fn check_paths_and_statuses(served: &[&Record], t: &Value, pod: &str) {
-    let paths = counts(served.iter().map(|r| r.http().unwrap().path.clone()));
+    let paths = counts(served.iter().map(|r| r.http().unwrap().path.to_string()));
     assert_eq!(paths, as_counts(&t["by_path"]), "paths on {pod}");
     let statuses = counts(served.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
     assert_eq!(statuses, as_counts(&t["by_status"]), "statuses on {pod}");
@@ -199,7 +199,7 @@ fn check_each_interface(dir: &Path, records: &[Record]) {
     let statuses = counts(seen.iter().map(|r| r.http().unwrap().status.unwrap().to_string()));
     assert_eq!(statuses, as_counts(&client["by_status"]));
     assert_eq!(
-        counts(seen.iter().map(|r| r.http().unwrap().path.clone())),
+        counts(seen.iter().map(|r| r.http().unwrap().path.to_string())),
         as_counts(&client["by_path"]),
         "client paths"
     );

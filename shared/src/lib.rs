@@ -22,7 +22,7 @@ pub mod topic;
 pub use balance::{Balance, EndpointBalance};
 pub use database::{RedisExchange, SqlExchange, WebSocketExchange, WebSocketSide, sqlstate_name};
 pub use filter::{Filter, FilterError};
-pub use headers::{HeaderName, Headers};
+pub use headers::{HeaderName, HeaderValue, Headers};
 pub use health::{AgentStatus, BusPartition, BusStatus, MissingKind, Outage};
 pub use histogram::Histogram;
 pub use kafka::{KafkaExchange, KafkaTopic};

@@ -86,7 +86,7 @@ mod tests {
     fn exchange(ua: &str) -> Exchange {
         let mut http =
             HttpExchange { method: "GET".into(), path: "/health".into(), status: Some(200), ..Default::default() };
-        http.headers.insert("user-agent", ua.into());
+        http.headers.insert("user-agent", ua);
         Exchange {
             conn: 3,
             opened_us: None,

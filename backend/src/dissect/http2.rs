@@ -130,7 +130,7 @@ impl Http2 {
             req_ts: request.ts_us,
             req_size: request.size,
             method: request.http.method,
-            path: request.http.path,
+            path: request.http.path.into(),
             grpc,
             headers: request.http.headers,
             has_request: true,
@@ -402,7 +402,7 @@ impl Http2 {
         } else {
             Detail::Http(HttpExchange {
                 method: s.method,
-                path: s.path,
+                path: s.path.into(),
                 status: s.status,
                 headers: s.headers,
                 version: Some("HTTP/2".into()),

@@ -31,10 +31,10 @@ pub fn classify(name: &str) -> Option<Keep> {
 pub fn keep(kept: &mut podtap_shared::Headers, name: &str, value: &[u8]) {
     match classify(name) {
         Some(Keep::Value(name)) => {
-            kept.insert(name, String::from_utf8_lossy(value).into_owned());
+            kept.insert(name, podtap_shared::HeaderValue::from_utf8_lossy(value));
         }
         Some(Keep::Redacted(name)) => {
-            kept.insert(name, REDACTED.to_string());
+            kept.insert(name, REDACTED);
         }
         None => {}
     }

@@ -90,7 +90,7 @@ impl Cluster {
             r.probe = true;
         }
         if let podtap_shared::Detail::Http(h) = &mut r.detail {
-            h.path = format!("/api/v1/items/{}", n % 97);
+            h.path = compact_str::format_compact!("/api/v1/items/{}", n % 97);
             h.status = Some(if n % 100 == 42 { 503 } else { 200 });
         }
         r

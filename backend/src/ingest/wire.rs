@@ -194,7 +194,7 @@ mod tests {
     fn exchange() -> Exchange {
         let mut http =
             HttpExchange { method: "GET".into(), path: "/a".into(), status: Some(200), ..Default::default() };
-        http.headers.insert("user-agent", "curl/8".into());
+        http.headers.insert("user-agent", "curl/8");
         Exchange {
             conn: 7,
             opened_us: None,

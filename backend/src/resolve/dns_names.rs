@@ -168,7 +168,7 @@ mod tests {
         let http = |ip: &str, host: &str| {
             let mut r = to_external(ip);
             let mut h = HttpExchange::default();
-            h.headers.insert("host", host.into());
+            h.headers.insert("host", host);
             r.detail = Detail::Http(h);
             r
         };

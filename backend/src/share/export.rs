@@ -131,7 +131,7 @@ fn entry(r: &Record) -> Option<Value> {
     let (method, path, status, headers, version) = match &r.detail {
         Detail::Http(h) => (
             h.method.to_string(),
-            h.path.clone(),
+            h.path.to_string(),
             h.status,
             h.headers.clone(),
             h.version.clone().unwrap_or("HTTP/1.1".into()),
@@ -142,7 +142,7 @@ fn entry(r: &Record) -> Option<Value> {
         _ => return None,
     };
     let host =
-        headers.get("host").or(headers.get(":authority")).cloned().unwrap_or_else(|| match r.addressed.as_deref() {
+        headers.get("host").or(headers.get(":authority")).map(str::to_string).unwrap_or_else(|| match r.addressed.as_deref() {
             Some(a) => format!("{}:{}", a.ip, a.port),
             None => format!("{}:{}", r.dst.ip, r.dst.port),
         });

@@ -90,7 +90,7 @@ fn ms(us: u64) -> String {
 /// Why a record is or is not a kubelet probe, in one sentence.
 pub fn probe_reason(r: &Record) -> String {
     let ua = match &r.detail {
-        Detail::Http(h) => h.headers.get("user-agent").cloned(),
+        Detail::Http(h) => h.headers.get("user-agent").map(str::to_string),
         _ => None,
     };
     match (r.probe, ua) {
@@ -111,10 +111,10 @@ fn Full(record: Record, conn: Option<Result<Connection, String>>, selected: RwSi
         Detail::Grpc(g) => g.headers.clone(),
         _ => Default::default(),
     };
-    let redacted: Vec<&str> = headers.iter().filter(|(_, v)| v.as_str() == "[redacted]").map(|(k, _)| k).collect();
+    let redacted: Vec<&str> = headers.iter().filter(|(_, v)| *v == "[redacted]").map(|(k, _)| k).collect();
     let header_rows = headers
         .iter()
-        .map(|(k, v)| view! { <tr><td class="mono">{k.to_string()}</td><td class="mono">{v.clone()}</td></tr> })
+        .map(|(k, v)| view! { <tr><td class="mono">{k.to_string()}</td><td class="mono">{v.to_string()}</td></tr> })
         .collect::<Vec<_>>();
     let redaction = if redacted.is_empty() {
         "No header was redacted.".to_string()
@@ -208,11 +208,11 @@ fn asked_and_answered(r: &Record) -> AnyView {
     let status_term = |s: u16| view! { <Term text=s.to_string() term=format!("status:{s}")/> };
     match &r.detail {
         Detail::Http(h) => {
-            let host = h.headers.get("host").cloned().unwrap_or_else(|| "—".into());
+            let host = h.headers.get("host").unwrap_or("—").to_string();
             view! {
                 <dl class="facts">
                     <dt>"method"</dt><dd><Term text=h.method.to_string() term=format!("method:{}", h.method)/></dd>
-                    <dt>"path"</dt><dd class="mono"><Term text=h.path.clone() term=format!("path:{}", h.path)/></dd>
+                    <dt>"path"</dt><dd class="mono"><Term text=h.path.to_string() term=format!("path:{}", h.path)/></dd>
                     <dt>"authority"</dt><dd class="mono">{host}</dd>
                     <dt>"status"</dt><dd>{h.status.map(|s| status_term(s).into_any()).unwrap_or_else(|| "no response".into_any())}</dd>
                     {h.malformed.clone().map(|m| view! { <dt>"malformed"</dt><dd>{m}</dd> })}

@@ -19,7 +19,7 @@ fn cluster() -> ClusterState {
 #[allow(clippy::too_many_arguments)] // a test fixture reads best with every field in the call
 fn seen(id: u64, conn: u64, iface: &str, client: &str, server: &str, path: &str, ua: &str, latency: u64) -> Record {
     let mut http = HttpExchange { method: "GET".into(), path: path.into(), status: Some(200), ..Default::default() };
-    http.headers.insert("user-agent", ua.into());
+    http.headers.insert("user-agent", ua);
     let ex = Exchange {
         conn,
         opened_us: None,

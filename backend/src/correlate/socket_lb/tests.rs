@@ -94,7 +94,7 @@ fn a_call_applied_after_the_next_answer_came_still_counts() {
 
 fn with_host(mut r: Record, host: &str) -> Record {
     if let Detail::Http(h) = &mut r.detail {
-        h.headers.insert("host", host.into());
+        h.headers.insert("host", host);
     }
     r
 }
@@ -145,7 +145,7 @@ fn a_call_that_leaves_the_merge_after_its_pod_left_the_service_still_went_throug
     c.add_former_backend("default/web", pod, T0 + 1_000_000);
     let named = |mut r: Record| {
         if let Detail::Http(h) = &mut r.detail {
-            h.headers.insert("host", "web".into());
+            h.headers.insert("host", "web");
         }
         r
     };

@@ -380,7 +380,7 @@ impl Http1 {
                 };
                 let http = HttpExchange {
                     method: podtap_shared::method_of(method),
-                    path: path.to_string(),
+                    path: path.into(),
                     headers: kept,
                     malformed,
                     ..HttpExchange::default()

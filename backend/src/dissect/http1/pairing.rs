@@ -104,7 +104,7 @@ mod tests {
 
     fn path(a: Answer) -> Option<(String, bool)> {
         match a {
-            Answer::Request(r, sure) => Some((r.http.path, sure)),
+            Answer::Request(r, sure) => Some((r.http.path.into(), sure)),
             Answer::Nothing => None,
         }
     }
