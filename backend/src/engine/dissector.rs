@@ -178,7 +178,10 @@ impl Dissector {
         }
         let tcp = self.scratch.len();
         to.append(&mut self.scratch);
-        to.extend(self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex))));
+        // Called for every frame, and most frames finish no DNS query.
+        if !self.dns_out.is_empty() {
+            to.extend(self.dns_out.drain(..).map(|ex| Dissected::Exchange(Box::new(ex))));
+        }
         tcp
     }
 

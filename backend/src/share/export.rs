@@ -141,11 +141,12 @@ fn entry(r: &Record) -> Option<Value> {
         }
         _ => return None,
     };
-    let host =
-        headers.get("host").or(headers.get(":authority")).map(str::to_string).unwrap_or_else(|| match r.addressed.as_deref() {
+    let host = headers.get("host").or(headers.get(":authority")).map(str::to_string).unwrap_or_else(|| {
+        match r.addressed.as_deref() {
             Some(a) => format!("{}:{}", a.ip, a.port),
             None => format!("{}:{}", r.dst.ip, r.dst.port),
-        });
+        }
+    });
     let path = if path.starts_with('/') { path } else { format!("/{path}") };
     let url = format!("http://{host}{path}");
     let query: Vec<Value> = path

@@ -7,7 +7,8 @@ use podtap_shared::{Detail, HttpExchange};
 const T0: u64 = 1_800_000_000_000_000;
 
 fn observed(n: u64) -> Observed {
-    let http = HttpExchange { method: "GET".into(), path: format!("/{n}").into(), status: Some(200), ..Default::default() };
+    let http =
+        HttpExchange { method: "GET".into(), path: format!("/{n}").into(), status: Some(200), ..Default::default() };
     let exchange = crate::dissect::Exchange {
         conn: n,
         opened_us: None,
@@ -203,8 +204,10 @@ fn over_the_bus_a_batch_is_merged_once_all_its_parts_are_here_in_the_agents_orde
     }
     // Records to the bus, not the hub's store; in the order the agent observed them.
     assert_eq!(hub.total(), 0);
-    let paths: Vec<String> =
-        records.iter().map(|r| if let Detail::Http(h) = &r.detail { h.path.to_string() } else { Default::default() }).collect();
+    let paths: Vec<String> = records
+        .iter()
+        .map(|r| if let Detail::Http(h) = &r.detail { h.path.to_string() } else { Default::default() })
+        .collect();
     assert_eq!(paths, ["/0", "/1", "/2", "/3", "/4", "/5"]);
     acked.sort_unstable();
     assert_eq!(acked, [(10, 3), (11, 3)], "each part acknowledged once merged");
