@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             1 => Via { kind: ViaKind::NodePort, service: Some("default/web".into()) },
             _ => Via::UNKNOWN,
         };
-        let http = HttpExchange { method: "GET".into(), path: format!("/{}", b[4] % 3), ..Default::default() };
+        let http = HttpExchange { method: "GET".into(), path: format!("/{}", b[4] % 3).into(), ..Default::default() };
         let record = Record {
             id: i as u64 + 1,
             ts: now,

@@ -39,6 +39,12 @@ struct Made {
     stats: Option<EngineStats>,
 }
 
+/// The reader's way to one shard: its jobs there, and its emptied job vectors back.
+struct Lane<'a> {
+    jobs: SyncSender<Vec<Job<'a>>>,
+    spare: Receiver<Vec<Job<'a>>>,
+}
+
 /// One frame as the reader saw it.
 struct Tick {
     ts_us: u64,
@@ -73,7 +79,7 @@ pub(super) fn run(
         // the others. Against 4, lower median wall in three noisy series, each within the noise
         // (BENCHMARKS.md, session 30): check again on a quiet machine.
         let (meta_tx, meta_rx) = sync_channel::<Meta>(32);
-        let mut job_txs = Vec::new();
+        let mut lanes = Vec::new();
         let mut made_rxs = Vec::new();
         for _ in 0..shards {
             let (job_tx, job_rx) = sync_channel::<Vec<Job<'_>>>(16);
@@ -81,10 +87,10 @@ pub(super) fn run(
             // A shard's emptied job vectors go back to the reader to be filled again.
             let (spare_tx, spare_rx) = sync_channel::<Vec<Job<'_>>>(SPARE);
             scope.spawn(move || dissect(limits, job_rx, made_tx, spare_tx));
-            job_txs.push((job_tx, spare_rx));
+            lanes.push(Lane { jobs: job_tx, spare: spare_rx });
             made_rxs.push(made_rx);
         }
-        let reader = scope.spawn(move || read(decoder, file, &job_txs, &meta_tx));
+        let reader = scope.spawn(move || read(decoder, file, &lanes, &meta_tx));
         let stats = combine(meta_rx, made_rxs, &mut deliver);
         (reader.join().expect("the reading thread does not panic"), stats)
     })
@@ -101,7 +107,7 @@ const SPARE: usize = 4;
 fn read<'a>(
     decoder: &mut Decoder,
     file: &'a CaptureFile,
-    shards: &[(SyncSender<Vec<Job<'a>>>, Receiver<Vec<Job<'a>>>)],
+    shards: &[Lane<'a>],
     metas: &SyncSender<Meta>,
 ) -> Result<(), CaptureError> {
     let mut frames = file.frames();
@@ -111,10 +117,10 @@ fn read<'a>(
     let send = |jobs: &mut Vec<Vec<Job<'a>>>, meta: Meta| {
         // The next batch's vector is one the shard gave back, or starts as large as this one
         // grew: no growing it again.
-        let sent = shards.iter().zip(jobs.iter_mut()).all(|((tx, spare), j)| {
+        let sent = shards.iter().zip(jobs.iter_mut()).all(|(lane, j)| {
             let room = j.len();
-            let next = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(room));
-            tx.send(std::mem::replace(j, next)).is_ok()
+            let next = lane.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(room));
+            lane.jobs.send(std::mem::replace(j, next)).is_ok()
         });
         sent && metas.send(meta).is_ok()
     };

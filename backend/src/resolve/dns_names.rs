@@ -51,7 +51,7 @@ impl DnsNames {
         if self.names.contains_key(&ip) {
             return;
         }
-        if let Some(host) = headers.get("host").and_then(|h| host_name(h)) {
+        if let Some(host) = headers.get("host").and_then(host_name) {
             self.insert(ip, host.into());
         }
     }

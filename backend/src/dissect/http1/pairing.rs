@@ -21,7 +21,9 @@ pub struct PendingRequest {
     pub http: HttpExchange,
 }
 
-/// What a response found.
+/// What a response found. Returned once per response and taken apart at once: boxing the
+/// request would cost an allocation per response to save a move.
+#[allow(clippy::large_enum_variant)]
 pub enum Answer {
     /// The request it answers, and whether that is certain.
     Request(PendingRequest, bool),
