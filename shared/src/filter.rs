@@ -387,11 +387,11 @@ mod sql_tests {
     #[test]
     fn kafka_requests_are_found_by_topic_api_and_kind() {
         let mut r = Record::test();
-        r.detail = crate::Detail::Kafka(crate::KafkaExchange {
+        r.detail = crate::Detail::Kafka(Box::new(crate::KafkaExchange {
             operation: "Produce".into(),
             topics: vec![crate::KafkaTopic { name: "orders".into(), partitions: vec![0, 1] }],
             ..Default::default()
-        });
+        }));
         let holds = |f: &str| Filter::parse(f).unwrap().matches(&r);
         assert!(holds("kind:kafka topic:orders op:produce") && holds("topic:ORDERS"));
         assert!(!holds("topic:order") && !holds("op:fetch") && !holds("kind:redis"));

@@ -587,12 +587,12 @@ mod tests {
         r.dst.name = Some("kafka-0".into());
         r.dst.namespace = Some("data".into());
         r.dst.workload = Some("StatefulSet/kafka".into());
-        r.detail = Detail::Kafka(crate::KafkaExchange {
+        r.detail = Detail::Kafka(Box::new(crate::KafkaExchange {
             operation: if api_key == 0 { "Produce" } else { "Fetch" }.into(),
             api_key,
             topics: topics.iter().map(|t| crate::KafkaTopic { name: t.to_string(), partitions: vec![0] }).collect(),
             ..Default::default()
-        });
+        }));
         r
     }
 

@@ -77,12 +77,12 @@ mod tests {
 
     fn kafka(api_key: i16, topics: &[&str]) -> Record {
         let mut r = Record::test();
-        r.detail = Detail::Kafka(KafkaExchange {
+        r.detail = Detail::Kafka(Box::new(KafkaExchange {
             operation: if api_key == 0 { "Produce" } else { "Fetch" }.into(),
             api_key,
             topics: topics.iter().map(|t| KafkaTopic { name: t.to_string(), partitions: vec![0] }).collect(),
             ..KafkaExchange::default()
-        });
+        }));
         r
     }
 

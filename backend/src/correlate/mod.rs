@@ -28,9 +28,9 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&Name>, cluster: &Cluster
     // another pod took the address over, is the old pod's though the timestamps say only the
     // second.
     let at = ex.opened_us.map_or(ex.ts_us, |o| o.min(ex.ts_us));
-    let client = ex.proxied.unwrap_or(ex.client);
+    let client = ex.proxied.as_deref().copied().unwrap_or(ex.client);
     let src = cluster.resolve_source_at(client.ip(), client.port(), at);
-    let proxy = ex.proxied.map(|_| Box::new(cluster.resolve_source_at(ex.client.ip(), ex.client.port(), at)));
+    let proxy = ex.proxied.as_ref().map(|_| Box::new(cluster.resolve_source_at(ex.client.ip(), ex.client.port(), at)));
     // A kubelet probe: its User-Agent, or — when a probe sets its own — a request from the node
     // for exactly the port and path of one of the pod's httpGet probes.
     let probe = ex.http().is_some_and(|h| {
@@ -58,7 +58,7 @@ pub fn record(ex: Exchange, id: u64, interface: Option<&Name>, cluster: &Cluster
         observations: u32::from(ex.points.max(1)),
         interface: interface.cloned(),
         nodes: Vec::new(),
-        tunnel: ex.tunnel.map(Box::new),
+        tunnel: ex.tunnel,
         proxy,
         addressed: None,
         snat: None,

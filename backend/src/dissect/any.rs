@@ -327,7 +327,7 @@ impl AnyProtocol {
         for d in new {
             self.foreign |= matches!(d, Dissected::NotThisProtocol);
             if let Dissected::Exchange(ex) = d {
-                ex.proxied = self.proxied.or(ex.proxied);
+                ex.proxied = self.proxied.map(Box::new).or(ex.proxied.take());
                 // The segment that completed it; `correlate::record` keeps the end no earlier than
                 // the request's and the response's first bytes.
                 let answered_until = if ex.response_ts_us.is_some() { ts_us } else { ex.ts_us };
@@ -385,7 +385,7 @@ impl AnyProtocol {
             response_size: life.bytes[other(up) as usize],
         };
         let mut ex = Exchange::on(info, (client, server), timing, Detail::Tcp(tcp));
-        ex.proxied = self.proxied;
+        ex.proxied = self.proxied.map(Box::new);
         ex.seq = info.isn;
         ex.end_us = (life.close != TcpClose::Open).then_some(life.last_us);
         ex
@@ -575,7 +575,7 @@ mod proxy_tests {
         ]);
         let ex = exchanges(&out);
         assert_eq!(ex.len(), 2, "the request and its connection");
-        assert_eq!(ex[0].proxied, Some("203.0.113.7:56324".parse().unwrap()));
+        assert_eq!(ex[0].proxied.as_deref().copied(), Some("203.0.113.7:56324".parse().unwrap()));
         assert_eq!(ex[1].proxied, ex[0].proxied, "the connection names the real client too");
         assert_eq!(ex[0].client, "10.0.0.5:40000".parse().unwrap(), "the TCP peer: the load balancer");
         assert!(matches!(&ex[0].detail, Detail::Http(h) if h.path == "/real" && h.status == Some(200)));
@@ -591,7 +591,7 @@ mod proxy_tests {
         ]);
         let ex = exchanges(&out);
         assert!(matches!(&ex[0].detail, Detail::Tls(t) if t.sni.as_deref() == Some("shop.example")));
-        assert_eq!(ex[0].proxied, Some("198.51.100.9:41000".parse().unwrap()));
+        assert_eq!(ex[0].proxied.as_deref().copied(), Some("198.51.100.9:41000".parse().unwrap()));
 
         let h2 = crate::dissect::http2::tests::get_request_conversation();
         let mut chunks: Vec<(Dir, Vec<u8>)> = vec![(Dir::AtoB, [header.clone(), h2[0].1.clone()].concat())];
@@ -600,7 +600,7 @@ mod proxy_tests {
         let out = run(&borrowed);
         let ex = exchanges(&out);
         assert!(!ex.is_empty(), "{out:?}");
-        assert!(ex.iter().all(|e| e.proxied == Some("198.51.100.9:41000".parse().unwrap())));
+        assert!(ex.iter().all(|e| e.proxied.as_deref().copied() == Some("198.51.100.9:41000".parse().unwrap())));
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn exchange(key: Key, p: &Pending, resp_ts: Option<u64>, (req, resp): (u64, u64)
         opened_us: None,
         interface: p.interface,
         points: p.points,
-        tunnel: p.tunnel,
+        tunnel: p.tunnel.map(Box::new),
         proxied: None,
         client: key.client,
         server: key.server,

@@ -35,11 +35,12 @@ pub struct Exchange {
     pub interface: u32,
     /// How many capture interfaces carried copies of it (unrewritten: same addresses).
     pub points: u8,
-    /// The tunnel a copy of it was captured in.
-    pub tunnel: Option<Tunnel>,
+    /// The tunnel a copy of it was captured in. Boxed, as `proxied`: both are rare, and every
+    /// exchange crosses from a shard's thread to the joiner's, where its size is read cold.
+    pub tunnel: Option<Box<Tunnel>>,
     /// The real client, when a PROXY protocol header before the request named one (`client` is
     /// then the load balancer that sent it).
-    pub proxied: Option<SocketAddr>,
+    pub proxied: Option<Box<SocketAddr>>,
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// The request's first byte.
@@ -80,7 +81,7 @@ impl Exchange {
             opened_us: Some(info.life.opened_us),
             interface: info.interface,
             points: info.points,
-            tunnel: info.tunnel,
+            tunnel: info.tunnel.map(Box::new),
             proxied: None,
             client,
             server,

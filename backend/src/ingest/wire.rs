@@ -201,7 +201,7 @@ mod tests {
             interface: 1,
             points: 2,
             tunnel: None,
-            proxied: Some("10.0.0.9:4000".parse().unwrap()),
+            proxied: Some(Box::new("10.0.0.9:4000".parse().unwrap())),
             client: "10.0.0.1:40000".parse().unwrap(),
             server: "[fd00::2]:80".parse().unwrap(),
             ts_us: 1_700_000_000_000_000,

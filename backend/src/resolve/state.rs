@@ -464,14 +464,16 @@ impl ClusterState {
 
     fn lookup(&self, ip: IpAddr, port: u16, as_destination: bool, at: Option<u64>) -> Endpoint {
         let mut ep = Endpoint::unknown(ip, port);
-        let service = if as_destination { self.service(ip, port) } else { None };
+        // A pod's address is the pod's, whatever else it is: the Service is looked for only when
+        // no pod holds the address (most destinations are pods).
+        let service = || if as_destination { self.service(ip, port) } else { None };
         if let Some(pod) = self.owner(ip, at) {
             ep.kind = EndpointKind::Pod;
             ep.name = Some(pod.name.clone());
             ep.namespace = Some(pod.namespace.clone());
             ep.workload = pod.workload.clone();
             ep.node = pod.node.clone();
-        } else if let Some(svc) = service {
+        } else if let Some(svc) = service() {
             ep.kind = EndpointKind::Service;
             ep.name = Some(svc.name.clone());
             ep.namespace = Some(svc.namespace.clone());

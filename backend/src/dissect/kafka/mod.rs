@@ -225,7 +225,7 @@ impl Kafka {
             request_size: w.size,
             response_size: answer.map_or(0, |a| a.1),
         };
-        let mut ex = Exchange::on(info, info.endpoints(self.client), timing, Detail::Kafka(w.exchange));
+        let mut ex = Exchange::on(info, info.endpoints(self.client), timing, Detail::Kafka(Box::new(w.exchange)));
         ex.seq = Some(w.seq);
         ex
     }
