@@ -76,8 +76,8 @@ pub(super) fn run(
     std::thread::scope(|scope| {
         // Room for 16 batches (~32k frames, ~20 MB more RSS) between stages: three threads
         // share two cores, and a stage the scheduler left out for a time slice should not stop
-        // the others. Against 4, lower median wall in three noisy series, each within the noise
-        // (BENCHMARKS.md, session 30): check again on a quiet machine.
+        // the others. Against 4: lower median wall in three noisy series in session 30, no
+        // difference the noise let through on a quieter day in session 31 (BENCHMARKS.md).
         let (meta_tx, meta_rx) = sync_channel::<Meta>(32);
         let mut lanes = Vec::new();
         let mut made_rxs = Vec::new();
