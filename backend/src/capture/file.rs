@@ -219,6 +219,7 @@ impl<'a> Frames<'a> {
         let Some(data) = bytes.get(start..start + caplen as usize) else {
             return self.damaged(format!("packet of {caplen} bytes, {} left", bytes.len().saturating_sub(start)));
         };
+        super::prefetch::file_ahead(&bytes[self.pos..], 16 + data.len());
         self.pos = start + caplen as usize;
         let iface = self.pcap.as_ref().expect("set above");
         let ts_us = u64::from(sec) * 1_000_000 + iface.micros(u64::from(frac));

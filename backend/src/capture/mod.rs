@@ -6,6 +6,7 @@ pub mod link;
 pub mod live;
 mod order;
 mod pcapng;
+mod prefetch;
 pub mod write;
 
 pub use file::{CaptureError, CaptureFile};

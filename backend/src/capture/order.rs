@@ -26,6 +26,10 @@ pub const MARGIN_US: u64 = 20_000;
 /// goes out early rather than memory growing with the capture's rate.
 pub const MAX_HELD: usize = 1 << 18;
 
+/// How many frames behind the one taken in its interface's queue are asked for (`prefetch`):
+/// they were pushed thousands of frames ago, and the caches have let them go.
+const AHEAD: usize = 8;
+
 /// One interface's frames read but not handed out, in the file's order, and the newest time it
 /// has shown (`None`: declared, no frame yet).
 struct Queue<T> {
@@ -148,7 +152,12 @@ impl<T> Reorder<T> {
     fn take(&mut self, q: usize) -> T {
         self.held -= 1;
         self.front = None;
-        self.queues[q].frames.pop_front().expect("the queue front() found").1
+        let frames = &mut self.queues[q].frames;
+        let out = frames.pop_front().expect("the queue front() found").1;
+        if let Some(later) = frames.get(AHEAD) {
+            super::prefetch::prefetch(later);
+        }
+        out
     }
 }
 
