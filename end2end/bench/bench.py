@@ -18,7 +18,7 @@ import time
 
 
 def run(cmd, stdout=subprocess.DEVNULL):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout text or None)."""
+    """Runs cmd; returns (wall seconds, CPU seconds, peak RSS in MiB, stdout text or None)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL)
     out = proc.stdout.read() if stdout == subprocess.PIPE else None
@@ -26,7 +26,8 @@ def run(cmd, stdout=subprocess.DEVNULL):
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024, out.decode() if out is not None else None
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, out.decode() if out is not None else None
 
 
 def count_lines(cmd, keep=lambda line: True):
@@ -42,7 +43,8 @@ def count_answered_http(cmd):
 
 
 def time_format(a, cap, cluster):
-    """Interleaved runs of every tool on one capture: (times, peak RSS, the summary podtap printed)."""
+    """Interleaved runs of every tool on one capture: (wall times, CPU times, peak RSS, the summary
+    podtap printed)."""
     podtap = [a.podtap, "analyze", cap, "--cluster", cluster, "--format", "summary"]
     tools = {
         "tcpdump -r FILE -w /dev/null": ["tcpdump", "-r", cap, "-w", "/dev/null"],
@@ -51,30 +53,33 @@ def time_format(a, cap, cluster):
         "podtap analyze --format summary --per-interface": podtap + ["--per-interface"],
     }
     times = {name: [] for name in tools}
+    cpus = {name: [] for name in tools}
     rss = {name: 0.0 for name in tools}
     summaries = []
     run(tools["tcpdump -r FILE -w /dev/null"])  # warm the page cache for everyone
     for _ in range(a.runs):  # interleaved, so drift in the machine hits every tool alike
         for name, cmd in tools.items():
-            wall, peak, out = run(cmd, subprocess.PIPE if "podtap" in name else subprocess.DEVNULL)
+            wall, cpu, peak, out = run(cmd, subprocess.PIPE if "podtap" in name else subprocess.DEVNULL)
             times[name].append(wall)
+            cpus[name].append(cpu)
             rss[name] = max(rss[name], peak)
             if out and "--per-interface" not in name:
                 summaries.append(out)
     if len(set(summaries)) != 1:
         raise SystemExit(f"{cap}: podtap's summaries differ between its runs (threads or not)")
-    return times, rss, json.loads(summaries[0])
+    return times, cpus, rss, json.loads(summaries[0])
 
 
-def report(a, cap, times, rss):
+def report(a, cap, times, cpus, rss):
     size_mb = os.path.getsize(cap) / 1e6
     base = statistics.median(times["tcpdump -r FILE -w /dev/null"])
     print(f"Capture: {size_mb:.0f} MB, {cap}\n")
-    print("| tool | median wall time | vs tcpdump | MB/s | peak RSS |")
-    print("|---|---|---|---|---|")
+    print("| tool | median wall time | vs tcpdump | MB/s | median CPU time | peak RSS |")
+    print("|---|---|---|---|---|---|")
     for name in times:
         m = statistics.median(times[name])
-        print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {rss[name]:.0f} MiB |")
+        cpu = statistics.median(cpus[name])
+        print(f"| `{name}` | {m:.2f} s | {m / base:.2f}× | {size_mb / m:.0f} | {cpu:.2f} s | {rss[name]:.0f} MiB |")
     print(f"\nRuns: {a.runs} interleaved. podtap's peak RSS includes the capture's mapped pages "
           "(file-backed, reclaimable).\n")
 
@@ -92,11 +97,11 @@ def main():
     for path in [cap, f"{a.dir}/capture.pcap"]:
         if not os.path.exists(path):
             continue
-        times, rss, s = time_format(a, path, cluster)
+        times, cpus, rss, s = time_format(a, path, cluster)
         if summary is not None and s != summary:
             raise SystemExit(f"{path}: podtap's summary differs from the pcapng's")
         summary = s
-        report(a, path, times, rss)
+        report(a, path, times, cpus, rss)
     # Counted after the timed runs and streamed: a parent holding gigabytes would inflate every
     # later child's peak RSS (a forked child starts with the parent's pages).
     # One record per observation here: each request counts once per veth it crossed, as tshark sees it.
@@ -104,7 +109,7 @@ def main():
     tshark = ["tshark", "-r", cap, "-Y", "http.request", "-T", "fields", "-e", "frame.number"]
     tshark_times, tshark_rss = [], 0.0
     for _ in range(a.tshark_runs):
-        wall, peak, _ = run(tshark)
+        wall, _, peak, _ = run(tshark)
         tshark_times.append(wall)
         tshark_rss = max(tshark_rss, peak)
     tshark_count = count_lines(tshark) if a.tshark_runs else None  # --tshark-runs 0: not run

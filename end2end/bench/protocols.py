@@ -15,7 +15,7 @@ import os
 import statistics
 import subprocess
 
-from bench import run  # (wall seconds, peak RSS in MiB, stdout): the file benchmark's timer
+from bench import run  # (wall seconds, CPU seconds, peak RSS in MiB, stdout): the file benchmark's timer
 
 # The capture, the kind podtap gives its requests, and tshark's display filter for them.
 CAPTURES = [
@@ -62,7 +62,7 @@ def main():
         rss = 0.0
         for _ in range(a.runs):
             for name, cmd in tools.items():
-                wall, peak, _ = run(cmd)
+                wall, _, peak, _ = run(cmd)
                 times[name].append(wall)
                 if name == "podtap":
                     rss = max(rss, peak)
