@@ -219,7 +219,6 @@ impl<'a> Frames<'a> {
         let Some(data) = bytes.get(start..start + caplen as usize) else {
             return self.damaged(format!("packet of {caplen} bytes, {} left", bytes.len().saturating_sub(start)));
         };
-        super::prefetch::file_ahead(&bytes[self.pos..], 16 + data.len());
         self.pos = start + caplen as usize;
         let iface = self.pcap.as_ref().expect("set above");
         let ts_us = u64::from(sec) * 1_000_000 + iface.micros(u64::from(frac));
@@ -261,27 +260,37 @@ impl<'a> Frames<'a> {
         }
         let bytes: &'a [u8] = &self.file.bytes;
         self.file.populate_ahead(self.pos, &mut self.present);
-        match self.file.format {
+        let from = self.pos;
+        let next = match self.file.format {
             Format::Pcap { big, nanos } => self.next_pcap(big, nanos),
-            Format::PcapNg => loop {
-                if self.pos == bytes.len() {
-                    self.done = true;
-                    return None;
-                }
-                match self.walker.next(&bytes[self.pos..]) {
-                    Ok((step, len)) => {
-                        self.pos += len;
-                        if let Step::Packet { interface, ts_raw, data } = step {
-                            let Some(iface) = self.walker.interfaces.get(interface as usize) else {
-                                self.pos -= len;
-                                return self.damaged(format!("packet on undeclared interface {interface}"));
-                            };
-                            return Some(Ok(Frame { ts_us: iface.micros(ts_raw), interface, link: iface.link, data }));
-                        }
+            Format::PcapNg => self.next_pcapng(),
+        };
+        // The bytes a little further on start loading now, as many as this frame spanned.
+        super::prefetch::file_ahead(&bytes[from..], self.pos - from);
+        next
+    }
+
+    /// The next packet block's frame, past the other blocks.
+    fn next_pcapng(&mut self) -> Option<Result<Frame<'a>, CaptureError>> {
+        let bytes: &'a [u8] = &self.file.bytes;
+        loop {
+            if self.pos == bytes.len() {
+                self.done = true;
+                return None;
+            }
+            match self.walker.next(&bytes[self.pos..]) {
+                Ok((step, len)) => {
+                    self.pos += len;
+                    if let Step::Packet { interface, ts_raw, data } = step {
+                        let Some(iface) = self.walker.interfaces.get(interface as usize) else {
+                            self.pos -= len;
+                            return self.damaged(format!("packet on undeclared interface {interface}"));
+                        };
+                        return Some(Ok(Frame { ts_us: iface.micros(ts_raw), interface, link: iface.link, data }));
                     }
-                    Err(reason) => return self.damaged(reason),
                 }
-            },
+                Err(reason) => return self.damaged(reason),
+            }
         }
     }
 }

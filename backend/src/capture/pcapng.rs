@@ -72,7 +72,6 @@ impl Walker {
         }
         let block =
             rest.get(..len).ok_or_else(|| format!("block of type {kind:#x} needs {len} bytes, {} left", rest.len()))?;
-        super::prefetch::file_ahead(rest, len);
         if o.u32(block, len - 4) != Some(len as u32) {
             return Err(format!("block of type {kind:#x}: trailing length differs"));
         }

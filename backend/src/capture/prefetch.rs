@@ -25,7 +25,7 @@ pub fn prefetch<T: ?Sized>(at: &T) {
 }
 
 /// Asks for the `len` bytes that lie `FILE_AHEAD` past the start of `rest` (the file from the
-/// frame being read on): as many lines as this frame spans, so the hints keep pace with the reading.
+/// frame just read on, `len` its span): the hints keep pace with the reading.
 #[inline]
 pub fn file_ahead(rest: &[u8], len: usize) {
     for at in (FILE_AHEAD..FILE_AHEAD + len).step_by(64) {
